@@ -1,0 +1,116 @@
+"""Connect to a chain: the in-process eth-tester chain, the embedded node, or any JSON-RPC URL.
+
+Everything above this module talks to a plain :class:`web3.Web3`; nothing depends on which
+backend is behind it, and nothing uses node-managed accounts (transactions are signed locally,
+see :mod:`chain.sender`).
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
+from eth_utils import function_signature_to_4byte_selector
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.providers.eth_tester.defaults import API_ENDPOINTS
+from web3.types import RPCEndpoint, RPCResponse
+
+from chain.accounts import DEV_ACCOUNT_COUNT, DEV_MNEMONIC
+
+IN_PROCESS = "in-process"
+
+# Generous gas limit so large batches fit in one block on the local chain.
+_GENESIS_GAS_LIMIT = 60_000_000
+
+
+def new_tester() -> EthereumTester:
+    """A fresh py-evm chain whose funded accounts are the development mnemonic's."""
+    backend = PyEVMBackend.from_mnemonic(
+        DEV_MNEMONIC,
+        num_accounts=DEV_ACCOUNT_COUNT,
+        hd_path="m/44'/60'/0'/0",
+        genesis_parameters=PyEVMBackend.generate_genesis_params(
+            overrides={"gas_limit": _GENESIS_GAS_LIMIT}
+        ),
+    )
+    return EthereumTester(backend)
+
+
+class _Reverted(Exception):
+    """Internal: a call reverted with ``data`` (hex). Not a TransactionFailed on purpose."""
+
+    def __init__(self, data: str) -> None:
+        super().__init__(data)
+        self.data = data
+
+
+def _revert_hex(exc: TransactionFailed) -> str:
+    """eth-tester reports revert data as bytes, a bytes literal in a str, or a reason string."""
+    raw: Any = exc.args[0] if exc.args else b""
+    if isinstance(raw, Exception):
+        raw = raw.args[0] if raw.args else b""
+    if isinstance(raw, str) and raw.startswith(("b'", 'b"')):
+        raw = ast.literal_eval(raw)
+    if isinstance(raw, str):  # a plain reason: encode it the way Solidity does
+        raw = function_signature_to_4byte_selector("Error(string)") + abi_encode(["string"], [raw])
+    return "0x" + bytes(raw).hex()
+
+
+def _keep_revert_data(delegator: Any) -> Any:
+    def call(eth_tester: EthereumTester, params: Any) -> Any:
+        try:
+            return delegator(eth_tester, params)
+        except TransactionFailed as exc:
+            raise _Reverted(_revert_hex(exc)) from None
+
+    return call
+
+
+class TesterProvider(EthereumTesterProvider):
+    """web3's eth-tester provider, answering reverts the way a JSON-RPC node does.
+
+    web3 7's provider turns a reverted ``eth_call`` / ``eth_estimateGas`` into a string and
+    loses the revert data, so custom errors cannot be decoded. Here they come back as a JSON-RPC
+    error (code 3, ``data`` = selector + arguments), exactly as from anvil or Besu, so the
+    rest of the chain layer has one code path for every backend.
+    """
+
+    def __init__(self, tester: EthereumTester) -> None:
+        endpoints = {ns: dict(fns) for ns, fns in API_ENDPOINTS.items()}
+        endpoints["eth"]["call"] = _keep_revert_data(endpoints["eth"]["call"])
+        endpoints["eth"]["estimateGas"] = _keep_revert_data(endpoints["eth"]["estimateGas"])
+        super().__init__(tester, api_endpoints=endpoints)
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return super().make_request(method, params)
+        except _Reverted as exc:
+            return {
+                "jsonrpc": "2.0",
+                "id": self._current_request_id,
+                "error": {"code": 3, "message": "execution reverted", "data": exc.data},
+            }
+
+
+def in_process(tester: EthereumTester | None = None) -> Web3:
+    """Web3 over an in-process eth-tester chain (fastest; what most tests use)."""
+    return Web3(TesterProvider(tester or new_tester()))
+
+
+def http(url: str, timeout_s: float = 30.0) -> Web3:
+    """Web3 over HTTP JSON-RPC (the embedded node, anvil, Besu...)."""
+    return Web3(HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+
+
+def connect(rpc: str | None, timeout_s: float = 30.0) -> Web3:
+    """``None`` or ``"in-process"`` gives a fresh in-process chain; anything else is a URL."""
+    if rpc is None or rpc == IN_PROCESS:
+        return in_process()
+    return http(rpc, timeout_s)
+
+
+def is_in_process(w3: Web3) -> bool:
+    return isinstance(w3.provider, EthereumTesterProvider)

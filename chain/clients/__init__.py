@@ -1,0 +1,1 @@
+"""Typed clients, one per contract family, over :class:`chain.sender.Transactor`."""

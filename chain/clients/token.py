@@ -1,0 +1,133 @@
+"""Typed client for the digital-cash family: the wallet registry and the DigitalCash token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.manifest import Manifest
+from chain.sender import Transactor, TxResult
+
+UNLIMITED = 2**256 - 1
+
+
+class Kind(IntEnum):
+    """Mirrors ``IWalletRegistry.Kind``."""
+
+    NONE = 0
+    PERSONAL = 1
+    MERCHANT = 2
+    INSTITUTION = 3
+
+
+@dataclass(frozen=True)
+class TierLimits:
+    balance_cap: int
+    payment_cap: int
+    daily_cap: int
+
+
+@dataclass(frozen=True)
+class WalletInfo:
+    address: str
+    kind: Kind
+    tier: int
+    frozen: bool
+    category: int
+    identity_hash: bytes
+    cap_exempt: bool
+    limits: TierLimits | None
+
+    @property
+    def registered(self) -> bool:
+        return self.kind != Kind.NONE
+
+
+class CashClient:
+    """Every call of the token family; writes take the signing account explicitly."""
+
+    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
+        self.w3 = w3
+        self.manifest = manifest
+        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
+        self.registry = manifest.contract(w3, "WalletRegistry")
+        self.cash = manifest.contract(w3, "DigitalCash")
+
+    # -- registry --------------------------------------------------------------------------
+
+    def register(
+        self, signer: LocalAccount, wallet: str, kind: Kind, tier: int, category: int, identity_hash: bytes
+    ) -> TxResult:
+        fn = self.registry.functions.register(wallet, int(kind), tier, category, identity_hash)
+        return self.tx.transact(signer, fn)
+
+    def set_tier(self, signer: LocalAccount, wallet: str, tier: int) -> TxResult:
+        return self.tx.transact(signer, self.registry.functions.setTier(wallet, tier))
+
+    def freeze(self, signer: LocalAccount, wallet: str) -> TxResult:
+        return self.tx.transact(signer, self.registry.functions.freeze(wallet))
+
+    def unfreeze(self, signer: LocalAccount, wallet: str) -> TxResult:
+        return self.tx.transact(signer, self.registry.functions.unfreeze(wallet))
+
+    def set_tier_limits(self, signer: LocalAccount, tier: int, limits: TierLimits) -> TxResult:
+        fn = self.registry.functions.setTierLimits(tier, limits.balance_cap, limits.payment_cap, limits.daily_cap)
+        return self.tx.transact(signer, fn)
+
+    def grant_cap_exemption(self, signer: LocalAccount, wallet: str) -> TxResult:
+        role = self.registry.functions.CAP_EXEMPT_ROLE().call()
+        return self.tx.transact(signer, self.registry.functions.grantRole(role, wallet))
+
+    def tier_limits(self, tier: int) -> TierLimits:
+        b, p, d = self.tx.call(self.registry.functions.tierLimits(tier))
+        return TierLimits(b, p, d)
+
+    def wallet(self, address: str) -> WalletInfo:
+        kind, tier, frozen, category, identity_hash = self.tx.call(self.registry.functions.walletOf(address))
+        registered, _, exempt, (b, p, d) = self.tx.call(self.registry.functions.policyOf(address))
+        return WalletInfo(
+            address=address,
+            kind=Kind(kind),
+            tier=tier,
+            frozen=frozen,
+            category=category,
+            identity_hash=bytes(identity_hash),
+            cap_exempt=exempt,
+            limits=TierLimits(b, p, d) if registered else None,
+        )
+
+    # -- cash ------------------------------------------------------------------------------
+
+    def mint(self, signer: LocalAccount, to: str, amount_fen: int) -> TxResult:
+        return self.tx.transact(signer, self.cash.functions.mint(to, amount_fen))
+
+    def redeem(self, signer: LocalAccount, holder: str, amount_fen: int) -> TxResult:
+        """Burn ``amount_fen`` from ``holder``, who must have approved ``signer`` (the issuer)."""
+        return self.tx.transact(signer, self.cash.functions.redeem(holder, amount_fen))
+
+    def approve(self, holder: LocalAccount, spender: str, amount_fen: int) -> TxResult:
+        return self.tx.transact(holder, self.cash.functions.approve(spender, amount_fen))
+
+    def transfer(self, sender: LocalAccount, to: str, amount_fen: int) -> TxResult:
+        return self.tx.transact(sender, self.cash.functions.transfer(to, amount_fen))
+
+    def pause(self, signer: LocalAccount) -> TxResult:
+        return self.tx.transact(signer, self.cash.functions.pause())
+
+    def unpause(self, signer: LocalAccount) -> TxResult:
+        return self.tx.transact(signer, self.cash.functions.unpause())
+
+    def balance_of(self, address: str) -> int:
+        return int(self.tx.call(self.cash.functions.balanceOf(address)))
+
+    def total_supply(self) -> int:
+        return int(self.tx.call(self.cash.functions.totalSupply()))
+
+    def spent_today(self, address: str) -> int:
+        return int(self.tx.call(self.cash.functions.spentToday(address)))
+
+    def paused(self) -> bool:
+        return bool(self.tx.call(self.cash.functions.paused()))

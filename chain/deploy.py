@@ -1,0 +1,114 @@
+"""Deploy every contract family present and write the manifest.
+
+Families are deployed in order by the steps in :data:`FAMILIES`; each step deploys its
+contracts, wires roles and records them in the manifest. Later families append a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.accounts import dev_account
+from chain.compiler import CompileResult, compile_contracts
+from chain.errors import ErrorDecoder
+from chain.exceptions import ManifestError
+from chain.manifest import Deployed, Manifest, runtime_hash
+from chain.sender import Transactor
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Who holds which role. The deployer is the admin of every contract."""
+
+    deployer: LocalAccount
+    operator: str  # registers wallets, issues and redeems cash
+    regulator: str  # freezes wallets, pauses the system
+
+    @classmethod
+    def local(cls) -> Roles:
+        """Development accounts 0 (deployer/admin), 1 (operator), 2 (regulator)."""
+        return cls(dev_account(0), dev_account(1).address, dev_account(2).address)
+
+
+class Deployment:
+    """The state a family step works with: the transactor, the artifacts, the manifest so far."""
+
+    def __init__(self, w3: Web3, roles: Roles, compiled: CompileResult) -> None:
+        self.w3 = w3
+        self.roles = roles
+        self.compiled = compiled
+        self.tx = Transactor(w3, ErrorDecoder(a.abi for a in compiled.artifacts.values()))
+        self.manifest = Manifest(chain_id=w3.eth.chain_id, block=w3.eth.block_number, deployer=roles.deployer.address)
+
+    def deploy(self, name: str, *args: Any) -> Any:
+        art = self.compiled[name]
+        result = self.tx.deploy(self.roles.deployer, art.abi, art.bytecode, *args)
+        address = result.receipt["contractAddress"]
+        code = bytes(self.w3.eth.get_code(address))
+        self.manifest.contracts[name] = Deployed(address, art.abi, art.source, runtime_hash(code))
+        return self.w3.eth.contract(address=address, abi=art.abi)
+
+    def grant(self, contract: Any, role_name: str, account: str) -> None:
+        role = contract.functions[role_name]().call()
+        self.tx.transact(self.roles.deployer, contract.functions.grantRole(role, account))
+
+
+def _deploy_token(d: Deployment) -> None:
+    registry = d.deploy("WalletRegistry", d.roles.deployer.address)
+    cash = d.deploy("DigitalCash", registry.address, d.roles.deployer.address)
+    d.grant(registry, "REGISTRAR_ROLE", d.roles.operator)
+    d.grant(registry, "REGULATOR_ROLE", d.roles.regulator)
+    d.grant(cash, "ISSUER_ROLE", d.roles.operator)
+    d.grant(cash, "REGULATOR_ROLE", d.roles.regulator)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    contracts: tuple[str, ...]
+    step: Callable[[Deployment], None]
+
+
+# In deployment order; later issues append their families here.
+FAMILIES: list[Family] = [
+    Family("token", ("WalletRegistry", "DigitalCash"), _deploy_token),
+]
+
+
+def deploy_all(w3: Web3, roles: Roles | None = None, compiled: CompileResult | None = None) -> Manifest:
+    """Deploy every family to ``w3`` and return the manifest (not saved)."""
+    roles = roles or Roles.local()
+    d = Deployment(w3, roles, compiled or compile_contracts())
+    for family in FAMILIES:
+        family.step(d)
+    d.manifest.block = w3.eth.block_number
+    d.manifest.roles = {
+        "admin": roles.deployer.address,
+        "operator": roles.operator,
+        "regulator": roles.regulator,
+    }
+    return d.manifest
+
+
+def deploy_or_reuse(w3: Web3, out: Path, *, fresh: bool = False, roles: Roles | None = None) -> tuple[Manifest, bool]:
+    """Reuse the manifest at ``out`` when it describes live contracts on this chain; else deploy.
+
+    Returns the manifest and whether it was reused.
+    """
+    expected = {c for f in FAMILIES for c in f.contracts}
+    if not fresh and out.exists():
+        try:
+            existing = Manifest.load(out)
+        except ManifestError:
+            existing = None
+        if existing is not None and existing.is_live_on(w3) and set(existing.contracts) >= expected:
+            return existing, True
+    manifest = deploy_all(w3, roles)
+    manifest.save(out)
+    return manifest, False

@@ -1,0 +1,240 @@
+"""Build, sign locally, send and await transactions; turn reverts into ContractError.
+
+Nothing here uses node-managed accounts (``eth_sendTransaction``): a permissioned network such
+as Besu has none, so every transaction is signed with a local key and sent raw.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.types import TxParams, TxReceipt
+
+from chain.errors import ErrorDecoder
+from chain.events import Event, EventDecoder
+from chain.exceptions import NodeUnavailable, TransactionTimeout
+
+GAS_MARGIN = 1.25
+
+
+class NonceManager:
+    """Hands out nonces per sender; safe for concurrent senders in one process.
+
+    One lock per address is held from nonce assignment until the node accepted (or refused) the
+    raw transaction, so two threads never sign the same nonce; the counter starts from the node's
+    pending count and is re-read after any failed send, so a refused transaction leaves no gap.
+    """
+
+    def __init__(self, w3: Web3) -> None:
+        self._w3 = w3
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._next: dict[str, int] = {}
+
+    @contextmanager
+    def reserve(self, address: str) -> Iterator[int]:
+        with self._guard:
+            lock = self._locks.setdefault(address, threading.Lock())
+        with lock:
+            nonce = self._next.get(address)
+            if nonce is None:
+                nonce = self._w3.eth.get_transaction_count(address, "pending")  # type: ignore[arg-type]
+            try:
+                yield nonce
+            except BaseException:
+                self._next.pop(address, None)  # unknown outcome: ask the node next time
+                raise
+            self._next[address] = nonce + 1
+
+    def forget(self, address: str) -> None:
+        self._next.pop(address, None)
+
+
+@dataclass(frozen=True)
+class SentTx:
+    tx_hash: str
+    nonce: int
+    sender: str
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined, successful transaction and its decoded events."""
+
+    tx_hash: str
+    receipt: TxReceipt
+    events: list[Event]
+
+    @property
+    def block_number(self) -> int:
+        return int(self.receipt["blockNumber"])
+
+    @property
+    def gas_used(self) -> int:
+        return int(self.receipt["gasUsed"])
+
+    def named(self, name: str) -> list[Event]:
+        return [e for e in self.events if e.name == name]
+
+
+class Transactor:
+    """Sends contract calls signed by local accounts and waits for them.
+
+    ``confirmations`` blocks must follow the receipt's block before it counts (0 on a local
+    chain; a few on a network with probabilistic finality, 0 again on QBFT's immediate finality).
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        errors: ErrorDecoder,
+        events: EventDecoder | None = None,
+        *,
+        confirmations: int = 0,
+        receipt_timeout_s: float = 120.0,
+        poll_interval_s: float = 0.05,
+        priority_fee_wei: int = 0,
+    ) -> None:
+        self.w3 = w3
+        self.errors = errors
+        self.events = events or EventDecoder(w3)
+        self.nonces = NonceManager(w3)
+        self.confirmations = confirmations
+        self.receipt_timeout_s = receipt_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self.priority_fee_wei = priority_fee_wei
+        self._chain_id: int | None = None
+
+    # -- public API ------------------------------------------------------------------------
+
+    def transact(self, account: LocalAccount, fn: ContractFunction, *, gas: int | None = None) -> TxResult:
+        """Estimate, sign, send and wait; raises ContractError when the contract refuses."""
+        sent = self.send(account, fn, gas=gas)
+        return self.wait(sent.tx_hash)
+
+    def send(self, account: LocalAccount, fn: ContractFunction, *, gas: int | None = None) -> SentTx:
+        """Estimate, sign and send; returns as soon as the node accepted the transaction."""
+        tx: TxParams = {"from": account.address}
+        with _node_errors():
+            if gas is None:
+                gas = self._estimate(fn, tx)
+            tx = fn.build_transaction({**tx, "gas": gas, "nonce": 0, **self._fees(), "chainId": self.chain_id})
+        return self.send_raw(account, tx)
+
+    def deploy(self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> TxResult:
+        """Deploy a contract; the result's receipt carries ``contractAddress``."""
+        factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
+        ctor = factory.constructor(*args)
+        with _node_errors():
+            try:
+                gas = int(self.w3.eth.estimate_gas(ctor._get_transaction({"from": account.address})) * GAS_MARGIN)
+            except ContractLogicError as exc:
+                raise self.errors.decode(_revert_data(exc)) from None
+            tx = ctor.build_transaction(
+                {"from": account.address, "gas": gas, "nonce": 0, **self._fees(), "chainId": self.chain_id}
+            )
+        return self.wait(self.send_raw(account, tx).tx_hash)
+
+    def send_raw(self, account: LocalAccount, tx: TxParams) -> SentTx:
+        """Sign ``tx`` with the next nonce of ``account`` and send it."""
+        with self.nonces.reserve(account.address) as nonce:
+            signed = account.sign_transaction({**tx, "nonce": nonce})
+            with _node_errors():
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        return SentTx("0x" + bytes(tx_hash).hex(), nonce, account.address)
+
+    def wait(self, tx_hash: str) -> TxResult:
+        """Wait for the receipt (and confirmations); a reverted receipt raises ContractError."""
+        receipt = self.receipt(tx_hash, timeout_s=self.receipt_timeout_s)
+        if receipt is None:
+            raise TransactionTimeout(tx_hash, self.receipt_timeout_s)
+        if receipt["status"] != 1:
+            raise self._replay_revert(tx_hash, receipt)
+        return TxResult(tx_hash, receipt, self.events.decode_receipt(receipt))
+
+    def receipt(self, tx_hash: str, timeout_s: float = 0.0) -> TxReceipt | None:
+        """The receipt once mined and confirmed, or None after ``timeout_s`` (0: look once)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with _node_errors():
+                try:
+                    receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                except TransactionNotFound:
+                    receipt = None
+                if receipt is not None and (
+                    self.confirmations == 0
+                    or self.w3.eth.block_number - receipt["blockNumber"] >= self.confirmations
+                ):
+                    return receipt
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(self.poll_interval_s)
+
+    def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
+        """A read-only call whose custom errors are decoded like a transaction's."""
+        with _node_errors():
+            try:
+                return fn.call(block_identifier=block)
+            except ContractLogicError as exc:
+                raise self.errors.decode(_revert_data(exc)) from None
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            with _node_errors():
+                self._chain_id = self.w3.eth.chain_id
+        return self._chain_id
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _estimate(self, fn: ContractFunction, tx: TxParams) -> int:
+        try:
+            return int(fn.estimate_gas(tx) * GAS_MARGIN)
+        except ContractLogicError as exc:
+            raise self.errors.decode(_revert_data(exc)) from None
+
+    def _fees(self) -> dict[str, int]:
+        base = self.w3.eth.get_block("latest").get("baseFeePerGas")
+        if base is None:  # a pre-London or free-gas network: legacy pricing
+            return {"gasPrice": self.w3.eth.gas_price}
+        return {"maxFeePerGas": 2 * base + self.priority_fee_wei, "maxPriorityFeePerGas": self.priority_fee_wei}
+
+    def _replay_revert(self, tx_hash: str, receipt: TxReceipt) -> Exception:
+        """Re-run a reverted transaction as a call on its parent block to read the revert data."""
+        tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
+        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"], "value": tx["value"]}
+        try:
+            self.w3.eth.call(call, receipt["blockNumber"] - 1)
+        except ContractLogicError as exc:
+            return self.errors.decode(_revert_data(exc), tx_hash=tx_hash)
+        return self.errors.decode(None, tx_hash=tx_hash)
+
+
+def _revert_data(exc: ContractLogicError) -> str | None:
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return data
+    if isinstance(data, dict):  # some nodes nest it
+        inner = data.get("data")
+        return inner if isinstance(inner, str) else None
+    return None
+
+
+@contextmanager
+def _node_errors() -> Iterator[None]:
+    """Connection failures become NodeUnavailable, so callers can tell 'down' from 'refused'."""
+    try:
+        yield
+    except (requests.ConnectionError, requests.Timeout, ConnectionError) as exc:
+        raise NodeUnavailable(f"JSON-RPC node unavailable: {exc}") from exc

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {IWalletRegistry} from "./IWalletRegistry.sol";
+
+/// @title DigitalCash
+/// @notice Permissioned, fen-denominated digital cash (2 decimals). Only registered, unfrozen
+/// wallets send or receive; the tier caps of the wallet registry apply to every movement, mints,
+/// redemptions and movements made by other contracts included, because they all pass `_update`.
+/// @dev Invariants: totalSupply == sum of balances (OpenZeppelin ERC20); no non-exempt wallet
+/// ends a movement above its balance cap, sends more than its payment cap in one movement, or
+/// sends more than its daily cap within one Beijing-time calendar day.
+contract DigitalCash is ERC20, AccessControl, Pausable {
+    // ----------------------------------------------------------------------------------------
+    // Errors
+    // ----------------------------------------------------------------------------------------
+
+    /// @dev `wallet` is not registered in the wallet registry.
+    error WalletNotRegistered(address wallet);
+    /// @dev `wallet` is frozen by the regulator.
+    error WalletFrozen(address wallet);
+    /// @dev The movement would leave `wallet` holding `balanceAfter`, above its tier's `cap`.
+    error TierBalanceCapExceeded(address wallet, uint256 cap, uint256 balanceAfter);
+    /// @dev `wallet` tried to send `amount` in one payment, above its tier's `cap`.
+    error TierPaymentCapExceeded(address wallet, uint256 cap, uint256 amount);
+    /// @dev The movement would bring `wallet`'s outgoing total today to `spentAfter`, above `cap`.
+    error TierDailyCapExceeded(address wallet, uint256 cap, uint256 spentAfter);
+    /// @dev Amounts must be positive.
+    error ZeroAmount();
+
+    // ----------------------------------------------------------------------------------------
+    // Events
+    // ----------------------------------------------------------------------------------------
+
+    /// @dev The issuer created `amount` fen in `to`.
+    event Issued(address indexed to, uint256 amount, address indexed issuer);
+    /// @dev The issuer redeemed (destroyed) `amount` fen from `from`.
+    event Redeemed(address indexed from, uint256 amount, address indexed issuer);
+
+    // ----------------------------------------------------------------------------------------
+    // Roles and storage
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Mints and redeems.
+    bytes32 public constant ISSUER_ROLE = keccak256("ISSUER_ROLE");
+    /// @notice Pauses and unpauses every movement.
+    bytes32 public constant REGULATOR_ROLE = keccak256("REGULATOR_ROLE");
+
+    /// @dev Days start at midnight Beijing time (UTC+8), as a wallet holder would expect.
+    uint256 private constant _DAY_OFFSET = 8 hours;
+
+    struct DailySpend {
+        uint64 day;
+        uint192 spent;
+    }
+
+    /// @notice The registry that decides who may take part and with which limits.
+    IWalletRegistry public immutable registry;
+
+    mapping(address wallet => DailySpend) private _daily;
+
+    /// @param registry_ The wallet registry.
+    /// @param admin Holds DEFAULT_ADMIN_ROLE (grants the issuer and regulator roles).
+    constructor(IWalletRegistry registry_, address admin) ERC20("Xiangcheng Digital Yuan", "XCNY") {
+        registry = registry_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /// @notice Two decimals: amounts are in fen.
+    function decimals() public pure override returns (uint8) {
+        return 2;
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Issuer
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Create `amount` fen in the registered wallet `to`.
+    function mint(address to, uint256 amount) external onlyRole(ISSUER_ROLE) {
+        if (amount == 0) revert ZeroAmount();
+        _mint(to, amount);
+        emit Issued(to, amount, msg.sender);
+    }
+
+    /// @notice Redeem `amount` fen held by `from`, which must have approved the issuer for it.
+    function redeem(address from, uint256 amount) external onlyRole(ISSUER_ROLE) {
+        if (amount == 0) revert ZeroAmount();
+        _spendAllowance(from, msg.sender, amount);
+        _burn(from, amount);
+        emit Redeemed(from, amount, msg.sender);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Regulator
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Stop every movement of cash.
+    function pause() external onlyRole(REGULATOR_ROLE) {
+        _pause();
+    }
+
+    /// @notice Resume movements.
+    function unpause() external onlyRole(REGULATOR_ROLE) {
+        _unpause();
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Views
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice What `wallet` has sent today (Beijing time), in fen.
+    function spentToday(address wallet) public view returns (uint256) {
+        DailySpend memory d = _daily[wallet];
+        return d.day == _today() ? d.spent : 0;
+    }
+
+    /// @notice The current day number (days since the epoch, Beijing time).
+    function today() external view returns (uint256) {
+        return _today();
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // The one place every movement passes
+    // ----------------------------------------------------------------------------------------
+
+    /// @dev Mints (from == 0), burns (to == 0) and transfers all come here. Checks first, then
+    /// the balance update, then the receiver's cap against the new balance.
+    function _update(address from, address to, uint256 value) internal override whenNotPaused {
+        if (from != address(0)) {
+            IWalletRegistry.Policy memory sender = _admitted(from);
+            if (to != address(0) && !sender.capExempt) _chargeOutgoing(from, sender.limits, value);
+        }
+        IWalletRegistry.Policy memory receiver;
+        if (to != address(0)) receiver = _admitted(to);
+
+        super._update(from, to, value);
+
+        if (to != address(0) && !receiver.capExempt) {
+            uint256 balanceAfter = balanceOf(to);
+            if (balanceAfter > receiver.limits.balanceCap) {
+                revert TierBalanceCapExceeded(to, receiver.limits.balanceCap, balanceAfter);
+            }
+        }
+    }
+
+    function _admitted(address wallet) private view returns (IWalletRegistry.Policy memory policy) {
+        policy = registry.policyOf(wallet);
+        if (!policy.registered) revert WalletNotRegistered(wallet);
+        if (policy.frozen) revert WalletFrozen(wallet);
+    }
+
+    /// @dev Redemptions (to == 0) are not payments and do not count toward the caps.
+    function _chargeOutgoing(address from, IWalletRegistry.TierLimits memory limits, uint256 value) private {
+        if (value > limits.paymentCap) revert TierPaymentCapExceeded(from, limits.paymentCap, value);
+        uint64 day = _today();
+        DailySpend memory d = _daily[from];
+        uint256 spentAfter = (d.day == day ? uint256(d.spent) : 0) + value;
+        if (spentAfter > limits.dailyCap) revert TierDailyCapExceeded(from, limits.dailyCap, spentAfter);
+        // An unlimited tier may exceed uint192 in theory; saturate rather than wrap, the
+        // figure only matters against a cap, and capped tiers are far below 2**192.
+        _daily[from] = DailySpend(day, spentAfter > type(uint192).max ? type(uint192).max : uint192(spentAfter));
+    }
+
+    function _today() private view returns (uint64) {
+        return uint64((block.timestamp + _DAY_OFFSET) / 1 days);
+    }
+}

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IWalletRegistry} from "./IWalletRegistry.sol";
+
+/// @title WalletRegistry
+/// @notice Who may hold and move digital cash: registered wallets with a tier (1 to 4), a kind,
+/// a merchant category code for merchants and an identity hash (never the identity in clear).
+/// The regulator freezes and unfreezes wallets; the admin changes tier limits.
+/// @dev Invariants: a wallet is registered at most once; its kind never changes; tier is always
+/// in 1..4 for a registered wallet; merchants, and only merchants, carry a non-zero category.
+contract WalletRegistry is AccessControl, IWalletRegistry {
+    // ----------------------------------------------------------------------------------------
+    // Errors
+    // ----------------------------------------------------------------------------------------
+
+    /// @dev `wallet` is not registered.
+    error WalletNotRegistered(address wallet);
+    /// @dev `wallet` is registered already.
+    error WalletAlreadyRegistered(address wallet);
+    /// @dev `wallet` is frozen by the regulator.
+    error WalletFrozen(address wallet);
+    /// @dev `wallet` is not frozen, so it cannot be unfrozen.
+    error WalletNotFrozen(address wallet);
+    /// @dev The zero address cannot be registered.
+    error WalletZeroAddress();
+    /// @dev `tier` is outside 1..4.
+    error InvalidTier(uint8 tier);
+    /// @dev `kind` is not one of Personal, Merchant, Institution.
+    error InvalidKind(uint8 kind);
+    /// @dev Merchants need a non-zero category code; other kinds must use 0.
+    error InvalidCategory(Kind kind, uint16 category);
+    /// @dev The identity hash must not be zero.
+    error ZeroIdentityHash();
+    /// @dev Tier limits must satisfy paymentCap <= dailyCap.
+    error InvalidTierLimits(uint8 tier, uint256 paymentCap, uint256 dailyCap);
+
+    // ----------------------------------------------------------------------------------------
+    // Events
+    // ----------------------------------------------------------------------------------------
+
+    /// @dev A wallet was registered.
+    event WalletRegistered(
+        address indexed wallet, Kind kind, uint8 tier, uint16 category, bytes32 identityHash
+    );
+    /// @dev A wallet moved to another tier.
+    event WalletTierChanged(address indexed wallet, uint8 previousTier, uint8 newTier);
+    /// @dev The regulator froze a wallet.
+    event Frozen(address indexed wallet, address indexed regulator);
+    /// @dev The regulator unfroze a wallet.
+    event Unfrozen(address indexed wallet, address indexed regulator);
+    /// @dev The admin changed the limits of a tier.
+    event TierLimitsChanged(uint8 indexed tier, uint256 balanceCap, uint256 paymentCap, uint256 dailyCap);
+
+    // ----------------------------------------------------------------------------------------
+    // Roles and storage
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Registers wallets and changes their tier (the operator).
+    bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
+    /// @notice Freezes and unfreezes wallets.
+    bytes32 public constant REGULATOR_ROLE = keccak256("REGULATOR_ROLE");
+    /// @notice Held by the contracts of other families that keep funds in their own address:
+    /// registered institution wallets exempt from tier caps. Granted explicitly, with an event.
+    bytes32 public constant CAP_EXEMPT_ROLE = keccak256("CAP_EXEMPT_ROLE");
+
+    uint256 private constant _UNLIMITED = type(uint256).max;
+
+    struct Wallet {
+        Kind kind;
+        uint8 tier;
+        bool frozen;
+        uint16 category;
+        bytes32 identityHash;
+    }
+
+    mapping(address wallet => Wallet) private _wallets;
+    mapping(uint8 tier => TierLimits) private _tiers;
+
+    /// @param admin Holds DEFAULT_ADMIN_ROLE: grants roles and changes tier limits.
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        // Public e-CNY wallet classes, in fen (1 yuan = 100 fen).
+        _setTierLimits(1, _UNLIMITED, _UNLIMITED, _UNLIMITED);
+        _setTierLimits(2, 500_000_00, 50_000_00, 100_000_00);
+        _setTierLimits(3, 20_000_00, 5_000_00, 10_000_00);
+        _setTierLimits(4, 10_000_00, 2_000_00, 5_000_00);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Registrar
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Register `wallet` with a kind, a tier, a merchant category (merchants only) and
+    /// the hash of the holder's identity.
+    function register(address wallet, Kind kind, uint8 tier, uint16 category, bytes32 identityHash)
+        external
+        onlyRole(REGISTRAR_ROLE)
+    {
+        if (wallet == address(0)) revert WalletZeroAddress();
+        if (_wallets[wallet].kind != Kind.None) revert WalletAlreadyRegistered(wallet);
+        if (kind == Kind.None) revert InvalidKind(uint8(kind));
+        _checkTier(tier);
+        if ((kind == Kind.Merchant) != (category != 0)) revert InvalidCategory(kind, category);
+        if (identityHash == bytes32(0)) revert ZeroIdentityHash();
+
+        _wallets[wallet] = Wallet({kind: kind, tier: tier, frozen: false, category: category, identityHash: identityHash});
+        emit WalletRegistered(wallet, kind, tier, category, identityHash);
+    }
+
+    /// @notice Move a registered `wallet` to another tier (after more identity checks, say).
+    function setTier(address wallet, uint8 tier) external onlyRole(REGISTRAR_ROLE) {
+        Wallet storage w = _registered(wallet);
+        _checkTier(tier);
+        uint8 previous = w.tier;
+        w.tier = tier;
+        emit WalletTierChanged(wallet, previous, tier);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Regulator
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Freeze `wallet`: it can neither send nor receive until unfrozen.
+    function freeze(address wallet) external onlyRole(REGULATOR_ROLE) {
+        Wallet storage w = _registered(wallet);
+        if (w.frozen) revert WalletFrozen(wallet);
+        w.frozen = true;
+        emit Frozen(wallet, msg.sender);
+    }
+
+    /// @notice Unfreeze a frozen `wallet`.
+    function unfreeze(address wallet) external onlyRole(REGULATOR_ROLE) {
+        Wallet storage w = _registered(wallet);
+        if (!w.frozen) revert WalletNotFrozen(wallet);
+        w.frozen = false;
+        emit Unfrozen(wallet, msg.sender);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Admin
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Change the limits of `tier`, in fen; `type(uint256).max` means no limit.
+    function setTierLimits(uint8 tier, uint256 balanceCap, uint256 paymentCap, uint256 dailyCap)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _checkTier(tier);
+        _setTierLimits(tier, balanceCap, paymentCap, dailyCap);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Views
+    // ----------------------------------------------------------------------------------------
+
+    /// @inheritdoc IWalletRegistry
+    function policyOf(address wallet) external view returns (Policy memory policy) {
+        Wallet storage w = _wallets[wallet];
+        policy.registered = w.kind != Kind.None;
+        policy.frozen = w.frozen;
+        policy.capExempt = hasRole(CAP_EXEMPT_ROLE, wallet);
+        if (policy.registered) policy.limits = _tiers[w.tier];
+    }
+
+    /// @inheritdoc IWalletRegistry
+    function isRegistered(address wallet) external view returns (bool) {
+        return _wallets[wallet].kind != Kind.None;
+    }
+
+    /// @inheritdoc IWalletRegistry
+    function isFrozen(address wallet) external view returns (bool) {
+        return _wallets[wallet].frozen;
+    }
+
+    /// @inheritdoc IWalletRegistry
+    function kindOf(address wallet) external view returns (Kind) {
+        return _wallets[wallet].kind;
+    }
+
+    /// @inheritdoc IWalletRegistry
+    function categoryOf(address wallet) external view returns (uint16) {
+        return _wallets[wallet].category;
+    }
+
+    /// @notice The full record of `wallet` (zeroes when not registered).
+    function walletOf(address wallet)
+        external
+        view
+        returns (Kind kind, uint8 tier, bool frozen, uint16 category, bytes32 identityHash)
+    {
+        Wallet storage w = _wallets[wallet];
+        return (w.kind, w.tier, w.frozen, w.category, w.identityHash);
+    }
+
+    /// @notice The limits of `tier`, in fen.
+    function tierLimits(uint8 tier) external view returns (TierLimits memory) {
+        _checkTier(tier);
+        return _tiers[tier];
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Internal
+    // ----------------------------------------------------------------------------------------
+
+    function _registered(address wallet) private view returns (Wallet storage w) {
+        w = _wallets[wallet];
+        if (w.kind == Kind.None) revert WalletNotRegistered(wallet);
+    }
+
+    function _checkTier(uint8 tier) private pure {
+        if (tier < 1 || tier > 4) revert InvalidTier(tier);
+    }
+
+    function _setTierLimits(uint8 tier, uint256 balanceCap, uint256 paymentCap, uint256 dailyCap) private {
+        if (paymentCap > dailyCap) revert InvalidTierLimits(tier, paymentCap, dailyCap);
+        _tiers[tier] = TierLimits(balanceCap, paymentCap, dailyCap);
+        emit TierLimitsChanged(tier, balanceCap, paymentCap, dailyCap);
+    }
+}

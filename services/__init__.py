@@ -1,0 +1,1 @@
+"""FastAPI services: the operator API and the hard-wallet gateway (later issues)."""

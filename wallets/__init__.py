@@ -1,0 +1,1 @@
+"""Keystores, soft wallets and the hard-wallet (secure element) simulator (later issues)."""

@@ -1,0 +1,42 @@
+# The two commands: `make run` (the main job) and `make test` (the whole suite).
+# Both create .venv and install the npm packages when they are missing or stale.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_VENV := $(VENV)/.stamp-deps
+STAMP_NPM := node_modules/.stamp-npm
+
+.PHONY: run test deps lint format bench clean
+
+run: deps
+	$(PY) scripts/run.py
+
+test: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+deps: $(STAMP_VENV) $(STAMP_NPM)
+
+$(STAMP_VENV): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: deps
+	$(PY) -m ruff check chain services wallets scripts tests
+	$(PY) -m ruff format --check chain services wallets scripts tests
+
+format: deps
+	$(PY) -m ruff format chain services wallets scripts tests
+	$(PY) -m ruff check --fix chain services wallets scripts tests
+
+bench: deps
+	$(PY) scripts/bench_token.py
+
+clean:
+	rm -rf build var .pytest_cache

@@ -1,0 +1,110 @@
+"""Command line of the chain layer.
+
+    python -m chain compile                      compile (or reuse the cached artifacts)
+    python -m chain node --host 127.0.0.1 --port 8545
+    python -m chain deploy --rpc URL --out PATH [--fresh]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from chain.paths import VAR_DIR
+
+DEFAULT_RPC = "http://127.0.0.1:8545"
+
+
+def _compile(_: argparse.Namespace) -> int:
+    from chain.compiler import compile_contracts
+    from chain.exceptions import CompilationError
+
+    try:
+        result = compile_contracts()
+    except CompilationError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    state = "cached" if result.from_cache else "compiled"
+    print(f"{state}: {', '.join(sorted(result.artifacts))} -> {result.cache_file}")
+    return 0
+
+
+def _node(args: argparse.Namespace) -> int:
+    from chain.node import make_server
+
+    server = make_server(args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"xcpay embedded node (eth-tester) listening on http://{host}:{port}", flush=True)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the close
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        server.server_close()
+        print("xcpay embedded node stopped", flush=True)
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from eth_account import Account
+
+    from chain.accounts import dev_account
+    from chain.backends import connect
+    from chain.deploy import Roles, deploy_or_reuse
+    from chain.exceptions import ChainError
+
+    w3 = connect(args.rpc)
+    if not w3.is_connected():
+        print(f"error: no JSON-RPC node answers at {args.rpc}", file=sys.stderr)
+        return 2
+    key = os.environ.get("XCPAY_DEPLOYER_KEY")
+    deployer = Account.from_key(key) if key else dev_account(0)
+    local = Roles.local()
+    roles = Roles(deployer, args.operator or local.operator, args.regulator or local.regulator)
+    try:
+        manifest, reused = deploy_or_reuse(w3, Path(args.out), fresh=args.fresh, roles=roles)
+    except ChainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    verb = "reused" if reused else "deployed"
+    print(f"{verb} on chain {manifest.chain_id} (block {manifest.block}), manifest {args.out}")
+    for name, d in manifest.contracts.items():
+        print(f"  {name:<16} {d.address}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chain", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("compile", help="compile the contracts (cached by source hash)").set_defaults(func=_compile)
+
+    node = sub.add_parser("node", help="serve an eth-tester chain over HTTP JSON-RPC")
+    node.add_argument("--host", default="127.0.0.1")
+    node.add_argument("--port", type=int, default=8545)
+    node.set_defaults(func=_node)
+
+    deploy = sub.add_parser("deploy", help="deploy every contract family and write the manifest")
+    deploy.add_argument("--rpc", default=os.environ.get("XCPAY_RPC_URL", DEFAULT_RPC))
+    deploy.add_argument("--out", default=os.environ.get("XCPAY_MANIFEST", str(VAR_DIR / "manifest.json")))
+    deploy.add_argument("--fresh", action="store_true", help="deploy anew even if the manifest is live")
+    deploy.add_argument("--operator", help="address given the registrar and issuer roles")
+    deploy.add_argument("--regulator", help="address given the regulator roles")
+    deploy.set_defaults(func=_deploy)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

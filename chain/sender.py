@@ -60,6 +60,11 @@ class NonceManager:
     def forget(self, address: str) -> None:
         self._next.pop(address, None)
 
+    def reset(self) -> None:
+        """Forget every cached nonce (after a chain snapshot is reverted, say)."""
+        with self._guard:
+            self._next.clear()
+
 
 @dataclass(frozen=True)
 class SentTx:

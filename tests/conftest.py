@@ -1,0 +1,88 @@
+"""Shared fixtures: one in-process chain per session, deployed once, reverted to a snapshot per test."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain import devtools
+from chain.accounts import dev_account
+from chain.backends import in_process
+from chain.clients.token import CashClient, Kind
+from chain.compiler import CompileResult, compile_contracts
+from chain.deploy import deploy_all
+from chain.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class Actors:
+    """Named by role, as the tests read. All are funded development accounts (they pay gas)."""
+
+    admin: LocalAccount
+    operator: LocalAccount
+    regulator: LocalAccount
+    alice: LocalAccount
+    bob: LocalAccount
+    carol: LocalAccount
+    gym: LocalAccount
+    outsider: LocalAccount
+
+
+def identity(name: str) -> bytes:
+    return hashlib.sha256(f"id:{name}".encode()).digest()
+
+
+@pytest.fixture(scope="session")
+def compiled() -> CompileResult:
+    return compile_contracts()
+
+
+@pytest.fixture(scope="session")
+def actors() -> Actors:
+    return Actors(*(dev_account(i) for i in range(8)))
+
+
+@pytest.fixture(scope="session")
+def _session_chain(compiled: CompileResult) -> tuple[Web3, Manifest]:
+    w3 = in_process()
+    return w3, deploy_all(w3, compiled=compiled)
+
+
+@pytest.fixture(scope="session")
+def w3(_session_chain: tuple[Web3, Manifest]) -> Web3:
+    return _session_chain[0]
+
+
+@pytest.fixture(scope="session")
+def manifest(_session_chain: tuple[Web3, Manifest]) -> Manifest:
+    return _session_chain[1]
+
+
+@pytest.fixture(scope="session")
+def cash(w3: Web3, manifest: Manifest) -> CashClient:
+    return CashClient(w3, manifest)
+
+
+@pytest.fixture(autouse=False)
+def fresh(w3: Web3, cash: CashClient) -> Iterator[None]:
+    """Revert the session chain to where it was before the test."""
+    snap = devtools.snapshot(w3)
+    yield
+    devtools.revert(w3, snap)
+    cash.tx.nonces.reset()
+
+
+@pytest.fixture
+def registered(fresh: None, cash: CashClient, actors: Actors) -> Actors:
+    """alice (tier 3), bob (tier 4), carol (tier 2) personal; gym a merchant (tier 2, MCC 7997)."""
+    op = actors.operator
+    cash.register(op, actors.alice.address, Kind.PERSONAL, 3, 0, identity("alice"))
+    cash.register(op, actors.bob.address, Kind.PERSONAL, 4, 0, identity("bob"))
+    cash.register(op, actors.carol.address, Kind.PERSONAL, 2, 0, identity("carol"))
+    cash.register(op, actors.gym.address, Kind.MERCHANT, 2, 7997, identity("gym"))
+    return actors

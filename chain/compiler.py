@@ -84,7 +84,8 @@ def _sources(contracts_dir: Path) -> dict[str, str]:
     files = sorted(contracts_dir.rglob("*.sol"))
     if not files:
         raise CompilationError(f"no Solidity sources under {contracts_dir}")
-    return {f.relative_to(PROJECT_ROOT).as_posix(): f.read_text() for f in files}
+    # Source names read "contracts/<family>/<Name>.sol" wherever the tree is.
+    return {(Path(contracts_dir.name) / f.relative_to(contracts_dir)).as_posix(): f.read_text() for f in files}
 
 
 def _standard_input(sources: dict[str, str]) -> dict[str, Any]:

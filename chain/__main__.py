@@ -1,8 +1,8 @@
 """Command line of the chain layer.
 
-    python -m chain compile                      compile (or reuse the cached artifacts)
-    python -m chain node --host 127.0.0.1 --port 8545
-    python -m chain deploy --rpc URL --out PATH [--fresh]
+python -m chain compile                      compile (or reuse the cached artifacts)
+python -m chain node --host 127.0.0.1 --port 8545
+python -m chain deploy --rpc URL --out PATH [--fresh]
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("compile", help="compile the contracts (cached by source hash)").set_defaults(func=_compile)
+    sub.add_parser("compile", help="compile the contracts (cached by source hash)").set_defaults(
+        func=_compile
+    )
 
     node = sub.add_parser("node", help="serve an eth-tester chain over HTTP JSON-RPC")
     node.add_argument("--host", default="127.0.0.1")

@@ -32,9 +32,7 @@ def new_tester() -> EthereumTester:
         DEV_MNEMONIC,
         num_accounts=DEV_ACCOUNT_COUNT,
         hd_path="m/44'/60'/0'/0",
-        genesis_parameters=PyEVMBackend.generate_genesis_params(
-            overrides={"gas_limit": _GENESIS_GAS_LIMIT}
-        ),
+        genesis_parameters=PyEVMBackend.generate_genesis_params(overrides={"gas_limit": _GENESIS_GAS_LIMIT}),
     )
     return EthereumTester(backend)
 

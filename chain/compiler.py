@@ -85,7 +85,9 @@ def _sources(contracts_dir: Path) -> dict[str, str]:
     if not files:
         raise CompilationError(f"no Solidity sources under {contracts_dir}")
     # Source names read "contracts/<family>/<Name>.sol" wherever the tree is.
-    return {(Path(contracts_dir.name) / f.relative_to(contracts_dir)).as_posix(): f.read_text() for f in files}
+    return {
+        (Path(contracts_dir.name) / f.relative_to(contracts_dir)).as_posix(): f.read_text() for f in files
+    }
 
 
 def _standard_input(sources: dict[str, str]) -> dict[str, Any]:
@@ -96,9 +98,7 @@ def _standard_input(sources: dict[str, str]) -> dict[str, Any]:
             "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
             "evmVersion": EVM_VERSION,
             "remappings": REMAPPINGS,
-            "outputSelection": {
-                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
-            },
+            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
         },
     }
 
@@ -144,7 +144,9 @@ def compile_contracts(
             continue  # OpenZeppelin dependencies: not ours to deploy
         for name, out in contracts.items():
             if name in artifacts:
-                raise CompilationError(f"two contracts named {name}: {artifacts[name]['source']} and {source}")
+                raise CompilationError(
+                    f"two contracts named {name}: {artifacts[name]['source']} and {source}"
+                )
             artifacts[name] = {
                 "name": name,
                 "source": source,

@@ -44,7 +44,9 @@ class Deployment:
         self.roles = roles
         self.compiled = compiled
         self.tx = Transactor(w3, ErrorDecoder(a.abi for a in compiled.artifacts.values()))
-        self.manifest = Manifest(chain_id=w3.eth.chain_id, block=w3.eth.block_number, deployer=roles.deployer.address)
+        self.manifest = Manifest(
+            chain_id=w3.eth.chain_id, block=w3.eth.block_number, deployer=roles.deployer.address
+        )
 
     def deploy(self, name: str, *args: Any) -> Any:
         art = self.compiled[name]
@@ -96,7 +98,9 @@ def deploy_all(w3: Web3, roles: Roles | None = None, compiled: CompileResult | N
     return d.manifest
 
 
-def deploy_or_reuse(w3: Web3, out: Path, *, fresh: bool = False, roles: Roles | None = None) -> tuple[Manifest, bool]:
+def deploy_or_reuse(
+    w3: Web3, out: Path, *, fresh: bool = False, roles: Roles | None = None
+) -> tuple[Manifest, bool]:
     """Reuse the manifest at ``out`` when it describes live contracts on this chain; else deploy.
 
     Returns the manifest and whether it was reused.

@@ -37,7 +37,11 @@ class ErrorDecoder:
                 continue
             types = [collapse_if_tuple(i) for i in entry.get("inputs", [])]
             selector = function_signature_to_4byte_selector(f"{entry['name']}({','.join(types)})")
-            self._errors[selector] = (entry["name"], types, [i.get("name", "") for i in entry.get("inputs", [])])
+            self._errors[selector] = (
+                entry["name"],
+                types,
+                [i.get("name", "") for i in entry.get("inputs", [])],
+            )
 
     def known(self, name: str) -> bool:
         return any(n == name for n, _, _ in self._errors.values())
@@ -56,7 +60,8 @@ class ErrorDecoder:
             values = abi_decode(types, raw[4:])
         except Exception:  # malformed payload: keep the raw data rather than guessing
             return ContractError(name, (hexdata,), ("data",), hexdata, tx_hash)
-        values = tuple(to_checksum_address(v) if t == "address" else v for t, v in zip(types, values))
+        pairs = zip(types, values, strict=True)
+        values = tuple(to_checksum_address(v) if t == "address" else v for t, v in pairs)
         return ContractError(name, values, tuple(names), hexdata, tx_hash)
 
     def encode_expected(self, name: str, *args: Any) -> str:

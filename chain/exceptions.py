@@ -65,7 +65,7 @@ class ContractError(ChainError):
         """Human-readable form, e.g. ``WalletFrozen(wallet=0xAbc...)``."""
         parts = [
             f"{n}={_fmt(v)}" if n else _fmt(v)
-            for n, v in zip(self.arg_names or ("",) * len(self.args_tuple), self.args_tuple)
+            for n, v in zip(self.arg_names or ("",) * len(self.args_tuple), self.args_tuple, strict=False)
         ]
         return f"{self.name}({', '.join(parts)})"
 
@@ -73,7 +73,7 @@ class ContractError(ChainError):
     def args_dict(self) -> dict[str, Any]:
         """Arguments by name (positional names ``arg0``... when the ABI does not name them)."""
         names = self.arg_names or tuple(f"arg{i}" for i in range(len(self.args_tuple)))
-        return dict(zip(names, self.args_tuple))
+        return dict(zip(names, self.args_tuple, strict=False))
 
 
 def _fmt(value: Any) -> str:

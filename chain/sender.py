@@ -134,7 +134,9 @@ class Transactor:
         with _node_errors():
             if gas is None:
                 gas = self._estimate(fn, tx)
-            tx = fn.build_transaction({**tx, "gas": gas, "nonce": 0, **self._fees(), "chainId": self.chain_id})
+            tx = fn.build_transaction(
+                {**tx, "gas": gas, "nonce": 0, **self._fees(), "chainId": self.chain_id}
+            )
         return self.send_raw(account, tx)
 
     def deploy(self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> TxResult:
@@ -143,7 +145,9 @@ class Transactor:
         ctor = factory.constructor(*args)
         with _node_errors():
             try:
-                gas = int(self.w3.eth.estimate_gas(ctor._get_transaction({"from": account.address})) * GAS_MARGIN)
+                gas = int(
+                    self.w3.eth.estimate_gas(ctor._get_transaction({"from": account.address})) * GAS_MARGIN
+                )
             except ContractLogicError as exc:
                 raise self.errors.decode(_revert_data(exc)) from None
             tx = ctor.build_transaction(
@@ -213,12 +217,21 @@ class Transactor:
         base = self.w3.eth.get_block("latest").get("baseFeePerGas")
         if base is None:  # a pre-London or free-gas network: legacy pricing
             return {"gasPrice": self.w3.eth.gas_price}
-        return {"maxFeePerGas": 2 * base + self.priority_fee_wei, "maxPriorityFeePerGas": self.priority_fee_wei}
+        return {
+            "maxFeePerGas": 2 * base + self.priority_fee_wei,
+            "maxPriorityFeePerGas": self.priority_fee_wei,
+        }
 
     def _replay_revert(self, tx_hash: str, receipt: TxReceipt) -> Exception:
         """Re-run a reverted transaction as a call on its parent block to read the revert data."""
         tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
-        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"], "value": tx["value"]}
+        call: TxParams = {
+            "from": tx["from"],
+            "to": tx["to"],
+            "data": tx["input"],
+            "gas": tx["gas"],
+            "value": tx["value"],
+        }
         try:
             self.w3.eth.call(call, receipt["blockNumber"] - 1)
         except ContractLogicError as exc:

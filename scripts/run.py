@@ -27,7 +27,7 @@ def wait_for_node(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: flo
         if proc is not None and proc.poll() is not None:
             raise SystemExit(f"the embedded node exited with code {proc.returncode}")
         try:
-            w3.eth.block_number
+            _ = w3.eth.block_number
             return
         except Exception:
             time.sleep(0.2)

@@ -86,3 +86,25 @@ def registered(fresh: None, cash: CashClient, actors: Actors) -> Actors:
     cash.register(op, actors.carol.address, Kind.PERSONAL, 2, 0, identity("carol"))
     cash.register(op, actors.gym.address, Kind.MERCHANT, 2, 7997, identity("gym"))
     return actors
+
+
+# Hypothesis profiles: a fixed-seed fast one for `make test`, a deeper one for audits
+# (HYPOTHESIS_PROFILE=audit).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "fast",
+    max_examples=6,
+    stateful_step_count=20,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "audit",
+    max_examples=300,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "fast"))

@@ -28,7 +28,7 @@ def wait_for_rpc(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.
         if proc.poll() is not None:
             raise RuntimeError(f"node process exited with {proc.returncode}")
         try:
-            w3.eth.block_number
+            _ = w3.eth.block_number
             return
         except Exception:
             time.sleep(0.1)

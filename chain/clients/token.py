@@ -74,7 +74,9 @@ class CashClient:
         return self.tx.transact(signer, self.registry.functions.unfreeze(wallet))
 
     def set_tier_limits(self, signer: LocalAccount, tier: int, limits: TierLimits) -> TxResult:
-        fn = self.registry.functions.setTierLimits(tier, limits.balance_cap, limits.payment_cap, limits.daily_cap)
+        fn = self.registry.functions.setTierLimits(
+            tier, limits.balance_cap, limits.payment_cap, limits.daily_cap
+        )
         return self.tx.transact(signer, fn)
 
     def grant_cap_exemption(self, signer: LocalAccount, wallet: str) -> TxResult:

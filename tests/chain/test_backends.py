@@ -76,7 +76,9 @@ def test_mined_revert_is_decoded_from_the_receipt(chain: tuple[Web3, CashClient]
     _, cash = chain
     stranger = dev_account(9).address
     fn = cash.cash.functions.mint(stranger, 1)
-    err = assert_reverts(lambda: cash.tx.transact(dev_account(1), fn, gas=150_000), "WalletNotRegistered", stranger)
+    err = assert_reverts(
+        lambda: cash.tx.transact(dev_account(1), fn, gas=150_000), "WalletNotRegistered", stranger
+    )
     assert err.tx_hash is not None  # it was mined, with status 0
 
 
@@ -127,7 +129,9 @@ def test_deploy_cli_reuses_a_live_manifest_and_redeploys_with_fresh(tmp_path: Pa
         assert "reused" in second.stdout
         assert json.loads(out.read_text())["contracts"] == manifest["contracts"]
 
-        third = subprocess.run([*cmd, "--fresh"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+        third = subprocess.run(
+            [*cmd, "--fresh"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        )
         assert "deployed" in third.stdout
         fresh = Manifest.load(out)
         assert fresh.address("DigitalCash") != manifest["contracts"]["DigitalCash"]["address"]
@@ -137,8 +141,12 @@ def test_deploy_cli_reuses_a_live_manifest_and_redeploys_with_fresh(tmp_path: Pa
 def test_manifest_of_a_vanished_chain_is_not_reused(tmp_path: Path) -> None:
     out = tmp_path / "manifest.json"
     with embedded_node() as url:
-        subprocess.run([sys.executable, "-m", "chain", "deploy", "--rpc", url, "--out", str(out)], check=True,
-                       cwd=PROJECT_ROOT, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "chain", "deploy", "--rpc", url, "--out", str(out)],
+            check=True,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+        )
     with embedded_node() as url:  # a new chain: same chain id, no code at the old addresses...
         w3 = http(url)
         old = Manifest.load(out)
@@ -152,7 +160,9 @@ def test_deploy_cli_reports_an_unreachable_node(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = subprocess.run(
         [sys.executable, "-m", "chain", "deploy", "--rpc", url, "--out", str(tmp_path / "m.json")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert "no JSON-RPC node answers" in done.stderr

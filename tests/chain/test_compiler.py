@@ -31,7 +31,9 @@ def test_changed_source_misses_the_cache(tmp_path: Path) -> None:
     src = tmp_path / "contracts"
     (src / "x").mkdir(parents=True)
     file = src / "x" / "Tiny.sol"
-    file.write_text("// SPDX-License-Identifier: MIT\npragma solidity 0.8.30;\ncontract Tiny { uint256 public a; }\n")
+    file.write_text(
+        "// SPDX-License-Identifier: MIT\npragma solidity 0.8.30;\ncontract Tiny { uint256 public a; }\n"
+    )
     first = compile_contracts(contracts_dir=src, build_dir=tmp_path / "build")
     file.write_text(file.read_text().replace("uint256 public a;", "uint256 public b;"))
     second = compile_contracts(contracts_dir=src, build_dir=tmp_path / "build")
@@ -43,7 +45,8 @@ def test_solidity_error_names_file_line_and_message(tmp_path: Path) -> None:
     src = tmp_path / "contracts"
     (src / "bad").mkdir(parents=True)
     (src / "bad" / "Broken.sol").write_text(
-        "// SPDX-License-Identifier: MIT\npragma solidity 0.8.30;\ncontract Broken {\n  function f() public { undefinedThing = 1; }\n}\n"
+        "// SPDX-License-Identifier: MIT\npragma solidity 0.8.30;\n"
+        "contract Broken {\n  function f() public { undefinedThing = 1; }\n}\n"
     )
     with pytest.raises(CompilationError) as info:
         compile_contracts(contracts_dir=src, build_dir=tmp_path / "build")

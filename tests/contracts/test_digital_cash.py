@@ -25,13 +25,19 @@ class TestMint:
     def test_issuer_mints_with_issued_event(self, registered: Actors, cash: CashClient) -> None:
         a = registered
         result = cash.mint(a.operator, a.alice.address, 12_345)
-        assert result.named("Issued")[0].args == {"to": a.alice.address, "amount": 12_345, "issuer": a.operator.address}
+        assert result.named("Issued")[0].args == {
+            "to": a.alice.address,
+            "amount": 12_345,
+            "issuer": a.operator.address,
+        }
         assert cash.balance_of(a.alice.address) == 12_345
         assert cash.total_supply() == 12_345
 
     def test_reverts_when_receiver_not_registered(self, registered: Actors, cash: CashClient) -> None:
         a = registered
-        assert_reverts(lambda: cash.mint(a.operator, a.outsider.address, 1), "WalletNotRegistered", a.outsider.address)
+        assert_reverts(
+            lambda: cash.mint(a.operator, a.outsider.address, 1), "WalletNotRegistered", a.outsider.address
+        )
 
     def test_reverts_when_receiver_frozen(self, registered: Actors, cash: CashClient) -> None:
         a = registered
@@ -68,19 +74,27 @@ class TestTransfer:
         a = registered
         cash.mint(a.operator, a.alice.address, 1_000_00)
         result = cash.transfer(a.alice, a.gym.address, 300_00)
-        assert result.named("Transfer")[0].args == {"from": a.alice.address, "to": a.gym.address, "value": 300_00}
+        assert result.named("Transfer")[0].args == {
+            "from": a.alice.address,
+            "to": a.gym.address,
+            "value": 300_00,
+        }
         assert cash.balance_of(a.alice.address) == 700_00
         assert cash.balance_of(a.gym.address) == 300_00
         assert cash.spent_today(a.alice.address) == 300_00
 
     def test_reverts_when_sender_not_registered(self, registered: Actors, cash: CashClient) -> None:
         a = registered
-        assert_reverts(lambda: cash.transfer(a.outsider, a.alice.address, 1), "WalletNotRegistered", a.outsider.address)
+        assert_reverts(
+            lambda: cash.transfer(a.outsider, a.alice.address, 1), "WalletNotRegistered", a.outsider.address
+        )
 
     def test_reverts_when_recipient_not_registered(self, registered: Actors, cash: CashClient) -> None:
         a = registered
         cash.mint(a.operator, a.alice.address, 100)
-        assert_reverts(lambda: cash.transfer(a.alice, a.outsider.address, 1), "WalletNotRegistered", a.outsider.address)
+        assert_reverts(
+            lambda: cash.transfer(a.alice, a.outsider.address, 1), "WalletNotRegistered", a.outsider.address
+        )
 
     def test_reverts_when_sender_frozen(self, registered: Actors, cash: CashClient) -> None:
         a = registered
@@ -106,7 +120,11 @@ class TestTransfer:
         a = registered
         cash.mint(a.operator, a.alice.address, 100)
         assert_reverts(
-            lambda: cash.transfer(a.alice, a.bob.address, 101), "ERC20InsufficientBalance", a.alice.address, 100, 101
+            lambda: cash.transfer(a.alice, a.bob.address, 101),
+            "ERC20InsufficientBalance",
+            a.alice.address,
+            100,
+            101,
         )
 
     def test_reverts_when_payment_cap_exceeded(self, registered: Actors, cash: CashClient) -> None:
@@ -174,12 +192,16 @@ class TestCapExemptInstitution:
         cash.transfer(a.outsider, a.carol.address, 30_000_00)  # above tier 4 payment and daily caps
         assert cash.balance_of(a.outsider.address) == 20_000_00
 
-    def test_exempt_wallet_still_cannot_pay_an_unregistered_wallet(self, registered: Actors, cash: CashClient) -> None:
+    def test_exempt_wallet_still_cannot_pay_an_unregistered_wallet(
+        self, registered: Actors, cash: CashClient
+    ) -> None:
         a = registered
         cash.register(a.operator, a.outsider.address, Kind.INSTITUTION, 4, 0, identity("escrow"))
         cash.grant_cap_exemption(a.admin, a.outsider.address)
         cash.mint(a.operator, a.outsider.address, 100)
-        assert_reverts(lambda: cash.transfer(a.outsider, a.admin.address, 1), "WalletNotRegistered", a.admin.address)
+        assert_reverts(
+            lambda: cash.transfer(a.outsider, a.admin.address, 1), "WalletNotRegistered", a.admin.address
+        )
 
     def test_exemption_does_not_lift_the_recipient_cap(self, registered: Actors, cash: CashClient) -> None:
         a = registered
@@ -201,7 +223,11 @@ class TestRedeem:
         cash.mint(a.operator, a.alice.address, 500)
         cash.approve(a.alice, a.operator.address, 200)
         result = cash.redeem(a.operator, a.alice.address, 200)
-        assert result.named("Redeemed")[0].args == {"from": a.alice.address, "amount": 200, "issuer": a.operator.address}
+        assert result.named("Redeemed")[0].args == {
+            "from": a.alice.address,
+            "amount": 200,
+            "issuer": a.operator.address,
+        }
         assert cash.balance_of(a.alice.address) == 300
         assert cash.total_supply() == 300
         assert cash.spent_today(a.alice.address) == 0  # a redemption is not a payment
@@ -210,7 +236,11 @@ class TestRedeem:
         a = registered
         cash.mint(a.operator, a.alice.address, 500)
         assert_reverts(
-            lambda: cash.redeem(a.operator, a.alice.address, 1), "ERC20InsufficientAllowance", a.operator.address, 0, 1
+            lambda: cash.redeem(a.operator, a.alice.address, 1),
+            "ERC20InsufficientAllowance",
+            a.operator.address,
+            0,
+            1,
         )
 
     def test_reverts_when_holder_frozen(self, registered: Actors, cash: CashClient) -> None:

@@ -55,7 +55,9 @@ class TestRegister:
     def test_reverts_when_tier_invalid(self, fresh: None, cash: CashClient, actors: Actors) -> None:
         for tier in (0, 5):
             assert_reverts(
-                lambda t=tier: cash.register(actors.operator, actors.alice.address, Kind.PERSONAL, t, 0, identity("a")),
+                lambda t=tier: cash.register(
+                    actors.operator, actors.alice.address, Kind.PERSONAL, t, 0, identity("a")
+                ),
                 "InvalidTier",
                 tier,
             )
@@ -67,7 +69,9 @@ class TestRegister:
             0,
         )
 
-    def test_reverts_when_merchant_has_no_category(self, fresh: None, cash: CashClient, actors: Actors) -> None:
+    def test_reverts_when_merchant_has_no_category(
+        self, fresh: None, cash: CashClient, actors: Actors
+    ) -> None:
         assert_reverts(
             lambda: cash.register(actors.operator, actors.gym.address, Kind.MERCHANT, 2, 0, identity("g")),
             "InvalidCategory",
@@ -77,7 +81,9 @@ class TestRegister:
 
     def test_reverts_when_person_has_a_category(self, fresh: None, cash: CashClient, actors: Actors) -> None:
         assert_reverts(
-            lambda: cash.register(actors.operator, actors.alice.address, Kind.PERSONAL, 3, 5812, identity("a")),
+            lambda: cash.register(
+                actors.operator, actors.alice.address, Kind.PERSONAL, 3, 5812, identity("a")
+            ),
             "InvalidCategory",
             int(Kind.PERSONAL),
             5812,
@@ -91,10 +97,13 @@ class TestRegister:
 
     def test_reverts_when_wallet_is_zero_address(self, fresh: None, cash: CashClient, actors: Actors) -> None:
         assert_reverts(
-            lambda: cash.register(actors.operator, ZERO, Kind.PERSONAL, 3, 0, identity("a")), "WalletZeroAddress"
+            lambda: cash.register(actors.operator, ZERO, Kind.PERSONAL, 3, 0, identity("a")),
+            "WalletZeroAddress",
         )
 
-    def test_reverts_when_caller_is_not_registrar(self, fresh: None, cash: CashClient, actors: Actors) -> None:
+    def test_reverts_when_caller_is_not_registrar(
+        self, fresh: None, cash: CashClient, actors: Actors
+    ) -> None:
         for caller in (actors.regulator, actors.alice, actors.admin):
             assert_reverts(
                 lambda c=caller: cash.register(c, actors.bob.address, Kind.PERSONAL, 3, 0, identity("b")),
@@ -117,7 +126,9 @@ class TestSetTier:
     def test_reverts_when_wallet_not_registered(self, registered: Actors, cash: CashClient) -> None:
         a = registered
         assert_reverts(
-            lambda: cash.set_tier(a.operator, a.outsider.address, 2), "WalletNotRegistered", a.outsider.address
+            lambda: cash.set_tier(a.operator, a.outsider.address, 2),
+            "WalletNotRegistered",
+            a.outsider.address,
         )
 
     def test_reverts_when_caller_is_not_registrar(self, registered: Actors, cash: CashClient) -> None:
@@ -147,7 +158,9 @@ class TestFreeze:
 
     def test_reverts_when_unfreezing_a_wallet_not_frozen(self, registered: Actors, cash: CashClient) -> None:
         a = registered
-        assert_reverts(lambda: cash.unfreeze(a.regulator, a.alice.address), "WalletNotFrozen", a.alice.address)
+        assert_reverts(
+            lambda: cash.unfreeze(a.regulator, a.alice.address), "WalletNotFrozen", a.alice.address
+        )
 
     def test_reverts_when_wallet_not_registered(self, registered: Actors, cash: CashClient) -> None:
         a = registered
@@ -177,12 +190,23 @@ class TestSetTierLimits:
     def test_admin_changes_limits_with_event(self, fresh: None, cash: CashClient, actors: Actors) -> None:
         new = TierLimits(30_000_00, 6_000_00, 12_000_00)
         event = cash.set_tier_limits(actors.admin, 3, new).named("TierLimitsChanged")[0]
-        assert event.args == {"tier": 3, "balanceCap": 30_000_00, "paymentCap": 6_000_00, "dailyCap": 12_000_00}
+        assert event.args == {
+            "tier": 3,
+            "balanceCap": 30_000_00,
+            "paymentCap": 6_000_00,
+            "dailyCap": 12_000_00,
+        }
         assert cash.tier_limits(3) == new
 
-    def test_reverts_when_payment_cap_above_daily_cap(self, fresh: None, cash: CashClient, actors: Actors) -> None:
+    def test_reverts_when_payment_cap_above_daily_cap(
+        self, fresh: None, cash: CashClient, actors: Actors
+    ) -> None:
         assert_reverts(
-            lambda: cash.set_tier_limits(actors.admin, 3, TierLimits(100, 50, 10)), "InvalidTierLimits", 3, 50, 10
+            lambda: cash.set_tier_limits(actors.admin, 3, TierLimits(100, 50, 10)),
+            "InvalidTierLimits",
+            3,
+            50,
+            10,
         )
 
     def test_reverts_when_caller_is_not_admin(self, fresh: None, cash: CashClient, actors: Actors) -> None:

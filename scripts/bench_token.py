@@ -1,0 +1,452 @@
+"""Benchmark the permissioned DigitalCash token against a plain OpenZeppelin ERC20 baseline.
+
+What it measures, in one run:
+
+1. **Throughput**: sequential transfers per second of ``DigitalCash`` on up to three backends --
+   the in-process eth-tester chain, the embedded node (``python -m chain node``) over HTTP, and a
+   real anvil process. Each transfer goes through the project's own client path
+   (:class:`chain.clients.token.CashClient` / :class:`chain.sender.Transactor`: estimate gas, read
+   the fee, sign locally, send raw, poll for the receipt), and waits for its receipt before the
+   next one starts. On the same chain, with the same sender, receiver and client path, the same
+   number of transfers of ``PlainERC20`` (OpenZeppelin ERC20, no permission checks) is timed as
+   the in-run baseline. The two are timed in ABBA order (token, plain, plain, token; N/2 each)
+   so that a chain that slows down as it grows does not favour whichever runs first.
+
+2. **Gas per transfer**: ``gasUsed`` of a DigitalCash transfer and of a PlainERC20 transfer on a
+   fresh in-process chain, for the first transfer (receiver holds nothing, sender has not spent
+   today) and for a warm one (receiver already holds a balance, sender already spent today). The
+   difference and the ratio are the price of the permission checks (two registry look-ups and
+   the daily-spend bookkeeping); calldata is identical, so the difference is all execution.
+
+Why the figures must be read beside the baseline: absolute transfers per second here say more
+about the machine, the Python client and the backend (py-evm is an interpreter in Python; every
+transfer costs several JSON-RPC round trips) than about the contract. Only the token-to-baseline
+ratio measured in the same run, on the same backend, isolates what the permission checks cost;
+comparing an absolute figure with one from another run or another machine means little.
+
+    .venv/bin/python scripts/bench_token.py [--transfers N] [--backends in-process,embedded,anvil]
+
+Prints a table and writes ``bench-results/bench_token.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import web3  # noqa: E402
+from eth_account.signers.local import LocalAccount  # noqa: E402
+from web3 import Web3  # noqa: E402
+from web3.contract import Contract  # noqa: E402
+
+from chain.accounts import dev_account  # noqa: E402
+from chain.backends import http, in_process  # noqa: E402
+from chain.clients.token import CashClient, Kind  # noqa: E402
+from chain.compiler import CompileResult, compile_contracts  # noqa: E402
+from chain.deploy import deploy_all  # noqa: E402
+from chain.paths import NODE_MODULES  # noqa: E402
+from chain.sender import TxResult  # noqa: E402
+
+ANVIL = NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+ANVIL_HARDFORK = "cancun"  # the EVM version the contracts are compiled for
+OUT_FILE = ROOT / "bench-results" / "bench_token.json"
+BACKENDS = ("in-process", "embedded", "anvil")
+TIER_UNLIMITED = 1
+WARMUP_TRANSFERS = 2  # untimed, per token: the first (cold) transfer and one warm one
+
+
+# -- node processes (the same logic as tests/processes.py, kept here to stay self-contained) -------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_rpc(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    w3 = http(url, timeout_s=2)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"node process {proc.args!r} exited with {proc.returncode}")
+        try:
+            w3.eth.block_number  # noqa: B018 (the call is the probe)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"no JSON-RPC node at {url} after {timeout_s:.0f}s")
+
+
+@contextmanager
+def _node_process(cmd: list[str], port: int) -> Iterator[str]:
+    """Start ``cmd``, yield its URL once it answers; always terminate it (then kill) on the way out."""
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_rpc(url, proc)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@contextmanager
+def _backend(name: str) -> Iterator[Web3]:
+    if name == "in-process":
+        yield in_process()
+    elif name == "embedded":
+        port = _free_port()
+        with _node_process([sys.executable, "-m", "chain", "node", "--port", str(port)], port) as url:
+            yield http(url)
+    elif name == "anvil":
+        port = _free_port()
+        cmd = [str(ANVIL), "--port", str(port), "--silent", "--hardfork", ANVIL_HARDFORK]
+        with _node_process(cmd, port) as url:
+            yield http(url)
+    else:
+        raise ValueError(f"unknown backend {name!r}")
+
+
+# -- one chain set up for the benchmark --------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """DigitalCash and PlainERC20 deployed on one chain, the sender funded with both."""
+
+    w3: Web3
+    cash: CashClient
+    plain: Contract
+    sender: LocalAccount
+    receiver: str
+
+    def cash_transfer(self) -> TxResult:
+        return self.cash.transfer(self.sender, self.receiver, 1)
+
+    def plain_transfer(self) -> TxResult:
+        return self.cash.tx.transact(self.sender, self.plain.functions.transfer(self.receiver, 1))
+
+
+def _identity(label: str) -> bytes:
+    return hashlib.sha256(f"bench:{label}".encode()).digest()
+
+
+def set_up(w3: Web3, compiled: CompileResult, supply: int) -> Bench:
+    manifest = deploy_all(w3, compiled=compiled)
+    cash = CashClient(w3, manifest)
+    deployer, operator = dev_account(0), dev_account(1)
+    sender, receiver = dev_account(3), dev_account(4)
+    for who, label in ((sender, "sender"), (receiver, "receiver")):
+        cash.register(operator, who.address, Kind.PERSONAL, TIER_UNLIMITED, 0, _identity(label))
+    cash.mint(operator, sender.address, supply)
+
+    art = compiled["PlainERC20"]
+    deployed = cash.tx.deploy(deployer, art.abi, art.bytecode)
+    plain = w3.eth.contract(address=deployed.receipt["contractAddress"], abi=art.abi)
+    cash.tx.transact(sender, plain.functions.mint(sender.address, supply))
+    return Bench(w3, cash, plain, sender, receiver.address)
+
+
+# -- throughput ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    transfers: int
+    seconds: float
+    tps: float
+    latency_ms_p50: float
+    latency_ms_p95: float
+    gas_per_transfer: float
+
+
+def _summarise(latencies: list[float], gas: list[int]) -> Timing:
+    total = sum(latencies)
+    ms = sorted(x * 1000 for x in latencies)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return Timing(len(ms), total, len(ms) / total, statistics.median(ms), p95, statistics.fmean(gas))
+
+
+def _run(transfer: Callable[[], TxResult], n: int, latencies: list[float], gas: list[int]) -> None:
+    for _ in range(n):
+        start = time.perf_counter()
+        result = transfer()
+        latencies.append(time.perf_counter() - start)
+        gas.append(result.gas_used)
+
+
+@dataclass
+class BackendResult:
+    backend: str
+    digital_cash: Timing
+    plain_erc20: Timing
+
+    @property
+    def tps_ratio(self) -> float:
+        return self.digital_cash.tps / self.plain_erc20.tps
+
+
+def bench_backend(name: str, compiled: CompileResult, n: int) -> BackendResult:
+    with _backend(name) as w3:
+        bench = set_up(w3, compiled, supply=10 * (n + WARMUP_TRANSFERS))
+        for _ in range(WARMUP_TRANSFERS):
+            bench.cash_transfer()
+            bench.plain_transfer()
+        first, second = n // 2, n - n // 2
+        lat: dict[str, list[float]] = {"cash": [], "plain": []}
+        gas: dict[str, list[int]] = {"cash": [], "plain": []}
+        _run(bench.cash_transfer, first, lat["cash"], gas["cash"])  # A
+        _run(bench.plain_transfer, first, lat["plain"], gas["plain"])  # B
+        _run(bench.plain_transfer, second, lat["plain"], gas["plain"])  # B
+        _run(bench.cash_transfer, second, lat["cash"], gas["cash"])  # A
+        expected = n + WARMUP_TRANSFERS  # 1 fen per transfer
+        got = bench.cash.balance_of(bench.receiver)
+        if got != expected:
+            raise RuntimeError(f"{name}: receiver holds {got} fen after the run, expected {expected}")
+        return BackendResult(
+            name, _summarise(lat["cash"], gas["cash"]), _summarise(lat["plain"], gas["plain"])
+        )
+
+
+# -- gas ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GasCase:
+    case: str
+    digital_cash: int
+    plain_erc20: int
+
+    @property
+    def difference(self) -> int:
+        return self.digital_cash - self.plain_erc20
+
+    @property
+    def ratio(self) -> float:
+        return self.digital_cash / self.plain_erc20
+
+
+def bench_gas(compiled: CompileResult) -> list[GasCase]:
+    """First and warm transfer of each token on one fresh in-process chain."""
+    bench = set_up(in_process(), compiled, supply=1_000)
+    first_cash = bench.cash_transfer().gas_used
+    first_plain = bench.plain_transfer().gas_used
+    receiver_balance = bench.cash.balance_of(bench.receiver)
+    spent = bench.cash.spent_today(bench.sender.address)
+    plain_balance = int(bench.plain.functions.balanceOf(bench.receiver).call())
+    if not (receiver_balance > 0 and spent > 0 and plain_balance > 0):
+        raise RuntimeError("the warm case needs a receiver balance and a spend today on both tokens")
+    warm_cash = bench.cash_transfer().gas_used
+    warm_plain = bench.plain_transfer().gas_used
+    return [
+        GasCase("first transfer (receiver empty, nothing spent today)", first_cash, first_plain),
+        GasCase("warm transfer (receiver holds, spent today)", warm_cash, warm_plain),
+    ]
+
+
+# -- output -------------------------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A plain-text table; the first ``left`` columns are left-aligned, the rest right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def render(results: list[BackendResult], gas: list[GasCase], n: int) -> str:
+    tps_rows = [
+        [
+            r.backend,
+            str(n),
+            f"{r.digital_cash.tps:.1f}",
+            f"{r.plain_erc20.tps:.1f}",
+            f"{r.tps_ratio:.2f}",
+            f"{r.digital_cash.latency_ms_p50:.2f}",
+            f"{r.plain_erc20.latency_ms_p50:.2f}",
+            f"{r.digital_cash.latency_ms_p95:.2f}",
+            f"{r.plain_erc20.latency_ms_p95:.2f}",
+            f"{r.digital_cash.gas_per_transfer:,.0f}",
+            f"{r.plain_erc20.gas_per_transfer:,.0f}",
+        ]
+        for r in results
+    ]
+    tps_headers = [
+        "backend",
+        "transfers",
+        "DigitalCash tx/s",
+        "PlainERC20 tx/s",
+        "tx/s ratio DC/ERC20",
+        "DC p50 ms",
+        "ERC20 p50 ms",
+        "DC p95 ms",
+        "ERC20 p95 ms",
+        "DC gas/tx",
+        "ERC20 gas/tx",
+    ]
+    gas_rows = [
+        [
+            g.case,
+            f"{g.digital_cash:,}",
+            f"{g.plain_erc20:,}",
+            f"{g.difference:+,}",
+            f"{g.ratio:.3f}",
+        ]
+        for g in gas
+    ]
+    gas_headers = [
+        "case (in-process chain)",
+        "DigitalCash gas",
+        "PlainERC20 gas",
+        "difference",
+        "ratio DC/ERC20",
+    ]
+    return "\n".join(
+        [
+            f"Throughput: {n} sequential transfers per token per backend, each awaiting its receipt",
+            "(baseline PlainERC20 timed in the same run on the same chain; compare the ratio, not absolutes)",
+            "",
+            _table(tps_headers, tps_rows),
+            "",
+            "Gas per transfer: the price of the permission checks",
+            "",
+            _table(gas_headers, gas_rows),
+        ]
+    )
+
+
+def _environment(backends: list[str]) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "web3": web3.__version__,
+    }
+    try:
+        env["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        env["git_commit"] = None
+    if "anvil" in backends:
+        try:
+            out = subprocess.run([str(ANVIL), "--version"], capture_output=True, text=True, timeout=10).stdout
+            env["anvil"] = out.splitlines()[0] if out else None
+        except OSError:
+            env["anvil"] = None
+        env["anvil_hardfork"] = ANVIL_HARDFORK
+    return env
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+
+def _backends_arg(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in names if v not in BACKENDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"backends are a comma-separated subset of {','.join(BACKENDS)}")
+    return names
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 2:
+        raise argparse.ArgumentTypeError("at least 2 transfers")
+    return n
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the node processes are terminated by their context managers."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transfers", type=_positive, default=200, help="timed transfers per token (200)")
+    parser.add_argument(
+        "--backends",
+        type=_backends_arg,
+        default=list(BACKENDS),
+        help=f"comma-separated subset of {','.join(BACKENDS)} (all)",
+    )
+    args = parser.parse_args(argv)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    compiled = compile_contracts()
+    results: list[BackendResult] = []
+    for name in args.backends:
+        print(f"benchmarking {name}...", file=sys.stderr, flush=True)
+        results.append(bench_backend(name, compiled, args.transfers))
+    print("measuring gas on a fresh in-process chain...", file=sys.stderr, flush=True)
+    gas = bench_gas(compiled)
+
+    print(render(results, gas, args.transfers))
+
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "transfers_per_token": args.transfers,
+        "order": "ABBA: DigitalCash N/2, PlainERC20 N/2, PlainERC20 N/2, DigitalCash N/2",
+        "warmup_transfers_per_token": WARMUP_TRANSFERS,
+        "environment": _environment(args.backends),
+        "throughput": [
+            {
+                "backend": r.backend,
+                "digital_cash": asdict(r.digital_cash),
+                "plain_erc20": asdict(r.plain_erc20),
+                "tps_ratio_dc_over_erc20": r.tps_ratio,
+            }
+            for r in results
+        ],
+        "gas": [
+            {
+                "case": g.case,
+                "digital_cash": g.digital_cash,
+                "plain_erc20": g.plain_erc20,
+                "difference": g.difference,
+                "ratio_dc_over_erc20": g.ratio,
+            }
+            for g in gas
+        ],
+    }
+    OUT_FILE.parent.mkdir(parents=True, exist_ok=True)
+    OUT_FILE.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {OUT_FILE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # node processes were already stopped on the way out
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

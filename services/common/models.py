@@ -1,0 +1,112 @@
+"""The operator's records (SQLAlchemy 2.0 typed ORM).
+
+The chain holds balances and escrow state; the database holds what the chain does not: intents
+(operations) and their idempotency keys, API keys (hashed), custodial keystores (encrypted),
+people and wallets' display data, the audit log, and an index of chain events for reports.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in listings, never enough to use
+    role: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class Wallet(Base):
+    __tablename__ = "wallets"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    tier: Mapped[int] = mapped_column(Integer)
+    category: Mapped[int] = mapped_column(Integer, default=0)
+    display_name: Mapped[str] = mapped_column(String(200))
+    identity_hash: Mapped[str] = mapped_column(String(66))
+    custody: Mapped[str] = mapped_column(String(16))  # custodial | self
+    keystore: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # encrypted v3
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Operation(Base):
+    """One state-changing request and the transaction that carries it out.
+
+    Written ``pending`` before anything is signed; the signed raw transaction and its hash are
+    stored before it is sent, so a restart can finish it by hash (or rebroadcast the very same
+    bytes) and never signs a second transaction for one operation.
+    """
+
+    __tablename__ = "operations"
+    __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key", name="uq_operation_idempotency"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|confirmed|failed
+    sender: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True, index=True)
+    raw_tx: Mapped[str | None] = mapped_column(Text, nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    operation_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32), default="")
+
+
+class ChainEvent(Base):
+    __tablename__ = "chain_events"
+    __table_args__ = (UniqueConstraint("tx_hash", "log_index", name="uq_chain_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger, index=True)
+    log_index: Mapped[int] = mapped_column(Integer)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    contract: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Cursor(Base):
+    """How far a background job got (the event indexer's last block)."""
+
+    __tablename__ = "cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)

@@ -8,6 +8,7 @@ see :mod:`chain.sender`).
 from __future__ import annotations
 
 import ast
+import threading
 from typing import Any
 
 from eth_abi import encode as abi_encode
@@ -110,10 +111,12 @@ class TesterProvider(EthereumTesterProvider):
         endpoints["eth"]["call"] = _keep_revert_data(endpoints["eth"]["call"])
         endpoints["eth"]["estimateGas"] = _keep_revert_data(endpoints["eth"]["estimateGas"])
         super().__init__(tester, api_endpoints=endpoints)
+        self._lock = threading.RLock()  # py-evm is not thread-safe; web servers call from threads
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         try:
-            return super().make_request(method, params)
+            with self._lock:
+                return super().make_request(method, params)
         except _Reverted as exc:
             return {
                 "jsonrpc": "2.0",

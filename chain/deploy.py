@@ -89,7 +89,6 @@ def deploy_all(w3: Web3, roles: Roles | None = None, compiled: CompileResult | N
     d = Deployment(w3, roles, compiled or compile_contracts())
     for family in FAMILIES:
         family.step(d)
-    d.manifest.block = w3.eth.block_number
     d.manifest.roles = {
         "admin": roles.deployer.address,
         "operator": roles.operator,

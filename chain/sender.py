@@ -133,10 +133,8 @@ class Transactor:
         tx: TxParams = {"from": account.address}
         with _node_errors():
             if gas is None:
-                gas = self._estimate(fn, tx)
-            tx = fn.build_transaction(
-                {**tx, "gas": gas, "nonce": 0, **self._fees(), "chainId": self.chain_id}
-            )
+                gas = self.estimate(fn, account.address)
+            tx = fn.build_transaction({**tx, "gas": gas, "nonce": 0, **self.fees(), "chainId": self.chain_id})
         return self.send_raw(account, tx)
 
     def deploy(self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> TxResult:
@@ -151,7 +149,7 @@ class Transactor:
             except ContractLogicError as exc:
                 raise self.errors.decode(_revert_data(exc)) from None
             tx = ctor.build_transaction(
-                {"from": account.address, "gas": gas, "nonce": 0, **self._fees(), "chainId": self.chain_id}
+                {"from": account.address, "gas": gas, "nonce": 0, **self.fees(), "chainId": self.chain_id}
             )
         return self.wait(self.send_raw(account, tx).tx_hash)
 
@@ -169,7 +167,7 @@ class Transactor:
         if receipt is None:
             raise TransactionTimeout(tx_hash, self.receipt_timeout_s)
         if receipt["status"] != 1:
-            raise self._replay_revert(tx_hash, receipt)
+            raise self.revert_error(tx_hash, receipt)
         return TxResult(tx_hash, receipt, self.events.decode_receipt(receipt))
 
     def receipt(self, tx_hash: str, timeout_s: float = 0.0) -> TxReceipt | None:
@@ -207,22 +205,33 @@ class Transactor:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _estimate(self, fn: ContractFunction, tx: TxParams) -> int:
-        try:
-            return int(fn.estimate_gas(tx) * GAS_MARGIN)
-        except ContractLogicError as exc:
-            raise self.errors.decode(_revert_data(exc)) from None
+    def estimate(self, fn: ContractFunction, sender: str) -> int:
+        """Gas for ``fn`` sent by ``sender``, with a margin; a refusal raises ContractError."""
+        with _node_errors():
+            try:
+                return int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)  # type: ignore[typeddict-item]
+            except ContractLogicError as exc:
+                raise self.errors.decode(_revert_data(exc)) from None
 
-    def _fees(self) -> dict[str, int]:
-        base = self.w3.eth.get_block("latest").get("baseFeePerGas")
-        if base is None:  # a pre-London or free-gas network: legacy pricing
-            return {"gasPrice": self.w3.eth.gas_price}
+    def fees(self) -> dict[str, int]:
+        """EIP-1559 fees from the latest base fee, or a legacy gas price where there is none."""
+        with _node_errors():
+            base = self.w3.eth.get_block("latest").get("baseFeePerGas")
+            if base is None:  # a pre-London or free-gas network: legacy pricing
+                return {"gasPrice": self.w3.eth.gas_price}
         return {
             "maxFeePerGas": 2 * base + self.priority_fee_wei,
             "maxPriorityFeePerGas": self.priority_fee_wei,
         }
 
-    def _replay_revert(self, tx_hash: str, receipt: TxReceipt) -> Exception:
+    def send_value(self, account: LocalAccount, to: str, wei: int) -> TxResult:
+        """Send ether (gas money for a custodial wallet on a chain that charges gas)."""
+        tx: TxParams = {"from": account.address, "to": to, "value": wei, "gas": 21_000}  # type: ignore[typeddict-item]
+        tx.update(self.fees())  # type: ignore[typeddict-item]
+        tx["chainId"] = self.chain_id
+        return self.wait(self.send_raw(account, tx).tx_hash)
+
+    def revert_error(self, tx_hash: str, receipt: TxReceipt) -> Exception:
         """Re-run a reverted transaction as a call on its parent block to read the revert data."""
         tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
         call: TxParams = {

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from chain.paths import VAR_DIR
 
 LOCAL_KEYSTORE_PASSWORD = "xcpay-local-only"
+LOCAL_IDENTITY_PEPPER = "xcpay-local-pepper"
 
 
 class Settings(BaseSettings):
@@ -40,6 +41,10 @@ class Settings(BaseSettings):
     # scrypt cost of custodial keystores; 2**14 keeps wallet creation fast, raise it in production.
     keystore_scrypt_n: int = 2**14
 
+    # Key of the HMAC that turns identity references into the hashes stored on chain (an ID
+    # number has too little entropy for a bare hash).
+    identity_pepper: str = LOCAL_IDENTITY_PEPPER
+
     admin_api_key: str | None = None
 
     # Ether sent to each new custodial wallet so it can pay gas (0 on a free-gas network).
@@ -59,6 +64,8 @@ class Settings(BaseSettings):
         problems = []
         if not self.keystore_password or self.keystore_password == LOCAL_KEYSTORE_PASSWORD:
             problems.append("XCPAY_KEYSTORE_PASSWORD must be set to a non-default secret")
+        if not self.identity_pepper or self.identity_pepper == LOCAL_IDENTITY_PEPPER:
+            problems.append("XCPAY_IDENTITY_PEPPER must be set to a non-default secret")
         if not self.admin_api_key or len(self.admin_api_key) < 24:
             problems.append("XCPAY_ADMIN_API_KEY must be set (24 characters or more)")
         for role in ("operator", "regulator"):

@@ -1,0 +1,28 @@
+"""The audit log: who (key and role) did what, to what, when, with which operation and outcome."""
+
+from __future__ import annotations
+
+from services.common.db import Database
+from services.common.models import ApiKey, AuditEntry
+
+
+def record(
+    db: Database,
+    key: ApiKey | None,
+    action: str,
+    target: str = "",
+    operation_id: str | None = None,
+    outcome: str = "",
+) -> None:
+    with db.session() as s:
+        s.add(
+            AuditEntry(
+                api_key_id=key.id if key else None,
+                role=key.role if key else "anonymous",
+                action=action,
+                target=target[:200],
+                operation_id=operation_id,
+                outcome=outcome[:32],
+            )
+        )
+        s.commit()

@@ -1,0 +1,52 @@
+"""What a service holds while it runs: settings, database, chain connection, clients, keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.backends import connect
+from chain.clients.token import CashClient
+from chain.manifest import Manifest
+from chain.sender import Transactor
+from services.common.db import Database
+from services.common.settings import Settings
+from services.common.signers import Custody, service_account
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    db: Database
+    w3: Web3
+    manifest: Manifest
+    tx: Transactor
+    cash: CashClient
+    operator: LocalAccount
+    regulator: LocalAccount
+    custody: Custody
+
+    @classmethod
+    def build(cls, settings: Settings, w3: Web3 | None = None, db: Database | None = None) -> ServiceContext:
+        w3 = w3 or connect(settings.rpc_url, timeout_s=10)
+        manifest = Manifest.load(settings.manifest)
+        tx = Transactor(
+            w3,
+            manifest.error_decoder(),
+            manifest.event_decoder(w3),
+            confirmations=settings.confirmations,
+            receipt_timeout_s=settings.receipt_timeout_s,
+        )
+        return cls(
+            settings=settings,
+            db=db or Database(settings.database_url),
+            w3=w3,
+            manifest=manifest,
+            tx=tx,
+            cash=CashClient(w3, manifest, tx),
+            operator=service_account(settings, "operator"),
+            regulator=service_account(settings, "regulator"),
+            custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
+        )

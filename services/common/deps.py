@@ -1,0 +1,82 @@
+"""Typed FastAPI dependencies shared by the services (full-stack FastAPI template style)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from services.common.context import ServiceContext
+from services.common.indexer import Indexer
+from services.common.keys import Role, authenticate
+from services.common.models import ApiKey
+from services.common.operations import Operations
+from services.common.problems import Problem
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def get_ops(request: Request) -> Operations:
+    return request.app.state.ops  # type: ignore[no-any-return]
+
+
+def get_indexer(request: Request) -> Indexer:
+    return request.app.state.indexer  # type: ignore[no-any-return]
+
+
+CtxDep = Annotated[ServiceContext, Depends(get_ctx)]
+OpsDep = Annotated[Operations, Depends(get_ops)]
+IndexerDep = Annotated[Indexer, Depends(get_indexer)]
+
+
+def get_api_key(ctx: CtxDep, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+    if not x_api_key:
+        raise Problem(401, "missing-api-key", "Missing API key", "send the X-API-Key header")
+    with ctx.db.session() as s:
+        key = authenticate(s, x_api_key)
+    if key is None:
+        raise Problem(401, "invalid-api-key", "Invalid API key")
+    return key
+
+
+ApiKeyDep = Annotated[ApiKey, Depends(get_api_key)]
+
+
+def require(*roles: Role) -> Callable[[ApiKey], ApiKey]:
+    """A dependency admitting only keys of ``roles``."""
+    allowed = {str(r) for r in roles}
+
+    def check(key: ApiKeyDep) -> ApiKey:
+        if key.role not in allowed:
+            raise Problem(
+                403,
+                "forbidden-role",
+                "This key's role may not do this",
+                f"role {key.role!r} is not one of {sorted(allowed)}",
+            )
+        return key
+
+    return check
+
+
+def get_idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
+    if idempotency_key is None or not idempotency_key.strip():
+        raise Problem(
+            400,
+            "missing-idempotency-key",
+            "Missing Idempotency-Key",
+            "this request moves money or changes chain state; send an Idempotency-Key header",
+        )
+    if len(idempotency_key) > 200:
+        raise Problem(400, "invalid-idempotency-key", "Idempotency-Key too long", "at most 200 characters")
+    return idempotency_key
+
+
+IdempotencyKey = Annotated[str, Depends(get_idempotency_key)]
+OperatorKey = Annotated[ApiKey, Depends(require(Role.OPERATOR))]
+AdminKey = Annotated[ApiKey, Depends(require(Role.ADMIN))]
+RegulatorKey = Annotated[ApiKey, Depends(require(Role.REGULATOR))]
+AuditorKey = Annotated[ApiKey, Depends(require(Role.AUDITOR))]

@@ -1,0 +1,375 @@
+"""Idempotent, intent-first operations: the one way a route moves money or changes chain state.
+
+A route calls :meth:`Operations.begin` with the caller's ``Idempotency-Key`` and body, then
+:meth:`Operations.execute`. Each operation kind has a *builder* (registered with
+:func:`builder`) that turns the stored request into the signing account and contract call; the
+builder is pure data-to-call, so the reconciler can run it again after a restart.
+
+The life of an operation:
+
+1. ``begin`` inserts it ``pending`` (unique per API key and idempotency key) and commits. A
+   second request with the same key and body gets the first one's outcome; with another body, 409.
+2. ``execute`` runs the builder, estimates gas (a contract refusal here fails the operation with
+   the decoded error; nothing is sent), signs, **stores the signed transaction and its hash**,
+   commits, and only then sends it.
+3. The receipt moves it to ``confirmed`` (with its events) or ``failed`` (with the decoded error).
+   If the node is down it stays ``pending`` and the caller gets a 503.
+4. The reconciler finishes pending operations: by receipt lookup, by rebroadcasting the very same
+   signed bytes, or, if nothing was ever signed, by executing it. It never signs a second
+   transaction for an operation that has one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from web3.contract.contract import ContractFunction
+from web3.exceptions import TransactionNotFound, Web3RPCError
+
+from chain.exceptions import ChainError, ContractError, NodeUnavailable
+from services.common.context import ServiceContext
+from services.common.models import ApiKey, Operation
+from services.common.problems import Problem, contract_problem, jsonable
+
+log = logging.getLogger("xcpay.operations")
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a builder returns: who signs which contract call."""
+
+    signer: LocalAccount
+    fn: ContractFunction
+
+
+Builder = Callable[[ServiceContext, dict[str, Any]], Call]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def builder(kind: str) -> Callable[[Builder], Builder]:
+    """Register the builder of operation ``kind``."""
+
+    def register(fn: Builder) -> Builder:
+        _BUILDERS[kind] = fn
+        return fn
+
+    return register
+
+
+def request_hash(kind: str, body: dict[str, Any]) -> str:
+    canonical = json.dumps({"kind": kind, "body": body}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Operations:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self._inflight: set[str] = set()
+        self._inflight_lock = threading.Lock()
+
+    # -- request path ----------------------------------------------------------------------
+
+    def begin(
+        self, kind: str, api_key: ApiKey, idempotency_key: str, body: dict[str, Any]
+    ) -> tuple[Operation, bool]:
+        """Insert the intent, or find the earlier one with this key. Returns (operation, is_new)."""
+        digest = request_hash(kind, body)
+        op = Operation(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            api_key_id=api_key.id,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            request=jsonable(body),
+            status="pending",
+        )
+        with self.ctx.db.session() as s:
+            s.add(op)
+            try:
+                s.commit()
+                return op, True
+            except IntegrityError:
+                s.rollback()
+            existing = s.scalar(
+                select(Operation).where(
+                    Operation.api_key_id == api_key.id, Operation.idempotency_key == idempotency_key
+                )
+            )
+        if existing is None:  # pragma: no cover - the unique constraint said it exists
+            raise Problem(409, "idempotency-conflict", "Idempotency key conflict")
+        if existing.request_hash != digest:
+            raise Problem(
+                409,
+                "idempotency-key-reused",
+                "Idempotency key reused with a different request",
+                f"key {idempotency_key!r} was first used for another {existing.kind} request",
+                operation_id=existing.id,
+            )
+        return self.await_outcome(existing.id), False
+
+    def update_request(self, op: Operation, extra: dict[str, Any]) -> Operation:
+        """Add server-side facts (a generated address, say) to the stored request before executing."""
+        with self.ctx.db.session() as s:
+            row = s.get(Operation, op.id)
+            assert row is not None
+            row.request = {**row.request, **jsonable(extra)}
+            s.commit()
+            return row
+
+    def execute(self, op: Operation) -> Operation:
+        """Carry out a new operation; returns it confirmed, failed, or still pending (slow chain)."""
+        with self._claim(op.id) as claimed:
+            if not claimed:
+                return self.await_outcome(op.id)
+            self._sign_store_send(op)
+            return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
+
+    def await_outcome(self, op_id: str, wait_s: float | None = None) -> Operation:
+        """The operation once it is no longer pending, or as it is after ``wait_s``."""
+        deadline = time.monotonic() + (self.ctx.settings.receipt_timeout_s if wait_s is None else wait_s)
+        while True:
+            op = self.get(op_id)
+            if op.status != "pending" or time.monotonic() >= deadline:
+                return op
+            with self._inflight_lock:
+                busy = op_id in self._inflight
+            if not busy and op.raw_tx is not None:
+                return self._finish(op_id, wait_s=max(0.0, deadline - time.monotonic()))
+            time.sleep(0.05)
+
+    def get(self, op_id: str) -> Operation:
+        with self.ctx.db.session() as s:
+            op = s.get(Operation, op_id)
+        if op is None:
+            raise Problem(404, "operation-not-found", "Operation not found", f"no operation {op_id}")
+        return op
+
+    # -- reconciler ------------------------------------------------------------------------
+
+    def reconcile(self) -> dict[str, int]:
+        """Finish every pending operation not being worked on. Safe to run at any time."""
+        counts = {"confirmed": 0, "failed": 0, "pending": 0}
+        with self.ctx.db.session() as s:
+            ids = list(s.scalars(select(Operation.id).where(Operation.status == "pending")))
+        for op_id in ids:
+            with self._claim(op_id) as claimed:
+                if not claimed:
+                    continue
+                try:
+                    op = self.get(op_id)
+                    if op.status != "pending":
+                        continue
+                    if op.raw_tx is None:
+                        self._sign_store_send(op)
+                    else:
+                        self._rebroadcast_if_lost(op)
+                    op = self._finish(op_id, wait_s=self.ctx.settings.receipt_timeout_s)
+                except (Problem, ChainError) as exc:
+                    log.info("reconcile %s: %s", op_id, exc)
+                    op = self.get(op_id)
+                counts[op.status] += 1
+        return counts
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _claim(self, op_id: str) -> Any:
+        ops = self
+
+        class _Claim:
+            def __enter__(self) -> bool:
+                with ops._inflight_lock:
+                    if op_id in ops._inflight:
+                        self.ok = False
+                    else:
+                        ops._inflight.add(op_id)
+                        self.ok = True
+                return self.ok
+
+            def __exit__(self, *exc: object) -> None:
+                if self.ok:
+                    with ops._inflight_lock:
+                        ops._inflight.discard(op_id)
+
+        return _Claim()
+
+    def _sign_store_send(self, op: Operation) -> None:
+        tx = self.ctx.tx
+        try:
+            call = _BUILDERS[op.kind](self.ctx, op.request)
+            gas = tx.estimate(call.fn, call.signer.address)
+            params = call.fn.build_transaction(
+                {"from": call.signer.address, "gas": gas, "nonce": 0, **tx.fees(), "chainId": tx.chain_id}
+            )
+        except ContractError as exc:  # refused before anything was signed
+            self._fail(op.id, contract_problem(exc, operation_id=op.id))
+            raise  # unreachable: _fail raises
+        except Problem as exc:
+            self._fail(op.id, exc)
+            raise
+        with tx.nonces.reserve(call.signer.address) as nonce:
+            signed = call.signer.sign_transaction({**params, "nonce": nonce})
+            tx_hash = "0x" + bytes(signed.hash).hex()
+            with self.ctx.db.session() as s:
+                row = s.get(Operation, op.id)
+                assert row is not None
+                row.sender, row.nonce, row.tx_hash = call.signer.address, nonce, tx_hash
+                row.raw_tx = "0x" + bytes(signed.raw_transaction).hex()
+                s.commit()
+            try:
+                tx.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception as exc:
+                if _is_connection_error(exc):
+                    # Stored and signed: the reconciler sends these very bytes when the node is back.
+                    raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
+                raise
+        _fault_point("after_send")
+
+    def _rebroadcast_if_lost(self, op: Operation) -> None:
+        w3 = self.ctx.w3
+        try:
+            w3.eth.get_transaction(HexBytes(op.tx_hash))
+            return  # mined or in the pool: just wait for it
+        except TransactionNotFound:
+            pass
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise NodeUnavailable(str(exc)) from exc
+            raise
+        assert op.sender is not None and op.nonce is not None and op.raw_tx is not None
+        if w3.eth.get_transaction_count(op.sender, "latest") > op.nonce:  # type: ignore[arg-type]
+            # Our nonce was used by another transaction and ours is nowhere: it can never be mined.
+            self._fail(
+                op.id,
+                Problem(
+                    409, "transaction-dropped", "The transaction was dropped", f"nonce {op.nonce} was used"
+                ),
+                raise_=False,
+            )
+            return
+        try:
+            w3.eth.send_raw_transaction(HexBytes(op.raw_tx))  # the same bytes: the same transaction
+        except Web3RPCError as exc:
+            log.info("rebroadcast of %s refused: %s", op.id, exc)
+        self.ctx.tx.nonces.forget(op.sender)
+
+    def _finish(self, op_id: str, wait_s: float) -> Operation:
+        op = self.get(op_id)
+        if op.status != "pending" or op.tx_hash is None:
+            return op
+        receipt = self.ctx.tx.receipt(op.tx_hash, timeout_s=wait_s)
+        if receipt is None:
+            return op
+        with self.ctx.db.session() as s:
+            row = s.get(Operation, op_id)
+            assert row is not None
+            row.block_number = int(receipt["blockNumber"])
+            if receipt["status"] == 1:
+                events = self.ctx.tx.events.decode_receipt(receipt)
+                row.status = "confirmed"
+                row.result = {
+                    "tx_hash": op.tx_hash,
+                    "block_number": row.block_number,
+                    "events": [
+                        {"contract": e.contract, "name": e.name, "args": jsonable(e.args)} for e in events
+                    ],
+                }
+            else:
+                err = self.ctx.tx.revert_error(op.tx_hash, receipt)
+                problem = (
+                    contract_problem(err, operation_id=op_id) if isinstance(err, ContractError) else None
+                )
+                row.status = "failed"
+                row.error = (
+                    _stored(problem) if problem else {"status": 422, "slug": "reverted", "title": "Reverted"}
+                )
+            s.commit()
+            return row
+
+    def _fail(self, op_id: str, problem: Problem, raise_: bool = True) -> None:
+        with self.ctx.db.session() as s:
+            row = s.get(Operation, op_id)
+            assert row is not None
+            row.status = "failed"
+            row.error = _stored(problem)
+            s.commit()
+        if raise_:
+            raise problem
+
+
+def _stored(problem: Problem) -> dict[str, Any]:
+    return {
+        "status": problem.status,
+        "slug": problem.slug,
+        "title": problem.title,
+        "detail": problem.detail,
+        **jsonable(problem.extra),
+    }
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | NodeUnavailable)
+
+
+def _fault_point(name: str) -> None:
+    """Fault injection for the crash tests: ``XCPAY_FAULT=after_send`` kills the process right
+    after the transaction left and before its outcome was recorded."""
+    import os
+
+    if os.environ.get("XCPAY_FAULT") == name:
+        os._exit(97)
+
+
+def perform(
+    ops: Operations,
+    kind: str,
+    key: ApiKey,
+    idempotency_key: str,
+    body: dict[str, Any],
+    *,
+    target: str = "",
+    prepare: Callable[[], dict[str, Any]] | None = None,
+) -> tuple[Operation, bool]:
+    """Begin (or replay) and execute an operation, writing the audit row. Returns (op, replayed).
+
+    ``prepare`` runs once, only for a new operation, and adds server-side facts to the request
+    (e.g. the address of a newly created custodial wallet). A failed operation raises its problem.
+    """
+    from services.common.audit import record
+    from services.common.problems import problem_from_stored
+
+    op, new = ops.begin(kind, key, idempotency_key, body)
+    if new:
+        try:
+            if prepare is not None:
+                op = ops.update_request(op, prepare())
+            op = ops.execute(op)
+        except NodeUnavailable:
+            record(ops.ctx.db, key, kind, target, op.id, "pending-node-unavailable")
+            raise Problem(
+                503,
+                "node-unavailable",
+                "The chain node is unavailable",
+                "the operation is recorded and stays pending; it will be completed when the node is back",
+                operation_id=op.id,
+            ) from None
+        except Problem as exc:
+            record(ops.ctx.db, key, kind, target, op.id, f"failed:{exc.slug}")
+            raise
+        record(ops.ctx.db, key, kind, target, op.id, op.status)
+    if op.status == "failed" and op.error is not None:
+        raise problem_from_stored(op.error, operation_id=op.id)
+    return op, not new

@@ -1,0 +1,145 @@
+"""Errors as ``application/problem+json`` (RFC 9457), each with a stable ``type``.
+
+A contract's custom error becomes a 4xx that names it; a node that does not answer is a 503;
+nothing a caller sends can produce a 500 with a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chain.exceptions import ContractError, NodeUnavailable, TransactionTimeout
+
+log = logging.getLogger("xcpay.problems")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:xcpay:problem:"
+
+
+class Problem(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {"type": TYPE_PREFIX + self.slug, "title": self.title, "status": self.status}
+        if self.detail:
+            doc["detail"] = self.detail
+        if instance:
+            doc["instance"] = instance
+        doc.update(self.extra)
+        return doc
+
+
+# Contract custom error -> (HTTP status, stable slug, title).
+CONTRACT_ERRORS: dict[str, tuple[int, str, str]] = {
+    "WalletNotRegistered": (422, "wallet-not-registered", "Wallet not registered"),
+    "WalletAlreadyRegistered": (409, "wallet-already-registered", "Wallet already registered"),
+    "WalletFrozen": (409, "wallet-frozen", "Wallet frozen"),
+    "WalletNotFrozen": (409, "wallet-not-frozen", "Wallet not frozen"),
+    "TierBalanceCapExceeded": (422, "tier-balance-cap-exceeded", "Tier balance cap exceeded"),
+    "TierPaymentCapExceeded": (422, "tier-payment-cap-exceeded", "Tier payment cap exceeded"),
+    "TierDailyCapExceeded": (422, "tier-daily-cap-exceeded", "Tier daily cap exceeded"),
+    "ERC20InsufficientBalance": (422, "insufficient-balance", "Insufficient balance"),
+    "ERC20InsufficientAllowance": (422, "insufficient-allowance", "Insufficient allowance"),
+    "EnforcedPause": (409, "system-paused", "The system is paused"),
+    "ExpectedPause": (409, "system-not-paused", "The system is not paused"),
+    "InvalidTier": (422, "invalid-tier", "Invalid tier"),
+    "InvalidCategory": (422, "invalid-category", "Invalid merchant category"),
+    "ZeroAmount": (422, "zero-amount", "Amount must be positive"),
+    # The service's own key lacks a role: a deployment fault, not the caller's.
+    "AccessControlUnauthorizedAccount": (503, "signer-lacks-role", "The service's signing key lacks a role"),
+}
+
+
+def contract_problem(err: ContractError, **extra: Any) -> Problem:
+    status, slug, title = CONTRACT_ERRORS.get(err.name, (422, "contract-error", "The contract refused"))
+    return Problem(
+        status,
+        slug,
+        title,
+        detail=err.signature,
+        error={"name": err.name, "args": jsonable(err.args_dict)},
+        **extra,
+    )
+
+
+def problem_from_stored(error: dict[str, Any], **extra: Any) -> Problem:
+    """Rebuild the problem of a failed operation from what was stored."""
+    rest = {k: v for k, v in error.items() if k not in {"status", "slug", "title", "detail"}}
+    return Problem(
+        int(error.get("status", 422)),
+        str(error.get("slug", "contract-error")),
+        str(error.get("title", "Operation failed")),
+        detail=str(error.get("detail", "")),
+        **{**rest, **extra},
+    )
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _response(problem: Problem, request: Request) -> JSONResponse:
+    return JSONResponse(
+        problem.body(str(request.url.path)), status_code=problem.status, media_type=PROBLEM_JSON
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return _response(exc, request)
+
+    @app.exception_handler(ContractError)
+    async def _contract(request: Request, exc: ContractError) -> JSONResponse:
+        return _response(contract_problem(exc), request)
+
+    @app.exception_handler(NodeUnavailable)
+    async def _node(request: Request, exc: NodeUnavailable) -> JSONResponse:
+        return _response(Problem(503, "node-unavailable", "The chain node is unavailable", str(exc)), request)
+
+    @app.exception_handler(TransactionTimeout)
+    async def _timeout(request: Request, exc: TransactionTimeout) -> JSONResponse:
+        return _response(
+            Problem(503, "transaction-timeout", "The transaction was not mined in time", str(exc)), request
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        return _response(
+            Problem(422, "invalid-request", "The request is invalid", detail, errors=errors), request
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return _response(Problem(exc.status_code, slug, str(exc.detail)), request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return _response(Problem(500, "internal-error", "Internal error", "the error was logged"), request)

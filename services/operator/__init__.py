@@ -1,0 +1,1 @@
+"""The operator API: what a demo operator drives over HTTP."""

@@ -1,0 +1,53 @@
+"""python -m services.operator serve | reconcile | migrate"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from services.common.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.operator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="migrate the database and serve the operator API")
+    sub.add_parser("migrate", help="upgrade the database schema to the newest migration")
+    sub.add_parser("reconcile", help="finish pending operations once and print the counts")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    from services.common.db import upgrade
+
+    upgrade(settings.database_url)
+    if args.command == "migrate":
+        return 0
+    if args.command == "reconcile":
+        from services.common.context import ServiceContext
+        from services.common.operations import Operations
+        from services.operator.app import create_app
+
+        create_app  # noqa: B018 - importing the app registers every operation builder
+        print(json.dumps(Operations(ServiceContext.build(settings)).reconcile()))
+        return 0
+
+    import uvicorn
+
+    from services.operator.app import create_app
+
+    app = create_app(settings)
+    print(f"xcpay operator API on http://{settings.api_host}:{settings.api_port} (docs at /docs)", flush=True)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

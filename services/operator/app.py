@@ -1,0 +1,89 @@
+"""The operator API's FastAPI application."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from web3 import Web3
+
+from services.common import problems
+from services.common.context import ServiceContext
+from services.common.indexer import Indexer
+from services.common.keys import ensure_admin
+from services.common.operations import Operations
+from services.common.settings import Settings
+from services.operator.routes import api_keys, audit, cash, health, operations, regulator, wallets
+
+log = logging.getLogger("xcpay.operator")
+
+
+class Background:
+    """Runs the reconciler and the event indexer periodically in one daemon thread."""
+
+    def __init__(self, ops: Operations, indexer: Indexer, settings: Settings) -> None:
+        self.ops, self.indexer, self.settings = ops, indexer, settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="xcpay-background", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        interval = min(self.settings.reconcile_interval_s, self.settings.index_interval_s)
+        while not self._stop.wait(interval):
+            for job in (self.ops.reconcile, self.indexer.run_once):
+                try:
+                    job()
+                except Exception as exc:  # the node may be down; try again next round
+                    log.debug("background %s: %s", job.__name__, exc)
+
+
+def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool = True) -> FastAPI:
+    """Build the app. ``w3`` lets tests pass an in-process chain; otherwise ``settings.rpc_url``."""
+    ctx = ServiceContext.build(settings, w3=w3)
+    ops = Operations(ctx)
+    indexer = Indexer(ctx)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with ctx.db.session() as s:
+            generated = ensure_admin(s, settings.admin_api_key)
+        if generated:
+            print(f"bootstrap admin API key (shown once, stored hashed): {generated}", flush=True)
+        try:
+            counts = ops.reconcile()  # finish what a previous run left pending, before serving
+            if any(counts.values()):
+                log.warning("reconciled pending operations on start: %s", counts)
+        except Exception as exc:
+            log.warning("reconcile on start failed (node down?): %s", exc)
+        runner = Background(ops, indexer, settings) if background else None
+        if runner:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner:
+                runner.stop()
+            ctx.db.dispose()
+
+    app = FastAPI(
+        title="xcpay operator API",
+        version="0.1.0",
+        description="Operator API of the xcpay programmable-payments platform. Amounts are integers in fen.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.ops = ops
+    app.state.indexer = indexer
+    problems.install(app)
+    for module in (health, api_keys, wallets, cash, regulator, audit, operations):
+        app.include_router(module.router)
+    return app

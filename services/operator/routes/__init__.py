@@ -1,0 +1,1 @@
+"""One module per resource; money-moving routes register their operation builder beside them."""

@@ -1,0 +1,111 @@
+"""Request and response models of the operator API (amounts in fen, names ending ``_fen``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.common.keys import Role
+from services.common.schemas import Address, AmountFen
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiKeyIn(Strict):
+    role: Role
+    label: str = Field(default="", max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    role: str
+    label: str
+    key: str = Field(description="Shown once; only its hash is stored.")
+    created_at: datetime
+
+
+class WalletIn(Strict):
+    kind: Literal["personal", "merchant", "institution"]
+    tier: int = Field(ge=1, le=4)
+    display_name: str = Field(min_length=1, max_length=200)
+    merchant_category: int = Field(default=0, ge=0, le=9999, description="ISO 18245 MCC, merchants only")
+    identity: str = Field(
+        min_length=1, max_length=200, description="Identity document reference; only its hash is stored"
+    )
+    custody: Literal["custodial", "self"] = "custodial"
+    address: Address | None = Field(default=None, description="Required for self-custody wallets")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WalletIn:
+        if self.custody == "self" and self.address is None:
+            raise ValueError("a self-custody wallet needs its address")
+        if self.custody == "custodial" and self.address is not None:
+            raise ValueError("a custodial wallet's address is created by the service; do not send one")
+        if (self.kind == "merchant") != (self.merchant_category != 0):
+            raise ValueError("merchants, and only merchants, need a non-zero merchant_category")
+        return self
+
+
+class Limits(BaseModel):
+    balance_cap_fen: int | None
+    payment_cap_fen: int | None
+    daily_cap_fen: int | None
+
+
+class WalletOut(BaseModel):
+    address: str
+    kind: str
+    tier: int
+    merchant_category: int
+    display_name: str | None
+    custody: str | None
+    registered: bool
+    frozen: bool
+    balance_fen: int
+    limits: Limits | None
+    spent_today_fen: int
+    remaining_today_fen: int | None
+
+
+class IssuanceIn(Strict):
+    to: Address
+    amount_fen: AmountFen
+
+
+class RedemptionIn(Strict):
+    holder: Address = Field(alias="from")
+    amount_fen: AmountFen
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TransferIn(Strict):
+    sender: Address = Field(alias="from")
+    to: Address
+    amount_fen: AmountFen
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WalletRef(Strict):
+    address: Address
+
+
+class EventOut(BaseModel):
+    block_number: int
+    log_index: int
+    tx_hash: str
+    contract: str
+    name: str
+    args: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    total: int
+    offset: int
+    limit: int

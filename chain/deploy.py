@@ -44,8 +44,9 @@ class Deployment:
         self.roles = roles
         self.compiled = compiled
         self.tx = Transactor(w3, ErrorDecoder(a.abi for a in compiled.artifacts.values()))
+        # `block` is the first block of the deployment: event indexers start there.
         self.manifest = Manifest(
-            chain_id=w3.eth.chain_id, block=w3.eth.block_number, deployer=roles.deployer.address
+            chain_id=w3.eth.chain_id, block=w3.eth.block_number + 1, deployer=roles.deployer.address
         )
 
     def deploy(self, name: str, *args: Any) -> Any:

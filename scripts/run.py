@@ -1,7 +1,15 @@
-"""`make run`: the embedded chain node, the contracts deployed (or reused), until Ctrl-C.
+"""`make run`: the embedded chain node, the contracts deployed (or reused), the database migrated
+and the operator API served, until Ctrl-C.
 
-Set ``XCPAY_RPC_URL`` to use another node (anvil, Besu) instead of starting the embedded one.
-``XCPAY_NODE_PORT`` (default 8545) and ``XCPAY_MANIFEST`` (default var/manifest.json) move them.
+Environment (all optional):
+  XCPAY_RPC_URL       use this node (anvil, Besu...) instead of starting the embedded one
+  XCPAY_NODE_PORT     port of the embedded node (8545)
+  XCPAY_API_PORT      port of the operator API (8000)
+  XCPAY_MANIFEST      deployment manifest (var/manifest.json)
+  XCPAY_DATABASE_URL  database (a SQLite file under var/ by default)
+
+The embedded chain lives in memory: every start is a new chain. Its default database is then
+moved aside to var/previous/ so that records of a vanished chain never mix with the new one.
 """
 
 from __future__ import annotations
@@ -11,10 +19,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
 
 from chain.backends import http  # noqa: E402
 from chain.paths import VAR_DIR  # noqa: E402
@@ -34,31 +45,68 @@ def wait_for_node(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: flo
     raise SystemExit(f"no JSON-RPC node answered at {url} within {timeout_s:.0f}s")
 
 
+def wait_for_api(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the operator API exited with code {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the operator API did not answer at {url} within {timeout_s:.0f}s")
+
+
+def archive_default_database() -> None:
+    db = VAR_DIR / "xcpay.db"
+    if not db.exists():
+        return
+    target = VAR_DIR / "previous" / f"xcpay-{datetime.now(UTC):%Y%m%dT%H%M%S}.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    db.rename(target)
+    for suffix in ("-wal", "-shm"):
+        side = db.with_name(db.name + suffix)
+        if side.exists():
+            side.rename(target.with_name(target.name + suffix))
+    print(f"new embedded chain: the previous database was moved to {target}", flush=True)
+
+
 def main() -> int:
-    rpc_url = os.environ.get("XCPAY_RPC_URL")
-    manifest = os.environ.get("XCPAY_MANIFEST", str(VAR_DIR / "manifest.json"))
+    env = dict(os.environ)
+    rpc_url = env.get("XCPAY_RPC_URL")
+    env.setdefault("XCPAY_MANIFEST", str(VAR_DIR / "manifest.json"))
+    api_port = env.get("XCPAY_API_PORT", "8000")
     children: list[subprocess.Popen[bytes]] = []
     node: subprocess.Popen[bytes] | None = None
     if not rpc_url:
-        port = os.environ.get("XCPAY_NODE_PORT", "8545")
+        port = env.get("XCPAY_NODE_PORT", "8545")
         rpc_url = f"http://127.0.0.1:{port}"
-        node = subprocess.Popen(
-            [sys.executable, "-m", "chain", "node", "--host", "127.0.0.1", "--port", port], cwd=ROOT
-        )
+        if "XCPAY_DATABASE_URL" not in env:
+            archive_default_database()
+        node = subprocess.Popen([sys.executable, "-m", "chain", "node", "--host", "127.0.0.1", "--port", port], cwd=ROOT)
         children.append(node)
+    env["XCPAY_RPC_URL"] = rpc_url
     try:
         wait_for_node(rpc_url, node)
-        deploy = [sys.executable, "-m", "chain", "deploy", "--rpc", rpc_url, "--out", manifest]
-        subprocess.run(deploy, cwd=ROOT, check=True)
-        print(f"\nxcpay is up. JSON-RPC: {rpc_url}   manifest: {manifest}\nCtrl-C stops.", flush=True)
+        deploy = [sys.executable, "-m", "chain", "deploy", "--rpc", rpc_url, "--out", env["XCPAY_MANIFEST"]]
+        subprocess.run(deploy, cwd=ROOT, check=True, env=env)
+        api = subprocess.Popen([sys.executable, "-m", "services.operator", "serve"], cwd=ROOT, env=env)
+        children.append(api)
+        api_url = f"http://127.0.0.1:{api_port}"
+        wait_for_api(api_url, api)
+        print(
+            f"\nxcpay is up.\n  JSON-RPC node   {rpc_url}\n  operator API    {api_url}   (docs: {api_url}/docs)\n"
+            f"  manifest        {env['XCPAY_MANIFEST']}\nCtrl-C stops.",
+            flush=True,
+        )
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(c.poll() is None for c in children):
             time.sleep(0.5)
         failed = [c for c in children if c.poll() is not None]
-        if failed:
-            print(f"a service stopped (exit {failed[0].returncode}); shutting down", file=sys.stderr)
-            return 1
-        return 0
+        print(f"a process stopped (exit {failed[0].returncode}); shutting down", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
@@ -66,12 +114,12 @@ def main() -> int:
         print(f"deployment failed (exit {exc.returncode})", file=sys.stderr)
         return 1
     finally:
-        for c in children:
+        for c in reversed(children):
             if c.poll() is None:
                 c.send_signal(signal.SIGTERM)
-        for c in children:
+        for c in reversed(children):
             try:
-                c.wait(timeout=10)
+                c.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 c.kill()
 

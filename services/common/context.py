@@ -12,6 +12,7 @@ from chain.clients.token import CashClient
 from chain.manifest import Manifest
 from chain.sender import Transactor
 from services.common.db import Database
+from services.common.models import Meta
 from services.common.settings import Settings
 from services.common.signers import Custody, service_account
 
@@ -50,3 +51,27 @@ class ServiceContext:
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
         )
+
+    def bind_database_to_chain(self) -> None:
+        """Refuse to run a database against a chain it does not belong to.
+
+        The first start records the chain's genesis hash and the token's address; a later start
+        on another chain (a restarted in-memory node, another network) stops with a clear error
+        instead of mixing the records of two chains.
+        """
+        genesis = "0x" + bytes(self.w3.eth.get_block(0)["hash"]).hex()
+        binding = f"{self.manifest.chain_id}:{genesis}:{self.manifest.address('DigitalCash')}"
+        with self.db.session() as s:
+            row = s.get(Meta, "chain")
+            if row is None:
+                s.add(Meta(key="chain", value=binding))
+                s.commit()
+            elif row.value != binding:
+                raise ChainMismatch(
+                    f"the database belongs to chain {row.value}, but the service is on {binding}; "
+                    "point XCPAY_DATABASE_URL at this chain's database (or a new one)"
+                )
+
+
+class ChainMismatch(RuntimeError):
+    """The database holds the records of another chain."""

@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="upgrade the database schema to the newest migration")
     sub.add_parser("reconcile", help="finish pending operations once and print the counts")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("xcpay").setLevel(logging.INFO)
 
     try:
         settings = Settings()
@@ -43,9 +44,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from services.operator.app import create_app
 
-    app = create_app(settings)
-    print(f"xcpay operator API on http://{settings.api_host}:{settings.api_port} (docs at /docs)", flush=True)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    from chain.exceptions import ChainError
+    from services.common.context import ChainMismatch
+
+    try:
+        app = create_app(settings)
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    except (ChainMismatch, ChainError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

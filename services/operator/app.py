@@ -54,6 +54,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.bind_database_to_chain()
         with ctx.db.session() as s:
             generated = ensure_admin(s, settings.admin_api_key)
         if generated:

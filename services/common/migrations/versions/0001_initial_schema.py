@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 20:20:24.849422
+Create Date: 2026-11-22 20:25:50.916543
 """
 
 from collections.abc import Sequence
@@ -52,6 +52,12 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "meta",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
     )
     op.create_table(
         "wallets",
@@ -121,6 +127,7 @@ def downgrade() -> None:
     op.drop_table("operations")
     op.drop_table("audit_log")
     op.drop_table("wallets")
+    op.drop_table("meta")
     op.drop_table("cursors")
     with op.batch_alter_table("chain_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_chain_events_name"))

@@ -227,6 +227,7 @@ class Operations:
                 row.sender, row.nonce, row.tx_hash = call.signer.address, nonce, tx_hash
                 row.raw_tx = "0x" + bytes(signed.raw_transaction).hex()
                 s.commit()
+            _fault_point("before_send", op.kind)
             try:
                 tx.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Exception as exc:
@@ -234,7 +235,7 @@ class Operations:
                     # Stored and signed: the reconciler sends these very bytes when the node is back.
                     raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
                 raise
-        _fault_point("after_send")
+        _fault_point("after_send", op.kind)
 
     def _rebroadcast_if_lost(self, op: Operation) -> None:
         w3 = self.ctx.w3
@@ -324,12 +325,13 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | NodeUnavailable)
 
 
-def _fault_point(name: str) -> None:
-    """Fault injection for the crash tests: ``XCPAY_FAULT=after_send`` kills the process right
-    after the transaction left and before its outcome was recorded."""
+def _fault_point(name: str, kind: str) -> None:
+    """Fail points for the crash tests (like etcd's gofail): ``XCPAY_FAULT=after_send:cash.issue``
+    kills the process right after that kind's transaction left and before its outcome was
+    recorded; ``before_send:<kind>`` after it was signed and stored but before it was sent."""
     import os
 
-    if os.environ.get("XCPAY_FAULT") == name:
+    if os.environ.get("XCPAY_FAULT") == f"{name}:{kind}":
         os._exit(97)
 
 

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app = create_app(settings)
+        app.state.ctx.bind_database_to_chain()  # a clear error here rather than a failed startup
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
     except (ChainMismatch, ChainError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,256 @@
+"""The operator as real processes: `make run`'s code path, a node that goes down, a service that
+dies between signing, sending and recording. Each test drives the API with an HTTP client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chain.paths import PROJECT_ROOT
+from tests.processes import ANVIL, free_port, running, wait_for_rpc
+
+pytestmark = pytest.mark.slow
+
+ADMIN = "xcp_e2e_admin_key_0123456789abcdefgh"
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not healthy after {timeout_s}s")
+
+
+class Client:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.admin = httpx.Client(base_url=url, headers={"X-API-Key": ADMIN}, timeout=60)
+        self.keys: dict[str, str] = {}
+
+    def key(self, role: str) -> str:
+        if role not in self.keys:
+            r = self.admin.post("/v1/api-keys", json={"role": role})
+            assert r.status_code == 201, r.text
+            self.keys[role] = r.json()["key"]
+        return self.keys[role]
+
+    def post(self, role: str, path: str, body: dict | None = None, key: str | None = None) -> httpx.Response:
+        headers = {"X-API-Key": self.key(role), "Idempotency-Key": key or str(uuid.uuid4())}
+        return httpx.post(self.url + path, json=body, headers=headers, timeout=60)
+
+    def get(self, role: str, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, headers={"X-API-Key": self.key(role)}, timeout=60)
+
+    def wallet(self, tier: int = 3) -> str:
+        body = {"kind": "personal", "tier": tier, "display_name": "p", "identity": str(uuid.uuid4())}
+        r = self.post("operator", "/v1/wallets", body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["request"]["address"])
+
+    def balance(self, address: str) -> int:
+        return int(self.get("auditor", f"/v1/wallets/{address}").json()["balance_fen"])
+
+    def wait_status(self, op_id: str, status: str, timeout_s: float = 60) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            op = self.get("auditor", f"/v1/operations/{op_id}").json()
+            if op["status"] == status or time.monotonic() > deadline:
+                return op
+            time.sleep(0.3)
+
+
+def service_env(tmp: Path, rpc: str, api_port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XCPAY_")}
+    env.update(
+        XCPAY_RPC_URL=rpc,
+        XCPAY_MANIFEST=str(tmp / "manifest.json"),
+        XCPAY_DATABASE_URL=f"sqlite:///{tmp / 'operator.db'}",
+        XCPAY_ADMIN_API_KEY=ADMIN,
+        XCPAY_API_PORT=str(api_port),
+        XCPAY_RECONCILE_INTERVAL_S="0.5",
+        XCPAY_INDEX_INTERVAL_S="0.5",
+        XCPAY_RECEIPT_TIMEOUT_S="10",
+        **extra,
+    )
+    return env
+
+
+@contextmanager
+def operator_service(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    with running_env([sys.executable, "-m", "services.operator", "serve"], env) as proc:
+        wait_healthy(f"http://127.0.0.1:{env['XCPAY_API_PORT']}", proc)
+        yield proc
+
+
+@contextmanager
+def running_env(cmd: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def deploy(rpc: str, tmp: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "chain", "deploy", "--rpc", rpc, "--out", str(tmp / "manifest.json")],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_make_run_serves_the_operator_api_end_to_end(tmp_path: Path) -> None:
+    node_port, api_port = free_port(), free_port()
+    env = service_env(tmp_path, "", api_port, XCPAY_NODE_PORT=str(node_port))
+    del env["XCPAY_RPC_URL"]
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/run.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{api_port}"
+        wait_healthy(url, proc)
+        api = Client(url)
+        health = httpx.get(f"{url}/healthz").json()
+        assert health["chain"]["reachable"] and "DigitalCash" in health["contracts"]
+        alice, bob = api.wallet(), api.wallet()
+        assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 10_000}).status_code == 200
+        assert (
+            api.post("operator", "/v1/transfers", {"from": alice, "to": bob, "amount_fen": 2_500}).status_code
+            == 200
+        )
+        assert (api.balance(alice), api.balance(bob)) == (7_500, 2_500)
+        events = api.get("auditor", "/v1/audit/events?name=Issued").json()
+        assert events["total"] == 1 and events["items"][0]["args"]["amount"] == 10_000
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert f"operator API    http://127.0.0.1:{api_port}" in text and "JSON-RPC node" in text
+
+
+def test_node_down_gives_503_and_the_reconciler_finishes_the_operation(tmp_path: Path) -> None:
+    port, api_port = free_port(), free_port()
+    rpc = f"http://127.0.0.1:{port}"
+    anvil_cmd = [
+        str(ANVIL),
+        "--port",
+        str(port),
+        "--silent",
+        "--hardfork",
+        "cancun",
+        "--state",
+        str(tmp_path / "anvil"),
+    ]
+    env = service_env(tmp_path, rpc, api_port)
+    with running(anvil_cmd) as node:
+        wait_for_rpc(rpc, node)
+        deploy(rpc, tmp_path)
+        with operator_service(env):
+            api = Client(f"http://127.0.0.1:{api_port}")
+            alice = api.wallet()
+            api.key("auditor")
+            node.send_signal(signal.SIGTERM)  # anvil writes its state and exits
+            node.wait(timeout=30)
+
+            r = api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 321}, key="down-1")
+            assert r.status_code == 503, r.text
+            assert r.headers["content-type"].startswith("application/problem+json")
+            problem = r.json()
+            assert problem["type"] == "urn:xcpay:problem:node-unavailable"
+            op_id = problem["operation_id"]
+            assert api.get("auditor", f"/v1/operations/{op_id}").json()["status"] == "pending"
+
+            with running(anvil_cmd) as node_again:  # the same chain comes back
+                wait_for_rpc(rpc, node_again)
+                op = api.wait_status(op_id, "confirmed")
+                assert op["status"] == "confirmed", op
+                assert api.balance(alice) == 321
+                # The caller retries with the same key: the same operation, nothing moves again.
+                again = api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 321}, key="down-1")
+                assert again.status_code == 200 and again.json()["id"] == op_id
+                assert api.balance(alice) == 321
+
+
+@pytest.mark.parametrize("fail_point", ["after_send", "before_send"])
+def test_service_killed_around_send_finishes_once_after_restart(tmp_path: Path, fail_point: str) -> None:
+    port, api_port = free_port(), free_port()
+    rpc = f"http://127.0.0.1:{port}"
+    with running([sys.executable, "-m", "chain", "node", "--port", str(port)]) as node:
+        wait_for_rpc(rpc, node)
+        deploy(rpc, tmp_path)
+        env = service_env(tmp_path, rpc, api_port)
+        with operator_service(env):
+            api = Client(f"http://127.0.0.1:{api_port}")
+            alice = api.wallet()
+            for role in ("operator", "auditor"):
+                api.key(role)
+
+        crashing = dict(env, XCPAY_FAULT=f"{fail_point}:cash.issue")
+        with operator_service(crashing) as proc:
+            with pytest.raises(httpx.HTTPError):
+                api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 777}, key="crash-1")
+            assert proc.wait(timeout=30) == 97  # died at the fail point
+
+        with operator_service(env):  # restart: the reconciler runs before serving
+            r = api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 777}, key="crash-1")
+            assert r.status_code == 200, r.text
+            op = r.json()
+            assert op["status"] == "confirmed"
+            assert api.balance(alice) == 777  # moved exactly once
+            issued = api.get("auditor", "/v1/audit/events?name=Issued").json()
+            assert [e["tx_hash"] for e in issued["items"]] == [op["tx_hash"]]
+
+
+def test_service_refuses_a_database_of_another_chain(tmp_path: Path) -> None:
+    api_port = free_port()
+    for attempt in range(2):
+        port = free_port()
+        rpc = f"http://127.0.0.1:{port}"
+        with running([sys.executable, "-m", "chain", "node", "--port", str(port)]) as node:
+            wait_for_rpc(rpc, node)
+            deploy(rpc, tmp_path)
+            env = service_env(tmp_path, rpc, api_port)
+            if attempt == 0:
+                with operator_service(env):
+                    pass
+            else:
+                done = subprocess.run(
+                    [sys.executable, "-m", "services.operator", "serve"],
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert done.returncode != 0
+                assert "belongs to chain" in done.stderr

@@ -27,11 +27,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -179,6 +181,9 @@ class Operations:
                 except (Problem, ChainError) as exc:
                     log.info("reconcile %s: %s", op_id, exc)
                     op = self.get(op_id)
+                except Exception:  # one bad record must not stop the others
+                    log.exception("reconcile %s failed", op_id)
+                    op = self.get(op_id)
                 counts[op.status] += 1
         return counts
 
@@ -218,6 +223,7 @@ class Operations:
         except Problem as exc:
             self._fail(op.id, exc)
             raise
+        self._flush_unsent(call.signer.address)
         with tx.nonces.reserve(call.signer.address) as nonce:
             signed = call.signer.sign_transaction({**params, "nonce": nonce})
             tx_hash = "0x" + bytes(signed.hash).hex()
@@ -230,12 +236,53 @@ class Operations:
             _fault_point("before_send", op.kind)
             try:
                 tx.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except (Web3RPCError, EthValidationError) as exc:  # a node's refusal; in-process: ValidationError
+                if "already known" not in str(exc).lower():
+                    # The node refused the bytes (fees, nonce): they can never be mined.
+                    self._fail(
+                        op.id,
+                        Problem(
+                            502,
+                            "transaction-rejected",
+                            "The node rejected the transaction",
+                            str(exc),
+                            operation_id=op.id,
+                        ),
+                    )
             except Exception as exc:
                 if _is_connection_error(exc):
-                    # Stored and signed: the reconciler sends these very bytes when the node is back.
+                    # Stored and signed: these very bytes are sent when the node is back.
                     raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
                 raise
         _fault_point("after_send", op.kind)
+
+    def _flush_unsent(self, sender: str) -> None:
+        """Send this sender's stored-but-unsent transactions first, oldest nonce first.
+
+        A transaction signed before the node went down holds a nonce; until it is on the node,
+        a new transaction would take the same nonce and the stored one could never be mined.
+        """
+        w3 = self.ctx.w3
+        with self.ctx.db.session() as s:
+            stored = s.scalars(
+                select(Operation)
+                .where(
+                    Operation.status == "pending", Operation.sender == sender, Operation.raw_tx.is_not(None)
+                )
+                .order_by(Operation.nonce)
+            ).all()
+        if not stored:
+            return
+        with _node_errors_as_unavailable():
+            on_chain = w3.eth.get_transaction_count(sender, "pending")  # type: ignore[arg-type]
+            for op in stored:
+                if op.nonce is None or op.nonce < on_chain:
+                    continue  # in the pool, mined, or dropped: the reconciler decides which
+                try:
+                    w3.eth.send_raw_transaction(HexBytes(op.raw_tx))
+                except Web3RPCError as exc:
+                    log.info("flush of %s refused: %s", op.id, exc)
+        self.ctx.tx.nonces.forget(sender)
 
     def _rebroadcast_if_lost(self, op: Operation) -> None:
         w3 = self.ctx.w3
@@ -317,6 +364,16 @@ def _stored(problem: Problem) -> dict[str, Any]:
         "detail": problem.detail,
         **jsonable(problem.extra),
     }
+
+
+@contextmanager
+def _node_errors_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if _is_connection_error(exc):
+            raise NodeUnavailable(str(exc)) from exc
+        raise
 
 
 def _is_connection_error(exc: BaseException) -> bool:

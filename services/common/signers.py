@@ -19,7 +19,7 @@ from chain.accounts import dev_account
 from services.common.settings import Settings
 
 
-class KeyError_(Exception):
+class KeystoreError(Exception):
     """A keystore could not be opened (wrong password, unreadable file)."""
 
 
@@ -28,14 +28,14 @@ def _password(value: str | None, file: Path | None) -> str:
         return value
     if file is not None:
         return file.read_text().strip()
-    raise KeyError_("no password given")
+    raise KeystoreError("no password given")
 
 
 def load_keystore(path: Path, password: str) -> LocalAccount:
     try:
         key = Account.decrypt(json.loads(path.read_text()), password)
     except (OSError, ValueError) as exc:
-        raise KeyError_(f"cannot open keystore {path}: {exc}") from None
+        raise KeystoreError(f"cannot open keystore {path}: {exc}") from None
     return Account.from_key(key)
 
 
@@ -44,7 +44,7 @@ def service_account(settings: Settings, role: str) -> LocalAccount:
     keystore: Path | None = getattr(settings, f"{role}_keystore")
     if keystore is None:
         if settings.profile != "local":
-            raise KeyError_(f"XCPAY_{role.upper()}_KEYSTORE is required outside the local profile")
+            raise KeystoreError(f"XCPAY_{role.upper()}_KEYSTORE is required outside the local profile")
         return dev_account(1 if role == "operator" else 2)
     password = _password(getattr(settings, f"{role}_password"), getattr(settings, f"{role}_password_file"))
     return load_keystore(keystore, password)
@@ -74,7 +74,7 @@ class Custody:
         try:
             account = Account.from_key(Account.decrypt(keystore, self._password))
         except ValueError as exc:
-            raise KeyError_(f"cannot open the keystore of {address}: {exc}") from None
+            raise KeystoreError(f"cannot open the keystore of {address}: {exc}") from None
         with self._lock:
             self._cache[address] = account
         return account

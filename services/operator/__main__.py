@@ -32,20 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return 0
     if args.command == "reconcile":
+        import services.operator.routes  # noqa: F401 - registers every operation builder
         from services.common.context import ServiceContext
         from services.common.operations import Operations
-        from services.operator.app import create_app
 
-        create_app  # noqa: B018 - importing the app registers every operation builder
         print(json.dumps(Operations(ServiceContext.build(settings)).reconcile()))
         return 0
 
     import uvicorn
 
-    from services.operator.app import create_app
-
     from chain.exceptions import ChainError
     from services.common.context import ChainMismatch
+    from services.operator.app import create_app
 
     try:
         app = create_app(settings)

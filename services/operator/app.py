@@ -16,7 +16,7 @@ from services.common.indexer import Indexer
 from services.common.keys import ensure_admin
 from services.common.operations import Operations
 from services.common.settings import Settings
-from services.operator.routes import api_keys, audit, cash, health, operations, regulator, wallets
+from services.operator.routes import ROUTERS
 
 log = logging.getLogger("xcpay.operator")
 
@@ -85,6 +85,6 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     app.state.ops = ops
     app.state.indexer = indexer
     problems.install(app)
-    for module in (health, api_keys, wallets, cash, regulator, audit, operations):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -338,3 +338,50 @@ class TestAudit:
             alice,
             "confirmed",
         )
+
+
+class TestRecovery:
+    def test_a_stored_unsent_transaction_is_sent_before_any_newer_one(self, api: Api) -> None:
+        """A transaction signed and stored, then not sent (the node went away), keeps its nonce:
+        the next request sends it first, so it is not orphaned by a newer one with its nonce."""
+        from services.common.models import Operation
+        from services.common.operations import _BUILDERS
+
+        alice = api.new_wallet(tier=2)
+        ops = api.app.state.ops
+        ctx = api.app.state.ctx
+        op, new = ops.begin(
+            "cash.issue", _operator_key(api), f"stored-{uuid.uuid4()}", {"to": alice, "amount_fen": 40}
+        )
+        assert new
+        call = _BUILDERS["cash.issue"](ctx, op.request)
+        params = call.fn.build_transaction(
+            {
+                "from": call.signer.address,
+                "gas": 200_000,
+                "nonce": 0,
+                **ctx.tx.fees(),
+                "chainId": ctx.tx.chain_id,
+            }
+        )
+        with ctx.tx.nonces.reserve(call.signer.address) as nonce:
+            signed = call.signer.sign_transaction({**params, "nonce": nonce})
+            with ctx.db.session() as s:
+                row = s.get(Operation, op.id)
+                row.sender, row.nonce = call.signer.address, nonce
+                row.tx_hash, row.raw_tx = "0x" + signed.hash.hex(), "0x" + signed.raw_transaction.hex()
+                s.commit()
+            # not sent: as if the node had refused the connection
+
+        newer = api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 2})
+        assert newer.status_code == 200, newer.text
+        assert ops.reconcile()["pending"] == 0
+        assert ops.get(op.id).status == "confirmed"
+        assert api.operator.get(f"/v1/wallets/{alice}").json()["balance_fen"] == 42
+
+
+def _operator_key(api: Api):  # type: ignore[no-untyped-def]
+    from services.common.keys import authenticate
+
+    with api.app.state.ctx.db.session() as s:
+        return authenticate(s, api.operator.headers["X-API-Key"])

@@ -1,1 +1,8 @@
-"""One module per resource; money-moving routes register their operation builder beside them."""
+"""One module per resource; money-moving routes register their operation builder beside them.
+
+Importing this package registers every builder (the reconciler needs them, HTTP or not).
+"""
+
+from services.operator.routes import api_keys, audit, cash, health, operations, regulator, wallets
+
+ROUTERS = [m.router for m in (health, api_keys, wallets, cash, regulator, audit, operations)]

@@ -1,0 +1,638 @@
+"""Benchmark the operator API's issuance path against minting straight through the chain layer.
+
+What it measures, in one run, on one embedded node (``python -m chain node``, started here on a
+free port, deployed here, stopped at the end whatever happens):
+
+1. **API, sequential**: ``POST /v1/issuance`` requests per second from one HTTP client to the
+   operator service (``python -m services.operator serve``, a separate process, as in production),
+   each awaiting its answer before the next starts. Every request mints into one tier-1
+   (unlimited) personal wallet created through the API first. A request is the whole intent-first
+   path: API key check, idempotency row, estimate, sign, store the signed bytes, send, poll for
+   the receipt, record the outcome and the audit row -- it answers 200 only once confirmed.
+2. **API, concurrent**: the same with C clients (threads, each its own ``httpx.Client``).
+3. **Baseline, direct**: the same number of mints sent straight through ``chain/``
+   (:meth:`chain.clients.token.CashClient.mint` signed by ``dev_account(1)``, the key the service
+   signs with in the local profile) to the same node and the same wallet, sequentially and with C
+   threads sharing one ``CashClient`` (its Transactor's nonce manager is thread-safe).
+
+Each mode runs N requests in total, in two halves timed in ABBA order -- API sequential and
+concurrent, then the direct baseline twice, then the API again -- so a chain that slows down as it
+grows favours neither path. The service is stopped while the baseline runs (it signs with the same
+key, and its cached nonce would be stale afterwards) and restarted for the second API half; each
+start is warmed up with a few untimed requests and its event indexer has caught up before timing.
+
+Why the figures must be read beside the baseline measured in the same run: the embedded node is
+py-evm, an EVM interpreted in Python behind one lock, so absolute requests per second say more
+about the machine and the node than about the service. Only the API-to-direct ratio measured here,
+on the same node and the same machine, isolates what the service adds (HTTP, the database, the
+idempotency and audit bookkeeping); an absolute figure compared with another run means little.
+
+At the end the wallet's on-chain balance must equal everything minted through both paths.
+
+    .venv/bin/python scripts/bench_operator.py [--requests N] [--concurrency C] [--database-url URL]
+
+The service's database is a SQLite file in a temporary directory unless ``--database-url`` names
+another: a ``sqlite:///`` URL must name a file that does not exist yet (the service binds its
+database to the chain it first ran on, and every run starts a new chain); a ``postgresql+psycopg://``
+URL names a server and an existing database used only to create a fresh ``xcpay_bench_*`` database
+for the run, which is dropped afterwards (as ``tests/databases.py`` does).
+
+Prints a table and writes ``bench-results/bench_operator.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import web3  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from chain.accounts import dev_account  # noqa: E402
+from chain.backends import http  # noqa: E402
+from chain.clients.token import CashClient  # noqa: E402
+from chain.manifest import Manifest  # noqa: E402
+
+OUT_FILE = ROOT / "bench-results" / "bench_operator.json"
+AMOUNT_FEN = 100  # per issuance / mint
+TIER_UNLIMITED = 1
+WARMUP = 2  # untimed requests after each start of the service, and before the first direct mint
+HTTP_TIMEOUT_S = 60.0
+ADMIN_KEY = "xcp_bench_admin_" + secrets.token_hex(16)
+
+Call = Callable[[], None]
+Session = Callable[[], AbstractContextManager[Call]]  # a worker's own client, yielding one request
+
+
+# -- processes ----------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _process(cmd: list[str], env: dict[str, str] | None, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``cmd`` with its output in ``log``; always terminate it (then kill) on the way out."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{_tail(log)}")
+        try:
+            if ready():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after 90s:\n{_tail(log)}")
+
+
+@contextmanager
+def embedded_node(tmp: Path) -> Iterator[str]:
+    """``python -m chain node`` on a free port; yields its URL."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp / "node.log"
+    with _process([sys.executable, "-m", "chain", "node", "--port", str(port)], None, log) as proc:
+        w3 = http(url, timeout_s=2)
+        _wait_until(lambda: w3.eth.block_number >= 0, proc, "the embedded node", log)
+        yield url
+
+
+def deploy(rpc: str, manifest: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chain", "deploy", "--rpc", rpc, "--out", str(manifest)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+@contextmanager
+def operator_service(env: dict[str, str], log: Path) -> Iterator[str]:
+    """``python -m services.operator serve``; yields its URL once /healthz answers."""
+    url = f"http://127.0.0.1:{env['XCPAY_API_PORT']}"
+    cmd = [sys.executable, "-m", "services.operator", "serve"]
+    with _process(cmd, env, log) as proc:
+        _wait_until(
+            lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
+            proc,
+            "the operator service",
+            log,
+        )
+        yield url
+
+
+def service_env(rpc: str, manifest: Path, database_url: str, api_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XCPAY_")}
+    env.update(
+        XCPAY_PROFILE="local",
+        XCPAY_RPC_URL=rpc,
+        XCPAY_MANIFEST=str(manifest),
+        XCPAY_DATABASE_URL=database_url,
+        XCPAY_ADMIN_API_KEY=ADMIN_KEY,
+        XCPAY_API_PORT=str(api_port),
+    )
+    return env
+
+
+@contextmanager
+def database(url: str | None, tmp: Path) -> Iterator[str]:
+    """The service's database for this run (see the module docstring); yields its URL."""
+    if url is None:
+        yield f"sqlite:///{tmp / 'operator.db'}"
+        return
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:" and Path(parsed.database).exists():
+            raise SystemExit(f"{parsed.database} exists: it belongs to another chain; name a new file")
+        yield url
+        return
+    if parsed.get_backend_name() != "postgresql":
+        raise SystemExit(f"unsupported database {parsed.get_backend_name()!r}: sqlite or postgresql")
+    name = f"xcpay_bench_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+# -- the two paths ------------------------------------------------------------------------------------
+
+
+class Tally:
+    """Fen minted through one path, counted once each request has succeeded."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    @property
+    def fen(self) -> int:
+        return self.count * AMOUNT_FEN
+
+
+@dataclass
+class Api:
+    url: str
+    operator_key: str = ""
+    auditor_key: str = ""
+    tally: Tally = field(default_factory=Tally)
+
+    def admin_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = httpx.post(self.url + path, json=body, headers={"X-API-Key": ADMIN_KEY}, timeout=HTTP_TIMEOUT_S)
+        if r.status_code != 201:
+            raise RuntimeError(f"POST {path}: {r.status_code} {r.text}")
+        return dict(r.json())
+
+    def create_keys(self) -> None:
+        self.operator_key = str(self.admin_post("/v1/api-keys", {"role": "operator"})["key"])
+        self.auditor_key = str(self.admin_post("/v1/api-keys", {"role": "auditor"})["key"])
+
+    def create_wallet(self) -> str:
+        body = {
+            "kind": "personal",
+            "tier": TIER_UNLIMITED,
+            "display_name": "bench",
+            "identity": f"bench-{uuid.uuid4()}",
+        }
+        headers = {"X-API-Key": self.operator_key, "Idempotency-Key": str(uuid.uuid4())}
+        r = httpx.post(self.url + "/v1/wallets", json=body, headers=headers, timeout=HTTP_TIMEOUT_S)
+        if r.status_code != 201:
+            raise RuntimeError(f"POST /v1/wallets: {r.status_code} {r.text}")
+        return str(r.json()["request"]["address"])
+
+    def issue(self, client: httpx.Client, to: str) -> None:
+        headers = {"X-API-Key": self.operator_key, "Idempotency-Key": str(uuid.uuid4())}
+        r = client.post("/v1/issuance", json={"to": to, "amount_fen": AMOUNT_FEN}, headers=headers)
+        if r.status_code != 200 or r.json().get("status") != "confirmed":
+            raise RuntimeError(f"POST /v1/issuance: {r.status_code} {r.text}")
+        self.tally.add()
+
+    def issued_events(self) -> int:
+        """How many Issued events the service has indexed (the endpoint indexes up to the head first)."""
+        r = httpx.get(
+            self.url + "/v1/audit/events",
+            params={"name": "Issued", "limit": 1},
+            headers={"X-API-Key": self.auditor_key},
+            timeout=HTTP_TIMEOUT_S,
+        )
+        r.raise_for_status()
+        return int(r.json()["total"])
+
+    def session(self, to: str) -> Session:
+        @contextmanager
+        def open_() -> Iterator[Call]:
+            with httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT_S) as client:
+                yield lambda: self.issue(client, to)
+
+        return open_
+
+
+@dataclass
+class Direct:
+    cash: CashClient
+    tally: Tally = field(default_factory=Tally)
+
+    def mint(self, to: str) -> None:
+        self.cash.mint(dev_account(1), to, AMOUNT_FEN)  # waits for the receipt; raises if reverted
+        self.tally.add()
+
+    def session(self, to: str) -> Session:
+        @contextmanager
+        def open_() -> Iterator[Call]:
+            yield lambda: self.mint(to)  # every thread shares the one CashClient
+
+        return open_
+
+
+# -- timing -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    """The timed requests of one mode, accumulated over its two halves."""
+
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+
+def run_batch(session: Session, n: int, clients: int, samples: Samples) -> None:
+    """``n`` requests from ``clients`` workers (1: sequential in this thread); wall time and latencies."""
+    if clients == 1:
+        with session() as call:
+            start = time.perf_counter()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                call()
+                samples.latencies.append(time.perf_counter() - t0)
+            samples.seconds += time.perf_counter() - start
+        return
+
+    remaining = [n]
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(clients + 1)  # the clock starts once every worker has its client
+
+    def take() -> bool:
+        with lock:
+            if remaining[0] <= 0 or stop.is_set():
+                return False
+            remaining[0] -= 1
+            return True
+
+    def worker() -> None:
+        try:
+            with session() as call:
+                barrier.wait()
+                while take():
+                    t0 = time.perf_counter()
+                    call()
+                    samples.latencies.append(time.perf_counter() - t0)
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+            barrier.abort()
+
+    threads = [threading.Thread(target=worker, name=f"bench-{i}", daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        samples.seconds += time.perf_counter() - start
+    except threading.BrokenBarrierError:
+        for t in threads:
+            t.join()
+    except BaseException:  # Ctrl-C: the workers stop after their current request
+        stop.set()
+        barrier.abort()
+        raise
+    if errors:
+        raise errors[0]
+
+
+@dataclass
+class Result:
+    mode: str
+    path: str
+    clients: int
+    requests: int
+    seconds: float
+    req_per_s: float
+    latency_ms_p50: float
+    latency_ms_p95: float
+    latency_ms_mean: float
+
+
+def summarise(mode: str, path: str, clients: int, s: Samples) -> Result:
+    ms = sorted(x * 1000 for x in s.latencies)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return Result(
+        mode,
+        path,
+        clients,
+        len(ms),
+        s.seconds,
+        len(ms) / s.seconds,
+        statistics.median(ms),
+        p95,
+        statistics.fmean(ms),
+    )
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    results: list[Result]
+    wallet: str
+    balance_fen: int
+    api_fen: int
+    direct_fen: int
+    issued_events: int
+    mints: int
+    database: str
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def bench(n: int, clients: int, database_url: str | None, tmp: Path) -> Outcome:
+    first, second = n // 2, n - n // 2
+    api_seq, api_conc, direct_seq, direct_conc = Samples(), Samples(), Samples(), Samples()
+    manifest = tmp / "manifest.json"
+    service_log = tmp / "operator.log"
+
+    _log("starting the embedded node and deploying...")
+    with embedded_node(tmp) as rpc, database(database_url, tmp) as db_url:
+        deploy(rpc, manifest)
+        env = service_env(rpc, manifest, db_url, _free_port())
+        direct = Direct(CashClient(http(rpc), Manifest.load(manifest)))
+
+        _log("starting the operator service; API key and a tier-1 wallet...")
+        with operator_service(env, service_log) as url:
+            api = Api(url)
+            api.create_keys()
+            wallet = api.create_wallet()
+            run_batch(api.session(wallet), WARMUP, 1, Samples())
+            api.issued_events()  # the indexer is up to date before the clock starts
+            _log(f"API: {first} sequential, {first} with {clients} clients...")
+            run_batch(api.session(wallet), first, 1, api_seq)
+            run_batch(api.session(wallet), first, clients, api_conc)
+        # The service is down while the baseline runs: it signs with the same key.
+
+        _log(f"direct: {first} sequential, {first} + {second} with {clients} threads, {second} sequential...")
+        run_batch(direct.session(wallet), WARMUP, 1, Samples())
+        run_batch(direct.session(wallet), first, 1, direct_seq)
+        run_batch(direct.session(wallet), first, clients, direct_conc)
+        run_batch(direct.session(wallet), second, clients, direct_conc)
+        run_batch(direct.session(wallet), second, 1, direct_seq)
+
+        _log("restarting the operator service (its nonce cache is stale after the direct mints)...")
+        with operator_service(env, service_log) as url:
+            api.url = url
+            run_batch(api.session(wallet), WARMUP, 1, Samples())
+            api.issued_events()
+            _log(f"API: {second} with {clients} clients, {second} sequential...")
+            run_batch(api.session(wallet), second, clients, api_conc)
+            run_batch(api.session(wallet), second, 1, api_seq)
+            issued = api.issued_events()
+
+        balance = direct.cash.balance_of(wallet)
+        results = [
+            summarise("API sequential", "api", 1, api_seq),
+            summarise("direct chain/ sequential", "direct", 1, direct_seq),
+            summarise(f"API concurrent ({clients} clients)", "api", clients, api_conc),
+            summarise(f"direct chain/ concurrent ({clients} threads)", "direct", clients, direct_conc),
+        ]
+        return Outcome(
+            results=results,
+            wallet=wallet,
+            balance_fen=balance,
+            api_fen=api.tally.fen,
+            direct_fen=direct.tally.fen,
+            issued_events=issued,
+            mints=api.tally.count + direct.tally.count,
+            database=make_url(db_url).get_backend_name(),
+        )
+
+
+# -- output -------------------------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A plain-text table; the first ``left`` columns are left-aligned, the rest right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def ratios(results: list[Result]) -> dict[str, float]:
+    by = {(r.path, r.clients > 1): r for r in results}
+    return {
+        "sequential": by[("api", False)].req_per_s / by[("direct", False)].req_per_s,
+        "concurrent": by[("api", True)].req_per_s / by[("direct", True)].req_per_s,
+    }
+
+
+def render(o: Outcome, n: int, clients: int) -> str:
+    rows = [
+        [
+            r.mode,
+            str(r.requests),
+            f"{r.seconds:.2f}",
+            f"{r.req_per_s:.2f}",
+            f"{r.latency_ms_p50:.1f}",
+            f"{r.latency_ms_p95:.1f}",
+        ]
+        for r in o.results
+    ]
+    rt = ratios(o.results)
+    expected = o.api_fen + o.direct_fen
+    ok = o.balance_fen == expected
+    return "\n".join(
+        [
+            f"Issuance of {AMOUNT_FEN} fen into one tier-1 wallet on the embedded node, {n} requests a mode,",
+            f"each awaiting its receipt. API: the operator service ({o.database}); direct: CashClient.mint",
+            "(baseline timed in the same run on the same node, ABBA order; compare the ratio, not absolutes)",
+            "",
+            _table(["mode", "requests", "seconds", "req/s", "p50 ms", "p95 ms"], rows),
+            "",
+            "API overhead ratio (API req/s / direct chain req/s):",
+            f"  sequential  {rt['sequential']:.2f}",
+            f"  concurrent  {rt['concurrent']:.2f}  ({clients} clients / threads)",
+            "",
+            f"Correctness: balance of {o.wallet} (CashClient.balance_of) = {o.balance_fen:,} fen",
+            f"  minted {expected:,} fen = API {o.api_fen:,} + direct {o.direct_fen:,} (warm-ups included)"
+            f" -> {'OK' if ok else 'MISMATCH'}",
+            f"  Issued events indexed by the service: {o.issued_events} of {o.mints} mints",
+        ]
+    )
+
+
+def _environment() -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "web3": web3.__version__,
+    }
+    try:
+        env["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        env["git_commit"] = None
+    return env
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        n = int(value)
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"at least {minimum}")
+        return n
+
+    return parse
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the node and the service are stopped on the way out."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=_at_least(2), default=200, help="timed requests per mode (200)")
+    parser.add_argument(
+        "--concurrency", type=_at_least(2), default=16, help="clients / threads of the concurrent modes (16)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="the service's database: a new sqlite:/// file, or a postgresql+psycopg:// server "
+        "where a fresh database is created and dropped (default: SQLite in a temporary directory)",
+    )
+    args = parser.parse_args(argv)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="xcpay-bench-") as tmp:
+        outcome = bench(args.requests, args.concurrency, args.database_url, Path(tmp))
+    elapsed = time.monotonic() - started
+
+    print(render(outcome, args.requests, args.concurrency))
+
+    expected = outcome.api_fen + outcome.direct_fen
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "requests_per_mode": args.requests,
+        "concurrency": args.concurrency,
+        "amount_fen": AMOUNT_FEN,
+        "database": outcome.database,
+        "order": "API seq N/2, API conc N/2 | direct seq N/2, direct conc N/2, direct conc N/2, "
+        "direct seq N/2 | service restarted | API conc N/2, API seq N/2",
+        "warmup_requests_per_start": WARMUP,
+        "wall_seconds_total": elapsed,
+        "environment": _environment(),
+        "results": [asdict(r) for r in outcome.results],
+        "api_over_direct_ratio": ratios(outcome.results),
+        "correctness": {
+            "wallet": outcome.wallet,
+            "balance_fen": outcome.balance_fen,
+            "minted_fen": expected,
+            "minted_via_api_fen": outcome.api_fen,
+            "minted_direct_fen": outcome.direct_fen,
+            "issued_events_indexed": outcome.issued_events,
+            "mints": outcome.mints,
+            "ok": outcome.balance_fen == expected,
+        },
+    }
+    OUT_FILE.parent.mkdir(parents=True, exist_ok=True)
+    OUT_FILE.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {OUT_FILE.relative_to(ROOT)} (whole run {elapsed:.0f} s)")
+    return 0 if outcome.balance_fen == expected else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the node and the service were already stopped on the way out
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

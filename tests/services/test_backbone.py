@@ -1,0 +1,120 @@
+"""The shared backbone: settings that refuse default secrets, migrations that match the models,
+and no input that makes the API answer 500."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine
+
+from services.common.db import upgrade
+from services.common.models import Base
+from services.common.settings import Settings
+from tests.databases import BACKENDS, fresh_database
+from tests.services.conftest import Api
+
+
+class TestSettings:
+    def test_production_refuses_default_secrets(self) -> None:
+        with pytest.raises(ValueError) as info:
+            Settings(profile="production")
+        message = str(info.value)
+        for name in (
+            "XCPAY_KEYSTORE_PASSWORD",
+            "XCPAY_IDENTITY_PEPPER",
+            "XCPAY_ADMIN_API_KEY",
+            "XCPAY_OPERATOR_KEYSTORE",
+            "XCPAY_REGULATOR_KEYSTORE",
+        ):
+            assert name in message
+
+    def test_production_starts_with_real_secrets(self, tmp_path: Path) -> None:
+        ks = tmp_path / "k.json"
+        ks.write_text("{}")
+        s = Settings(
+            profile="production",
+            keystore_password="a-real-secret",
+            identity_pepper="another-secret",
+            admin_api_key="x" * 32,
+            operator_keystore=ks,
+            operator_password="p",
+            regulator_keystore=ks,
+            regulator_password_file=ks,
+        )
+        assert s.profile == "production"
+
+    def test_local_profile_has_working_defaults(self) -> None:
+        assert Settings().database_url.startswith("sqlite:///")
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_migrations_produce_exactly_the_models_schema(kind: str, tmp_path: Path) -> None:
+    with fresh_database(kind, tmp_path) as url:
+        upgrade(url)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        engine.dispose()
+    assert diff == []
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**300), max_value=2**300)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=50),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+FIELDS = [
+    "to",
+    "from",
+    "amount_fen",
+    "address",
+    "kind",
+    "tier",
+    "display_name",
+    "identity",
+    "custody",
+    "merchant_category",
+    "role",
+    "label",
+]
+bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), json_values, max_size=6) | json_values
+PATHS = [
+    "/v1/issuance",
+    "/v1/transfers",
+    "/v1/redemptions",
+    "/v1/wallets",
+    "/v1/regulator/freeze",
+    "/v1/api-keys",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(PATHS), body=bodies)
+def test_no_request_body_gets_a_500(api: Api, path: str, body: object) -> None:
+    role = {"/v1/regulator/freeze": "regulator", "/v1/api-keys": "admin"}.get(path, "operator")
+    r = api.clients[role].post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert r.status_code < 500, (path, body, r.text)
+    if r.status_code >= 400:
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(segment=st.text(min_size=1, max_size=60))
+def test_no_path_gets_a_500(api: Api, segment: str) -> None:
+    for prefix in ("/v1/wallets/", "/v1/operations/"):
+        r = api.auditor.get(prefix + quote(segment, safe=""))
+        assert r.status_code < 500, (prefix, segment, r.text)
+        assert r.headers["content-type"].startswith(("application/problem+json", "application/json"))

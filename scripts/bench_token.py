@@ -36,7 +36,6 @@ import hashlib
 import json
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,56 +60,13 @@ from chain.backends import http, in_process  # noqa: E402
 from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.compiler import CompileResult, compile_contracts  # noqa: E402
 from chain.deploy import deploy_all  # noqa: E402
-from chain.paths import NODE_MODULES  # noqa: E402
+from chain.processes import ANVIL, ANVIL_HARDFORK, anvil_node, embedded_node  # noqa: E402
 from chain.sender import TxResult  # noqa: E402
 
-ANVIL = NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-ANVIL_HARDFORK = "cancun"  # the EVM version the contracts are compiled for
 OUT_FILE = ROOT / "bench-results" / "bench_token.json"
 BACKENDS = ("in-process", "embedded", "anvil")
 TIER_UNLIMITED = 1
 WARMUP_TRANSFERS = 2  # untimed, per token: the first (cold) transfer and one warm one
-
-
-# -- node processes (the same logic as tests/processes.py, kept here to stay self-contained) -------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_rpc(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    w3 = http(url, timeout_s=2)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"node process {proc.args!r} exited with {proc.returncode}")
-        try:
-            w3.eth.block_number  # noqa: B018 (the call is the probe)
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise RuntimeError(f"no JSON-RPC node at {url} after {timeout_s:.0f}s")
-
-
-@contextmanager
-def _node_process(cmd: list[str], port: int) -> Iterator[str]:
-    """Start ``cmd``, yield its URL once it answers; always terminate it (then kill) on the way out."""
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_rpc(url, proc)
-        yield url
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 @contextmanager
@@ -118,13 +74,10 @@ def _backend(name: str) -> Iterator[Web3]:
     if name == "in-process":
         yield in_process()
     elif name == "embedded":
-        port = _free_port()
-        with _node_process([sys.executable, "-m", "chain", "node", "--port", str(port)], port) as url:
+        with embedded_node() as url:
             yield http(url)
     elif name == "anvil":
-        port = _free_port()
-        cmd = [str(ANVIL), "--port", str(port), "--silent", "--hardfork", ANVIL_HARDFORK]
-        with _node_process(cmd, port) as url:
+        with anvil_node() as url:
             yield http(url)
     else:
         raise ValueError(f"unknown backend {name!r}")

@@ -25,38 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-
-from chain.backends import http  # noqa: E402
 from chain.paths import VAR_DIR  # noqa: E402
-
-
-def wait_for_node(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    w3 = http(url, timeout_s=2)
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"the embedded node exited with code {proc.returncode}")
-        try:
-            _ = w3.eth.block_number
-            return
-        except Exception:
-            time.sleep(0.2)
-    raise SystemExit(f"no JSON-RPC node answered at {url} within {timeout_s:.0f}s")
-
-
-def wait_for_api(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the operator API exited with code {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the operator API did not answer at {url} within {timeout_s:.0f}s")
+from chain.processes import embedded_node_cmd, wait_for_http, wait_for_rpc  # noqa: E402
 
 
 def archive_default_database() -> None:
@@ -85,19 +55,20 @@ def main() -> int:
         rpc_url = f"http://127.0.0.1:{port}"
         if "XCPAY_DATABASE_URL" not in env:
             archive_default_database()
-        node = subprocess.Popen([sys.executable, "-m", "chain", "node", "--host", "127.0.0.1", "--port", port], cwd=ROOT)
+        node = subprocess.Popen(embedded_node_cmd(int(port)), cwd=ROOT)
         children.append(node)
     env["XCPAY_RPC_URL"] = rpc_url
     try:
-        wait_for_node(rpc_url, node)
+        wait_for_rpc(rpc_url, node)
         deploy = [sys.executable, "-m", "chain", "deploy", "--rpc", rpc_url, "--out", env["XCPAY_MANIFEST"]]
         subprocess.run(deploy, cwd=ROOT, check=True, env=env)
         api = subprocess.Popen([sys.executable, "-m", "services.operator", "serve"], cwd=ROOT, env=env)
         children.append(api)
         api_url = f"http://127.0.0.1:{api_port}"
-        wait_for_api(api_url, api)
+        wait_for_http(f"{api_url}/healthz", api)
         print(
-            f"\nxcpay is up.\n  JSON-RPC node   {rpc_url}\n  operator API    {api_url}   (docs: {api_url}/docs)\n"
+            f"\nxcpay is up.\n  JSON-RPC node   {rpc_url}\n"
+            f"  operator API    {api_url}   (docs: {api_url}/docs)\n"
             f"  manifest        {env['XCPAY_MANIFEST']}\nCtrl-C stops.",
             flush=True,
         )
@@ -110,6 +81,9 @@ def main() -> int:
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except subprocess.CalledProcessError as exc:
         print(f"deployment failed (exit {exc.returncode})", file=sys.stderr)
         return 1

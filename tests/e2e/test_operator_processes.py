@@ -17,25 +17,15 @@ import httpx
 import pytest
 
 from chain.paths import PROJECT_ROOT
-from tests.processes import ANVIL, free_port, running, wait_for_rpc
+from chain.processes import anvil_cmd, embedded_node_cmd, free_port, running, wait_for_http, wait_for_rpc
 
 pytestmark = pytest.mark.slow
 
 ADMIN = "xcp_e2e_admin_key_0123456789abcdefgh"
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not healthy after {timeout_s}s")
+def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    wait_for_http(f"{url}/healthz", proc)
 
 
 class Client:
@@ -94,25 +84,9 @@ def service_env(tmp: Path, rpc: str, api_port: int, **extra: str) -> dict[str, s
 
 @contextmanager
 def operator_service(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    with running_env([sys.executable, "-m", "services.operator", "serve"], env) as proc:
+    with running([sys.executable, "-m", "services.operator", "serve"], env) as proc:
         wait_healthy(f"http://127.0.0.1:{env['XCPAY_API_PORT']}", proc)
         yield proc
-
-
-@contextmanager
-def running_env(cmd: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def deploy(rpc: str, tmp: Path) -> None:
@@ -161,18 +135,9 @@ def test_make_run_serves_the_operator_api_end_to_end(tmp_path: Path) -> None:
 def test_node_down_gives_503_and_the_reconciler_finishes_the_operation(tmp_path: Path) -> None:
     port, api_port = free_port(), free_port()
     rpc = f"http://127.0.0.1:{port}"
-    anvil_cmd = [
-        str(ANVIL),
-        "--port",
-        str(port),
-        "--silent",
-        "--hardfork",
-        "cancun",
-        "--state",
-        str(tmp_path / "anvil"),
-    ]
+    anvil = anvil_cmd(port, state=tmp_path / "anvil")
     env = service_env(tmp_path, rpc, api_port)
-    with running(anvil_cmd) as node:
+    with running(anvil) as node:
         wait_for_rpc(rpc, node)
         deploy(rpc, tmp_path)
         with operator_service(env):
@@ -190,7 +155,7 @@ def test_node_down_gives_503_and_the_reconciler_finishes_the_operation(tmp_path:
             op_id = problem["operation_id"]
             assert api.get("auditor", f"/v1/operations/{op_id}").json()["status"] == "pending"
 
-            with running(anvil_cmd) as node_again:  # the same chain comes back
+            with running(anvil) as node_again:  # the same chain comes back
                 wait_for_rpc(rpc, node_again)
                 op = api.wait_status(op_id, "confirmed")
                 assert op["status"] == "confirmed", op
@@ -205,7 +170,7 @@ def test_node_down_gives_503_and_the_reconciler_finishes_the_operation(tmp_path:
 def test_service_killed_around_send_finishes_once_after_restart(tmp_path: Path, fail_point: str) -> None:
     port, api_port = free_port(), free_port()
     rpc = f"http://127.0.0.1:{port}"
-    with running([sys.executable, "-m", "chain", "node", "--port", str(port)]) as node:
+    with running(embedded_node_cmd(port)) as node:
         wait_for_rpc(rpc, node)
         deploy(rpc, tmp_path)
         env = service_env(tmp_path, rpc, api_port)
@@ -236,7 +201,7 @@ def test_service_refuses_a_database_of_another_chain(tmp_path: Path) -> None:
     for attempt in range(2):
         port = free_port()
         rpc = f"http://127.0.0.1:{port}"
-        with running([sys.executable, "-m", "chain", "node", "--port", str(port)]) as node:
+        with running(embedded_node_cmd(port)) as node:
             wait_for_rpc(rpc, node)
             deploy(rpc, tmp_path)
             env = service_env(tmp_path, rpc, api_port)

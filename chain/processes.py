@@ -1,0 +1,117 @@
+"""Local node and service processes for `make run`, the tests and the benchmarks.
+
+One place that starts the embedded node or a real anvil on a free port, waits until it answers,
+and always stops it (terminate, then kill) on the way out.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from chain.backends import http
+from chain.paths import NODE_MODULES, PROJECT_ROOT
+
+ANVIL = NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+ANVIL_HARDFORK = "cancun"  # the EVM version the contracts are compiled for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 60.0) -> None:
+    """Until a JSON-RPC node answers at ``url`` (fails early if ``proc`` exits)."""
+    w3 = http(url, timeout_s=2)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"node process exited with code {proc.returncode}")
+        try:
+            _ = w3.eth.block_number
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"no JSON-RPC node answered at {url} within {timeout_s:.0f}s")
+
+
+def wait_for_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 90.0) -> None:
+    """Until ``url`` answers 200 (a service's /healthz); fails early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+
+
+@contextmanager
+def running(
+    cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` from the project root for the duration of the block; output to ``log`` or nowhere."""
+    if log is None:
+        proc = subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    else:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def embedded_node_cmd(port: int) -> list[str]:
+    return [sys.executable, "-m", "chain", "node", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def anvil_cmd(port: int, state: Path | None = None) -> list[str]:
+    """anvil on ``port``; with ``state`` it loads that file on start and writes it on exit."""
+    cmd = [str(ANVIL), "--port", str(port), "--silent", "--hardfork", ANVIL_HARDFORK]
+    return cmd + (["--state", str(state)] if state is not None else [])
+
+
+@contextmanager
+def embedded_node(port: int | None = None) -> Iterator[str]:
+    """``python -m chain node`` in a second process; yields its URL once it answers."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(embedded_node_cmd(port)) as proc:
+        wait_for_rpc(url, proc)
+        yield url
+
+
+@contextmanager
+def anvil_node(port: int | None = None, state: Path | None = None) -> Iterator[str]:
+    """A real anvil process from the npm package; yields its URL once it answers."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(anvil_cmd(port, state)) as proc:
+        wait_for_rpc(url, proc)
+        yield url

@@ -237,7 +237,7 @@ class Operations:
             try:
                 tx.w3.eth.send_raw_transaction(signed.raw_transaction)
             except (Web3RPCError, EthValidationError) as exc:  # a node's refusal; in-process: ValidationError
-                if "already known" not in str(exc).lower():
+                if not self._known_to_node(tx_hash):  # refused, and not because it is already there
                     # The node refused the bytes (fees, nonce): they can never be mined.
                     self._fail(
                         op.id,
@@ -255,6 +255,13 @@ class Operations:
                     raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
                 raise
         _fault_point("after_send", op.kind)
+
+    def _known_to_node(self, tx_hash: str) -> bool:
+        try:
+            self.ctx.w3.eth.get_transaction(HexBytes(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
 
     def _flush_unsent(self, sender: str) -> None:
         """Send this sender's stored-but-unsent transactions first, oldest nonce first.
@@ -275,12 +282,14 @@ class Operations:
             return
         with _node_errors_as_unavailable():
             on_chain = w3.eth.get_transaction_count(sender, "pending")  # type: ignore[arg-type]
+            with self._inflight_lock:
+                busy = set(self._inflight)
             for op in stored:
-                if op.nonce is None or op.nonce < on_chain:
-                    continue  # in the pool, mined, or dropped: the reconciler decides which
+                if op.nonce is None or op.nonce < on_chain or op.id in busy:
+                    continue  # mined, in the pool, dropped, or being sent right now by its own thread
                 try:
                     w3.eth.send_raw_transaction(HexBytes(op.raw_tx))
-                except Web3RPCError as exc:
+                except (Web3RPCError, EthValidationError) as exc:
                     log.info("flush of %s refused: %s", op.id, exc)
         self.ctx.tx.nonces.forget(sender)
 

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from chain.paths import VAR_DIR
 
@@ -55,10 +56,30 @@ def _node(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deploy(args: argparse.Namespace) -> int:
+def _deployer() -> Any:
+    """XCPAY_DEPLOYER_KEYSTORE (+ _PASSWORD or _PASSWORD_FILE), XCPAY_DEPLOYER_KEY, or dev account 0."""
+    import json
+
     from eth_account import Account
 
     from chain.accounts import dev_account
+
+    keystore = os.environ.get("XCPAY_DEPLOYER_KEYSTORE")
+    if keystore:
+        password = os.environ.get("XCPAY_DEPLOYER_PASSWORD")
+        if password is None and os.environ.get("XCPAY_DEPLOYER_PASSWORD_FILE"):
+            password = Path(os.environ["XCPAY_DEPLOYER_PASSWORD_FILE"]).read_text().strip()
+        if password is None:
+            raise SystemExit("error: XCPAY_DEPLOYER_KEYSTORE needs XCPAY_DEPLOYER_PASSWORD or _PASSWORD_FILE")
+        try:
+            return Account.from_key(Account.decrypt(json.loads(Path(keystore).read_text()), password))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"error: cannot open {keystore}: {exc}") from None
+    key = os.environ.get("XCPAY_DEPLOYER_KEY")
+    return Account.from_key(key) if key else dev_account(0)
+
+
+def _deploy(args: argparse.Namespace) -> int:
     from chain.backends import connect
     from chain.deploy import Roles, deploy_or_reuse
     from chain.exceptions import ChainError
@@ -67,8 +88,7 @@ def _deploy(args: argparse.Namespace) -> int:
     if not w3.is_connected():
         print(f"error: no JSON-RPC node answers at {args.rpc}", file=sys.stderr)
         return 2
-    key = os.environ.get("XCPAY_DEPLOYER_KEY")
-    deployer = Account.from_key(key) if key else dev_account(0)
+    deployer = _deployer()
     local = Roles.local()
     roles = Roles(deployer, args.operator or local.operator, args.regulator or local.regulator)
     try:
@@ -80,6 +100,29 @@ def _deploy(args: argparse.Namespace) -> int:
     print(f"{verb} on chain {manifest.chain_id} (block {manifest.block}), manifest {args.out}")
     for name, d in manifest.contracts.items():
         print(f"  {name:<16} {d.address}")
+    return 0
+
+
+def _network(args: argparse.Namespace) -> int:
+    from chain.network import generate_besu
+
+    try:
+        summary = generate_besu(
+            Path(args.out),
+            validators=args.validators,
+            chain_id=args.chain_id,
+            institutions=tuple(args.institution or ()),
+            block_period_s=args.block_period,
+        )
+    except (ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Besu QBFT network, chain id {summary['chain_id']}, in {args.out}")
+    for i, v in enumerate(summary["validators"], start=1):
+        print(f"  validator {i}  {v}")
+    for role, address in summary["accounts"].items():
+        print(f"  {role:<10}   {address}  (accounts/{role}.json)")
+    print(f"start it with: cd {args.out} && docker compose up -d   (JSON-RPC on {summary['rpc']})")
     return 0
 
 
@@ -103,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--operator", help="address given the registrar and issuer roles")
     deploy.add_argument("--regulator", help="address given the regulator roles")
     deploy.set_defaults(func=_deploy)
+
+    network = sub.add_parser("network", help="generate a permissioned multi-node network")
+    network.add_argument("kind", choices=["besu"], help="besu: Hyperledger Besu with QBFT")
+    network.add_argument("--validators", type=int, default=4)
+    network.add_argument("--out", required=True, help="an empty or new directory")
+    network.add_argument("--chain-id", type=int, default=20_231_201)
+    network.add_argument("--block-period", type=int, default=2, help="seconds between blocks")
+    network.add_argument(
+        "--institution", action="append", help="an institution account to admit (repeatable)"
+    )
+    network.set_defaults(func=_network)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

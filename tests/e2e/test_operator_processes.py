@@ -219,3 +219,56 @@ def test_service_refuses_a_database_of_another_chain(tmp_path: Path) -> None:
                 )
                 assert done.returncode != 0
                 assert "belongs to chain" in done.stderr
+
+
+def test_make_run_against_anvil_restarts_with_all_state(tmp_path: Path) -> None:
+    """`make run XCPAY_RPC_URL=...` on a separate node: a restart keeps contracts, records, nonces."""
+    port, api_port = free_port(), free_port()
+    rpc = f"http://127.0.0.1:{port}"
+    env = service_env(tmp_path, rpc, api_port)
+    url = f"http://127.0.0.1:{api_port}"
+
+    def run_once() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "scripts/run.py"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        wait_healthy(url, proc)
+        return proc
+
+    def stop_run(proc: subprocess.Popen[bytes]) -> str:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out.decode()
+        return out.decode()
+
+    with running(anvil_cmd(port)) as node:
+        wait_for_rpc(rpc, node)
+        first = run_once()
+        try:
+            api = Client(url)
+            alice = api.wallet()
+            assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 1_000}).status_code == 200
+            contracts = httpx.get(f"{url}/healthz").json()["contracts"]
+        finally:
+            out = stop_run(first)
+        assert "deployed on chain 31337" in out
+
+        second = run_once()
+        try:
+            assert httpx.get(f"{url}/healthz").json()["contracts"] == contracts  # reused, not redeployed
+            assert api.balance(alice) == 1_000  # the keys created before the restart still work
+            assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 1}).status_code == 200
+            assert (
+                api.post(
+                    "operator", "/v1/transfers", {"from": alice, "to": alice, "amount_fen": 1}
+                ).status_code
+                == 200
+            )
+            assert api.balance(alice) == 1_001
+        finally:
+            out = stop_run(second)
+        assert "reused on chain 31337" in out

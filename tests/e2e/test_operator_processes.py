@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chain.backends import http
 from chain.paths import PROJECT_ROOT
 from chain.processes import anvil_cmd, embedded_node_cmd, free_port, running, wait_for_http, wait_for_rpc
 
@@ -272,3 +273,22 @@ def test_make_run_against_anvil_restarts_with_all_state(tmp_path: Path) -> None:
         finally:
             out = stop_run(second)
         assert "reused on chain 31337" in out
+
+
+def test_service_on_a_node_that_mines_on_a_clock_waits_for_confirmations(tmp_path: Path) -> None:
+    """No reliance on eth-tester's instant mining: anvil mines a block a second, the service
+    waits for the receipt and for XCPAY_CONFIRMATIONS blocks on top of it."""
+    port, api_port = free_port(), free_port()
+    rpc = f"http://127.0.0.1:{port}"
+    with running([*anvil_cmd(port), "--block-time", "1"]) as node:
+        wait_for_rpc(rpc, node)
+        deploy(rpc, tmp_path)
+        env = service_env(tmp_path, rpc, api_port, XCPAY_CONFIRMATIONS="2")
+        with operator_service(env):
+            api = Client(f"http://127.0.0.1:{api_port}")
+            alice = api.wallet()
+            r = api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 5})
+            assert r.status_code == 200, r.text
+            op = r.json()
+            assert http(rpc).eth.block_number >= op["block_number"] + 2
+            assert api.balance(alice) == 5

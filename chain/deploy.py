@@ -71,6 +71,38 @@ def _deploy_token(d: Deployment) -> None:
     d.grant(cash, "REGULATOR_ROLE", d.roles.regulator)
 
 
+def register_contract_wallet(d: Deployment, contract: Any, label: str) -> None:
+    """Register a family contract that holds funds as a cap-exempt institution wallet.
+
+    The deployer (registry admin) takes the registrar role for the call and gives it up again,
+    so the role history in the events shows exactly what happened.
+    """
+    registry = d.w3.eth.contract(
+        address=d.manifest.address("WalletRegistry"), abi=d.manifest.contracts["WalletRegistry"].abi
+    )
+    admin = d.roles.deployer
+    registrar = registry.functions.REGISTRAR_ROLE().call()
+    exempt = registry.functions.CAP_EXEMPT_ROLE().call()
+    identity = Web3.keccak(text=f"xcpay contract {label}")
+    d.tx.transact(admin, registry.functions.grantRole(registrar, admin.address))
+    d.tx.transact(
+        admin, registry.functions.register(contract.address, 3, 1, 0, identity)
+    )  # institution, tier 1
+    d.tx.transact(admin, registry.functions.renounceRole(registrar, admin.address))
+    d.tx.transact(admin, registry.functions.grantRole(exempt, contract.address))
+
+
+def _deploy_prepaid(d: Deployment) -> None:
+    escrow = d.deploy(
+        "PrepaidEscrow",
+        d.manifest.address("DigitalCash"),
+        d.manifest.address("WalletRegistry"),
+        d.roles.deployer.address,
+    )
+    register_contract_wallet(d, escrow, "PrepaidEscrow")
+    d.grant(escrow, "REGULATOR_ROLE", d.roles.regulator)
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -81,6 +113,7 @@ class Family:
 # In deployment order; later issues append their families here.
 FAMILIES: list[Family] = [
     Family("token", ("WalletRegistry", "DigitalCash"), _deploy_token),
+    Family("prepaid", ("PrepaidEscrow",), _deploy_prepaid),
 ]
 
 

@@ -13,6 +13,7 @@ from web3 import Web3
 from chain import devtools
 from chain.accounts import dev_account
 from chain.backends import in_process
+from chain.clients.prepaid import PrepaidClient
 from chain.clients.token import CashClient, Kind
 from chain.compiler import CompileResult, compile_contracts
 from chain.deploy import deploy_all
@@ -108,3 +109,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+@pytest.fixture(scope="session")
+def prepaid(w3: Web3, manifest: Manifest, cash: CashClient) -> PrepaidClient:
+    return PrepaidClient(w3, manifest, cash.tx)

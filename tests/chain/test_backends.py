@@ -121,7 +121,7 @@ def test_deploy_cli_reuses_a_live_manifest_and_redeploys_with_fresh(tmp_path: Pa
         first = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
         assert "deployed" in first.stdout
         manifest = json.loads(out.read_text())
-        assert set(manifest["contracts"]) == {"WalletRegistry", "DigitalCash"}
+        assert set(manifest["contracts"]) == {"WalletRegistry", "DigitalCash", "PrepaidEscrow"}
         assert all(c["address"] and c["abi"] for c in manifest["contracts"].values())
         assert manifest["chain_id"] == http(url).eth.chain_id and manifest["block"] > 0
 

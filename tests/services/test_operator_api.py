@@ -29,7 +29,7 @@ class TestHealth:
         assert body["status"] == "ok"
         assert body["chain"]["chain_id"] == api.w3.eth.chain_id
         assert body["chain"]["latest_block"] >= 1
-        assert set(body["contracts"]) == {"WalletRegistry", "DigitalCash"}
+        assert set(body["contracts"]) == {"WalletRegistry", "DigitalCash", "PrepaidEscrow"}
 
     def test_openapi_docs_are_served(self, api: Api) -> None:
         assert api.anonymous.get("/docs").status_code == 200

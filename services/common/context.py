@@ -8,6 +8,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from chain.backends import connect
+from chain.clients.prepaid import PrepaidClient
 from chain.clients.token import CashClient
 from chain.manifest import Manifest
 from chain.sender import Transactor
@@ -25,6 +26,7 @@ class ServiceContext:
     manifest: Manifest
     tx: Transactor
     cash: CashClient
+    prepaid: PrepaidClient
     operator: LocalAccount
     regulator: LocalAccount
     custody: Custody
@@ -47,10 +49,27 @@ class ServiceContext:
             manifest=manifest,
             tx=tx,
             cash=CashClient(w3, manifest, tx),
+            prepaid=PrepaidClient(w3, manifest, tx),
             operator=service_account(settings, "operator"),
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
         )
+
+    def custodial(self, address: str) -> LocalAccount:
+        """The key of a custodial wallet; a 422 problem when the service does not hold it."""
+        from services.common.models import Wallet
+        from services.common.problems import Problem
+
+        with self.db.session() as s:
+            row = s.get(Wallet, address)
+        if row is None or row.custody != "custodial" or row.keystore is None:
+            raise Problem(
+                422,
+                "not-custodial",
+                "Not a custodial wallet",
+                f"the service does not hold the key of {address}; only custodial wallets can act here",
+            )
+        return self.custody.open(address, row.keystore)
 
     def bind_database_to_chain(self) -> None:
         """Refuse to run a database against a chain it does not belong to.

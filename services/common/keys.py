@@ -31,10 +31,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(session: Session, role: Role, label: str = "", key: str | None = None) -> tuple[ApiKey, str]:
+def create_key(
+    session: Session, role: Role, label: str = "", key: str | None = None, wallet: str | None = None
+) -> tuple[ApiKey, str]:
     """Store a new key (or the given one) for ``role``; returns the row and the clear key."""
     key = key or new_key()
-    row = ApiKey(key_hash=hash_key(key), prefix=key[:8], role=str(role), label=label)
+    row = ApiKey(key_hash=hash_key(key), prefix=key[:8], role=str(role), label=label, wallet=wallet)
     session.add(row)
     session.flush()
     return row, key

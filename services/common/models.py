@@ -30,6 +30,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(12))  # shown in listings, never enough to use
     role: Mapped[str] = mapped_column(String(16))
     label: Mapped[str] = mapped_column(String(200), default="")
+    # The wallet a merchant key speaks for: it reads only that merchant's records.
+    wallet: Mapped[str | None] = mapped_column(String(42), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked: Mapped[bool] = mapped_column(default=False)
 

@@ -18,12 +18,22 @@ class Strict(BaseModel):
 class ApiKeyIn(Strict):
     role: Role
     label: str = Field(default="", max_length=200)
+    wallet: Address | None = Field(
+        default=None, description="Required for merchant keys: the merchant's wallet"
+    )
+
+    @model_validator(mode="after")
+    def _merchant_has_wallet(self) -> ApiKeyIn:
+        if (self.role == Role.MERCHANT) != (self.wallet is not None):
+            raise ValueError("a merchant key needs its merchant wallet, and only a merchant key has one")
+        return self
 
 
 class ApiKeyOut(BaseModel):
     id: int
     role: str
     label: str
+    wallet: str | None = None
     key: str = Field(description="Shown once; only its hash is stored.")
     created_at: datetime
 

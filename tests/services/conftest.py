@@ -104,7 +104,10 @@ def api(db_kind: str, compiled: CompileResult, tmp_path_factory: pytest.TempPath
             admin = httpx.Client(base_url=url, headers={"X-API-Key": ADMIN_KEY}, timeout=60)
             clients = {"admin": admin, "anonymous": httpx.Client(base_url=url, timeout=60)}
             for role in ("operator", "checker", "merchant", "regulator", "auditor"):
-                r = admin.post("/v1/api-keys", json={"role": role, "label": f"test {role}"})
+                body = {"role": role, "label": f"test {role}"}
+                if role == "merchant":
+                    body["wallet"] = "0x" + "00" * 19 + "99"  # a merchant key speaks for one wallet
+                r = admin.post("/v1/api-keys", json=body)
                 assert r.status_code == 201, r.text
                 clients[role] = httpx.Client(base_url=url, headers={"X-API-Key": r.json()["key"]}, timeout=60)
             yield Api(url, w3, app, clients)

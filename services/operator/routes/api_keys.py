@@ -14,8 +14,10 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 def create_api_key(body: ApiKeyIn, ctx: CtxDep, admin: AdminKey) -> ApiKeyOut:
     """Create a key for a role (admin only). The clear key is in this response and nowhere else."""
     with ctx.db.session() as s:
-        row, key = create_key(s, body.role, body.label)
+        row, key = create_key(s, body.role, body.label, wallet=body.wallet)
         s.commit()
-        out = ApiKeyOut(id=row.id, role=row.role, label=row.label, key=key, created_at=row.created_at)
+        out = ApiKeyOut(
+            id=row.id, role=row.role, label=row.label, wallet=row.wallet, key=key, created_at=row.created_at
+        )
     record(ctx.db, admin, "api-key.create", f"key {out.id} role {out.role}", outcome="created")
     return out

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,7 +10,6 @@ from services.common.models import ChainEvent
 from services.operator.schemas import EventOut, EventPage
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-log = logging.getLogger("xcpay.audit")
 
 
 @router.get("/events")
@@ -28,10 +26,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventPage:
     """The indexed on-chain events, oldest first, filterable and paginated."""
-    try:
-        indexer.run_once()  # answer with what the chain holds now, not as of the last poll
-    except Exception as exc:  # node down or slow: answer from the index as it is
-        log.warning("indexing before /v1/audit/events failed: %s", exc)
+    indexer.catch_up()  # answer with what the chain holds now, not as of the last poll
     query = select(ChainEvent)
     if contract:
         query = query.where(ChainEvent.contract == contract)

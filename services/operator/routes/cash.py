@@ -4,32 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from fastapi import APIRouter, Response
 
 from services.common.context import ServiceContext
 from services.common.deps import CtxDep, IdempotencyKey, OperatorKey, OpsDep
-from services.common.models import Wallet
 from services.common.operations import Call, builder, perform
-from services.common.problems import Problem
 from services.common.schemas import OperationOut, respond
 from services.operator.schemas import IssuanceIn, RedemptionIn, TransferIn
 
 router = APIRouter(prefix="/v1", tags=["cash"])
-
-
-def custodial_account(ctx: ServiceContext, address: str) -> LocalAccount:
-    """The key of a custodial wallet; a 422 problem when the service does not hold it."""
-    with ctx.db.session() as s:
-        row = s.get(Wallet, address)
-    if row is None or row.custody != "custodial" or row.keystore is None:
-        raise Problem(
-            422,
-            "not-custodial",
-            "Not a custodial wallet",
-            f"the service does not hold the key of {address}; only custodial wallets can be moved here",
-        )
-    return ctx.custody.open(address, row.keystore)
 
 
 @router.post("/issuance", responses={202: {"model": OperationOut}})
@@ -51,14 +34,14 @@ def redeem(
     body: RedemptionIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
 ) -> OperationOut:
     """Burn ``amount_fen`` from a custodial wallet (it approves the issuer, the issuer redeems)."""
-    custodial_account(ctx, body.holder)
+    ctx.custodial(body.holder)
     op, _ = perform(ops, "cash.redeem", key, idem, body.model_dump(), target=body.holder)
     return respond(op, response)
 
 
 @builder("cash.redeem")
 def _redeem(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    holder = custodial_account(ctx, req["holder"])
+    holder = ctx.custodial(req["holder"])
     cash = ctx.cash.cash
     if cash.functions.allowance(holder.address, ctx.operator.address).call() < req["amount_fen"]:
         ctx.tx.transact(holder, cash.functions.approve(ctx.operator.address, req["amount_fen"]))
@@ -70,12 +53,12 @@ def transfer(
     body: TransferIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
 ) -> OperationOut:
     """Move cash from a custodial wallet to any registered wallet."""
-    custodial_account(ctx, body.sender)
+    ctx.custodial(body.sender)
     op, _ = perform(ops, "cash.transfer", key, idem, body.model_dump(), target=f"{body.sender}->{body.to}")
     return respond(op, response)
 
 
 @builder("cash.transfer")
 def _transfer(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    sender = custodial_account(ctx, req["sender"])
+    sender = ctx.custodial(req["sender"])
     return Call(sender, ctx.cash.cash.functions.transfer(req["to"], req["amount_fen"]))

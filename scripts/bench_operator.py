@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import secrets
 import signal
 import statistics
@@ -68,7 +67,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import web3  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -77,6 +75,7 @@ from chain.backends import http  # noqa: E402
 from chain.clients.token import CashClient  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import embedded_node_cmd, free_port, running, wait_for_http, wait_for_rpc  # noqa: E402
+from scripts.benchlib import environment, table  # noqa: E402
 
 OUT_FILE = ROOT / "bench-results" / "bench_operator.json"
 AMOUNT_FEN = 100  # per issuance / mint
@@ -462,18 +461,6 @@ def _bench(n: int, clients: int, database_url: str | None, tmp: Path) -> Outcome
 # -- output -------------------------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """A plain-text table; the first ``left`` columns are left-aligned, the rest right-aligned."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
-
-
 def ratios(results: list[Result]) -> dict[str, float]:
     by = {(r.path, r.clients > 1): r for r in results}
     return {
@@ -503,7 +490,7 @@ def render(o: Outcome, n: int, clients: int) -> str:
             f"each awaiting its receipt. API: the operator service ({o.database}); direct: CashClient.mint",
             "(baseline timed in the same run on the same node, ABBA order; compare the ratio, not absolutes)",
             "",
-            _table(["mode", "requests", "seconds", "req/s", "p50 ms", "p95 ms"], rows),
+            table(["mode", "requests", "seconds", "req/s", "p50 ms", "p95 ms"], rows),
             "",
             "API overhead ratio (API req/s / direct chain req/s):",
             f"  sequential  {rt['sequential']:.2f}",
@@ -515,23 +502,6 @@ def render(o: Outcome, n: int, clients: int) -> str:
             f"  Issued events indexed by the service: {o.issued_events} of {o.mints} mints",
         ]
     )
-
-
-def _environment() -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "web3": web3.__version__,
-    }
-    try:
-        env["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
-    return env
 
 
 # -- main ---------------------------------------------------------------------------------------------
@@ -586,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         "direct seq N/2 (service up, idle) | service restarted | API conc N/2, API seq N/2",
         "warmup_requests_per_start": WARMUP,
         "wall_seconds_total": elapsed,
-        "environment": _environment(),
+        "environment": environment(),
         "results": [asdict(r) for r in outcome.results],
         "api_over_direct_ratio": ratios(outcome.results),
         "correctness": {

@@ -52,22 +52,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import json
-import platform
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import web3  # noqa: E402
 from eth_account import Account  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
 from web3 import Web3  # noqa: E402
@@ -80,6 +75,7 @@ from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.compiler import EVM_VERSION, OPTIMIZER_RUNS, SOLC_VERSION, CompileResult, compile_contracts  # noqa: E402
 from chain.deploy import deploy_all  # noqa: E402
 from chain.sender import TxResult  # noqa: E402
+from scripts.benchlib import environment, table  # noqa: E402
 
 OUT_FILE = ROOT / "bench-results" / "bench_prepaid.json"
 TIER_UNLIMITED = 1
@@ -360,18 +356,6 @@ def transactions_sent(w3: Web3) -> int:
 # -- output -------------------------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """A plain-text table; the first ``left`` columns are left-aligned, the rest right-aligned."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
-
-
 def _row(case: str, gas: float, txs: int, base: Baselines) -> list[str]:
     return [
         case,
@@ -416,44 +400,15 @@ def render(base: Baselines, cases: list[GasCase], batch: BatchRefund, total_txs:
             "Gas per PrepaidEscrow operation, beside two transfers measured in this run on the same chain",
             "(steady state: every operation ran once before; read the ratios, not the absolute figures)",
             "",
-            _table(headers, rows),
+            table(headers, rows),
             "",
             f"Batch refund of every package of a closed merchant ({len(CONSUMER_INDICES)} consumers)",
             "",
-            _table(["batch refund", "value"], batch_rows),
+            table(["batch refund", "value"], batch_rows),
             "",
             f"transactions in the whole run: {total_txs:,} ({seconds:.0f} s)",
         ]
     )
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _environment() -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "web3": web3.__version__,
-        "py-evm": _version("py-evm"),
-        "eth-tester": _version("eth-tester"),
-        "solc": SOLC_VERSION,
-        "evm_version": EVM_VERSION,
-        "optimizer_runs": OPTIMIZER_RUNS,
-        "backend": "in-process",
-    }
-    try:
-        env["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
-    return env
 
 
 # -- main ---------------------------------------------------------------------------------------------
@@ -507,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         "packages": args.packages,
         "consumers": len(CONSUMER_INDICES),
         "measure": "receipt gasUsed, steady state (every operation ran once before, untimed)",
-        "environment": _environment(),
+        "environment": environment(
+            solc=SOLC_VERSION, evm_version=EVM_VERSION, optimizer_runs=OPTIMIZER_RUNS, backend="in-process"
+        ),
         "baselines": asdict(base),
         "operations": [{**asdict(c), **ratios(c.gas)} for c in cases],
         "batch_refund": {

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import signal
 import statistics
 import subprocess
@@ -50,7 +49,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import web3  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
 from web3 import Web3  # noqa: E402
 from web3.contract import Contract  # noqa: E402
@@ -62,6 +60,7 @@ from chain.compiler import CompileResult, compile_contracts  # noqa: E402
 from chain.deploy import deploy_all  # noqa: E402
 from chain.processes import ANVIL, ANVIL_HARDFORK, anvil_node, embedded_node  # noqa: E402
 from chain.sender import TxResult  # noqa: E402
+from scripts.benchlib import environment, table  # noqa: E402
 
 OUT_FILE = ROOT / "bench-results" / "bench_token.json"
 BACKENDS = ("in-process", "embedded", "anvil")
@@ -223,18 +222,6 @@ def bench_gas(compiled: CompileResult) -> list[GasCase]:
 # -- output -------------------------------------------------------------------------------------------
 
 
-def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """A plain-text table; the first ``left`` columns are left-aligned, the rest right-aligned."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
-
-
 def render(results: list[BackendResult], gas: list[GasCase], n: int) -> str:
     tps_rows = [
         [
@@ -287,28 +274,18 @@ def render(results: list[BackendResult], gas: list[GasCase], n: int) -> str:
             f"Throughput: {n} sequential transfers per token per backend, each awaiting its receipt",
             "(baseline PlainERC20 timed in the same run on the same chain; compare the ratio, not absolutes)",
             "",
-            _table(tps_headers, tps_rows),
+            table(tps_headers, tps_rows),
             "",
             "Gas per transfer: the price of the permission checks",
             "",
-            _table(gas_headers, gas_rows),
+            table(gas_headers, gas_rows),
         ]
     )
 
 
 def _environment(backends: list[str]) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "web3": web3.__version__,
-    }
-    try:
-        env["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
+    """The shared environment block, plus the anvil version when anvil ran."""
+    env = environment()
     if "anvil" in backends:
         try:
             out = subprocess.run([str(ANVIL), "--version"], capture_output=True, text=True, timeout=10).stdout

@@ -103,6 +103,13 @@ def _deploy_prepaid(d: Deployment) -> None:
     d.grant(escrow, "REGULATOR_ROLE", d.roles.regulator)
 
 
+def _deploy_disburse(d: Deployment) -> None:
+    disbursement = d.deploy(
+        "Disbursement", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry")
+    )
+    register_contract_wallet(d, disbursement, "Disbursement")
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -114,6 +121,7 @@ class Family:
 FAMILIES: list[Family] = [
     Family("token", ("WalletRegistry", "DigitalCash"), _deploy_token),
     Family("prepaid", ("PrepaidEscrow",), _deploy_prepaid),
+    Family("disburse", ("Disbursement",), _deploy_disburse),
 ]
 
 

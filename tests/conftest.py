@@ -13,6 +13,7 @@ from web3 import Web3
 from chain import devtools
 from chain.accounts import dev_account
 from chain.backends import in_process
+from chain.clients.disburse import DisbursementClient
 from chain.clients.prepaid import PrepaidClient
 from chain.clients.token import CashClient, Kind
 from chain.compiler import CompileResult, compile_contracts
@@ -114,3 +115,8 @@ settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "fast")
 @pytest.fixture(scope="session")
 def prepaid(w3: Web3, manifest: Manifest, cash: CashClient) -> PrepaidClient:
     return PrepaidClient(w3, manifest, cash.tx)
+
+
+@pytest.fixture(scope="session")
+def disburse(w3: Web3, manifest: Manifest, cash: CashClient) -> DisbursementClient:
+    return DisbursementClient(w3, manifest, cash.tx)

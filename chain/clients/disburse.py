@@ -1,0 +1,184 @@
+"""Typed client for payroll and subsidy disbursement (contracts/disburse/Disbursement.sol)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from eth_abi import encode
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from web3 import Web3
+
+from chain.manifest import Manifest
+from chain.merkle import MerkleTree
+from chain.sender import Transactor, TxResult
+
+MAX_ROWS = 200  # Disbursement.MAX_ROWS
+
+
+class BatchKind(IntEnum):
+    NONE = 0
+    EXPLICIT = 1
+    MERKLE = 2
+
+
+class BatchStatus(IntEnum):
+    NONE = 0
+    DRAFT = 1
+    APPROVED = 2
+    CLOSED = 3
+    CANCELLED = 4
+
+
+class Officer(IntEnum):
+    NONE = 0
+    MAKER = 1
+    CHECKER = 2
+
+
+@dataclass(frozen=True)
+class Row:
+    recipient: str
+    amount: int
+
+    def abi(self) -> tuple[str, int]:
+        return (self.recipient, self.amount)
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: bytes
+    payer: str
+    kind: BatchKind
+    status: BatchStatus
+    ends_at: int
+    creator: str
+    chunk_count: int
+    row_count: int
+    approver: str
+    purpose: bytes
+    root: bytes
+    total: int
+    rows_total: int
+    funded: int
+    paid: int
+    reclaimed: int
+    exceptions: int
+
+    @property
+    def outstanding(self) -> int:
+        return self.funded - self.paid - self.reclaimed
+
+
+def batch_id(reference: str) -> bytes:
+    """The on-chain id of a batch reference (a payer's own batch number, a UUID)."""
+    return keccak(f"xcpay:disbursement:{reference}".encode())
+
+
+def purpose_tag(purpose: str) -> bytes:
+    """Purpose tags ("salary", "subsidy", "bonus") as bytes32: short ASCII, right-padded."""
+    raw = purpose.encode()
+    if not raw or len(raw) > 32:
+        raise ValueError("a purpose is 1 to 32 bytes")
+    return raw.ljust(32, b"\0")
+
+
+def purpose_name(tag: bytes) -> str:
+    return bytes(tag).rstrip(b"\0").decode(errors="replace")
+
+
+def leaf_hash(batch: bytes, index: int, recipient: str, amount: int) -> bytes:
+    """Mirrors ``Disbursement.leafHash``: keccak(keccak(abi.encode(id, index, recipient, amount)))."""
+    inner = keccak(encode(["bytes32", "uint256", "address", "uint256"], [batch, index, recipient, amount]))
+    return keccak(inner)
+
+
+def merkle_tree(batch: bytes, rows: Sequence[Row]) -> MerkleTree:
+    return MerkleTree([leaf_hash(batch, i, r.recipient, r.amount) for i, r in enumerate(rows)])
+
+
+class DisbursementClient:
+    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
+        self.w3 = w3
+        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
+        self.contract = manifest.contract(w3, "Disbursement")
+        self.cash = manifest.contract(w3, "DigitalCash")
+
+    # -- payer and makers ------------------------------------------------------------------
+
+    def set_officer(self, payer: LocalAccount, account: str, role: Officer) -> TxResult:
+        return self.tx.transact(payer, self.contract.functions.setOfficer(account, int(role)))
+
+    def create_explicit(
+        self, maker: LocalAccount, bid: bytes, payer: str, purpose: bytes, ends_at: int, total: int
+    ) -> TxResult:
+        fn = self.contract.functions.createBatch(bid, payer, purpose, ends_at, total, b"\0" * 32, 0)
+        return self.tx.transact(maker, fn)
+
+    def create_merkle(
+        self,
+        maker: LocalAccount,
+        bid: bytes,
+        payer: str,
+        purpose: bytes,
+        ends_at: int,
+        total: int,
+        root: bytes,
+        leaves: int,
+    ) -> TxResult:
+        fn = self.contract.functions.createBatch(bid, payer, purpose, ends_at, total, root, leaves)
+        return self.tx.transact(maker, fn)
+
+    def add_rows(self, maker: LocalAccount, bid: bytes, rows: Sequence[Row]) -> TxResult:
+        return self.tx.transact(maker, self.contract.functions.addRows(bid, [r.abi() for r in rows]))
+
+    def cancel(self, account: LocalAccount, bid: bytes) -> TxResult:
+        return self.tx.transact(account, self.contract.functions.cancel(bid))
+
+    # -- checker ---------------------------------------------------------------------------
+
+    def approve(self, checker: LocalAccount, bid: bytes) -> TxResult:
+        return self.tx.transact(checker, self.contract.functions.approve(bid))
+
+    # -- payouts ---------------------------------------------------------------------------
+
+    def pay_chunk(self, account: LocalAccount, bid: bytes, chunk: int, rows: Sequence[Row]) -> TxResult:
+        return self.tx.transact(
+            account, self.contract.functions.payChunk(bid, chunk, [r.abi() for r in rows])
+        )
+
+    def claim(
+        self, account: LocalAccount, bid: bytes, index: int, row: Row, proof: Sequence[bytes]
+    ) -> TxResult:
+        fn = self.contract.functions.claim(bid, index, row.recipient, row.amount, list(proof))
+        return self.tx.transact(account, fn)
+
+    def push_claims(
+        self, account: LocalAccount, bid: bytes, claims: Sequence[tuple[int, Row, Sequence[bytes]]]
+    ) -> TxResult:
+        args = [(i, r.recipient, r.amount, list(p)) for i, r, p in claims]
+        return self.tx.transact(account, self.contract.functions.pushClaims(bid, args))
+
+    def retry_exception(self, account: LocalAccount, bid: bytes, index: int) -> TxResult:
+        return self.tx.transact(account, self.contract.functions.retryException(bid, index))
+
+    def reclaim(self, account: LocalAccount, bid: bytes) -> TxResult:
+        return self.tx.transact(account, self.contract.functions.reclaim(bid))
+
+    # -- views -----------------------------------------------------------------------------
+
+    def batch(self, bid: bytes) -> Batch:
+        raw = self.contract.functions.batchOf(bid).call()
+        return Batch(bid, raw[0], BatchKind(raw[1]), BatchStatus(raw[2]), *raw[3:])
+
+    def exception(self, bid: bytes, index: int) -> Row | None:
+        recipient, amount = self.contract.functions.exceptionOf(bid, index).call()
+        return Row(recipient, amount) if amount else None
+
+    def is_claimed(self, bid: bytes, index: int) -> bool:
+        return bool(self.contract.functions.isClaimed(bid, index).call())
+
+    def officer(self, payer: str, account: str) -> Officer:
+        return Officer(self.contract.functions.officerOf(payer, account).call())

@@ -43,12 +43,12 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 OPERATOR = dev_account(1)
 REGULATOR = dev_account(2)
 # (account, tier, opening balance in fen). Two tier-2 consumers far from every cap (a package is
-# at most 20 x 500 yuan); one tier-3 consumer opened at its balance cap, whose payment cap
-# (5,000 yuan), daily cap (10,000 yuan) and balance do bite.
+# at most 20 x 500 yuan); one tier-4 consumer opened at its balance cap, whose payment cap
+# (2,000 yuan), daily cap (5,000 yuan) and balance do bite.
 CONSUMERS = [
     (dev_account(3), 2, 20_000_000),
     (dev_account(4), 2, 20_000_000),
-    (dev_account(5), 3, 2_000_000),
+    (dev_account(5), 4, 1_000_000),
 ]
 # (account, supervised share in bps, per-package ceiling in fen or 0, merchant category); tier 1
 # (no caps). The school holds 60% back, with a ceiling of 6,000 yuan; the gym is fully supervised.

@@ -218,10 +218,10 @@ class Operations:
                 {"from": call.signer.address, "gas": gas, "nonce": 0, **tx.fees(), "chainId": tx.chain_id}
             )
         except ContractError as exc:  # refused before anything was signed
-            self._fail(op.id, contract_problem(exc, operation_id=op.id))
+            self.fail(op.id, contract_problem(exc, operation_id=op.id))
             raise  # unreachable: _fail raises
         except Problem as exc:
-            self._fail(op.id, exc)
+            self.fail(op.id, exc)
             raise
         self._flush_unsent(call.signer.address)
         with tx.nonces.reserve(call.signer.address) as nonce:
@@ -239,7 +239,7 @@ class Operations:
             except (Web3RPCError, EthValidationError) as exc:  # a node's refusal; in-process: ValidationError
                 if not self._known_to_node(tx_hash):  # refused, and not because it is already there
                     # The node refused the bytes (fees, nonce): they can never be mined.
-                    self._fail(
+                    self.fail(
                         op.id,
                         Problem(
                             502,
@@ -307,7 +307,7 @@ class Operations:
         assert op.sender is not None and op.nonce is not None and op.raw_tx is not None
         if w3.eth.get_transaction_count(op.sender, "latest") > op.nonce:  # type: ignore[arg-type]
             # Our nonce was used by another transaction and ours is nowhere: it can never be mined.
-            self._fail(
+            self.fail(
                 op.id,
                 Problem(
                     409, "transaction-dropped", "The transaction was dropped", f"nonce {op.nonce} was used"
@@ -354,7 +354,8 @@ class Operations:
             s.commit()
             return row
 
-    def _fail(self, op_id: str, problem: Problem, raise_: bool = True) -> None:
+    def fail(self, op_id: str, problem: Problem, raise_: bool = True) -> None:
+        """Mark a pending operation failed with ``problem`` (and raise it, unless ``raise_`` is false)."""
         with self.ctx.db.session() as s:
             row = s.get(Operation, op_id)
             assert row is not None
@@ -423,7 +424,12 @@ def perform(
     if new:
         try:
             if prepare is not None:
-                op = ops.update_request(op, prepare())
+                try:
+                    extra = prepare()
+                except Problem as exc:  # refused before anything was signed: never run it later
+                    ops.fail(op.id, exc)
+                    raise  # unreachable: fail raises
+                op = ops.update_request(op, extra)
             op = ops.execute(op)
         except NodeUnavailable:
             record(ops.ctx.db, key, kind, target, op.id, "pending-node-unavailable")

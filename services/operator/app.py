@@ -16,16 +16,18 @@ from services.common.indexer import Indexer
 from services.common.keys import ensure_admin
 from services.common.operations import Operations
 from services.common.settings import Settings
+from services.operator.disbursements import Runner
 from services.operator.routes import ROUTERS
 
 log = logging.getLogger("xcpay.operator")
 
 
 class Background:
-    """Runs the reconciler and the event indexer periodically in one daemon thread."""
+    """Runs the reconciler, the event indexer and the disbursement resumer periodically in one
+    daemon thread."""
 
-    def __init__(self, ops: Operations, indexer: Indexer, settings: Settings) -> None:
-        self.ops, self.indexer, self.settings = ops, indexer, settings
+    def __init__(self, ops: Operations, indexer: Indexer, runner: Runner, settings: Settings) -> None:
+        self.ops, self.indexer, self.runner, self.settings = ops, indexer, runner, settings
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="xcpay-background", daemon=True)
 
@@ -39,7 +41,7 @@ class Background:
     def _loop(self) -> None:
         interval = min(self.settings.reconcile_interval_s, self.settings.index_interval_s)
         while not self._stop.wait(interval):
-            for job in (self.ops.reconcile, self.indexer.run_once):
+            for job in (self.ops.reconcile, self.indexer.run_once, self.runner.resume):
                 try:
                     job()
                 except Exception as exc:  # the node may be down; try again next round
@@ -51,6 +53,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     ctx = ServiceContext.build(settings, w3=w3)
     ops = Operations(ctx)
     indexer = Indexer(ctx)
+    runner = Runner(ops)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,14 +68,15 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
                 log.warning("reconciled pending operations on start: %s", counts)
         except Exception as exc:
             log.warning("reconcile on start failed (node down?): %s", exc)
-        runner = Background(ops, indexer, settings) if background else None
-        if runner:
-            runner.start()
+        loop = Background(ops, indexer, runner, settings) if background else None
+        if loop:
+            loop.start()
+        runner.resume()  # disbursements a previous run left executing
         try:
             yield
         finally:
-            if runner:
-                runner.stop()
+            if loop:
+                loop.stop()
             ctx.db.dispose()
 
     app = FastAPI(
@@ -84,6 +88,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     app.state.ctx = ctx
     app.state.ops = ops
     app.state.indexer = indexer
+    app.state.runner = runner
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -19,13 +19,17 @@ class ApiKeyIn(Strict):
     role: Role
     label: str = Field(default="", max_length=200)
     wallet: Address | None = Field(
-        default=None, description="Required for merchant keys: the merchant's wallet"
+        default=None,
+        description="Merchant keys: the merchant's wallet (required). Checker keys: the custodial wallet "
+        "that signs their approvals.",
     )
 
     @model_validator(mode="after")
     def _merchant_has_wallet(self) -> ApiKeyIn:
-        if (self.role == Role.MERCHANT) != (self.wallet is not None):
-            raise ValueError("a merchant key needs its merchant wallet, and only a merchant key has one")
+        if self.role == Role.MERCHANT and self.wallet is None:
+            raise ValueError("a merchant key needs its merchant wallet")
+        if self.wallet is not None and self.role not in (Role.MERCHANT, Role.CHECKER):
+            raise ValueError("only merchant and checker keys speak for a wallet")
         return self
 
 

@@ -3,6 +3,18 @@
 Importing this package registers every builder (the reconciler needs them, HTTP or not).
 """
 
-from services.operator.routes import api_keys, audit, cash, health, operations, prepaid, regulator, wallets
+from services.operator.routes import (
+    api_keys,
+    audit,
+    cash,
+    disbursements,
+    health,
+    operations,
+    prepaid,
+    regulator,
+    wallets,
+)
 
-ROUTERS = [m.router for m in (health, api_keys, wallets, cash, regulator, prepaid, audit, operations)]
+ROUTERS = [
+    m.router for m in (health, api_keys, wallets, cash, regulator, prepaid, disbursements, audit, operations)
+]

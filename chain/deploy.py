@@ -110,6 +110,17 @@ def _deploy_disburse(d: Deployment) -> None:
     register_contract_wallet(d, disbursement, "Disbursement")
 
 
+def _deploy_collective(d: Deployment) -> None:
+    fund = d.deploy(
+        "CollectiveFund",
+        d.manifest.address("DigitalCash"),
+        d.manifest.address("WalletRegistry"),
+        d.roles.deployer.address,
+    )
+    register_contract_wallet(d, fund, "CollectiveFund")
+    d.grant(fund, "TOWNSHIP_ROLE", d.roles.regulator)  # the township creates collectives
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -122,6 +133,7 @@ FAMILIES: list[Family] = [
     Family("token", ("WalletRegistry", "DigitalCash"), _deploy_token),
     Family("prepaid", ("PrepaidEscrow",), _deploy_prepaid),
     Family("disburse", ("Disbursement",), _deploy_disburse),
+    Family("collective", ("CollectiveFund",), _deploy_collective),
 ]
 
 

@@ -120,3 +120,11 @@ def prepaid(w3: Web3, manifest: Manifest, cash: CashClient) -> PrepaidClient:
 @pytest.fixture(scope="session")
 def disburse(w3: Web3, manifest: Manifest, cash: CashClient) -> DisbursementClient:
     return DisbursementClient(w3, manifest, cash.tx)
+
+
+from chain.clients.collective import CollectiveClient  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def collective(w3: Web3, manifest: Manifest, cash: CashClient) -> CollectiveClient:
+    return CollectiveClient(w3, manifest, cash.tx)

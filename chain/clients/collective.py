@@ -1,0 +1,398 @@
+"""Typed client for three-assets collective fund supervision (contracts/collective/CollectiveFund.sol)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.manifest import Manifest
+from chain.sender import Transactor, TxResult
+
+ZERO_HASH = b"\x00" * 32
+
+
+class OfficerRole(IntEnum):
+    """Mirrors ``CollectiveFund.OfficerRole``."""
+
+    NONE = 0
+    COMMITTEE = 1  # proposes, approves, executes
+    TREASURER = 2  # proposes, executes; never approves
+
+
+class ProposalStatus(IntEnum):
+    """Mirrors ``CollectiveFund.ProposalStatus`` (what is stored)."""
+
+    NONE = 0
+    PENDING = 1
+    EXECUTED = 2
+    REJECTED = 3
+    CANCELLED = 4
+
+
+class ProposalState(IntEnum):
+    """Mirrors ``CollectiveFund.ProposalState`` (status, epoch, clock and approvals together)."""
+
+    NONE = 0
+    PENDING = 1
+    TIMELOCKED = 2
+    EXECUTABLE = 3
+    EXECUTED = 4
+    REJECTED = 5
+    CANCELLED = 6
+    EXPIRED = 7
+    STALE = 8
+
+
+class AssetKind(IntEnum):
+    """Mirrors ``CollectiveFund.AssetKind``."""
+
+    NONE = 0
+    PROPERTY = 1  # buildings, equipment, enterprises
+    RESOURCE = 2  # land, forest, ponds
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Amounts up to ``max_amount`` fen (inclusive) need ``committee`` committee approvals, the
+    supervisor's too when ``township``, and wait ``delay`` seconds once approved."""
+
+    max_amount: int
+    committee: int
+    township: bool = False
+    delay: int = 0
+
+    def as_tuple(self) -> tuple[int, int, bool, int]:
+        return (self.max_amount, self.committee, self.township, self.delay)
+
+
+@dataclass(frozen=True)
+class Collective:
+    id: int
+    supervisor: str
+    frozen: bool
+    year: int
+    epoch: int
+    line_count: int
+    slots_used: int
+    proposal_lifetime: int
+    name_hash: bytes
+    balance: int
+    total_income: int
+    total_paid: int
+
+
+@dataclass(frozen=True)
+class Line:
+    name: bytes
+    budget: int
+    spent: int
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.spent
+
+
+@dataclass(frozen=True)
+class Officer:
+    role: OfficerRole
+    slot: int
+
+
+@dataclass(frozen=True)
+class Proposal:
+    id: int
+    proposer: str
+    line: int
+    status: ProposalStatus
+    committee_required: int
+    committee: int
+    township_required: bool
+    township_approved: bool
+    approvals: int  # bitmap of officer slots
+    epoch: int
+    payee: str
+    expires_at: int
+    delay: int
+    amount: int
+    proposed_at: int
+    ready_at: int
+    collective_id: int
+    year: int
+    purpose_hash: bytes
+    attachment_hash: bytes
+
+    @property
+    def approved(self) -> bool:
+        return self.committee >= self.committee_required and (
+            self.township_approved or not self.township_required
+        )
+
+    @property
+    def executable_at(self) -> int | None:
+        return self.ready_at + self.delay if self.ready_at else None
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: int
+    collective_id: int
+    kind: AssetKind
+    retired: bool
+    counterparty: str
+    contract_ends_at: int
+    value: int
+    annual_income: int
+    description_hash: bytes
+    contract_hash: bytes
+    income_received: int
+
+
+def _tiers(tiers: Sequence[Tier]) -> list[tuple[int, int, bool, int]]:
+    return [t.as_tuple() for t in tiers]
+
+
+class CollectiveClient:
+    """Every call of CollectiveFund; writes take the signing account explicitly."""
+
+    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
+        self.w3 = w3
+        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
+        self.fund = manifest.contract(w3, "CollectiveFund")
+        self.cash = manifest.contract(w3, "DigitalCash")
+
+    @property
+    def address(self) -> str:
+        return str(self.fund.address)
+
+    # -- township --------------------------------------------------------------------------
+
+    def create(
+        self,
+        township: LocalAccount,
+        supervisor: str,
+        name_hash: bytes,
+        officers: Sequence[tuple[str, OfficerRole]],
+        tiers: Sequence[Tier],
+        proposal_lifetime: int,
+    ) -> tuple[int, TxResult]:
+        """Create a collective; returns (collective id, result)."""
+        fn = self.fund.functions.createCollective(
+            supervisor,
+            name_hash,
+            [a for a, _ in officers],
+            [int(r) for _, r in officers],
+            _tiers(tiers),
+            proposal_lifetime,
+        )
+        result = self.tx.transact(township, fn)
+        return int(result.named("CollectiveCreated")[0]["collectiveId"]), result
+
+    def set_supervisor(self, township: LocalAccount, collective_id: int, supervisor: str) -> TxResult:
+        return self.tx.transact(township, self.fund.functions.setSupervisor(collective_id, supervisor))
+
+    # -- supervisor ------------------------------------------------------------------------
+
+    def set_officer(
+        self, supervisor: LocalAccount, collective_id: int, account: str, role: OfficerRole
+    ) -> TxResult:
+        return self.tx.transact(supervisor, self.fund.functions.setOfficer(collective_id, account, int(role)))
+
+    def set_rules(
+        self, supervisor: LocalAccount, collective_id: int, tiers: Sequence[Tier], proposal_lifetime: int
+    ) -> TxResult:
+        fn = self.fund.functions.setRules(collective_id, _tiers(tiers), proposal_lifetime)
+        return self.tx.transact(supervisor, fn)
+
+    def open_year(
+        self, supervisor: LocalAccount, collective_id: int, year: int, lines: Sequence[tuple[bytes, int]]
+    ) -> TxResult:
+        """Open fiscal ``year`` with budget ``lines`` as (name, budget in fen)."""
+        fn = self.fund.functions.openYear(collective_id, year, [n for n, _ in lines], [b for _, b in lines])
+        return self.tx.transact(supervisor, fn)
+
+    def amend_budget(self, supervisor: LocalAccount, collective_id: int, line: int, budget: int) -> TxResult:
+        return self.tx.transact(supervisor, self.fund.functions.amendBudget(collective_id, line, budget))
+
+    def freeze(
+        self, supervisor: LocalAccount, collective_id: int, reason_hash: bytes = ZERO_HASH
+    ) -> TxResult:
+        return self.tx.transact(supervisor, self.fund.functions.freeze(collective_id, reason_hash))
+
+    def unfreeze(self, supervisor: LocalAccount, collective_id: int) -> TxResult:
+        return self.tx.transact(supervisor, self.fund.functions.unfreeze(collective_id))
+
+    # -- proposals -------------------------------------------------------------------------
+
+    def propose(
+        self,
+        officer: LocalAccount,
+        collective_id: int,
+        payee: str,
+        amount: int,
+        line: int,
+        purpose_hash: bytes = ZERO_HASH,
+        attachment_hash: bytes = ZERO_HASH,
+    ) -> tuple[int, TxResult]:
+        """Propose a payment; returns (proposal id, result)."""
+        fn = self.fund.functions.propose(collective_id, payee, amount, line, purpose_hash, attachment_hash)
+        result = self.tx.transact(officer, fn)
+        return int(result.named("ProposalCreated")[0]["proposalId"]), result
+
+    def approve(self, approver: LocalAccount, proposal_id: int) -> TxResult:
+        return self.tx.transact(approver, self.fund.functions.approve(proposal_id))
+
+    def reject(self, approver: LocalAccount, proposal_id: int, reason_hash: bytes = ZERO_HASH) -> TxResult:
+        return self.tx.transact(approver, self.fund.functions.reject(proposal_id, reason_hash))
+
+    def cancel(self, proposer: LocalAccount, proposal_id: int) -> TxResult:
+        return self.tx.transact(proposer, self.fund.functions.cancel(proposal_id))
+
+    def execute(self, officer: LocalAccount, proposal_id: int) -> TxResult:
+        return self.tx.transact(officer, self.fund.functions.execute(proposal_id))
+
+    # -- register and income ---------------------------------------------------------------
+
+    def register_asset(
+        self,
+        officer: LocalAccount,
+        collective_id: int,
+        kind: AssetKind,
+        value: int,
+        description_hash: bytes = ZERO_HASH,
+    ) -> tuple[int, TxResult]:
+        """Register an asset or resource; returns (asset id, result)."""
+        fn = self.fund.functions.registerAsset(collective_id, int(kind), value, description_hash)
+        result = self.tx.transact(officer, fn)
+        return int(result.named("AssetRegistered")[0]["assetId"]), result
+
+    def set_income_contract(
+        self,
+        officer: LocalAccount,
+        asset_id: int,
+        counterparty: str,
+        annual_income: int,
+        ends_at: int,
+        contract_hash: bytes = ZERO_HASH,
+    ) -> TxResult:
+        fn = self.fund.functions.setIncomeContract(
+            asset_id, counterparty, annual_income, ends_at, contract_hash
+        )
+        return self.tx.transact(officer, fn)
+
+    def revalue_asset(
+        self, supervisor: LocalAccount, asset_id: int, value: int, evidence_hash: bytes = ZERO_HASH
+    ) -> TxResult:
+        return self.tx.transact(supervisor, self.fund.functions.revalueAsset(asset_id, value, evidence_hash))
+
+    def retire_asset(
+        self, supervisor: LocalAccount, asset_id: int, reason_hash: bytes = ZERO_HASH
+    ) -> TxResult:
+        return self.tx.transact(supervisor, self.fund.functions.retireAsset(asset_id, reason_hash))
+
+    def approve_cash(self, payer: LocalAccount, amount: int) -> TxResult:
+        """Let the fund pull ``amount`` fen from ``payer`` (before ``record_income``)."""
+        return self.tx.transact(payer, self.cash.functions.approve(self.fund.address, amount))
+
+    def record_income(
+        self,
+        payer: LocalAccount,
+        collective_id: int,
+        amount: int,
+        asset_id: int = 0,
+        memo_hash: bytes = ZERO_HASH,
+        *,
+        approve: bool = True,
+    ) -> TxResult:
+        """Approve ``amount`` (unless ``approve=False``) and pay it in, tagged to ``asset_id`` (0: none)."""
+        if approve:
+            self.approve_cash(payer, amount)
+        fn = self.fund.functions.recordIncome(collective_id, asset_id, amount, memo_hash)
+        return self.tx.transact(payer, fn)
+
+    # -- views -----------------------------------------------------------------------------
+
+    def collective(self, collective_id: int) -> Collective:
+        raw = self.tx.call(self.fund.functions.collectiveOf(collective_id))
+        return Collective(
+            collective_id,
+            raw[0],
+            bool(raw[1]),
+            *(int(v) for v in raw[2:7]),
+            bytes(raw[7]),
+            *(int(v) for v in raw[8:]),
+        )
+
+    def tiers(self, collective_id: int) -> list[Tier]:
+        return [Tier(int(m), int(c), bool(t), int(d)) for m, c, t, d in self._call("tiersOf", collective_id)]
+
+    def tier_for(self, collective_id: int, amount: int) -> Tier:
+        m, c, t, d = self._call("tierFor", collective_id, amount)
+        return Tier(int(m), int(c), bool(t), int(d))
+
+    def lines(self, collective_id: int) -> list[Line]:
+        return [Line(bytes(n), int(b), int(s)) for n, b, s in self._call("linesOf", collective_id)]
+
+    def officer(self, collective_id: int, account: str) -> Officer:
+        role, slot = self._call("officerOf", collective_id, account)
+        return Officer(OfficerRole(role), int(slot))
+
+    def officers(self, collective_id: int) -> dict[str, OfficerRole]:
+        accounts, roles = self._call("officersOf", collective_id)
+        return {a: OfficerRole(r) for a, r in zip(accounts, roles, strict=True)}
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        raw = self._call("proposalOf", proposal_id)
+        return Proposal(
+            proposal_id,
+            raw[0],
+            int(raw[1]),
+            ProposalStatus(raw[2]),
+            int(raw[3]),
+            int(raw[4]),
+            bool(raw[5]),
+            bool(raw[6]),
+            *(int(v) for v in raw[7:9]),
+            raw[9],
+            *(int(v) for v in raw[10:17]),
+            bytes(raw[17]),
+            bytes(raw[18]),
+        )
+
+    def proposal_state(self, proposal_id: int) -> ProposalState:
+        return ProposalState(self._call("proposalState", proposal_id))
+
+    def has_approved(self, proposal_id: int, account: str) -> bool:
+        return bool(self._call("hasApproved", proposal_id, account))
+
+    def asset(self, asset_id: int) -> Asset:
+        raw = self._call("assetOf", asset_id)
+        return Asset(
+            asset_id,
+            int(raw[0]),
+            AssetKind(raw[1]),
+            bool(raw[2]),
+            raw[3],
+            *(int(v) for v in raw[4:7]),
+            bytes(raw[7]),
+            bytes(raw[8]),
+            int(raw[9]),
+        )
+
+    def counts(self) -> dict[str, int]:
+        f = self.fund.functions
+        return {
+            "collectives": int(self.tx.call(f.collectiveCount())),
+            "proposals": int(self.tx.call(f.proposalCount())),
+            "assets": int(self.tx.call(f.assetCount())),
+        }
+
+    def total_balance(self) -> int:
+        return int(self.tx.call(self.fund.functions.totalBalance()))
+
+    def _call(self, name: str, *args: Any) -> Any:
+        return self.tx.call(self.fund.functions[name](*args))

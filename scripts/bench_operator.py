@@ -46,11 +46,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -67,15 +65,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from chain.accounts import dev_account  # noqa: E402
 from chain.backends import http  # noqa: E402
 from chain.clients.token import CashClient  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
-from chain.processes import embedded_node_cmd, free_port, running, wait_for_http, wait_for_rpc  # noqa: E402
-from scripts.benchlib import environment, table  # noqa: E402
+from chain.processes import free_port  # noqa: E402
+from scripts.benchlib import (  # noqa: E402
+    database,
+    deploy,
+    embedded_node,
+    environment,
+    operator_service,
+    service_env,
+    table,
+    tail_of,
+)
 
 OUT_FILE = ROOT / "bench-results" / "bench_operator.json"
 AMOUNT_FEN = 100  # per issuance / mint
@@ -86,92 +92,6 @@ ADMIN_KEY = "xcp_bench_admin_" + secrets.token_hex(16)
 
 Call = Callable[[], None]
 Session = Callable[[], AbstractContextManager[Call]]  # a worker's own client, yielding one request
-
-
-# -- processes ----------------------------------------------------------------------------------------
-
-
-def _tail(log: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-@contextmanager
-def embedded_node(tmp: Path) -> Iterator[str]:
-    """``python -m chain node`` on a free port; yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp / "node.log"
-    with running(embedded_node_cmd(port), log=log) as proc:
-        try:
-            wait_for_rpc(url, proc, timeout_s=90)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}:\n{_tail(log)}") from None
-        yield url
-
-
-def deploy(rpc: str, manifest: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "chain", "deploy", "--rpc", rpc, "--out", str(manifest)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-
-@contextmanager
-def operator_service(env: dict[str, str], log: Path) -> Iterator[str]:
-    """``python -m services.operator serve``; yields its URL once /healthz answers."""
-    url = f"http://127.0.0.1:{env['XCPAY_API_PORT']}"
-    with running([sys.executable, "-m", "services.operator", "serve"], env, log=log) as proc:
-        try:
-            wait_for_http(f"{url}/healthz", proc)
-        except RuntimeError as exc:
-            raise RuntimeError(f"the operator service: {exc}:\n{_tail(log)}") from None
-        yield url
-
-
-def service_env(rpc: str, manifest: Path, database_url: str, api_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XCPAY_")}
-    env.update(
-        XCPAY_PROFILE="local",
-        XCPAY_RPC_URL=rpc,
-        XCPAY_MANIFEST=str(manifest),
-        XCPAY_DATABASE_URL=database_url,
-        XCPAY_ADMIN_API_KEY=ADMIN_KEY,
-        XCPAY_API_PORT=str(api_port),
-    )
-    return env
-
-
-@contextmanager
-def database(url: str | None, tmp: Path) -> Iterator[str]:
-    """The service's database for this run (see the module docstring); yields its URL."""
-    if url is None:
-        yield f"sqlite:///{tmp / 'operator.db'}"
-        return
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:" and Path(parsed.database).exists():
-            raise SystemExit(f"{parsed.database} exists: it belongs to another chain; name a new file")
-        yield url
-        return
-    if parsed.get_backend_name() != "postgresql":
-        raise SystemExit(f"unsupported database {parsed.get_backend_name()!r}: sqlite or postgresql")
-    name = f"xcpay_bench_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield parsed.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
 
 
 # -- the two paths ------------------------------------------------------------------------------------
@@ -390,7 +310,7 @@ def bench(n: int, clients: int, database_url: str | None, tmp: Path) -> Outcome:
     try:
         return _bench(n, clients, database_url, tmp)
     except Exception:
-        tail = _tail(tmp / "operator.log", 40)
+        tail = tail_of(tmp / "operator.log", 40)
         if tail:
             _log(f"-- last lines of the operator service's log --\n{tail}")
         raise
@@ -405,7 +325,7 @@ def _bench(n: int, clients: int, database_url: str | None, tmp: Path) -> Outcome
     _log("starting the embedded node and deploying...")
     with embedded_node(tmp) as rpc, database(database_url, tmp) as db_url:
         deploy(rpc, manifest)
-        env = service_env(rpc, manifest, db_url, free_port())
+        env = service_env(rpc, manifest, db_url, free_port(), ADMIN_KEY)
         direct = Direct(CashClient(http(rpc), Manifest.load(manifest)))
 
         _log("starting the operator service; API key and a tier-1 wallet...")

@@ -35,7 +35,7 @@ class ServiceContext:
 
     @classmethod
     def build(cls, settings: Settings, w3: Web3 | None = None, db: Database | None = None) -> ServiceContext:
-        w3 = w3 or connect(settings.rpc_url, timeout_s=10)
+        w3 = w3 or connect(settings.rpc_url, timeout_s=settings.rpc_timeout_s)
         manifest = Manifest.load(settings.manifest)
         tx = Transactor(
             w3,

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     gas_topup_wei: int = 10**17
     confirmations: int = 0
     receipt_timeout_s: float = 30.0
+    # One JSON-RPC call. A node that is down refuses at once; this bounds a slow answer (the gas
+    # estimate of a 200-row disbursement chunk takes seconds on the embedded py-evm node).
+    rpc_timeout_s: float = Field(default=60.0, gt=0)
+    # Rows per explicit-batch chunk (and per Merkle push) the service sends; the contract's
+    # maximum is 200. Smaller chunks show progress sooner and keep each transaction short.
+    disburse_chunk_rows: int = Field(default=100, ge=1, le=200)
     reconcile_interval_s: float = 5.0
     index_interval_s: float = 2.0
 

@@ -21,7 +21,6 @@ from typing import Any
 from eth_utils import is_checksum_address, to_checksum_address
 from sqlalchemy import bindparam, func, select, update
 
-from chain.clients.disburse import MAX_ROWS
 from services.common.models import ApiKey, Disbursement, DisbursementRow, Wallet
 from services.common.operations import Operations, perform
 from services.common.problems import Problem
@@ -199,8 +198,8 @@ def validate_rows(db: Any, raw: list[RawRow], unit: str, identity_hash: Any) -> 
     return parsed
 
 
-def chunk_of(index: int) -> int:
-    return index // MAX_ROWS
+def chunk_of(index: int, rows_per_chunk: int) -> int:
+    return index // rows_per_chunk
 
 
 # -- execution ---------------------------------------------------------------------------------
@@ -263,7 +262,12 @@ class Runner:
                 if exc.slug == "chunk-already-paid":
                     self.settle_from_chain(ref, chunk)
                     continue
-                self._stop(ref, f"chunk {chunk}: {exc.slug}: {exc.detail}")
+                # A node outage leaves the chunk's operation pending: the reconciler finishes it and
+                # the resumer (every few seconds) carries on. Anything else needs a person.
+                transient = exc.slug in {"node-unavailable", "transaction-timeout"}
+                self._stop(
+                    ref, f"chunk {chunk}: {exc.slug}: {exc.detail}", "executing" if transient else "approved"
+                )
                 return
             if op.status != "confirmed":  # slow chain: the reconciler finishes it; resume later
                 self._stop(ref, f"chunk {chunk} is still pending", status="executing")

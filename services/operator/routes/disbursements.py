@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select
 
-from chain.clients.disburse import MAX_ROWS, Officer, Row, batch_id, merkle_tree, purpose_tag
+from chain.clients.disburse import Officer, Row, batch_id, merkle_tree, purpose_tag
 from services.common.context import ServiceContext
 from services.common.deps import CheckerKey, CtxDep, IdempotencyKey, OperatorKey, OpsDep, ReaderKey
 from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
@@ -355,6 +355,8 @@ def _create(
                 f"{meta.reference!r} was used already",
             )
 
+    size = ctx.settings.disburse_chunk_rows
+
     def prepare() -> dict[str, Any]:
         from sqlalchemy.exc import IntegrityError
 
@@ -371,7 +373,7 @@ def _create(
                     root=request["root"],
                     status="draft",
                     rows_total=len(rows),
-                    chunk_count=(len(rows) + MAX_ROWS - 1) // MAX_ROWS,
+                    chunk_count=(len(rows) + size - 1) // size,
                     created_by=key.id,
                 )
             )
@@ -387,7 +389,7 @@ def _create(
                     "idx": i,
                     "recipient": r.recipient,
                     "amount_fen": r.amount_fen,
-                    "chunk": chunk_of(i),
+                    "chunk": chunk_of(i, size),
                     "proof": "".join(p.hex() for p in tree.proof(i)) if tree else None,
                     "status": "pending",
                 }

@@ -1,0 +1,395 @@
+"""Benchmark payroll and subsidy disbursement against one token transfer per recipient.
+
+What it measures, in one run, on two nodes started here -- the embedded node (``python -m chain
+node``, py-evm) and anvil -- each deployed here:
+
+1. **Gas per recipient** (``gasUsed`` of the receipts, so the 21,000 intrinsic gas and the calldata
+   are in), every recipient a fresh registered wallet with a zero balance, as in a real payroll:
+
+   - baselines measured on the same chain: one ``DigitalCash`` transfer per recipient (institution
+     wallet to a fresh registered wallet) and one ``PlainERC20`` transfer (OpenZeppelin ERC20, no
+     permission checks) to a fresh address;
+   - **explicit batches** of 1, 10, 100 and 200 (``MAX_ROWS``) recipients: the whole life
+     (``createBatch`` + ``addRows`` + ``approve`` + ``payChunk``) divided by the recipients, and
+     ``payChunk`` alone;
+   - **Merkle batches**: ``createBatch`` of a 100,000-leaf tree (one transaction whatever the size),
+     a recipient's own ``claim`` (a 17-sibling proof), and ``pushClaims`` of 200 claims per recipient.
+
+2. **End to end through the operator API** (``python -m services.operator serve``, SQLite): a
+   payroll of ``--people`` recipients on anvil (default 10,000) and ``--embedded-people`` on the
+   embedded node (default 1,000: py-evm interprets every opcode in Python, so 10,000 there takes
+   the better part of an hour with the registrations), created as one JSON request, approved by a checker
+   key, executed in the background and polled until done: recipients paid per second, creation and
+   execution separately. The baseline, measured in the same run on the same service: sequential
+   ``POST /v1/transfers`` of the same payer to recipients (one API call and one transaction per
+   recipient). The recipients are registered straight through ``chain/`` before the service starts
+   (registration is not what is measured).
+
+Read the figures beside the baselines: gas depends on the compiler and the EVM version, and
+seconds on the machine and the node (py-evm is an interpreter behind one lock; anvil is native).
+
+    .venv/bin/python scripts/bench_disburse.py [--people N] [--embedded-people N] [--backends embedded,anvil]
+
+Prints tables and writes ``bench-results/bench_disburse.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from eth_account import Account  # noqa: E402
+from web3 import Web3  # noqa: E402
+
+from chain.accounts import dev_account  # noqa: E402
+from chain.backends import http  # noqa: E402
+from chain.clients.disburse import (  # noqa: E402
+    MAX_ROWS,
+    DisbursementClient,
+    Officer,
+    Row,
+    batch_id,
+    merkle_tree,
+    purpose_tag,
+)
+from chain.clients.token import CashClient, Kind  # noqa: E402
+from chain.compiler import compile_contracts  # noqa: E402
+from chain.deploy import deploy_all  # noqa: E402
+from chain.manifest import Manifest  # noqa: E402
+from chain.processes import anvil_node, free_port  # noqa: E402
+from scripts.benchlib import (  # noqa: E402
+    database,
+    deploy,
+    embedded_node,
+    environment,
+    operator_service,
+    service_env,
+    table,
+)
+
+OUT_FILE = ROOT / "bench-results" / "bench_disburse.json"
+OPERATOR, PAYER, CHECKER, SENDER = dev_account(1), dev_account(8), dev_account(9), dev_account(7)
+EXPLICIT_SIZES = [1, 10, 100, MAX_ROWS]
+MERKLE_LEAVES = 100_000
+ADMIN_KEY = "xcp_bench_admin_" + uuid.uuid4().hex
+REGISTER_GAS = 200_000
+DAY = 86_400
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def register_many(cash: CashClient, addresses: list[str], label: str) -> None:
+    """Register fresh personal tier-2 wallets, sending without waiting, then waiting for the last."""
+    registry = cash.registry.functions
+    sent = None
+    for i, address in enumerate(addresses):
+        fn = registry.register(address, int(Kind.PERSONAL), 2, 0, Web3.keccak(text=f"{label}:{address}"))
+        sent = cash.tx.send(OPERATOR, fn, gas=REGISTER_GAS)
+        if i and i % 2_000 == 0:
+            _log(f"  registered {i} of {len(addresses)}")
+    if sent is not None:
+        cash.tx.wait(sent.tx_hash)
+
+
+def fresh(n: int) -> list[str]:
+    return [Account.create().address for _ in range(n)]
+
+
+def now(w3: Web3) -> int:
+    return int(w3.eth.get_block("latest")["timestamp"])
+
+
+# -- 1. gas --------------------------------------------------------------------------------------------
+
+
+def gas_figures(w3: Web3) -> dict[str, Any]:
+    compiled = compile_contracts()
+    manifest = deploy_all(w3, compiled=compiled)
+    cash = CashClient(w3, manifest)
+    d = DisbursementClient(w3, manifest, cash.tx)
+    cash.register(OPERATOR, PAYER.address, Kind.INSTITUTION, 1, 0, Web3.keccak(text="payer"))
+    cash.register(OPERATOR, SENDER.address, Kind.INSTITUTION, 1, 0, Web3.keccak(text="sender"))
+    cash.mint(OPERATOR, PAYER.address, 10**13)
+    cash.mint(OPERATOR, SENDER.address, 10**12)
+    cash.approve(PAYER, d.contract.address, 2**255)
+    d.set_officer(PAYER, CHECKER.address, Officer.CHECKER)
+    art = compiled["PlainERC20"]
+    plain_address = cash.tx.deploy(dev_account(0), art.abi, art.bytecode).receipt["contractAddress"]
+    plain = w3.eth.contract(address=plain_address, abi=art.abi)
+    cash.tx.transact(SENDER, plain.functions.mint(SENDER.address, 10**12))
+
+    people = fresh(sum(EXPLICIT_SIZES) + 10 + 10 + MAX_ROWS + 1)
+    register_many(cash, people, "gas")
+    pool = iter(people)
+
+    def take(n: int) -> list[str]:
+        return [next(pool) for _ in range(n)]
+
+    cash.transfer(SENDER, next(pool), 1_00)  # the first transfer warms the sender's daily slot
+    dc = [cash.transfer(SENDER, r, 1_00).gas_used for r in take(10)]
+    pe = [cash.tx.transact(SENDER, plain.functions.transfer(r, 1_00)).gas_used for r in fresh(10)]
+    out: dict[str, Any] = {
+        "baseline_digitalcash_transfer": sum(dc) / len(dc),
+        "baseline_plain_erc20_transfer": sum(pe) / len(pe),
+        "explicit": [],
+    }
+    for n in EXPLICIT_SIZES:
+        rows = [Row(r, 1_00) for r in take(n)]
+        bid = batch_id(f"gas-explicit-{n}")
+        create = d.create_explicit(PAYER, bid, PAYER.address, purpose_tag("salary"), now(w3) + DAY, n * 1_00)
+        add = d.add_rows(PAYER, bid, rows)
+        approve = d.approve(CHECKER, bid)
+        pay = d.pay_chunk(OPERATOR, bid, 0, rows)
+        whole = create.gas_used + add.gas_used + approve.gas_used + pay.gas_used
+        out["explicit"].append(
+            {"recipients": n, "whole_per_recipient": whole / n, "pay_per_recipient": pay.gas_used / n}
+        )
+
+    claimers = take(10) + take(MAX_ROWS)
+    # Leaves 0..209 are real registered people; the rest stand in for the other recipients.
+    leaves = [Row(claimers[i] if i < len(claimers) else people[-1], 1_00) for i in range(MERKLE_LEAVES)]
+    bid = batch_id("gas-merkle")
+    started = time.perf_counter()
+    tree = merkle_tree(bid, leaves)
+    tree_s = time.perf_counter() - started
+    total = MERKLE_LEAVES * 1_00
+    create = d.create_merkle(
+        PAYER, bid, PAYER.address, purpose_tag("subsidy"), now(w3) + DAY, total, tree.root, MERKLE_LEAVES
+    )
+    d.approve(CHECKER, bid)
+    claims = [d.claim(OPERATOR, bid, i, leaves[i], tree.proof(i)).gas_used for i in range(10)]
+    push = d.push_claims(OPERATOR, bid, [(i, leaves[i], tree.proof(i)) for i in range(10, 10 + MAX_ROWS)])
+    out["merkle"] = {
+        "leaves": MERKLE_LEAVES,
+        "create_gas": create.gas_used,
+        "tree_build_s": tree_s,
+        "proof_length": len(tree.proof(0)),
+        "claim_per_recipient": sum(claims) / len(claims),
+        "push_per_recipient": push.gas_used / MAX_ROWS,
+    }
+    return out
+
+
+# -- 2. through the API --------------------------------------------------------------------------------
+
+
+@contextmanager
+def node(backend: str, tmp: Path) -> Iterator[str]:
+    if backend == "anvil":
+        with anvil_node() as url:
+            yield url
+    else:
+        with embedded_node(tmp) as url:
+            yield url
+
+
+def api_figures(rpc: str, people: int, baseline_n: int, tmp: Path) -> dict[str, Any]:
+    manifest_path = tmp / "manifest.json"
+    deploy(rpc, manifest_path)
+    w3 = http(rpc)
+    manifest = Manifest.load(manifest_path)
+    cash = CashClient(w3, manifest)
+    recipients = fresh(people + baseline_n)
+    _log(f"  registering {len(recipients)} recipients straight through chain/")
+    register_many(cash, recipients, "api")
+    with database(None, tmp) as db_url:
+        env = service_env(rpc, manifest_path, db_url, free_port(), ADMIN_KEY)
+        with operator_service(env, tmp / "operator.log") as url:
+            return _through_api(url, w3, cash, recipients[:people], recipients[people:])
+
+
+def _through_api(
+    url: str, w3: Web3, cash: CashClient, payroll: list[str], singles: list[str]
+) -> dict[str, Any]:
+    admin = httpx.Client(base_url=url, headers={"X-API-Key": ADMIN_KEY}, timeout=600)
+
+    def key(role: str, wallet: str | None = None) -> httpx.Client:
+        body: dict[str, Any] = {"role": role}
+        if wallet:
+            body["wallet"] = wallet
+        r = admin.post("/v1/api-keys", json=body)
+        r.raise_for_status()
+        return httpx.Client(base_url=url, headers={"X-API-Key": r.json()["key"]}, timeout=600)
+
+    def post(client: httpx.Client, path: str, body: Any) -> dict[str, Any]:
+        r = client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+        if r.status_code >= 300:
+            raise RuntimeError(f"{path}: {r.status_code} {r.text[:500]}")
+        return r.json()
+
+    operator = key("operator")
+    wallet = {"kind": "institution", "tier": 1, "display_name": "platform", "identity": "bench-payer"}
+    payer = post(operator, "/v1/wallets", wallet)["request"]["address"]
+    checker_wallet = post(
+        operator, "/v1/wallets", {**wallet, "display_name": "checker", "identity": "bench-checker"}
+    )
+    checker_address = checker_wallet["request"]["address"]
+    checker = key("checker", checker_address)
+    post(
+        operator,
+        f"/v1/disbursements/payers/{payer}/officers",
+        {"account": checker_address, "role": "checker"},
+    )
+    amount = 1_00
+    post(operator, "/v1/issuance", {"to": payer, "amount_fen": amount * (len(payroll) + len(singles)) * 2})
+
+    started = time.perf_counter()
+    for r in singles:
+        post(operator, "/v1/transfers", {"from": payer, "to": r, "amount_fen": amount})
+    single_s = time.perf_counter() - started
+
+    body = {
+        "reference": "bench-payroll",
+        "payer": payer,
+        "purpose": "salary",
+        "ends_at": datetime.fromtimestamp(now(w3) + 30 * DAY, UTC).isoformat(),
+        "unit": "fen",
+        "rows": [{"recipient": r, "amount": amount} for r in payroll],
+    }
+    t0 = time.perf_counter()
+    created = post(operator, "/v1/disbursements", body)
+    t1 = time.perf_counter()
+    post(checker, "/v1/disbursements/bench-payroll/approve", None)
+    t2 = time.perf_counter()
+    r = operator.post("/v1/disbursements/bench-payroll/execute", json={})
+    if r.status_code != 202:
+        raise RuntimeError(f"execute: {r.status_code} {r.text[:500]}")
+    while True:
+        status = operator.get("/v1/disbursements/bench-payroll").json()
+        if status["status"] != "executing":
+            break
+        time.sleep(0.5)
+    t3 = time.perf_counter()
+    if status["status"] != "executed" or status["rows_by_status"] != {"paid": len(payroll)}:
+        raise RuntimeError(f"the payroll did not complete: {status}")
+    if status["chain"]["paid_fen"] != amount * len(payroll) or created["total_fen"] != amount * len(payroll):
+        raise RuntimeError(f"paid {status['chain']['paid_fen']}, expected {amount * len(payroll)}")
+    sample = payroll[:: max(1, len(payroll) // 100)] + singles
+    wrong = [a for a in sample if cash.balance_of(a) != amount]
+    if wrong:
+        raise RuntimeError(f"{len(wrong)} sampled recipients do not hold {amount} fen")
+    return {
+        "people": len(payroll),
+        "create_s": t1 - t0,
+        "approve_s": t2 - t1,
+        "execute_s": t3 - t2,
+        "total_s": t3 - t0,
+        "paid_per_s": len(payroll) / (t3 - t0),
+        "paid_per_s_execution": len(payroll) / (t3 - t2),
+        "baseline_transfers": len(singles),
+        "baseline_transfers_per_s": len(singles) / single_s,
+        "sampled_balances_checked": len(sample),
+    }
+
+
+# -- report --------------------------------------------------------------------------------------------
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = []
+    for backend, r in results.items():
+        g = r["gas"]
+        dc, pe = g["baseline_digitalcash_transfer"], g["baseline_plain_erc20_transfer"]
+        rows = [
+            ["baseline: DigitalCash transfer", f"{dc:,.0f}", "1.00", f"{dc / pe:.2f}"],
+            ["baseline: PlainERC20 transfer", f"{pe:,.0f}", f"{pe / dc:.2f}", "1.00"],
+        ]
+        for e in g["explicit"]:
+            for what, key in (("whole life", "whole_per_recipient"), ("payChunk", "pay_per_recipient")):
+                v = e[key]
+                rows.append(
+                    [f"explicit x{e['recipients']}: {what}", f"{v:,.0f}", f"{v / dc:.2f}", f"{v / pe:.2f}"]
+                )
+        m = g["merkle"]
+        for what, v in (
+            (f"Merkle create ({m['leaves']:,} leaves, 1 tx)", m["create_gas"]),
+            (f"Merkle claim (proof of {m['proof_length']})", m["claim_per_recipient"]),
+            (f"Merkle pushClaims x{MAX_ROWS}", m["push_per_recipient"]),
+        ):
+            rows.append([what, f"{v:,.0f}", f"{v / dc:.2f}", f"{v / pe:.2f}"])
+        lines.append(f"== {backend}: gas per recipient ==")
+        lines.append(table(["", "gas", "x DigitalCash transfer", "x PlainERC20 transfer"], rows))
+        a = r["api"]
+        lines.append(f"\n== {backend}: a {a['people']:,}-person payroll through the operator API ==")
+        lines.append(
+            table(
+                ["", "seconds", "recipients/s"],
+                [
+                    ["create (JSON, validated, rows on chain)", f"{a['create_s']:.1f}", ""],
+                    ["approve (checker key)", f"{a['approve_s']:.1f}", ""],
+                    [
+                        "execute (background, polled)",
+                        f"{a['execute_s']:.1f}",
+                        f"{a['paid_per_s_execution']:.1f}",
+                    ],
+                    ["whole batch", f"{a['total_s']:.1f}", f"{a['paid_per_s']:.1f}"],
+                    [
+                        f"baseline: {a['baseline_transfers']} single API transfers",
+                        "",
+                        f"{a['baseline_transfers_per_s']:.1f}",
+                    ],
+                ],
+            )
+        )
+        lines.append(
+            f"batch / single transfers: {a['paid_per_s'] / a['baseline_transfers_per_s']:.1f}x "
+            f"(Merkle tree of {m['leaves']:,} leaves built in {m['tree_build_s']:.1f} s)\n"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=10_000, help="payroll size through the API on anvil")
+    parser.add_argument(
+        "--embedded-people",
+        type=int,
+        default=1_000,
+        help="payroll size on the embedded node (py-evm: about 10x slower per recipient than anvil)",
+    )
+    parser.add_argument("--baseline", type=int, default=100, help="single API transfers for the baseline")
+    parser.add_argument("--backends", default="embedded,anvil")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    started = time.perf_counter()
+    for backend in args.backends.split(","):
+        with tempfile.TemporaryDirectory(prefix="xcpay-bench-") as tmp_name:
+            tmp = Path(tmp_name)
+            _log(f"{backend}: gas figures")
+            with node(backend, tmp) as rpc:
+                gas = gas_figures(http(rpc))
+            people = args.embedded_people if backend == "embedded" else args.people
+            _log(f"{backend}: {people}-person payroll through the API")
+            with node(backend, tmp) as rpc:
+                api = api_figures(rpc, people, args.baseline, tmp)
+            results[backend] = {"gas": gas, "api": api}
+    print(render(results))
+    OUT_FILE.parent.mkdir(exist_ok=True)
+    doc = {
+        "benchmark": "bench_disburse",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "environment": environment(whole_run_s=time.perf_counter() - started),
+        "results": results,
+    }
+    OUT_FILE.write_text(json.dumps(doc, indent=2))
+    print(f"written: {OUT_FILE.relative_to(ROOT)} (whole run {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

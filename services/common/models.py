@@ -166,3 +166,38 @@ class DisbursementRow(Base):
     proof: Mapped[str | None] = mapped_column(Text, nullable=True)  # Merkle: siblings, 64 hex each
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|paid|exception|reclaimed
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class PaymentCode(Base):
+    """A merchant's payment code (聚合支付码): static (any amount) or dynamic (one bill, paid once)."""
+
+    __tablename__ = "payment_codes"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(42), index=True)
+    category: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # static | dynamic
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    uri: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CodePayment(Base):
+    """One payment of a code. ``settles`` holds the code id for a dynamic code's live payment and is
+    unique, so a bill is paid at most once even by concurrent requests; a failed payment clears it."""
+
+    __tablename__ = "code_payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_id: Mapped[str] = mapped_column(ForeignKey("payment_codes.id"), index=True)
+    settles: Mapped[str | None] = mapped_column(String(24), unique=True, nullable=True)
+    form: Mapped[str] = mapped_column(String(24))  # custodial | signed-transaction | voucher
+    payer: Mapped[str] = mapped_column(String(42))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    operation_id: Mapped[str] = mapped_column(String(36), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|confirmed|failed
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -56,7 +56,15 @@ class Call:
     fn: ContractFunction
 
 
-Builder = Callable[[ServiceContext, dict[str, Any]], Call]
+@dataclass(frozen=True)
+class Relay:
+    """What a builder returns for a transaction the payer signed themselves (self-custody): the
+    service checks it by simulation and sends the very same bytes; it signs nothing."""
+
+    raw: bytes
+
+
+Builder = Callable[[ServiceContext, dict[str, Any]], Call | Relay]
 _BUILDERS: dict[str, Builder] = {}
 
 
@@ -213,6 +221,8 @@ class Operations:
         tx = self.ctx.tx
         try:
             call = _BUILDERS[op.kind](self.ctx, op.request)
+            if isinstance(call, Relay):
+                return self._store_send_relay(op, call)
             gas = tx.estimate(call.fn, call.signer.address)
             params = call.fn.build_transaction(
                 {"from": call.signer.address, "gas": gas, "nonce": 0, **tx.fees(), "chainId": tx.chain_id}
@@ -255,6 +265,46 @@ class Operations:
                     raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
                 raise
         _fault_point("after_send", op.kind)
+
+    def _store_send_relay(self, op: Operation, relay: Relay) -> None:
+        """Simulate the payer's own transaction (a refusal fails the operation with the decoded
+        error; nothing is sent), store it, then send it unchanged."""
+        from web3.exceptions import ContractLogicError
+
+        from chain.rawtx import decode_signed
+
+        signed = decode_signed(relay.raw)
+        try:
+            self.ctx.w3.eth.call(
+                {"from": signed.sender, "to": signed.to, "data": signed.data, "value": signed.value}  # type: ignore[typeddict-item]
+            )
+        except ContractLogicError as exc:
+            data = exc.data if isinstance(exc.data, str) else None
+            self.fail(op.id, contract_problem(self.ctx.tx.errors.decode(data), operation_id=op.id))
+        with self.ctx.db.session() as s:
+            row = s.get(Operation, op.id)
+            assert row is not None
+            row.sender, row.nonce, row.tx_hash = signed.sender, signed.nonce, signed.hash
+            row.raw_tx = "0x" + relay.raw.hex()
+            s.commit()
+        try:
+            self.ctx.w3.eth.send_raw_transaction(relay.raw)
+        except (Web3RPCError, EthValidationError) as exc:
+            if not self._known_to_node(signed.hash):
+                self.fail(
+                    op.id,
+                    Problem(
+                        422,
+                        "transaction-rejected",
+                        "The node rejected the signed transaction",
+                        f"{exc} (check its nonce, gas and fees)",
+                        operation_id=op.id,
+                    ),
+                )
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
+            raise
 
     def _known_to_node(self, tx_hash: str) -> bool:
         try:

@@ -10,11 +10,24 @@ from services.operator.routes import (
     disbursements,
     health,
     operations,
+    payment_codes,
     prepaid,
     regulator,
     wallets,
 )
 
 ROUTERS = [
-    m.router for m in (health, api_keys, wallets, cash, regulator, prepaid, disbursements, audit, operations)
+    m.router
+    for m in (
+        health,
+        api_keys,
+        wallets,
+        cash,
+        regulator,
+        prepaid,
+        disbursements,
+        payment_codes,
+        audit,
+        operations,
+    )
 ]

@@ -1,0 +1,62 @@
+"""Reading a transaction someone else signed (a self-custody wallet), before relaying it.
+
+The service never changes such a transaction: it reads who signed it, where it goes, what it
+calls and on which chain, decides whether to relay it, and then sends the very same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import rlp
+from eth_account import Account
+from eth_account._utils.legacy_transactions import Transaction
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+
+from chain.exceptions import ChainError
+
+
+class InvalidSignedTransaction(ChainError):
+    """The bytes are not a signed transaction this service can read."""
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    raw: bytes
+    hash: str
+    sender: str
+    to: str | None
+    data: bytes
+    value: int
+    nonce: int
+    chain_id: int | None  # None: a pre-EIP-155 legacy transaction, valid on every chain
+
+
+def decode_signed(raw: bytes) -> SignedTx:
+    """Decode ``raw`` (typed EIP-2718 or legacy) and recover its signer."""
+    if not raw:
+        raise InvalidSignedTransaction("empty transaction")
+    try:
+        if raw[0] < 0x7F:  # an EIP-2718 type byte
+            fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+            chain_id = int(fields["chainId"])
+        else:
+            fields = rlp.decode(raw, Transaction).as_dict()
+            v = int(fields["v"])
+            chain_id = (v - 35) // 2 if v >= 35 else None
+        sender = Account.recover_transaction(raw)
+    except Exception as exc:  # rlp, signature and type errors all mean "not readable"
+        raise InvalidSignedTransaction(f"not a signed transaction: {exc}") from None
+    to = bytes(fields.get("to") or b"")
+    return SignedTx(
+        raw=raw,
+        hash="0x" + keccak(raw).hex(),
+        sender=to_checksum_address(sender),
+        to=to_checksum_address(to) if to else None,
+        data=bytes(fields.get("data") or b""),
+        value=int(fields.get("value", 0)),
+        nonce=int(fields["nonce"]),
+        chain_id=chain_id,
+    )

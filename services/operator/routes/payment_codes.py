@@ -1,0 +1,390 @@
+"""Merchant payment codes (聚合支付码): one code every wallet form can pay, settled as digital cash.
+
+A code is an EIP-681 payment URI for the token (``ethereum:<token>@<chain>/transfer?address=
+<merchant>&uint256=<fen>``) with three more parameters wallets that do not know them ignore:
+``mcc`` (the merchant's category), ``ref`` (the bill reference) and ``code`` (this code's id, so a
+wallet can report its payment here). Static codes take any amount; dynamic codes are one bill
+(amount, reference, expiry) and are paid at most once, even by concurrent requests: a live payment
+holds the code through a unique column until it confirms, or releases it if it fails.
+
+Payer forms: a custodial wallet (the operator pays on its behalf), or a self-custody wallet's own
+signed token transfer, which the service checks (chain, token, payee, amount), simulates and relays
+unchanged. Every payment records its operation, hence its transaction and its Transfer event.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import time
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import segno
+from eth_abi import decode as abi_decode
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from chain.clients.token import Kind
+from chain.rawtx import InvalidSignedTransaction, decode_signed
+from services.common.context import ServiceContext
+from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep
+from services.common.keys import Role
+from services.common.models import ApiKey, CodePayment, Operation, PaymentCode
+from services.common.operations import Call, Relay, builder, perform
+from services.common.problems import Problem
+from services.common.schemas import Address
+from services.operator.schemas import Strict
+
+router = APIRouter(prefix="/v1/payment-codes", tags=["payment codes"])
+
+CodeId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,24}$")]
+TRANSFER_SELECTOR = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
+MAX_DYNAMIC_S = 7 * 86_400
+
+
+class CodeIn(Strict):
+    merchant: Address
+    amount_fen: int | None = Field(default=None, gt=0, lt=2**63, description="a bill: the code is dynamic")
+    reference: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")
+    expires_in_s: int = Field(default=900, ge=1, le=MAX_DYNAMIC_S, description="dynamic codes only")
+
+    @model_validator(mode="after")
+    def _bill(self) -> CodeIn:
+        if self.reference is not None and self.amount_fen is None:
+            raise ValueError("a reference belongs to a bill: give amount_fen too")
+        return self
+
+
+class PayIn(Strict):
+    form: Literal["custodial", "signed-transaction"]
+    payer: Address | None = Field(default=None, description="custodial form: the payer's wallet")
+    amount_fen: int | None = Field(
+        default=None, gt=0, lt=2**63, description="static codes; a bill's must match"
+    )
+    signed_transaction: str | None = Field(
+        default=None,
+        pattern=r"^0x([0-9a-fA-F]{2})+$",
+        max_length=4_000,
+        description="signed-transaction form: the payer's own signed DigitalCash transfer to the merchant",
+    )
+
+    @model_validator(mode="after")
+    def _form(self) -> PayIn:
+        if self.form == "custodial" and (self.payer is None or self.signed_transaction is not None):
+            raise ValueError("the custodial form needs payer (and no signed_transaction)")
+        if self.form == "signed-transaction" and (self.signed_transaction is None or self.payer is not None):
+            raise ValueError("the signed-transaction form needs signed_transaction (and no payer)")
+        return self
+
+
+class PaymentOut(BaseModel):
+    id: int
+    form: str
+    payer: str
+    amount_fen: int
+    status: str
+    operation_id: str
+    tx_hash: str | None
+
+
+class CodeOut(BaseModel):
+    id: str
+    merchant: str
+    category: int
+    kind: str
+    amount_fen: int | None
+    reference: str | None
+    expires_at: int | None
+    status: str
+    uri: str
+    png: str
+    svg: str
+    payments: list[PaymentOut]
+
+
+# -- creating and reading ----------------------------------------------------------------------
+
+
+def _may_act_for(key: ApiKey, merchant: str, *roles: Role) -> None:
+    if key.role == Role.MERCHANT:
+        if key.wallet != merchant:
+            raise Problem(403, "not-your-merchant", "A merchant key acts only for its own wallet")
+        return
+    if key.role not in {str(r) for r in roles}:
+        raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
+
+
+@router.post("", status_code=201)
+def create_code(body: CodeIn, ctx: CtxDep, key: ApiKeyDep) -> CodeOut:
+    """Create a static code (no amount) or a dynamic one (a bill: amount, optional reference, expiry)
+    for a registered merchant (operator, or the merchant's own key)."""
+    _may_act_for(key, body.merchant, Role.OPERATOR)
+    wallet = ctx.cash.wallet(body.merchant)
+    if wallet.kind != Kind.MERCHANT:
+        raise Problem(422, "not-a-merchant-wallet", "Not a registered merchant wallet", body.merchant)
+    if wallet.frozen:
+        raise Problem(409, "merchant-frozen", "The merchant's wallet is frozen", body.merchant)
+    code_id = secrets.token_urlsafe(12)
+    dynamic = body.amount_fen is not None
+    uri = f"ethereum:{ctx.cash.cash.address}@{ctx.tx.chain_id}/transfer?address={body.merchant}"
+    if dynamic:
+        uri += f"&uint256={body.amount_fen}"
+    uri += f"&mcc={wallet.category}"
+    if body.reference:
+        uri += f"&ref={quote(body.reference, safe='')}"
+    uri += f"&code={code_id}"
+    with ctx.db.session() as s:
+        s.add(
+            PaymentCode(
+                id=code_id,
+                merchant=body.merchant,
+                category=wallet.category,
+                kind="dynamic" if dynamic else "static",
+                amount_fen=body.amount_fen,
+                reference=body.reference,
+                expires_at=int(time.time()) + body.expires_in_s if dynamic else None,
+                uri=uri,
+                created_by=key.id,
+            )
+        )
+        s.commit()
+    return _out(ctx, code_id)
+
+
+def _code(ctx: ServiceContext, code_id: str) -> PaymentCode:
+    with ctx.db.session() as s:
+        code = s.get(PaymentCode, code_id)
+    if code is None:
+        raise Problem(404, "code-not-found", "Payment code not found", code_id)
+    return code
+
+
+def _sync(ctx: ServiceContext, code_id: str) -> None:
+    """Bring pending payments up to date with their operations (the reconciler may have finished them)."""
+    with ctx.db.session() as s:
+        pending = s.scalars(
+            select(CodePayment).where(CodePayment.code_id == code_id, CodePayment.status == "pending")
+        ).all()
+        for p in pending:
+            op = s.get(Operation, p.operation_id)
+            if op is not None and op.status != "pending":
+                p.status, p.tx_hash = op.status, op.tx_hash
+                if op.status == "failed":
+                    p.settles = None
+        s.commit()
+
+
+def _out(ctx: ServiceContext, code_id: str) -> CodeOut:
+    _sync(ctx, code_id)
+    code = _code(ctx, code_id)
+    with ctx.db.session() as s:
+        payments = s.scalars(
+            select(CodePayment).where(CodePayment.code_id == code_id).order_by(CodePayment.id)
+        ).all()
+    settled = any(p.settles is not None and p.status == "confirmed" for p in payments)
+    if code.kind == "dynamic" and settled:
+        status = "paid"
+    elif code.kind == "dynamic" and any(p.settles is not None for p in payments):
+        status = "paying"
+    elif code.expires_at is not None and time.time() > code.expires_at:
+        status = "expired"
+    else:
+        status = "active"
+    return CodeOut(
+        id=code.id,
+        merchant=code.merchant,
+        category=code.category,
+        kind=code.kind,
+        amount_fen=code.amount_fen,
+        reference=code.reference,
+        expires_at=code.expires_at,
+        status=status,
+        uri=code.uri,
+        png=f"{router.prefix}/{code.id}.png",
+        svg=f"{router.prefix}/{code.id}.svg",
+        payments=[
+            PaymentOut(
+                id=p.id,
+                form=p.form,
+                payer=p.payer,
+                amount_fen=p.amount_fen,
+                status=p.status,
+                operation_id=p.operation_id,
+                tx_hash=p.tx_hash,
+            )
+            for p in payments
+        ],
+    )
+
+
+def _qr(ctx: ServiceContext, code_id: str) -> segno.QRCode:
+    return segno.make(_code(ctx, code_id).uri, error="m", micro=False)
+
+
+# The image routes come before /{code_id}: a code id never holds a dot, so "x.png" is an image.
+@router.get("/{code_id}.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def code_png(code_id: CodeId, ctx: CtxDep, _: ApiKeyDep) -> Response:
+    """The code as a QR image (PNG)."""
+    buf = io.BytesIO()
+    _qr(ctx, code_id).save(buf, kind="png", scale=8, border=4)
+    return Response(buf.getvalue(), media_type="image/png")
+
+
+@router.get("/{code_id}.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
+def code_svg(code_id: CodeId, ctx: CtxDep, _: ApiKeyDep) -> Response:
+    """The code as a QR image (SVG)."""
+    buf = io.BytesIO()
+    _qr(ctx, code_id).save(buf, kind="svg", scale=8, border=4)
+    return Response(buf.getvalue(), media_type="image/svg+xml")
+
+
+@router.get("/{code_id}")
+def get_code(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> CodeOut:
+    """The code, its status (active, paying, paid, expired) and every payment with its transaction."""
+    code = _code(ctx, code_id)
+    _may_act_for(key, code.merchant, Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)
+    return _out(ctx, code_id)
+
+
+# -- paying ------------------------------------------------------------------------------------
+
+
+@router.post("/{code_id}/pay", responses={202: {"model": CodeOut}})
+def pay_code(
+    code_id: CodeId,
+    body: PayIn,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: ApiKeyDep,
+    idem: IdempotencyKey,
+    response: Response,
+) -> CodeOut:
+    """Pay a code. Custodial form: the operator pays from the payer's custodial wallet. Signed
+    transaction: the payer's own signed DigitalCash transfer to the merchant, relayed unchanged
+    (the operator, or the merchant's own key at the counter, submits it)."""
+    code = _code(ctx, code_id)
+    if body.form == "custodial":
+        if key.role != Role.OPERATOR:  # only the operator moves a custodial wallet's money
+            raise Problem(403, "forbidden-role", "Only the operator pays from custodial wallets")
+    else:
+        _may_act_for(key, code.merchant, Role.OPERATOR)
+    replay = _earlier(ctx, key, idem)
+    if replay is None:
+        _check_payable(ctx, code)
+    request: dict[str, Any] = {"code": code.id, "merchant": code.merchant, "form": body.form}
+    if body.form == "custodial":
+        assert body.payer is not None
+        ctx.custodial(body.payer)
+        amount = _amount(code, body.amount_fen)
+        request.update(payer=body.payer, amount_fen=amount)
+    else:
+        assert body.signed_transaction is not None
+        payer, amount = _check_signed(ctx, code, bytes.fromhex(body.signed_transaction[2:]), body.amount_fen)
+        request.update(payer=payer, amount_fen=amount, raw=body.signed_transaction)
+
+    def claim() -> dict[str, Any]:
+        """Record the payment; a dynamic code's bill is held by a unique column (one payer wins)."""
+        with ctx.db.session() as s:
+            op_id = s.scalar(
+                select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
+            )
+            s.add(
+                CodePayment(
+                    code_id=code.id,
+                    settles=code.id if code.kind == "dynamic" else None,
+                    form=body.form,
+                    payer=request["payer"],
+                    amount_fen=request["amount_fen"],
+                    operation_id=op_id,
+                )
+            )
+            try:
+                s.commit()
+            except IntegrityError:
+                raise Problem(
+                    409, "code-already-paid", "This bill is paid (or being paid) already", code.id
+                ) from None
+        return {}
+
+    try:
+        op, _ = perform(ops, "code.pay", key, idem, request, target=code.id, prepare=claim)
+    except Problem:
+        _sync(ctx, code.id)  # a failed payment releases a dynamic code
+        raise
+    _sync(ctx, code.id)
+    response.status_code = 200 if op.status == "confirmed" else 202
+    return _out(ctx, code.id)
+
+
+def _earlier(ctx: ServiceContext, key: ApiKey, idem: str) -> str | None:
+    with ctx.db.session() as s:
+        return s.scalar(
+            select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
+        )
+
+
+def _check_payable(ctx: ServiceContext, code: PaymentCode) -> None:
+    _sync(ctx, code.id)
+    if code.expires_at is not None and time.time() > code.expires_at:
+        raise Problem(409, "code-expired", "The payment code has expired", f"it expired at {code.expires_at}")
+    if code.kind == "dynamic":
+        with ctx.db.session() as s:
+            live = s.scalar(select(CodePayment).where(CodePayment.settles == code.id))
+        if live is not None:
+            raise Problem(
+                409,
+                "code-already-paid",
+                "This bill is paid (or being paid) already",
+                code.id,
+                operation_id=live.operation_id,
+            )
+    if ctx.cash.wallet(code.merchant).frozen:
+        raise Problem(409, "merchant-frozen", "The merchant's wallet is frozen", code.merchant)
+
+
+def _amount(code: PaymentCode, given: int | None) -> int:
+    if code.amount_fen is not None:
+        if given is not None and given != code.amount_fen:
+            raise Problem(
+                422,
+                "amount-mismatch",
+                "The amount does not match the bill",
+                f"the bill is {code.amount_fen} fen",
+            )
+        return code.amount_fen
+    if given is None:
+        raise Problem(422, "amount-required", "A static code needs the amount", "give amount_fen")
+    return given
+
+
+def _check_signed(ctx: ServiceContext, code: PaymentCode, raw: bytes, given: int | None) -> tuple[str, int]:
+    """The signed transaction must be a DigitalCash transfer to the code's merchant on this chain."""
+    try:
+        tx = decode_signed(raw)
+    except InvalidSignedTransaction as exc:
+        raise Problem(422, "invalid-signed-transaction", "Not a signed transaction", str(exc)) from None
+    if tx.chain_id != ctx.tx.chain_id:
+        raise Problem(
+            422, "wrong-chain", "Signed for another chain", f"chain id {tx.chain_id}, not {ctx.tx.chain_id}"
+        )
+    if tx.to != ctx.cash.cash.address or tx.data[:4] != TRANSFER_SELECTOR or len(tx.data) != 68 or tx.value:
+        raise Problem(
+            422, "not-a-cash-transfer", "Not a DigitalCash transfer", "sign transfer(merchant, amount)"
+        )
+    to, amount = abi_decode(["address", "uint256"], tx.data[4:])
+    if to.lower() != code.merchant.lower():
+        raise Problem(422, "wrong-payee", "The transfer does not pay this code's merchant", f"it pays {to}")
+    if _amount(code, given if given is not None else amount) != amount:
+        raise Problem(422, "amount-mismatch", "The amount does not match", f"the transfer is {amount} fen")
+    return tx.sender, int(amount)
+
+
+@builder("code.pay")
+def _pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
+    if req["form"] == "signed-transaction":
+        return Relay(bytes.fromhex(req["raw"][2:]))
+    fn = ctx.cash.cash.functions.transfer(req["merchant"], req["amount_fen"])
+    return Call(ctx.custodial(req["payer"]), fn)

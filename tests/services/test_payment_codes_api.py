@@ -1,0 +1,249 @@
+"""Merchant payment codes over HTTP: static and dynamic codes, QR images decoded back, each payer
+form paying the same code, a bill paid at most once (also concurrently), expiry, wrong amounts,
+frozen merchants, roles. Real chain, real database, a real QR decoder."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import zxingcpp
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from PIL import Image
+
+from tests.services.conftest import Api
+from tests.services.test_operator_api import assert_problem
+
+
+def balance(api: Api, address: str) -> int:
+    return int(api.auditor.get(f"/v1/wallets/{address}").json()["balance_fen"])
+
+
+def client_for(api: Api, role: str, wallet: str) -> httpx.Client:
+    key = api.admin.post("/v1/api-keys", json={"role": role, "wallet": wallet}).json()["key"]
+    return httpx.Client(base_url=api.url, headers={"X-API-Key": key}, timeout=60)
+
+
+def post(client: httpx.Client, path: str, body: dict) -> httpx.Response:
+    return client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+
+
+@pytest.fixture(scope="module")
+def shop(api: Api) -> dict:
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5812, name="Canteen")
+    return {"address": merchant, "client": client_for(api, "merchant", merchant)}
+
+
+def custodial_payer(api: Api, fen: int = 100_000) -> str:
+    address = api.new_wallet(tier=2, name="payer")
+    assert api.post("operator", "/v1/issuance", {"to": address, "amount_fen": fen}).status_code == 200
+    return address
+
+
+def self_custody_payer(api: Api, fen: int = 100_000) -> LocalAccount:
+    account = Account.create()
+    body = {
+        "kind": "personal",
+        "tier": 2,
+        "display_name": "self custody",
+        "identity": f"self-{uuid.uuid4()}",
+        "custody": "self",
+        "address": account.address,
+    }
+    assert api.post("operator", "/v1/wallets", body).status_code == 201
+    assert api.post("operator", "/v1/issuance", {"to": account.address, "amount_fen": fen}).status_code == 200
+    ctx = api.app.state.ctx
+    ctx.tx.send_value(ctx.operator, account.address, 10**17)  # gas money for its own transactions
+    return account
+
+
+def signed_transfer(api: Api, payer: LocalAccount, to: str, amount: int, chain_id: int | None = None) -> str:
+    ctx = api.app.state.ctx
+    tx = ctx.cash.cash.functions.transfer(to, amount).build_transaction(
+        {
+            "from": payer.address,
+            "nonce": ctx.w3.eth.get_transaction_count(payer.address),
+            "gas": 200_000,
+            **ctx.tx.fees(),
+            "chainId": chain_id or ctx.tx.chain_id,
+        }
+    )
+    return "0x" + bytes(payer.sign_transaction(tx).raw_transaction).hex()
+
+
+def new_code(api: Api, merchant: str, **extra: object) -> dict:
+    r = api.operator.post("/v1/payment-codes", json={"merchant": merchant, **extra})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_a_dynamic_code_is_an_eip681_uri_and_its_png_decodes_back_to_it(api: Api, shop: dict) -> None:
+    code = new_code(api, shop["address"], amount_fen=2_350, reference="bill-7")
+    token = api.app.state.ctx.cash.cash.address
+    chain_id = api.w3.eth.chain_id
+    assert code["uri"] == (
+        f"ethereum:{token}@{chain_id}/transfer?address={shop['address']}&uint256=2350"
+        f"&mcc=5812&ref=bill-7&code={code['id']}"
+    )
+    assert (code["kind"], code["status"], code["category"]) == ("dynamic", "active", 5812)
+    png = api.auditor.get(code["png"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))
+    assert [d.text for d in decoded] == [code["uri"]]
+    svg = api.auditor.get(code["svg"])
+    assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    assert_problem(api.auditor.get("/v1/payment-codes/doesnotexist.png"), 404, "code-not-found")
+
+
+def test_each_payer_form_pays_the_same_static_code(api: Api, shop: dict) -> None:
+    code = new_code(api, shop["address"])
+    assert code["kind"] == "static" and "uint256" not in code["uri"]
+    before = balance(api, shop["address"])
+    custodial = custodial_payer(api)
+    r = post(
+        api.operator,
+        f"/v1/payment-codes/{code['id']}/pay",
+        {"form": "custodial", "payer": custodial, "amount_fen": 1_200},
+    )
+    assert r.status_code == 200, r.text
+    own = self_custody_payer(api)
+    raw = signed_transfer(api, own, shop["address"], 800)
+    r = post(
+        shop["client"],
+        f"/v1/payment-codes/{code['id']}/pay",
+        {"form": "signed-transaction", "signed_transaction": raw},
+    )
+    assert r.status_code == 200, r.text
+    payments = r.json()["payments"]
+    assert [(p["form"], p["payer"], p["amount_fen"], p["status"]) for p in payments] == [
+        ("custodial", custodial, 1_200, "confirmed"),
+        ("signed-transaction", own.address, 800, "confirmed"),
+    ]
+    assert balance(api, shop["address"]) == before + 2_000
+    assert balance(api, own.address) == 100_000 - 800
+    # traceable: code -> operation -> transaction -> Transfer event to the merchant
+    op = api.auditor.get(f"/v1/operations/{payments[1]['operation_id']}").json()
+    assert op["tx_hash"] == payments[1]["tx_hash"]
+    transfers = [e for e in op["result"]["events"] if e["name"] == "Transfer"]
+    assert transfers[0]["args"]["to"] == shop["address"] and transfers[0]["args"]["value"] == 800
+
+
+def test_a_dynamic_code_is_paid_once(api: Api, shop: dict) -> None:
+    code = new_code(api, shop["address"], amount_fen=500)
+    first, second = custodial_payer(api), custodial_payer(api)
+    r = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": first})
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    again = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": second})
+    assert_problem(again, 409, "code-already-paid")
+    assert balance(api, second) == 100_000
+
+
+def test_concurrent_payments_of_one_bill_move_money_once(api: Api, shop: dict) -> None:
+    code = new_code(api, shop["address"], amount_fen=700)
+    payers = [custodial_payer(api) for _ in range(4)]
+    before = balance(api, shop["address"])
+    results: list[int] = []
+
+    def pay(payer: str) -> None:
+        r = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": payer})
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=pay, args=(p,)) for p in payers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200, 409, 409, 409], results
+    assert balance(api, shop["address"]) == before + 700
+    assert sum(balance(api, p) for p in payers) == 4 * 100_000 - 700
+
+
+def test_a_failed_payment_releases_the_bill(api: Api, shop: dict) -> None:
+    code = new_code(api, shop["address"], amount_fen=900)
+    poor = custodial_payer(api, fen=100)
+    r = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": poor})
+    assert_problem(r, 422, "insufficient-balance")
+    rich = custodial_payer(api)
+    r = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": rich})
+    assert r.status_code == 200, r.text
+    assert [p["status"] for p in r.json()["payments"]] == ["failed", "confirmed"]
+
+
+def test_wrong_amounts_payees_chains_and_bytes_are_refused(api: Api, shop: dict) -> None:
+    code = new_code(api, shop["address"], amount_fen=1_000)
+    path = f"/v1/payment-codes/{code['id']}/pay"
+    payer = custodial_payer(api)
+    assert_problem(
+        post(api.operator, path, {"form": "custodial", "payer": payer, "amount_fen": 999}),
+        422,
+        "amount-mismatch",
+    )
+    own = self_custody_payer(api)
+    cases = [
+        (signed_transfer(api, own, shop["address"], 999), "amount-mismatch"),
+        (signed_transfer(api, own, payer, 1_000), "wrong-payee"),
+        (signed_transfer(api, own, shop["address"], 1_000, chain_id=1), "wrong-chain"),
+        ("0x" + "ab" * 40, "invalid-signed-transaction"),
+    ]
+    for raw, slug in cases:
+        assert_problem(
+            post(shop["client"], path, {"form": "signed-transaction", "signed_transaction": raw}), 422, slug
+        )
+    static = new_code(api, shop["address"])
+    assert_problem(
+        post(api.operator, f"/v1/payment-codes/{static['id']}/pay", {"form": "custodial", "payer": payer}),
+        422,
+        "amount-required",
+    )
+    assert balance(api, payer) == 100_000 and balance(api, own.address) == 100_000
+    assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "active"
+
+
+def test_an_expired_code_is_refused(api: Api, shop: dict) -> None:
+    code = new_code(api, shop["address"], amount_fen=300, expires_in_s=1)
+    time.sleep(1.5)
+    assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "expired"
+    r = post(
+        api.operator,
+        f"/v1/payment-codes/{code['id']}/pay",
+        {"form": "custodial", "payer": custodial_payer(api)},
+    )
+    assert_problem(r, 409, "code-expired")
+
+
+def test_a_frozen_merchants_code_is_refused(api: Api, shop: dict) -> None:
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5411, name="Shop")
+    code = new_code(api, merchant, amount_fen=100)
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": merchant}).status_code == 200
+    payer = custodial_payer(api)
+    r = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": payer})
+    assert_problem(r, 409, "merchant-frozen")
+    assert_problem(
+        api.operator.post("/v1/payment-codes", json={"merchant": merchant}), 409, "merchant-frozen"
+    )
+    assert balance(api, payer) == 100_000
+
+
+def test_roles(api: Api, shop: dict) -> None:
+    other = api.new_wallet(kind="merchant", tier=2, category=5411, name="Other")
+    own = shop["client"]
+    assert own.post("/v1/payment-codes", json={"merchant": shop["address"]}).status_code == 201
+    assert_problem(own.post("/v1/payment-codes", json={"merchant": other}), 403, "not-your-merchant")
+    code = new_code(api, other, amount_fen=100)
+    assert_problem(own.get(f"/v1/payment-codes/{code['id']}"), 403, "not-your-merchant")
+    payer = custodial_payer(api)
+    r = post(own, f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": payer})
+    assert_problem(r, 403, "forbidden-role")
+    assert_problem(api.anonymous.get(f"/v1/payment-codes/{code['id']}"), 401, "missing-api-key")
+    assert api.auditor.get(f"/v1/payment-codes/{code['id']}").status_code == 200
+    personal = api.new_wallet(tier=2, name="person")
+    assert_problem(
+        api.operator.post("/v1/payment-codes", json={"merchant": personal}), 422, "not-a-merchant-wallet"
+    )
+    bad = api.operator.post("/v1/payment-codes", json={"merchant": shop["address"], "reference": "x"})
+    assert_problem(bad, 422, "invalid-request")

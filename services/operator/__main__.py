@@ -1,4 +1,4 @@
-"""python -m services.operator serve | reconcile | migrate"""
+"""python -m services.operator serve | migrate | reconcile | finish-pending"""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="migrate the database and serve the operator API")
     sub.add_parser("migrate", help="upgrade the database schema to the newest migration")
-    sub.add_parser("reconcile", help="finish pending operations once and print the counts")
+    rec = sub.add_parser(
+        "reconcile",
+        help="the auditor's reconciliation: the chain against the records; exit 1 on a discrepancy",
+    )
+    rec.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
+    sub.add_parser("finish-pending", help="finish pending operations once and print the counts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("xcpay").setLevel(logging.INFO)
@@ -31,13 +36,27 @@ def main(argv: list[str] | None = None) -> int:
     upgrade(settings.database_url)
     if args.command == "migrate":
         return 0
-    if args.command == "reconcile":
+    if args.command == "finish-pending":
         import services.operator.routes  # noqa: F401 - registers every operation builder
         from services.common.context import ServiceContext
         from services.common.operations import Operations
 
         print(json.dumps(Operations(ServiceContext.build(settings)).reconcile()))
         return 0
+    if args.command == "reconcile":
+        from pathlib import Path
+
+        from services.common.context import ServiceContext
+        from services.common.indexer import Indexer
+        from services.operator.reconciliation import reconcile, render_html
+
+        ctx = ServiceContext.build(settings)
+        Indexer(ctx).run_once()
+        report = reconcile(ctx)
+        print(json.dumps(report.as_dict(), indent=2))
+        if args.html:
+            Path(args.html).write_text(render_html(report))
+        return 0 if report.verdict == "clean" else 1
 
     import uvicorn
 

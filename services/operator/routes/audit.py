@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from services.common.deps import AuditorKey, CtxDep, IndexerDep
 from services.common.models import ChainEvent
+from services.operator.reconciliation import reconcile, render_html
 from services.operator.schemas import EventOut, EventPage
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -55,3 +58,20 @@ def list_events(
         for r in rows
     ]
     return EventPage(items=items, total=total, offset=offset, limit=limit)
+
+
+@router.get("/reconciliation", response_model=None, responses={200: {"content": {"text/html": {}}}})
+async def reconciliation(
+    ctx: CtxDep,
+    indexer: IndexerDep,
+    _: AuditorKey,
+    format: Annotated[Literal["json", "html"], Query()] = "json",
+) -> Any:
+    """Replay every on-chain event since deployment against the operator's records: operations,
+    the event index, each family's invariant, supply against balances. ``verdict`` is ``clean``
+    or ``discrepancies`` (each listed). ``?format=html`` for a self-contained report."""
+    await run_in_threadpool(indexer.catch_up)
+    report = await run_in_threadpool(reconcile, ctx)
+    if format == "html":
+        return HTMLResponse(render_html(report))
+    return report.as_dict()

@@ -32,6 +32,19 @@ class SignedTx:
     value: int
     nonce: int
     chain_id: int | None  # None: a pre-EIP-155 legacy transaction, valid on every chain
+    gas: int
+    fees: dict[str, int]  # gasPrice, or maxFeePerGas and maxPriorityFeePerGas
+
+    def as_call(self) -> dict[str, object]:
+        """The transaction as ``eth_call`` parameters: the same sender, call, gas and fees."""
+        return {
+            "from": self.sender,
+            "to": self.to,
+            "data": self.data,
+            "value": self.value,
+            "gas": self.gas,
+            **self.fees,
+        }
 
 
 def decode_signed(raw: bytes) -> SignedTx:
@@ -59,4 +72,6 @@ def decode_signed(raw: bytes) -> SignedTx:
         value=int(fields.get("value", 0)),
         nonce=int(fields["nonce"]),
         chain_id=chain_id,
+        gas=int(fields["gas"]),
+        fees={k: int(fields[k]) for k in ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas") if k in fields},
     )

@@ -70,14 +70,13 @@ from chain.compiler import compile_contracts  # noqa: E402
 from chain.deploy import deploy_all  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import anvil_node, free_port  # noqa: E402
-from scripts.benchlib import (  # noqa: E402
+from scripts.benchlib import environment, table  # noqa: E402
+from scripts.stack import (  # noqa: E402
     database,
     deploy,
     embedded_node,
-    environment,
     operator_service,
     service_env,
-    table,
 )
 
 OUT_FILE = ROOT / "bench-results" / "bench_disburse.json"

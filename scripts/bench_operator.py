@@ -72,14 +72,13 @@ from chain.backends import http  # noqa: E402
 from chain.clients.token import CashClient  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import free_port  # noqa: E402
-from scripts.benchlib import (  # noqa: E402
+from scripts.benchlib import environment, table  # noqa: E402
+from scripts.stack import (  # noqa: E402
     database,
     deploy,
     embedded_node,
-    environment,
     operator_service,
     service_env,
-    table,
     tail_of,
 )
 

@@ -8,6 +8,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from chain.backends import connect
+from chain.clients.collective import CollectiveClient
 from chain.clients.disburse import DisbursementClient
 from chain.clients.prepaid import PrepaidClient
 from chain.clients.token import CashClient
@@ -29,6 +30,7 @@ class ServiceContext:
     cash: CashClient
     prepaid: PrepaidClient
     disburse: DisbursementClient
+    collective: CollectiveClient
     operator: LocalAccount
     regulator: LocalAccount
     custody: Custody
@@ -53,6 +55,7 @@ class ServiceContext:
             cash=CashClient(w3, manifest, tx),
             prepaid=PrepaidClient(w3, manifest, tx),
             disburse=DisbursementClient(w3, manifest, tx),
+            collective=CollectiveClient(w3, manifest, tx),
             operator=service_account(settings, "operator"),
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),

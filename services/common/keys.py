@@ -20,6 +20,7 @@ class Role(StrEnum):
     MERCHANT = "merchant"
     REGULATOR = "regulator"
     AUDITOR = "auditor"
+    OFFICER = "officer"  # a village officer of collectives; the key speaks for its custodial wallet
 
 
 def new_key() -> str:

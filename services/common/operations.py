@@ -275,12 +275,17 @@ class Operations:
 
         signed = decode_signed(relay.raw)
         try:
-            self.ctx.w3.eth.call(
-                {"from": signed.sender, "to": signed.to, "data": signed.data, "value": signed.value}  # type: ignore[typeddict-item]
-            )
+            self.ctx.w3.eth.call(signed.as_call())  # type: ignore[arg-type]
         except ContractLogicError as exc:
             data = exc.data if isinstance(exc.data, str) else None
             self.fail(op.id, contract_problem(self.ctx.tx.errors.decode(data), operation_id=op.id))
+        except (Web3RPCError, EthValidationError) as exc:  # e.g. it cannot pay for its gas
+            self.fail(
+                op.id,
+                Problem(
+                    422, "transaction-rejected", "The node would reject the signed transaction", str(exc)
+                ),
+            )
         with self.ctx.db.session() as s:
             row = s.get(Operation, op.id)
             assert row is not None

@@ -7,6 +7,7 @@ nothing a caller sends can produce a 500 with a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -99,6 +100,44 @@ CONTRACT_ERRORS: dict[str, tuple[int, str, str]] = {
     "DisburseExceedsFunding": (409, "exceeds-funding", "More than the batch was funded with"),
     "DisburseNoException": (404, "exception-not-found", "No open exception at this row"),
     "DisburseChunkSize": (422, "chunk-size", "Too many or no rows in one transaction"),
+    "CollectiveUnknown": (404, "collective-not-found", "Collective not found"),
+    "CollectiveNotSupervisor": (403, "not-the-supervisor", "Only the collective's supervisor may do this"),
+    "CollectiveInvalidSupervisor": (422, "invalid-supervisor", "This account cannot be the supervisor"),
+    "CollectiveNotOfficer": (403, "not-an-officer", "Not an officer of this collective"),
+    "CollectiveNotApprover": (403, "not-an-approver", "Treasurers do not approve"),
+    "CollectiveInvalidOfficer": (422, "invalid-officer", "This account cannot be an officer"),
+    "CollectiveOfficerUnchanged": (409, "officer-unchanged", "The officer has this role already"),
+    "CollectiveTooManyOfficers": (409, "too-many-officers", "The collective has the most officers it can"),
+    "CollectiveLengthMismatch": (422, "length-mismatch", "Two lists that go together differ in length"),
+    "CollectiveTierCount": (422, "tier-count", "There must be 1 to 4 approval tiers"),
+    "CollectiveInvalidTier": (422, "invalid-approval-tier", "Invalid approval tier"),
+    "CollectiveInvalidLifetime": (422, "invalid-lifetime", "Invalid proposal lifetime"),
+    "CollectiveFrozen": (409, "collective-frozen", "The collective is frozen by its supervisor"),
+    "CollectiveNotFrozen": (409, "collective-not-frozen", "The collective is not frozen"),
+    "CollectiveYearNotAfter": (409, "year-not-after", "The fiscal year must come after the current one"),
+    "CollectiveLineCount": (422, "line-count", "There must be 1 to 8 budget lines"),
+    "CollectiveUnknownLine": (422, "unknown-budget-line", "The current year has no such budget line"),
+    "CollectiveBudgetExceeded": (409, "budget-exceeded", "More than is left of the budget line"),
+    "CollectiveBudgetBelowSpent": (409, "budget-below-spent", "A budget cannot be cut below what it spent"),
+    "CollectiveZeroAmount": (422, "zero-amount", "Amount must be positive"),
+    "CollectiveInvalidPayee": (422, "invalid-payee", "Invalid payee"),
+    "CollectivePayeeNotRegistered": (422, "payee-not-registered", "The payee is not a registered wallet"),
+    "CollectiveAmountAboveTiers": (422, "amount-above-tiers", "Above the highest approval tier"),
+    "CollectiveUnknownProposal": (404, "proposal-not-found", "Proposal not found"),
+    "CollectiveProposalNotPending": (409, "proposal-not-pending", "The proposal is no longer pending"),
+    "CollectiveProposalStale": (409, "proposal-stale", "Officers, rules or year changed since the proposal"),
+    "CollectiveProposalExpired": (409, "proposal-expired", "The proposal has expired"),
+    "CollectiveSelfApproval": (403, "self-approval", "The proposer cannot approve their own proposal"),
+    "CollectiveAlreadyApproved": (409, "already-approved", "This approver approved already"),
+    "CollectiveNotApproved": (409, "not-approved", "The proposal lacks approvals"),
+    "CollectiveTimelocked": (409, "timelocked", "The proposal's public-notice time lock is running"),
+    "CollectiveInsufficientFunds": (409, "collective-insufficient-funds", "The collective holds too little"),
+    "CollectiveNotProposer": (403, "not-the-proposer", "Only the proposer may cancel"),
+    "CollectiveUnknownAsset": (404, "asset-not-found", "Asset not found"),
+    "CollectiveAssetNotInCollective": (422, "asset-of-another-collective", "The asset is another's"),
+    "CollectiveAssetRetired": (409, "asset-retired", "The asset was retired from the register"),
+    "CollectiveInvalidAssetKind": (422, "invalid-asset-kind", "An asset is a property or a resource"),
+    "CollectiveContractEndsInPast": (422, "contract-ends-in-past", "The income contract ends in the past"),
     # The service's own key lacks a role: a deployment fault, not the caller's.
     "AccessControlUnauthorizedAccount": (503, "signer-lacks-role", "The service's signing key lacks a role"),
 }
@@ -131,7 +170,7 @@ def problem_from_stored(error: dict[str, Any], **extra: Any) -> Problem:
 def jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # web3's AttributeDict too (struct arguments of events)
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]

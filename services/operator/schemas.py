@@ -21,15 +21,18 @@ class ApiKeyIn(Strict):
     wallet: Address | None = Field(
         default=None,
         description="Merchant keys: the merchant's wallet (required). Checker keys: the custodial wallet "
-        "that signs their approvals.",
+        "that signs their approvals. Officer keys: the village officer's custodial wallet (required), "
+        "which signs their proposals, approvals and payments.",
     )
 
     @model_validator(mode="after")
     def _merchant_has_wallet(self) -> ApiKeyIn:
         if self.role == Role.MERCHANT and self.wallet is None:
             raise ValueError("a merchant key needs its merchant wallet")
-        if self.wallet is not None and self.role not in (Role.MERCHANT, Role.CHECKER):
-            raise ValueError("only merchant and checker keys speak for a wallet")
+        if self.role == Role.OFFICER and self.wallet is None:
+            raise ValueError("an officer key needs the officer's custodial wallet")
+        if self.wallet is not None and self.role not in (Role.MERCHANT, Role.CHECKER, Role.OFFICER):
+            raise ValueError("only merchant, checker and officer keys speak for a wallet")
         return self
 
 

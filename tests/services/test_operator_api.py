@@ -29,7 +29,8 @@ class TestHealth:
         assert body["status"] == "ok"
         assert body["chain"]["chain_id"] == api.w3.eth.chain_id
         assert body["chain"]["latest_block"] >= 1
-        assert set(body["contracts"]) == {"WalletRegistry", "DigitalCash", "PrepaidEscrow"}
+        assert set(body["contracts"]) == set(api.app.state.ctx.manifest.contracts)
+        assert {"WalletRegistry", "DigitalCash", "PrepaidEscrow", "Disbursement"} <= set(body["contracts"])
 
     def test_openapi_docs_are_served(self, api: Api) -> None:
         assert api.anonymous.get("/docs").status_code == 200

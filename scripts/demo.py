@@ -1,0 +1,343 @@
+"""`make demo`: a scripted day in Xiangcheng district, played over HTTP only against a private stack
+(an embedded chain node, the contracts, the operator service on SQLite), narrated in yuan.
+
+People, merchants and institutions are registered across tiers and given cash; a gym takes prepaid
+packages under supervision, closes, and its customers are refunded; a gig platform pays its workers
+by batch with maker-checker approval; residents pay the canteen's payment code, one from a
+custodial wallet and one with their own signed transaction; and the auditor's reconciliation
+gives its verdict at the end. Every step checks what the system answered and what the balances
+became, and the demo stops with exit 1 at the first surprise.
+
+    .venv/bin/python scripts/demo.py [--scale small|full]
+
+``full`` pays 1,000 gig workers; ``small`` (what ``make test`` runs) pays 20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from eth_account import Account  # noqa: E402
+
+from chain.accounts import dev_account  # noqa: E402
+from chain.backends import http  # noqa: E402
+from chain.clients.token import CashClient  # noqa: E402
+from chain.manifest import Manifest  # noqa: E402
+from chain.processes import free_port  # noqa: E402
+from scripts.stack import (  # noqa: E402
+    database,
+    deploy,
+    embedded_node,
+    operator_service,
+    service_env,
+    tail_of,
+)
+
+ADMIN_KEY = "xcp_demo_admin_" + uuid.uuid4().hex
+SCALES = {"small": {"workers": 20}, "full": {"workers": 1_000}}
+
+
+class DemoFailure(RuntimeError):
+    """The system did something the script did not expect."""
+
+
+def yuan(fen: int) -> str:
+    return f"¥{fen / 100:,.2f}"
+
+
+class Demo:
+    def __init__(self, url: str, rpc: str, manifest: Path) -> None:
+        self.url = url
+        self.rpc = rpc
+        self.manifest = manifest
+        self.admin = httpx.Client(base_url=url, headers={"X-API-Key": ADMIN_KEY}, timeout=300)
+        self.keys: dict[str, httpx.Client] = {}
+        self.names: dict[str, str] = {}
+
+    # -- narration -------------------------------------------------------------------------
+
+    @contextmanager
+    def chapter(self, title: str) -> Iterator[None]:
+        print(f"\n== {title} ==", flush=True)
+        started = time.monotonic()
+        yield
+        print(f"   ({time.monotonic() - started:.1f} s)", flush=True)
+
+    def say(self, text: str) -> None:
+        print(f"   {text}", flush=True)
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        if sys.stdout.isatty():
+            end = "\n" if done >= total else ""
+            print(
+                f"\r   {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end, flush=True
+            )
+        elif done >= total or done % max(total // 4, 1) == 0:  # a log, not a terminal: a few lines
+            print(f"   {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", flush=True)
+
+    def expect(self, condition: bool, what: str) -> None:
+        if not condition:
+            raise DemoFailure(what)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def key(self, role: str, wallet: str | None = None) -> httpx.Client:
+        body: dict[str, Any] = {"role": role, "label": f"demo {role}"}
+        if wallet:
+            body["wallet"] = wallet
+        r = self.admin.post("/v1/api-keys", json=body)
+        self.expect(r.status_code == 201, f"creating a {role} key: {r.status_code} {r.text}")
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": r.json()["key"]}, timeout=300)
+
+    def role(self, name: str) -> httpx.Client:
+        if name not in self.keys:
+            self.keys[name] = self.key(name)
+        return self.keys[name]
+
+    def call(
+        self,
+        client: httpx.Client,
+        method: str,
+        path: str,
+        body: Any = None,
+        expect: int | tuple[int, ...] = (200, 201),
+    ) -> Any:
+        headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
+        r = client.request(method, path, json=body, headers=headers)
+        wanted = (expect,) if isinstance(expect, int) else expect
+        if r.status_code not in wanted:
+            raise DemoFailure(f"{method} {path} answered {r.status_code}, expected {wanted}: {r.text[:600]}")
+        return (
+            r.json()
+            if r.headers.get("content-type", "").startswith(("application/json", "application/problem"))
+            else r
+        )
+
+    def post(self, role: str, path: str, body: Any = None, expect: int | tuple[int, ...] = (200, 201)) -> Any:
+        return self.call(self.role(role), "POST", path, body, expect)
+
+    def get(self, role: str, path: str) -> Any:
+        return self.call(self.role(role), "GET", path, None, 200)
+
+    def wallet(
+        self, name: str, kind: str = "personal", tier: int = 3, category: int = 0, **extra: Any
+    ) -> str:
+        body: dict[str, Any] = {
+            "kind": kind,
+            "tier": tier,
+            "display_name": name,
+            "identity": f"demo-{uuid.uuid4()}",
+        }
+        if category:
+            body["merchant_category"] = category
+        body.update(extra)
+        address = self.post("operator", "/v1/wallets", body)["request"].get("address") or extra["address"]
+        self.names[address] = name
+        return address
+
+    def balance(self, address: str) -> int:
+        return int(self.get("auditor", f"/v1/wallets/{address}")["balance_fen"])
+
+    def issue(self, to: str, fen: int) -> None:
+        self.post("operator", "/v1/issuance", {"to": to, "amount_fen": fen})
+
+
+# -- the day -------------------------------------------------------------------------------------
+
+
+def play(demo: Demo, scale: dict[str, int]) -> None:
+    d = demo
+    in_30_days = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+
+    with d.chapter("Morning: the district opens wallets and issues digital cash"):
+        residents = {
+            name: d.wallet(name, tier=tier)
+            for name, tier in (("Wang Fang", 2), ("Li Wei", 3), ("Zhang Min", 3))
+        }
+        elder = d.wallet("Chen Laoshi (anonymous tier 4)", tier=4)
+        gym = d.wallet("Xiangcheng Fitness", kind="merchant", tier=2, category=7997)
+        canteen = d.wallet("Yuanhe canteen", kind="merchant", tier=2, category=5812)
+        platform = d.wallet("Gig platform", kind="institution", tier=1)
+        finance = d.wallet("Platform finance officer", tier=2)
+        for address in [*residents.values(), elder]:
+            d.issue(address, 5_000_00)
+        d.issue(platform, 2_000_000_00)
+        d.say(
+            f"{len(residents) + 1} residents, 2 merchants, 1 platform; each resident holds {yuan(5_000_00)}"
+        )
+        d.expect(d.balance(elder) == 5_000_00, "the elder resident's balance")
+        r = d.post("operator", "/v1/issuance", {"to": elder, "amount_fen": 6_000_00}, expect=422)
+        d.say(f"issuing {yuan(6_000_00)} more to the tier-4 wallet is refused: {r['title']}")
+
+    with d.chapter("The gym sells prepaid packages under supervision (预付资金监管)"):
+        d.post("regulator", "/v1/prepaid/merchants", {"merchant": gym, "supervised_bps": 10_000})
+        packages = {}
+        for name, address in residents.items():
+            body = {
+                "consumer": address,
+                "merchant": gym,
+                "sessions": 10,
+                "unit_price_fen": 100_00,
+                "expires_at": in_30_days,
+            }
+            op = d.post("operator", "/v1/prepaid/packages", body)
+            (event,) = [e for e in op["result"]["events"] if e["name"] == "PackagePrepaid"]
+            packages[name] = int(event["args"]["id"])
+            d.post("operator", f"/v1/prepaid/packages/{packages[name]}/consume", {"sessions": 2})
+        d.say(f"3 residents prepaid 10 sessions at {yuan(100_00)}; the money waits in escrow, not at the gym")
+        d.say(f"each attended 2 sessions: the gym has received {yuan(d.balance(gym))}")
+        d.expect(d.balance(gym) == 3 * 2 * 100_00, "the gym was paid for exactly the sessions attended")
+        d.post("regulator", f"/v1/prepaid/merchants/{gym}/close")
+        d.post("operator", f"/v1/prepaid/merchants/{gym}/refunds", {"offset": 0, "limit": 100})
+        for name, address in residents.items():
+            d.expect(d.balance(address) == 5_000_00 - 2 * 100_00, f"{name} got the unused sessions back")
+        d.say(f"the gym closed; every customer got the 8 unused sessions back ({yuan(8 * 100_00)} each)")
+
+    with d.chapter(f"The platform pays {scale['workers']:,} gig workers by batch (薪资发放), maker-checker"):
+        workers = []
+        for i in range(scale["workers"]):
+            workers.append(d.wallet(f"worker {i}", tier=3))
+            d.progress("registering workers", i + 1, scale["workers"])
+        d.post(
+            "operator",
+            f"/v1/disbursements/payers/{platform}/officers",
+            {"account": finance, "role": "checker"},
+        )
+        checker = d.key("checker", finance)
+        ref = f"payroll-{datetime.now(UTC):%Y%m}-{uuid.uuid4().hex[:4]}"
+        rows = [{"recipient": w, "amount": f"{180 + i % 50}.50"} for i, w in enumerate(workers)]
+        body = {
+            "reference": ref,
+            "payer": platform,
+            "purpose": "salary",
+            "ends_at": in_30_days,
+            "unit": "yuan",
+            "rows": rows,
+        }
+        created = d.post("operator", "/v1/disbursements", body)
+        total = yuan(created["total_fen"])
+        d.say(f"batch {ref}: {created['rows_total']:,} rows, {total}, created by the operator (maker)")
+        own = d.key("checker", platform)
+        r = d.call(own, "POST", f"/v1/disbursements/{ref}/approve", expect=403)
+        d.say(f"the platform approving its own batch is refused: {r['title']}")
+        d.call(checker, "POST", f"/v1/disbursements/{ref}/approve")
+        d.say("the finance officer (checker) approves: the total is locked in the contract")
+        d.call(d.role("operator"), "POST", f"/v1/disbursements/{ref}/execute", {}, expect=202)
+        while True:
+            status = d.get("operator", f"/v1/disbursements/{ref}")
+            d.progress("paying", status["rows_done"], status["rows_total"])
+            if status["status"] != "executing":
+                break
+            time.sleep(0.3)
+        d.expect(status["status"] == "executed", f"the payroll finished: {status}")
+        d.expect(status["chain"]["paid_fen"] == created["total_fen"], "every worker was paid")
+        d.expect(
+            d.balance(workers[-1]) == int((180 + (len(workers) - 1) % 50) * 100 + 50), "the last worker's pay"
+        )
+        d.say(
+            f"paid {yuan(status['chain']['paid_fen'])} to {status['rows_by_status'].get('paid', 0):,} workers"
+        )
+
+    with d.chapter("Lunch: residents pay the canteen's payment code (聚合支付码)"):
+        code = d.post(
+            "operator",
+            "/v1/payment-codes",
+            {"merchant": canteen, "amount_fen": 18_50, "reference": "table-12"},
+        )
+        d.say(f"the canteen shows a bill as a QR code: {code['uri'][:60]}…")
+        d.post(
+            "operator",
+            f"/v1/payment-codes/{code['id']}/pay",
+            {"form": "custodial", "payer": residents["Li Wei"]},
+        )
+        again = d.post(
+            "operator",
+            f"/v1/payment-codes/{code['id']}/pay",
+            {"form": "custodial", "payer": residents["Zhang Min"]},
+            expect=409,
+        )
+        d.say(f"Li Wei pays it from his wallet; Zhang Min trying to pay the same bill: {again['title']}")
+        own_wallet = Account.create()
+        d.wallet("Zhao Lei (self-custody)", tier=3, custody="self", address=own_wallet.address)
+        d.issue(own_wallet.address, 200_00)
+        static = d.post("operator", "/v1/payment-codes", {"merchant": canteen})
+        raw = _signed_transfer(demo, own_wallet, canteen, 12_00)
+        d.post(
+            "operator",
+            f"/v1/payment-codes/{static['id']}/pay",
+            {"form": "signed-transaction", "signed_transaction": raw},
+        )
+        d.say(f"Zhao Lei signs a {yuan(12_00)} transfer on his own phone; the service relays it unchanged")
+        d.expect(d.balance(canteen) == 18_50 + 12_00, "the canteen received both payments")
+
+    with d.chapter("Evening: the auditor reconciles the chain with the operator's records"):
+        report = d.get("auditor", "/v1/audit/reconciliation")
+        c = report["counts"]
+        d.say(f"{c['events']:,} events in {c['transactions']:,} transactions replayed")
+        d.say(f"{c['operations_checked']:,} operations checked against their events")
+        for check in report["invariants"]:
+            d.say(f"{'ok ' if check['holds'] else 'BROKEN'} {check['family']}: {check['name']}")
+        by_purpose = report["totals"]["disbursed_by_purpose_fen"]
+        d.say("disbursed by purpose: " + ", ".join(f"{k} {yuan(v)}" for k, v in by_purpose.items()))
+        for problem in report["discrepancies"]:
+            d.say(f"DISCREPANCY {problem['kind']}: {problem['detail']}")
+        d.expect(
+            report["verdict"] == "clean",
+            f"the reconciliation found {len(report['discrepancies'])} discrepancies",
+        )
+        print(f"\nverdict: {report['verdict']}", flush=True)
+
+
+def _signed_transfer(demo: Demo, account: Any, to: str, fen: int) -> str:
+    """What a self-custody wallet app does: build and sign the token transfer itself (the demo
+    first gives the new wallet a little gas money from a development account)."""
+    w3 = http(demo.rpc)
+    cash = CashClient(w3, Manifest.load(demo.manifest))
+    cash.tx.send_value(dev_account(5), account.address, 10**16)
+    tx = cash.cash.functions.transfer(to, fen).build_transaction(
+        {"from": account.address, "nonce": 0, "gas": 200_000, **cash.tx.fees(), "chainId": w3.eth.chain_id}
+    )
+    return "0x" + bytes(account.sign_transaction(tx).raw_transaction).hex()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="xcpay-demo-") as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            with embedded_node(tmp) as rpc:
+                manifest = tmp / "manifest.json"
+                deploy(rpc, manifest)
+                with database(None, tmp) as db_url:
+                    env = service_env(rpc, manifest, db_url, free_port(), ADMIN_KEY)
+                    with operator_service(env, tmp / "operator.log") as url:
+                        print(f"xcpay demo: chain {rpc}, operator API {url}", flush=True)
+                        play(Demo(url, rpc, manifest), SCALES[args.scale])
+        except DemoFailure as exc:
+            print(f"\nDEMO FAILED: {exc}", file=sys.stderr, flush=True)
+            print(f"-- the operator service's log --\n{tail_of(tmp / 'operator.log', 40)}", file=sys.stderr)
+            return 1
+    print(f"the day is over ({time.monotonic() - started:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,13 +7,21 @@ PY := $(VENV)/bin/python
 STAMP_VENV := $(VENV)/.stamp-deps
 STAMP_NPM := node_modules/.stamp-npm
 
-.PHONY: run test deps lint format bench clean
+.PHONY: run test demo test-contracts deps lint format bench clean
 
 run: deps
 	$(PY) scripts/run.py
 
 test: deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A scripted day in the district over HTTP (scripts/demo.py; `make test` plays it at small scale).
+demo: deps
+	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+# The contract suites only (rules and invariants), with a summary by family for auditors.
+test-contracts: deps
+	$(PY) -m pytest -v -p tests.audit_summary tests/contracts tests/properties $(PYTEST_ARGS)
 
 deps: $(STAMP_VENV) $(STAMP_NPM)
 
@@ -36,7 +44,7 @@ format: deps
 	$(PY) -m ruff check --fix chain services wallets scripts tests
 
 bench: deps
-	$(PY) scripts/bench_token.py
+	$(PY) scripts/bench_all.py
 
 clean:
 	rm -rf build var .pytest_cache

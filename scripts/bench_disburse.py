@@ -99,8 +99,10 @@ def register_many(cash: CashClient, addresses: list[str], label: str) -> None:
     for i, address in enumerate(addresses):
         fn = registry.register(address, int(Kind.PERSONAL), 2, 0, Web3.keccak(text=f"{label}:{address}"))
         sent = cash.tx.send(OPERATOR, fn, gas=REGISTER_GAS)
-        if i and i % 2_000 == 0:
-            _log(f"  registered {i} of {len(addresses)}")
+        if i and i % 500 == 0:  # let the node keep up (a long queue of pending sends stalls anvil)
+            cash.tx.wait(sent.tx_hash)
+            if i % 2_000 == 0:
+                _log(f"  registered {i} of {len(addresses)}")
     if sent is not None:
         cash.tx.wait(sent.tx_hash)
 

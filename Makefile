@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP_VENV := $(VENV)/.stamp-deps
 STAMP_NPM := node_modules/.stamp-npm
 
-.PHONY: run test demo test-contracts deps lint format bench clean
+.PHONY: run test demo test-contracts audit deps lint format bench clean
 
 run: deps
 	$(PY) scripts/run.py
@@ -22,6 +22,11 @@ demo: deps
 # The contract suites only (rules and invariants), with a summary by family for auditors.
 test-contracts: deps
 	$(PY) -m pytest -v -p tests.audit_summary tests/contracts tests/properties $(PYTEST_ARGS)
+
+# Slither over contracts/ (mocks excluded) with the project's compiler; fails on any High/Medium
+# finding or a Low/Informational one not explained in audit/slither-triage.md.
+audit: deps
+	$(PY) audit/run_slither.py $(AUDIT_ARGS)
 
 deps: $(STAMP_VENV) $(STAMP_NPM)
 

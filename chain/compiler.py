@@ -71,8 +71,8 @@ def find_solc() -> Path:
 
 def _version_of(binary: Path) -> str | None:
     try:
-        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
-    except OSError:
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):  # e.g. a solc-select shim with no compiler installed
         return None
     for token in out.stdout.split():
         if token[:1].isdigit():

@@ -528,7 +528,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         if (c.frozen) revert CollectiveFrozen(id);
         _checkLive(proposalId, p, c); // first: the bitmap only means something in the proposal's epoch
         bool township = msg.sender == c.supervisor;
-        uint16 bit;
+        uint16 bit = 0;
         if (township) {
             if (p.townshipApproved) revert CollectiveAlreadyApproved(proposalId, msg.sender);
         } else {
@@ -719,7 +719,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     function officersOf(uint256 id) external view returns (address[] memory accounts, OfficerRole[] memory roles) {
         Collective storage c = _collective(id);
         uint256 used = c.slotsUsed;
-        uint256 n;
+        uint256 n = 0;
         for (uint256 s = 0; s < MAX_OFFICERS; ++s) {
             if (used & (1 << s) != 0) ++n;
         }
@@ -737,6 +737,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
 
     /// @notice Proposal `proposalId` as stored.
     function proposalOf(uint256 proposalId) external view returns (Proposal memory) {
+        // slither-disable-next-line incorrect-equality (an enum status, not a balance)
         if (_proposals[proposalId].status == ProposalStatus.None) revert CollectiveUnknownProposal(proposalId);
         return _proposals[proposalId];
     }
@@ -841,7 +842,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         }
         Officer storage o = _officers[id][account];
         OfficerRole previous = o.role;
-        uint8 slot;
+        uint8 slot = 0;
         if (previous == OfficerRole.None) {
             uint16 used = c.slotsUsed;
             while (slot < MAX_OFFICERS && used & (uint16(1) << slot) != 0) ++slot;
@@ -870,7 +871,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         if (tiers.length == 0 || tiers.length > MAX_TIERS) revert CollectiveTierCount(tiers.length, MAX_TIERS);
         if (proposalLifetime == 0 || proposalLifetime > MAX_LIFETIME) revert CollectiveInvalidLifetime(proposalLifetime);
         delete _tiers[id];
-        uint256 previousMax;
+        uint256 previousMax = 0;
         for (uint256 i = 0; i < tiers.length; ++i) {
             Tier calldata t = tiers[i];
             if (

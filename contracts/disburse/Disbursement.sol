@@ -279,7 +279,7 @@ contract Disbursement is ReentrancyGuard {
         if (b.kind != Kind.Explicit) revert DisburseWrongKind(id, Kind.Explicit);
         if (msg.sender != b.creator) revert DisburseNotCreator(id, msg.sender);
         if (rows.length == 0 || rows.length > MAX_ROWS) revert DisburseChunkSize(rows.length, MAX_ROWS);
-        uint256 amount;
+        uint256 amount = 0;
         for (uint256 i = 0; i < rows.length; ++i) {
             if (rows[i].recipient == address(0) || rows[i].amount == 0) revert DisburseInvalidRow(i);
             amount += rows[i].amount;
@@ -341,8 +341,8 @@ contract Disbursement is ReentrancyGuard {
         if (c.paid) revert DisburseChunkPaid(id, chunk);
         if (keccak256(abi.encode(rows)) != c.rowsHash) revert DisburseChunkMismatch(id, chunk);
         c.paid = true;
-        uint256 paid;
-        uint256 held;
+        uint256 paid = 0;
+        uint256 held = 0;
         for (uint256 i = 0; i < rows.length; ++i) {
             if (_payout(id, b, c.firstIndex + i, rows[i].recipient, rows[i].amount)) {
                 paid += rows[i].amount;
@@ -376,6 +376,7 @@ contract Disbursement is ReentrancyGuard {
         for (uint256 i = 0; i < claims.length; ++i) {
             Claim calldata c = claims[i];
             if (isClaimed(id, c.index)) continue;
+            // slither-disable-next-line reentrancy-no-eth (the previous payout called our own DigitalCash, which has no hooks; nonReentrant)
             _takeLeaf(id, b, c.index, c.recipient, c.amount, c.proof);
             if (_payout(id, b, c.index, c.recipient, c.amount)) ++paidCount;
         }
@@ -504,6 +505,7 @@ contract Disbursement is ReentrancyGuard {
         returns (bool)
     {
         _debit(id, b, amount);
+        // slither-disable-next-line reentrancy-no-eth (state written after the call only when the token refused; our own DigitalCash has no hooks; callers are nonReentrant)
         (bool ok, bytes memory ret) = address(cash).call(abi.encodeCall(IERC20.transfer, (recipient, amount)));
         if (ok && (ret.length == 0 || abi.decode(ret, (bool)))) {
             emit Paid(id, index, recipient, amount, b.purpose);

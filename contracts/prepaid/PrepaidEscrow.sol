@@ -259,17 +259,17 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         uint256 held = p.held;
         uint256 fee = p.cancellationFee; // <= held at creation, and held only shrinks with use
         if (fee > held) fee = held;
-        uint256 refund = held - fee;
+        uint256 refundAmount = held - fee;
         p.status = Status.Cancelled;
         p.held = 0;
         p.released += uint128(fee);
-        p.refunded += uint128(refund);
+        p.refunded += uint128(refundAmount);
         totalHeld -= held;
         totalReleased += fee;
-        totalRefunded += refund;
-        emit PackageCancelled(id, refund, fee);
+        totalRefunded += refundAmount;
+        emit PackageCancelled(id, refundAmount, fee);
         if (fee > 0) cash.safeTransfer(p.merchant, fee);
-        if (refund > 0) cash.safeTransfer(p.consumer, refund);
+        if (refundAmount > 0) cash.safeTransfer(p.consumer, refundAmount);
     }
 
     // ----------------------------------------------------------------------------------------

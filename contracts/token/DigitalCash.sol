@@ -114,6 +114,7 @@ contract DigitalCash is ERC20, AccessControl, Pausable {
     /// @notice What `wallet` has sent today (Beijing time), in fen.
     function spentToday(address wallet) public view returns (uint256) {
         DailySpend memory d = _daily[wallet];
+        // slither-disable-next-line incorrect-equality (a Beijing day number, compared exactly on purpose)
         return d.day == _today() ? d.spent : 0;
     }
 
@@ -133,6 +134,7 @@ contract DigitalCash is ERC20, AccessControl, Pausable {
             IWalletRegistry.Policy memory sender = _admitted(from);
             if (to != address(0) && !sender.capExempt) _chargeOutgoing(from, sender.limits, value);
         }
+        // slither-disable-next-line uninitialized-local (read only when minting or transferring, after it is set)
         IWalletRegistry.Policy memory receiver;
         if (to != address(0)) receiver = _admitted(to);
 
@@ -157,6 +159,7 @@ contract DigitalCash is ERC20, AccessControl, Pausable {
         if (value > limits.paymentCap) revert TierPaymentCapExceeded(from, limits.paymentCap, value);
         uint64 day = _today();
         DailySpend memory d = _daily[from];
+        // slither-disable-next-line incorrect-equality (a Beijing day number, compared exactly on purpose)
         uint256 spentAfter = (d.day == day ? uint256(d.spent) : 0) + value;
         if (spentAfter > limits.dailyCap) revert TierDailyCapExceeded(from, limits.dailyCap, spentAfter);
         // An unlimited tier may exceed uint192 in theory; saturate rather than wrap, the

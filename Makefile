@@ -41,12 +41,12 @@ $(STAMP_NPM): package.json package-lock.json
 	touch $@
 
 lint: deps
-	$(PY) -m ruff check chain services wallets scripts tests
-	$(PY) -m ruff format --check chain services wallets scripts tests
+	$(PY) -m ruff check chain services wallets scripts tests audit
+	$(PY) -m ruff format --check chain services wallets scripts tests audit
 
 format: deps
-	$(PY) -m ruff format chain services wallets scripts tests
-	$(PY) -m ruff check --fix chain services wallets scripts tests
+	$(PY) -m ruff format chain services wallets scripts tests audit
+	$(PY) -m ruff check --fix chain services wallets scripts tests audit
 
 bench: deps
 	$(PY) scripts/bench_all.py

@@ -8,6 +8,7 @@ from services.operator.routes import (
     audit,
     cash,
     collectives,
+    dashboard,
     disbursements,
     health,
     operations,
@@ -31,5 +32,6 @@ ROUTERS = [
         payment_codes,
         audit,
         operations,
+        dashboard,
     )
 ]

@@ -1,0 +1,483 @@
+"""A read-only live dashboard of the whole system, served by the operator at ``/dashboard``.
+
+What it shows: the token's supply and wallets, the latest blocks and indexed events, and each
+programme's state: prepaid escrow (held, released, refunded), disbursement batches (rows done of
+total, paid, exceptions), collective budget lines, payment codes, and, when the deployment has
+them, voucher programmes and hard-wallet settlements. A bar chart shows spending by merchant
+category: voucher spending (``VoucherProgrammes.spentByCategory``, summed over programmes) when
+the voucher contract is deployed, beside the digital cash paid to merchant wallets (the token's
+``Transfer`` events from the event index, issuance excluded), so a chart renders on any deployment.
+
+Access. ``GET /dashboard`` and ``GET /dashboard/static/...`` are public and carry no data: a page,
+its script, its stylesheet and the charting library. The page asks once for an API key of an
+``operator``, ``regulator`` or ``auditor`` and keeps it in the tab's ``sessionStorage`` (gone when
+the tab closes, never in a cookie, so no CSRF surface); it sends it as ``X-API-Key`` to
+``GET /dashboard/data`` every few seconds and forgets it on a 401 or 403. ``/dashboard/data`` is
+the only route with data; it reads and never writes (besides letting the event indexer catch up,
+as every audit read does). The page is served with a Content-Security-Policy allowing only this
+origin's scripts, styles and requests, and it writes data with ``textContent``, never as HTML.
+
+The chart library is Chart.js, pinned in ``package.json`` and served from ``node_modules``
+(``npm ci`` installs it with the compiler); without it the page still shows every number.
+Amounts are integers in fen; the page assumes they stay below 2**53 (about 9e13 yuan).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from sqlalchemy import desc, func, select
+
+from chain.paths import NODE_MODULES
+from services.common.context import ServiceContext
+from services.common.deps import CtxDep, IndexerDep, require
+from services.common.keys import Role
+from services.common.models import ApiKey, ChainEvent, CodePayment, Disbursement, PaymentCode, Wallet
+from services.common.problems import Problem
+
+log = logging.getLogger("xcpay.operator.dashboard")
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+
+HERE = Path(__file__).resolve().parent.parent / "dashboard"
+STATIC: dict[str, tuple[Path, str]] = {
+    "dashboard.js": (HERE / "dashboard.js", "text/javascript"),
+    "dashboard.css": (HERE / "dashboard.css", "text/css"),
+    "chart.js": (NODE_MODULES / "chart.js" / "dist" / "chart.umd.min.js", "text/javascript"),
+}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+ZERO = "0x0000000000000000000000000000000000000000"
+BLOCKS = 8
+EVENTS = 15
+BATCHES = 10
+COLLECTIVES = 10
+PROGRAMMES = 20
+# ISO 18245 merchant category codes the pilot uses, for the chart's labels.
+MCC = {
+    5311: "department store",
+    5411: "grocery",
+    5812: "restaurant",
+    5814: "fast food",
+    7997: "sport clubs",
+    8099: "health",
+}
+
+DashboardKey = Annotated[ApiKey, Depends(require(Role.OPERATOR, Role.REGULATOR, Role.AUDITOR))]
+
+
+# -- the page and its static files ---------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+def page() -> HTMLResponse:
+    """The page: no data in it; its script asks for a key and polls ``/dashboard/data``."""
+    html = (HERE / "index.html").read_text(encoding="utf-8")
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": CSP,
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+@router.get("/static/{name}", include_in_schema=False)
+def static(name: str) -> FileResponse:
+    entry = STATIC.get(name)
+    if entry is None or not entry[0].is_file():
+        raise Problem(404, "not-found", "No such file", name)
+    path, media_type = entry
+    return FileResponse(
+        path,
+        media_type=media_type,
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# -- the data ------------------------------------------------------------------------------------
+
+
+class _Tally:
+    """Digital cash paid to merchant wallets (issuance excluded), by category, from the event
+    index, counted incrementally: each poll reads only the Transfer events indexed since the last.
+    A wallet's category is read from the registry once and kept."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_id = 0
+        self._by_category: Counter[int] = Counter()
+        self._category: dict[str, int] = {}  # address -> merchant category, -1 if not a merchant
+        self.clients: dict[str, Any] = {}
+
+    def by_category(self, ctx: ServiceContext) -> dict[int, int]:
+        with self._lock:
+            with ctx.db.session() as s:
+                rows = s.execute(
+                    select(ChainEvent.id, ChainEvent.args)
+                    .where(
+                        ChainEvent.contract == "DigitalCash",
+                        ChainEvent.name == "Transfer",
+                        ChainEvent.id > self._last_id,
+                    )
+                    .order_by(ChainEvent.id)
+                ).all()
+            for row_id, args in rows:
+                to = args.get("to")
+                if to and to != ZERO and args.get("from") != ZERO:  # issuance is no payment
+                    category = self._category_of(ctx, to)
+                    if category >= 0:
+                        self._by_category[category] += int(args.get("value", 0))
+                self._last_id = row_id
+            return dict(self._by_category)
+
+    def _category_of(self, ctx: ServiceContext, address: str) -> int:
+        if address not in self._category:
+            info = ctx.cash.wallet(address)
+            self._category[address] = info.category if int(info.kind) == 2 else -1
+        return self._category[address]
+
+
+def _tally(request: Request) -> _Tally:
+    state = request.app.state
+    tally = getattr(state, "dashboard_tally", None)
+    if tally is None:
+        tally = state.dashboard_tally = _Tally()
+    return tally  # type: ignore[no-any-return]
+
+
+def _section(name: str, build: Callable[[], Any]) -> Any:
+    """One section's data; a failing section reports its error and the others still show."""
+    try:
+        return build()
+    except Exception as exc:
+        log.warning("dashboard section %s failed: %s", name, exc)
+        return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+
+
+def _client(ctx: ServiceContext, tally: _Tally, name: str) -> Any:
+    """The voucher or hard-wallet client: the context's if it has one, else built once here."""
+    client = getattr(ctx, name, None)
+    if client is not None:
+        return client
+    if name not in tally.clients:
+        if name == "vouchers":
+            from chain.clients.vouchers import VoucherClient
+
+            tally.clients[name] = VoucherClient(ctx.w3, ctx.manifest, ctx.tx)
+        elif name == "hardwallet":
+            from chain.clients.hardwallet import HardWalletClient
+
+            tally.clients[name] = HardWalletClient(ctx.w3, ctx.manifest, ctx.tx)
+    return tally.clients[name]
+
+
+def _event_counts(ctx: ServiceContext, contract: str) -> dict[str, int]:
+    with ctx.db.session() as s:
+        rows = s.execute(
+            select(ChainEvent.name, func.count(ChainEvent.id))
+            .where(ChainEvent.contract == contract)
+            .group_by(ChainEvent.name)
+        ).all()
+    return {str(name): int(n) for name, n in rows}
+
+
+def _summary(args: dict[str, Any]) -> str:
+    text = json.dumps(args, separators=(",", ":"), default=str)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _token(ctx: ServiceContext) -> dict[str, Any]:
+    with ctx.db.session() as s:
+        kinds = dict(s.execute(select(Wallet.kind, func.count()).group_by(Wallet.kind)).all())
+        custodial = s.scalar(select(func.count()).select_from(Wallet).where(Wallet.custody == "custodial"))
+    return {
+        "supply_fen": ctx.cash.total_supply(),
+        "paused": ctx.cash.paused(),
+        "wallets": sum(int(v) for v in kinds.values()),
+        "wallets_by_kind": {str(k): int(v) for k, v in sorted(kinds.items())},
+        "custodial_wallets": int(custodial or 0),
+    }
+
+
+def _blocks(ctx: ServiceContext, latest: int) -> list[dict[str, Any]]:
+    out = []
+    for number in range(latest, max(-1, latest - BLOCKS), -1):
+        b = ctx.w3.eth.get_block(number)
+        out.append(
+            {
+                "number": int(b["number"]),
+                "hash": "0x" + bytes(b["hash"]).hex(),
+                "timestamp": int(b["timestamp"]),
+                "transactions": len(b["transactions"]),
+                "gas_used": int(b["gasUsed"]),
+            }
+        )
+    return out
+
+
+def _events(ctx: ServiceContext) -> dict[str, Any]:
+    with ctx.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(ChainEvent)) or 0
+        rows = s.scalars(
+            select(ChainEvent)
+            .order_by(desc(ChainEvent.block_number), desc(ChainEvent.log_index))
+            .limit(EVENTS)
+        ).all()
+    items = [
+        {
+            "block_number": r.block_number,
+            "log_index": r.log_index,
+            "tx_hash": r.tx_hash,
+            "contract": r.contract,
+            "name": r.name,
+            "summary": _summary(r.args),
+        }
+        for r in rows
+    ]
+    return {"total": int(total), "latest": items}
+
+
+def _prepaid(ctx: ServiceContext) -> dict[str, Any]:
+    t = ctx.prepaid.totals()
+    counts = _event_counts(ctx, "PrepaidEscrow")
+    return {
+        "deposited_fen": t["deposited"],
+        "released_fen": t["released"],
+        "refunded_fen": t["refunded"],
+        "held_fen": t["held"],
+        "escrow_balance_fen": ctx.cash.balance_of(ctx.prepaid.escrow.address),
+        "packages": counts.get("PackagePrepaid", 0),
+        "merchants": counts.get("MerchantEnrolled", 0),
+    }
+
+
+def _disbursements(ctx: ServiceContext) -> dict[str, Any]:
+    f = ctx.disburse.contract.functions
+    funded, paid, reclaimed = f.totalFunded().call(), f.totalPaid().call(), f.totalReclaimed().call()
+    with ctx.db.session() as s:
+        count = s.scalar(select(func.count()).select_from(Disbursement)) or 0
+        batches = s.scalars(
+            select(Disbursement).order_by(desc(Disbursement.created_at), Disbursement.ref).limit(BATCHES)
+        ).all()
+    items = []
+    for b in batches:
+        chain: dict[str, int] | None = None
+        if b.status not in ("draft", "cancelled"):
+            try:
+                c = ctx.disburse.batch(bytes.fromhex(b.batch_id[2:]))
+                chain = {
+                    "funded_fen": c.funded,
+                    "paid_fen": c.paid,
+                    "exceptions_fen": c.exceptions,
+                    "reclaimed_fen": c.reclaimed,
+                    "outstanding_fen": c.outstanding,
+                }
+            except Exception:  # its creation is still pending
+                chain = None
+        items.append(
+            {
+                "reference": b.ref,
+                "purpose": b.purpose,
+                "mode": b.mode,
+                "status": b.status,
+                "total_fen": b.total_fen,
+                "rows_total": b.rows_total,
+                "rows_done": b.rows_done,
+                "chain": chain,
+            }
+        )
+    return {
+        "batches": int(count),
+        "funded_fen": int(funded),
+        "paid_fen": int(paid),
+        "reclaimed_fen": int(reclaimed),
+        "outstanding_fen": int(funded - paid - reclaimed),
+        "latest": items,
+    }
+
+
+def _collectives(ctx: ServiceContext) -> dict[str, Any]:
+    counts = ctx.collective.counts()
+    n = counts["collectives"]
+    items = []
+    for cid in range(n, max(0, n - COLLECTIVES), -1):
+        c = ctx.collective.collective(cid)
+        lines = [
+            {
+                "name": bytes(ln.name).rstrip(b"\0").decode("utf-8", errors="replace"),
+                "budget_fen": ln.budget,
+                "spent_fen": ln.spent,
+                "remaining_fen": ln.remaining,
+            }
+            for ln in ctx.collective.lines(cid)
+        ]
+        items.append(
+            {
+                "id": cid,
+                "year": c.year,
+                "frozen": c.frozen,
+                "balance_fen": c.balance,
+                "income_fen": c.total_income,
+                "paid_fen": c.total_paid,
+                "lines": lines,
+            }
+        )
+    return {**counts, "balance_fen": ctx.collective.total_balance(), "latest": items}
+
+
+def _payment_codes(ctx: ServiceContext) -> dict[str, Any]:
+    with ctx.db.session() as s:
+        kinds = dict(s.execute(select(PaymentCode.kind, func.count()).group_by(PaymentCode.kind)).all())
+        paid = s.execute(
+            select(func.count(), func.coalesce(func.sum(CodePayment.amount_fen), 0)).where(
+                CodePayment.status == "confirmed"
+            )
+        ).one()
+    return {
+        "codes": sum(int(v) for v in kinds.values()),
+        "static": int(kinds.get("static", 0)),
+        "dynamic": int(kinds.get("dynamic", 0)),
+        "payments": int(paid[0]),
+        "paid_fen": int(paid[1]),
+    }
+
+
+def _vouchers(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
+    client = _client(ctx, tally, "vouchers")
+    count = int(client.tx.call(client.contract.functions.programmeCount()))
+    by_category: Counter[int] = Counter()
+    items = []
+    for pid in range(count, max(0, count - PROGRAMMES), -1):
+        p = client.programme(pid)
+        t = client.totals(pid)
+        by_category.update(t.by_category)
+        items.append(
+            {
+                "id": pid,
+                "name": bytes(p.name).rstrip(b"\0").decode("utf-8", errors="replace"),
+                "mode": p.mode.name.lower(),
+                "expires_at": p.expires_at,
+                "holders": p.holders,
+                "budget_fen": t.budget,
+                "granted_fen": t.granted,
+                "spent_fen": t.spent,
+                "returned_fen": t.returned,
+                "outstanding_fen": t.outstanding,
+                "ungranted_fen": t.ungranted,
+            }
+        )
+    return {
+        "programmes": count,
+        "held_fen": client.total_held(),
+        "spent_by_category_fen": {str(k): v for k, v in sorted(by_category.items())},
+        "latest": items,
+    }
+
+
+def _hardwallet(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
+    client = _client(ctx, tally, "hardwallet")
+    totals = client.totals()
+    limits = client.limits()
+    counts = _event_counts(ctx, "HardWalletSettlement")
+    with ctx.db.session() as s:
+        rows = s.scalars(
+            select(ChainEvent)
+            .where(ChainEvent.contract == "HardWalletSettlement", ChainEvent.name == "BatchProcessed")
+            .order_by(desc(ChainEvent.block_number), desc(ChainEvent.log_index))
+            .limit(5)
+        ).all()
+    out: dict[str, Any] = {
+        **{f"{k}_fen": int(v) for k, v in totals.items()},
+        "offline_cap_fen": limits.offline_cap,
+        "cards": counts.get("CardRegistered", 0),
+        "batches": counts.get("BatchProcessed", 0),
+        "payments_settled": counts.get("PaymentSettled", 0),
+        "payments_duplicate": counts.get("PaymentDuplicate", 0),
+        "payments_rejected": counts.get("PaymentRejected", 0),
+        "payments_shortfall": counts.get("PaymentShortfall", 0),
+        "latest_batches": [
+            {
+                "block_number": r.block_number,
+                "tx_hash": r.tx_hash,
+                **{k: r.args.get(k) for k in ("size", "settled", "duplicates", "rejected", "shortfalls")},
+            }
+            for r in rows
+        ],
+    }
+    if "QuickPay" in ctx.manifest.contracts:
+        quick = _event_counts(ctx, "QuickPay")
+        out["mandates"] = quick.get("MandateGranted", 0)
+        out["mandate_pulls"] = quick.get("MandatePulled", 0)
+    return out
+
+
+def _label(category: int) -> str:
+    name = MCC.get(category)
+    return f"{category} {name}" if name else str(category)
+
+
+def _spending(paid: dict[int, int], vouchers: Any) -> dict[str, Any]:
+    voucher = {}
+    if isinstance(vouchers, dict) and "spent_by_category_fen" in vouchers:
+        voucher = {int(k): int(v) for k, v in vouchers["spent_by_category_fen"].items()}
+    categories = sorted(set(paid) | set(voucher))
+    return {
+        "categories": categories,
+        "labels": [_label(c) for c in categories],
+        "merchant_payments_fen": [paid.get(c, 0) for c in categories],
+        "voucher_spent_fen": [voucher.get(c, 0) for c in categories] if vouchers is not None else None,
+    }
+
+
+def snapshot(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
+    """Everything the page shows, read now (the caller lets the event indexer catch up first)."""
+    contracts = ctx.manifest.contracts
+    latest = ctx.w3.eth.block_number
+    has = contracts.__contains__
+    vouchers = _section("vouchers", lambda: _vouchers(ctx, tally)) if has("VoucherProgrammes") else None
+    paid = _section("spending", lambda: tally.by_category(ctx))
+    spending = _spending(paid, vouchers) if "error" not in paid else paid
+    return {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "chain": {
+            "chain_id": ctx.manifest.chain_id,
+            "latest_block": latest,
+            "deployed_at_block": ctx.manifest.block,
+            "contracts": sorted(contracts),
+        },
+        "token": _section("token", lambda: _token(ctx)),
+        "blocks": _section("blocks", lambda: _blocks(ctx, latest)),
+        "events": _section("events", lambda: _events(ctx)),
+        "prepaid": _section("prepaid", lambda: _prepaid(ctx)) if has("PrepaidEscrow") else None,
+        "disbursements": _section("disbursements", lambda: _disbursements(ctx))
+        if has("Disbursement")
+        else None,
+        "collectives": _section("collectives", lambda: _collectives(ctx)) if has("CollectiveFund") else None,
+        "payment_codes": _section("payment_codes", lambda: _payment_codes(ctx)),
+        "vouchers": vouchers,
+        "hardwallet": _section("hardwallet", lambda: _hardwallet(ctx, tally))
+        if has("HardWalletSettlement")
+        else None,
+        "spending_by_category": spending,
+    }
+
+
+@router.get("/data")
+def data(request: Request, ctx: CtxDep, indexer: IndexerDep, _: DashboardKey) -> dict[str, Any]:
+    """The dashboard's figures (operator, regulator or auditor key); the page polls this."""
+    indexer.catch_up()
+    return snapshot(ctx, _tally(request))

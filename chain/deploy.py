@@ -121,6 +121,19 @@ def _deploy_collective(d: Deployment) -> None:
     d.grant(fund, "TOWNSHIP_ROLE", d.roles.regulator)  # the township creates collectives
 
 
+def _deploy_hardwallet(d: Deployment) -> None:
+    settlement = d.deploy(
+        "HardWalletSettlement",
+        d.manifest.address("DigitalCash"),
+        d.manifest.address("WalletRegistry"),
+        d.roles.deployer.address,
+    )
+    register_contract_wallet(d, settlement, "HardWalletSettlement")  # holds the cards' reserves
+    d.grant(settlement, "OPERATOR_ROLE", d.roles.operator)
+    # QuickPay holds nothing (pulls go holder -> merchant), so it needs no wallet of its own.
+    d.deploy("QuickPay", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry"))
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -134,6 +147,7 @@ FAMILIES: list[Family] = [
     Family("prepaid", ("PrepaidEscrow",), _deploy_prepaid),
     Family("disburse", ("Disbursement",), _deploy_disburse),
     Family("collective", ("CollectiveFund",), _deploy_collective),
+    Family("hardwallet", ("HardWalletSettlement", "QuickPay"), _deploy_hardwallet),
 ]
 
 

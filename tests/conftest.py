@@ -128,3 +128,16 @@ from chain.clients.collective import CollectiveClient  # noqa: E402
 @pytest.fixture(scope="session")
 def collective(w3: Web3, manifest: Manifest, cash: CashClient) -> CollectiveClient:
     return CollectiveClient(w3, manifest, cash.tx)
+
+
+from chain.clients.hardwallet import HardWalletClient, QuickPayClient  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def hardwallet(w3: Web3, manifest: Manifest, cash: CashClient) -> HardWalletClient:
+    return HardWalletClient(w3, manifest, cash.tx)
+
+
+@pytest.fixture(scope="session")
+def quickpay(w3: Web3, manifest: Manifest, cash: CashClient) -> QuickPayClient:
+    return QuickPayClient(w3, manifest, cash.tx)

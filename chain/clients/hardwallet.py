@@ -1,0 +1,443 @@
+"""Typed clients for hard-wallet settlement and quick-pay mandates (contracts/hardwallet/).
+
+The EIP-712 ``Payment`` a hard wallet signs is defined here, once: its type string, its domain
+(name, version, chain id, settlement contract) and its digest. :mod:`wallets.hardwallet` signs with
+:func:`sign_payment`; the contract checks the same digest (``HardWalletSettlement.paymentDigest``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from eth_abi import encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from eth_keys import keys
+from eth_utils import to_checksum_address
+from web3 import Web3
+
+from chain.manifest import Manifest
+from chain.sender import Transactor, TxResult
+
+# -- the signed payment (shared with wallets.hardwallet) -----------------------------------------
+
+DOMAIN_NAME = "XcpayHardWallet"
+DOMAIN_VERSION = "1"
+PAYMENT_TYPE = "Payment(address card,address merchant,uint256 amount,uint64 counter,uint64 time)"
+PAYMENT_FIELDS = [
+    {"name": "card", "type": "address"},
+    {"name": "merchant", "type": "address"},
+    {"name": "amount", "type": "uint256"},
+    {"name": "counter", "type": "uint64"},
+    {"name": "time", "type": "uint64"},
+]
+PAYMENT_TYPEHASH = keccak(PAYMENT_TYPE.encode())
+_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+MAX_BATCH = 100  # HardWalletSettlement.MAX_BATCH
+
+
+class CardForm(IntEnum):
+    """Mirrors ``HardWalletSettlement.Form``."""
+
+    CARD = 0
+    SIM = 1
+    WEARABLE = 2
+
+
+class CardStatus(IntEnum):
+    """Mirrors ``HardWalletSettlement.Status``."""
+
+    NONE = 0
+    ACTIVE = 1
+    BLOCKED = 2
+    LOST = 3
+    CLOSED = 4
+
+
+class RejectReason(IntEnum):
+    """Mirrors ``HardWalletSettlement.Reason``."""
+
+    NONE = 0
+    UNKNOWN_CARD = 1
+    INVALID_SIGNATURE = 2
+    ZERO_AMOUNT = 3
+    OVER_OFFLINE_CAP = 4
+    CARD_LOST = 5
+    GRACE_EXPIRED = 6
+    CARD_CLOSED = 7
+    MERCHANT_REFUSED = 8
+
+
+@dataclass(frozen=True)
+class PaymentDomain:
+    """The EIP-712 domain: binds a signature to one chain and one settlement contract."""
+
+    chain_id: int
+    verifying_contract: str
+
+    def separator(self) -> bytes:
+        return keccak(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [
+                    keccak(_DOMAIN_TYPE.encode()),
+                    keccak(DOMAIN_NAME.encode()),
+                    keccak(DOMAIN_VERSION.encode()),
+                    self.chain_id,
+                    self.verifying_contract,
+                ],
+            )
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": to_checksum_address(self.verifying_contract),
+        }
+
+
+@dataclass(frozen=True)
+class Payment:
+    """What a card signs: card, merchant, amount (fen), the card's counter, the terminal's time."""
+
+    card: str
+    merchant: str
+    amount: int
+    counter: int
+    time: int
+
+    def struct_hash(self) -> bytes:
+        return keccak(
+            encode(
+                ["bytes32", "address", "address", "uint256", "uint64", "uint64"],
+                [PAYMENT_TYPEHASH, self.card, self.merchant, self.amount, self.counter, self.time],
+            )
+        )
+
+    def digest(self, domain: PaymentDomain) -> bytes:
+        """The EIP-712 digest (``\\x19\\x01 || domain separator || struct hash``) the card signs."""
+        return keccak(b"\x19\x01" + domain.separator() + self.struct_hash())
+
+    def typed_data(self, domain: PaymentDomain) -> dict[str, Any]:
+        """The full EIP-712 message, as wallets and ``eth_signTypedData_v4`` take it."""
+        return {
+            "types": {"EIP712Domain": _DOMAIN_FIELDS, "Payment": PAYMENT_FIELDS},
+            "primaryType": "Payment",
+            "domain": domain.as_dict(),
+            "message": {
+                "card": to_checksum_address(self.card),
+                "merchant": to_checksum_address(self.merchant),
+                "amount": self.amount,
+                "counter": self.counter,
+                "time": self.time,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class SignedPayment:
+    """A payment and the card's 65-byte signature, as a terminal stores and uploads it."""
+
+    payment: Payment
+    signature: bytes
+
+    def abi(self) -> tuple[str, str, int, int, int, bytes]:
+        p = self.payment
+        return (p.card, p.merchant, p.amount, p.counter, p.time, self.signature)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """What identifies a payment on chain: (card, counter)."""
+        return (self.payment.card, self.payment.counter)
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.payment
+        return {
+            "card": p.card,
+            "merchant": p.merchant,
+            "amount": p.amount,
+            "counter": p.counter,
+            "time": p.time,
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SignedPayment:
+        payment = Payment(
+            to_checksum_address(data["card"]),
+            to_checksum_address(data["merchant"]),
+            int(data["amount"]),
+            int(data["counter"]),
+            int(data["time"]),
+        )
+        return cls(payment, bytes.fromhex(str(data["signature"]).removeprefix("0x")))
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True)
+
+
+def sign_payment(private_key: bytes, payment: Payment, domain: PaymentDomain) -> SignedPayment:
+    """Sign ``payment`` with a raw secp256k1 key (r || s || v, v in {27, 28}, low s).
+
+    Used inside :class:`wallets.hardwallet.HardWallet`; tests also use it to play a cloned card.
+    """
+    signed = Account.unsafe_sign_hash(payment.digest(domain), private_key)
+    return SignedPayment(payment, bytes(signed.signature))
+
+
+def recover_card(signed: SignedPayment, domain: PaymentDomain) -> str:
+    """The address that signed ``signed`` under ``domain`` (a terminal's offline check)."""
+    sig = signed.signature
+    if len(sig) != 65 or sig[64] not in (27, 28):
+        raise ValueError("a card signature is 65 bytes, r || s || v with v 27 or 28")
+    vrs = keys.Signature(sig[:64] + bytes([sig[64] - 27]))
+    return str(vrs.recover_public_key_from_msg_hash(signed.payment.digest(domain)).to_checksum_address())
+
+
+# -- settlement outcomes -------------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    SETTLED = "settled"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    SHORTFALL = "shortfall"
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """The fate of one uploaded payment, decoded from its event."""
+
+    card: str
+    counter: int
+    merchant: str
+    amount: int
+    outcome: Outcome
+    paid: int = 0  # what reached the merchant
+    reason: RejectReason = RejectReason.NONE
+    detail: bytes = b"\0\0\0\0"  # the token's error selector for MERCHANT_REFUSED
+
+    @property
+    def final(self) -> bool:
+        """False only when uploading it again later may settle it (the merchant could not receive)."""
+        return not (self.outcome is Outcome.REJECTED and self.reason is RejectReason.MERCHANT_REFUSED)
+
+
+@dataclass(frozen=True)
+class SettlementResult:
+    tx: TxResult
+    outcomes: list[PaymentOutcome]
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for o in self.outcomes if o.outcome is outcome)
+
+
+def outcomes_of(result: TxResult) -> list[PaymentOutcome]:
+    """One outcome per uploaded payment, in upload order (the log order)."""
+    out: list[PaymentOutcome] = []
+    for e in result.events:
+        a = e.args
+        if e.name == "PaymentSettled":
+            out.append(
+                PaymentOutcome(
+                    a["card"], a["counter"], a["merchant"], a["amount"], Outcome.SETTLED, a["amount"]
+                )
+            )
+        elif e.name == "PaymentDuplicate":
+            out.append(PaymentOutcome(a["card"], a["counter"], a["merchant"], a["amount"], Outcome.DUPLICATE))
+        elif e.name == "PaymentRejected":
+            out.append(
+                PaymentOutcome(
+                    a["card"],
+                    a["counter"],
+                    a["merchant"],
+                    a["amount"],
+                    Outcome.REJECTED,
+                    reason=RejectReason(a["reason"]),
+                    detail=bytes(a["detail"]),
+                )
+            )
+        elif e.name == "PaymentShortfall":
+            out.append(
+                PaymentOutcome(
+                    a["card"], a["counter"], a["merchant"], a["amount"], Outcome.SHORTFALL, a["covered"]
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    card: str
+    holder: str
+    form: CardForm
+    status: CardStatus
+    lost_at: int
+    grace_ends_at: int
+    loaded: int
+    settled: int
+    refunded: int
+    reserve: int
+    shortfall: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    offline_cap: int
+    reserve_cap: int
+    grace_period: int
+
+
+class HardWalletClient:
+    """Cards, loads, batch settlement and lost cards (``HardWalletSettlement``)."""
+
+    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
+        self.w3 = w3
+        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
+        self.contract = manifest.contract(w3, "HardWalletSettlement")
+        self.cash = manifest.contract(w3, "DigitalCash")
+
+    @property
+    def domain(self) -> PaymentDomain:
+        """The domain cards must sign under for this deployment."""
+        return PaymentDomain(self.tx.chain_id, self.contract.address)
+
+    # -- operator --------------------------------------------------------------------------
+
+    def register_card(self, operator: LocalAccount, card: str, holder: str, form: CardForm) -> TxResult:
+        return self.tx.transact(operator, self.contract.functions.registerCard(card, holder, int(form)))
+
+    def set_limits(
+        self, operator: LocalAccount, offline_cap: int, reserve_cap: int, grace_period: int
+    ) -> TxResult:
+        fn = self.contract.functions.setLimits(offline_cap, reserve_cap, grace_period)
+        return self.tx.transact(operator, fn)
+
+    # -- holder ----------------------------------------------------------------------------
+
+    def approve(self, holder: LocalAccount, amount: int) -> TxResult:
+        return self.tx.transact(holder, self.cash.functions.approve(self.contract.address, amount))
+
+    def load(self, holder: LocalAccount, card: str, amount: int, *, approve: bool = True) -> TxResult:
+        """Approve ``amount`` (unless ``approve=False``) and load it into ``card``'s reserve."""
+        if approve:
+            self.approve(holder, amount)
+        return self.tx.transact(holder, self.contract.functions.load(card, amount))
+
+    def report_lost(self, account: LocalAccount, card: str) -> TxResult:
+        return self.tx.transact(account, self.contract.functions.reportLost(card))
+
+    def return_reserve(self, account: LocalAccount, card: str) -> TxResult:
+        return self.tx.transact(account, self.contract.functions.returnReserve(card))
+
+    # -- terminals -------------------------------------------------------------------------
+
+    def settle(self, submitter: LocalAccount, payments: Sequence[SignedPayment]) -> SettlementResult:
+        """Upload one batch (1..MAX_BATCH payments); one outcome per payment, in order."""
+        result = self.tx.transact(submitter, self.contract.functions.settle([p.abi() for p in payments]))
+        return SettlementResult(result, outcomes_of(result))
+
+    # -- views -----------------------------------------------------------------------------
+
+    def card(self, card: str) -> CardInfo:
+        raw = self.tx.call(self.contract.functions.cardOf(card))
+        return CardInfo(card, raw[0], CardForm(raw[1]), CardStatus(raw[2]), *(int(v) for v in raw[3:]))
+
+    def is_counter_used(self, card: str, counter: int) -> bool:
+        return bool(self.tx.call(self.contract.functions.isCounterUsed(card, counter)))
+
+    def digest_on_chain(self, payment: Payment) -> bytes:
+        p = payment
+        fn = self.contract.functions.paymentDigest(p.card, p.merchant, p.amount, p.counter, p.time)
+        return bytes(self.tx.call(fn))
+
+    def limits(self) -> Limits:
+        f = self.contract.functions
+        return Limits(
+            int(self.tx.call(f.offlineCap())),
+            int(self.tx.call(f.reserveCap())),
+            int(self.tx.call(f.gracePeriod())),
+        )
+
+    def totals(self) -> dict[str, int]:
+        f = self.contract.functions
+        return {
+            "loaded": int(self.tx.call(f.totalLoaded())),
+            "settled": int(self.tx.call(f.totalSettled())),
+            "refunded": int(self.tx.call(f.totalRefunded())),
+            "reserve": int(self.tx.call(f.totalReserve())),
+            "shortfall": int(self.tx.call(f.totalShortfall())),
+        }
+
+
+# -- quick-pay mandates --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mandate:
+    id: int
+    holder: str
+    expires_at: int
+    revoked: bool
+    merchant: str
+    day: int
+    per_payment_cap: int
+    daily_cap: int
+    spent_today: int  # as stored: counts for `day` only
+    total_pulled: int
+
+
+def order_ref(reference: str) -> bytes:
+    """A merchant's order reference as the bytes32 a pull carries."""
+    return keccak(f"xcpay:quickpay:{reference}".encode())
+
+
+class QuickPayClient:
+    """Mandates (钱包快付): the holder grants and revokes, the merchant pulls (``QuickPay``)."""
+
+    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
+        self.w3 = w3
+        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
+        self.contract = manifest.contract(w3, "QuickPay")
+        self.cash = manifest.contract(w3, "DigitalCash")
+
+    def approve(self, holder: LocalAccount, amount: int) -> TxResult:
+        """The token allowance the merchant pulls against (the mandate's caps limit each pull)."""
+        return self.tx.transact(holder, self.cash.functions.approve(self.contract.address, amount))
+
+    def grant(
+        self, holder: LocalAccount, merchant: str, per_payment_cap: int, daily_cap: int, expires_at: int
+    ) -> tuple[int, TxResult]:
+        fn = self.contract.functions.grant(merchant, per_payment_cap, daily_cap, expires_at)
+        result = self.tx.transact(holder, fn)
+        return int(result.named("MandateGranted")[0]["id"]), result
+
+    def revoke(self, holder: LocalAccount, mandate_id: int) -> TxResult:
+        return self.tx.transact(holder, self.contract.functions.revoke(mandate_id))
+
+    def pull(self, merchant: LocalAccount, mandate_id: int, amount: int, reference: bytes) -> TxResult:
+        return self.tx.transact(merchant, self.contract.functions.pull(mandate_id, amount, reference))
+
+    def mandate(self, mandate_id: int) -> Mandate:
+        raw = self.tx.call(self.contract.functions.mandateOf(mandate_id))
+        return Mandate(mandate_id, raw[0], int(raw[1]), bool(raw[2]), raw[3], *(int(v) for v in raw[4:]))
+
+    def spent_today(self, mandate_id: int) -> int:
+        return int(self.tx.call(self.contract.functions.spentToday(mandate_id)))
+
+    def is_reference_used(self, mandate_id: int, reference: bytes) -> bool:
+        return bool(self.tx.call(self.contract.functions.isReferenceUsed(mandate_id, reference)))

@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+
+/// @title HardWalletSettlement
+/// @notice Settlement of offline hard-wallet payments (硬钱包): IC cards, SIM-card wallets and
+/// wearables for people for whom phone payment is hard. The operator registers a card (its public
+/// address and form) to a holder's personal wallet; the holder loads value from that wallet into the
+/// card's *reserve*, held here. At the counter the card signs an EIP-712 `Payment` offline (card,
+/// merchant, amount, counter, time; domain bound to this chain and this contract); terminals upload the
+/// payments in batches and each payment is paid to its merchant from the card's reserve.
+///
+/// Batches never revert for one bad payment: every payment gets exactly one outcome event,
+/// `PaymentSettled`, `PaymentDuplicate`, `PaymentRejected(reason)` or `PaymentShortfall`, so a
+/// terminal learns the fate of each one, and uploading the same batch again changes nothing (its
+/// payments are duplicates by then). Anyone may upload: a payment pays only the merchant the card
+/// signed for, from that card's reserve, once.
+///
+/// - **Counters**: each card signature carries the card's monotonic counter. Payments from several
+///   terminals arrive out of order, so used counters are kept in a bitmap per card (not "strictly
+///   increasing"): any unused counter settles once, a used one is a duplicate.
+/// - **Offline cap**: no single offline payment may exceed `offlineCap` (checked against the cap in
+///   force at settlement; a genuine card refuses to sign above its own cap).
+/// - **Clones**: a card that signed more than its reserve (a cloned or tampered card) has the covered
+///   part settled, the rest recorded as its `shortfall` and is blocked: later payments of it only add
+///   to the shortfall. Nothing is paid twice and no reserve goes negative.
+/// - **Lost cards**: the holder (or the operator for them) reports the card lost. Payments signed
+///   before the report and uploaded within `gracePeriod` (fixed per card at the report) still settle;
+///   after that anyone may return what remains of the reserve to the holder's wallet. The signed time
+///   is the terminal's clock, so a thief with a forged terminal could back-date payments within the
+///   grace period; the exposure is bounded by the reserve, the offline cap and the grace period.
+///
+/// Rejected payments consume no counter and move nothing: a payment refused because its merchant
+/// cannot receive now (frozen, unregistered, at a cap: `MerchantRefused`, with the token's error
+/// selector) can be uploaded again later.
+///
+/// @dev Invariants (tested): per card, loaded == settled + refunded + reserve, reserve never negative;
+/// this contract's token balance == totalReserve == sum of reserves; each (card, counter) pays at most
+/// once; a card's shortfall is exactly the unpaid part of its accepted over-reserve payments.
+contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
+    using SafeERC20 for IERC20;
+
+    // ----------------------------------------------------------------------------------------
+    // Errors
+    // ----------------------------------------------------------------------------------------
+
+    /// @dev The card address cannot be zero.
+    error HardWalletZeroCard();
+    /// @dev `card` is registered already.
+    error HardWalletCardExists(address card);
+    /// @dev `card` is not registered.
+    error HardWalletUnknownCard(address card);
+    /// @dev `holder` is not a registered personal wallet.
+    error HardWalletInvalidHolder(address holder);
+    /// @dev `account` is not the holder of `card` (nor the operator, where the operator may act).
+    error HardWalletNotHolder(address card, address account);
+    /// @dev The operation needs `card` in status `expected`; it is in `actual`.
+    error HardWalletWrongStatus(address card, Status expected, Status actual);
+    /// @dev Amounts must be positive.
+    error HardWalletZeroAmount();
+    /// @dev Loading `amount` would bring the reserve of `card` to `reserveAfter`, above `cap`.
+    error HardWalletReserveCapExceeded(address card, uint256 cap, uint256 reserveAfter);
+    /// @dev `card` was reported lost; its grace period ends at `graceEndsAt`.
+    error HardWalletGraceNotOver(address card, uint64 graceEndsAt);
+    /// @dev A batch holds 1..`max` payments.
+    error HardWalletBatchSize(uint256 size, uint256 max);
+    /// @dev Limits out of range: 0 < offlineCap <= reserveCap < 2**128, grace in [MIN_GRACE, MAX_GRACE].
+    error HardWalletInvalidLimits(uint256 offlineCap, uint256 reserveCap, uint64 gracePeriod);
+    /// @dev The token refused a payout without saying why (e.g. out of gas): the batch reverts whole.
+    error HardWalletTransferFailed(address card, uint64 counter);
+
+    // ----------------------------------------------------------------------------------------
+    // Events
+    // ----------------------------------------------------------------------------------------
+
+    /// @dev The operator registered `card` (its public address) to `holder`'s wallet.
+    event CardRegistered(address indexed card, address indexed holder, Form form);
+    /// @dev `holder` loaded `amount` into the reserve of `card`, now `reserve`.
+    event CardLoaded(address indexed card, address indexed holder, uint256 amount, uint256 reserve);
+    /// @dev Payment `counter` of `card` paid `amount` to `merchant`; it was signed at `time`.
+    event PaymentSettled(
+        address indexed card, uint64 counter, address indexed merchant, uint256 amount, uint64 time
+    );
+    /// @dev Payment `counter` of `card` had been processed already: nothing moved.
+    event PaymentDuplicate(address indexed card, uint64 counter, address indexed merchant, uint256 amount);
+    /// @dev Payment `counter` of `card` was refused for `reason` (`detail`: the token's error selector
+    /// for MerchantRefused). Nothing moved and the counter stays unused.
+    event PaymentRejected(
+        address indexed card, uint64 counter, address indexed merchant, uint256 amount, Reason reason, bytes4 detail
+    );
+    /// @dev Payment `counter` of `card` was signed beyond its reserve: `covered` went to `merchant`, the
+    /// rest (`amount - covered`) is recorded as the card's shortfall.
+    event PaymentShortfall(
+        address indexed card, uint64 counter, address indexed merchant, uint256 amount, uint256 covered
+    );
+    /// @dev `card` signed beyond its reserve and was blocked; its shortfall is `shortfall` so far.
+    event CardBlocked(address indexed card, uint256 shortfall);
+    /// @dev `card` was reported lost by `by`: no payment signed after `lostAt` settles, and nothing
+    /// settles after `graceEndsAt`.
+    event CardReportedLost(address indexed card, address indexed by, uint64 lostAt, uint64 graceEndsAt);
+    /// @dev After the grace period, `amount` (the rest of the reserve) went back to `holder`; card closed.
+    event ReserveReturned(address indexed card, address indexed holder, uint256 amount);
+    /// @dev The operator changed the limits.
+    event LimitsChanged(uint256 offlineCap, uint256 reserveCap, uint64 gracePeriod);
+    /// @dev A batch of `size` payments was processed by `submitter`, with these outcome counts.
+    event BatchProcessed(
+        address indexed submitter, uint256 size, uint256 settled, uint256 duplicates, uint256 rejected, uint256 shortfalls
+    );
+
+    // ----------------------------------------------------------------------------------------
+    // Types and storage
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Registers cards, reports them lost for holders, sets the limits.
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    /// @notice Most payments in one batch (about 29k gas each when warm; a full batch about 2.9M gas).
+    uint256 public constant MAX_BATCH = 100;
+    /// @notice Bounds of the grace period the operator may set.
+    uint64 public constant MIN_GRACE = 1 hours;
+    uint64 public constant MAX_GRACE = 30 days;
+    /// @notice What a card signs for each offline payment.
+    bytes32 public constant PAYMENT_TYPEHASH =
+        keccak256("Payment(address card,address merchant,uint256 amount,uint64 counter,uint64 time)");
+
+    /// @dev Card forms (mirrored by wallets.hardwallet.CardForm).
+    enum Form {
+        Card,
+        Sim,
+        Wearable
+    }
+
+    enum Status {
+        None,
+        Active,
+        Blocked,
+        Lost,
+        Closed
+    }
+
+    /// @dev Why a payment was rejected.
+    enum Reason {
+        None,
+        UnknownCard,
+        InvalidSignature,
+        ZeroAmount,
+        OverOfflineCap,
+        CardLost, // signed after the loss report
+        GraceExpired, // signed before the report, uploaded after the grace period
+        CardClosed,
+        MerchantRefused
+    }
+
+    struct Card {
+        address holder;
+        Form form;
+        Status status;
+        uint64 lostAt;
+        uint64 graceEndsAt;
+        uint128 loaded;
+        uint128 settled;
+        uint128 refunded;
+        uint128 reserve;
+        uint128 shortfall;
+    }
+
+    /// @dev One offline payment as uploaded: the signed fields and the card's signature.
+    struct Payment {
+        address card;
+        address merchant;
+        uint256 amount;
+        uint64 counter;
+        uint64 time;
+        bytes signature;
+    }
+
+    IERC20 public immutable cash;
+    IWalletRegistry public immutable registry;
+
+    /// @notice Largest single offline payment, in fen (default 1,000 yuan).
+    uint256 public offlineCap = 1_000_00;
+    /// @notice Largest reserve of one card, in fen (default 10,000 yuan, the anonymous tier's balance cap).
+    uint256 public reserveCap = 10_000_00;
+    /// @notice How long after a loss report payments signed before it may still be uploaded.
+    uint64 public gracePeriod = 3 days;
+
+    mapping(address card => Card) private _cards;
+    mapping(address card => mapping(uint256 word => uint256)) private _usedCounters;
+
+    uint256 public totalLoaded;
+    uint256 public totalSettled;
+    uint256 public totalRefunded;
+    uint256 public totalReserve;
+    uint256 public totalShortfall;
+
+    constructor(IERC20 cash_, IWalletRegistry registry_, address admin) EIP712("XcpayHardWallet", "1") {
+        cash = cash_;
+        registry = registry_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        emit LimitsChanged(offlineCap, reserveCap, gracePeriod);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Operator
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Register `card` (the address of the key inside its secure element) to the personal
+    /// wallet `holder`, with its form.
+    function registerCard(address card, address holder, Form form) external onlyRole(OPERATOR_ROLE) {
+        if (card == address(0)) revert HardWalletZeroCard();
+        if (_cards[card].status != Status.None) revert HardWalletCardExists(card);
+        if (registry.kindOf(holder) != IWalletRegistry.Kind.Personal) revert HardWalletInvalidHolder(holder);
+        Card storage c = _cards[card];
+        c.holder = holder;
+        c.form = form;
+        c.status = Status.Active;
+        emit CardRegistered(card, holder, form);
+    }
+
+    /// @notice Set the offline single-payment cap, the per-card reserve cap (fen) and the grace period
+    /// after a loss report. Cards reported lost already keep the grace period they got.
+    function setLimits(uint256 offlineCap_, uint256 reserveCap_, uint64 gracePeriod_) external onlyRole(OPERATOR_ROLE) {
+        if (
+            offlineCap_ == 0 || reserveCap_ < offlineCap_ || reserveCap_ > type(uint128).max || gracePeriod_ < MIN_GRACE
+                || gracePeriod_ > MAX_GRACE
+        ) {
+            revert HardWalletInvalidLimits(offlineCap_, reserveCap_, gracePeriod_);
+        }
+        offlineCap = offlineCap_;
+        reserveCap = reserveCap_;
+        gracePeriod = gracePeriod_;
+        emit LimitsChanged(offlineCap_, reserveCap_, gracePeriod_);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Holder
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice The holder moves `amount` fen from their wallet into the reserve of their active `card`.
+    /// The holder must have approved this contract; the token applies the holder's tier caps (payment
+    /// and daily), this contract the per-card `reserveCap`.
+    function load(address card, uint256 amount) external nonReentrant {
+        Card storage c = _known(card);
+        if (msg.sender != c.holder) revert HardWalletNotHolder(card, msg.sender);
+        if (c.status != Status.Active) revert HardWalletWrongStatus(card, Status.Active, c.status);
+        if (amount == 0) revert HardWalletZeroAmount();
+        uint256 reserveAfter = c.reserve + amount;
+        if (reserveAfter > reserveCap) revert HardWalletReserveCapExceeded(card, reserveCap, reserveAfter);
+        // reserveAfter <= reserveCap < 2**128 (setLimits), so the casts below cannot truncate.
+        c.reserve = uint128(reserveAfter);
+        c.loaded += uint128(amount);
+        totalLoaded += amount;
+        totalReserve += amount;
+        emit CardLoaded(card, msg.sender, amount, reserveAfter);
+        cash.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @notice The holder (or the operator on the holder's call) reports `card` lost: it is blocked
+    /// for payments signed from now on; payments signed before and uploaded within the grace period
+    /// still settle. A blocked (cloned) card can be reported lost as well.
+    function reportLost(address card) external {
+        Card storage c = _known(card);
+        if (msg.sender != c.holder && !hasRole(OPERATOR_ROLE, msg.sender)) revert HardWalletNotHolder(card, msg.sender);
+        if (c.status != Status.Active && c.status != Status.Blocked) {
+            revert HardWalletWrongStatus(card, Status.Active, c.status);
+        }
+        uint64 nowTs = uint64(block.timestamp);
+        uint64 graceEndsAt = nowTs + gracePeriod;
+        c.status = Status.Lost;
+        c.lostAt = nowTs;
+        c.graceEndsAt = graceEndsAt;
+        emit CardReportedLost(card, msg.sender, nowTs, graceEndsAt);
+    }
+
+    /// @notice After the grace period of lost `card`, return what remains of its reserve to the
+    /// holder's wallet and close the card. Anyone may call; the money only goes to the holder. Reverts
+    /// with the token's error if the holder cannot receive now (frozen, at a cap): retry later.
+    function returnReserve(address card) external nonReentrant {
+        Card storage c = _known(card);
+        if (c.status != Status.Lost) revert HardWalletWrongStatus(card, Status.Lost, c.status);
+        if (block.timestamp <= c.graceEndsAt) revert HardWalletGraceNotOver(card, c.graceEndsAt);
+        uint128 amount = c.reserve;
+        c.reserve = 0;
+        c.refunded += amount;
+        c.status = Status.Closed;
+        totalReserve -= amount;
+        totalRefunded += amount;
+        emit ReserveReturned(card, c.holder, amount);
+        if (amount > 0) cash.safeTransfer(c.holder, amount);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Terminals (anyone): settlement
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Settle up to MAX_BATCH offline payments. Each payment gets one outcome event; only a
+    /// malformed batch (empty, too large) or a token that fails without an error reverts.
+    function settle(Payment[] calldata payments) external nonReentrant {
+        uint256 n = payments.length;
+        if (n == 0 || n > MAX_BATCH) revert HardWalletBatchSize(n, MAX_BATCH);
+        // slither-disable-next-line uninitialized-local (a memory array starts at zero: the counts)
+        uint256[4] memory counts; // settled, duplicates, rejected, shortfalls
+        for (uint256 i = 0; i < n; ++i) {
+            ++counts[_settleOne(payments[i])];
+        }
+        emit BatchProcessed(msg.sender, n, counts[0], counts[1], counts[2], counts[3]);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Views
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice `card` as stored.
+    function cardOf(address card) external view returns (Card memory) {
+        return _known(card);
+    }
+
+    /// @notice Whether payment `counter` of `card` has been settled (or recorded as a shortfall).
+    function isCounterUsed(address card, uint64 counter) public view returns (bool) {
+        return _usedCounters[card][counter >> 8] & (1 << (counter & 0xff)) != 0;
+    }
+
+    /// @notice The EIP-712 digest a card signs for this payment (bound to this chain and contract).
+    function paymentDigest(address card, address merchant, uint256 amount, uint64 counter, uint64 time)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(PAYMENT_TYPEHASH, card, merchant, amount, counter, time)));
+    }
+
+    /// @notice The EIP-712 domain separator (chain id and this contract's address included).
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Internal
+    // ----------------------------------------------------------------------------------------
+
+    function _known(address card) private view returns (Card storage c) {
+        c = _cards[card];
+        if (c.status == Status.None) revert HardWalletUnknownCard(card);
+    }
+
+    /// @dev One payment; returns the index of its outcome in `settle`'s counts.
+    function _settleOne(Payment calldata p) private returns (uint256) {
+        Card storage c = _cards[p.card];
+        if (c.status == Status.None) return _reject(p, Reason.UnknownCard, bytes4(0));
+        bytes32 digest = paymentDigest(p.card, p.merchant, p.amount, p.counter, p.time);
+        // slither-disable-next-line unused-return (the third value only details `err`, which is checked)
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, p.signature);
+        if (err != ECDSA.RecoverError.NoError || signer != p.card) {
+            return _reject(p, Reason.InvalidSignature, bytes4(0));
+        }
+        if (isCounterUsed(p.card, p.counter)) {
+            emit PaymentDuplicate(p.card, p.counter, p.merchant, p.amount);
+            return 1;
+        }
+        if (p.amount == 0) return _reject(p, Reason.ZeroAmount, bytes4(0));
+        if (p.amount > offlineCap) return _reject(p, Reason.OverOfflineCap, bytes4(0));
+        Status status = c.status;
+        if (status == Status.Closed) return _reject(p, Reason.CardClosed, bytes4(0));
+        if (status == Status.Lost) {
+            if (p.time > c.lostAt) return _reject(p, Reason.CardLost, bytes4(0));
+            if (block.timestamp > c.graceEndsAt) return _reject(p, Reason.GraceExpired, bytes4(0));
+        }
+
+        // Effects first: the counter is used, the covered part leaves the reserve, an uncovered part
+        // is a shortfall that blocks an active card.
+        // amount <= offlineCap <= reserveCap < 2**128 and covered <= reserve: no truncation, no underflow.
+        uint128 covered = uint128(p.amount <= c.reserve ? p.amount : c.reserve);
+        uint128 uncovered = uint128(p.amount) - covered;
+        bool blocks = uncovered > 0 && status == Status.Active;
+        _usedCounters[p.card][p.counter >> 8] |= 1 << (p.counter & 0xff);
+        c.reserve -= covered;
+        c.settled += covered;
+        totalReserve -= covered;
+        totalSettled += covered;
+        c.shortfall += uncovered;
+        totalShortfall += uncovered;
+        if (blocks) c.status = Status.Blocked;
+
+        if (covered > 0) {
+            // slither-disable-next-line reentrancy-no-eth (state is written after the call only to undo a refused payment; our own DigitalCash has no hooks; settle is nonReentrant)
+            (bool ok, bytes memory ret) = address(cash).call(abi.encodeCall(IERC20.transfer, (p.merchant, covered)));
+            if (!ok || (ret.length != 0 && !abi.decode(ret, (bool)))) {
+                if (ret.length < 4) revert HardWalletTransferFailed(p.card, p.counter);
+                // The merchant cannot receive now: undo all, leave the counter unused for a later upload.
+                _usedCounters[p.card][p.counter >> 8] &= ~(1 << (p.counter & 0xff));
+                c.reserve += covered;
+                c.settled -= covered;
+                totalReserve += covered;
+                totalSettled -= covered;
+                c.shortfall -= uncovered;
+                totalShortfall -= uncovered;
+                c.status = status;
+                return _reject(p, Reason.MerchantRefused, bytes4(ret));
+            }
+        }
+        if (uncovered == 0) {
+            emit PaymentSettled(p.card, p.counter, p.merchant, p.amount, p.time);
+            return 0;
+        }
+        emit PaymentShortfall(p.card, p.counter, p.merchant, p.amount, covered);
+        if (blocks) emit CardBlocked(p.card, c.shortfall);
+        return 3;
+    }
+
+    function _reject(Payment calldata p, Reason reason, bytes4 detail) private returns (uint256) {
+        emit PaymentRejected(p.card, p.counter, p.merchant, p.amount, reason, detail);
+        return 2;
+    }
+}

@@ -1,0 +1,603 @@
+"""HardWalletSettlement: cards, loads, offline payments settled in batches, clones, lost cards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from chain import devtools
+from chain.accounts import dev_account
+from chain.clients.hardwallet import (
+    MAX_BATCH,
+    CardForm,
+    CardStatus,
+    HardWalletClient,
+    Outcome,
+    Payment,
+    PaymentDomain,
+    RejectReason,
+    SignedPayment,
+    sign_payment,
+)
+from chain.clients.token import CashClient, Kind
+from chain.manifest import Manifest
+from tests.conftest import Actors
+from tests.helpers import assert_reverts
+from wallets.hardwallet import HardWallet
+from wallets.terminal import Terminal
+
+DAY = 86_400
+KEY = bytes.fromhex("a1" * 32)  # alice's card; tests keep it to play a cloned or tampered card
+LOADED = 1_000_00
+
+
+def now(w3: Web3) -> int:
+    return int(w3.eth.get_block("latest")["timestamp"])
+
+
+def selector(signature: str) -> bytes:
+    return bytes(Web3.keccak(text=signature)[:4])
+
+
+@dataclass
+class Setup:
+    """alice holds a card (1,000 yuan loaded); gym is the merchant; a terminal at the gym."""
+
+    a: Actors
+    card: HardWallet
+    terminal: Terminal
+    domain: PaymentDomain
+
+
+@pytest.fixture
+def setup(registered: Actors, cash: CashClient, hardwallet: HardWalletClient) -> Setup:
+    a = registered
+    cash.mint(a.operator, a.alice.address, 5_000_00)
+    card = HardWallet(KEY, hardwallet.domain, form=CardForm.CARD)
+    hardwallet.register_card(a.operator, card.address, a.alice.address, CardForm.CARD)
+    hardwallet.load(a.alice, card.address, LOADED)
+    card.credit(LOADED)
+    clock = lambda: now(hardwallet.w3)  # noqa: E731
+    return Setup(a, card, Terminal(a.gym.address, hardwallet.domain, clock=clock), hardwallet.domain)
+
+
+def clone_pay(
+    s: Setup, amount: int, counter: int, *, merchant: str | None = None, time: int = 0
+) -> SignedPayment:
+    """What a cloned card (same key, its own counter and balance) signs."""
+    payment = Payment(s.card.address, merchant or s.a.gym.address, amount, counter, time or 1)
+    return sign_payment(KEY, payment, s.domain)
+
+
+def assert_card_conserved(hardwallet: HardWalletClient, cash: CashClient, *cards: str) -> None:
+    """Per card loaded == settled + refunded + reserve; the contract holds exactly the reserves."""
+    reserves = 0
+    for c in cards:
+        info = hardwallet.card(c)
+        assert info.loaded == info.settled + info.refunded + info.reserve and info.reserve >= 0, info
+        reserves += info.reserve
+    totals = hardwallet.totals()
+    assert totals["loaded"] == totals["settled"] + totals["refunded"] + totals["reserve"]
+    assert cash.balance_of(hardwallet.contract.address) == totals["reserve"] == reserves
+
+
+class TestRegisterCard:
+    def test_operator_registers_a_card_to_a_holder(
+        self, registered: Actors, hardwallet: HardWalletClient
+    ) -> None:
+        a, card = registered, Account.create().address
+        event = hardwallet.register_card(a.operator, card, a.bob.address, CardForm.WEARABLE).named(
+            "CardRegistered"
+        )[0]
+        assert (event["card"], event["holder"], event["form"]) == (card, a.bob.address, CardForm.WEARABLE)
+        info = hardwallet.card(card)
+        assert (info.holder, info.form, info.status, info.reserve) == (
+            a.bob.address,
+            CardForm.WEARABLE,
+            CardStatus.ACTIVE,
+            0,
+        )
+
+    def test_reverts_when_caller_is_not_the_operator(
+        self, registered: Actors, hardwallet: HardWalletClient
+    ) -> None:
+        role = hardwallet.contract.functions.OPERATOR_ROLE().call()
+        assert_reverts(
+            lambda: hardwallet.register_card(
+                registered.alice, Account.create().address, registered.alice.address, CardForm.CARD
+            ),
+            "AccessControlUnauthorizedAccount",
+            registered.alice.address,
+            role,
+        )
+
+    def test_reverts_for_a_merchant_or_unregistered_holder(
+        self, registered: Actors, hardwallet: HardWalletClient
+    ) -> None:
+        a, stranger = registered, Account.create().address
+        for holder in (a.gym.address, stranger):
+            assert_reverts(
+                lambda holder=holder: hardwallet.register_card(
+                    a.operator, Account.create().address, holder, CardForm.SIM
+                ),
+                "HardWalletInvalidHolder",
+                holder,
+            )
+
+    def test_reverts_on_a_known_or_zero_card(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        a = setup.a
+        assert_reverts(
+            lambda: hardwallet.register_card(a.operator, setup.card.address, a.bob.address, CardForm.CARD),
+            "HardWalletCardExists",
+            setup.card.address,
+        )
+        zero = "0x" + "00" * 20
+        assert_reverts(
+            lambda: hardwallet.register_card(a.operator, zero, a.bob.address, CardForm.CARD),
+            "HardWalletZeroCard",
+        )
+
+    def test_unknown_card_has_no_record(self, registered: Actors, hardwallet: HardWalletClient) -> None:
+        card = Account.create().address
+        assert_reverts(lambda: hardwallet.card(card), "HardWalletUnknownCard", card)
+
+
+class TestLoad:
+    def test_holder_loads_the_reserve_from_their_wallet(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        a = setup.a
+        event = hardwallet.load(a.alice, setup.card.address, 250_00).named("CardLoaded")[0]
+        assert (event["amount"], event["reserve"]) == (250_00, LOADED + 250_00)
+        assert cash.balance_of(a.alice.address) == 5_000_00 - LOADED - 250_00
+        assert_card_conserved(hardwallet, cash, setup.card.address)
+
+    def test_reverts_when_caller_is_not_the_holder(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        bob = setup.a.bob
+        assert_reverts(
+            lambda: hardwallet.load(bob, setup.card.address, 1_00),
+            "HardWalletNotHolder",
+            setup.card.address,
+            bob.address,
+        )
+
+    def test_reverts_above_the_reserve_cap(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        cap = hardwallet.limits().reserve_cap
+        amount = cap - LOADED + 1
+        assert_reverts(
+            lambda: hardwallet.load(setup.a.alice, setup.card.address, amount),
+            "HardWalletReserveCapExceeded",
+            setup.card.address,
+            cap,
+            cap + 1,
+        )
+
+    def test_holder_tier_caps_apply(
+        self, registered: Actors, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        """bob is tier 4: at most 2,000 yuan in one payment, loads included."""
+        a, card = registered, Account.create().address
+        hardwallet.register_card(a.operator, card, a.bob.address, CardForm.SIM)
+        cash.mint(a.operator, a.bob.address, 3_000_00)
+        cap = cash.tier_limits(4).payment_cap
+        assert_reverts(
+            lambda: hardwallet.load(a.bob, card, cap + 1),
+            "TierPaymentCapExceeded",
+            a.bob.address,
+            cap,
+            cap + 1,
+        )
+
+    def test_reverts_on_zero_amount(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        assert_reverts(lambda: hardwallet.load(setup.a.alice, setup.card.address, 0), "HardWalletZeroAmount")
+
+
+class TestSettle:
+    def test_settles_and_pays_the_merchant(
+        self, w3: Web3, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        signed = [s.terminal.charge(s.card, amount) for amount in (12_50, 30_00, 7_25)]
+        result = hardwallet.settle(s.a.outsider, signed)
+        assert [o.outcome for o in result.outcomes] == [Outcome.SETTLED] * 3
+        assert [o.counter for o in result.outcomes] == [1, 2, 3]
+        batch = result.tx.named("BatchProcessed")[0]
+        assert (batch["size"], batch["settled"], batch["duplicates"]) == (3, 3, 0)
+        assert cash.balance_of(s.a.gym.address) == 49_75
+        info = hardwallet.card(s.card.address)
+        assert (info.reserve, info.settled) == (LOADED - 49_75, 49_75)
+        assert all(hardwallet.is_counter_used(s.card.address, c) for c in (1, 2, 3))
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_python_digest_and_domain_match_the_contract(
+        self, w3: Web3, setup: Setup, hardwallet: HardWalletClient
+    ) -> None:
+        p = Payment(setup.card.address, setup.a.gym.address, 1_23, 42, 1_700_000_000)
+        assert hardwallet.digest_on_chain(p) == p.digest(setup.domain)
+        sep = bytes(hardwallet.contract.functions.domainSeparator().call())
+        assert sep == setup.domain.separator() and setup.domain.chain_id == w3.eth.chain_id
+
+    def test_the_same_batch_twice_changes_nothing(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        signed = [s.terminal.charge(s.card, 10_00) for _ in range(3)]
+        hardwallet.settle(s.a.outsider, signed)
+        before = (hardwallet.card(s.card.address), cash.balance_of(s.a.gym.address))
+        again = hardwallet.settle(s.a.outsider, signed)
+        assert [o.outcome for o in again.outcomes] == [Outcome.DUPLICATE] * 3
+        assert (hardwallet.card(s.card.address), cash.balance_of(s.a.gym.address)) == before
+        assert again.tx.named("BatchProcessed")[0]["duplicates"] == 3
+
+    def test_a_payment_repeated_in_one_batch_pays_once(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        p = s.terminal.charge(s.card, 10_00)
+        result = hardwallet.settle(s.a.outsider, [p, p, p])
+        assert [o.outcome for o in result.outcomes] == [Outcome.SETTLED, Outcome.DUPLICATE, Outcome.DUPLICATE]
+        assert cash.balance_of(s.a.gym.address) == 10_00
+
+    def test_the_same_payment_from_two_terminals_pays_once(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        second = Terminal(s.a.gym.address, s.domain)
+        p = s.terminal.charge(s.card, 20_00)
+        second.accept(p)  # the queue was copied to the other terminal
+        first_outcomes = s.terminal.upload_to_chain(hardwallet, s.a.outsider)
+        second_outcomes = second.upload_to_chain(hardwallet, s.a.carol)
+        assert [o.outcome for o in first_outcomes + second_outcomes] == [Outcome.SETTLED, Outcome.DUPLICATE]
+        assert cash.balance_of(s.a.gym.address) == 20_00 and s.terminal.pending == second.pending == []
+
+    def test_out_of_order_counters_from_several_terminals_all_settle(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        other = Terminal(s.a.gym.address, s.domain)
+        p1 = s.terminal.charge(s.card, 1_00)
+        p2 = other.charge(s.card, 2_00)
+        p3 = s.terminal.charge(s.card, 3_00)
+        p4 = other.charge(s.card, 4_00)
+        late = hardwallet.settle(s.a.outsider, [p4, p3])
+        early = hardwallet.settle(s.a.outsider, [p2, p1])
+        assert [o.outcome for o in late.outcomes + early.outcomes] == [Outcome.SETTLED] * 4
+        assert cash.balance_of(s.a.gym.address) == 10_00
+        # a huge counter from another bitmap word does not disturb the others
+        far = clone_pay(s, 5_00, 2**63)
+        assert hardwallet.settle(s.a.outsider, [far, p1]).outcomes[1].outcome is Outcome.DUPLICATE
+
+    def test_counter_reuse_with_other_content_is_a_duplicate(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        """A cloned card replays counter 1 to another merchant and amount: nothing moves."""
+        s = setup
+        hardwallet.settle(s.a.outsider, [s.terminal.charge(s.card, 10_00)])
+        reuse = clone_pay(s, 99_00, 1, merchant=s.a.gym.address)
+        result = hardwallet.settle(s.a.outsider, [reuse])
+        assert result.outcomes[0].outcome is Outcome.DUPLICATE
+        assert cash.balance_of(s.a.gym.address) == 10_00
+
+    def test_forged_signatures_are_rejected(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        good = s.card.sign_payment(s.a.gym.address, 10_00, 1)
+        p = good.payment
+        inflated = SignedPayment(Payment(p.card, p.merchant, 900_00, p.counter, p.time), good.signature)
+        redirected = SignedPayment(
+            Payment(p.card, s.a.carol.address, p.amount, p.counter, p.time), good.signature
+        )
+        impostor = sign_payment(b"\x0b" * 32, Payment(p.card, p.merchant, 10_00, 7, 1), s.domain)
+        garbage = SignedPayment(p, b"\x01" * 65)
+        short = SignedPayment(p, good.signature[:64])
+        high_s = SignedPayment(p, _malleate(good.signature))
+        result = hardwallet.settle(s.a.outsider, [inflated, redirected, impostor, garbage, short, high_s])
+        assert [(o.outcome, o.reason) for o in result.outcomes] == [
+            (Outcome.REJECTED, RejectReason.INVALID_SIGNATURE)
+        ] * 6
+        assert cash.balance_of(s.a.gym.address) == 0
+        assert not hardwallet.is_counter_used(p.card, p.counter)
+        assert hardwallet.settle(s.a.outsider, [good]).outcomes[0].outcome is Outcome.SETTLED
+
+    def test_a_signature_for_another_chain_or_contract_is_rejected(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        payment = Payment(s.card.address, s.a.gym.address, 10_00, 1, 1)
+        other_chain = sign_payment(
+            KEY, payment, PaymentDomain(s.domain.chain_id + 1, s.domain.verifying_contract)
+        )
+        other_contract = sign_payment(
+            KEY, payment, PaymentDomain(s.domain.chain_id, hardwallet.contract.functions.cash().call())
+        )
+        result = hardwallet.settle(s.a.outsider, [other_chain, other_contract])
+        assert [o.reason for o in result.outcomes] == [RejectReason.INVALID_SIGNATURE] * 2
+        assert cash.balance_of(s.a.gym.address) == 0
+
+    def test_over_the_offline_cap_is_rejected(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        """A genuine card refuses to sign above its cap; a tampered one is refused at settlement."""
+        s = setup
+        cap = hardwallet.limits().offline_cap
+        over, at = clone_pay(s, cap + 1, 1), clone_pay(s, cap, 2)
+        result = hardwallet.settle(s.a.outsider, [over, at])
+        assert [(o.outcome, o.reason) for o in result.outcomes] == [
+            (Outcome.REJECTED, RejectReason.OVER_OFFLINE_CAP),
+            (Outcome.SETTLED, RejectReason.NONE),
+        ]
+        assert not hardwallet.is_counter_used(s.card.address, 1)
+        assert cash.balance_of(s.a.gym.address) == cap
+
+    def test_unknown_card_and_zero_amount_are_rejected(
+        self, setup: Setup, hardwallet: HardWalletClient
+    ) -> None:
+        s = setup
+        stranger = b"\x0c" * 32
+        unknown = sign_payment(
+            stranger, Payment(Account.from_key(stranger).address, s.a.gym.address, 1_00, 1, 1), s.domain
+        )
+        zero = clone_pay(s, 0, 1)
+        result = hardwallet.settle(s.a.outsider, [unknown, zero])
+        assert [o.reason for o in result.outcomes] == [RejectReason.UNKNOWN_CARD, RejectReason.ZERO_AMOUNT]
+        assert result.tx.named("BatchProcessed")[0]["rejected"] == 2
+
+    def test_a_merchant_that_cannot_receive_leaves_the_payment_for_later(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        p = s.terminal.charge(s.card, 10_00)
+        cash.freeze(s.a.regulator, s.a.gym.address)
+        refused = s.terminal.upload_to_chain(hardwallet, s.a.outsider)[0]
+        assert (refused.reason, refused.detail, refused.final) == (
+            RejectReason.MERCHANT_REFUSED,
+            selector("WalletFrozen(address)"),
+            False,
+        )
+        assert not hardwallet.is_counter_used(s.card.address, 1) and s.terminal.pending == [p]
+        assert hardwallet.card(s.card.address).reserve == LOADED
+        cash.unfreeze(s.a.regulator, s.a.gym.address)
+        assert s.terminal.upload_to_chain(hardwallet, s.a.outsider)[0].outcome is Outcome.SETTLED
+        assert s.terminal.pending == []
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_reverts_on_an_empty_or_oversized_batch(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        s = setup
+        assert_reverts(lambda: hardwallet.settle(s.a.outsider, []), "HardWalletBatchSize", 0, MAX_BATCH)
+        many = [clone_pay(s, 1, i + 1) for i in range(MAX_BATCH + 1)]
+        assert_reverts(
+            lambda: hardwallet.settle(s.a.outsider, many), "HardWalletBatchSize", MAX_BATCH + 1, MAX_BATCH
+        )
+
+    def test_a_full_batch_fits_in_a_block(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        result = hardwallet.settle(s.a.outsider, [clone_pay(s, 1_00, i + 1) for i in range(MAX_BATCH)])
+        assert result.count(Outcome.SETTLED) == MAX_BATCH
+        assert result.tx.gas_used < 8_000_000, result.tx.gas_used
+        assert cash.balance_of(s.a.gym.address) == MAX_BATCH * 1_00
+
+
+def _malleate(signature: bytes) -> bytes:
+    """The other valid-looking (high-s) form of a signature, which ECDSA.tryRecover refuses."""
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
+    return r + (n - s).to_bytes(32, "big") + bytes([55 - v])
+
+
+class TestClonedCard:
+    def test_over_spending_settles_what_is_covered_and_blocks_the_card(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        honest = s.terminal.charge(s.card, 600_00)  # counter 1
+        clone = [clone_pay(s, 300_00, 1_000), clone_pay(s, 300_00, 1_001), clone_pay(s, 50_00, 1_002)]
+        result = hardwallet.settle(s.a.outsider, [honest, *clone])
+        assert [(o.outcome, o.paid) for o in result.outcomes] == [
+            (Outcome.SETTLED, 600_00),
+            (Outcome.SETTLED, 300_00),
+            (Outcome.SHORTFALL, 100_00),
+            (Outcome.SHORTFALL, 0),
+        ]
+        blocked = result.tx.named("CardBlocked")
+        assert len(blocked) == 1 and blocked[0]["shortfall"] == 200_00
+        info = hardwallet.card(s.card.address)
+        assert (info.status, info.reserve, info.settled, info.shortfall) == (
+            CardStatus.BLOCKED,
+            0,
+            LOADED,
+            250_00,
+        )
+        assert cash.balance_of(s.a.gym.address) == LOADED
+        assert hardwallet.totals()["shortfall"] == 250_00
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_a_blocked_card_pays_nothing_more_and_cannot_be_loaded(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        hardwallet.settle(s.a.outsider, [clone_pay(s, 1_000_00, 1), clone_pay(s, 1_00, 2)])
+        again = hardwallet.settle(s.a.outsider, [clone_pay(s, 1_00, 2), clone_pay(s, 5_00, 3)])
+        assert [(o.outcome, o.paid) for o in again.outcomes] == [
+            (Outcome.DUPLICATE, 0),
+            (Outcome.SHORTFALL, 0),
+        ]
+        assert hardwallet.card(s.card.address).shortfall == 6_00
+        assert_reverts(
+            lambda: hardwallet.load(s.a.alice, s.card.address, 1_00),
+            "HardWalletWrongStatus",
+            s.card.address,
+            CardStatus.ACTIVE,
+            CardStatus.BLOCKED,
+        )
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+
+class TestLostCard:
+    def test_payments_signed_before_the_report_settle_within_the_grace_period(
+        self, w3: Web3, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        before = s.terminal.charge(s.card, 40_00)
+        event = hardwallet.report_lost(s.a.alice, s.card.address).named("CardReportedLost")[0]
+        grace = hardwallet.limits().grace_period
+        assert event["graceEndsAt"] == event["lostAt"] + grace
+        after = clone_pay(s, 10_00, 50, time=event["lostAt"] + 1)  # the thief, after the report
+        devtools.increase_time(w3, grace - 60)
+        result = hardwallet.settle(s.a.outsider, [before, after])
+        assert [(o.outcome, o.reason) for o in result.outcomes] == [
+            (Outcome.SETTLED, RejectReason.NONE),
+            (Outcome.REJECTED, RejectReason.CARD_LOST),
+        ]
+        assert cash.balance_of(s.a.gym.address) == 40_00
+
+    def test_after_the_grace_period_the_reserve_returns_to_the_holder(
+        self, w3: Web3, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        late = s.terminal.charge(s.card, 40_00)
+        lost = hardwallet.report_lost(s.a.alice, s.card.address).named("CardReportedLost")[0]
+        assert_reverts(
+            lambda: hardwallet.return_reserve(s.a.outsider, s.card.address),
+            "HardWalletGraceNotOver",
+            s.card.address,
+            lost["graceEndsAt"],
+        )
+        devtools.increase_time(w3, hardwallet.limits().grace_period + 1)
+        rejected = hardwallet.settle(s.a.outsider, [late]).outcomes[0]
+        assert rejected.reason is RejectReason.GRACE_EXPIRED
+        alice_before = cash.balance_of(s.a.alice.address)
+        returned = hardwallet.return_reserve(s.a.outsider, s.card.address).named("ReserveReturned")[0]
+        assert (returned["holder"], returned["amount"]) == (s.a.alice.address, LOADED)
+        assert cash.balance_of(s.a.alice.address) == alice_before + LOADED
+        info = hardwallet.card(s.card.address)
+        assert (info.status, info.reserve, info.refunded) == (CardStatus.CLOSED, 0, LOADED)
+        assert hardwallet.settle(s.a.outsider, [late]).outcomes[0].reason is RejectReason.CARD_CLOSED
+        assert_reverts(
+            lambda: hardwallet.return_reserve(s.a.outsider, s.card.address),
+            "HardWalletWrongStatus",
+            s.card.address,
+            CardStatus.LOST,
+            CardStatus.CLOSED,
+        )
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_settled_before_and_after_report_then_refund_conserve(
+        self, w3: Web3, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        first, second = s.terminal.charge(s.card, 100_00), s.terminal.charge(s.card, 50_00)
+        hardwallet.settle(s.a.outsider, [first])
+        hardwallet.report_lost(s.a.alice, s.card.address)
+        hardwallet.settle(s.a.outsider, [second])
+        devtools.increase_time(w3, hardwallet.limits().grace_period + 1)
+        hardwallet.return_reserve(s.a.alice, s.card.address)
+        info = hardwallet.card(s.card.address)
+        assert (info.settled, info.refunded) == (150_00, LOADED - 150_00)
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_the_operator_may_report_for_the_holder_but_nobody_else(
+        self, setup: Setup, hardwallet: HardWalletClient
+    ) -> None:
+        s = setup
+        assert_reverts(
+            lambda: hardwallet.report_lost(s.a.bob, s.card.address),
+            "HardWalletNotHolder",
+            s.card.address,
+            s.a.bob.address,
+        )
+        hardwallet.report_lost(s.a.operator, s.card.address)
+        assert hardwallet.card(s.card.address).status is CardStatus.LOST
+        assert_reverts(
+            lambda: hardwallet.report_lost(s.a.alice, s.card.address),
+            "HardWalletWrongStatus",
+            s.card.address,
+            CardStatus.ACTIVE,
+            CardStatus.LOST,
+        )
+
+    def test_a_lost_card_cannot_be_loaded(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        s = setup
+        hardwallet.report_lost(s.a.alice, s.card.address)
+        assert_reverts(
+            lambda: hardwallet.load(s.a.alice, s.card.address, 1_00),
+            "HardWalletWrongStatus",
+            s.card.address,
+            CardStatus.ACTIVE,
+            CardStatus.LOST,
+        )
+
+    def test_a_refund_to_a_frozen_holder_waits(
+        self, w3: Web3, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        hardwallet.report_lost(s.a.alice, s.card.address)
+        devtools.increase_time(w3, hardwallet.limits().grace_period + 1)
+        cash.freeze(s.a.regulator, s.a.alice.address)
+        assert_reverts(
+            lambda: hardwallet.return_reserve(s.a.outsider, s.card.address), "WalletFrozen", s.a.alice.address
+        )
+        assert hardwallet.card(s.card.address).status is CardStatus.LOST
+        cash.unfreeze(s.a.regulator, s.a.alice.address)
+        hardwallet.return_reserve(s.a.outsider, s.card.address)
+        assert hardwallet.card(s.card.address).refunded == LOADED
+
+
+class TestLimits:
+    def test_operator_sets_limits_with_an_event(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        event = hardwallet.set_limits(setup.a.operator, 200_00, 2_000_00, 2 * DAY).named("LimitsChanged")[0]
+        assert (event["offlineCap"], event["reserveCap"], event["gracePeriod"]) == (200_00, 2_000_00, 2 * DAY)
+        limits = hardwallet.limits()
+        assert (limits.offline_cap, limits.reserve_cap, limits.grace_period) == (200_00, 2_000_00, 2 * DAY)
+
+    def test_a_reported_card_keeps_its_grace_period(
+        self, w3: Web3, setup: Setup, hardwallet: HardWalletClient
+    ) -> None:
+        s = setup
+        lost = hardwallet.report_lost(s.a.alice, s.card.address).named("CardReportedLost")[0]
+        hardwallet.set_limits(s.a.operator, 1_000_00, 10_000_00, 30 * DAY)
+        assert hardwallet.card(s.card.address).grace_ends_at == lost["graceEndsAt"]
+
+    def test_reverts_on_limits_out_of_range(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        op = setup.a.operator
+        for offline, reserve, grace in (
+            (0, 1, DAY),
+            (10, 9, DAY),
+            (10, 2**128, DAY),
+            (10, 10, 60),
+            (10, 10, 31 * DAY),
+        ):
+            assert_reverts(
+                lambda o=offline, r=reserve, g=grace: hardwallet.set_limits(op, o, r, g),
+                "HardWalletInvalidLimits",
+                offline,
+                reserve,
+                grace,
+            )
+
+    def test_reverts_when_caller_is_not_the_operator(
+        self, setup: Setup, hardwallet: HardWalletClient
+    ) -> None:
+        role = hardwallet.contract.functions.OPERATOR_ROLE().call()
+        assert_reverts(
+            lambda: hardwallet.set_limits(setup.a.alice, 1, 1, DAY),
+            "AccessControlUnauthorizedAccount",
+            setup.a.alice.address,
+            role,
+        )
+
+
+class TestDeployment:
+    def test_settlement_is_a_cap_exempt_wallet_and_quickpay_holds_nothing(
+        self, manifest: Manifest, cash: CashClient, hardwallet: HardWalletClient
+    ) -> None:
+        info = cash.wallet(hardwallet.contract.address)
+        assert info.kind == Kind.INSTITUTION and info.cap_exempt
+        assert cash.wallet(manifest.address("QuickPay")).kind == Kind.NONE
+        role = hardwallet.contract.functions.OPERATOR_ROLE().call()
+        assert hardwallet.contract.functions.hasRole(role, dev_account(1).address).call()

@@ -1,0 +1,344 @@
+"""Stateful property test of hard-wallet settlement (Solmate-style invariants with ghost state).
+
+Two cards (a plastic card and a wearable) held by two people; two merchants. Random loads, honest
+payments signed by the simulated secure element, payments signed by a clone of the card (fresh or
+reused counters, amounts above the offline cap or the reserve), forged signatures, uploads of
+random batches (with repeats, in any order), loss reports, clock moves across the grace period,
+reserve returns and merchant freezes run against the chain and a Python model. Every outcome is
+predicted before the call: the outcome of each payment of a batch, or the exact custom error.
+
+After every step, per card: loaded == settled + refunded + reserve, the reserve is never negative
+and every field equals the model; the contract holds exactly the sum of the reserves; merchants
+hold exactly what the model paid them, so nothing was paid twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from chain import devtools
+from chain.accounts import dev_account
+from chain.backends import in_process
+from chain.clients.hardwallet import (
+    CardForm,
+    CardStatus,
+    HardWalletClient,
+    Outcome,
+    Payment,
+    RejectReason,
+    SignedPayment,
+    sign_payment,
+)
+from chain.clients.token import CashClient, Kind
+from chain.deploy import deploy_all
+from chain.exceptions import ContractError
+from chain.sender import TxResult
+from tests.conftest import identity
+from wallets.hardwallet import CardRefused, HardWallet
+
+HOUR, DAY = 3_600, 86_400
+OPERATOR, REGULATOR, KEEPER = dev_account(1), dev_account(2), dev_account(3)
+HOLDERS = [dev_account(4), dev_account(5)]
+MERCHANTS = [dev_account(6), dev_account(7)]
+CARD_KEYS = [bytes([0xC1]) * 32, bytes([0xC2]) * 32]
+FORMS = [CardForm.CARD, CardForm.WEARABLE]
+OFFLINE_CAP, RESERVE_CAP, GRACE = 300_00, 1_000_00, DAY
+OPENING = 50_000_00
+STRANGER_KEY = b"\x5a" * 32
+
+Expected = tuple[str, tuple[Any, ...]] | None
+_base: dict[str, Any] = {}
+
+
+def base_chain() -> tuple[HardWalletClient, CashClient, Any]:
+    if not _base:
+        w3 = in_process()
+        vars(w3.provider.ethereum_tester.backend.chain).pop("gas_estimator", None)  # see the prepaid test
+        manifest = deploy_all(w3)
+        cash = CashClient(w3, manifest)
+        hw = HardWalletClient(w3, manifest, cash.tx)
+        hw.set_limits(OPERATOR, OFFLINE_CAP, RESERVE_CAP, GRACE)
+        for i, holder in enumerate(HOLDERS):
+            cash.register(OPERATOR, holder.address, Kind.PERSONAL, 2, 0, identity(f"holder{i}"))
+            cash.mint(OPERATOR, holder.address, OPENING)
+            hw.approve(holder, 2**255)
+            card = Account.from_key(CARD_KEYS[i]).address
+            hw.register_card(OPERATOR, card, holder.address, FORMS[i])
+        for i, merchant in enumerate(MERCHANTS):
+            cash.register(OPERATOR, merchant.address, Kind.MERCHANT, 2, 5411, identity(f"merchant{i}"))
+        _base["clients"] = hw, cash
+        _base["snap"] = devtools.snapshot(w3)
+    return *_base["clients"], _base["snap"]
+
+
+@dataclass
+class CardModel:
+    holder: str
+    se: HardWallet  # the genuine card
+    status: CardStatus = CardStatus.ACTIVE
+    loaded: int = 0
+    settled: int = 0
+    refunded: int = 0
+    reserve: int = 0
+    shortfall: int = 0
+    lost_at: int = 0
+    grace_ends_at: int = 0
+    used: set[int] = field(default_factory=set)
+    clone_counter: int = 1_000
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    signed: SignedPayment
+    valid: bool  # False: the signature does not match the payment
+
+
+class HardWalletMachine(RuleBasedStateMachine):
+    @initialize(opening=st.tuples(st.integers(100_00, RESERVE_CAP), st.integers(100_00, RESERVE_CAP)))
+    def start(self, opening: tuple[int, int]) -> None:
+        """Revert to the base chain; both holders load their card."""
+        self.hw, self.cash, snap = base_chain()
+        self.w3 = self.cash.w3
+        devtools.revert(self.w3, snap)
+        _base["snap"] = devtools.snapshot(self.w3)  # eth-tester snapshots are single-use
+        self.cash.tx.nonces.reset()
+        domain = self.hw.domain
+        self.cards = [
+            CardModel(
+                HOLDERS[i].address, HardWallet(CARD_KEYS[i], domain, form=FORMS[i], offline_cap=OFFLINE_CAP)
+            )
+            for i in range(2)
+        ]
+        self.by_address = {c.se.address: c for c in self.cards}
+        self.merchant_balance = {m.address: 0 for m in MERCHANTS}
+        self.frozen: set[str] = set()
+        self.pool: list[Uploaded] = []
+        for i, amount in enumerate(opening):
+            c = self.cards[i]
+            self.hw.load(HOLDERS[i], c.se.address, amount, approve=False)
+            c.loaded = c.reserve = amount
+            c.se.credit(amount)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        """The block.timestamp the next transaction will see."""
+        return int(self.w3.provider.ethereum_tester.get_block_by_number("pending")["timestamp"])
+
+    def _run(self, what: str, call: Callable[[], TxResult], expected: Expected) -> TxResult | None:
+        event(f"{what}: {expected[0] if expected else 'ok'}")
+        try:
+            result = call()
+        except ContractError as exc:
+            assert (exc.name, exc.args_tuple) == expected, f"{what}: expected {expected}, got {exc.signature}"
+            return None
+        assert expected is None, f"{what}: expected {expected}, but the call succeeded"
+        return result
+
+    def _predict(self, up: Uploaded, now: int) -> tuple[Outcome, RejectReason, int]:
+        """Outcome, reason and amount paid for one payment; applies it to the model."""
+        p = up.signed.payment
+        c = self.by_address.get(p.card)
+        if c is None:
+            return Outcome.REJECTED, RejectReason.UNKNOWN_CARD, 0
+        if not up.valid:
+            return Outcome.REJECTED, RejectReason.INVALID_SIGNATURE, 0
+        if p.counter in c.used:
+            return Outcome.DUPLICATE, RejectReason.NONE, 0
+        if p.amount == 0:
+            return Outcome.REJECTED, RejectReason.ZERO_AMOUNT, 0
+        if p.amount > OFFLINE_CAP:
+            return Outcome.REJECTED, RejectReason.OVER_OFFLINE_CAP, 0
+        if c.status is CardStatus.CLOSED:
+            return Outcome.REJECTED, RejectReason.CARD_CLOSED, 0
+        if c.status is CardStatus.LOST:
+            if p.time > c.lost_at:
+                return Outcome.REJECTED, RejectReason.CARD_LOST, 0
+            if now > c.grace_ends_at:
+                return Outcome.REJECTED, RejectReason.GRACE_EXPIRED, 0
+        covered = min(p.amount, c.reserve)
+        if covered > 0 and p.merchant in self.frozen:
+            return Outcome.REJECTED, RejectReason.MERCHANT_REFUSED, 0
+        c.used.add(p.counter)
+        c.reserve -= covered
+        c.settled += covered
+        self.merchant_balance[p.merchant] += covered
+        if covered == p.amount:
+            return Outcome.SETTLED, RejectReason.NONE, covered
+        c.shortfall += p.amount - covered
+        if c.status is CardStatus.ACTIVE:
+            c.status = CardStatus.BLOCKED
+        return Outcome.SHORTFALL, RejectReason.NONE, covered
+
+    # -- holders ---------------------------------------------------------------------------
+
+    @rule(i=st.integers(0, 1), amount=st.integers(1, 1_200_00))
+    def load(self, i: int, amount: int) -> None:
+        c = self.cards[i]
+        expected: Expected = None
+        if c.status is not CardStatus.ACTIVE:
+            expected = ("HardWalletWrongStatus", (c.se.address, CardStatus.ACTIVE, c.status))
+        elif c.reserve + amount > RESERVE_CAP:
+            expected = ("HardWalletReserveCapExceeded", (c.se.address, RESERVE_CAP, c.reserve + amount))
+        holder = HOLDERS[i]
+        if self._run("load", lambda: self.hw.load(holder, c.se.address, amount, approve=False), expected):
+            c.loaded += amount
+            c.reserve += amount
+            c.se.credit(amount)
+
+    @precondition(lambda self: len(self.pool) >= 3)  # lose cards later rather than sooner
+    @rule(i=st.integers(0, 1), by_operator=st.booleans())
+    def report_lost(self, i: int, by_operator: bool) -> None:
+        c = self.cards[i]
+        expected: Expected = None
+        if c.status not in (CardStatus.ACTIVE, CardStatus.BLOCKED):
+            expected = ("HardWalletWrongStatus", (c.se.address, CardStatus.ACTIVE, c.status))
+        who = OPERATOR if by_operator else HOLDERS[i]
+        result = self._run("report lost", lambda: self.hw.report_lost(who, c.se.address), expected)
+        if result:
+            e = result.named("CardReportedLost")[0]
+            c.status, c.lost_at, c.grace_ends_at = CardStatus.LOST, e["lostAt"], e["graceEndsAt"]
+            assert c.grace_ends_at == c.lost_at + GRACE
+
+    @rule(i=st.integers(0, 1))
+    def return_reserve(self, i: int) -> None:
+        c = self.cards[i]
+        expected: Expected = None
+        if c.status is not CardStatus.LOST:
+            expected = ("HardWalletWrongStatus", (c.se.address, CardStatus.LOST, c.status))
+        elif self._now() <= c.grace_ends_at:
+            expected = ("HardWalletGraceNotOver", (c.se.address, c.grace_ends_at))
+        if self._run("return reserve", lambda: self.hw.return_reserve(KEEPER, c.se.address), expected):
+            c.refunded += c.reserve
+            c.reserve = 0
+            c.status = CardStatus.CLOSED
+
+    # -- at the counter --------------------------------------------------------------------
+
+    @rule(i=st.integers(0, 1), m=st.integers(0, 1), amount=st.integers(1, 350_00))
+    def honest_payment(self, i: int, m: int, amount: int) -> None:
+        try:
+            signed = self.cards[i].se.sign_payment(MERCHANTS[m].address, amount, self._now())
+        except CardRefused as exc:
+            event(f"card refused: {type(exc).__name__}")
+            return
+        self.pool.append(Uploaded(signed, True))
+
+    @rule(
+        i=st.integers(0, 1),
+        m=st.integers(0, 1),
+        amount=st.integers(0, 400_00),
+        reuse=st.booleans(),
+        back=st.sampled_from([0, 0, HOUR, 2 * DAY]),
+    )
+    def clone_payment(self, i: int, m: int, amount: int, reuse: bool, back: int) -> None:
+        """A clone of card i: no balance, no cap; reuses a genuine counter or counts on its own."""
+        c = self.cards[i]
+        if reuse and c.se.counter:
+            counter = 1 + amount % c.se.counter
+        else:
+            c.clone_counter += 1
+            counter = c.clone_counter
+        payment = Payment(c.se.address, MERCHANTS[m].address, amount, counter, max(self._now() - back, 0))
+        self.pool.append(Uploaded(sign_payment(CARD_KEYS[i], payment, self.hw.domain), True))
+
+    @precondition(lambda self: self.pool)
+    @rule(data=st.data(), stranger=st.booleans())
+    def forged_payment(self, data: st.DataObject, stranger: bool) -> None:
+        """Alter a collected payment (same signature), or sign as an unregistered card."""
+        if stranger:
+            card = Account.from_key(STRANGER_KEY).address
+            p = Payment(card, MERCHANTS[0].address, 1_00, 1, self._now())
+            self.pool.append(Uploaded(sign_payment(STRANGER_KEY, p, self.hw.domain), True))
+            return
+        base = data.draw(st.sampled_from(self.pool)).signed
+        p = base.payment
+        altered = Payment(p.card, p.merchant, p.amount + 1, p.counter, p.time)
+        self.pool.append(Uploaded(SignedPayment(altered, base.signature), False))
+
+    # -- terminals -------------------------------------------------------------------------
+
+    @precondition(lambda self: self.pool)
+    @rule(data=st.data())
+    def upload(self, data: st.DataObject) -> None:
+        """A batch of collected payments, in any order, repeats allowed (several terminals)."""
+        indices = data.draw(st.lists(st.integers(0, len(self.pool) - 1), min_size=1, max_size=6))
+        batch = [self.pool[k] for k in indices]
+        now = self._now()
+        predicted = [self._predict(up, now) for up in batch]
+        result = self.hw.settle(KEEPER, [up.signed for up in batch])
+        got = [(o.outcome, o.reason, o.paid) for o in result.outcomes]
+        assert got == predicted, f"batch {indices}: predicted {predicted}, got {got}"
+        for outcome, reason, _ in predicted:
+            event(f"payment: {outcome.value} {reason.name if reason else ''}".strip())
+
+    @precondition(lambda self: self.pool)
+    @rule(k=st.integers(1, 4))
+    def upload_recent(self, k: int) -> None:
+        """The usual terminal: upload what it collected last."""
+        batch = self.pool[-k:]
+        now = self._now()
+        predicted = [self._predict(up, now) for up in batch]
+        result = self.hw.settle(KEEPER, [up.signed for up in batch])
+        got = [(o.outcome, o.reason, o.paid) for o in result.outcomes]
+        assert got == predicted, f"last {k}: predicted {predicted}, got {got}"
+        for outcome, reason, _ in predicted:
+            event(f"payment: {outcome.value} {reason.name if reason else ''}".strip())
+
+    # -- regulator and the clock -----------------------------------------------------------
+
+    @rule(m=st.integers(0, 1))
+    def toggle_merchant_freeze(self, m: int) -> None:
+        merchant = MERCHANTS[m].address
+        if merchant in self.frozen:
+            self.cash.unfreeze(REGULATOR, merchant)
+            self.frozen.discard(merchant)
+        else:
+            self.cash.freeze(REGULATOR, merchant)
+            self.frozen.add(merchant)
+
+    @rule(seconds=st.sampled_from([60, 6 * HOUR, GRACE - 30, GRACE + 1]))
+    def advance_time(self, seconds: int) -> None:
+        devtools.increase_time(self.w3, seconds)
+
+    # -- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def per_card_conservation(self) -> None:
+        reserves = 0
+        for c in self.cards:
+            info = self.hw.card(c.se.address)
+            assert info.loaded == info.settled + info.refunded + info.reserve, info
+            assert info.reserve >= 0 and info.reserve <= RESERVE_CAP
+            assert (info.status, info.loaded, info.settled, info.refunded, info.reserve, info.shortfall) == (
+                c.status,
+                c.loaded,
+                c.settled,
+                c.refunded,
+                c.reserve,
+                c.shortfall,
+            )
+            reserves += info.reserve
+        totals = self.hw.totals()
+        assert self.cash.balance_of(self.hw.contract.address) == totals["reserve"] == reserves
+        assert totals["shortfall"] == sum(c.shortfall for c in self.cards)
+
+    @invariant()
+    def nothing_paid_twice(self) -> None:
+        for merchant, paid in self.merchant_balance.items():
+            assert self.cash.balance_of(merchant) == paid
+        assert sum(self.merchant_balance.values()) == sum(c.settled for c in self.cards)
+
+
+TestHardWalletInvariants = HardWalletMachine.TestCase
+
+# The fast profile's 6 x 20 steps rarely reach a loss report followed by the grace period's end.
+if settings.default.max_examples < 10:
+    TestHardWalletInvariants.settings = settings(settings.default, max_examples=8, stateful_step_count=30)

@@ -1,0 +1,239 @@
+"""A hard wallet (IC card, SIM-card wallet, wearable) simulated as a secure element.
+
+:class:`HardWallet` behaves like the chip of an e-CNY hard wallet:
+
+- it holds a secp256k1 key that no method returns (not ``repr``, not pickling, not copying); the
+  only ways out are signatures and :meth:`HardWallet.save`, which encrypts the whole card image
+  under a password (for a demo terminal that reuses cards);
+- every signature increments a monotonic counter, which the settlement contract uses to reject a
+  payment uploaded twice;
+- it tracks its offline balance and refuses to sign beyond it, or above its offline single-payment
+  cap;
+- it signs EIP-712 ``Payment`` messages (card, merchant, amount, counter, time) bound to one chain
+  id and one settlement contract (:class:`chain.clients.hardwallet.PaymentDomain`), so a signature
+  is worthless on any other chain or contract.
+
+A real card's top-up command is authenticated by the issuer; here :meth:`HardWallet.credit` is
+simply called once the on-chain load is confirmed. The settlement contract never trusts the card:
+a restored old image (rolled-back counter) or a cloned card only produces duplicates and, beyond
+the card's reserve, a recorded shortfall and a blocked card.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time as _time
+from collections.abc import Mapping
+from typing import Any, Final, NoReturn
+
+from eth_keys import keys
+from eth_keys.exceptions import ValidationError as KeyValidationError
+from eth_utils import to_checksum_address
+
+from chain.clients.hardwallet import CardForm, Payment, PaymentDomain, SignedPayment, sign_payment
+from wallets import keystore
+
+__all__ = [
+    "CardForm",
+    "CardRefused",
+    "HardWallet",
+    "HardWalletError",
+    "InsufficientOfflineBalance",
+    "OverOfflineCap",
+]
+
+KIND_CARD: Final = "xcpay-hardwallet"
+DEFAULT_OFFLINE_CAP: Final = 1_000_00  # fen; HardWalletSettlement's default offlineCap
+_IMAGE_VERSION: Final = 1
+
+
+class HardWalletError(Exception):
+    """Root of hard-wallet failures."""
+
+
+class CardRefused(HardWalletError):
+    """The card refused to sign; nothing changed (no counter used, no balance spent)."""
+
+
+class OverOfflineCap(CardRefused):
+    def __init__(self, cap: int, amount: int) -> None:
+        super().__init__(f"{amount} fen is above the offline single-payment cap of {cap} fen")
+        self.cap, self.amount = cap, amount
+
+
+class InsufficientOfflineBalance(CardRefused):
+    def __init__(self, balance: int, amount: int) -> None:
+        super().__init__(f"{amount} fen is above the card's offline balance of {balance} fen")
+        self.balance, self.amount = balance, amount
+
+
+class HardWallet:
+    """A secure element: a hidden key, a monotonic counter, an offline balance and cap."""
+
+    __slots__ = ("__key", "__lock", "_balance", "_cap", "_counter", "_domain", "_form", "address", "serial")
+
+    def __init__(
+        self,
+        private_key: bytes,
+        domain: PaymentDomain,
+        *,
+        form: CardForm = CardForm.CARD,
+        offline_cap: int = DEFAULT_OFFLINE_CAP,
+        serial: str | None = None,
+        counter: int = 0,
+        offline_balance: int = 0,
+    ) -> None:
+        """Personalise a card with ``private_key`` (the issuer's injection; use :meth:`issue` to
+        have the card generate its own)."""
+        if offline_cap <= 0 or counter < 0 or offline_balance < 0:
+            raise ValueError("offline cap must be positive; counter and balance not negative")
+        self.__key = keys.PrivateKey(bytes(private_key))
+        self.__lock = threading.Lock()
+        #: The card's public address: what the operator registers on chain.
+        self.address: str = self.__key.public_key.to_checksum_address()
+        self.serial: str = serial or f"HW-{secrets.token_hex(6).upper()}"
+        self._form = CardForm(form)
+        self._domain = PaymentDomain(domain.chain_id, to_checksum_address(domain.verifying_contract))
+        self._cap = offline_cap
+        self._counter = counter
+        self._balance = offline_balance
+
+    @classmethod
+    def issue(
+        cls,
+        domain: PaymentDomain,
+        *,
+        form: CardForm = CardForm.CARD,
+        offline_cap: int = DEFAULT_OFFLINE_CAP,
+        serial: str | None = None,
+    ) -> HardWallet:
+        """A new card whose key is generated inside it and never leaves it."""
+        while True:
+            raw = secrets.token_bytes(32)
+            try:
+                keys.PrivateKey(raw)
+            except KeyValidationError:  # the rare out-of-range scalar: draw again
+                continue
+            return cls(raw, domain, form=form, offline_cap=offline_cap, serial=serial)
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def form(self) -> CardForm:
+        return self._form
+
+    @property
+    def domain(self) -> PaymentDomain:
+        return self._domain
+
+    @property
+    def counter(self) -> int:
+        """The counter of the last signature (0: none yet). It only ever grows."""
+        return self._counter
+
+    @property
+    def offline_balance(self) -> int:
+        return self._balance
+
+    @property
+    def offline_cap(self) -> int:
+        return self._cap
+
+    def credit(self, amount: int) -> None:
+        """Top up the offline balance by ``amount`` fen, once the on-chain load is confirmed."""
+        if amount <= 0:
+            raise ValueError("a top-up must be positive")
+        with self.__lock:
+            self._balance += amount
+
+    # -- signing ---------------------------------------------------------------------------
+
+    def sign_payment(self, merchant: str, amount: int, time: int | None = None) -> SignedPayment:
+        """Sign a payment of ``amount`` fen to ``merchant`` at ``time`` (the terminal's clock, Unix
+        seconds). Uses the next counter and spends the offline balance; refuses (changing nothing)
+        above the offline cap or the balance."""
+        if amount <= 0:
+            raise CardRefused("a payment must be positive")
+        when = int(_time.time()) if time is None else int(time)
+        with self.__lock:
+            if amount > self._cap:
+                raise OverOfflineCap(self._cap, amount)
+            if amount > self._balance:
+                raise InsufficientOfflineBalance(self._balance, amount)
+            payment = Payment(self.address, to_checksum_address(merchant), amount, self._counter + 1, when)
+            signed = sign_payment(self.__key.to_bytes(), payment, self._domain)
+            self._counter += 1
+            self._balance -= amount
+        return signed
+
+    # -- save and restore ------------------------------------------------------------------
+
+    def save(
+        self,
+        password: str | bytes,
+        *,
+        cipher: str = keystore.DEFAULT_CIPHER,
+        scrypt_n: int = keystore.DEFAULT_SCRYPT_N,
+    ) -> dict[str, Any]:
+        """The whole card image (key, counter, balance, cap, form, domain), encrypted."""
+        with self.__lock:
+            image = {
+                "v": _IMAGE_VERSION,
+                "key": self.__key.to_hex(),
+                "serial": self.serial,
+                "form": int(self._form),
+                "chain_id": self._domain.chain_id,
+                "settlement": self._domain.verifying_contract,
+                "offline_cap": self._cap,
+                "counter": self._counter,
+                "balance": self._balance,
+            }
+        plaintext = json.dumps(image, sort_keys=True).encode()
+        return keystore.seal(
+            plaintext, password, kind=KIND_CARD, cipher=cipher, scrypt_n=scrypt_n, address=self.address
+        )
+
+    @classmethod
+    def restore(cls, doc: Mapping[str, Any] | str | bytes, password: str | bytes) -> HardWallet:
+        """A card from an image made by :meth:`save`; raises a :class:`keystore.KeystoreError`."""
+        plaintext = keystore.unseal(doc, password, kind=KIND_CARD)
+        try:
+            image = json.loads(plaintext)
+            if image["v"] != _IMAGE_VERSION:
+                raise keystore.UnsupportedKeystore(f"card image version {image['v']!r}")
+            card = cls(
+                bytes.fromhex(str(image["key"]).removeprefix("0x")),
+                PaymentDomain(int(image["chain_id"]), str(image["settlement"])),
+                form=CardForm(image["form"]),
+                offline_cap=int(image["offline_cap"]),
+                serial=str(image["serial"]),
+                counter=int(image["counter"]),
+                offline_balance=int(image["balance"]),
+            )
+        except keystore.KeystoreError:
+            raise
+        except Exception as exc:  # authenticated but not a card image: not ours
+            raise keystore.KeystoreCorrupt(f"not a valid card image: {exc}") from None
+        declared = keystore.address_of(doc)
+        if declared is not None and declared != card.address:
+            raise keystore.KeystoreTampered("the card image does not match its address")
+        return card
+
+    # -- the key stays inside --------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return (
+            f"HardWallet({self.serial}, {self._form.name.lower()}, {self.address}, counter={self._counter}, "
+            f"offline_balance={self._balance})"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a hard wallet cannot be pickled; use save() for an encrypted image")
+
+    def __copy__(self) -> NoReturn:
+        raise TypeError("a hard wallet cannot be copied")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NoReturn:
+        raise TypeError("a hard wallet cannot be copied")

@@ -121,6 +121,13 @@ def _deploy_collective(d: Deployment) -> None:
     d.grant(fund, "TOWNSHIP_ROLE", d.roles.regulator)  # the township creates collectives
 
 
+def _deploy_vouchers(d: Deployment) -> None:
+    programmes = d.deploy(
+        "VoucherProgrammes", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry")
+    )
+    register_contract_wallet(d, programmes, "VoucherProgrammes")
+
+
 def _deploy_hardwallet(d: Deployment) -> None:
     settlement = d.deploy(
         "HardWalletSettlement",
@@ -147,6 +154,7 @@ FAMILIES: list[Family] = [
     Family("prepaid", ("PrepaidEscrow",), _deploy_prepaid),
     Family("disburse", ("Disbursement",), _deploy_disburse),
     Family("collective", ("CollectiveFund",), _deploy_collective),
+    Family("vouchers", ("VoucherProgrammes",), _deploy_vouchers),
     Family("hardwallet", ("HardWalletSettlement", "QuickPay"), _deploy_hardwallet),
 ]
 

@@ -130,6 +130,14 @@ def collective(w3: Web3, manifest: Manifest, cash: CashClient) -> CollectiveClie
     return CollectiveClient(w3, manifest, cash.tx)
 
 
+from chain.clients.vouchers import VoucherClient  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def vouchers(w3: Web3, manifest: Manifest, cash: CashClient) -> VoucherClient:
+    return VoucherClient(w3, manifest, cash.tx)
+
+
 from chain.clients.hardwallet import HardWalletClient, QuickPayClient  # noqa: E402
 
 

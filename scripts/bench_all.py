@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.benchlib import environment  # noqa: E402
 
-SCRIPTS = ["bench_token", "bench_operator", "bench_prepaid", "bench_disburse"]
+SCRIPTS = ["bench_token", "bench_operator", "bench_prepaid", "bench_disburse", "bench_gateway"]
 OUT = ROOT / "bench"
 
 

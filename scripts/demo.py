@@ -4,13 +4,17 @@
 People, merchants and institutions are registered across tiers and given cash; a gym takes prepaid
 packages under supervision, closes, and its customers are refunded; a gig platform pays its workers
 by batch with maker-checker approval; residents pay the canteen's payment code, one from a
-custodial wallet and one with their own signed transaction; and the auditor's reconciliation
-gives its verdict at the end. Every step checks what the system answered and what the balances
-became, and the demo stops with exit 1 at the first surprise.
+custodial wallet and one with their own signed transaction; the district runs a voucher campaign
+(the rest returns at expiry); a union member pays lunch with a signed welfare voucher; a village
+collective approves and pays a road repair; and the auditor's reconciliation gives its verdict.
+Every step checks what the system answered and what the balances became, and the demo stops with
+exit 1 at the first surprise. The demo moves the embedded chain's clock once, to the end of the
+voucher campaign.
 
     .venv/bin/python scripts/demo.py [--scale small|full]
 
-``full`` pays 1,000 gig workers; ``small`` (what ``make test`` runs) pays 20.
+``full``: 1,000 gig workers, a 10,000-winner voucher campaign of which 100 claim and spend today;
+``small`` (what ``make test`` runs): 20 workers, 200 winners, 8 spenders.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from eth_account import Account  # noqa: E402
 
+from chain import devtools  # noqa: E402
 from chain.accounts import dev_account  # noqa: E402
 from chain.backends import http  # noqa: E402
 from chain.clients.token import CashClient  # noqa: E402
+from chain.clients.vouchers import VoucherClient  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import free_port  # noqa: E402
 from scripts.stack import (  # noqa: E402
@@ -47,7 +53,11 @@ from scripts.stack import (  # noqa: E402
 )
 
 ADMIN_KEY = "xcp_demo_admin_" + uuid.uuid4().hex
-SCALES = {"small": {"workers": 20}, "full": {"workers": 1_000}}
+# workers paid by batch; voucher campaign winners (leaves) and how many of them claim and spend today.
+SCALES = {
+    "small": {"workers": 20, "winners": 200, "spenders": 8},
+    "full": {"workers": 1_000, "winners": 10_000, "spenders": 100},
+}
 
 
 class DemoFailure(RuntimeError):
@@ -284,6 +294,130 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         )
         d.say(f"Zhao Lei signs a {yuan(12_00)} transfer on his own phone; the service relays it unchanged")
         d.expect(d.balance(canteen) == 18_50 + 12_00, "the canteen received both payments")
+
+    with d.chapter(f"The district's voucher campaign (消费红包): {scale['winners']:,} winners by lottery"):
+        office = d.wallet("District commerce office", kind="institution", tier=1)
+        market = d.wallet("Huayuan supermarket", kind="merchant", tier=2, category=5411)
+        cinema = d.wallet("Cinema (not in the programme)", kind="merchant", tier=2, category=7832)
+        d.issue(office, scale["winners"] * 50_00)
+        now = datetime.now(UTC)
+        body = {
+            "issuer": office,
+            "name": "Xiangcheng spring vouchers",
+            "mode": "grant-list",
+            "budget_fen": scale["winners"] * 50_00,
+            "per_person_cap_fen": 50_00,
+            "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "expires_at": (now + timedelta(days=14)).isoformat(),
+            "categories": [5411, 5812],
+            "min_bill_fen": 100_00,
+            "discount_fen": 20_00,
+        }
+        op = d.post("operator", "/v1/voucher-programs", body)
+        pid = next(int(e["args"]["id"]) for e in op["result"]["events"] if e["name"] == "ProgrammeCreated")
+        spenders = []
+        for i in range(scale["spenders"]):
+            spenders.append(d.wallet(f"resident {i}", tier=3))
+            d.issue(spenders[-1], 500_00)
+            d.progress("registering residents who will spend today", i + 1, scale["spenders"])
+        # The other winners stand for residents who never claim: their leaves stay unclaimed.
+        others = [Account.create().address for _ in range(scale["winners"] - len(spenders))]
+        rows = [{"recipient": r, "amount": "50"} for r in [*spenders, *others]]
+        d.post("operator", f"/v1/voucher-programs/{pid}/campaign", {"unit": "yuan", "rows": rows})
+        d.say(f"one transaction commits the whole campaign ({yuan(body['budget_fen'])}, 50 yuan each)")
+        for i, resident in enumerate(spenders):
+            d.post("operator", f"/v1/voucher-programs/{pid}/campaign/{i}/claim")
+            d.post(
+                "operator",
+                f"/v1/voucher-programs/{pid}/spend",
+                {"holder": resident, "merchant": market, "bill_fen": 120_00},
+            )
+            d.progress("claiming and spending 20 off 100", i + 1, len(spenders))
+        refused = d.post(
+            "operator",
+            f"/v1/voucher-programs/{pid}/spend",
+            {"holder": spenders[0], "merchant": cinema, "bill_fen": 120_00},
+            expect=422,
+        )
+        d.say(f"a voucher at the cinema: {refused['title']}")
+        d.expect(d.balance(market) == len(spenders) * 120_00, "the supermarket received every whole bill")
+        devtools.increase_time(http(demo.rpc), 15 * 86_400)  # the demo's clock jumps past the expiry
+        d.post("operator", f"/v1/voucher-programs/{pid}/close")
+        report = d.get("auditor", f"/v1/voucher-programs/{pid}")
+        t = report["totals_fen"]
+        d.expect(report["conserved"] and t["outstanding"] == 0, f"the programme is closed and conserved: {t}")
+        d.say(f"two weeks later: spent {yuan(t['spent'])}, returned to the office {yuan(t['returned'])}")
+
+    with d.chapter("The union's canteen welfare (工会福利): meals paid with a signed voucher"):
+        union = d.wallet("Trade union", kind="institution", tier=1)
+        d.issue(union, 10_000_00)
+        now = datetime.fromtimestamp(int(http(demo.rpc).eth.get_block("latest")["timestamp"]), UTC)
+        body = {
+            "issuer": union,
+            "name": "union welfare",
+            "mode": "grant-list",
+            "budget_fen": 10_000_00,
+            "per_person_cap_fen": 500_00,
+            "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "expires_at": (now + timedelta(days=30)).isoformat(),
+            "categories": [5812, 5411, 8099],
+        }
+        op = d.post("operator", "/v1/voucher-programs", body)
+        uid = next(int(e["args"]["id"]) for e in op["result"]["events"] if e["name"] == "ProgrammeCreated")
+        phone = Account.create()  # a union member with a self-custody wallet on her phone
+        member = d.wallet("Sun Li (union member)", tier=3, custody="self", address=phone.address)
+        rows = [{"recipient": member, "amount": "300"}]
+        d.post("operator", f"/v1/voucher-programs/{uid}/grants", {"unit": "yuan", "rows": rows})
+        till = d.key("merchant", canteen)
+        vouchers = VoucherClient(http(demo.rpc), Manifest.load(demo.manifest))
+        deadline = int(now.timestamp()) + 3_600
+        signature = "0x" + vouchers.sign_spend(phone, uid, canteen, 16_00, deadline).hex()
+        body = {"holder": member, "bill_fen": 16_00, "deadline": deadline, "signature": signature}
+        d.call(till, "POST", f"/v1/voucher-programs/{uid}/spend/signed", body)
+        d.say(f"Sun Li signs a {yuan(16_00)} lunch on her phone at the canteen's till; the welfare pays it")
+        holding = d.get("auditor", f"/v1/voucher-programs/{uid}/holders/{member}")
+        d.expect(holding["spent_fen"] == 16_00, "the meal came out of the welfare balance")
+
+    with d.chapter("A village collective approves and pays a road repair (三资监管)"):
+        officers = {
+            n: d.wallet(n, tier=2) for n in ("Secretary Liu", "Accountant Sun", "Committee member Gao")
+        }
+        keys = {n: d.key("officer", w) for n, w in officers.items()}
+        builder = d.wallet("Qingshui road works", kind="merchant", tier=2, category=1771)
+        body = {
+            "name": "Qingshui village",
+            "officers": [{"account": w, "role": "committee"} for w in officers.values()],
+            "tiers": [{"max_amount_fen": 50_000_00, "committee": 2}],
+            "proposal_lifetime_s": 30 * 86_400,
+            "year": 2026,
+            "lines": [{"name": "infrastructure", "budget_fen": 100_000_00}],
+        }
+        cid = int(d.post("regulator", "/v1/collectives", body)["collective_id"])
+        lessee = d.wallet("Fish-pond lessee", kind="institution", tier=1)
+        d.issue(lessee, 80_000_00)
+        d.post(
+            "operator",
+            f"/v1/collectives/{cid}/income",
+            {"payer": lessee, "amount_fen": 60_000_00, "memo": "pond lease"},
+        )
+        proposal = {
+            "payee": builder,
+            "amount_fen": 38_500_00,
+            "line": 0,
+            "purpose": "repair of the east road",
+        }
+        pid = int(
+            d.call(keys["Secretary Liu"], "POST", f"/v1/collectives/{cid}/proposals", proposal)["proposal_id"]
+        )
+        own = d.call(
+            keys["Secretary Liu"], "POST", f"/v1/collectives/{cid}/proposals/{pid}/approve", expect=403
+        )
+        d.say(f"the secretary proposes {yuan(38_500_00)}; approving it himself: {own['title']}")
+        for name in ("Accountant Sun", "Committee member Gao"):
+            d.call(keys[name], "POST", f"/v1/collectives/{cid}/proposals/{pid}/approve")
+        d.call(keys["Secretary Liu"], "POST", f"/v1/collectives/{cid}/proposals/{pid}/execute")
+        d.expect(d.balance(builder) == 38_500_00, "the road builder was paid")
+        d.say("two other committee members approve; the payment goes out with its evidence on record")
 
     with d.chapter("Evening: the auditor reconciles the chain with the operator's records"):
         report = d.get("auditor", "/v1/audit/reconciliation")

@@ -1,10 +1,11 @@
 """`make run`: the embedded chain node, the contracts deployed (or reused), the database migrated
-and the operator API served, until Ctrl-C.
+and the operator API and the hard-wallet gateway served (one database, one chain), until Ctrl-C.
 
 Environment (all optional):
   XCPAY_RPC_URL       use this node (anvil, Besu...) instead of starting the embedded one
   XCPAY_NODE_PORT     port of the embedded node (8545)
   XCPAY_API_PORT      port of the operator API (8000)
+  XCPAY_GATEWAY_PORT  port of the hard-wallet gateway (8001)
   XCPAY_MANIFEST      deployment manifest (var/manifest.json)
   XCPAY_DATABASE_URL  database (a SQLite file under var/ by default)
 
@@ -48,6 +49,7 @@ def main() -> int:
     rpc_url = env.get("XCPAY_RPC_URL")
     env.setdefault("XCPAY_MANIFEST", str(VAR_DIR / "manifest.json"))
     api_port = env.get("XCPAY_API_PORT", "8000")
+    gateway_port = env.get("XCPAY_GATEWAY_PORT", "8001")
     children: list[subprocess.Popen[bytes]] = []
     node: subprocess.Popen[bytes] | None = None
     if not rpc_url:
@@ -62,13 +64,20 @@ def main() -> int:
         wait_for_rpc(rpc_url, node)
         deploy = [sys.executable, "-m", "chain", "deploy", "--rpc", rpc_url, "--out", env["XCPAY_MANIFEST"]]
         subprocess.run(deploy, cwd=ROOT, check=True, env=env)
+        # Migrate the shared database once, then start the operator and the gateway side by side.
+        subprocess.run([sys.executable, "-m", "services.operator", "migrate"], cwd=ROOT, check=True, env=env)
         api = subprocess.Popen([sys.executable, "-m", "services.operator", "serve"], cwd=ROOT, env=env)
         children.append(api)
+        gateway = subprocess.Popen([sys.executable, "-m", "services.gateway", "serve"], cwd=ROOT, env=env)
+        children.append(gateway)
         api_url = f"http://127.0.0.1:{api_port}"
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
         wait_for_http(f"{api_url}/healthz", api)
+        wait_for_http(f"{gateway_url}/healthz", gateway)
         print(
             f"\nxcpay is up.\n  JSON-RPC node   {rpc_url}\n"
             f"  operator API    {api_url}   (docs: {api_url}/docs)\n"
+            f"  gateway         {gateway_url}   (docs: {gateway_url}/docs)\n"
             f"  manifest        {env['XCPAY_MANIFEST']}\nCtrl-C stops.",
             flush=True,
         )

@@ -11,7 +11,12 @@
   cap;
 - it signs EIP-712 ``Payment`` messages (card, merchant, amount, counter, time) bound to one chain
   id and one settlement contract (:class:`chain.clients.hardwallet.PaymentDomain`), so a signature
-  is worthless on any other chain or contract.
+  is worthless on any other chain or contract;
+- it answers a door reader's challenge (:meth:`HardWallet.sign_challenge`) with an EIP-712
+  ``Access(address card,bytes32 challenge)`` signature under its own domain (name
+  ``XcpayAccess``, same chain id and settlement contract), so it can never pass for a payment.
+  A challenge signature moves no money and uses no counter: its replay protection is the
+  challenge itself, which the gateway accepts once.
 
 A real card's top-up command is authenticated by the issuer; here :meth:`HardWallet.credit` is
 simply called once the on-chain load is confirmed. The settlement contract never trusts the card:
@@ -28,6 +33,9 @@ import time as _time
 from collections.abc import Mapping
 from typing import Any, Final, NoReturn
 
+from eth_abi import encode
+from eth_account import Account
+from eth_hash.auto import keccak
 from eth_keys import keys
 from eth_keys.exceptions import ValidationError as KeyValidationError
 from eth_utils import to_checksum_address
@@ -42,11 +50,49 @@ __all__ = [
     "HardWalletError",
     "InsufficientOfflineBalance",
     "OverOfflineCap",
+    "access_digest",
+    "recover_access",
 ]
 
 KIND_CARD: Final = "xcpay-hardwallet"
 DEFAULT_OFFLINE_CAP: Final = 1_000_00  # fen; HardWalletSettlement's default offlineCap
 _IMAGE_VERSION: Final = 1
+
+ACCESS_DOMAIN_NAME: Final = "XcpayAccess"
+ACCESS_TYPE: Final = "Access(address card,bytes32 challenge)"
+_DOMAIN_TYPE: Final = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+
+
+def access_digest(card: str, challenge: bytes, domain: PaymentDomain) -> bytes:
+    """The EIP-712 digest a card signs to open a door: ``Access(card, challenge)`` under the
+    ``XcpayAccess`` domain (version 1, the payment domain's chain id and settlement contract)."""
+    if len(challenge) != 32:
+        raise ValueError("a challenge is 32 bytes")
+    separator = keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                keccak(_DOMAIN_TYPE.encode()),
+                keccak(ACCESS_DOMAIN_NAME.encode()),
+                keccak(b"1"),
+                domain.chain_id,
+                to_checksum_address(domain.verifying_contract),
+            ],
+        )
+    )
+    struct = keccak(
+        encode(["bytes32", "address", "bytes32"], [keccak(ACCESS_TYPE.encode()), card, challenge])
+    )
+    return keccak(b"\x19\x01" + separator + struct)
+
+
+def recover_access(card: str, challenge: bytes, signature: bytes, domain: PaymentDomain) -> str:
+    """Who signed ``Access(card, challenge)``; raises ValueError on a malformed signature."""
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        raise ValueError("a card signature is 65 bytes, r || s || v with v 27 or 28")
+    vrs = keys.Signature(signature[:64] + bytes([signature[64] - 27]))
+    digest = access_digest(to_checksum_address(card), challenge, domain)
+    return str(vrs.recover_public_key_from_msg_hash(digest).to_checksum_address())
 
 
 class HardWalletError(Exception):
@@ -167,6 +213,13 @@ class HardWallet:
             self._counter += 1
             self._balance -= amount
         return signed
+
+    def sign_challenge(self, challenge: bytes) -> bytes:
+        """Sign a door reader's 32-byte challenge (see :func:`access_digest`); 65 bytes r || s || v.
+        Uses no counter and no balance."""
+        digest = access_digest(self.address, bytes(challenge), self._domain)
+        with self.__lock:
+            return bytes(Account.unsafe_sign_hash(digest, self.__key.to_bytes()).signature)
 
     # -- save and restore ------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -10,8 +11,10 @@ from web3 import Web3
 from chain.backends import connect
 from chain.clients.collective import CollectiveClient
 from chain.clients.disburse import DisbursementClient
+from chain.clients.hardwallet import HardWalletClient, QuickPayClient
 from chain.clients.prepaid import PrepaidClient
 from chain.clients.token import CashClient
+from chain.clients.vouchers import VoucherClient
 from chain.manifest import Manifest
 from chain.sender import Transactor
 from services.common.db import Database
@@ -60,6 +63,21 @@ class ServiceContext:
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
         )
+
+    @cached_property
+    def hardwallet(self) -> HardWalletClient:
+        """Hard-wallet settlement (the gateway's cards and offline payments)."""
+        return HardWalletClient(self.w3, self.manifest, self.tx)
+
+    @cached_property
+    def quickpay(self) -> QuickPayClient:
+        """Quick-pay mandates."""
+        return QuickPayClient(self.w3, self.manifest, self.tx)
+
+    @cached_property
+    def vouchers(self) -> VoucherClient:
+        """Voucher programmes (consumption vouchers, union welfare)."""
+        return VoucherClient(self.w3, self.manifest, self.tx)
 
     def custodial(self, address: str) -> LocalAccount:
         """The key of a custodial wallet; a 422 problem when the service does not hold it."""

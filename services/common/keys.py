@@ -21,6 +21,8 @@ class Role(StrEnum):
     REGULATOR = "regulator"
     AUDITOR = "auditor"
     OFFICER = "officer"  # a village officer of collectives; the key speaks for its custodial wallet
+    TERMINAL = "terminal"  # a gateway terminal; the key speaks for its merchant's wallet
+    ACCESS_POINT = "access-point"  # a door reader of the gateway
 
 
 def new_key() -> str:

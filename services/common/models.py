@@ -201,3 +201,115 @@ class CodePayment(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|confirmed|failed
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- the hard-wallet gateway (services/gateway) --------------------------------------------------
+
+
+class GatewayTerminal(Base):
+    """A merchant's offline payment terminal, registered with the gateway. Its API key (role
+    ``terminal``, wallet = the merchant) authenticates every upload and binds it to that merchant."""
+
+    __tablename__ = "gateway_terminals"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    merchant: Mapped[str] = mapped_column(String(42), index=True)
+    category: Mapped[int] = mapped_column(Integer)  # the merchant's MCC when registered (5812: canteen)
+    location: Mapped[str] = mapped_column(String(200))
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GatewayCard(Base):
+    """A hard wallet the gateway issued (the chain holds its reserve and status) and the highest
+    counter the gateway has seen processed for it."""
+
+    __tablename__ = "gateway_cards"
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(42), index=True)
+    form: Mapped[str] = mapped_column(String(16))  # card | sim | wearable
+    serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OfflineUpload(Base):
+    """One batch a terminal uploaded: its operation (the settle transaction) and, once confirmed,
+    each payment's outcome, so the same batch uploaded again gets the same answer."""
+
+    __tablename__ = "offline_uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(ForeignKey("gateway_terminals.id"), index=True)
+    batch_digest: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    operation_id: Mapped[str] = mapped_column(String(36), unique=True)
+    results: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessPoint(Base):
+    """A door (or gate, turnstile) whose reader asks the gateway whether a card may pass."""
+
+    __tablename__ = "access_points"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(String(200), default="")
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessGrant(Base):
+    """One entry of an access point's list: a holder's cards, or every card of a form."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (UniqueConstraint("access_point_id", "holder", "form", name="uq_access_grant"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    access_point_id: Mapped[str] = mapped_column(ForeignKey("access_points.id"), index=True)
+    holder: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    form: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessChallenge(Base):
+    """A fresh random challenge for one access point: short-lived, consumed by its first use."""
+
+    __tablename__ = "access_challenges"
+
+    nonce: Mapped[str] = mapped_column(String(66), primary_key=True)
+    access_point_id: Mapped[str] = mapped_column(ForeignKey("access_points.id"), index=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    used: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessDecision(Base):
+    """Every allow or deny an access point received, with its reason."""
+
+    __tablename__ = "access_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    access_point_id: Mapped[str] = mapped_column(ForeignKey("access_points.id"), index=True)
+    card: Mapped[str] = mapped_column(String(42), index=True)
+    holder: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    nonce: Mapped[str] = mapped_column(String(66))
+    allowed: Mapped[bool] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(64))
+
+
+class VoucherLeaf(Base):
+    """One grant of a voucher programme's Merkle campaign, with its proof (siblings, 64 hex each)."""
+
+    __tablename__ = "voucher_leaves"
+    __table_args__ = (UniqueConstraint("programme_id", "idx", name="uq_voucher_leaf"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    programme_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    holder: Mapped[str] = mapped_column(String(42))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    proof: Mapped[str] = mapped_column(Text)

@@ -172,7 +172,15 @@ class Operations:
         """Finish every pending operation not being worked on. Safe to run at any time."""
         counts = {"confirmed": 0, "failed": 0, "pending": 0}
         with self.ctx.db.session() as s:
-            ids = list(s.scalars(select(Operation.id).where(Operation.status == "pending")))
+            # Only the kinds this process knows: the operator and the gateway share the database,
+            # and each finishes its own operations.
+            ids = list(
+                s.scalars(
+                    select(Operation.id).where(
+                        Operation.status == "pending", Operation.kind.in_(list(_BUILDERS))
+                    )
+                )
+            )
         for op_id in ids:
             with self._claim(op_id) as claimed:
                 if not claimed:
@@ -234,6 +242,17 @@ class Operations:
             self.fail(op.id, exc)
             raise
         self._flush_unsent(call.signer.address)
+        try:
+            self._sign_and_send(op, call, params, may_retry=True)
+        except _NonceTaken:
+            # Another process signing with the same key (the gateway and the operator share the
+            # operator key) took this nonce first: the stored bytes can never be mined, so they
+            # are replaced once by a transaction with the node's next nonce.
+            self._sign_and_send(op, call, params, may_retry=False)
+        _fault_point("after_send", op.kind)
+
+    def _sign_and_send(self, op: Operation, call: Call, params: dict[str, Any], *, may_retry: bool) -> None:
+        tx = self.ctx.tx
         with tx.nonces.reserve(call.signer.address) as nonce:
             signed = call.signer.sign_transaction({**params, "nonce": nonce})
             tx_hash = "0x" + bytes(signed.hash).hex()
@@ -248,6 +267,8 @@ class Operations:
                 tx.w3.eth.send_raw_transaction(signed.raw_transaction)
             except (Web3RPCError, EthValidationError) as exc:  # a node's refusal; in-process: ValidationError
                 if not self._known_to_node(tx_hash):  # refused, and not because it is already there
+                    if may_retry and "nonce" in str(exc).lower():
+                        raise _NonceTaken() from exc
                     # The node refused the bytes (fees, nonce): they can never be mined.
                     self.fail(
                         op.id,
@@ -264,7 +285,6 @@ class Operations:
                     # Stored and signed: these very bytes are sent when the node is back.
                     raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
                 raise
-        _fault_point("after_send", op.kind)
 
     def _store_send_relay(self, op: Operation, relay: Relay) -> None:
         """Simulate the payer's own transaction (a refusal fails the operation with the decoded
@@ -419,6 +439,10 @@ class Operations:
             s.commit()
         if raise_:
             raise problem
+
+
+class _NonceTaken(Exception):
+    """The node refused a transaction because its nonce is used already."""
 
 
 def _stored(problem: Problem) -> dict[str, Any]:

@@ -289,6 +289,30 @@ def _invariants(ctx: ServiceContext, events: list[Event]) -> list[Check]:
                 f"{total} vs {held}",
             )
         )
+    if "VoucherProgrammes" in c:
+        programmes = ctx.manifest.contract(ctx.w3, "VoucherProgrammes")
+        total = programmes.functions.totalHeld().call()
+        held = cash.balance_of(programmes.address)
+        checks.append(
+            Check(
+                "vouchers",
+                "the contract holds every programme's outstanding + ungranted",
+                total == held,
+                f"{total} vs {held}",
+            )
+        )
+    if "HardWalletSettlement" in c:
+        settlement = ctx.manifest.contract(ctx.w3, "HardWalletSettlement")
+        total = settlement.functions.totalReserve().call()
+        held = cash.balance_of(settlement.address)
+        checks.append(
+            Check(
+                "hardwallet",
+                "the contract holds exactly the cards' reserves",
+                total == held,
+                f"{total} vs {held}",
+            )
+        )
     return checks
 
 

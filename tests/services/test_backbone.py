@@ -118,3 +118,18 @@ def test_no_path_gets_a_500(api: Api, segment: str) -> None:
         r = api.auditor.get(prefix + quote(segment, safe=""))
         assert r.status_code < 500, (prefix, segment, r.text)
         assert r.headers["content-type"].startswith(("application/problem+json", "application/json"))
+
+
+def test_a_nonce_taken_by_another_process_with_the_same_key_is_signed_again(api: Api) -> None:
+    """The gateway signs with the operator key too: when it takes the nonce the operator service
+    had cached, the service's transaction is signed again with the next nonce, not failed."""
+    from chain.sender import Transactor
+
+    ctx = api.app.state.ctx
+    wallet = api.new_wallet(tier=2, name="nonce")
+    assert api.post("operator", "/v1/issuance", {"to": wallet, "amount_fen": 100}).status_code == 200
+    other = Transactor(api.w3, ctx.manifest.error_decoder())  # another process: its own nonces
+    other.transact(ctx.operator, ctx.cash.cash.functions.mint(wallet, 1))
+    r = api.post("operator", "/v1/issuance", {"to": wallet, "amount_fen": 100})
+    assert r.status_code == 200, r.text
+    assert int(api.auditor.get(f"/v1/wallets/{wallet}").json()["balance_fen"]) == 201

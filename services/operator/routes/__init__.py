@@ -15,6 +15,7 @@ from services.operator.routes import (
     payment_codes,
     prepaid,
     regulator,
+    vouchers,
     wallets,
 )
 
@@ -28,6 +29,7 @@ ROUTERS = [
         regulator,
         prepaid,
         disbursements,
+        vouchers,
         collectives,
         payment_codes,
         audit,

@@ -1,0 +1,238 @@
+"""Benchmark offline hard-wallet payments settled through the gateway, beside plain transfers.
+
+For each node -- the embedded node (eth-tester/py-evm over HTTP, ``python -m chain node``) and
+anvil -- one run: a fresh node, the contracts deployed, the gateway served in its own process
+(``python -m services.gateway serve``, SQLite database), a merchant with a terminal, five cards
+loaded. Then, timed from the terminal's side (HTTP upload until the answer with every outcome):
+
+- batches of 1, 50 and the maximum (100) card-signed payments (1 yuan each) uploaded through
+  ``POST /v1/offline-payments``: settled payments per second and gas per settled payment (the
+  settle receipt's ``gasUsed`` divided by the batch size);
+- the baseline, measured on the same node in the same run: one plain ``DigitalCash`` transfer per
+  payment (holder to merchant, sent directly by the holder's key, waiting for each receipt):
+  transfers per second and gas per transfer.
+
+The gateway adds an HTTP round trip, an intent row, a signature and a receipt wait per *batch*,
+so its rate per payment grows with the batch while the baseline pays all of that per payment.
+
+    .venv/bin/python scripts/bench_gateway.py [--only embedded|anvil] [--uploads-1 N] [--uploads-big N]
+
+Prints a table and writes ``bench-results/bench_gateway.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from eth_account import Account  # noqa: E402
+
+from chain.accounts import dev_account  # noqa: E402
+from chain.backends import http  # noqa: E402
+from chain.clients.hardwallet import MAX_BATCH, CardForm, HardWalletClient  # noqa: E402
+from chain.clients.token import CashClient, Kind  # noqa: E402
+from chain.manifest import Manifest  # noqa: E402
+from chain.processes import anvil_node, free_port, running, wait_for_http  # noqa: E402
+from scripts.benchlib import environment, table  # noqa: E402
+from scripts.stack import deploy, embedded_node, service_env, tail_of  # noqa: E402
+from services.common.db import Database, upgrade  # noqa: E402
+from services.common.keys import Role, create_key  # noqa: E402
+from wallets.hardwallet import HardWallet  # noqa: E402
+
+OUT_FILE = ROOT / "bench-results" / "bench_gateway.json"
+ADMIN = "xcp_bench_admin_key_0123456789abcdef"
+AMOUNT = 100  # fen per payment
+CARDS = 5
+LOAD = 2_000_00  # per card: the tier-4 single-payment cap
+
+
+def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -> dict[str, Any]:
+    manifest_path = tmp / "manifest.json"
+    deploy(rpc, manifest_path)
+    db_url = f"sqlite:///{tmp / 'gateway.db'}"
+    upgrade(db_url)
+    db = Database(db_url)
+    with db.session() as s:
+        _, operator_key = create_key(s, Role.OPERATOR, "bench operator")
+        s.commit()
+    db.dispose()
+
+    w3 = http(rpc, timeout_s=120)
+    manifest = Manifest.load(manifest_path)
+    cash = CashClient(w3, manifest)
+    hw = HardWalletClient(w3, manifest, cash.tx)
+    operator, deployer = dev_account(1), dev_account(0)
+
+    def person(kind_: Kind = Kind.PERSONAL, category: int = 0) -> Any:
+        acct = Account.create()
+        cash.tx.send_value(deployer, acct.address, 10**18)
+        cash.register(operator, acct.address, kind_, 4, category, uuid.uuid4().bytes * 2)
+        return acct
+
+    merchant = person(Kind.MERCHANT, 5411)
+    payer = person()
+    cash.mint(operator, payer.address, 10_000_00)
+    cards: list[HardWallet] = []
+    for _ in range(CARDS):
+        holder = person()
+        cash.mint(operator, holder.address, 10_000_00)
+        card = HardWallet.issue(hw.domain)
+        hw.register_card(operator, card.address, holder.address, CardForm.CARD)
+        hw.load(holder, card.address, LOAD)
+        card.credit(LOAD)
+        cards.append(card)
+
+    port = free_port()
+    env = service_env(rpc, manifest_path, db_url, free_port(), ADMIN)
+    env["XCPAY_GATEWAY_PORT"] = str(port)
+    env["XCPAY_RECEIPT_TIMEOUT_S"] = "120"
+    url = f"http://127.0.0.1:{port}"
+    log = tmp / "gateway.log"
+    results: dict[str, Any] = {"node": kind, "batches": [], "baseline": {}}
+    with running([sys.executable, "-m", "services.gateway", "serve"], env, log=log) as proc:
+        try:
+            wait_for_http(f"{url}/healthz", proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"the gateway: {exc}:\n{tail_of(log)}") from None
+        client = httpx.Client(base_url=url, headers={"X-API-Key": operator_key}, timeout=300)
+        r = client.post("/v1/terminals", json={"merchant": merchant.address, "location": "bench"})
+        r.raise_for_status()
+        terminal = httpx.Client(base_url=url, headers={"X-API-Key": r.json()["key"]}, timeout=300)
+        turn = 0
+
+        def batch(size: int) -> list[dict[str, Any]]:
+            nonlocal turn
+            now = int(w3.eth.get_block("latest")["timestamp"])
+            out = []
+            for _ in range(size):
+                out.append(cards[turn % CARDS].sign_payment(merchant.address, AMOUNT, now).to_json())
+                turn += 1
+            return out
+
+        def upload(payments: list[dict[str, Any]]) -> dict[str, Any]:
+            r = terminal.post(
+                "/v1/offline-payments",
+                json={"payments": payments},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+            )
+            if r.status_code != 200:
+                raise RuntimeError(f"upload answered {r.status_code}: {r.text}")
+            return r.json()  # type: ignore[no-any-return]
+
+        upload(batch(1))  # warm-up: every slot the settlements share is non-zero from here on
+        for size, uploads in ((1, uploads_1), (50, uploads_big), (MAX_BATCH, uploads_big)):
+            prepared = [batch(size) for _ in range(uploads)]
+            gas = 0
+            started = time.perf_counter()
+            for payments in prepared:
+                answer = upload(payments)
+                assert answer["counts"]["settled"] == size, answer["counts"]
+                gas += int(w3.eth.get_transaction_receipt(answer["tx_hash"])["gasUsed"])
+            seconds = time.perf_counter() - started
+            n = size * uploads
+            results["batches"].append(
+                {
+                    "batch": size,
+                    "uploads": uploads,
+                    "payments": n,
+                    "seconds": round(seconds, 3),
+                    "settled_per_s": round(n / seconds, 2),
+                    "gas_per_payment": round(gas / n),
+                }
+            )
+            print(f"  {kind}: batch {size}: {n / seconds:.1f} payments/s", flush=True)
+        client.close()
+        terminal.close()
+
+    # The baseline: one plain transfer per payment, on the same node, in the same run.
+    n = uploads_1 * 2
+    cash.transfer(payer, merchant.address, AMOUNT)  # warm-up
+    gas = 0
+    started = time.perf_counter()
+    for _ in range(n):
+        gas += cash.transfer(payer, merchant.address, AMOUNT).gas_used
+    seconds = time.perf_counter() - started
+    results["baseline"] = {
+        "transfers": n,
+        "seconds": round(seconds, 3),
+        "per_s": round(n / seconds, 2),
+        "gas_per_transfer": round(gas / n),
+    }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=["embedded", "anvil"])
+    parser.add_argument("--uploads-1", type=int, default=20, help="uploads of one payment")
+    parser.add_argument("--uploads-big", type=int, default=3, help="uploads of 50 and of 100 payments")
+    args = parser.parse_args(argv)
+    runs = []
+    for kind in ("embedded", "anvil"):
+        if args.only and kind != args.only:
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"bench-gateway-{kind}-") as d, ExitStack() as stack:
+            tmp = Path(d)
+            rpc = stack.enter_context(embedded_node(tmp) if kind == "embedded" else anvil_node())
+            print(f"{kind} node at {rpc}", flush=True)
+            runs.append(run_node(kind, rpc, tmp, args.uploads_1, args.uploads_big))
+
+    rows = []
+    for run in runs:
+        base = run["baseline"]
+        rows.append(
+            [
+                run["node"],
+                "plain transfer (baseline)",
+                str(base["transfers"]),
+                f"{base['per_s']:.1f}",
+                "1.00",
+                f"{base['gas_per_transfer']:,}",
+                "1.00",
+            ]
+        )
+        for b in run["batches"]:
+            rows.append(
+                [
+                    run["node"],
+                    f"gateway, batch {b['batch']}",
+                    str(b["payments"]),
+                    f"{b['settled_per_s']:.1f}",
+                    f"{b['settled_per_s'] / base['per_s']:.2f}",
+                    f"{b['gas_per_payment']:,}",
+                    f"{b['gas_per_payment'] / base['gas_per_transfer']:.2f}",
+                ]
+            )
+    print()
+    print(
+        table(
+            ["node", "what", "payments", "per s", "x baseline", "gas / payment", "x baseline"],
+            rows,
+            left=2,
+        )
+    )
+    OUT_FILE.parent.mkdir(exist_ok=True)
+    doc = {
+        "measured_at": datetime.now(UTC).isoformat(),
+        "environment": environment(amount_fen=AMOUNT, cards=CARDS),
+        "runs": runs,
+    }
+    OUT_FILE.write_text(json.dumps(doc, indent=2))
+    print(f"\nwritten: {OUT_FILE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""python -m services.gateway serve | migrate | finish-pending"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="migrate the database and serve the gateway (XCPAY_GATEWAY_PORT, 8001)")
+    sub.add_parser("migrate", help="upgrade the database schema to the newest migration")
+    sub.add_parser("finish-pending", help="finish pending operations once and print the counts")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("xcpay").setLevel(logging.INFO)
+
+    from services.gateway.app import GatewaySettings
+
+    try:
+        settings = GatewaySettings()
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    from services.common.db import upgrade
+
+    upgrade(settings.database_url)
+    if args.command == "migrate":
+        return 0
+    if args.command == "finish-pending":
+        import services.gateway.routes  # noqa: F401 - registers every operation builder
+        from services.common.context import ServiceContext
+        from services.common.operations import Operations
+
+        print(json.dumps(Operations(ServiceContext.build(settings)).reconcile()))
+        return 0
+
+    import uvicorn
+
+    from chain.exceptions import ChainError
+    from services.common.context import ChainMismatch
+    from services.gateway.app import create_app
+
+    try:
+        app = create_app(settings)
+        app.state.ctx.bind_database_to_chain()
+        uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_level="warning")
+    except (ChainMismatch, ChainError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The hard-wallet gateway's FastAPI application.
+
+The gateway shares the operator's backbone and, in a deployment, its database (API keys,
+custodial wallets, operations and their idempotency keys, the audit log): ``make run`` starts
+both on one database and one chain. It signs with the operator's key (card registration and loss
+reports need the settlement contract's OPERATOR_ROLE; anyone may settle), and since the operator
+process signs with the same key, the gateway reads the next nonce from the node for every
+transaction instead of trusting a cached one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+from fastapi import FastAPI
+from pydantic import Field
+from web3 import Web3
+
+from chain.sender import NonceManager
+from services.common import problems
+from services.common.context import ServiceContext
+from services.common.operations import Operations
+from services.common.settings import Settings
+from services.gateway.routes import ROUTERS
+
+log = logging.getLogger("xcpay.gateway")
+
+
+class GatewaySettings(Settings):
+    """The common settings plus the gateway's own (same ``XCPAY_`` prefix)."""
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8001, ge=1, le=65535)
+    # How long a door reader's challenge may be answered (it is also single-use).
+    access_challenge_ttl_s: int = Field(default=30, ge=1, le=300)
+
+
+class SharedKeyNonces(NonceManager):
+    """Nonces read from the node for every transaction (under the per-address lock): another
+    process (the operator service) signs with the same key, so a cached nonce may be stale."""
+
+    @contextmanager
+    def reserve(self, address: str) -> Iterator[int]:
+        self.forget(address)
+        with super().reserve(address) as nonce:
+            yield nonce
+
+
+class Background:
+    """Runs the reconciler periodically in one daemon thread (the operator service indexes events)."""
+
+    def __init__(self, ops: Operations, settings: Settings) -> None:
+        self.ops, self.settings = ops, settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="xcpay-gateway-background", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.reconcile_interval_s):
+            try:
+                self.ops.reconcile()
+            except Exception as exc:  # the node may be down; try again next round
+                log.debug("background reconcile: %s", exc)
+
+
+def create_app(settings: GatewaySettings, *, w3: Web3 | None = None, background: bool = True) -> FastAPI:
+    """Build the app. ``w3`` lets tests pass an in-process chain; otherwise ``settings.rpc_url``."""
+    ctx = ServiceContext.build(settings, w3=w3)
+    ctx.tx.nonces = SharedKeyNonces(ctx.w3)
+    ops = Operations(ctx)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.bind_database_to_chain()
+        try:
+            counts = ops.reconcile()
+            if any(counts.values()):
+                log.warning("reconciled pending operations on start: %s", counts)
+        except Exception as exc:
+            log.warning("reconcile on start failed (node down?): %s", exc)
+        loop = Background(ops, settings) if background else None
+        if loop:
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop:
+                loop.stop()
+            ctx.db.dispose()
+
+    app = FastAPI(
+        title="xcpay hard-wallet gateway",
+        version="0.1.0",
+        description="Hard-wallet gateway of the xcpay platform: terminals upload offline card payments, "
+        "cards are issued and loaded, doors ask for access, merchants pull quick-pay mandates. "
+        "Amounts are integers in fen.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.ops = ops
+    app.state.settings = settings
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

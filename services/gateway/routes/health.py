@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from services.common.deps import ApiKeyDep, CtxDep, OpsDep
+from services.common.problems import Problem
+from services.common.schemas import OperationOut
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz(ctx: CtxDep) -> dict[str, Any]:
+    """Liveness and the chain this gateway is on (no API key needed)."""
+    try:
+        latest: int | None = ctx.w3.eth.block_number
+        chain_ok = True
+    except Exception:
+        latest, chain_ok = None, False
+    return {
+        "status": "ok" if chain_ok else "degraded",
+        "service": "gateway",
+        "chain": {
+            "reachable": chain_ok,
+            "chain_id": ctx.manifest.chain_id,
+            "latest_block": latest,
+            "rpc": ctx.settings.rpc_url if ctx.settings.rpc_url.startswith("http") else "in-process",
+        },
+        "contracts": {
+            name: ctx.manifest.contracts[name].address
+            for name in ("DigitalCash", "HardWalletSettlement", "QuickPay")
+            if name in ctx.manifest.contracts
+        },
+    }
+
+
+@router.get("/v1/operations/{operation_id}", tags=["operations"])
+def get_operation(
+    operation_id: Annotated[str, Path(max_length=36)], ops: OpsDep, _: ApiKeyDep
+) -> OperationOut:
+    """Any state-changing request's state: pending, confirmed, or failed with the decoded error."""
+    try:
+        uuid.UUID(operation_id)
+    except ValueError:
+        raise Problem(404, "operation-not-found", "Operation not found", operation_id) from None
+    return OperationOut.model_validate(ops.get(operation_id), from_attributes=True)

@@ -1,0 +1,196 @@
+"""Request and response models of the gateway (amounts in fen, names ending ``_fen``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chain.clients.hardwallet import MAX_BATCH
+from services.common.schemas import Address, AmountFen, OperationOut
+
+Form = Literal["card", "sim", "wearable"]
+Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
+Signature = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes: r || s || v")]
+CANTEEN_MCC = 5812  # ISO 18245: eating places and restaurants
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- terminals ---------------------------------------------------------------------------------
+
+
+class TerminalIn(Strict):
+    merchant: Address
+    location: str = Field(min_length=1, max_length=200)
+
+
+class TerminalOut(BaseModel):
+    id: str
+    merchant: str
+    category: int
+    canteen: bool = Field(description="the merchant is of the canteen category (MCC 5812)")
+    location: str
+    revoked: bool
+    created_at: datetime
+    key: str | None = Field(default=None, description="The terminal's API key: in the creation answer only")
+
+
+# -- offline payments --------------------------------------------------------------------------
+
+
+class SignedPaymentIn(Strict):
+    card: Address
+    merchant: Address
+    amount: int = Field(ge=0, lt=2**255, description="fen")
+    counter: int = Field(ge=0, lt=2**64)
+    time: int = Field(ge=0, lt=2**64)
+    signature: Signature
+
+
+class UploadIn(Strict):
+    payments: list[SignedPaymentIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class PaymentResult(BaseModel):
+    index: int
+    card: str
+    counter: int
+    merchant: str
+    amount_fen: int
+    outcome: Literal["settled", "duplicate", "rejected", "shortfall"]
+    paid_fen: int = Field(description="what reached the merchant")
+    reason: str | None = Field(default=None, description="rejected: why")
+    detail: str | None = Field(default=None, description="merchant-refused: the token's error selector")
+    final: bool = Field(description="false only when uploading it again later may settle it")
+
+
+class UploadOut(BaseModel):
+    id: int
+    terminal: str
+    status: str
+    operation_id: str
+    tx_hash: str | None
+    block_number: int | None
+    replayed: bool = Field(description="the answer of an earlier upload of the same batch; nothing was sent")
+    counts: dict[str, int]
+    results: list[PaymentResult]
+
+
+# -- cards -------------------------------------------------------------------------------------
+
+
+class CardIn(Strict):
+    card: Address = Field(description="the address of the key inside the card's secure element")
+    holder: Address = Field(description="the holder's registered personal wallet")
+    form: Form = "card"
+    serial: str | None = Field(default=None, max_length=64)
+
+
+class LoadIn(Strict):
+    amount_fen: AmountFen
+
+
+class CardOut(BaseModel):
+    card: str
+    holder: str
+    form: str
+    serial: str | None
+    status: str
+    reserve_fen: int
+    loaded_fen: int
+    settled_fen: int
+    refunded_fen: int
+    shortfall_fen: int
+    lost_at: int | None
+    grace_ends_at: int | None
+    last_counter_seen: int = Field(description="highest counter the gateway saw processed (0: none)")
+    offline_cap_fen: int
+
+
+# -- door access -------------------------------------------------------------------------------
+
+
+class AccessPointIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    location: str = Field(default="", max_length=200)
+
+
+class GrantIn(Strict):
+    holder: Address | None = Field(default=None, description="this holder's cards")
+    form: Form | None = Field(default=None, description="every card of this form")
+
+
+class GrantOut(BaseModel):
+    id: int
+    holder: str | None
+    form: str | None
+
+
+class AccessPointOut(BaseModel):
+    id: str
+    name: str
+    location: str
+    grants: list[GrantOut]
+    key: str | None = Field(
+        default=None, description="The access point's API key: in the creation answer only"
+    )
+
+
+class ChallengeOut(BaseModel):
+    challenge: str
+    expires_at: int
+    typed_data: dict[str, object] = Field(description="what the card signs (EIP-712), with card left to fill")
+
+
+class AccessIn(Strict):
+    card: Address
+    challenge: Hex32
+    signature: Signature
+
+
+class DecisionOut(BaseModel):
+    id: int
+    at: datetime
+    access_point: str
+    card: str
+    holder: str | None
+    allowed: bool
+    reason: str
+
+
+# -- quick-pay ---------------------------------------------------------------------------------
+
+
+class MandateIn(Strict):
+    holder: Address = Field(description="a custodial wallet: the service signs the grant for it")
+    merchant: Address
+    per_payment_cap_fen: int = Field(gt=0, lt=2**128)
+    daily_cap_fen: int = Field(gt=0, lt=2**128)
+    expires_at: int = Field(gt=0, lt=2**64, description="Unix seconds")
+
+
+class PullIn(Strict):
+    amount_fen: int = Field(gt=0, lt=2**128)
+    reference: str = Field(
+        min_length=1, max_length=64, pattern=r"^[\w.:/-]+$", description="the order number"
+    )
+
+
+class MandateOut(BaseModel):
+    id: int
+    holder: str
+    merchant: str
+    per_payment_cap_fen: int
+    daily_cap_fen: int
+    expires_at: int
+    revoked: bool
+    spent_today_fen: int
+    total_pulled_fen: int
+
+
+class MandateOpOut(OperationOut):
+    mandate_id: int | None = None

@@ -1,0 +1,238 @@
+"""POST /v1/offline-payments: terminals upload card-signed batches; each payment gets its outcome."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import httpx
+
+from chain import devtools
+from chain.clients.hardwallet import Payment, PaymentDomain, SignedPayment, sign_payment
+from tests.gateway.conftest import Gateway
+from wallets.hardwallet import HardWallet
+
+LOADED = 1_000_00
+
+
+def body(*payments: SignedPayment) -> dict:
+    return {"payments": [p.to_json() for p in payments]}
+
+
+def upload(gw: Gateway, terminal: httpx.Client, *payments: SignedPayment, key: str | None = None) -> dict:
+    r = gw.post(terminal, "/v1/offline-payments", body(*payments), key=key)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def outcomes(answer: dict) -> list[tuple[str, str | None]]:
+    return [(r["outcome"], r["reason"]) for r in answer["results"]]
+
+
+class Shop:
+    """A merchant with two terminals, and a loaded card."""
+
+    def __init__(self, gw: Gateway, **card: object) -> None:
+        self.merchant = gw.merchant()
+        self.terminal_id, self.terminal = gw.terminal(self.merchant)
+        _, self.terminal2 = gw.terminal(self.merchant, "counter 2")
+        self.card, self.holder = gw.card(load=LOADED, **card)  # type: ignore[arg-type]
+
+    def pay(self, gw: Gateway, amount: int) -> SignedPayment:
+        return self.card.sign_payment(self.merchant, amount, gw.now())
+
+
+class TestUpload:
+    def test_settles_and_pays_the_merchant(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        p1, p2 = shop.pay(gateway, 1_500), shop.pay(gateway, 2_500)
+        answer = upload(gateway, shop.terminal, p1, p2)
+        assert answer["status"] == "confirmed" and not answer["replayed"]
+        assert outcomes(answer) == [("settled", None), ("settled", None)]
+        assert [r["paid_fen"] for r in answer["results"]] == [1_500, 2_500]
+        assert answer["counts"] == {"settled": 2, "duplicate": 0, "rejected": 0, "shortfall": 0}
+        assert gateway.ctx.cash.balance_of(shop.merchant) == 4_000
+        card = gateway.get("operator", f"/v1/cards/{shop.card.address}").json()
+        assert (card["reserve_fen"], card["settled_fen"], card["last_counter_seen"]) == (
+            LOADED - 4_000,
+            4_000,
+            2,
+        )
+
+    def test_the_same_batch_twice_returns_the_same_results_and_sends_nothing(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        payments = [shop.pay(gateway, 100 * (i + 1)) for i in range(3)]
+        idem = str(uuid.uuid4())
+        first = upload(gateway, shop.terminal, *payments, key=idem)
+        block = gateway.w3.eth.block_number
+        again = upload(gateway, shop.terminal, *payments, key=idem)  # same key, same body
+        other_key = upload(gateway, shop.terminal, *payments)  # same batch, new key
+        assert gateway.w3.eth.block_number == block  # no new transaction
+        for answer in (again, other_key):
+            assert answer["replayed"] and answer["results"] == first["results"]
+            assert answer["tx_hash"] == first["tx_hash"]
+        assert gateway.ctx.cash.balance_of(shop.merchant) == 600
+
+    def test_the_same_payment_in_another_batch_or_from_another_terminal_is_a_duplicate(
+        self, gateway: Gateway
+    ) -> None:
+        shop = Shop(gateway)
+        p1, p2 = shop.pay(gateway, 1_000), shop.pay(gateway, 2_000)
+        assert outcomes(upload(gateway, shop.terminal, p1)) == [("settled", None)]
+        assert outcomes(upload(gateway, shop.terminal, p1, p2)) == [("duplicate", None), ("settled", None)]
+        assert outcomes(upload(gateway, shop.terminal2, p2, p1)) == [("duplicate", None), ("duplicate", None)]
+        assert gateway.ctx.cash.balance_of(shop.merchant) == 3_000
+
+    def test_out_of_order_counters_all_settle(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        p1, p2, p3 = (shop.pay(gateway, 100) for _ in range(3))
+        assert outcomes(upload(gateway, shop.terminal2, p3)) == [("settled", None)]
+        assert outcomes(upload(gateway, shop.terminal, p2, p1)) == [("settled", None)] * 2
+        assert gateway.get("operator", f"/v1/cards/{shop.card.address}").json()["last_counter_seen"] == 3
+
+    def test_a_reused_counter_with_other_content_is_a_duplicate(self, gateway: Gateway) -> None:
+        key = secrets.token_bytes(32)
+        shop = Shop(gateway, private_key=key)
+        p1 = shop.pay(gateway, 500)
+        upload(gateway, shop.terminal, p1)
+        clone = sign_payment(
+            key, Payment(shop.card.address, shop.merchant, 9_000, 1, gateway.now()), shop.card.domain
+        )
+        answer = upload(gateway, shop.terminal, clone)
+        assert outcomes(answer) == [("duplicate", None)] and answer["results"][0]["paid_fen"] == 0
+        assert gateway.ctx.cash.balance_of(shop.merchant) == 500
+
+    def test_a_forged_signature_is_rejected(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        genuine = shop.pay(gateway, 700)
+        forged_payment = Payment(shop.card.address, shop.merchant, 70_000, 2, gateway.now())
+        forged = sign_payment(secrets.token_bytes(32), forged_payment, shop.card.domain)
+        tampered = SignedPayment(
+            Payment(shop.card.address, shop.merchant, 7_000, genuine.payment.counter, genuine.payment.time),
+            genuine.signature,
+        )
+        answer = upload(gateway, shop.terminal, forged, tampered)
+        assert outcomes(answer) == [("rejected", "invalid-signature")] * 2
+        assert all(r["final"] for r in answer["results"])
+        assert outcomes(upload(gateway, shop.terminal, genuine)) == [("settled", None)]
+
+    def test_a_signature_for_another_chain_or_contract_is_rejected(self, gateway: Gateway) -> None:
+        key = secrets.token_bytes(32)
+        shop = Shop(gateway, private_key=key)
+        domain = shop.card.domain
+        payment = Payment(shop.card.address, shop.merchant, 800, 1, gateway.now())
+        other_chain = sign_payment(
+            key, payment, PaymentDomain(domain.chain_id + 1, domain.verifying_contract)
+        )
+        other_contract = sign_payment(
+            key, payment, PaymentDomain(domain.chain_id, gateway.ctx.quickpay.contract.address)
+        )
+        answer = upload(gateway, shop.terminal, other_chain, other_contract)
+        assert outcomes(answer) == [("rejected", "invalid-signature")] * 2
+        assert gateway.ctx.cash.balance_of(shop.merchant) == 0
+
+    def test_over_the_offline_cap_is_rejected(self, gateway: Gateway) -> None:
+        cap = gateway.ctx.hardwallet.limits().offline_cap
+        shop = Shop(gateway, offline_cap=cap * 2)  # a card that would sign above the contract's cap
+        shop.card.credit(cap + 1)  # the card spent its offline balance on the rejected one
+        answer = upload(gateway, shop.terminal, shop.pay(gateway, cap + 1))
+        assert outcomes(answer) == [("rejected", "over-offline-cap")]
+        assert outcomes(upload(gateway, shop.terminal, shop.pay(gateway, cap))) == [("settled", None)]
+
+    def test_a_cloned_card_over_spending_its_reserve_gets_a_shortfall_and_is_blocked(
+        self, gateway: Gateway
+    ) -> None:
+        key = secrets.token_bytes(32)
+        shop = Shop(gateway, private_key=key)
+        clone = HardWallet(key, shop.card.domain, offline_balance=LOADED)
+        a = shop.pay(gateway, 80_000)
+        b = clone.sign_payment(shop.merchant, 50_000, gateway.now())  # counter 1 again: duplicate
+        c = sign_payment(
+            key, Payment(shop.card.address, shop.merchant, 50_000, 2, gateway.now()), shop.card.domain
+        )
+        d = sign_payment(
+            key, Payment(shop.card.address, shop.merchant, 10_000, 3, gateway.now()), shop.card.domain
+        )
+        answer = upload(gateway, shop.terminal, a, b, c, d)
+        assert outcomes(answer) == [
+            ("settled", None),
+            ("duplicate", None),
+            ("shortfall", None),
+            ("shortfall", None),
+        ]
+        assert [r["paid_fen"] for r in answer["results"]] == [80_000, 0, 20_000, 0]
+        card = gateway.get("operator", f"/v1/cards/{shop.card.address}").json()
+        assert (card["status"], card["reserve_fen"], card["shortfall_fen"]) == ("blocked", 0, 40_000)
+        assert gateway.ctx.cash.balance_of(shop.merchant) == LOADED
+
+    def test_a_lost_card_before_and_after_the_grace_period(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        before = [shop.pay(gateway, 1_000) for _ in range(2)]
+        devtools.increase_time(gateway.w3, 5)
+        r = gateway.post("operator", f"/v1/cards/{shop.card.address}/report-lost")
+        assert r.status_code == 200, r.text
+        devtools.increase_time(gateway.w3, 5)
+        after = shop.pay(gateway, 1_000)  # a thief's payment, signed after the report
+        answer = upload(gateway, shop.terminal, before[0], after)
+        assert outcomes(answer) == [("settled", None), ("rejected", "card-lost")]
+        card = gateway.get("operator", f"/v1/cards/{shop.card.address}").json()
+        assert card["status"] == "lost" and card["grace_ends_at"] > card["lost_at"]
+        early = gateway.post("operator", f"/v1/cards/{shop.card.address}/return-reserve")
+        assert early.status_code == 409 and early.json()["type"].endswith("grace-not-over")
+
+        devtools.increase_time(gateway.w3, gateway.ctx.hardwallet.limits().grace_period + 1)
+        assert outcomes(upload(gateway, shop.terminal, before[1])) == [("rejected", "grace-expired")]
+        r = gateway.post("operator", f"/v1/cards/{shop.card.address}/return-reserve")
+        assert r.status_code == 200, r.text
+        assert gateway.ctx.cash.balance_of(shop.holder) == 5_000_00 - 1_000
+        assert gateway.get("operator", f"/v1/cards/{shop.card.address}").json()["status"] == "closed"
+
+    def test_an_unknown_card_is_rejected(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        stranger = HardWallet.issue(shop.card.domain)
+        stranger.credit(1_000)
+        answer = upload(gateway, shop.terminal, stranger.sign_payment(shop.merchant, 1_000, gateway.now()))
+        assert outcomes(answer) == [("rejected", "unknown-card")]
+
+
+class TestTerminals:
+    def test_a_terminal_uploads_only_for_its_own_merchant(self, gateway: Gateway) -> None:
+        shop, other = Shop(gateway), gateway.merchant()
+        payment = shop.card.sign_payment(other, 100, gateway.now())
+        block = gateway.w3.eth.block_number
+        r = gateway.post(shop.terminal, "/v1/offline-payments", body(payment))
+        assert r.status_code == 403 and r.json()["type"].endswith("payment-for-another-merchant")
+        assert gateway.w3.eth.block_number == block
+
+    def test_uploads_need_a_terminal_key_and_an_idempotency_key(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        payment = body(shop.pay(gateway, 100))
+        assert gateway.post("anonymous", "/v1/offline-payments", payment).status_code == 401
+        assert gateway.post("operator", "/v1/offline-payments", payment).status_code == 403
+        assert shop.terminal.post("/v1/offline-payments", json=payment).status_code == 400
+
+    def test_a_revoked_terminal_cannot_upload(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        r = gateway.post("operator", f"/v1/terminals/{shop.terminal_id}/revoke")
+        assert r.status_code == 200 and r.json()["revoked"]
+        assert (
+            gateway.post(shop.terminal, "/v1/offline-payments", body(shop.pay(gateway, 100))).status_code
+            == 401
+        )
+
+    def test_a_batch_holds_one_to_a_hundred_payments(self, gateway: Gateway) -> None:
+        shop = Shop(gateway)
+        assert gateway.post(shop.terminal, "/v1/offline-payments", {"payments": []}).status_code == 422
+        p = shop.pay(gateway, 1).to_json()
+        assert gateway.post(shop.terminal, "/v1/offline-payments", {"payments": [p] * 101}).status_code == 422
+
+    def test_a_canteen_terminal_is_a_merchant_of_the_canteen_category(self, gateway: Gateway) -> None:
+        canteen = gateway.merchant(category=5812)
+        terminal_id, _ = gateway.terminal(canteen, "staff canteen")
+        r = gateway.get("operator", "/v1/terminals?category=5812")
+        assert r.status_code == 200
+        found = {t["id"]: t for t in r.json()}
+        assert found[terminal_id]["canteen"] and found[terminal_id]["merchant"] == canteen
+        person = gateway.wallet()
+        r = gateway.post("operator", "/v1/terminals", {"merchant": person, "location": "x"})
+        assert r.status_code == 422 and r.json()["type"].endswith("not-a-merchant-wallet")

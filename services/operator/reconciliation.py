@@ -236,6 +236,18 @@ def reconcile(ctx: ServiceContext) -> Report:
     return report
 
 
+HELD_TOTALS = [
+    ("collective", "CollectiveFund", "totalBalance", "the fund holds the sum of the collectives' balances"),
+    (
+        "vouchers",
+        "VoucherProgrammes",
+        "totalHeld",
+        "the contract holds every programme's outstanding + ungranted",
+    ),
+    ("hardwallet", "HardWalletSettlement", "totalReserve", "the contract holds exactly the cards' reserves"),
+]
+
+
 def _invariants(ctx: ServiceContext, events: list[Event]) -> list[Check]:
     checks: list[Check] = []
     cash = ctx.cash
@@ -277,42 +289,13 @@ def _invariants(ctx: ServiceContext, events: list[Event]) -> list[Check]:
                 f"funded {funded}, paid {paid}, reclaimed {reclaimed}, held {held}",
             )
         )
-    if "CollectiveFund" in c:
-        fund = ctx.manifest.contract(ctx.w3, "CollectiveFund")
-        total = fund.functions.totalBalance().call()
-        held = cash.balance_of(fund.address)
-        checks.append(
-            Check(
-                "collective",
-                "the fund holds the sum of the collectives' balances",
-                total == held,
-                f"{total} vs {held}",
-            )
-        )
-    if "VoucherProgrammes" in c:
-        programmes = ctx.manifest.contract(ctx.w3, "VoucherProgrammes")
-        total = programmes.functions.totalHeld().call()
-        held = cash.balance_of(programmes.address)
-        checks.append(
-            Check(
-                "vouchers",
-                "the contract holds every programme's outstanding + ungranted",
-                total == held,
-                f"{total} vs {held}",
-            )
-        )
-    if "HardWalletSettlement" in c:
-        settlement = ctx.manifest.contract(ctx.w3, "HardWalletSettlement")
-        total = settlement.functions.totalReserve().call()
-        held = cash.balance_of(settlement.address)
-        checks.append(
-            Check(
-                "hardwallet",
-                "the contract holds exactly the cards' reserves",
-                total == held,
-                f"{total} vs {held}",
-            )
-        )
+    # Contracts that hold cash for their family: the balance equals their own running total.
+    for family, contract, total_fn, what in HELD_TOTALS:
+        if contract in c:
+            deployed = ctx.manifest.contract(ctx.w3, contract)
+            total = deployed.functions[total_fn]().call()
+            held = cash.balance_of(deployed.address)
+            checks.append(Check(family, what, total == held, f"{total} vs {held}"))
     return checks
 
 

@@ -77,9 +77,11 @@ EXPECTED: dict[str, Expected] = {
     "cash.transfer": lambda r, _: [
         ("Transfer", {"from": r["sender"], "to": r["to"], "value": r["amount_fen"]})
     ],
-    "code.pay": lambda r, _: [
-        ("Transfer", {"from": r["payer"], "to": r["merchant"], "value": r["amount_fen"]})
-    ],
+    "code.pay": lambda r, _: (
+        [("Spent", {"holder": r["payer"], "merchant": r["merchant"], "bill": r["amount_fen"]})]
+        if r["form"] == "voucher"
+        else [("Transfer", {"from": r["payer"], "to": r["merchant"], "value": r["amount_fen"]})]
+    ),
     "disburse.create": lambda r, _: [("BatchCreated", {"payer": r["payer"], "total": r["total_fen"]})],
     "prepaid.prepay": lambda r, _: [
         (

@@ -247,3 +247,37 @@ def test_roles(api: Api, shop: dict) -> None:
     )
     bad = api.operator.post("/v1/payment-codes", json={"merchant": shop["address"], "reference": "x"})
     assert_problem(bad, 422, "invalid-request")
+
+
+def test_a_voucher_holder_pays_a_code_the_programme_paying_its_share(api: Api, shop: dict) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    issuer = api.new_wallet(kind="institution", tier=1, name="union")
+    assert api.post("operator", "/v1/issuance", {"to": issuer, "amount_fen": 100_000}).status_code == 200
+    now = datetime.fromtimestamp(int(api.w3.eth.get_block("latest")["timestamp"]), UTC)
+    body = {
+        "issuer": issuer,
+        "name": "canteen welfare",
+        "mode": "grant-list",
+        "budget_fen": 10_000,
+        "per_person_cap_fen": 5_000,
+        "starts_at": (now - timedelta(minutes=1)).isoformat(),
+        "expires_at": (now + timedelta(days=10)).isoformat(),
+        "categories": [5812],
+    }
+    r = post(api.operator, "/v1/voucher-programs", body)
+    assert r.status_code == 201, r.text
+    pid = next(int(e["args"]["id"]) for e in r.json()["result"]["events"] if e["name"] == "ProgrammeCreated")
+    holder = custodial_payer(api)
+    grant = {"unit": "fen", "rows": [{"recipient": holder, "amount": 1_000}]}
+    assert post(api.operator, f"/v1/voucher-programs/{pid}/grants", grant).status_code == 200
+    code = new_code(api, shop["address"], amount_fen=1_500)
+    before = balance(api, shop["address"])
+    pay = {"form": "voucher", "payer": holder, "programme_id": pid}
+    r = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", pay)
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    assert balance(api, shop["address"]) == before + 1_500  # the whole bill
+    assert balance(api, holder) == 100_000 - 500  # the voucher paid 1,000 of it
+    assert api.auditor.get(f"/v1/voucher-programs/{pid}/holders/{holder}").json()["balance_fen"] == 0
+    assert_problem(post(api.operator, f"/v1/payment-codes/{code['id']}/pay", pay), 409, "code-already-paid")
+    assert api.auditor.get("/v1/audit/reconciliation").json()["verdict"] == "clean"

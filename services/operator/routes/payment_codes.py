@@ -7,9 +7,11 @@ wallet can report its payment here). Static codes take any amount; dynamic codes
 (amount, reference, expiry) and are paid at most once, even by concurrent requests: a live payment
 holds the code through a unique column until it confirms, or releases it if it fails.
 
-Payer forms: a custodial wallet (the operator pays on its behalf), or a self-custody wallet's own
+Payer forms: a custodial wallet (the operator pays on its behalf); a self-custody wallet's own
 signed token transfer, which the service checks (chain, token, payee, amount), simulates and relays
-unchanged. Every payment records its operation, hence its transaction and its Transfer event.
+unchanged; or a voucher holder (custodial), whose programme pays its share of the bill and whose
+wallet pays the rest, in one transaction. A hard-wallet card pays through the gateway's terminals,
+not a code. Every payment records its operation, hence its transaction and its Transfer event.
 """
 
 from __future__ import annotations
@@ -59,8 +61,14 @@ class CodeIn(Strict):
 
 
 class PayIn(Strict):
-    form: Literal["custodial", "signed-transaction"]
-    payer: Address | None = Field(default=None, description="custodial form: the payer's wallet")
+    form: Literal["custodial", "signed-transaction", "voucher"]
+    payer: Address | None = Field(default=None, description="custodial and voucher forms: the payer's wallet")
+    programme_id: int | None = Field(
+        default=None,
+        ge=1,
+        lt=2**63,
+        description="voucher form: the programme that pays its share of the bill",
+    )
     amount_fen: int | None = Field(
         default=None, gt=0, lt=2**63, description="static codes; a bill's must match"
     )
@@ -73,6 +81,10 @@ class PayIn(Strict):
 
     @model_validator(mode="after")
     def _form(self) -> PayIn:
+        if self.form != "voucher" and self.programme_id is not None:
+            raise ValueError("programme_id belongs to the voucher form")
+        if self.form == "voucher" and (self.payer is None or self.programme_id is None):
+            raise ValueError("the voucher form needs payer and programme_id")
         if self.form == "custodial" and (self.payer is None or self.signed_transaction is not None):
             raise ValueError("the custodial form needs payer (and no signed_transaction)")
         if self.form == "signed-transaction" and (self.signed_transaction is None or self.payer is not None):
@@ -266,7 +278,7 @@ def pay_code(
     transaction: the payer's own signed DigitalCash transfer to the merchant, relayed unchanged
     (the operator, or the merchant's own key at the counter, submits it)."""
     code = _code(ctx, code_id)
-    if body.form == "custodial":
+    if body.form in ("custodial", "voucher"):
         if key.role != Role.OPERATOR:  # only the operator moves a custodial wallet's money
             raise Problem(403, "forbidden-role", "Only the operator pays from custodial wallets")
     else:
@@ -275,11 +287,13 @@ def pay_code(
     if replay is None:
         _check_payable(ctx, code)
     request: dict[str, Any] = {"code": code.id, "merchant": code.merchant, "form": body.form}
-    if body.form == "custodial":
+    if body.form in ("custodial", "voucher"):
         assert body.payer is not None
         ctx.custodial(body.payer)
         amount = _amount(code, body.amount_fen)
         request.update(payer=body.payer, amount_fen=amount)
+        if body.form == "voucher":
+            request["programme_id"] = body.programme_id
     else:
         assert body.signed_transaction is not None
         payer, amount = _check_signed(ctx, code, bytes.fromhex(body.signed_transaction[2:]), body.amount_fen)
@@ -386,5 +400,13 @@ def _check_signed(ctx: ServiceContext, code: PaymentCode, raw: bytes, given: int
 def _pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
     if req["form"] == "signed-transaction":
         return Relay(bytes.fromhex(req["raw"][2:]))
+    if req["form"] == "voucher":  # the programme pays its share, the payer's wallet the rest
+        holder = ctx.custodial(req["payer"])
+        contract, cash = ctx.vouchers.contract, ctx.cash.cash
+        _share, own = ctx.vouchers.quote(req["programme_id"], holder.address, req["amount_fen"])
+        if own and cash.functions.allowance(holder.address, contract.address).call() < own:
+            ctx.tx.transact(holder, cash.functions.approve(contract.address, own))
+        fn = contract.functions.spend(req["programme_id"], req["merchant"], req["amount_fen"])
+        return Call(holder, fn)
     fn = ctx.cash.cash.functions.transfer(req["merchant"], req["amount_fen"])
     return Call(ctx.custodial(req["payer"]), fn)

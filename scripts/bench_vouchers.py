@@ -87,6 +87,7 @@ def gas_figures() -> dict[str, Any]:
     for holder in (spender, signer):
         v.grant(ISSUER, pid, [Grant(holder.address, 50_00)])
         cash.mint(OPERATOR, holder.address, 1_000_00)
+        cash.tx.send_value(SENDER, holder.address, 10**17)  # gas money for its own approval
         v.approve_cash(holder, 1_000_00)
     v.spend(spender, pid, shop, 120_00)  # first spend warms the merchant's balance
     out["spend"] = v.spend(spender, pid, shop, 120_00).gas_used

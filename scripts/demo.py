@@ -39,6 +39,7 @@ from eth_account import Account  # noqa: E402
 from chain import devtools  # noqa: E402
 from chain.accounts import dev_account  # noqa: E402
 from chain.backends import http  # noqa: E402
+from chain.clients.hardwallet import CardForm, PaymentDomain  # noqa: E402
 from chain.clients.token import CashClient  # noqa: E402
 from chain.clients.vouchers import VoucherClient  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
@@ -47,10 +48,12 @@ from scripts.stack import (  # noqa: E402
     database,
     deploy,
     embedded_node,
+    gateway_service,
     operator_service,
     service_env,
     tail_of,
 )
+from wallets.hardwallet import HardWallet  # noqa: E402
 
 ADMIN_KEY = "xcp_demo_admin_" + uuid.uuid4().hex
 # workers paid by batch; voucher campaign winners (leaves) and how many of them claim and spend today.
@@ -69,8 +72,9 @@ def yuan(fen: int) -> str:
 
 
 class Demo:
-    def __init__(self, url: str, rpc: str, manifest: Path) -> None:
+    def __init__(self, url: str, rpc: str, manifest: Path, gateway: str) -> None:
         self.url = url
+        self.gateway = gateway
         self.rpc = rpc
         self.manifest = manifest
         self.admin = httpx.Client(base_url=url, headers={"X-API-Key": ADMIN_KEY}, timeout=300)
@@ -113,6 +117,12 @@ class Demo:
         r = self.admin.post("/v1/api-keys", json=body)
         self.expect(r.status_code == 201, f"creating a {role} key: {r.status_code} {r.text}")
         return httpx.Client(base_url=self.url, headers={"X-API-Key": r.json()["key"]}, timeout=300)
+
+    def at_gateway(self, client: httpx.Client) -> httpx.Client:
+        """The same key, at the gateway (both services share the keys)."""
+        return httpx.Client(
+            base_url=self.gateway, headers={"X-API-Key": client.headers["X-API-Key"]}, timeout=300
+        )
 
     def role(self, name: str) -> httpx.Client:
         if name not in self.keys:
@@ -419,6 +429,56 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         d.expect(d.balance(builder) == 38_500_00, "the road builder was paid")
         d.say("two other committee members approve; the payment goes out with its evidence on record")
 
+    with d.chapter("Elderly residents pay offline with hard-wallet cards (硬钱包)"):
+        manifest = Manifest.load(demo.manifest)
+        domain = PaymentDomain(manifest.chain_id, manifest.address("HardWalletSettlement"))
+        gw = d.at_gateway(d.role("operator"))
+        elders = {n: d.wallet(n, tier=2) for n in ("Grandma Zhou", "Grandpa Qian")}
+        cards = {}
+        for name, holder in elders.items():
+            d.issue(holder, 1_000_00)
+            card = HardWallet.issue(domain, form=CardForm.CARD)
+            d.call(gw, "POST", "/v1/cards", {"card": card.address, "holder": holder, "form": "card"})
+            d.call(gw, "POST", f"/v1/cards/{card.address}/loads", {"amount_fen": 200_00})
+            card.credit(200_00)
+            cards[name] = card
+        d.say(f"two elderly residents get IC cards loaded with {yuan(200_00)} each from their wallets")
+        till = d.call(gw, "POST", "/v1/terminals", {"merchant": canteen, "location": "canteen counter 1"})
+        terminal_key = httpx.Client(base_url=demo.gateway, headers={"X-API-Key": till["key"]}, timeout=300)
+        queue: list[Any] = []  # the terminal's offline queue of card-signed payments
+        chain = http(demo.rpc)
+
+        def now() -> int:  # the terminal's clock follows the chain's (the demo moved it)
+            return int(chain.eth.get_block("latest")["timestamp"]) + 1
+
+        def upload() -> list[dict[str, Any]]:
+            batch = {"payments": [p.to_json() for p in queue]}
+            queue.clear()
+            return list(d.call(terminal_key, "POST", "/v1/offline-payments", batch)["results"])
+
+        for _ in range(3):
+            queue.append(cards["Grandma Zhou"].sign_payment(canteen, 15_00, now()))
+        results = upload()
+        d.expect([r["outcome"] for r in results] == ["settled"] * 3, f"three meals settle: {results}")
+        d.say(f"Grandma Zhou taps her card for 3 meals offline; the terminal uploads: {len(results)} settled")
+        d.call(gw, "POST", f"/v1/cards/{cards['Grandpa Qian'].address}/report-lost")
+        queue.append(cards["Grandpa Qian"].sign_payment(canteen, 20_00, now() + 60))  # a finder, later
+        (lost,) = upload()
+        d.expect(lost["outcome"] == "rejected", f"a payment signed after the loss report is refused: {lost}")
+        d.say(f"Grandpa Qian reports his card lost; a payment signed with it afterwards: {lost['reason']}")
+        image = cards["Grandma Zhou"].save("demo")
+        clone = HardWallet.restore(image, "demo")  # a copied card...
+        clone.credit(500_00)  # ...whose offline balance was tampered with
+        for _ in range(2):
+            queue.append(clone.sign_payment(canteen, 100_00, now()))
+        results = upload()
+        outcomes = [r["outcome"] for r in results]
+        d.expect("shortfall" in outcomes, f"the clone's overspending is caught: {results}")
+        card = d.call(gw, "GET", f"/v1/cards/{cards['Grandma Zhou'].address}")
+        d.expect(card["status"] == "blocked", f"the cloned card is blocked: {card}")
+        d.say(f"a cloned card spends beyond the reserve: {', '.join(outcomes)}")
+        d.say("the card is blocked; nothing was paid twice and no reserve went negative")
+
     with d.chapter("Evening: the auditor reconciles the chain with the operator's records"):
         report = d.get("auditor", "/v1/audit/reconciliation")
         c = report["counts"]
@@ -462,9 +522,13 @@ def main(argv: list[str] | None = None) -> int:
                 deploy(rpc, manifest)
                 with database(None, tmp) as db_url:
                     env = service_env(rpc, manifest, db_url, free_port(), ADMIN_KEY)
-                    with operator_service(env, tmp / "operator.log") as url:
-                        print(f"xcpay demo: chain {rpc}, operator API {url}", flush=True)
-                        play(Demo(url, rpc, manifest), SCALES[args.scale])
+                    env["XCPAY_GATEWAY_PORT"] = str(free_port())
+                    with (
+                        operator_service(env, tmp / "operator.log") as url,
+                        gateway_service(env, tmp / "gateway.log") as gateway,
+                    ):
+                        print(f"xcpay demo: chain {rpc}, operator API {url}, gateway {gateway}", flush=True)
+                        play(Demo(url, rpc, manifest, gateway), SCALES[args.scale])
         except DemoFailure as exc:
             print(f"\nDEMO FAILED: {exc}", file=sys.stderr, flush=True)
             print(f"-- the operator service's log --\n{tail_of(tmp / 'operator.log', 40)}", file=sys.stderr)

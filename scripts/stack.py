@@ -100,3 +100,15 @@ def database(url: str | None, tmp: Path) -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@contextmanager
+def gateway_service(env: dict[str, str], log: Path) -> Iterator[str]:
+    """``python -m services.gateway serve`` on ``XCPAY_GATEWAY_PORT``; yields its URL once it answers."""
+    url = f"http://127.0.0.1:{env['XCPAY_GATEWAY_PORT']}"
+    with running([sys.executable, "-m", "services.gateway", "serve"], env, log=log) as proc:
+        try:
+            wait_for_http(f"{url}/healthz", proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"the gateway: {exc}:\n{tail_of(log)}") from None
+        yield url

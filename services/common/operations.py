@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -174,13 +175,15 @@ class Operations:
         with self.ctx.db.session() as s:
             # Only the kinds this process knows: the operator and the gateway share the database,
             # and each finishes its own operations.
-            ids = list(
-                s.scalars(
-                    select(Operation.id).where(
-                        Operation.status == "pending", Operation.kind.in_(list(_BUILDERS))
-                    )
+            rows = s.execute(
+                select(Operation.id, Operation.raw_tx.is_(None), Operation.created_at).where(
+                    Operation.status == "pending", Operation.kind.in_(list(_BUILDERS))
                 )
-            )
+            ).all()
+        # An unsigned operation this young belongs to a request still preparing it (a new wallet's
+        # key, a bill's claim): leave it to that request, or to a later round if the process died.
+        cutoff = datetime.now(UTC) - timedelta(seconds=UNSIGNED_GRACE_S)
+        ids = [op_id for op_id, unsigned, created in rows if not unsigned or _aware(created) < cutoff]
         for op_id in ids:
             with self._claim(op_id) as claimed:
                 if not claimed:
@@ -439,6 +442,14 @@ class Operations:
             s.commit()
         if raise_:
             raise problem
+
+
+UNSIGNED_GRACE_S = 15
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class _NonceTaken(Exception):

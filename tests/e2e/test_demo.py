@@ -23,8 +23,19 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     )
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     out = done.stdout
-    for chapter in ("prepaid packages", "gig workers", "payment code", "reconciles"):
+    for chapter in (
+        "prepaid packages",
+        "gig workers",
+        "payment code",
+        "voucher campaign",
+        "canteen welfare",
+        "village collective",
+        "hard-wallet cards",
+        "reconciles",
+    ):
         assert chapter in out, out
     assert "every customer got the 8 unused sessions back" in out
     assert "the platform approving its own batch is refused" in out
+    assert "a payment signed with it afterwards: card-lost" in out
+    assert "the card is blocked" in out
     assert "\nverdict: clean\n" in out

@@ -23,7 +23,14 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.benchlib import environment  # noqa: E402
 
-SCRIPTS = ["bench_token", "bench_operator", "bench_prepaid", "bench_disburse", "bench_gateway"]
+SCRIPTS = [
+    "bench_token",
+    "bench_operator",
+    "bench_prepaid",
+    "bench_disburse",
+    "bench_vouchers",
+    "bench_gateway",
+]
 OUT = ROOT / "bench"
 
 

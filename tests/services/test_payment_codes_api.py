@@ -281,3 +281,47 @@ def test_a_voucher_holder_pays_a_code_the_programme_paying_its_share(api: Api, s
     assert api.auditor.get(f"/v1/voucher-programs/{pid}/holders/{holder}").json()["balance_fen"] == 0
     assert_problem(post(api.operator, f"/v1/payment-codes/{code['id']}/pay", pay), 409, "code-already-paid")
     assert api.auditor.get("/v1/audit/reconciliation").json()["verdict"] == "clean"
+
+
+def test_a_hard_wallet_card_pays_a_code_once_from_its_reserve(api: Api, shop: dict) -> None:
+    """The card signs at the merchant's terminal; the merchant's key submits it to the code."""
+    from chain.clients.hardwallet import CardForm
+    from wallets.hardwallet import HardWallet
+
+    ctx = api.app.state.ctx
+    holder = custodial_payer(api)
+    card = HardWallet.issue(ctx.hardwallet.domain)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)  # as the gateway does
+    ctx.hardwallet.load(ctx.custodial(holder), card.address, 5_000)
+    card.credit(5_000)
+    code = new_code(api, shop["address"], amount_fen=1_200)
+    before = balance(api, shop["address"])
+    signed = card.sign_payment(shop["address"], 1_200, int(api.w3.eth.get_block("latest")["timestamp"]))
+    pay = {"form": "card", "payment": signed.to_json()}
+    r = post(shop["client"], f"/v1/payment-codes/{code['id']}/pay", pay)
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    assert balance(api, shop["address"]) == before + 1_200
+    assert ctx.hardwallet.card(card.address).reserve == 3_800
+    # the same signed payment for another bill: the contract settles a counter once
+    other = new_code(api, shop["address"], amount_fen=1_200)
+    again = post(shop["client"], f"/v1/payment-codes/{other['id']}/pay", pay)
+    assert_problem(again, 409, "card-payment-duplicate")
+    assert api.operator.get(f"/v1/payment-codes/{other['id']}").json()["status"] == "active"  # released
+    assert balance(api, shop["address"]) == before + 1_200
+    # refused before anything is sent: another key's signature, a bill above the reserve
+    forged = {**signed.to_json(), "counter": 99}
+    assert_problem(
+        post(shop["client"], f"/v1/payment-codes/{other['id']}/pay", {"form": "card", "payment": forged}),
+        422,
+        "invalid-signature",
+    )
+    big = new_code(api, shop["address"], amount_fen=4_000)
+    card.credit(10_000)  # a tampered card: its own balance says yes, the chain's reserve says no
+    over = card.sign_payment(shop["address"], 4_000, int(api.w3.eth.get_block("latest")["timestamp"]))
+    assert_problem(
+        post(
+            shop["client"], f"/v1/payment-codes/{big['id']}/pay", {"form": "card", "payment": over.to_json()}
+        ),
+        409,
+        "card-reserve-too-low",
+    )

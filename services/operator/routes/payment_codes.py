@@ -10,8 +10,10 @@ holds the code through a unique column until it confirms, or releases it if it f
 Payer forms: a custodial wallet (the operator pays on its behalf); a self-custody wallet's own
 signed token transfer, which the service checks (chain, token, payee, amount), simulates and relays
 unchanged; or a voucher holder (custodial), whose programme pays its share of the bill and whose
-wallet pays the rest, in one transaction. A hard-wallet card pays through the gateway's terminals,
-not a code. Every payment records its operation, hence its transaction and its Transfer event.
+wallet pays the rest, in one transaction; or a hard-wallet card, whose signed payment (checked
+offline first: signer, payee, amount, an active card with the reserve) the settlement contract
+settles from the card's reserve. Every payment records its operation, hence its transaction and
+its events.
 """
 
 from __future__ import annotations
@@ -60,8 +62,20 @@ class CodeIn(Strict):
         return self
 
 
+class CardPaymentIn(Strict):
+    """A payment the card's secure element signed at the merchant's terminal (EIP-712, bound to this
+    chain and the settlement contract)."""
+
+    card: Address
+    merchant: Address
+    amount: int = Field(gt=0, lt=2**128, description="fen")
+    counter: int = Field(ge=1, lt=2**64)
+    time: int = Field(ge=0, lt=2**64)
+    signature: str = Field(pattern=r"^0x([0-9a-fA-F]{2}){65}$")
+
+
 class PayIn(Strict):
-    form: Literal["custodial", "signed-transaction", "voucher"]
+    form: Literal["custodial", "signed-transaction", "voucher", "card"]
     payer: Address | None = Field(default=None, description="custodial and voucher forms: the payer's wallet")
     programme_id: int | None = Field(
         default=None,
@@ -69,6 +83,7 @@ class PayIn(Strict):
         lt=2**63,
         description="voucher form: the programme that pays its share of the bill",
     )
+    payment: CardPaymentIn | None = Field(default=None, description="card form: the card-signed payment")
     amount_fen: int | None = Field(
         default=None, gt=0, lt=2**63, description="static codes; a bill's must match"
     )
@@ -83,6 +98,10 @@ class PayIn(Strict):
     def _form(self) -> PayIn:
         if self.form != "voucher" and self.programme_id is not None:
             raise ValueError("programme_id belongs to the voucher form")
+        if (self.form == "card") != (self.payment is not None):
+            raise ValueError("the card form needs payment (and only the card form has one)")
+        if self.form == "card" and (self.payer is not None or self.signed_transaction is not None):
+            raise ValueError("the card form takes only payment (and amount_fen)")
         if self.form == "voucher" and (self.payer is None or self.programme_id is None):
             raise ValueError("the voucher form needs payer and programme_id")
         if self.form == "custodial" and (self.payer is None or self.signed_transaction is not None):
@@ -175,18 +194,46 @@ def _code(ctx: ServiceContext, code_id: str) -> PaymentCode:
 
 
 def _sync(ctx: ServiceContext, code_id: str) -> None:
-    """Bring pending payments up to date with their operations (the reconciler may have finished them)."""
+    """Bring pending payments up to date with their operations (the reconciler may have finished them).
+
+    A card payment's transaction confirms whatever the settlement decided, so its status comes from
+    the settlement's event: settled pays the bill; a duplicate or a refusal moved nothing and releases
+    it; a shortfall paid the merchant only part of it and keeps the bill held for a person to resolve.
+    """
     with ctx.db.session() as s:
         pending = s.scalars(
             select(CodePayment).where(CodePayment.code_id == code_id, CodePayment.status == "pending")
         ).all()
         for p in pending:
             op = s.get(Operation, p.operation_id)
-            if op is not None and op.status != "pending":
-                p.status, p.tx_hash = op.status, op.tx_hash
-                if op.status == "failed":
-                    p.settles = None
+            if op is None or op.status == "pending":
+                continue
+            p.status, p.tx_hash = op.status, op.tx_hash
+            if op.status == "confirmed" and p.form == "card":
+                outcome, _ = _card_outcome(op.result or {}, op.request["payment"])
+                p.status = {"settled": "confirmed", "shortfall": "shortfall"}.get(outcome, "failed")
+            if p.status == "failed":
+                p.settles = None
         s.commit()
+
+
+def _card_outcome(result: dict[str, Any], payment: dict[str, Any]) -> tuple[str, str]:
+    """What the settlement contract decided for this card payment, from the operation's events."""
+    names = {
+        "PaymentSettled": "settled",
+        "PaymentDuplicate": "duplicate",
+        "PaymentRejected": "rejected",
+        "PaymentShortfall": "shortfall",
+    }
+    for e in result.get("events", []):
+        args = e.get("args", {})
+        ours = args.get("card") == payment["card"] and args.get("counter") == payment["counter"]
+        if e.get("name") in names and ours:
+            detail = f"reason {args['reason']}" if "reason" in args else ""
+            if e["name"] == "PaymentShortfall":
+                detail = f"only {args['covered']} of {args['amount']} fen was covered; the card is blocked"
+            return names[e["name"]], detail
+    return "missing", "the settlement reported nothing for this payment"
 
 
 def _out(ctx: ServiceContext, code_id: str) -> CodeOut:
@@ -294,6 +341,10 @@ def pay_code(
         request.update(payer=body.payer, amount_fen=amount)
         if body.form == "voucher":
             request["programme_id"] = body.programme_id
+    elif body.form == "card":
+        assert body.payment is not None
+        amount = _check_card(ctx, code, body.payment, body.amount_fen)
+        request.update(payer=body.payment.card, amount_fen=amount, payment=body.payment.model_dump())
     else:
         assert body.signed_transaction is not None
         payer, amount = _check_signed(ctx, code, bytes.fromhex(body.signed_transaction[2:]), body.amount_fen)
@@ -329,6 +380,16 @@ def pay_code(
         _sync(ctx, code.id)  # a failed payment releases a dynamic code
         raise
     _sync(ctx, code.id)
+    if body.form == "card" and op.status == "confirmed":
+        outcome, detail = _card_outcome(op.result or {}, request["payment"])
+        if outcome != "settled":
+            raise Problem(
+                422 if outcome == "rejected" else 409,
+                f"card-payment-{outcome}",
+                f"The card payment was not settled ({outcome})",
+                detail,
+                operation_id=op.id,
+            )
     response.status_code = 200 if op.status == "confirmed" else 202
     return _out(ctx, code.id)
 
@@ -396,10 +457,45 @@ def _check_signed(ctx: ServiceContext, code: PaymentCode, raw: bytes, given: int
     return tx.sender, int(amount)
 
 
+def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given: int | None) -> int:
+    """The card must have signed this payment to the code's merchant, for the bill, on this chain,
+    and be active with the reserve to cover it (the contract checks it all again when it settles)."""
+    from chain.clients.hardwallet import CardStatus, Payment, PaymentDomain, SignedPayment, recover_card
+
+    if p.merchant != code.merchant:
+        raise Problem(422, "wrong-payee", "The card payment is not to this code's merchant", p.merchant)
+    amount = _amount(code, given if given is not None else p.amount)
+    if amount != p.amount:
+        raise Problem(422, "amount-mismatch", "The amount does not match", f"the card signed {p.amount} fen")
+    domain = PaymentDomain(ctx.tx.chain_id, ctx.hardwallet.contract.address)
+    payment = Payment(p.card, p.merchant, p.amount, p.counter, p.time)
+    try:
+        signer = recover_card(SignedPayment(payment, bytes.fromhex(p.signature[2:])), domain)
+    except ValueError as exc:
+        raise Problem(422, "invalid-signature", "Not a card signature", str(exc)) from None
+    if signer != p.card:
+        raise Problem(422, "invalid-signature", "The card did not sign this payment (or not for this chain)")
+    card = ctx.hardwallet.card(p.card)
+    if card.status != CardStatus.ACTIVE:
+        raise Problem(
+            409, "card-not-active", "The card is not active", f"its status is {card.status.name.lower()}"
+        )
+    if card.reserve < p.amount:
+        raise Problem(
+            409, "card-reserve-too-low", "The card's reserve does not cover the bill", f"{card.reserve} fen"
+        )
+    return amount
+
+
 @builder("code.pay")
 def _pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
     if req["form"] == "signed-transaction":
         return Relay(bytes.fromhex(req["raw"][2:]))
+    if req["form"] == "card":  # the settlement contract pays the merchant from the card's reserve
+        p = req["payment"]
+        signature = bytes.fromhex(p["signature"][2:])
+        payment = (p["card"], p["merchant"], p["amount"], p["counter"], p["time"], signature)
+        return Call(ctx.operator, ctx.hardwallet.contract.functions.settle([payment]))
     if req["form"] == "voucher":  # the programme pays its share, the payer's wallet the rest
         holder = ctx.custodial(req["payer"])
         contract, cash = ctx.vouchers.contract, ctx.cash.cash

@@ -1,0 +1,39 @@
+"""The load test (scripts/load_test.py) in small: a few concurrent clients mixing reads, issuance,
+voucher spends and offline-payment uploads, with idempotency keys and deliberate retries. The
+script rebuilds every balance from the answers it got and compares it with the chain, and asks the
+auditor's reconciliation; it exits 1 on any mismatch, any 5xx other than 503, or a replay answered
+differently. No figure here is timed: `make test` checks correctness under concurrency only; the
+README quotes the full run (50 clients, 60 s)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chain.paths import PROJECT_ROOT
+from tests.databases import BACKENDS, postgres_admin_url
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("db_kind", BACKENDS)
+def test_concurrent_clients_leave_every_balance_reconciled(db_kind: str, tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    cmd = [sys.executable, "scripts/load_test.py", "--clients", "8", "--duration", "15", "--baseline", "0"]
+    cmd += ["--out", str(out)]
+    if db_kind == "postgresql":
+        cmd += ["--database", str(postgres_admin_url())]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    result = json.loads(out.read_text())
+    assert result["ok"] and result["reconciliation"] == "clean"
+    assert result["balance_mismatches"] == [] and result["server_errors"] == []
+    loaded = result["phases"]["8 clients"]
+    for action in ("read", "issue", "spend", "offline"):  # every kind of request was exercised
+        assert loaded[action]["answers"] > 0, loaded
+    answered_ok = sum(n for status, n in loaded["all"]["outcomes"].items() if status.startswith("2"))
+    assert answered_ok > 0, loaded["all"]

@@ -30,6 +30,7 @@ SCRIPTS = [
     "bench_disburse",
     "bench_vouchers",
     "bench_gateway",
+    "load_test",
 ]
 OUT = ROOT / "bench"
 

@@ -25,6 +25,8 @@ same mix for ``--baseline`` seconds: the single-client figures printed beside th
     .venv/bin/python scripts/load_test.py [--clients 50] [--duration 60] [--node embedded|anvil]
         [--database URL] [--baseline 15] [--out FILE.json]
 
+It writes its figures to ``bench-results/load_test.json``; ``make bench`` runs it with the rest.
+
 Figures depend on the machine and on py-evm (the embedded node mines every transaction in this
 process's neighbour, on the same cores as the services and this script).
 """
@@ -81,6 +83,7 @@ CARD_LOAD_FEN = 400_00
 GRANT_FEN = 50_00
 DISCOUNT_FEN = 20
 TIMEOUT_S = 300.0
+OUT_FILE = ROOT / "bench-results" / "load_test.json"
 
 
 class LoadFailure(RuntimeError):
@@ -509,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         "--database", help="a PostgreSQL server URL (a fresh database is made); default SQLite"
     )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--out", type=Path, default=OUT_FILE, help="where the figures go as JSON")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="xcpay-load-") as tmp_name, ExitStack() as es:
@@ -569,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in server_errors[:20]:
         print(f"  SERVER ERROR {line}")
     ok = not wrong and not server_errors and report["verdict"] == "clean"
-    if args.out:
+    if args.out:  # always set unless --out ''
         args.out.parent.mkdir(parents=True, exist_ok=True)
         result = {
             "benchmark": "load_test",

@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in server_errors[:20]:
         print(f"  SERVER ERROR {line}")
     ok = not wrong and not server_errors and report["verdict"] == "clean"
-    if args.out:  # always set unless --out ''
+    if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         result = {
             "benchmark": "load_test",

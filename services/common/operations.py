@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -245,13 +246,16 @@ class Operations:
             self.fail(op.id, exc)
             raise
         self._flush_unsent(call.signer.address)
-        try:
-            self._sign_and_send(op, call, params, may_retry=True)
-        except _NonceTaken:
-            # Another process signing with the same key (the gateway and the operator share the
-            # operator key) took this nonce first: the stored bytes can never be mined, so they
-            # are replaced once by a transaction with the node's next nonce.
-            self._sign_and_send(op, call, params, may_retry=False)
+        for attempt in range(NONCE_ATTEMPTS):
+            try:
+                self._sign_and_send(op, call, params, may_retry=attempt < NONCE_ATTEMPTS - 1)
+                break
+            except _NonceTaken:
+                # Another process signing with the same key (the gateway and the operator share the
+                # operator key) took this nonce first: the stored bytes can never be mined, so they
+                # are replaced by a transaction with the node's next nonce. Under load the other
+                # process may win again, hence a few attempts, each after a short random pause.
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
         _fault_point("after_send", op.kind)
 
     def _sign_and_send(self, op: Operation, call: Call, params: dict[str, Any], *, may_retry: bool) -> None:
@@ -445,6 +449,7 @@ class Operations:
 
 
 UNSIGNED_GRACE_S = 15
+NONCE_ATTEMPTS = 8  # signings of one operation when another process keeps taking the nonce
 
 
 def _aware(moment: datetime) -> datetime:

@@ -75,6 +75,18 @@ def get_idempotency_key(idempotency_key: Annotated[str | None, Header()] = None)
     return idempotency_key
 
 
+READER_ROLES = frozenset({str(Role.OPERATOR), str(Role.CHECKER), str(Role.REGULATOR), str(Role.AUDITOR)})
+
+
+def reader_or_owner(key: ApiKey, owns: bool) -> None:
+    """Reads of one party's data: the reader roles see everything; any other key (a merchant, an
+    officer, a terminal speaks for one wallet) sees only what is its own; a door reader, nothing."""
+    if key.role not in READER_ROLES and not owns:
+        raise Problem(
+            403, "not-yours", "This key may read only its own records", f"role {key.role!r} does not own this"
+        )
+
+
 IdempotencyKey = Annotated[str, Depends(get_idempotency_key)]
 OperatorKey = Annotated[ApiKey, Depends(require(Role.OPERATOR))]
 AdminKey = Annotated[ApiKey, Depends(require(Role.ADMIN))]

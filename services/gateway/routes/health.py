@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from services.common.deps import ApiKeyDep, CtxDep, OpsDep
+from services.common.deps import ApiKeyDep, CtxDep, OpsDep, reader_or_owner
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
 
@@ -39,11 +39,13 @@ def healthz(ctx: CtxDep) -> dict[str, Any]:
 
 @router.get("/v1/operations/{operation_id}", tags=["operations"])
 def get_operation(
-    operation_id: Annotated[str, Path(max_length=36)], ops: OpsDep, _: ApiKeyDep
+    operation_id: Annotated[str, Path(max_length=36)], ops: OpsDep, key: ApiKeyDep
 ) -> OperationOut:
     """Any state-changing request's state: pending, confirmed, or failed with the decoded error."""
     try:
         uuid.UUID(operation_id)
     except ValueError:
         raise Problem(404, "operation-not-found", "Operation not found", operation_id) from None
-    return OperationOut.model_validate(ops.get(operation_id), from_attributes=True)
+    op = ops.get(operation_id)
+    reader_or_owner(key, op.api_key_id == key.id)  # a merchant, officer or terminal: its own requests
+    return OperationOut.model_validate(op, from_attributes=True)

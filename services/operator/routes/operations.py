@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from services.common.deps import ApiKeyDep, OpsDep
+from services.common.deps import ApiKeyDep, OpsDep, reader_or_owner
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
 @router.get("/{operation_id}")
 def get_operation(
-    operation_id: Annotated[str, Path(max_length=36)], ops: OpsDep, _: ApiKeyDep
+    operation_id: Annotated[str, Path(max_length=36)], ops: OpsDep, key: ApiKeyDep
 ) -> OperationOut:
     """Any money-moving request's state: pending, confirmed, or failed with the decoded error."""
     try:
@@ -23,4 +23,6 @@ def get_operation(
         raise Problem(
             404, "operation-not-found", "Operation not found", f"{operation_id!r} is not an operation id"
         ) from None
-    return OperationOut.model_validate(ops.get(operation_id), from_attributes=True)
+    op = ops.get(operation_id)
+    reader_or_owner(key, op.api_key_id == key.id)  # a merchant, officer or terminal: its own requests
+    return OperationOut.model_validate(op, from_attributes=True)

@@ -279,24 +279,27 @@ def _out(ctx: ServiceContext, code_id: str) -> CodeOut:
     )
 
 
-def _qr(ctx: ServiceContext, code_id: str) -> segno.QRCode:
-    return segno.make(_code(ctx, code_id).uri, error="m", micro=False)
+def _qr(ctx: ServiceContext, code_id: str, key: ApiKey) -> segno.QRCode:
+    """The image says what the code's JSON says: the same readers as ``get_code``."""
+    code = _code(ctx, code_id)
+    _may_act_for(key, code.merchant, Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)
+    return segno.make(code.uri, error="m", micro=False)
 
 
 # The image routes come before /{code_id}: a code id never holds a dot, so "x.png" is an image.
 @router.get("/{code_id}.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-def code_png(code_id: CodeId, ctx: CtxDep, _: ApiKeyDep) -> Response:
+def code_png(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> Response:
     """The code as a QR image (PNG)."""
     buf = io.BytesIO()
-    _qr(ctx, code_id).save(buf, kind="png", scale=8, border=4)
+    _qr(ctx, code_id, key).save(buf, kind="png", scale=8, border=4)
     return Response(buf.getvalue(), media_type="image/png")
 
 
 @router.get("/{code_id}.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
-def code_svg(code_id: CodeId, ctx: CtxDep, _: ApiKeyDep) -> Response:
+def code_svg(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> Response:
     """The code as a QR image (SVG)."""
     buf = io.BytesIO()
-    _qr(ctx, code_id).save(buf, kind="svg", scale=8, border=4)
+    _qr(ctx, code_id, key).save(buf, kind="svg", scale=8, border=4)
     return Response(buf.getvalue(), media_type="image/svg+xml")
 
 

@@ -284,8 +284,10 @@ def _refund(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 # -- reads -----------------------------------------------------------------------------------
 
 
-def _visible(key: ApiKey, merchant: str) -> None:
-    if key.role == Role.MERCHANT and key.wallet != merchant:
+def _visible(key: ApiKey, merchant: str | None) -> None:
+    """``merchant`` None: the role check alone, made before a lookup so that a role that may not
+    read packages learns nothing, not even whether one exists (a 404 would tell)."""
+    if merchant is not None and key.role == Role.MERCHANT and key.wallet != merchant:
         raise Problem(403, "not-your-package", "This package belongs to another merchant")
     if key.role not in {Role.OPERATOR, Role.REGULATOR, Role.AUDITOR, Role.MERCHANT}:
         raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
@@ -294,6 +296,7 @@ def _visible(key: ApiKey, merchant: str) -> None:
 @router.get("/packages/{package_id}")
 def get_package(package_id: PackageId, ctx: CtxDep, indexer: IndexerDep, key: ApiKeyDep) -> PackageOut:
     """A package as the chain holds it, with its history of events. A merchant key sees only its own."""
+    _visible(key, None)
     p = ctx.prepaid.package(package_id)
     _visible(key, p.merchant)
     indexer.catch_up()

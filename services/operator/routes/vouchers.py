@@ -34,6 +34,7 @@ from services.common.deps import (
     OperatorKey,
     OperatorOrRegulatorKey,
     OpsDep,
+    reader_or_owner,
 )
 from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent, VoucherLeaf
@@ -295,10 +296,12 @@ def _leaf(ctx: ServiceContext, pid: int, index: int) -> VoucherLeaf:
 
 @router.get("/{programme_id}/campaign/{index}")
 def campaign_leaf(
-    programme_id: ProgrammeId, index: Annotated[int, Path(ge=0, lt=2**31)], ctx: CtxDep, _: ApiKeyDep
+    programme_id: ProgrammeId, index: Annotated[int, Path(ge=0, lt=2**31)], ctx: CtxDep, key: ApiKeyDep
 ) -> dict[str, Any]:
-    """One campaign grant with its proof (a self-custody holder claims with it)."""
+    """One campaign grant with its proof (a self-custody holder claims with it). The reader roles,
+    or a key bound to the grant's holder."""
     leaf = _leaf(ctx, programme_id, index)
+    reader_or_owner(key, key.wallet is not None and key.wallet == leaf.holder)
     proof = ["0x" + leaf.proof[i : i + 64] for i in range(0, len(leaf.proof), 64)]
     claimed = ctx.vouchers.is_claimed(programme_id, index)
     return {
@@ -520,8 +523,10 @@ def report(
 
 
 @router.get("/{programme_id}/holders/{holder}")
-def holding(programme_id: ProgrammeId, holder: Address, ctx: CtxDep, _: ApiKeyDep) -> dict[str, int]:
-    """A holder's voucher balance in the programme: granted, spent, returned, balance."""
+def holding(programme_id: ProgrammeId, holder: Address, ctx: CtxDep, key: ApiKeyDep) -> dict[str, int]:
+    """A holder's voucher balance in the programme: granted, spent, returned, balance (the reader
+    roles, or the holder's own key)."""
+    reader_or_owner(key, key.wallet == holder)
     _programme_exists(ctx, programme_id)
     h = ctx.vouchers.holding(programme_id, holder)
     return {

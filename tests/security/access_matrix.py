@@ -1,0 +1,231 @@
+"""Who may call what: the access matrix of both services, one row per route (method, path).
+
+Each row names the roles a route admits; every other role is refused with 403, and a request
+without a key or with an unknown key with 401. Columns: every ``Role`` of services/common/keys.py,
+plus ``none`` (no X-API-Key) and ``bad key`` (well-formed, unknown). Cell values (``decision``):
+
+- ``public``: anyone, key or not (health, OpenAPI, docs, the dashboard's page and static files);
+- ``allow``:  the role passes the guard (the request may still fail on its input: 404, 422…);
+- ``own``:    the role passes for its own things only (a merchant, officer or terminal key speaks
+              for one wallet; a key's own operations) and is refused (403) for another's;
+- ``401``:    no key, or an unknown key;
+- ``403``:    a key of a role the route does not admit.
+
+test_access_matrix.py sends one real request per cell, and fails for a route of either app that
+has no row here, and for a row whose route is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.common.keys import Role
+
+NONE, BAD = "none", "bad key"
+ROLES: tuple[str, ...] = tuple(str(r) for r in Role)
+COLUMNS: tuple[str, ...] = (*ROLES, NONE, BAD)
+
+ADMIN, OPERATOR, CHECKER, MERCHANT = "admin", "operator", "checker", "merchant"
+REGULATOR, AUDITOR, OFFICER, TERMINAL, ACCESS_POINT = (
+    "regulator",
+    "auditor",
+    "officer",
+    "terminal",
+    "access-point",
+)
+READERS = (OPERATOR, CHECKER, REGULATOR, AUDITOR)
+BOUND = (MERCHANT, OFFICER, TERMINAL)  # keys that speak for one wallet
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One route's guard: who passes outright, who passes for their own things only."""
+
+    allow: frozenset[str] = frozenset()
+    own: frozenset[str] = frozenset()
+    public: bool = False
+    why: str = field(default="", compare=False)
+
+    def decision(self, column: str) -> str:
+        if self.public:
+            return "public"
+        if column in (NONE, BAD):
+            return "401"
+        if column in self.allow:
+            return "allow"
+        if column in self.own:
+            return "own"
+        return "403"
+
+
+def only(*allow: str, own: tuple[str, ...] = (), why: str = "") -> Rule:
+    unknown = (set(allow) | set(own)) - set(ROLES)
+    assert not unknown, f"not roles: {unknown}"
+    return Rule(frozenset(allow), frozenset(own), why=why)
+
+
+PUBLIC = Rule(public=True)
+# FastAPI's own routes, on both apps.
+FASTAPI_ROUTES: dict[tuple[str, str], Rule] = {
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+}
+OWN_OPERATIONS = only(
+    *READERS,
+    own=(ADMIN, MERCHANT, OFFICER, TERMINAL, ACCESS_POINT),
+    why="the reader roles read every operation, any other key only those it requested",
+)
+
+OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
+    **FASTAPI_ROUTES,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/dashboard"): PUBLIC,  # the page holds no data; its script asks for a key
+    ("GET", "/dashboard/static/{name}"): PUBLIC,
+    ("GET", "/dashboard/data"): only(OPERATOR, REGULATOR, AUDITOR),
+    ("POST", "/v1/api-keys"): only(ADMIN),
+    ("GET", "/v1/operations/{operation_id}"): OWN_OPERATIONS,
+    # wallets and cash
+    ("POST", "/v1/wallets"): only(OPERATOR),
+    ("GET", "/v1/wallets/{address}"): only(*READERS, own=BOUND),
+    ("POST", "/v1/issuance"): only(OPERATOR),
+    ("POST", "/v1/redemptions"): only(OPERATOR),
+    ("POST", "/v1/transfers"): only(OPERATOR),
+    # the regulator
+    ("POST", "/v1/regulator/freeze"): only(REGULATOR),
+    ("POST", "/v1/regulator/unfreeze"): only(REGULATOR),
+    ("POST", "/v1/regulator/pause"): only(REGULATOR),
+    ("POST", "/v1/regulator/unpause"): only(REGULATOR),
+    # prepaid-fund supervision
+    ("POST", "/v1/prepaid/merchants"): only(REGULATOR),
+    ("POST", "/v1/prepaid/merchants/{merchant}/close"): only(REGULATOR),
+    ("POST", "/v1/prepaid/merchants/{merchant}/refunds"): only(OPERATOR, REGULATOR),
+    ("GET", "/v1/prepaid/merchants/{merchant}/packages"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
+    ("POST", "/v1/prepaid/packages"): only(OPERATOR),
+    ("GET", "/v1/prepaid/packages/{package_id}"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
+    ("POST", "/v1/prepaid/packages/{package_id}/consume"): only(OPERATOR),
+    ("POST", "/v1/prepaid/packages/{package_id}/claim"): only(own=(MERCHANT,)),
+    ("POST", "/v1/prepaid/packages/{package_id}/cancel"): only(OPERATOR),
+    ("POST", "/v1/prepaid/packages/{package_id}/refund"): only(OPERATOR, REGULATOR),
+    # payroll and subsidy disbursement
+    ("POST", "/v1/disbursements"): only(OPERATOR),
+    ("POST", "/v1/disbursements/csv"): only(OPERATOR),
+    ("POST", "/v1/disbursements/payers/{payer}/officers"): only(OPERATOR),
+    ("GET", "/v1/disbursements/{reference}"): only(*READERS),
+    ("GET", "/v1/disbursements/{reference}/exceptions"): only(*READERS),
+    ("GET", "/v1/disbursements/{reference}/rows/{index}"): only(*READERS),
+    ("POST", "/v1/disbursements/{reference}/approve"): only(CHECKER),
+    ("POST", "/v1/disbursements/{reference}/cancel"): only(OPERATOR),
+    ("POST", "/v1/disbursements/{reference}/execute"): only(OPERATOR),
+    ("POST", "/v1/disbursements/{reference}/exceptions/{index}/retry"): only(OPERATOR),
+    ("POST", "/v1/disbursements/{reference}/reclaim"): only(OPERATOR),
+    # vouchers and union welfare
+    ("POST", "/v1/voucher-programs"): only(OPERATOR),
+    ("GET", "/v1/voucher-programs/{programme_id}"): only(OPERATOR, REGULATOR, AUDITOR),
+    ("POST", "/v1/voucher-programs/{programme_id}/grants"): only(OPERATOR),
+    ("POST", "/v1/voucher-programs/{programme_id}/grants/csv"): only(OPERATOR),
+    ("POST", "/v1/voucher-programs/{programme_id}/campaign"): only(OPERATOR),
+    ("GET", "/v1/voucher-programs/{programme_id}/campaign/{index}"): only(*READERS, own=BOUND),
+    ("POST", "/v1/voucher-programs/{programme_id}/campaign/{index}/claim"): only(OPERATOR),
+    ("POST", "/v1/voucher-programs/{programme_id}/enrol"): only(OPERATOR),
+    ("POST", "/v1/voucher-programs/{programme_id}/spend"): only(OPERATOR),
+    # a merchant key spends as its own wallet only, by construction: no other wallet to refuse
+    ("POST", "/v1/voucher-programs/{programme_id}/spend/signed"): only(MERCHANT),
+    ("POST", "/v1/voucher-programs/{programme_id}/close"): only(OPERATOR, REGULATOR),
+    ("GET", "/v1/voucher-programs/{programme_id}/holders/{holder}"): only(*READERS, own=BOUND),
+    # village collectives (an officer acts in the collectives it is an officer of)
+    ("POST", "/v1/collectives"): only(REGULATOR),
+    ("GET", "/v1/collectives/{collective_id}"): only(OPERATOR, REGULATOR, AUDITOR, own=(OFFICER,)),
+    ("POST", "/v1/collectives/{collective_id}/years"): only(REGULATOR),
+    ("POST", "/v1/collectives/{collective_id}/budgets"): only(REGULATOR),
+    ("POST", "/v1/collectives/{collective_id}/officers"): only(REGULATOR),
+    ("POST", "/v1/collectives/{collective_id}/rules"): only(REGULATOR),
+    ("POST", "/v1/collectives/{collective_id}/freeze"): only(REGULATOR),
+    ("POST", "/v1/collectives/{collective_id}/unfreeze"): only(REGULATOR),
+    ("POST", "/v1/collectives/{collective_id}/assets"): only(own=(OFFICER,)),
+    ("POST", "/v1/collectives/{collective_id}/income"): only(OPERATOR),
+    ("GET", "/v1/collectives/{collective_id}/proposals"): only(OPERATOR, REGULATOR, AUDITOR, own=(OFFICER,)),
+    ("POST", "/v1/collectives/{collective_id}/proposals"): only(own=(OFFICER,)),
+    ("GET", "/v1/collectives/{collective_id}/proposals/{proposal_id}"): only(
+        OPERATOR, REGULATOR, AUDITOR, own=(OFFICER,)
+    ),
+    ("POST", "/v1/collectives/{collective_id}/proposals/{proposal_id}/approve"): only(
+        REGULATOR, own=(OFFICER,)
+    ),
+    ("POST", "/v1/collectives/{collective_id}/proposals/{proposal_id}/reject"): only(
+        REGULATOR, own=(OFFICER,)
+    ),
+    ("POST", "/v1/collectives/{collective_id}/proposals/{proposal_id}/cancel"): only(own=(OFFICER,)),
+    ("POST", "/v1/collectives/{collective_id}/proposals/{proposal_id}/execute"): only(own=(OFFICER,)),
+    # merchant payment codes
+    ("POST", "/v1/payment-codes"): only(OPERATOR, own=(MERCHANT,)),
+    ("GET", "/v1/payment-codes/{code_id}"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
+    ("GET", "/v1/payment-codes/{code_id}.png"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
+    ("GET", "/v1/payment-codes/{code_id}.svg"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
+    # custodial and voucher forms: the operator; card and signed forms: also the code's merchant
+    ("POST", "/v1/payment-codes/{code_id}/pay"): only(OPERATOR, own=(MERCHANT,)),
+    # the auditor
+    ("GET", "/v1/audit/events"): only(AUDITOR),
+    ("GET", "/v1/audit/reconciliation"): only(AUDITOR),
+}
+
+GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {
+    **FASTAPI_ROUTES,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/v1/operations/{operation_id}"): OWN_OPERATIONS,
+    # terminals
+    ("POST", "/v1/terminals"): only(OPERATOR),
+    ("GET", "/v1/terminals"): only(OPERATOR),
+    ("GET", "/v1/terminals/{terminal_id}"): only(OPERATOR, own=(TERMINAL,)),
+    ("POST", "/v1/terminals/{terminal_id}/revoke"): only(OPERATOR),
+    # offline payments: a terminal uploads payments to its own merchant only
+    ("POST", "/v1/offline-payments"): only(own=(TERMINAL,)),
+    ("GET", "/v1/offline-payments/{upload_id}"): only(OPERATOR, AUDITOR, own=(TERMINAL,)),
+    # cards
+    ("POST", "/v1/cards"): only(OPERATOR),
+    ("GET", "/v1/cards/{card}"): only(OPERATOR, REGULATOR, AUDITOR),
+    ("POST", "/v1/cards/{card}/loads"): only(OPERATOR),
+    ("POST", "/v1/cards/{card}/report-lost"): only(OPERATOR),
+    ("POST", "/v1/cards/{card}/return-reserve"): only(OPERATOR),
+    # door access
+    ("POST", "/v1/access-points"): only(OPERATOR),
+    ("GET", "/v1/access-points/{point_id}"): only(OPERATOR),
+    ("POST", "/v1/access-points/{point_id}/grants"): only(OPERATOR),
+    ("DELETE", "/v1/access-points/{point_id}/grants/{grant_id}"): only(OPERATOR),
+    ("GET", "/v1/access-points/{point_id}/decisions"): only(OPERATOR, AUDITOR),
+    ("POST", "/v1/access/challenges"): only(ACCESS_POINT),
+    ("POST", "/v1/access/decisions"): only(ACCESS_POINT),
+    # quick-pay mandates
+    ("POST", "/v1/mandates"): only(OPERATOR),
+    ("GET", "/v1/mandates/{mandate_id}"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT, TERMINAL)),
+    ("POST", "/v1/mandates/{mandate_id}/pulls"): only(OPERATOR, own=(MERCHANT, TERMINAL)),
+    ("POST", "/v1/mandates/{mandate_id}/revoke"): only(OPERATOR),
+}
+
+MATRICES: dict[str, dict[tuple[str, str], Rule]] = {"operator": OPERATOR_MATRIX, "gateway": GATEWAY_MATRIX}
+
+
+def route_list(app: Any) -> set[tuple[str, str]]:
+    """(method, path) of every route an app serves, HEAD aside. FastAPI 0.16x keeps included
+    routers lazily (``_IncludedRouter``), so walk their effective routes too."""
+    found: set[tuple[str, str]] = set()
+
+    def add(methods: set[str] | None, path: str) -> None:
+        for m in methods or {"GET"}:
+            if m != "HEAD":
+                found.add((m, path))
+
+    for route in app.routes:
+        if hasattr(route, "effective_route_contexts"):
+            for ctx in route.effective_route_contexts():
+                add(getattr(ctx.original_route, "methods", None), ctx.path)
+        else:
+            add(getattr(route, "methods", None), route.path)
+    return found
+
+
+def cells() -> int:
+    """The matrix's size: routes x columns, both services."""
+    return sum(len(m) for m in MATRICES.values()) * len(COLUMNS)

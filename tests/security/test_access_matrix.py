@@ -1,0 +1,375 @@
+"""Every route of both services, called over real HTTP by every role, no key and an unknown key,
+against the decisions of access_matrix.py.
+
+The cases come from the apps' route lists (the same routers ``create_app`` includes, compared
+with the live apps' ``app.routes``), so a new route with no row in the matrix fails here, by
+name, and so does a row whose route is gone. Each cell sends one request with placeholder path
+parameters and body (real resources where a guard looks the resource up before it decides):
+
+- 401 / 403: exactly that status, as problem+json, and nothing changed (database rows and chain);
+- allow: neither 401 nor 403 (a 404 or 422 from the placeholder input is fine), and no 5xx;
+- own: no 401, no 5xx, and a 403 only for another's resource (never "forbidden-role");
+- public: 200, key or not.
+
+Keys bound to a wallet get an own-versus-other test per route family at the end.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from web3 import Web3
+
+from services.common.keys import Role, create_key
+from services.common.models import Base
+from services.gateway.routes import ROUTERS as GATEWAY_ROUTERS
+from services.operator.routes import ROUTERS as OPERATOR_ROUTERS
+from tests.gateway.conftest import Gateway
+from tests.security.access_matrix import BAD, COLUMNS, MATRICES, NONE, ROLES, Rule, cells, route_list
+from tests.services.conftest import Api
+
+Route = tuple[str, str]
+OTHER = Web3.to_checksum_address("0x" + "ab" * 20)  # a wallet no key here speaks for
+MISSING = 987_654  # an id of nothing
+
+
+def _declared(routers: list[Any]) -> set[Route]:
+    """The routes ``create_app`` serves: its routers, mounted the same way, plus FastAPI's own."""
+    app = FastAPI()
+    for router in routers:
+        app.include_router(router)
+    return route_list(app)
+
+
+DECLARED: dict[str, set[Route]] = {
+    "operator": _declared(OPERATOR_ROUTERS),
+    "gateway": _declared(GATEWAY_ROUTERS),
+}
+
+
+# one statement: SELECT (SELECT count(*) FROM t1), (SELECT count(*) FROM t2), ...
+_COUNTS = [select(func.count()).select_from(t).scalar_subquery() for t in Base.metadata.sorted_tables]
+
+
+@dataclass
+class World:
+    """A running service with a client per column and the placeholders its routes need."""
+
+    app: Any
+    w3: Web3
+    clients: dict[str, httpx.Client]
+    params: dict[str, Any]
+    overrides: dict[Route, dict[str, Any]] = field(default_factory=dict)
+    bodies: dict[Route, Any] = field(default_factory=dict)
+    after: dict[Route, Callable[[], None]] = field(default_factory=dict)
+    owned: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What a refused request must leave as it was: every table's row count and the chain."""
+        with self.app.state.ctx.db.session() as s:
+            counts = tuple(s.execute(select(*_COUNTS)).one())
+        return (self.w3.eth.block_number, counts)
+
+    def request(self, column: str, method: str, path: str) -> httpx.Response:
+        values = {**self.params, **self.overrides.get((method, path), {})}
+        url = path.format(**values)
+        headers = {"Idempotency-Key": str(uuid.uuid4())} if method != "GET" else {}
+        body = self.bodies.get((method, path), {}) if method in ("POST", "PUT", "PATCH") else None
+        return self.clients[column].request(method, url, json=body, headers=headers)
+
+
+def _client(url: str, key: str | None) -> httpx.Client:
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.Client(base_url=url, headers=headers, timeout=60)
+
+
+def _anonymous_columns(url: str) -> dict[str, httpx.Client]:
+    return {NONE: _client(url, None), BAD: _client(url, "xcp_" + secrets.token_urlsafe(32))}
+
+
+def _ok(r: httpx.Response, *codes: int) -> Any:
+    assert r.status_code in codes, r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def operator_world(api: Api) -> Iterator[World]:
+    """Keys for every role (created through /v1/api-keys, as an admin does), a registered
+    merchant with a payment code, and an operation requested by the operator."""
+    op = api.post(
+        "operator",
+        "/v1/wallets",
+        {"kind": "merchant", "tier": 2, "merchant_category": 5411, "display_name": "shop", "identity": "m1"},
+    )
+    merchant = _ok(op, 201)["request"]["address"]
+    officer_wallet = api.new_wallet(name="officer")
+    code = _ok(api.operator.post("/v1/payment-codes", json={"merchant": merchant}), 201)["id"]
+    clients = {"admin": api.admin, **{r: api.clients[r] for r in ROLES if r in api.clients}}
+    bound = {"officer": officer_wallet, "terminal": None, "access-point": None}  # as the API allows
+    for role, wallet in bound.items():
+        body = {"role": role, "label": f"matrix {role}", "wallet": wallet}
+        clients[role] = _client(api.url, _ok(api.admin.post("/v1/api-keys", json=body), 201)["key"])
+    clients.update(_anonymous_columns(api.url))
+    regulator = clients["regulator"]
+    world = World(
+        app=api.app,
+        w3=api.w3,
+        clients=clients,
+        params={
+            "address": OTHER,
+            "merchant": OTHER,
+            "payer": OTHER,
+            "holder": OTHER,
+            "package_id": MISSING,
+            "programme_id": MISSING,
+            "collective_id": MISSING,
+            "proposal_id": MISSING,
+            "index": 0,
+            "reference": "matrix-ref",
+            "name": "dashboard.js",
+            "code_id": code,  # the code routes look the code up before they decide
+            "operation_id": op.json()["id"],  # the operator's: another key's for the own check
+        },
+        bodies={
+            # guards inside the handler run after validation: these bodies validate
+            ("POST", "/v1/payment-codes"): {"merchant": merchant},
+            ("POST", "/v1/payment-codes/{code_id}/pay"): {
+                "form": "signed-transaction",
+                "signed_transaction": "0x00",
+            },
+        },
+        after={
+            ("POST", "/v1/regulator/pause"): lambda: _ok(
+                regulator.post("/v1/regulator/unpause", headers={"Idempotency-Key": str(uuid.uuid4())}), 200
+            )
+        },
+        owned={"merchant": merchant, "code": code},
+    )
+    yield world
+    for c in clients.values():
+        if c not in api.clients.values():
+            c.close()
+
+
+@pytest.fixture(scope="module")
+def gateway_world(gateway: Gateway) -> Iterator[World]:
+    """Keys for every role (terminals and access points through the gateway's API, the rest in the
+    shared key table as the operator service makes them), a terminal that uploaded a batch, and a
+    quick-pay mandate of its merchant."""
+    gw = gateway
+    merchant = gw.merchant()
+    terminal_id, terminal = gw.terminal(merchant)
+    point = _ok(gw.post("operator", "/v1/access-points", {"name": "door"}), 201)
+    card, holder = gw.card(load=10_000)
+    payment = card.sign_payment(merchant, 100, gw.now())
+    upload = _ok(gw.post(terminal, "/v1/offline-payments", {"payments": [payment.to_json()]}), 200)
+    mandate = gw.post(
+        "operator",
+        "/v1/mandates",
+        {
+            "holder": holder,
+            "merchant": merchant,
+            "per_payment_cap_fen": 1_000,
+            "daily_cap_fen": 5_000,
+            "expires_at": gw.now() + 86_400,
+        },
+    )
+    mandate_body = _ok(mandate, 200, 201)
+    with gw.ctx.db.session() as s:
+        wallets = {Role.MERCHANT: merchant, Role.OFFICER: holder}
+        keys = {
+            str(r): create_key(s, r, f"matrix {r}", wallet=wallets.get(r))[1]
+            for r in (Role.ADMIN, Role.CHECKER, Role.MERCHANT, Role.REGULATOR, Role.OFFICER)
+        }
+        s.commit()
+    clients = {
+        "operator": gw.clients["operator"],
+        "auditor": gw.clients["auditor"],
+        "terminal": terminal,
+        "access-point": gw.client(point["key"]),
+        **{role: gw.client(key) for role, key in keys.items()},
+        **_anonymous_columns(gw.url),
+    }
+    yield World(
+        app=gw.app,
+        w3=gw.w3,
+        clients=clients,
+        params={
+            "operation_id": mandate_body["id"],
+            "terminal_id": terminal_id,
+            "upload_id": upload["id"],
+            "card": OTHER,
+            "point_id": "AP-00000000",
+            "grant_id": MISSING,
+            "mandate_id": mandate_body["mandate_id"],
+        },
+        overrides={  # operator-only routes that would act on the real resources: a missing one
+            ("POST", "/v1/terminals/{terminal_id}/revoke"): {"terminal_id": "T-00000000"},
+            ("POST", "/v1/mandates/{mandate_id}/revoke"): {"mandate_id": MISSING},
+        },
+        bodies={("POST", "/v1/mandates/{mandate_id}/pulls"): {"amount_fen": 1, "reference": "matrix-pull"}},
+        owned={"merchant": merchant, "terminal_id": terminal_id, "holder": holder},
+    )
+    for c in (clients[NONE], clients[BAD]):
+        c.close()
+
+
+def _cases() -> Iterator[Any]:
+    for service, declared in DECLARED.items():
+        for method, path in sorted(declared | set(MATRICES[service])):
+            for column in COLUMNS:
+                yield pytest.param(service, method, path, column, id=f"{service} {method} {path} [{column}]")
+
+
+def _problem(r: httpx.Response) -> str:
+    assert r.headers.get("content-type", "").startswith("application/problem+json"), (
+        r.status_code,
+        r.headers.get("content-type"),
+        r.text[:300],
+    )
+    body = r.json()
+    assert body["status"] == r.status_code
+    return str(body["type"]).removeprefix("urn:xcpay:problem:")
+
+
+@pytest.mark.parametrize(("service", "method", "path", "column"), list(_cases()))
+def test_route_answers_each_role_as_the_matrix_says(
+    request: pytest.FixtureRequest, service: str, method: str, path: str, column: str
+) -> None:
+    matrix = MATRICES[service]
+    route = (method, path)
+    assert route in matrix, f"{service}: {method} {path} has no row in tests/security/access_matrix.py"
+    world: World = request.getfixturevalue(f"{service}_world")
+    assert route in route_list(world.app), f"{service}: the matrix row {method} {path} names no route"
+    rule: Rule = matrix[route]
+    decision = rule.decision(column)
+    cell = f"{service} {method} {path} as {column} ({decision})"
+
+    before = world.fingerprint() if decision in ("401", "403") else None
+    r = world.request(column, method, path)
+    if decision in ("401", "403"):
+        assert r.status_code == int(decision), f"{cell}: got {r.status_code} {r.text[:300]}"
+        slug = _problem(r)
+        if decision == "401":
+            assert slug == ("missing-api-key" if column == NONE else "invalid-api-key"), cell
+        assert world.fingerprint() == before, f"{cell}: a refused request changed something"
+        return
+    assert r.status_code < 500, f"{cell}: {r.status_code} {r.text[:300]}"
+    if decision == "public":
+        assert r.status_code == 200, f"{cell}: {r.status_code} {r.text[:300]}"
+    elif decision == "allow":
+        assert r.status_code not in (401, 403), f"{cell}: {r.status_code} {r.text[:300]}"
+    else:  # own: passes the role check; may be refused only because the resource is another's
+        assert r.status_code != 401, f"{cell}: {r.text[:300]}"
+        if r.status_code == 403:
+            assert _problem(r) != "forbidden-role", f"{cell}: refused for its role: {r.text[:300]}"
+    if route in world.after and r.status_code < 400:
+        world.after[route]()
+
+
+@pytest.mark.parametrize("service", ["operator", "gateway"])
+def test_the_matrix_covers_exactly_the_live_routes(request: pytest.FixtureRequest, service: str) -> None:
+    """The case list above is built from the routers; the live app must serve the same routes."""
+    world: World = request.getfixturevalue(f"{service}_world")
+    live = route_list(world.app)
+    assert live == DECLARED[service]
+    assert sorted(live - set(MATRICES[service])) == [], "routes with no row in the matrix"
+    assert sorted(set(MATRICES[service]) - live) == [], "matrix rows naming no route"
+    assert cells() == sum(len(m) for m in MATRICES.values()) * (len(Role) + 2)
+
+
+# -- own versus other ------------------------------------------------------------------------------
+
+
+def _admin_key(api: Api, role: str, wallet: str) -> httpx.Client:
+    r = api.admin.post("/v1/api-keys", json={"role": role, "label": f"own {role}", "wallet": wallet})
+    return _client(api.url, _ok(r, 201)["key"])
+
+
+def test_a_merchant_key_acts_on_its_own_codes_and_packages_only(api: Api, operator_world: World) -> None:
+    mine = operator_world.owned["merchant"]
+    theirs = api.new_wallet(kind="merchant", tier=2, category=5812, name="other shop")
+    merchant = _admin_key(api, "merchant", mine)
+    assert merchant.post("/v1/payment-codes", json={"merchant": mine}).status_code == 201
+    r = merchant.post("/v1/payment-codes", json={"merchant": theirs})
+    assert r.status_code == 403 and _problem(r) == "not-your-merchant"
+    their_code = _ok(api.operator.post("/v1/payment-codes", json={"merchant": theirs}), 201)["id"]
+    assert merchant.get(f"/v1/payment-codes/{operator_world.owned['code']}").status_code == 200
+    for suffix in ("", ".png", ".svg"):
+        r = merchant.get(f"/v1/payment-codes/{their_code}{suffix}")
+        assert r.status_code == 403 and _problem(r) == "not-your-merchant", suffix
+    assert merchant.get(f"/v1/prepaid/merchants/{mine}/packages").status_code == 200
+    r = merchant.get(f"/v1/prepaid/merchants/{theirs}/packages")
+    assert r.status_code == 403 and _problem(r) == "not-your-package"
+    # its own wallet, not another's
+    assert merchant.get(f"/v1/wallets/{mine}").status_code == 200
+    r = merchant.get(f"/v1/wallets/{theirs}")
+    assert r.status_code == 403 and _problem(r) == "not-yours"
+    assert merchant.get(f"/v1/voucher-programs/1/holders/{theirs}").status_code == 403
+
+
+def test_another_keys_operation_is_refused_to_a_bound_key(api: Api, operator_world: World) -> None:
+    merchant = _admin_key(api, "merchant", operator_world.owned["merchant"])
+    other = operator_world.params["operation_id"]  # the operator registered the merchant
+    r = merchant.get(f"/v1/operations/{other}")
+    assert r.status_code == 403 and _problem(r) == "not-yours"
+    assert api.auditor.get(f"/v1/operations/{other}").status_code == 200
+
+
+def test_an_officer_reads_only_its_own_collectives(api: Api) -> None:
+    mine, outsider = api.new_wallet(name="officer a"), api.new_wallet(name="officer b")
+    cid = _ok(api.post("regulator", "/v1/collectives", _collective_body(mine)), 201)["collective_id"]
+    assert _admin_key(api, "officer", mine).get(f"/v1/collectives/{cid}").status_code == 200
+    r = _admin_key(api, "officer", outsider).get(f"/v1/collectives/{cid}")
+    assert r.status_code == 403 and _problem(r) == "not-your-collective"
+
+
+def _collective_body(officer: str) -> dict[str, Any]:
+    return {
+        "name": f"matrix village {uuid.uuid4().hex[:6]}",
+        "officers": [{"account": officer, "role": "committee"}],
+        "tiers": [{"max_amount_fen": 5_000_00, "committee": 1}],
+        "proposal_lifetime_s": 30 * 86_400,
+        "year": 2026,
+        "lines": [{"name": "roads", "budget_fen": 1_000_00}],
+    }
+
+
+def test_a_terminal_reads_itself_and_its_merchants_mandates_only(
+    gateway: Gateway, gateway_world: World
+) -> None:
+    gw, own = gateway, gateway_world.owned
+    terminal = gateway_world.clients["terminal"]
+    other_merchant = gw.merchant(5812)
+    other_id, other_terminal = gw.terminal(other_merchant)
+    assert terminal.get(f"/v1/terminals/{own['terminal_id']}").status_code == 200
+    r = terminal.get(f"/v1/terminals/{other_id}")
+    assert r.status_code == 403 and _problem(r) == "forbidden-role"
+    upload = gateway_world.params["upload_id"]
+    assert terminal.get(f"/v1/offline-payments/{upload}").status_code == 200
+    assert other_terminal.get(f"/v1/offline-payments/{upload}").status_code == 403
+    mandate = gateway_world.params["mandate_id"]
+    assert terminal.get(f"/v1/mandates/{mandate}").status_code == 200
+    before = gateway_world.fingerprint()
+    r = other_terminal.post(
+        f"/v1/mandates/{mandate}/pulls",
+        json={"amount_fen": 1, "reference": "not-mine"},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert r.status_code == 403 and _problem(r) == "not-your-merchant"
+    assert gateway_world.fingerprint() == before
+    r = other_terminal.get(f"/v1/mandates/{mandate}")
+    assert r.status_code == 403 and _problem(r) == "not-your-merchant"
+    # an upload's operation is its terminal's own: another terminal may not read it
+    op = terminal.get(f"/v1/offline-payments/{upload}").json()["operation_id"]
+    assert terminal.get(f"/v1/operations/{op}").status_code == 200
+    r = other_terminal.get(f"/v1/operations/{op}")
+    assert r.status_code == 403 and _problem(r) == "not-yours"

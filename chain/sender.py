@@ -241,10 +241,14 @@ class Transactor:
             "gas": tx["gas"],
             "value": tx["value"],
         }
-        try:
-            self.w3.eth.call(call, receipt["blockNumber"] - 1)
-        except ContractLogicError as exc:
-            return self.errors.decode(_revert_data(exc), tx_hash=tx_hash)
+        # The parent block has the state the transaction ran on, but not its block's time: a
+        # transaction that reverted because the clock passed a deadline between sending and mining
+        # only reverts again when replayed at its own block (whose state it left unchanged).
+        for block in (receipt["blockNumber"] - 1, receipt["blockNumber"]):
+            try:
+                self.w3.eth.call(call, block)
+            except ContractLogicError as exc:
+                return self.errors.decode(_revert_data(exc), tx_hash=tx_hash)
         return self.errors.decode(None, tx_hash=tx_hash)
 
 

@@ -145,7 +145,12 @@ class Operations:
         with self._claim(op.id) as claimed:
             if not claimed:
                 return self.await_outcome(op.id)
-            self._sign_store_send(op)
+            current = self.get(op.id)
+            if current.status != "pending" or current.raw_tx is not None:
+                # The reconciler got to it first: its age comes from this host's wall clock, which
+                # may have jumped past UNSIGNED_GRACE_S. Finish what was signed; never sign twice.
+                return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
+            self._sign_store_send(current)
             return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
 
     def await_outcome(self, op_id: str, wait_s: float | None = None) -> Operation:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.exceptions import ContractError, NodeUnavailable, TransactionTimeout
@@ -263,6 +264,27 @@ def install(app: FastAPI) -> None:
         return _response(
             Problem(503, "transaction-timeout", "The transaction was not mined in time", str(exc)), request
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A database that refuses writes (a read-only file, a full disk) or a connection that
+        # dropped (a restarted server, a killed backend) is the service's outage, not the
+        # caller's fault: the caller retries with the same Idempotency-Key and gets one outcome.
+        if not isinstance(exc, OperationalError | InterfaceError) and not exc.connection_invalidated:
+            log.exception("database error on %s", request.url.path)
+            return _response(
+                Problem(500, "internal-error", "Internal error", "the error was logged"), request
+            )
+        log.warning("database unavailable on %s: %s", request.url.path, exc.orig)
+        problem = Problem(
+            503,
+            "database-unavailable",
+            "The database is unavailable",
+            "the request was not completed; retry it later with the same Idempotency-Key",
+        )
+        response = _response(problem, request)
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -24,9 +24,11 @@ test-contracts: deps
 	$(PY) -m pytest -v -p tests.audit_summary tests/contracts tests/properties $(PYTEST_ARGS)
 
 # Slither over contracts/ (mocks excluded) with the project's compiler; fails on any High/Medium
-# finding or a Low/Informational one not explained in audit/slither-triage.md.
+# finding or a Low/Informational one not explained in audit/slither-triage.md. Then the long run of
+# the schema fuzz of both APIs on both databases.
 audit: deps
 	$(PY) audit/run_slither.py $(AUDIT_ARGS)
+	XCPAY_FUZZ=long $(PY) -m pytest -q tests/fuzz
 
 deps: $(STAMP_VENV) $(STAMP_NPM)
 

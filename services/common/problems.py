@@ -6,6 +6,7 @@ nothing a caller sends can produce a 500 with a stack trace.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.exceptions import ContractError, NodeUnavailable, TransactionTimeout
@@ -240,6 +242,95 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+class ProblemDocument(BaseModel):
+    """The body of every error answer, as the OpenAPI schema documents it."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description="stable per failure: urn:xcpay:problem:<slug>")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str | None = None
+    instance: str | None = None
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "The body cannot be read (not UTF-8), or a header is missing or invalid (Idempotency-Key)",
+    401: "Missing or unknown API key",
+    403: "The key's role, or the party it speaks for, may not do this",
+    404: "Not found",
+    409: "Conflicts with the current state (on chain, or an Idempotency-Key reused for another request)",
+    422: "The request is invalid, or a contract rule refused it",
+    503: "The chain node or the database is unavailable, or the transaction was not mined in time",
+}
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """A route's own problem answer for ``responses=`` (a status the defaults below do not cover)."""
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def _problem_statuses(operation: dict[str, Any]) -> list[int]:
+    """The error statuses an operation can answer, read from what it takes: any parameter or body
+    can be invalid (422), a path names something that may not exist (404), an X-API-Key header
+    means authentication, roles, chain state and the node (401, 403, 404, 409, 422, 503), and an
+    Idempotency-Key header may be missing and a body may not be readable at all (400)."""
+    params = operation.get("parameters", [])
+    where = {p.get("in") for p in params}
+    headers = {str(p.get("name", "")).lower() for p in params if p.get("in") == "header"}
+    statuses: set[int] = set()
+    if params or "requestBody" in operation:
+        statuses.add(422)
+    if "path" in where:
+        statuses.add(404)
+    if "x-api-key" in headers:
+        statuses |= {401, 403, 404, 409, 422, 503}
+    if "idempotency-key" in headers or "requestBody" in operation:
+        statuses.add(400)
+    return sorted(statuses)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Declare the problem responses of every operation in the OpenAPI schema, in place of
+    FastAPI's default 422 body (which these services never send), so that clients and the schema
+    fuzz (tests/fuzz) see the answers the services really give. A status a route declares itself
+    (``responses=``) is kept."""
+    generate = app.openapi
+    done: list[int] = []  # id() of the schema last completed (FastAPI regenerates it if routes change)
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        if done and done[-1] == id(schema):
+            return schema
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                default_422 = responses.get("422", {}).get("content", {}).get("application/json", {})
+                if default_422.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                    del responses["422"]
+                for status in _problem_statuses(operation):
+                    responses.setdefault(
+                        str(status),
+                        {
+                            "description": _PROBLEM_DESCRIPTIONS[status],
+                            "content": {PROBLEM_JSON: {"schema": ref}},
+                        },
+                    )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = ProblemDocument.model_json_schema()
+        if "HTTPValidationError" not in json.dumps(schema["paths"]):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        done[:] = [id(schema)]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _response(problem: Problem, request: Request) -> JSONResponse:
     return JSONResponse(
         problem.body(str(request.url.path)), status_code=problem.status, media_type=PROBLEM_JSON
@@ -247,6 +338,8 @@ def _response(problem: Problem, request: Request) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return _response(exc, request)
@@ -286,6 +379,22 @@ def install(app: FastAPI) -> None:
         response.headers["Retry-After"] = "1"
         return response
 
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (PostgreSQL: a NUL character in a text, a number beyond a
+        # column's range) came from the caller; the route stored nothing. The driver's message
+        # (with the SQL and its parameters) stays in the log.
+        log.info("database refused a value on %s: %s", request.url.path, exc.orig)
+        return _response(
+            Problem(
+                422,
+                "unstorable-value",
+                "A value the database cannot store",
+                "a text with a NUL character, or a number beyond what the field holds",
+            ),
+            request,
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -299,7 +408,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        # 400: FastAPI could not read the body (e.g. not UTF-8) before any validation ran.
+        slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, "http-error"
+        )
         return _response(Problem(exc.status_code, slug, str(exc.detail)), request)
 
     @app.exception_handler(Exception)

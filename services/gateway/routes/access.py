@@ -125,8 +125,10 @@ def add_grant(point_id: PointId, body: GrantIn, ctx: CtxDep, key: OperatorKey) -
     return _point_out(ctx, row)
 
 
-@router.delete("/v1/access-points/{point_id}/grants/{grant_id}")
-def remove_grant(point_id: PointId, grant_id: int, ctx: CtxDep, key: OperatorKey) -> AccessPointOut:
+@router.delete("/v1/access-points/{point_id}/grants/{grant_id}")  # ids: a 32-bit INTEGER column
+def remove_grant(
+    point_id: PointId, grant_id: Annotated[int, Path(ge=1, lt=2**31)], ctx: CtxDep, key: OperatorKey
+) -> AccessPointOut:
     """Remove an entry from the access list."""
     row = _point(ctx, point_id)
     with ctx.db.session() as s:

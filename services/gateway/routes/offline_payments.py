@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from sqlalchemy import select, update
 
 from chain.clients.hardwallet import RejectReason
@@ -196,8 +196,8 @@ def upload_batch(
     return out
 
 
-@router.get("/{upload_id}")
-def get_upload(upload_id: int, ctx: CtxDep, key: ApiKeyDep) -> UploadOut:
+@router.get("/{upload_id}")  # ids are a 32-bit INTEGER column on PostgreSQL
+def get_upload(upload_id: Annotated[int, Path(ge=1, lt=2**31)], ctx: CtxDep, key: ApiKeyDep) -> UploadOut:
     """An upload and its results (the terminal that uploaded it, the operator, the auditor)."""
     with ctx.db.session() as s:
         upload = s.get(OfflineUpload, upload_id)

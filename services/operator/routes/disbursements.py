@@ -20,7 +20,7 @@ from services.common.context import ServiceContext
 from services.common.deps import CheckerKey, CtxDep, IdempotencyKey, OperatorKey, OpsDep, ReaderKey
 from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
 from services.common.operations import Call, Operations, builder, perform
-from services.common.problems import Problem
+from services.common.problems import Problem, problem_response
 from services.common.schemas import Address, OperationOut, respond
 from services.operator.disbursements import (
     RawRow,
@@ -269,7 +269,11 @@ def create_disbursement(
 @router.post(
     "/csv",
     status_code=201,
-    responses={202: {"model": BatchOut}},
+    responses={
+        202: {"model": BatchOut},
+        413: problem_response("The CSV is larger than 16 MiB"),
+        415: problem_response("The body is not sent as text/csv"),
+    },
     openapi_extra={
         "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}
     },
@@ -282,7 +286,7 @@ async def create_disbursement_from_csv(
     idem: IdempotencyKey,
     response: Response,
     reference: Annotated[str, Query(pattern=REFERENCE)],
-    payer: Annotated[str, Query()],
+    payer: Annotated[Address, Query()],
     purpose: Annotated[str, Query(pattern=PURPOSE)],
     ends_at: Annotated[datetime, Query()],
     mode: Annotated[Mode, Query()] = "explicit",

@@ -39,7 +39,7 @@ from services.common.deps import (
 from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent, VoucherLeaf
 from services.common.operations import Call, Operations, builder, perform
-from services.common.problems import Problem
+from services.common.problems import Problem, problem_response
 from services.common.schemas import Address, OperationOut, respond
 from services.operator.disbursements import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.routes.wallets import identity_hash
@@ -200,6 +200,7 @@ def grant(
 
 @router.post(
     "/{programme_id}/grants/csv",
+    responses={415: problem_response("The body is not sent as text/csv")},
     openapi_extra={
         "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}
     },

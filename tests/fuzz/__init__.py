@@ -1,0 +1,1 @@
+"""API fuzzing of both services' OpenAPI schemas with Schemathesis over real HTTP."""

@@ -1,0 +1,1702 @@
+"""One stateful property test of every contract family together, on one chain.
+
+The per-family machines (tests/properties/test_*_invariants.py) each run their contract against a
+token that nothing else touches. Here one hypothesis state machine drives them all at once, so
+that their interactions are exercised: the same people are prepaid consumers, voucher holders,
+card holders, mandate givers, collective officers and disbursement recipients; the same merchants
+are paid by every family; freezes, tier caps (balance, payment, daily) and day changes bite across
+families; and the clock jumps across package end dates, batch and programme ends, proposal expiries
+and time locks, card grace periods and mandate expiries.
+
+Every outcome is predicted before the call from one Python model (the token rules of
+``DigitalCash._update`` for every movement, and each family's own rules as the family machines
+model them, reusing their dataclasses): success, or the exact custom error with its arguments.
+Random actors also try each family's privileged actions without the role (mint, freeze, pause,
+close or enrol a prepaid merchant, consume someone else's package, approve a disbursement, approve
+or execute a collective proposal, freeze a collective, grant vouchers of someone else's programme,
+register a card, load someone else's card, pull on someone else's mandate, ...): each must revert
+with the exact custom error.
+
+After every step: total supply == the sum of the balances of every address that ever held cash
+(people, merchants, the institution, every family contract, an unregistered wallet) == the model's;
+every balance equals the model; each family conserves its money (prepaid deposited == released +
+refunded + held and the escrow holds exactly the held; per batch funded == paid + reclaimed +
+outstanding and the contract holds exactly the outstanding; per programme budget == spent +
+returned + outstanding + ungranted and the contract holds exactly outstanding + ungranted; per
+collective balance == income - paid and the fund holds exactly the balances; per card loaded ==
+settled + refunded + reserve and the contract holds exactly the reserves; QuickPay holds nothing);
+no wallet is above its tier's balance cap or daily cap. (Each object's own record is compared
+after the steps that act on it in the short profile, after every step in the long one: see DEEP.)
+
+Every example starts from the same opening (built once through the rules, then restored from a
+chain snapshot and a copy of the model): packages, an approved batch, a programme with grants,
+income and approved proposals, loaded cards with payments waiting, a mandate.
+
+Profiles: ``make test`` runs a short derandomized profile (6 sequences of up to 30 steps, about a
+minute); ``XCPAY_FUZZ=long`` (``make audit``) runs random sequences, 40 of up to 60 steps by default
+(some 2,200 steps; ``XCPAY_FUZZ_EXAMPLES`` and ``XCPAY_FUZZ_STEPS`` change that). The test prints
+how many examples and steps ran, past pytest's capture.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from web3 import Web3
+
+from chain import devtools
+from chain.accounts import dev_account
+from chain.backends import in_process
+from chain.clients.collective import CollectiveClient, OfficerRole, ProposalStatus, Tier
+from chain.clients.disburse import (
+    BatchKind,
+    BatchStatus,
+    DisbursementClient,
+    Officer,
+    Row,
+    batch_id,
+    purpose_tag,
+)
+from chain.clients.hardwallet import (
+    CardForm,
+    CardStatus,
+    HardWalletClient,
+    Outcome,
+    QuickPayClient,
+    RejectReason,
+    order_ref,
+)
+from chain.clients.prepaid import PackageStatus, PrepaidClient
+from chain.clients.token import CashClient, Kind, TierLimits
+from chain.clients.vouchers import MCC_RESTAURANT, Grant, Mode, Terms, VoucherClient, programme_name
+from chain.deploy import deploy_all
+from chain.exceptions import ContractError
+from chain.sender import TxResult
+from tests.conftest import identity
+from tests.helpers import assert_reverts
+from tests.properties.test_collective_invariants import Coll, Prop
+from tests.properties.test_disbursement_invariants import Batch
+from tests.properties.test_hardwallet_invariants import CardModel, Uploaded
+from tests.properties.test_prepaid_invariants import BPS, Move, Pkg, day, weighted
+from tests.properties.test_prepaid_invariants import Model as PrepaidModel
+from tests.properties.test_voucher_invariants import Programme
+from wallets.hardwallet import CardRefused, HardWallet
+
+HOUR = 3_600
+DAY = 24 * HOUR
+YUAN = 100
+
+# -- who is who ------------------------------------------------------------------------------
+ADMIN, OPERATOR, REGULATOR = dev_account(0), dev_account(1), dev_account(2)  # REGULATOR: also township
+# People of three tiers (2: large caps; 3: 20,000 / 5,000 / 10,000 yuan; 4: 10,000 / 2,000 / 5,000).
+ALICE, BOB, CAROL = dev_account(3), dev_account(4), dev_account(5)
+PEOPLE = [ALICE, BOB, CAROL]
+PEOPLE_TIERS = {ALICE.address: 2, BOB.address: 3, CAROL.address: 4}
+# Merchants (tier 2): a gym (no voucher programme pays it) and a canteen.
+GYM, CANTEEN = dev_account(6), dev_account(7)
+MERCHANTS = [GYM, CANTEEN]
+MCC = {GYM.address: 7997, CANTEEN.address: MCC_RESTAURANT}
+# The district office (an institution, tier 1): disbursement payer, voucher issuer, collective payer.
+OFFICE = dev_account(8)
+# Never registered: the disbursement checker, the collective's supervisor, and the keeper that pushes
+# refunds, payouts, settlements and closes.
+OFFICIAL = dev_account(9)
+CHECKER = SUPERVISOR = KEEPER = OFFICIAL
+STRANGER = Account.from_key(b"\x77" * 32).address  # never registered, holds no key we use
+EVERYONE = [dev_account(i) for i in range(10)]
+BY_ADDRESS = {a.address: a for a in EVERYONE}
+
+OPENING = {ALICE.address: 50_000 * YUAN, BOB.address: 15_000 * YUAN, CAROL.address: 8_000 * YUAN}
+OFFICE_OPENING = 10_000_000 * YUAN
+# Prepaid merchant terms: (supervised bps, ceiling). The canteen holds 60% back up to 6,000 yuan.
+TERMS = {GYM.address: (BPS, 0), CANTEEN.address: (6_000, 600_000)}
+# Hard wallets: alice's card, bob's wearable.
+CARD_KEYS = [bytes([0xC1]) * 32, bytes([0xC2]) * 32]
+CARD_HOLDERS = [ALICE, BOB]
+FORMS = [CardForm.CARD, CardForm.WEARABLE]
+OFFLINE_CAP, RESERVE_CAP, GRACE = 300 * YUAN, 1_000 * YUAN, DAY
+# The collective: alice and bob on the committee, carol treasurer; up to 2,000 yuan a committee
+# approval, up to 20,000 the supervisor's too, with an hour's time lock; proposals live two days.
+CID = 1
+OFFICERS = [(ALICE, OfficerRole.COMMITTEE), (BOB, OfficerRole.COMMITTEE), (CAROL, OfficerRole.TREASURER)]
+TIERS = [Tier(2_000 * YUAN, 1), Tier(20_000 * YUAN, 1, True, HOUR)]
+LIFETIME = 2 * DAY
+BUDGETS = [30_000 * YUAN, 5_000 * YUAN]
+COLLECTIVE_PAYEES = [GYM.address, CANTEEN.address, ALICE.address, STRANGER]
+
+Expected = tuple[str, tuple[Any, ...]] | None  # None: success; else (custom error, its arguments)
+
+# -- profiles --------------------------------------------------------------------------------
+# Short (make test): derandomized, a fixed set of sequences, about a minute on a quiet machine.
+# Long (XCPAY_FUZZ=long, make audit): random sequences, thousands of steps in all.
+PROFILES = {
+    "short": settings(
+        max_examples=6,
+        stateful_step_count=30,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    ),
+    "long": settings(
+        max_examples=int(os.environ.get("XCPAY_FUZZ_EXAMPLES", "40")),
+        stateful_step_count=int(os.environ.get("XCPAY_FUZZ_STEPS", "60")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    ),
+}
+PROFILE = os.environ.get("XCPAY_FUZZ", "short")
+# The aggregate checks (every balance, the supply, each family's totals against what its contract
+# holds, every card and the collective) run after every step in both profiles. Each object's own
+# record (a package, a batch, a programme, a proposal, a mandate) is compared after every step
+# in the long profile, and in the short one after each step that acted on it: a step acts on one
+# object at most, so that keeps every change checked at a fraction of the calls.
+DEEP = PROFILE == "long"
+
+STATS = {"examples": 0, "steps": 0, "wrong_role": 0, "reverted": 0, "succeeded": 0}
+
+_base: dict[str, Any] = {}
+# The machine's model, copied as it stands after the opening and restored at each example's start.
+MODEL_STATE = (
+    "escrow", "contracts", "model", "batches", "programmes", "coll", "props", "cards", "by_card", "pool",
+    "mandates", "refs", "touched",
+)  # fmt: skip
+
+
+@dataclass
+class Clients:
+    w3: Web3
+    cash: CashClient
+    prepaid: PrepaidClient
+    disburse: DisbursementClient
+    vouchers: VoucherClient
+    fund: CollectiveClient
+    hw: HardWalletClient
+    quickpay: QuickPayClient
+
+
+def role(contract: Any, name: str) -> bytes:
+    return bytes(contract.functions[name]().call())
+
+
+def base_chain() -> tuple[Clients, Any]:
+    """One chain for the module, every family deployed and set up; examples revert to it."""
+    if not _base:
+        w3 = in_process()
+        # As in the family machines: let the one-run gas estimator installed on the class work.
+        vars(w3.provider.ethereum_tester.backend.chain).pop("gas_estimator", None)
+        # Read-only calls carry a sender, so that eth-tester's middleware does not look up the node's
+        # accounts (three requests) for every one of the many calls of the invariants.
+        w3.eth.default_account = ADMIN.address
+        manifest = deploy_all(w3)
+        cash = CashClient(w3, manifest)
+        c = Clients(
+            w3,
+            cash,
+            PrepaidClient(w3, manifest, cash.tx),
+            DisbursementClient(w3, manifest, cash.tx),
+            VoucherClient(w3, manifest, cash.tx),
+            CollectiveClient(w3, manifest, cash.tx),
+            HardWalletClient(w3, manifest, cash.tx),
+            QuickPayClient(w3, manifest, cash.tx),
+        )
+        # Wallets and opening balances.
+        for person in PEOPLE:
+            tier = PEOPLE_TIERS[person.address]
+            cash.register(OPERATOR, person.address, Kind.PERSONAL, tier, 0, identity(person.address))
+            cash.mint(OPERATOR, person.address, OPENING[person.address])
+        for merchant in MERCHANTS:
+            cash.register(
+                OPERATOR,
+                merchant.address,
+                Kind.MERCHANT,
+                2,
+                MCC[merchant.address],
+                identity(merchant.address),
+            )
+        cash.register(OPERATOR, OFFICE.address, Kind.INSTITUTION, 1, 0, identity("office"))
+        cash.mint(OPERATOR, OFFICE.address, OFFICE_OPENING)
+        # Allowances: everyone who pays a family contract lets it take what the rules allow.
+        for spender in (c.disburse.contract.address, c.vouchers.address, c.fund.address):
+            cash.approve(OFFICE, spender, 2**255)
+        for person in PEOPLE:
+            cash.approve(person, c.prepaid.escrow.address, 2**255)
+            c.vouchers.approve_cash(person, 2**255)
+            c.hw.approve(person, 2**255)
+            c.quickpay.approve(person, 2**255)
+        # Prepaid: both merchants enrolled.
+        for merchant in MERCHANTS:
+            c.prepaid.enrol(REGULATOR, merchant.address, *TERMS[merchant.address])
+        # Disbursement: the office's checker.
+        c.disburse.set_officer(OFFICE, CHECKER.address, Officer.CHECKER)
+        # Collective: created by the township, the year opened by its supervisor.
+        cid, _ = c.fund.create(
+            REGULATOR, SUPERVISOR.address, b"\1" * 32, [(a.address, r) for a, r in OFFICERS], TIERS, LIFETIME
+        )
+        assert cid == CID
+        lines = [(f"line {i}".encode().ljust(32, b"\0"), b) for i, b in enumerate(BUDGETS)]
+        c.fund.open_year(SUPERVISOR, CID, 2025, lines)
+        # Hard wallets.
+        c.hw.set_limits(OPERATOR, OFFLINE_CAP, RESERVE_CAP, GRACE)
+        for key, holder, form in zip(CARD_KEYS, CARD_HOLDERS, FORMS, strict=True):
+            c.hw.register_card(OPERATOR, Account.from_key(key).address, holder.address, form)
+        _base["clients"] = c
+        _base["limits"] = {
+            a: info.limits
+            for a in [*(p.address for p in PEOPLE), *(m.address for m in MERCHANTS), OFFICE.address]
+            if (info := cash.wallet(a)).limits is not None and not info.cap_exempt
+        }
+        _base["roles"] = {
+            "issuer": role(cash.cash, "ISSUER_ROLE"),
+            "regulator": role(cash.registry, "REGULATOR_ROLE"),
+            "cash_regulator": role(cash.cash, "REGULATOR_ROLE"),
+            "registrar": role(cash.registry, "REGISTRAR_ROLE"),
+            "prepaid_regulator": role(c.prepaid.escrow, "REGULATOR_ROLE"),
+            "township": role(c.fund.fund, "TOWNSHIP_ROLE"),
+            "hw_operator": role(c.hw.contract, "OPERATOR_ROLE"),
+        }
+        _base["snap"] = devtools.snapshot(w3)
+    return _base["clients"], _base["snap"]
+
+
+@dataclass
+class AllModel(PrepaidModel):
+    """The prepaid model (packages, closed merchants) extended to the whole token.
+
+    ``simulate`` is DigitalCash._update for each movement in turn, as in the prepaid model, plus the
+    registration check; wallets absent from ``limits`` (the family contracts) are cap-exempt.
+    """
+
+    registered: set[str] = field(default_factory=set)
+    supply: int = 0
+
+    def simulate(
+        self, moves: list[Move], day: int
+    ) -> tuple[Expected, dict[str, int], dict[str, tuple[int, int]]]:
+        balances, spent = dict(self.balances), dict(self.spent)
+        for frm, to, amount in moves:
+            if frm not in self.registered:
+                return ("WalletNotRegistered", (frm,)), balances, spent
+            if frm in self.frozen:
+                return ("WalletFrozen", (frm,)), balances, spent
+            limits = self.limits.get(frm)
+            if limits is not None:
+                if amount > limits.payment_cap:
+                    return ("TierPaymentCapExceeded", (frm, limits.payment_cap, amount)), balances, spent
+                d, s = spent.get(frm, (day, 0))
+                after = (s if d == day else 0) + amount
+                if after > limits.daily_cap:
+                    return ("TierDailyCapExceeded", (frm, limits.daily_cap, after)), balances, spent
+                spent[frm] = (day, after)
+            refused = self.admitted(to)
+            if refused is not None:
+                return refused, balances, spent
+            if balances[frm] < amount:
+                return ("ERC20InsufficientBalance", (frm, balances[frm], amount)), balances, spent
+            balances[frm] -= amount
+            balances[to] += amount
+            if (refused := self.over_cap(to, balances)) is not None:
+                return refused, balances, spent
+        return None, balances, spent
+
+    def admitted(self, wallet: str) -> Expected:
+        if wallet not in self.registered:
+            return ("WalletNotRegistered", (wallet,))
+        if wallet in self.frozen:
+            return ("WalletFrozen", (wallet,))
+        return None
+
+    def over_cap(self, wallet: str, balances: dict[str, int]) -> Expected:
+        limits = self.limits.get(wallet)
+        if limits is not None and balances[wallet] > limits.balance_cap:
+            return ("TierBalanceCapExceeded", (wallet, limits.balance_cap, balances[wallet]))
+        return None
+
+    def apply(self, state: tuple[dict[str, int], dict[str, tuple[int, int]]]) -> None:
+        self.balances, self.spent = state
+
+
+@dataclass
+class MandateModel:
+    holder: str
+    merchant: str
+    per_payment_cap: int
+    daily_cap: int
+    expires_at: int
+    revoked: bool = False
+    day: int = 0
+    spent_today: int = 0
+    total_pulled: int = 0
+    refs: set[bytes] = field(default_factory=set)
+
+
+def copy_model(state: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of the machine's model. Simulated secure elements refuse to be copied (a card's
+    key must not be): each is personalised again with its key, counter and offline balance."""
+    memo = {
+        id(card.se): HardWallet(
+            key,
+            card.se.domain,
+            form=card.se.form,
+            offline_cap=card.se.offline_cap,
+            counter=card.se.counter,
+            offline_balance=card.se.offline_balance,
+        )
+        for key, card in zip(CARD_KEYS, state["cards"], strict=True)
+    }
+    return copy.deepcopy(state, memo)
+
+
+def counted(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Count a rule's runs (for the step figure printed at the end)."""
+
+    @functools.wraps(method)
+    def wrapper(self: AllFamiliesMachine, *args: Any, **kwargs: Any) -> Any:
+        STATS["steps"] += 1
+        self.touched.clear()
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def has(attribute: str) -> Callable[[AllFamiliesMachine], bool]:
+    return lambda machine: bool(getattr(machine, attribute))
+
+
+# Amounts: often small; often exactly a payment cap (tier 4: 2,000 yuan, tier 3: 5,000), so that
+# a few payments in a day reach a daily cap; sometimes above every cap but tier 2's; now and then 0.
+amounts = weighted(
+    (4, st.integers(1, 3_000 * YUAN)),
+    (2, st.sampled_from([2_000 * YUAN, 5_000 * YUAN])),
+    (1, st.integers(3_000 * YUAN, 60_000 * YUAN)),
+    (1, st.just(0)),
+)
+people = st.sampled_from(PEOPLE)
+merchants = st.sampled_from(MERCHANTS)
+wallets = st.sampled_from([*(a.address for a in PEOPLE + MERCHANTS), OFFICE.address, STRANGER])
+
+
+class AllFamiliesMachine(RuleBasedStateMachine):
+    # -- setup -----------------------------------------------------------------------------
+
+    @initialize()
+    def start(self) -> None:
+        """Revert to the opening: every family with live objects (see ``_open``)."""
+        c, snap = base_chain()
+        self.c = c
+        self.w3 = c.w3
+        self.cash = c.cash
+        devtools.revert(self.w3, snap)
+        self.cash.tx.nonces.reset()
+        STATS["examples"] += 1
+        if "opening" in _base:
+            vars(self).update(copy_model(_base["opening"]))
+        else:  # the first example builds the opening, through the rules and the model
+            self._fresh_model()
+            steps = STATS["steps"]
+            self._open()
+            STATS["steps"] = steps
+            _base["opening"] = copy_model({k: getattr(self, k) for k in MODEL_STATE})
+        _base["snap"] = devtools.snapshot(self.w3)  # eth-tester snapshots are single-use
+        self.touched.clear()
+
+    def _open(self) -> None:
+        """Packages, an approved batch, a programme with grants, income and approved proposals,
+        loaded cards with payments waiting, a mandate: so that every example starts with something
+        to consume, pay, spend, execute, settle and pull."""
+        self.prepay(ALICE, GYM, 10, 333, 5 * DAY, 0)
+        self.prepay(BOB, CANTEEN, 8, 500 * YUAN, 3 * DAY, 2_000)
+        self.prepay(CAROL, GYM, 4, 150 * YUAN, 2 * DAY, BPS)
+        self.create_batch(
+            [
+                (ALICE.address, 1_000 * YUAN),
+                (STRANGER, 50 * YUAN),
+                (CAROL.address, 3_000 * YUAN),
+                (BOB.address, 700 * YUAN),
+            ],
+            2,
+            4,
+        )
+        self._approve_batch(self.batches[0], CHECKER)
+        self.create_batch([(BOB.address, 2_500 * YUAN), (GYM.address, 900 * YUAN)], 1, 2)
+        self.create_programme(2_000, 4, 5)
+        self._grant_vouchers(self.programmes[0], [(ALICE.address, 300 * YUAN), (CAROL.address, 500 * YUAN)])
+        self.record_income(25_000 * YUAN)
+        self.propose(ALICE, CANTEEN.address, 1_500 * YUAN, 0)
+        self.propose(CAROL, GYM.address, 8_000 * YUAN, 0)
+        self._approve_proposal(BOB, 1)
+        self._approve_proposal(ALICE, 2)
+        self.load_card(0, 500 * YUAN)
+        self.load_card(1, 800 * YUAN)
+        self.tap_card(0, CANTEEN, 120 * YUAN)
+        self.tap_card(1, GYM, 90 * YUAN)
+        self.grant_mandate(CAROL, CANTEEN, 200 * YUAN, 3, 5)
+        assert len(self.props) == 2 and self.props[1].approved and len(self.pool) == 2
+
+    def _fresh_model(self) -> None:
+        c = self.c
+        self.escrow = c.prepaid.escrow.address
+        self.contracts = {
+            "prepaid": self.escrow,
+            "disburse": c.disburse.contract.address,
+            "vouchers": c.vouchers.address,
+            "collective": c.fund.address,
+            "hardwallet": c.hw.contract.address,
+            "quickpay": c.quickpay.contract.address,
+        }
+        holders = [*(a.address for a in PEOPLE + MERCHANTS), OFFICE.address, STRANGER]
+        balances = {a: 0 for a in [*holders, *self.contracts.values()]}
+        balances.update(OPENING)
+        balances[OFFICE.address] = OFFICE_OPENING
+        registered = {*(a.address for a in PEOPLE + MERCHANTS), OFFICE.address}
+        # Family contracts (except QuickPay, which holds nothing) are registered, cap-exempt wallets.
+        registered |= {a for k, a in self.contracts.items() if k != "quickpay"}
+        self.model = AllModel(
+            escrow=self.escrow,
+            limits=_base["limits"],
+            balances=balances,
+            registered=registered,
+            supply=sum(balances.values()),
+        )
+        self.batches: list[Batch] = []
+        self.programmes: list[Programme] = []
+        self.coll = Coll(
+            SUPERVISOR.address,
+            {a.address: (r, slot) for slot, (a, r) in enumerate(OFFICERS)},
+            list(TIERS),
+            LIFETIME,
+            list(BUDGETS),
+            [0] * len(BUDGETS),
+            year=2025,
+        )
+        self.coll.epoch = self.c.fund.collective(CID).epoch
+        self.props: dict[int, Prop] = {}
+        domain = c.hw.domain
+        self.cards = [
+            CardModel(h.address, HardWallet(k, domain, form=f, offline_cap=OFFLINE_CAP))
+            for k, h, f in zip(CARD_KEYS, CARD_HOLDERS, FORMS, strict=True)
+        ]
+        self.by_card = {card.se.address: card for card in self.cards}
+        self.pool: list[Uploaded] = []
+        self.mandates: dict[int, MandateModel] = {}
+        self.refs = 0
+        self.touched: set[tuple[str, Any]] = set()  # (kind, key) of the objects the step acted on
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _touch(self, kind: str, key: Any) -> Any:
+        self.touched.add((kind, key))
+        return key
+
+    def _due(self, kind: str, key: Any) -> bool:
+        """Compare this object's record with the model now? (See DEEP.)"""
+        return DEEP or (kind, key) in self.touched
+
+    def _now(self) -> int:
+        """The block.timestamp the next transaction will see."""
+        return int(self.w3.provider.ethereum_tester.get_block_by_number("pending")["timestamp"])
+
+    def _run(self, what: str, call: Callable[[], Any], expected: Expected) -> Any:
+        event(f"{what}: {expected[0] if expected else 'ok'}")
+        try:
+            result = call()
+        except ContractError as exc:
+            assert (exc.name, exc.args_tuple) == expected, f"{what}: expected {expected}, got {exc.signature}"
+            STATS["reverted"] += 1
+            return None
+        assert expected is None, f"{what}: expected {expected}, but the call succeeded"
+        STATS["succeeded"] += 1
+        return result
+
+    def _moves(self, moves: list[Move]) -> tuple[Expected, Any]:
+        """What the token says to ``moves`` in the next transaction, and the token state after."""
+        expected, *state = self.model.simulate([m for m in moves if m[2] > 0], day(self._now()))
+        return expected, state
+
+    def _toggle_freeze(self, wallet: str) -> None:
+        if wallet in self.model.frozen:
+            self._run("unfreeze", lambda: self.cash.unfreeze(REGULATOR, wallet), None)
+            self.model.frozen.discard(wallet)
+        else:
+            self._run("freeze", lambda: self.cash.freeze(REGULATOR, wallet), None)
+            self.model.frozen.add(wallet)
+
+    # == cash ==============================================================================
+
+    @rule(to=wallets, amount=amounts)
+    @counted
+    def mint(self, to: str, amount: int) -> None:
+        expected = ("ZeroAmount", ()) if amount == 0 else self.model.admitted(to)
+        balances = dict(self.model.balances)
+        balances[to] += amount
+        if expected is None:
+            expected = self.model.over_cap(to, balances)
+        if self._run("mint", lambda: self.cash.mint(OPERATOR, to, amount), expected):
+            self.model.balances = balances
+            self.model.supply += amount
+
+    @rule(sender=st.sampled_from(PEOPLE + MERCHANTS), to=wallets, amount=amounts)
+    @counted
+    def transfer(self, sender: LocalAccount, to: str, amount: int) -> None:
+        expected, *state = self.model.simulate([(sender.address, to, amount)], day(self._now()))
+        if self._run("transfer", lambda: self.cash.transfer(sender, to, amount), expected):
+            self.model.apply(state)
+
+    @rule(sender=st.sampled_from([BOB, CAROL]), merchant=merchants, delta=st.sampled_from([0, 1, -1]))
+    @counted
+    def pay_up_to_the_daily_cap(self, sender: LocalAccount, merchant: LocalAccount, delta: int) -> None:
+        """A resident pays, again and again, what is left of the day's allowance (the payment cap at
+        most), a fen more or a fen less, until a payment is refused: the daily cap is reached
+        exactly, then passed (or the balance, a freeze or the merchant's cap stops it first)."""
+        limits = self.model.limits[sender.address]
+        for _ in range(4):
+            today = day(self._now())
+            d, spent = self.model.spent.get(sender.address, (today, 0))
+            left = limits.daily_cap - (spent if d == today else 0)
+            amount = max(1, min(limits.payment_cap, left + delta))
+            expected, *state = self.model.simulate([(sender.address, merchant.address, amount)], today)
+            pay = functools.partial(self.cash.transfer, sender, merchant.address, amount)
+            if not self._run("pay to the cap", pay, expected):
+                return
+            self.model.apply(state)  # type: ignore[arg-type]
+
+    @rule(holder=st.sampled_from(PEOPLE + MERCHANTS), amount=st.integers(1, 5_000 * YUAN))
+    @counted
+    def redeem(self, holder: LocalAccount, amount: int) -> None:
+        wallet = holder.address
+        self.cash.approve(holder, OPERATOR.address, amount)  # approving is not a movement
+        expected = self.model.admitted(wallet)
+        if expected is None and self.model.balances[wallet] < amount:
+            expected = ("ERC20InsufficientBalance", (wallet, self.model.balances[wallet], amount))
+        if self._run("redeem", lambda: self.cash.redeem(OPERATOR, wallet, amount), expected):
+            self.model.balances[wallet] -= amount
+            self.model.supply -= amount
+
+    @rule(wallet=st.sampled_from([*(a.address for a in PEOPLE + MERCHANTS), "collective"]))
+    @counted
+    def toggle_freeze(self, wallet: str) -> None:
+        """The regulator freezes a wallet or unfreezes it (or the supervisor the collective)."""
+        if wallet == "collective":
+            self._toggle_collective_freeze()
+        else:
+            self._toggle_freeze(wallet)
+
+    @rule(seconds=st.sampled_from([HOUR, 6 * HOUR, DAY, 2 * DAY + 1, 5 * DAY, 11 * DAY]))
+    @counted
+    def time_passes(self, seconds: int) -> None:
+        target = self._now() + 1 + seconds
+        devtools.increase_time(self.w3, seconds)
+        assert self._now() == target
+
+    # == prepaid ===========================================================================
+
+    @rule(
+        consumer=people,
+        merchant=merchants,
+        sessions=st.integers(1, 12),
+        unit_price=weighted((3, st.integers(1, 500 * YUAN)), (1, st.integers(500 * YUAN, 3_000 * YUAN))),
+        end_in=st.integers(HOUR, 10 * DAY),
+        fee_bps=st.integers(0, BPS),
+    )
+    @counted
+    def prepay(
+        self,
+        consumer: LocalAccount,
+        merchant: LocalAccount,
+        sessions: int,
+        unit_price: int,
+        end_in: int,
+        fee_bps: int,
+    ) -> None:
+        c, m = consumer.address, merchant.address
+        bps, ceiling = TERMS[m]
+        total = sessions * unit_price
+        held = total * bps // BPS
+        immediate = total - held
+        fee = held * fee_bps // BPS
+        ts = self._now()
+        expires = ts + end_in
+        state: Any = None
+        expected: Expected
+        if m in self.model.closed:
+            expected = ("PrepaidMerchantClosed", (m,))
+        elif m in self.model.frozen:
+            expected = ("PrepaidMerchantFrozen", (m,))
+        elif ceiling and total > ceiling:
+            expected = ("PrepaidCeilingExceeded", (m, ceiling, total))
+        else:
+            expected, state = self._moves([(c, self.escrow, total), (self.escrow, m, immediate)])
+        result = self._run(
+            "prepay",
+            lambda: self.c.prepaid.prepay(consumer, m, sessions, unit_price, expires, fee, approve=False)[1],
+            expected,
+        )
+        if result is None:
+            return
+        pid = self._touch("package", len(self.model.packages) + 1)
+        assert result.named("PackagePrepaid")[0]["id"] == pid
+        self.model.packages[pid] = Pkg(c, m, expires, sessions, unit_price, fee, total, immediate, held)
+        self.model.apply(state)
+
+    def _package(self, data: st.DataObject) -> int:
+        open_ids = self.model.open_ids()
+        any_id = st.integers(1, len(self.model.packages) + 1)
+        pid = data.draw(weighted((3, st.sampled_from(open_ids)), (1, any_id)) if open_ids else any_id)
+        return self._touch("package", pid)
+
+    def _consume_expected(self, caller: str, pid: int, sessions: int) -> tuple[Expected, int, Any]:
+        expected = self.model.expect_open(pid)
+        if expected is None and caller != self.model.packages[pid].consumer:
+            expected = ("PrepaidNotConsumer", (pid, caller))
+        if expected is not None:
+            return expected, 0, None
+        outcome, amount, state = self.model.release(pid, sessions, self._now())
+        if outcome is None and amount == 0:
+            state = (self.model.balances, self.model.spent)
+        return outcome, amount, state
+
+    @precondition(lambda self: self.model.packages)
+    @rule(data=st.data(), sessions=st.integers(1, 6))
+    @counted
+    def consume(self, data: st.DataObject, sessions: int) -> None:
+        pid = self._package(data)
+        pkg = self.model.packages.get(pid)
+        consumer = BY_ADDRESS[pkg.consumer] if pkg else ALICE
+        expected, amount, state = self._consume_expected(consumer.address, pid, sessions)
+        if self._run("consume", lambda: self.c.prepaid.consume(consumer, pid, sessions), expected) is None:
+            return
+        assert pkg is not None
+        pkg.used += sessions
+        pkg.held -= amount
+        pkg.released += amount
+        if pkg.used == pkg.sessions:
+            pkg.status = PackageStatus.CONSUMED
+        self.model.apply(state)
+
+    @precondition(
+        lambda self: any(self.model.refundable(p, self._now()) for p in self.model.packages.values())
+    )
+    @rule(data=st.data())
+    @counted
+    def refund(self, data: st.DataObject) -> None:
+        """A keeper refunds a package after its end date or its merchant's closure."""
+        pid = self._package(data)
+        pkg = self.model.packages.get(pid)
+        state: Any = None
+        expected = self.model.expect_open(pid)
+        if expected is None:
+            assert pkg is not None
+            if not self.model.refundable(pkg, self._now()):
+                expected = ("PrepaidNotRefundable", (pid,))
+            elif pkg.consumer in self.model.frozen:
+                expected = ("PrepaidConsumerFrozen", (pid, pkg.consumer))
+            else:
+                expected, state = self._moves([(self.escrow, pkg.consumer, pkg.held)])
+        if self._run("refund", lambda: self.c.prepaid.refund(KEEPER, pid), expected) is None:
+            return
+        assert pkg is not None
+        pkg.refunded += pkg.held
+        pkg.held = 0
+        pkg.status = PackageStatus.REFUNDED
+        self.model.apply(state)
+
+    @precondition(lambda self: len(self.model.packages) >= 5)
+    @rule(data=st.data())
+    @counted
+    def close_merchant(self, data: st.DataObject) -> None:
+        m = data.draw(st.sampled_from([a.address for a in MERCHANTS]), label="merchant")
+        expected: Expected = ("PrepaidMerchantClosed", (m,)) if m in self.model.closed else None
+        if self._run("close merchant", lambda: self.c.prepaid.close_merchant(REGULATOR, m), expected):
+            self.model.closed.add(m)
+
+    # == disbursement ======================================================================
+
+    @rule(
+        rows=st.lists(
+            st.tuples(
+                st.sampled_from([*(a.address for a in PEOPLE + MERCHANTS), STRANGER]),
+                st.integers(1, 4_000 * YUAN),
+            ),
+            min_size=1,
+            max_size=5,
+        ),
+        chunk=st.integers(1, 3),
+        days=st.integers(1, 6),
+    )
+    @counted
+    def create_batch(self, rows: list[tuple[str, int]], chunk: int, days: int) -> None:
+        bid = batch_id(f"all-{len(self.batches)}")
+        table = [Row(r, amount) for r, amount in rows]
+        total = sum(r.amount for r in table)
+        ends_at = self._now() + days * DAY
+        self._run(
+            "create batch",
+            lambda: self.c.disburse.create_explicit(
+                OFFICE, bid, OFFICE.address, purpose_tag("salary"), ends_at, total
+            ),
+            None,
+        )
+        chunks = [(i, min(chunk, len(table) - i)) for i in range(0, len(table), chunk)]
+        for first, count in chunks:
+            part = table[first : first + count]
+            self._run("add rows", lambda part=part: self.c.disburse.add_rows(OFFICE, bid, part), None)
+        self.batches.append(Batch(bid, BatchKind.EXPLICIT, table, chunks, total, ends_at))
+        self._touch("batch", bid)
+
+    def _approve_batch_expected(self, b: Batch, signer: str) -> tuple[Expected, Any]:
+        if b.status != BatchStatus.DRAFT:
+            return ("DisburseWrongStatus", (b.bid, BatchStatus.DRAFT, b.status)), None
+        if signer == OFFICE.address:
+            return ("DisburseSelfApproval", (b.bid, signer)), None
+        if signer != CHECKER.address:
+            return ("DisburseNotChecker", (OFFICE.address, signer)), None
+        if self._now() > b.ends_at:
+            return ("DisburseBatchEnded", (b.bid, b.ends_at)), None
+        return self._moves([(OFFICE.address, self.contracts["disburse"], b.total)])
+
+    @precondition(has("batches"))
+    @rule(data=st.data(), by_creator=st.integers(0, 5))
+    @counted
+    def approve_batch(self, data: st.DataObject, by_creator: int) -> None:
+        b = data.draw(st.sampled_from(self.batches), label="batch")
+        self._approve_batch(b, OFFICE if by_creator == 0 else CHECKER)
+
+    def _approve_batch(self, b: Batch, signer: LocalAccount) -> None:
+        self._touch("batch", b.bid)
+        expected, state = self._approve_batch_expected(b, signer.address)
+        if self._run("approve batch", lambda: self.c.disburse.approve(signer, b.bid), expected):
+            b.status, b.funded = BatchStatus.APPROVED, b.total
+            self.model.apply(state)
+
+    @precondition(
+        lambda self: any(
+            b.status == BatchStatus.APPROVED and len(b.chunks_paid) < len(b.chunks) for b in self.batches
+        )
+    )
+    @rule(data=st.data())
+    @counted
+    def pay_chunk(self, data: st.DataObject) -> None:
+        every = [(b, c) for b in self.batches for c in range(len(b.chunks))]
+        todo = [(b, c) for b, c in every if b.status == BatchStatus.APPROVED and c not in b.chunks_paid]
+        pick = (
+            weighted((3, st.sampled_from(todo)), (1, st.sampled_from(every)))
+            if todo
+            else st.sampled_from(every)
+        )
+        b, c = data.draw(pick, label="batch and chunk")  # mostly a chunk still to pay
+        self._touch("batch", b.bid)
+        expected: Expected = None
+        if b.status != BatchStatus.APPROVED:
+            expected = ("DisburseWrongStatus", (b.bid, BatchStatus.APPROVED, b.status))
+        elif self._now() > b.ends_at:
+            expected = ("DisburseBatchEnded", (b.bid, b.ends_at))
+        elif c in b.chunks_paid:
+            expected = ("DisburseChunkPaid", (b.bid, c))
+        first, count = b.chunks[c]
+        rows = b.rows[first : first + count]
+        now = self._now()
+        result = self._run("pay chunk", lambda: self.c.disburse.pay_chunk(KEEPER, b.bid, c, rows), expected)
+        if result is None:
+            return
+        b.chunks_paid.add(c)
+        held = {}
+        for i, row in enumerate(rows, start=first):  # each row on its own: a refusal holds it
+            refused, *state = self.model.simulate(
+                [(self.contracts["disburse"], row.recipient, row.amount)], day(now)
+            )
+            if refused is None:
+                b.paid += row.amount
+                self.model.apply(state)  # type: ignore[arg-type]
+            else:
+                b.exceptions[i] = held[i] = row.amount
+        assert {e.args["index"]: e.args["amount"] for e in result.named("PayoutException")} == held
+
+    @precondition(lambda self: any(b.status == BatchStatus.APPROVED for b in self.batches))
+    @rule(data=st.data())
+    @counted
+    def reclaim(self, data: st.DataObject) -> None:
+        b = data.draw(st.sampled_from(self.batches), label="batch")
+        self._touch("batch", b.bid)
+        expected: Expected = None
+        state: Any = None
+        if b.status != BatchStatus.APPROVED:
+            expected = ("DisburseWrongStatus", (b.bid, BatchStatus.APPROVED, b.status))
+        elif self._now() <= b.ends_at:
+            expected = ("DisburseNotEnded", (b.bid, b.ends_at))
+        else:
+            expected, state = self._moves([(self.contracts["disburse"], OFFICE.address, b.outstanding)])
+        if self._run("reclaim", lambda: self.c.disburse.reclaim(KEEPER, b.bid), expected):
+            b.reclaimed += b.outstanding
+            b.exceptions.clear()
+            b.status = BatchStatus.CLOSED
+            self.model.apply(state)
+
+    # == vouchers ==========================================================================
+
+    @rule(budget=st.integers(100, 3_000), cap=st.sampled_from([2, 4, 1]), days=st.integers(2, 8))
+    @counted
+    def create_programme(self, budget: int, cap: int, days: int) -> None:
+        budget *= YUAN
+        now = self._now()
+        terms = Terms(
+            programme_name(f"all {len(self.programmes)}"),
+            Mode.GRANT_LIST,
+            now,
+            now + days * DAY,
+            budget,
+            budget // cap,
+            0,
+            0,
+        )
+        expected, state = self._moves([(OFFICE.address, self.c.vouchers.address, budget)])
+        result = self._run(
+            "create programme",
+            lambda: self.c.vouchers.create(OFFICE, terms, [MCC_RESTAURANT], [], approve=False),
+            expected,
+        )
+        if result is None:
+            return
+        pid = result[0]
+        assert pid == len(self.programmes) + 1
+        self.programmes.append(Programme(pid, terms, [MCC_RESTAURANT], set(), False))
+        self._touch("programme", pid)
+        self.model.apply(state)
+
+    def _grant_refusal(self, p: Programme, holder: str, amount: int, pending: dict[str, int]) -> Expected:
+        if holder not in {a.address for a in PEOPLE}:
+            return ("VoucherNotPersonal", (holder,))
+        after = p.holdings.get(holder, [0, 0, 0])[0] + pending.get(holder, 0) + amount
+        if after > p.terms.per_person_cap:
+            return ("VoucherOverPersonCap", (p.pid, holder, p.terms.per_person_cap, after))
+        ungranted = p.terms.budget - p.granted - sum(pending.values())
+        if amount > ungranted:
+            return ("VoucherOverBudget", (p.pid, ungranted, amount))
+        return None
+
+    @precondition(has("programmes"))
+    @rule(
+        data=st.data(),
+        rows=st.lists(
+            st.tuples(
+                weighted((6, st.sampled_from([a.address for a in PEOPLE])), (1, st.just(GYM.address))),
+                st.integers(1, 800 * YUAN),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    @counted
+    def grant_vouchers(self, data: st.DataObject, rows: list[tuple[str, int]]) -> None:
+        self._grant_vouchers(data.draw(st.sampled_from(self.programmes), label="programme"), rows)
+
+    def _grant_vouchers(self, p: Programme, rows: list[tuple[str, int]]) -> None:
+        self._touch("programme", p.pid)
+        grants = [Grant(h, amount) for h, amount in rows]
+        expected: Expected = None
+        if self._now() > p.terms.expires_at:
+            expected = ("VoucherExpired", (p.pid, p.terms.expires_at))
+        pending: dict[str, int] = {}
+        if expected is None:
+            for g in grants:
+                if (expected := self._grant_refusal(p, g.holder, g.amount, pending)) is not None:
+                    break
+                pending[g.holder] = pending.get(g.holder, 0) + g.amount
+        if self._run("grant vouchers", lambda: self.c.vouchers.grant(OFFICE, p.pid, grants), expected):
+            for g in grants:
+                p.holdings.setdefault(g.holder, [0, 0, 0])[0] += g.amount
+                p.granted += g.amount
+
+    @precondition(has("programmes"))
+    @rule(data=st.data(), holder=people, merchant=merchants, bill=st.integers(1, 600 * YUAN))
+    @counted
+    def spend_voucher(
+        self, data: st.DataObject, holder: LocalAccount, merchant: LocalAccount, bill: int
+    ) -> None:
+        holding = [p for p in self.programmes if p.balance(holder.address)]
+        p = data.draw(st.sampled_from(holding or self.programmes), label="programme")
+        self._touch("programme", p.pid)
+        m = merchant.address
+        now, t = self._now(), p.terms
+        expected: Expected = None
+        state: Any = None
+        share = 0
+        if now > t.expires_at:
+            expected = ("VoucherExpired", (p.pid, t.expires_at))
+        elif MCC[m] not in p.categories:
+            expected = ("VoucherCategoryNotAllowed", (p.pid, m, MCC[m]))
+        elif holder.address in self.model.frozen:
+            expected = ("VoucherHolderFrozen", (holder.address,))
+        elif m in self.model.frozen:
+            expected = ("VoucherMerchantFrozen", (m,))
+        elif p.balance(holder.address) == 0:
+            expected = ("VoucherNoBalance", (p.pid, holder.address))
+        else:
+            share = t.share(bill, p.balance(holder.address))
+            expected, state = self._moves(
+                [(self.c.vouchers.address, m, share), (holder.address, m, bill - share)]
+            )
+        result = self._run("spend voucher", lambda: self.c.vouchers.spend(holder, p.pid, m, bill), expected)
+        if result is None:
+            return
+        spent = result.named("Spent")[0]
+        assert (spent["voucher"], spent["cash"]) == (share, bill - share)
+        p.holdings[holder.address][1] += share
+        p.spent += share
+        p.by_category[MCC[m]] = p.by_category.get(MCC[m], 0) + share
+        self.model.apply(state)
+
+    @precondition(lambda self: any(self._now() > p.terms.expires_at for p in self.programmes))
+    @rule(data=st.data())
+    @counted
+    def close_programme(self, data: st.DataObject) -> None:
+        p = data.draw(st.sampled_from(self.programmes), label="programme")
+        self._touch("programme", p.pid)
+        holders = [a.address for a in PEOPLE]
+        expected: Expected = None
+        state: Any = None
+        plan = {h: p.balance(h) for h in holders if p.balance(h) > 0}
+        if self._now() <= p.terms.expires_at:
+            expected = ("VoucherNotExpired", (p.pid, p.terms.expires_at))
+        elif p.budget_returned and not plan:
+            expected = ("VoucherNothingToReturn", (p.pid,))
+        else:
+            amount = sum(plan.values()) + (0 if p.budget_returned else p.terms.budget - p.granted)
+            expected, state = self._moves([(self.c.vouchers.address, OFFICE.address, amount)])
+        if (
+            self._run("close programme", lambda: self.c.vouchers.close(KEEPER, p.pid, holders), expected)
+            is None
+        ):
+            return
+        if not p.budget_returned:
+            p.returned_budget = p.terms.budget - p.granted
+            p.budget_returned = True
+        for h, left in plan.items():
+            p.holdings[h][2] += left
+        p.returned_grants += sum(plan.values())
+        self.model.apply(state)
+
+    # == collective ========================================================================
+
+    @rule(amount=st.integers(1, 20_000 * YUAN))
+    @counted
+    def record_income(self, amount: int) -> None:
+        expected, state = self._moves([(OFFICE.address, self.c.fund.address, amount)])
+        if self._run(
+            "income", lambda: self.c.fund.record_income(OFFICE, CID, amount, 0, approve=False), expected
+        ):
+            self.coll.balance += amount
+            self.coll.income += amount
+            self.model.apply(state)
+
+    @rule(
+        proposer=weighted((4, people), (1, st.sampled_from(EVERYONE))),
+        payee=st.sampled_from(COLLECTIVE_PAYEES),
+        amount=weighted(
+            (3, st.integers(1, 2_000 * YUAN)), (2, st.integers(2_000 * YUAN, 21_000 * YUAN)), (1, st.just(0))
+        ),
+        line=weighted((5, st.just(0)), (2, st.just(1)), (1, st.just(2))),
+    )
+    @counted
+    def propose(self, proposer: LocalAccount, payee: str, amount: int, line: int) -> None:
+        c = self.coll
+        remaining = c.budgets[line] - c.spent[line] if line < len(c.budgets) else 0
+        ts = self._now()
+        expected: Expected = None
+        tier: Tier | None = None
+        if c.frozen:
+            expected = ("CollectiveFrozen", (CID,))
+        elif c.role(proposer.address) == OfficerRole.NONE:
+            expected = ("CollectiveNotOfficer", (CID, proposer.address))
+        elif payee not in self.model.registered:
+            expected = ("CollectivePayeeNotRegistered", (payee,))
+        elif amount == 0:
+            expected = ("CollectiveZeroAmount", ())
+        elif line >= len(c.budgets):
+            expected = ("CollectiveUnknownLine", (CID, line))
+        elif amount > remaining:
+            expected = ("CollectiveBudgetExceeded", (CID, line, remaining, amount))
+        else:
+            tier = next((t for t in c.tiers if amount <= t.max_amount), None)
+            if tier is None:
+                expected = ("CollectiveAmountAboveTiers", (CID, amount, c.tiers[-1].max_amount))
+        result = self._run(
+            "propose", lambda: self.c.fund.propose(proposer, CID, payee, amount, line)[1], expected
+        )
+        if result is None:
+            return
+        assert tier is not None
+        pid = self._touch("proposal", len(self.props) + 1)
+        assert result.named("ProposalCreated")[0]["proposalId"] == pid
+        self.props[pid] = Prop(
+            CID, proposer.address, payee, amount, line, tier.committee, tier.township, tier.delay,
+            ts + c.lifetime, c.epoch, c.year,
+        )  # fmt: skip
+
+    def _proposal(self, data: st.DataObject) -> int:
+        pending = [i for i, p in self.props.items() if p.status == ProposalStatus.PENDING]
+        any_id = st.integers(1, len(self.props) + 1)
+        pid = data.draw(weighted((4, st.sampled_from(pending)), (1, any_id)) if pending else any_id)
+        return self._touch("proposal", pid)
+
+    def _pending_check(self, pid: int) -> Expected:
+        if pid not in self.props:
+            return ("CollectiveUnknownProposal", (pid,))
+        if self.props[pid].status != ProposalStatus.PENDING:
+            return ("CollectiveProposalNotPending", (pid, self.props[pid].status))
+        return None
+
+    def _live(self, pid: int, p: Prop, ts: int) -> Expected:
+        if p.epoch != self.coll.epoch:
+            return ("CollectiveProposalStale", (pid, p.epoch, self.coll.epoch))
+        if ts > p.expires_at:
+            return ("CollectiveProposalExpired", (pid, p.expires_at))
+        return None
+
+    def _approve_proposal(self, caller: LocalAccount, pid: int) -> TxResult | None:
+        p = self.props.get(pid)
+        c = self.coll
+        ts = self._now()
+        expected = self._pending_check(pid)
+        township = caller.address == c.supervisor
+        role_, slot = c.officers.get(caller.address, (OfficerRole.NONE, 0))
+        bit = 1 << slot
+        if expected is None:
+            assert p is not None
+            if c.frozen:
+                expected = ("CollectiveFrozen", (CID,))
+            elif (live := self._live(pid, p, ts)) is not None:
+                expected = live
+            elif township:
+                if p.township_approved:
+                    expected = ("CollectiveAlreadyApproved", (pid, caller.address))
+            elif role_ == OfficerRole.NONE:
+                expected = ("CollectiveNotOfficer", (CID, caller.address))
+            elif role_ != OfficerRole.COMMITTEE:
+                expected = ("CollectiveNotApprover", (CID, caller.address))
+            elif caller.address == p.proposer:
+                expected = ("CollectiveSelfApproval", (pid, caller.address))
+            elif p.approvals & bit:
+                expected = ("CollectiveAlreadyApproved", (pid, caller.address))
+        result = self._run("approve proposal", lambda: self.c.fund.approve(caller, pid), expected)
+        if result is None:
+            return None
+        assert p is not None
+        if township:
+            p.township_approved = True
+        else:
+            p.approvals |= bit
+            p.approvers.append(caller.address)
+        if not p.ready_at and p.approved:
+            p.ready_at = ts
+        return result
+
+    @precondition(has("props"))
+    @rule(
+        data=st.data(),
+        caller=weighted((5, st.sampled_from([ALICE, BOB, SUPERVISOR])), (1, st.sampled_from(EVERYONE))),
+    )
+    @counted
+    def approve_proposal(self, data: st.DataObject, caller: LocalAccount) -> None:
+        self._approve_proposal(caller, self._proposal(data))
+
+    def _execute_expected(self, caller: str, pid: int) -> tuple[Expected, Any]:
+        ts = self._now()
+        expected = self._pending_check(pid)
+        if expected is not None:
+            return expected, None
+        p, c = self.props[pid], self.coll
+        remaining = c.budgets[p.line] - c.spent[p.line]
+        if c.frozen:
+            return ("CollectiveFrozen", (CID,)), None
+        if c.role(caller) == OfficerRole.NONE:
+            return ("CollectiveNotOfficer", (CID, caller)), None
+        if (live := self._live(pid, p, ts)) is not None:
+            return live, None
+        if not p.approved:
+            return (
+                "CollectiveNotApproved",
+                (pid, p.committee, p.committee_required, p.township_approved, p.township_required),
+            ), None
+        if ts < p.ready_at + p.delay:
+            return ("CollectiveTimelocked", (pid, p.ready_at + p.delay)), None
+        if p.amount > remaining:
+            return ("CollectiveBudgetExceeded", (CID, p.line, remaining, p.amount)), None
+        if p.amount > c.balance:
+            return ("CollectiveInsufficientFunds", (CID, c.balance, p.amount)), None
+        return self._moves([(self.c.fund.address, p.payee, p.amount)])
+
+    @precondition(has("props"))
+    @rule(data=st.data(), caller=weighted((5, people), (1, st.sampled_from(EVERYONE))))
+    @counted
+    def execute_proposal(self, data: st.DataObject, caller: LocalAccount) -> None:
+        pid = self._proposal(data)
+        expected, state = self._execute_expected(caller.address, pid)
+        if self._run("execute proposal", lambda: self.c.fund.execute(caller, pid), expected) is None:
+            return
+        p = self.props[pid]
+        p.status = ProposalStatus.EXECUTED
+        self.coll.spent[p.line] += p.amount
+        self.coll.balance -= p.amount
+        self.coll.paid += p.amount
+        self.model.apply(state)
+
+    def _toggle_collective_freeze(self) -> None:
+        """The supervisor freezes the collective's account, or unfreezes it."""
+        if self.coll.frozen:
+            self._run("unfreeze collective", lambda: self.c.fund.unfreeze(SUPERVISOR, CID), None)
+        else:
+            self._run("freeze collective", lambda: self.c.fund.freeze(SUPERVISOR, CID), None)
+        self.coll.frozen = not self.coll.frozen
+
+    # == hard wallets ======================================================================
+
+    @rule(i=st.integers(0, 1), amount=st.integers(1, 1_200 * YUAN))
+    @counted
+    def load_card(self, i: int, amount: int) -> None:
+        card = self.cards[i]
+        state: Any = None
+        expected: Expected = None
+        if card.status is not CardStatus.ACTIVE:
+            expected = ("HardWalletWrongStatus", (card.se.address, CardStatus.ACTIVE, card.status))
+        elif card.reserve + amount > RESERVE_CAP:
+            expected = ("HardWalletReserveCapExceeded", (card.se.address, RESERVE_CAP, card.reserve + amount))
+        else:
+            expected, state = self._moves([(card.holder, self.contracts["hardwallet"], amount)])
+        holder = CARD_HOLDERS[i]
+        if self._run(
+            "load card", lambda: self.c.hw.load(holder, card.se.address, amount, approve=False), expected
+        ):
+            card.loaded += amount
+            card.reserve += amount
+            card.se.credit(amount)
+            self.model.apply(state)
+
+    @rule(i=st.integers(0, 1), merchant=merchants, amount=st.integers(1, 350 * YUAN))
+    @counted
+    def tap_card(self, i: int, merchant: LocalAccount, amount: int) -> None:
+        """An offline payment: the card signs (or refuses: over its cap or its own balance)."""
+        try:
+            signed = self.cards[i].se.sign_payment(merchant.address, amount, self._now())
+        except CardRefused as exc:
+            event(f"card refused: {type(exc).__name__}")
+            return
+        event("card signed")
+        self.pool.append(Uploaded(signed, True))
+
+    def _predict(self, up: Uploaded, now: int) -> tuple[Outcome, RejectReason, int]:
+        """As the hard-wallet machine, with the token's refusal of the merchant from the model."""
+        p = up.signed.payment
+        c = self.by_card[p.card]
+        if p.counter in c.used:
+            return Outcome.DUPLICATE, RejectReason.NONE, 0
+        if c.status is CardStatus.CLOSED:
+            return Outcome.REJECTED, RejectReason.CARD_CLOSED, 0
+        if c.status is CardStatus.LOST:
+            if p.time > c.lost_at:
+                return Outcome.REJECTED, RejectReason.CARD_LOST, 0
+            if now > c.grace_ends_at:
+                return Outcome.REJECTED, RejectReason.GRACE_EXPIRED, 0
+        covered = min(p.amount, c.reserve)
+        if covered > 0:
+            refused, *state = self.model.simulate(
+                [(self.contracts["hardwallet"], p.merchant, covered)], day(now)
+            )
+            if refused is not None:
+                return Outcome.REJECTED, RejectReason.MERCHANT_REFUSED, 0
+            self.model.apply(state)  # type: ignore[arg-type]
+        c.used.add(p.counter)
+        c.reserve -= covered
+        c.settled += covered
+        if covered == p.amount:
+            return Outcome.SETTLED, RejectReason.NONE, covered
+        c.shortfall += p.amount - covered
+        if c.status is CardStatus.ACTIVE:
+            c.status = CardStatus.BLOCKED
+        return Outcome.SHORTFALL, RejectReason.NONE, covered
+
+    @precondition(has("pool"))
+    @rule(data=st.data())
+    @counted
+    def settle(self, data: st.DataObject) -> None:
+        """A terminal uploads collected payments, in any order, repeats allowed."""
+        indices = data.draw(st.lists(st.integers(0, len(self.pool) - 1), min_size=1, max_size=5))
+        batch = [self.pool[k] for k in indices]
+        now = self._now()
+        predicted = [self._predict(up, now) for up in batch]
+        result = self.c.hw.settle(KEEPER, [up.signed for up in batch])
+        got = [(o.outcome, o.reason, o.paid) for o in result.outcomes]
+        assert got == predicted, f"batch {indices}: predicted {predicted}, got {got}"
+        for outcome, reason, _ in predicted:
+            event(f"payment: {outcome.value} {reason.name}")
+
+    @precondition(lambda self: len(self.pool) >= 2)
+    @rule(i=st.integers(0, 1), by_operator=st.booleans())
+    @counted
+    def report_lost(self, i: int, by_operator: bool) -> None:
+        card = self.cards[i]
+        expected: Expected = None
+        if card.status not in (CardStatus.ACTIVE, CardStatus.BLOCKED):
+            expected = ("HardWalletWrongStatus", (card.se.address, CardStatus.ACTIVE, card.status))
+        who = OPERATOR if by_operator else CARD_HOLDERS[i]
+        result = self._run("report lost", lambda: self.c.hw.report_lost(who, card.se.address), expected)
+        if result:
+            e = result.named("CardReportedLost")[0]
+            card.status, card.lost_at, card.grace_ends_at = CardStatus.LOST, e["lostAt"], e["graceEndsAt"]
+            assert card.grace_ends_at == card.lost_at + GRACE
+
+    @precondition(lambda self: any(card.status is CardStatus.LOST for card in self.cards))
+    @rule(i=st.integers(0, 1))
+    @counted
+    def return_reserve(self, i: int) -> None:
+        card = self.cards[i]
+        expected: Expected = None
+        state: Any = None
+        if card.status is not CardStatus.LOST:
+            expected = ("HardWalletWrongStatus", (card.se.address, CardStatus.LOST, card.status))
+        elif self._now() <= card.grace_ends_at:
+            expected = ("HardWalletGraceNotOver", (card.se.address, card.grace_ends_at))
+        else:
+            expected, state = self._moves([(self.contracts["hardwallet"], card.holder, card.reserve)])
+        if self._run("return reserve", lambda: self.c.hw.return_reserve(KEEPER, card.se.address), expected):
+            card.refunded += card.reserve
+            card.reserve = 0
+            card.status = CardStatus.CLOSED
+            self.model.apply(state)
+
+    # == quick pay =========================================================================
+
+    @rule(
+        holder=people,
+        merchant=merchants,
+        per_payment=st.integers(1, 500 * YUAN),
+        times=st.integers(1, 4),
+        days=st.integers(1, 6),
+    )
+    @counted
+    def grant_mandate(
+        self, holder: LocalAccount, merchant: LocalAccount, per_payment: int, times: int, days: int
+    ) -> None:
+        expires = self._now() + days * DAY
+        result = self._run(
+            "grant mandate",
+            lambda: self.c.quickpay.grant(
+                holder, merchant.address, per_payment, per_payment * times, expires
+            ),
+            None,
+        )
+        mid = self._touch("mandate", result[0])
+        assert mid == len(self.mandates) + 1
+        self.mandates[mid] = MandateModel(
+            holder.address, merchant.address, per_payment, per_payment * times, expires
+        )
+
+    @precondition(has("mandates"))
+    @rule(data=st.data(), amount=st.integers(1, 600 * YUAN), reuse=st.integers(0, 7))
+    @counted
+    def pull(self, data: st.DataObject, amount: int, reuse: int) -> None:
+        mid = self._touch("mandate", data.draw(st.sampled_from(sorted(self.mandates)), label="mandate"))
+        m = self.mandates[mid]
+        if reuse == 0 and m.refs:
+            ref = data.draw(st.sampled_from(sorted(m.refs)), label="reference")
+        else:
+            self.refs += 1
+            ref = order_ref(f"order {self.refs}")
+        now = self._now()
+        today = day(now)
+        spent_after = (m.spent_today if m.day == today else 0) + amount
+        expected: Expected = None
+        state: Any = None
+        if m.revoked:
+            expected = ("QuickPayRevoked", (mid,))
+        elif now > m.expires_at:
+            expected = ("QuickPayExpired", (mid, m.expires_at))
+        elif amount > m.per_payment_cap:
+            expected = ("QuickPayOverPaymentCap", (mid, m.per_payment_cap, amount))
+        elif ref in m.refs:
+            expected = ("QuickPayDuplicateReference", (mid, ref))
+        elif spent_after > m.daily_cap:
+            expected = ("QuickPayOverDailyCap", (mid, m.daily_cap, spent_after))
+        else:
+            expected, state = self._moves([(m.holder, m.merchant, amount)])
+        merchant = BY_ADDRESS[m.merchant]
+        if self._run("pull", lambda: self.c.quickpay.pull(merchant, mid, amount, ref), expected):
+            m.refs.add(ref)
+            m.day, m.spent_today = today, spent_after
+            m.total_pulled += amount
+            self.model.apply(state)
+
+    @precondition(has("mandates"))
+    @rule(data=st.data())
+    @counted
+    def revoke_mandate(self, data: st.DataObject) -> None:
+        mid = self._touch("mandate", data.draw(st.sampled_from(sorted(self.mandates)), label="mandate"))
+        m = self.mandates[mid]
+        expected: Expected = ("QuickPayRevoked", (mid,)) if m.revoked else None
+        if self._run("revoke", lambda: self.c.quickpay.revoke(BY_ADDRESS[m.holder], mid), expected):
+            m.revoked = True
+
+    # == the wrong role ====================================================================
+
+    # One rule per family (so that each is drawn as often as any other rule), one dispatcher.
+
+    @rule(data=st.data(), action=st.sampled_from(["mint", "freeze", "pause", "register_wallet"]))
+    @counted
+    def wrong_role_cash(self, data: st.DataObject, action: str) -> None:
+        self._wrong_role(data, action)
+
+    @rule(data=st.data(), action=st.sampled_from(["enrol_merchant", "close_merchant", "consume_other"]))
+    @counted
+    def wrong_role_prepaid(self, data: st.DataObject, action: str) -> None:
+        self._wrong_role(data, action)
+
+    @rule(data=st.data(), action=st.just("approve_batch"))
+    @counted
+    def wrong_role_disbursement(self, data: st.DataObject, action: str) -> None:
+        self._wrong_role(data, action)
+
+    @rule(data=st.data(), action=st.sampled_from(["grant_vouchers", "list_merchants"]))
+    @counted
+    def wrong_role_vouchers(self, data: st.DataObject, action: str) -> None:
+        self._wrong_role(data, action)
+
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(
+            ["approve_proposal", "execute_proposal", "freeze_collective", "amend_budget", "create_collective"]
+        ),
+    )
+    @counted
+    def wrong_role_collective(self, data: st.DataObject, action: str) -> None:
+        self._wrong_role(data, action)
+
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(
+            [
+                "register_card",
+                "set_card_limits",
+                "load_other_card",
+                "report_other_card",
+                "pull_other_mandate",
+                "revoke_other_mandate",
+            ]
+        ),
+    )
+    @counted
+    def wrong_role_hardwallet(self, data: st.DataObject, action: str) -> None:
+        self._wrong_role(data, action)
+
+    def _wrong_role(self, data: st.DataObject, action: str) -> None:
+        """Someone without the role tries a privileged action: the exact error, and nothing changes
+        (the invariants after this step compare every balance and every family's state)."""
+        roles = _base["roles"]
+
+        def outsider(*allowed: str) -> LocalAccount:
+            pool = [a for a in EVERYONE if a.address not in allowed]
+            return data.draw(st.sampled_from(pool), label="actor")
+
+        STATS["wrong_role"] += 1
+        event(f"wrong role: {action}")
+        c = self.c
+        if action == "mint":
+            who = outsider(OPERATOR.address)
+            assert_reverts(
+                lambda: self.cash.mint(who, ALICE.address, 1),
+                "AccessControlUnauthorizedAccount", who.address, roles["issuer"],
+            )  # fmt: skip
+        elif action == "freeze":
+            who = outsider(REGULATOR.address)
+            assert_reverts(
+                lambda: self.cash.freeze(who, BOB.address),
+                "AccessControlUnauthorizedAccount", who.address, roles["regulator"],
+            )  # fmt: skip
+        elif action == "pause":
+            who = outsider(REGULATOR.address)
+            assert_reverts(
+                lambda: self.cash.pause(who),
+                "AccessControlUnauthorizedAccount",
+                who.address,
+                roles["cash_regulator"],
+            )
+        elif action == "register_wallet":
+            who = outsider(OPERATOR.address)
+            assert_reverts(
+                lambda: self.cash.register(who, STRANGER, Kind.PERSONAL, 2, 0, identity("stranger")),
+                "AccessControlUnauthorizedAccount", who.address, roles["registrar"],
+            )  # fmt: skip
+        elif action == "enrol_merchant":
+            who = outsider(REGULATOR.address)
+            assert_reverts(
+                lambda: c.prepaid.enrol(who, GYM.address, BPS, 0),
+                "AccessControlUnauthorizedAccount", who.address, roles["prepaid_regulator"],
+            )  # fmt: skip
+        elif action == "close_merchant":
+            who = outsider(REGULATOR.address)
+            assert_reverts(
+                lambda: c.prepaid.close_merchant(who, CANTEEN.address),
+                "AccessControlUnauthorizedAccount", who.address, roles["prepaid_regulator"],
+            )  # fmt: skip
+        elif action == "consume_other":
+            if not self.model.packages:
+                return
+            pid = self._touch(
+                "package", data.draw(st.sampled_from(sorted(self.model.packages)), label="package")
+            )
+            who = outsider(self.model.packages[pid].consumer)
+            expected = self.model.expect_open(pid) or ("PrepaidNotConsumer", (pid, who.address))
+            assert_reverts(lambda: c.prepaid.consume(who, pid, 1), expected[0], *expected[1])
+        elif action == "approve_batch":
+            if not self.batches:
+                return
+            b = data.draw(st.sampled_from(self.batches), label="batch")
+            self._touch("batch", b.bid)
+            who = outsider(CHECKER.address)
+            expected, _ = self._approve_batch_expected(b, who.address)
+            assert expected is not None
+            assert_reverts(lambda: c.disburse.approve(who, b.bid), expected[0], *expected[1])
+        elif action == "approve_proposal":
+            if not self.props:
+                return
+            pid = self._touch("proposal", data.draw(st.sampled_from(sorted(self.props)), label="proposal"))
+            p = self.props[pid]
+            # Neither a committee member other than the proposer, nor the supervisor.
+            committee = [a for a, (r, _) in self.coll.officers.items() if r == OfficerRole.COMMITTEE]
+            who = outsider(SUPERVISOR.address, *(a for a in committee if a != p.proposer))
+            assert self._approve_proposal(who, pid) is None
+        elif action == "execute_proposal":
+            if not self.props:
+                return
+            pid = self._touch("proposal", data.draw(st.sampled_from(sorted(self.props)), label="proposal"))
+            who = outsider(*self.coll.officers)
+            expected, _ = self._execute_expected(who.address, pid)
+            assert expected is not None
+            assert_reverts(lambda: c.fund.execute(who, pid), expected[0], *expected[1])
+        elif action == "freeze_collective":
+            who = outsider(SUPERVISOR.address)
+            assert_reverts(lambda: c.fund.freeze(who, CID), "CollectiveNotSupervisor", CID, who.address)
+        elif action == "create_collective":
+            who = outsider(REGULATOR.address)
+            assert_reverts(
+                lambda: c.fund.create(who, CAROL.address, b"\2" * 32, [(ALICE.address, 1)], TIERS, DAY),
+                "AccessControlUnauthorizedAccount", who.address, roles["township"],
+            )  # fmt: skip
+        elif action == "grant_vouchers":
+            if not self.programmes:
+                return
+            p = data.draw(st.sampled_from(self.programmes), label="programme")
+            self._touch("programme", p.pid)
+            who = outsider(OFFICE.address)
+            assert_reverts(
+                lambda: c.vouchers.grant(who, p.pid, [Grant(who.address, 1)]),
+                "VoucherNotIssuer",
+                p.pid,
+                who.address,
+            )
+        elif action == "list_merchants":
+            if not self.programmes:
+                return
+            p = data.draw(st.sampled_from(self.programmes), label="programme")
+            self._touch("programme", p.pid)
+            who = outsider(OFFICE.address)
+            assert_reverts(
+                lambda: c.vouchers.list_merchants(who, p.pid, [GYM.address], True),
+                "VoucherNotIssuer", p.pid, who.address,
+            )  # fmt: skip
+        elif action == "amend_budget":
+            who = outsider(SUPERVISOR.address)
+            assert_reverts(
+                lambda: c.fund.amend_budget(who, CID, 0, 10**12), "CollectiveNotSupervisor", CID, who.address
+            )
+        elif action == "register_card":
+            who = outsider(OPERATOR.address)
+            card = Account.from_key(b"\xc3" * 32).address
+            assert_reverts(
+                lambda: c.hw.register_card(who, card, who.address, CardForm.CARD),
+                "AccessControlUnauthorizedAccount", who.address, roles["hw_operator"],
+            )  # fmt: skip
+        elif action == "set_card_limits":
+            who = outsider(OPERATOR.address)
+            assert_reverts(
+                lambda: c.hw.set_limits(who, 10**9, 10**9, 1),
+                "AccessControlUnauthorizedAccount", who.address, roles["hw_operator"],
+            )  # fmt: skip
+        elif action == "load_other_card":
+            i = data.draw(st.integers(0, 1), label="card")
+            who = outsider(CARD_HOLDERS[i].address)
+            card = self.cards[i].se.address
+            assert_reverts(
+                lambda: c.hw.load(who, card, 1, approve=False), "HardWalletNotHolder", card, who.address
+            )
+        elif action == "report_other_card":
+            i = data.draw(st.integers(0, 1), label="card")
+            who = outsider(CARD_HOLDERS[i].address, OPERATOR.address)
+            card = self.cards[i].se.address
+            assert_reverts(lambda: c.hw.report_lost(who, card), "HardWalletNotHolder", card, who.address)
+        elif action == "pull_other_mandate":
+            if not self.mandates:
+                return
+            mid = self._touch("mandate", data.draw(st.sampled_from(sorted(self.mandates)), label="mandate"))
+            who = outsider(self.mandates[mid].merchant)
+            assert_reverts(
+                lambda: c.quickpay.pull(who, mid, 1, order_ref("stolen")),
+                "QuickPayNotMerchant",
+                mid,
+                who.address,
+            )
+        else:  # revoke_other_mandate
+            if not self.mandates:
+                return
+            mid = self._touch("mandate", data.draw(st.sampled_from(sorted(self.mandates)), label="mandate"))
+            who = outsider(self.mandates[mid].holder)
+            assert_reverts(lambda: c.quickpay.revoke(who, mid), "QuickPayNotHolder", mid, who.address)
+
+    # == invariants ========================================================================
+
+    def _chain_balances(self) -> dict[str, int]:
+        """Every holder's balance on chain, read once per block (both invariants below use them)."""
+        block = self.w3.eth.block_number
+        if getattr(self, "_balances_at", (None,))[0] != block:
+            self._balances_at = (block, {a: self.cash.balance_of(a) for a in self.model.balances})
+        return dict(self._balances_at[1])
+
+    @invariant()
+    def supply_equals_the_sum_of_every_balance(self) -> None:
+        balances = self._chain_balances()
+        assert balances == self.model.balances
+        assert self.cash.total_supply() == sum(balances.values()) == self.model.supply
+
+    @invariant()
+    def no_wallet_above_its_tier_caps(self) -> None:
+        limits: dict[str, TierLimits] = self.model.limits
+        balances = self._chain_balances()
+        for wallet, lim in limits.items():
+            assert balances[wallet] <= lim.balance_cap
+            assert self.cash.spent_today(wallet) <= lim.daily_cap
+
+    @invariant()
+    def prepaid_conserves(self) -> None:
+        m = self.model
+        for pid, pkg in m.packages.items():
+            if not self._due("package", pid):
+                continue
+            on_chain = self.c.prepaid.package(pid)
+            assert on_chain == pkg.as_package(pid)
+            assert on_chain.deposited == on_chain.released + on_chain.refunded + on_chain.held
+        totals = self.c.prepaid.totals()
+        assert totals["deposited"] == totals["released"] + totals["refunded"] + totals["held"]
+        assert totals["held"] == sum(p.held for p in m.packages.values()) == m.balances[self.escrow]
+
+    @invariant()
+    def disbursement_conserves(self) -> None:
+        for b in self.batches:
+            if not self._due("batch", b.bid):
+                continue
+            on_chain = self.c.disburse.batch(b.bid)
+            assert (on_chain.status, on_chain.funded, on_chain.paid, on_chain.reclaimed) == (
+                b.status,
+                b.funded,
+                b.paid,
+                b.reclaimed,
+            )
+            assert on_chain.exceptions == sum(b.exceptions.values())
+            assert on_chain.funded == on_chain.paid + on_chain.reclaimed + on_chain.outstanding
+        assert sum(b.outstanding for b in self.batches) == self.model.balances[self.contracts["disburse"]]
+
+    @invariant()
+    def vouchers_conserve(self) -> None:
+        for p in self.programmes:
+            if not self._due("programme", p.pid):
+                continue
+            on_chain = self.c.vouchers.programme(p.pid)
+            assert (on_chain.granted, on_chain.spent, on_chain.returned_grants, on_chain.returned_budget) == (
+                p.granted,
+                p.spent,
+                p.returned_grants,
+                p.returned_budget,
+            )
+            assert (
+                on_chain.budget
+                == on_chain.spent + on_chain.returned + on_chain.outstanding + on_chain.ungranted
+            )
+        held = sum(p.outstanding + p.ungranted for p in self.programmes)
+        assert self.c.vouchers.total_held() == held == self.model.balances[self.contracts["vouchers"]]
+
+    @invariant()
+    def collective_conserves(self) -> None:
+        c = self.coll
+        on_chain = self.c.fund.collective(CID)
+        assert (on_chain.frozen, on_chain.epoch) == (c.frozen, c.epoch)
+        assert (on_chain.balance, on_chain.total_income, on_chain.total_paid) == (c.balance, c.income, c.paid)
+        assert on_chain.balance == on_chain.total_income - on_chain.total_paid
+        assert self.c.fund.total_balance() == c.balance == self.model.balances[self.contracts["collective"]]
+        lines = self.c.fund.lines(CID)
+        assert [(ln.budget, ln.spent) for ln in lines] == list(zip(c.budgets, c.spent, strict=True))
+        assert all(ln.spent <= ln.budget for ln in lines)
+        assert self.c.fund.counts()["proposals"] == len(self.props)
+        for pid, p in self.props.items():
+            if not self._due("proposal", pid):
+                continue
+            q = self.c.fund.proposal(pid)
+            assert (q.status, q.approvals, q.township_approved, q.ready_at) == (
+                p.status,
+                p.approvals,
+                p.township_approved,
+                p.ready_at,
+            )
+
+    @invariant()
+    def hard_wallets_conserve(self) -> None:
+        for card in self.cards:
+            info = self.c.hw.card(card.se.address)
+            assert info.loaded == info.settled + info.refunded + info.reserve
+            assert (info.status, info.loaded, info.settled, info.refunded, info.reserve, info.shortfall) == (
+                card.status,
+                card.loaded,
+                card.settled,
+                card.refunded,
+                card.reserve,
+                card.shortfall,
+            )
+        totals = self.c.hw.totals()
+        reserves = sum(card.reserve for card in self.cards)
+        assert totals["reserve"] == reserves == self.model.balances[self.contracts["hardwallet"]]
+        for mid, m in self.mandates.items():
+            if not self._due("mandate", mid):
+                continue
+            on_chain = self.c.quickpay.mandate(mid)
+            assert (on_chain.revoked, on_chain.total_pulled) == (m.revoked, m.total_pulled)
+        assert self.model.balances[self.contracts["quickpay"]] == 0  # pulls go holder -> merchant
+
+
+def test_all_families_together(capsys: pytest.CaptureFixture[str], record_property: Any) -> None:
+    """Run the machine under the selected profile (XCPAY_FUZZ) and say how much it ran: on the
+    terminal (past pytest's capture, so that `make audit` shows it) and in the JUnit properties."""
+    before = dict(STATS)
+    run_state_machine_as_test(AllFamiliesMachine, settings=PROFILES[PROFILE])
+    ran = {k: STATS[k] - before[k] for k in STATS}
+    for key, value in ran.items():
+        record_property(key, value)
+    with capsys.disabled():
+        print(
+            f"\nall-families machine ({PROFILE} profile): {ran['examples']} examples, {ran['steps']} steps; "
+            f"{ran['succeeded']} calls succeeded and {ran['reverted']} reverted as predicted; "
+            f"{ran['wrong_role']} wrong-role attempts refused"
+        )
+    assert ran["steps"] > 0

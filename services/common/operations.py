@@ -140,18 +140,24 @@ class Operations:
             s.commit()
             return row
 
-    def execute(self, op: Operation) -> Operation:
-        """Carry out a new operation; returns it confirmed, failed, or still pending (slow chain)."""
+    def execute(self, op: Operation, *, held: bool = False) -> Operation:
+        """Carry out a new operation; returns it confirmed, failed, or still pending (slow chain).
+        ``held``: the caller holds this process's claim on it already (see ``perform``)."""
+        if held:
+            return self._execute_claimed(op)
         with self._claim(op.id) as claimed:
             if not claimed:
                 return self.await_outcome(op.id)
-            current = self.get(op.id)
-            if current.status != "pending" or current.raw_tx is not None:
-                # The reconciler got to it first: its age comes from this host's wall clock, which
-                # may have jumped past UNSIGNED_GRACE_S. Finish what was signed; never sign twice.
-                return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
-            self._sign_store_send(current)
+            return self._execute_claimed(op)
+
+    def _execute_claimed(self, op: Operation) -> Operation:
+        current = self.get(op.id)
+        if current.status != "pending" or current.raw_tx is not None:
+            # The reconciler got to it first: its age comes from this host's wall clock, which
+            # may have jumped past UNSIGNED_GRACE_S. Finish what was signed; never sign twice.
             return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
+        self._sign_store_send(current)
+        return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
 
     def await_outcome(self, op_id: str, wait_s: float | None = None) -> Operation:
         """The operation once it is no longer pending, or as it is after ``wait_s``."""
@@ -523,14 +529,20 @@ def perform(
     op, new = ops.begin(kind, key, idempotency_key, body)
     if new:
         try:
-            if prepare is not None:
-                try:
-                    extra = prepare()
-                except Problem as exc:  # refused before anything was signed: never run it later
-                    ops.fail(op.id, exc)
-                    raise  # unreachable: fail raises
-                op = ops.update_request(op, extra)
-            op = ops.execute(op)
+            # This process's reconciler leaves the operation alone from here on, also while
+            # ``prepare`` runs (a large batch's rows can take longer than UNSIGNED_GRACE_S).
+            with ops._claim(op.id) as claimed:
+                if not claimed:  # the reconciler took it first (the host's clock jumped)
+                    op = ops.await_outcome(op.id)
+                else:
+                    if prepare is not None:
+                        try:
+                            extra = prepare()
+                        except Problem as exc:  # refused before anything was signed: never run it later
+                            ops.fail(op.id, exc)
+                            raise  # unreachable: fail raises
+                        op = ops.update_request(op, extra)
+                    op = ops.execute(op, held=True)
         except NodeUnavailable:
             record(ops.ctx.db, key, kind, target, op.id, "pending-node-unavailable")
             raise Problem(

@@ -37,6 +37,7 @@ from chain.processes import anvil_cmd, free_port, running, wait_for_rpc
 from services.common.db import upgrade
 from services.common.keys import Role, create_key
 from services.common.models import Operation
+from services.common.operations import perform
 from services.common.settings import Settings
 from services.operator.app import create_app
 from services.operator.reconciliation import reconcile
@@ -493,6 +494,30 @@ def test_a_clock_jump_past_the_end_date_before_mining_is_refused_with_the_contra
             assert_reconciled_clean(api)
 
 
+def in_process_service(compiled: CompileResult, tmp: Path) -> tuple[Web3, Manifest, Any, Any, str]:
+    """The operator app without a server (its background reconciler off) on an in-process chain
+    and SQLite, an operator key, and a registered wallet: for driving ``Operations`` directly."""
+    w3 = in_process()
+    manifest = deploy_all(w3, compiled=compiled)
+    manifest.save(tmp / "manifest.json")
+    db_url = f"sqlite:///{tmp / 'operator.db'}"
+    upgrade(db_url)
+    settings = Settings(
+        database_url=db_url,
+        manifest=tmp / "manifest.json",
+        rpc_url="in-process",
+        admin_api_key="xcp_fault_admin_key_0123456789abcdef",
+        receipt_timeout_s=10,
+    )
+    app = create_app(settings, w3=w3, background=False)
+    alice = Account.create().address
+    register_on_chain(w3, manifest, [alice])
+    with app.state.ctx.db.session() as s:
+        key, _ = create_key(s, Role.OPERATOR, "clock test")
+        s.commit()
+    return w3, manifest, app, key, alice
+
+
 def test_the_reconciler_and_a_request_never_both_sign_when_the_wall_clock_jumps(
     compiled: CompileResult, tmp_path: Path
 ) -> None:
@@ -500,25 +525,8 @@ def test_the_reconciler_and_a_request_never_both_sign_when_the_wall_clock_jumps(
     on this host's wall clock. If that clock jumps forward while a request is between recording
     its intent and executing it, the reconciler executes the operation first; the request must
     then finish that transaction, not sign a second one (a second mint)."""
-    w3 = in_process()
-    manifest = deploy_all(w3, compiled=compiled)
-    manifest.save(tmp_path / "manifest.json")
-    db_url = f"sqlite:///{tmp_path / 'operator.db'}"
-    upgrade(db_url)
-    settings = Settings(
-        database_url=db_url,
-        manifest=tmp_path / "manifest.json",
-        rpc_url="in-process",
-        admin_api_key="xcp_fault_admin_key_0123456789abcdef",
-        receipt_timeout_s=10,
-    )
-    app = create_app(settings, w3=w3, background=False)
+    w3, manifest, app, key, alice = in_process_service(compiled, tmp_path)
     ctx, ops = app.state.ctx, app.state.ops
-    alice = Account.create().address
-    register_on_chain(w3, manifest, [alice])
-    with ctx.db.session() as s:
-        key, _ = create_key(s, Role.OPERATOR, "clock test")
-        s.commit()
 
     op, new = ops.begin("cash.issue", key, "clock-1", {"to": alice, "amount_fen": 500})
     assert new
@@ -540,3 +548,29 @@ def test_the_reconciler_and_a_request_never_both_sign_when_the_wall_clock_jumps(
     app.state.indexer.catch_up()
     report = reconcile(ctx)
     assert [d.kind for d in report.discrepancies] == []
+
+
+def test_the_reconciler_leaves_an_operation_alone_while_its_request_prepares_it(
+    compiled: CompileResult, tmp_path: Path
+) -> None:
+    """A request's ``prepare`` step (a new wallet's key, a batch's rows) may outlast
+    UNSIGNED_GRACE_S. The reconciler of the same process must not execute the operation in the
+    meantime (it would run without what ``prepare`` adds); the request signs it, once."""
+    w3, manifest, app, key, alice = in_process_service(compiled, tmp_path)
+    ctx, ops = app.state.ctx, app.state.ops
+    rounds: list[dict[str, int]] = []
+
+    def slow_prepare() -> dict[str, Any]:
+        with ctx.db.session() as s:  # the intent now looks an hour old to the reconciler
+            s.execute(update(Operation).values(created_at=datetime.now(UTC) - timedelta(hours=1)))
+            s.commit()
+        rounds.append(ops.reconcile())  # a reconciler round while this request prepares
+        return {"prepared": True}
+
+    body = {"to": alice, "amount_fen": 700}
+    op, replayed = perform(ops, "cash.issue", key, "prepare-1", body, prepare=slow_prepare)
+    assert not replayed and op.status == "confirmed" and op.request["prepared"] is True
+    assert rounds == [{"confirmed": 0, "failed": 0, "pending": 0}]  # it did not touch it
+    assert chain_balance(w3, manifest, alice) == 700  # minted once
+    app.state.indexer.catch_up()
+    assert [d.kind for d in reconcile(ctx).discrepancies] == []

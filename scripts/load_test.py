@@ -387,9 +387,18 @@ def settle_pending(stack: Stack, world: World, ledger: Ledger) -> None:
     )
     till = httpx.Client(base_url=stack.gateway, headers={"X-API-Key": world.terminal_key}, timeout=TIMEOUT_S)
     deadline = time.monotonic() + TIMEOUT_S
+
+    def status_of(client: httpx.Client, path: str) -> dict[str, Any]:
+        r = client.get(path)
+        if r.status_code in RETRYABLE:
+            return {"status": "pending"}
+        if r.status_code != 200:
+            raise LoadFailure(f"GET {path} answered {r.status_code}: {r.text[:300]}")
+        return dict(r.json())
+
     for action, op_id, body in ledger.pending_ops:
         while True:
-            answer = op.get(f"/v1/operations/{op_id}").json()
+            answer = status_of(op, f"/v1/operations/{op_id}")
             if answer["status"] in ("confirmed", "failed"):
                 ledger.operation_done(action, answer, body)
                 break
@@ -398,7 +407,7 @@ def settle_pending(stack: Stack, world: World, ledger: Ledger) -> None:
             time.sleep(1)
     for upload_id, _payments in ledger.pending_uploads:
         while True:
-            answer = till.get(f"/v1/offline-payments/{upload_id}").json()
+            answer = status_of(till, f"/v1/offline-payments/{upload_id}")
             if answer["status"] in ("confirmed", "failed"):
                 ledger.upload_done(answer)
                 break
@@ -419,9 +428,12 @@ def check_balances(stack: Stack, world: World, ledgers: list[Ledger], supply_bef
     supply = cash.functions.totalSupply().call()
     if supply - supply_before != sum(issued.values()):
         wrong.append(f"supply grew by {supply - supply_before} fen, issuance answered {sum(issued.values())}")
+    canteen = sum(ledger.canteen_fen for ledger in ledgers)
+    settlement = Manifest.load(stack.manifest).address("HardWalletSettlement")
     for name, address, expected in (
         ("supermarket", world.supermarket, sum(ledger.supermarket_fen for ledger in ledgers)),
-        ("canteen", world.canteen, sum(ledger.canteen_fen for ledger in ledgers)),
+        ("canteen", world.canteen, canteen),
+        ("cards' reserves", settlement, len(world.cards) * CARD_LOAD_FEN - canteen),
     ):
         on_chain = cash.functions.balanceOf(address).call()
         if on_chain != expected:

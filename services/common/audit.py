@@ -20,7 +20,7 @@ def record(
                 api_key_id=key.id if key else None,
                 role=key.role if key else "anonymous",
                 action=action,
-                target=target[:200],
+                target=target.replace("\x00", "")[:200],  # PostgreSQL stores no NUL
                 operation_id=operation_id,
                 outcome=outcome[:32],
             )

@@ -75,7 +75,8 @@ def get_idempotency_key(idempotency_key: Annotated[str | None, Header()] = None)
     return idempotency_key
 
 
-READER_ROLES = frozenset({str(Role.OPERATOR), str(Role.CHECKER), str(Role.REGULATOR), str(Role.AUDITOR)})
+# The roles that read any party's records (a merchant, officer or terminal key reads its own).
+READER_ROLES = (Role.OPERATOR, Role.CHECKER, Role.REGULATOR, Role.AUDITOR)
 
 
 def reader_or_owner(key: ApiKey, owns: bool) -> None:
@@ -94,5 +95,5 @@ RegulatorKey = Annotated[ApiKey, Depends(require(Role.REGULATOR))]
 AuditorKey = Annotated[ApiKey, Depends(require(Role.AUDITOR))]
 OperatorOrRegulatorKey = Annotated[ApiKey, Depends(require(Role.OPERATOR, Role.REGULATOR))]
 CheckerKey = Annotated[ApiKey, Depends(require(Role.CHECKER))]
-ReaderKey = Annotated[ApiKey, Depends(require(Role.OPERATOR, Role.CHECKER, Role.REGULATOR, Role.AUDITOR))]
+ReaderKey = Annotated[ApiKey, Depends(require(*READER_ROLES))]
 MerchantKey = Annotated[ApiKey, Depends(require(Role.MERCHANT))]

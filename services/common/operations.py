@@ -21,6 +21,7 @@ The life of an operation:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -94,9 +95,18 @@ class Operations:
     # -- request path ----------------------------------------------------------------------
 
     def begin(
-        self, kind: str, api_key: ApiKey, idempotency_key: str, body: dict[str, Any]
+        self,
+        kind: str,
+        api_key: ApiKey,
+        idempotency_key: str,
+        body: dict[str, Any],
+        *,
+        preparing: bool = False,
     ) -> tuple[Operation, bool]:
-        """Insert the intent, or find the earlier one with this key. Returns (operation, is_new)."""
+        """Insert the intent, or find the earlier one with this key. Returns (operation, is_new).
+        ``preparing``: a prepare step must complete (``update_request``) before it may be executed;
+        until then the request carries PREPARING, and the reconciler abandons it rather than run it
+        without what the step adds (a new wallet's key, a bill's hold)."""
         digest = request_hash(kind, body)
         op = Operation(
             id=str(uuid.uuid4()),
@@ -104,7 +114,7 @@ class Operations:
             api_key_id=api_key.id,
             idempotency_key=idempotency_key,
             request_hash=digest,
-            request=jsonable(body),
+            request=jsonable({**body, PREPARING: True} if preparing else body),
             status="pending",
         )
         with self.ctx.db.session() as s:
@@ -136,7 +146,9 @@ class Operations:
         with self.ctx.db.session() as s:
             row = s.get(Operation, op.id)
             assert row is not None
-            row.request = {**row.request, **jsonable(extra)}
+            request = {**row.request, **jsonable(extra)}
+            request.pop(PREPARING, None)
+            row.request = request
             s.commit()
             return row
 
@@ -203,6 +215,13 @@ class Operations:
                 try:
                     op = self.get(op_id)
                     if op.status != "pending":
+                        continue
+                    if op.raw_tx is None and op.request.get(PREPARING):
+                        # Its request stopped (a crash, a lost database connection) before its
+                        # prepare step was recorded: nothing was sent, and running it now would
+                        # run it without what that step adds. It is abandoned, not executed.
+                        self.fail(op_id, _abandoned(op_id), raise_=False)
+                        counts["failed"] += 1
                         continue
                     if op.raw_tx is None:
                         self._sign_store_send(op)
@@ -460,6 +479,19 @@ class Operations:
 
 
 UNSIGNED_GRACE_S = 15
+PREPARING = "_preparing"  # in a stored request: its prepare step has not completed yet
+
+
+def _abandoned(op_id: str) -> Problem:
+    return Problem(
+        409,
+        "operation-abandoned",
+        "The request stopped before it was prepared; nothing was sent",
+        "send it again with a new Idempotency-Key",
+        operation_id=op_id,
+    )
+
+
 NONCE_ATTEMPTS = 8  # signings of one operation when another process keeps taking the nonce
 
 
@@ -523,10 +555,9 @@ def perform(
     ``prepare`` runs once, only for a new operation, and adds server-side facts to the request
     (e.g. the address of a newly created custodial wallet). A failed operation raises its problem.
     """
-    from services.common.audit import record
     from services.common.problems import problem_from_stored
 
-    op, new = ops.begin(kind, key, idempotency_key, body)
+    op, new = ops.begin(kind, key, idempotency_key, body, preparing=prepare is not None)
     if new:
         try:
             # This process's reconciler leaves the operation alone from here on, also while
@@ -541,10 +572,14 @@ def perform(
                         except Problem as exc:  # refused before anything was signed: never run it later
                             ops.fail(op.id, exc)
                             raise  # unreachable: fail raises
+                        except Exception:  # e.g. the database went away: never run it later either
+                            with contextlib.suppress(Exception):  # the reconciler abandons it otherwise
+                                ops.fail(op.id, _abandoned(op.id), raise_=False)
+                            raise
                         op = ops.update_request(op, extra)
                     op = ops.execute(op, held=True)
         except NodeUnavailable:
-            record(ops.ctx.db, key, kind, target, op.id, "pending-node-unavailable")
+            audit(ops, key, kind, target, op.id, "pending-node-unavailable")
             raise Problem(
                 503,
                 "node-unavailable",
@@ -553,9 +588,21 @@ def perform(
                 operation_id=op.id,
             ) from None
         except Problem as exc:
-            record(ops.ctx.db, key, kind, target, op.id, f"failed:{exc.slug}")
+            audit(ops, key, kind, target, op.id, f"failed:{exc.slug}")
             raise
-        record(ops.ctx.db, key, kind, target, op.id, op.status)
+        audit(ops, key, kind, target, op.id, op.status)
     if op.status == "failed" and op.error is not None:
         raise problem_from_stored(op.error, operation_id=op.id)
     return op, not new
+
+
+def audit(ops: Operations, key: ApiKey, kind: str, target: str, op_id: str, outcome: str) -> None:
+    """The audit row of an operation whose outcome is decided: a failure to write it is logged
+    loudly but never changes the caller's answer (the money has moved, or not, already; the
+    operation row itself is the record of that)."""
+    from services.common.audit import record
+
+    try:
+        record(ops.ctx.db, key, kind, target, op_id, outcome)
+    except Exception:
+        log.exception("audit row of operation %s (%s, %s) not written", op_id, kind, outcome)

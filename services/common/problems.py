@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.exceptions import ContractError, NodeUnavailable, TransactionTimeout
@@ -337,6 +338,28 @@ def _response(problem: Problem, request: Request) -> JSONResponse:
     )
 
 
+# SQLite's words for a database it cannot write or reach now; PostgreSQL's SQLSTATE classes for a
+# lost connection (08), exhausted resources (53), an operator intervention such as a killed
+# backend (57) and a transaction rolled back for a conflict (40).
+_SQLITE_OUTAGE = ("readonly", "read-only", "locked", "busy", "disk", "unable to open", "full")
+_POSTGRES_OUTAGE = ("08", "53", "57", "40")
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """Whether a database error is an outage worth retrying, rather than a bug."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return str(sqlstate)[:2] in _POSTGRES_OUTAGE
+    if isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg"):
+        return True  # no SQLSTATE from psycopg: the connection itself failed
+    if isinstance(exc, OperationalError):
+        message = str(exc.orig).lower()
+        return any(word in message for word in _SQLITE_OUTAGE)
+    return False
+
+
 def install(app: FastAPI) -> None:
     _document_problems(app)
 
@@ -363,12 +386,21 @@ def install(app: FastAPI) -> None:
         # A database that refuses writes (a read-only file, a full disk) or a connection that
         # dropped (a restarted server, a killed backend) is the service's outage, not the
         # caller's fault: the caller retries with the same Idempotency-Key and gets one outcome.
-        if not isinstance(exc, OperationalError | InterfaceError) and not exc.connection_invalidated:
+        # Anything else (a missing table, bad SQL) is our bug: a 500, never "retry later".
+        if not database_unavailable(exc):
             log.exception("database error on %s", request.url.path)
             return _response(
                 Problem(500, "internal-error", "Internal error", "the error was logged"), request
             )
-        log.warning("database unavailable on %s: %s", request.url.path, exc.orig)
+        log.warning("database unavailable on %s: %s", request.url.path, exc.orig, exc_info=exc)
+        return _database_unavailable(request)
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool_exhausted(request: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
+        log.warning("no database connection free on %s: %s", request.url.path, exc)
+        return _database_unavailable(request)
+
+    def _database_unavailable(request: Request) -> JSONResponse:
         problem = Problem(
             503,
             "database-unavailable",
@@ -381,9 +413,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DataError)
     async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
-        # A value the database refuses (PostgreSQL: a NUL character in a text, a number beyond a
-        # column's range) came from the caller; the route stored nothing. The driver's message
-        # (with the SQL and its parameters) stays in the log.
+        # A value the database refuses (PostgreSQL: a NUL character in a query parameter, a number
+        # beyond a column's range) came from the caller. Request bodies with a NUL are refused
+        # earlier, at validation (services.common.schemas.Strict), before any intent is recorded;
+        # this is the safety net. The driver's message (with the SQL) stays in the log.
         log.info("database refused a value on %s: %s", request.url.path, exc.orig)
         return _response(
             Problem(

@@ -7,9 +7,36 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from eth_utils import is_checksum_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 _HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def _nul_free(value: Any, where: str = "body") -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where}: a text may not hold a NUL character")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _nul_free(k, where)
+            _nul_free(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _nul_free(v, f"{where}[{i}]")
+
+
+class Strict(BaseModel):
+    """Every request body of both services: unknown fields refused, and no text with a NUL
+    character anywhere (PostgreSQL cannot store one; refusing it here, before the intent is
+    recorded, means such a request never reaches the chain)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        _nul_free(data)
+        return data
 
 
 def _address(value: str) -> str:

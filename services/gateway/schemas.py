@@ -5,19 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from chain.clients.hardwallet import MAX_BATCH
-from services.common.schemas import Address, AmountFen, OperationOut
+from services.common.schemas import Address, AmountFen, OperationOut, Strict
 
 Form = Literal["card", "sim", "wearable"]
 Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Signature = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes: r || s || v")]
 CANTEEN_MCC = 5812  # ISO 18245: eating places and restaurants
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # -- terminals ---------------------------------------------------------------------------------

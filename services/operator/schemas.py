@@ -8,11 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.keys import Role
-from services.common.schemas import Address, AmountFen
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from services.common.schemas import Address, AmountFen, Strict
 
 
 class ApiKeyIn(Strict):

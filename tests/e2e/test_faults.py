@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from eth_account import Account
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, select, text, update
 from web3 import Web3
 
 from chain.accounts import dev_account
@@ -574,3 +574,69 @@ def test_the_reconciler_leaves_an_operation_alone_while_its_request_prepares_it(
     assert chain_balance(w3, manifest, alice) == 700  # minted once
     app.state.indexer.catch_up()
     assert [d.kind for d in reconcile(ctx).discrepancies] == []
+
+
+def test_an_operation_whose_request_stopped_while_preparing_is_abandoned_not_executed(
+    compiled: CompileResult, tmp_path: Path
+) -> None:
+    """A request that dies inside its prepare step (its database connection lost, say) leaves an
+    unsigned intent without what that step adds (a bill's hold, a new wallet's key). The reconciler
+    must abandon it, never execute it; and a prepare step that raises fails its operation at once."""
+    w3, manifest, app, key, alice = in_process_service(compiled, tmp_path)
+    ctx, ops = app.state.ctx, app.state.ops
+    body = {"to": alice, "amount_fen": 900}
+
+    def broken_prepare() -> dict[str, Any]:
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        perform(ops, "cash.issue", key, "prepare-broken", body, prepare=broken_prepare)
+    with ctx.db.session() as s:
+        first = s.scalar(select(Operation).where(Operation.idempotency_key == "prepare-broken"))
+    assert first is not None and first.status == "failed"
+    assert first.error["slug"] == "operation-abandoned"
+
+    # The process died before it could even mark it: only the intent (with its marker) is left.
+    op, new = ops.begin("cash.issue", key, "prepare-died", body, preparing=True)
+    assert new and op.request["_preparing"] is True
+    with ctx.db.session() as s:
+        s.execute(update(Operation).values(created_at=datetime.now(UTC) - timedelta(hours=1)))
+        s.commit()
+    assert ops.reconcile() == {"confirmed": 0, "failed": 1, "pending": 0}
+    assert ops.get(op.id).status == "failed" and ops.get(op.id).raw_tx is None
+    assert chain_balance(w3, manifest, alice) == 0  # nothing minted by either
+    app.state.indexer.catch_up()
+    assert [d.kind for d in reconcile(ctx).discrepancies] == []
+
+
+def test_only_outages_of_the_database_are_answered_as_retryable(tmp_path: Path) -> None:
+    """A read-only or locked database is an outage (503, retry with the same key); a missing table
+    or bad SQL is a bug and must stay a 500, not 'retry later' for ever."""
+    from sqlalchemy.exc import DBAPIError
+
+    from services.common.problems import database_unavailable
+
+    db = tmp_path / "x.db"
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("create table t (x integer)"))
+    engine.dispose()
+
+    def error_of(url: str, sql: str) -> DBAPIError:
+        eng = create_engine(url)
+        try:
+            with eng.begin() as conn:
+                conn.execute(text(sql))
+        except DBAPIError as exc:
+            return exc
+        finally:
+            eng.dispose()
+        raise AssertionError(f"{sql} did not fail")
+
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    assert database_unavailable(error_of(read_only, "insert into t values (1)"))
+    assert not database_unavailable(error_of(f"sqlite:///{db}", "insert into missing values (1)"))
+    assert not database_unavailable(error_of(f"sqlite:///{db}", "selec nonsense"))
+    admin = postgres_admin_url()
+    if admin is not None:
+        assert not database_unavailable(error_of(admin, "select * from no_such_table_here"))

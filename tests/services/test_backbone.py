@@ -133,3 +133,19 @@ def test_a_nonce_taken_by_another_process_with_the_same_key_is_signed_again(api:
     r = api.post("operator", "/v1/issuance", {"to": wallet, "amount_fen": 100})
     assert r.status_code == 200, r.text
     assert int(api.auditor.get(f"/v1/wallets/{wallet}").json()["balance_fen"]) == 201
+
+
+def test_a_text_with_a_nul_character_is_refused_before_anything_is_recorded(api: Api) -> None:
+    """PostgreSQL cannot store a NUL: a body holding one is refused at validation, so no intent is
+    recorded and nothing reaches the chain (the same Idempotency-Key then serves a clean body)."""
+    block = api.w3.eth.block_number
+    key = str(uuid.uuid4())
+    body = {"kind": "personal", "tier": 3, "display_name": "Ali\x00ce", "identity": f"id-{uuid.uuid4()}"}
+    r = api.operator.post("/v1/wallets", json=body, headers={"Idempotency-Key": key})
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert problem["type"] == "urn:xcpay:problem:invalid-request" and "NUL" in problem["detail"], problem
+    assert api.w3.eth.block_number == block
+    clean = {**body, "display_name": "Alice"}
+    r = api.operator.post("/v1/wallets", json=clean, headers={"Idempotency-Key": key})
+    assert r.status_code == 201, r.text  # the key was never taken by the refused request

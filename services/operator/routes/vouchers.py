@@ -301,8 +301,9 @@ def campaign_leaf(
 ) -> dict[str, Any]:
     """One campaign grant with its proof (a self-custody holder claims with it). The reader roles,
     or a key bound to the grant's holder."""
+    reader_or_owner(key, key.wallet is not None)  # before the lookup: a 404 would tell what exists
     leaf = _leaf(ctx, programme_id, index)
-    reader_or_owner(key, key.wallet is not None and key.wallet == leaf.holder)
+    reader_or_owner(key, key.wallet == leaf.holder)
     proof = ["0x" + leaf.proof[i : i + 64] for i in range(0, len(leaf.proof), 64)]
     claimed = ctx.vouchers.is_claimed(programme_id, index)
     return {

@@ -397,6 +397,12 @@ def test_the_node_stopped_mid_payroll_every_recipient_is_paid_exactly_once(
             r = api.post("operator", f"/v1/disbursements/{ref}/execute", {"push": "all"})
             assert r.status_code == 202, r.text
             during = wait_batch(api, ref, lambda b: b["rows_done"] > 0)
+            # Mining stops first: anvil can lose a block it mines while writing its state on
+            # SIGTERM (seen here: a chunk paid on chain whose block and events were gone after the
+            # restart). Transactions sent from now on wait in its pool and die with the process;
+            # the service must send them again.
+            node.rpc_call("evm_setAutomine", False)
+            time.sleep(0.5)
             node.proc.send_signal(signal.SIGTERM)  # anvil writes its state and exits
             node.proc.wait(timeout=30)
             stopped_at = api.get("operator", f"/v1/disbursements/{ref}").json()

@@ -97,9 +97,8 @@ def load_card(
 @builder("gateway.card.load")
 def _load(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     holder = ctx.custodial(req["holder"])
-    hw, cash = ctx.hardwallet.contract, ctx.cash.cash
-    if cash.functions.allowance(holder.address, hw.address).call() < req["amount_fen"]:
-        ctx.tx.transact(holder, cash.functions.approve(hw.address, req["amount_fen"]))
+    hw = ctx.hardwallet.contract
+    ctx.ensure_allowance(holder.address, hw.address, req["amount_fen"])
     return Call(holder, hw.functions.load(req["card"], req["amount_fen"]))
 
 

@@ -113,10 +113,8 @@ def pull(
 
 @builder("gateway.mandate.pull")
 def _pull(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    qp, cash = ctx.quickpay.contract, ctx.cash.cash
-    if cash.functions.allowance(req["holder"], qp.address).call() < req["amount_fen"]:
-        holder = ctx.custodial(req["holder"])
-        ctx.tx.transact(holder, cash.functions.approve(qp.address, req["amount_fen"]))
+    qp = ctx.quickpay.contract
+    ctx.ensure_allowance(req["holder"], qp.address, req["amount_fen"])
     fn = qp.functions.pull(req["mandate"], req["amount_fen"], order_ref(req["reference"]))
     return Call(ctx.custodial(req["merchant"]), fn)
 

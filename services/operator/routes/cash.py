@@ -43,8 +43,7 @@ def redeem(
 def _redeem(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     holder = ctx.custodial(req["holder"])
     cash = ctx.cash.cash
-    if cash.functions.allowance(holder.address, ctx.operator.address).call() < req["amount_fen"]:
-        ctx.tx.transact(holder, cash.functions.approve(ctx.operator.address, req["amount_fen"]))
+    ctx.ensure_allowance(holder.address, ctx.operator.address, req["amount_fen"])
     return Call(ctx.operator, cash.functions.redeem(holder.address, req["amount_fen"]))
 
 

@@ -775,9 +775,8 @@ def record_income(
 @builder("collective.income")
 def _income(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     payer = ctx.custodial(req["payer"])
-    fund, cash = ctx.collective.fund, ctx.cash.cash
-    if cash.functions.allowance(payer.address, fund.address).call() < req["amount_fen"]:
-        ctx.tx.transact(payer, cash.functions.approve(fund.address, req["amount_fen"]))
+    fund = ctx.collective.fund
+    ctx.ensure_allowance(payer.address, fund.address, req["amount_fen"])
     fn = fund.functions.recordIncome(
         req["collective_id"], req["asset_id"], req["amount_fen"], _b32(req["memo_sha256"])
     )

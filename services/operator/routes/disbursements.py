@@ -516,9 +516,8 @@ def approve(
 def _approve(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     b, bid = _bid(ctx, req["ref"])
     payer = ctx.custodial(b.payer)
-    contract, cash = ctx.disburse.contract, ctx.cash.cash
-    if cash.functions.allowance(payer.address, contract.address).call() < b.total_fen:
-        ctx.tx.transact(payer, cash.functions.approve(contract.address, b.total_fen))
+    contract = ctx.disburse.contract
+    ctx.ensure_allowance(payer.address, contract.address, b.total_fen)
     return Call(ctx.custodial(req["checker"]), contract.functions.approve(bid))
 
 

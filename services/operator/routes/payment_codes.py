@@ -501,10 +501,10 @@ def _pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
         return Call(ctx.operator, ctx.hardwallet.contract.functions.settle([payment]))
     if req["form"] == "voucher":  # the programme pays its share, the payer's wallet the rest
         holder = ctx.custodial(req["payer"])
-        contract, cash = ctx.vouchers.contract, ctx.cash.cash
+        contract = ctx.vouchers.contract
         _share, own = ctx.vouchers.quote(req["programme_id"], holder.address, req["amount_fen"])
-        if own and cash.functions.allowance(holder.address, contract.address).call() < own:
-            ctx.tx.transact(holder, cash.functions.approve(contract.address, own))
+        if own:
+            ctx.ensure_allowance(holder.address, contract.address, own)
         fn = contract.functions.spend(req["programme_id"], req["merchant"], req["amount_fen"])
         return Call(holder, fn)
     fn = ctx.cash.cash.functions.transfer(req["merchant"], req["amount_fen"])

@@ -172,9 +172,8 @@ def create_package(
 def _prepay(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     consumer = ctx.custodial(req["consumer"])
     total = req["sessions"] * req["unit_price_fen"]
-    escrow, cash = ctx.prepaid.escrow, ctx.cash.cash
-    if cash.functions.allowance(consumer.address, escrow.address).call() < total:
-        ctx.tx.transact(consumer, cash.functions.approve(escrow.address, total))
+    escrow = ctx.prepaid.escrow
+    ctx.ensure_allowance(consumer.address, escrow.address, total)
     fn = escrow.functions.prepay(
         req["merchant"],
         req["sessions"],

@@ -151,9 +151,8 @@ def _create(ctx: ServiceContext, req: dict[str, Any]) -> Call:
         min_bill=req["min_bill_fen"],
         discount_per_spend=req["discount_fen"],
     )
-    contract, cash = ctx.vouchers.contract, ctx.cash.cash
-    if cash.functions.allowance(issuer.address, contract.address).call() < terms.budget:
-        ctx.tx.transact(issuer, cash.functions.approve(contract.address, terms.budget))
+    contract = ctx.vouchers.contract
+    ctx.ensure_allowance(issuer.address, contract.address, terms.budget)
     fn = contract.functions.create(terms.abi(), req["categories"], req["merchants"])
     return Call(issuer, fn)
 
@@ -388,10 +387,10 @@ def spend(
 @builder("voucher.spend")
 def _spend(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     holder = ctx.custodial(req["holder"])
-    contract, cash = ctx.vouchers.contract, ctx.cash.cash
+    contract = ctx.vouchers.contract
     _voucher, own = ctx.vouchers.quote(req["programme"], holder.address, req["bill_fen"])
-    if own and cash.functions.allowance(holder.address, contract.address).call() < own:
-        ctx.tx.transact(holder, cash.functions.approve(contract.address, own))
+    if own:
+        ctx.ensure_allowance(holder.address, contract.address, own)
     return Call(holder, contract.functions.spend(req["programme"], req["merchant"], req["bill_fen"]))
 
 

@@ -304,7 +304,7 @@ class Operations:
                 tx.w3.eth.send_raw_transaction(signed.raw_transaction)
             except (Web3RPCError, EthValidationError) as exc:  # a node's refusal; in-process: ValidationError
                 if not self._known_to_node(tx_hash):  # refused, and not because it is already there
-                    if may_retry and "nonce" in str(exc).lower():
+                    if may_retry and _nonce_taken(str(exc)):
                         raise _NonceTaken() from exc
                     # The node refused the bytes (fees, nonce): they can never be mined.
                     self.fail(
@@ -498,6 +498,14 @@ NONCE_ATTEMPTS = 8  # signings of one operation when another process keeps takin
 def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were stored in UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _nonce_taken(message: str) -> bool:
+    """A node's words for "another transaction has this nonce": mined already (eth-tester:
+    "Invalid transaction nonce", anvil and geth: "nonce too low"), or waiting in its pool (anvil
+    and geth: "replacement transaction underpriced", as ours pays the same fee)."""
+    message = message.lower()
+    return "nonce" in message or "replacement transaction underpriced" in message
 
 
 class _NonceTaken(Exception):

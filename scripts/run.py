@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,12 +45,27 @@ def archive_default_database() -> None:
     print(f"new embedded chain: the previous database was moved to {target}", flush=True)
 
 
+def port_taken(port: str) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", int(port))) == 0
+
+
 def main() -> int:
+    # Ctrl-C stops everything even when this process was started with SIGINT ignored (a job put in
+    # the background by a non-interactive shell inherits that, and Python then installs no handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     env = dict(os.environ)
     rpc_url = env.get("XCPAY_RPC_URL")
     env.setdefault("XCPAY_MANIFEST", str(VAR_DIR / "manifest.json"))
     api_port = env.get("XCPAY_API_PORT", "8000")
     gateway_port = env.get("XCPAY_GATEWAY_PORT", "8001")
+    ports = {"XCPAY_API_PORT": api_port, "XCPAY_GATEWAY_PORT": gateway_port}
+    if not rpc_url:
+        ports["XCPAY_NODE_PORT"] = env.get("XCPAY_NODE_PORT", "8545")
+    for name, port in ports.items():
+        if port_taken(port):  # else another program's answers would pass for ours
+            print(f"error: port {port} is in use (another xcpay?); stop it or set {name}", file=sys.stderr)
+            return 1
     children: list[subprocess.Popen[bytes]] = []
     node: subprocess.Popen[bytes] | None = None
     if not rpc_url:

@@ -75,6 +75,7 @@ def service_env(tmp: Path, rpc: str, api_port: int, **extra: str) -> dict[str, s
         XCPAY_DATABASE_URL=f"sqlite:///{tmp / 'operator.db'}",
         XCPAY_ADMIN_API_KEY=ADMIN,
         XCPAY_API_PORT=str(api_port),
+        XCPAY_GATEWAY_PORT=str(free_port()),  # `make run` starts the gateway too; never on 8001 here
         XCPAY_RECONCILE_INTERVAL_S="0.5",
         XCPAY_INDEX_INTERVAL_S="0.5",
         XCPAY_RECEIPT_TIMEOUT_S="10",

@@ -14,6 +14,12 @@ from chain.sender import Transactor, TxResult
 UNLIMITED = 2**256 - 1
 
 
+#: ``payFor`` rule: the payee must be a merchant wallet (contracts/token/IDigitalCash.sol).
+PAY_TO_MERCHANT = 1
+#: ``payFor`` rule: the owner's tier payment and daily caps count the movement.
+PAY_CHARGES_OWNER = 2
+
+
 class Kind(IntEnum):
     """Mirrors ``IWalletRegistry.Kind``."""
 
@@ -115,6 +121,13 @@ class CashClient:
 
     def transfer(self, sender: LocalAccount, to: str, amount_fen: int) -> TxResult:
         return self.tx.transact(sender, self.cash.functions.transfer(to, amount_fen))
+
+    def pay_for(self, family: LocalAccount, owner: str, to: str, amount_fen: int, rules: int = 0) -> TxResult:
+        """A family (cap-exempt) wallet pays ``amount_fen`` of ``owner``'s money to ``to``.
+
+        ``rules`` is a bit set of :data:`PAY_TO_MERCHANT` and :data:`PAY_CHARGES_OWNER`.
+        """
+        return self.tx.transact(family, self.cash.functions.payFor(owner, to, amount_fen, rules))
 
     def pause(self, signer: LocalAccount) -> TxResult:
         return self.tx.transact(signer, self.cash.functions.pause())

@@ -6,6 +6,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IDigitalCash} from "../token/IDigitalCash.sol";
 
 /// @title CollectiveFund
 /// @notice Three-assets supervision (农村集体“三资”监管) of village collectives: their funds (资金),
@@ -597,7 +598,8 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         c.totalPaid += amount;
         totalBalance -= amount;
         emit ProposalExecuted(proposalId, id, p.payee, amount, p.line, l.spent, msg.sender);
-        cash.safeTransfer(p.payee, amount);
+        // The collective's money: the fund itself is the owner (its own freeze is checked above).
+        IDigitalCash(address(cash)).payFor(address(this), p.payee, amount, 0);
     }
 
     // ----------------------------------------------------------------------------------------

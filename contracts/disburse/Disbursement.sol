@@ -6,6 +6,7 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IDigitalCash} from "../token/IDigitalCash.sol";
 
 /// @title Disbursement
 /// @notice Payroll and subsidy disbursement (薪资/补助发放): an employer or a government office (the
@@ -364,7 +365,7 @@ contract Disbursement is ReentrancyGuard {
         _takeLeaf(id, b, index, recipient, amount, proof);
         _debit(id, b, amount);
         emit Paid(id, index, recipient, amount, b.purpose);
-        cash.safeTransfer(recipient, amount);
+        IDigitalCash(address(cash)).payFor(b.payer, recipient, amount, 0);
     }
 
     /// @notice Push up to MAX_ROWS claims of Merkle batch `id`. Leaves paid already are skipped (a
@@ -396,7 +397,7 @@ contract Disbursement is ReentrancyGuard {
         b.paid += hold.amount;
         totalPaid += hold.amount;
         emit Paid(id, index, hold.recipient, hold.amount, b.purpose);
-        cash.safeTransfer(hold.recipient, hold.amount);
+        IDigitalCash(address(cash)).payFor(b.payer, hold.recipient, hold.amount, 0);
     }
 
     /// @notice After the end date, return what batch `id` did not pay (exceptions included) to its
@@ -413,7 +414,7 @@ contract Disbursement is ReentrancyGuard {
         b.status = Status.Closed;
         totalReclaimed += amount;
         emit Reclaimed(id, b.payer, amount, exceptionsReturned);
-        if (amount > 0) cash.safeTransfer(b.payer, amount);
+        if (amount > 0) IDigitalCash(address(cash)).payFor(b.payer, b.payer, amount, 0);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -506,7 +507,9 @@ contract Disbursement is ReentrancyGuard {
     {
         _debit(id, b, amount);
         // slither-disable-next-line reentrancy-no-eth (state written after the call only when the token refused; our own DigitalCash has no hooks; callers are nonReentrant)
-        (bool ok, bytes memory ret) = address(cash).call(abi.encodeCall(IERC20.transfer, (recipient, amount)));
+        (bool ok, bytes memory ret) = address(cash).call(
+            abi.encodeCall(IDigitalCash.payFor, (b.payer, recipient, amount, 0))
+        );
         if (ok && (ret.length == 0 || abi.decode(ret, (bool)))) {
             emit Paid(id, index, recipient, amount, b.purpose);
             return true;

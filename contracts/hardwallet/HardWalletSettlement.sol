@@ -8,6 +8,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 
 /// @title HardWalletSettlement
 /// @notice Settlement of offline hard-wallet payments (硬钱包): IC cards, SIM-card wallets and
@@ -292,7 +293,7 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
         totalReserve -= amount;
         totalRefunded += amount;
         emit ReserveReturned(card, c.holder, amount);
-        if (amount > 0) cash.safeTransfer(c.holder, amount);
+        if (amount > 0) IDigitalCash(address(cash)).payFor(c.holder, c.holder, amount, 0);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -389,7 +390,9 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
 
         if (covered > 0) {
             // slither-disable-next-line reentrancy-no-eth (state is written after the call only to undo a refused payment; our own DigitalCash has no hooks; settle is nonReentrant)
-            (bool ok, bytes memory ret) = address(cash).call(abi.encodeCall(IERC20.transfer, (p.merchant, covered)));
+            (bool ok, bytes memory ret) = address(cash).call(
+                abi.encodeCall(IDigitalCash.payFor, (c.holder, p.merchant, covered, PAY_TO_MERCHANT))
+            );
             if (!ok || (ret.length != 0 && !abi.decode(ret, (bool)))) {
                 if (ret.length < 4) revert HardWalletTransferFailed(p.card, p.counter);
                 // The merchant cannot receive now: undo all, leave the counter unused for a later upload.

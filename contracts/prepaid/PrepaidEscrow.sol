@@ -8,6 +8,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 
 /// @title PrepaidEscrow
 /// @notice Prepaid-fund supervision (预付资金监管): a consumer prepays a supervised merchant (gym,
@@ -231,7 +232,7 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         emit PackagePrepaid(id, msg.sender, merchant, sessions, unitPrice, total, immediate, held, expiresAt, cancellationFee);
 
         cash.safeTransferFrom(msg.sender, address(this), total);
-        if (immediate > 0) cash.safeTransfer(merchant, immediate);
+        if (immediate > 0) IDigitalCash(address(cash)).payFor(msg.sender, merchant, immediate, PAY_TO_MERCHANT);
     }
 
     /// @notice The consumer confirms `sessions` used: their held share goes to the merchant.
@@ -268,8 +269,8 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         totalReleased += fee;
         totalRefunded += refundAmount;
         emit PackageCancelled(id, refundAmount, fee);
-        if (fee > 0) cash.safeTransfer(p.merchant, fee);
-        if (refundAmount > 0) cash.safeTransfer(p.consumer, refundAmount);
+        if (fee > 0) IDigitalCash(address(cash)).payFor(p.consumer, p.merchant, fee, PAY_TO_MERCHANT);
+        if (refundAmount > 0) IDigitalCash(address(cash)).payFor(p.consumer, p.consumer, refundAmount, 0);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -370,7 +371,7 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         totalHeld -= amount;
         totalReleased += amount;
         emit SessionsConsumed(id, sessions, amount, remaining - sessions, bySignature);
-        if (amount > 0) cash.safeTransfer(p.merchant, amount);
+        if (amount > 0) IDigitalCash(address(cash)).payFor(p.consumer, p.merchant, amount, PAY_TO_MERCHANT);
     }
 
     function _refund(uint256 id, Package storage p, bool merchantClosed) private {
@@ -381,6 +382,6 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         totalHeld -= amount;
         totalRefunded += amount;
         emit PackageRefunded(id, amount, merchantClosed);
-        if (amount > 0) cash.safeTransfer(p.consumer, amount);
+        if (amount > 0) IDigitalCash(address(cash)).payFor(p.consumer, p.consumer, amount, 0);
     }
 }

@@ -5,15 +5,24 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IWalletRegistry} from "./IWalletRegistry.sol";
+import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER} from "./IDigitalCash.sol";
 
 /// @title DigitalCash
 /// @notice Permissioned, fen-denominated digital cash (2 decimals). Only registered, unfrozen
 /// wallets send or receive; the tier caps of the wallet registry apply to every movement, mints,
 /// redemptions and movements made by other contracts included, because they all pass `_update`.
+///
+/// Family contracts (prepaid escrow, disbursement, vouchers, collective fund, card settlement) hold
+/// money for someone else. The token would see only the cap-exempt contract, so a family never
+/// sends with a plain `transfer`: it calls `payFor(owner, to, amount, rules)`, naming the economic
+/// owner, and this contract applies the same policy to the owner as to a holder paying from their
+/// own wallet (ERC-3643's compliance `canTransfer` is the model). A plain transfer out of a
+/// cap-exempt wallet reverts `FamilyMustPayFor`, so a new family cannot forget the owner's rules.
 /// @dev Invariants: totalSupply == sum of balances (OpenZeppelin ERC20); no non-exempt wallet
 /// ends a movement above its balance cap, sends more than its payment cap in one movement, or
-/// sends more than its daily cap within one Beijing-time calendar day.
-contract DigitalCash is ERC20, AccessControl, Pausable {
+/// sends more than its daily cap within one Beijing-time calendar day; no movement out of a family
+/// contract has a frozen or unregistered owner or payee.
+contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     // ----------------------------------------------------------------------------------------
     // Errors
     // ----------------------------------------------------------------------------------------
@@ -30,6 +39,12 @@ contract DigitalCash is ERC20, AccessControl, Pausable {
     error TierDailyCapExceeded(address wallet, uint256 cap, uint256 spentAfter);
     /// @dev Amounts must be positive.
     error ZeroAmount();
+    /// @dev `caller` is not a family contract (a cap-exempt wallet), so it cannot pay for others.
+    error FamilyOnly(address caller);
+    /// @dev The family contract `family` sent with a plain transfer; it must name the owner (`payFor`).
+    error FamilyMustPayFor(address family);
+    /// @dev The movement must go to a merchant wallet; `payee` is not one.
+    error PayeeNotMerchant(address payee);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -39,6 +54,8 @@ contract DigitalCash is ERC20, AccessControl, Pausable {
     event Issued(address indexed to, uint256 amount, address indexed issuer);
     /// @dev The issuer redeemed (destroyed) `amount` fen from `from`.
     event Redeemed(address indexed from, uint256 amount, address indexed issuer);
+    /// @dev The family contract `family` paid `amount` fen of `owner`'s money to `to`.
+    event PaidFor(address indexed family, address indexed owner, address indexed to, uint256 amount);
 
     // ----------------------------------------------------------------------------------------
     // Roles and storage
@@ -61,6 +78,9 @@ contract DigitalCash is ERC20, AccessControl, Pausable {
     IWalletRegistry public immutable registry;
 
     mapping(address wallet => DailySpend) private _daily;
+
+    /// @dev Set only for the duration of one `payFor`: the movement out of a family is named.
+    bool private transient _payingFor;
 
     /// @param registry_ The wallet registry.
     /// @param admin Holds DEFAULT_ADMIN_ROLE (grants the issuer and regulator roles).
@@ -91,6 +111,28 @@ contract DigitalCash is ERC20, AccessControl, Pausable {
         _spendAllowance(from, msg.sender, amount);
         _burn(from, amount);
         emit Redeemed(from, amount, msg.sender);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Families
+    // ----------------------------------------------------------------------------------------
+
+    /// @inheritdoc IDigitalCash
+    function payFor(address owner, address to, uint256 amount, uint8 rules) external {
+        IWalletRegistry.Policy memory family = registry.policyOf(msg.sender);
+        if (!family.capExempt) revert FamilyOnly(msg.sender);
+        if (amount == 0) revert ZeroAmount();
+        IWalletRegistry.Policy memory ownerPolicy = _admitted(owner);
+        if (rules & PAY_TO_MERCHANT != 0 && registry.kindOf(to) != IWalletRegistry.Kind.Merchant) {
+            revert PayeeNotMerchant(to);
+        }
+        if (rules & PAY_CHARGES_OWNER != 0 && to != owner && !ownerPolicy.capExempt) {
+            _chargeOutgoing(owner, ownerPolicy.limits, amount);
+        }
+        _payingFor = true;
+        _transfer(msg.sender, to, amount);
+        _payingFor = false;
+        emit PaidFor(msg.sender, owner, to, amount);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -132,7 +174,10 @@ contract DigitalCash is ERC20, AccessControl, Pausable {
     function _update(address from, address to, uint256 value) internal override whenNotPaused {
         if (from != address(0)) {
             IWalletRegistry.Policy memory sender = _admitted(from);
-            if (to != address(0) && !sender.capExempt) _chargeOutgoing(from, sender.limits, value);
+            if (to != address(0)) {
+                if (!sender.capExempt) _chargeOutgoing(from, sender.limits, value);
+                else if (!_payingFor) revert FamilyMustPayFor(from);
+            }
         }
         // slither-disable-next-line uninitialized-local (read only when minting or transferring, after it is set)
         IWalletRegistry.Policy memory receiver;

@@ -8,6 +8,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 
 /// @title VoucherProgrammes
 /// @notice Restricted-purpose funds (消费红包 / 工会福利): money with rules attached. An *issuer* (a
@@ -459,7 +460,7 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
         p.returnedGrants += uint128(returnedGrants);
         amount += returnedGrants;
         totalHeld -= amount;
-        if (amount > 0) cash.safeTransfer(p.issuer, amount);
+        if (amount > 0) IDigitalCash(address(cash)).payFor(p.issuer, p.issuer, amount, 0);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -601,7 +602,7 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
         totalHeld -= voucher;
         emit Spent(id, holder, merchant, mcc, bill, voucher, cashPart, bySignature);
 
-        cash.safeTransfer(merchant, voucher);
+        IDigitalCash(address(cash)).payFor(holder, merchant, voucher, PAY_TO_MERCHANT);
         if (cashPart > 0) cash.safeTransferFrom(holder, merchant, cashPart);
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from web3 import Web3
 
 from chain import devtools
-from chain.clients.token import CashClient, Kind
+from chain.clients.token import PAY_CHARGES_OWNER, PAY_TO_MERCHANT, CashClient, Kind
 from tests.conftest import Actors, identity
 from tests.helpers import assert_reverts
 
@@ -184,13 +184,27 @@ class TestTransfer:
 
 
 class TestCapExemptInstitution:
+    """A cap-exempt wallet stands for a family contract: it moves money only with ``payFor``."""
+
     def test_exempt_wallet_skips_tier_caps(self, registered: Actors, cash: CashClient) -> None:
         a = registered
         cash.register(a.operator, a.outsider.address, Kind.INSTITUTION, 4, 0, identity("escrow"))
         cash.grant_cap_exemption(a.admin, a.outsider.address)
         cash.mint(a.operator, a.outsider.address, 50_000_00)  # tier 4 balance cap is 10,000 yuan
-        cash.transfer(a.outsider, a.carol.address, 30_000_00)  # above tier 4 payment and daily caps
+        # above tier 4 payment and daily caps; the owner (carol) pays herself, nothing is charged
+        cash.pay_for(a.outsider, a.carol.address, a.carol.address, 30_000_00)
         assert cash.balance_of(a.outsider.address) == 20_000_00
+
+    def test_reverts_when_a_family_sends_with_a_plain_transfer(
+        self, registered: Actors, cash: CashClient
+    ) -> None:
+        a = registered
+        cash.register(a.operator, a.outsider.address, Kind.INSTITUTION, 4, 0, identity("escrow"))
+        cash.grant_cap_exemption(a.admin, a.outsider.address)
+        cash.mint(a.operator, a.outsider.address, 100)
+        assert_reverts(
+            lambda: cash.transfer(a.outsider, a.carol.address, 1), "FamilyMustPayFor", a.outsider.address
+        )
 
     def test_exempt_wallet_still_cannot_pay_an_unregistered_wallet(
         self, registered: Actors, cash: CashClient
@@ -200,7 +214,9 @@ class TestCapExemptInstitution:
         cash.grant_cap_exemption(a.admin, a.outsider.address)
         cash.mint(a.operator, a.outsider.address, 100)
         assert_reverts(
-            lambda: cash.transfer(a.outsider, a.admin.address, 1), "WalletNotRegistered", a.admin.address
+            lambda: cash.pay_for(a.outsider, a.carol.address, a.admin.address, 1),
+            "WalletNotRegistered",
+            a.admin.address,
         )
 
     def test_exemption_does_not_lift_the_recipient_cap(self, registered: Actors, cash: CashClient) -> None:
@@ -209,12 +225,100 @@ class TestCapExemptInstitution:
         cash.grant_cap_exemption(a.admin, a.outsider.address)
         cash.mint(a.operator, a.outsider.address, 20_000_00)
         assert_reverts(
-            lambda: cash.transfer(a.outsider, a.bob.address, 10_000_01),
+            lambda: cash.pay_for(a.outsider, a.bob.address, a.bob.address, 10_000_01),
             "TierBalanceCapExceeded",
             a.bob.address,
             10_000_00,
             10_000_01,
         )
+
+
+class TestPayFor:
+    """``payFor``: the one policy for money a family contract moves on a holder's behalf."""
+
+    @staticmethod
+    def _family(a: Actors, cash: CashClient, amount: int = 10_000_00) -> None:
+        cash.register(a.operator, a.outsider.address, Kind.INSTITUTION, 1, 0, identity("family"))
+        cash.grant_cap_exemption(a.admin, a.outsider.address)
+        cash.mint(a.operator, a.outsider.address, amount)
+
+    def test_emits_paid_for_naming_the_owner(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        self._family(a, cash)
+        result = cash.pay_for(a.outsider, a.alice.address, a.bob.address, 300)
+        assert result.named("PaidFor")[0].args == {
+            "family": a.outsider.address,
+            "owner": a.alice.address,
+            "to": a.bob.address,
+            "amount": 300,
+        }
+        assert cash.balance_of(a.bob.address) == 300
+
+    def test_reverts_when_the_caller_is_not_a_family(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        cash.mint(a.operator, a.alice.address, 500)
+        assert_reverts(
+            lambda: cash.pay_for(a.alice, a.alice.address, a.bob.address, 100), "FamilyOnly", a.alice.address
+        )
+
+    def test_reverts_when_the_owner_is_frozen(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        self._family(a, cash)
+        cash.freeze(a.regulator, a.alice.address)
+        assert_reverts(
+            lambda: cash.pay_for(a.outsider, a.alice.address, a.bob.address, 100),
+            "WalletFrozen",
+            a.alice.address,
+        )
+
+    def test_reverts_when_the_payee_is_frozen(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        self._family(a, cash)
+        cash.freeze(a.regulator, a.bob.address)
+        assert_reverts(
+            lambda: cash.pay_for(a.outsider, a.alice.address, a.bob.address, 100),
+            "WalletFrozen",
+            a.bob.address,
+        )
+
+    def test_reverts_when_the_owner_is_not_registered(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        self._family(a, cash)
+        assert_reverts(
+            lambda: cash.pay_for(a.outsider, a.admin.address, a.bob.address, 100),
+            "WalletNotRegistered",
+            a.admin.address,
+        )
+
+    def test_reverts_when_a_merchant_is_required_and_the_payee_is_a_person(
+        self, registered: Actors, cash: CashClient
+    ) -> None:
+        a = registered
+        self._family(a, cash)
+        assert_reverts(
+            lambda: cash.pay_for(a.outsider, a.alice.address, a.bob.address, 100, PAY_TO_MERCHANT),
+            "PayeeNotMerchant",
+            a.bob.address,
+        )
+
+    def test_charges_the_owners_payment_cap_when_asked(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        self._family(a, cash)
+        tier = cash.wallet(a.alice.address).tier
+        cap = cash.tier_limits(tier).payment_cap
+        assert_reverts(
+            lambda: cash.pay_for(a.outsider, a.alice.address, a.bob.address, cap + 1, PAY_CHARGES_OWNER),
+            "TierPaymentCapExceeded",
+            a.alice.address,
+            cap,
+            cap + 1,
+        )
+
+    def test_reverts_while_paused(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        self._family(a, cash)
+        cash.pause(a.regulator)
+        assert_reverts(lambda: cash.pay_for(a.outsider, a.alice.address, a.bob.address, 100), "EnforcedPause")
 
 
 class TestRedeem:

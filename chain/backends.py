@@ -63,7 +63,11 @@ def new_tester() -> EthereumTester:
         hd_path="m/44'/60'/0'/0",
         genesis_parameters=PyEVMBackend.generate_genesis_params(overrides={"gas_limit": _GENESIS_GAS_LIMIT}),
     )
-    type(backend.chain).gas_estimator = staticmethod(_estimate_in_one_run)  # survives snapshot reverts
+    # py-evm's Chain.__init__ puts binary search on the *instance* when the class has no estimator,
+    # so the class attribute alone is never used by this chain; it only reaches the new chain
+    # object a snapshot revert builds. Both places: the instance now, the class for later ones.
+    type(backend.chain).gas_estimator = staticmethod(_estimate_in_one_run)
+    backend.chain.gas_estimator = _estimate_in_one_run
     return EthereumTester(backend)
 
 

@@ -1,4 +1,4 @@
-"""Connect to a chain: the in-process eth-tester chain, the embedded node, or any JSON-RPC URL.
+"""Connect to a chain: the in-process eth-tester chain (contract tests) or any JSON-RPC URL.
 
 Everything above this module talks to a plain :class:`web3.Web3`; nothing depends on which
 backend is behind it, and nothing uses node-managed accounts (transactions are signed locally,
@@ -135,7 +135,7 @@ def in_process(tester: EthereumTester | None = None) -> Web3:
 
 
 def http(url: str, timeout_s: float = 30.0) -> Web3:
-    """Web3 over HTTP JSON-RPC (the embedded node, anvil, Besu...)."""
+    """Web3 over HTTP JSON-RPC (anvil, Besu...)."""
     return Web3(HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
 
 

@@ -26,8 +26,12 @@ pytestmark = pytest.mark.slow
 ADMIN = "xcp_e2e_admin_key_0123456789abcdefgh"
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    wait_for_http(f"{url}/healthz", proc)
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    wait_for_http(f"{url}/healthz", proc, timeout_s)
+
+
+# `make run` deploys every contract before the services start; on a loaded machine that takes minutes.
+RUN_START_S = 300
 
 
 class Client:
@@ -116,7 +120,7 @@ def test_make_run_serves_the_operator_api_end_to_end(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{api_port}"
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, RUN_START_S)
         api = Client(url)
         health = httpx.get(f"{url}/healthz").json()
         assert health["chain"]["reachable"] and "DigitalCash" in health["contracts"]
@@ -246,7 +250,7 @@ def test_make_run_restarts_with_the_chain_the_database_and_the_keys(tmp_path: Pa
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, RUN_START_S)
         return proc
 
     def stop_run(proc: subprocess.Popen[bytes], log: Path) -> str:

@@ -65,7 +65,12 @@ def _deploy(args: argparse.Namespace) -> int:
         return 2
     deployer = _deployer()
     local = Roles.local()
-    roles = Roles(deployer, args.operator or local.operator, args.regulator or local.regulator)
+    roles = Roles(
+        deployer,
+        args.operator or local.operator,
+        args.regulator or local.regulator,
+        args.gateway or local.gateway,
+    )
     try:
         manifest, reused = deploy_or_reuse(w3, Path(args.out), fresh=args.fresh, roles=roles)
     except ChainError as exc:
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--fresh", action="store_true", help="deploy anew even if the manifest is live")
     deploy.add_argument("--operator", help="address given the registrar and issuer roles")
     deploy.add_argument("--regulator", help="address given the regulator roles")
+    deploy.add_argument("--gateway", help="address of the gateway's key (hard-wallet settlement operator)")
     deploy.set_defaults(func=_deploy)
 
     network = sub.add_parser("network", help="generate a permissioned multi-node network")

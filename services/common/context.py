@@ -41,7 +41,11 @@ class ServiceContext:
     custody: Custody
 
     @classmethod
-    def build(cls, settings: Settings, w3: Web3 | None = None, db: Database | None = None) -> ServiceContext:
+    def build(
+        cls, settings: Settings, w3: Web3 | None = None, db: Database | None = None, signer: str = "operator"
+    ) -> ServiceContext:
+        """``signer``: whose key ``operator`` holds, the key this service signs its own
+        transactions with ("operator" for the operator service, "gateway" for the gateway)."""
         w3 = w3 or connect(settings.rpc_url, timeout_s=settings.rpc_timeout_s)
         manifest = Manifest.load(settings.manifest)
         tx = Transactor(
@@ -61,7 +65,7 @@ class ServiceContext:
             prepaid=PrepaidClient(w3, manifest, tx),
             disburse=DisbursementClient(w3, manifest, tx),
             collective=CollectiveClient(w3, manifest, tx),
-            operator=service_account(settings, "operator"),
+            operator=service_account(settings, signer),
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
         )

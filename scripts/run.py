@@ -72,9 +72,9 @@ def reset() -> int:
     for p in entries:
         p.rename(target / p.name)
     print(
-        f"reset: the chain, the database (records, API keys, custodial wallet keys) and the manifest\n"
-        f"were moved to {target}; the next `make run` starts a new chain. Delete that directory when\n"
-        "you no longer need it."
+        "reset: the chain, the database (records, API keys, custodial wallet keys) and the manifest\n"
+        f"were moved to {target}\n"
+        "The next `make run` starts a new chain. Delete that directory when you no longer need it."
     )
     return 0
 
@@ -85,13 +85,14 @@ def port_taken(port: str) -> bool:
 
 
 def _die_with_parent() -> None:
-    """In the node's process before exec: SIGTERM when `make run` dies, however it dies (the node
-    runs in its own session so that Ctrl-C reaches it only through the orderly stop below)."""
+    """In a child before exec: SIGTERM when `make run` dies, however it dies (even ``kill -9``), so
+    that no service is left behind and the node still writes its chain."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def start_node(port: str, state: Path) -> subprocess.Popen[bytes]:
     state.parent.mkdir(parents=True, exist_ok=True)
+    # Its own session: Ctrl-C reaches the node only through the orderly stop in main().
     return subprocess.Popen(
         anvil_cmd(int(port), state), cwd=ROOT, start_new_session=True, preexec_fn=_die_with_parent
     )
@@ -140,10 +141,10 @@ def main() -> int:
         subprocess.run(deploy, cwd=ROOT, check=True, env=env)
         # Migrate the shared database once, then start the operator and the gateway side by side.
         subprocess.run([sys.executable, "-m", "services.operator", "migrate"], cwd=ROOT, check=True, env=env)
-        api = subprocess.Popen([sys.executable, "-m", "services.operator", "serve"], cwd=ROOT, env=env)
-        services.append(api)
-        gateway = subprocess.Popen([sys.executable, "-m", "services.gateway", "serve"], cwd=ROOT, env=env)
-        services.append(gateway)
+        for service in ("services.operator", "services.gateway"):
+            cmd = [sys.executable, "-m", service, "serve"]
+            services.append(subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=_die_with_parent))
+        api, gateway = services
         api_url = f"http://127.0.0.1:{api_port}"
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         wait_for_http(f"{api_url}/healthz", api)

@@ -1,4 +1,4 @@
-# The two commands: `make run` (the main job) and `make test` (the whole suite).
+# The two commands: `make run` (the main job; `make reset` starts afresh) and `make test` (the suite).
 # Both create .venv and install the npm packages when they are missing or stale.
 
 PYTHON ?= python3
@@ -7,10 +7,14 @@ PY := $(VENV)/bin/python
 STAMP_VENV := $(VENV)/.stamp-deps
 STAMP_NPM := node_modules/.stamp-npm
 
-.PHONY: run test demo test-contracts audit deps lint format bench clean
+.PHONY: run reset test demo test-contracts audit deps lint format bench clean
 
 run: deps
 	$(PY) scripts/run.py
+
+# Start afresh: var/ (the chain, the database, the manifest) is moved into var/previous/.
+reset: deps
+	$(PY) scripts/run.py --reset
 
 test: deps
 	$(PY) -m pytest $(PYTEST_ARGS)

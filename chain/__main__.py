@@ -1,7 +1,6 @@
 """Command line of the chain layer.
 
 python -m chain compile                      compile (or reuse the cached artifacts)
-python -m chain node --host 127.0.0.1 --port 8545
 python -m chain deploy --rpc URL --out PATH [--fresh]
 """
 
@@ -9,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,29 +28,6 @@ def _compile(_: argparse.Namespace) -> int:
         return 1
     state = "cached" if result.from_cache else "compiled"
     print(f"{state}: {', '.join(sorted(result.artifacts))} -> {result.cache_file}")
-    return 0
-
-
-def _node(args: argparse.Namespace) -> int:
-    from chain.node import make_server
-
-    server = make_server(args.host, args.port)
-    host, port = server.server_address[:2]
-    print(f"xcpay embedded node (eth-tester) listening on http://{host}:{port}", flush=True)
-
-    def stop(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the close
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        server.server_close()
-        print("xcpay embedded node stopped", flush=True)
     return 0
 
 
@@ -90,7 +65,12 @@ def _deploy(args: argparse.Namespace) -> int:
         return 2
     deployer = _deployer()
     local = Roles.local()
-    roles = Roles(deployer, args.operator or local.operator, args.regulator or local.regulator)
+    roles = Roles(
+        deployer,
+        args.operator or local.operator,
+        args.regulator or local.regulator,
+        args.gateway or local.gateway,
+    )
     try:
         manifest, reused = deploy_or_reuse(w3, Path(args.out), fresh=args.fresh, roles=roles)
     except ChainError as exc:
@@ -134,17 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         func=_compile
     )
 
-    node = sub.add_parser("node", help="serve an eth-tester chain over HTTP JSON-RPC")
-    node.add_argument("--host", default="127.0.0.1")
-    node.add_argument("--port", type=int, default=8545)
-    node.set_defaults(func=_node)
-
     deploy = sub.add_parser("deploy", help="deploy every contract family and write the manifest")
     deploy.add_argument("--rpc", default=os.environ.get("XCPAY_RPC_URL", DEFAULT_RPC))
     deploy.add_argument("--out", default=os.environ.get("XCPAY_MANIFEST", str(VAR_DIR / "manifest.json")))
     deploy.add_argument("--fresh", action="store_true", help="deploy anew even if the manifest is live")
     deploy.add_argument("--operator", help="address given the registrar and issuer roles")
     deploy.add_argument("--regulator", help="address given the regulator roles")
+    deploy.add_argument("--gateway", help="address of the gateway's key (hard-wallet settlement operator)")
     deploy.set_defaults(func=_deploy)
 
     network = sub.add_parser("network", help="generate a permissioned multi-node network")

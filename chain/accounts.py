@@ -1,8 +1,11 @@
 """Development accounts shared by every local backend.
 
-The embedded eth-tester chain is created from the same well-known development mnemonic that
-anvil uses by default, so account N has the same address and key on both, and local scripts and
-tests need no per-backend configuration. These keys are public: never use them on a real network.
+The in-process eth-tester chain and the local anvil node are created from the same well-known
+development mnemonic (anvil's default), so account N has the same address and key on both, and
+local scripts and tests need no per-backend configuration. Accounts 0, 1 and 2 are the deployer,
+the operator service and the regulator; account 10 is the hard-wallet gateway's own key (above
+the accounts 3-9 the tests use as people and merchants). These keys are public: never use them on
+a real network.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
-DEV_ACCOUNT_COUNT = 10
+DEV_ACCOUNT_COUNT = 11
+GATEWAY_DEV_ACCOUNT = 10
 
 Account.enable_unaudited_hdwallet_features()
 

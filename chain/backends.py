@@ -1,4 +1,4 @@
-"""Connect to a chain: the in-process eth-tester chain, the embedded node, or any JSON-RPC URL.
+"""Connect to a chain: the in-process eth-tester chain (contract tests) or any JSON-RPC URL.
 
 Everything above this module talks to a plain :class:`web3.Web3`; nothing depends on which
 backend is behind it, and nothing uses node-managed accounts (transactions are signed locally,
@@ -63,7 +63,11 @@ def new_tester() -> EthereumTester:
         hd_path="m/44'/60'/0'/0",
         genesis_parameters=PyEVMBackend.generate_genesis_params(overrides={"gas_limit": _GENESIS_GAS_LIMIT}),
     )
-    type(backend.chain).gas_estimator = staticmethod(_estimate_in_one_run)  # survives snapshot reverts
+    # py-evm's Chain.__init__ puts binary search on the *instance* when the class has no estimator,
+    # so the class attribute alone is never used by this chain; it only reaches the new chain
+    # object a snapshot revert builds. Both places: the instance now, the class for later ones.
+    type(backend.chain).gas_estimator = staticmethod(_estimate_in_one_run)
+    backend.chain.gas_estimator = _estimate_in_one_run
     return EthereumTester(backend)
 
 
@@ -131,7 +135,7 @@ def in_process(tester: EthereumTester | None = None) -> Web3:
 
 
 def http(url: str, timeout_s: float = 30.0) -> Web3:
-    """Web3 over HTTP JSON-RPC (the embedded node, anvil, Besu...)."""
+    """Web3 over HTTP JSON-RPC (anvil, Besu...)."""
     return Web3(HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from chain.accounts import dev_account
+from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
 from chain.compiler import CompileResult, compile_contracts
 from chain.errors import ErrorDecoder
 from chain.exceptions import ManifestError
@@ -29,11 +29,19 @@ class Roles:
     deployer: LocalAccount
     operator: str  # registers wallets, issues and redeems cash
     regulator: str  # freezes wallets, pauses the system
+    # The hard-wallet gateway's own key (registers cards, reports them lost): a key of its own, so
+    # the operator service and the gateway never wait for or fight over one nonce.
+    gateway: str
 
     @classmethod
     def local(cls) -> Roles:
-        """Development accounts 0 (deployer/admin), 1 (operator), 2 (regulator)."""
-        return cls(dev_account(0), dev_account(1).address, dev_account(2).address)
+        """Development accounts 0 (deployer/admin), 1 (operator), 2 (regulator), 10 (gateway)."""
+        return cls(
+            dev_account(0),
+            dev_account(1).address,
+            dev_account(2).address,
+            dev_account(GATEWAY_DEV_ACCOUNT).address,
+        )
 
 
 class Deployment:
@@ -136,7 +144,8 @@ def _deploy_hardwallet(d: Deployment) -> None:
         d.roles.deployer.address,
     )
     register_contract_wallet(d, settlement, "HardWalletSettlement")  # holds the cards' reserves
-    d.grant(settlement, "OPERATOR_ROLE", d.roles.operator)
+    d.grant(settlement, "OPERATOR_ROLE", d.roles.gateway)  # the gateway signs the card operations
+    d.grant(settlement, "OPERATOR_ROLE", d.roles.operator)  # the operator's own tools and tests
     # QuickPay holds nothing (pulls go holder -> merchant), so it needs no wallet of its own.
     d.deploy("QuickPay", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry"))
 
@@ -169,6 +178,7 @@ def deploy_all(w3: Web3, roles: Roles | None = None, compiled: CompileResult | N
         "admin": roles.deployer.address,
         "operator": roles.operator,
         "regulator": roles.regulator,
+        "gateway": roles.gateway,
     }
     return d.manifest
 

@@ -1,6 +1,6 @@
 """Test and demo helpers that work on every local backend: time travel and snapshots.
 
-In-process chains use eth-tester directly; HTTP nodes (the embedded node, anvil) take the
+In-process chains use eth-tester directly; HTTP nodes (anvil, Hardhat) take the
 ``evm_*`` methods. Never used by the services: a production network has no time travel.
 """
 

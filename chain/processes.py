@@ -1,21 +1,21 @@
 """Local node and service processes for `make run`, the tests and the benchmarks.
 
-One place that starts the embedded node or a real anvil on a free port, waits until it answers,
-and always stops it (terminate, then kill) on the way out.
+One place that starts anvil (Foundry's local node, pinned from npm) on a free port, waits until it
+answers, and always stops it (terminate, then kill) on the way out.
 """
 
 from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
 
+from chain.accounts import DEV_ACCOUNT_COUNT, DEV_MNEMONIC
 from chain.backends import http
 from chain.paths import NODE_MODULES, PROJECT_ROOT
 
@@ -87,24 +87,27 @@ def running(
         stop(proc)
 
 
-def embedded_node_cmd(port: int) -> list[str]:
-    return [sys.executable, "-m", "chain", "node", "--host", "127.0.0.1", "--port", str(port)]
-
-
 def anvil_cmd(port: int, state: Path | None = None) -> list[str]:
-    """anvil on ``port``; with ``state`` it loads that file on start and writes it on exit."""
+    """anvil on ``port`` with the development accounts; with ``state`` it loads that file on start
+    (when it exists) and writes it on exit (SIGINT/SIGTERM), blocks, receipts and logs included."""
     cmd = [str(ANVIL), "--port", str(port), "--silent", "--hardfork", ANVIL_HARDFORK]
+    cmd += ["--mnemonic", DEV_MNEMONIC, "--accounts", str(DEV_ACCOUNT_COUNT)]
     return cmd + (["--state", str(state)] if state is not None else [])
 
 
-@contextmanager
-def embedded_node(port: int | None = None) -> Iterator[str]:
-    """``python -m chain node`` in a second process; yields its URL once it answers."""
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(embedded_node_cmd(port)) as proc:
-        wait_for_rpc(url, proc)
-        yield url
+def stop_persisting_node(proc: subprocess.Popen[bytes], url: str, timeout_s: float = 120.0) -> None:
+    """Stop an anvil that writes its state on exit, without losing a block.
+
+    Mining stops first: anvil can lose a block it mines while it writes its state on SIGTERM (the
+    fault tests saw a payroll chunk paid on chain whose block and events were gone after the
+    restart). Then SIGTERM, and time to write a large state file.
+    """
+    if proc.poll() is not None:
+        return
+    no_mining = {"jsonrpc": "2.0", "id": 1, "method": "evm_setAutomine", "params": [False]}
+    with suppress(httpx.HTTPError):  # not answering: SIGTERM still makes it write its state
+        httpx.post(url, json=no_mining, timeout=5)
+    stop(proc, timeout_s)
 
 
 @contextmanager

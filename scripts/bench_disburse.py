@@ -1,7 +1,6 @@
 """Benchmark payroll and subsidy disbursement against one token transfer per recipient.
 
-What it measures, in one run, on two nodes started here -- the embedded node (``python -m chain
-node``, py-evm) and anvil -- each deployed here:
+What it measures, in one run, on anvil (the node of `make run`), started and deployed here:
 
 1. **Gas per recipient** (``gasUsed`` of the receipts, so the 21,000 intrinsic gas and the calldata
    are in), every recipient a fresh registered wallet with a zero balance, as in a real payroll:
@@ -16,9 +15,7 @@ node``, py-evm) and anvil -- each deployed here:
      a recipient's own ``claim`` (a 17-sibling proof), and ``pushClaims`` of 200 claims per recipient.
 
 2. **End to end through the operator API** (``python -m services.operator serve``, SQLite): a
-   payroll of ``--people`` recipients on anvil (default 10,000) and ``--embedded-people`` on the
-   embedded node (default 1,000: py-evm interprets every opcode in Python, so 10,000 there takes
-   the better part of an hour with the registrations), created as one JSON request, approved by a checker
+   payroll of ``--people`` recipients (default 10,000), created as one JSON request, approved by a checker
    key, executed in the background and polled until done: recipients paid per second, creation and
    execution separately. The baseline, measured in the same run on the same service: sequential
    ``POST /v1/transfers`` of the same payer to recipients (one API call and one transaction per
@@ -26,9 +23,9 @@ node``, py-evm) and anvil -- each deployed here:
    (registration is not what is measured).
 
 Read the figures beside the baselines: gas depends on the compiler and the EVM version, and
-seconds on the machine and the node (py-evm is an interpreter behind one lock; anvil is native).
+seconds on the machine and the node.
 
-    .venv/bin/python scripts/bench_disburse.py [--people N] [--embedded-people N] [--backends embedded,anvil]
+    .venv/bin/python scripts/bench_disburse.py [--people N]
 
 Prints tables and writes ``bench-results/bench_disburse.json``.
 """
@@ -74,7 +71,6 @@ from scripts.benchlib import environment, table  # noqa: E402
 from scripts.stack import (  # noqa: E402
     database,
     deploy,
-    embedded_node,
     operator_service,
     service_env,
 )
@@ -191,12 +187,9 @@ def gas_figures(w3: Web3) -> dict[str, Any]:
 
 @contextmanager
 def node(backend: str, tmp: Path) -> Iterator[str]:
-    if backend == "anvil":
-        with anvil_node() as url:
-            yield url
-    else:
-        with embedded_node(tmp) as url:
-            yield url
+    del backend, tmp  # one node kind: anvil
+    with anvil_node() as url:
+        yield url
 
 
 def api_figures(rpc: str, people: int, baseline_n: int, tmp: Path) -> dict[str, Any]:
@@ -357,24 +350,17 @@ def render(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=10_000, help="payroll size through the API on anvil")
-    parser.add_argument(
-        "--embedded-people",
-        type=int,
-        default=1_000,
-        help="payroll size on the embedded node (py-evm: about 10x slower per recipient than anvil)",
-    )
     parser.add_argument("--baseline", type=int, default=100, help="single API transfers for the baseline")
-    parser.add_argument("--backends", default="embedded,anvil")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     started = time.perf_counter()
-    for backend in args.backends.split(","):
+    for backend in ("anvil",):
         with tempfile.TemporaryDirectory(prefix="xcpay-bench-") as tmp_name:
             tmp = Path(tmp_name)
             _log(f"{backend}: gas figures")
             with node(backend, tmp) as rpc:
                 gas = gas_figures(http(rpc))
-            people = args.embedded_people if backend == "embedded" else args.people
+            people = args.people
             _log(f"{backend}: {people}-person payroll through the API")
             with node(backend, tmp) as rpc:
                 api = api_figures(rpc, people, args.baseline, tmp)

@@ -1,9 +1,9 @@
 """Benchmark offline hard-wallet payments settled through the gateway, beside plain transfers.
 
-For each node -- the embedded node (eth-tester/py-evm over HTTP, ``python -m chain node``) and
-anvil -- one run: a fresh node, the contracts deployed, the gateway served in its own process
-(``python -m services.gateway serve``, SQLite database), a merchant with a terminal, five cards
-loaded. Then, timed from the terminal's side (HTTP upload until the answer with every outcome):
+On anvil (the node of `make run`), one run: a fresh node, the contracts deployed, the gateway
+served in its own process (``python -m services.gateway serve``, SQLite database), a merchant
+with a terminal, five cards loaded. Then, timed from the terminal's side (HTTP upload until the answer
+with every outcome):
 
 - batches of 1, 50 and the maximum (100) card-signed payments (1 yuan each) uploaded through
   ``POST /v1/offline-payments``: settled payments per second and gas per settled payment (the
@@ -15,7 +15,7 @@ loaded. Then, timed from the terminal's side (HTTP upload until the answer with 
 The gateway adds an HTTP round trip, an intent row, a signature and a receipt wait per *batch*,
 so its rate per payment grows with the batch while the baseline pays all of that per payment.
 
-    .venv/bin/python scripts/bench_gateway.py [--only embedded|anvil] [--uploads-1 N] [--uploads-big N]
+    .venv/bin/python scripts/bench_gateway.py [--uploads-1 N] [--uploads-big N]
 
 Prints a table and writes ``bench-results/bench_gateway.json``.
 """
@@ -44,9 +44,9 @@ from chain.backends import http  # noqa: E402
 from chain.clients.hardwallet import MAX_BATCH, CardForm, HardWalletClient  # noqa: E402
 from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
-from chain.processes import anvil_node, free_port, running, wait_for_http  # noqa: E402
+from chain.processes import free_port, running, wait_for_http  # noqa: E402
 from scripts.benchlib import environment, table  # noqa: E402
-from scripts.stack import deploy, embedded_node, service_env, tail_of  # noqa: E402
+from scripts.stack import deploy, local_node, service_env, tail_of  # noqa: E402
 from services.common.db import Database, upgrade  # noqa: E402
 from services.common.keys import Role, create_key  # noqa: E402
 from wallets.hardwallet import HardWallet  # noqa: E402
@@ -175,17 +175,14 @@ def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["embedded", "anvil"])
     parser.add_argument("--uploads-1", type=int, default=20, help="uploads of one payment")
     parser.add_argument("--uploads-big", type=int, default=3, help="uploads of 50 and of 100 payments")
     args = parser.parse_args(argv)
     runs = []
-    for kind in ("embedded", "anvil"):
-        if args.only and kind != args.only:
-            continue
+    for kind in ("anvil",):
         with tempfile.TemporaryDirectory(prefix=f"bench-gateway-{kind}-") as d, ExitStack() as stack:
             tmp = Path(d)
-            rpc = stack.enter_context(embedded_node(tmp) if kind == "embedded" else anvil_node())
+            rpc = stack.enter_context(local_node(tmp))
             print(f"{kind} node at {rpc}", flush=True)
             runs.append(run_node(kind, rpc, tmp, args.uploads_1, args.uploads_big))
 

@@ -1,6 +1,6 @@
 """Benchmark the operator API's issuance path against minting straight through the chain layer.
 
-What it measures, in one run, on one embedded node (``python -m chain node``, started here on a
+What it measures, in one run, on one local anvil node (the node of `make run`, started here on a
 free port, deployed here, stopped at the end whatever happens):
 
 1. **API, sequential**: ``POST /v1/issuance`` requests per second from one HTTP client to the
@@ -23,9 +23,9 @@ restarted for the second API half because it signs with the same key and its cac
 after the direct mints. Each start is warmed up with a few untimed requests, and the indexer has
 caught up with the chain before any timing starts.
 
-Why the figures must be read beside the baseline measured in the same run: the embedded node is
-py-evm, an EVM interpreted in Python behind one lock, so absolute requests per second say more
-about the machine and the node than about the service. Only the API-to-direct ratio measured here,
+Why the figures must be read beside the baseline measured in the same run: absolute requests per
+second say more about the machine (the node, the service and this script share its cores) than
+about the service. Only the API-to-direct ratio measured here,
 on the same node and the same machine, isolates what the service adds (HTTP, the database, the
 idempotency and audit bookkeeping); an absolute figure compared with another run means little.
 
@@ -76,7 +76,7 @@ from scripts.benchlib import environment, table  # noqa: E402
 from scripts.stack import (  # noqa: E402
     database,
     deploy,
-    embedded_node,
+    local_node,
     operator_service,
     service_env,
     tail_of,
@@ -321,8 +321,8 @@ def _bench(n: int, clients: int, database_url: str | None, tmp: Path) -> Outcome
     manifest = tmp / "manifest.json"
     service_log = tmp / "operator.log"
 
-    _log("starting the embedded node and deploying...")
-    with embedded_node(tmp) as rpc, database(database_url, tmp) as db_url:
+    _log("starting anvil and deploying...")
+    with local_node(tmp) as rpc, database(database_url, tmp) as db_url:
         deploy(rpc, manifest)
         env = service_env(rpc, manifest, db_url, free_port(), ADMIN_KEY)
         direct = Direct(CashClient(http(rpc), Manifest.load(manifest)))
@@ -405,7 +405,7 @@ def render(o: Outcome, n: int, clients: int) -> str:
     ok = o.balance_fen == expected
     return "\n".join(
         [
-            f"Issuance of {AMOUNT_FEN} fen into one tier-1 wallet on the embedded node, {n} requests a mode,",
+            f"Issuance of {AMOUNT_FEN} fen into one tier-1 wallet on anvil, {n} requests a mode,",
             f"each awaiting its receipt. API: the operator service ({o.database}); direct: CashClient.mint",
             "(baseline timed in the same run on the same node, ABBA order; compare the ratio, not absolutes)",
             "",

@@ -2,15 +2,15 @@
 
 What it measures, in one run:
 
-1. **Throughput**: sequential transfers per second of ``DigitalCash`` on up to three backends --
-   the in-process eth-tester chain, the embedded node (``python -m chain node``) over HTTP, and a
-   real anvil process. Each transfer goes through the project's own client path
-   (:class:`chain.clients.token.CashClient` / :class:`chain.sender.Transactor`: estimate gas, read
-   the fee, sign locally, send raw, poll for the receipt), and waits for its receipt before the
-   next one starts. On the same chain, with the same sender, receiver and client path, the same
-   number of transfers of ``PlainERC20`` (OpenZeppelin ERC20, no permission checks) is timed as
-   the in-run baseline. The two are timed in ABBA order (token, plain, plain, token; N/2 each)
-   so that a chain that slows down as it grows does not favour whichever runs first.
+1. **Throughput**: sequential transfers per second of ``DigitalCash`` on two backends -- the
+   in-process eth-tester chain and a real anvil process (the node of `make run`). Each transfer
+   goes through the project's own client path (:class:`chain.clients.token.CashClient` /
+   :class:`chain.sender.Transactor`: estimate gas, read the fee, sign locally, send raw, poll for
+   the receipt), and waits for its receipt before the next one starts. On the same chain, with
+   the same sender, receiver and client path, the same number of transfers of ``PlainERC20``
+   (OpenZeppelin ERC20, no permission checks) is timed as the in-run baseline. The two are timed
+   in ABBA order (token, plain, plain, token; N/2 each) so that a chain that slows down as it
+   grows does not favour whichever runs first.
 
 2. **Gas per transfer**: ``gasUsed`` of a DigitalCash transfer and of a PlainERC20 transfer on a
    fresh in-process chain, for the first transfer (receiver holds nothing, sender has not spent
@@ -24,7 +24,7 @@ transfer costs several JSON-RPC round trips) than about the contract. Only the t
 ratio measured in the same run, on the same backend, isolates what the permission checks cost;
 comparing an absolute figure with one from another run or another machine means little.
 
-    .venv/bin/python scripts/bench_token.py [--transfers N] [--backends in-process,embedded,anvil]
+    .venv/bin/python scripts/bench_token.py [--transfers N] [--backends in-process,anvil]
 
 Prints a table and writes ``bench-results/bench_token.json``.
 """
@@ -58,12 +58,12 @@ from chain.backends import http, in_process  # noqa: E402
 from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.compiler import CompileResult, compile_contracts  # noqa: E402
 from chain.deploy import deploy_all  # noqa: E402
-from chain.processes import ANVIL, ANVIL_HARDFORK, anvil_node, embedded_node  # noqa: E402
+from chain.processes import ANVIL, ANVIL_HARDFORK, anvil_node  # noqa: E402
 from chain.sender import TxResult  # noqa: E402
 from scripts.benchlib import environment, table  # noqa: E402
 
 OUT_FILE = ROOT / "bench-results" / "bench_token.json"
-BACKENDS = ("in-process", "embedded", "anvil")
+BACKENDS = ("in-process", "anvil")
 TIER_UNLIMITED = 1
 WARMUP_TRANSFERS = 2  # untimed, per token: the first (cold) transfer and one warm one
 
@@ -72,9 +72,6 @@ WARMUP_TRANSFERS = 2  # untimed, per token: the first (cold) transfer and one wa
 def _backend(name: str) -> Iterator[Web3]:
     if name == "in-process":
         yield in_process()
-    elif name == "embedded":
-        with embedded_node() as url:
-            yield http(url)
     elif name == "anvil":
         with anvil_node() as url:
             yield http(url)

@@ -1,5 +1,5 @@
 """`make demo`: a scripted day in Xiangcheng district, played over HTTP only against a private stack
-(an embedded chain node, the contracts, the operator service on SQLite), narrated in yuan.
+(a local anvil node, the contracts, the operator service on SQLite), narrated in yuan.
 
 People, merchants and institutions are registered across tiers and given cash; a gym takes prepaid
 packages under supervision, closes, and its customers are refunded; a gig platform pays its workers
@@ -8,7 +8,7 @@ custodial wallet and one with their own signed transaction; the district runs a 
 (the rest returns at expiry); a union member pays lunch with a signed welfare voucher; a village
 collective approves and pays a road repair; and the auditor's reconciliation gives its verdict.
 Every step checks what the system answered and what the balances became, and the demo stops with
-exit 1 at the first surprise. The demo moves the embedded chain's clock once, to the end of the
+exit 1 at the first surprise. The demo moves the chain's clock once, to the end of the
 voucher campaign.
 
     .venv/bin/python scripts/demo.py [--scale small|full]
@@ -47,8 +47,8 @@ from chain.processes import free_port  # noqa: E402
 from scripts.stack import (  # noqa: E402
     database,
     deploy,
-    embedded_node,
     gateway_service,
+    local_node,
     operator_service,
     service_env,
     tail_of,
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="xcpay-demo-") as tmp_name:
         tmp = Path(tmp_name)
         try:
-            with embedded_node(tmp) as rpc:
+            with local_node(tmp) as rpc:
                 manifest = tmp / "manifest.json"
                 deploy(rpc, manifest)
                 with database(None, tmp) as db_url:

@@ -1,7 +1,7 @@
 """A bounded load test on loopback: many concurrent clients against the operator and the gateway,
 then proof that every balance reconciles exactly.
 
-The stack is private (an embedded chain node or anvil, the contracts, the operator and the gateway
+The stack is private (a local anvil node, the contracts, the operator and the gateway
 in their own processes, SQLite or PostgreSQL). After a set-up that is not measured, ``--clients``
 clients run for ``--duration`` seconds, each picking at random:
 
@@ -22,13 +22,12 @@ and asks the auditor's reconciliation for its verdict. Exit 0 only if every figu
 request got a 5xx other than 503, and the verdict is clean. Before the run, one client plays the
 same mix for ``--baseline`` seconds: the single-client figures printed beside the loaded ones.
 
-    .venv/bin/python scripts/load_test.py [--clients 50] [--duration 60] [--node embedded|anvil]
+    .venv/bin/python scripts/load_test.py [--clients 50] [--duration 60]
         [--database URL] [--baseline 15] [--out FILE.json]
 
 It writes its figures to ``bench-results/load_test.json``; ``make bench`` runs it with the rest.
 
-Figures depend on the machine and on py-evm (the embedded node mines every transaction in this
-process's neighbour, on the same cores as the services and this script).
+Figures depend on the machine (anvil, the services and this script share its cores).
 """
 
 from __future__ import annotations
@@ -58,13 +57,13 @@ from chain.backends import http  # noqa: E402
 from chain.clients.hardwallet import CardForm, PaymentDomain  # noqa: E402
 from chain.clients.token import CashClient  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
-from chain.processes import anvil_node, free_port  # noqa: E402
+from chain.processes import free_port  # noqa: E402
 from scripts.benchlib import environment, table  # noqa: E402
 from scripts.stack import (  # noqa: E402
     database,
     deploy,
-    embedded_node,
     gateway_service,
+    local_node,
     operator_service,
     service_env,
     tail_of,
@@ -508,18 +507,11 @@ def print_report(phases: dict[str, dict[str, Any]]) -> None:
 # -- main ------------------------------------------------------------------------------------------
 
 
-def start_node(kind: str, tmp: Path, stack: ExitStack) -> str:
-    if kind == "embedded":
-        return stack.enter_context(embedded_node(tmp))
-    return stack.enter_context(anvil_node())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--baseline", type=float, default=15.0, help="seconds of one client first (0: none)")
-    parser.add_argument("--node", choices=("embedded", "anvil"), default="embedded")
     parser.add_argument(
         "--database", help="a PostgreSQL server URL (a fresh database is made); default SQLite"
     )
@@ -530,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="xcpay-load-") as tmp_name, ExitStack() as es:
         tmp = Path(tmp_name)
         try:
-            rpc = start_node(args.node, tmp, es)
+            rpc = es.enter_context(local_node(tmp))
             manifest = tmp / "manifest.json"
             deploy(rpc, manifest)
             db_url = es.enter_context(database(args.database, tmp))
@@ -549,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, clients, seconds in runs:
                 if seconds <= 0:
                     continue
-                print(f"load: {name} for {seconds:.0f} s ({args.node} node) ...", flush=True)
+                print(f"load: {name} for {seconds:.0f} s (anvil) ...", flush=True)
                 stats, ledger, took = asyncio.run(run_clients(stack, world, clients, seconds, args.seed))
                 phases[name] = summary(stats, took)
                 ledgers.append(ledger)
@@ -588,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         result = {
             "benchmark": "load_test",
-            "environment": environment(node=args.node, database="postgresql" if args.database else "sqlite"),
+            "environment": environment(node="anvil", database="postgresql" if args.database else "sqlite"),
             "clients": args.clients,
             "duration_s": args.duration,
             "phases": phases,

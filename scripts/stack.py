@@ -1,5 +1,6 @@
-"""A private stack for scripts (benchmarks, the demo): an embedded node, a deployment, the operator
-service in its own process and its database, each started on free ports and stopped afterwards."""
+"""A private stack for scripts (benchmarks, the demo): a local anvil node (the default node of
+`make run`, here without a state file), a deployment, the operator service in its own process and
+its database, each started on free ports and stopped afterwards."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from chain.processes import embedded_node_cmd, free_port, running, wait_for_http, wait_for_rpc
+from chain.processes import anvil_cmd, free_port, running, wait_for_http, wait_for_rpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,12 +28,12 @@ def tail_of(log: Path, lines: int = 20) -> str:
 
 
 @contextmanager
-def embedded_node(tmp: Path) -> Iterator[str]:
-    """``python -m chain node`` on a free port; yields its URL."""
+def local_node(tmp: Path) -> Iterator[str]:
+    """anvil on a free port (its output in ``tmp/node.log``); yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "node.log"
-    with running(embedded_node_cmd(port), log=log) as proc:
+    with running(anvil_cmd(port), log=log) as proc:
         try:
             wait_for_rpc(url, proc, timeout_s=90)
         except RuntimeError as exc:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 
 from chain.backends import connect
@@ -39,7 +41,11 @@ class ServiceContext:
     custody: Custody
 
     @classmethod
-    def build(cls, settings: Settings, w3: Web3 | None = None, db: Database | None = None) -> ServiceContext:
+    def build(
+        cls, settings: Settings, w3: Web3 | None = None, db: Database | None = None, signer: str = "operator"
+    ) -> ServiceContext:
+        """``signer``: whose key ``operator`` holds, the key this service signs its own
+        transactions with ("operator" for the operator service, "gateway" for the gateway)."""
         w3 = w3 or connect(settings.rpc_url, timeout_s=settings.rpc_timeout_s)
         manifest = Manifest.load(settings.manifest)
         tx = Transactor(
@@ -59,7 +65,7 @@ class ServiceContext:
             prepaid=PrepaidClient(w3, manifest, tx),
             disburse=DisbursementClient(w3, manifest, tx),
             collective=CollectiveClient(w3, manifest, tx),
-            operator=service_account(settings, "operator"),
+            operator=service_account(settings, signer),
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
         )
@@ -108,6 +114,11 @@ class ServiceContext:
         ceiling = max(amount, cash.functions.balanceOf(owner).call())
         self.tx.transact(holder, cash.functions.approve(spender, ceiling))
 
+    def chain_binding(self) -> str:
+        """What a database records of its chain: chain id, genesis hash, the token's address."""
+        genesis = "0x" + bytes(self.w3.eth.get_block(0)["hash"]).hex()
+        return f"{self.manifest.chain_id}:{genesis}:{self.manifest.address('DigitalCash')}"
+
     def bind_database_to_chain(self) -> None:
         """Refuse to run a database against a chain it does not belong to.
 
@@ -115,16 +126,23 @@ class ServiceContext:
         on another chain (a restarted in-memory node, another network) stops with a clear error
         instead of mixing the records of two chains.
         """
-        genesis = "0x" + bytes(self.w3.eth.get_block(0)["hash"]).hex()
-        binding = f"{self.manifest.chain_id}:{genesis}:{self.manifest.address('DigitalCash')}"
+        binding = self.chain_binding()
         with self.db.session() as s:
-            row = s.get(Meta, "chain")
-            if row is None:
+            recorded = s.scalar(select(Meta.value).where(Meta.key == "chain"))
+            if recorded is None:
+                # The operator and the gateway start side by side on one database: the other may
+                # record the binding between this read and this write. Its row then stands, and
+                # is checked like any recorded one.
                 s.add(Meta(key="chain", value=binding))
-                s.commit()
-            elif row.value != binding:
+                try:
+                    s.commit()
+                    return
+                except IntegrityError:
+                    s.rollback()
+                    recorded = s.scalar(select(Meta.value).where(Meta.key == "chain"))
+            if recorded != binding:
                 raise ChainMismatch(
-                    f"the database belongs to chain {row.value}, but the service is on {binding}; "
+                    f"the database belongs to chain {recorded}, but the service is on {binding}; "
                     "point XCPAY_DATABASE_URL at this chain's database (or a new one)"
                 )
 

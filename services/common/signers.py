@@ -15,7 +15,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chain.accounts import dev_account
+from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
 from services.common.settings import Settings
 
 
@@ -39,13 +39,17 @@ def load_keystore(path: Path, password: str) -> LocalAccount:
     return Account.from_key(key)
 
 
+LOCAL_SERVICE_ACCOUNTS = {"operator": 1, "regulator": 2, "gateway": GATEWAY_DEV_ACCOUNT}
+
+
 def service_account(settings: Settings, role: str) -> LocalAccount:
-    """The operator's or regulator's key; development accounts 1/2 in the local profile."""
+    """The operator's, regulator's or gateway's key; development accounts 1, 2 and 10 in the local
+    profile (each service signs with its own key: no shared nonce)."""
     keystore: Path | None = getattr(settings, f"{role}_keystore")
     if keystore is None:
         if settings.profile != "local":
             raise KeystoreError(f"XCPAY_{role.upper()}_KEYSTORE is required outside the local profile")
-        return dev_account(1 if role == "operator" else 2)
+        return dev_account(LOCAL_SERVICE_ACCOUNTS[role])
     password = _password(getattr(settings, f"{role}_password"), getattr(settings, f"{role}_password_file"))
     return load_keystore(keystore, password)
 

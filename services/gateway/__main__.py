@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         from services.common.context import ServiceContext
         from services.common.operations import Operations
 
-        print(json.dumps(Operations(ServiceContext.build(settings)).reconcile()))
+        print(json.dumps(Operations(ServiceContext.build(settings, signer="gateway")).reconcile()))
         return 0
 
     import uvicorn

@@ -2,24 +2,24 @@
 
 The gateway shares the operator's backbone and, in a deployment, its database (API keys,
 custodial wallets, operations and their idempotency keys, the audit log): ``make run`` starts
-both on one database and one chain. It signs with the operator's key (card registration and loss
-reports need the settlement contract's OPERATOR_ROLE; anyone may settle), and since the operator
-process signs with the same key, the gateway reads the next nonce from the node for every
-transaction instead of trusting a cached one.
+both on one database and one chain. It signs with a key of its own (``XCPAY_GATEWAY_KEYSTORE``;
+development account 10 in the local profile), given the settlement contract's OPERATOR_ROLE at
+deployment (card registration and loss reports need it; anyone may settle): the operator service
+signs with another key, so neither waits for nor fights over the other's nonces.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, model_validator
 from web3 import Web3
 
-from chain.sender import NonceManager
 from services.common import problems
 from services.common.context import ServiceContext
 from services.common.operations import Operations
@@ -36,17 +36,22 @@ class GatewaySettings(Settings):
     gateway_port: int = Field(default=8001, ge=1, le=65535)
     # How long a door reader's challenge may be answered (it is also single-use).
     access_challenge_ttl_s: int = Field(default=30, ge=1, le=300)
+    # The gateway's own signing key (an Ethereum v3 keystore and its password, or a file holding
+    # it); development account 10 in the local profile.
+    gateway_keystore: Path | None = None
+    gateway_password: str | None = None
+    gateway_password_file: Path | None = None
 
-
-class SharedKeyNonces(NonceManager):
-    """Nonces read from the node for every transaction (under the per-address lock): another
-    process (the operator service) signs with the same key, so a cached nonce may be stale."""
-
-    @contextmanager
-    def reserve(self, address: str) -> Iterator[int]:
-        self.forget(address)
-        with super().reserve(address) as nonce:
-            yield nonce
+    @model_validator(mode="after")
+    def _refuse_a_missing_gateway_key(self) -> GatewaySettings:
+        if self.profile == "local":
+            return self
+        refusal = "refusing to start in the production profile: "
+        if self.gateway_keystore is None:
+            raise ValueError(refusal + "XCPAY_GATEWAY_KEYSTORE must point to an encrypted keystore")
+        if not (self.gateway_password or self.gateway_password_file):
+            raise ValueError(refusal + "XCPAY_GATEWAY_PASSWORD or _PASSWORD_FILE must be set")
+        return self
 
 
 class Background:
@@ -74,8 +79,7 @@ class Background:
 
 def create_app(settings: GatewaySettings, *, w3: Web3 | None = None, background: bool = True) -> FastAPI:
     """Build the app. ``w3`` lets tests pass an in-process chain; otherwise ``settings.rpc_url``."""
-    ctx = ServiceContext.build(settings, w3=w3)
-    ctx.tx.nonces = SharedKeyNonces(ctx.w3)
+    ctx = ServiceContext.build(settings, w3=w3, signer="gateway")
     ops = Operations(ctx)
 
     @asynccontextmanager

@@ -184,7 +184,7 @@ def reconcile(ctx: ServiceContext) -> Report:
                     )
 
     # 2. Every transaction with events: its operation, or a known reason to have none.
-    service_keys = {ctx.operator.address, ctx.regulator.address}
+    service_keys = {ctx.operator.address, ctx.regulator.address, ctx.manifest.roles.get("gateway")}
     kinds: Counter[str] = Counter()
     for tx_hash, tx_events in by_tx.items():
         if tx_hash in ops_by_tx:

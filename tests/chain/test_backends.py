@@ -1,5 +1,5 @@
-"""The chain layer on every backend: in-process eth-tester, the embedded node from a second
-process, and a real anvil process. Same calls, same decoded errors, same events."""
+"""The chain layer on both backends: in-process eth-tester (the contract tests' chain) and a real
+anvil process (the node of `make run`). Same calls, same decoded errors, same events."""
 
 from __future__ import annotations
 
@@ -24,18 +24,15 @@ from chain.manifest import Manifest
 from chain.paths import PROJECT_ROOT
 from tests.conftest import identity
 from tests.helpers import assert_reverts
-from tests.processes import anvil_node, embedded_node
+from tests.processes import anvil_node
 
-BACKENDS = ["in-process", "embedded-node", "anvil"]
+BACKENDS = ["in-process", "anvil"]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]:
     if request.param == "in-process":
         yield request.param, None
-    elif request.param == "embedded-node":
-        with embedded_node() as url:
-            yield request.param, url
     else:
         with anvil_node() as url:
             yield request.param, url
@@ -115,7 +112,7 @@ def test_unreachable_node_raises_node_unavailable() -> None:
 
 @pytest.mark.slow
 def test_deploy_cli_reuses_a_live_manifest_and_redeploys_with_fresh(tmp_path: Path) -> None:
-    with embedded_node() as url:
+    with anvil_node() as url:
         out = tmp_path / "manifest.json"
         cmd = [sys.executable, "-m", "chain", "deploy", "--rpc", url, "--out", str(out)]
         first = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
@@ -140,14 +137,14 @@ def test_deploy_cli_reuses_a_live_manifest_and_redeploys_with_fresh(tmp_path: Pa
 @pytest.mark.slow
 def test_manifest_of_a_vanished_chain_is_not_reused(tmp_path: Path) -> None:
     out = tmp_path / "manifest.json"
-    with embedded_node() as url:
+    with anvil_node() as url:
         subprocess.run(
             [sys.executable, "-m", "chain", "deploy", "--rpc", url, "--out", str(out)],
             check=True,
             cwd=PROJECT_ROOT,
             capture_output=True,
         )
-    with embedded_node() as url:  # a new chain: same chain id, no code at the old addresses...
+    with anvil_node() as url:  # a new chain: same chain id, no code at the old addresses...
         w3 = http(url)
         old = Manifest.load(out)
         # ...until something else is deployed there, which is still not our code:

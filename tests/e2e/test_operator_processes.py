@@ -4,6 +4,7 @@ dies between signing, sending and recording. Each test drives the API with an HT
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,21 +19,25 @@ import pytest
 
 from chain.backends import http
 from chain.paths import PROJECT_ROOT
-from chain.processes import anvil_cmd, embedded_node_cmd, free_port, running, wait_for_http, wait_for_rpc
+from chain.processes import anvil_cmd, free_port, running, wait_for_http, wait_for_rpc
 
 pytestmark = pytest.mark.slow
 
 ADMIN = "xcp_e2e_admin_key_0123456789abcdefgh"
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    wait_for_http(f"{url}/healthz", proc)
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    wait_for_http(f"{url}/healthz", proc, timeout_s)
+
+
+# `make run` deploys every contract before the services start; on a loaded machine that takes minutes.
+RUN_START_S = 300
 
 
 class Client:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, admin_key: str = ADMIN) -> None:
         self.url = url
-        self.admin = httpx.Client(base_url=url, headers={"X-API-Key": ADMIN}, timeout=60)
+        self.admin = httpx.Client(base_url=url, headers={"X-API-Key": admin_key}, timeout=60)
         self.keys: dict[str, str] = {}
 
     def key(self, role: str) -> str:
@@ -102,7 +107,9 @@ def deploy(rpc: str, tmp: Path) -> None:
 
 def test_make_run_serves_the_operator_api_end_to_end(tmp_path: Path) -> None:
     node_port, api_port = free_port(), free_port()
-    env = service_env(tmp_path, "", api_port, XCPAY_NODE_PORT=str(node_port))
+    env = service_env(
+        tmp_path, "", api_port, XCPAY_NODE_PORT=str(node_port), XCPAY_NODE_STATE=str(tmp_path / "chain.json")
+    )
     del env["XCPAY_RPC_URL"]
     proc = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
@@ -113,7 +120,7 @@ def test_make_run_serves_the_operator_api_end_to_end(tmp_path: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{api_port}"
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, RUN_START_S)
         api = Client(url)
         health = httpx.get(f"{url}/healthz").json()
         assert health["chain"]["reachable"] and "DigitalCash" in health["contracts"]
@@ -172,7 +179,7 @@ def test_node_down_gives_503_and_the_reconciler_finishes_the_operation(tmp_path:
 def test_service_killed_around_send_finishes_once_after_restart(tmp_path: Path, fail_point: str) -> None:
     port, api_port = free_port(), free_port()
     rpc = f"http://127.0.0.1:{port}"
-    with running(embedded_node_cmd(port)) as node:
+    with running(anvil_cmd(port)) as node:
         wait_for_rpc(rpc, node)
         deploy(rpc, tmp_path)
         env = service_env(tmp_path, rpc, api_port)
@@ -203,7 +210,7 @@ def test_service_refuses_a_database_of_another_chain(tmp_path: Path) -> None:
     for attempt in range(2):
         port = free_port()
         rpc = f"http://127.0.0.1:{port}"
-        with running(embedded_node_cmd(port)) as node:
+        with running(anvil_cmd(port)) as node:  # a new chain each time: another genesis
             wait_for_rpc(rpc, node)
             deploy(rpc, tmp_path)
             env = service_env(tmp_path, rpc, api_port)
@@ -223,57 +230,62 @@ def test_service_refuses_a_database_of_another_chain(tmp_path: Path) -> None:
                 assert "belongs to chain" in done.stderr
 
 
-def test_make_run_against_anvil_restarts_with_all_state(tmp_path: Path) -> None:
-    """`make run XCPAY_RPC_URL=...` on a separate node: a restart keeps contracts, records, nonces."""
-    port, api_port = free_port(), free_port()
-    rpc = f"http://127.0.0.1:{port}"
-    env = service_env(tmp_path, rpc, api_port)
+def test_make_run_restarts_with_the_chain_the_database_and_the_keys(tmp_path: Path) -> None:
+    """`make run` twice on its own node: the second start loads the chain the first one saved, reuses
+    the contracts, keeps the records, the API keys and the custodial wallets' keys; the bootstrap
+    admin key is printed once, when it is created."""
+    node_port, api_port = free_port(), free_port()
+    env = service_env(
+        tmp_path, "", api_port, XCPAY_NODE_PORT=str(node_port), XCPAY_NODE_STATE=str(tmp_path / "chain.json")
+    )
+    del env["XCPAY_RPC_URL"], env["XCPAY_ADMIN_API_KEY"]
     url = f"http://127.0.0.1:{api_port}"
 
-    def run_once() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "scripts/run.py"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        wait_healthy(url, proc)
+    def run_once(log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "scripts/run.py"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_healthy(url, proc, RUN_START_S)
         return proc
 
-    def stop_run(proc: subprocess.Popen[bytes]) -> str:
+    def stop_run(proc: subprocess.Popen[bytes], log: Path) -> str:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 0, out.decode()
-        return out.decode()
+        proc.wait(timeout=120)
+        text = log.read_text()
+        assert proc.returncode == 0, text
+        return text
 
-    with running(anvil_cmd(port)) as node:
-        wait_for_rpc(rpc, node)
-        first = run_once()
-        try:
-            api = Client(url)
-            alice = api.wallet()
-            assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 1_000}).status_code == 200
-            contracts = httpx.get(f"{url}/healthz").json()["contracts"]
-        finally:
-            out = stop_run(first)
-        assert "deployed on chain 31337" in out
+    first = run_once(tmp_path / "first.log")
+    try:
+        (admin_key,) = re.findall(
+            r"bootstrap admin API key \(shown once, stored hashed\): (\S+)",
+            (tmp_path / "first.log").read_text(),
+        )
+        api = Client(url, admin_key)
+        alice, bob = api.wallet(), api.wallet()
+        assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 1_000}).status_code == 200
+        contracts = httpx.get(f"{url}/healthz").json()["contracts"]
+    finally:
+        out = stop_run(first, tmp_path / "first.log")
+    assert "deployed on chain 31337" in out and "a new chain" in out and "chain saved to" in out
 
-        second = run_once()
-        try:
-            assert httpx.get(f"{url}/healthz").json()["contracts"] == contracts  # reused, not redeployed
-            assert api.balance(alice) == 1_000  # the keys created before the restart still work
-            assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 1}).status_code == 200
-            assert (
-                api.post(
-                    "operator", "/v1/transfers", {"from": alice, "to": alice, "amount_fen": 1}
-                ).status_code
-                == 200
-            )
-            assert api.balance(alice) == 1_001
-        finally:
-            out = stop_run(second)
-        assert "reused on chain 31337" in out
+    second = run_once(tmp_path / "second.log")
+    try:
+        assert httpx.get(f"{url}/healthz").json()["contracts"] == contracts  # reused, not redeployed
+        assert api.balance(alice) == 1_000  # the chain and the API keys created before the restart
+        r = api.post("operator", "/v1/transfers", {"from": alice, "to": bob, "amount_fen": 400})
+        assert r.status_code == 200, r.text  # alice's custodial key survived too
+        assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 1}).status_code == 200
+        assert (api.balance(alice), api.balance(bob)) == (601, 400)
+    finally:
+        out = stop_run(second, tmp_path / "second.log")
+    assert "reused on chain 31337" in out and "loading the chain" in out
+    assert "bootstrap admin API key" not in out
 
 
 def test_service_on_a_node_that_mines_on_a_clock_waits_for_confirmations(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from web3 import Web3
 
+from chain.accounts import dev_account
 from chain.backends import in_process
 from chain.clients.hardwallet import CardForm
 from chain.clients.token import Kind
@@ -28,6 +29,9 @@ from tests.databases import BACKENDS, fresh_database
 from tests.processes import free_port
 from tests.services.conftest import ServerThread
 from wallets.hardwallet import HardWallet
+
+# The operator service's key registers wallets and issues cash; the gateway signs with its own.
+OPERATOR = dev_account(1)
 
 
 @dataclass
@@ -77,15 +81,15 @@ class Gateway:
                 )
             )
             s.commit()
-        ctx.tx.send_value(ctx.operator, address, 10**17)
-        ctx.cash.register(ctx.operator, address, kind, tier, category, uuid.uuid4().bytes * 2)
+        ctx.tx.send_value(OPERATOR, address, 10**17)
+        ctx.cash.register(OPERATOR, address, kind, tier, category, uuid.uuid4().bytes * 2)
         return address
 
     def merchant(self, category: int = 5411) -> str:
         return self.wallet(Kind.MERCHANT, 2, category)
 
     def mint(self, to: str, amount: int) -> None:
-        self.ctx.cash.mint(self.ctx.operator, to, amount)
+        self.ctx.cash.mint(OPERATOR, to, amount)
 
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])

@@ -6,8 +6,9 @@ import time
 
 import httpx
 
+from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
 from chain.clients.hardwallet import CardForm
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import OPERATOR, Gateway
 from wallets.hardwallet import HardWallet
 
 
@@ -50,6 +51,19 @@ class TestCards:
         assert (info["reserve_fen"], info["loaded_fen"], info["last_counter_seen"]) == (30_000, 30_000, 0)
         assert info["lost_at"] is None and info["offline_cap_fen"] == 1_000_00
         assert gateway.ctx.cash.balance_of(holder) == 5_000_00 - 30_000
+
+    def test_cards_are_registered_with_the_gateways_own_key(self, gateway: Gateway) -> None:
+        """The gateway signs with its key (development account 10), never the operator service's:
+        the two services never share a nonce."""
+        gw_key, operator = dev_account(GATEWAY_DEV_ACCOUNT).address, OPERATOR.address
+        assert gateway.ctx.operator.address == gw_key != operator
+        holder = gateway.wallet()
+        before = {a: gateway.w3.eth.get_transaction_count(a) for a in (gw_key, operator)}
+        card = HardWallet.issue(gateway.ctx.hardwallet.domain)
+        r = gateway.post("operator", "/v1/cards", {"card": card.address, "holder": holder, "form": "card"})
+        assert r.status_code == 201, r.text
+        after = {a: gateway.w3.eth.get_transaction_count(a) for a in (gw_key, operator)}
+        assert (after[gw_key] - before[gw_key], after[operator] - before[operator]) == (1, 0)
 
     def test_issuing_a_card_twice_or_to_a_merchant_is_refused(self, gateway: Gateway) -> None:
         card, holder = gateway.card()

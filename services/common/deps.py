@@ -32,7 +32,12 @@ OpsDep = Annotated[Operations, Depends(get_ops)]
 IndexerDep = Annotated[Indexer, Depends(get_indexer)]
 
 
-def get_api_key(ctx: CtxDep, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+def get_api_key(request: Request, ctx: CtxDep, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+    """The request's key. The guard (services/common/guard.py) authenticated it already on the
+    ``/v1/`` routes, before the body was read; other routes (the dashboard's data) are checked here."""
+    checked = getattr(request.state, "api_key", None)
+    if checked is not None:
+        return checked  # type: ignore[no-any-return]
     if not x_api_key:
         raise Problem(401, "missing-api-key", "Missing API key", "send the X-API-Key header")
     with ctx.db.session() as s:

@@ -253,6 +253,7 @@ class ProblemDocument(BaseModel):
     status: int = Field(ge=400, le=599)
     detail: str | None = None
     instance: str | None = None
+    request_id: str | None = Field(default=None, description="the X-Request-ID of the answer, for the logs")
 
 
 _PROBLEM_DESCRIPTIONS = {
@@ -333,9 +334,11 @@ def _document_problems(app: FastAPI) -> None:
 
 
 def _response(problem: Problem, request: Request) -> JSONResponse:
-    return JSONResponse(
-        problem.body(str(request.url.path)), status_code=problem.status, media_type=PROBLEM_JSON
-    )
+    body = problem.body(str(request.url.path))
+    rid = getattr(request.state, "request_id", None)  # set by the guard (services/common/guard.py)
+    if rid:
+        body["request_id"] = rid
+    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON)
 
 
 # SQLite's words for a database it cannot write or reach now; PostgreSQL's SQLSTATE classes for a
@@ -442,7 +445,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # 400: FastAPI could not read the body (e.g. not UTF-8) before any validation ran.
-        slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(
+        slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
             exc.status_code, "http-error"
         )
         return _response(Problem(exc.status_code, slug, str(exc.detail)), request)

@@ -299,7 +299,7 @@ def create_disbursement(
     status_code=201,
     responses={
         202: {"model": BatchOut},
-        413: problem_response("The CSV is larger than 16 MiB"),
+        413: problem_response("The CSV is larger than XCPAY_MAX_UPLOAD_BYTES (16 MiB by default)"),
         415: problem_response("The body is not sent as text/csv"),
     },
     openapi_extra={
@@ -324,9 +324,11 @@ async def create_disbursement_from_csv(
     ``amount_yuan``; the column name says the unit, a bare ``amount`` is refused."""
     if not request.headers.get("content-type", "").startswith("text/csv"):
         raise Problem(415, "unsupported-media-type", "Send the CSV as text/csv")
-    raw = await request.body()
-    if len(raw) > 16 * 1024 * 1024:
-        raise Problem(413, "too-large", "The CSV is too large", "at most 16 MiB")
+    raw = await request.body()  # at most XCPAY_MAX_UPLOAD_BYTES: the guard refused more while it streamed
+    if len(raw) > ctx.settings.max_upload_bytes:  # (and this app without the guard, in a unit test)
+        raise Problem(
+            413, "body-too-large", "The CSV is too large", f"at most {ctx.settings.max_upload_bytes} bytes"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

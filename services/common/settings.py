@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     keystore_password: str = LOCAL_KEYSTORE_PASSWORD
     # scrypt cost of custodial keystores; 2**14 keeps wallet creation fast, raise it in production.
     keystore_scrypt_n: int = 2**14
+    # wallets/keystore.py's low-cost test profile ("test": scrypt n >= 2**10); refused in production.
+    keystore_cost: Literal["standard", "test"] = "standard"
 
     # Key of the HMAC that turns identity references into the hashes stored on chain (an ID
     # number has too little entropy for a bare hash).
@@ -123,6 +125,8 @@ class Settings(BaseSettings):
         n = self.keystore_scrypt_n
         if n < MIN_SCRYPT_N or n & (n - 1):
             problems.append(f"XCPAY_KEYSTORE_SCRYPT_N must be a power of 2, at least {MIN_SCRYPT_N} (2**17)")
+        if self.keystore_cost != "standard":
+            problems.append("XCPAY_KEYSTORE_COST=test is the test suites' low-cost profile; unset it")
         for role in ("operator", "regulator"):
             if getattr(self, f"{role}_keystore") is None:
                 problems.append(f"XCPAY_{role.upper()}_KEYSTORE must point to an encrypted keystore")

@@ -40,6 +40,7 @@ class TestSettings:
         "identity_pepper": "f3a9c1e07b5d24681a2b3c4d5e6f7081",
         "admin_api_key": "xcp_Qm9vZ3xhZG1pbi1rZXktZm9yLXRlc3Rz",
         "keystore_scrypt_n": 2**17,
+        "keystore_cost": "standard",  # tests/conftest.py sets the test profile in the environment
     }
 
     def _production(self, tmp_path: Path, **overrides: object) -> Settings:
@@ -70,6 +71,7 @@ class TestSettings:
             ("keystore_scrypt_n", 2, "XCPAY_KEYSTORE_SCRYPT_N", "at least 131072"),
             ("keystore_scrypt_n", 2**14, "XCPAY_KEYSTORE_SCRYPT_N", "at least 131072"),
             ("keystore_scrypt_n", 2**17 + 1, "XCPAY_KEYSTORE_SCRYPT_N", "a power of 2"),
+            ("keystore_cost", "test", "XCPAY_KEYSTORE_COST", "unset it"),
         ],
     )
     def test_production_refuses_weak_values_saying_what_is_required(
@@ -79,7 +81,13 @@ class TestSettings:
             self._production(tmp_path, **{field: weak})
         message = str(info.value)
         assert named in message and required in message
-        others = {n for n in ("KEYSTORE_PASSWORD", "IDENTITY_PEPPER", "ADMIN_API_KEY", "KEYSTORE_SCRYPT_N")}
+        others = (
+            "KEYSTORE_PASSWORD",
+            "IDENTITY_PEPPER",
+            "ADMIN_API_KEY",
+            "KEYSTORE_SCRYPT_N",
+            "KEYSTORE_COST",
+        )
         assert [o for o in others if f"XCPAY_{o}" in message] == [named.removeprefix("XCPAY_")]
 
     def test_the_local_profile_keeps_its_demo_defaults_and_no_rate_limit(self) -> None:

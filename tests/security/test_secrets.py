@@ -288,12 +288,15 @@ def test_keystore_files_hold_neither_the_key_nor_the_password(tmp_path: Path, ap
     password = "pw-" + secrets.token_urlsafe(16)
     key = secrets.token_bytes(32)
     domain = api.app.state.ctx.hardwallet.domain
-    card = HardWallet(key, domain)
+    issuer = secrets.token_bytes(32)
+    card = HardWallet(key, domain, issuer_secret=issuer)
     files = {
         "key": keystore.save(
             tmp_path / "key.json", keystore.encrypt_key(key, password, cipher=cipher, scrypt_n=2**12)
         ),
-        "card": keystore.save(tmp_path / "card.json", card.save(password, cipher=cipher, scrypt_n=2**12)),
+        "card": keystore.save(
+            tmp_path / "card.json", card.save(password, issuer_secret=issuer, cipher=cipher, scrypt_n=2**12)
+        ),
         "v3": keystore.save(tmp_path / "v3.json", keystore.to_v3(key, password, scrypt_n=2**12)),
     }
     for name, path in files.items():
@@ -303,7 +306,8 @@ def test_keystore_files_hold_neither_the_key_nor_the_password(tmp_path: Path, ap
         assert path.stat().st_mode & 0o077 == 0, f"{name}: readable by others"
     # and they do hold the key, sealed: the files open with the password
     assert keystore.load_key(files["key"], password) == key == keystore.load_key(files["v3"], password)
-    assert HardWallet.restore(keystore.load(files["card"]), password).address == card.address
+    restored = HardWallet.restore(keystore.load(files["card"]), password, issuer_secret=issuer)
+    assert restored.address == card.address
     assert key.hex() not in repr(card)
 
 

@@ -29,10 +29,12 @@ test-contracts: deps
 
 # Slither over contracts/ (mocks excluded) with the project's compiler; fails on any High/Medium
 # finding or a Low/Informational one not explained in audit/slither-triage.md. Then the long runs:
-# the schema fuzz of both APIs on both databases, and the all-families state machine.
+# the schema fuzz of both APIs on both databases, hostile input against the service processes, and the
+# all-families state machine.
 audit: deps
 	$(PY) audit/run_slither.py $(AUDIT_ARGS)
 	XCPAY_FUZZ=long $(PY) -m pytest -q tests/fuzz
+	XCPAY_HOSTILE=long $(PY) -m pytest -q tests/security/test_hostile_processes.py
 	XCPAY_FUZZ=long $(PY) -m pytest -q tests/properties/test_all_families.py
 
 deps: $(STAMP_VENV) $(STAMP_NPM)

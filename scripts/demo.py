@@ -56,6 +56,8 @@ from scripts.stack import (  # noqa: E402
 from wallets.hardwallet import HardWallet  # noqa: E402
 
 ADMIN_KEY = "xcp_demo_admin_" + uuid.uuid4().hex
+# Opens the hard-wallet simulator's export door, on purpose, for the cloned-card chapter.
+DEMO_ISSUER_SECRET = b"xcpay demo issuer: clones on purpose"
 # workers paid by batch; voucher campaign winners (leaves) and how many of them claim and spend today.
 SCALES = {
     "small": {"workers": 20, "winners": 200, "spenders": 8},
@@ -437,7 +439,7 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         cards = {}
         for name, holder in elders.items():
             d.issue(holder, 1_000_00)
-            card = HardWallet.issue(domain, form=CardForm.CARD)
+            card = HardWallet.issue(domain, form=CardForm.CARD, issuer_secret=DEMO_ISSUER_SECRET)
             d.call(gw, "POST", "/v1/cards", {"card": card.address, "holder": holder, "form": "card"})
             d.call(gw, "POST", f"/v1/cards/{card.address}/loads", {"amount_fen": 200_00})
             card.credit(200_00)
@@ -466,8 +468,10 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         (lost,) = upload()
         d.expect(lost["outcome"] == "rejected", f"a payment signed after the loss report is refused: {lost}")
         d.say(f"Grandpa Qian reports his card lost; a payment signed with it afterwards: {lost['reason']}")
-        image = cards["Grandma Zhou"].save("demo")
-        clone = HardWallet.restore(image, "demo")  # a copied card...
+        # the simulator's export door, opened on purpose with the issuer's secret (a real secure
+        # element has none): a copied card...
+        image = cards["Grandma Zhou"].save("demo", issuer_secret=DEMO_ISSUER_SECRET)
+        clone = HardWallet.restore(image, "demo", issuer_secret=DEMO_ISSUER_SECRET)
         clone.credit(500_00)  # ...whose offline balance was tampered with
         for _ in range(2):
             queue.append(clone.sign_payment(canteen, 100_00, now()))

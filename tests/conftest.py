@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ from chain.clients.token import CashClient, Kind
 from chain.compiler import CompileResult, compile_contracts
 from chain.deploy import deploy_all
 from chain.manifest import Manifest
+
+# wallets/keystore.py's documented low-cost test profile: keystores written with scrypt n >= 2**10
+# (2**17 otherwise), so that the suites stay fast. Never set outside the tests.
+os.environ.setdefault("XCPAY_KEYSTORE_COST", "test")
 
 
 @dataclass(frozen=True)

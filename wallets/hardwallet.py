@@ -1,10 +1,22 @@
-"""A hard wallet (IC card, SIM-card wallet, wearable) simulated as a secure element.
+"""A hard wallet (IC card, SIM-card wallet, wearable) **simulated** in Python: a SIMULATOR, not a
+secure element, and no substitute for one.
+
+A real secure element keeps its key in tamper-resistant silicon: the key is generated or injected
+once at personalisation and can never be read out, copied, or rolled back; its counter is
+monotonic in hardware and survives power loss; a top-up is accepted only with the issuer's
+cryptographic authorisation; side channels (power, timing, glitching) are countered. This class
+imitates the *behaviour* (a hidden key, a counter, a balance and a cap) so that terminals, the
+gateway and the settlement contract can be exercised, but its key lives in this process's memory
+and anyone with the process can take it.
 
 :class:`HardWallet` behaves like the chip of an e-CNY hard wallet:
 
 - it holds a secp256k1 key that no method returns (not ``repr``, not pickling, not copying); the
   only ways out are signatures and :meth:`HardWallet.save`, which encrypts the whole card image
-  under a password (for a demo terminal that reuses cards);
+  under a password, and only for a card personalised with an *issuer secret* and only when that
+  secret is presented (:meth:`HardWallet.restore` needs it too): a demo cannot export or clone a
+  card by accident, and a card personalised without one never exports its key, as a real secure
+  element never does;
 - every signature increments a monotonic counter, which the settlement contract uses to reject a
   payment uploaded twice;
 - it tracks its offline balance and refuses to sign beyond it, or above its offline single-payment
@@ -26,6 +38,8 @@ the card's reserve, a recorded shortfall and a blocked card.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -46,6 +60,7 @@ from wallets import keystore
 __all__ = [
     "CardForm",
     "CardRefused",
+    "ExportRefused",
     "HardWallet",
     "HardWalletError",
     "InsufficientOfflineBalance",
@@ -56,7 +71,7 @@ __all__ = [
 
 KIND_CARD: Final = "xcpay-hardwallet"
 DEFAULT_OFFLINE_CAP: Final = 1_000_00  # fen; HardWalletSettlement's default offlineCap
-_IMAGE_VERSION: Final = 1
+_IMAGE_VERSION: Final = 2  # 2: the image carries the issuer secret's tag
 
 ACCESS_DOMAIN_NAME: Final = "XcpayAccess"
 ACCESS_TYPE: Final = "Access(address card,bytes32 challenge)"
@@ -115,10 +130,31 @@ class InsufficientOfflineBalance(CardRefused):
         self.balance, self.amount = balance, amount
 
 
+class ExportRefused(HardWalletError):
+    """The card's image may not leave it (no issuer secret, or the wrong one): nothing was exported."""
+
+
+def _issuer_tag(secret: bytes) -> bytes:
+    if len(secret) < 16:
+        raise ValueError("an issuer secret has at least 16 bytes")
+    return hashlib.sha256(b"xcpay hard-wallet issuer\0" + bytes(secret)).digest()
+
+
 class HardWallet:
     """A secure element: a hidden key, a monotonic counter, an offline balance and cap."""
 
-    __slots__ = ("__key", "__lock", "_balance", "_cap", "_counter", "_domain", "_form", "address", "serial")
+    __slots__ = (
+        "__issuer",
+        "__key",
+        "__lock",
+        "_balance",
+        "_cap",
+        "_counter",
+        "_domain",
+        "_form",
+        "address",
+        "serial",
+    )
 
     def __init__(
         self,
@@ -130,9 +166,11 @@ class HardWallet:
         serial: str | None = None,
         counter: int = 0,
         offline_balance: int = 0,
+        issuer_secret: bytes | None = None,
     ) -> None:
         """Personalise a card with ``private_key`` (the issuer's injection; use :meth:`issue` to
-        have the card generate its own)."""
+        have the card generate its own). ``issuer_secret``: the secret that :meth:`save` and
+        :meth:`restore` require; without one the card never exports its key."""
         if offline_cap <= 0 or counter < 0 or offline_balance < 0:
             raise ValueError("offline cap must be positive; counter and balance not negative")
         self.__key = keys.PrivateKey(bytes(private_key))
@@ -145,6 +183,7 @@ class HardWallet:
         self._cap = offline_cap
         self._counter = counter
         self._balance = offline_balance
+        self.__issuer = _issuer_tag(issuer_secret) if issuer_secret is not None else None
 
     @classmethod
     def issue(
@@ -154,15 +193,19 @@ class HardWallet:
         form: CardForm = CardForm.CARD,
         offline_cap: int = DEFAULT_OFFLINE_CAP,
         serial: str | None = None,
+        issuer_secret: bytes | None = None,
     ) -> HardWallet:
-        """A new card whose key is generated inside it and never leaves it."""
+        """A new card whose key is generated inside it and never leaves it (unless the issuer
+        presents ``issuer_secret`` to :meth:`save`)."""
         while True:
             raw = secrets.token_bytes(32)
             try:
                 keys.PrivateKey(raw)
             except KeyValidationError:  # the rare out-of-range scalar: draw again
                 continue
-            return cls(raw, domain, form=form, offline_cap=offline_cap, serial=serial)
+            return cls(
+                raw, domain, form=form, offline_cap=offline_cap, serial=serial, issuer_secret=issuer_secret
+            )
 
     # -- state -----------------------------------------------------------------------------
 
@@ -227,12 +270,20 @@ class HardWallet:
         self,
         password: str | bytes,
         *,
+        issuer_secret: bytes,
         cipher: str = keystore.DEFAULT_CIPHER,
         scrypt_n: int = keystore.DEFAULT_SCRYPT_N,
     ) -> dict[str, Any]:
-        """The whole card image (key, counter, balance, cap, form, domain), encrypted."""
+        """The whole card image (key, counter, balance, cap, form, domain), encrypted. Only for a
+        card personalised with an issuer secret, and only when that secret is presented
+        (:class:`ExportRefused` otherwise). A real secure element has no such door at all."""
+        if self.__issuer is None:
+            raise ExportRefused("this card was personalised without an issuer secret: its key stays inside")
+        if not hmac.compare_digest(_issuer_tag(issuer_secret), self.__issuer):
+            raise ExportRefused("wrong issuer secret: the card exports nothing")
         with self.__lock:
             image = {
+                "issuer": self.__issuer.hex(),
                 "v": _IMAGE_VERSION,
                 "key": self.__key.to_hex(),
                 "serial": self.serial,
@@ -249,13 +300,26 @@ class HardWallet:
         )
 
     @classmethod
-    def restore(cls, doc: Mapping[str, Any] | str | bytes, password: str | bytes) -> HardWallet:
-        """A card from an image made by :meth:`save`; raises a :class:`keystore.KeystoreError`."""
+    def restore(
+        cls, doc: Mapping[str, Any] | str | bytes, password: str | bytes, *, issuer_secret: bytes
+    ) -> HardWallet:
+        """A card from an image made by :meth:`save`, given the card's issuer secret (a restored
+        image is a clone of the card: the settlement contract treats its payments as the card's,
+        so duplicates and overspending are caught there). Raises a :class:`keystore.KeystoreError`,
+        or :class:`ExportRefused` for the wrong issuer secret."""
         plaintext = keystore.unseal(doc, password, kind=KIND_CARD)
         try:
             image = json.loads(plaintext)
             if image["v"] != _IMAGE_VERSION:
                 raise keystore.UnsupportedKeystore(f"card image version {image['v']!r}")
+            issuer = bytes.fromhex(str(image["issuer"]))
+        except keystore.KeystoreError:
+            raise
+        except Exception as exc:  # authenticated but not a card image: not ours
+            raise keystore.KeystoreCorrupt(f"not a valid card image: {exc}") from None
+        if not hmac.compare_digest(_issuer_tag(issuer_secret), issuer):
+            raise ExportRefused("wrong issuer secret: the image is not restored")
+        try:
             card = cls(
                 bytes.fromhex(str(image["key"]).removeprefix("0x")),
                 PaymentDomain(int(image["chain_id"]), str(image["settlement"])),
@@ -264,6 +328,7 @@ class HardWallet:
                 serial=str(image["serial"]),
                 counter=int(image["counter"]),
                 offline_balance=int(image["balance"]),
+                issuer_secret=issuer_secret,
             )
         except keystore.KeystoreError:
             raise

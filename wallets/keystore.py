@@ -24,6 +24,12 @@ Failures are exceptions of one family, never a partial key: :class:`WrongPasswor
 fields), :class:`UnsupportedKeystore` (unknown format or cipher, KDF parameters out of range, which
 also keeps a hostile file from making scrypt allocate gigabytes). Decrypted bytes are only returned
 after the tag has been verified.
+
+Weak key derivation is refused on write and warned about on read (:class:`WeakKeystoreWarning`):
+scrypt needs ``n >= 2**17`` (with r = 8: 128 MiB and about 0.3 s a guess; v3's r = 1 files the
+same n), and a v3 PBKDF2 keystore ``c >= 262,144`` rounds. **Test profile**: with the environment
+variable ``XCPAY_KEYSTORE_COST=test`` (tests/conftest.py sets it; never in a deployment, where the
+services' production settings refuse it) the floor is ``n >= 2**10``, so that the suites stay fast.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import hmac
 import json
 import os
 import secrets
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -59,6 +66,11 @@ SCRYPT_R: Final = 8
 SCRYPT_P: Final = 1
 MAX_SCRYPT_MEMORY: Final = 256 * 2**20  # 128 * n * r bytes: the v3 default (n = 2**18, r = 8) fits
 MAX_PBKDF2_ROUNDS: Final = 10_000_000
+MIN_SCRYPT_N: Final = 2**17  # the floor on write (and below it a warning on read)
+MIN_PBKDF2_ROUNDS: Final = 262_144  # the same for a v3 PBKDF2 keystore (read only: we write scrypt)
+TEST_MIN_SCRYPT_N: Final = 2**10  # the floor in the test profile (XCPAY_KEYSTORE_COST=test)
+TEST_MIN_PBKDF2_ROUNDS: Final = 1_024
+COST_ENV: Final = "XCPAY_KEYSTORE_COST"
 
 _KEY_BYTES: Final = {AES_256_GCM: 32, SM4_GCM: 16}
 _NONCE_BYTES: Final = 12
@@ -86,6 +98,45 @@ class WrongPassword(KeystoreError):
     In an xcpay keystore an altered salt or KDF parameter also shows as a wrong password (they
     change the derived key). A v3 keystore cannot tell a wrong password from an altered ciphertext.
     """
+
+
+class WeakKeystore(UnsupportedKeystore):
+    """Refused on write: key-derivation parameters below the floor (see the module docstring)."""
+
+
+class WeakKeystoreWarning(UserWarning):
+    """A keystore opened with key-derivation parameters below the floor: re-encrypt it."""
+
+
+def _test_profile() -> bool:
+    return os.environ.get(COST_ENV) == "test"
+
+
+def min_scrypt_n() -> int:
+    """The least scrypt ``n`` accepted on write (2**17; 2**10 in the test profile)."""
+    return TEST_MIN_SCRYPT_N if _test_profile() else MIN_SCRYPT_N
+
+
+def min_pbkdf2_rounds() -> int:
+    return TEST_MIN_PBKDF2_ROUNDS if _test_profile() else MIN_PBKDF2_ROUNDS
+
+
+def _refuse_weak_scrypt(n: int) -> None:
+    if n < min_scrypt_n():
+        raise WeakKeystore(
+            f"scrypt n={n} is too weak to protect a key: use n >= {min_scrypt_n()} (2**17; the "
+            f"default is {DEFAULT_SCRYPT_N})"
+        )
+
+
+def _warn_weak(kdf: str, cost: int, floor: int) -> None:
+    if cost < floor:
+        warnings.warn(
+            WeakKeystoreWarning(
+                f"this keystore's {kdf} cost {cost} is below {floor}: re-encrypt it with stronger parameters"
+            ),
+            stacklevel=3,
+        )
 
 
 class KeystoreTampered(KeystoreError):
@@ -116,6 +167,7 @@ def seal(
         raise ValueError("an empty password protects nothing")
     kdfparams = {"n": scrypt_n, "r": SCRYPT_R, "p": SCRYPT_P, "salt": secrets.token_bytes(_SALT_BYTES).hex()}
     _check_scrypt(kdfparams)
+    _refuse_weak_scrypt(scrypt_n)
     key_len = _KEY_BYTES[cipher]
     derived = _scrypt(pw, kdfparams, key_len + _CHECK_BYTES)
     doc: dict[str, Any] = {
@@ -153,6 +205,7 @@ def unseal(doc: Mapping[str, Any] | str | bytes, password: str | bytes, *, kind:
         raise UnsupportedKeystore(f"this keystore holds a {found_kind!r}, not a {kind!r}")
     kdfparams = dict(_field(d, "kdfparams", dict))
     _check_scrypt(kdfparams)
+    _warn_weak("scrypt n", kdfparams["n"], min_scrypt_n())
     check = _hex(d, "check", _CHECK_BYTES)
     nonce = _hex(d, "nonce", _NONCE_BYTES)
     sealed = _hex(d, "ciphertext")
@@ -216,6 +269,7 @@ def to_v3(private_key: bytes, password: str | bytes, *, scrypt_n: int = 2**18) -
     if not pw:
         raise ValueError("an empty password protects nothing")
     _check_scrypt({"n": scrypt_n, "r": 1, "p": 8, "salt": "00" * 16})  # eth-keyfile's r and p
+    _refuse_weak_scrypt(scrypt_n)
     return dict(Account.encrypt(private_key, pw, kdf="scrypt", iterations=scrypt_n))
 
 
@@ -233,10 +287,12 @@ def from_v3(doc: Mapping[str, Any] | str | bytes, password: str | bytes) -> byte
         raise KeystoreCorrupt("the v3 keystore has no KDF parameters")
     if kdf == "scrypt":
         _check_scrypt({"n": params.get("n"), "r": params.get("r"), "p": params.get("p"), "salt": "00" * 16})
+        _warn_weak("scrypt n", int(params["n"]), min_scrypt_n())
     elif kdf == "pbkdf2":
         rounds = params.get("c")
         if not isinstance(rounds, int) or not 1 <= rounds <= MAX_PBKDF2_ROUNDS:
             raise UnsupportedKeystore(f"PBKDF2 rounds {rounds!r} out of range")
+        _warn_weak("PBKDF2 c", rounds, min_pbkdf2_rounds())
     else:
         raise UnsupportedKeystore(f"unknown v3 KDF {kdf!r}")
     if crypto.get("cipher") != "aes-128-ctr":

@@ -5,6 +5,7 @@ SQLite (a file under var/) is the embedded default; PostgreSQL is the real serve
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,27 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_SIDES = ("-wal", "-shm", "-journal")
+
+
+def owner_only_sqlite(path: Path) -> None:
+    """Make a SQLite database (it holds the custodial keystores and the key hashes) readable by
+    its owner only: its directory 0700 when this creates it (and the project's var/ always), the
+    file 0600, created so before SQLite opens it. SQLite gives its -wal and -shm files the main
+    file's mode; existing ones are tightened here too."""
+    from chain.paths import VAR_DIR
+
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, mode=0o700)
+        os.chmod(parent, 0o700)
+    if parent.resolve() == VAR_DIR.resolve():
+        os.chmod(parent, 0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, *(path.with_name(path.name + side) for side in SQLITE_SIDES)):
+        if p.exists() and p.stat().st_mode & 0o077:
+            os.chmod(p, 0o600)
 
 
 def make_engine(url: str) -> Engine:
@@ -23,7 +45,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         # A URI (``file:...?mode=ro&uri=true``) names an existing file: nothing to create.
         if path and path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            owner_only_sqlite(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -47,6 +69,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     """Bring the schema to the newest migration (``make run`` does this on start)."""
+    make_engine(url).dispose()  # a new SQLite file is created owner-only before Alembic opens it
     command.upgrade(alembic_config(url), "head")
 
 

@@ -32,7 +32,12 @@ OpsDep = Annotated[Operations, Depends(get_ops)]
 IndexerDep = Annotated[Indexer, Depends(get_indexer)]
 
 
-def get_api_key(ctx: CtxDep, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+def get_api_key(request: Request, ctx: CtxDep, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+    """The request's key. The guard (services/common/guard.py) authenticated it already on the
+    ``/v1/`` routes, before the body was read; other routes (the dashboard's data) are checked here."""
+    checked = getattr(request.state, "api_key", None)
+    if checked is not None:
+        return checked  # type: ignore[no-any-return]
     if not x_api_key:
         raise Problem(401, "missing-api-key", "Missing API key", "send the X-API-Key header")
     with ctx.db.session() as s:
@@ -75,17 +80,27 @@ def get_idempotency_key(idempotency_key: Annotated[str | None, Header()] = None)
     return idempotency_key
 
 
-# The roles that read any party's records (a merchant, officer or terminal key reads its own).
-READER_ROLES = (Role.OPERATOR, Role.CHECKER, Role.REGULATOR, Role.AUDITOR)
+# The roles that read any party's records. Every other key reads its own: a merchant, officer or
+# terminal key speaks for one wallet, a checker key for its wallet and the payers it is an officer
+# (checker or maker) of on the disbursement contract; a door reader reads nothing.
+READER_ROLES = (Role.OPERATOR, Role.REGULATOR, Role.AUDITOR)
 
 
 def reader_or_owner(key: ApiKey, owns: bool) -> None:
-    """Reads of one party's data: the reader roles see everything; any other key (a merchant, an
-    officer, a terminal speaks for one wallet) sees only what is its own; a door reader, nothing."""
+    """Reads of one party's data: the reader roles see everything; any other key sees only what
+    is its own (``owns``, decided by the caller before it looks anything up where it can)."""
     if key.role not in READER_ROLES and not owns:
         raise Problem(
             403, "not-yours", "This key may read only its own records", f"role {key.role!r} does not own this"
         )
+
+
+def officer_of_payer(ctx: ServiceContext, key: ApiKey, payer: str) -> bool:
+    """Whether a checker key's wallet is one of ``payer``'s officers (checker or maker) on chain."""
+    if key.role != Role.CHECKER or key.wallet is None:
+        return False
+    role = ctx.disburse.contract.functions.officerOf(payer, key.wallet).call()
+    return int(role) != 0
 
 
 IdempotencyKey = Annotated[str, Depends(get_idempotency_key)]
@@ -96,4 +111,6 @@ AuditorKey = Annotated[ApiKey, Depends(require(Role.AUDITOR))]
 OperatorOrRegulatorKey = Annotated[ApiKey, Depends(require(Role.OPERATOR, Role.REGULATOR))]
 CheckerKey = Annotated[ApiKey, Depends(require(Role.CHECKER))]
 ReaderKey = Annotated[ApiKey, Depends(require(*READER_ROLES))]
+# Disbursement reads: the reader roles, and checkers for the payers they are officers of.
+PayrollReaderKey = Annotated[ApiKey, Depends(require(*READER_ROLES, Role.CHECKER))]
 MerchantKey = Annotated[ApiKey, Depends(require(Role.MERCHANT))]

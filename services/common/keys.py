@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.models import ApiKey
+from services.common.models import ApiKey, utcnow
 
 
 class Role(StrEnum):
@@ -46,9 +46,15 @@ def create_key(
 
 
 def authenticate(session: Session, presented: str) -> ApiKey | None:
+    """The key's row, or None for an unknown, revoked or expired key. Read from the database on
+    every request, so a revocation takes effect at once (no cache to wait out)."""
+    if len(presented) > 200:
+        return None
     digest = hash_key(presented)
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if row is None or row.revoked or not hmac.compare_digest(row.key_hash, digest):
+        return None
+    if row.expires_at is not None and row.expires_at <= utcnow():
         return None
     return row
 

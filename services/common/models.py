@@ -50,6 +50,10 @@ class ApiKey(Base):
     wallet: Mapped[str | None] = mapped_column(String(42), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked: Mapped[bool] = mapped_column(default=False)
+    # After this instant the key authenticates nothing (None: no expiry). Revoked or rotated keys
+    # keep their row (the audit log and operations refer to it).
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
 
 
 class Wallet(Base):

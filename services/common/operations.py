@@ -46,7 +46,7 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 from chain.exceptions import ChainError, ContractError, NodeUnavailable
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation
-from services.common.problems import Problem, contract_problem, jsonable
+from services.common.problems import Problem, contract_problem, jsonable, node_refusal
 
 log = logging.getLogger("xcpay.operations")
 
@@ -313,7 +313,7 @@ class Operations:
                             502,
                             "transaction-rejected",
                             "The node rejected the transaction",
-                            str(exc),
+                            node_refusal(exc),
                             operation_id=op.id,
                         ),
                     )
@@ -340,7 +340,10 @@ class Operations:
             self.fail(
                 op.id,
                 Problem(
-                    422, "transaction-rejected", "The node would reject the signed transaction", str(exc)
+                    422,
+                    "transaction-rejected",
+                    "The node would reject the signed transaction",
+                    node_refusal(exc),
                 ),
             )
         with self.ctx.db.session() as s:
@@ -359,7 +362,7 @@ class Operations:
                         422,
                         "transaction-rejected",
                         "The node rejected the signed transaction",
-                        f"{exc} (check its nonce, gas and fees)",
+                        f"{node_refusal(exc)} (check its nonce, gas and fees)",
                         operation_id=op.id,
                     ),
                 )

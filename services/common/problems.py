@@ -221,6 +221,28 @@ def contract_problem(err: ContractError, **extra: Any) -> Problem:
     )
 
 
+# What a node's refusal of a transaction means, by the words nodes use (py-evm, geth, anvil): the
+# caller is told what was refused, never the node's own text (raw sender bytes, gas figures,
+# balances, the node's address), which goes to the log.
+_NODE_REFUSALS = (
+    (("nonce", "already known"), "its nonce is used already or out of order"),
+    (("cannot afford", "insufficient funds", "balance"), "the sender cannot pay for the gas"),
+    (("underpriced", "fee cap", "max fee", "priority fee", "base fee", "gas price"), "its fee is too low"),
+    (("intrinsic gas", "gas limit", "exceeds block gas", "out of gas"), "its gas limit does not fit"),
+    (("chain id", "chainid", "invalid sender", "signature"), "it is signed wrongly or for another chain"),
+)
+
+
+def node_refusal(exc: BaseException) -> str:
+    """A safe description of why a node refused a transaction (see ``_NODE_REFUSALS``)."""
+    text = str(exc).lower()
+    log.info("node refused a transaction: %s", exc)
+    for words, meaning in _NODE_REFUSALS:
+        if any(w in text for w in words):
+            return f"the node refused the transaction: {meaning}"
+    return "the node refused the transaction"
+
+
 def problem_from_stored(error: dict[str, Any], **extra: Any) -> Problem:
     """Rebuild the problem of a failed operation from what was stored."""
     rest = {k: v for k, v in error.items() if k not in {"status", "slug", "title", "detail"}}
@@ -253,6 +275,7 @@ class ProblemDocument(BaseModel):
     status: int = Field(ge=400, le=599)
     detail: str | None = None
     instance: str | None = None
+    request_id: str | None = Field(default=None, description="the X-Request-ID of the answer, for the logs")
 
 
 _PROBLEM_DESCRIPTIONS = {
@@ -333,9 +356,11 @@ def _document_problems(app: FastAPI) -> None:
 
 
 def _response(problem: Problem, request: Request) -> JSONResponse:
-    return JSONResponse(
-        problem.body(str(request.url.path)), status_code=problem.status, media_type=PROBLEM_JSON
-    )
+    body = problem.body(str(request.url.path))
+    rid = getattr(request.state, "request_id", None)  # set by the guard (services/common/guard.py)
+    if rid:
+        body["request_id"] = rid
+    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON)
 
 
 # SQLite's words for a database it cannot write or reach now; PostgreSQL's SQLSTATE classes for a
@@ -373,12 +398,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(NodeUnavailable)
     async def _node(request: Request, exc: NodeUnavailable) -> JSONResponse:
-        return _response(Problem(503, "node-unavailable", "The chain node is unavailable", str(exc)), request)
+        log.warning("node unavailable on %s: %s", request.url.path, exc)  # the node's address stays here
+        detail = "the chain node did not answer; retry later (with the same Idempotency-Key)"
+        return _response(Problem(503, "node-unavailable", "The chain node is unavailable", detail), request)
 
     @app.exception_handler(TransactionTimeout)
     async def _timeout(request: Request, exc: TransactionTimeout) -> JSONResponse:
         return _response(
-            Problem(503, "transaction-timeout", "The transaction was not mined in time", str(exc)), request
+            Problem(
+                503,
+                "transaction-timeout",
+                "The transaction was not mined in time",
+                f"transaction {exc.tx_hash} is not mined yet; its operation finishes when it is",
+            ),
+            request,
         )
 
     @app.exception_handler(DBAPIError)
@@ -442,7 +475,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # 400: FastAPI could not read the body (e.g. not UTF-8) before any validation ran.
-        slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(
+        slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
             exc.status_code, "http-error"
         )
         return _response(Problem(exc.status_code, slug, str(exc.detail)), request)

@@ -1,7 +1,7 @@
 """Configuration from environment variables with the ``XCPAY_`` prefix (pydantic-settings).
 
-Outside the ``local`` profile, default or empty secrets refuse to start: a demo default must
-never reach a real deployment by accident.
+Outside the ``local`` profile, default, empty or weak secrets refuse to start, with a message that
+says what is required: a demo default must never reach a real deployment by accident.
 """
 
 from __future__ import annotations
@@ -17,6 +17,23 @@ from chain.paths import VAR_DIR
 
 LOCAL_KEYSTORE_PASSWORD = "xcpay-local-only"
 LOCAL_IDENTITY_PEPPER = "xcpay-local-pepper"
+
+# What the production profile requires of its secrets: (least length, least distinct characters).
+# The distinct-character floor refuses "a" * 24 and its like; a generated key (``xcp_`` and 43
+# random characters) passes with room to spare.
+MIN_PASSWORD = (16, 8)
+MIN_PEPPER = (32, 12)
+MIN_ADMIN_KEY = (32, 12)
+# scrypt cost of the custodial keystores outside the local profile: 2**17 with r = 8 is 128 MiB
+# and about 0.3 s per derivation (wallets/keystore.py requires the same of its files).
+MIN_SCRYPT_N = 2**17
+
+MiB = 1024 * 1024
+
+
+def _weak(value: str | None, floor: tuple[int, int]) -> bool:
+    length, distinct = floor
+    return not value or len(value) < length or len(set(value)) < distinct
 
 
 class Settings(BaseSettings):
@@ -40,6 +57,8 @@ class Settings(BaseSettings):
     keystore_password: str = LOCAL_KEYSTORE_PASSWORD
     # scrypt cost of custodial keystores; 2**14 keeps wallet creation fast, raise it in production.
     keystore_scrypt_n: int = 2**14
+    # wallets/keystore.py's low-cost test profile ("test": scrypt n >= 2**10); refused in production.
+    keystore_cost: Literal["standard", "test"] = "standard"
 
     # Key of the HMAC that turns identity references into the hashes stored on chain (an ID
     # number has too little entropy for a bare hash).
@@ -63,17 +82,51 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
 
+    # Hostile input (services/common/guard.py). Request bodies: at most ``max_body_bytes`` (JSON
+    # routes) or ``max_upload_bytes`` (the CSV upload routes, paths ending in /csv), refused with
+    # 413 from Content-Length or while streaming; JSON nested at most ``max_json_depth`` deep.
+    max_body_bytes: int = Field(default=1 * MiB, ge=1024)
+    max_upload_bytes: int = Field(default=16 * MiB, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2, le=1000)
+    # Rate limits (token buckets, one per client address and one per API key; 429 with
+    # Retry-After). ``rate_limit`` unset: on in the production profile, off in the local one
+    # (tests, benchmarks and `make run` on one machine). Sustained requests per second and burst.
+    rate_limit: bool | None = None
+    rate_per_address_per_s: float = Field(default=50.0, gt=0)
+    rate_burst_per_address: int = Field(default=200, ge=1)
+    rate_per_key_per_s: float = Field(default=20.0, gt=0)
+    rate_burst_per_key: int = Field(default=100, ge=1)
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether the rate limits apply (see ``rate_limit``)."""
+        return self.profile == "production" if self.rate_limit is None else self.rate_limit
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
         if self.profile == "local":
             return self
         problems = []
-        if not self.keystore_password or self.keystore_password == LOCAL_KEYSTORE_PASSWORD:
-            problems.append("XCPAY_KEYSTORE_PASSWORD must be set to a non-default secret")
-        if not self.identity_pepper or self.identity_pepper == LOCAL_IDENTITY_PEPPER:
-            problems.append("XCPAY_IDENTITY_PEPPER must be set to a non-default secret")
-        if not self.admin_api_key or len(self.admin_api_key) < 24:
-            problems.append("XCPAY_ADMIN_API_KEY must be set (24 characters or more)")
+        if self.keystore_password == LOCAL_KEYSTORE_PASSWORD or _weak(self.keystore_password, MIN_PASSWORD):
+            problems.append(
+                "XCPAY_KEYSTORE_PASSWORD must be a non-default secret of at least "
+                f"{MIN_PASSWORD[0]} characters with {MIN_PASSWORD[1]} or more different ones"
+            )
+        if self.identity_pepper == LOCAL_IDENTITY_PEPPER or _weak(self.identity_pepper, MIN_PEPPER):
+            problems.append(
+                "XCPAY_IDENTITY_PEPPER must be a non-default random secret of at least "
+                f"{MIN_PEPPER[0]} characters with {MIN_PEPPER[1]} or more different ones"
+            )
+        if _weak(self.admin_api_key, MIN_ADMIN_KEY):
+            problems.append(
+                f"XCPAY_ADMIN_API_KEY must be set to a random key of at least {MIN_ADMIN_KEY[0]} "
+                f"characters with {MIN_ADMIN_KEY[1]} or more different ones"
+            )
+        n = self.keystore_scrypt_n
+        if n < MIN_SCRYPT_N or n & (n - 1):
+            problems.append(f"XCPAY_KEYSTORE_SCRYPT_N must be a power of 2, at least {MIN_SCRYPT_N} (2**17)")
+        if self.keystore_cost != "standard":
+            problems.append("XCPAY_KEYSTORE_COST=test is the test suites' low-cost profile; unset it")
         for role in ("operator", "regulator"):
             if getattr(self, f"{role}_keystore") is None:
                 problems.append(f"XCPAY_{role.upper()}_KEYSTORE must point to an encrypted keystore")

@@ -20,8 +20,10 @@ from fastapi import FastAPI
 from pydantic import Field, model_validator
 from web3 import Web3
 
-from services.common import problems
+from services.common import guard, problems
 from services.common.context import ServiceContext
+from services.common.keys import authenticate
+from services.common.models import ApiKey
 from services.common.operations import Operations
 from services.common.settings import Settings
 from services.gateway.routes import ROUTERS
@@ -115,4 +117,10 @@ def create_app(settings: GatewaySettings, *, w3: Web3 | None = None, background:
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router)
+
+    def check_key(presented: str) -> ApiKey | None:
+        with ctx.db.session() as s:
+            return authenticate(s, presented)
+
+    guard.install(app, settings, check_key)
     return app

@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
     sub.add_parser("finish-pending", help="finish pending operations once and print the counts")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("xcpay").setLevel(logging.INFO)
+    from services.common import logs
+
+    logs.configure(logging.WARNING)  # JSON lines, with the request id
 
     try:
         settings = Settings()
@@ -67,7 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = create_app(settings)
         app.state.ctx.bind_database_to_chain()  # a clear error here rather than a failed startup
-        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            log_config=None,  # uvicorn's error log through the JSON handler above
+            access_log=False,  # the guard writes one access line per request (xcpay.access)
+        )
     except (ChainMismatch, ChainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from web3 import Web3
 
-from services.common import problems
+from services.common import guard, problems
 from services.common.context import ServiceContext
 from services.common.indexer import Indexer
-from services.common.keys import ensure_admin
+from services.common.keys import authenticate, ensure_admin
+from services.common.models import ApiKey
 from services.common.operations import Operations
 from services.common.settings import Settings
 from services.operator.disbursements import Runner
@@ -92,4 +93,10 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router)
+
+    def check_key(presented: str) -> ApiKey | None:
+        with ctx.db.session() as s:
+            return authenticate(s, presented)
+
+    guard.install(app, settings, check_key)
     return app

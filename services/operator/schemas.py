@@ -16,19 +16,27 @@ class ApiKeyIn(Strict):
     label: str = Field(default="", max_length=200)
     wallet: Address | None = Field(
         default=None,
-        description="Merchant keys: the merchant's wallet (required). Checker keys: the custodial wallet "
-        "that signs their approvals. Officer keys: the village officer's custodial wallet (required), "
-        "which signs their proposals, approvals and payments.",
+        description="Merchant keys: the merchant's registered wallet (required). Checker keys: the "
+        "registered custodial wallet that signs their approvals (required). Officer keys: the village "
+        "officer's registered custodial wallet (required), which signs their proposals, approvals and "
+        "payments.",
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="after this instant (ISO 8601, time zone) the key is refused"
     )
 
     @model_validator(mode="after")
-    def _merchant_has_wallet(self) -> ApiKeyIn:
+    def _bound_keys_have_wallets(self) -> ApiKeyIn:
         if self.role == Role.MERCHANT and self.wallet is None:
             raise ValueError("a merchant key needs its merchant wallet")
+        if self.role == Role.CHECKER and self.wallet is None:
+            raise ValueError("a checker key needs the checker's custodial wallet")
         if self.role == Role.OFFICER and self.wallet is None:
             raise ValueError("an officer key needs the officer's custodial wallet")
         if self.wallet is not None and self.role not in (Role.MERCHANT, Role.CHECKER, Role.OFFICER):
             raise ValueError("only merchant, checker and officer keys speak for a wallet")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a time zone")
         return self
 
 
@@ -39,6 +47,22 @@ class ApiKeyOut(BaseModel):
     wallet: str | None = None
     key: str = Field(description="Shown once; only its hash is stored.")
     created_at: datetime
+    expires_at: datetime | None = None
+
+
+class ApiKeyInfo(BaseModel):
+    """A key as the admin lists it: never the key, never its hash; the prefix to recognise it."""
+
+    id: int
+    prefix: str
+    role: str
+    label: str
+    wallet: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+    revoked_at: datetime | None
+    active: bool
 
 
 class WalletIn(Strict):

@@ -34,8 +34,9 @@ REGULATOR, AUDITOR, OFFICER, TERMINAL, ACCESS_POINT = (
     "terminal",
     "access-point",
 )
-READERS = (OPERATOR, CHECKER, REGULATOR, AUDITOR)
-BOUND = (MERCHANT, OFFICER, TERMINAL)  # keys that speak for one wallet
+READERS = (OPERATOR, REGULATOR, AUDITOR)  # read any party's records (services.common.deps.READER_ROLES)
+# Keys that speak for one party: a wallet, and for a checker the payers it is an officer of.
+BOUND = (MERCHANT, CHECKER, OFFICER, TERMINAL)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ FASTAPI_ROUTES: dict[tuple[str, str], Rule] = {
 }
 OWN_OPERATIONS = only(
     *READERS,
-    own=(ADMIN, MERCHANT, OFFICER, TERMINAL, ACCESS_POINT),
+    own=(ADMIN, CHECKER, MERCHANT, OFFICER, TERMINAL, ACCESS_POINT),
     why="the reader roles read every operation, any other key only those it requested",
 )
 
@@ -86,6 +87,12 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/dashboard/static/{name}"): PUBLIC,
     ("GET", "/dashboard/data"): only(OPERATOR, REGULATOR, AUDITOR),
     ("POST", "/v1/api-keys"): only(ADMIN),
+    ("GET", "/v1/api-keys"): only(ADMIN),
+    ("POST", "/v1/api-keys/{key_id}/revoke"): only(ADMIN),
+    # the admin rotates any key, every other key itself only
+    ("POST", "/v1/api-keys/{key_id}/rotate"): only(
+        ADMIN, own=(OPERATOR, CHECKER, MERCHANT, REGULATOR, AUDITOR, OFFICER, TERMINAL, ACCESS_POINT)
+    ),
     ("GET", "/v1/operations/{operation_id}"): OWN_OPERATIONS,
     # wallets and cash
     ("POST", "/v1/wallets"): only(OPERATOR),
@@ -113,9 +120,10 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/disbursements"): only(OPERATOR),
     ("POST", "/v1/disbursements/csv"): only(OPERATOR),
     ("POST", "/v1/disbursements/payers/{payer}/officers"): only(OPERATOR),
-    ("GET", "/v1/disbursements/{reference}"): only(*READERS),
-    ("GET", "/v1/disbursements/{reference}/exceptions"): only(*READERS),
-    ("GET", "/v1/disbursements/{reference}/rows/{index}"): only(*READERS),
+    # a checker reads the batches of the payers it is an officer of
+    ("GET", "/v1/disbursements/{reference}"): only(*READERS, own=(CHECKER,)),
+    ("GET", "/v1/disbursements/{reference}/exceptions"): only(*READERS, own=(CHECKER,)),
+    ("GET", "/v1/disbursements/{reference}/rows/{index}"): only(*READERS, own=(CHECKER,)),
     ("POST", "/v1/disbursements/{reference}/approve"): only(CHECKER),
     ("POST", "/v1/disbursements/{reference}/cancel"): only(OPERATOR),
     ("POST", "/v1/disbursements/{reference}/execute"): only(OPERATOR),

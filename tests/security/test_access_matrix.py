@@ -20,6 +20,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -137,6 +138,7 @@ def operator_world(api: Api) -> Iterator[World]:
             "name": "dashboard.js",
             "code_id": code,  # the code routes look the code up before they decide
             "operation_id": op.json()["id"],  # the operator's: another key's for the own check
+            "key_id": MISSING,  # revoking or rotating a real key here would lock a column out
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate
@@ -313,6 +315,56 @@ def test_a_merchant_key_acts_on_its_own_codes_and_packages_only(api: Api, operat
     r = merchant.get(f"/v1/wallets/{theirs}")
     assert r.status_code == 403 and _problem(r) == "not-yours"
     assert merchant.get(f"/v1/voucher-programs/1/holders/{theirs}").status_code == 403
+    r = merchant.get(f"/v1/prepaid/packages/{MISSING}")  # a package that does not exist: no 404 oracle
+    assert r.status_code == 403 and _problem(r) == "not-your-package"
+
+
+def test_a_checker_reads_only_the_payers_it_is_an_officer_of(api: Api, operator_world: World) -> None:
+    """A checker of one payer read every payer's batches, rows (salaries) and wallets before."""
+    ends = datetime.fromtimestamp(api.w3.eth.get_block("latest")["timestamp"] + 30 * 86_400, UTC)
+    batches, checkers = {}, {}
+    for name in ("mine", "theirs"):
+        payer = api.new_wallet(kind="institution", tier=1, name=f"payer {name}")
+        worker = api.new_wallet(tier=2, name=f"worker of {name}")
+        checker_wallet = api.new_wallet(tier=2, name=f"checker of {name}")
+        role = {"account": checker_wallet, "role": "checker"}
+        _ok(api.post("operator", f"/v1/disbursements/payers/{payer}/officers", role), 200)
+        ref = f"own-{name}-{uuid.uuid4().hex[:8]}"
+        body = {
+            "reference": ref,
+            "payer": payer,
+            "purpose": "salary",
+            "ends_at": ends.isoformat(),
+            "unit": "fen",
+            "rows": [{"recipient": worker, "amount": 123_45}],
+        }
+        _ok(api.post("operator", "/v1/disbursements", body), 201)
+        batches[name] = (payer, ref, worker)
+        checkers[name] = _admin_key(api, "checker", checker_wallet)
+    checker = checkers["mine"]
+    payer, ref, worker = batches["mine"]
+    for path in (
+        f"/v1/disbursements/{ref}",
+        f"/v1/disbursements/{ref}/rows/0",
+        f"/v1/disbursements/{ref}/exceptions",
+    ):
+        assert checker.get(path).status_code == 200, path
+    assert checker.get(f"/v1/wallets/{payer}").status_code == 200  # its payer's balance
+    their_payer, their_ref, their_worker = batches["theirs"]
+    for path in (
+        f"/v1/disbursements/{their_ref}",
+        f"/v1/disbursements/{their_ref}/rows/0",
+        f"/v1/disbursements/{their_ref}/exceptions",
+        "/v1/disbursements/no-such-batch",  # the same answer as another payer's: no oracle
+    ):
+        r = checker.get(path)
+        assert r.status_code == 403 and _problem(r) == "not-your-payer", path
+    for wallet in (their_payer, their_worker, worker):  # nor anyone's balance and name
+        r = checker.get(f"/v1/wallets/{wallet}")
+        assert r.status_code == 403 and _problem(r) == "not-yours", wallet
+    r = checker.get(f"/v1/operations/{operator_world.params['operation_id']}")
+    assert r.status_code == 403 and _problem(r) == "not-yours"
+    assert api.auditor.get(f"/v1/disbursements/{their_ref}").status_code == 200  # the readers still read
 
 
 def test_another_keys_operation_is_refused_to_a_bound_key(api: Api, operator_world: World) -> None:
@@ -327,8 +379,10 @@ def test_an_officer_reads_only_its_own_collectives(api: Api) -> None:
     mine, outsider = api.new_wallet(name="officer a"), api.new_wallet(name="officer b")
     cid = _ok(api.post("regulator", "/v1/collectives", _collective_body(mine)), 201)["collective_id"]
     assert _admin_key(api, "officer", mine).get(f"/v1/collectives/{cid}").status_code == 200
-    r = _admin_key(api, "officer", outsider).get(f"/v1/collectives/{cid}")
-    assert r.status_code == 403 and _problem(r) == "not-your-collective"
+    stranger = _admin_key(api, "officer", outsider)
+    for unknown in (cid, MISSING):  # another's, and one that does not exist: the same answer
+        r = stranger.get(f"/v1/collectives/{unknown}")
+        assert r.status_code == 403 and _problem(r) == "not-your-collective", unknown
 
 
 def _collective_body(officer: str) -> dict[str, Any]:
@@ -350,13 +404,21 @@ def test_a_terminal_reads_itself_and_its_merchants_mandates_only(
     other_merchant = gw.merchant(5812)
     other_id, other_terminal = gw.terminal(other_merchant)
     assert terminal.get(f"/v1/terminals/{own['terminal_id']}").status_code == 200
-    r = terminal.get(f"/v1/terminals/{other_id}")
-    assert r.status_code == 403 and _problem(r) == "forbidden-role"
+    # another's and one that does not exist: the same answer (decided before any lookup)
+    for unknown in (other_id, "T-00000000"):
+        r = terminal.get(f"/v1/terminals/{unknown}")
+        assert r.status_code == 403 and _problem(r) == "not-your-terminal", unknown
     upload = gateway_world.params["upload_id"]
     assert terminal.get(f"/v1/offline-payments/{upload}").status_code == 200
-    assert other_terminal.get(f"/v1/offline-payments/{upload}").status_code == 403
+    for unknown, client in ((upload, other_terminal), (MISSING, terminal)):
+        r = client.get(f"/v1/offline-payments/{unknown}")
+        assert r.status_code == 403 and _problem(r) == "not-your-upload", unknown
+    assert gw.clients["operator"].get(f"/v1/offline-payments/{MISSING}").status_code == 404
     mandate = gateway_world.params["mandate_id"]
     assert terminal.get(f"/v1/mandates/{mandate}").status_code == 200
+    for path in (f"/v1/mandates/{MISSING}", f"/v1/mandates/{mandate}"):
+        r = other_terminal.get(path)
+        assert r.status_code == 403 and _problem(r) == "not-your-merchant", path
     before = gateway_world.fingerprint()
     r = other_terminal.post(
         f"/v1/mandates/{mandate}/pulls",

@@ -27,6 +27,7 @@ from sqlalchemy import select, text
 
 from chain.accounts import DEV_MNEMONIC
 from services.common.keys import hash_key
+from services.common.logs import JsonFormatter
 from services.common.models import ApiKey, AuditEntry, Base, Wallet
 from services.common.settings import LOCAL_KEYSTORE_PASSWORD, Settings
 from services.operator.app import create_app
@@ -35,6 +36,7 @@ from tests.services.conftest import ADMIN_KEY, Api
 from wallets import keystore
 from wallets.hardwallet import HardWallet
 
+JSON_LINES = JsonFormatter()
 LOGGERS = ("xcpay", "uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy.engine", "web3", "fastapi")
 
 
@@ -50,6 +52,7 @@ class Collect(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.names.add(record.name)
         self.lines.append(self.format(record))
+        self.lines.append(JSON_LINES.format(record))  # as the services write them: every field
 
 
 @dataclass
@@ -106,7 +109,8 @@ def flows(api: Api, gateway: Gateway, logs: Collect) -> Secrets:
     idem = {"Idempotency-Key": str(uuid.uuid4())}
 
     # operator: keys for roles, custodial wallets, cash moved by custodial signatures
-    for role, wallet in (("operator", None), ("auditor", None), ("merchant", "0x" + "00" * 19 + "42")):
+    shop = api.new_wallet(kind="merchant", tier=2, category=5999, name="secrets shop")
+    for role, wallet in (("operator", None), ("auditor", None), ("merchant", shop)):
         r = _hold(
             s, api.admin.post("/v1/api-keys", json={"role": role, "wallet": wallet}), hands_out_a_key=True
         )
@@ -179,6 +183,10 @@ def test_logging_was_captured_at_debug(flows: Secrets, logs: Collect) -> None:
     assert "uvicorn.access" in logs.names and any("/v1/issuance" in line for line in logs.lines)
     assert "sqlalchemy.engine.Engine" in logs.names
     assert any("api_keys" in line for line in logs.lines)
+    # the guard's access log: one JSON line per request, with the request id and the key's id
+    access = [json.loads(line) for line in logs.lines if line.startswith("{") and '"xcpay.access"' in line]
+    assert any(a["path"] == "/v1/issuance" and a["key_id"] and a["request_id"] for a in access)
+    assert any(a["status"] == 401 and a["key_id"] is None for a in access)
 
 
 def test_no_secret_in_any_log_line(flows: Secrets, logs: Collect) -> None:
@@ -280,12 +288,15 @@ def test_keystore_files_hold_neither_the_key_nor_the_password(tmp_path: Path, ap
     password = "pw-" + secrets.token_urlsafe(16)
     key = secrets.token_bytes(32)
     domain = api.app.state.ctx.hardwallet.domain
-    card = HardWallet(key, domain)
+    issuer = secrets.token_bytes(32)
+    card = HardWallet(key, domain, issuer_secret=issuer)
     files = {
         "key": keystore.save(
             tmp_path / "key.json", keystore.encrypt_key(key, password, cipher=cipher, scrypt_n=2**12)
         ),
-        "card": keystore.save(tmp_path / "card.json", card.save(password, cipher=cipher, scrypt_n=2**12)),
+        "card": keystore.save(
+            tmp_path / "card.json", card.save(password, issuer_secret=issuer, cipher=cipher, scrypt_n=2**12)
+        ),
         "v3": keystore.save(tmp_path / "v3.json", keystore.to_v3(key, password, scrypt_n=2**12)),
     }
     for name, path in files.items():
@@ -295,7 +306,8 @@ def test_keystore_files_hold_neither_the_key_nor_the_password(tmp_path: Path, ap
         assert path.stat().st_mode & 0o077 == 0, f"{name}: readable by others"
     # and they do hold the key, sealed: the files open with the password
     assert keystore.load_key(files["key"], password) == key == keystore.load_key(files["v3"], password)
-    assert HardWallet.restore(keystore.load(files["card"]), password).address == card.address
+    restored = HardWallet.restore(keystore.load(files["card"]), password, issuer_secret=issuer)
+    assert restored.address == card.address
     assert key.hex() not in repr(card)
 
 

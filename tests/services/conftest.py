@@ -103,13 +103,17 @@ def api(db_kind: str, compiled: CompileResult, tmp_path_factory: pytest.TempPath
         with ServerThread(app, port):
             admin = httpx.Client(base_url=url, headers={"X-API-Key": ADMIN_KEY}, timeout=60)
             clients = {"admin": admin, "anonymous": httpx.Client(base_url=url, timeout=60)}
+            api = Api(url, w3, app, clients)
             for role in ("operator", "checker", "merchant", "regulator", "auditor"):
                 body = {"role": role, "label": f"test {role}"}
+                # keys that speak for a wallet name a registered one (refused otherwise)
                 if role == "merchant":
-                    body["wallet"] = "0x" + "00" * 19 + "99"  # a merchant key speaks for one wallet
+                    body["wallet"] = api.new_wallet(kind="merchant", tier=2, category=5999, name="key shop")
+                if role == "checker":
+                    body["wallet"] = api.new_wallet(tier=2, name="test checker")
                 r = admin.post("/v1/api-keys", json=body)
                 assert r.status_code == 201, r.text
                 clients[role] = httpx.Client(base_url=url, headers={"X-API-Key": r.json()["key"]}, timeout=60)
-            yield Api(url, w3, app, clients)
+            yield api
             for c in clients.values():
                 c.close()

@@ -35,20 +35,65 @@ class TestSettings:
         ):
             assert name in message
 
-    def test_production_starts_with_real_secrets(self, tmp_path: Path) -> None:
+    STRONG = {  # noqa: RUF012 - read only
+        "keystore_password": "correct horse battery staple",
+        "identity_pepper": "f3a9c1e07b5d24681a2b3c4d5e6f7081",
+        "admin_api_key": "xcp_Qm9vZ3xhZG1pbi1rZXktZm9yLXRlc3Rz",
+        "keystore_scrypt_n": 2**17,
+        "keystore_cost": "standard",  # tests/conftest.py sets the test profile in the environment
+    }
+
+    def _production(self, tmp_path: Path, **overrides: object) -> Settings:
         ks = tmp_path / "k.json"
         ks.write_text("{}")
-        s = Settings(
-            profile="production",
-            keystore_password="a-real-secret",
-            identity_pepper="another-secret",
-            admin_api_key="x" * 32,
-            operator_keystore=ks,
-            operator_password="p",
-            regulator_keystore=ks,
-            regulator_password_file=ks,
+        values = {
+            **self.STRONG,
+            "operator_keystore": ks,
+            "operator_password": "p",
+            "regulator_keystore": ks,
+            "regulator_password_file": ks,
+            **overrides,
+        }
+        return Settings(profile="production", **values)  # type: ignore[arg-type]
+
+    def test_production_starts_with_real_secrets(self, tmp_path: Path) -> None:
+        s = self._production(tmp_path)
+        assert s.profile == "production" and s.rate_limited
+
+    @pytest.mark.parametrize(
+        ("field", "weak", "named", "required"),
+        [
+            ("keystore_password", "p", "XCPAY_KEYSTORE_PASSWORD", "at least 16 characters"),
+            ("keystore_password", "aaaaaaaaaaaaaaaaaaaa", "XCPAY_KEYSTORE_PASSWORD", "8 or more different"),
+            ("identity_pepper", "x", "XCPAY_IDENTITY_PEPPER", "at least 32 characters"),
+            ("admin_api_key", "a" * 24, "XCPAY_ADMIN_API_KEY", "at least 32 characters"),
+            ("admin_api_key", "ab" * 20, "XCPAY_ADMIN_API_KEY", "12 or more different"),
+            ("keystore_scrypt_n", 2, "XCPAY_KEYSTORE_SCRYPT_N", "at least 131072"),
+            ("keystore_scrypt_n", 2**14, "XCPAY_KEYSTORE_SCRYPT_N", "at least 131072"),
+            ("keystore_scrypt_n", 2**17 + 1, "XCPAY_KEYSTORE_SCRYPT_N", "a power of 2"),
+            ("keystore_cost", "test", "XCPAY_KEYSTORE_COST", "unset it"),
+        ],
+    )
+    def test_production_refuses_weak_values_saying_what_is_required(
+        self, tmp_path: Path, field: str, weak: object, named: str, required: str
+    ) -> None:
+        with pytest.raises(ValueError) as info:
+            self._production(tmp_path, **{field: weak})
+        message = str(info.value)
+        assert named in message and required in message
+        others = (
+            "KEYSTORE_PASSWORD",
+            "IDENTITY_PEPPER",
+            "ADMIN_API_KEY",
+            "KEYSTORE_SCRYPT_N",
+            "KEYSTORE_COST",
         )
-        assert s.profile == "production"
+        assert [o for o in others if f"XCPAY_{o}" in message] == [named.removeprefix("XCPAY_")]
+
+    def test_the_local_profile_keeps_its_demo_defaults_and_no_rate_limit(self) -> None:
+        s = Settings()
+        assert s.keystore_scrypt_n == 2**14 and not s.rate_limited
+        assert Settings(rate_limit=True).rate_limited
 
     def test_local_profile_has_working_defaults(self) -> None:
         assert Settings().database_url.startswith("sqlite:///")

@@ -291,8 +291,11 @@ def test_maker_checker_and_roles(api: Api, payroll: Payroll) -> None:
         headers={"X-API-Key": key, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert_problem(r, 403, "not-a-checker")
-    # a checker key without a wallet
-    assert_problem(api.post("checker", f"/v1/disbursements/{ref}/approve"), 422, "checker-without-wallet")
+    # a checker key without a wallet, or with one the service does not hold, is refused at creation
+    assert_problem(api.admin.post("/v1/api-keys", json={"role": "checker"}), 422, "invalid-request")
+    unknown = "0x" + "00" * 19 + "99"
+    r = api.admin.post("/v1/api-keys", json={"role": "checker", "wallet": unknown})
+    assert_problem(r, 422, "not-a-custodial-wallet")
     # execution before approval
     assert_problem(api.operator.post(f"/v1/disbursements/{ref}/execute", json={}), 409, "batch-not-approved")
     # merchants cannot create; nobody anonymous reads

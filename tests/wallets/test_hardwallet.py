@@ -25,6 +25,7 @@ from wallets import keystore
 from wallets.hardwallet import (
     CardForm,
     CardRefused,
+    ExportRefused,
     HardWallet,
     InsufficientOfflineBalance,
     OverOfflineCap,
@@ -32,6 +33,7 @@ from wallets.hardwallet import (
 from wallets.terminal import Terminal, TerminalError
 
 N = 2**10
+ISSUER = b"issuer-secret-of-the-test-cards"
 KEY = bytes.fromhex("8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f")
 DOMAIN = PaymentDomain(131277322940537, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 OTHER_CHAIN = PaymentDomain(1, DOMAIN.verifying_contract)
@@ -41,7 +43,7 @@ OTHER_SHOP = Account.from_key(b"\x06" * 32).address
 
 
 def card(balance: int = 500_00, cap: int = 200_00, form: CardForm = CardForm.CARD) -> HardWallet:
-    hw = HardWallet(KEY, DOMAIN, form=form, offline_cap=cap, serial="HW-TEST")
+    hw = HardWallet(KEY, DOMAIN, form=form, offline_cap=cap, serial="HW-TEST", issuer_secret=ISSUER)
     if balance:
         hw.credit(balance)
     return hw
@@ -139,9 +141,9 @@ class TestSaveRestore:
     def test_restored_card_carries_on(self, cipher: str) -> None:
         hw = card(form=CardForm.SIM)
         hw.sign_payment(SHOP, 10_00, 1)
-        image = hw.save("pin-1234", cipher=cipher, scrypt_n=N)
+        image = hw.save("pin-1234", issuer_secret=ISSUER, cipher=cipher, scrypt_n=N)
         assert image["cipher"] == cipher and KEY.hex() not in json.dumps(image)
-        back = HardWallet.restore(json.dumps(image), "pin-1234")
+        back = HardWallet.restore(json.dumps(image), "pin-1234", issuer_secret=ISSUER)
         assert (
             back.address,
             back.form,
@@ -161,21 +163,22 @@ class TestSaveRestore:
         assert back.sign_payment(SHOP, 1_00, 2).payment.counter == 2
 
     def test_wrong_pin_tampered_and_truncated_images_fail_clearly(self) -> None:
-        image = card().save("pin-1234", scrypt_n=N)
+        image = card().save("pin-1234", issuer_secret=ISSUER, scrypt_n=N)
         with pytest.raises(keystore.WrongPassword):
-            HardWallet.restore(image, "pin-0000")
+            HardWallet.restore(image, "pin-0000", issuer_secret=ISSUER)
         altered = {
             **image,
             "ciphertext": image["ciphertext"][:-2] + format(int(image["ciphertext"][-2:], 16) ^ 1, "02x"),
         }
         with pytest.raises(keystore.KeystoreTampered):
-            HardWallet.restore(altered, "pin-1234")
+            HardWallet.restore(altered, "pin-1234", issuer_secret=ISSUER)
         with pytest.raises(keystore.KeystoreCorrupt):
-            HardWallet.restore(json.dumps(image)[:-5], "pin-1234")
+            HardWallet.restore(json.dumps(image)[:-5], "pin-1234", issuer_secret=ISSUER)
 
     def test_a_key_keystore_is_not_a_card_image(self) -> None:
         with pytest.raises(keystore.UnsupportedKeystore):
-            HardWallet.restore(keystore.encrypt_key(KEY, "pin-1234", scrypt_n=N), "pin-1234")
+            key_file = keystore.encrypt_key(KEY, "pin-1234", scrypt_n=N)
+            HardWallet.restore(key_file, "pin-1234", issuer_secret=ISSUER)
 
 
 def fake_uploader(outcomes: dict[tuple[str, int], PaymentOutcome], sent: list[int]):
@@ -254,3 +257,34 @@ class TestTerminal:
         a.save_queue(tmp_path / "queue.jsonl")
         assert b.load_queue(tmp_path / "queue.jsonl") == 2 and b.pending == a.pending
         assert b.import_lines(a.export().splitlines()) == 0
+
+
+class TestIssuerSecret:
+    """The simulator's save/restore door needs the issuer's secret, so a demo cannot clone a card
+    by accident; a card personalised without one never exports its key (as a secure element)."""
+
+    def test_a_card_without_an_issuer_secret_never_exports(self) -> None:
+        for hw in (HardWallet(KEY, DOMAIN), HardWallet.issue(DOMAIN)):
+            with pytest.raises(ExportRefused, match="without an issuer secret"):
+                hw.save("pin-1234", issuer_secret=ISSUER, scrypt_n=N)
+
+    def test_the_wrong_issuer_secret_neither_saves_nor_restores(self) -> None:
+        hw = card()
+        with pytest.raises(ExportRefused, match="wrong issuer secret"):
+            hw.save("pin-1234", issuer_secret=b"not-the-issuer-secret", scrypt_n=N)
+        image = hw.save("pin-1234", issuer_secret=ISSUER, scrypt_n=N)
+        with pytest.raises(ExportRefused, match="wrong issuer secret"):
+            HardWallet.restore(image, "pin-1234", issuer_secret=b"not-the-issuer-secret")
+
+    def test_a_restored_card_keeps_needing_the_secret(self) -> None:
+        image = card().save("pin-1234", issuer_secret=ISSUER, scrypt_n=N)
+        back = HardWallet.restore(image, "pin-1234", issuer_secret=ISSUER)
+        with pytest.raises(ExportRefused):
+            back.save("pin-1234", issuer_secret=b"x" * 16, scrypt_n=N)
+        assert back.save("pin-1234", issuer_secret=ISSUER, scrypt_n=N)["kind"] == "xcpay-hardwallet"
+
+    def test_the_docstring_says_it_is_a_simulator(self) -> None:
+        import wallets.hardwallet as module
+
+        assert module.__doc__ is not None and "SIMULATOR" in module.__doc__
+        assert "secure element" in module.__doc__

@@ -250,3 +250,42 @@ class TestFiles:
     def test_missing_file_is_a_keystore_error(self, tmp_path: Path) -> None:
         with pytest.raises(KeystoreError, match="cannot read"):
             keystore.load_key(tmp_path / "absent.json", PASSWORD)
+
+
+class TestWeakKeyDerivation:
+    """Weak KDF parameters are refused on write and warned about on read (outside the test
+    profile that tests/conftest.py sets, which only lowers the floor to n = 2**10)."""
+
+    @pytest.fixture
+    def standard_cost(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv(keystore.COST_ENV, raising=False)
+
+    @pytest.mark.usefixtures("standard_cost")
+    def test_writing_below_the_floor_is_refused_saying_what_is_required(self) -> None:
+        for write in (
+            lambda: keystore.encrypt_key(KEY, PASSWORD, scrypt_n=2**16),
+            lambda: keystore.seal(b"card", PASSWORD, kind="note", scrypt_n=2**12),
+            lambda: keystore.to_v3(KEY, PASSWORD, scrypt_n=2**16),
+        ):
+            with pytest.raises(keystore.WeakKeystore, match=r"use n >= 131072"):
+                write()
+
+    def test_the_test_profile_lowers_the_floor_only_to_2_to_the_10(self) -> None:
+        assert keystore.min_scrypt_n() == 2**10
+        with pytest.raises(keystore.WeakKeystore):
+            keystore.encrypt_key(KEY, PASSWORD, scrypt_n=2**9)
+
+    def test_reading_weak_keystores_warns(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        weak = keystore.encrypt_key(KEY, PASSWORD, scrypt_n=N)  # written in the test profile
+        v3_scrypt = keystore.to_v3(KEY, PASSWORD, scrypt_n=N)
+        v3_pbkdf2 = dict(Account.encrypt(KEY, PASSWORD, kdf="pbkdf2", iterations=100_000))
+        monkeypatch.delenv(keystore.COST_ENV)
+        for doc in (weak, v3_scrypt, v3_pbkdf2):
+            with pytest.warns(keystore.WeakKeystoreWarning, match="re-encrypt"):
+                assert keystore.decrypt_key(doc, PASSWORD) == KEY  # still opens: a warning, not a refusal
+
+    @pytest.mark.usefixtures("standard_cost")
+    def test_the_default_parameters_pass_without_a_warning(self, recwarn: pytest.WarningsRecorder) -> None:
+        doc = keystore.encrypt_key(KEY, PASSWORD)
+        assert keystore.decrypt_key(doc, PASSWORD) == KEY
+        assert not [w for w in recwarn if issubclass(w.category, keystore.WeakKeystoreWarning)]

@@ -198,14 +198,25 @@ def upload_batch(
 
 @router.get("/{upload_id}")  # ids are a 32-bit INTEGER column on PostgreSQL
 def get_upload(upload_id: Annotated[int, Path(ge=1, lt=2**31)], ctx: CtxDep, key: ApiKeyDep) -> UploadOut:
-    """An upload and its results (the terminal that uploaded it, the operator, the auditor)."""
-    with ctx.db.session() as s:
-        upload = s.get(OfflineUpload, upload_id)
-        terminal = s.get(GatewayTerminal, upload.terminal_id) if upload else None
-    if upload is None or terminal is None:
-        raise Problem(404, "upload-not-found", "Upload not found", str(upload_id))
-    if key.role not in (Role.OPERATOR, Role.AUDITOR) and key.id != terminal.api_key_id:
+    """An upload and its results (the terminal that uploaded it, the operator, the auditor).
+    Decided before the answer can tell anything: a terminal gets the same 403 for another
+    terminal's upload and for an id that does not exist (upload ids are sequential)."""
+    if key.role in (Role.OPERATOR, Role.AUDITOR):
+        with ctx.db.session() as s:
+            upload = s.get(OfflineUpload, upload_id)
+        if upload is None:
+            raise Problem(404, "upload-not-found", "Upload not found", str(upload_id))
+        return _out(ctx, upload, replayed=False)
+    if key.role != Role.TERMINAL:
         raise Problem(403, "forbidden-role", "Only the uploading terminal, the operator or the auditor")
+    with ctx.db.session() as s:
+        upload = s.scalar(
+            select(OfflineUpload)
+            .join(GatewayTerminal, GatewayTerminal.id == OfflineUpload.terminal_id)
+            .where(OfflineUpload.id == upload_id, GatewayTerminal.api_key_id == key.id)
+        )
+    if upload is None:
+        raise Problem(403, "not-your-upload", "A terminal reads only its own uploads", str(upload_id))
     return _out(ctx, upload, replayed=False)
 
 

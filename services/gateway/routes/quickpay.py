@@ -20,6 +20,7 @@ from chain.exceptions import ContractError
 from services.common.context import ServiceContext
 from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey, OpsDep
 from services.common.keys import Role
+from services.common.models import ApiKey
 from services.common.operations import Call, builder, perform
 from services.common.problems import Problem, contract_problem
 from services.common.schemas import OperationOut, respond
@@ -30,11 +31,23 @@ router = APIRouter(prefix="/v1/mandates", tags=["quick-pay"])
 MandateId = Annotated[int, Path(ge=1, lt=2**63)]
 
 
-def _mandate(ctx: ServiceContext, mandate_id: int) -> Any:
+_MANDATE_READERS = (Role.OPERATOR, Role.AUDITOR, Role.REGULATOR, Role.MERCHANT, Role.TERMINAL)
+_BOUND = (Role.MERCHANT, Role.TERMINAL)
+
+
+def _mandate(ctx: ServiceContext, mandate_id: int, key: ApiKey | None = None) -> Any:
+    """The mandate. For a merchant's or terminal's ``key``, one of another merchant and one that
+    does not exist are the same 403 (mandate ids are sequential: a 404 would tell which exist)."""
     try:
-        return ctx.quickpay.mandate(mandate_id)
+        m = ctx.quickpay.mandate(mandate_id)
     except ContractError as exc:
-        raise contract_problem(exc) from None
+        if key is not None and key.role in _BOUND and exc.name == "QuickPayUnknownMandate":
+            m = None
+        else:
+            raise contract_problem(exc) from None
+    if key is not None and key.role in _BOUND and (m is None or key.wallet != m.merchant):
+        raise Problem(403, "not-your-merchant", "A merchant's key reads and pulls only its own mandates")
+    return m
 
 
 @router.post("", status_code=201, responses={202: {"model": MandateOpOut}})
@@ -63,11 +76,9 @@ def _grant(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 @router.get("/{mandate_id}")
 def get_mandate(mandate_id: MandateId, ctx: CtxDep, key: ApiKeyDep) -> MandateOut:
     """A mandate as stored on chain, with what it pulled today (Beijing day)."""
-    m = _mandate(ctx, mandate_id)
-    if key.role in (Role.MERCHANT, Role.TERMINAL) and key.wallet != m.merchant:
-        raise Problem(403, "not-your-merchant", "A merchant's key reads only its own mandates")
-    if key.role not in (Role.OPERATOR, Role.AUDITOR, Role.REGULATOR, Role.MERCHANT, Role.TERMINAL):
+    if key.role not in _MANDATE_READERS:
         raise Problem(403, "forbidden-role", "This key's role may not read mandates")
+    m = _mandate(ctx, mandate_id, key)
     return MandateOut(
         id=m.id,
         holder=m.holder,
@@ -93,12 +104,9 @@ def pull(
 ) -> OperationOut:
     """Pull ``amount_fen`` for the order ``reference`` (the mandate's merchant key, one of its
     terminals, or the operator). The merchant's wallet must be custodial."""
-    m = _mandate(ctx, mandate_id)
-    if key.role in (Role.MERCHANT, Role.TERMINAL):
-        if key.wallet != m.merchant:
-            raise Problem(403, "not-your-merchant", "A merchant's key pulls only its own mandates")
-    elif key.role != Role.OPERATOR:
+    if key.role not in (Role.OPERATOR, *_BOUND):
         raise Problem(403, "forbidden-role", "Only the merchant, its terminals or the operator pull")
+    m = _mandate(ctx, mandate_id, key)
     ctx.custodial(m.merchant)
     request = {
         "mandate": mandate_id,

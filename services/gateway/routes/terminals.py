@@ -119,11 +119,16 @@ def _get(ctx: ServiceContext, terminal_id: str) -> GatewayTerminal:
 
 @router.get("/{terminal_id}")
 def get_terminal(terminal_id: TerminalId, ctx: CtxDep, key: ApiKeyDep) -> TerminalOut:
-    """A terminal (the operator, or the terminal itself)."""
-    row = _get(ctx, terminal_id)
-    if key.role != Role.OPERATOR and key.id != row.api_key_id:
+    """A terminal (the operator, or the terminal itself). Decided before any lookup: a key other
+    than the operator's learns nothing about which terminal ids exist."""
+    if key.role == Role.TERMINAL:
+        own = terminal_of(ctx, key)
+        if own.id != terminal_id:
+            raise Problem(403, "not-your-terminal", "A terminal reads only itself", terminal_id)
+        return _out(ctx, own)
+    if key.role != Role.OPERATOR:
         raise Problem(403, "forbidden-role", "Only the operator or the terminal itself may read it")
-    return _out(ctx, row)
+    return _out(ctx, _get(ctx, terminal_id))
 
 
 @router.post("/{terminal_id}/revoke")

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
 from chain.clients.collective import AssetKind, OfficerRole, ProposalState
+from chain.exceptions import ContractError
 from services.common.context import ServiceContext
 from services.common.deps import (
     CtxDep,
@@ -787,8 +788,17 @@ def _income(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def _readable(ctx: ServiceContext, key: ApiKey, cid: int) -> None:
-    """Officer keys read only the collectives they are an officer of."""
-    if key.role == Role.OFFICER and key.wallet not in ctx.collective.officers(cid):
+    """Officer keys read only the collectives they are an officer of; one that does not exist is
+    the same 403 (collective ids are sequential: a 404 would tell which exist)."""
+    if key.role != Role.OFFICER:
+        return
+    try:
+        officers = ctx.collective.officers(cid)
+    except ContractError as exc:
+        if exc.name != "CollectiveUnknown":
+            raise
+        officers = {}
+    if key.wallet not in officers:
         raise Problem(403, "not-your-collective", "Not an officer of this collective", f"collective {cid}")
 
 
@@ -861,9 +871,9 @@ def get_collective(
 ) -> CollectiveOut:
     """The collective as the chain holds it: officers, rules, the current year's lines (budget,
     spent, left), balance and totals, its register of assets with their income, every income paid in."""
+    _readable(ctx, key, collective_id)  # before the lookup: an officer learns nothing of others
     client = ctx.collective
     c = client.collective(collective_id)
-    _readable(ctx, key, collective_id)
     events = _events(ctx, indexer, ("AssetRegistered", "IncomeRecorded"))
     clock = _Clock(ctx)
     descriptions = _texts(ctx, "collective.register_asset", "AssetRegistered", "assetId", collective_id)
@@ -931,8 +941,8 @@ def list_proposals(
     """Every proposal of the collective, oldest first: its state now, who approved and when, its
     times (proposed, ready, executable, expiry, closed), the purpose and evidence hashes and its
     history of events; with totals by year and budget line."""
-    c = ctx.collective.collective(collective_id)
     _readable(ctx, key, collective_id)
+    c = ctx.collective.collective(collective_id)
     events = _events(ctx, indexer, (*PROPOSAL_EVENTS, "BudgetLineSet"))
     line_names = _line_names(events, collective_id)
     ids = [
@@ -1069,8 +1079,8 @@ def get_proposal(
     key: CollectiveReaderKey,
 ) -> ProposalOut:
     """One proposal, as in the list."""
-    _check_proposal(ctx, collective_id, proposal_id)
     _readable(ctx, key, collective_id)
+    _check_proposal(ctx, collective_id, proposal_id)
     events = _events(ctx, indexer, (*PROPOSAL_EVENTS, "BudgetLineSet"))
     line_names = _line_names(events, collective_id)
     mine = [e for e in events if e.name != "BudgetLineSet" and e.args.get("proposalId") == proposal_id]

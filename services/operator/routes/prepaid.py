@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from chain.exceptions import ContractError
 from services.common.context import ServiceContext
 from services.common.deps import (
     ApiKeyDep,
@@ -296,7 +297,12 @@ def _visible(key: ApiKey, merchant: str | None) -> None:
 def get_package(package_id: PackageId, ctx: CtxDep, indexer: IndexerDep, key: ApiKeyDep) -> PackageOut:
     """A package as the chain holds it, with its history of events. A merchant key sees only its own."""
     _visible(key, None)
-    p = ctx.prepaid.package(package_id)
+    try:
+        p = ctx.prepaid.package(package_id)
+    except ContractError as exc:  # a merchant learns nothing of packages not its own, even if any exist
+        if key.role == Role.MERCHANT and exc.name == "PrepaidUnknownPackage":
+            raise Problem(403, "not-your-package", "This package belongs to another merchant") from None
+        raise
     _visible(key, p.merchant)
     indexer.catch_up()
     with ctx.db.session() as s:

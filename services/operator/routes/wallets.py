@@ -8,7 +8,15 @@ from fastapi import APIRouter, Response
 
 from chain.clients.token import UNLIMITED, Kind
 from services.common.context import ServiceContext
-from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey, OpsDep, reader_or_owner
+from services.common.deps import (
+    ApiKeyDep,
+    CtxDep,
+    IdempotencyKey,
+    OperatorKey,
+    OpsDep,
+    officer_of_payer,
+    reader_or_owner,
+)
 from services.common.models import Wallet
 from services.common.operations import Call, builder, perform
 from services.common.problems import Problem
@@ -84,8 +92,9 @@ def _register(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 @router.get("/{address}")
 def get_wallet(address: Address, ctx: CtxDep, key: ApiKeyDep) -> WalletOut:
     """Balance, tier, limits, what is left of today's cap, frozen flag (read from the chain).
-    The reader roles read any wallet; a key bound to a wallet reads only that one."""
-    reader_or_owner(key, key.wallet == address)
+    The reader roles read any wallet; a key bound to a wallet reads only that one, and a checker
+    key also the payers it is an officer of."""
+    reader_or_owner(key, key.wallet == address or officer_of_payer(ctx, key, address))
     info = ctx.cash.wallet(address)
     with ctx.db.session() as s:
         row = s.get(Wallet, address)

@@ -426,7 +426,8 @@ def holder_payments(events: list[Event]) -> list[HolderPayment]:
     holder (directly, or through the card, package or mandate registered earlier): card
     settlements (and the covered part of a shortfall), prepaid releases (consume and claim),
     quick-pay pulls, voucher spends; and the token's ``PaidFor(family, owner, to, amount)`` where
-    the contracts emit it (the same payment seen twice is kept once)."""
+    the contracts emit it (the same payment seen twice is kept once; money going back to its own
+    owner, a refund, is no payment)."""
     card_holder: dict[str, str] = {}
     package: dict[int, tuple[str, str]] = {}
     mandate: dict[int, str] = {}
@@ -459,7 +460,7 @@ def holder_payments(events: list[Event]) -> list[HolderPayment]:
                 paid(e, i, mandate[a["id"]], a["merchant"], a["amount"], True)
             case ("VoucherProgrammes", "Spent"):
                 paid(e, i, a["holder"], a["merchant"], a["bill"], True)
-            case ("DigitalCash", "PaidFor"):
+            case ("DigitalCash", "PaidFor") if a["owner"] != a["to"]:  # not a refund to its owner
                 paid(e, i, a["owner"], a["to"], a["amount"], False)
     return list(found.values())
 
@@ -535,12 +536,13 @@ def check_transaction_counted_once(ops: Any, code_payments: Any) -> list[Discrep
 
 
 def check_reference_paid_once(codes: dict[str, Any], code_payments: Any) -> list[Discrepancy]:
-    """A merchant's bill reference is paid once: at most one code with it has a confirmed payment."""
+    """A merchant's bill reference is paid once: at most one code with it has a confirmed payment
+    (or a card shortfall, which paid part of it)."""
     paid_codes: dict[tuple[str, str], set[str]] = defaultdict(set)
     tx: dict[str, str | None] = {}
     for p in code_payments:
         code = codes.get(p.code_id)
-        if code is not None and code.reference is not None and p.status == "confirmed":
+        if code is not None and code.reference is not None and p.status in ("confirmed", "shortfall"):
             paid_codes[(code.merchant, code.reference)].add(code.id)
             tx.setdefault(code.id, p.tx_hash)
     return [

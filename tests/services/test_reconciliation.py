@@ -400,6 +400,9 @@ def test_every_family_payment_names_its_owner_and_payee() -> None:
         ]
     )
     assert [(p.source, p.merchant_only) for p in both] == [("DigitalCash.PaidFor", True)]
+    # a refund (the owner's money back to the owner) is no payment on the owner's behalf
+    refund = ev("DigitalCash", "PaidFor", "7", family=CARD, owner=HOLDER, to=HOLDER, amount=5)
+    assert holder_payments([*registered(), refund]) == []
 
 
 def test_a_payment_for_an_owner_frozen_at_that_block_is_named_in_every_family() -> None:

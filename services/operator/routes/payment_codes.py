@@ -222,7 +222,8 @@ def create_code(
             s.rollback()
             if idem is not None and (earlier := _created_with(ctx, key, idem, digest)) is not None:
                 return _out(ctx, earlier)
-            assert body.reference is not None  # the only other unique column
+            if body.reference is None:  # no other unique column can clash: a fault, not a conflict
+                raise
             raise _reference_in_use(ctx, body.merchant, body.reference) from None
     return _out(ctx, code_id)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -466,7 +466,10 @@ def holder_payments(events: list[Event]) -> list[HolderPayment]:
 
 
 def code_payment_records(
-    codes: dict[str, Any], payments: list[Any], by_tx: dict[str, list[Event]], events: list[Event]
+    codes: dict[str, PaymentCode],
+    payments: Sequence[CodePayment],
+    by_tx: dict[str, list[Event]],
+    events: list[Event],
 ) -> list[HolderPayment]:
     """Confirmed payments of payment codes: the payer paid the code's merchant (a merchant scene)."""
     position = {id(e): i for i, e in enumerate(events)}
@@ -499,7 +502,9 @@ def wallet_kinds(events: list[Event]) -> dict[str, int]:
     }
 
 
-def check_transaction_counted_once(ops: Any, code_payments: Any) -> list[Discrepancy]:
+def check_transaction_counted_once(
+    ops: Sequence[Operation], code_payments: Sequence[CodePayment]
+) -> list[Discrepancy]:
     """One transaction is counted by one payment: no two live operations (pending or confirmed)
     and no two code payments carry the same transaction hash."""
     out: list[Discrepancy] = []
@@ -517,7 +522,7 @@ def check_transaction_counted_once(ops: Any, code_payments: Any) -> list[Discrep
                     sorted(ids)[0],
                 )
             )
-    by_code: dict[str, list[Any]] = defaultdict(list)
+    by_code: dict[str, list[CodePayment]] = defaultdict(list)
     for p in code_payments:
         if p.tx_hash and p.status != "failed":
             by_code[p.tx_hash.lower()].append(p)
@@ -535,7 +540,9 @@ def check_transaction_counted_once(ops: Any, code_payments: Any) -> list[Discrep
     return out
 
 
-def check_reference_paid_once(codes: dict[str, Any], code_payments: Any) -> list[Discrepancy]:
+def check_reference_paid_once(
+    codes: dict[str, PaymentCode], code_payments: Sequence[CodePayment]
+) -> list[Discrepancy]:
     """A merchant's bill reference is paid once: at most one code with it has a confirmed payment
     (or a card shortfall, which paid part of it)."""
     paid_codes: dict[tuple[str, str], set[str]] = defaultdict(set)

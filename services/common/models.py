@@ -189,9 +189,18 @@ class DisbursementRow(Base):
 
 
 class PaymentCode(Base):
-    """A merchant's payment code (聚合支付码): static (any amount) or dynamic (one bill, paid once)."""
+    """A merchant's payment code (聚合支付码): static (any amount) or dynamic (one bill, paid once).
+
+    ``held_reference`` is the bill's reference while this code holds it (open or paid), unique per
+    merchant, so a merchant's bill reference is payable through one code at a time and paid at most
+    once; an expired code that was never paid gives it up (cleared) when a new code asks for it.
+    ``idempotency_key`` and ``request_hash`` make creation idempotent per API key."""
 
     __tablename__ = "payment_codes"
+    __table_args__ = (
+        UniqueConstraint("merchant", "held_reference", name="uq_payment_codes_held_reference"),
+        UniqueConstraint("created_by", "idempotency_key", name="uq_payment_codes_idempotency"),
+    )
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     merchant: Mapped[str] = mapped_column(String(42), index=True)
@@ -203,13 +212,19 @@ class PaymentCode(Base):
     uri: Mapped[str] = mapped_column(Text)
     created_by: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    held_reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CodePayment(Base):
     """One payment of a code. ``settles`` holds the code id for a dynamic code's live payment and is
-    unique, so a bill is paid at most once even by concurrent requests; a failed payment clears it."""
+    unique, so a bill is paid at most once even by concurrent requests; a failed payment clears it.
+    ``tx_hash`` is unique too: one transaction pays at most one payment of one code, ever (a relayed
+    transaction's hash is recorded when the payment is claimed, before it is sent)."""
 
     __tablename__ = "code_payments"
+    __table_args__ = (UniqueConstraint("tx_hash", name="uq_code_payments_tx_hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code_id: Mapped[str] = mapped_column(ForeignKey("payment_codes.id"), index=True)

@@ -10,17 +10,28 @@ service's own index) and checked against what the operator recorded:
   transactions of others (self-custody wallets, keepers, the deployer) are counted, not blamed;
 - the service's event index holds exactly these events with these arguments;
 - each family's conservation invariant holds on chain, and the token's supply equals the sum of
-  the balances rebuilt from every Transfer event, each equal to ``balanceOf``.
+  the balances rebuilt from every Transfer event, each equal to ``balanceOf``. A family contract
+  holding more than its own books say (someone sent it cash directly) is a *surplus*, listed with
+  who sent it; it is not a broken invariant unless those direct transfers do not explain it. A
+  contract holding less is a broken invariant;
+- the money rules, from the chain's events and the operator's records: a transaction is counted
+  by one payment (one operation, one code payment); a merchant's bill reference is paid once; no
+  family paid on behalf of a holder who was frozen at that block, or to a payee frozen then; and
+  where the scene needs a merchant (card settlements, prepaid releases, quick-pay pulls, voucher
+  spends, payment codes) the payee is a merchant wallet. Each rule is one function over
+  :class:`HolderPayment` records, which :func:`holder_payments` reads from the family events that
+  name a holder (and from the token's ``PaidFor`` where the contracts emit it).
 
 The report totals movements by family, by disbursement purpose and by merchant category, and
-lists every discrepancy (none expected). ``render_html`` makes a self-contained HTML page of it.
+lists every surplus and every discrepancy (none expected). ``render_html`` makes a self-contained
+HTML page of it.
 """
 
 from __future__ import annotations
 
 import html
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,10 +39,11 @@ from typing import Any
 from sqlalchemy import select
 
 from chain.clients.disburse import purpose_name
+from chain.clients.token import Kind
 from chain.events import Event
 from services.common.context import ServiceContext
 from services.common.indexer import CHUNK
-from services.common.models import ChainEvent, Operation, Wallet
+from services.common.models import ChainEvent, CodePayment, Operation, PaymentCode, Wallet
 from services.common.problems import jsonable
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -54,6 +66,17 @@ class Check:
 
 
 @dataclass
+class Surplus:
+    """Cash a family contract holds beyond its own books, and the direct transfers that sent it."""
+
+    family: str
+    contract: str
+    address: str
+    surplus_fen: int
+    direct_transfers: list[dict[str, Any]] = field(default_factory=list)  # from, value_fen, tx_hash
+
+
+@dataclass
 class Report:
     chain_id: int
     from_block: int
@@ -62,6 +85,7 @@ class Report:
     verdict: str = "clean"
     counts: dict[str, int] = field(default_factory=dict)
     invariants: list[Check] = field(default_factory=list)
+    surpluses: list[Surplus] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
     discrepancies: list[Discrepancy] = field(default_factory=list)
 
@@ -130,6 +154,8 @@ def reconcile(ctx: ServiceContext) -> Report:
         ops = s.scalars(select(Operation).where(Operation.tx_hash.is_not(None))).all()
         custodial = set(s.scalars(select(Wallet.address).where(Wallet.custody == "custodial")))
         indexed = s.scalars(select(ChainEvent).where(ChainEvent.block_number <= to_block)).all()
+        codes = {c.id: c for c in s.scalars(select(PaymentCode))}
+        code_payments = s.scalars(select(CodePayment).order_by(CodePayment.id)).all()
 
     # 1. Every confirmed operation: its transaction, its stored events, what it asked for.
     ops_by_tx: dict[str, Operation] = {}
@@ -222,11 +248,24 @@ def reconcile(ctx: ServiceContext) -> Report:
                 )
             )
 
-    # 4. Invariants on chain and the token's supply rebuilt from every Transfer.
-    report.invariants = _invariants(ctx, events)
+    # 4. Invariants on chain and the token's supply rebuilt from every Transfer; surpluses.
+    report.invariants, report.surpluses, unexplained = _invariants(ctx, events)
     for c in report.invariants:
         if not c.holds:
             add(Discrepancy("invariant-broken", f"{c.family}: {c.name}: {c.detail}"))
+    report.discrepancies.extend(unexplained)
+
+    # 5. The money rules: one payment per transaction and per bill; no payment for a frozen
+    # owner or to a frozen payee; a merchant where the scene needs one.
+    paid = holder_payments(events) + code_payment_records(codes, code_payments, by_tx, events)
+    wallet_kind = wallet_kinds(events)
+    for found in (
+        check_transaction_counted_once(ops, code_payments),
+        check_reference_paid_once(codes, code_payments),
+        check_frozen_parties(paid, events),
+        check_merchant_payees(paid, wallet_kind),
+    ):
+        report.discrepancies.extend(found)
 
     report.totals = _totals(ctx, events)
     report.counts = {
@@ -252,8 +291,12 @@ HELD_TOTALS = [
 ]
 
 
-def _invariants(ctx: ServiceContext, events: list[Event]) -> list[Check]:
+def _invariants(
+    ctx: ServiceContext, events: list[Event]
+) -> tuple[list[Check], list[Surplus], list[Discrepancy]]:
     checks: list[Check] = []
+    surpluses: list[Surplus] = []
+    unexplained: list[Discrepancy] = []
     cash = ctx.cash
     balances: dict[str, int] = defaultdict(int)
     for e in events:
@@ -275,32 +318,319 @@ def _invariants(ctx: ServiceContext, events: list[Event]) -> list[Check]:
             f"{len(wrong)} differ: {wrong[:5]}",
         )
     )
+
+    def held(family: str, contract: str, address: str, accounted: int, what: str, books: str = "") -> None:
+        check, surplus, problem = holding(
+            family, contract, address, accounted, cash.balance_of(address), what, events
+        )
+        if books:
+            check.detail = f"{books}; {check.detail}"
+        checks.append(check)
+        if surplus is not None:
+            surpluses.append(surplus)
+        if problem is not None:
+            unexplained.append(problem)
+
     c = ctx.manifest.contracts
     if "PrepaidEscrow" in c:
         t = ctx.prepaid.totals()
-        held = cash.balance_of(ctx.prepaid.escrow.address)
-        ok = t["deposited"] == t["released"] + t["refunded"] + t["held"] and held == t["held"]
-        checks.append(Check("prepaid", "deposited = released + refunded + held = escrow balance", ok, str(t)))
+        ok = t["deposited"] == t["released"] + t["refunded"] + t["held"]
+        checks.append(Check("prepaid", "deposited = released + refunded + held", ok, str(t)))
+        held(
+            "prepaid",
+            "PrepaidEscrow",
+            ctx.prepaid.escrow.address,
+            t["held"],
+            "the escrow holds what it holds for packages",
+        )
     if "Disbursement" in c:
         f = ctx.disburse.contract.functions
         funded, paid, reclaimed = f.totalFunded().call(), f.totalPaid().call(), f.totalReclaimed().call()
-        held = cash.balance_of(ctx.disburse.contract.address)
-        checks.append(
-            Check(
-                "disburse",
-                "funded = paid + reclaimed + outstanding (the contract's balance)",
-                funded - paid - reclaimed == held,
-                f"funded {funded}, paid {paid}, reclaimed {reclaimed}, held {held}",
-            )
+        held(
+            "disburse",
+            "Disbursement",
+            ctx.disburse.contract.address,
+            funded - paid - reclaimed,
+            "funded = paid + reclaimed + outstanding (the contract's balance)",
+            f"funded {funded}, paid {paid}, reclaimed {reclaimed}",
         )
     # Contracts that hold cash for their family: the balance equals their own running total.
     for family, contract, total_fn, what in HELD_TOTALS:
         if contract in c:
             deployed = ctx.manifest.contract(ctx.w3, contract)
-            total = deployed.functions[total_fn]().call()
-            held = cash.balance_of(deployed.address)
-            checks.append(Check(family, what, total == held, f"{total} vs {held}"))
-    return checks
+            held(family, contract, deployed.address, deployed.functions[total_fn]().call(), what)
+    return checks, surpluses, unexplained
+
+
+def holding(
+    family: str, contract: str, address: str, accounted: int, balance: int, what: str, events: list[Event]
+) -> tuple[Check, Surplus | None, Discrepancy | None]:
+    """A family contract's cash against its own books. Less than the books is a broken invariant
+    (money is missing). More is a surplus: cash someone sent the contract directly (a plain token
+    transfer, in a transaction where the contract itself did nothing), listed with its senders;
+    money nobody can lose, so not a broken invariant, unless such transfers do not explain it all
+    (then the books themselves are wrong, and that is a discrepancy)."""
+    detail = f"books {accounted}, balance {balance}"
+    if balance <= accounted:
+        return Check(family, what, balance == accounted, detail), None, None
+    direct = direct_transfers(events, contract, address)
+    explained = sum(t["value_fen"] for t in direct)
+    surplus = Surplus(family, contract, address, balance - accounted, direct)
+    check = Check(family, what, True, f"{detail}: a surplus of {balance - accounted} sent directly")
+    if explained >= balance - accounted:
+        return check, surplus, None
+    problem = Discrepancy(
+        "surplus-unexplained",
+        f"{family}: {contract} holds {balance - accounted} fen beyond its books, "
+        f"direct transfers explain {explained}",
+    )
+    return check, surplus, problem
+
+
+def direct_transfers(events: list[Event], contract: str, address: str) -> list[dict[str, Any]]:
+    """Token transfers to ``address`` in transactions in which ``contract`` emitted nothing: cash
+    sent to it directly rather than through one of its functions."""
+    acted = {e.tx_hash for e in events if e.contract == contract}
+    return [
+        {"from": e.args["from"], "value_fen": e.args["value"], "tx_hash": e.tx_hash}
+        for e in events
+        if e.contract == "DigitalCash"
+        and e.name == "Transfer"
+        and e.args["to"] == address
+        and e.tx_hash not in acted
+    ]
+
+
+# -- the money rules -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HolderPayment:
+    """Money paid on a holder's behalf, as the chain (or a code payment) records it.
+
+    ``owner`` is the holder whose money it is, ``payee`` who received it, ``position`` the index
+    of the recording event among all replayed events (chain order), ``merchant_only`` whether the
+    scene requires the payee to be a merchant wallet."""
+
+    source: str
+    owner: str
+    payee: str
+    amount: int
+    tx_hash: str
+    position: int
+    merchant_only: bool
+
+
+def holder_payments(events: list[Event]) -> list[HolderPayment]:
+    """Every payment a family contract made on a holder's behalf, from the events that name the
+    holder (directly, or through the card, package or mandate registered earlier): card
+    settlements (and the covered part of a shortfall), prepaid releases (consume and claim),
+    quick-pay pulls, voucher spends; and the token's ``PaidFor(family, owner, to, amount)`` where
+    the contracts emit it (the same payment seen twice is kept once; money going back to its own
+    owner, a refund, is no payment)."""
+    card_holder: dict[str, str] = {}
+    package: dict[int, tuple[str, str]] = {}
+    mandate: dict[int, str] = {}
+    found: dict[tuple[str, str, str, int], HolderPayment] = {}
+
+    def paid(e: Event, i: int, owner: str, payee: str, amount: int, merchant_only: bool) -> None:
+        key = (e.tx_hash, owner, payee, amount)
+        earlier = found.get(key)
+        if earlier is None or (merchant_only and not earlier.merchant_only):
+            source = earlier.source if earlier else f"{e.contract}.{e.name}"
+            found[key] = HolderPayment(source, owner, payee, amount, e.tx_hash, i, merchant_only)
+
+    for i, e in enumerate(events):
+        a = e.args
+        match (e.contract, e.name):
+            case ("HardWalletSettlement", "CardRegistered"):
+                card_holder[a["card"]] = a["holder"]
+            case ("HardWalletSettlement", "PaymentSettled"):
+                paid(e, i, card_holder.get(a["card"], a["card"]), a["merchant"], a["amount"], True)
+            case ("HardWalletSettlement", "PaymentShortfall") if a["covered"] > 0:
+                paid(e, i, card_holder.get(a["card"], a["card"]), a["merchant"], a["covered"], True)
+            case ("PrepaidEscrow", "PackagePrepaid"):
+                package[a["id"]] = (a["consumer"], a["merchant"])
+            case ("PrepaidEscrow", "SessionsConsumed") if a["id"] in package:
+                consumer, merchant = package[a["id"]]
+                paid(e, i, consumer, merchant, a["amount"], True)
+            case ("QuickPay", "MandateGranted"):
+                mandate[a["id"]] = a["holder"]
+            case ("QuickPay", "MandatePulled") if a["id"] in mandate:
+                paid(e, i, mandate[a["id"]], a["merchant"], a["amount"], True)
+            case ("VoucherProgrammes", "Spent"):
+                paid(e, i, a["holder"], a["merchant"], a["bill"], True)
+            case ("DigitalCash", "PaidFor") if a["owner"] != a["to"]:  # not a refund to its owner
+                paid(e, i, a["owner"], a["to"], a["amount"], False)
+    return list(found.values())
+
+
+def code_payment_records(
+    codes: dict[str, PaymentCode],
+    payments: Sequence[CodePayment],
+    by_tx: dict[str, list[Event]],
+    events: list[Event],
+) -> list[HolderPayment]:
+    """Confirmed payments of payment codes: the payer paid the code's merchant (a merchant scene)."""
+    position = {id(e): i for i, e in enumerate(events)}
+    out: list[HolderPayment] = []
+    for p in payments:
+        code = codes.get(p.code_id)
+        tx_events = by_tx.get((p.tx_hash or "").lower())
+        if code is None or p.status != "confirmed" or not tx_events:
+            continue
+        out.append(
+            HolderPayment(
+                "payment code",
+                p.payer,
+                code.merchant,
+                p.amount_fen,
+                p.tx_hash,
+                position[id(tx_events[0])],
+                True,
+            )
+        )
+    return out
+
+
+def wallet_kinds(events: list[Event]) -> dict[str, int]:
+    """Each registered wallet's kind, from the registry's events."""
+    return {
+        e.args["wallet"]: int(e.args["kind"])
+        for e in events
+        if e.contract == "WalletRegistry" and e.name == "WalletRegistered"
+    }
+
+
+def check_transaction_counted_once(
+    ops: Sequence[Operation], code_payments: Sequence[CodePayment]
+) -> list[Discrepancy]:
+    """One transaction is counted by one payment: no two live operations (pending or confirmed)
+    and no two code payments carry the same transaction hash."""
+    out: list[Discrepancy] = []
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    for op in ops:
+        if op.tx_hash and op.status != "failed":
+            by_hash[op.tx_hash.lower()].append(op.id)
+    for tx_hash, ids in by_hash.items():
+        if len(ids) > 1:
+            out.append(
+                Discrepancy(
+                    "transaction-counted-twice",
+                    f"{len(ids)} operations count one transaction: {', '.join(sorted(ids))}",
+                    tx_hash,
+                    sorted(ids)[0],
+                )
+            )
+    by_code: dict[str, list[CodePayment]] = defaultdict(list)
+    for p in code_payments:
+        if p.tx_hash and p.status != "failed":
+            by_code[p.tx_hash.lower()].append(p)
+    for tx_hash, rows in by_code.items():
+        if len(rows) > 1:
+            out.append(
+                Discrepancy(
+                    "transaction-counted-twice",
+                    f"{len(rows)} code payments count one transaction: codes "
+                    f"{', '.join(p.code_id for p in rows)}",
+                    tx_hash,
+                    rows[0].operation_id,
+                )
+            )
+    return out
+
+
+def check_reference_paid_once(
+    codes: dict[str, PaymentCode], code_payments: Sequence[CodePayment]
+) -> list[Discrepancy]:
+    """A merchant's bill reference is paid once: at most one code with it has a confirmed payment
+    (or a card shortfall, which paid part of it)."""
+    paid_codes: dict[tuple[str, str], set[str]] = defaultdict(set)
+    tx: dict[str, str | None] = {}
+    for p in code_payments:
+        code = codes.get(p.code_id)
+        if code is not None and code.reference is not None and p.status in ("confirmed", "shortfall"):
+            paid_codes[(code.merchant, code.reference)].add(code.id)
+            tx.setdefault(code.id, p.tx_hash)
+    return [
+        Discrepancy(
+            "reference-paid-twice",
+            f"merchant {merchant}'s bill {reference!r} is paid by {len(ids)} codes: {', '.join(sorted(ids))}",
+            tx[sorted(ids)[-1]],
+        )
+        for (merchant, reference), ids in paid_codes.items()
+        if len(ids) > 1
+    ]
+
+
+def freeze_changes(events: list[Event]) -> dict[str, list[tuple[int, bool, int]]]:
+    """Each wallet's freezes and unfreezes: (position among the events, frozen, block), in order."""
+    changes: dict[str, list[tuple[int, bool, int]]] = defaultdict(list)
+    for i, e in enumerate(events):
+        if e.contract == "WalletRegistry" and e.name in ("Frozen", "Unfrozen"):
+            changes[e.args["wallet"]].append((i, e.name == "Frozen", e.block_number))
+    return changes
+
+
+def _frozen_at(changes: list[tuple[int, bool, int]], position: int) -> int | None:
+    """The block since which the wallet was frozen at ``position``, or None if it was not."""
+    state: int | None = None
+    for at, frozen, block in changes:
+        if at >= position:
+            break
+        state = block if frozen else None
+    return state
+
+
+def check_frozen_parties(paid: list[HolderPayment], events: list[Event]) -> list[Discrepancy]:
+    """No payment for an owner who was frozen when it was made, and none to a frozen payee."""
+    changes = freeze_changes(events)
+    out: list[Discrepancy] = []
+    seen: set[tuple[str, str, str]] = set()
+    for p in paid:
+        for kind, party, role in (
+            ("paid-for-frozen-owner", p.owner, "for"),
+            ("paid-to-frozen-payee", p.payee, "to"),
+        ):
+            if role == "to" and p.amount == 0:
+                continue  # nothing reached the payee
+            since = _frozen_at(changes.get(party, []), p.position)
+            if since is None or (kind, p.tx_hash, party) in seen:
+                continue
+            seen.add((kind, p.tx_hash, party))
+            out.append(
+                Discrepancy(
+                    kind,
+                    f"{p.source}: {p.amount} fen paid {role} {party}, frozen since block {since} "
+                    f"({p.owner} to {p.payee})",
+                    p.tx_hash,
+                )
+            )
+    return out
+
+
+KIND_NAMES = {Kind.NONE: "an unregistered", Kind.PERSONAL: "a personal", Kind.INSTITUTION: "an institution"}
+
+
+def check_merchant_payees(paid: list[HolderPayment], kinds: dict[str, int]) -> list[Discrepancy]:
+    """Where the scene needs a merchant (cards, prepaid, quick pay, vouchers, payment codes), the
+    payee is a registered merchant wallet."""
+    out: list[Discrepancy] = []
+    seen: set[tuple[str, str]] = set()
+    for p in paid:
+        kind = kinds.get(p.payee, Kind.NONE)
+        if not p.merchant_only or kind == Kind.MERCHANT or (p.tx_hash, p.payee) in seen:
+            continue
+        seen.add((p.tx_hash, p.payee))
+        out.append(
+            Discrepancy(
+                "payee-not-a-merchant",
+                f"{p.source}: {p.amount} fen of {p.owner} paid to {p.payee}, "
+                f"{KIND_NAMES.get(kind, f'a kind-{kind}')} wallet, where the scene needs a merchant",
+                p.tx_hash,
+            )
+        )
+    return out
 
 
 def _totals(ctx: ServiceContext, events: list[Event]) -> dict[str, Any]:
@@ -358,6 +688,18 @@ def render_html(report: Report) -> str:
         )
         return f"<h3>{e(title)}</h3><table>{body or '<tr><td>none</td></tr>'}</table>"
 
+    surplus_rows = (
+        "".join(
+            f"<tr><td>{e(x.family)}</td><td>{e(x.contract)}</td><td class=num>{x.surplus_fen}</td><td>"
+            + "<br>".join(
+                f"{t['value_fen']} fen from <code>{e(t['from'])}</code> (tx <code>{e(t['tx_hash'])}</code>)"
+                for t in x.direct_transfers
+            )
+            + "</td></tr>"
+            for x in report.surpluses
+        )
+        or "<tr><td colspan=4>none</td></tr>"
+    )
     verdict = "CLEAN: the chain and the records agree" if ok else f"{len(report.discrepancies)} DISCREPANCIES"
     totals = report.totals
     families = "".join(
@@ -378,6 +720,10 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px }}
 <p class="verdict">{verdict}</p>
 {table("counts", report.counts)}
 <h2>Invariants</h2><table><tr><th>family</th><th>invariant</th><th></th><th>figures</th></tr>{rows}</table>
+<h2>Surpluses</h2>
+<p>Cash sent straight to a family contract, beyond its books: no one's money is missing.</p>
+<table><tr><th>family</th><th>contract</th><th>surplus (fen)</th><th>sent directly by</th></tr>
+{surplus_rows}</table>
 <h2>Totals</h2>
 {table("supply (fen)", {"supply": totals.get("supply_fen", 0)})}
 {table("disbursed by purpose (fen)", totals.get("disbursed_by_purpose_fen", {}))}

@@ -325,3 +325,157 @@ def test_a_hard_wallet_card_pays_a_code_once_from_its_reserve(api: Api, shop: di
         409,
         "card-reserve-too-low",
     )
+
+
+# -- one payment per bill ------------------------------------------------------------------------
+
+
+def relay(client: httpx.Client, code: dict, raw: str) -> httpx.Response:
+    return post(
+        client,
+        f"/v1/payment-codes/{code['id']}/pay",
+        {"form": "signed-transaction", "signed_transaction": raw},
+    )
+
+
+def test_one_relayed_transaction_pays_one_code_only(api: Api, shop: dict) -> None:
+    first = new_code(api, shop["address"], amount_fen=640)
+    second = new_code(api, shop["address"], amount_fen=640)
+    own = self_custody_payer(api)
+    raw = signed_transfer(api, own, shop["address"], 640)
+    before = balance(api, shop["address"])
+    r = relay(shop["client"], first, raw)
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    again = assert_problem(relay(shop["client"], second, raw), 409, "transaction-already-known")
+    assert again["tx_hash"] == r.json()["payments"][0]["tx_hash"]
+    assert api.operator.get(f"/v1/payment-codes/{second['id']}").json()["status"] == "active"
+    assert balance(api, shop["address"]) == before + 640
+
+
+def test_an_earlier_transfer_to_the_merchant_cannot_pay_a_new_code(api: Api, shop: dict) -> None:
+    """The payer paid the merchant straight on chain (no code); those bytes pay no bill later."""
+    own = self_custody_payer(api)
+    raw = signed_transfer(api, own, shop["address"], 450)
+    tx_hash = api.w3.eth.send_raw_transaction(bytes.fromhex(raw[2:]))
+    assert api.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
+    code = new_code(api, shop["address"], amount_fen=450)
+    assert_problem(relay(shop["client"], code, raw), 409, "transaction-already-known")
+    assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "active"
+    assert balance(api, own.address) == 100_000 - 450
+
+
+def test_a_relayed_transaction_must_carry_the_senders_next_nonce(api: Api, shop: dict) -> None:
+    own = self_custody_payer(api)
+    ctx = api.app.state.ctx
+    code = new_code(api, shop["address"], amount_fen=300)
+
+    def signed_with_nonce(nonce: int) -> str:
+        tx = ctx.cash.cash.functions.transfer(shop["address"], 300).build_transaction(
+            {"from": own.address, "nonce": nonce, "gas": 200_000, **ctx.tx.fees(), "chainId": ctx.tx.chain_id}
+        )
+        return "0x" + bytes(own.sign_transaction(tx).raw_transaction).hex()
+
+    nonce = api.w3.eth.get_transaction_count(own.address)
+    gap = assert_problem(relay(shop["client"], code, signed_with_nonce(nonce + 1)), 409, "nonce-not-next")
+    assert gap["nonce"] == nonce + 1 and gap["next_nonce"] == nonce
+    ctx.cash.transfer(own, shop["address"], 1)  # another transaction takes the nonce
+    used = assert_problem(relay(shop["client"], code, signed_with_nonce(nonce)), 409, "nonce-not-next")
+    assert used["next_nonce"] == nonce + 1
+    assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "active"
+    r = relay(shop["client"], code, signed_with_nonce(nonce + 1))
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+
+
+def test_concurrent_relays_of_one_transaction_to_two_codes_pay_one(api: Api, shop: dict) -> None:
+    codes = [new_code(api, shop["address"], amount_fen=820) for _ in range(2)]
+    own = self_custody_payer(api)
+    raw = signed_transfer(api, own, shop["address"], 820)
+    results: list[tuple[int, str]] = []
+
+    def pay(code: dict) -> None:
+        r = relay(shop["client"], code, raw)
+        results.append((r.status_code, r.json().get("type", r.json().get("status"))))
+
+    threads = [threading.Thread(target=pay, args=(c,)) for c in codes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(s for s, _ in results) == [200, 409], results
+    assert "urn:xcpay:problem:transaction-already-known" in {t for _, t in results}
+    statuses = sorted(api.operator.get(f"/v1/payment-codes/{c['id']}").json()["status"] for c in codes)
+    assert statuses == ["active", "paid"]
+    assert balance(api, own.address) == 100_000 - 820
+
+
+def test_a_merchants_bill_reference_is_held_by_one_code(api: Api, shop: dict) -> None:
+    reference = f"table-{uuid.uuid4().hex[:8]}"
+    first = new_code(api, shop["address"], amount_fen=1_000, reference=reference)
+    again = api.operator.post(
+        "/v1/payment-codes", json={"merchant": shop["address"], "amount_fen": 1_000, "reference": reference}
+    )
+    body = assert_problem(again, 409, "reference-in-use")
+    assert body["code_id"] == first["id"]
+    # by the merchant's own key, and with another amount: still the same bill reference
+    mine = shop["client"].post(
+        "/v1/payment-codes", json={"merchant": shop["address"], "amount_fen": 5, "reference": reference}
+    )
+    assert_problem(mine, 409, "reference-in-use")
+    other = api.new_wallet(kind="merchant", tier=2, category=5812, name="Other canteen")
+    assert new_code(api, other, amount_fen=1_000, reference=reference)["reference"] == reference
+    r = post(
+        api.operator,
+        f"/v1/payment-codes/{first['id']}/pay",
+        {"form": "custodial", "payer": custodial_payer(api)},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    paid = api.operator.post(
+        "/v1/payment-codes", json={"merchant": shop["address"], "amount_fen": 1_000, "reference": reference}
+    )
+    assert assert_problem(paid, 409, "reference-in-use")["code_id"] == first["id"]
+
+
+def test_an_expired_unpaid_code_frees_its_reference(api: Api, shop: dict) -> None:
+    reference = f"bill-{uuid.uuid4().hex[:8]}"
+    old = new_code(api, shop["address"], amount_fen=700, reference=reference, expires_in_s=1)
+    time.sleep(1.5)
+    new = new_code(api, shop["address"], amount_fen=700, reference=reference)
+    assert new["id"] != old["id"] and new["status"] == "active"
+    assert api.operator.get(f"/v1/payment-codes/{old['id']}").json()["status"] == "expired"
+    again = api.operator.post(
+        "/v1/payment-codes", json={"merchant": shop["address"], "amount_fen": 700, "reference": reference}
+    )
+    assert assert_problem(again, 409, "reference-in-use")["code_id"] == new["id"]
+
+
+def test_concurrent_codes_for_one_reference_create_one(api: Api, shop: dict) -> None:
+    reference = f"race-{uuid.uuid4().hex[:8]}"
+    results: list[int] = []
+
+    def create() -> None:
+        body = {"merchant": shop["address"], "amount_fen": 250, "reference": reference}
+        results.append(api.operator.post("/v1/payment-codes", json=body).status_code)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201, 409, 409, 409], results
+
+
+def test_code_creation_is_idempotent(api: Api, shop: dict) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"merchant": shop["address"], "amount_fen": 990, "reference": f"idem-{uuid.uuid4().hex[:8]}"}
+    first = api.operator.post("/v1/payment-codes", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    second = api.operator.post("/v1/payment-codes", json=body, headers=key)
+    assert second.status_code == 201 and second.json()["id"] == first.json()["id"]
+    other = api.operator.post("/v1/payment-codes", json={**body, "amount_fen": 991}, headers=key)
+    assert_problem(other, 409, "idempotency-key-reused")
+    static = {"merchant": shop["address"]}
+    key2 = {"Idempotency-Key": str(uuid.uuid4())}
+    ids = {api.operator.post("/v1/payment-codes", json=static, headers=key2).json()["id"] for _ in range(2)}
+    assert len(ids) == 1
+    # another key's same Idempotency-Key is its own
+    assert shop["client"].post("/v1/payment-codes", json=static, headers=key2).json()["id"] not in ids

@@ -26,19 +26,28 @@ from urllib.parse import quote
 
 import segno
 from eth_abi import decode as abi_decode
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Header, Path, Response
+from hexbytes import HexBytes
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from web3.exceptions import TransactionNotFound
 
 from chain.clients.token import Kind
-from chain.rawtx import InvalidSignedTransaction, decode_signed
+from chain.rawtx import InvalidSignedTransaction, SignedTx, decode_signed
 from services.common.context import ServiceContext
-from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep
+from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep, get_idempotency_key
 from services.common.keys import Role
 from services.common.models import ApiKey, CodePayment, Operation, PaymentCode
-from services.common.operations import Call, Relay, builder, perform
-from services.common.problems import Problem
+from services.common.operations import (
+    Call,
+    Relay,
+    _node_errors_as_unavailable,
+    builder,
+    perform,
+    request_hash,
+)
+from services.common.problems import Problem, problem_response
 from services.common.schemas import Address
 from services.operator.schemas import Strict
 
@@ -148,16 +157,39 @@ def _may_act_for(key: ApiKey, merchant: str, *roles: Role) -> None:
         raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
 
 
-@router.post("", status_code=201)
-def create_code(body: CodeIn, ctx: CtxDep, key: ApiKeyDep) -> CodeOut:
+CREATE_CONFLICTS = problem_response(
+    "reference-in-use: another code of this merchant holds this bill reference (open, being paid or "
+    "paid; `code_id` names it); idempotency-key-reused: the key was first used with another body; "
+    "merchant-frozen"
+)
+
+
+@router.post("", status_code=201, responses={409: CREATE_CONFLICTS})
+def create_code(
+    body: CodeIn,
+    ctx: CtxDep,
+    key: ApiKeyDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> CodeOut:
     """Create a static code (no amount) or a dynamic one (a bill: amount, optional reference, expiry)
-    for a registered merchant (operator, or the merchant's own key)."""
+    for a registered merchant (operator, or the merchant's own key).
+
+    A merchant's bill reference is held by one code at a time and paid at most once: while a code
+    with it is open, being paid or paid, another is refused (409 reference-in-use naming it); a code
+    that expired unpaid gives it up. With an ``Idempotency-Key`` the same key and body answer with
+    the same code; the same key with another body is a 409, as for every other write."""
     _may_act_for(key, body.merchant, Role.OPERATOR)
+    idem = get_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    digest = request_hash("code.create", body.model_dump(mode="json"))
+    if idem is not None and (earlier := _created_with(ctx, key, idem, digest)) is not None:
+        return _out(ctx, earlier)
     wallet = ctx.cash.wallet(body.merchant)
     if wallet.kind != Kind.MERCHANT:
         raise Problem(422, "not-a-merchant-wallet", "Not a registered merchant wallet", body.merchant)
     if wallet.frozen:
         raise Problem(409, "merchant-frozen", "The merchant's wallet is frozen", body.merchant)
+    if body.reference is not None:
+        _take_reference(ctx, body.merchant, body.reference)
     code_id = secrets.token_urlsafe(12)
     dynamic = body.amount_fen is not None
     uri = f"ethereum:{ctx.cash.cash.address}@{ctx.tx.chain_id}/transfer?address={body.merchant}"
@@ -176,13 +208,91 @@ def create_code(body: CodeIn, ctx: CtxDep, key: ApiKeyDep) -> CodeOut:
                 kind="dynamic" if dynamic else "static",
                 amount_fen=body.amount_fen,
                 reference=body.reference,
+                held_reference=body.reference,
                 expires_at=int(time.time()) + body.expires_in_s if dynamic else None,
                 uri=uri,
                 created_by=key.id,
+                idempotency_key=idem,
+                request_hash=digest,
             )
         )
-        s.commit()
+        try:
+            s.commit()
+        except IntegrityError:  # a concurrent request with this key, or for this reference, won
+            s.rollback()
+            if idem is not None and (earlier := _created_with(ctx, key, idem, digest)) is not None:
+                return _out(ctx, earlier)
+            if body.reference is None:  # no other unique column can clash: a fault, not a conflict
+                raise
+            raise _reference_in_use(ctx, body.merchant, body.reference) from None
     return _out(ctx, code_id)
+
+
+def _created_with(ctx: ServiceContext, key: ApiKey, idem: str, digest: str) -> str | None:
+    """The code this key created with this Idempotency-Key (None: none yet); another body: 409."""
+    with ctx.db.session() as s:
+        code = s.scalar(
+            select(PaymentCode).where(PaymentCode.created_by == key.id, PaymentCode.idempotency_key == idem)
+        )
+    if code is None:
+        return None
+    if code.request_hash != digest:
+        raise Problem(
+            409,
+            "idempotency-key-reused",
+            "Idempotency key reused with a different request",
+            f"key {idem!r} was first used to create code {code.id} with another body",
+            code_id=code.id,
+        )
+    return code.id
+
+
+def _reference_in_use(ctx: ServiceContext, merchant: str, reference: str) -> Problem:
+    with ctx.db.session() as s:
+        holder = s.scalar(
+            select(PaymentCode.id).where(
+                PaymentCode.merchant == merchant, PaymentCode.held_reference == reference
+            )
+        )
+    return Problem(
+        409,
+        "reference-in-use",
+        "This bill reference belongs to another code of the merchant",
+        f"code {holder} holds reference {reference!r} (open, being paid or paid); "
+        "a code that expired unpaid gives its reference up",
+        code_id=holder,
+    )
+
+
+def _take_reference(ctx: ServiceContext, merchant: str, reference: str) -> None:
+    """Make ``reference`` free for a new code of ``merchant``, or raise reference-in-use.
+
+    The code holding it gives it up only if it expired and no payment of it is live or confirmed.
+    Giving it up and a payment's claim (``_claim_payment``) both write the code's row first, so one
+    waits for the other and then sees what it did: a payment that got there first keeps the
+    reference held, and a payment that comes after finds the code without it and is refused."""
+    with ctx.db.session() as s:
+        holder = s.scalar(
+            select(PaymentCode).where(
+                PaymentCode.merchant == merchant, PaymentCode.held_reference == reference
+            )
+        )
+    if holder is None:
+        return
+    _sync(ctx, holder.id)  # a failed payment gives the bill back
+    if holder.expires_at is None or time.time() <= holder.expires_at:
+        raise _reference_in_use(ctx, merchant, reference)
+    with ctx.db.session() as s:
+        s.execute(
+            update(PaymentCode)
+            .where(PaymentCode.id == holder.id, PaymentCode.held_reference == reference)
+            .values(held_reference=None)
+        )
+        live = s.scalar(select(CodePayment.id).where(CodePayment.settles == holder.id))
+        if live is not None:
+            s.rollback()
+            raise _reference_in_use(ctx, merchant, reference)
+        s.commit()
 
 
 def _code(ctx: ServiceContext, code_id: str) -> PaymentCode:
@@ -314,7 +424,15 @@ def get_code(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> CodeOut:
 # -- paying ------------------------------------------------------------------------------------
 
 
-@router.post("/{code_id}/pay", responses={202: {"model": CodeOut}})
+PAY_CONFLICTS = problem_response(
+    "code-already-paid, code-expired, merchant-frozen; card-payment-duplicate, card-payment-shortfall; "
+    "signed transactions: transaction-already-known (the node has it already, mined or waiting, or "
+    "another payment recorded it: a transaction pays one bill, ever) and nonce-not-next (its nonce "
+    "is not the sender's next: `nonce`, `next_nonce`)"
+)
+
+
+@router.post("/{code_id}/pay", responses={202: {"model": CodeOut}, 409: PAY_CONFLICTS})
 def pay_code(
     code_id: CodeId,
     body: PayIn,
@@ -337,6 +455,7 @@ def pay_code(
     if replay is None:
         _check_payable(ctx, code)
     request: dict[str, Any] = {"code": code.id, "merchant": code.merchant, "form": body.form}
+    relayed: str | None = None  # the hash of a payer-signed transaction, recorded with the claim
     if body.form in ("custodial", "voucher"):
         assert body.payer is not None
         ctx.custodial(body.payer)
@@ -350,31 +469,17 @@ def pay_code(
         request.update(payer=body.payment.card, amount_fen=amount, payment=body.payment.model_dump())
     else:
         assert body.signed_transaction is not None
-        payer, amount = _check_signed(ctx, code, bytes.fromhex(body.signed_transaction[2:]), body.amount_fen)
-        request.update(payer=payer, amount_fen=amount, raw=body.signed_transaction)
+        signed, amount = _check_signed(ctx, code, bytes.fromhex(body.signed_transaction[2:]), body.amount_fen)
+        if replay is None:
+            _check_new(ctx, signed)
+        request.update(payer=signed.sender, amount_fen=amount, raw=body.signed_transaction)
+        relayed = signed.hash
 
     def claim() -> dict[str, Any]:
-        """Record the payment; a dynamic code's bill is held by a unique column (one payer wins)."""
-        with ctx.db.session() as s:
-            op_id = s.scalar(
-                select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
-            )
-            s.add(
-                CodePayment(
-                    code_id=code.id,
-                    settles=code.id if code.kind == "dynamic" else None,
-                    form=body.form,
-                    payer=request["payer"],
-                    amount_fen=request["amount_fen"],
-                    operation_id=op_id,
-                )
-            )
-            try:
-                s.commit()
-            except IntegrityError:
-                raise Problem(
-                    409, "code-already-paid", "This bill is paid (or being paid) already", code.id
-                ) from None
+        """Record the payment. A dynamic code's bill is held by a unique column (one payer wins); a
+        relayed transaction's hash is recorded now, before it is sent, in a unique column too (one
+        payment wins it, even when two requests relay the same bytes at once)."""
+        _claim_payment(ctx, code, body.form, request, key, idem, relayed)
         return {}
 
     try:
@@ -395,6 +500,100 @@ def pay_code(
             )
     response.status_code = 200 if op.status == "confirmed" else 202
     return _out(ctx, code.id)
+
+
+def _claim_payment(
+    ctx: ServiceContext,
+    code: PaymentCode,
+    form: str,
+    request: dict[str, Any],
+    key: ApiKey,
+    idem: str,
+    relayed: str | None,
+) -> None:
+    with ctx.db.session() as s:
+        if code.reference is not None:
+            # Write the code's row first (see _take_reference): a new code may have taken this
+            # expired bill's reference meanwhile, and then this code is no longer payable.
+            s.execute(
+                update(PaymentCode)
+                .where(PaymentCode.id == code.id)
+                .values(held_reference=PaymentCode.held_reference)
+            )
+            if s.scalar(select(PaymentCode.held_reference).where(PaymentCode.id == code.id)) is None:
+                s.rollback()
+                raise Problem(
+                    409,
+                    "code-expired",
+                    "The payment code has expired",
+                    f"its reference {code.reference!r} went to a newer code",
+                )
+        op_id = s.scalar(
+            select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
+        )
+        s.add(
+            CodePayment(
+                code_id=code.id,
+                settles=code.id if code.kind == "dynamic" else None,
+                form=form,
+                payer=request["payer"],
+                amount_fen=request["amount_fen"],
+                operation_id=op_id,
+                tx_hash=relayed,
+            )
+        )
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            if relayed is not None and s.scalar(select(CodePayment.id).where(CodePayment.tx_hash == relayed)):
+                raise _already_known(relayed, "another payment of a code recorded it") from None
+            raise Problem(
+                409, "code-already-paid", "This bill is paid (or being paid) already", code.id
+            ) from None
+
+
+def _already_known(tx_hash: str, why: str) -> Problem:
+    return Problem(
+        409,
+        "transaction-already-known",
+        "This transaction is not new: a transaction pays one bill, ever",
+        f"{why}; sign a new transfer with the sender's next nonce",
+        tx_hash=tx_hash,
+    )
+
+
+def _check_new(ctx: ServiceContext, tx: SignedTx) -> None:
+    """A relayed transaction must be new: no payment recorded it, the node does not know it (mined
+    or waiting), and its nonce is the sender's next one. Otherwise relaying it would find it known
+    and take someone else's (or an earlier) payment for this bill."""
+    with ctx.db.session() as s:
+        recorded = s.scalar(select(CodePayment.code_id).where(CodePayment.tx_hash == tx.hash))
+    if recorded is not None:
+        raise _already_known(tx.hash, f"it was relayed for code {recorded} already")
+    with _node_errors_as_unavailable():
+        try:
+            ctx.w3.eth.get_transaction(HexBytes(tx.hash))
+            known = True
+        except TransactionNotFound:
+            known = False
+        if known:
+            raise _already_known(tx.hash, "the node has it already (mined, or waiting to be)")
+        following = ctx.w3.eth.get_transaction_count(tx.sender, "pending")  # type: ignore[arg-type]
+    if tx.nonce != following:
+        raise Problem(
+            409,
+            "nonce-not-next",
+            "The transaction's nonce is not the sender's next",
+            f"nonce {tx.nonce}, and the sender's next is {following}: "
+            + (
+                "another transaction used it"
+                if tx.nonce < following
+                else "it would wait for the ones before it"
+            ),
+            nonce=tx.nonce,
+            next_nonce=following,
+        )
 
 
 def _earlier(ctx: ServiceContext, key: ApiKey, idem: str) -> str | None:
@@ -438,7 +637,9 @@ def _amount(code: PaymentCode, given: int | None) -> int:
     return given
 
 
-def _check_signed(ctx: ServiceContext, code: PaymentCode, raw: bytes, given: int | None) -> tuple[str, int]:
+def _check_signed(
+    ctx: ServiceContext, code: PaymentCode, raw: bytes, given: int | None
+) -> tuple[SignedTx, int]:
     """The signed transaction must be a DigitalCash transfer to the code's merchant on this chain."""
     try:
         tx = decode_signed(raw)
@@ -457,7 +658,7 @@ def _check_signed(ctx: ServiceContext, code: PaymentCode, raw: bytes, given: int
         raise Problem(422, "wrong-payee", "The transfer does not pay this code's merchant", f"it pays {to}")
     if _amount(code, given if given is not None else amount) != amount:
         raise Problem(422, "amount-mismatch", "The amount does not match", f"the transfer is {amount} fen")
-    return tx.sender, int(amount)
+    return tx, int(amount)
 
 
 def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given: int | None) -> int:

@@ -195,6 +195,10 @@ class CollectiveClient:
     def set_supervisor(self, township: LocalAccount, collective_id: int, supervisor: str) -> TxResult:
         return self.tx.transact(township, self.fund.functions.setSupervisor(collective_id, supervisor))
 
+    def set_split_window(self, township: LocalAccount, window_days: int) -> TxResult:
+        """Township: payments to a payee this many days back count toward a new proposal's tier."""
+        return self.tx.transact(township, self.fund.functions.setSplitWindow(window_days))
+
     # -- supervisor ------------------------------------------------------------------------
 
     def set_officer(
@@ -333,6 +337,18 @@ class CollectiveClient:
     def tier_for(self, collective_id: int, amount: int) -> Tier:
         m, c, t, d = self._call("tierFor", collective_id, amount)
         return Tier(int(m), int(c), bool(t), int(d))
+
+    def tier_for_payment(self, collective_id: int, payee: str, amount: int) -> Tier:
+        """The tier a proposal of ``amount`` to ``payee`` gets now: split payments to it included."""
+        m, c, t, d = self._call("tierForPayment", collective_id, payee, amount)
+        return Tier(int(m), int(c), bool(t), int(d))
+
+    def recent_to(self, collective_id: int, payee: str) -> int:
+        """Pending proposals to ``payee`` plus its payments in the split window (fen)."""
+        return int(self._call("recentTo", collective_id, payee))
+
+    def split_window_days(self) -> int:
+        return int(self._call("splitWindowDays"))
 
     def lines(self, collective_id: int) -> list[Line]:
         return [Line(bytes(n), int(b), int(s)) for n, b, s in self._call("linesOf", collective_id)]

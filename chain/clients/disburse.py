@@ -72,9 +72,17 @@ class Batch:
         return self.funded - self.paid - self.reclaimed
 
 
-def batch_id(reference: str) -> bytes:
-    """The on-chain id of a batch reference (a payer's own batch number, a UUID)."""
+def batch_ref(reference: str) -> bytes:
+    """The bytes32 form of a payer's batch reference (its own batch number, a UUID)."""
     return keccak(f"xcpay:disbursement:{reference}".encode())
+
+
+def batch_id(payer: str, reference: str) -> bytes:
+    """Mirrors ``Disbursement.batchIdOf``: the on-chain id of ``payer``'s batch ``reference``.
+
+    Ids are scoped by payer, so a stranger cannot take (squat) the id of another payer's batch.
+    """
+    return keccak(encode(["address", "bytes32"], [payer, batch_ref(reference)]))
 
 
 def purpose_tag(purpose: str) -> bytes:
@@ -112,15 +120,18 @@ class DisbursementClient:
         return self.tx.transact(payer, self.contract.functions.setOfficer(account, int(role)))
 
     def create_explicit(
-        self, maker: LocalAccount, bid: bytes, payer: str, purpose: bytes, ends_at: int, total: int
+        self, maker: LocalAccount, reference: str, payer: str, purpose: bytes, ends_at: int, total: int
     ) -> TxResult:
-        fn = self.contract.functions.createBatch(bid, payer, purpose, ends_at, total, b"\0" * 32, 0)
+        """Draft ``payer``'s explicit batch ``reference``; its id is ``batch_id(payer, reference)``."""
+        fn = self.contract.functions.createBatch(
+            batch_ref(reference), payer, purpose, ends_at, total, b"\0" * 32, 0
+        )
         return self.tx.transact(maker, fn)
 
     def create_merkle(
         self,
         maker: LocalAccount,
-        bid: bytes,
+        reference: str,
         payer: str,
         purpose: bytes,
         ends_at: int,
@@ -128,7 +139,8 @@ class DisbursementClient:
         root: bytes,
         leaves: int,
     ) -> TxResult:
-        fn = self.contract.functions.createBatch(bid, payer, purpose, ends_at, total, root, leaves)
+        """Draft ``payer``'s Merkle batch ``reference``; the tree's leaves commit to ``batch_id(payer, reference)``."""
+        fn = self.contract.functions.createBatch(batch_ref(reference), payer, purpose, ends_at, total, root, leaves)
         return self.tx.transact(maker, fn)
 
     def add_rows(self, maker: LocalAccount, bid: bytes, rows: Sequence[Row]) -> TxResult:

@@ -18,7 +18,8 @@ import {IDigitalCash} from "../token/IDigitalCash.sol";
 /// collective only through a proposal: payee, amount, budget line, the hash of its purpose text and
 /// the hash of its evidence (invoice, contract; the documents stay off-chain). A village officer
 /// proposes; the amount picks an approval tier (the first tier whose `maxAmount` is at least the
-/// amount: a limit is inclusive) which says how many committee members must approve, whether the
+/// amount: a limit is inclusive; see "Split payments" for which amount) which says how many
+/// committee members must approve, whether the
 /// township supervisor must approve too, and how long the approved proposal waits before it can be
 /// paid (public-notice time lock). The proposer never approves their own proposal, an officer
 /// approves once, treasurers approve nothing (they keep the books and pay). Once approved and past
@@ -45,9 +46,20 @@ import {IDigitalCash} from "../token/IDigitalCash.sol";
 /// Freezing: the supervisor can freeze a collective; a frozen collective takes no proposals,
 /// approvals or payments. Income, rejections, cancellations and the register go on.
 ///
-/// The payee must be a registered wallet when proposed; a payee frozen (or a token paused) at
-/// execution makes `execute` revert with the token's error (`WalletFrozen`, `EnforcedPause`), and
-/// the proposal can be executed once that is lifted, before its expiry.
+/// Split payments: the tier is chosen not from the amount alone but from the *basis*: the amount plus
+/// what the collective has recently committed to the same payee, on any budget line (so per line
+/// too): its pending proposals to that payee (whatever their age, until executed, rejected or
+/// cancelled) and its payments to that payee executed in the split window (the current Beijing
+/// calendar day and the `splitWindowDays - 1` before it; 30 by default, set by the township with
+/// `SplitWindowSet`). Fifty 1,000-yuan proposals to one payee thus climb the tiers as one 50,000-yuan
+/// payment would; a basis above the highest limit takes the highest tier (the amount alone must
+/// still fit it). The tier is copied into the proposal when proposed (`ProposalTierBasis` says from
+/// which basis); a lapsed (stale or expired) proposal counts until it is rejected or cancelled.
+///
+/// The payee must be a registered wallet, not frozen, when proposed (`CollectivePayeeFrozen`); a
+/// payee frozen (or a token paused) at execution makes `execute` revert with the token's error
+/// (`WalletFrozen`, `EnforcedPause`): the payment waits and can be executed once that is lifted,
+/// before its expiry. Income from a frozen wallet is refused by the token (`recordIncome` pulls it).
 /// @dev Invariants (tested): per collective, balance == income - paid; the contract holds exactly
 /// the sum of the balances (`totalBalance`); for every budget line of the current year,
 /// spent <= budget and spent == the sum of the executed proposals on that line this year; every
@@ -106,6 +118,10 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     error CollectiveInvalidPayee(address payee);
     /// @dev The payee is not a registered wallet.
     error CollectivePayeeNotRegistered(address payee);
+    /// @dev The payee's wallet is frozen by the regulator: no new payments to it are proposed.
+    error CollectivePayeeFrozen(address payee);
+    /// @dev The split window is 1..`max` days.
+    error CollectiveInvalidSplitWindow(uint256 windowDays, uint256 max);
     /// @dev `amount` is above the highest tier's limit (`ceiling`): no tier approves it.
     error CollectiveAmountAboveTiers(uint256 collectiveId, uint256 amount, uint256 ceiling);
     /// @dev No proposal has this id.
@@ -182,6 +198,11 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         bytes32 purposeHash,
         bytes32 attachmentHash
     );
+    /// @dev The proposal's tier was chosen from `basis`: its amount plus `recent`, what the collective
+    /// had committed to the payee (pending proposals, payments in the split window).
+    event ProposalTierBasis(uint256 indexed proposalId, address indexed payee, uint256 recent, uint256 basis);
+    /// @dev The township set the split window to `windowDays` (was `previous`).
+    event SplitWindowSet(uint16 previous, uint16 windowDays, address indexed by);
     /// @dev What the proposal needs (copied from its tier), and until when it can be executed.
     event ProposalTerms(
         uint256 indexed proposalId, uint8 committeeRequired, bool townshipRequired, uint32 delay, uint64 expiresAt
@@ -237,6 +258,12 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     uint256 public constant MAX_LINES = 8;
     /// @notice Longest proposal lifetime.
     uint32 public constant MAX_LIFETIME = 365 days;
+    /// @notice Longest split window, in days (each day of the window is read when proposing).
+    uint16 public constant MAX_SPLIT_WINDOW_DAYS = 90;
+    /// @notice The split window a new deployment starts with, in days.
+    uint16 public constant DEFAULT_SPLIT_WINDOW_DAYS = 30;
+    /// @dev Beijing time (UTC+8): split-window days are Beijing calendar days, as the token's daily caps.
+    uint256 private constant _DAY_OFFSET = 8 hours;
 
     enum OfficerRole {
         None,
@@ -356,6 +383,14 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     uint256 public assetCount;
     /// @notice Sum of every collective's balance: what this contract holds.
     uint256 public totalBalance;
+    /// @notice The split window in days: payments executed to a payee this many Beijing days back
+    /// (today included) count toward the tier of a new proposal to it.
+    uint16 public splitWindowDays;
+
+    /// @dev Sum of the pending proposals of a collective to a payee.
+    mapping(uint256 collectiveId => mapping(address payee => uint256)) private _pendingTo;
+    /// @dev Executed payments of a collective to a payee, by Beijing day number.
+    mapping(uint256 collectiveId => mapping(address payee => mapping(uint256 day => uint256))) private _paidOn;
 
     /// @param cash_ The digital cash.
     /// @param registry_ The wallet registry (payees must be registered).
@@ -364,6 +399,8 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         cash = cash_;
         registry = registry_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        splitWindowDays = DEFAULT_SPLIT_WINDOW_DAYS;
+        emit SplitWindowSet(0, DEFAULT_SPLIT_WINDOW_DAYS, msg.sender);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -396,6 +433,18 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
             _setOfficer(id, c, officers[i], roles[i]);
         }
         _setRules(id, c, tiers, proposalLifetime);
+    }
+
+    /// @notice Set the split window to `windowDays` (1..MAX_SPLIT_WINDOW_DAYS) for every collective:
+    /// payments to a payee executed that many Beijing days back count toward a new proposal's tier.
+    /// Proposals made before keep the tier they were given.
+    function setSplitWindow(uint16 windowDays) external onlyRole(TOWNSHIP_ROLE) {
+        if (windowDays == 0 || windowDays > MAX_SPLIT_WINDOW_DAYS) {
+            revert CollectiveInvalidSplitWindow(windowDays, MAX_SPLIT_WINDOW_DAYS);
+        }
+        uint16 previous = splitWindowDays;
+        splitWindowDays = windowDays;
+        emit SplitWindowSet(previous, windowDays, msg.sender);
     }
 
     /// @notice Replace the supervisor of collective `id` (starts a new epoch).
@@ -478,7 +527,8 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
 
     /// @notice A village officer proposes paying `amount` fen of collective `id` to `payee`,
     /// charged to budget `line`, for the purpose whose text hashes to `purposeHash`, with evidence
-    /// (invoice, contract) hashing to `attachmentHash`. Returns the proposal id.
+    /// (invoice, contract) hashing to `attachmentHash`. The tier comes from the amount plus what the
+    /// collective recently committed to `payee` (see "Split payments"). Returns the proposal id.
     function propose(
         uint256 id,
         address payee,
@@ -492,14 +542,19 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         if (_officers[id][msg.sender].role == OfficerRole.None) revert CollectiveNotOfficer(id, msg.sender);
         if (payee == address(0) || payee == address(this)) revert CollectiveInvalidPayee(payee);
         if (!registry.isRegistered(payee)) revert CollectivePayeeNotRegistered(payee);
+        if (registry.isFrozen(payee)) revert CollectivePayeeFrozen(payee);
         if (amount == 0) revert CollectiveZeroAmount();
-        Line storage l = _line(id, c, line);
-        uint256 remaining = l.budget - l.spent; // spent <= budget always
-        if (amount > remaining) revert CollectiveBudgetExceeded(id, line, remaining, amount);
-        Tier memory tier = _tierFor(id, amount);
+        {
+            Line storage l = _line(id, c, line);
+            uint256 remaining = l.budget - l.spent; // spent <= budget always
+            if (amount > remaining) revert CollectiveBudgetExceeded(id, line, remaining, amount);
+        }
+        uint256 recent = recentTo(id, payee);
+        Tier memory tier = _splitTier(id, amount, recent);
         uint64 expiresAt = uint64(block.timestamp) + c.proposalLifetime;
 
         proposalId = ++proposalCount;
+        _pendingTo[id][payee] += amount;
         Proposal storage p = _proposals[proposalId];
         p.proposer = msg.sender;
         p.line = line;
@@ -517,6 +572,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         p.purposeHash = purposeHash;
         p.attachmentHash = attachmentHash;
         emit ProposalCreated(proposalId, id, msg.sender, payee, amount, line, purposeHash, attachmentHash);
+        emit ProposalTierBasis(proposalId, payee, recent, recent + amount);
         emit ProposalTerms(proposalId, tier.committee, tier.township, tier.delay, expiresAt);
     }
 
@@ -558,6 +614,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         uint256 id = p.collectiveId;
         if (msg.sender != _collectives[id].supervisor) _approver(id, msg.sender);
         p.status = ProposalStatus.Rejected;
+        _pendingTo[id][p.payee] -= p.amount; // added when proposed, still there while pending
         emit ProposalRejected(proposalId, msg.sender, reasonHash);
     }
 
@@ -566,6 +623,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         Proposal storage p = _pending(proposalId);
         if (msg.sender != p.proposer) revert CollectiveNotProposer(proposalId, msg.sender);
         p.status = ProposalStatus.Cancelled;
+        _pendingTo[p.collectiveId][p.payee] -= p.amount; // added when proposed, still there while pending
         emit ProposalCancelled(proposalId, msg.sender);
     }
 
@@ -593,6 +651,8 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         if (amount > c.balance) revert CollectiveInsufficientFunds(id, c.balance, amount);
 
         p.status = ProposalStatus.Executed;
+        _pendingTo[id][p.payee] -= amount; // added when proposed, still there while pending
+        _paidOn[id][p.payee][_today()] += amount;
         l.spent += uint128(amount); // <= budget, checked above
         c.balance -= amount;
         c.totalPaid += amount;
@@ -701,6 +761,24 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     function tierFor(uint256 id, uint256 amount) external view returns (Tier memory) {
         _collective(id);
         return _tierFor(id, amount);
+    }
+
+    /// @notice What collective `id` has recently committed to `payee`, on every line: its pending
+    /// proposals to it plus its payments to it executed in the split window.
+    function recentTo(uint256 id, address payee) public view returns (uint256 recent) {
+        recent = _pendingTo[id][payee];
+        uint256 today = _today();
+        uint256 window = splitWindowDays; // 1..MAX_SPLIT_WINDOW_DAYS, and today >= 20,000
+        for (uint256 back = 0; back < window; ++back) {
+            recent += _paidOn[id][payee][today - back];
+        }
+    }
+
+    /// @notice The tier a proposal of `amount` to `payee` in collective `id` would get now (split
+    /// payments included; reverts when `amount` alone is above the highest tier).
+    function tierForPayment(uint256 id, address payee, uint256 amount) external view returns (Tier memory) {
+        _collective(id);
+        return _splitTier(id, amount, recentTo(id, payee));
     }
 
     /// @notice The budget lines of the current year of collective `id`.
@@ -825,6 +903,22 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         a = _assets[assetId];
         if (a.kind == AssetKind.None) revert CollectiveUnknownAsset(assetId);
         if (a.retired) revert CollectiveAssetRetired(assetId);
+    }
+
+    /// @dev The tier of `amount` given `recent` committed to the same payee: the tier of the basis
+    /// `amount + recent`, the highest one when the basis is above it (`amount` alone must fit).
+    function _splitTier(uint256 id, uint256 amount, uint256 recent) private view returns (Tier memory) {
+        Tier memory own = _tierFor(id, amount); // reverts when the amount alone fits no tier
+        Tier[] storage tiers = _tiers[id];
+        uint256 basis = amount + recent;
+        if (basis <= own.maxAmount) return own;
+        uint256 top = tiers.length - 1; // 1..MAX_TIERS tiers
+        if (basis > tiers[top].maxAmount) return tiers[top];
+        return _tierFor(id, basis);
+    }
+
+    function _today() private view returns (uint256) {
+        return (block.timestamp + _DAY_OFFSET) / 1 days;
     }
 
     function _tierFor(uint256 id, uint256 amount) private view returns (Tier memory) {

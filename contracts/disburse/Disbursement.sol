@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
@@ -22,10 +23,25 @@ import {IDigitalCash} from "../token/IDigitalCash.sol";
 /// - **Merkle**: one transaction commits a root over leaves (batchId, index, recipient, amount), for a
 ///   batch of any size. Each leaf is paid once (bitmap): claimed by the recipient, or pushed for them.
 ///
-/// A row whose recipient cannot receive at payout (not registered, frozen, at a tier cap) does not
-/// revert its chunk: it becomes an *exception* carrying the token's error selector as its reason; its
-/// amount stays reserved for it and can be paid by `retryException` once the cause is resolved, or
-/// returns to the payer with `reclaim` after the end date. Nothing is paid after the end date.
+/// Batch ids are scoped by payer: `createBatch` takes the payer's own batch reference `ref` and the
+/// id is `batchIdOf(payer, ref)`, so no one can take (squat) the id of another payer's next batch.
+///
+/// One recipient cannot block or spoil a page: a row whose recipient the token refuses at payout
+/// (not registered, frozen, at a tier balance cap: any refusal) does not revert its chunk or push;
+/// it becomes an *exception* carrying the token's error selector as its reason; its amount stays
+/// reserved for it and can be paid by `retryException` once the cause is resolved, or returns to the
+/// payer with `reclaim` after the end date. Nothing is paid after the end date. What concerns the
+/// whole page stops it whole instead, before any row is judged: while the token is paused
+/// (`EnforcedPause`) or the payer is frozen or no longer registered (`DisbursePayerNotAdmitted`),
+/// every payout, push, claim, retry and reclaim reverts, so nobody can turn an approved chunk into
+/// exceptions by calling it at such a time.
+///
+/// Freeze (the payer is the economic owner of every payout, `payFor(payer, ...)`): a frozen payer
+/// cannot fund (approve) a batch (the token refuses the pull); its approved batches pay nothing and
+/// reclaim nothing until it is unfrozen (before the end date payouts resume; after it, the payer
+/// reclaims); drafting, adding rows, cancelling drafts and officer changes move no money and go on.
+/// A frozen recipient's row becomes an exception (Merkle claim: reverts, the leaf stays claimable);
+/// it is paid by retry or claim once unfrozen, before the end date, else it returns to the payer.
 ///
 /// @dev Invariant (tested): for every batch, funded == paid + reclaimed + outstanding, where
 /// outstanding (held here, exceptions included) is never negative; this contract's token balance is the
@@ -38,9 +54,10 @@ contract Disbursement is ReentrancyGuard {
     // Errors
     // ----------------------------------------------------------------------------------------
 
-    /// @dev Batch id zero is reserved.
-    error DisburseZeroBatchId();
-    /// @dev A batch with this id exists already: a batch id can never be used (or paid) twice.
+    /// @dev The batch reference must be non-zero.
+    error DisburseZeroReference();
+    /// @dev The payer used this reference already (batch `id`): a batch id can never be used (or paid)
+    /// twice.
     error DisburseBatchExists(bytes32 id);
     /// @dev No batch has this id.
     error DisburseUnknownBatch(bytes32 id);
@@ -94,6 +111,9 @@ contract Disbursement is ReentrancyGuard {
     error DisburseNoException(bytes32 id, uint256 index);
     /// @dev The token refused the payout without saying why (e.g. out of gas): nothing was recorded.
     error DisburseTransferFailed(bytes32 id, uint256 index);
+    /// @dev The payer of batch `id` is frozen or no longer registered: its batch pays (and reclaims)
+    /// nothing until that is lifted.
+    error DisbursePayerNotAdmitted(bytes32 id, address payer);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -101,7 +121,8 @@ contract Disbursement is ReentrancyGuard {
 
     /// @dev `payer` gave `account` the officer role `role` (None removes it).
     event OfficerSet(address indexed payer, address indexed account, Officer role);
-    /// @dev A batch was drafted. `root` is zero for explicit batches; `purpose` tags every payout.
+    /// @dev A batch was drafted (id = batchIdOf(payer, its reference)). `root` is zero for explicit
+    /// batches; `purpose` tags every payout.
     event BatchCreated(
         bytes32 indexed id,
         address indexed payer,
@@ -233,25 +254,31 @@ contract Disbursement is ReentrancyGuard {
     // Maker: drafting
     // ----------------------------------------------------------------------------------------
 
-    /// @notice Draft batch `id` for `payer`: `total` fen, ending at `endsAt`. With `root` zero it is an
-    /// explicit batch (add its rows with `addRows`); otherwise a Merkle batch of `leafCount` leaves.
+    /// @notice Draft the batch `ref` (the payer's own batch number) for `payer`: `total` fen,
+    /// ending at `endsAt`. With `root` zero it is an explicit batch (add its rows with `addRows`);
+    /// otherwise a Merkle batch of `leafCount` leaves, whose leaves commit to the returned id
+    /// (compute it first with `batchIdOf`). Returns the id, `batchIdOf(payer, ref)`: ids are
+    /// scoped by payer, so only the payer and its makers can take one of its ids.
     function createBatch(
-        bytes32 id,
+        bytes32 ref,
         address payer,
         bytes32 purpose,
         uint64 endsAt,
         uint128 total,
         bytes32 root,
         uint32 leafCount
-    ) external {
-        if (id == bytes32(0)) revert DisburseZeroBatchId();
-        if (_batches[id].status != Status.None) revert DisburseBatchExists(id);
+    ) external returns (bytes32 id) {
+        if (ref == bytes32(0)) revert DisburseZeroReference();
         if (msg.sender != payer && officerOf[payer][msg.sender] != Officer.Maker) {
             revert DisburseNotMaker(payer, msg.sender);
         }
-        IWalletRegistry.Kind kind = registry.kindOf(payer);
-        if (kind != IWalletRegistry.Kind.Merchant && kind != IWalletRegistry.Kind.Institution) {
-            revert DisburseInvalidPayer(payer);
+        id = batchIdOf(payer, ref);
+        if (_batches[id].status != Status.None) revert DisburseBatchExists(id);
+        {
+            IWalletRegistry.Kind kind = registry.kindOf(payer);
+            if (kind != IWalletRegistry.Kind.Merchant && kind != IWalletRegistry.Kind.Institution) {
+                revert DisburseInvalidPayer(payer);
+            }
         }
         if (total == 0) revert DisburseZeroTotal();
         if (endsAt <= block.timestamp) revert DisburseEndInPast(endsAt, block.timestamp);
@@ -334,7 +361,8 @@ contract Disbursement is ReentrancyGuard {
     // ----------------------------------------------------------------------------------------
 
     /// @notice Pay chunk `chunk` of explicit batch `id`; `rows` must be the rows added for it.
-    /// Recipients that cannot receive become exceptions; the rest are paid.
+    /// Recipients the token refuses become exceptions; the rest are paid. Reverts whole while the
+    /// token is paused or the payer is not admitted.
     function payChunk(bytes32 id, uint256 chunk, Row[] calldata rows) external nonReentrant {
         Batch storage b = _payable(id, Kind.Explicit);
         if (chunk >= b.chunkCount) revert DisburseUnknownChunk(id, chunk);
@@ -369,8 +397,8 @@ contract Disbursement is ReentrancyGuard {
     }
 
     /// @notice Push up to MAX_ROWS claims of Merkle batch `id`. Leaves paid already are skipped (a
-    /// retried push changes nothing); recipients that cannot receive become exceptions. Returns how
-    /// many were paid.
+    /// retried push changes nothing); recipients the token refuses become exceptions. Reverts whole
+    /// while the token is paused or the payer is not admitted. Returns how many were paid.
     function pushClaims(bytes32 id, Claim[] calldata claims) external nonReentrant returns (uint256 paidCount) {
         Batch storage b = _payable(id, Kind.Merkle);
         if (claims.length == 0 || claims.length > MAX_ROWS) revert DisburseChunkSize(claims.length, MAX_ROWS);
@@ -390,6 +418,7 @@ contract Disbursement is ReentrancyGuard {
         if (b.status == Status.None) revert DisburseUnknownBatch(id);
         if (b.status != Status.Approved) revert DisburseWrongStatus(id, Status.Approved, b.status);
         if (block.timestamp > b.endsAt) revert DisburseBatchEnded(id, b.endsAt);
+        _checkPayoutsOpen(id, b);
         PayoutHold memory hold = _exceptions[id][index];
         if (hold.amount == 0) revert DisburseNoException(id, index);
         delete _exceptions[id][index];
@@ -401,12 +430,14 @@ contract Disbursement is ReentrancyGuard {
     }
 
     /// @notice After the end date, return what batch `id` did not pay (exceptions included) to its
-    /// payer and close it. Anyone may call; the money only goes to the payer.
+    /// payer and close it. Anyone may call; the money only goes to the payer. Waits (reverts) while
+    /// the token is paused or the payer is frozen.
     function reclaim(bytes32 id) external nonReentrant {
         Batch storage b = _batches[id];
         if (b.status == Status.None) revert DisburseUnknownBatch(id);
         if (b.status != Status.Approved) revert DisburseWrongStatus(id, Status.Approved, b.status);
         if (block.timestamp <= b.endsAt) revert DisburseNotEnded(id, b.endsAt);
+        _checkPayoutsOpen(id, b);
         uint256 amount = b.funded - b.paid - b.reclaimed;
         uint256 exceptionsReturned = b.exceptions;
         b.reclaimed += uint128(amount);
@@ -420,6 +451,11 @@ contract Disbursement is ReentrancyGuard {
     // ----------------------------------------------------------------------------------------
     // Views
     // ----------------------------------------------------------------------------------------
+
+    /// @notice The id of `payer`'s batch reference `ref`: keccak256(abi.encode(payer, ref)).
+    function batchIdOf(address payer, bytes32 ref) public pure returns (bytes32) {
+        return keccak256(abi.encode(payer, ref));
+    }
 
     /// @notice Batch `id` as stored.
     function batchOf(bytes32 id) external view returns (Batch memory) {
@@ -470,6 +506,16 @@ contract Disbursement is ReentrancyGuard {
         if (b.kind != kind) revert DisburseWrongKind(id, kind);
         if (b.status != Status.Approved) revert DisburseWrongStatus(id, Status.Approved, b.status);
         if (block.timestamp > b.endsAt) revert DisburseBatchEnded(id, b.endsAt);
+        _checkPayoutsOpen(id, b);
+    }
+
+    /// @dev What stops a whole payout call rather than one row: the token paused, or the payer (the
+    /// owner of every payout) frozen or deregistered. The token would refuse every row for these
+    /// reasons; judged here first, they revert the call instead of becoming exceptions.
+    function _checkPayoutsOpen(bytes32 id, Batch storage b) private view {
+        if (Pausable(address(cash)).paused()) revert Pausable.EnforcedPause();
+        address payer = b.payer;
+        if (!registry.isRegistered(payer) || registry.isFrozen(payer)) revert DisbursePayerNotAdmitted(id, payer);
     }
 
     function _takeLeaf(

@@ -104,11 +104,12 @@ def propose(collective: CollectiveClient, v: Village, amount: int, line: int = I
 
 
 def approved(collective: CollectiveClient, v: Village, amount: int, line: int = INFRA) -> int:
-    """A proposal by alice, approved by bob and carol (and the supervisor above the limit)."""
+    """A proposal by alice, approved by bob and carol (and the supervisor when its tier needs it:
+    above the limit, counting what was recently committed to the same payee)."""
     pid = propose(collective, v, amount, line)
     collective.approve(v.bob, pid)
     collective.approve(v.carol, pid)
-    if amount > LIMIT:
+    if collective.proposal(pid).township_required:
         collective.approve(v.supervisor, pid)
     return pid
 
@@ -941,3 +942,105 @@ class TestRegisterAndIncome:
             ts,
             ts,
         )
+
+
+class TestSplitPayments:
+    """The tier comes from the amount plus what was recently committed to the same payee."""
+
+    def test_small_proposals_to_one_payee_climb_to_the_township_tier(
+        self, funded: Village, collective: CollectiveClient
+    ) -> None:
+        """Before: every 1,000-yuan proposal needed the committee alone, however many there were."""
+        v = funded
+        terms = []
+        for _ in range(8):
+            pid, result = collective.propose(v.alice, v.id, v.gym.address, 1_000_00, INFRA, h("road"), h("inv"))
+            p = collective.proposal(pid)
+            terms.append((p.township_required, p.delay))
+            basis = result.named("ProposalTierBasis")[0].args
+            assert (basis["recent"], basis["basis"]) == (len(terms) * 1_000_00 - 1_000_00, len(terms) * 1_000_00)
+        assert terms == [(False, 0)] * 5 + [(True, NOTICE)] * 3  # the sixth brings the basis above 5,000
+        assert collective.recent_to(v.id, v.gym.address) == 8_000_00
+
+    def test_other_budget_lines_count_for_the_same_payee(
+        self, funded: Village, collective: CollectiveClient
+    ) -> None:
+        v = funded
+        propose(collective, v, 3_000_00, INFRA)
+        pid = propose(collective, v, 3_000_00, WELFARE)
+        assert collective.proposal(pid).township_required
+        other, _ = collective.propose(v.alice, v.id, v.outsider.address, 3_000_00, INFRA, h("x"), h("y"))
+        assert not collective.proposal(other).township_required  # another payee starts from zero
+
+    def test_executed_payments_count_within_the_window_and_lapse_after(
+        self, funded: Village, collective: CollectiveClient
+    ) -> None:
+        v = funded
+        collective.execute(v.treasurer, approved(collective, v, 4_000_00))
+        assert collective.recent_to(v.id, v.gym.address) == 4_000_00
+        assert collective.tier_for_payment(v.id, v.gym.address, 2_000_00) == TIERS[1]
+        assert collective.tier_for(v.id, 2_000_00) == TIERS[0]  # the amount alone
+        devtools.increase_time(collective.w3, 29 * DAY)
+        assert collective.recent_to(v.id, v.gym.address) == 4_000_00  # still within 30 Beijing days
+        devtools.increase_time(collective.w3, DAY)
+        assert collective.recent_to(v.id, v.gym.address) == 0
+        assert collective.tier_for_payment(v.id, v.gym.address, 2_000_00) == TIERS[0]
+
+    def test_rejected_and_cancelled_proposals_stop_counting(
+        self, funded: Village, collective: CollectiveClient
+    ) -> None:
+        v = funded
+        first, second = propose(collective, v, 3_000_00), propose(collective, v, 1_000_00)
+        assert collective.recent_to(v.id, v.gym.address) == 4_000_00
+        collective.reject(v.bob, first)
+        collective.cancel(v.alice, second)
+        assert collective.recent_to(v.id, v.gym.address) == 0
+        assert not collective.proposal(propose(collective, v, 4_000_00)).township_required
+
+    def test_a_basis_above_the_ceiling_takes_the_highest_tier(
+        self, funded: Village, collective: CollectiveClient
+    ) -> None:
+        v = funded
+        propose(collective, v, 49_000_00)
+        pid = propose(collective, v, 2_000_00)
+        assert collective.proposal(pid).township_required and collective.proposal(pid).delay == NOTICE
+        assert_reverts(
+            lambda: propose(collective, v, CEILING + 1), "CollectiveAmountAboveTiers", v.id, CEILING + 1, CEILING
+        )
+
+    def test_the_township_sets_the_window_with_an_event(
+        self, funded: Village, registered: Actors, collective: CollectiveClient
+    ) -> None:
+        v = funded
+        assert collective.split_window_days() == 30
+        collective.execute(v.treasurer, approved(collective, v, 4_000_00))
+        event = collective.set_split_window(v.township, 1).named("SplitWindowSet")[0].args
+        assert (event["previous"], event["windowDays"], event["by"]) == (30, 1, v.township.address)
+        devtools.increase_time(collective.w3, DAY)
+        assert collective.recent_to(v.id, v.gym.address) == 0
+        for bad in (0, 91):
+            assert_reverts(
+                lambda bad=bad: collective.set_split_window(v.township, bad), "CollectiveInvalidSplitWindow", bad, 90
+            )
+        role = collective.fund.functions.TOWNSHIP_ROLE().call()
+        assert_reverts(
+            lambda: collective.set_split_window(v.supervisor, 90),
+            "AccessControlUnauthorizedAccount",
+            v.supervisor.address,
+            role,
+        )
+
+
+class TestFrozenPayee:
+    def test_no_new_proposal_to_a_frozen_payee_and_an_approved_one_waits(
+        self, funded: Village, collective: CollectiveClient, cash: CashClient
+    ) -> None:
+        v = funded
+        pid = approved(collective, v, 100)
+        cash.freeze(v.township, v.gym.address)
+        assert_reverts(lambda: propose(collective, v, 100), "CollectivePayeeFrozen", v.gym.address)
+        assert_reverts(lambda: collective.execute(v.treasurer, pid), "WalletFrozen", v.gym.address)
+        assert collective.proposal_state(pid) == ProposalState.EXECUTABLE  # waits, before its expiry
+        cash.unfreeze(v.township, v.gym.address)
+        collective.execute(v.treasurer, pid)
+        assert cash.balance_of(v.gym.address) == 100

@@ -19,6 +19,7 @@ from chain.clients.disburse import (
     Officer,
     Row,
     batch_id,
+    batch_ref,
     leaf_hash,
     merkle_tree,
     purpose_tag,
@@ -74,9 +75,9 @@ def rows_for(workers: list[str], amount: int = 100_00) -> list[Row]:
 def draft_explicit(
     w3: Web3, disburse: DisbursementClient, p: Payroll, ref: str, rows: list[Row], *, days: int = 30
 ) -> bytes:
-    bid = batch_id(ref)
+    bid = batch_id(p.employer.address, ref)
     disburse.create_explicit(
-        p.employer, bid, p.employer.address, SALARY, now(w3) + days * DAY, sum(r.amount for r in rows)
+        p.employer, ref, p.employer.address, SALARY, now(w3) + days * DAY, sum(r.amount for r in rows)
     )
     for start in range(0, len(rows), MAX_ROWS):
         disburse.add_rows(p.employer, bid, rows[start : start + MAX_ROWS])
@@ -102,11 +103,11 @@ def approved_merkle(
     *,
     total: int | None = None,
 ):
-    bid = batch_id(ref)
+    bid = batch_id(p.employer.address, ref)
     tree = merkle_tree(bid, rows)
     total = sum(r.amount for r in rows) if total is None else total
     disburse.create_merkle(
-        p.employer, bid, p.employer.address, SUBSIDY, now(w3) + 30 * DAY, total, tree.root, len(rows)
+        p.employer, ref, p.employer.address, SUBSIDY, now(w3) + 30 * DAY, total, tree.root, len(rows)
     )
     cash.approve(p.employer, disburse.contract.address, total)
     disburse.approve(p.checker, bid)
@@ -129,10 +130,10 @@ class TestCreateBatch:
     def test_payer_drafts_an_explicit_batch(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:
-        bid = batch_id("b1")
+        bid = batch_id(payroll.employer.address, "b1")
         ends = now(w3) + DAY
         event = disburse.create_explicit(
-            payroll.employer, bid, payroll.employer.address, SALARY, ends, 500_00
+            payroll.employer, "b1", payroll.employer.address, SALARY, ends, 500_00
         ).named("BatchCreated")[0]
         assert event.args["kind"] == BatchKind.EXPLICIT and event.args["purpose"] == SALARY
         b = disburse.batch(bid)
@@ -148,8 +149,8 @@ class TestCreateBatch:
     ) -> None:
         maker = payroll.outsider
         disburse.set_officer(payroll.employer, maker.address, Officer.MAKER)
-        disburse.create_explicit(maker, batch_id("b"), payroll.employer.address, SALARY, now(w3) + DAY, 1)
-        assert disburse.batch(batch_id("b")).creator == maker.address
+        disburse.create_explicit(maker, "b", payroll.employer.address, SALARY, now(w3) + DAY, 1)
+        assert disburse.batch(batch_id(payroll.employer.address, "b")).creator == maker.address
 
     def test_reverts_when_caller_is_neither_payer_nor_maker(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
@@ -157,7 +158,7 @@ class TestCreateBatch:
         p = payroll
         assert_reverts(
             lambda: disburse.create_explicit(
-                p.checker, batch_id("b"), p.employer.address, SALARY, now(w3) + DAY, 1
+                p.checker, "b", p.employer.address, SALARY, now(w3) + DAY, 1
             ),
             "DisburseNotMaker",
             p.employer.address,
@@ -169,7 +170,7 @@ class TestCreateBatch:
     ) -> None:
         alice = registered.alice
         assert_reverts(
-            lambda: disburse.create_explicit(alice, batch_id("b"), alice.address, SALARY, now(w3) + DAY, 1),
+            lambda: disburse.create_explicit(alice, "b", alice.address, SALARY, now(w3) + DAY, 1),
             "DisburseInvalidPayer",
             alice.address,
         )
@@ -177,10 +178,10 @@ class TestCreateBatch:
     def test_reverts_when_batch_id_was_used(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:
-        p, bid = payroll, batch_id("b")
-        disburse.create_explicit(p.employer, bid, p.employer.address, SALARY, now(w3) + DAY, 1)
+        p, bid = payroll, batch_id(payroll.employer.address, "b")
+        disburse.create_explicit(p.employer, "b", p.employer.address, SALARY, now(w3) + DAY, 1)
         assert_reverts(
-            lambda: disburse.create_explicit(p.employer, bid, p.employer.address, SALARY, now(w3) + DAY, 1),
+            lambda: disburse.create_explicit(p.employer, "b", p.employer.address, SALARY, now(w3) + DAY, 1),
             "DisburseBatchExists",
             bid,
         )
@@ -190,20 +191,22 @@ class TestCreateBatch:
     ) -> None:
         p, payer, t = payroll, payroll.employer.address, now(w3)
         assert_reverts(
-            lambda: disburse.create_explicit(p.employer, ZERO, payer, SALARY, t + DAY, 1),
-            "DisburseZeroBatchId",
+            lambda: disburse.tx.transact(
+                p.employer, disburse.contract.functions.createBatch(ZERO, payer, SALARY, t + DAY, 1, ZERO, 0)
+            ),
+            "DisburseZeroReference",
         )
         assert_reverts(
-            lambda: disburse.create_explicit(p.employer, batch_id("z"), payer, SALARY, t + DAY, 0),
+            lambda: disburse.create_explicit(p.employer, "z", payer, SALARY, t + DAY, 0),
             "DisburseZeroTotal",
         )
         assert_reverts(
-            lambda: disburse.create_explicit(p.employer, batch_id("z"), payer, SALARY, t - 1, 1),
+            lambda: disburse.create_explicit(p.employer, "z", payer, SALARY, t - 1, 1),
             "DisburseEndInPast",
         )
         assert_reverts(
             lambda: disburse.create_merkle(
-                p.employer, batch_id("z"), payer, SALARY, t + DAY, 1, b"\1" * 32, 0
+                p.employer, "z", payer, SALARY, t + DAY, 1, b"\1" * 32, 0
             ),
             "DisburseNoLeaves",
         )
@@ -214,10 +217,10 @@ class TestAddRows:
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:
         rows = rows_for(payroll.workers)
-        bid = batch_id("b")
+        bid = batch_id(payroll.employer.address, "b")
         disburse.create_explicit(
             payroll.employer,
-            bid,
+            "b",
             payroll.employer.address,
             SALARY,
             now(w3) + DAY,
@@ -233,8 +236,8 @@ class TestAddRows:
     def test_reverts_when_rows_exceed_the_total(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:
-        p, bid = payroll, batch_id("b")
-        disburse.create_explicit(p.employer, bid, p.employer.address, SALARY, now(w3) + DAY, 150_00)
+        p, bid = payroll, batch_id(payroll.employer.address, "b")
+        disburse.create_explicit(p.employer, "b", p.employer.address, SALARY, now(w3) + DAY, 150_00)
         disburse.add_rows(p.employer, bid, [Row(p.workers[0], 100_00)])
         assert_reverts(
             lambda: disburse.add_rows(p.employer, bid, [Row(p.workers[1], 50_01)]),
@@ -247,8 +250,8 @@ class TestAddRows:
     def test_reverts_on_empty_oversized_or_invalid_chunks(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:
-        p, bid = payroll, batch_id("b")
-        disburse.create_explicit(p.employer, bid, p.employer.address, SALARY, now(w3) + DAY, 10**12)
+        p, bid = payroll, batch_id(payroll.employer.address, "b")
+        disburse.create_explicit(p.employer, "b", p.employer.address, SALARY, now(w3) + DAY, 10**12)
         assert_reverts(lambda: disburse.add_rows(p.employer, bid, []), "DisburseChunkSize", 0, MAX_ROWS)
         too_many = [Row(p.workers[0], 1)] * (MAX_ROWS + 1)
         assert_reverts(
@@ -265,8 +268,8 @@ class TestAddRows:
     def test_reverts_when_caller_did_not_draft_it(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:
-        p, bid = payroll, batch_id("b")
-        disburse.create_explicit(p.employer, bid, p.employer.address, SALARY, now(w3) + DAY, 100)
+        p, bid = payroll, batch_id(payroll.employer.address, "b")
+        disburse.create_explicit(p.employer, "b", p.employer.address, SALARY, now(w3) + DAY, 100)
         assert_reverts(
             lambda: disburse.add_rows(p.checker, bid, [Row(p.workers[0], 100)]),
             "DisburseNotCreator",
@@ -277,9 +280,9 @@ class TestAddRows:
     def test_reverts_on_a_merkle_batch(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:
-        p, bid = payroll, batch_id("b")
+        p, bid = payroll, batch_id(payroll.employer.address, "b")
         disburse.create_merkle(
-            p.employer, bid, p.employer.address, SUBSIDY, now(w3) + DAY, 100, b"\1" * 32, 1
+            p.employer, "b", p.employer.address, SUBSIDY, now(w3) + DAY, 100, b"\1" * 32, 1
         )
         assert_reverts(
             lambda: disburse.add_rows(p.employer, bid, [Row(p.workers[0], 100)]),
@@ -347,8 +350,8 @@ class TestApprove:
     def test_reverts_when_rows_are_incomplete(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:
-        p, bid = payroll, batch_id("b")
-        disburse.create_explicit(p.employer, bid, p.employer.address, SALARY, now(w3) + DAY, 300_00)
+        p, bid = payroll, batch_id(payroll.employer.address, "b")
+        disburse.create_explicit(p.employer, "b", p.employer.address, SALARY, now(w3) + DAY, 300_00)
         disburse.add_rows(p.employer, bid, [Row(p.workers[0], 100_00)])
         assert_reverts(
             lambda: disburse.approve(p.checker, bid), "DisburseRowsIncomplete", bid, 300_00, 100_00
@@ -623,11 +626,11 @@ class TestMerkleClaims:
         p = payroll
         n = 100_000
         rows = [Row(p.workers[i % len(p.workers)], 1_00 + i % 7) for i in range(n)]
-        bid = batch_id("big")
+        bid = batch_id(p.employer.address, "big")
         tree = merkle_tree(bid, rows)
         total = sum(r.amount for r in rows)
         created = disburse.create_merkle(
-            p.employer, bid, p.employer.address, SUBSIDY, now(w3) + DAY, total, tree.root, n
+            p.employer, "big", p.employer.address, SUBSIDY, now(w3) + DAY, total, tree.root, n
         )
         cash.approve(p.employer, disburse.contract.address, total)
         disburse.approve(p.checker, bid)
@@ -702,3 +705,138 @@ class TestReclaim:
         disburse.cancel(p.employer, bid)
         assert disburse.batch(bid).status == BatchStatus.CANCELLED
         assert cash.balance_of(disburse.contract.address) == 0
+
+
+class TestBatchIds:
+    def test_a_stranger_cannot_squat_the_payers_next_batch_id(
+        self, w3: Web3, payroll: Payroll, registered: Actors, cash: CashClient, disburse: DisbursementClient
+    ) -> None:
+        """Ids are scoped by payer: a stranger's batch with the employer's next reference takes
+        nothing from the employer (before: one global id per reference, DisburseBatchExists)."""
+        p = payroll
+        stranger = dev_account(7)
+        cash.register(p.operator, stranger.address, Kind.INSTITUTION, 1, 0, identity("stranger"))
+        squat = disburse.contract.functions.createBatch(
+            batch_ref("payroll-2026-12"), stranger.address, SALARY, now(w3) + DAY, 1, ZERO, 0
+        )
+        disburse.tx.transact(stranger, squat)
+        disburse.create_explicit(p.employer, "payroll-2026-12", p.employer.address, SALARY, now(w3) + DAY, 5)
+        mine = disburse.batch(batch_id(p.employer.address, "payroll-2026-12"))
+        theirs = disburse.batch(batch_id(stranger.address, "payroll-2026-12"))
+        assert (mine.payer, mine.total, theirs.payer) == (p.employer.address, 5, stranger.address)
+        assert mine.id != theirs.id
+        assert disburse.contract.functions.batchIdOf(p.employer.address, batch_ref("payroll-2026-12")).call() == (
+            mine.id
+        )
+
+    def test_a_reference_is_used_once_per_payer(
+        self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
+    ) -> None:
+        p = payroll
+        disburse.create_explicit(p.employer, "r", p.employer.address, SALARY, now(w3) + DAY, 1)
+        assert_reverts(
+            lambda: disburse.create_explicit(p.employer, "r", p.employer.address, SALARY, now(w3) + DAY, 2),
+            "DisburseBatchExists",
+            batch_id(p.employer.address, "r"),
+        )
+
+
+class TestWholePageStops:
+    """A pause or a payer freeze stops a payout call whole; one recipient never does."""
+
+    def test_a_paused_token_reverts_pay_chunk_instead_of_making_exceptions(
+        self, w3: Web3, payroll: Payroll, registered: Actors, cash: CashClient, disburse: DisbursementClient
+    ) -> None:
+        p, rows = payroll, rows_for(payroll.workers)
+        bid = approved_explicit(w3, disburse, cash, p, "b", rows)
+        cash.pause(registered.regulator)
+        assert_reverts(lambda: disburse.pay_chunk(p.outsider, bid, 0, rows), "EnforcedPause")
+        b = disburse.batch(bid)
+        assert (b.paid, b.exceptions) == (0, 0) and not disburse.contract.functions.chunkOf(bid, 0).call()[3]
+        cash.unpause(registered.regulator)
+        result = disburse.pay_chunk(p.outsider, bid, 0, rows)
+        assert len(result.named("Paid")) == len(rows) and result.named("PayoutException") == []
+        assert_conserved(disburse, cash, bid)
+
+    def test_a_paused_token_reverts_pushed_claims_retries_and_reclaim(
+        self, w3: Web3, payroll: Payroll, registered: Actors, cash: CashClient, disburse: DisbursementClient
+    ) -> None:
+        p, rows = payroll, rows_for(payroll.workers)
+        bid, tree = approved_merkle(w3, disburse, cash, p, "m", rows)
+        cash.freeze(registered.regulator, rows[0].recipient)
+        disburse.push_claims(p.operator, bid, [(0, rows[0], tree.proof(0))])  # exception at leaf 0
+        cash.unfreeze(registered.regulator, rows[0].recipient)
+        cash.pause(registered.regulator)
+        claims = [(i, r, tree.proof(i)) for i, r in enumerate(rows)]
+        assert_reverts(lambda: disburse.push_claims(p.outsider, bid, claims), "EnforcedPause")
+        assert not any(disburse.is_claimed(bid, i) for i in range(1, len(rows)))
+        assert_reverts(lambda: disburse.retry_exception(p.outsider, bid, 0), "EnforcedPause")
+        devtools.increase_time(w3, 31 * DAY)
+        assert_reverts(lambda: disburse.reclaim(p.outsider, bid), "EnforcedPause")
+        cash.unpause(registered.regulator)
+        disburse.reclaim(p.outsider, bid)
+        assert_conserved(disburse, cash, bid)
+
+    def test_a_frozen_payers_batch_waits_whole_and_pays_once_unfrozen(
+        self, w3: Web3, payroll: Payroll, registered: Actors, cash: CashClient, disburse: DisbursementClient
+    ) -> None:
+        """The payer owns every payout (payFor(payer, ...)): frozen, its chunk would be all exceptions."""
+        p, rows = payroll, rows_for(payroll.workers)
+        bid = approved_explicit(w3, disburse, cash, p, "b", rows)
+        m_bid, tree = approved_merkle(w3, disburse, cash, p, "m", rows)
+        cash.freeze(registered.regulator, p.employer.address)
+        who = p.employer.address
+        assert_reverts(lambda: disburse.pay_chunk(p.outsider, bid, 0, rows), "DisbursePayerNotAdmitted", bid, who)
+        claims = [(i, r, tree.proof(i)) for i, r in enumerate(rows)]
+        assert_reverts(
+            lambda: disburse.push_claims(p.outsider, m_bid, claims), "DisbursePayerNotAdmitted", m_bid, who
+        )
+        assert_reverts(
+            lambda: disburse.claim(p.outsider, m_bid, 0, rows[0], tree.proof(0)),
+            "DisbursePayerNotAdmitted",
+            m_bid,
+            who,
+        )
+        assert disburse.batch(bid).exceptions == 0 and not disburse.is_claimed(m_bid, 0)
+        cash.unfreeze(registered.regulator, who)
+        assert len(disburse.pay_chunk(p.outsider, bid, 0, rows).named("Paid")) == len(rows)
+        assert disburse.push_claims(p.outsider, m_bid, claims).named("PayoutException") == []
+        assert_conserved(disburse, cash, bid, m_bid)
+
+    def test_a_frozen_payer_cannot_fund_and_its_reclaim_waits(
+        self, w3: Web3, payroll: Payroll, registered: Actors, cash: CashClient, disburse: DisbursementClient
+    ) -> None:
+        p, rows = payroll, rows_for(payroll.workers)
+        paid = approved_explicit(w3, disburse, cash, p, "paid", rows)
+        draft = draft_explicit(w3, disburse, p, "draft", rows)  # drafting moves no money
+        cash.approve(p.employer, disburse.contract.address, sum(r.amount for r in rows))
+        cash.freeze(registered.regulator, p.employer.address)
+        assert_reverts(lambda: disburse.approve(p.checker, draft), "WalletFrozen", p.employer.address)
+        devtools.increase_time(w3, 31 * DAY)
+        assert_reverts(
+            lambda: disburse.reclaim(p.outsider, paid), "DisbursePayerNotAdmitted", paid, p.employer.address
+        )
+        cash.unfreeze(registered.regulator, p.employer.address)
+        before = cash.balance_of(p.employer.address)
+        disburse.reclaim(p.outsider, paid)
+        assert cash.balance_of(p.employer.address) == before + sum(r.amount for r in rows)
+
+    def test_a_recipient_at_its_balance_cap_becomes_an_exception_and_the_rest_are_paid(
+        self, w3: Web3, payroll: Payroll, registered: Actors, cash: CashClient, disburse: DisbursementClient
+    ) -> None:
+        p = payroll
+        capped = registered.bob.address  # tier 4: balance cap 10,000 yuan
+        cash.mint(registered.operator, capped, 9_950_00)
+        rows = [Row(p.workers[0], 100_00), Row(capped, 100_00), Row(p.workers[1], 100_00)]
+        bid = approved_explicit(w3, disburse, cash, p, "cap", rows)
+        result = disburse.pay_chunk(p.outsider, bid, 0, rows)
+        assert [e.args["index"] for e in result.named("Paid")] == [0, 2]
+        (exc,) = result.named("PayoutException")
+        assert (exc.args["index"], bytes(exc.args["reason"])) == (
+            1,
+            selector(w3, "TierBalanceCapExceeded(address,uint256,uint256)"),
+        )
+        cash.transfer(registered.bob, registered.alice.address, 100_00)  # room under the cap again
+        disburse.retry_exception(p.outsider, bid, 1)
+        assert cash.balance_of(capped) == 9_950_00
+        assert_conserved(disburse, cash, bid)

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select
 
-from chain.clients.disburse import Officer, Row, batch_id, merkle_tree, purpose_tag
+from chain.clients.disburse import Officer, Row, batch_id, batch_ref, merkle_tree, purpose_tag
 from services.common.context import ServiceContext
 from services.common.deps import (
     CheckerKey,
@@ -362,7 +362,7 @@ def _create(
     total = sum(r.amount_fen for r in rows)
     if total >= 2**63:
         raise Problem(422, "total-too-large", "The batch total is too large")
-    bid = batch_id(meta.reference)
+    bid = batch_id(meta.payer, meta.reference)  # scoped by payer on chain (Disbursement.batchIdOf)
     digest = hashlib.sha256(json.dumps([[r.recipient, r.amount_fen] for r in rows]).encode()).hexdigest()
     tree = merkle_tree(bid, [Row(r.recipient, r.amount_fen) for r in rows]) if meta.mode == "merkle" else None
     request = {
@@ -482,7 +482,7 @@ def _bid(ctx: ServiceContext, ref: str) -> tuple[Disbursement, bytes]:
 def _create_batch(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     root = bytes.fromhex(req["root"][2:]) if req["root"] else b"\0" * 32
     fn = ctx.disburse.contract.functions.createBatch(
-        bytes.fromhex(req["batch_id"][2:]),
+        batch_ref(req["ref"]),
         req["payer"],
         purpose_tag(req["purpose"]),
         req["ends_at"],

@@ -1,8 +1,8 @@
 """one payment per bill: a transaction pays one code payment; a bill reference is held by one code;
 idempotent code creation
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-25 23:59:00
 """
 

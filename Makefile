@@ -16,8 +16,9 @@ run: deps
 reset: deps
 	$(PY) scripts/run.py --reset
 
+# Everything but the long runs (tests marked `long`: `make audit` runs them).
 test: deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not long" $(PYTEST_ARGS)
 
 # A scripted day in the district over HTTP (scripts/demo.py; `make test` plays it at small scale).
 demo: deps
@@ -29,13 +30,15 @@ test-contracts: deps
 
 # Slither over contracts/ (mocks excluded) with the project's compiler; fails on any High/Medium
 # finding or a Low/Informational one not explained in audit/slither-triage.md. Then the long runs:
-# the schema fuzz of both APIs on both databases, hostile input against the service processes, and the
-# all-families state machine.
+# the schema fuzz of both APIs on both databases, hostile input against the service processes, the
+# all-families state machine, and the tests marked `long` that `make test` leaves out (the load test
+# and the start-up rounds on PostgreSQL...).
 audit: deps
 	$(PY) audit/run_slither.py $(AUDIT_ARGS)
 	XCPAY_FUZZ=long $(PY) -m pytest -q tests/fuzz
 	XCPAY_HOSTILE=long $(PY) -m pytest -q tests/security/test_hostile_processes.py
 	XCPAY_FUZZ=long $(PY) -m pytest -q tests/properties/test_all_families.py
+	$(PY) -m pytest -q -m long tests
 
 deps: $(STAMP_VENV) $(STAMP_NPM)
 

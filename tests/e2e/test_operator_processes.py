@@ -250,7 +250,12 @@ def test_make_run_restarts_with_the_chain_the_database_and_the_keys(tmp_path: Pa
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_healthy(url, proc, RUN_START_S)
+        try:
+            wait_healthy(url, proc, RUN_START_S)
+        except BaseException:
+            proc.send_signal(signal.SIGINT)  # never leave a stack behind
+            proc.wait(timeout=120)
+            raise
         return proc
 
     def stop_run(proc: subprocess.Popen[bytes], log: Path) -> str:

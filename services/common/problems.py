@@ -284,7 +284,9 @@ _PROBLEM_DESCRIPTIONS = {
     403: "The key's role, or the party it speaks for, may not do this",
     404: "Not found",
     409: "Conflicts with the current state (on chain, or an Idempotency-Key reused for another request)",
+    413: "The body is larger than this route's limit (XCPAY_MAX_BODY_BYTES, or _MAX_UPLOAD_BYTES for CSV)",
     422: "The request is invalid, or a contract rule refused it",
+    429: "Too many requests from this client address or API key; retry after Retry-After seconds",
     503: "The chain node or the database is unavailable, or the transaction was not mined in time",
 }
 
@@ -301,13 +303,16 @@ def _problem_statuses(operation: dict[str, Any]) -> list[int]:
     """The error statuses an operation can answer, read from what it takes: any parameter or body
     can be invalid (422), a path names something that may not exist (404), an X-API-Key header
     means authentication, roles, chain state and the node (401, 403, 404, 409, 422, 503), and an
-    Idempotency-Key header may be missing and a body may not be readable at all (400)."""
+    Idempotency-Key header may be missing and a body may not be readable at all or nest too deep
+    (400), too large (413); and any may be rate-limited (429)."""
     params = operation.get("parameters", [])
     where = {p.get("in") for p in params}
     headers = {str(p.get("name", "")).lower() for p in params if p.get("in") == "header"}
-    statuses: set[int] = set()
+    statuses: set[int] = {429}  # the guard's rate limits (services/common/guard.py), when on
     if params or "requestBody" in operation:
         statuses.add(422)
+    if "requestBody" in operation:
+        statuses.add(413)  # the guard's body limit
     if "path" in where:
         statuses.add(404)
     if "x-api-key" in headers:

@@ -102,14 +102,21 @@ CHECKS: list[Callable[..., bool | None]] = [
 ]
 
 
-def fuzz(schema: Any, method: str, path: str, key: str | None) -> int:
+def fuzz(
+    schema: Any, method: str, path: str, key: str | None, path_parameters: dict[str, Any] | None = None
+) -> int:
     """Fuzz one operation: valid and invalid inputs, each sent with ``key`` (the fuzzer's own
-    X-API-Key values are replaced, so calls get past authentication). Returns the examples run."""
+    X-API-Key values are replaced, so calls get past authentication). ``path_parameters`` pins
+    path parameters (revoking or rotating API keys: a throwaway key's id, not the fuzzer's own
+    keys'). Returns the examples run."""
     operation = schema[path][method.lower()]
     headers = {"X-API-Key": key} if key else None
+    pinned: dict[str, Any] = {"headers": headers}
+    if path_parameters:
+        pinned["path_parameters"] = path_parameters
     cases = st.one_of(
-        operation.as_strategy(generation_mode=GenerationMode.POSITIVE, headers=headers),
-        operation.as_strategy(generation_mode=GenerationMode.NEGATIVE, headers=headers),
+        operation.as_strategy(generation_mode=GenerationMode.POSITIVE, **pinned),
+        operation.as_strategy(generation_mode=GenerationMode.NEGATIVE, **pinned),
     )
     calls = 0
 

@@ -7,7 +7,8 @@ plus ``none`` (no X-API-Key) and ``bad key`` (well-formed, unknown). Cell values
 - ``public``: anyone, key or not (health, OpenAPI, docs, the dashboard's page and static files);
 - ``allow``:  the role passes the guard (the request may still fail on its input: 404, 422…);
 - ``own``:    the role passes for its own things only (a merchant, officer or terminal key speaks
-              for one wallet; a key's own operations) and is refused (403) for another's;
+              for one wallet, a checker key for its wallet and the payers it is an officer of; a
+              key's own operations; a key rotates itself) and is refused (403) for another's;
 - ``401``:    no key, or an unknown key;
 - ``403``:    a key of a role the route does not admit.
 

@@ -315,6 +315,8 @@ def test_a_merchant_key_acts_on_its_own_codes_and_packages_only(api: Api, operat
     r = merchant.get(f"/v1/wallets/{theirs}")
     assert r.status_code == 403 and _problem(r) == "not-yours"
     assert merchant.get(f"/v1/voucher-programs/1/holders/{theirs}").status_code == 403
+    r = merchant.get(f"/v1/voucher-programs/{MISSING}/campaign/0")  # no such grant: no 404 oracle
+    assert r.status_code == 403 and _problem(r) == "not-yours"
     r = merchant.get(f"/v1/prepaid/packages/{MISSING}")  # a package that does not exist: no 404 oracle
     assert r.status_code == 403 and _problem(r) == "not-your-package"
 

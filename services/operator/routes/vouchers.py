@@ -301,7 +301,11 @@ def campaign_leaf(
     """One campaign grant with its proof (a self-custody holder claims with it). The reader roles,
     or a key bound to the grant's holder."""
     reader_or_owner(key, key.wallet is not None)  # before the lookup: a 404 would tell what exists
-    leaf = _leaf(ctx, programme_id, index)
+    try:
+        leaf = _leaf(ctx, programme_id, index)
+    except Problem:
+        reader_or_owner(key, False)  # a bound key: a missing grant is the same 403 as another's
+        raise
     reader_or_owner(key, key.wallet == leaf.holder)
     proof = ["0x" + leaf.proof[i : i + 64] for i in range(0, len(leaf.proof), 64)]
     claimed = ctx.vouchers.is_claimed(programme_id, index)

@@ -105,7 +105,11 @@ CONTRACT_ERRORS: dict[str, tuple[int, str, str]] = {
     "DisburseNoException": (404, "exception-not-found", "No open exception at this row"),
     "DisburseChunkSize": (422, "chunk-size", "Too many or no rows in one transaction"),
     "DisburseZeroReference": (422, "invalid-reference", "The batch reference must be non-zero"),
-    "DisbursePayerNotAdmitted": (409, "payer-frozen", "The payer is frozen or not registered: the batch waits"),
+    "DisbursePayerNotAdmitted": (
+        409,
+        "payer-frozen",
+        "The payer is frozen or not registered: the batch waits",
+    ),
     "CollectiveUnknown": (404, "collective-not-found", "Collective not found"),
     "CollectiveNotSupervisor": (403, "not-the-supervisor", "Only the collective's supervisor may do this"),
     "CollectiveInvalidSupervisor": (422, "invalid-supervisor", "This account cannot be the supervisor"),

@@ -1027,7 +1027,9 @@ class TestFreeze:
         vouchers.claim(town.keeper, pid, 0, Grant(town.bob.address, 100 * YUAN), tree.proof(0))
         assert vouchers.balance(pid, town.bob.address) == 150 * YUAN
         assert_reverts(
-            lambda: vouchers.spend(town.bob, pid, town.canteen, 100 * YUAN), "VoucherHolderFrozen", town.bob.address
+            lambda: vouchers.spend(town.bob, pid, town.canteen, 100 * YUAN),
+            "VoucherHolderFrozen",
+            town.bob.address,
         )
         cash.unfreeze(town.regulator, town.bob.address)
         assert vouchers.spend(town.bob, pid, town.canteen, 100 * YUAN).named("Spent")
@@ -1044,7 +1046,9 @@ class TestFreeze:
         other = consumption(w3, vouchers, town)
         cash.freeze(town.regulator, office)
         grant = [Grant(town.carol.address, 100 * YUAN)]
-        assert_reverts(lambda: vouchers.grant(town.office, granted, grant), "VoucherIssuerFrozen", granted, office)
+        assert_reverts(
+            lambda: vouchers.grant(town.office, granted, grant), "VoucherIssuerFrozen", granted, office
+        )
         assert_reverts(
             lambda: vouchers.claim(town.keeper, granted, 0, grant[0], tree.proof(0)),
             "VoucherIssuerFrozen",
@@ -1053,7 +1057,10 @@ class TestFreeze:
         )
         assert_reverts(lambda: vouchers.enrol(town.carol, open_id), "VoucherIssuerFrozen", open_id, office)
         assert_reverts(
-            lambda: vouchers.set_grant_root(town.office, other, tree.root, 1), "VoucherIssuerFrozen", other, office
+            lambda: vouchers.set_grant_root(town.office, other, tree.root, 1),
+            "VoucherIssuerFrozen",
+            other,
+            office,
         )
         # What it granted before is the holders': spent as usual.
         assert vouchers.spend(town.alice, granted, town.canteen, 100 * YUAN).named("Spent")
@@ -1068,7 +1075,9 @@ class TestFreeze:
         devtools.increase_time(w3, 31 * DAY)
         holders = [town.alice.address, town.bob.address]
         cash.freeze(town.regulator, town.office.address)
-        assert_reverts(lambda: vouchers.close(town.keeper, granted, holders), "WalletFrozen", town.office.address)
+        assert_reverts(
+            lambda: vouchers.close(town.keeper, granted, holders), "WalletFrozen", town.office.address
+        )
         cash.unfreeze(town.regulator, town.office.address)
         cash.pause(town.regulator)
         assert_reverts(lambda: vouchers.close(town.keeper, granted, holders), "EnforcedPause")

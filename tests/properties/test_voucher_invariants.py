@@ -228,7 +228,9 @@ class VoucherMachine(RuleBasedStateMachine):
         )
         expected: Outcome = ("WalletFrozen", (ISSUER.address,)) if self.issuer_frozen else None
         result = self._run(
-            "create", lambda: self.vouchers.create(ISSUER, terms, categories, listed, approve=False)[1], expected
+            "create",
+            lambda: self.vouchers.create(ISSUER, terms, categories, listed, approve=False)[1],
+            expected,
         )
         if result is None:  # a frozen issuer funds nothing
             return

@@ -147,8 +147,9 @@ def gas_figures(w3: Web3) -> dict[str, Any]:
     }
     for n in EXPLICIT_SIZES:
         rows = [Row(r, 1_00) for r in take(n)]
-        bid = batch_id(f"gas-explicit-{n}")
-        create = d.create_explicit(PAYER, bid, PAYER.address, purpose_tag("salary"), now(w3) + DAY, n * 1_00)
+        ref = f"gas-explicit-{n}"
+        bid = batch_id(PAYER.address, ref)
+        create = d.create_explicit(PAYER, ref, PAYER.address, purpose_tag("salary"), now(w3) + DAY, n * 1_00)
         add = d.add_rows(PAYER, bid, rows)
         approve = d.approve(CHECKER, bid)
         pay = d.pay_chunk(OPERATOR, bid, 0, rows)
@@ -160,13 +161,20 @@ def gas_figures(w3: Web3) -> dict[str, Any]:
     claimers = take(10) + take(MAX_ROWS)
     # Leaves 0..209 are real registered people; the rest stand in for the other recipients.
     leaves = [Row(claimers[i] if i < len(claimers) else people[-1], 1_00) for i in range(MERKLE_LEAVES)]
-    bid = batch_id("gas-merkle")
+    bid = batch_id(PAYER.address, "gas-merkle")
     started = time.perf_counter()
     tree = merkle_tree(bid, leaves)
     tree_s = time.perf_counter() - started
     total = MERKLE_LEAVES * 1_00
     create = d.create_merkle(
-        PAYER, bid, PAYER.address, purpose_tag("subsidy"), now(w3) + DAY, total, tree.root, MERKLE_LEAVES
+        PAYER,
+        "gas-merkle",
+        PAYER.address,
+        purpose_tag("subsidy"),
+        now(w3) + DAY,
+        total,
+        tree.root,
+        MERKLE_LEAVES,
     )
     d.approve(CHECKER, bid)
     claims = [d.claim(OPERATOR, bid, i, leaves[i], tree.proof(i)).gas_used for i in range(10)]

@@ -139,8 +139,10 @@ class DisbursementClient:
         root: bytes,
         leaves: int,
     ) -> TxResult:
-        """Draft ``payer``'s Merkle batch ``reference``; the tree's leaves commit to ``batch_id(payer, reference)``."""
-        fn = self.contract.functions.createBatch(batch_ref(reference), payer, purpose, ends_at, total, root, leaves)
+        """Draft ``payer``'s Merkle batch ``reference``; leaves commit to ``batch_id(payer, reference)``."""
+        fn = self.contract.functions.createBatch(
+            batch_ref(reference), payer, purpose, ends_at, total, root, leaves
+        )
         return self.tx.transact(maker, fn)
 
     def add_rows(self, maker: LocalAccount, bid: bytes, rows: Sequence[Row]) -> TxResult:

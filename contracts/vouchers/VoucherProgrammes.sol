@@ -49,6 +49,18 @@ import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 /// at all after the first call (everything it names already returned, the budget already returned)
 /// reverts with `VoucherNothingToReturn`, so a repeated clawback is refused visibly and never pays twice.
 ///
+/// Freeze (money leaves only through the token's `payFor`: a spend's owner is the holder and its
+/// payee a merchant; a clawback's owner and payee are the issuer). A frozen *holder* can no longer
+/// spend or enrol; grants and Merkle claims still arrive on its voucher balance (a freeze is
+/// temporary), which it spends once unfrozen, until expiry: after it, the unspent balance returns to
+/// the issuer like everyone's. A frozen *merchant* takes no spends. A frozen *issuer* cannot fund a
+/// programme (the token refuses the pull) and no new grants come out of its budgets (batch, Merkle
+/// claim, enrolment, new grant root: `VoucherIssuerFrozen`) until it is unfrozen; what it granted
+/// before is the holders' and is spent as usual; its clawback waits (`close` reverts with the
+/// token's `WalletFrozen`). While the token is paused, spends and clawbacks revert whole.
+/// No call here pays several wallets: `close` returns everything it collects to the issuer in one
+/// payment, so no holder named in it can make it revert.
+///
 /// @dev Invariants (tested): for every programme, budget == spent + returned + outstanding grants +
 /// ungranted budget, where outstanding == granted - spent - returnedGrants is the sum of its holders'
 /// voucher balances; this contract's token balance == totalHeld == the sum over programmes of
@@ -127,6 +139,8 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
     error VoucherMerchantNotListed(uint256 id, address merchant);
     /// @dev `holder`'s wallet is frozen by the regulator.
     error VoucherHolderFrozen(address holder);
+    /// @dev The issuer `issuer` of programme `id` is frozen: no new grants from its budget.
+    error VoucherIssuerFrozen(uint256 id, address issuer);
     /// @dev `merchant`'s wallet is frozen by the regulator.
     error VoucherMerchantFrozen(address merchant);
     /// @dev The holder's signature does not match (forged, replayed, other terms, chain or contract).
@@ -339,7 +353,7 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
     /// @notice The issuer of grant-list programme `id` grants up to MAX_BATCH amounts to registered
     /// personal wallets, before expiry. The whole batch is refused if one entry would exceed the
     /// per-person cap or the remaining budget. A frozen holder may be granted (a freeze is temporary);
-    /// it cannot spend while frozen.
+    /// it cannot spend while frozen. A frozen issuer cannot grant (`VoucherIssuerFrozen`).
     function grant(uint256 id, Grant[] calldata grants) external {
         Programme storage p = _issued(id);
         if (p.mode != Mode.GrantList) revert VoucherWrongMode(id, Mode.GrantList);
@@ -360,6 +374,7 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
         if (p.root != bytes32(0)) revert VoucherRootAlreadySet(id);
         if (root == bytes32(0) || leafCount == 0) revert VoucherInvalidRoot();
         if (block.timestamp > p.expiresAt) revert VoucherExpired(id, p.expiresAt);
+        if (registry.isFrozen(msg.sender)) revert VoucherIssuerFrozen(id, msg.sender);
         p.root = root;
         p.leafCount = leafCount;
         emit GrantRootSet(id, root, leafCount);
@@ -370,7 +385,8 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
     // ----------------------------------------------------------------------------------------
 
     /// @notice Claim leaf `index` of programme `id`'s grant root: `amount` becomes `holder`'s voucher
-    /// balance. Anyone may submit it (the grant only ever goes to `holder`); each leaf once.
+    /// balance. Anyone may submit it (the grant only ever goes to `holder`); each leaf once. Waits
+    /// while the issuer is frozen; a frozen holder's claim is accepted.
     function claim(uint256 id, uint256 index, address holder, uint128 amount, bytes32[] calldata proof) external {
         Programme storage p = _programme(id);
         if (p.mode != Mode.GrantList) revert VoucherWrongMode(id, Mode.GrantList);
@@ -555,7 +571,9 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
         }
     }
 
+    /// @dev Every grant (batch, Merkle claim, enrolment) comes here: none while the issuer is frozen.
     function _grant(uint256 id, Programme storage p, address holder, uint128 amount, GrantSource source) private {
+        if (registry.isFrozen(p.issuer)) revert VoucherIssuerFrozen(id, p.issuer);
         if (registry.kindOf(holder) != IWalletRegistry.Kind.Personal) revert VoucherNotPersonal(holder);
         Holding storage h = _holdings[id][holder];
         uint256 grantedAfter = uint256(h.granted) + amount;

@@ -952,14 +952,19 @@ class TestSplitPayments:
     ) -> None:
         """Before: every 1,000-yuan proposal needed the committee alone, however many there were."""
         v = funded
-        terms = []
+        terms, results = [], []
         for _ in range(8):
-            pid, result = collective.propose(v.alice, v.id, v.gym.address, 1_000_00, INFRA, h("road"), h("inv"))
+            pid, result = collective.propose(
+                v.alice, v.id, v.gym.address, 1_000_00, INFRA, h("road"), h("inv")
+            )
             p = collective.proposal(pid)
             terms.append((p.township_required, p.delay))
-            basis = result.named("ProposalTierBasis")[0].args
-            assert (basis["recent"], basis["basis"]) == (len(terms) * 1_000_00 - 1_000_00, len(terms) * 1_000_00)
+            results.append(result)
         assert terms == [(False, 0)] * 5 + [(True, NOTICE)] * 3  # the sixth brings the basis above 5,000
+        bases = [r.named("ProposalTierBasis")[0].args for r in results]
+        assert [(b["recent"], b["basis"]) for b in bases] == [
+            (i * 1_000_00, (i + 1) * 1_000_00) for i in range(8)
+        ]
         assert collective.recent_to(v.id, v.gym.address) == 8_000_00
 
     def test_other_budget_lines_count_for_the_same_payee(
@@ -1005,7 +1010,11 @@ class TestSplitPayments:
         pid = propose(collective, v, 2_000_00)
         assert collective.proposal(pid).township_required and collective.proposal(pid).delay == NOTICE
         assert_reverts(
-            lambda: propose(collective, v, CEILING + 1), "CollectiveAmountAboveTiers", v.id, CEILING + 1, CEILING
+            lambda: propose(collective, v, CEILING + 1),
+            "CollectiveAmountAboveTiers",
+            v.id,
+            CEILING + 1,
+            CEILING,
         )
 
     def test_the_township_sets_the_window_with_an_event(
@@ -1020,7 +1029,10 @@ class TestSplitPayments:
         assert collective.recent_to(v.id, v.gym.address) == 0
         for bad in (0, 91):
             assert_reverts(
-                lambda bad=bad: collective.set_split_window(v.township, bad), "CollectiveInvalidSplitWindow", bad, 90
+                lambda bad=bad: collective.set_split_window(v.township, bad),
+                "CollectiveInvalidSplitWindow",
+                bad,
+                90,
             )
         role = collective.fund.functions.TOWNSHIP_ROLE().call()
         assert_reverts(

@@ -157,9 +157,7 @@ class TestCreateBatch:
     ) -> None:
         p = payroll
         assert_reverts(
-            lambda: disburse.create_explicit(
-                p.checker, "b", p.employer.address, SALARY, now(w3) + DAY, 1
-            ),
+            lambda: disburse.create_explicit(p.checker, "b", p.employer.address, SALARY, now(w3) + DAY, 1),
             "DisburseNotMaker",
             p.employer.address,
             p.checker.address,
@@ -205,9 +203,7 @@ class TestCreateBatch:
             "DisburseEndInPast",
         )
         assert_reverts(
-            lambda: disburse.create_merkle(
-                p.employer, "z", payer, SALARY, t + DAY, 1, b"\1" * 32, 0
-            ),
+            lambda: disburse.create_merkle(p.employer, "z", payer, SALARY, t + DAY, 1, b"\1" * 32, 0),
             "DisburseNoLeaves",
         )
 
@@ -725,9 +721,9 @@ class TestBatchIds:
         theirs = disburse.batch(batch_id(stranger.address, "payroll-2026-12"))
         assert (mine.payer, mine.total, theirs.payer) == (p.employer.address, 5, stranger.address)
         assert mine.id != theirs.id
-        assert disburse.contract.functions.batchIdOf(p.employer.address, batch_ref("payroll-2026-12")).call() == (
-            mine.id
-        )
+        assert disburse.contract.functions.batchIdOf(
+            p.employer.address, batch_ref("payroll-2026-12")
+        ).call() == (mine.id)
 
     def test_a_reference_is_used_once_per_payer(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
@@ -786,7 +782,9 @@ class TestWholePageStops:
         m_bid, tree = approved_merkle(w3, disburse, cash, p, "m", rows)
         cash.freeze(registered.regulator, p.employer.address)
         who = p.employer.address
-        assert_reverts(lambda: disburse.pay_chunk(p.outsider, bid, 0, rows), "DisbursePayerNotAdmitted", bid, who)
+        assert_reverts(
+            lambda: disburse.pay_chunk(p.outsider, bid, 0, rows), "DisbursePayerNotAdmitted", bid, who
+        )
         claims = [(i, r, tree.proof(i)) for i, r in enumerate(rows)]
         assert_reverts(
             lambda: disburse.push_claims(p.outsider, m_bid, claims), "DisbursePayerNotAdmitted", m_bid, who

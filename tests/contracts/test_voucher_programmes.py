@@ -1011,3 +1011,87 @@ class TestClose:
                 assert_reverts(call, "VoucherWrongMode", pid, Mode.GRANT_LIST)
             else:
                 assert_reverts(call, "VoucherExpired", pid, at)
+
+
+class TestFreeze:
+    """What a frozen holder, merchant or issuer can no longer do, what waits, what still arrives."""
+
+    def test_a_frozen_holder_is_granted_and_claims_but_spends_only_once_unfrozen(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient
+    ) -> None:
+        pid = consumption(w3, vouchers, town)
+        tree = merkle_tree(pid, [Grant(town.bob.address, 100 * YUAN)])
+        vouchers.set_grant_root(town.office, pid, tree.root, 1)
+        cash.freeze(town.regulator, town.bob.address)
+        vouchers.grant(town.office, pid, [Grant(town.bob.address, 50 * YUAN)])  # still arrives
+        vouchers.claim(town.keeper, pid, 0, Grant(town.bob.address, 100 * YUAN), tree.proof(0))
+        assert vouchers.balance(pid, town.bob.address) == 150 * YUAN
+        assert_reverts(
+            lambda: vouchers.spend(town.bob, pid, town.canteen, 100 * YUAN),
+            "VoucherHolderFrozen",
+            town.bob.address,
+        )
+        cash.unfreeze(town.regulator, town.bob.address)
+        assert vouchers.spend(town.bob, pid, town.canteen, 100 * YUAN).named("Spent")
+        assert_conserved(vouchers, cash, pid)
+
+    def test_no_new_grants_come_out_of_a_frozen_issuers_budget(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient, granted: int
+    ) -> None:
+        """Before: a frozen issuer kept granting its budget away (batch, root, claims, enrolment)."""
+        office = town.office.address
+        open_id = consumption(w3, vouchers, town, mode=Mode.OPEN_ENROLMENT)
+        tree = merkle_tree(granted, [Grant(town.carol.address, 100 * YUAN)])
+        vouchers.set_grant_root(town.office, granted, tree.root, 1)
+        other = consumption(w3, vouchers, town)
+        cash.freeze(town.regulator, office)
+        grant = [Grant(town.carol.address, 100 * YUAN)]
+        assert_reverts(
+            lambda: vouchers.grant(town.office, granted, grant), "VoucherIssuerFrozen", granted, office
+        )
+        assert_reverts(
+            lambda: vouchers.claim(town.keeper, granted, 0, grant[0], tree.proof(0)),
+            "VoucherIssuerFrozen",
+            granted,
+            office,
+        )
+        assert_reverts(lambda: vouchers.enrol(town.carol, open_id), "VoucherIssuerFrozen", open_id, office)
+        assert_reverts(
+            lambda: vouchers.set_grant_root(town.office, other, tree.root, 1),
+            "VoucherIssuerFrozen",
+            other,
+            office,
+        )
+        # What it granted before is the holders': spent as usual.
+        assert vouchers.spend(town.alice, granted, town.canteen, 100 * YUAN).named("Spent")
+        cash.unfreeze(town.regulator, office)
+        vouchers.claim(town.keeper, granted, 0, grant[0], tree.proof(0))  # the claim waited
+        assert vouchers.balance(granted, town.carol.address) == 100 * YUAN
+        assert_conserved(vouchers, cash, granted, open_id, other)
+
+    def test_a_frozen_issuers_clawback_waits_and_a_pause_stops_it_whole(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient, granted: int
+    ) -> None:
+        devtools.increase_time(w3, 31 * DAY)
+        holders = [town.alice.address, town.bob.address]
+        cash.freeze(town.regulator, town.office.address)
+        assert_reverts(
+            lambda: vouchers.close(town.keeper, granted, holders), "WalletFrozen", town.office.address
+        )
+        cash.unfreeze(town.regulator, town.office.address)
+        cash.pause(town.regulator)
+        assert_reverts(lambda: vouchers.close(town.keeper, granted, holders), "EnforcedPause")
+        cash.unpause(town.regulator)
+        before = cash.balance_of(town.office.address)
+        vouchers.close(town.keeper, granted, holders)
+        assert cash.balance_of(town.office.address) == before + 10_000 * YUAN
+        assert_conserved(vouchers, cash, granted)
+
+    def test_a_frozen_holder_named_in_a_clawback_does_not_block_it(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient, granted: int
+    ) -> None:
+        devtools.increase_time(w3, 31 * DAY)
+        cash.freeze(town.regulator, town.bob.address)
+        result = vouchers.close(town.keeper, granted, [town.alice.address, town.bob.address])
+        assert [e["holder"] for e in result.named("GrantReturned")] == [town.alice.address, town.bob.address]
+        assert_conserved(vouchers, cash, granted)

@@ -14,7 +14,10 @@ balance == income - paid; the contract holds exactly the sum of the balances; fo
 the current year spent <= budget and spent == the executed proposals charged to it; every
 payment out of the contract (each Transfer log from it) is the one execution of a proposal whose
 distinct committee approvers, none of them its proposer, and township approval meet the
-requirement copied from its tier.
+requirement copied from its tier; the tier of every proposal is the one of its split basis (its
+amount plus the collective's pending proposals to the same payee and its payments to it within the
+split window, which the township moves now and then), and the chain's `recentTo` equals the model's.
+No proposal is made to a frozen payee; an approved one waits until the payee is unfrozen.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ SETUP = [
     ),
 ]
 YEAR = 2025
+BEIJING = 8 * HOUR  # split-window days are Beijing calendar days
 
 Outcome = tuple[str, tuple[Any, ...]] | None  # None: success; else (custom error, its arguments)
 
@@ -141,6 +145,7 @@ class Prop:
     approvers: list[str] = field(default_factory=list)  # who, for the invariant
     township_approved: bool = False
     ready_at: int = 0
+    executed_day: int | None = None  # Beijing day number of the execution
 
     @property
     def committee(self) -> int:
@@ -217,6 +222,7 @@ class CollectiveMachine(RuleBasedStateMachine):
         self.asset_income = {1: 0, 2: 0}
         self.props: dict[int, Prop] = {}
         self.frozen_wallets: set[str] = set()
+        self.split_window = 30
         self.paid_by_log: set[int] = set()
         self.last_block = self.w3.eth.block_number
         executed = self.fund.fund.events.ProposalExecuted().abi
@@ -250,6 +256,20 @@ class CollectiveMachine(RuleBasedStateMachine):
             return None
         assert expected is None, f"{what}: expected {expected}, but the call succeeded"
         return result
+
+    def _recent(self, cid: int, payee: str, ts: int) -> int:
+        """Pending proposals of ``cid`` to ``payee`` plus its payments to it in the split window."""
+        today = (ts + BEIJING) // DAY
+        return sum(
+            p.amount
+            for p in self.props.values()
+            if p.collective == cid
+            and p.payee == payee
+            and (
+                p.status == ProposalStatus.PENDING
+                or (p.executed_day is not None and today - p.executed_day < self.split_window)
+            )
+        )
 
     def _pick_prop(self, data: st.DataObject) -> int:
         pending = [i for i, p in self.props.items() if p.status == ProposalStatus.PENDING]
@@ -346,6 +366,8 @@ class CollectiveMachine(RuleBasedStateMachine):
             expected = ("CollectiveNotOfficer", (cid, proposer.address))
         elif payee not in REGISTERED_PAYEES:
             expected = ("CollectivePayeeNotRegistered", (payee,))
+        elif payee in self.frozen_wallets:
+            expected = ("CollectivePayeeFrozen", (payee,))
         elif amount == 0:
             expected = ("CollectiveZeroAmount", ())
         elif line >= len(c.budgets):
@@ -356,6 +378,9 @@ class CollectiveMachine(RuleBasedStateMachine):
             tier = next((t for t in c.tiers if amount <= t.max_amount), None)
             if tier is None:
                 expected = ("CollectiveAmountAboveTiers", (cid, amount, c.tiers[-1].max_amount))
+            else:  # split payments: the basis picks the tier, the highest one above them all
+                basis = amount + self._recent(cid, payee, ts)
+                tier = next((t for t in c.tiers if basis <= t.max_amount), c.tiers[-1])
         result = self._run(
             "propose", lambda: self.fund.propose(proposer, cid, payee, amount, line)[1], expected
         )
@@ -481,6 +506,7 @@ class CollectiveMachine(RuleBasedStateMachine):
         assert p is not None
         c = self.colls[p.collective]
         p.status = ProposalStatus.EXECUTED
+        p.executed_day = (ts + BEIJING) // DAY
         c.spent[p.line] += p.amount
         c.balance -= p.amount
         c.paid += p.amount
@@ -532,6 +558,7 @@ class CollectiveMachine(RuleBasedStateMachine):
             (1, st.just("payee_frozen")),
             (1, st.just("year")),
             (1, st.just("rules")),
+            (1, st.just("window")),
         ),
     )
     def supervise(self, data: st.DataObject, cid: int, action: str) -> None:
@@ -585,6 +612,11 @@ class CollectiveMachine(RuleBasedStateMachine):
             c.year += 1
             c.budgets, c.spent = budgets, [0] * len(budgets)
             c.epoch += 1
+        elif action == "window":  # the township moves the split window (every collective)
+            days = data.draw(st.sampled_from([0, 1, 2, 30, 91]), label="days")
+            expected = None if 1 <= days <= 90 else ("CollectiveInvalidSplitWindow", (days, 90))
+            if self._run("split_window", lambda: self.fund.set_split_window(TOWNSHIP, days), expected):
+                self.split_window = days
         else:  # new tiers: committee-only up to a limit, then with the township
             limit = data.draw(st.integers(1, 3_000), label="limit")
             need = data.draw(st.integers(1, 2), label="committee")
@@ -594,6 +626,17 @@ class CollectiveMachine(RuleBasedStateMachine):
             c.epoch += 1
 
     # -- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def split_basis_matches_the_model(self) -> None:
+        if not hasattr(self, "colls"):
+            return
+        # A call runs on the latest block or on top of it (the pending one): either clock.
+        clocks = (int(self.w3.eth.get_block("latest")["timestamp"]), self._pending())
+        for cid in self.colls:
+            for payee in REGISTERED_PAYEES:
+                models = {self._recent(cid, payee, ts) for ts in clocks}
+                assert self.fund.recent_to(cid, payee) in models, (cid, payee, models)
 
     @invariant()
     def collectives_match_the_model(self) -> None:

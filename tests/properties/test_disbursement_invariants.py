@@ -3,11 +3,14 @@
 Random explicit and Merkle batches (some Merkle trees worth more or less than their funding),
 approvals (by the checker, or by the creator), chunk payments (again and again), claims (valid,
 forged, repeated), pushed claims, exception retries, freezes and unfreezes of recipients, an
-unregistered recipient, tier-4 recipients whose balance cap bites, clock jumps across end dates
+unregistered recipient, tier-4 recipients whose balance cap bites, freezes of the payer and pauses
+of the token (which stop a payout call whole, never turn rows into exceptions), a stranger drafting
+with the payer's next reference for itself (ids are scoped by payer), clock jumps across end dates
 and reclaims run against the chain and against a Python model. Every outcome is predicted before
 the call: success, or the exact custom error and arguments. After every step: each batch on chain
 equals the model and funded == paid + reclaimed + outstanding; the contract holds exactly the sum
-of the outstanding amounts; every recipient and the payer hold exactly what the model says.
+of the outstanding amounts; every recipient and the payer hold exactly what the model says; while
+the payer is frozen or the token paused, nothing of the payer's moves.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from tests.conftest import identity
 DAY = 86_400
 OPERATOR, REGULATOR = dev_account(1), dev_account(2)
 PAYER, CHECKER, KEEPER = dev_account(8), dev_account(9), dev_account(3)
+SQUATTER = dev_account(7)  # another registered institution
 OPENING = 50_000_000_00
 # (address, tier): two tier-2 people, two tier-4 people (balance cap 10,000 yuan), one never registered.
 PEOPLE = [(Account.from_key(bytes([i + 1]) * 32).address, tier) for i, tier in enumerate((2, 2, 4, 4))]
@@ -65,6 +69,7 @@ def base_chain() -> tuple[DisbursementClient, CashClient, Any]:
         cash.register(OPERATOR, PAYER.address, Kind.INSTITUTION, 1, 0, identity("payer"))
         cash.mint(OPERATOR, PAYER.address, OPENING)
         cash.approve(PAYER, disburse.contract.address, 2**255)
+        cash.register(OPERATOR, SQUATTER.address, Kind.INSTITUTION, 1, 0, identity("squatter"))
         disburse.set_officer(PAYER, CHECKER.address, Officer.CHECKER)
         for address, tier in PEOPLE:
             cash.register(OPERATOR, address, Kind.PERSONAL, tier, 0, identity(address))
@@ -115,6 +120,9 @@ class DisbursementMachine(RuleBasedStateMachine):
         self.caps: dict[str, int] = _base["caps"]
         self.batches: list[Batch] = []
         self.frozen: set[str] = set()
+        self.payer_frozen = False
+        self.paused = False
+        self.squatted: set[str] = set()
         self.balances = {a: 0 for a in RECIPIENTS}
         self.payer_balance = OPENING
         for rows, merkle, approved in opening:
@@ -167,6 +175,14 @@ class DisbursementMachine(RuleBasedStateMachine):
             return ("DisburseWrongStatus", (b.bid, BatchStatus.APPROVED, b.status))
         if self._now() > b.ends_at:
             return ("DisburseBatchEnded", (b.bid, b.ends_at))
+        return self._whole_call(b)
+
+    def _whole_call(self, b: Batch) -> Outcome:
+        """What stops a payout call whole: the token paused, the payer frozen."""
+        if self.paused:
+            return ("EnforcedPause", ())
+        if self.payer_frozen:
+            return ("DisbursePayerNotAdmitted", (b.bid, PAYER.address))
         return None
 
     def _pay(self, b: Batch, index: int, row: Row) -> None:
@@ -187,7 +203,8 @@ class DisbursementMachine(RuleBasedStateMachine):
         self._create(rows, merkle, skew, chunk, days)
 
     def _create(self, rows: list[tuple[int, int]], merkle: bool, skew: int, chunk: int, days: int) -> Batch:
-        bid = batch_id(f"prop-{len(self.batches)}")
+        reference = f"prop-{len(self.batches)}"
+        bid = batch_id(PAYER.address, reference)
         table = [Row(RECIPIENTS[r], amount) for r, amount in rows]
         total = sum(r.amount for r in table)
         ends_at = self._now() + days * DAY
@@ -196,11 +213,11 @@ class DisbursementMachine(RuleBasedStateMachine):
             total = max(1, total + skew * table[0].amount // 2)
             tree = merkle_tree(bid, table)
             self.disburse.create_merkle(
-                PAYER, bid, PAYER.address, purpose, ends_at, total, tree.root, len(table)
+                PAYER, reference, PAYER.address, purpose, ends_at, total, tree.root, len(table)
             )
             batch = Batch(bid, BatchKind.MERKLE, table, [], total, ends_at, tree)
         else:
-            self.disburse.create_explicit(PAYER, bid, PAYER.address, purpose, ends_at, total)
+            self.disburse.create_explicit(PAYER, reference, PAYER.address, purpose, ends_at, total)
             chunks = [(i, min(chunk, len(table) - i)) for i in range(0, len(table), chunk)]
             for first, count in chunks:
                 self.disburse.add_rows(PAYER, bid, table[first : first + count])
@@ -220,6 +237,10 @@ class DisbursementMachine(RuleBasedStateMachine):
             expected = ("DisburseSelfApproval", (b.bid, PAYER.address))
         elif self._now() > b.ends_at:
             expected = ("DisburseBatchEnded", (b.bid, b.ends_at))
+        elif self.paused:
+            expected = ("EnforcedPause", ())
+        elif self.payer_frozen:  # the token refuses to pull the funding
+            expected = ("WalletFrozen", (PAYER.address,))
         if self._run("approve", lambda: self.disburse.approve(signer, b.bid), expected):
             b.status, b.funded = BatchStatus.APPROVED, b.total
             self.payer_balance -= b.total
@@ -318,7 +339,7 @@ class DisbursementMachine(RuleBasedStateMachine):
         elif self._now() > b.ends_at:
             expected = ("DisburseBatchEnded", (b.bid, b.ends_at))
         else:
-            expected = self._refusal(row.recipient, row.amount)
+            expected = self._whole_call(b) or self._refusal(row.recipient, row.amount)
         if self._run("retry", lambda: self.disburse.retry_exception(KEEPER, b.bid, i), expected):
             del b.exceptions[i]
             self._pay(b, i, row)
@@ -333,6 +354,36 @@ class DisbursementMachine(RuleBasedStateMachine):
             self.cash.freeze(REGULATOR, address)
             self.frozen.add(address)
 
+    @rule()
+    def toggle_payer_freeze(self) -> None:
+        if self.payer_frozen:
+            self.cash.unfreeze(REGULATOR, PAYER.address)
+        else:
+            self.cash.freeze(REGULATOR, PAYER.address)
+        self.payer_frozen = not self.payer_frozen
+
+    @rule()
+    def toggle_pause(self) -> None:
+        if self.paused:
+            self.cash.unpause(REGULATOR)
+        else:
+            self.cash.pause(REGULATOR)
+        self.paused = not self.paused
+
+    @rule()
+    def squat_the_next_reference(self) -> None:
+        """A stranger drafts, for itself, the reference the payer will use next: the payer's id is
+        untouched (scoped by payer), and the stranger's own reference is used once."""
+        reference = f"prop-{len(self.batches)}"
+        expected: Outcome = None
+        if reference in self.squatted:
+            expected = ("DisburseBatchExists", (batch_id(SQUATTER.address, reference),))
+        call = lambda: self.disburse.create_explicit(  # noqa: E731
+            SQUATTER, reference, SQUATTER.address, purpose_tag("x"), self._now() + DAY, 1
+        )
+        if self._run("squat", call, expected):
+            self.squatted.add(reference)
+
     @rule(days=st.sampled_from([1, 3, 11]))
     def warp(self, days: int) -> None:
         devtools.increase_time(self.w3, days * DAY)
@@ -346,6 +397,8 @@ class DisbursementMachine(RuleBasedStateMachine):
             expected = ("DisburseWrongStatus", (b.bid, BatchStatus.APPROVED, b.status))
         elif self._now() <= b.ends_at:
             expected = ("DisburseNotEnded", (b.bid, b.ends_at))
+        else:
+            expected = self._whole_call(b)
         if self._run("reclaim", lambda: self.disburse.reclaim(KEEPER, b.bid), expected):
             amount = b.outstanding
             b.reclaimed += amount

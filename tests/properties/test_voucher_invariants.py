@@ -4,7 +4,8 @@ Random programmes (grant list or open enrolment, plain or minimum-spend vouchers
 merchant list, starting now or tomorrow, a Merkle root that is sometimes worth more than the
 budget), batch grants (to people, and now and then to a stranger or past a cap or the budget),
 Merkle claims (honest, forged, repeated), enrolments, spends and holder-signed spends at allowed and
-disallowed merchants, freezes and unfreezes of holders and merchants, clock jumps across starts and
+disallowed merchants, freezes and unfreezes of holders, merchants and the issuer (no new grants
+out of a frozen issuer's budget, its clawback waits, its holders spend on), clock jumps across starts and
 expiries, and clawbacks (again and again) run against the chain and against a Python model. Every
 outcome is predicted before the call: success with the exact voucher share, or the exact custom
 error and arguments. After every step: each programme on chain equals the model and budget ==
@@ -130,6 +131,7 @@ class VoucherMachine(RuleBasedStateMachine):
         self.cash.tx.nonces.reset()
         self.programmes: list[Programme] = []
         self.frozen: set[str] = set()
+        self.issuer_frozen = False
         self.cash_of = {p.address: HOLDER_OPENING for p in PEOPLE} | {m: 0 for m, _ in MERCHANTS}
         self.cash_of[ISSUER.address] = ISSUER_OPENING
         self.nonces = {p.address: 0 for p in PEOPLE}
@@ -224,7 +226,15 @@ class VoucherMachine(RuleBasedStateMachine):
             min_bill,
             discount,
         )
-        pid, _ = self.vouchers.create(ISSUER, terms, categories, listed, approve=False)
+        expected: Outcome = ("WalletFrozen", (ISSUER.address,)) if self.issuer_frozen else None
+        result = self._run(
+            "create",
+            lambda: self.vouchers.create(ISSUER, terms, categories, listed, approve=False)[1],
+            expected,
+        )
+        if result is None:  # a frozen issuer funds nothing
+            return
+        pid = int(result.named("ProgrammeCreated")[0]["id"])
         p = Programme(pid, terms, categories, set(listed), bool(listed))
         self.cash_of[ISSUER.address] -= budget
         if mode == Mode.GRANT_LIST and data.draw(st.booleans(), label="merkle"):
@@ -244,6 +254,8 @@ class VoucherMachine(RuleBasedStateMachine):
             expected = ("VoucherWrongMode", (p.pid, Mode.GRANT_LIST))
         elif self._now() > p.terms.expires_at:
             expected = ("VoucherExpired", (p.pid, p.terms.expires_at))
+        elif self.issuer_frozen:
+            expected = ("VoucherIssuerFrozen", (p.pid, ISSUER.address))
         pending: dict[str, int] = {}
         if expected is None:
             for g in grants:
@@ -274,6 +286,8 @@ class VoucherMachine(RuleBasedStateMachine):
             expected = ("VoucherAlreadyClaimed", (p.pid, i))
         elif not honest:
             expected = ("VoucherInvalidProof", (p.pid, i))
+        elif self.issuer_frozen:  # the claim waits; the leaf stays claimable
+            expected = ("VoucherIssuerFrozen", (p.pid, ISSUER.address))
         else:
             expected = self._grant_refusal(p, g.holder, g.amount, {})
         proof = p.tree.proof(min(i, len(p.leaves) - 1))
@@ -294,6 +308,8 @@ class VoucherMachine(RuleBasedStateMachine):
             expected = ("VoucherAlreadyEnrolled", (p.pid, holder.address))
         elif holder.address in self.frozen:
             expected = ("VoucherHolderFrozen", (holder.address,))
+        elif self.issuer_frozen:
+            expected = ("VoucherIssuerFrozen", (p.pid, ISSUER.address))
         else:
             expected = self._grant_refusal(p, holder.address, p.terms.per_person_cap, {})
         if self._run("enrol", lambda: self.vouchers.enrol(holder, p.pid), expected):
@@ -373,6 +389,14 @@ class VoucherMachine(RuleBasedStateMachine):
             self.cash.freeze(REGULATOR, address)
             self.frozen.add(address)
 
+    @rule()
+    def toggle_issuer_freeze(self) -> None:
+        if self.issuer_frozen:
+            self.cash.unfreeze(REGULATOR, ISSUER.address)
+        else:
+            self.cash.freeze(REGULATOR, ISSUER.address)
+        self.issuer_frozen = not self.issuer_frozen
+
     @rule(seconds=st.sampled_from([3_600, 3_600, DAY, 4 * DAY]))
     def warp(self, seconds: int) -> None:
         devtools.increase_time(self.w3, seconds)
@@ -391,6 +415,10 @@ class VoucherMachine(RuleBasedStateMachine):
                     plan[h] = p.balance(h)
             if p.budget_returned and not plan:
                 expected = ("VoucherNothingToReturn", (p.pid,))
+            elif self.issuer_frozen:  # the clawback waits unless it returns nothing at all
+                returning = sum(plan.values()) + (0 if p.budget_returned else p.terms.budget - p.granted)
+                if returning:
+                    expected = ("WalletFrozen", (ISSUER.address,))
         result = self._run("close", lambda: self.vouchers.close(KEEPER, p.pid, holders), expected)
         if result is None:
             return

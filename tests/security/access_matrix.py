@@ -151,6 +151,7 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/collectives/{collective_id}/budgets"): only(REGULATOR),
     ("POST", "/v1/collectives/{collective_id}/officers"): only(REGULATOR),
     ("POST", "/v1/collectives/{collective_id}/rules"): only(REGULATOR),
+    ("POST", "/v1/collectives/split-window"): only(REGULATOR),
     ("POST", "/v1/collectives/{collective_id}/freeze"): only(REGULATOR),
     ("POST", "/v1/collectives/{collective_id}/unfreeze"): only(REGULATOR),
     ("POST", "/v1/collectives/{collective_id}/assets"): only(own=(OFFICER,)),

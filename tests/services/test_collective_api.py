@@ -547,3 +547,22 @@ def test_the_township_tier_waits_for_the_supervisor_and_the_public_notice(api: A
     page = api.auditor.get(f"/v1/collectives/{cid}/proposals").json()
     (total,) = page["totals"]
     assert (total["executed_fen"], total["lapsed"], total["open"]) == (20_000_00, 1, 0)
+
+
+def test_split_proposals_to_one_payee_need_the_tier_of_their_sum(api: Api, village: Village) -> None:
+    """Two 3,000-yuan proposals to one payee: the second needs the township and its notice, as one
+    6,000-yuan payment would; the township sets the split window; a frozen payee gets no proposal."""
+    v = village
+    cid = create(api, v)
+    first, second = propose(v, cid, 3_000_00), propose(v, cid, 3_000_00, line=1)
+    assert not proposal(api, cid, first)["township_required"]
+    p = proposal(api, cid, second)
+    assert (p["township_required"], p["committee_required"]) == (True, 2)
+    assert_problem(api.post("regulator", "/v1/collectives/split-window", {"days": 0}), 422, "invalid-request")
+    assert_problem(v.post("alice", "/v1/collectives/split-window", {"days": 7}), 403, "forbidden-role")
+    r = api.post("regulator", "/v1/collectives/split-window", {"days": 7})
+    assert r.status_code == 200, r.text
+    assert api.app.state.ctx.collective.split_window_days() == 7
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": v.payee}).status_code == 200
+    body = {"payee": v.payee, "amount_fen": 100, "line": 0, "purpose": "x"}
+    assert_problem(v.post("alice", f"/v1/collectives/{cid}/proposals", body), 409, "payee-frozen")

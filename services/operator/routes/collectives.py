@@ -142,6 +142,15 @@ class BudgetIn(Strict):
     budget_fen: Fen128
 
 
+class SplitWindowIn(Strict):
+    days: int = Field(
+        ge=1,
+        le=90,
+        description="payments to a payee this many Beijing days back (today included) count toward "
+        "the approval tier of a new proposal to it, with its pending proposals",
+    )
+
+
 class ReasonIn(Strict):
     reason: str = Field(default="", max_length=2000, description="only its SHA-256 goes on chain")
 
@@ -524,6 +533,22 @@ def set_rules(
 def _set_rules(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     fn = _fn(ctx).setRules(req["collective_id"], [_tier(t) for t in req["tiers"]], req["proposal_lifetime_s"])
     return Call(ctx.regulator, fn)
+
+
+@router.post("/split-window", responses={202: {"model": OperationOut}})
+def set_split_window(
+    body: SplitWindowIn, ctx: CtxDep, ops: OpsDep, key: RegulatorKey, idem: IdempotencyKey, response: Response
+) -> OperationOut:
+    """Set the split window of every collective (township): a proposal's tier comes from its amount
+    plus the collective's pending proposals to the same payee and its payments to it in the window,
+    so a large payment split into small ones needs the approvals of the whole."""
+    request = {"days": body.days}
+    return respond(_perform(ops, "collective.set_split_window", key, idem, request, "split-window"), response)
+
+
+@builder("collective.set_split_window")
+def _set_split_window(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    return Call(ctx.regulator, _fn(ctx).setSplitWindow(req["days"]))
 
 
 @router.post("/{collective_id}/freeze", responses={202: {"model": OperationOut}})

@@ -51,8 +51,8 @@ class Client:
         headers = {"X-API-Key": self.key(role), "Idempotency-Key": key or str(uuid.uuid4())}
         return httpx.post(self.url + path, json=body, headers=headers, timeout=60)
 
-    def get(self, role: str, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, headers={"X-API-Key": self.key(role)}, timeout=60)
+    def get(self, role: str, path: str, timeout_s: float = 60) -> httpx.Response:
+        return httpx.get(self.url + path, headers={"X-API-Key": self.key(role)}, timeout=timeout_s)
 
     def wallet(self, tier: int = 3) -> str:
         body = {"kind": "personal", "tier": tier, "display_name": "p", "identity": str(uuid.uuid4())}

@@ -768,9 +768,10 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     function recentTo(uint256 id, address payee) public view returns (uint256 recent) {
         recent = _pendingTo[id][payee];
         uint256 today = _today();
-        uint256 window = splitWindowDays; // 1..MAX_SPLIT_WINDOW_DAYS, and today >= 20,000
-        for (uint256 back = 0; back < window; ++back) {
-            recent += _paidOn[id][payee][today - back];
+        uint256 window = splitWindowDays; // 1..MAX_SPLIT_WINDOW_DAYS
+        uint256 first = today + 1 > window ? today + 1 - window : 0; // no day before the epoch
+        for (uint256 day = first; day <= today; ++day) {
+            recent += _paidOn[id][payee][day];
         }
     }
 

@@ -98,15 +98,21 @@ def funded(village: Village, collective: CollectiveClient) -> Village:
     return village
 
 
-def propose(collective: CollectiveClient, v: Village, amount: int, line: int = INFRA) -> int:
-    pid, _ = collective.propose(v.alice, v.id, v.gym.address, amount, line, h("road"), h("invoice"))
+def propose(
+    collective: CollectiveClient, v: Village, amount: int, line: int = INFRA, payee: str | None = None
+) -> int:
+    """A proposal by alice, to the gym unless ``payee`` is given."""
+    payee = v.gym.address if payee is None else payee
+    pid, _ = collective.propose(v.alice, v.id, payee, amount, line, h("road"), h("invoice"))
     return pid
 
 
-def approved(collective: CollectiveClient, v: Village, amount: int, line: int = INFRA) -> int:
+def approved(
+    collective: CollectiveClient, v: Village, amount: int, line: int = INFRA, payee: str | None = None
+) -> int:
     """A proposal by alice, approved by bob and carol (and the supervisor when its tier needs it:
     above the limit, counting what was recently committed to the same payee)."""
-    pid = propose(collective, v, amount, line)
+    pid = propose(collective, v, amount, line, payee)
     collective.approve(v.bob, pid)
     collective.approve(v.carol, pid)
     if collective.proposal(pid).township_required:
@@ -688,9 +694,9 @@ class TestExecute:
         self, funded: Village, collective: CollectiveClient
     ) -> None:
         v = funded
-        first, second = (
+        first, second = (  # two payees: one payee's 5,500 in all would need the township's notice
             approved(collective, v, 3_000_00, OPERATIONS),
-            approved(collective, v, 2_500_00, OPERATIONS),
+            approved(collective, v, 2_500_00, OPERATIONS, payee=v.outsider.address),
         )
         collective.execute(v.treasurer, first)
         assert_reverts(

@@ -527,7 +527,8 @@ class TestRefund:
         result = prepaid.refund_batch(a.bob, prepaid.packages_of(a.gym.address))
         assert [e["id"] for e in result.named("PackageRefunded")] == ids[1:3]
         deferred = [(e["id"], e["consumer"], e["reason"]) for e in result.named("RefundDeferred")]
-        assert deferred == [(i, a.carol.address, selector("PrepaidConsumerFrozen(uint256,address)")) for i in ids[3:]]
+        frozen = selector("PrepaidConsumerFrozen(uint256,address)")
+        assert deferred == [(i, a.carol.address, frozen) for i in ids[3:]]
         cash.unfreeze(a.regulator, a.carol.address)
         prepaid.refund_batch(a.bob, ids)
         assert all(prepaid.package(i).held == 0 for i in ids)

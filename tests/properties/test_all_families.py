@@ -4,12 +4,14 @@ The per-family machines (tests/properties/test_*_invariants.py) each run their c
 token that nothing else touches. Here one hypothesis state machine drives them all at once, so
 that their interactions are exercised: the same people are prepaid consumers, voucher holders,
 card holders, mandate givers, collective officers and disbursement recipients; the same merchants
-are paid by every family; freezes, tier caps (balance, payment, daily) and day changes bite across
-families; and the clock jumps across package end dates, batch and programme ends, proposal expiries
-and time locks, card grace periods and mandate expiries.
+are paid by every family; freezes (the regulator freezes and unfreezes random people and
+merchants, owners and payees alike; the supervisor the collective), tier caps (balance, payment,
+daily) and day changes bite across families; and the clock jumps across package end dates, batch
+and programme ends, proposal expiries and time locks, card grace periods and mandate expiries.
 
 Every outcome is predicted before the call from one Python model (the token rules of
-``DigitalCash._update`` for every movement, and each family's own rules as the family machines
+``DigitalCash._update`` for every movement and of ``payFor`` for every family payout: owner
+registered and unfrozen, payee a merchant where required; and each family's own rules as the family machines
 model them, reusing their dataclasses): success, or the exact custom error with its arguments.
 Random actors also try each family's privileged actions without the role (mint, freeze, pause,
 close or enrol a prepaid merchant, consume someone else's package, approve a disbursement, approve
@@ -25,7 +27,11 @@ outstanding and the contract holds exactly the outstanding; per programme budget
 returned + outstanding + ungranted and the contract holds exactly outstanding + ungranted; per
 collective balance == income - paid and the fund holds exactly the balances; per card loaded ==
 settled + refunded + reserve and the contract holds exactly the reserves; QuickPay holds nothing);
-no wallet is above its tier's balance cap or daily cap. (Each object's own record is compared
+no wallet is above its tier's balance cap or daily cap; a wallet frozen before and after the step
+kept what the README's freeze table protects (ghost state read from the chain: its balance, its
+prepaid packages, its cards, what its mandates pulled, what it spent of vouchers); every bill (a card
+payment, a mandate's order, a disbursement row) was paid at most once, by exactly one movement of its
+own (a ``PaidFor`` or ``Transfer`` log counted for no other bill). (Each object's own record is compared
 after the steps that act on it in the short profile, after every step in the long one: see DEEP.)
 
 Every example starts from the same opening (built once through the rules, then restored from a

@@ -662,6 +662,37 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         else:
             self._toggle_freeze(wallet)
 
+    @rule(person=people, merchant=merchants, amount=st.integers(1, 300 * YUAN))
+    @counted
+    def a_frozen_owner_tries_every_family(
+        self, person: LocalAccount, merchant: LocalAccount, amount: int
+    ) -> None:
+        """The regulator freezes a person (unless frozen already), whose money then is asked to move
+        through every family at once: a session of each open package of theirs, the upload of their
+        card's collected payments, a pull on each of their mandates, a voucher spend, a transfer.
+        Each outcome is predicted as usual (the model knows the freeze); and, as the freeze table
+        says, nothing the person owns moved (the ghost check of the invariant, within this step)."""
+        wallet = person.address
+        if wallet not in self.model.frozen:
+            self._toggle_freeze(wallet)
+        before = self._owned(wallet)
+        for pid, pkg in sorted(self.model.packages.items()):
+            if pkg.consumer == wallet and pkg.status == PackageStatus.OPEN:
+                self._consume(self._touch("package", pid), 1)
+        cards = {card.se.address for card in self.cards if card.holder == wallet}
+        if mine := [k for k, up in enumerate(self.pool) if up.signed.payment.card in cards]:
+            self._settle(mine[-5:])
+        for mid, m in sorted(self.mandates.items()):
+            if m.holder == wallet:
+                self.refs += 1
+                self._pull(self._touch("mandate", mid), amount, order_ref(f"order {self.refs}"))
+        if holding := [p for p in self.programmes if p.balance(wallet)]:
+            self._spend_voucher(holding[0], person, CANTEEN, amount)
+        expected, *state = self.model.simulate([(wallet, merchant.address, amount)], day(self._now()))
+        if self._run("transfer", lambda: self.cash.transfer(person, merchant.address, amount), expected):
+            self.model.apply(state)  # type: ignore[arg-type]
+        assert self._owned(wallet) == before, f"frozen {wallet} moved: {before} -> {self._owned(wallet)}"
+
     @rule(seconds=st.sampled_from([HOUR, 6 * HOUR, DAY, 2 * DAY + 1, 5 * DAY, 11 * DAY]))
     @counted
     def time_passes(self, seconds: int) -> None:
@@ -740,7 +771,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     @rule(data=st.data(), sessions=st.integers(1, 6))
     @counted
     def consume(self, data: st.DataObject, sessions: int) -> None:
-        pid = self._package(data)
+        self._consume(self._package(data), sessions)
+
+    def _consume(self, pid: int, sessions: int) -> None:
         pkg = self.model.packages.get(pid)
         consumer = BY_ADDRESS[pkg.consumer] if pkg else ALICE
         expected, amount, state = self._consume_expected(consumer.address, pid, sessions)
@@ -1004,6 +1037,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     ) -> None:
         holding = [p for p in self.programmes if p.balance(holder.address)]
         p = data.draw(st.sampled_from(holding or self.programmes), label="programme")
+        self._spend_voucher(p, holder, merchant, bill)
+
+    def _spend_voucher(self, p: Programme, holder: LocalAccount, merchant: LocalAccount, bill: int) -> None:
         self._touch("programme", p.pid)
         m = merchant.address
         now, t = self._now(), p.terms
@@ -1319,6 +1355,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     def settle(self, data: st.DataObject) -> None:
         """A terminal uploads collected payments, in any order, repeats allowed."""
         indices = data.draw(st.lists(st.integers(0, len(self.pool) - 1), min_size=1, max_size=5))
+        self._settle(indices)
+
+    def _settle(self, indices: list[int]) -> None:
         batch = [self.pool[k] for k in indices]
         now = self._now()
         predicted = [self._predict(up, now) for up in batch]
@@ -1412,6 +1451,10 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         else:
             self.refs += 1
             ref = order_ref(f"order {self.refs}")
+        self._pull(mid, amount, ref)
+
+    def _pull(self, mid: int, amount: int, ref: bytes) -> None:
+        m = self.mandates[mid]
         now = self._now()
         today = day(now)
         spent_after = (m.spent_today if m.day == today else 0) + amount

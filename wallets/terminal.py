@@ -5,7 +5,8 @@ itself (right card, this merchant, this chain and settlement contract) and queue
 When it gets a connection it uploads the queue in batches of at most ``MAX_BATCH``; each payment
 comes back with one outcome (settled, duplicate, rejected with a reason, shortfall). Payments with
 a final outcome leave the queue; a payment whose merchant could not receive at that moment
-(``MERCHANT_REFUSED``) stays queued for the next upload. Uploading is always safe to repeat: a
+(``MERCHANT_REFUSED``) or whose holder is frozen (``HOLDER_REFUSED``) stays queued for the next
+upload. Uploading is always safe to repeat: a
 payment already settled comes back as a duplicate and nothing moves twice, so an upload cut off by
 a network failure is simply uploaded again.
 

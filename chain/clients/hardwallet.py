@@ -77,7 +77,13 @@ class RejectReason(IntEnum):
     CARD_LOST = 5
     GRACE_EXPIRED = 6
     CARD_CLOSED = 7
-    MERCHANT_REFUSED = 8
+    MERCHANT_REFUSED = 8  # the merchant cannot receive now (frozen, at its balance cap): retry later
+    HOLDER_REFUSED = 9  # the card holder is frozen: settles once the regulator unfreezes the holder
+    PAYEE_NOT_MERCHANT = 10  # card payments go to merchant wallets only: final
+
+
+#: Rejections after which uploading the same payment again later may settle it.
+RETRYABLE_REASONS = frozenset({RejectReason.MERCHANT_REFUSED, RejectReason.HOLDER_REFUSED})
 
 
 @dataclass(frozen=True)
@@ -229,12 +235,13 @@ class PaymentOutcome:
     outcome: Outcome
     paid: int = 0  # what reached the merchant
     reason: RejectReason = RejectReason.NONE
-    detail: bytes = b"\0\0\0\0"  # the token's error selector for MERCHANT_REFUSED
+    detail: bytes = b"\0\0\0\0"  # the token's error selector for the token's refusals
 
     @property
     def final(self) -> bool:
-        """False only when uploading it again later may settle it (the merchant could not receive)."""
-        return not (self.outcome is Outcome.REJECTED and self.reason is RejectReason.MERCHANT_REFUSED)
+        """False only when uploading it again later may settle it (the merchant could not receive,
+        or the holder is frozen)."""
+        return not (self.outcome is Outcome.REJECTED and self.reason in RETRYABLE_REASONS)
 
 
 @dataclass(frozen=True)

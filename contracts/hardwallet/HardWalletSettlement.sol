@@ -9,6 +9,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IWalletRegistry} from "../token/IWalletRegistry.sol";
 import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
+import {DigitalCash} from "../token/DigitalCash.sol";
 
 /// @title HardWalletSettlement
 /// @notice Settlement of offline hard-wallet payments (硬钱包): IC cards, SIM-card wallets and
@@ -38,9 +39,12 @@ import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 ///   is the terminal's clock, so a thief with a forged terminal could back-date payments within the
 ///   grace period; the exposure is bounded by the reserve, the offline cap and the grace period.
 ///
-/// Rejected payments consume no counter and move nothing: a payment refused because its merchant
-/// cannot receive now (frozen, unregistered, at a cap: `MerchantRefused`, with the token's error
-/// selector) can be uploaded again later.
+/// Card payments are paid by the token's one family policy (`payFor`, owner = the card holder,
+/// payee = a merchant only). Rejected payments consume no counter and move nothing: a payment refused
+/// because its merchant cannot receive now (frozen, at a cap: `MerchantRefused`), because its payee is
+/// not a merchant wallet (`PayeeNotMerchant`) or because the holder is frozen (`HolderRefused`), each
+/// with the token's error selector, can be uploaded again later; a frozen holder's payments settle
+/// once the regulator unfreezes the holder (if still within a lost card's grace period).
 ///
 /// @dev Invariants (tested): per card, loaded == settled + refunded + reserve, reserve never negative;
 /// this contract's token balance == totalReserve == sum of reserves; each (card, counter) pays at most
@@ -92,7 +96,7 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
     /// @dev Payment `counter` of `card` had been processed already: nothing moved.
     event PaymentDuplicate(address indexed card, uint64 counter, address indexed merchant, uint256 amount);
     /// @dev Payment `counter` of `card` was refused for `reason` (`detail`: the token's error selector
-    /// for MerchantRefused). Nothing moved and the counter stays unused.
+    /// for MerchantRefused, PayeeNotMerchant and HolderRefused). Nothing moved and the counter stays unused.
     event PaymentRejected(
         address indexed card, uint64 counter, address indexed merchant, uint256 amount, Reason reason, bytes4 detail
     );
@@ -155,7 +159,9 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
         CardLost, // signed after the loss report
         GraceExpired, // signed before the report, uploaded after the grace period
         CardClosed,
-        MerchantRefused
+        MerchantRefused, // the token refused the merchant (frozen, at its balance cap): retry later
+        HolderRefused, // the token refused the holder (frozen): settles once the holder is unfrozen
+        PayeeNotMerchant // the payee is not a merchant wallet: card payments go to merchants only
     }
 
     struct Card {
@@ -404,7 +410,7 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
                 c.shortfall -= uncovered;
                 totalShortfall -= uncovered;
                 c.status = status;
-                return _reject(p, Reason.MerchantRefused, bytes4(ret));
+                return _reject(p, _refusal(ret, c.holder), bytes4(ret));
             }
         }
         if (uncovered == 0) {
@@ -414,6 +420,25 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
         emit PaymentShortfall(p.card, p.counter, p.merchant, p.amount, covered);
         if (blocks) emit CardBlocked(p.card, c.shortfall);
         return 3;
+    }
+
+    /// @dev Which party the token's refusal `ret` (a custom error, at least 4 bytes) is about: the
+    /// holder (`WalletFrozen`/`WalletNotRegistered` naming the holder), the payee's kind, or the merchant.
+    function _refusal(bytes memory ret, address holder) private pure returns (Reason) {
+        bytes4 selector = bytes4(ret);
+        if (selector == DigitalCash.PayeeNotMerchant.selector) return Reason.PayeeNotMerchant;
+        if (
+            (selector == DigitalCash.WalletFrozen.selector || selector == DigitalCash.WalletNotRegistered.selector)
+                && ret.length >= 36
+        ) {
+            address wallet;
+            // slither-disable-next-line assembly (reads the error's first argument, an address, after the selector)
+            assembly ("memory-safe") {
+                wallet := mload(add(ret, 36))
+            }
+            if (wallet == holder) return Reason.HolderRefused;
+        }
+        return Reason.MerchantRefused;
     }
 
     function _reject(Payment calldata p, Reason reason, bytes4 detail) private returns (uint256) {

@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
@@ -18,9 +19,17 @@ import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 /// the package's end date, or once the regulator closes the merchant, the unused part goes back to the
 /// consumer, never to the merchant.
 /// @dev Invariants (tested): for every package and in total, deposited == released + refunded + held;
-/// the contract's token balance equals the total held. Refunds to a frozen consumer wait: the funds
-/// stay held and the package stays refundable until the regulator unfreezes the wallet (batch refunds
-/// skip it with `RefundDeferred`). A frozen merchant cannot be paid, so consumption waits as well.
+/// the contract's token balance equals the total held; after `used` sessions the merchant has been
+/// released exactly `immediate + floor(supervised * used / sessions)` (all of it once every session is
+/// used), however the sessions were split into calls.
+///
+/// Freeze (the README's freeze table): every payout names the consumer as the economic owner
+/// (`DigitalCash.payFor`), so the token's one policy judges it. A frozen consumer cannot prepay,
+/// consume, cancel, nor have the merchant claim sessions (any signature): `PrepaidConsumerFrozen`.
+/// Refunds to a frozen consumer wait: the funds stay held and the package stays refundable until the
+/// regulator unfreezes the wallet (`refund` reverts `PrepaidConsumerFrozen`, `refundBatch` defers the
+/// row with `RefundDeferred` and the token's reason). A frozen merchant takes no new packages and
+/// cannot be paid, so its releases wait as well; refunds of its packages still reach consumers.
 contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
 
@@ -66,8 +75,11 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
     error PrepaidInvalidSignature(uint256 id);
     /// @dev The consumer's signature expired at `deadline`.
     error PrepaidSignatureExpired(uint256 deadline);
-    /// @dev The refund recipient is frozen; the refund waits until the regulator unfreezes it.
+    /// @dev The package's consumer is frozen: no consumption, claim or cancellation, and its refund
+    /// waits until the regulator unfreezes it.
     error PrepaidConsumerFrozen(uint256 id, address consumer);
+    /// @dev The token refused a batch refund without saying why (e.g. out of gas): the batch reverts.
+    error PrepaidTransferFailed(uint256 id);
     /// @dev At most `max` packages per batch.
     error PrepaidBatchTooLarge(uint256 size, uint256 max);
 
@@ -98,8 +110,10 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
     event PackageCancelled(uint256 indexed id, uint256 refund, uint256 fee);
     /// @dev The unused part went back to the consumer (`merchantClosed` false: the package expired).
     event PackageRefunded(uint256 indexed id, uint256 amount, bool merchantClosed);
-    /// @dev A batch refund skipped a package whose consumer is frozen; it stays refundable.
-    event RefundDeferred(uint256 indexed id, address indexed consumer);
+    /// @dev A batch refund could not pay package `id`'s consumer now (`reason`: PrepaidConsumerFrozen's
+    /// selector, or the token's error selector, e.g. TierBalanceCapExceeded); nothing moved, it stays
+    /// refundable.
+    event RefundDeferred(uint256 indexed id, address indexed consumer, bytes4 reason);
 
     // ----------------------------------------------------------------------------------------
     // Storage
@@ -257,6 +271,7 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
     function cancel(uint256 id) external nonReentrant {
         Package storage p = _open(id);
         if (msg.sender != p.consumer) revert PrepaidNotConsumer(id, msg.sender);
+        if (registry.isFrozen(p.consumer)) revert PrepaidConsumerFrozen(id, p.consumer);
         uint256 held = p.held;
         uint256 fee = p.cancellationFee; // <= held at creation, and held only shrinks with use
         if (fee > held) fee = held;
@@ -287,21 +302,25 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         _refund(id, p, closed);
     }
 
-    /// @notice Push refunds for up to MAX_BATCH packages; those not refundable are skipped, those of
-    /// a frozen consumer are deferred (`RefundDeferred`). Returns how many were refunded.
+    /// @notice Push refunds for up to MAX_BATCH packages; those not refundable are skipped. A refund
+    /// the token refuses (consumer frozen, at its tier balance cap, ...) is deferred with
+    /// `RefundDeferred(id, consumer, reason)` and stays refundable: one consumer never blocks the page.
+    /// Reverts only when paused (the token refuses every row: the call stops as a whole) or when the
+    /// token fails without an error. Returns how many were refunded.
     function refundBatch(uint256[] calldata ids) external nonReentrant returns (uint256 done) {
         if (ids.length > MAX_BATCH) revert PrepaidBatchTooLarge(ids.length, MAX_BATCH);
+        if (Pausable(address(cash)).paused()) revert Pausable.EnforcedPause();
         for (uint256 i = 0; i < ids.length; ++i) {
             Package storage p = _packages[ids[i]];
             if (p.status != Status.Open) continue;
             bool closed = _merchants[p.merchant].closed;
             if (!closed && block.timestamp <= p.expiresAt) continue;
             if (registry.isFrozen(p.consumer)) {
-                emit RefundDeferred(ids[i], p.consumer);
+                // As `refund`: a frozen consumer's refund waits, even one of 0 fen.
+                emit RefundDeferred(ids[i], p.consumer, PrepaidConsumerFrozen.selector);
                 continue;
             }
-            _refund(ids[i], p, closed);
-            ++done;
+            if (_tryRefund(ids[i], p, closed)) ++done;
         }
     }
 
@@ -357,13 +376,22 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
     }
 
     function _release(uint256 id, Package storage p, uint32 sessions, bool bySignature) private {
-        if (_merchants[p.merchant].closed) revert PrepaidMerchantClosed(p.merchant);
+        Merchant storage m = _merchants[p.merchant];
+        if (m.closed) revert PrepaidMerchantClosed(p.merchant);
         if (block.timestamp > p.expiresAt) revert PrepaidPackageExpired(id, p.expiresAt);
+        // Checked here although payFor refuses a frozen owner too: a release of 0 fen (sessions worth
+        // less than a fen so far) moves nothing, yet uses sessions of the frozen consumer.
+        if (registry.isFrozen(p.consumer)) revert PrepaidConsumerFrozen(id, p.consumer);
         uint256 remaining = p.sessions - p.used;
         if (sessions == 0 || sessions > remaining) revert PrepaidTooManySessions(id, sessions, remaining);
-        // Pro rata of what is held; the last session takes the rounding remainder, so the
-        // whole held amount is released exactly when every session is used.
-        uint256 amount = sessions == remaining ? p.held : uint256(p.held) * sessions / remaining;
+        // Cumulative: what is due for every session used so far minus what was released of the
+        // supervised part already (held only shrinks by releases while the package is open), so
+        // rounding never loses a fen across calls; the last session takes the remainder. The merchant's
+        // share is fixed at enrolment (no setter), so `supervised` is what `prepay` put in `held`.
+        uint256 supervised = uint256(p.deposited) * m.supervisedBps / _BPS;
+        uint256 usedAfter = uint256(p.used) + sessions;
+        uint256 due = usedAfter == p.sessions ? supervised : supervised * usedAfter / p.sessions;
+        uint256 amount = due - (supervised - p.held);
         p.used += sessions;
         p.held -= uint128(amount);
         p.released += uint128(amount);
@@ -372,6 +400,33 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         totalReleased += amount;
         emit SessionsConsumed(id, sessions, amount, remaining - sessions, bySignature);
         if (amount > 0) IDigitalCash(address(cash)).payFor(p.consumer, p.merchant, amount, PAY_TO_MERCHANT);
+    }
+
+    /// @dev `_refund` for a batch row: a refusal by the token undoes the row and defers it.
+    function _tryRefund(uint256 id, Package storage p, bool merchantClosed) private returns (bool) {
+        uint256 amount = p.held;
+        p.status = Status.Refunded;
+        p.held = 0;
+        p.refunded += uint128(amount);
+        totalHeld -= amount;
+        totalRefunded += amount;
+        if (amount > 0) {
+            // slither-disable-next-line reentrancy-no-eth,reentrancy-events (state is written after the call only to undo a refused refund; our own DigitalCash has no hooks; refundBatch is nonReentrant)
+            (bool ok, bytes memory ret) =
+                address(cash).call(abi.encodeCall(IDigitalCash.payFor, (p.consumer, p.consumer, amount, 0)));
+            if (!ok) {
+                if (ret.length < 4) revert PrepaidTransferFailed(id);
+                p.status = Status.Open;
+                p.held = uint128(amount);
+                p.refunded -= uint128(amount);
+                totalHeld += amount;
+                totalRefunded -= amount;
+                emit RefundDeferred(id, p.consumer, bytes4(ret));
+                return false;
+            }
+        }
+        emit PackageRefunded(id, amount, merchantClosed);
+        return true;
     }
 
     function _refund(uint256 id, Package storage p, bool merchantClosed) private {

@@ -76,7 +76,12 @@ CONTRACT_ERRORS: dict[str, tuple[int, str, str]] = {
     "PrepaidNotRefundable": (409, "not-refundable", "Neither expired nor the merchant closed"),
     "PrepaidInvalidSignature": (422, "invalid-signature", "The consumer's signature does not match"),
     "PrepaidSignatureExpired": (422, "signature-expired", "The consumer's signature has expired"),
-    "PrepaidConsumerFrozen": (409, "consumer-frozen", "The consumer's wallet is frozen; the refund waits"),
+    "PrepaidConsumerFrozen": (
+        409,
+        "consumer-frozen",
+        "The consumer's wallet is frozen; use and refunds wait",
+    ),
+    "PrepaidTransferFailed": (502, "prepaid-transfer-failed", "The token failed a refund"),
     "PrepaidCeilingExceeded": (422, "ceiling-exceeded", "Above the merchant's per-package ceiling"),
     "PrepaidFeeTooHigh": (422, "fee-too-high", "The cancellation fee exceeds the supervised part"),
     "PrepaidExpiryInPast": (422, "expiry-in-past", "The end date is in the past"),

@@ -60,7 +60,10 @@ class PaymentResult(BaseModel):
     outcome: Literal["settled", "duplicate", "rejected", "shortfall"]
     paid_fen: int = Field(description="what reached the merchant")
     reason: str | None = Field(default=None, description="rejected: why")
-    detail: str | None = Field(default=None, description="merchant-refused: the token's error selector")
+    detail: str | None = Field(
+        default=None,
+        description="merchant-refused, holder-refused, payee-not-merchant: the token's error selector",
+    )
     final: bool = Field(description="false only when uploading it again later may settle it")
 
 

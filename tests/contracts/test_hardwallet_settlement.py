@@ -365,6 +365,66 @@ class TestSettle:
         assert s.terminal.pending == []
         assert_card_conserved(hardwallet, cash, s.card.address)
 
+    def test_a_frozen_holders_payment_is_refused_and_settles_once_unfrozen(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        p = s.terminal.charge(s.card, 10_00)
+        cash.freeze(s.a.regulator, s.a.alice.address)
+        refused = s.terminal.upload_to_chain(hardwallet, s.a.outsider)[0]
+        assert (refused.outcome, refused.reason, refused.detail, refused.final) == (
+            Outcome.REJECTED,
+            RejectReason.HOLDER_REFUSED,
+            selector("WalletFrozen(address)"),
+            False,
+        )
+        assert not hardwallet.is_counter_used(s.card.address, 1) and s.terminal.pending == [p]
+        assert hardwallet.card(s.card.address).reserve == LOADED and cash.balance_of(s.a.gym.address) == 0
+        cash.unfreeze(s.a.regulator, s.a.alice.address)
+        assert s.terminal.upload_to_chain(hardwallet, s.a.outsider)[0].outcome is Outcome.SETTLED
+        assert cash.balance_of(s.a.gym.address) == 10_00
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_a_payment_to_a_personal_wallet_is_rejected_and_the_batch_settles_the_rest(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        to_bob = clone_pay(s, 10_00, 1, merchant=s.a.bob.address)
+        to_gym = clone_pay(s, 5_00, 2)
+        result = hardwallet.settle(s.a.outsider, [to_bob, to_gym])
+        refused, settled = result.outcomes
+        assert (refused.outcome, refused.reason, refused.detail, refused.final) == (
+            Outcome.REJECTED,
+            RejectReason.PAYEE_NOT_MERCHANT,
+            selector("PayeeNotMerchant(address)"),
+            True,
+        )
+        assert settled.outcome is Outcome.SETTLED
+        assert not hardwallet.is_counter_used(s.card.address, 1) and hardwallet.is_counter_used(
+            s.card.address, 2
+        )
+        assert (cash.balance_of(s.a.bob.address), cash.balance_of(s.a.gym.address)) == (0, 5_00)
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_a_frozen_holder_cannot_load_and_the_lost_cards_reserve_waits(
+        self, w3: Web3, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        cash.freeze(s.a.regulator, s.a.alice.address)
+        assert_reverts(
+            lambda: hardwallet.load(s.a.alice, s.card.address, 1_00), "WalletFrozen", s.a.alice.address
+        )
+        hardwallet.report_lost(s.a.alice, s.card.address)  # reporting moves nothing: still allowed
+        devtools.increase_time(w3, hardwallet.card(s.card.address).grace_ends_at - now(w3) + 1)
+        assert_reverts(
+            lambda: hardwallet.return_reserve(s.a.outsider, s.card.address), "WalletFrozen", s.a.alice.address
+        )
+        assert hardwallet.card(s.card.address).reserve == LOADED
+        cash.unfreeze(s.a.regulator, s.a.alice.address)
+        hardwallet.return_reserve(s.a.outsider, s.card.address)
+        assert hardwallet.card(s.card.address).refunded == LOADED
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
     def test_reverts_on_an_empty_or_oversized_batch(self, setup: Setup, hardwallet: HardWalletClient) -> None:
         s = setup
         assert_reverts(lambda: hardwallet.settle(s.a.outsider, []), "HardWalletBatchSize", 0, MAX_BATCH)

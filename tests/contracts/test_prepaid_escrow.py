@@ -18,6 +18,10 @@ def now(w3: Web3) -> int:
     return int(w3.eth.get_block("latest")["timestamp"])
 
 
+def selector(signature: str) -> bytes:
+    return bytes(Web3.keccak(text=signature)[:4])
+
+
 def assert_conserved(prepaid: PrepaidClient, cash: CashClient, *ids: int) -> None:
     """deposited == released + refunded + held, per package and in total; balance == total held."""
     for i in ids:
@@ -279,6 +283,46 @@ class TestConsume:
         assert_reverts(lambda: prepaid.consume(shop.alice, package, 1), "WalletFrozen", shop.outsider.address)
         assert_conserved(prepaid, cash, package)
 
+    def test_reverts_while_the_consumer_is_frozen(
+        self, shop: Actors, package: int, prepaid: PrepaidClient, cash: CashClient
+    ) -> None:
+        cash.freeze(shop.regulator, shop.alice.address)
+        assert_reverts(
+            lambda: prepaid.consume(shop.alice, package, 1),
+            "PrepaidConsumerFrozen",
+            package,
+            shop.alice.address,
+        )
+        assert prepaid.package(package).used == 0
+        cash.unfreeze(shop.regulator, shop.alice.address)
+        prepaid.consume(shop.alice, package, 1)
+        assert_conserved(prepaid, cash, package)
+
+    def test_single_sessions_release_cumulatively(
+        self, shop: Actors, prepaid: PrepaidClient, cash: CashClient, w3: Web3
+    ) -> None:
+        """200 sessions of 1 fen, fully supervised: after 100 one-session calls, 100 fen released."""
+        pid, _ = prepaid.prepay(shop.alice, shop.gym.address, 200, 1, now(w3) + DAY)
+        for _ in range(100):
+            prepaid.consume(shop.alice, pid, 1)
+        p = prepaid.package(pid)
+        assert (p.used, p.released, p.held) == (100, 100, 100)
+        assert cash.balance_of(shop.gym.address) == 100
+        assert_conserved(prepaid, cash, pid)
+
+    def test_release_after_used_sessions_is_the_share_due_whatever_the_split(
+        self, shop: Actors, package: int, prepaid: PrepaidClient, cash: CashClient
+    ) -> None:
+        """1,998 fen held for 10 sessions: after k sessions floor(1998 * k / 10) is released."""
+        released = prepaid.package(package).released  # the unsupervised 40%
+        immediate = released
+        for k, n in enumerate((1, 1, 1, 2, 1, 3, 1), start=1):
+            prepaid.consume(shop.alice, package, n)
+            used = prepaid.package(package).used
+            assert prepaid.package(package).released == immediate + 1_998 * used // 10, (k, used)
+        assert prepaid.package(package).status is PackageStatus.CONSUMED
+        assert_conserved(prepaid, cash, package)
+
 
 class TestClaimWithSignature:
     def deadline(self, w3: Web3) -> int:
@@ -349,6 +393,22 @@ class TestClaimWithSignature:
         devtools.increase_time(w3, 60)
         assert_reverts(lambda: prepaid.claim(shop.outsider, package, 1, d, sig), "PrepaidSignatureExpired", d)
 
+    def test_reverts_when_the_consumer_is_frozen_even_with_a_signature_made_after_the_freeze(
+        self, shop: Actors, package: int, prepaid: PrepaidClient, cash: CashClient, w3: Web3
+    ) -> None:
+        cash.freeze(shop.regulator, shop.alice.address)
+        d = self.deadline(w3)
+        sig = prepaid.sign_consumption(shop.alice, package, 2, 0, d)
+        assert_reverts(
+            lambda: prepaid.claim(shop.outsider, package, 2, d, sig),
+            "PrepaidConsumerFrozen",
+            package,
+            shop.alice.address,
+        )
+        p = prepaid.package(package)
+        assert (p.used, p.nonce) == (0, 0)
+        assert_conserved(prepaid, cash, package)
+
     def test_reverts_when_caller_is_not_the_merchant(
         self, shop: Actors, package: int, prepaid: PrepaidClient, w3: Web3
     ) -> None:
@@ -381,6 +441,16 @@ class TestCancel:
         prepaid.consume(shop.alice, package, 9)  # 200 left held, fee 500
         event = prepaid.cancel(shop.alice, package).named("PackageCancelled")[0]
         assert (event["refund"], event["fee"]) == (0, 200)
+        assert_conserved(prepaid, cash, package)
+
+    def test_reverts_while_the_consumer_is_frozen(
+        self, shop: Actors, package: int, prepaid: PrepaidClient, cash: CashClient
+    ) -> None:
+        cash.freeze(shop.regulator, shop.alice.address)
+        assert_reverts(
+            lambda: prepaid.cancel(shop.alice, package), "PrepaidConsumerFrozen", package, shop.alice.address
+        )
+        assert prepaid.package(package).status is PackageStatus.OPEN
         assert_conserved(prepaid, cash, package)
 
     def test_reverts_when_cancelled_twice(self, shop: Actors, package: int, prepaid: PrepaidClient) -> None:
@@ -456,11 +526,48 @@ class TestRefund:
         cash.freeze(a.regulator, a.carol.address)
         result = prepaid.refund_batch(a.bob, prepaid.packages_of(a.gym.address))
         assert [e["id"] for e in result.named("PackageRefunded")] == ids[1:3]
-        assert [e["id"] for e in result.named("RefundDeferred")] == ids[3:]
+        deferred = [(e["id"], e["consumer"], e["reason"]) for e in result.named("RefundDeferred")]
+        frozen = selector("PrepaidConsumerFrozen(uint256,address)")
+        assert deferred == [(i, a.carol.address, frozen) for i in ids[3:]]
         cash.unfreeze(a.regulator, a.carol.address)
         prepaid.refund_batch(a.bob, ids)
         assert all(prepaid.package(i).held == 0 for i in ids)
         assert_conserved(prepaid, cash, *ids)
+
+    def test_batch_defers_a_consumer_at_balance_cap_and_refunds_the_rest(
+        self, shop: Actors, prepaid: PrepaidClient, cash: CashClient, w3: Web3
+    ) -> None:
+        a = shop
+        cash.mint(a.operator, a.bob.address, 1_000_00)
+        mine, _ = prepaid.prepay(a.alice, a.gym.address, 1, 100_00, now(w3) + DAY)
+        bobs, _ = prepaid.prepay(a.bob, a.gym.address, 1, 50_00, now(w3) + DAY)
+        cap = cash.tier_limits(3).balance_cap
+        cash.mint(a.operator, a.alice.address, cap - cash.balance_of(a.alice.address))  # alice at her cap
+        prepaid.close_merchant(a.regulator, a.gym.address)
+        result = prepaid.refund_batch(a.outsider, [mine, bobs])
+        assert [e["id"] for e in result.named("PackageRefunded")] == [bobs]
+        deferred = result.named("RefundDeferred")[0]
+        assert (deferred["id"], deferred["consumer"], deferred["reason"]) == (
+            mine,
+            a.alice.address,
+            selector("TierBalanceCapExceeded(address,uint256,uint256)"),
+        )
+        assert prepaid.package(mine).status is PackageStatus.OPEN and prepaid.package(mine).held == 100_00
+        assert_conserved(prepaid, cash, mine, bobs)
+        cash.transfer(a.alice, a.carol.address, 100_00)  # room again: the retry refunds
+        assert [e["id"] for e in prepaid.refund_batch(a.outsider, [mine, bobs]).named("PackageRefunded")] == [
+            mine
+        ]
+        assert_conserved(prepaid, cash, mine, bobs)
+
+    def test_batch_reverts_as_a_whole_while_the_token_is_paused(
+        self, shop: Actors, package: int, prepaid: PrepaidClient, cash: CashClient
+    ) -> None:
+        prepaid.close_merchant(shop.regulator, shop.outsider.address)
+        cash.pause(shop.regulator)
+        assert_reverts(lambda: prepaid.refund_batch(shop.bob, [package]), "EnforcedPause")
+        cash.unpause(shop.regulator)
+        assert prepaid.refund_batch(shop.bob, [package]).named("PackageRefunded")
 
     def test_reverts_when_batch_too_large(self, shop: Actors, prepaid: PrepaidClient) -> None:
         assert_reverts(

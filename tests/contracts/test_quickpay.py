@@ -215,3 +215,43 @@ class TestPull:
             cap,
             cap + 1,
         )
+
+
+class TestFreeze:
+    """QuickPay holds nothing: a pull is the holder's own transfer (transferFrom), so the token judges
+    the holder and the merchant exactly as for any payment; the payee is the merchant named at grant
+    (a registered Merchant wallet; kinds never change in the registry)."""
+
+    def test_a_frozen_holder_cannot_be_pulled_and_the_order_stays_payable_once_unfrozen(
+        self, granted: Granted, quickpay: QuickPayClient, cash: CashClient
+    ) -> None:
+        a = granted.a
+        cash.freeze(a.regulator, a.alice.address)
+        assert_reverts(
+            lambda: quickpay.pull(a.gym, granted.id, 10_00, order_ref("o1")), "WalletFrozen", a.alice.address
+        )
+        assert not quickpay.is_reference_used(granted.id, order_ref("o1"))
+        assert quickpay.spent_today(granted.id) == 0
+        cash.unfreeze(a.regulator, a.alice.address)
+        quickpay.pull(a.gym, granted.id, 10_00, order_ref("o1"))
+        assert cash.balance_of(a.gym.address) == 10_00
+
+    def test_a_frozen_merchant_cannot_pull(
+        self, granted: Granted, quickpay: QuickPayClient, cash: CashClient
+    ) -> None:
+        a = granted.a
+        cash.freeze(a.regulator, a.gym.address)
+        assert_reverts(
+            lambda: quickpay.pull(a.gym, granted.id, 10_00, order_ref("o1")), "WalletFrozen", a.gym.address
+        )
+        assert cash.balance_of(a.alice.address) == 1_000_00
+
+    def test_a_frozen_holder_still_revokes(
+        self, granted: Granted, quickpay: QuickPayClient, cash: CashClient
+    ) -> None:
+        a = granted.a
+        cash.freeze(a.regulator, a.alice.address)
+        assert quickpay.revoke(a.alice, granted.id).named("MandateRevoked")
+        assert_reverts(
+            lambda: quickpay.pull(a.gym, granted.id, 1_00, order_ref("o2")), "QuickPayRevoked", granted.id
+        )

@@ -6,6 +6,7 @@ import secrets
 import uuid
 
 import httpx
+from web3 import Web3
 
 from chain import devtools
 from chain.clients.hardwallet import Payment, PaymentDomain, SignedPayment, sign_payment
@@ -101,6 +102,22 @@ class TestUpload:
         answer = upload(gateway, shop.terminal, clone)
         assert outcomes(answer) == [("duplicate", None)] and answer["results"][0]["paid_fen"] == 0
         assert gateway.ctx.cash.balance_of(shop.merchant) == 500
+
+    def test_a_frozen_holders_payment_is_rejected_not_final_and_settles_once_unfrozen(
+        self, gateway: Gateway
+    ) -> None:
+        shop = Shop(gateway)
+        p1 = shop.pay(gateway, 900)
+        ctx = gateway.ctx
+        ctx.cash.freeze(ctx.regulator, shop.holder)
+        answer = upload(gateway, shop.terminal, p1)
+        (result,) = answer["results"]
+        assert (result["outcome"], result["reason"], result["final"]) == ("rejected", "holder-refused", False)
+        assert result["detail"] == "0x" + bytes(Web3.keccak(text="WalletFrozen(address)")[:4]).hex()
+        assert ctx.cash.balance_of(shop.merchant) == 0
+        ctx.cash.unfreeze(ctx.regulator, shop.holder)
+        assert outcomes(upload(gateway, shop.terminal2, p1)) == [("settled", None)]
+        assert ctx.cash.balance_of(shop.merchant) == 900
 
     def test_a_forged_signature_is_rejected(self, gateway: Gateway) -> None:
         shop = Shop(gateway)

@@ -4,12 +4,14 @@ The per-family machines (tests/properties/test_*_invariants.py) each run their c
 token that nothing else touches. Here one hypothesis state machine drives them all at once, so
 that their interactions are exercised: the same people are prepaid consumers, voucher holders,
 card holders, mandate givers, collective officers and disbursement recipients; the same merchants
-are paid by every family; freezes, tier caps (balance, payment, daily) and day changes bite across
-families; and the clock jumps across package end dates, batch and programme ends, proposal expiries
-and time locks, card grace periods and mandate expiries.
+are paid by every family; freezes (the regulator freezes and unfreezes random people and
+merchants, owners and payees alike; the supervisor the collective), tier caps (balance, payment,
+daily) and day changes bite across families; and the clock jumps across package end dates, batch
+and programme ends, proposal expiries and time locks, card grace periods and mandate expiries.
 
 Every outcome is predicted before the call from one Python model (the token rules of
-``DigitalCash._update`` for every movement, and each family's own rules as the family machines
+``DigitalCash._update`` for every movement and of ``payFor`` for every family payout: owner
+registered and unfrozen, payee a merchant where required; and each family's own rules as the family machines
 model them, reusing their dataclasses): success, or the exact custom error with its arguments.
 Random actors also try each family's privileged actions without the role (mint, freeze, pause,
 close or enrol a prepaid merchant, consume someone else's package, approve a disbursement, approve
@@ -25,7 +27,11 @@ outstanding and the contract holds exactly the outstanding; per programme budget
 returned + outstanding + ungranted and the contract holds exactly outstanding + ungranted; per
 collective balance == income - paid and the fund holds exactly the balances; per card loaded ==
 settled + refunded + reserve and the contract holds exactly the reserves; QuickPay holds nothing);
-no wallet is above its tier's balance cap or daily cap. (Each object's own record is compared
+no wallet is above its tier's balance cap or daily cap; a wallet frozen before and after the step
+kept what the README's freeze table protects (ghost state read from the chain: its balance, its
+prepaid packages, its cards, what its mandates pulled, what it spent of vouchers); every bill (a card
+payment, a mandate's order, a disbursement row) was paid at most once, by exactly one movement of its
+own (a ``PaidFor`` or ``Transfer`` log counted for no other bill). (Each object's own record is compared
 after the steps that act on it in the short profile, after every step in the long one: see DEEP.)
 
 Every example starts from the same opening (built once through the rules, then restored from a
@@ -113,6 +119,7 @@ PEOPLE_TIERS = {ALICE.address: 2, BOB.address: 3, CAROL.address: 4}
 # Merchants (tier 2): a gym (no voucher programme pays it) and a canteen.
 GYM, CANTEEN = dev_account(6), dev_account(7)
 MERCHANTS = [GYM, CANTEEN]
+MERCHANT_WALLETS = {a.address for a in MERCHANTS}
 MCC = {GYM.address: 7997, CANTEEN.address: MCC_RESTAURANT}
 # The district office (an institution, tier 1): disbursement payer, voucher issuer, collective payer.
 OFFICE = dev_account(8)
@@ -176,7 +183,7 @@ _base: dict[str, Any] = {}
 # The machine's model, copied as it stands after the opening and restored at each example's start.
 MODEL_STATE = (
     "escrow", "contracts", "model", "batches", "programmes", "coll", "props", "cards", "by_card", "pool",
-    "mandates", "refs", "touched",
+    "mandates", "refs", "touched", "bills",
 )  # fmt: skip
 
 
@@ -281,7 +288,9 @@ class AllModel(PrepaidModel):
     """The prepaid model (packages, closed merchants) extended to the whole token.
 
     ``simulate`` is DigitalCash._update for each movement in turn, as in the prepaid model, plus the
-    registration check; wallets absent from ``limits`` (the family contracts) are cap-exempt.
+    registration check; wallets absent from ``limits`` (the family contracts) are cap-exempt. A move
+    with an owner is a family's ``payFor``: the owner registered and unfrozen, the payee a merchant
+    where the scene requires one, then the transfer.
     """
 
     registered: set[str] = field(default_factory=set)
@@ -291,7 +300,13 @@ class AllModel(PrepaidModel):
         self, moves: list[Move], day: int
     ) -> tuple[Expected, dict[str, int], dict[str, tuple[int, int]]]:
         balances, spent = dict(self.balances), dict(self.spent)
-        for frm, to, amount in moves:
+        for frm, to, amount, *pay_for in moves:
+            if pay_for:  # DigitalCash.payFor: the owner first, then the payee's kind, then the transfer
+                owner, merchant_only = pay_for
+                if (refused := self.admitted(owner)) is not None:
+                    return refused, balances, spent
+                if merchant_only and to not in MERCHANT_WALLETS:
+                    return ("PayeeNotMerchant", (to,)), balances, spent
             if frm not in self.registered:
                 return ("WalletNotRegistered", (frm,)), balances, spent
             if frm in self.frozen:
@@ -415,6 +430,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             STATS["steps"] = steps
             _base["opening"] = copy_model({k: getattr(self, k) for k in MODEL_STATE})
         _base["snap"] = devtools.snapshot(self.w3)  # eth-tester snapshots are single-use
+        self.ghost: dict[str, tuple[Any, ...]] = {}  # frozen wallet -> what it owned at the last check
         self.touched.clear()
 
     def _open(self) -> None:
@@ -498,6 +514,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         self.mandates: dict[int, MandateModel] = {}
         self.refs = 0
         self.touched: set[tuple[str, Any]] = set()  # (kind, key) of the objects the step acted on
+        # Ghost ledger: every bill paid so far (a card payment, a mandate's order, a disbursement
+        # row) -> the transaction and log of its one movement (see ``_paid``).
+        self.bills: dict[tuple[Any, ...], tuple[str, int]] = {}
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -529,6 +548,51 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         """What the token says to ``moves`` in the next transaction, and the token state after."""
         expected, *state = self.model.simulate([m for m in moves if m[2] > 0], day(self._now()))
         return expected, state
+
+    def _paid(
+        self, result: TxResult, bills: list[tuple[tuple[Any, ...], str, str, int]], log: str = "PaidFor"
+    ) -> None:
+        """Ghost ledger: each of ``bills`` (key, owner, payee, amount; paid by ``result``) was never
+        paid before, and is paid by exactly one movement of its own: one ``PaidFor`` (one
+        ``Transfer`` for a pull) log of that owner, payee and amount, counted for no other bill.
+        (A bill with nothing covered, a clone's shortfall, moves nothing and takes no log.)"""
+        logs = [
+            (
+                e.log_index,
+                (e["owner"], e["to"], e["amount"]) if log == "PaidFor" else (e["from"], e["to"], e["value"]),
+            )
+            for e in result.named(log)
+        ]
+        for key, owner, payee, amount in bills:
+            assert key not in self.bills, f"{key} paid twice: {self.bills[key]} and {result.tx_hash}"
+            index = None
+            if amount > 0:
+                index = next((i for i, (_, what) in enumerate(logs) if what == (owner, payee, amount)), None)
+                assert index is not None, f"{key}: no {log}({owner}, {payee}, {amount}) in {result.tx_hash}"
+                index = logs.pop(index)[0]
+            self.bills[key] = (result.tx_hash, -1 if index is None else index)
+        assert not logs or log == "Transfer", f"movements paying no bill: {logs}"
+
+    def _owned(self, wallet: str) -> tuple[Any, ...]:
+        """What the freeze table protects of ``wallet``, read from the chain: its balance; each of
+        its prepaid packages (status, used, held, released, refunded); each of its cards (loaded,
+        settled, refunded, reserve); what its mandates pulled; what it spent of vouchers."""
+        c = self.c
+        packages = []
+        for pid, pkg in sorted(self.model.packages.items()):
+            if pkg.consumer == wallet:
+                p = c.prepaid.package(pid)
+                packages.append((pid, p.status, p.used, p.held, p.released, p.refunded))
+        cards = []
+        for card in self.cards:
+            if card.holder == wallet:
+                info = c.hw.card(card.se.address)
+                cards.append((info.card, info.loaded, info.settled, info.refunded, info.reserve))
+        pulled = sum(
+            c.quickpay.mandate(mid).total_pulled for mid, m in self.mandates.items() if m.holder == wallet
+        )
+        spent = sum(c.vouchers.holding(p.pid, wallet).spent for p in self.programmes)
+        return (self.cash.balance_of(wallet), tuple(packages), tuple(cards), pulled, spent)
 
     def _toggle_freeze(self, wallet: str) -> None:
         if wallet in self.model.frozen:
@@ -598,6 +662,37 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         else:
             self._toggle_freeze(wallet)
 
+    @rule(person=people, merchant=merchants, amount=st.integers(1, 300 * YUAN))
+    @counted
+    def a_frozen_owner_tries_every_family(
+        self, person: LocalAccount, merchant: LocalAccount, amount: int
+    ) -> None:
+        """The regulator freezes a person (unless frozen already), whose money then is asked to move
+        through every family at once: a session of each open package of theirs, the upload of their
+        card's collected payments, a pull on each of their mandates, a voucher spend, a transfer.
+        Each outcome is predicted as usual (the model knows the freeze); and, as the freeze table
+        says, nothing the person owns moved (the ghost check of the invariant, within this step)."""
+        wallet = person.address
+        if wallet not in self.model.frozen:
+            self._toggle_freeze(wallet)
+        before = self._owned(wallet)
+        for pid, pkg in sorted(self.model.packages.items()):
+            if pkg.consumer == wallet and pkg.status == PackageStatus.OPEN:
+                self._consume(self._touch("package", pid), 1)
+        cards = {card.se.address for card in self.cards if card.holder == wallet}
+        if mine := [k for k, up in enumerate(self.pool) if up.signed.payment.card in cards]:
+            self._settle(mine[-5:])
+        for mid, m in sorted(self.mandates.items()):
+            if m.holder == wallet:
+                self.refs += 1
+                self._pull(self._touch("mandate", mid), amount, order_ref(f"order {self.refs}"))
+        if holding := [p for p in self.programmes if p.balance(wallet)]:
+            self._spend_voucher(holding[0], person, CANTEEN, amount)
+        expected, *state = self.model.simulate([(wallet, merchant.address, amount)], day(self._now()))
+        if self._run("transfer", lambda: self.cash.transfer(person, merchant.address, amount), expected):
+            self.model.apply(state)  # type: ignore[arg-type]
+        assert self._owned(wallet) == before, f"frozen {wallet} moved: {before} -> {self._owned(wallet)}"
+
     @rule(seconds=st.sampled_from([HOUR, 6 * HOUR, DAY, 2 * DAY + 1, 5 * DAY, 11 * DAY]))
     @counted
     def time_passes(self, seconds: int) -> None:
@@ -642,7 +737,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         elif ceiling and total > ceiling:
             expected = ("PrepaidCeilingExceeded", (m, ceiling, total))
         else:
-            expected, state = self._moves([(c, self.escrow, total), (self.escrow, m, immediate)])
+            expected, state = self._moves([(c, self.escrow, total), (self.escrow, m, immediate, c, True)])
         result = self._run(
             "prepay",
             lambda: self.c.prepaid.prepay(consumer, m, sessions, unit_price, expires, fee, approve=False)[1],
@@ -676,7 +771,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     @rule(data=st.data(), sessions=st.integers(1, 6))
     @counted
     def consume(self, data: st.DataObject, sessions: int) -> None:
-        pid = self._package(data)
+        self._consume(self._package(data), sessions)
+
+    def _consume(self, pid: int, sessions: int) -> None:
         pkg = self.model.packages.get(pid)
         consumer = BY_ADDRESS[pkg.consumer] if pkg else ALICE
         expected, amount, state = self._consume_expected(consumer.address, pid, sessions)
@@ -708,7 +805,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             elif pkg.consumer in self.model.frozen:
                 expected = ("PrepaidConsumerFrozen", (pid, pkg.consumer))
             else:
-                expected, state = self._moves([(self.escrow, pkg.consumer, pkg.held)])
+                expected, state = self._moves([(self.escrow, pkg.consumer, pkg.held, pkg.consumer, False)])
         if self._run("refund", lambda: self.c.prepaid.refund(KEEPER, pid), expected) is None:
             return
         assert pkg is not None
@@ -819,7 +916,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         held = {}
         for i, row in enumerate(rows, start=first):  # each row on its own: a refusal holds it
             refused, *state = self.model.simulate(
-                [(self.contracts["disburse"], row.recipient, row.amount)], day(now)
+                [(self.contracts["disburse"], row.recipient, row.amount, OFFICE.address, False)], day(now)
             )
             if refused is None:
                 b.paid += row.amount
@@ -827,6 +924,13 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             else:
                 b.exceptions[i] = held[i] = row.amount
         assert {e.args["index"]: e.args["amount"] for e in result.named("PayoutException")} == held
+        self._paid(
+            result,
+            [
+                (("row", b.bid, e["index"]), OFFICE.address, e["recipient"], e["amount"])
+                for e in result.named("Paid")
+            ],
+        )
 
     @precondition(lambda self: any(b.status == BatchStatus.APPROVED for b in self.batches))
     @rule(data=st.data())
@@ -841,7 +945,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         elif self._now() <= b.ends_at:
             expected = ("DisburseNotEnded", (b.bid, b.ends_at))
         else:
-            expected, state = self._moves([(self.contracts["disburse"], OFFICE.address, b.outstanding)])
+            expected, state = self._moves(
+                [(self.contracts["disburse"], OFFICE.address, b.outstanding, OFFICE.address, False)]
+            )
         if self._run("reclaim", lambda: self.c.disburse.reclaim(KEEPER, b.bid), expected):
             b.reclaimed += b.outstanding
             b.exceptions.clear()
@@ -931,6 +1037,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     ) -> None:
         holding = [p for p in self.programmes if p.balance(holder.address)]
         p = data.draw(st.sampled_from(holding or self.programmes), label="programme")
+        self._spend_voucher(p, holder, merchant, bill)
+
+    def _spend_voucher(self, p: Programme, holder: LocalAccount, merchant: LocalAccount, bill: int) -> None:
         self._touch("programme", p.pid)
         m = merchant.address
         now, t = self._now(), p.terms
@@ -950,7 +1059,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         else:
             share = t.share(bill, p.balance(holder.address))
             expected, state = self._moves(
-                [(self.c.vouchers.address, m, share), (holder.address, m, bill - share)]
+                [(self.c.vouchers.address, m, share, holder.address, True), (holder.address, m, bill - share)]
             )
         result = self._run("spend voucher", lambda: self.c.vouchers.spend(holder, p.pid, m, bill), expected)
         if result is None:
@@ -978,7 +1087,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             expected = ("VoucherNothingToReturn", (p.pid,))
         else:
             amount = sum(plan.values()) + (0 if p.budget_returned else p.terms.budget - p.granted)
-            expected, state = self._moves([(self.c.vouchers.address, OFFICE.address, amount)])
+            expected, state = self._moves(
+                [(self.c.vouchers.address, OFFICE.address, amount, OFFICE.address, False)]
+            )
         if (
             self._run("close programme", lambda: self.c.vouchers.close(KEEPER, p.pid, holders), expected)
             is None
@@ -1140,7 +1251,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             return ("CollectiveBudgetExceeded", (CID, p.line, remaining, p.amount)), None
         if p.amount > c.balance:
             return ("CollectiveInsufficientFunds", (CID, c.balance, p.amount)), None
-        return self._moves([(self.c.fund.address, p.payee, p.amount)])
+        return self._moves([(self.c.fund.address, p.payee, p.amount, self.c.fund.address, False)])
 
     @precondition(has("props"))
     @rule(data=st.data(), caller=weighted((5, people), (1, st.sampled_from(EVERYONE))))
@@ -1188,10 +1299,13 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             card.se.credit(amount)
             self.model.apply(state)
 
-    @rule(i=st.integers(0, 1), merchant=merchants, amount=st.integers(1, 350 * YUAN))
+    @rule(
+        i=st.integers(0, 1), merchant=weighted((5, merchants), (1, people)), amount=st.integers(1, 350 * YUAN)
+    )
     @counted
     def tap_card(self, i: int, merchant: LocalAccount, amount: int) -> None:
-        """An offline payment: the card signs (or refuses: over its cap or its own balance)."""
+        """An offline payment: the card signs (or refuses: over its cap or its own balance); now and
+        then to a person's wallet, which the settlement refuses (cards pay merchants only)."""
         try:
             signed = self.cards[i].se.sign_payment(merchant.address, amount, self._now())
         except CardRefused as exc:
@@ -1216,9 +1330,13 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         covered = min(p.amount, c.reserve)
         if covered > 0:
             refused, *state = self.model.simulate(
-                [(self.contracts["hardwallet"], p.merchant, covered)], day(now)
+                [(self.contracts["hardwallet"], p.merchant, covered, c.holder, True)], day(now)
             )
             if refused is not None:
+                if refused[0] == "PayeeNotMerchant":
+                    return Outcome.REJECTED, RejectReason.PAYEE_NOT_MERCHANT, 0
+                if refused[0] in ("WalletFrozen", "WalletNotRegistered") and refused[1] == (c.holder,):
+                    return Outcome.REJECTED, RejectReason.HOLDER_REFUSED, 0
                 return Outcome.REJECTED, RejectReason.MERCHANT_REFUSED, 0
             self.model.apply(state)  # type: ignore[arg-type]
         c.used.add(p.counter)
@@ -1237,6 +1355,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     def settle(self, data: st.DataObject) -> None:
         """A terminal uploads collected payments, in any order, repeats allowed."""
         indices = data.draw(st.lists(st.integers(0, len(self.pool) - 1), min_size=1, max_size=5))
+        self._settle(indices)
+
+    def _settle(self, indices: list[int]) -> None:
         batch = [self.pool[k] for k in indices]
         now = self._now()
         predicted = [self._predict(up, now) for up in batch]
@@ -1245,6 +1366,16 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         assert got == predicted, f"batch {indices}: predicted {predicted}, got {got}"
         for outcome, reason, _ in predicted:
             event(f"payment: {outcome.value} {reason.name}")
+        payments = [
+            (up.signed.payment, paid, outcome)
+            for up, (outcome, _, paid) in zip(batch, predicted, strict=True)
+        ]
+        bills = [
+            (("card", p.card, p.counter), self.by_card[p.card].holder, p.merchant, paid)
+            for p, paid, outcome in payments
+            if outcome in (Outcome.SETTLED, Outcome.SHORTFALL)
+        ]
+        self._paid(result.tx, bills)
 
     @precondition(lambda self: len(self.pool) >= 2)
     @rule(i=st.integers(0, 1), by_operator=st.booleans())
@@ -1273,7 +1404,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         elif self._now() <= card.grace_ends_at:
             expected = ("HardWalletGraceNotOver", (card.se.address, card.grace_ends_at))
         else:
-            expected, state = self._moves([(self.contracts["hardwallet"], card.holder, card.reserve)])
+            expected, state = self._moves(
+                [(self.contracts["hardwallet"], card.holder, card.reserve, card.holder, False)]
+            )
         if self._run("return reserve", lambda: self.c.hw.return_reserve(KEEPER, card.se.address), expected):
             card.refunded += card.reserve
             card.reserve = 0
@@ -1318,6 +1451,10 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         else:
             self.refs += 1
             ref = order_ref(f"order {self.refs}")
+        self._pull(mid, amount, ref)
+
+    def _pull(self, mid: int, amount: int, ref: bytes) -> None:
+        m = self.mandates[mid]
         now = self._now()
         today = day(now)
         spent_after = (m.spent_today if m.day == today else 0) + amount
@@ -1336,7 +1473,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         else:
             expected, state = self._moves([(m.holder, m.merchant, amount)])
         merchant = BY_ADDRESS[m.merchant]
-        if self._run("pull", lambda: self.c.quickpay.pull(merchant, mid, amount, ref), expected):
+        if result := self._run("pull", lambda: self.c.quickpay.pull(merchant, mid, amount, ref), expected):
+            self._paid(result, [(("mandate", mid, ref), m.holder, m.merchant, amount)], log="Transfer")
             m.refs.add(ref)
             m.day, m.spent_today = today, spent_after
             m.total_pulled += amount
@@ -1575,6 +1713,20 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         if getattr(self, "_balances_at", (None,))[0] != block:
             self._balances_at = (block, {a: self.cash.balance_of(a) for a in self.model.balances})
         return dict(self._balances_at[1])
+
+    @invariant()
+    def a_frozen_owners_value_moves_only_as_the_freeze_table_allows(self) -> None:
+        """Ghost state across steps: for a wallet frozen before and after the step, nothing of what
+        it owns moved (README freeze table): not its balance (nothing leaves, nothing arrives), not
+        its prepaid packages (no use, cancel or refund), not its cards (no load, settlement or
+        return), not its mandates (no pull), not its voucher spending. What may still change: the
+        vouchers granted to it, a clone's shortfall (nothing moves)."""
+        now = {w: self._owned(w) for w in sorted(self.model.frozen)}
+        for wallet in now.keys() & self.ghost.keys():
+            assert now[wallet] == self.ghost[wallet], (
+                f"frozen {wallet} moved: before {self.ghost[wallet]}, after {now[wallet]}"
+            )
+        self.ghost = now
 
     @invariant()
     def supply_equals_the_sum_of_every_balance(self) -> None:

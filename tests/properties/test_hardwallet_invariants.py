@@ -4,8 +4,9 @@ Two cards (a plastic card and a wearable) held by two people; two merchants. Ran
 payments signed by the simulated secure element, payments signed by a clone of the card (fresh or
 reused counters, amounts above the offline cap or the reserve), forged signatures, uploads of
 random batches (with repeats, in any order), loss reports, clock moves across the grace period,
-reserve returns and merchant freezes run against the chain and a Python model. Every outcome is
-predicted before the call: the outcome of each payment of a batch, or the exact custom error.
+reserve returns and freezes of merchants and holders run against the chain and a Python model.
+Every outcome is predicted before the call: the outcome of each payment of a batch, or the exact
+custom error.
 
 After every step, per card: loaded == settled + refunded + reserve, the reserve is never negative
 and every field equals the model; the contract holds exactly the sum of the reserves; merchants
@@ -164,6 +165,8 @@ class HardWalletMachine(RuleBasedStateMachine):
             if now > c.grace_ends_at:
                 return Outcome.REJECTED, RejectReason.GRACE_EXPIRED, 0
         covered = min(p.amount, c.reserve)
+        if covered > 0 and c.holder in self.frozen:  # payFor judges the owner (the holder) first
+            return Outcome.REJECTED, RejectReason.HOLDER_REFUSED, 0
         if covered > 0 and p.merchant in self.frozen:
             return Outcome.REJECTED, RejectReason.MERCHANT_REFUSED, 0
         c.used.add(p.counter)
@@ -187,6 +190,8 @@ class HardWalletMachine(RuleBasedStateMachine):
             expected = ("HardWalletWrongStatus", (c.se.address, CardStatus.ACTIVE, c.status))
         elif c.reserve + amount > RESERVE_CAP:
             expected = ("HardWalletReserveCapExceeded", (c.se.address, RESERVE_CAP, c.reserve + amount))
+        elif c.holder in self.frozen:
+            expected = ("WalletFrozen", (c.holder,))
         holder = HOLDERS[i]
         if self._run("load", lambda: self.hw.load(holder, c.se.address, amount, approve=False), expected):
             c.loaded += amount
@@ -215,6 +220,8 @@ class HardWalletMachine(RuleBasedStateMachine):
             expected = ("HardWalletWrongStatus", (c.se.address, CardStatus.LOST, c.status))
         elif self._now() <= c.grace_ends_at:
             expected = ("HardWalletGraceNotOver", (c.se.address, c.grace_ends_at))
+        elif c.reserve > 0 and c.holder in self.frozen:  # the reserve waits for the unfreeze
+            expected = ("WalletFrozen", (c.holder,))
         if self._run("return reserve", lambda: self.hw.return_reserve(KEEPER, c.se.address), expected):
             c.refunded += c.reserve
             c.reserve = 0
@@ -303,6 +310,17 @@ class HardWalletMachine(RuleBasedStateMachine):
         else:
             self.cash.freeze(REGULATOR, merchant)
             self.frozen.add(merchant)
+
+    @rule(i=st.integers(0, 1))
+    def toggle_holder_freeze(self, i: int) -> None:
+        """A frozen holder's card payments are refused (HolderRefused) until the unfreeze."""
+        holder = HOLDERS[i].address
+        if holder in self.frozen:
+            self.cash.unfreeze(REGULATOR, holder)
+            self.frozen.discard(holder)
+        else:
+            self.cash.freeze(REGULATOR, holder)
+            self.frozen.add(holder)
 
     @rule(seconds=st.sampled_from([60, 6 * HOUR, GRACE - 30, GRACE + 1]))
     def advance_time(self, seconds: int) -> None:

@@ -479,3 +479,33 @@ def test_code_creation_is_idempotent(api: Api, shop: dict) -> None:
     assert len(ids) == 1
     # another key's same Idempotency-Key is its own
     assert shop["client"].post("/v1/payment-codes", json=static, headers=key2).json()["id"] not in ids
+
+
+def test_a_frozen_card_holders_payment_is_refused_and_goes_through_once_unfrozen(
+    api: Api, shop: dict
+) -> None:
+    """The card form checks the holder as the settlement will (HolderRefused): a clear 409, nothing
+    sent, the bill still payable; after the unfreeze the same signed payment pays it."""
+    from chain.clients.hardwallet import CardForm
+    from wallets.hardwallet import HardWallet
+
+    ctx = api.app.state.ctx
+    holder = custodial_payer(api)
+    card = HardWallet.issue(ctx.hardwallet.domain)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)
+    ctx.hardwallet.load(ctx.custodial(holder), card.address, 5_000)
+    card.credit(5_000)
+    code = new_code(api, shop["address"], amount_fen=700)
+    signed = card.sign_payment(shop["address"], 700, int(api.w3.eth.get_block("latest")["timestamp"]))
+    pay = {"form": "card", "payment": signed.to_json()}
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": holder}).status_code == 200
+    before = balance(api, shop["address"])
+    assert_problem(
+        post(shop["client"], f"/v1/payment-codes/{code['id']}/pay", pay), 409, "card-holder-frozen"
+    )
+    assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "active"
+    assert not ctx.hardwallet.is_counter_used(card.address, signed.payment.counter)
+    assert api.post("regulator", "/v1/regulator/unfreeze", {"address": holder}).status_code == 200
+    r = post(shop["client"], f"/v1/payment-codes/{code['id']}/pay", pay)
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    assert balance(api, shop["address"]) == before + 700

@@ -144,6 +144,29 @@ def test_closed_merchant_refunds_every_open_package(api: Api) -> None:
     )
 
 
+def test_a_frozen_consumer_cannot_consume_and_its_refund_is_deferred_until_unfrozen(api: Api) -> None:
+    shop = api.new_wallet(kind="merchant", tier=2, category=8299, name="Swimming school")
+    api.post("regulator", "/v1/prepaid/merchants", {"merchant": shop, "supervised_bps": 10_000})
+    alice, bob = consumer(api), consumer(api)
+    ids = [prepay(api, alice, shop, 2, 10_00), prepay(api, bob, shop, 3, 10_00)]
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": alice}).status_code == 200
+    r = api.post("operator", f"/v1/prepaid/packages/{ids[0]}/consume", {"sessions": 1})
+    assert_problem(r, 409, "consumer-frozen")
+    assert api.post("regulator", f"/v1/prepaid/merchants/{shop}/close").status_code == 200
+    r = api.post("operator", f"/v1/prepaid/merchants/{shop}/refunds", {"offset": 0, "limit": 100})
+    assert r.status_code == 200, r.text
+    events = r.json()["result"]["events"]
+    assert [e["args"]["id"] for e in events if e["name"] == "PackageRefunded"] == ids[1:]
+    assert [e["args"]["id"] for e in events if e["name"] == "RefundDeferred"] == ids[:1]
+    assert balance(api, alice) == 1_000_000 - 2_000 and balance(api, bob) == 1_000_000
+    assert api.post("regulator", "/v1/regulator/unfreeze", {"address": alice}).status_code == 200
+    r = api.post("operator", f"/v1/prepaid/merchants/{shop}/refunds", {"offset": 0, "limit": 100})
+    assert [e["args"]["id"] for e in r.json()["result"]["events"] if e["name"] == "PackageRefunded"] == ids[
+        :1
+    ]
+    assert balance(api, alice) == 1_000_000
+
+
 def test_roles_and_bad_input(api: Api, gym: dict) -> None:
     alice = consumer(api)
     assert_problem(

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 from sqlalchemy import select, update
 
-from chain.clients.hardwallet import RejectReason
+from chain.clients.hardwallet import RETRYABLE_REASONS, RejectReason
 from services.common.audit import record
 from services.common.context import ServiceContext
 from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep
@@ -45,6 +45,9 @@ OUTCOME_EVENTS = {
 }
 # RejectReason.OVER_OFFLINE_CAP -> "over-offline-cap"
 REASONS = {int(r): r.name.lower().replace("_", "-") for r in RejectReason}
+# The token refused a party: the event's detail is the token's error selector.
+_TOKEN_REFUSALS = {REASONS[int(r)] for r in (*RETRYABLE_REASONS, RejectReason.PAYEE_NOT_MERCHANT)}
+_RETRYABLE = {REASONS[int(r)] for r in RETRYABLE_REASONS}
 _CONSUMED = ("settled", "shortfall", "duplicate")  # outcomes whose counter is used on chain
 
 
@@ -64,7 +67,7 @@ def results_of(op: Operation) -> list[dict[str, Any]]:
         a = e["args"]
         paid = {"settled": a["amount"], "shortfall": a.get("covered", 0)}.get(outcome, 0)
         reason = REASONS.get(int(a["reason"])) if outcome == "rejected" else None
-        detail = a.get("detail") if reason == "merchant-refused" else None
+        detail = a.get("detail") if reason in _TOKEN_REFUSALS else None
         out.append(
             {
                 "index": len(out),
@@ -76,7 +79,7 @@ def results_of(op: Operation) -> list[dict[str, Any]]:
                 "paid_fen": int(paid),
                 "reason": reason,
                 "detail": detail,
-                "final": reason != "merchant-refused",
+                "final": reason not in _RETRYABLE,
             }
         )
     return out

@@ -327,6 +327,16 @@ def _sync(ctx: ServiceContext, code_id: str) -> None:
         s.commit()
 
 
+def _reason_name(reason: int) -> str:
+    """The settlement's rejection reason as a word (RejectReason.HOLDER_REFUSED -> "holder-refused")."""
+    from chain.clients.hardwallet import RejectReason
+
+    try:
+        return RejectReason(reason).name.lower().replace("_", "-")
+    except ValueError:
+        return f"reason {reason}"
+
+
 def _card_outcome(result: dict[str, Any], payment: dict[str, Any]) -> tuple[str, str]:
     """What the settlement contract decided for this card payment, from the operation's events."""
     names = {
@@ -339,7 +349,7 @@ def _card_outcome(result: dict[str, Any], payment: dict[str, Any]) -> tuple[str,
         args = e.get("args", {})
         ours = args.get("card") == payment["card"] and args.get("counter") == payment["counter"]
         if e.get("name") in names and ours:
-            detail = f"reason {args['reason']}" if "reason" in args else ""
+            detail = _reason_name(int(args["reason"])) if "reason" in args else ""
             if e["name"] == "PaymentShortfall":
                 detail = f"only {args['covered']} of {args['amount']} fen was covered; the card is blocked"
             return names[e["name"]], detail
@@ -688,6 +698,8 @@ def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given:
         raise Problem(
             409, "card-reserve-too-low", "The card's reserve does not cover the bill", f"{card.reserve} fen"
         )
+    if ctx.cash.wallet(card.holder).frozen:  # the settlement would reject it (HolderRefused) and retry
+        raise Problem(409, "card-holder-frozen", "The card holder's wallet is frozen", card.holder)
     return amount
 
 

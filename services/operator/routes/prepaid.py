@@ -137,8 +137,9 @@ def refund_merchant_packages(
     response: Response,
 ) -> OperationOut:
     """Push refunds for one page (at most 100) of a closed or expired merchant's packages. Call it
-    page by page (offset 0, 100, ...) until the merchant's package count; frozen consumers are
-    deferred (``RefundDeferred``) and stay refundable."""
+    page by page (offset 0, 100, ...) until the merchant's package count; a refund the token refuses
+    (consumer frozen, at its balance cap) is deferred (``RefundDeferred`` with the token's error
+    selector) and stays refundable: call again later."""
     op, _ = perform(
         ops, "prepaid.refund_batch", key, idem, {"merchant": merchant, **body.model_dump()}, target=merchant
     )

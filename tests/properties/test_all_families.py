@@ -839,14 +839,15 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     )
     @counted
     def create_batch(self, rows: list[tuple[str, int]], chunk: int, days: int) -> None:
-        bid = batch_id(f"all-{len(self.batches)}")
+        ref = f"all-{len(self.batches)}"
+        bid = batch_id(OFFICE.address, ref)  # ids are scoped by payer
         table = [Row(r, amount) for r, amount in rows]
         total = sum(r.amount for r in table)
         ends_at = self._now() + days * DAY
         self._run(
             "create batch",
             lambda: self.c.disburse.create_explicit(
-                OFFICE, bid, OFFICE.address, purpose_tag("salary"), ends_at, total
+                OFFICE, ref, OFFICE.address, purpose_tag("salary"), ends_at, total
             ),
             None,
         )
@@ -1137,6 +1138,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             expected = ("CollectiveNotOfficer", (CID, proposer.address))
         elif payee not in self.model.registered:
             expected = ("CollectivePayeeNotRegistered", (payee,))
+        elif payee in self.model.frozen:
+            expected = ("CollectivePayeeFrozen", (payee,))
         elif amount == 0:
             expected = ("CollectiveZeroAmount", ())
         elif line >= len(c.budgets):
@@ -1147,6 +1150,18 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             tier = next((t for t in c.tiers if amount <= t.max_amount), None)
             if tier is None:
                 expected = ("CollectiveAmountAboveTiers", (CID, amount, c.tiers[-1].max_amount))
+            else:  # split payments: pending proposals to the payee + its payments in 30 Beijing days
+                today = (ts + 8 * HOUR) // DAY
+                recent = sum(
+                    q.amount
+                    for q in self.props.values()
+                    if q.payee == payee
+                    and (
+                        q.status == ProposalStatus.PENDING
+                        or (q.executed_day is not None and today - q.executed_day < 30)
+                    )
+                )
+                tier = next((t for t in c.tiers if amount + recent <= t.max_amount), c.tiers[-1])
         result = self._run(
             "propose", lambda: self.c.fund.propose(proposer, CID, payee, amount, line)[1], expected
         )
@@ -1258,11 +1273,13 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     @counted
     def execute_proposal(self, data: st.DataObject, caller: LocalAccount) -> None:
         pid = self._proposal(data)
+        ts = self._now()
         expected, state = self._execute_expected(caller.address, pid)
         if self._run("execute proposal", lambda: self.c.fund.execute(caller, pid), expected) is None:
             return
         p = self.props[pid]
         p.status = ProposalStatus.EXECUTED
+        p.executed_day = (ts + 8 * HOUR) // DAY  # Beijing day of the block it ran in
         self.coll.spent[p.line] += p.amount
         self.coll.balance -= p.amount
         self.coll.paid += p.amount

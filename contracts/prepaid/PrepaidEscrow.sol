@@ -388,6 +388,7 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         // supervised part already (held only shrinks by releases while the package is open), so
         // rounding never loses a fen across calls; the last session takes the remainder. The merchant's
         // share is fixed at enrolment (no setter), so `supervised` is what `prepay` put in `held`.
+        // slither-disable-next-line divide-before-multiply (on purpose: `supervised` must be exactly what `prepay` rounded into `held`)
         uint256 supervised = uint256(p.deposited) * m.supervisedBps / _BPS;
         uint256 usedAfter = uint256(p.used) + sessions;
         uint256 due = usedAfter == p.sessions ? supervised : supervised * usedAfter / p.sessions;

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     rate_burst_per_address: int = Field(default=200, ge=1)
     rate_per_key_per_s: float = Field(default=20.0, gt=0)
     rate_burst_per_key: int = Field(default=100, ge=1)
+    # The HTTP server (services/common/serve.py). The request line and headers together may be at
+    # most ``max_header_bytes`` (h11 stops buffering there and answers 400 and closes), so a huge
+    # header, or thousands of them, never grows the process: the guard sees requests only after
+    # all their headers are read.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * MiB)
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed, comma-separated, e.g. "10.0.0.5,10.0.1.0/24". Empty (the default): no forwarded
+    # header is believed, so the client address in the rate limit and the access log is the peer's.
+    trusted_proxies: str = ""
 
     @property
     def rate_limited(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,23 @@ MIN_ADMIN_KEY = (32, 12)
 MIN_SCRYPT_N = 2**17
 
 MiB = 1024 * 1024
+
+
+def public_rpc_url(url: str) -> str:
+    """The node's address as an unauthenticated caller may see it (``/healthz``): scheme, host and
+    port only. Credentials ride in the userinfo (``https://user:secret@node``), the path
+    (``/v3/<project key>``) or the query of a hosted node's URL; none of them is shown."""
+    if not url.startswith(("http://", "https://", "ws://", "wss://")):
+        return "in-process" if url == "in-process" else "(not shown)"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}"
 
 
 def _weak(value: str | None, floor: tuple[int, int]) -> bool:

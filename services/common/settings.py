@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,23 @@ MIN_ADMIN_KEY = (32, 12)
 MIN_SCRYPT_N = 2**17
 
 MiB = 1024 * 1024
+
+
+def public_rpc_url(url: str) -> str:
+    """The node's address as an unauthenticated caller may see it (``/healthz``): scheme, host and
+    port only. Credentials ride in the userinfo (``https://user:secret@node``), the path
+    (``/v3/<project key>``) or the query of a hosted node's URL; none of them is shown."""
+    if not url.startswith(("http://", "https://", "ws://", "wss://")):
+        return "in-process" if url == "in-process" else "(not shown)"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}"
 
 
 def _weak(value: str | None, floor: tuple[int, int]) -> bool:
@@ -96,6 +114,15 @@ class Settings(BaseSettings):
     rate_burst_per_address: int = Field(default=200, ge=1)
     rate_per_key_per_s: float = Field(default=20.0, gt=0)
     rate_burst_per_key: int = Field(default=100, ge=1)
+    # The HTTP server (services/common/serve.py). The request line and headers together may be at
+    # most ``max_header_bytes`` (h11 stops buffering there and answers 400 and closes), so a huge
+    # header, or thousands of them, never grows the process: the guard sees requests only after
+    # all their headers are read.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * MiB)
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed, comma-separated, e.g. "10.0.0.5,10.0.1.0/24". Empty (the default): no forwarded
+    # header is believed, so the client address in the rate limit and the access log is the peer's.
+    trusted_proxies: str = ""
 
     @property
     def rate_limited(self) -> bool:

@@ -40,23 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(Operations(ServiceContext.build(settings, signer="gateway")).reconcile()))
         return 0
 
-    import uvicorn
-
     from chain.exceptions import ChainError
     from services.common.context import ChainMismatch
+    from services.common.serve import serve
     from services.gateway.app import create_app
 
     try:
         app = create_app(settings)
         app.state.ctx.bind_database_to_chain()
-        uvicorn.run(
-            app,
-            host=settings.gateway_host,
-            port=settings.gateway_port,
-            log_level="warning",
-            log_config=None,  # uvicorn's error log through the JSON handler above
-            access_log=False,  # the guard writes one access line per request (xcpay.access)
-        )
+        serve(
+            app, settings, settings.gateway_host, settings.gateway_port
+        )  # h11 with bounded headers, see serve.py
     except (ChainMismatch, ChainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -59,23 +59,15 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.html).write_text(render_html(report))
         return 0 if report.verdict == "clean" else 1
 
-    import uvicorn
-
     from chain.exceptions import ChainError
     from services.common.context import ChainMismatch
+    from services.common.serve import serve
     from services.operator.app import create_app
 
     try:
         app = create_app(settings)
         app.state.ctx.bind_database_to_chain()  # a clear error here rather than a failed startup
-        uvicorn.run(
-            app,
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-            log_config=None,  # uvicorn's error log through the JSON handler above
-            access_log=False,  # the guard writes one access line per request (xcpay.access)
-        )
+        serve(app, settings, settings.api_host, settings.api_port)  # h11 with bounded headers, see serve.py
     except (ChainMismatch, ChainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import io
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -86,12 +87,28 @@ def rows_from_json(rows: list[dict[str, Any]]) -> list[RawRow]:
     return out
 
 
+def _parsed_lines(reader: Any) -> Iterator[list[str]]:
+    """The reader's lines, with a line it cannot parse (a field beyond the csv module's field
+    limit of 131,072 characters, for one) as a 422 naming the line rather than a 500."""
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise Problem(
+                422, "invalid-csv", "The CSV cannot be read", f"line {reader.line_num}: {exc}"
+            ) from None
+        yield cells
+
+
 def rows_from_csv(text: str) -> tuple[list[RawRow], str]:
     """Rows of a CSV with a header: ``recipient`` or ``identity``, and ``amount_fen`` or
     ``amount_yuan`` (the column name says the unit; a bare ``amount`` is refused as ambiguous)."""
     reader = csv.reader(io.StringIO(text))
+    lines = _parsed_lines(reader)
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        header = [h.strip().lower() for h in next(lines)]
     except StopIteration:
         raise Problem(422, "invalid-csv", "The CSV is empty", "expected a header line") from None
     units = [h for h in header if h in {"amount_fen", "amount_yuan"}]
@@ -108,7 +125,7 @@ def rows_from_csv(text: str) -> tuple[list[RawRow], str]:
     if unknown:
         raise Problem(422, "invalid-csv", "Unknown CSV columns", f"unknown columns: {sorted(unknown)}")
     out = []
-    for cells in reader:
+    for cells in lines:
         if not any(c.strip() for c in cells):
             continue  # blank lines are not rows
         if len(cells) != len(header):  # reported by validate_rows as a malformed row

@@ -125,7 +125,7 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/disbursements/{reference}"): only(*READERS, own=(CHECKER,)),
     ("GET", "/v1/disbursements/{reference}/exceptions"): only(*READERS, own=(CHECKER,)),
     ("GET", "/v1/disbursements/{reference}/rows/{index}"): only(*READERS, own=(CHECKER,)),
-    ("POST", "/v1/disbursements/{reference}/approve"): only(CHECKER),
+    ("POST", "/v1/disbursements/{reference}/approve"): only(own=(CHECKER,)),
     ("POST", "/v1/disbursements/{reference}/cancel"): only(OPERATOR),
     ("POST", "/v1/disbursements/{reference}/execute"): only(OPERATOR),
     ("POST", "/v1/disbursements/{reference}/exceptions/{index}/retry"): only(OPERATOR),

@@ -23,8 +23,6 @@ def main(argv: list[str]) -> int:
 
     logs.configure(logging.WARNING)
 
-    import uvicorn
-
     from chain.backends import in_process
     from chain.compiler import compile_contracts
     from chain.deploy import deploy_all
@@ -46,13 +44,17 @@ def main(argv: list[str]) -> int:
         from services.common.settings import Settings
         from services.operator.app import create_app
 
-        app = create_app(Settings(**common, admin_api_key=ADMIN_KEY), w3=w3, background=False)  # type: ignore[arg-type]
+        settings = Settings(**common, admin_api_key=ADMIN_KEY)  # type: ignore[arg-type]
+        app = create_app(settings, w3=w3, background=False)
     else:
         from services.gateway.app import GatewaySettings
         from services.gateway.app import create_app as create_gateway
 
-        app = create_gateway(GatewaySettings(**common), w3=w3, background=False)  # type: ignore[arg-type]
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", log_config=None, access_log=False)
+        settings = GatewaySettings(**common)  # type: ignore[arg-type]
+        app = create_gateway(settings, w3=w3, background=False)
+    from services.common.serve import serve
+
+    serve(app, settings, "127.0.0.1", port)  # as the services serve: the same HTTP-level limits
     return 0
 
 

@@ -367,6 +367,12 @@ def test_a_checker_reads_only_the_payers_it_is_an_officer_of(api: Api, operator_
     r = checker.get(f"/v1/operations/{operator_world.params['operation_id']}")
     assert r.status_code == 403 and _problem(r) == "not-yours"
     assert api.auditor.get(f"/v1/disbursements/{their_ref}").status_code == 200  # the readers still read
+    # approving is decided the same way, before the lookup: before, another payer's batch got the
+    # contract's not-a-checker naming that payer's wallet, and a missing one a 404
+    for target in (their_ref, "no-such-batch"):
+        r = checker.post(f"/v1/disbursements/{target}/approve", headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert r.status_code == 403 and _problem(r) == "not-your-payer", (target, r.text)
+        assert their_payer[2:].lower() not in r.text.lower()  # (``instance`` echoes the path sent)
 
 
 def test_another_keys_operation_is_refused_to_a_bound_key(api: Api, operator_world: World) -> None:
@@ -385,6 +391,40 @@ def test_an_officer_reads_only_its_own_collectives(api: Api) -> None:
     for unknown in (cid, MISSING):  # another's, and one that does not exist: the same answer
         r = stranger.get(f"/v1/collectives/{unknown}")
         assert r.status_code == 403 and _problem(r) == "not-your-collective", unknown
+
+
+def test_an_officer_acts_only_on_its_own_collectives(api: Api) -> None:
+    """Before, an outsider's proposal or approval got the contract's not-an-officer for a
+    collective that exists, and collective-not-found / proposal-not-found for ids that do not."""
+    mine, outsider = api.new_wallet(name="officer c"), api.new_wallet(name="officer d")
+    cid = _ok(api.post("regulator", "/v1/collectives", _collective_body(mine)), 201)["collective_id"]
+    stranger = _admin_key(api, "officer", outsider)
+    proposal = {"payee": outsider, "amount_fen": 100, "line": 0, "purpose": "probe"}
+    for unknown in (cid, MISSING):
+        writes = [(f"/v1/collectives/{unknown}/proposals", proposal)]
+        writes += [
+            (f"/v1/collectives/{unknown}/proposals/{pid}/{verb}", None)
+            for pid in (1, MISSING)
+            for verb in ("approve", "reject", "cancel", "execute")
+        ]
+        for path, body in writes:
+            r = stranger.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+            assert r.status_code == 403 and _problem(r) == "not-your-collective", (path, r.text)
+            assert mine[2:].lower() not in r.text.lower()
+
+
+def test_a_merchant_key_gets_the_same_403_for_a_missing_package_or_code_it_would_act_on(
+    api: Api, operator_world: World
+) -> None:
+    """Package ids are sequential; before, a claim on a missing package was a 404 and on another
+    merchant's a 403 (the same for paying a code)."""
+    merchant = _admin_key(api, "merchant", operator_world.owned["merchant"])
+    claim = {"sessions": 1, "deadline": 1, "signature": "0x" + "11" * 65}
+    r = merchant.post(f"/v1/prepaid/packages/{MISSING}/claim", json=claim, headers={"Idempotency-Key": "c1"})
+    assert r.status_code == 403 and _problem(r) == "not-your-package", r.text
+    pay = {"form": "signed-transaction", "signed_transaction": "0x00"}
+    r = merchant.post("/v1/payment-codes/no-such-code/pay", json=pay, headers={"Idempotency-Key": "p1"})
+    assert r.status_code == 403 and _problem(r) == "not-your-merchant", r.text
 
 
 def _collective_body(officer: str) -> dict[str, Any]:

@@ -242,3 +242,66 @@ def test_the_processes_log_json_lines_with_an_access_line_per_request_and_no_key
         assert any(a["request_id"] == f"probe-{s.name}" and a["status"] == 200 for a in access), s.name
         assert any(a["status"] == 413 for a in access) and any(a["status"] == 401 for a in access)
         assert all({"method", "path", "status", "duration_ms", "client", "key_id"} <= set(a) for a in access)
+
+
+HEADER_LIMIT = 64 * 1024  # the default XCPAY_MAX_HEADER_BYTES
+
+
+def _send_head(port: int, pieces: Iterable[bytes]) -> tuple[bytes, int]:
+    """Send a request head in ``pieces``; returns what the server answered (b"" if it reset the
+    connection before we read) and how many bytes were sent before it stopped reading."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        try:
+            for piece in pieces:
+                sock.sendall(piece)
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server refused and closed while we were still sending: what we test
+        raw = b""
+        try:
+            while part := sock.recv(65536):
+                raw += part
+        except ConnectionResetError:
+            pass  # it closed with our unread bytes in its buffer: a reset instead of the answer
+    return raw, sent
+
+
+@pytest.mark.parametrize("service", ["operator", "gateway"])
+def test_an_oversized_header_is_refused_before_it_is_read_whole(
+    servers: dict[str, Server], service: str
+) -> None:
+    """Without the bound (uvicorn's httptools), a 200 MB header was read whole and grew the process
+    to 500 MB before the guard saw the request."""
+    s = servers[service]
+    total = 64 * 1024 * 1024  # one header of 64 MiB, no key; beyond what loopback buffers hold
+
+    def one_huge_header() -> Iterator[bytes]:
+        yield b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+        for _ in range(total // 65536):
+            yield b"a" * 65536
+        yield b"\r\n\r\n"
+
+    answer, sent = _send_head(s.port, one_huge_header())
+    assert sent < total  # the server stopped reading at the limit
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    # many small headers add up the same way (20,000 of them, about 400 KB)
+    many = [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
+    many += [f"X-H{i}: v\r\n".encode() for i in range(20_000)] + [b"\r\n"]
+    answer, _ = _send_head(s.port, many)
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert s.serving()
+    # a request whose headers fit is served as before
+    fits = httpx.get(f"{s.url}/healthz", headers={"X-Big": "a" * (HEADER_LIMIT // 2)})
+    assert fits.status_code == 200
+
+
+def test_a_forged_x_forwarded_for_does_not_change_the_logged_client(servers: dict[str, Server]) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default; no proxy is trusted here."""
+    for s in servers.values():
+        httpx.get(
+            f"{s.url}/healthz", headers={"X-Forwarded-For": "203.0.113.7", "X-Request-ID": "xff-" + s.name}
+        )
+    for s in servers.values():
+        access = [a for a in s.log_lines() if a.get("request_id") == "xff-" + s.name]
+        assert [a["client"] for a in access] == ["127.0.0.1"], s.name

@@ -24,7 +24,7 @@ def _serve(api: Api, **limits: Any) -> Iterator[str]:
     settings = api.app.state.ctx.settings.model_copy(update={"rate_limit": True, **limits})
     app = create_app(settings, w3=api.w3, background=False)
     port = free_port()
-    with ServerThread(app, port):
+    with ServerThread(app, port, settings):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -54,6 +54,18 @@ def test_a_client_address_beyond_its_burst_gets_429_with_retry_after(per_address
         _is_429(client.get("/healthz"), "client address")
         # with a key or without: the address's bucket is empty either way (no key needed to be limited)
         _is_429(client.get("/v1/api-keys", headers={"X-API-Key": ADMIN_KEY}), "client address")
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_per_address_limit(per_address: str) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default: each request naming another
+    address had its own bucket. No proxy is trusted unless XCPAY_TRUSTED_PROXIES names it."""
+    with httpx.Client(base_url=per_address, timeout=60) as client:
+        answers = [
+            client.get("/healthz", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+            for i in range(5)
+        ]
+        assert answers == [200] * 5
+        _is_429(client.get("/healthz", headers={"X-Forwarded-For": "198.51.100.99"}), "client address")
 
 
 def test_a_key_beyond_its_burst_gets_429_and_another_key_is_still_served(per_key: str, api: Api) -> None:

@@ -59,8 +59,15 @@ class Api:
 
 
 class ServerThread:
-    def __init__(self, app: Any, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    def __init__(self, app: Any, port: int, settings: Any = None) -> None:
+        """With ``settings``: served as the services serve (services/common/serve.py)."""
+        if settings is None:
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        else:
+            from services.common.serve import uvicorn_options
+
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, **uvicorn_options(settings))
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:

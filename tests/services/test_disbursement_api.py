@@ -233,6 +233,19 @@ def test_a_csv_upload_reports_bad_rows_by_line_and_needs_a_unit_column(api: Api,
     assert_problem(api.operator.get(f"/v1/disbursements/{ref}"), 404, "disbursement-not-found")
 
 
+def test_a_csv_field_beyond_the_csv_modules_limit_is_a_422_naming_the_line(
+    api: Api, payroll: Payroll
+) -> None:
+    """Python's csv refuses a field over 131,072 characters with csv.Error; that was a 500."""
+    p = payroll
+    ref = f"csv-{uuid.uuid4().hex[:8]}"
+    text = f"recipient,amount_fen\n{p.workers[0]},100\n{p.workers[1]},{'9' * 200_000}\n"
+    body = assert_problem(post_csv(api, p, text, ref), 422, "invalid-csv")
+    assert "line 3" in body["detail"] and "field larger than field limit" in body["detail"]
+    in_header = f"recipient,{'a' * 200_000}\n"
+    assert "line 1" in assert_problem(post_csv(api, p, in_header, ref), 422, "invalid-csv")["detail"]
+
+
 def test_a_csv_merkle_subsidy_pushes_custodial_claims_and_serves_proofs(api: Api, payroll: Payroll) -> None:
     p = payroll
     ctx = api.app.state.ctx
@@ -290,7 +303,9 @@ def test_maker_checker_and_roles(api: Api, payroll: Payroll) -> None:
         f"{api.url}/v1/disbursements/{ref}/approve",
         headers={"X-API-Key": key, "Idempotency-Key": str(uuid.uuid4())},
     )
-    assert_problem(r, 403, "not-a-checker")
+    # refused before the contract is asked: its not-a-checker error named the payer's wallet
+    body = assert_problem(r, 403, "not-your-payer")
+    assert p.employer[2:].lower() not in r.text.lower()
     # a checker key without a wallet, or with one the service does not hold, is refused at creation
     assert_problem(api.admin.post("/v1/api-keys", json={"role": "checker"}), 422, "invalid-request")
     unknown = "0x" + "00" * 19 + "99"

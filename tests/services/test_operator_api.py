@@ -32,6 +32,23 @@ class TestHealth:
         assert set(body["contracts"]) == set(api.app.state.ctx.manifest.contracts)
         assert {"WalletRegistry", "DigitalCash", "PrepaidEscrow", "Disbursement"} <= set(body["contracts"])
 
+    def test_shows_the_node_without_credentials(self, api: Api) -> None:
+        """/healthz is open; it showed XCPAY_RPC_URL verbatim, credentials and all."""
+        ctx = api.app.state.ctx
+        secret = "https://user:s3cret@node.example:8545/v3/projectkey?token=t0k"
+        previous = ctx.settings.rpc_url
+        object.__setattr__(ctx.settings, "rpc_url", secret)
+        try:
+            body = api.anonymous.get("/healthz").json()
+        finally:
+            object.__setattr__(ctx.settings, "rpc_url", previous)
+        assert body["chain"]["rpc"] == "https://node.example:8545"
+        from services.common.settings import public_rpc_url
+
+        assert public_rpc_url("http://[::1]:8545/") == "http://[::1]:8545"
+        assert public_rpc_url("in-process") == "in-process"
+        assert public_rpc_url("/var/run/geth.ipc") == "(not shown)"
+
     def test_openapi_docs_are_served(self, api: Api) -> None:
         assert api.anonymous.get("/docs").status_code == 200
         assert "/v1/issuance" in api.anonymous.get("/openapi.json").json()["paths"]

@@ -141,6 +141,19 @@ def test_union_welfare_is_the_same_machinery_with_other_categories(api: Api, tow
     assert report["totals_fen"]["granted"] == 60_000 and report["conserved"]
 
 
+def test_a_grants_csv_field_beyond_the_csv_modules_limit_is_a_422_naming_the_line(
+    api: Api, town: dict
+) -> None:
+    pid = create(api, town["union"], name="huge field", categories=[5812])
+    text = f"identity,amount_fen\nresident-2-{town['tag']},{'9' * 200_000}\n"
+    r = api.operator.post(
+        f"/v1/voucher-programs/{pid}/grants/csv",
+        content=text.encode(),
+        headers={"Idempotency-Key": str(uuid.uuid4()), "Content-Type": "text/csv"},
+    )
+    assert "line 2" in assert_problem(r, 422, "invalid-csv")["detail"]
+
+
 def test_a_holder_signed_spend_is_submitted_by_the_merchant_once(api: Api, town: dict) -> None:
     pid = create(api, town["union"], name="signed meals", categories=[5812])
     dave = town["people"][3]

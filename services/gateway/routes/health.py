@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from services.common.deps import ApiKeyDep, CtxDep, OpsDep, reader_or_owner
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
+from services.common.settings import public_rpc_url
 
 router = APIRouter(tags=["health"])
 
@@ -27,7 +28,7 @@ def healthz(ctx: CtxDep) -> dict[str, Any]:
             "reachable": chain_ok,
             "chain_id": ctx.manifest.chain_id,
             "latest_block": latest,
-            "rpc": ctx.settings.rpc_url if ctx.settings.rpc_url.startswith("http") else "in-process",
+            "rpc": public_rpc_url(ctx.settings.rpc_url),  # never its credentials
         },
         "contracts": {
             name: ctx.manifest.contracts[name].address

@@ -613,6 +613,7 @@ def propose(
     response: Response,
 ) -> ProposalOperationOut:
     """An officer proposes a payment from a budget line (signed with the officer's wallet)."""
+    _readable(ctx, key, collective_id)  # decided before the lookup: no 404 oracle
     _check_collective(ctx, collective_id)
     request = {
         "collective_id": collective_id,
@@ -656,6 +657,7 @@ def approve(
 ) -> OperationOut:
     """Approve: an officer key as a committee member (never their own proposal), or the regulator
     key as the township supervisor."""
+    _readable(ctx, key, collective_id)  # decided before the lookup: no 404 oracle
     _check_proposal(ctx, collective_id, proposal_id)
     request = {"collective_id": collective_id, "proposal_id": proposal_id, "signer": _signer_of(ctx, key)}
     return respond(_perform(ops, "collective.approve", key, idem, request, str(proposal_id)), response)
@@ -678,6 +680,7 @@ def reject(
     body: Annotated[ReasonIn | None, Body()] = None,
 ) -> OperationOut:
     """Reject a pending proposal (a committee member's key or the regulator key), with a reason."""
+    _readable(ctx, key, collective_id)  # decided before the lookup: no 404 oracle
     _check_proposal(ctx, collective_id, proposal_id)
     reason = body.reason if body else ""
     request = {
@@ -707,6 +710,7 @@ def cancel(
     response: Response,
 ) -> OperationOut:
     """The proposer withdraws their pending proposal."""
+    _readable(ctx, key, collective_id)  # decided before the lookup: no 404 oracle
     _check_proposal(ctx, collective_id, proposal_id)
     request = {
         "collective_id": collective_id,
@@ -732,6 +736,7 @@ def execute(
     response: Response,
 ) -> OperationOut:
     """Pay an approved proposal once its time lock is over and before it expires (any officer)."""
+    _readable(ctx, key, collective_id)  # decided before the lookup: no 404 oracle
     _check_proposal(ctx, collective_id, proposal_id)
     request = {
         "collective_id": collective_id,
@@ -760,6 +765,7 @@ def register_asset(
     response: Response,
 ) -> AssetOperationOut:
     """An officer registers an asset (property) or resource (land, forest, ponds) with its book value."""
+    _readable(ctx, key, collective_id)  # decided before the lookup: no 404 oracle
     _check_collective(ctx, collective_id)
     request = {
         "collective_id": collective_id,
@@ -813,8 +819,10 @@ def _income(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def _readable(ctx: ServiceContext, key: ApiKey, cid: int) -> None:
-    """Officer keys read only the collectives they are an officer of; one that does not exist is
-    the same 403 (collective ids are sequential: a 404 would tell which exist)."""
+    """Officer keys read and act on only the collectives they are an officer of; one that does not
+    exist is the same 403 (collective ids are sequential: a 404 would tell which exist). The write
+    routes call this before they look anything up, so that neither a 404 nor the contract's
+    decoded error tells an outsider what exists."""
     if key.role != Role.OFFICER:
         return
     try:

@@ -126,17 +126,19 @@ def _batch(ctx: ServiceContext, ref: str) -> Disbursement:
 
 
 def _readable(ctx: ServiceContext, key: ApiKey, ref: str) -> None:
-    """A checker reads the batches of the payers it is an officer of; a batch of another payer
-    and a batch that does not exist get the same 403, so that the answer tells nothing."""
+    """A checker reads (and approves) the batches of the payers it is an officer of; a batch of
+    another payer and a batch that does not exist get the same 403, so that the answer tells
+    nothing (before the fix an approval of another payer's batch was refused by the contract, and
+    the decoded error named that payer's wallet)."""
     if key.role != Role.CHECKER:
         return
     with ctx.db.session() as s:
         payer = s.scalar(select(Disbursement.payer).where(Disbursement.ref == ref))
-    if payer is None or not officer_of_payer(ctx, key, payer):
+    if payer is None or (payer != key.wallet and not officer_of_payer(ctx, key, payer)):
         raise Problem(
             403,
             "not-your-payer",
-            "A checker reads the batches of the payers it is an officer of",
+            "A checker acts only on the batches of the payers it is an officer of",
             "no batch of such a payer has this reference",
         )
 
@@ -509,6 +511,7 @@ def approve(
 ) -> OperationOut:
     """A checker approves: the total is taken from the payer and locked for the batch. The key
     that created the batch cannot approve it; the checker key signs with its own wallet."""
+    _readable(ctx, key, reference)  # decided before the batch is looked up: no 404 oracle
     b = _batch(ctx, reference)
     if b.created_by == key.id:
         raise Problem(

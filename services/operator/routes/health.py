@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.common.deps import CtxDep
+from services.common.settings import public_rpc_url
 
 router = APIRouter(tags=["health"])
 
@@ -23,7 +24,7 @@ def healthz(ctx: CtxDep) -> dict[str, Any]:
             "reachable": chain_ok,
             "chain_id": ctx.manifest.chain_id,
             "latest_block": latest,
-            "rpc": ctx.settings.rpc_url if ctx.settings.rpc_url.startswith("http") else "in-process",
+            "rpc": public_rpc_url(ctx.settings.rpc_url),  # never its credentials
         },
         "contracts": {name: d.address for name, d in ctx.manifest.contracts.items()},
     }

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from chain.clients.prepaid import Package
 from chain.exceptions import ContractError
 from services.common.context import ServiceContext
 from services.common.deps import (
@@ -222,9 +223,7 @@ def claim(
 ) -> OperationOut:
     """The merchant (its key, its custodial wallet) claims sessions with the consumer's EIP-712
     signature, as collected at the counter from the consumer's phone or card."""
-    package = ctx.prepaid.package(package_id)
-    if package.merchant != key.wallet:
-        raise Problem(403, "not-your-package", "This package belongs to another merchant")
+    package = _package_for(ctx, key, package_id)  # another's and a missing one: the same 403
     ctx.custodial(package.merchant)
     op, _ = perform(
         ops, "prepaid.claim", key, idem, {"id": package_id, **body.model_dump()}, target=str(package_id)
@@ -294,17 +293,25 @@ def _visible(key: ApiKey, merchant: str | None) -> None:
         raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
 
 
-@router.get("/packages/{package_id}")
-def get_package(package_id: PackageId, ctx: CtxDep, indexer: IndexerDep, key: ApiKeyDep) -> PackageOut:
-    """A package as the chain holds it, with its history of events. A merchant key sees only its own."""
-    _visible(key, None)
+def _package_for(ctx: ServiceContext, key: ApiKey, package_id: int) -> Package:
+    """The package, for a key that may see it: a merchant key gets the same 403 for another
+    merchant's package and for one that does not exist (package ids are sequential: a 404 would
+    tell which exist)."""
     try:
         p = ctx.prepaid.package(package_id)
-    except ContractError as exc:  # a merchant learns nothing of packages not its own, even if any exist
+    except ContractError as exc:
         if key.role == Role.MERCHANT and exc.name == "PrepaidUnknownPackage":
             raise Problem(403, "not-your-package", "This package belongs to another merchant") from None
         raise
     _visible(key, p.merchant)
+    return p
+
+
+@router.get("/packages/{package_id}")
+def get_package(package_id: PackageId, ctx: CtxDep, indexer: IndexerDep, key: ApiKeyDep) -> PackageOut:
+    """A package as the chain holds it, with its history of events. A merchant key sees only its own."""
+    _visible(key, None)
+    p = _package_for(ctx, key, package_id)
     indexer.catch_up()
     with ctx.db.session() as s:
         rows = s.scalars(

@@ -455,15 +455,15 @@ def pay_code(
     """Pay a code. Custodial form: the operator pays from the payer's custodial wallet. Signed
     transaction: the payer's own signed DigitalCash transfer to the merchant, relayed unchanged
     (the operator, or the merchant's own key at the counter, submits it)."""
+    # decided before the code is looked up, so that a 404 tells a merchant nothing
+    if body.form in ("custodial", "voucher") and key.role != Role.OPERATOR:
+        raise Problem(403, "forbidden-role", "Only the operator pays from custodial wallets")
     if key.role == Role.MERCHANT:  # another merchant's code and a missing one: the same 403
         with ctx.db.session() as s:
             merchant = s.scalar(select(PaymentCode.merchant).where(PaymentCode.id == code_id))
         _may_act_for(key, merchant or "", Role.OPERATOR)
     code = _code(ctx, code_id)
-    if body.form in ("custodial", "voucher"):
-        if key.role != Role.OPERATOR:  # only the operator moves a custodial wallet's money
-            raise Problem(403, "forbidden-role", "Only the operator pays from custodial wallets")
-    else:
+    if body.form not in ("custodial", "voucher"):
         _may_act_for(key, code.merchant, Role.OPERATOR)
     replay = _earlier(ctx, key, idem)
     if replay is None:

@@ -22,7 +22,7 @@ from typing import Any
 from eth_utils import is_checksum_address, to_checksum_address
 from sqlalchemy import bindparam, func, select, update
 
-from services.common.models import ApiKey, Disbursement, DisbursementRow, Wallet
+from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
 from services.common.operations import Operations, perform
 from services.common.problems import Problem
 
@@ -274,7 +274,7 @@ class Runner:
         for chunk in pending:
             body = {"ref": ref, "chunk": chunk, "custodial_only": push}
             try:
-                op, _ = perform(self.ops, kind, key, f"disburse:{ref}:chunk:{chunk}", body, target=ref)
+                op, _ = perform(self.ops, kind, key, self._chunk_key(key, ref, chunk), body, target=ref)
             except Problem as exc:
                 if exc.slug == "chunk-already-paid":
                     self.settle_from_chain(ref, chunk)
@@ -302,6 +302,26 @@ class Runner:
                 row.status = "executed"
                 row.error = None
             s.commit()
+
+    def _chunk_key(self, key: ApiKey, ref: str, chunk: int) -> str:
+        """The idempotency key of the chunk's next operation.
+
+        The same key while an attempt is pending or confirmed, so a restart never pays a chunk twice;
+        a new one after each failed attempt (a failed operation moved nothing: refused before
+        signing or reverted on chain), so that a chunk refused during a pause is paid once the
+        regulator lifts it instead of replaying the stored refusal for ever (the red team found it).
+        """
+        base = f"disburse:{ref}:chunk:{chunk}"
+        with self.ops.ctx.db.session() as s:
+            failed = s.scalar(
+                select(func.count(Operation.id)).where(
+                    Operation.api_key_id == key.id,
+                    Operation.status == "failed",
+                    (Operation.idempotency_key == base)
+                    | Operation.idempotency_key.startswith(f"{base}:retry:"),
+                )
+            )
+        return base if not failed else f"{base}:retry:{failed}"
 
     def _stop(self, ref: str, why: str, status: str = "approved") -> None:
         with self.ops.ctx.db.session() as s:

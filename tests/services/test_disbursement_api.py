@@ -164,6 +164,28 @@ def test_a_frozen_recipient_is_held_as_an_exception_and_paid_after_unfreezing(
     )
 
 
+def test_a_batch_refused_during_a_pause_is_paid_after_the_unpause(api: Api, payroll: Payroll) -> None:
+    """The red team found the chunk's stored refusal replayed for ever after the unpause."""
+    p = payroll
+    rows = [{"recipient": w, "amount": 300} for w in p.workers[:2]]
+    ref = create(api, p, rows).json()["reference"]
+    assert approve(api, p, ref).status_code == 200
+    before = [balance(api, w) for w in p.workers[:2]]
+    assert api.post("regulator", "/v1/regulator/pause").status_code == 200
+    try:
+        stopped = execute_and_wait(api, ref)
+    finally:
+        assert api.post("regulator", "/v1/regulator/unpause").status_code == 200
+    assert stopped["status"] == "approved" and "EnforcedPause" in stopped["error"], stopped
+    assert [balance(api, w) for w in p.workers[:2]] == before
+    done = execute_and_wait(api, ref)
+    assert done["status"] == "executed" and done["rows_by_status"] == {"paid": 2}, done
+    assert [balance(api, w) - b for w, b in zip(p.workers[:2], before, strict=True)] == [300, 300]
+    again = execute_and_wait(api, ref)  # and nothing is paid twice
+    assert again["chain"]["paid_fen"] == 600
+    assert [balance(api, w) - b for w, b in zip(p.workers[:2], before, strict=True)] == [300, 300]
+
+
 def test_rows_are_validated_together_and_nothing_is_created(api: Api, payroll: Payroll) -> None:
     p = payroll
     rows = [

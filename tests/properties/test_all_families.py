@@ -5,7 +5,8 @@ token that nothing else touches. Here one hypothesis state machine drives them a
 that their interactions are exercised: the same people are prepaid consumers, voucher holders,
 card holders, mandate givers, collective officers and disbursement recipients; the same merchants
 are paid by every family; freezes (the regulator freezes and unfreezes random people and
-merchants, owners and payees alike; the supervisor the collective), tier caps (balance, payment,
+merchants, owners and payees alike, and the district office: a frozen payer's payouts and reclaims
+stop whole, a frozen issuer grants nothing; the supervisor the collective), tier caps (balance, payment,
 daily) and day changes bite across families; and the clock jumps across package end dates, batch
 and programme ends, proposal expiries and time locks, card grace periods and mandate expiries.
 
@@ -148,6 +149,10 @@ TIERS = [Tier(2_000 * YUAN, 1), Tier(20_000 * YUAN, 1, True, HOUR)]
 LIFETIME = 2 * DAY
 BUDGETS = [30_000 * YUAN, 5_000 * YUAN]
 COLLECTIVE_PAYEES = [GYM.address, CANTEEN.address, ALICE.address, STRANGER]
+# Payments to a payee executed in this many Beijing days (today included) count toward the tier of a
+# new proposal to it (CollectiveFund's default split window; the machine never moves it).
+SPLIT_WINDOW_DAYS = 30
+BEIJING = 8 * HOUR  # split-window days are Beijing calendar days
 
 Expected = tuple[str, tuple[Any, ...]] | None  # None: success; else (custom error, its arguments)
 
@@ -653,10 +658,11 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             self.model.balances[wallet] -= amount
             self.model.supply -= amount
 
-    @rule(wallet=st.sampled_from([*(a.address for a in PEOPLE + MERCHANTS), "collective"]))
+    @rule(wallet=st.sampled_from([*(a.address for a in PEOPLE + MERCHANTS), OFFICE.address, "collective"]))
     @counted
     def toggle_freeze(self, wallet: str) -> None:
-        """The regulator freezes a wallet or unfreezes it (or the supervisor the collective)."""
+        """The regulator freezes a wallet or unfreezes it (or the supervisor the collective). The
+        office too: a frozen payer's payouts and reclaims wait whole, a frozen issuer grants nothing."""
         if wallet == "collective":
             self._toggle_collective_freeze()
         else:
@@ -905,6 +911,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             expected = ("DisburseWrongStatus", (b.bid, BatchStatus.APPROVED, b.status))
         elif self._now() > b.ends_at:
             expected = ("DisburseBatchEnded", (b.bid, b.ends_at))
+        elif self.model.admitted(OFFICE.address) is not None:  # the page stops whole, no exceptions
+            expected = ("DisbursePayerNotAdmitted", (b.bid, OFFICE.address))
         elif c in b.chunks_paid:
             expected = ("DisburseChunkPaid", (b.bid, c))
         first, count = b.chunks[c]
@@ -915,7 +923,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             return
         b.chunks_paid.add(c)
         held = {}
-        for i, row in enumerate(rows, start=first):  # each row on its own: a refusal holds it
+        # Each row on its own: a refusal of the recipient holds it (the payer was admitted above).
+        for i, row in enumerate(rows, start=first):
             refused, *state = self.model.simulate(
                 [(self.contracts["disburse"], row.recipient, row.amount, OFFICE.address, False)], day(now)
             )
@@ -945,6 +954,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             expected = ("DisburseWrongStatus", (b.bid, BatchStatus.APPROVED, b.status))
         elif self._now() <= b.ends_at:
             expected = ("DisburseNotEnded", (b.bid, b.ends_at))
+        elif self.model.admitted(OFFICE.address) is not None:  # waits until the payer is unfrozen
+            expected = ("DisbursePayerNotAdmitted", (b.bid, OFFICE.address))
         else:
             expected, state = self._moves(
                 [(self.contracts["disburse"], OFFICE.address, b.outstanding, OFFICE.address, False)]
@@ -1019,6 +1030,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         expected: Expected = None
         if self._now() > p.terms.expires_at:
             expected = ("VoucherExpired", (p.pid, p.terms.expires_at))
+        elif OFFICE.address in self.model.frozen:  # no new grants out of a frozen issuer's budget
+            expected = ("VoucherIssuerFrozen", (p.pid, OFFICE.address))
         pending: dict[str, int] = {}
         if expected is None:
             for g in grants:
@@ -1132,6 +1145,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         ts = self._now()
         expected: Expected = None
         tier: Tier | None = None
+        recent = 0
         if c.frozen:
             expected = ("CollectiveFrozen", (CID,))
         elif c.role(proposer.address) == OfficerRole.NONE:
@@ -1150,17 +1164,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             tier = next((t for t in c.tiers if amount <= t.max_amount), None)
             if tier is None:
                 expected = ("CollectiveAmountAboveTiers", (CID, amount, c.tiers[-1].max_amount))
-            else:  # split payments: pending proposals to the payee + its payments in 30 Beijing days
-                today = (ts + 8 * HOUR) // DAY
-                recent = sum(
-                    q.amount
-                    for q in self.props.values()
-                    if q.payee == payee
-                    and (
-                        q.status == ProposalStatus.PENDING
-                        or (q.executed_day is not None and today - q.executed_day < 30)
-                    )
-                )
+            else:  # split payments: the basis picks the tier, the highest one above them all
+                recent = self._recent_to(payee, ts)
                 tier = next((t for t in c.tiers if amount + recent <= t.max_amount), c.tiers[-1])
         result = self._run(
             "propose", lambda: self.c.fund.propose(proposer, CID, payee, amount, line)[1], expected
@@ -1170,10 +1175,32 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         assert tier is not None
         pid = self._touch("proposal", len(self.props) + 1)
         assert result.named("ProposalCreated")[0]["proposalId"] == pid
+        basis = result.named("ProposalTierBasis")[0]
+        assert (basis["proposalId"], basis["payee"], basis["recent"], basis["basis"]) == (
+            pid,
+            payee,
+            recent,
+            recent + amount,
+        )
         self.props[pid] = Prop(
             CID, proposer.address, payee, amount, line, tier.committee, tier.township, tier.delay,
             ts + c.lifetime, c.epoch, c.year,
         )  # fmt: skip
+
+    def _recent_to(self, payee: str, ts: int) -> int:
+        """CollectiveFund.recentTo at block time ``ts``: the collective's pending proposals to
+        ``payee`` (any age, stale or expired included; not rejected, cancelled or executed) plus its
+        payments to it executed in the split window (today's Beijing day and the days before it)."""
+        today = (ts + BEIJING) // DAY
+        return sum(
+            q.amount
+            for q in self.props.values()
+            if q.payee == payee
+            and (
+                q.status == ProposalStatus.PENDING
+                or (q.executed_day is not None and today - q.executed_day < SPLIT_WINDOW_DAYS)
+            )
+        )
 
     def _proposal(self, data: st.DataObject) -> int:
         pending = [i for i, p in self.props.items() if p.status == ProposalStatus.PENDING]
@@ -1279,7 +1306,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             return
         p = self.props[pid]
         p.status = ProposalStatus.EXECUTED
-        p.executed_day = (ts + 8 * HOUR) // DAY  # Beijing day of the block it ran in
+        p.executed_day = (ts + BEIJING) // DAY  # Beijing day of the block it ran in
         self.coll.spent[p.line] += p.amount
         self.coll.balance -= p.amount
         self.coll.paid += p.amount

@@ -67,6 +67,19 @@ def _info(row: ApiKey) -> ApiKeyInfo:
     )
 
 
+def _out(row: ApiKey, clear: str) -> ApiKeyOut:
+    """The one answer that carries a clear key (create and rotate)."""
+    return ApiKeyOut(
+        id=row.id,
+        role=row.role,
+        label=row.label,
+        wallet=row.wallet,
+        key=clear,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_api_key(body: ApiKeyIn, ctx: CtxDep, admin: AdminKey) -> ApiKeyOut:
     """Create a key for a role (admin only). The clear key is in this response and nowhere else."""
@@ -76,15 +89,7 @@ def create_api_key(body: ApiKeyIn, ctx: CtxDep, admin: AdminKey) -> ApiKeyOut:
         row, key = create_key(s, body.role, body.label, wallet=body.wallet)
         row.expires_at = body.expires_at
         s.commit()
-        out = ApiKeyOut(
-            id=row.id,
-            role=row.role,
-            label=row.label,
-            wallet=row.wallet,
-            key=key,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-        )
+        out = _out(row, key)
     record(ctx.db, admin, "api-key.create", f"key {out.id} role {out.role}", outcome="created")
     return out
 
@@ -149,14 +154,6 @@ def rotate_api_key(key_id: KeyId, ctx: CtxDep, key: ApiKeyDep) -> ApiKeyOut:
         for table in (GatewayTerminal, AccessPoint):  # a terminal or door reader keeps its identity
             s.execute(update(table).where(table.api_key_id == old.id).values(api_key_id=row.id))
         s.commit()
-        out = ApiKeyOut(
-            id=row.id,
-            role=row.role,
-            label=row.label,
-            wallet=row.wallet,
-            key=clear,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-        )
+        out = _out(row, clear)
     record(ctx.db, key, "api-key.rotate", f"key {key_id} -> key {out.id} role {out.role}", outcome="rotated")
     return out

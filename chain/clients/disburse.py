@@ -103,8 +103,12 @@ def leaf_hash(batch: bytes, index: int, recipient: str, amount: int) -> bytes:
     return keccak(inner)
 
 
+LEAF_ENCODING = ("bytes32", "uint256", "address", "uint256")  # (batch id, index, recipient, amount)
+
+
 def merkle_tree(batch: bytes, rows: Sequence[Row]) -> MerkleTree:
-    return MerkleTree([leaf_hash(batch, i, r.recipient, r.amount) for i, r in enumerate(rows)])
+    """The batch's ``StandardMerkleTree``: value i is (batch id, i, recipient, amount)."""
+    return MerkleTree([(batch, i, r.recipient, r.amount) for i, r in enumerate(rows)], LEAF_ENCODING)
 
 
 class DisbursementClient:

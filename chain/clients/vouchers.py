@@ -175,9 +175,12 @@ def leaf_hash(programme_id: int, index: int, holder: str, amount: int) -> bytes:
     return keccak(inner)
 
 
+LEAF_ENCODING = ("uint256", "uint256", "address", "uint256")  # (programme, index, holder, amount)
+
+
 def merkle_tree(programme_id: int, grants: Sequence[Grant]) -> MerkleTree:
-    """The grant tree of a large campaign: leaf i is ``grants[i]``."""
-    return MerkleTree([leaf_hash(programme_id, i, g.holder, g.amount) for i, g in enumerate(grants)])
+    """The grant tree of a large campaign (a ``StandardMerkleTree``): value i is ``grants[i]``."""
+    return MerkleTree([(programme_id, i, g.holder, g.amount) for i, g in enumerate(grants)], LEAF_ENCODING)
 
 
 def spend_typed_data(

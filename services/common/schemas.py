@@ -7,7 +7,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from eth_utils import is_checksum_address, to_checksum_address
+from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from chain.merkle import MerkleTree
+from services.common.problems import Problem
 
 _HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
@@ -72,3 +76,23 @@ def respond(op: Any, response: Any, *, done_status: int = 200) -> OperationOut:
     """An operation as the response body: ``done_status`` when confirmed, 202 while pending."""
     response.status_code = done_status if op.status == "confirmed" else 202
     return OperationOut.model_validate(op, from_attributes=True)
+
+
+def merkle_dump(tree: MerkleTree, root: str | None, filename: str) -> JSONResponse:
+    """A batch's or campaign's tree as ``StandardMerkleTree``'s ``dump()`` JSON (``format``
+    ``standard-v1``): ``StandardMerkleTree.load`` gives the root the chain holds and every proof.
+
+    ``root`` is the root committed on chain; a tree built before the service used the standard
+    layout has another root (its stored proofs still verify) and cannot be given in this format,
+    so it is a 409 rather than a dump whose root the chain does not know.
+    """
+    if root is None:
+        raise Problem(409, "tree-not-committed", "The tree's root is not committed on chain yet")
+    if root.lower() != "0x" + tree.root.hex():
+        raise Problem(
+            409,
+            "tree-not-standard",
+            "This tree predates the standard Merkle tree layout",
+            f"the committed root {root} is not the StandardMerkleTree root of the leaves",
+        )
+    return JSONResponse(tree.dump(), headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -125,6 +125,7 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/disbursements/{reference}"): only(*READERS, own=(CHECKER,)),
     ("GET", "/v1/disbursements/{reference}/exceptions"): only(*READERS, own=(CHECKER,)),
     ("GET", "/v1/disbursements/{reference}/rows/{index}"): only(*READERS, own=(CHECKER,)),
+    ("GET", "/v1/disbursements/{reference}/tree"): only(*READERS, own=(CHECKER,)),
     ("POST", "/v1/disbursements/{reference}/approve"): only(own=(CHECKER,)),
     ("POST", "/v1/disbursements/{reference}/cancel"): only(OPERATOR),
     ("POST", "/v1/disbursements/{reference}/execute"): only(OPERATOR),
@@ -136,6 +137,8 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/voucher-programs/{programme_id}/grants"): only(OPERATOR),
     ("POST", "/v1/voucher-programs/{programme_id}/grants/csv"): only(OPERATOR),
     ("POST", "/v1/voucher-programs/{programme_id}/campaign"): only(OPERATOR),
+    # the whole tree lists every holder: the reader roles only
+    ("GET", "/v1/voucher-programs/{programme_id}/campaign/tree"): only(*READERS),
     ("GET", "/v1/voucher-programs/{programme_id}/campaign/{index}"): only(*READERS, own=BOUND),
     ("POST", "/v1/voucher-programs/{programme_id}/campaign/{index}/claim"): only(OPERATOR),
     ("POST", "/v1/voucher-programs/{programme_id}/enrol"): only(OPERATOR),

@@ -14,6 +14,7 @@ from eth_account import Account
 
 from chain import devtools
 from chain.clients.disburse import Row
+from tests.chain.test_merkle_standard import run_library
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
 
@@ -303,6 +304,14 @@ def test_a_csv_merkle_subsidy_pushes_custodial_claims_and_serves_proofs(api: Api
     assert balance(api, self_custody.address) == 3_000
     pushed = api.auditor.get(f"/v1/disbursements/{ref}/rows/3").json()
     assert pushed["status"] == "paid"
+    # the published tree (5 leaves) is StandardMerkleTree's dump: the npm library loads it, gives
+    # the root committed on chain and the proofs served per row
+    tree = api.auditor.get(f"/v1/disbursements/{ref}/tree")
+    assert tree.status_code == 200, tree.text
+    assert f'filename="{ref}-tree.json"' in tree.headers["content-disposition"]
+    loaded = run_library(tree.json())
+    assert loaded["loadedRoot"] == loaded["builtRoot"] == "0x" + bytes(ctx.disburse.batch(bid).root).hex()
+    assert loaded["proofs"][4] == row["proof"] and loaded["proofs"][3] == pushed["proof"]
 
 
 def test_maker_checker_and_roles(api: Api, payroll: Payroll) -> None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from chain import devtools
+from tests.chain.test_merkle_standard import run_library
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
 
@@ -181,6 +182,17 @@ def test_a_merkle_campaign_serves_proofs_and_claims_for_holders(api: Api, town: 
     leaf = api.auditor.get(f"/v1/voucher-programs/{pid}/campaign/2").json()
     assert (leaf["holder"], leaf["amount_fen"], leaf["claimed"]) == (town["people"][2], 1_002, False)
     assert len(leaf["proof"]) == 2
+    # the published tree is StandardMerkleTree's dump: the npm library loads it, its root is the
+    # programme's root on chain and its proofs are the ones served per grant
+    tree = api.auditor.get(f"/v1/voucher-programs/{pid}/campaign/tree")
+    assert tree.status_code == 200, tree.text
+    assert f'filename="programme-{pid}-tree.json"' in tree.headers["content-disposition"]
+    loaded = run_library(tree.json())
+    on_chain = api.app.state.ctx.vouchers.programme(pid).root
+    assert loaded["loadedRoot"] == loaded["builtRoot"] == "0x" + bytes(on_chain).hex()
+    assert loaded["proofs"][2] == leaf["proof"]
+    assert [v["value"][2] for v in tree.json()["values"]] == town["people"]
+    assert_problem(api.operator.get("/v1/voucher-programs/999999/campaign/tree"), 404, "campaign-not-found")
     assert api.post("operator", f"/v1/voucher-programs/{pid}/campaign/2/claim").status_code == 200
     assert_problem(
         api.post("operator", f"/v1/voucher-programs/{pid}/campaign/2/claim"), 409, "already-claimed"

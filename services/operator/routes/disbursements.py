@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select
 
@@ -30,7 +31,7 @@ from services.common.keys import Role
 from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
 from services.common.operations import Call, Operations, builder, perform
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, OperationOut, respond
+from services.common.schemas import Address, OperationOut, merkle_dump, respond
 from services.operator.disbursements import (
     RawRow,
     Runner,
@@ -225,6 +226,25 @@ def get_exceptions(
             headers={"Content-Disposition": f'attachment; filename="{reference}-exceptions.csv"'},
         )
     return {"reference": reference, "exceptions": items}
+
+
+@router.get("/{reference}/tree", response_model=None)
+def get_tree(reference: Reference, ctx: CtxDep, key: PayrollReaderKey) -> JSONResponse:
+    """A Merkle batch's tree as ``@openzeppelin/merkle-tree``'s ``StandardMerkleTree`` dump
+    (``{reference}-tree.json``): ``StandardMerkleTree.load`` gives the on-chain root and every
+    recipient's proof, values (batch id, index, recipient, amount in fen)."""
+    _readable(ctx, key, reference)
+    b = _batch(ctx, reference)
+    if b.mode != "merkle":
+        raise Problem(409, "not-a-merkle-batch", "The batch has no Merkle tree", f"{reference!r} is {b.mode}")
+    with ctx.db.session() as s:
+        rows = s.execute(
+            select(DisbursementRow.recipient, DisbursementRow.amount_fen)
+            .where(DisbursementRow.ref == reference)
+            .order_by(DisbursementRow.idx)
+        ).all()
+    tree = merkle_tree(bytes.fromhex(b.batch_id[2:]), [Row(r, a) for r, a in rows])
+    return merkle_dump(tree, b.root, f"{reference}-tree.json")
 
 
 @router.get("/{reference}/rows/{index}")

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import insert, select
 
@@ -40,7 +41,7 @@ from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent, VoucherLeaf
 from services.common.operations import Call, Operations, builder, perform
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, OperationOut, respond
+from services.common.schemas import Address, OperationOut, merkle_dump, respond
 from services.operator.disbursements import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.routes.wallets import identity_hash
 from services.operator.schemas import Strict
@@ -292,6 +293,27 @@ def _leaf(ctx: ServiceContext, pid: int, index: int) -> VoucherLeaf:
             404, "leaf-not-found", "No such campaign grant", f"programme {pid} has no grant {index}"
         )
     return leaf
+
+
+@router.get("/{programme_id}/campaign/tree", response_model=None)
+def campaign_tree(programme_id: ProgrammeId, ctx: CtxDep, key: ApiKeyDep) -> JSONResponse:
+    """The campaign's grant tree as ``@openzeppelin/merkle-tree``'s ``StandardMerkleTree`` dump
+    (``programme-{id}-tree.json``): ``StandardMerkleTree.load`` gives the root the programme holds
+    on chain and every holder's proof, values (programme, index, holder, amount in fen). The
+    reader roles only: it lists every holder."""
+    reader_or_owner(key, False)
+    with ctx.db.session() as s:
+        leaves = s.execute(
+            select(VoucherLeaf.holder, VoucherLeaf.amount_fen)
+            .where(VoucherLeaf.programme_id == programme_id)
+            .order_by(VoucherLeaf.idx)
+        ).all()
+    if not leaves:
+        raise Problem(404, "campaign-not-found", "The programme has no campaign", str(programme_id))
+    tree = merkle_tree(programme_id, [Grant(h, a) for h, a in leaves])
+    root = bytes(ctx.vouchers.programme(programme_id).root)
+    committed = "0x" + root.hex() if any(root) else None
+    return merkle_dump(tree, committed, f"programme-{programme_id}-tree.json")
 
 
 @router.get("/{programme_id}/campaign/{index}")

@@ -16,6 +16,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from PIL import Image
 
+from tests.services import eip681
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
 
@@ -86,10 +87,12 @@ def test_a_dynamic_code_is_an_eip681_uri_and_its_png_decodes_back_to_it(api: Api
     code = new_code(api, shop["address"], amount_fen=2_350, reference="bill-7")
     token = api.app.state.ctx.cash.cash.address
     chain_id = api.w3.eth.chain_id
-    assert code["uri"] == (
-        f"ethereum:{token}@{chain_id}/transfer?address={shop['address']}&uint256=2350"
-        f"&mcc=5812&ref=bill-7&code={code['id']}"
+    assert code["uri"] == f"ethereum:{token}@{chain_id}/transfer?address={shop['address']}&uint256=2350"
+    # strictly EIP-681 (the standard's grammar); our extras travel beside it, not as query keys
+    assert eip681.parse(code["uri"]) == eip681.Eip681(
+        token, chain_id, "transfer", [("address", shop["address"]), ("uint256", "2350")]
     )
+    assert code["extras"] == {"mcc": 5812, "ref": "bill-7", "code": code["id"]}
     assert (code["kind"], code["status"], code["category"]) == ("dynamic", "active", 5812)
     png = api.auditor.get(code["png"])
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
@@ -103,6 +106,8 @@ def test_a_dynamic_code_is_an_eip681_uri_and_its_png_decodes_back_to_it(api: Api
 def test_each_payer_form_pays_the_same_static_code(api: Api, shop: dict) -> None:
     code = new_code(api, shop["address"])
     assert code["kind"] == "static" and "uint256" not in code["uri"]
+    assert eip681.parse(code["uri"]).parameters == [("address", shop["address"])]
+    assert code["extras"] == {"mcc": 5812, "ref": None, "code": code["id"]}
     before = balance(api, shop["address"])
     custodial = custodial_payer(api)
     r = post(

@@ -1,9 +1,11 @@
 """Merchant payment codes (聚合支付码): one code every wallet form can pay, settled as digital cash.
 
-A code is an EIP-681 payment URI for the token (``ethereum:<token>@<chain>/transfer?address=
-<merchant>&uint256=<fen>``) with three more parameters wallets that do not know them ignore:
-``mcc`` (the merchant's category), ``ref`` (the bill reference) and ``code`` (this code's id, so a
-wallet can report its payment here). Static codes take any amount; dynamic codes are one bill
+A code is a strict EIP-681 payment URI for the token (``ethereum:<token>@<chain>/transfer?address=
+<merchant>&uint256=<fen>``): the standard's grammar admits only ``value``, ``gas``, ``gasLimit``,
+``gasPrice`` and Solidity types as parameter keys, so a strict wallet would refuse anything more.
+What xcpay adds -- ``mcc`` (the merchant's category), ``ref`` (the bill reference) and ``code``
+(this code's id, so a wallet can report its payment here) -- is carried beside the URI, in the
+code's ``extras`` field. Static codes take any amount; dynamic codes are one bill
 (amount, reference, expiry) and are paid at most once, even by concurrent requests: a live payment
 holds the code through a unique column until it confirms, or releases it if it fails.
 
@@ -22,7 +24,6 @@ import io
 import secrets
 import time
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 import segno
 from eth_abi import decode as abi_decode
@@ -130,6 +131,31 @@ class PaymentOut(BaseModel):
     tx_hash: str | None
 
 
+class CodeExtras(BaseModel):
+    """What xcpay says about a code beyond EIP-681, which has no key for it (once query keys of
+    the URI: a strict EIP-681 parser refuses unknown keys, so they moved here)."""
+
+    mcc: int = Field(description="the merchant's category code (ISO 18245)")
+    ref: str | None = Field(description="the bill reference (dynamic codes with one)")
+    code: str = Field(description="this code's id: report a wallet's payment at /v1/payment-codes/{code}")
+
+
+EIP681_KEYS = ("address", "uint256")  # the only keys our URIs use: Solidity types of transfer()
+
+
+def payment_uri(token: str, chain_id: int, merchant: str, amount_fen: int | None) -> str:
+    """The strict EIP-681 URI of a ``transfer(merchant, amount)`` of the token on ``chain_id``."""
+    uri = f"ethereum:{token}@{chain_id}/transfer?address={merchant}"
+    return uri if amount_fen is None else f"{uri}&uint256={amount_fen}"
+
+
+def strict_uri(stored: str) -> str:
+    """A stored URI without the keys codes made before strict EIP-681 carried (mcc, ref, code)."""
+    head, _, query = stored.partition("?")
+    kept = [p for p in query.split("&") if p.partition("=")[0] in EIP681_KEYS]
+    return f"{head}?{'&'.join(kept)}" if kept else head
+
+
 class CodeOut(BaseModel):
     id: str
     merchant: str
@@ -139,7 +165,11 @@ class CodeOut(BaseModel):
     reference: str | None
     expires_at: int | None
     status: str
-    uri: str
+    uri: str = Field(
+        description="strict EIP-681: ethereum:<token>@<chainId>/transfer?address=<merchant>[&uint256=<fen>]; "
+        "the QR images hold exactly this"
+    )
+    extras: CodeExtras
     png: str
     svg: str
     payments: list[PaymentOut]
@@ -192,13 +222,7 @@ def create_code(
         _take_reference(ctx, body.merchant, body.reference)
     code_id = secrets.token_urlsafe(12)
     dynamic = body.amount_fen is not None
-    uri = f"ethereum:{ctx.cash.cash.address}@{ctx.tx.chain_id}/transfer?address={body.merchant}"
-    if dynamic:
-        uri += f"&uint256={body.amount_fen}"
-    uri += f"&mcc={wallet.category}"
-    if body.reference:
-        uri += f"&ref={quote(body.reference, safe='')}"
-    uri += f"&code={code_id}"
+    uri = payment_uri(ctx.cash.cash.address, ctx.tx.chain_id, body.merchant, body.amount_fen)
     with ctx.db.session() as s:
         s.add(
             PaymentCode(
@@ -381,7 +405,8 @@ def _out(ctx: ServiceContext, code_id: str) -> CodeOut:
         reference=code.reference,
         expires_at=code.expires_at,
         status=status,
-        uri=code.uri,
+        uri=strict_uri(code.uri),
+        extras=CodeExtras(mcc=code.category, ref=code.reference, code=code.id),
         png=f"{router.prefix}/{code.id}.png",
         svg=f"{router.prefix}/{code.id}.svg",
         payments=[
@@ -403,7 +428,7 @@ def _qr(ctx: ServiceContext, code_id: str, key: ApiKey) -> segno.QRCode:
     """The image says what the code's JSON says: the same readers as ``get_code``."""
     code = _code(ctx, code_id)
     _may_act_for(key, code.merchant, Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)
-    return segno.make(code.uri, error="m", micro=False)
+    return segno.make(strict_uri(code.uri), error="m", micro=False)
 
 
 # The image routes come before /{code_id}: a code id never holds a dot, so "x.png" is an image.

@@ -2,7 +2,8 @@
 
 Two formats are read and written:
 
-- **xcpay keystore v1** (the default). A key derived from the password by scrypt encrypts the
+- **xcpay keystore** (``"format": "xcpay-keystore"``, ``"version": "xcpay-2"``; the default). A
+  key derived from the password by scrypt encrypts the
   payload with an AEAD cipher:
 
   - ``aes-256-gcm`` (default): AES with a 256-bit key in GCM mode.
@@ -18,6 +19,11 @@ Two formats are read and written:
 
 - **Ethereum v3 keystore** (scrypt or PBKDF2 + AES-128-CTR + keccak MAC, through eth-account), for
   interoperability with other wallets and with the services' custodial keystores.
+
+The version is a string no Ethereum keystore uses: tools dispatch on an integer ``version`` (geth's
+legacy 1, v3, eth-keyfile's 4), and our files once said ``"version": 1``, which reads as geth's
+pre-v3 format. Such files (identical otherwise) are still opened; :func:`upgrade` and
+:func:`upgrade_file` re-seal them in the current version.
 
 Failures are exceptions of one family, never a partial key: :class:`WrongPassword`,
 :class:`KeystoreTampered`, :class:`KeystoreCorrupt` (truncated, not JSON, missing or malformed
@@ -54,7 +60,8 @@ from eth_keys.exceptions import ValidationError as KeyValidationError
 from eth_utils import to_checksum_address
 
 FORMAT: Final = "xcpay-keystore"
-VERSION: Final = 1
+VERSION: Final = "xcpay-2"
+LEGACY_VERSION: Final = 1  # the same format, written before it had a version of its own
 AES_256_GCM: Final = "aes-256-gcm"
 SM4_GCM: Final = "sm4-gcm"
 CIPHERS: Final = (AES_256_GCM, SM4_GCM)
@@ -193,7 +200,7 @@ def unseal(doc: Mapping[str, Any] | str | bytes, password: str | bytes, *, kind:
     d = _as_mapping(doc)
     if d.get("format") != FORMAT:
         raise UnsupportedKeystore(f"not an xcpay keystore (format {d.get('format')!r})")
-    if d.get("version") != VERSION:
+    if d.get("version") != VERSION and not is_legacy(d):
         raise UnsupportedKeystore(f"xcpay keystore version {d.get('version')!r} is not supported")
     cipher = _field(d, "cipher", str)
     if cipher not in CIPHERS:
@@ -217,6 +224,44 @@ def unseal(doc: Mapping[str, Any] | str | bytes, password: str | bytes, *, kind:
         raise WrongPassword("wrong password for this keystore")
     header = {k: v for k, v in d.items() if k != "ciphertext"}
     return _decrypt(cipher, derived[:key_len], nonce, sealed, _aad(header))
+
+
+def is_legacy(doc: Mapping[str, Any] | str | bytes) -> bool:
+    """Whether ``doc`` is an xcpay keystore of the legacy ``"version": 1`` (see :func:`upgrade`)."""
+    d = _as_mapping(doc)
+    version = d.get("version")
+    return d.get("format") == FORMAT and version == LEGACY_VERSION and not isinstance(version, bool)
+
+
+def upgrade(doc: Mapping[str, Any] | str | bytes, password: str | bytes) -> dict[str, Any]:
+    """A legacy (``"version": 1``) xcpay keystore re-sealed in the current version: same kind,
+    cipher, scrypt cost and address, new salt and nonce (the version is authenticated, so it
+    cannot be rewritten in place). A current keystore is returned as it is."""
+    d = _as_mapping(doc)
+    if not is_legacy(d):
+        unseal(d, password, kind=_field(d, "kind", str))  # an unreadable file is not passed on
+        return d
+    kind = _field(d, "kind", str)
+    plaintext = unseal(d, password, kind=kind)
+    if kind == KIND_KEY:
+        decrypt_key(d, password)  # also checks the key against the declared address
+    return seal(
+        plaintext,
+        password,
+        kind=kind,
+        cipher=_field(d, "cipher", str),
+        scrypt_n=max(int(d["kdfparams"]["n"]), min_scrypt_n()),
+        address=address_of(d),
+    )
+
+
+def upgrade_file(path: Path | str, password: str | bytes) -> bool:
+    """Re-seal a legacy keystore file in place (atomically); False if it was current already."""
+    doc = load(path)
+    if not is_legacy(doc):
+        return False
+    save(path, upgrade(doc, password))
+    return True
 
 
 def encrypt_key(

@@ -55,6 +55,29 @@ def _address(value: str) -> str:
 Address = Annotated[
     str, Field(examples=["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]), AfterValidator(_address)
 ]
+
+
+def _ecdsa_signature(value: str) -> str:
+    """A 65-byte signature as given; a 64-byte EIP-2098 compact one (r || yParity·2²⁵⁵ + s) expanded
+    to r || s || v, because the contracts' OpenZeppelin 5 ``ECDSA``/``SignatureChecker`` read only
+    65 bytes: without this, a compact signature passed validation and then failed on chain."""
+    raw = bytes.fromhex(value[2:])
+    if len(raw) == 65:
+        return value
+    vs = int.from_bytes(raw[32:], "big")
+    s, v = vs & ((1 << 255) - 1), 27 + (vs >> 255)
+    return "0x" + (raw[:32] + s.to_bytes(32, "big") + bytes([v])).hex()
+
+
+EcdsaSignature = Annotated[
+    str,
+    Field(
+        pattern=r"^0x([0-9a-fA-F]{2}){64,65}$",
+        description="65 bytes (r || s || v), or 64 (EIP-2098 compact: r || yParity·2²⁵⁵ + s), which is "
+        "expanded to 65 before it is sent",
+    ),
+    AfterValidator(_ecdsa_signature),
+]
 # Amounts are integers in fen (1 yuan = 100 fen), positive and below 2**255.
 AmountFen = Annotated[int, Field(strict=True, gt=0, lt=2**255, examples=[10_000])]
 

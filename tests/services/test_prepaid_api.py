@@ -11,6 +11,7 @@ import pytest
 
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
+from tests.services.test_signature_forms import compact
 
 
 def in_days(days: int) -> str:
@@ -82,6 +83,14 @@ def test_merchant_claims_with_the_consumers_signature_once(api: Api, gym: dict) 
     )
     assert_problem(replay, 422, "invalid-signature")
     assert api.operator.get(f"/v1/prepaid/packages/{pid}").json()["used"] == 3
+    # the next claim signed in EIP-2098 compact form (64 bytes) is expanded and accepted
+    signature = ctx.prepaid.sign_consumption(ctx.custodial(alice), pid, 2, 1, deadline)
+    body = {"sessions": 2, "deadline": deadline, "signature": compact(signature)}
+    r = gym["client"].post(
+        f"/v1/prepaid/packages/{pid}/claim", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert r.status_code == 200, r.text
+    assert api.operator.get(f"/v1/prepaid/packages/{pid}").json()["used"] == 5
 
 
 def test_a_merchant_key_reads_only_its_own_packages(api: Api, gym: dict) -> None:

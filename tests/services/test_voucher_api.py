@@ -16,6 +16,7 @@ from chain import devtools
 from tests.chain.test_merkle_standard import run_library
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
+from tests.services.test_signature_forms import compact
 
 DAY = 86_400
 
@@ -172,6 +173,14 @@ def test_a_holder_signed_spend_is_submitted_by_the_merchant_once(api: Api, town:
     )
     assert_problem(replayed, 422, "invalid-signature")  # the nonce moved: a signature works once
     assert api.auditor.get(f"/v1/voucher-programs/{pid}/holders/{dave}").json()["spent_fen"] == 1_800
+    # the same holder's next Spend in EIP-2098 compact form (64 bytes) is expanded and accepted
+    signature = ctx.vouchers.sign_spend(ctx.custodial(dave), pid, town["canteen"], 1_000, deadline)
+    body = {"holder": dave, "bill_fen": 1_000, "deadline": deadline, "signature": compact(signature)}
+    r = town["till"].post(
+        f"/v1/voucher-programs/{pid}/spend/signed", json=body, headers={"Idempotency-Key": "meal-3"}
+    )
+    assert r.status_code == 200, r.text
+    assert api.auditor.get(f"/v1/voucher-programs/{pid}/holders/{dave}").json()["spent_fen"] == 2_800
 
 
 def test_a_merkle_campaign_serves_proofs_and_claims_for_holders(api: Api, town: dict) -> None:

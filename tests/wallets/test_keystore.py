@@ -289,3 +289,63 @@ class TestWeakKeyDerivation:
         doc = keystore.encrypt_key(KEY, PASSWORD)
         assert keystore.decrypt_key(doc, PASSWORD) == KEY
         assert not [w for w in recwarn if issubclass(w.category, keystore.WeakKeystoreWarning)]
+
+
+LEGACY = json.loads((Path(__file__).parent / "data" / "legacy_v1_keystores.json").read_text())
+
+
+class TestVersion:
+    """Our version is no Ethereum keystore's: eth-account refuses our files instead of misreading
+    them, and files written as ``"version": 1`` (made by the code before the change: the fixture)
+    still open and are upgraded."""
+
+    def test_the_version_is_no_ethereum_keystore_version(self, doc: dict[str, Any]) -> None:
+        assert doc["format"] == "xcpay-keystore" and doc["version"] == "xcpay-2"
+        assert doc["version"] not in (1, 2, 3, 4)
+
+    def test_eth_account_refuses_ours(self, doc: dict[str, Any]) -> None:
+        with pytest.raises(NotImplementedError, match="Not yet implemented"):
+            Account.decrypt(doc, PASSWORD)
+
+    @pytest.mark.parametrize("name", [AES_256_GCM, SM4_GCM])
+    def test_legacy_files_still_open(self, name: str) -> None:
+        old = LEGACY[name]
+        assert old["version"] == 1 and old["cipher"] == name and keystore.is_legacy(old)
+        assert keystore.decrypt_key(old, PASSWORD) == KEY
+
+    @pytest.mark.parametrize("name", [AES_256_GCM, SM4_GCM, "sealed"])
+    def test_upgrade_reseals_in_the_current_version(self, name: str) -> None:
+        old = LEGACY[name]
+        new = keystore.upgrade(old, PASSWORD)
+        assert new["version"] == keystore.VERSION and not keystore.is_legacy(new)
+        assert (new["kind"], new["cipher"], new.get("address")) == (
+            old["kind"],
+            old["cipher"],
+            old.get("address"),
+        )
+        assert new["kdfparams"]["salt"] != old["kdfparams"]["salt"]
+        assert keystore.unseal(new, PASSWORD, kind=old["kind"]) == keystore.unseal(
+            old, PASSWORD, kind=old["kind"]
+        )
+        assert keystore.upgrade(new, PASSWORD) == new  # current: unchanged
+
+    def test_upgrade_needs_the_password_and_an_intact_file(self) -> None:
+        with pytest.raises(WrongPassword):
+            keystore.upgrade(LEGACY[AES_256_GCM], "wrong")
+        tampered = {**LEGACY[AES_256_GCM], "ciphertext": flip_hex(LEGACY[AES_256_GCM]["ciphertext"])}
+        with pytest.raises(KeystoreTampered):
+            keystore.upgrade(tampered, PASSWORD)
+
+    def test_relabelling_a_legacy_file_as_current_is_detected(self) -> None:
+        """The version is authenticated: a legacy file cannot be passed off as current unchanged."""
+        relabelled = {**LEGACY[AES_256_GCM], "version": keystore.VERSION}
+        with pytest.raises(KeystoreTampered):
+            keystore.decrypt_key(relabelled, PASSWORD)
+
+    def test_upgrade_file_rewrites_a_legacy_file_once(self, tmp_path: Path) -> None:
+        path = keystore.save(tmp_path / "k.json", LEGACY[SM4_GCM])
+        assert keystore.upgrade_file(path, PASSWORD) is True
+        assert keystore.load(path)["version"] == keystore.VERSION
+        assert keystore.load_key(path, PASSWORD) == KEY
+        assert keystore.upgrade_file(path, PASSWORD) is False
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600

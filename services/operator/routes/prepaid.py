@@ -28,7 +28,7 @@ from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent
 from services.common.operations import Call, builder, perform
 from services.common.problems import Problem
-from services.common.schemas import Address, AmountFen, OperationOut, respond
+from services.common.schemas import Address, AmountFen, EcdsaSignature, OperationOut, respond
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/prepaid", tags=["prepaid"])
@@ -60,8 +60,8 @@ class SessionsIn(Strict):
 class ClaimIn(Strict):
     sessions: int = Field(ge=1, le=MAX_SESSIONS)
     deadline: int = Field(ge=0, lt=2**64, description="unix seconds the consumer's signature is valid until")
-    signature: str = Field(
-        pattern=r"^0x([0-9a-fA-F]{2}){64,65}$", description="consumer's EIP-712 Consume signature"
+    signature: EcdsaSignature = Field(
+        description="consumer's EIP-712 Consume signature: 65 bytes, or 64 (EIP-2098 compact, expanded)"
     )
 
 

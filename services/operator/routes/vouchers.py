@@ -41,7 +41,7 @@ from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent, VoucherLeaf
 from services.common.operations import Call, Operations, builder, perform
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, OperationOut, merkle_dump, respond
+from services.common.schemas import Address, EcdsaSignature, OperationOut, merkle_dump, respond
 from services.operator.disbursements import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.routes.wallets import identity_hash
 from services.operator.schemas import Strict
@@ -93,7 +93,9 @@ class SignedSpendIn(Strict):
     holder: Address
     bill_fen: int = Field(gt=0, lt=2**128)
     deadline: int = Field(ge=0, lt=2**64, description="unix seconds the holder's signature is valid until")
-    signature: str = Field(pattern=r"^0x([0-9a-fA-F]{2}){64,65}$", description="the holder's EIP-712 Spend")
+    signature: EcdsaSignature = Field(
+        description="the holder's EIP-712 Spend: 65 bytes, or 64 (EIP-2098 compact, expanded before sending)"
+    )
 
 
 class BatchesOut(BaseModel):

@@ -1,6 +1,7 @@
 """Command line of the chain layer.
 
 python -m chain compile                      compile (or reuse the cached artifacts)
+python -m chain abi [--out DIR]              write <Name>.abi.json per contract (default build/abi)
 python -m chain deploy --rpc URL --out PATH [--fresh]
 """
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chain.paths import VAR_DIR
+from chain.paths import BUILD_DIR, VAR_DIR
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
@@ -28,6 +29,19 @@ def _compile(_: argparse.Namespace) -> int:
         return 1
     state = "cached" if result.from_cache else "compiled"
     print(f"{state}: {', '.join(sorted(result.artifacts))} -> {result.cache_file}")
+    return 0
+
+
+def _abi(args: argparse.Namespace) -> int:
+    from chain.compiler import compile_contracts, export_abis
+    from chain.exceptions import CompilationError
+
+    try:
+        written = export_abis(compile_contracts(), Path(args.out))
+    except CompilationError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{len(written)} ABI files in {args.out}")
     return 0
 
 
@@ -113,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("compile", help="compile the contracts (cached by source hash)").set_defaults(
         func=_compile
     )
+
+    abi = sub.add_parser("abi", help="write one <Name>.abi.json per contract")
+    abi.add_argument("--out", default=str(BUILD_DIR / "abi"))
+    abi.set_defaults(func=_abi)
 
     deploy = sub.add_parser("deploy", help="deploy every contract family and write the manifest")
     deploy.add_argument("--rpc", default=os.environ.get("XCPAY_RPC_URL", DEFAULT_RPC))

@@ -161,6 +161,18 @@ def compile_contracts(
     return CompileResult(_load(cache_file), from_cache=False, cache_file=cache_file)
 
 
+def export_abis(result: CompileResult, out_dir: Path) -> list[Path]:
+    """Write ``<Name>.abi.json`` per contract (the plain ABI array, as ``forge inspect <Name> abi``
+    and ``cast`` read it), so that tools outside Python need not parse our artifact cache."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, artifact in sorted(result.artifacts.items()):
+        path = out_dir / f"{name}.abi.json"
+        path.write_text(json.dumps(artifact.abi, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
 def _load(cache_file: Path) -> dict[str, Artifact]:
     raw = json.loads(cache_file.read_text())
     return {name: Artifact(**a) for name, a in raw.items()}

@@ -3,6 +3,7 @@
 python -m chain compile                      compile (or reuse the cached artifacts)
 python -m chain abi [--out DIR]              write <Name>.abi.json per contract (default build/abi)
 python -m chain deploy --rpc URL --out PATH [--fresh]
+python -m chain verify --rpc URL [--manifest PATH] [NAME ...]   runtime code vs a fresh compile
 """
 
 from __future__ import annotations
@@ -97,6 +98,25 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from chain.backends import connect
+    from chain.exceptions import ChainError
+    from chain.verify import verify_manifest
+
+    w3 = connect(args.rpc)
+    if not w3.is_connected():
+        print(f"error: no JSON-RPC node answers at {args.rpc}", file=sys.stderr)
+        return 2
+    try:
+        verdicts = verify_manifest(w3, Path(args.manifest), args.names or None)
+    except ChainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for v in verdicts:
+        print(f"{v.status:<9} {v.name:<22} {v.address}  {v.detail}".rstrip())
+    return 0 if all(v.ok for v in verdicts) else 1
+
+
 def _network(args: argparse.Namespace) -> int:
     from chain.network import generate_besu
 
@@ -140,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--regulator", help="address given the regulator roles")
     deploy.add_argument("--gateway", help="address of the gateway's key (hard-wallet settlement operator)")
     deploy.set_defaults(func=_deploy)
+
+    verify = sub.add_parser(
+        "verify", help="recompile each deployed contract's recorded input and compare it with the chain"
+    )
+    verify.add_argument("--rpc", default=os.environ.get("XCPAY_RPC_URL", DEFAULT_RPC))
+    verify.add_argument(
+        "--manifest", default=os.environ.get("XCPAY_MANIFEST", str(VAR_DIR / "manifest.json"))
+    )
+    verify.add_argument("names", nargs="*", help="contracts to verify (default: all)")
+    verify.set_defaults(func=_verify)
 
     network = sub.add_parser("network", help="generate a permissioned multi-node network")
     network.add_argument("kind", choices=["besu"], help="besu: Hyperledger Besu with QBFT")

@@ -39,6 +39,9 @@ class Artifact:
     abi: list[dict[str, Any]]
     bytecode: str
     deployed_bytecode: str
+    # solc's metadata JSON, byte for byte (its hash ends the bytecode): what Sourcify verifies with,
+    # and the recipe for the contract's standard-JSON input (chain/verify.py)
+    metadata: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ def _standard_input(sources: dict[str, str]) -> dict[str, Any]:
             "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
             "evmVersion": EVM_VERSION,
             "remappings": REMAPPINGS,
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+            "outputSelection": {
+                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]}
+            },
         },
     }
 
@@ -153,6 +158,7 @@ def compile_contracts(
                 "abi": out["abi"],
                 "bytecode": "0x" + out["evm"]["bytecode"]["object"],
                 "deployed_bytecode": "0x" + out["evm"]["deployedBytecode"]["object"],
+                "metadata": out["metadata"],
             }
     build_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_suffix(".tmp")

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_abi import encode
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import get_abi_input_types
 from web3 import Web3
 
 from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
@@ -62,12 +64,29 @@ class Deployment:
         result = self.tx.deploy(self.roles.deployer, art.abi, art.bytecode, *args)
         address = result.receipt["contractAddress"]
         code = bytes(self.w3.eth.get_code(address))
-        self.manifest.contracts[name] = Deployed(address, art.abi, art.source, runtime_hash(code))
+        self.manifest.contracts[name] = Deployed(
+            address,
+            art.abi,
+            art.source,
+            runtime_hash(code),
+            tx_hash=result.tx_hash,
+            constructor_args=constructor_args(art.abi, args),
+        )
+        self.manifest.artifacts[name] = art
         return self.w3.eth.contract(address=address, abi=art.abi)
 
     def grant(self, contract: Any, role_name: str, account: str) -> None:
         role = contract.functions[role_name]().call()
         self.tx.transact(self.roles.deployer, contract.functions.grantRole(role, account))
+
+
+def constructor_args(abi: list[dict[str, Any]], args: tuple[Any, ...]) -> str:
+    """0x + the ABI encoding of ``args`` for the constructor in ``abi`` (what follows the creation
+    code in the deployment transaction, and what explorers ask for)."""
+    ctor = next((e for e in abi if e["type"] == "constructor"), None)
+    if ctor is None:
+        return "0x"
+    return "0x" + encode(get_abi_input_types(ctor), list(args)).hex()
 
 
 def _deploy_token(d: Deployment) -> None:

@@ -1,19 +1,24 @@
 """The deployment manifest: chain id, block and, for each contract, its address and ABI.
 
 The services load it to find the contracts; ``chain deploy`` reads it to reuse a deployment.
+For explorers and auditors each contract also records its deployment transaction, its ABI-encoded
+constructor arguments and a directory next to the manifest (``<manifest>.contracts/<Name>/``) with
+solc's metadata and the standard-JSON input that rebuilds it (chain/verify.py;
+``python -m chain verify``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from web3 import Web3
 from web3.contract import Contract
 
+from chain.compiler import Artifact
 from chain.errors import ErrorDecoder
 from chain.events import EventDecoder
 from chain.exceptions import ManifestError
@@ -25,6 +30,9 @@ class Deployed:
     abi: list[dict[str, Any]]
     source: str
     runtime_hash: str  # sha256 of the code on chain right after deployment (immutables included)
+    tx_hash: str = ""  # the deployment transaction
+    constructor_args: str = ""  # 0x + ABI-encoded constructor arguments (as explorers ask for them)
+    metadata: str = ""  # the directory of metadata.json and input.json, relative to the manifest's
 
 
 @dataclass
@@ -34,6 +42,9 @@ class Manifest:
     deployer: str
     contracts: dict[str, Deployed] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
+    # What save() writes beside the manifest: the artifacts of contracts deployed in this process
+    # (a loaded manifest has none; its files are on disk already).
+    artifacts: dict[str, Artifact] = field(default_factory=dict, repr=False, compare=False)
 
     def address(self, name: str) -> str:
         try:
@@ -55,10 +66,21 @@ class Manifest:
         return dec
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        body = asdict(self)
+        del body["artifacts"]
+        return json.dumps(body, indent=2)
 
     def save(self, path: Path) -> None:
+        """Write the manifest and, for contracts deployed in this process, their verification
+        files (``<stem>.contracts/<Name>/``, recorded relative to the manifest)."""
+        from chain.verify import write_files
+
         path.parent.mkdir(parents=True, exist_ok=True)
+        for name, artifact in self.artifacts.items():
+            if name in self.contracts and artifact.metadata:
+                relative = f"{path.stem}.contracts/{name}"
+                write_files(path.parent / relative, artifact)
+                self.contracts[name] = replace(self.contracts[name], metadata=relative)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(self.to_json())
         tmp.replace(path)

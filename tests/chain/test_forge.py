@@ -17,7 +17,10 @@ from chain.paths import NODE_MODULES, PROJECT_ROOT
 
 FORGE = NODE_MODULES / ".bin" / "forge"
 
-pytestmark = pytest.mark.skipif(not FORGE.exists(), reason="needs the npm forge package (npm ci)")
+pytestmark = [
+    pytest.mark.slow,  # runs forge, which compiles everything with solc-js (about a minute)
+    pytest.mark.skipif(not FORGE.exists(), reason="needs the npm forge package (npm ci)"),
+]
 
 
 def forge(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:

@@ -147,7 +147,10 @@ class ChainEvent(Base):
     ``subject`` (the voucher programme, prepaid package, collective, proposal or asset the event
     is about, see :func:`event_subject`) lets the reports ask the database for one programme's or
     one collective's events through an index instead of reading every event of the contract and
-    filtering in Python. It is filled from ``args`` on every insert, whoever inserts."""
+    filtering in Python. A column default fills it from ``args`` on every insert, whoever inserts
+    (one row, executemany, or a multi-row VALUES of the table); a multi-row VALUES insert through
+    the ORM entity cannot run a default per row in SQLAlchemy, so that form sets
+    ``subject=event_subject(args)`` itself."""
 
     __tablename__ = "chain_events"
     __table_args__ = (

@@ -1,7 +1,11 @@
 """The auditor's reconciliation: the chain against the operator's records.
 
-Every event the contracts emitted since deployment is read again from the node (not from the
-service's own index) and checked against what the operator recorded:
+Every event the contracts emitted since deployment is checked against what the operator recorded.
+A full run (``full=True``) reads them all from the node again; the default, incremental run reads
+from the node only the blocks after its checkpoint and takes the earlier ones from the event index,
+once the checkpoint proves that the node still has the chain it checked and that the index still
+holds exactly the events it checked (services/operator/reconcile_state.py). Both give the same
+verdict. The checks:
 
 - every confirmed operation's transaction is on chain with the events stored for it, and what
   the operation asked for (who, how much) is what the events say happened;
@@ -10,7 +14,8 @@ service's own index) and checked against what the operator recorded:
   transactions of others (self-custody wallets, keepers, the deployer) are counted, not blamed;
 - the service's event index holds exactly these events with these arguments;
 - each family's conservation invariant holds on chain, and the token's supply equals the sum of
-  the balances rebuilt from every Transfer event, each equal to ``balanceOf``. A family contract
+  the balances rebuilt from every Transfer event, each equal to ``balanceOf`` (an incremental run
+  reads those the new blocks moved, and those found wrong before). A family contract
   holding more than its own books say (someone sent it cash directly) is a *surplus*, listed with
   who sent it; it is not a broken invariant unless those direct transfers do not explain it. A
   contract holding less is a broken invariant;
@@ -30,6 +35,7 @@ HTML page of it.
 from __future__ import annotations
 
 import html
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -188,7 +194,17 @@ def _read_index(ctx: ServiceContext, checkpoint: int | None, to_block: int, dige
     return _Index(before, after, digest, digest_of is None or digest.hexdigest() == digest_of)
 
 
+_one_at_a_time = threading.Lock()
+
+
 def reconcile(ctx: ServiceContext, *, full: bool = False) -> Report:
+    """See :func:`_reconcile`; one run at a time in a process (a request waits for the background
+    refresh and then resumes from its checkpoint, rather than doing the same work beside it)."""
+    with _one_at_a_time:
+        return _reconcile(ctx, full=full)
+
+
+def _reconcile(ctx: ServiceContext, *, full: bool = False) -> Report:
     """Reconcile up to the latest block the event index has reached (let it catch up first: the
     routes, the command and the background refresh do).
 
@@ -208,8 +224,14 @@ def reconcile(ctx: ServiceContext, *, full: bool = False) -> Report:
     if to_block < latest:
         notes.append(f"the event index has reached block {to_block} of {latest}: reconciled up to it")
     cp = None if full else reconcile_state.load(ctx.db)
+    if cp is not None and cp.block_number > to_block:
+        notes.append(
+            f"the checkpoint at block {cp.block_number} is beyond the chain or the index (block "
+            f"{to_block}): replayed from deployment"
+        )
+        cp = None
     hashes = reader.block_hashes([to_block] if cp is None else [to_block, cp.block_number])
-    if cp is not None and (cp.block_number > to_block or hashes[1] != cp.block_hash):
+    if cp is not None and hashes[1] != cp.block_hash:
         notes.append(
             f"the checkpoint at block {cp.block_number} is no longer on the node's chain (a "
             "reorganisation or a reset node): replayed from deployment"

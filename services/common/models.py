@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -112,9 +122,41 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(32), default="")
 
 
+# The arguments that name what an event is about, in the order one is taken as its subject: the
+# collective when the event names one, else its own programme, package, proposal or asset id.
+SUBJECT_ARGS = ("collectiveId", "id", "proposalId", "assetId")
+MAX_SUBJECT = 2**63 - 1  # a BIGINT; a larger id (none is issued so far) is left unindexed
+
+
+def event_subject(args: dict[str, Any]) -> int | None:
+    """The id an event is about (see ``SUBJECT_ARGS``), or None."""
+    for name in SUBJECT_ARGS:
+        value = args.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value if 0 <= value <= MAX_SUBJECT else None
+    return None
+
+
+def _subject_default(context: Any) -> int | None:
+    return event_subject(context.get_current_parameters().get("args") or {})
+
+
 class ChainEvent(Base):
+    """One indexed contract event.
+
+    ``subject`` (the voucher programme, prepaid package, collective, proposal or asset the event
+    is about, see :func:`event_subject`) lets the reports ask the database for one programme's or
+    one collective's events through an index instead of reading every event of the contract and
+    filtering in Python. A column default fills it from ``args`` on every insert, whoever inserts
+    (one row, executemany, or a multi-row VALUES of the table); a multi-row VALUES insert through
+    the ORM entity cannot run a default per row in SQLAlchemy, so that form sets
+    ``subject=event_subject(args)`` itself."""
+
     __tablename__ = "chain_events"
-    __table_args__ = (UniqueConstraint("tx_hash", "log_index", name="uq_chain_event"),)
+    __table_args__ = (
+        UniqueConstraint("tx_hash", "log_index", name="uq_chain_event"),
+        Index("ix_chain_events_subject", "contract", "subject", "block_number"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     block_number: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -123,6 +165,7 @@ class ChainEvent(Base):
     contract: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(64), index=True)
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    subject: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=_subject_default)
 
 
 class Cursor(Base):
@@ -348,3 +391,28 @@ class VoucherLeaf(Base):
     holder: Mapped[str] = mapped_column(String(42))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     proof: Mapped[str] = mapped_column(Text)
+
+
+class ReconciliationCheckpoint(Base):
+    """How far the auditor's reconciliation has checked the chain, so that the next run reads only
+    the blocks after it (services/operator/reconcile_state.py).
+
+    ``block_hash`` proves the checked chain is still the node's (a reorganisation or a reset node
+    changes it: the next run starts over from deployment); ``events_digest`` is a SHA-256 over
+    every event up to ``block_number`` as the chain emitted it, which the event index must still
+    reproduce before the next run trusts it for those blocks. ``facts`` holds what the chain told
+    about those blocks that the index does not keep (who sent a transaction without an operation,
+    receipts of operations without events, balances found wrong); ``report`` the verdict."""
+
+    __tablename__ = "reconciliation_checkpoints"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    events_digest: Mapped[str] = mapped_column(String(64))
+    event_count: Mapped[int] = mapped_column(Integer)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    verdict: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     disburse_chunk_rows: int = Field(default=100, ge=1, le=200)
     reconcile_interval_s: float = 5.0
     index_interval_s: float = 2.0
+    # Seconds between the operator service's background refreshes of the auditor's reconciliation
+    # (incremental; GET /v1/audit/reconciliation/latest answers from the last one). Unset: every
+    # 60 s in the production profile, off in the local one (tests, benchmarks); 0: off.
+    reconciliation_refresh_s: float | None = Field(default=None, ge=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
@@ -123,6 +127,13 @@ class Settings(BaseSettings):
     # believed, comma-separated, e.g. "10.0.0.5,10.0.1.0/24". Empty (the default): no forwarded
     # header is believed, so the client address in the rate limit and the access log is the peer's.
     trusted_proxies: str = ""
+
+    @property
+    def reconciliation_refresh(self) -> float:
+        """Seconds between background reconciliations, 0 for none (see ``reconciliation_refresh_s``)."""
+        if self.reconciliation_refresh_s is None:
+            return 60.0 if self.profile == "production" else 0.0
+        return self.reconciliation_refresh_s
 
     @property
     def rate_limited(self) -> bool:

@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the auditor's reconciliation: the chain against the records; exit 1 on a discrepancy",
     )
     rec.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
+    rec.add_argument(
+        "--full",
+        action="store_true",
+        help="replay every block from the node (the auditor's check), not only those after the checkpoint",
+    )
     sub.add_parser("finish-pending", help="finish pending operations once and print the counts")
     args = parser.parse_args(argv)
     from services.common import logs
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ctx = ServiceContext.build(settings)
         Indexer(ctx).run_once()
-        report = reconcile(ctx)
+        report = reconcile(ctx, full=args.full)
         print(json.dumps(report.as_dict(), indent=2))
         if args.html:
             Path(args.html).write_text(render_html(report))

@@ -49,6 +49,41 @@ class Background:
                     log.debug("background %s: %s", job.__name__, exc)
 
 
+class ReconciliationRefresh:
+    """Keeps the auditor's reconciliation fresh in its own daemon thread: every ``interval_s`` the
+    event index catches up and an incremental reconciliation runs (a few node round trips when
+    little happened), so GET /v1/audit/reconciliation/latest answers at once. Its own thread: a
+    replay from deployment (first run, a reorganised chain) must not hold up pending operations."""
+
+    def __init__(self, ctx: ServiceContext, indexer: Indexer, interval_s: float) -> None:
+        self.ctx, self.indexer, self.interval_s = ctx, indexer, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="xcpay-reconciliation", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        from services.operator.reconciliation import reconcile
+
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.indexer.catch_up()
+                report = reconcile(self.ctx)
+                if report.verdict != "clean":
+                    log.warning(
+                        "reconciliation up to block %s: %d discrepancies",
+                        report.to_block,
+                        len(report.discrepancies),
+                    )
+            except Exception as exc:  # the node may be down; try again next round
+                log.warning("background reconciliation: %s", exc)
+
+
 def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool = True) -> FastAPI:
     """Build the app. ``w3`` lets tests pass an in-process chain; otherwise ``settings.rpc_url``."""
     ctx = ServiceContext.build(settings, w3=w3)
@@ -72,10 +107,16 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
         loop = Background(ops, indexer, runner, settings) if background else None
         if loop:
             loop.start()
+        refresh = settings.reconciliation_refresh
+        audit = ReconciliationRefresh(ctx, indexer, refresh) if background and refresh > 0 else None
+        if audit:
+            audit.start()
         runner.resume()  # disbursements a previous run left executing
         try:
             yield
         finally:
+            if audit:
+                audit.stop()
             if loop:
                 loop.stop()
             ctx.db.dispose()

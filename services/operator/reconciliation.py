@@ -1,7 +1,11 @@
 """The auditor's reconciliation: the chain against the operator's records.
 
-Every event the contracts emitted since deployment is read again from the node (not from the
-service's own index) and checked against what the operator recorded:
+Every event the contracts emitted since deployment is checked against what the operator recorded.
+A full run (``full=True``) reads them all from the node again; the default, incremental run reads
+from the node only the blocks after its checkpoint and takes the earlier ones from the event index,
+once the checkpoint proves that the node still has the chain it checked and that the index still
+holds exactly the events it checked (services/operator/reconcile_state.py). Both give the same
+verdict. The checks:
 
 - every confirmed operation's transaction is on chain with the events stored for it, and what
   the operation asked for (who, how much) is what the events say happened;
@@ -10,7 +14,8 @@ service's own index) and checked against what the operator recorded:
   transactions of others (self-custody wallets, keepers, the deployer) are counted, not blamed;
 - the service's event index holds exactly these events with these arguments;
 - each family's conservation invariant holds on chain, and the token's supply equals the sum of
-  the balances rebuilt from every Transfer event, each equal to ``balanceOf``. A family contract
+  the balances rebuilt from every Transfer event, each equal to ``balanceOf`` (an incremental run
+  reads those the new blocks moved, and those found wrong before). A family contract
   holding more than its own books say (someone sent it cash directly) is a *surplus*, listed with
   who sent it; it is not a broken invariant unless those direct transfers do not explain it. A
   contract holding less is a broken invariant;
@@ -30,21 +35,29 @@ HTML page of it.
 from __future__ import annotations
 
 import html
+import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from hexbytes import HexBytes
 from sqlalchemy import select
+from web3 import Web3
 
+from chain.batch import BatchReader
 from chain.clients.disburse import purpose_name
 from chain.clients.token import Kind
 from chain.events import Event
 from services.common.context import ServiceContext
 from services.common.indexer import CHUNK
-from services.common.models import ChainEvent, CodePayment, Operation, PaymentCode, Wallet
+from services.common.indexer import CURSOR as INDEX_CURSOR
+from services.common.models import ChainEvent, CodePayment, Cursor, Operation, PaymentCode, Wallet
 from services.common.problems import jsonable
+from services.operator import reconcile_state
+from services.operator.reconcile_state import Checkpoint, Facts, event_line, new_digest
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -88,6 +101,12 @@ class Report:
     surpluses: list[Surplus] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
     discrepancies: list[Discrepancy] = field(default_factory=list)
+    # "full": every block read from the node; "incremental": from the checkpoint at block
+    # ``resumed_from`` on. ``notes`` says why a run did not resume (or stopped short of the head).
+    mode: str = "full"
+    resumed_from: int | None = None
+    notes: list[str] = field(default_factory=list)
+    cost: dict[str, Any] = field(default_factory=dict)  # seconds, node round trips, what was read
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,29 +141,178 @@ def _same(stored: Any, actual: Any) -> bool:
     return jsonable(stored) == jsonable(actual)
 
 
-def _replay(ctx: ServiceContext, to_block: int) -> list[Event]:
-    events: list[Event] = []
-    addresses = ctx.tx.events.addresses()
-    start = ctx.manifest.block
-    while start <= to_block:
-        end = min(start + CHUNK - 1, to_block)
-        logs = ctx.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": addresses})  # type: ignore[typeddict-item]
-        events.extend(ctx.tx.events.decode_logs(logs))
-        start = end + 1
-    return events
+def _chain_events(ctx: ServiceContext, reader: BatchReader, start: int, end: int) -> list[Event]:
+    """The contracts' events of blocks ``start``..``end`` from the node, their arguments in JSON
+    form (as the index keeps them), so that events from the node and from the index are alike."""
+    if start > end:
+        return []
+    logs = reader.logs(ctx.tx.events.addresses(), start, end, CHUNK)
+    return [replace(e, args=jsonable(e.args)) for e in ctx.tx.events.decode_logs(logs)]
 
 
-def reconcile(ctx: ServiceContext) -> Report:
-    """Reconcile up to the latest block. Let the event indexer catch up first (the routes and the
-    command do), or events it has not reached yet count as missing from the index."""
-    to_block = ctx.w3.eth.block_number
+@dataclass
+class _Index:
+    """The event index up to the reconciled block: the rows below the checkpoint as events (when
+    they still reproduce its digest), and the rows after it, to compare with the node's."""
+
+    before: list[Event]
+    after: dict[tuple[str, int], ChainEvent]
+    digest: Any
+    matches: bool
+
+
+def _read_index(ctx: ServiceContext, checkpoint: int | None, to_block: int, digest_of: str | None) -> _Index:
+    address = {name: ctx.manifest.address(name) for name in ctx.manifest.contracts}
+    digest = new_digest()
+    before: list[Event] = []
+    after: dict[tuple[str, int], ChainEvent] = {}
+    cols = (
+        ChainEvent.block_number,
+        ChainEvent.log_index,
+        ChainEvent.tx_hash,
+        ChainEvent.contract,
+        ChainEvent.name,
+        ChainEvent.args,
+    )
+    with ctx.db.session() as s:
+        if checkpoint is not None:
+            rows = s.execute(
+                select(*cols)
+                .where(ChainEvent.block_number <= checkpoint)
+                .order_by(ChainEvent.block_number, ChainEvent.log_index)
+            )
+            for block, log_index, tx_hash, contract, name, args in rows:
+                digest.update(event_line(block, log_index, tx_hash, contract, name, args))
+                before.append(
+                    Event(contract, name, args, address.get(contract, ""), block, log_index, tx_hash)
+                )
+        low = -1 if checkpoint is None else checkpoint
+        for row in s.scalars(
+            select(ChainEvent).where(ChainEvent.block_number > low, ChainEvent.block_number <= to_block)
+        ):
+            after[(row.tx_hash, row.log_index)] = row
+    return _Index(before, after, digest, digest_of is None or digest.hexdigest() == digest_of)
+
+
+_one_at_a_time = threading.Lock()
+
+
+def reconcile(ctx: ServiceContext, *, full: bool = False) -> Report:
+    """See :func:`_reconcile`; one run at a time in a process (a request waits for the background
+    refresh and then resumes from its checkpoint, rather than doing the same work beside it)."""
+    with _one_at_a_time:
+        return _reconcile(ctx, full=full)
+
+
+def _reconcile(ctx: ServiceContext, *, full: bool = False) -> Report:
+    """Reconcile up to the latest block the event index has reached (let it catch up first: the
+    routes, the command and the background refresh do).
+
+    Incremental unless ``full``: the blocks up to the stored checkpoint come from the event index,
+    once the checkpoint's block hash and event digest prove it still holds (else it starts over
+    from deployment and says why in ``notes``); only the blocks after it are read from the node,
+    and only the balances they moved. ``full`` reads everything from the node again, as an auditor
+    would, and gives the same verdict. Either way the run ends by storing its checkpoint."""
+    began = time.monotonic()
+    reader = BatchReader(ctx.w3)
+    (latest,) = reader.request([("eth_blockNumber", [])])
+    latest = int(latest, 16) if isinstance(latest, str) else int(latest)
+    with ctx.db.session() as s:
+        indexed_to = s.scalar(select(Cursor.position).where(Cursor.name == INDEX_CURSOR))
+    to_block = latest if indexed_to is None else min(latest, indexed_to)
+    notes: list[str] = []
+    if to_block < latest:
+        notes.append(f"the event index has reached block {to_block} of {latest}: reconciled up to it")
+    cp = None if full else reconcile_state.load(ctx.db)
+    if cp is not None and cp.block_number > to_block:
+        notes.append(
+            f"the checkpoint at block {cp.block_number} is beyond the chain or the index (block "
+            f"{to_block}): replayed from deployment"
+        )
+        cp = None
+    hashes = reader.block_hashes([to_block] if cp is None else [to_block, cp.block_number])
+    if cp is not None and hashes[1] != cp.block_hash:
+        notes.append(
+            f"the checkpoint at block {cp.block_number} is no longer on the node's chain (a "
+            "reorganisation or a reset node): replayed from deployment"
+        )
+        cp = None
+    index = _read_index(
+        ctx, None if cp is None else cp.block_number, to_block, None if cp is None else cp.events_digest
+    )
+    if cp is not None and not index.matches:
+        notes.append(
+            f"the event index up to block {cp.block_number} changed since it was checked: "
+            "replayed from deployment"
+        )
+        cp = None
+        index = _read_index(ctx, None, to_block, None)
+    start = ctx.manifest.block if cp is None else cp.block_number + 1
+    fresh = _chain_events(ctx, reader, start, to_block)
+    events = index.before + fresh
+    digest = index.digest
+    for e in fresh:
+        digest.update(event_line(e.block_number, e.log_index, e.tx_hash, e.contract, e.name, e.args))
+    facts = Facts() if cp is None else cp.facts
     report = Report(
         chain_id=ctx.manifest.chain_id,
         from_block=ctx.manifest.block,
         to_block=to_block,
         generated_at=datetime.now(UTC).isoformat(),
+        mode="full" if cp is None else "incremental",
+        resumed_from=None if cp is None else cp.block_number,
+        notes=notes,
     )
-    events = _replay(ctx, to_block)
+    touched = None if cp is None else _moved(fresh)
+    _check(ctx, reader, report, events, fresh, index.after, facts, touched, to_block)
+    report.cost = {
+        "seconds": round(time.monotonic() - began, 3),
+        "node_round_trips": reader.round_trips + 1,  # and the block number
+        "blocks_read_from_node": max(0, to_block - start + 1),
+        "events_read_from_node": len(fresh),
+        "events_read_from_index": len(index.before),
+    }
+    if hashes[0] is not None:
+        reconcile_state.save(
+            ctx.db,
+            Checkpoint(
+                block_number=to_block,
+                block_hash=hashes[0],
+                events_digest=digest.hexdigest(),
+                event_count=len(events),
+                facts=facts,
+                verdict=report.verdict,
+                mode=report.mode,
+                report=report.as_dict(),
+                checked_at=reconcile_state.now(),
+            ),
+        )
+    return report
+
+
+def _moved(events: list[Event]) -> set[str]:
+    """The addresses whose token balance the events moved."""
+    return {
+        a
+        for e in events
+        if e.contract == "DigitalCash" and e.name == "Transfer"
+        for a in (e.args["from"], e.args["to"])
+    }
+
+
+def _check(
+    ctx: ServiceContext,
+    reader: BatchReader,
+    report: Report,
+    events: list[Event],
+    fresh: list[Event],
+    indexed_after: dict[tuple[str, int], ChainEvent],
+    facts: Facts,
+    touched: set[str] | None,
+    to_block: int,
+) -> None:
+    """Every check of the report over ``events`` (all of them up to ``to_block``, ``fresh`` the
+    ones read from the node this time), reading the chain's state at ``to_block``."""
     by_tx: dict[str, list[Event]] = defaultdict(list)
     for e in events:
         by_tx[e.tx_hash].append(e)
@@ -153,23 +321,29 @@ def reconcile(ctx: ServiceContext) -> Report:
     with ctx.db.session() as s:
         ops = s.scalars(select(Operation).where(Operation.tx_hash.is_not(None))).all()
         custodial = set(s.scalars(select(Wallet.address).where(Wallet.custody == "custodial")))
-        indexed = s.scalars(select(ChainEvent).where(ChainEvent.block_number <= to_block)).all()
         codes = {c.id: c for c in s.scalars(select(PaymentCode))}
         code_payments = s.scalars(select(CodePayment).order_by(CodePayment.id)).all()
 
-    # 1. Every confirmed operation: its transaction, its stored events, what it asked for.
+    # 1. Every confirmed operation: its transaction, its stored events, what it asked for. A
+    # transaction with events succeeded (a reverted one leaves no logs); the others' receipts are
+    # asked for, once while the checkpoint stands.
     ops_by_tx: dict[str, Operation] = {}
-    checked = 0
+    confirmed = []
     for op in ops:
         assert op.tx_hash is not None
         ops_by_tx[op.tx_hash.lower()] = op
-        if op.status != "confirmed":
-            continue
-        checked += 1
-        actual = by_tx.get(op.tx_hash.lower(), [])
+        if op.status == "confirmed" and (op.block_number is None or op.block_number <= to_block):
+            confirmed.append(op)
+    known_ok = set(facts.receipts)
+    ask = sorted({h for op in confirmed if (h := op.tx_hash.lower()) not in by_tx and h not in known_ok})  # type: ignore[union-attr]
+    status = dict(zip(ask, reader.receipt_status(ask), strict=True))
+    facts.receipts = sorted(known_ok | {h for h, st in status.items() if st == 1})
+    succeeded = set(by_tx) | set(facts.receipts)
+    for op in confirmed:
+        tx_hash = op.tx_hash.lower()  # type: ignore[union-attr]
+        actual = by_tx.get(tx_hash, [])
         stored = (op.result or {}).get("events", [])
-        receipt = ctx.tx.receipt(op.tx_hash)
-        if receipt is None or receipt["status"] != 1:
+        if tx_hash not in succeeded:
             add(
                 Discrepancy(
                     "operation-without-transaction",
@@ -180,7 +354,7 @@ def reconcile(ctx: ServiceContext) -> Report:
             )
             continue
         ours = [e for e in stored if e.get("contract") in ctx.manifest.contracts]
-        if [(e["name"], jsonable(e["args"])) for e in ours] != [(e.name, jsonable(e.args)) for e in actual]:
+        if [(e["name"], jsonable(e["args"])) for e in ours] != [(e.name, e.args) for e in actual]:
             add(
                 Discrepancy(
                     "events-differ",
@@ -212,11 +386,15 @@ def reconcile(ctx: ServiceContext) -> Report:
     # 2. Every transaction with events: its operation, or a known reason to have none.
     service_keys = {ctx.operator.address, ctx.regulator.address, ctx.manifest.roles.get("gateway")}
     kinds: Counter[str] = Counter()
+    unknown = sorted(h for h in by_tx if h not in ops_by_tx and h not in facts.senders)
+    for h, sender in zip(unknown, reader.senders(unknown), strict=True):
+        if sender is not None:
+            facts.senders[h] = sender
     for tx_hash, tx_events in by_tx.items():
         if tx_hash in ops_by_tx:
             kinds["operation"] += 1
             continue
-        sender = ctx.w3.eth.get_transaction(tx_hash)["from"]  # type: ignore[arg-type]
+        sender = facts.senders.get(tx_hash)
         if sender == ctx.manifest.deployer:
             kinds["deployment"] += 1
         elif sender in custodial and all(e.name == "Approval" for e in tx_events):
@@ -227,21 +405,21 @@ def reconcile(ctx: ServiceContext) -> Report:
         else:
             kinds["external"] += 1
 
-    # 3. The service's event index: exactly the chain's events.
-    chain_set = {(e.tx_hash, e.log_index): e for e in events}
-    index_set = {(r.tx_hash, r.log_index): r for r in indexed}
-    for k in sorted(chain_set.keys() - index_set.keys()):  # callers let the index catch up first
+    # 3. The service's event index: exactly the chain's events (below the checkpoint its digest
+    # proved it; after it, row by row).
+    chain_set = {(e.tx_hash, e.log_index): e for e in fresh}
+    for k in sorted(chain_set.keys() - indexed_after.keys()):  # callers let the index catch up first
         e = chain_set[k]
         add(Discrepancy("index-missing-event", f"{e.contract}.{e.name} is not in the index", e.tx_hash))
-    for k, row in index_set.items():
-        e = chain_set.get(k)
-        if e is None:
+    for k, row in indexed_after.items():
+        found = chain_set.get(k)
+        if found is None:
             add(
                 Discrepancy(
                     "index-has-unknown-event", f"{row.contract}.{row.name} is not on chain", row.tx_hash
                 )
             )
-        elif row.name != e.name or row.args != jsonable(e.args):
+        elif row.name != found.name or row.args != found.args:
             add(
                 Discrepancy(
                     "index-differs", f"{row.contract}.{row.name} args differ from the chain's", row.tx_hash
@@ -249,7 +427,8 @@ def reconcile(ctx: ServiceContext) -> Report:
             )
 
     # 4. Invariants on chain and the token's supply rebuilt from every Transfer; surpluses.
-    report.invariants, report.surpluses, unexplained = _invariants(ctx, events)
+    state = _ChainState.read(ctx, reader, events, facts, touched, to_block)
+    report.invariants, report.surpluses, unexplained = _invariants(ctx, events, state)
     for c in report.invariants:
         if not c.holds:
             add(Discrepancy("invariant-broken", f"{c.family}: {c.name}: {c.detail}"))
@@ -259,24 +438,87 @@ def reconcile(ctx: ServiceContext) -> Report:
     # owner or to a frozen payee; a merchant where the scene needs one.
     paid = holder_payments(events) + code_payment_records(codes, code_payments, by_tx, events)
     wallet_kind = wallet_kinds(events)
-    for found in (
+    for found_rules in (
         check_transaction_counted_once(ops, code_payments),
         check_reference_paid_once(codes, code_payments),
         check_frozen_parties(paid, events),
         check_merchant_payees(paid, wallet_kind),
     ):
-        report.discrepancies.extend(found)
+        report.discrepancies.extend(found_rules)
 
-    report.totals = _totals(ctx, events)
+    report.totals = _totals(events, state.supply)
     report.counts = {
         "events": len(events),
         "transactions": len(by_tx),
-        "operations_checked": checked,
-        "indexed_events": len(index_set),
+        "operations_checked": len(confirmed),
+        "indexed_events": len(events) - len(fresh) + len(indexed_after),
         **{f"{k}_transactions": v for k, v in sorted(kinds.items())},
     }
     report.verdict = "clean" if not report.discrepancies else "discrepancies"
-    return report
+
+
+@dataclass
+class _ChainState:
+    """What the reconciliation reads of the chain's state, all at one block, in a few batches:
+    the supply, the balances rebuilt from the Transfer events (all of them on a full run, those the
+    new blocks moved or found wrong before on an incremental one), each family contract's cash and
+    its own running totals."""
+
+    supply: int
+    rebuilt: dict[str, int]
+    wrong: list[str]
+    views: dict[str, int]
+    holdings: dict[str, int]
+
+    @classmethod
+    def read(
+        cls,
+        ctx: ServiceContext,
+        reader: BatchReader,
+        events: list[Event],
+        facts: Facts,
+        touched: set[str] | None,
+        block: int,
+    ) -> _ChainState:
+        rebuilt: dict[str, int] = defaultdict(int)
+        for e in events:
+            if e.contract == "DigitalCash" and e.name == "Transfer":
+                rebuilt[e.args["from"]] -= e.args["value"]
+                rebuilt[e.args["to"]] += e.args["value"]
+        rebuilt.pop(ZERO, None)
+        check = list(rebuilt) if touched is None else sorted((touched | set(facts.wrong)) & rebuilt.keys())
+        # Every view is a no-argument uint256 getter or balanceOf(address): encoded here, not
+        # through web3's contract objects (2 ms a call, most of the time of 10k balances).
+        views: list[tuple[str, str, str]] = [("supply", "DigitalCash", "totalSupply")]
+        c = ctx.manifest.contracts
+        if "PrepaidEscrow" in c:
+            views += [
+                (f"prepaid.{k}", "PrepaidEscrow", f"total{k.title()}")
+                for k in ("deposited", "released", "refunded", "held")
+            ]
+        if "Disbursement" in c:
+            views += [
+                (f"disburse.{k}", "Disbursement", f"total{k.title()}")
+                for k in ("funded", "paid", "reclaimed")
+            ]
+        views += [(family, contract, fn) for family, contract, fn, _ in HELD_TOTALS if contract in c]
+        holders = [ctx.manifest.address(name) for name in c]
+        token = ctx.manifest.address("DigitalCash")
+        balance_of = _selector("balanceOf(address)")
+        calls = [(ctx.manifest.address(contract), _selector(f"{fn}()")) for _, contract, fn in views] + [
+            (token, balance_of + bytes(12) + bytes.fromhex(a[2:])) for a in [*check, *holders]
+        ]
+        answers = reader.calls(calls, block)
+        values = [int.from_bytes(a[:32], "big") for a in answers]
+        read = dict(zip([name for name, _, _ in views], values, strict=False))
+        balances = dict(zip([*check, *holders], values[len(views) :], strict=True))
+        wrong = [a for a in check if balances[a] != rebuilt[a]]
+        facts.wrong = wrong
+        return cls(read.pop("supply"), rebuilt, wrong, read, balances)
+
+
+def _selector(signature: str) -> bytes:
+    return bytes(Web3.keccak(text=signature)[:4])
 
 
 HELD_TOTALS = [
@@ -292,24 +534,16 @@ HELD_TOTALS = [
 
 
 def _invariants(
-    ctx: ServiceContext, events: list[Event]
+    ctx: ServiceContext, events: list[Event], state: _ChainState
 ) -> tuple[list[Check], list[Surplus], list[Discrepancy]]:
     checks: list[Check] = []
     surpluses: list[Surplus] = []
     unexplained: list[Discrepancy] = []
-    cash = ctx.cash
-    balances: dict[str, int] = defaultdict(int)
-    for e in events:
-        if e.contract == "DigitalCash" and e.name == "Transfer":
-            balances[e.args["from"]] -= e.args["value"]
-            balances[e.args["to"]] += e.args["value"]
-    balances.pop(ZERO, None)
-    supply = cash.total_supply()
-    rebuilt = sum(balances.values())
+    supply, rebuilt = state.supply, sum(state.rebuilt.values())
     checks.append(
         Check("token", "supply equals the sum of balances", supply == rebuilt, f"{supply} vs {rebuilt}")
     )
-    wrong = [a for a, v in balances.items() if cash.balance_of(a) != v]
+    wrong = state.wrong
     checks.append(
         Check(
             "token",
@@ -319,9 +553,10 @@ def _invariants(
         )
     )
 
-    def held(family: str, contract: str, address: str, accounted: int, what: str, books: str = "") -> None:
+    def held(family: str, contract: str, accounted: int, what: str, books: str = "") -> None:
+        address = ctx.manifest.address(contract)
         check, surplus, problem = holding(
-            family, contract, address, accounted, cash.balance_of(address), what, events
+            family, contract, address, accounted, state.holdings[address], what, events
         )
         if books:
             check.detail = f"{books}; {check.detail}"
@@ -331,34 +566,26 @@ def _invariants(
         if problem is not None:
             unexplained.append(problem)
 
+    v = state.views
     c = ctx.manifest.contracts
     if "PrepaidEscrow" in c:
-        t = ctx.prepaid.totals()
+        t = {k: v[f"prepaid.{k}"] for k in ("deposited", "released", "refunded", "held")}
         ok = t["deposited"] == t["released"] + t["refunded"] + t["held"]
         checks.append(Check("prepaid", "deposited = released + refunded + held", ok, str(t)))
-        held(
-            "prepaid",
-            "PrepaidEscrow",
-            ctx.prepaid.escrow.address,
-            t["held"],
-            "the escrow holds what it holds for packages",
-        )
+        held("prepaid", "PrepaidEscrow", t["held"], "the escrow holds what it holds for packages")
     if "Disbursement" in c:
-        f = ctx.disburse.contract.functions
-        funded, paid, reclaimed = f.totalFunded().call(), f.totalPaid().call(), f.totalReclaimed().call()
+        funded, paid, reclaimed = v["disburse.funded"], v["disburse.paid"], v["disburse.reclaimed"]
         held(
             "disburse",
             "Disbursement",
-            ctx.disburse.contract.address,
             funded - paid - reclaimed,
             "funded = paid + reclaimed + outstanding (the contract's balance)",
             f"funded {funded}, paid {paid}, reclaimed {reclaimed}",
         )
     # Contracts that hold cash for their family: the balance equals their own running total.
-    for family, contract, total_fn, what in HELD_TOTALS:
+    for family, contract, _, what in HELD_TOTALS:
         if contract in c:
-            deployed = ctx.manifest.contract(ctx.w3, contract)
-            held(family, contract, deployed.address, deployed.functions[total_fn]().call(), what)
+            held(family, contract, v[family], what)
     return checks, surpluses, unexplained
 
 
@@ -633,7 +860,9 @@ def check_merchant_payees(paid: list[HolderPayment], kinds: dict[str, int]) -> l
     return out
 
 
-def _totals(ctx: ServiceContext, events: list[Event]) -> dict[str, Any]:
+def _totals(events: list[Event], supply: int) -> dict[str, Any]:
+    """Events by family, disbursements by purpose, payments to merchants by category (a merchant's
+    category is fixed at its registration, so the registry's events tell it)."""
     by_family: dict[str, Counter[str]] = defaultdict(Counter)
     family_of = {name: f.name for f in _families() for name in f.contracts}
     purpose: Counter[str] = Counter()
@@ -641,17 +870,18 @@ def _totals(ctx: ServiceContext, events: list[Event]) -> dict[str, Any]:
     categories: dict[str, int] = {}
     for e in events:
         by_family[family_of.get(e.contract, e.contract)][e.name] += 1
+        if (
+            e.contract == "WalletRegistry"
+            and e.name == "WalletRegistered"
+            and int(e.args["kind"]) == Kind.MERCHANT
+        ):
+            categories[e.args["wallet"]] = int(e.args["category"])
         if e.contract == "Disbursement" and e.name == "Paid":
-            purpose[purpose_name(e.args["purpose"])] += e.args["amount"]
-        if e.contract == "DigitalCash" and e.name == "Transfer" and e.args["to"] != ZERO:
-            to = e.args["to"]
-            if to not in categories:
-                info = ctx.cash.wallet(to)
-                categories[to] = info.category if info.kind == 2 else -1
-            if categories[to] >= 0:
-                category[str(categories[to])] += e.args["value"]
+            purpose[purpose_name(HexBytes(e.args["purpose"]))] += e.args["amount"]
+        if e.contract == "DigitalCash" and e.name == "Transfer" and e.args["to"] in categories:
+            category[str(categories[e.args["to"]])] += e.args["value"]
     return {
-        "supply_fen": ctx.cash.total_supply(),
+        "supply_fen": supply,
         "events_by_family": {k: dict(v) for k, v in sorted(by_family.items())},
         "disbursed_by_purpose_fen": dict(sorted(purpose.items())),
         "paid_to_merchants_by_category_fen": dict(sorted(category.items())),
@@ -702,6 +932,9 @@ def render_html(report: Report) -> str:
     )
     verdict = "CLEAN: the chain and the records agree" if ok else f"{len(report.discrepancies)} DISCREPANCIES"
     totals = report.totals
+    mode = report.mode
+    if report.resumed_from is not None:
+        mode += f" from the checkpoint at block {report.resumed_from}"
     families = "".join(
         table(f"events: {fam}", counts) for fam, counts in totals.get("events_by_family", {}).items()
     )
@@ -716,7 +949,9 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px }}
   background: {"#e6f4e6" if ok else "#fbe3e3"}; border: 2px solid {"#060" if ok else "#b00"} }}
 </style></head><body>
 <h1>Reconciliation of chain {report.chain_id}</h1>
-<p>Blocks {report.from_block} to {report.to_block}, generated {e(report.generated_at)}.</p>
+<p>Blocks {report.from_block} to {report.to_block}, generated {e(report.generated_at)}
+({e(mode)}).</p>
+{"".join(f"<p>{e(n)}</p>" for n in report.notes)}
 <p class="verdict">{verdict}</p>
 {table("counts", report.counts)}
 <h2>Invariants</h2><table><tr><th>family</th><th>invariant</th><th></th><th>figures</th></tr>{rows}</table>

@@ -182,6 +182,7 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     # the auditor
     ("GET", "/v1/audit/events"): only(AUDITOR),
     ("GET", "/v1/audit/reconciliation"): only(AUDITOR),
+    ("GET", "/v1/audit/reconciliation/latest"): only(AUDITOR),
 }
 
 GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -9,6 +10,8 @@ from sqlalchemy import func, select
 
 from services.common.deps import AuditorKey, CtxDep, IndexerDep
 from services.common.models import ChainEvent
+from services.common.problems import Problem
+from services.operator import reconcile_state
 from services.operator.reconciliation import reconcile, render_html
 from services.operator.schemas import EventOut, EventPage
 
@@ -66,12 +69,34 @@ async def reconciliation(
     indexer: IndexerDep,
     _: AuditorKey,
     format: Annotated[Literal["json", "html"], Query()] = "json",
+    full: Annotated[bool, Query()] = False,
 ) -> Any:
-    """Replay every on-chain event since deployment against the operator's records: operations,
-    the event index, each family's invariant, supply against balances. ``verdict`` is ``clean``
-    or ``discrepancies`` (each listed). ``?format=html`` for a self-contained report."""
+    """Check the chain's events since deployment against the operator's records: operations,
+    the event index, each family's invariant, supply against balances, the money rules.
+    ``verdict`` is ``clean`` or ``discrepancies`` (each listed). Incremental: the blocks up to the
+    stored checkpoint are not read from the node again once the checkpoint proves it still holds
+    (``mode``, ``resumed_from`` and ``notes`` say what was done); ``?full=true`` replays every
+    block from the node, as an auditor would, with the same verdict. ``?format=html`` for a
+    self-contained report."""
     await run_in_threadpool(indexer.catch_up)
-    report = await run_in_threadpool(reconcile, ctx)
+    report = await run_in_threadpool(reconcile, ctx, full=full)
     if format == "html":
         return HTMLResponse(render_html(report))
     return report.as_dict()
+
+
+@router.get("/reconciliation/latest")
+def latest_reconciliation(ctx: CtxDep, _: AuditorKey) -> dict[str, Any]:
+    """The verdict of the last reconciliation (a request, the command or the background refresh),
+    from the database, without reading the chain: the report as it was, with ``checked_at`` and
+    ``age_s`` (seconds since). 404 before the first one."""
+    cp = reconcile_state.load(ctx.db)
+    if cp is None:
+        raise Problem(
+            404,
+            "no-reconciliation-yet",
+            "No reconciliation has run yet",
+            "ask GET /v1/audit/reconciliation, or set XCPAY_RECONCILIATION_REFRESH_S",
+        )
+    age = (datetime.now(UTC) - cp.checked_at).total_seconds()
+    return {**cp.report, "checked_at": cp.checked_at.isoformat(), "age_s": round(max(age, 0.0), 3)}

@@ -835,16 +835,43 @@ def _readable(ctx: ServiceContext, key: ApiKey, cid: int) -> None:
         raise Problem(403, "not-your-collective", "Not an officer of this collective", f"collective {cid}")
 
 
-def _events(ctx: ServiceContext, indexer: Any, names: tuple[str, ...]) -> list[ChainEvent]:
+def _events(
+    ctx: ServiceContext, indexer: Any, names: tuple[str, ...], subjects: list[int]
+) -> list[ChainEvent]:
+    """The fund's events of these names about these subjects (a collective for the events that name
+    one, else the proposal or asset; see ``ChainEvent.subject``), oldest first, through the index on
+    (contract, subject) rather than every event of the fund."""
     indexer.catch_up()
+    if not subjects:
+        return []
     with ctx.db.session() as s:
         return list(
             s.scalars(
                 select(ChainEvent)
-                .where(ChainEvent.contract == CONTRACT, ChainEvent.name.in_(names))
+                .where(
+                    ChainEvent.contract == CONTRACT,
+                    ChainEvent.subject.in_(subjects),
+                    ChainEvent.name.in_(names),
+                )
                 .order_by(ChainEvent.block_number, ChainEvent.log_index)
             )
         )
+
+
+# Events that name the collective (their subject) and those that name only their proposal.
+COLLECTIVE_LEVEL = ("BudgetLineSet", "ProposalCreated", "ProposalExecuted")
+PROPOSAL_LEVEL = tuple(n for n in PROPOSAL_EVENTS if n not in COLLECTIVE_LEVEL)
+
+
+def _proposal_events(ctx: ServiceContext, indexer: Any, cid: int, pid: int | None = None) -> list[ChainEvent]:
+    """The collective's budget lines and its proposals' events (only proposal ``pid``'s when given),
+    oldest first, in two indexed queries."""
+    top = _events(ctx, indexer, COLLECTIVE_LEVEL, [cid])
+    ids = [int(e.args["proposalId"]) for e in top if e.name == "ProposalCreated"]
+    if pid is not None:
+        ids = [i for i in ids if i == pid]
+    rest = _events(ctx, indexer, PROPOSAL_LEVEL, ids)
+    return sorted([*top, *rest], key=lambda e: (e.block_number, e.log_index))
 
 
 class _Clock:
@@ -907,7 +934,7 @@ def get_collective(
     _readable(ctx, key, collective_id)  # before the lookup: an officer learns nothing of others
     client = ctx.collective
     c = client.collective(collective_id)
-    events = _events(ctx, indexer, ("AssetRegistered", "IncomeRecorded"))
+    events = _events(ctx, indexer, ("AssetRegistered", "IncomeRecorded"), [collective_id])
     clock = _Clock(ctx)
     descriptions = _texts(ctx, "collective.register_asset", "AssetRegistered", "assetId", collective_id)
     names = _texts(ctx, "collective.create", "CollectiveCreated", "collectiveId")
@@ -976,7 +1003,7 @@ def list_proposals(
     history of events; with totals by year and budget line."""
     _readable(ctx, key, collective_id)
     c = ctx.collective.collective(collective_id)
-    events = _events(ctx, indexer, (*PROPOSAL_EVENTS, "BudgetLineSet"))
+    events = _proposal_events(ctx, indexer, collective_id)
     line_names = _line_names(events, collective_id)
     ids = [
         int(e.args["proposalId"])
@@ -1114,7 +1141,7 @@ def get_proposal(
     """One proposal, as in the list."""
     _readable(ctx, key, collective_id)
     _check_proposal(ctx, collective_id, proposal_id)
-    events = _events(ctx, indexer, (*PROPOSAL_EVENTS, "BudgetLineSet"))
+    events = _proposal_events(ctx, indexer, collective_id, proposal_id)
     line_names = _line_names(events, collective_id)
     mine = [e for e in events if e.name != "BudgetLineSet" and e.args.get("proposalId") == proposal_id]
     purposes = _texts(ctx, "collective.propose", "ProposalCreated", "proposalId", collective_id)

@@ -316,13 +316,11 @@ def get_package(package_id: PackageId, ctx: CtxDep, indexer: IndexerDep, key: Ap
     with ctx.db.session() as s:
         rows = s.scalars(
             select(ChainEvent)
-            .where(ChainEvent.contract == "PrepaidEscrow")
+            .where(ChainEvent.contract == "PrepaidEscrow", ChainEvent.subject == package_id)  # indexed
             .order_by(ChainEvent.block_number, ChainEvent.log_index)
         ).all()
     history = [
-        {"event": r.name, "block_number": r.block_number, "tx_hash": r.tx_hash, "args": r.args}
-        for r in rows
-        if r.args.get("id") == package_id
+        {"event": r.name, "block_number": r.block_number, "tx_hash": r.tx_hash, "args": r.args} for r in rows
     ]
     return PackageOut(
         id=package_id,

@@ -460,10 +460,14 @@ def _events(ctx: ServiceContext, pid: int, *names: str) -> list[ChainEvent]:
     with ctx.db.session() as s:
         rows = s.scalars(
             select(ChainEvent)
-            .where(ChainEvent.contract == "VoucherProgrammes", ChainEvent.name.in_(names))
+            .where(
+                ChainEvent.contract == "VoucherProgrammes",
+                ChainEvent.subject == pid,  # the programme id, through the index on it
+                ChainEvent.name.in_(names),
+            )
             .order_by(ChainEvent.block_number, ChainEvent.log_index)
         ).all()
-    return [r for r in rows if int(r.args.get("id", -1)) == pid]
+    return list(rows)
 
 
 @router.post("/{programme_id}/close")

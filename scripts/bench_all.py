@@ -58,7 +58,7 @@ def rows_of(doc: Any) -> list[dict[str, Any]]:
 def _cell(x: Any) -> str:
     if x is None:
         return "-"
-    if isinstance(x, float):
+    if isinstance(x, int | float) and not isinstance(x, bool):
         return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
     return str(x)
 

@@ -15,7 +15,11 @@
   password in ``XCPAY_NETWORK_PASSWORD`` (or a new random one written to
   ``accounts/password.txt``, mode 0600).
 - ``docker-compose.yml``: one Besu container per validator on a fixed-address bridge network,
-  node 1 serving JSON-RPC on 127.0.0.1:8545.
+  node 1 serving JSON-RPC on 127.0.0.1:8545. Each node keeps its chain in a named volume
+  (``validatorN-data``, so ``docker compose down`` and a restart keep the chain; ``down -v`` starts
+  afresh), made writable for the image's ``besu`` user by a one-shot ``volumes`` service; each
+  node has a health check on Besu's ``/liveness`` (plain bash, the image has no curl), and
+  restarts unless stopped.
 - ``network.json``: a summary (chain id, validators, enodes, accounts) that the tests read.
 """
 
@@ -37,7 +41,15 @@ from eth_utils import to_checksum_address
 SERVICE_ROLES = ("deployer", "operator", "regulator", "gateway")
 SUBNET = "172.16.239"
 P2P_PORT = 30303
+RPC_PORT = 8545
 BESU_IMAGE = "hyperledger/besu:24.12.2"
+DATA_PATH = "/opt/besu/data"
+# GET /liveness on the node's own RPC port answers 200 while Besu runs (bash's /dev/tcp: no curl).
+LIVENESS = (
+    f"exec 3<>/dev/tcp/127.0.0.1/{RPC_PORT} && "
+    "printf 'GET /liveness HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && "
+    "head -n1 <&3 | grep -q ' 200'"
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,7 @@ def compose(nodes: list[Node]) -> dict[str, Any]:
     for node in nodes:
         name = f"validator{node.index}"
         cmd = [
-            "--data-path=/opt/besu/data",
+            f"--data-path={DATA_PATH}",
             "--genesis-file=/config/genesis.json",
             "--node-private-key-file=/config/node/key",
             "--min-gas-price=0",
@@ -132,14 +144,34 @@ def compose(nodes: list[Node]) -> dict[str, Any]:
                 "./static-nodes.json:/config/static-nodes.json:ro",
                 "./permissions_config.toml:/config/permissions_config.toml",
                 f"./node-{node.index}:/config/node:ro",
+                f"{name}-data:{DATA_PATH}",
             ],
             "networks": {"xcpay": {"ipv4_address": node.ip}},
+            "depends_on": {"volumes": {"condition": "service_completed_successfully"}},
+            "healthcheck": {
+                "test": ["CMD", "bash", "-c", LIVENESS],
+                "interval": "10s",
+                "timeout": "5s",
+                "retries": 6,
+                "start_period": "60s",
+            },
+            "restart": "unless-stopped",
         }
         if node.index == 1:
-            service["ports"] = ["127.0.0.1:8545:8545"]
+            service["ports"] = [f"127.0.0.1:{RPC_PORT}:{RPC_PORT}"]
         services[name] = service
+    volumes = {f"validator{n.index}-data": {} for n in nodes}
+    # A new named volume is owned by root; the image runs Besu as its `besu` user.
+    init = {
+        "image": BESU_IMAGE,
+        "user": "0:0",
+        "entrypoint": ["chown", "-R", "besu:besu", *(f"/volumes/{v}" for v in volumes)],
+        "volumes": [f"{v}:/volumes/{v}" for v in volumes],
+        "restart": "no",
+    }
     return {
-        "services": services,
+        "services": {"volumes": init, **services},
+        "volumes": volumes,
         "networks": {"xcpay": {"driver": "bridge", "ipam": {"config": [{"subnet": f"{SUBNET}.0/24"}]}}},
     }
 

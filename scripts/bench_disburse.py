@@ -15,31 +15,41 @@ What it measures, in one run, on anvil (the node of `make run`), started and dep
      a recipient's own ``claim`` (a 17-sibling proof), and ``pushClaims`` of 200 claims per recipient.
 
 2. **End to end through the operator API** (``python -m services.operator serve``, SQLite): a
-   payroll of ``--people`` recipients (default 10,000), created as one JSON request, approved by a checker
-   key, executed in the background and polled until done: recipients paid per second, creation and
-   execution separately. The baseline, measured in the same run on the same service: sequential
-   ``POST /v1/transfers`` of the same payer to recipients (one API call and one transaction per
-   recipient). The recipients are registered straight through ``chain/`` before the service starts
-   (registration is not what is measured).
+   payroll of ``--people`` tier-2 persons (default 1,000; ``make bench`` runs 10,000), created as one
+   JSON request, approved by a checker key, executed in the background and polled until done:
+   recipients paid per second, creation to the last row paid. Two baselines on the same node in the
+   same run, interleaved around the payroll (half before, half after):
+
+   - **the node's limit**: ``BareBatch`` (contracts/mocks) paying fresh addresses plain ERC20
+     transfers in chunks of ``MAX_ROWS`` (build, sign, send, mine; no checks, no records);
+     issue 19's goal: the payroll at least 0.5 of it;
+   - **the naive path**: sequential ``POST /v1/transfers`` of the same payer to other registered
+     recipients (one API call and one transaction per person); the goal: the batch at least 10x it.
+
+   The recipients are registered straight through ``chain/`` before the service starts, and the
+   service's event indexer has caught up with those registrations (an audit read waits for it)
+   before any clock starts, so no baseline is timed while the indexer is still busy.
+
+3. **Dashboard and memory**: ``GET /dashboard/data`` latency (median of 9 after a warm-up read)
+   and the resident memory of the stack (anvil + the operator service), before and after the
+   payroll.
 
 Read the figures beside the baselines: gas depends on the compiler and the EVM version, and
 seconds on the machine and the node.
 
-    .venv/bin/python scripts/bench_disburse.py [--people N]
+    .venv/bin/python scripts/bench_disburse.py [--people N] [--baseline N] [--merkle-leaves N]
 
-Prints tables and writes ``bench-results/bench_disburse.json``.
+Prints tables and writes ``bench-results/bench_disburse.json`` (its ``rows`` go to ``bench/results.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,19 +76,19 @@ from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.compiler import compile_contracts  # noqa: E402
 from chain.deploy import deploy_all  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
-from chain.processes import anvil_node, free_port  # noqa: E402
-from scripts.benchlib import environment, table  # noqa: E402
+from chain.processes import free_port  # noqa: E402
+from scripts.benchlib import BareBatchLimit, Target, render_rows, rss_mb, table, write_result  # noqa: E402
 from scripts.stack import (  # noqa: E402
     database,
     deploy,
+    local_node,
     operator_service,
     service_env,
 )
 
-OUT_FILE = ROOT / "bench-results" / "bench_disburse.json"
 OPERATOR, PAYER, CHECKER, SENDER = dev_account(1), dev_account(8), dev_account(9), dev_account(7)
 EXPLICIT_SIZES = [1, 10, 100, MAX_ROWS]
-MERKLE_LEAVES = 100_000
+MERKLE_LEAVES = 10_000  # default; make bench: 100,000
 ADMIN_KEY = "xcp_bench_admin_" + uuid.uuid4().hex
 REGISTER_GAS = 200_000
 DAY = 86_400
@@ -114,7 +124,7 @@ def now(w3: Web3) -> int:
 # -- 1. gas --------------------------------------------------------------------------------------------
 
 
-def gas_figures(w3: Web3) -> dict[str, Any]:
+def gas_figures(w3: Web3, merkle_leaves: int) -> dict[str, Any]:
     compiled = compile_contracts()
     manifest = deploy_all(w3, compiled=compiled)
     cash = CashClient(w3, manifest)
@@ -160,12 +170,12 @@ def gas_figures(w3: Web3) -> dict[str, Any]:
 
     claimers = take(10) + take(MAX_ROWS)
     # Leaves 0..209 are real registered people; the rest stand in for the other recipients.
-    leaves = [Row(claimers[i] if i < len(claimers) else people[-1], 1_00) for i in range(MERKLE_LEAVES)]
+    leaves = [Row(claimers[i] if i < len(claimers) else people[-1], 1_00) for i in range(merkle_leaves)]
     bid = batch_id(PAYER.address, "gas-merkle")
     started = time.perf_counter()
     tree = merkle_tree(bid, leaves)
     tree_s = time.perf_counter() - started
-    total = MERKLE_LEAVES * 1_00
+    total = merkle_leaves * 1_00
     create = d.create_merkle(
         PAYER,
         "gas-merkle",
@@ -174,13 +184,13 @@ def gas_figures(w3: Web3) -> dict[str, Any]:
         now(w3) + DAY,
         total,
         tree.root,
-        MERKLE_LEAVES,
+        merkle_leaves,
     )
     d.approve(CHECKER, bid)
     claims = [d.claim(OPERATOR, bid, i, leaves[i], tree.proof(i)).gas_used for i in range(10)]
     push = d.push_claims(OPERATOR, bid, [(i, leaves[i], tree.proof(i)) for i in range(10, 10 + MAX_ROWS)])
     out["merkle"] = {
-        "leaves": MERKLE_LEAVES,
+        "leaves": merkle_leaves,
         "create_gas": create.gas_used,
         "tree_build_s": tree_s,
         "proof_length": len(tree.proof(0)),
@@ -193,30 +203,32 @@ def gas_figures(w3: Web3) -> dict[str, Any]:
 # -- 2. through the API --------------------------------------------------------------------------------
 
 
-@contextmanager
-def node(backend: str, tmp: Path) -> Iterator[str]:
-    del backend, tmp  # one node kind: anvil
-    with anvil_node() as url:
-        yield url
-
-
-def api_figures(rpc: str, people: int, baseline_n: int, tmp: Path) -> dict[str, Any]:
-    manifest_path = tmp / "manifest.json"
-    deploy(rpc, manifest_path)
-    w3 = http(rpc)
-    manifest = Manifest.load(manifest_path)
-    cash = CashClient(w3, manifest)
-    recipients = fresh(people + baseline_n)
-    _log(f"  registering {len(recipients)} recipients straight through chain/")
-    register_many(cash, recipients, "api")
-    with database(None, tmp) as db_url:
-        env = service_env(rpc, manifest_path, db_url, free_port(), ADMIN_KEY)
-        with operator_service(env, tmp / "operator.log") as url:
-            return _through_api(url, w3, cash, recipients[:people], recipients[people:])
+def api_figures(people: int, baseline_n: int, tmp: Path) -> dict[str, Any]:
+    pids: list[int] = []
+    with local_node(tmp, pids) as rpc:
+        manifest_path = tmp / "manifest.json"
+        deploy(rpc, manifest_path)
+        w3 = http(rpc)
+        manifest = Manifest.load(manifest_path)
+        cash = CashClient(w3, manifest)
+        bare = BareBatchLimit(w3, cash.tx)
+        recipients = fresh(people + baseline_n)
+        _log(f"  registering {len(recipients)} tier-2 recipients straight through chain/")
+        register_many(cash, recipients, "api")
+        with database(None, tmp) as db_url:
+            env = service_env(rpc, manifest_path, db_url, free_port(), ADMIN_KEY)
+            with operator_service(env, tmp / "operator.log", pids) as url:
+                return _through_api(url, w3, cash, bare, recipients[:people], recipients[people:], pids)
 
 
 def _through_api(
-    url: str, w3: Web3, cash: CashClient, payroll: list[str], singles: list[str]
+    url: str,
+    w3: Web3,
+    cash: CashClient,
+    bare: BareBatchLimit,
+    payroll: list[str],
+    singles: list[str],
+    pids: list[int],
 ) -> dict[str, Any]:
     admin = httpx.Client(base_url=url, headers={"X-API-Key": ADMIN_KEY}, timeout=600)
 
@@ -249,11 +261,43 @@ def _through_api(
     )
     amount = 1_00
     post(operator, "/v1/issuance", {"to": payer, "amount_fen": amount * (len(payroll) + len(singles)) * 2})
+    auditor = key("auditor")
 
-    started = time.perf_counter()
-    for r in singles:
-        post(operator, "/v1/transfers", {"from": payer, "to": r, "amount_fen": amount})
-    single_s = time.perf_counter() - started
+    def caught_up() -> float:
+        """Wait for the indexer to reach the head (an audit read indexes up to it first)."""
+        t0 = time.perf_counter()
+        auditor.get("/v1/audit/events", params={"name": "Issued", "limit": 1}).raise_for_status()
+        return time.perf_counter() - t0
+
+    def dashboard_ms() -> float:
+        """Median of 9 reads of the dashboard's data, after one untimed read (warm caches)."""
+        auditor.get("/dashboard/data").raise_for_status()
+        times = []
+        for _ in range(9):
+            t0 = time.perf_counter()
+            auditor.get("/dashboard/data").raise_for_status()
+            times.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(times)
+
+    half_people, half_singles = len(payroll) // 2, len(singles) // 2
+    single_s = 0.0
+    bare_rates: list[float] = []
+
+    def naive(batch: list[str]) -> None:
+        nonlocal single_s
+        started = time.perf_counter()
+        for r in batch:
+            post(operator, "/v1/transfers", {"from": payer, "to": r, "amount_fen": amount})
+        single_s += time.perf_counter() - started
+
+    catch_up_s = caught_up()
+    _log(f"  indexer caught up with the registrations in {catch_up_s:.1f} s (not timed)")
+    dashboard_before = dashboard_ms()
+    memory_before = rss_mb(pids)
+    _log(f"  bare batch: {half_people} recipients; naive: {half_singles} single API transfers")
+    bare_rates.append(bare.run(half_people, MAX_ROWS))
+    naive(singles[:half_singles])
+    caught_up()
 
     body = {
         "reference": "bench-payroll",
@@ -279,6 +323,12 @@ def _through_api(
     t3 = time.perf_counter()
     if status["status"] != "executed" or status["rows_by_status"] != {"paid": len(payroll)}:
         raise RuntimeError(f"the payroll did not complete: {status}")
+    caught_up()
+    memory_after = rss_mb(pids)
+    dashboard_after = dashboard_ms()
+    _log(f"  naive: {len(singles) - half_singles} single API transfers; bare batch: {half_people} recipients")
+    naive(singles[half_singles:])
+    bare_rates.append(bare.run(len(payroll) - half_people, MAX_ROWS))
     if status["chain"]["paid_fen"] != amount * len(payroll) or created["total_fen"] != amount * len(payroll):
         raise RuntimeError(f"paid {status['chain']['paid_fen']}, expected {amount * len(payroll)}")
     sample = payroll[:: max(1, len(payroll) // 100)] + singles
@@ -295,6 +345,13 @@ def _through_api(
         "paid_per_s_execution": len(payroll) / (t3 - t2),
         "baseline_transfers": len(singles),
         "baseline_transfers_per_s": len(singles) / single_s,
+        "bare_batch_per_s": statistics.fmean(bare_rates),
+        "bare_batch_per_s_halves": bare_rates,
+        "indexer_catch_up_s": catch_up_s,
+        "dashboard_ms_before": dashboard_before,
+        "dashboard_ms_after": dashboard_after,
+        "stack_rss_mb_before": memory_before,
+        "stack_rss_mb_after": memory_after,
         "sampled_balances_checked": len(sample),
     }
 
@@ -345,44 +402,63 @@ def render(results: dict[str, Any]) -> str:
                         "",
                         f"{a['baseline_transfers_per_s']:.1f}",
                     ],
+                    [
+                        f"baseline: bare batch, chunks of {MAX_ROWS} (node's limit)",
+                        "",
+                        f"{a['bare_batch_per_s']:.1f}",
+                    ],
                 ],
             )
         )
         lines.append(
-            f"batch / single transfers: {a['paid_per_s'] / a['baseline_transfers_per_s']:.1f}x "
+            f"batch / single transfers: {a['paid_per_s'] / a['baseline_transfers_per_s']:.1f}x; "
+            f"batch / bare batch: {a['paid_per_s'] / a['bare_batch_per_s']:.2f} "
             f"(Merkle tree of {m['leaves']:,} leaves built in {m['tree_build_s']:.1f} s)\n"
         )
     return "\n".join(lines)
 
 
+def rows_of(a: dict[str, Any]) -> list[Target]:
+    n = f"{a['people']:,}"
+    return [
+        Target(f"payroll of {n} via the API vs the bare-batch limit", a["paid_per_s"], a["bare_batch_per_s"],
+            ">= 0.5", "recipients/s"),
+        Target(f"payroll of {n}: batch vs one API call per person", a["paid_per_s"],
+            a["baseline_transfers_per_s"], ">= 10", "recipients/s"),
+        Target(f"dashboard data latency after the payroll of {n} (baseline: before it)",
+            a["dashboard_ms_after"], a["dashboard_ms_before"], None, "ms"),
+        Target(f"stack memory (anvil + operator) after the payroll of {n} (baseline: before it)",
+            a["stack_rss_mb_after"], a["stack_rss_mb_before"], None, "MB"),
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--people", type=int, default=10_000, help="payroll size through the API on anvil")
-    parser.add_argument("--baseline", type=int, default=100, help="single API transfers for the baseline")
+    parser.add_argument("--people", type=int, default=1_000, help="payroll size through the API (1,000)")
+    parser.add_argument("--baseline", type=int, default=40, help="single API transfers for the baseline (40)")
+    parser.add_argument("--merkle-leaves", type=int, default=MERKLE_LEAVES, help="leaves of the Merkle batch")
+    parser.add_argument("--no-gas", action="store_true", help="skip the gas figures (section 1)")
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {}
     started = time.perf_counter()
-    for backend in ("anvil",):
-        with tempfile.TemporaryDirectory(prefix="xcpay-bench-") as tmp_name:
-            tmp = Path(tmp_name)
-            _log(f"{backend}: gas figures")
-            with node(backend, tmp) as rpc:
-                gas = gas_figures(http(rpc))
-            people = args.people
-            _log(f"{backend}: {people}-person payroll through the API")
-            with node(backend, tmp) as rpc:
-                api = api_figures(rpc, people, args.baseline, tmp)
-            results[backend] = {"gas": gas, "api": api}
-    print(render(results))
-    OUT_FILE.parent.mkdir(exist_ok=True)
-    doc = {
-        "benchmark": "bench_disburse",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "environment": environment(whole_run_s=time.perf_counter() - started),
-        "results": results,
-    }
-    OUT_FILE.write_text(json.dumps(doc, indent=2))
-    print(f"written: {OUT_FILE.relative_to(ROOT)} (whole run {time.perf_counter() - started:.0f} s)")
+    with tempfile.TemporaryDirectory(prefix="xcpay-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        gas: dict[str, Any] | None = None
+        if not args.no_gas:
+            _log("anvil: gas figures")
+            with local_node(tmp) as rpc:
+                gas = gas_figures(http(rpc), args.merkle_leaves)
+        _log(f"anvil: {args.people}-person payroll through the API")
+        api = api_figures(args.people, args.baseline, tmp)
+    results = {"anvil": {"gas": gas, "api": api}}
+    if gas is not None:
+        print(render(results))
+    rows = rows_of(api)
+    print(render_rows(rows))
+    scale = {"people": args.people, "baseline_transfers": args.baseline, "merkle_leaves": args.merkle_leaves}
+    out = write_result(
+        "bench_disburse", rows, scale, whole_run_s=time.perf_counter() - started, results=results
+    )
+    print(f"written: {out.relative_to(ROOT)} (whole run {time.perf_counter() - started:.0f} s)")
     return 0
 
 

@@ -2,34 +2,35 @@
 
 On anvil (the node of `make run`), one run: a fresh node, the contracts deployed, the gateway
 served in its own process (``python -m services.gateway serve``, SQLite database), a merchant
-with a terminal, five cards loaded. Then, timed from the terminal's side (HTTP upload until the answer
-with every outcome):
+with a terminal, five cards of tier-2 persons (the typical wallet) loaded. Then, timed from the
+terminal's side (HTTP upload until the answer with every outcome):
 
 - batches of 1, 50 and the maximum (100) card-signed payments (1 yuan each) uploaded through
   ``POST /v1/offline-payments``: settled payments per second and gas per settled payment (the
   settle receipt's ``gasUsed`` divided by the batch size);
-- the baseline, measured on the same node in the same run: one plain ``DigitalCash`` transfer per
-  payment (holder to merchant, sent directly by the holder's key, waiting for each receipt):
-  transfers per second and gas per transfer.
+- two baselines measured on the same node in the same run while the gateway is up, half before the
+  uploads and half after (interleaved): **the node's limit**, ``BareBatch`` (contracts/mocks) paying
+  the merchant plain ERC20 transfers in chunks of 100 (build, sign, send, mine; no checks) --
+  issue 19's goal: settlement at least 0.5 of it in payments/s; and one plain ``DigitalCash``
+  transfer per payment (holder to merchant, sent directly by the holder's key, waiting for each
+  receipt): transfers per second and gas per transfer.
 
 The gateway adds an HTTP round trip, an intent row, a signature and a receipt wait per *batch*,
 so its rate per payment grows with the batch while the baseline pays all of that per payment.
 
     .venv/bin/python scripts/bench_gateway.py [--uploads-1 N] [--uploads-big N]
 
-Prints a table and writes ``bench-results/bench_gateway.json``.
+Prints a table and writes ``bench-results/bench_gateway.json`` (its ``rows`` go to ``bench/results.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 import uuid
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,17 @@ from chain.clients.hardwallet import MAX_BATCH, CardForm, HardWalletClient  # no
 from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import free_port, running, wait_for_http  # noqa: E402
-from scripts.benchlib import environment, table  # noqa: E402
+from scripts.benchlib import BareBatchLimit, Target, render_rows, table, write_result  # noqa: E402
 from scripts.stack import deploy, local_node, service_env, tail_of  # noqa: E402
 from services.common.db import Database, upgrade  # noqa: E402
 from services.common.keys import Role, create_key  # noqa: E402
 from wallets.hardwallet import HardWallet  # noqa: E402
 
-OUT_FILE = ROOT / "bench-results" / "bench_gateway.json"
 ADMIN = "xcp_bench_admin_key_0123456789abcdef"
 AMOUNT = 100  # fen per payment
 CARDS = 5
-LOAD = 2_000_00  # per card: the tier-4 single-payment cap
+LOAD = 2_000_00  # per card
+TIER = 2  # the typical wallet: a tier-2 person
 
 
 def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -
     def person(kind_: Kind = Kind.PERSONAL, category: int = 0) -> Any:
         acct = Account.create()
         cash.tx.send_value(deployer, acct.address, 10**18)
-        cash.register(operator, acct.address, kind_, 4, category, uuid.uuid4().bytes * 2)
+        cash.register(operator, acct.address, kind_, TIER, category, uuid.uuid4().bytes * 2)
         return acct
 
     merchant = person(Kind.MERCHANT, 5411)
@@ -101,6 +102,19 @@ def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -
     url = f"http://127.0.0.1:{port}"
     log = tmp / "gateway.log"
     results: dict[str, Any] = {"node": kind, "batches": [], "baseline": {}}
+    bare = BareBatchLimit(w3, cash.tx)
+    bare_n = MAX_BATCH * uploads_big  # per half
+    plain_n = uploads_1  # per half
+    plain_s, plain_gas, bare_rates = 0.0, 0, []
+    cash.transfer(payer, merchant.address, AMOUNT)  # warm-up
+
+    def plain_half() -> None:
+        nonlocal plain_s, plain_gas
+        started = time.perf_counter()
+        for _ in range(plain_n):
+            plain_gas += cash.transfer(payer, merchant.address, AMOUNT).gas_used
+        plain_s += time.perf_counter() - started
+
     with running([sys.executable, "-m", "services.gateway", "serve"], env, log=log) as proc:
         try:
             wait_for_http(f"{url}/healthz", proc)
@@ -132,6 +146,8 @@ def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -
             return r.json()  # type: ignore[no-any-return]
 
         upload(batch(1))  # warm-up: every slot the settlements share is non-zero from here on
+        plain_half()
+        bare_rates.append(bare.run(bare_n, MAX_BATCH, to=merchant.address))
         for size, uploads in ((1, uploads_1), (50, uploads_big), (MAX_BATCH, uploads_big)):
             prepared = [batch(size) for _ in range(uploads)]
             gas = 0
@@ -153,30 +169,31 @@ def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -
                 }
             )
             print(f"  {kind}: batch {size}: {n / seconds:.1f} payments/s", flush=True)
+        bare_rates.append(bare.run(bare_n, MAX_BATCH, to=merchant.address))
+        plain_half()
         client.close()
         terminal.close()
 
-    # The baseline: one plain transfer per payment, on the same node, in the same run.
-    n = uploads_1 * 2
-    cash.transfer(payer, merchant.address, AMOUNT)  # warm-up
-    gas = 0
-    started = time.perf_counter()
-    for _ in range(n):
-        gas += cash.transfer(payer, merchant.address, AMOUNT).gas_used
-    seconds = time.perf_counter() - started
+    n = plain_n * 2
     results["baseline"] = {
         "transfers": n,
-        "seconds": round(seconds, 3),
-        "per_s": round(n / seconds, 2),
-        "gas_per_transfer": round(gas / n),
+        "seconds": round(plain_s, 3),
+        "per_s": round(n / plain_s, 2),
+        "gas_per_transfer": round(plain_gas / n),
+    }
+    results["bare_batch"] = {
+        "chunk": MAX_BATCH,
+        "payments": 2 * bare_n,
+        "per_s": round(sum(bare_rates) / len(bare_rates), 2),
+        "per_s_halves": [round(r, 2) for r in bare_rates],
     }
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--uploads-1", type=int, default=20, help="uploads of one payment")
-    parser.add_argument("--uploads-big", type=int, default=3, help="uploads of 50 and of 100 payments")
+    parser.add_argument("--uploads-1", type=int, default=10, help="uploads of one payment (10)")
+    parser.add_argument("--uploads-big", type=int, default=3, help="uploads of 50 and of 100 payments (3)")
     args = parser.parse_args(argv)
     runs = []
     for kind in ("anvil",):
@@ -189,6 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for run in runs:
         base = run["baseline"]
+        rows.append(
+            [
+                run["node"],
+                f"bare batch of {MAX_BATCH} (node's limit)",
+                str(run["bare_batch"]["payments"]),
+                f"{run['bare_batch']['per_s']:.1f}",
+                f"{run['bare_batch']['per_s'] / base['per_s']:.2f}",
+                "",
+                "",
+            ]
+        )
         rows.append(
             [
                 run["node"],
@@ -220,14 +248,34 @@ def main(argv: list[str] | None = None) -> int:
             left=2,
         )
     )
-    OUT_FILE.parent.mkdir(exist_ok=True)
-    doc = {
-        "measured_at": datetime.now(UTC).isoformat(),
-        "environment": environment(amount_fen=AMOUNT, cards=CARDS),
-        "runs": runs,
+    run = runs[0]
+    biggest = next(b for b in run["batches"] if b["batch"] == MAX_BATCH)
+    targets = [
+        Target(
+            f"card settlement (gateway, batches of {MAX_BATCH}) vs the bare-batch limit",
+            biggest["settled_per_s"],
+            run["bare_batch"]["per_s"],
+            ">= 0.5",
+            "payments/s",
+        ),
+        Target(
+            f"card settlement (gateway, batches of {MAX_BATCH}) vs one DigitalCash transfer per payment",
+            biggest["settled_per_s"],
+            run["baseline"]["per_s"],
+            None,
+            "payments/s",
+        ),
+    ]
+    print()
+    print(render_rows(targets))
+    scale = {
+        "uploads_1": args.uploads_1,
+        "uploads_big": args.uploads_big,
+        "amount_fen": AMOUNT,
+        "cards": CARDS,
     }
-    OUT_FILE.write_text(json.dumps(doc, indent=2))
-    print(f"\nwritten: {OUT_FILE.relative_to(ROOT)}")
+    out = write_result("bench_gateway", targets, scale, runs=runs)
+    print(f"\nwritten: {out.relative_to(ROOT)}")
     return 0
 
 

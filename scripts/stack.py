@@ -28,12 +28,15 @@ def tail_of(log: Path, lines: int = 20) -> str:
 
 
 @contextmanager
-def local_node(tmp: Path) -> Iterator[str]:
-    """anvil on a free port (its output in ``tmp/node.log``); yields its URL."""
+def local_node(tmp: Path, pids: list[int] | None = None) -> Iterator[str]:
+    """anvil on a free port (its output in ``tmp/node.log``); yields its URL. Its process id is
+    appended to ``pids`` when given (a benchmark measures the stack's memory)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "node.log"
     with running(anvil_cmd(port), log=log) as proc:
+        if pids is not None:
+            pids.append(proc.pid)
         try:
             wait_for_rpc(url, proc, timeout_s=90)
         except RuntimeError as exc:
@@ -53,10 +56,13 @@ def deploy(rpc: str, manifest: Path) -> None:
 
 
 @contextmanager
-def operator_service(env: dict[str, str], log: Path) -> Iterator[str]:
-    """``python -m services.operator serve``; yields its URL once /healthz answers."""
+def operator_service(env: dict[str, str], log: Path, pids: list[int] | None = None) -> Iterator[str]:
+    """``python -m services.operator serve``; yields its URL once /healthz answers (its process id
+    appended to ``pids`` when given)."""
     url = f"http://127.0.0.1:{env['XCPAY_API_PORT']}"
     with running([sys.executable, "-m", "services.operator", "serve"], env, log=log) as proc:
+        if pids is not None:
+            pids.append(proc.pid)
         try:
             wait_for_http(f"{url}/healthz", proc)
         except RuntimeError as exc:

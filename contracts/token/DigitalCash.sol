@@ -2,9 +2,19 @@
 pragma solidity 0.8.30;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {IWalletRegistry} from "./IWalletRegistry.sol";
+import {
+    IWalletRegistry,
+    policyLimit,
+    POLICY_BALANCE_CAP,
+    POLICY_PAYMENT_CAP,
+    POLICY_DAILY_CAP,
+    POLICY_REGISTERED,
+    POLICY_FROZEN,
+    POLICY_CAP_EXEMPT
+} from "./IWalletRegistry.sol";
 import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER} from "./IDigitalCash.sol";
 
 /// @title DigitalCash
@@ -45,6 +55,9 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     error FamilyMustPayFor(address family);
     /// @dev The movement must go to a merchant wallet; `payee` is not one.
     error PayeeNotMerchant(address payee);
+    /// @dev A mint would take the supply to `supplyAfter`, above 2**128 - 1 fen (every balance
+    /// shares its slot with the day's spending, so balances are kept below 2**128).
+    error SupplyOverflow(uint256 supplyAfter);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -69,15 +82,20 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     /// @dev Days start at midnight Beijing time (UTC+8), as a wallet holder would expect.
     uint256 private constant _DAY_OFFSET = 8 hours;
 
-    struct DailySpend {
-        uint64 day;
-        uint192 spent;
+    /// @dev A holder's balance and what they sent on `day` in one slot, so that a movement reads
+    /// and writes one slot per end, as a plain ERC20 does (the daily cap costs no extra slot).
+    /// These replace OpenZeppelin's `_balances`/`_totalSupply`, which stay empty.
+    struct Holding {
+        uint128 balance;
+        uint32 day;
+        uint96 spent;
     }
 
     /// @notice The registry that decides who may take part and with which limits.
     IWalletRegistry public immutable registry;
 
-    mapping(address wallet => DailySpend) private _daily;
+    mapping(address wallet => Holding) private _holdings;
+    uint256 private _supply;
 
     /// @dev Set only for the duration of one `payFor`: the movement out of a family is named.
     bool private transient _payingFor;
@@ -127,7 +145,7 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
             revert PayeeNotMerchant(to);
         }
         if (rules & PAY_CHARGES_OWNER != 0 && to != owner && !ownerPolicy.capExempt) {
-            _chargeOutgoing(owner, ownerPolicy.limits, amount);
+            _chargeOutgoing(owner, ownerPolicy.limits.paymentCap, ownerPolicy.limits.dailyCap, amount);
         }
         _payingFor = true;
         _transfer(msg.sender, to, amount);
@@ -155,9 +173,19 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
 
     /// @notice What `wallet` has sent today (Beijing time), in fen.
     function spentToday(address wallet) public view returns (uint256) {
-        DailySpend memory d = _daily[wallet];
+        Holding storage h = _holdings[wallet];
         // slither-disable-next-line incorrect-equality (a Beijing day number, compared exactly on purpose)
-        return d.day == _today() ? d.spent : 0;
+        return h.day == _today() ? h.spent : 0;
+    }
+
+    /// @inheritdoc ERC20
+    function balanceOf(address account) public view override(ERC20, IERC20) returns (uint256) {
+        return _holdings[account].balance;
+    }
+
+    /// @inheritdoc ERC20
+    function totalSupply() public view override(ERC20, IERC20) returns (uint256) {
+        return _supply;
     }
 
     /// @notice The current day number (days since the epoch, Beijing time).
@@ -172,25 +200,55 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     /// @dev Mints (from == 0), burns (to == 0) and transfers all come here. Checks first, then
     /// the balance update, then the receiver's cap against the new balance.
     function _update(address from, address to, uint256 value) internal override whenNotPaused {
+        // One call for both ends, packed (a mint or a burn gets 0 for the zero address).
+        (uint256 sender, uint256 receiver) = registry.movementPolicies(from, to);
         if (from != address(0)) {
-            IWalletRegistry.Policy memory sender = _admitted(from);
+            _checkAdmitted(from, sender);
             if (to != address(0)) {
-                if (!sender.capExempt) _chargeOutgoing(from, sender.limits, value);
-                else if (!_payingFor) revert FamilyMustPayFor(from);
+                if (sender & POLICY_CAP_EXEMPT == 0) {
+                    _chargeOutgoing(
+                        from, policyLimit(sender, POLICY_PAYMENT_CAP), policyLimit(sender, POLICY_DAILY_CAP), value
+                    );
+                } else if (!_payingFor) {
+                    revert FamilyMustPayFor(from);
+                }
             }
         }
-        // slither-disable-next-line uninitialized-local (read only when minting or transferring, after it is set)
-        IWalletRegistry.Policy memory receiver;
-        if (to != address(0)) receiver = _admitted(to);
+        if (to != address(0)) _checkAdmitted(to, receiver);
 
-        super._update(from, to, value);
+        _move(from, to, value);
 
-        if (to != address(0) && !receiver.capExempt) {
-            uint256 balanceAfter = balanceOf(to);
-            if (balanceAfter > receiver.limits.balanceCap) {
-                revert TierBalanceCapExceeded(to, receiver.limits.balanceCap, balanceAfter);
+        if (to != address(0) && receiver & POLICY_CAP_EXEMPT == 0) {
+            uint256 balanceAfter = _holdings[to].balance;
+            uint256 cap = policyLimit(receiver, POLICY_BALANCE_CAP);
+            if (balanceAfter > cap) revert TierBalanceCapExceeded(to, cap, balanceAfter);
+        }
+    }
+
+    /// @dev OpenZeppelin's ERC20 `_update` (same errors, same event) on the packed holdings.
+    function _move(address from, address to, uint256 value) private {
+        if (from == address(0)) {
+            uint256 supplyAfter = _supply + value;
+            if (supplyAfter > type(uint128).max) revert SupplyOverflow(supplyAfter);
+            _supply = supplyAfter;
+        } else {
+            Holding storage h = _holdings[from];
+            uint256 fromBalance = h.balance;
+            if (fromBalance < value) revert ERC20InsufficientBalance(from, fromBalance, value);
+            // fromBalance - value < fromBalance < 2**128: the cast is exact.
+            h.balance = uint128(fromBalance - value);
+        }
+        if (to == address(0)) {
+            unchecked {
+                _supply -= value; // value <= fromBalance <= supply
+            }
+        } else {
+            unchecked {
+                // balance + value <= supply < 2**128, and value <= supply: neither wraps.
+                _holdings[to].balance += uint128(value);
             }
         }
+        emit Transfer(from, to, value);
     }
 
     function _admitted(address wallet) private view returns (IWalletRegistry.Policy memory policy) {
@@ -199,20 +257,27 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
         if (policy.frozen) revert WalletFrozen(wallet);
     }
 
-    /// @dev Redemptions (to == 0) are not payments and do not count toward the caps.
-    function _chargeOutgoing(address from, IWalletRegistry.TierLimits memory limits, uint256 value) private {
-        if (value > limits.paymentCap) revert TierPaymentCapExceeded(from, limits.paymentCap, value);
-        uint64 day = _today();
-        DailySpend memory d = _daily[from];
-        // slither-disable-next-line incorrect-equality (a Beijing day number, compared exactly on purpose)
-        uint256 spentAfter = (d.day == day ? uint256(d.spent) : 0) + value;
-        if (spentAfter > limits.dailyCap) revert TierDailyCapExceeded(from, limits.dailyCap, spentAfter);
-        // An unlimited tier may exceed uint192 in theory; saturate rather than wrap, the
-        // figure only matters against a cap, and capped tiers are far below 2**192.
-        _daily[from] = DailySpend(day, spentAfter > type(uint192).max ? type(uint192).max : uint192(spentAfter));
+    function _checkAdmitted(address wallet, uint256 policy) private pure {
+        if (policy & POLICY_REGISTERED == 0) revert WalletNotRegistered(wallet);
+        if (policy & POLICY_FROZEN != 0) revert WalletFrozen(wallet);
     }
 
-    function _today() private view returns (uint64) {
-        return uint64((block.timestamp + _DAY_OFFSET) / 1 days);
+    /// @dev Redemptions (to == 0) are not payments and do not count toward the caps.
+    function _chargeOutgoing(address from, uint256 paymentCap, uint256 dailyCap, uint256 value) private {
+        if (value > paymentCap) revert TierPaymentCapExceeded(from, paymentCap, value);
+        uint32 day = _today();
+        Holding storage h = _holdings[from];
+        // slither-disable-next-line incorrect-equality (a Beijing day number, compared exactly on purpose)
+        uint256 spentAfter = (h.day == day ? uint256(h.spent) : 0) + value;
+        if (spentAfter > dailyCap) revert TierDailyCapExceeded(from, dailyCap, spentAfter);
+        // Capped tiers are below 2**80 (the registry's range), so a capped figure always fits;
+        // an uncapped one may in theory exceed uint96 and saturates: it only matters against a cap.
+        h.day = day;
+        h.spent = spentAfter > type(uint96).max ? type(uint96).max : uint96(spentAfter);
+    }
+
+    /// @dev A uint32 day number lasts eleven million years.
+    function _today() private view returns (uint32) {
+        return uint32((block.timestamp + _DAY_OFFSET) / 1 days);
     }
 }

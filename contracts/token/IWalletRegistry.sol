@@ -1,6 +1,23 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+// A movement's policy packed in one word (`IWalletRegistry.movementPolicies`, the token's hot path:
+// two words cross the call instead of two decoded structs). Bits 0-79 balance cap, 80-159 payment
+// cap, 160-239 daily cap, in fen (`POLICY_NO_LIMIT` there means no limit); then three flags.
+uint256 constant POLICY_BALANCE_CAP = 0;
+uint256 constant POLICY_PAYMENT_CAP = 80;
+uint256 constant POLICY_DAILY_CAP = 160;
+uint256 constant POLICY_NO_LIMIT = type(uint80).max;
+uint256 constant POLICY_REGISTERED = 1 << 240;
+uint256 constant POLICY_FROZEN = 1 << 241;
+uint256 constant POLICY_CAP_EXEMPT = 1 << 242;
+
+/// @dev The limit at bit `shift` of a packed policy word, `type(uint256).max` for no limit.
+function policyLimit(uint256 word, uint256 shift) pure returns (uint256 limit) {
+    limit = (word >> shift) & POLICY_NO_LIMIT;
+    if (limit == POLICY_NO_LIMIT) limit = type(uint256).max;
+}
+
 /// @title IWalletRegistry
 /// @notice What the other contract families read from the wallet registry: whether a wallet may
 /// take part and which limits apply to it.
@@ -30,6 +47,10 @@ interface IWalletRegistry {
 
     /// @notice The policy that applies to `wallet` now.
     function policyOf(address wallet) external view returns (Policy memory);
+
+    /// @notice The policies of both ends of a movement in one call, packed (see `POLICY_*` above;
+    /// `policyOf` is the readable form); the zero address (a mint or a burn) gets 0.
+    function movementPolicies(address from, address to) external view returns (uint256 sender, uint256 receiver);
 
     /// @notice Whether `wallet` is registered.
     function isRegistered(address wallet) external view returns (bool);

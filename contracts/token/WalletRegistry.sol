@@ -2,7 +2,15 @@
 pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {IWalletRegistry} from "./IWalletRegistry.sol";
+import {
+    IWalletRegistry,
+    POLICY_PAYMENT_CAP,
+    POLICY_DAILY_CAP,
+    POLICY_NO_LIMIT,
+    POLICY_REGISTERED,
+    POLICY_FROZEN,
+    POLICY_CAP_EXEMPT
+} from "./IWalletRegistry.sol";
 
 /// @title WalletRegistry
 /// @notice Who may hold and move digital cash: registered wallets with a tier (1 to 4), a kind,
@@ -35,6 +43,9 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
     error ZeroIdentityHash();
     /// @dev Tier limits must satisfy paymentCap <= dailyCap.
     error InvalidTierLimits(uint8 tier, uint256 paymentCap, uint256 dailyCap);
+    /// @dev A tier limit must be below 2**80 - 1 fen (about 1.2e22 yuan) or `type(uint256).max`
+    /// (no limit): the three limits of a tier share one storage slot.
+    error TierLimitOutOfRange(uint8 tier, uint256 limit);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -66,17 +77,31 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
     bytes32 public constant CAP_EXEMPT_ROLE = keccak256("CAP_EXEMPT_ROLE");
 
     uint256 private constant _UNLIMITED = type(uint256).max;
+    /// @dev How "no limit" is stored in a packed limit.
+    uint80 private constant _PACKED_UNLIMITED = uint80(POLICY_NO_LIMIT);
 
+    /// @dev One slot for everything a movement reads about the wallet (identityHash is the second
+    /// slot, never read by the token). `capExempt` mirrors CAP_EXEMPT_ROLE (kept in step by
+    /// `_grantRole`/`_revokeRole`) so that a movement does not pay a cold read of the role map.
     struct Wallet {
         Kind kind;
         uint8 tier;
         bool frozen;
         uint16 category;
+        bool capExempt;
         bytes32 identityHash;
     }
 
+    /// @dev The three limits of a tier in one slot, in fen; `_PACKED_UNLIMITED` means no limit.
+    /// The largest real limit is 500,000 yuan (5e7 fen), far below 2**80.
+    struct PackedLimits {
+        uint80 balanceCap;
+        uint80 paymentCap;
+        uint80 dailyCap;
+    }
+
     mapping(address wallet => Wallet) private _wallets;
-    mapping(uint8 tier => TierLimits) private _tiers;
+    mapping(uint8 tier => PackedLimits) private _tiers;
 
     /// @param admin Holds DEFAULT_ADMIN_ROLE: grants roles and changes tier limits.
     constructor(address admin) {
@@ -105,7 +130,14 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
         if ((kind == Kind.Merchant) != (category != 0)) revert InvalidCategory(kind, category);
         if (identityHash == bytes32(0)) revert ZeroIdentityHash();
 
-        _wallets[wallet] = Wallet({kind: kind, tier: tier, frozen: false, category: category, identityHash: identityHash});
+        _wallets[wallet] = Wallet({
+            kind: kind,
+            tier: tier,
+            frozen: false,
+            category: category,
+            capExempt: _wallets[wallet].capExempt, // the role may have been granted before registration
+            identityHash: identityHash
+        });
         emit WalletRegistered(wallet, kind, tier, category, identityHash);
     }
 
@@ -157,11 +189,13 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
 
     /// @inheritdoc IWalletRegistry
     function policyOf(address wallet) external view returns (Policy memory policy) {
-        Wallet storage w = _wallets[wallet];
-        policy.registered = w.kind != Kind.None;
-        policy.frozen = w.frozen;
-        policy.capExempt = hasRole(CAP_EXEMPT_ROLE, wallet);
-        if (policy.registered) policy.limits = _tiers[w.tier];
+        return _policy(wallet);
+    }
+
+    /// @inheritdoc IWalletRegistry
+    function movementPolicies(address from, address to) external view returns (uint256 sender, uint256 receiver) {
+        if (from != address(0)) sender = _policyWord(from);
+        if (to != address(0)) receiver = _policyWord(to);
     }
 
     /// @inheritdoc IWalletRegistry
@@ -197,7 +231,7 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
     /// @notice The limits of `tier`, in fen.
     function tierLimits(uint8 tier) external view returns (TierLimits memory) {
         _checkTier(tier);
-        return _tiers[tier];
+        return _unpack(_tiers[tier]);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -215,7 +249,51 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
 
     function _setTierLimits(uint8 tier, uint256 balanceCap, uint256 paymentCap, uint256 dailyCap) private {
         if (paymentCap > dailyCap) revert InvalidTierLimits(tier, paymentCap, dailyCap);
-        _tiers[tier] = TierLimits(balanceCap, paymentCap, dailyCap);
+        _tiers[tier] = PackedLimits(_pack(tier, balanceCap), _pack(tier, paymentCap), _pack(tier, dailyCap));
         emit TierLimitsChanged(tier, balanceCap, paymentCap, dailyCap);
+    }
+
+    function _policy(address wallet) private view returns (Policy memory policy) {
+        Wallet storage w = _wallets[wallet];
+        policy.registered = w.kind != Kind.None;
+        policy.frozen = w.frozen;
+        policy.capExempt = w.capExempt;
+        if (policy.registered) policy.limits = _unpack(_tiers[w.tier]);
+    }
+
+    function _policyWord(address wallet) private view returns (uint256 word) {
+        Wallet storage w = _wallets[wallet];
+        if (w.kind == Kind.None) return 0;
+        PackedLimits storage t = _tiers[w.tier];
+        word = uint256(t.balanceCap) | (uint256(t.paymentCap) << POLICY_PAYMENT_CAP)
+            | (uint256(t.dailyCap) << POLICY_DAILY_CAP) | POLICY_REGISTERED;
+        if (w.frozen) word |= POLICY_FROZEN;
+        if (w.capExempt) word |= POLICY_CAP_EXEMPT;
+    }
+
+    function _pack(uint8 tier, uint256 limit) private pure returns (uint80) {
+        if (limit == _UNLIMITED) return _PACKED_UNLIMITED;
+        if (limit >= _PACKED_UNLIMITED) revert TierLimitOutOfRange(tier, limit);
+        return uint80(limit);
+    }
+
+    function _widen(uint80 limit) private pure returns (uint256) {
+        return limit == _PACKED_UNLIMITED ? _UNLIMITED : limit;
+    }
+
+    function _unpack(PackedLimits memory p) private pure returns (TierLimits memory) {
+        return TierLimits(_widen(p.balanceCap), _widen(p.paymentCap), _widen(p.dailyCap));
+    }
+
+    /// @dev Keeps the wallet record's `capExempt` in step with CAP_EXEMPT_ROLE.
+    function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
+        granted = super._grantRole(role, account);
+        if (granted && role == CAP_EXEMPT_ROLE) _wallets[account].capExempt = true;
+    }
+
+    /// @dev Keeps the wallet record's `capExempt` in step with CAP_EXEMPT_ROLE.
+    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        revoked = super._revokeRole(role, account);
+        if (revoked && role == CAP_EXEMPT_ROLE) _wallets[account].capExempt = false;
     }
 }

@@ -86,7 +86,7 @@ def test_account_keystores_open_to_the_allowlisted_addresses(network: tuple[Path
 def test_compose_runs_one_validator_per_node_with_rpc_on_the_first(network: tuple[Path, dict]) -> None:
     out, _ = network
     compose = yaml.safe_load((out / "docker-compose.yml").read_text())
-    services = compose["services"]
+    services = {k: v for k, v in compose["services"].items() if k != "volumes"}
     assert list(services) == ["validator1", "validator2", "validator3", "validator4"]
     ips = {s["networks"]["xcpay"]["ipv4_address"] for s in services.values()}
     assert len(ips) == 4
@@ -95,6 +95,25 @@ def test_compose_runs_one_validator_per_node_with_rpc_on_the_first(network: tupl
     for s in services.values():
         assert "--permissions-accounts-config-file-enabled" in s["command"]
         assert "--permissions-nodes-config-file-enabled" in s["command"]
+
+
+def test_compose_keeps_each_chain_in_a_volume_and_checks_health(network: tuple[Path, dict]) -> None:
+    out, _ = network
+    compose = yaml.safe_load((out / "docker-compose.yml").read_text())
+    services = compose["services"]
+    names = [f"validator{i}" for i in range(1, 5)]
+    assert set(compose["volumes"]) == {f"{n}-data" for n in names}
+    init = services["volumes"]  # a new named volume is root's; Besu runs as `besu`
+    assert init["user"] == "0:0" and init["entrypoint"][:3] == ["chown", "-R", "besu:besu"]
+    assert set(init["entrypoint"][3:]) == {f"/volumes/{n}-data" for n in names}
+    for name in names:
+        s = services[name]
+        data = [v for v in s["volumes"] if v.startswith(f"{name}-data:")]
+        assert data == [f"{name}-data:/opt/besu/data"]
+        assert "--data-path=/opt/besu/data" in s["command"]
+        assert s["depends_on"] == {"volumes": {"condition": "service_completed_successfully"}}
+        test = s["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "bash", "-c"] and "/liveness" in test[3] and "/8545" in test[3]
 
 
 def test_refuses_to_overwrite_an_existing_network(network: tuple[Path, dict]) -> None:

@@ -39,6 +39,15 @@ class TestMint:
             lambda: cash.mint(a.operator, a.outsider.address, 1), "WalletNotRegistered", a.outsider.address
         )
 
+    def test_supply_stops_below_two_to_the_128(self, registered: Actors, cash: CashClient) -> None:
+        # A balance shares its slot with the day's spending: 128 bits, so the supply stays below.
+        a = registered
+        cash.register(a.operator, a.outsider.address, Kind.INSTITUTION, 1, 0, identity("bank"))
+        cash.mint(a.operator, a.outsider.address, 2**128 - 2)
+        assert_reverts(lambda: cash.mint(a.operator, a.outsider.address, 2), "SupplyOverflow", 2**128)
+        cash.mint(a.operator, a.outsider.address, 1)
+        assert cash.balance_of(a.outsider.address) == cash.total_supply() == 2**128 - 1
+
     def test_reverts_when_receiver_frozen(self, registered: Actors, cash: CashClient) -> None:
         a = registered
         cash.freeze(a.regulator, a.alice.address)

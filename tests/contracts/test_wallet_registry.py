@@ -209,6 +209,25 @@ class TestSetTierLimits:
             10,
         )
 
+    def test_limits_fill_the_packed_range_and_no_further(
+        self, fresh: None, cash: CashClient, actors: Actors
+    ) -> None:
+        # The three limits of a tier share one slot (80 bits each; all ones = no limit).
+        top = 2**80 - 2
+        cash.set_tier_limits(actors.admin, 3, TierLimits(top, top - 1, top))
+        assert cash.tier_limits(3) == TierLimits(top, top - 1, top)
+        cash.set_tier_limits(actors.admin, 3, TierLimits(UNLIMITED, 7, UNLIMITED))
+        assert cash.tier_limits(3) == TierLimits(UNLIMITED, 7, UNLIMITED)
+        for limits, bad in (
+            (TierLimits(2**80 - 1, 1, 1), 2**80 - 1),
+            (TierLimits(1, 1, 2**200), 2**200),
+            (TierLimits(1, UNLIMITED - 1, UNLIMITED), UNLIMITED - 1),
+        ):
+            assert_reverts(
+                lambda lim=limits: cash.set_tier_limits(actors.admin, 3, lim), "TierLimitOutOfRange", 3, bad
+            )
+        assert cash.tier_limits(3) == TierLimits(UNLIMITED, 7, UNLIMITED)
+
     def test_reverts_when_caller_is_not_admin(self, fresh: None, cash: CashClient, actors: Actors) -> None:
         for caller in (actors.operator, actors.regulator):
             assert_reverts(
@@ -228,3 +247,39 @@ def test_cap_exemption_is_an_explicit_role_with_an_event(
     assert granted.args["account"] == a.carol.address
     assert granted.args["role"] == role(cash, "CAP_EXEMPT_ROLE")
     assert cash.wallet(a.carol.address).cap_exempt
+
+
+def test_cap_exemption_follows_the_role_both_ways_and_survives_registration(
+    fresh: None, cash: CashClient, actors: Actors
+) -> None:
+    """The wallet record's copy of CAP_EXEMPT_ROLE (read by every movement) never drifts from it."""
+    exempt = role(cash, "CAP_EXEMPT_ROLE")
+    cash.grant_cap_exemption(actors.admin, actors.carol.address)  # before carol is registered
+    cash.register(actors.operator, actors.carol.address, Kind.PERSONAL, 2, 0, identity("carol"))
+    assert cash.wallet(actors.carol.address).cap_exempt
+    cash.tx.transact(actors.admin, cash.registry.functions.revokeRole(exempt, actors.carol.address))
+    assert not cash.wallet(actors.carol.address).cap_exempt
+    cash.grant_cap_exemption(actors.admin, actors.carol.address)
+    assert cash.wallet(actors.carol.address).cap_exempt
+    cash.tx.transact(actors.carol, cash.registry.functions.renounceRole(exempt, actors.carol.address))
+    assert not cash.wallet(actors.carol.address).cap_exempt
+
+
+def test_movement_policies_pack_what_policy_of_says(registered: Actors, cash: CashClient) -> None:
+    """The token's packed read agrees with the readable one, end by end, zero address included."""
+    a = registered
+    cash.freeze(a.regulator, a.bob.address)
+    cash.grant_cap_exemption(a.admin, a.gym.address)
+    mask = 2**80 - 1
+
+    def unpack(word: int) -> tuple[bool, bool, bool, tuple[int, int, int]]:
+        limits = tuple(UNLIMITED if (v := (word >> s) & mask) == mask else v for s in (0, 80, 160))
+        return bool(word >> 240 & 1), bool(word >> 241 & 1), bool(word >> 242 & 1), limits  # type: ignore[return-value]
+
+    for wallet in (a.alice, a.bob, a.carol, a.gym, a.outsider):
+        sender, receiver = cash.registry.functions.movementPolicies(wallet.address, ZERO).call()
+        assert receiver == 0
+        registered_, frozen, exempt, limits = cash.registry.functions.policyOf(wallet.address).call()
+        expected = (registered_, frozen, exempt, tuple(limits) if registered_ else (0, 0, 0))
+        assert unpack(sender) == expected, wallet.address
+        assert cash.registry.functions.movementPolicies(ZERO, wallet.address).call() == [0, sender]

@@ -17,15 +17,22 @@ import requests
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
+from web3._utils.contracts import encode_transaction_data
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.types import TxParams, TxReceipt
 
+from chain import gas as gas_bounds
 from chain.errors import ErrorDecoder
 from chain.events import Event, EventDecoder
-from chain.exceptions import NodeUnavailable, TransactionTimeout
+from chain.exceptions import NodeUnavailable, OutOfGas, TransactionTimeout
 
 GAS_MARGIN = 1.25
+# A reverted transaction with at most this much of its limit left may have run out of gas: out of
+# gas in the outer frame leaves nothing, and a starved inner call leaves its caller 1/64 of what
+# was left (under ~1,600 gas when a row needs ~100,000). It is replayed without the limit to tell
+# "out of gas" from the contract's own refusal.
+OUT_OF_GAS_SLACK = 20_000
 
 
 class NonceManager:
@@ -120,6 +127,7 @@ class Transactor:
         self.poll_interval_s = poll_interval_s
         self.priority_fee_wei = priority_fee_wei
         self._chain_id: int | None = None
+        self._unbounded: set[str] = set()  # signatures whose row bound ran out once: estimated
 
     # -- public API ------------------------------------------------------------------------
 
@@ -129,13 +137,27 @@ class Transactor:
         return self.wait(sent.tx_hash)
 
     def send(self, account: LocalAccount, fn: ContractFunction, *, gas: int | None = None) -> SentTx:
-        """Estimate, sign and send; returns as soon as the node accepted the transaction."""
-        tx: TxParams = {"from": account.address}
+        """Estimate (or bound), sign and send; returns as soon as the node accepted the transaction."""
+        return self.send_raw(account, self.prepare(fn, account.address, gas=gas))
+
+    def prepare(self, fn: ContractFunction, sender: str, *, gas: int | None = None) -> TxParams:
+        """The transaction of ``fn`` from ``sender``, ready to sign but for its nonce.
+
+        The call is ABI-encoded once, for the estimate and the transaction alike. Its gas is
+        ``gas``, else the function's row bound (:mod:`chain.gas`: no estimate, so a refusal shows
+        only when the transaction is mined, as a reverted receipt), else an estimate (a refusal
+        raises ContractError and nothing is signed).
+        """
+        data = encode_transaction_data(
+            self.w3, gas_bounds.signature(fn), fn.contract_abi, fn.abi, fn.args or (), fn.kwargs or {}
+        )
+        call: TxParams = {"from": sender, "to": fn.address, "data": data, "value": 0}  # type: ignore[typeddict-item]
         with _node_errors():
+            if gas is None and gas_bounds.signature(fn) not in self._unbounded:
+                gas = gas_bounds.bound(fn)
             if gas is None:
-                gas = self.estimate(fn, account.address)
-            tx = fn.build_transaction({**tx, "gas": gas, "nonce": 0, **self.fees(), "chainId": self.chain_id})
-        return self.send_raw(account, tx)
+                gas = self.estimate_call(call)
+            return {**call, "gas": gas, **self.fees(), "chainId": self.chain_id}  # type: ignore[typeddict-item]
 
     def deploy(self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> TxResult:
         """Deploy a contract; the result's receipt carries ``contractAddress``."""
@@ -213,6 +235,14 @@ class Transactor:
             except ContractLogicError as exc:
                 raise self.errors.decode(_revert_data(exc)) from None
 
+    def estimate_call(self, call: TxParams) -> int:
+        """Gas for an encoded ``call``, with a margin; a refusal raises ContractError."""
+        with _node_errors():
+            try:
+                return int(self.w3.eth.estimate_gas(call) * GAS_MARGIN)
+            except ContractLogicError as exc:
+                raise self.errors.decode(_revert_data(exc)) from None
+
     def fees(self) -> dict[str, int]:
         """EIP-1559 fees from the latest base fee, or a legacy gas price where there is none."""
         with _node_errors():
@@ -231,6 +261,19 @@ class Transactor:
         tx["chainId"] = self.chain_id
         return self.wait(self.send_raw(account, tx).tx_hash)
 
+    def send_values(self, account: LocalAccount, payments: list[tuple[str, int]]) -> None:
+        """Send ether to many addresses with consecutive nonces, then wait for all of them (one
+        round trip each, instead of a send and a wait each)."""
+        if not payments:
+            return
+        fees = {**self.fees(), "chainId": self.chain_id}
+        sent = [
+            self.send_raw(account, {"from": account.address, "to": to, "value": wei, "gas": 21_000, **fees})  # type: ignore[typeddict-item]
+            for to, wei in payments
+        ]
+        for s in sent:
+            self.wait(s.tx_hash)
+
     def revert_error(self, tx_hash: str, receipt: TxReceipt) -> Exception:
         """Re-run a reverted transaction as a call on its parent block to read the revert data."""
         tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
@@ -241,6 +284,18 @@ class Transactor:
             "gas": tx["gas"],
             "value": tx["value"],
         }
+        if int(tx["gas"]) - int(receipt["gasUsed"]) <= OUT_OF_GAS_SLACK:
+            # Perhaps starved: replayed with the node's own limit, a refusal is the contract's
+            # answer; a success means the limit was too low, which must never pass for a refusal
+            # (a starved payout call reverts with the contract's "transfer failed", say).
+            unlimited = {k: v for k, v in call.items() if k != "gas"}
+            for block in (receipt["blockNumber"] - 1, receipt["blockNumber"]):
+                try:
+                    self.w3.eth.call(unlimited, block)  # type: ignore[arg-type]
+                except ContractLogicError as exc:
+                    return self.errors.decode(_revert_data(exc), tx_hash=tx_hash)
+            self._unbounded.add(gas_bounds.selectors().get(bytes(HexBytes(tx["input"]))[:4], ""))
+            return OutOfGas(int(tx["gas"]), tx_hash=tx_hash)
         # The parent block has the state the transaction ran on, but not its block's time: a
         # transaction that reverted because the clock passed a deadline between sending and mining
         # only reverts again when replayed at its own block (whose state it left unchanged).

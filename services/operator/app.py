@@ -54,6 +54,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     ctx = ServiceContext.build(settings, w3=w3)
     ops = Operations(ctx)
     indexer = Indexer(ctx)
+    ops.on_confirmed = indexer.store  # its own transactions' events, decoded once, stored in bulk
     runner = Runner(ops)
 
     @asynccontextmanager

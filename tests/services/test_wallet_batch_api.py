@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from eth_account import Account
 
 from chain.clients.token import Kind
 from services.common.models import ChainEvent, Wallet
+from services.operator.routes import wallets as wallet_routes
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
 
@@ -25,16 +27,19 @@ def person(i: int, **extra: Any) -> dict[str, Any]:
 
 
 class TestWalletBatch:
-    def test_registers_custodial_and_self_custody_wallets_across_groups(self, api: Api) -> None:
+    def test_registers_custodial_and_self_custody_wallets_across_groups(
+        self, api: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(wallet_routes, "GROUP", 4)  # 200 on a real batch; the same code path
         own = Account.create().address
-        wallets = [person(i) for i in range(203)]
+        wallets = [person(i) for i in range(10)]
         wallets[5] = person(5, custody="self", address=own)
-        wallets[201] = {**person(201), "kind": "merchant", "tier": 2, "merchant_category": 5812}
+        wallets[8] = {**person(8), "kind": "merchant", "tier": 2, "merchant_category": 5812}
         r = api.post("operator", "/v1/wallets/batch", {"wallets": wallets})
         assert r.status_code == 201, r.text
         body = r.json()
-        assert body["status"] == "confirmed" and len(body["operations"]) == 2  # 200 + 3
-        assert [w["row"] for w in body["wallets"]] == list(range(1, 204))
+        assert body["status"] == "confirmed" and len(body["operations"]) == 3  # 4 + 4 + 2
+        assert [w["row"] for w in body["wallets"]] == list(range(1, 11))
         assert body["wallets"][5]["address"] == own
         cash = api.app.state.ctx.cash
         for row, sent in zip(body["wallets"], wallets, strict=True):
@@ -47,7 +52,7 @@ class TestWalletBatch:
             assert s.get(Wallet, own).custody == "self"  # type: ignore[union-attr]
             # the operation's own events went to the event index as it was confirmed
             indexed = s.query(ChainEvent).filter(ChainEvent.name == "WalletRegistered").count()
-        assert indexed >= 203
+        assert indexed >= 10
         # a custodial wallet of the batch can act: it got its gas money
         worker = body["wallets"][0]["address"]
         assert api.w3.eth.get_balance(worker) > 0
@@ -105,3 +110,18 @@ class TestWalletBatch:
         assert api.post("operator", "/v1/wallets/batch", {"wallets": bad}).status_code == 422
         r = api.post("auditor", "/v1/wallets/batch", {"wallets": [person(0)]})
         assert r.status_code == 403, r.text
+
+    def test_a_row_refused_on_chain_is_named_with_its_row_and_reason(
+        self, api: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A wallet registered on chain between the check and the transaction (the check is
+        skipped here to stand for that race): the group reverts whole, naming the row."""
+        monkeypatch.setattr(wallet_routes, "GROUP", 2)
+        monkeypatch.setattr(wallet_routes, "_check_batch", lambda ctx, wallets: None)
+        outside = Account.create().address
+        ctx = api.app.state.ctx
+        ctx.cash.register(ctx.operator, outside, Kind.PERSONAL, 3, 0, b"\2" * 32)
+        wallets = [person(0), person(1), person(2), person(3, custody="self", address=outside)]
+        r = api.post("operator", "/v1/wallets/batch", {"wallets": wallets})
+        body = assert_problem(r, 422, "wallet-batch-row-refused")
+        assert (body["row"], body["reason"], body["rows_registered"]) == (4, "WalletAlreadyRegistered", 2)

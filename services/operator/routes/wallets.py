@@ -33,6 +33,9 @@ from services.operator.schemas import (
 
 router = APIRouter(prefix="/v1/wallets", tags=["wallets"])
 
+# Wallets per registerBatch transaction (and per operation) of POST /v1/wallets/batch.
+GROUP = MAX_REGISTRATIONS
+
 KINDS = {"personal": Kind.PERSONAL, "merchant": Kind.MERCHANT, "institution": Kind.INSTITUTION}
 
 
@@ -106,7 +109,7 @@ def create_wallets(
     operation (idempotency key ``<key>#<n>``), so a replay with the same key and body answers the
     same wallets. Rows are checked together first: every bad row is reported with its 1-based
     ``row`` in one 422, and nothing is registered. 201 when every group is confirmed, else 202."""
-    groups = [body.wallets[i : i + MAX_REGISTRATIONS] for i in range(0, len(body.wallets), MAX_REGISTRATIONS)]
+    groups = [body.wallets[i : i + GROUP] for i in range(0, len(body.wallets), GROUP)]
     digest = request_hash("wallet.register_batch", body.model_dump(mode="json"))
     with ctx.db.session() as s:
         begun = s.scalar(
@@ -119,7 +122,7 @@ def create_wallets(
     rows: list[WalletBatchRow] = []
     operations: list[OperationOut] = []
     for n, group in enumerate(groups):
-        first = n * MAX_REGISTRATIONS
+        first = n * GROUP
         request = {
             "batch": digest,
             "first_row": first + 1,

@@ -93,9 +93,10 @@ class Operations:
         self.ctx = ctx
         self._inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
-        # Told the events of each operation confirmed here, decoded once from its receipt (the
-        # operator's event indexer stores them instead of reading the same logs again).
-        self.on_confirmed: Callable[[list[Event]], object] | None = None
+        # Given the events of each operation confirmed here, decoded once from its receipt, with
+        # the database session that records the confirmation: the operator's event indexer
+        # stores them in the same commit instead of reading the same logs again.
+        self.on_confirmed: Callable[[Any, list[Event]], object] | None = None
 
     # -- request path ----------------------------------------------------------------------
 
@@ -465,8 +466,9 @@ class Operations:
                         {"contract": e.contract, "name": e.name, "args": jsonable(e.args)} for e in events
                     ],
                 }
+                if events and self.on_confirmed is not None:
+                    self.on_confirmed(s, events)
             else:
-                events = []
                 err = self.ctx.tx.revert_error(op.tx_hash, receipt)
                 problem = (
                     contract_problem(err, operation_id=op_id) if isinstance(err, ContractError) else None
@@ -476,12 +478,7 @@ class Operations:
                     _stored(problem) if problem else {"status": 422, "slug": "reverted", "title": "Reverted"}
                 )
             s.commit()
-        if events and self.on_confirmed is not None:
-            try:
-                self.on_confirmed(events)
-            except Exception:  # the indexer reads them from the chain on its next round anyway
-                log.warning("events of operation %s not indexed now", op_id, exc_info=True)
-        return row
+            return row
 
     def fail(self, op_id: str, problem: Problem, raise_: bool = True) -> None:
         """Mark a pending operation failed with ``problem`` (and raise it, unless ``raise_`` is false)."""

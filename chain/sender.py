@@ -11,21 +11,31 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import requests
 from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
 from hexbytes import HexBytes
-from web3 import Web3
+from web3 import HTTPProvider, Web3
+from web3._utils.contracts import encode_transaction_data
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TransactionNotFound
-from web3.types import TxParams, TxReceipt
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import RPCEndpoint, TxParams, TxReceipt
 
+from chain import gas as gas_bounds
 from chain.errors import ErrorDecoder
-from chain.events import Event, EventDecoder
-from chain.exceptions import NodeUnavailable, TransactionTimeout
+from chain.events import Event, EventDecoder, checksum
+from chain.exceptions import NodeUnavailable, OutOfGas, TransactionTimeout
 
 GAS_MARGIN = 1.25
+# A reverted transaction with at most this much of its limit left may have run out of gas: out of
+# gas in the outer frame leaves nothing, and a starved inner call leaves its caller 1/64 of what
+# was left (under ~1,600 gas when a row needs ~100,000). It is replayed without the limit to tell
+# "out of gas" from the contract's own refusal.
+OUT_OF_GAS_SLACK = 20_000
+FEES_TTL_S = 1.0
 
 
 class NonceManager:
@@ -120,6 +130,8 @@ class Transactor:
         self.poll_interval_s = poll_interval_s
         self.priority_fee_wei = priority_fee_wei
         self._chain_id: int | None = None
+        self._unbounded: set[str] = set()  # signatures whose row bound ran out once: estimated
+        self._fees: tuple[float, dict[str, int]] | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -129,13 +141,25 @@ class Transactor:
         return self.wait(sent.tx_hash)
 
     def send(self, account: LocalAccount, fn: ContractFunction, *, gas: int | None = None) -> SentTx:
-        """Estimate, sign and send; returns as soon as the node accepted the transaction."""
-        tx: TxParams = {"from": account.address}
+        """Estimate (or bound), sign and send; returns as soon as the node accepted the transaction."""
+        return self.send_raw(account, self.prepare(fn, account.address, gas=gas))
+
+    def prepare(self, fn: ContractFunction, sender: str, *, gas: int | None = None) -> TxParams:
+        """The transaction of ``fn`` from ``sender``, ready to sign but for its nonce.
+
+        The call is ABI-encoded once, for the estimate and the transaction alike. Its gas is
+        ``gas``, else the function's row bound (:mod:`chain.gas`: no estimate, so a refusal shows
+        only when the transaction is mined, as a reverted receipt), else an estimate (a refusal
+        raises ContractError and nothing is signed).
+        """
+        data = encode_call(self.w3, fn)
+        call: TxParams = {"from": sender, "to": fn.address, "data": data, "value": 0}  # type: ignore[typeddict-item]
         with _node_errors():
+            if gas is None and gas_bounds.signature(fn) not in self._unbounded:
+                gas = gas_bounds.bound(fn)
             if gas is None:
-                gas = self.estimate(fn, account.address)
-            tx = fn.build_transaction({**tx, "gas": gas, "nonce": 0, **self.fees(), "chainId": self.chain_id})
-        return self.send_raw(account, tx)
+                gas = self.estimate_call(call)
+            return {**call, "gas": gas, **self.fees(), "chainId": self.chain_id}  # type: ignore[typeddict-item]
 
     def deploy(self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> TxResult:
         """Deploy a contract; the result's receipt carries ``contractAddress``."""
@@ -173,12 +197,10 @@ class Transactor:
     def receipt(self, tx_hash: str, timeout_s: float = 0.0) -> TxReceipt | None:
         """The receipt once mined and confirmed, or None after ``timeout_s`` (0: look once)."""
         deadline = time.monotonic() + timeout_s
+        pause = min(0.005, self.poll_interval_s)  # a local node mines within milliseconds
         while True:
             with _node_errors():
-                try:
-                    receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-                except TransactionNotFound:
-                    receipt = None
+                receipt = self._fetch_receipt(tx_hash)
                 if receipt is not None and (
                     self.confirmations == 0
                     or self.w3.eth.block_number - receipt["blockNumber"] >= self.confirmations
@@ -186,7 +208,26 @@ class Transactor:
                     return receipt
             if time.monotonic() >= deadline:
                 return None
-            time.sleep(self.poll_interval_s)
+            time.sleep(pause)
+            pause = min(pause * 2, self.poll_interval_s)
+
+    def _fetch_receipt(self, tx_hash: str) -> TxReceipt | None:
+        """The receipt, or None while it is not mined.
+
+        Over HTTP it is read raw and only its own fields are converted (``_light_receipt``):
+        web3's result formatters walk every log (a 200-row payroll chunk has 401), which took
+        longer than the node took to mine the chunk. The in-process chain goes through web3.
+        """
+        if not isinstance(self.w3.provider, HTTPProvider):
+            try:
+                return self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            except TransactionNotFound:
+                return None
+        answer = self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])
+        if "error" in answer:
+            raise Web3RPCError(str(answer["error"]))
+        raw = answer.get("result")
+        return None if raw is None else _light_receipt(raw)
 
     def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
         """A read-only call whose custom errors are decoded like a transaction's."""
@@ -213,8 +254,29 @@ class Transactor:
             except ContractLogicError as exc:
                 raise self.errors.decode(_revert_data(exc)) from None
 
+    def estimate_call(self, call: TxParams) -> int:
+        """Gas for an encoded ``call``, with a margin; a refusal raises ContractError."""
+        with _node_errors():
+            try:
+                return int(self.w3.eth.estimate_gas(call) * GAS_MARGIN)
+            except ContractLogicError as exc:
+                raise self.errors.decode(_revert_data(exc)) from None
+
     def fees(self) -> dict[str, int]:
-        """EIP-1559 fees from the latest base fee, or a legacy gas price where there is none."""
+        """EIP-1559 fees from the latest base fee, or a legacy gas price where there is none.
+
+        Read at most once per FEES_TTL_S: twice the base fee stays valid for at least six full
+        blocks (the base fee rises by at most 1/8 a block), and a block read per transaction was
+        one round trip in four of an issuance.
+        """
+        cached = self._fees
+        if cached is not None and time.monotonic() - cached[0] < FEES_TTL_S:
+            return dict(cached[1])
+        fees = self._read_fees()
+        self._fees = (time.monotonic(), fees)
+        return dict(fees)
+
+    def _read_fees(self) -> dict[str, int]:
         with _node_errors():
             base = self.w3.eth.get_block("latest").get("baseFeePerGas")
             if base is None:  # a pre-London or free-gas network: legacy pricing
@@ -231,6 +293,19 @@ class Transactor:
         tx["chainId"] = self.chain_id
         return self.wait(self.send_raw(account, tx).tx_hash)
 
+    def send_values(self, account: LocalAccount, payments: list[tuple[str, int]]) -> None:
+        """Send ether to many addresses with consecutive nonces, then wait for all of them (one
+        round trip each, instead of a send and a wait each)."""
+        if not payments:
+            return
+        fees = {**self.fees(), "chainId": self.chain_id}
+        sent = [
+            self.send_raw(account, {"from": account.address, "to": to, "value": wei, "gas": 21_000, **fees})  # type: ignore[typeddict-item]
+            for to, wei in payments
+        ]
+        for s in sent:
+            self.wait(s.tx_hash)
+
     def revert_error(self, tx_hash: str, receipt: TxReceipt) -> Exception:
         """Re-run a reverted transaction as a call on its parent block to read the revert data."""
         tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
@@ -241,6 +316,18 @@ class Transactor:
             "gas": tx["gas"],
             "value": tx["value"],
         }
+        if int(tx["gas"]) - int(receipt["gasUsed"]) <= OUT_OF_GAS_SLACK:
+            # Perhaps starved: replayed with the node's own limit, a refusal is the contract's
+            # answer; a success means the limit was too low, which must never pass for a refusal
+            # (a starved payout call reverts with the contract's "transfer failed", say).
+            unlimited = {k: v for k, v in call.items() if k != "gas"}
+            for block in (receipt["blockNumber"] - 1, receipt["blockNumber"]):
+                try:
+                    self.w3.eth.call(unlimited, block)  # type: ignore[arg-type]
+                except ContractLogicError as exc:
+                    return self.errors.decode(_revert_data(exc), tx_hash=tx_hash)
+            self._unbounded.add(gas_bounds.selectors().get(bytes(HexBytes(tx["input"]))[:4], ""))
+            return OutOfGas(int(tx["gas"]), tx_hash=tx_hash)
         # The parent block has the state the transaction ran on, but not its block's time: a
         # transaction that reverted because the clock passed a deadline between sending and mining
         # only reverts again when replayed at its own block (whose state it left unchanged).
@@ -250,6 +337,73 @@ class Transactor:
             except ContractLogicError as exc:
                 return self.errors.decode(_revert_data(exc), tx_hash=tx_hash)
         return self.errors.decode(None, tx_hash=tx_hash)
+
+
+def encode_call(w3: Web3, fn: ContractFunction) -> str:
+    """``fn``'s call data: its selector and its arguments encoded straight by the ABI codec.
+
+    web3's own encoder first checks every argument against every overload of the name (for a
+    200-row payroll chunk ~107 ms, as long as the node took to run it); a call it would refuse
+    (keyword arguments, a value the codec cannot take) still goes through web3, for web3's error.
+    """
+    if not fn.kwargs:
+        try:
+            types, selector = _signature_types(gas_bounds.signature(fn))
+            return "0x" + (selector + w3.codec.encode(types, list(fn.args or ()))).hex()
+        except Exception:
+            pass
+    return encode_transaction_data(
+        w3, gas_bounds.signature(fn), fn.contract_abi, fn.abi, fn.args or (), fn.kwargs or {}
+    )
+
+
+@lru_cache(maxsize=512)
+def _signature_types(signature: str) -> tuple[list[str], bytes]:
+    """The argument types of a canonical signature (``name(t1,(t2,t3)[])``) and its selector."""
+    inner = signature[signature.index("(") + 1 : -1]
+    types, depth, start = [], 0, 0
+    for i, c in enumerate(inner):
+        depth += c == "("
+        depth -= c == ")"
+        if c == "," and depth == 0:
+            types.append(inner[start:i])
+            start = i + 1
+    if inner:
+        types.append(inner[start:])
+    return types, function_signature_to_4byte_selector(signature)
+
+
+_QUANTITIES = frozenset(
+    {"blockNumber", "status", "gasUsed", "cumulativeGasUsed", "transactionIndex", "effectiveGasPrice", "type"}
+    | {"blobGasUsed", "blobGasPrice", "logIndex"}
+)
+_ADDRESSES = frozenset({"from", "to", "contractAddress", "address"})
+_BYTES = frozenset({"blockHash", "transactionHash", "logsBloom", "data", "root"})
+
+
+def _light(value: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        if v is None or isinstance(v, bool):
+            out[key] = v
+        elif key in _QUANTITIES:
+            out[key] = int(v, 16)
+        elif key in _ADDRESSES:
+            out[key] = checksum(v)
+        elif key == "topics":
+            out[key] = [HexBytes(t) for t in v]
+        elif key in _BYTES:
+            out[key] = HexBytes(v)
+        else:  # what web3 does not know it leaves as the node sent it
+            out[key] = v
+    return out
+
+
+def _light_receipt(raw: dict[str, Any]) -> TxReceipt:
+    """A JSON-RPC receipt with web3's types (ints, checksum addresses, bytes), logs included."""
+    receipt = _light({k: v for k, v in raw.items() if k != "logs"})
+    receipt["logs"] = [_light(log) for log in raw.get("logs", [])]
+    return receipt  # type: ignore[return-value]
 
 
 def _revert_data(exc: ContractLogicError) -> str | None:

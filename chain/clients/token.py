@@ -7,6 +7,7 @@ from enum import IntEnum
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from chain.manifest import Manifest
 from chain.sender import Transactor, TxResult
@@ -27,6 +28,24 @@ class Kind(IntEnum):
     PERSONAL = 1
     MERCHANT = 2
     INSTITUTION = 3
+
+
+#: ``WalletRegistry.MAX_REGISTRATIONS``: most rows of one ``registerBatch``.
+MAX_REGISTRATIONS = 200
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One row of :meth:`CashClient.register_batch`: the arguments of ``register``."""
+
+    wallet: str
+    kind: Kind
+    tier: int
+    category: int
+    identity_hash: bytes
+
+    def abi(self) -> tuple[str, int, int, int, bytes]:
+        return (self.wallet, int(self.kind), self.tier, self.category, self.identity_hash)
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,15 @@ class CashClient:
     ) -> TxResult:
         fn = self.registry.functions.register(wallet, int(kind), tier, category, identity_hash)
         return self.tx.transact(signer, fn)
+
+    def register_batch(self, signer: LocalAccount, rows: list[Registration]) -> TxResult:
+        """Register up to MAX_REGISTRATIONS wallets in one transaction, all or nothing (a refused
+        row reverts it with ``WalletBatchRowRefused(index, wallet, reason)``)."""
+        return self.tx.transact(signer, self.register_batch_call(rows))
+
+    def register_batch_call(self, rows: list[Registration]) -> ContractFunction:
+        """The ``registerBatch`` call of ``rows`` (for callers that send it their own way)."""
+        return self.registry.functions.registerBatch([r.abi() for r in rows])
 
     def set_tier(self, signer: LocalAccount, wallet: str, tier: int) -> TxResult:
         return self.tx.transact(signer, self.registry.functions.setTier(wallet, tier))

@@ -141,6 +141,58 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
         emit WalletRegistered(wallet, kind, tier, category, identityHash);
     }
 
+    /// @notice One row of `registerBatch`: the arguments of `register`.
+    struct Registration {
+        address wallet;
+        Kind kind;
+        uint8 tier;
+        uint16 category;
+        bytes32 identityHash;
+    }
+
+    /// @notice Most rows one `registerBatch` takes (a full batch stays well inside a block).
+    uint256 public constant MAX_REGISTRATIONS = 200;
+
+    /// @dev `registerBatch` got `count` rows; 1 to `max` are allowed.
+    error WalletBatchSize(uint256 count, uint256 max);
+    /// @dev Row `index` (0-based) of a `registerBatch`, for `wallet`, was refused with the error
+    /// `register` raises for it (`reason` is that error's selector); nothing was registered.
+    error WalletBatchRowRefused(uint256 index, address wallet, bytes4 reason);
+
+    /// @notice Register many wallets in one transaction, each exactly as `register` would, with
+    /// one WalletRegistered event per wallet. All or nothing: the first refused row reverts the
+    /// whole batch with WalletBatchRowRefused(index, wallet, reason), a wallet repeated within the
+    /// batch included (its second row is WalletAlreadyRegistered).
+    /// @dev Fields are written one by one (not as a struct literal) so that a field added to the
+    /// wallet record later keeps its default here, as in a record that was never registered.
+    function registerBatch(Registration[] calldata rows) external onlyRole(REGISTRAR_ROLE) {
+        uint256 count = rows.length;
+        if (count == 0 || count > MAX_REGISTRATIONS) revert WalletBatchSize(count, MAX_REGISTRATIONS);
+        for (uint256 i = 0; i < count; ++i) {
+            Registration calldata r = rows[i];
+            bytes4 reason = _registrationRefusal(r);
+            if (reason != bytes4(0)) revert WalletBatchRowRefused(i, r.wallet, reason);
+            Wallet storage w = _wallets[r.wallet];
+            w.kind = r.kind;
+            w.tier = r.tier;
+            w.category = r.category;
+            w.identityHash = r.identityHash;
+            emit WalletRegistered(r.wallet, r.kind, r.tier, r.category, r.identityHash);
+        }
+    }
+
+    /// @dev The selector of the error `register` raises for row `r` (the same checks, in the same
+    /// order), or zero when `r` can be registered.
+    function _registrationRefusal(Registration calldata r) private view returns (bytes4) {
+        if (r.wallet == address(0)) return WalletZeroAddress.selector;
+        if (_wallets[r.wallet].kind != Kind.None) return WalletAlreadyRegistered.selector;
+        if (r.kind == Kind.None) return InvalidKind.selector;
+        if (r.tier < 1 || r.tier > 4) return InvalidTier.selector;
+        if ((r.kind == Kind.Merchant) != (r.category != 0)) return InvalidCategory.selector;
+        if (r.identityHash == bytes32(0)) return ZeroIdentityHash.selector;
+        return bytes4(0);
+    }
+
     /// @notice Move a registered `wallet` to another tier (after more identity checks, say).
     function setTier(address wallet, uint8 tier) external onlyRole(REGISTRAR_ROLE) {
         Wallet storage w = _registered(wallet);

@@ -2,17 +2,27 @@
 
 The cursor (last indexed block) and the events of a block range are written in one database
 transaction; a unique (tx_hash, log_index) makes a second pass over the same blocks a no-op.
+
+The service's own transactions are indexed as they are confirmed, from the events the operation
+decoded from its receipt, in the commit that records the confirmation (:func:`insert_events`, one
+bulk insert; ``Operations.on_confirmed``): during a payroll the indexer used to read and decode
+the same logs again, one insert per event, for 29% of the service's CPU.
+A transaction's events are stored all together or not at all, so when the indexer then passes
+over those blocks it skips the logs of every transaction already stored, before decoding them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from chain.events import Event
 from services.common.context import ServiceContext
 from services.common.models import ChainEvent, Cursor
 from services.common.problems import jsonable
@@ -22,6 +32,8 @@ CURSOR = "event-indexer"
 # eth-tester's eth_getLogs slows down sharply with the range (50 blocks 0.3 s, 300 blocks 14 s
 # on these machines), so catch up in small steps; each step commits its own cursor.
 CHUNK = 100
+# Parameter sets per execute (SQLAlchemy splits them into statements within the driver's limits).
+INSERT_ROWS = 1_000
 
 
 class Indexer:
@@ -42,23 +54,16 @@ class Indexer:
             while start <= latest:
                 end = min(start + CHUNK - 1, latest)
                 logs = ctx.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": addresses})  # type: ignore[typeddict-item]
-                events = ctx.tx.events.decode_logs(logs)
                 with ctx.db.session() as s:
-                    insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-                    for e in events:
-                        stmt = (
-                            insert(ChainEvent)
-                            .values(
-                                block_number=e.block_number,
-                                log_index=e.log_index,
-                                tx_hash=e.tx_hash,
-                                contract=e.contract,
-                                name=e.name,
-                                args=jsonable(e.args),
-                            )
-                            .on_conflict_do_nothing(index_elements=["tx_hash", "log_index"])
+                    done = set(
+                        s.scalars(
+                            select(ChainEvent.tx_hash)
+                            .where(ChainEvent.block_number.between(start, end))
+                            .distinct()
                         )
-                        stored += s.execute(stmt).rowcount or 0
+                    )
+                    fresh = [log for log in logs if _tx_hash(log) not in done]
+                    stored += insert_events(s, ctx.tx.events.decode_logs(fresh))
                     row = s.get(Cursor, CURSOR)
                     if row is None:
                         s.add(Cursor(name=CURSOR, position=end))
@@ -79,3 +84,35 @@ class Indexer:
     def position(self) -> int | None:
         with self.ctx.db.session() as s:
             return s.scalar(select(Cursor.position).where(Cursor.name == CURSOR))
+
+
+def insert_events(session: Any, events: Sequence[Event]) -> int:
+    """Insert ``events`` in bulk, skipping those stored already; returns how many were new."""
+    if not events:
+        return 0
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    rows = [
+        {
+            "block_number": e.block_number,
+            "log_index": e.log_index,
+            "tx_hash": e.tx_hash,
+            "contract": e.contract,
+            "name": e.name,
+            "args": jsonable(e.args),
+        }
+        for e in events
+    ]
+    # One statement, many parameter sets: SQLAlchemy batches them into multi-row INSERTs with a
+    # statement compiled once (a VALUES list built per call was compiled anew each time).
+    stmt = insert(ChainEvent).on_conflict_do_nothing(index_elements=["tx_hash", "log_index"])
+    stored = 0
+    for i in range(0, len(rows), INSERT_ROWS):
+        part = rows[i : i + INSERT_ROWS]
+        count = session.connection().execute(stmt, part).rowcount
+        stored += count if count is not None and count >= 0 else len(part)
+    return stored
+
+
+def _tx_hash(log: Any) -> str:
+    raw = log["transactionHash"]
+    return raw.lower() if isinstance(raw, str) else "0x" + bytes(raw).hex()

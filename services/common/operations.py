@@ -10,8 +10,9 @@ The life of an operation:
 1. ``begin`` inserts it ``pending`` (unique per API key and idempotency key) and commits. A
    second request with the same key and body gets the first one's outcome; with another body, 409.
 2. ``execute`` runs the builder, estimates gas (a contract refusal here fails the operation with
-   the decoded error; nothing is sent), signs, **stores the signed transaction and its hash**,
-   commits, and only then sends it.
+   the decoded error; nothing is sent) unless the call's gas is bounded by its rows
+   (:mod:`chain.gas`: a refusal then shows in the receipt, step 3), signs, **stores the signed
+   transaction and its hash**, commits, and only then sends it.
 3. The receipt moves it to ``confirmed`` (with its events) or ``failed`` (with the decoded error).
    If the node is down it stays ``pending`` and the caller gets a 503.
 4. The reconciler finishes pending operations: by receipt lookup, by rebroadcasting the very same
@@ -43,6 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
+from chain.events import Event
 from chain.exceptions import ChainError, ContractError, NodeUnavailable
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation
@@ -91,6 +93,10 @@ class Operations:
         self.ctx = ctx
         self._inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
+        # Given the events of each operation confirmed here, decoded once from its receipt, with
+        # the database session that records the confirmation: the operator's event indexer
+        # stores them in the same commit instead of reading the same logs again.
+        self.on_confirmed: Callable[[Any, list[Event]], object] | None = None
 
     # -- request path ----------------------------------------------------------------------
 
@@ -163,13 +169,17 @@ class Operations:
             return self._execute_claimed(op)
 
     def _execute_claimed(self, op: Operation) -> Operation:
+        self._send_claimed(op)
+        return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
+
+    def _send_claimed(self, op: Operation) -> None:
+        """Sign, store and send a claimed operation's transaction, unless it has one already."""
         current = self.get(op.id)
         if current.status != "pending" or current.raw_tx is not None:
             # The reconciler got to it first: its age comes from this host's wall clock, which
             # may have jumped past UNSIGNED_GRACE_S. Finish what was signed; never sign twice.
-            return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
+            return
         self._sign_store_send(current)
-        return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
 
     def await_outcome(self, op_id: str, wait_s: float | None = None) -> Operation:
         """The operation once it is no longer pending, or as it is after ``wait_s``."""
@@ -265,10 +275,7 @@ class Operations:
             call = _BUILDERS[op.kind](self.ctx, op.request)
             if isinstance(call, Relay):
                 return self._store_send_relay(op, call)
-            gas = tx.estimate(call.fn, call.signer.address)
-            params = call.fn.build_transaction(
-                {"from": call.signer.address, "gas": gas, "nonce": 0, **tx.fees(), "chainId": tx.chain_id}
-            )
+            params = tx.prepare(call.fn, call.signer.address)
         except ContractError as exc:  # refused before anything was signed
             self.fail(op.id, contract_problem(exc, operation_id=op.id))
             raise  # unreachable: _fail raises
@@ -393,15 +400,17 @@ class Operations:
                 )
                 .order_by(Operation.nonce)
             ).all()
+        with self._inflight_lock:
+            busy = set(self._inflight)
+        # Those this process is sending or waiting for (a payroll's chunks in flight) are its own.
+        stored = [op for op in stored if op.id not in busy]
         if not stored:
             return
         with _node_errors_as_unavailable():
             on_chain = w3.eth.get_transaction_count(sender, "pending")  # type: ignore[arg-type]
-            with self._inflight_lock:
-                busy = set(self._inflight)
             for op in stored:
-                if op.nonce is None or op.nonce < on_chain or op.id in busy:
-                    continue  # mined, in the pool, dropped, or being sent right now by its own thread
+                if op.nonce is None or op.nonce < on_chain:
+                    continue  # mined, in the pool, or dropped
                 try:
                     w3.eth.send_raw_transaction(HexBytes(op.raw_tx))
                 except (Web3RPCError, EthValidationError) as exc:
@@ -457,6 +466,8 @@ class Operations:
                         {"contract": e.contract, "name": e.name, "args": jsonable(e.args)} for e in events
                     ],
                 }
+                if events and self.on_confirmed is not None:
+                    self.on_confirmed(s, events)
             else:
                 err = self.ctx.tx.revert_error(op.tx_hash, receipt)
                 problem = (
@@ -566,45 +577,108 @@ def perform(
     ``prepare`` runs once, only for a new operation, and adds server-side facts to the request
     (e.g. the address of a newly created custodial wallet). A failed operation raises its problem.
     """
-    from services.common.problems import problem_from_stored
+    return submit(ops, kind, key, idempotency_key, body, target=target, prepare=prepare).result()
 
+
+def submit(
+    ops: Operations,
+    kind: str,
+    key: ApiKey,
+    idempotency_key: str,
+    body: dict[str, Any],
+    *,
+    target: str = "",
+    prepare: Callable[[], dict[str, Any]] | None = None,
+) -> Submitted:
+    """The first half of :func:`perform`: begin (or replay) the operation and, for a new one,
+    sign, store and send its transaction, without waiting for the receipt. Call ``result()`` on
+    the answer (in the order of submission) for the outcome: a caller with many operations of
+    one key sends them with consecutive nonces and then collects their receipts (a payroll's
+    chunks). The operation stays claimed by this process until ``result()``, so the reconciler
+    leaves it alone meanwhile. A refusal before sending raises here, as ``perform`` does."""
     op, new = ops.begin(kind, key, idempotency_key, body, preparing=prepare is not None)
-    if new:
-        try:
-            # This process's reconciler leaves the operation alone from here on, also while
-            # ``prepare`` runs (a large batch's rows can take longer than UNSIGNED_GRACE_S).
-            with ops._claim(op.id) as claimed:
-                if not claimed:  # the reconciler took it first (the host's clock jumped)
+    if not new:
+        return Submitted(ops, kind, key, target, op, new=False)
+    claim = ops._claim(op.id)
+    # This process's reconciler leaves the operation alone from here on, also while ``prepare``
+    # runs (a large batch's rows can take longer than UNSIGNED_GRACE_S).
+    if not claim.__enter__():  # the reconciler took it first (the host's clock jumped)
+        return Submitted(ops, kind, key, target, op, new=True)
+    try:
+        if prepare is not None:
+            try:
+                extra = prepare()
+            except Problem as exc:  # refused before anything was signed: never run it later
+                ops.fail(op.id, exc)
+                raise  # unreachable: fail raises
+            except Exception:  # e.g. the database went away: never run it later either
+                with contextlib.suppress(Exception):  # the reconciler abandons it otherwise
+                    ops.fail(op.id, _abandoned(op.id), raise_=False)
+                raise
+            op = ops.update_request(op, extra)
+        ops._send_claimed(op)
+    except BaseException as exc:
+        claim.__exit__(None, None, None)
+        _audit_refusal(ops, key, kind, target, op.id, exc)
+        raise
+    return Submitted(ops, kind, key, target, op, new=True, claim=claim)
+
+
+@dataclass
+class Submitted:
+    """An operation begun by :func:`submit`; ``result()`` waits for and records its outcome."""
+
+    ops: Operations
+    kind: str
+    key: ApiKey
+    target: str
+    op: Operation
+    new: bool
+    claim: Any = None  # this process's claim on the operation, held until result()
+
+    def result(self) -> tuple[Operation, bool]:
+        """(operation, replayed), as :func:`perform` answers; a failed operation raises its problem."""
+        from services.common.problems import problem_from_stored
+
+        ops, op = self.ops, self.op
+        if self.new:
+            try:
+                if self.claim is None:  # the reconciler has it: wait for its outcome
                     op = ops.await_outcome(op.id)
                 else:
-                    if prepare is not None:
-                        try:
-                            extra = prepare()
-                        except Problem as exc:  # refused before anything was signed: never run it later
-                            ops.fail(op.id, exc)
-                            raise  # unreachable: fail raises
-                        except Exception:  # e.g. the database went away: never run it later either
-                            with contextlib.suppress(Exception):  # the reconciler abandons it otherwise
-                                ops.fail(op.id, _abandoned(op.id), raise_=False)
-                            raise
-                        op = ops.update_request(op, extra)
-                    op = ops.execute(op, held=True)
-        except NodeUnavailable:
-            audit(ops, key, kind, target, op.id, "pending-node-unavailable")
-            raise Problem(
-                503,
-                "node-unavailable",
-                "The chain node is unavailable",
-                "the operation is recorded and stays pending; it will be completed when the node is back",
-                operation_id=op.id,
-            ) from None
-        except Problem as exc:
-            audit(ops, key, kind, target, op.id, f"failed:{exc.slug}")
-            raise
-        audit(ops, key, kind, target, op.id, op.status)
-    if op.status == "failed" and op.error is not None:
-        raise problem_from_stored(op.error, operation_id=op.id)
-    return op, not new
+                    op = ops._finish(op.id, wait_s=ops.ctx.settings.receipt_timeout_s)
+            except BaseException as exc:
+                _audit_refusal(ops, self.key, self.kind, self.target, op.id, exc)
+                raise
+            finally:
+                self.release()
+            audit(ops, self.key, self.kind, self.target, op.id, op.status)
+        if op.status == "failed" and op.error is not None:
+            raise problem_from_stored(op.error, operation_id=op.id)
+        return op, not self.new
+
+    def release(self) -> None:
+        """Give up this process's claim without waiting: the reconciler finishes the operation."""
+        if self.claim is not None:
+            self.claim.__exit__(None, None, None)
+            self.claim = None
+
+
+def _audit_refusal(
+    ops: Operations, key: ApiKey, kind: str, target: str, op_id: str, exc: BaseException
+) -> None:
+    """Audit an operation that stopped with ``exc``; a node outage becomes the 503 it answers."""
+    if isinstance(exc, NodeUnavailable):
+        audit(ops, key, kind, target, op_id, "pending-node-unavailable")
+        raise Problem(
+            503,
+            "node-unavailable",
+            "The chain node is unavailable",
+            "the operation is recorded and stays pending; it will be completed when the node is back",
+            operation_id=op_id,
+        ) from None
+    if isinstance(exc, Problem):
+        audit(ops, key, kind, target, op_id, f"failed:{exc.slug}")
 
 
 def audit(ops: Operations, key: ApiKey, kind: str, target: str, op_id: str, outcome: str) -> None:

@@ -99,6 +99,11 @@ CONTRACT_ERRORS: dict[str, tuple[int, str, str]] = {
     "DisburseOverTotal": (422, "rows-over-total", "The rows exceed the batch total"),
     "DisburseRowsIncomplete": (409, "rows-incomplete", "The rows do not add up to the total yet"),
     "DisburseChunkPaid": (409, "chunk-already-paid", "This chunk was paid already"),
+    # Not a contract's answer: a row-bounded gas limit was too low (chain/gas.py); the function is
+    # estimated from then on, so sending it again goes through.
+    "OutOfGas": (503, "out-of-gas", "The transaction ran out of gas; send it again"),
+    "WalletBatchRowRefused": (422, "wallet-batch-row-refused", "A row of the wallet batch was refused"),
+    "WalletBatchSize": (422, "wallet-batch-size", "A wallet batch has 1 to 200 rows"),
     "DisburseChunkMismatch": (422, "chunk-mismatch", "The rows are not the approved rows"),
     "DisburseUnknownChunk": (404, "chunk-not-found", "No such chunk"),
     "DisburseAlreadyClaimed": (409, "already-claimed", "This row was paid already"),

@@ -12,7 +12,7 @@ from web3 import Web3
 
 from services.common import guard, problems
 from services.common.context import ServiceContext
-from services.common.indexer import Indexer
+from services.common.indexer import Indexer, insert_events
 from services.common.keys import authenticate, ensure_admin
 from services.common.models import ApiKey
 from services.common.operations import Operations
@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     ctx = ServiceContext.build(settings, w3=w3)
     ops = Operations(ctx)
     indexer = Indexer(ctx)
+    ops.on_confirmed = insert_events  # its own transactions' events, decoded once, stored in bulk
     runner = Runner(ops)
 
     @asynccontextmanager

@@ -14,6 +14,7 @@ import io
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -23,12 +24,14 @@ from eth_utils import is_checksum_address, to_checksum_address
 from sqlalchemy import bindparam, func, select, update
 
 from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
-from services.common.operations import Operations, perform
+from services.common.operations import Operations, Submitted, submit
 from services.common.problems import Problem
 
 log = logging.getLogger("xcpay.disbursements")
 
 MAX_BATCH_ROWS = 100_000
+# Chunks of one batch sent before the receipt of the oldest of them is collected.
+WINDOW = 4
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _YUAN = re.compile(r"^\d+(\.\d{1,2})?$")
 _FEN = re.compile(r"^\d+$")
@@ -271,25 +274,53 @@ class Runner:
             pending = sorted(set(s.scalars(query)))
         assert key is not None
         kind = "disburse.pay_chunk" if batch.mode == "explicit" else "disburse.push"
-        for chunk in pending:
-            body = {"ref": ref, "chunk": chunk, "custodial_only": push}
+        # Chunks are sent with consecutive nonces, up to WINDOW ahead of the oldest receipt not
+        # yet collected; outcomes are recorded in chunk order. After a stop, what was sent
+        # already is still collected and recorded (its claim released) before the batch stops.
+        inflight: deque[tuple[int, Submitted]] = deque()
+        stop: tuple[str, str] | None = None
+
+        def collect() -> tuple[str, str] | None:
+            chunk, sent = inflight.popleft()
             try:
-                op, _ = perform(self.ops, kind, key, self._chunk_key(key, ref, chunk), body, target=ref)
+                op, _ = sent.result()
             except Problem as exc:
-                if exc.slug == "chunk-already-paid":
-                    self.settle_from_chain(ref, chunk)
-                    continue
-                # A node outage leaves the chunk's operation pending: the reconciler finishes it and
-                # the resumer (every few seconds) carries on. Anything else needs a person.
-                transient = exc.slug in {"node-unavailable", "transaction-timeout"}
-                self._stop(
-                    ref, f"chunk {chunk}: {exc.slug}: {exc.detail}", "executing" if transient else "approved"
-                )
-                return
+                return self._refused(ref, chunk, exc)
             if op.status != "confirmed":  # slow chain: the reconciler finishes it; resume later
-                self._stop(ref, f"chunk {chunk} is still pending", status="executing")
-                return
+                return f"chunk {chunk} is still pending", "executing"
             self.apply_events(ref, op.result or {})
+            return None
+
+        def drain() -> tuple[str, str] | None:
+            first = None
+            while inflight:
+                outcome = collect()
+                first = first or outcome
+            return first
+
+        try:
+            for chunk in pending:
+                body = {"ref": ref, "chunk": chunk, "custodial_only": push}
+                try:
+                    sent = submit(self.ops, kind, key, self._chunk_key(key, ref, chunk), body, target=ref)
+                except Problem as exc:
+                    stop = drain() or self._refused(ref, chunk, exc)
+                    if stop is not None:
+                        break
+                    continue
+                inflight.append((chunk, sent))
+                if len(inflight) >= WINDOW:
+                    stop = collect()
+                    if stop is not None:
+                        break
+            rest = drain()
+            stop = stop or rest
+        finally:  # an unexpected error: what was sent stays pending, for the reconciler
+            for _, sent in inflight:
+                sent.release()
+        if stop is not None:
+            self._stop(ref, stop[0], stop[1])
+            return
         with db.session() as s:
             row = s.get(Disbursement, ref)
             assert row is not None
@@ -302,6 +333,18 @@ class Runner:
                 row.status = "executed"
                 row.error = None
             s.commit()
+
+    def _refused(self, ref: str, chunk: int, exc: Problem) -> tuple[str, str] | None:
+        """What a chunk's refusal means for the batch: None to go on (paid already, outside this
+        service: its rows are read from the chain), else why it stops and its status then."""
+        if exc.slug == "chunk-already-paid":
+            self.settle_from_chain(ref, chunk)
+            return None
+        # A node outage leaves the chunk's operation pending: the reconciler finishes it and the
+        # resumer (every few seconds) carries on; so does a chunk that ran out of gas (it is
+        # estimated next time). Anything else needs a person.
+        transient = exc.slug in {"node-unavailable", "transaction-timeout", "out-of-gas"}
+        return f"chunk {chunk}: {exc.slug}: {exc.detail}", "executing" if transient else "approved"
 
     def _chunk_key(self, key: ApiKey, ref: str, chunk: int) -> str:
         """The idempotency key of the chunk's next operation.

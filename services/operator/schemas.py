@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.keys import Role
-from services.common.schemas import Address, AmountFen, Strict
+from services.common.schemas import Address, AmountFen, OperationOut, Strict
 
 
 class ApiKeyIn(Strict):
@@ -85,6 +85,30 @@ class WalletIn(Strict):
         if (self.kind == "merchant") != (self.merchant_category != 0):
             raise ValueError("merchants, and only merchants, need a non-zero merchant_category")
         return self
+
+
+MAX_WALLET_BATCH = 10_000
+
+
+class WalletBatchIn(Strict):
+    wallets: list[WalletIn] = Field(
+        min_length=1,
+        max_length=MAX_WALLET_BATCH,
+        description="Registered on chain 200 to a transaction (registerBatch), all or nothing per 200",
+    )
+
+
+class WalletBatchRow(BaseModel):
+    row: int = Field(description="1-based position in the request")
+    address: str
+    display_name: str
+    operation_id: str
+
+
+class WalletBatchOut(BaseModel):
+    status: Literal["confirmed", "pending"]
+    wallets: list[WalletBatchRow]
+    operations: list[OperationOut]
 
 
 class Limits(BaseModel):

@@ -5,8 +5,9 @@ import hmac
 from typing import Any
 
 from fastapi import APIRouter, Response
+from sqlalchemy import select
 
-from chain.clients.token import UNLIMITED, Kind
+from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Kind, Registration
 from services.common.context import ServiceContext
 from services.common.deps import (
     ApiKeyDep,
@@ -17,13 +18,23 @@ from services.common.deps import (
     officer_of_payer,
     reader_or_owner,
 )
-from services.common.models import Wallet
-from services.common.operations import Call, builder, perform
+from services.common.models import Operation, Wallet
+from services.common.operations import Call, builder, perform, request_hash
 from services.common.problems import Problem
 from services.common.schemas import Address, OperationOut, respond
-from services.operator.schemas import Limits, WalletIn, WalletOut
+from services.operator.schemas import (
+    Limits,
+    WalletBatchIn,
+    WalletBatchOut,
+    WalletBatchRow,
+    WalletIn,
+    WalletOut,
+)
 
 router = APIRouter(prefix="/v1/wallets", tags=["wallets"])
+
+# Wallets per registerBatch transaction (and per operation) of POST /v1/wallets/batch.
+GROUP = MAX_REGISTRATIONS
 
 KINDS = {"personal": Kind.PERSONAL, "merchant": Kind.MERCHANT, "institution": Kind.INSTITUTION}
 
@@ -87,6 +98,153 @@ def _register(ctx: ServiceContext, req: dict[str, Any]) -> Call:
         bytes.fromhex(req["identity_hash"][2:]),
     )
     return Call(ctx.operator, fn)
+
+
+@router.post("/batch", status_code=201, responses={202: {"model": WalletBatchOut}})
+def create_wallets(
+    body: WalletBatchIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
+) -> WalletBatchOut:
+    """Register many wallets at once (up to 10,000), each as ``POST /v1/wallets`` would: on chain
+    200 to a transaction (``registerBatch``), each group of 200 all or nothing and its own
+    operation (idempotency key ``<key>#<n>``), so a replay with the same key and body answers the
+    same wallets. Rows are checked together first: every bad row is reported with its 1-based
+    ``row`` in one 422, and nothing is registered. 201 when every group is confirmed, else 202."""
+    groups = [body.wallets[i : i + GROUP] for i in range(0, len(body.wallets), GROUP)]
+    digest = request_hash("wallet.register_batch", body.model_dump(mode="json"))
+    with ctx.db.session() as s:
+        begun = s.scalar(
+            select(Operation.id).where(
+                Operation.api_key_id == key.id, Operation.idempotency_key == f"{idem}#0"
+            )
+        )
+    if begun is None:  # a replay is answered by its operations, whatever happened since
+        _check_batch(ctx, body.wallets)
+    rows: list[WalletBatchRow] = []
+    operations: list[OperationOut] = []
+    for n, group in enumerate(groups):
+        first = n * GROUP
+        request = {
+            "batch": digest,
+            "first_row": first + 1,
+            "wallets": [_row_request(ctx, w) for w in group],
+        }
+        try:
+            op, _ = perform(
+                ops,
+                "wallet.register_batch",
+                key,
+                f"{idem}#{n}",
+                request,
+                target=f"{len(group)} wallets",
+                prepare=lambda g=group, r=request: {"addresses": _keep_wallets(ctx, g, r["wallets"])},
+            )
+        except Problem as exc:
+            # Which rows: the contract names the row within its group; earlier groups stand.
+            args = (exc.extra.get("error") or {}).get("args", {})
+            if args.get("index") is not None:
+                exc.extra["row"] = first + int(args["index"]) + 1
+                exc.extra["reason"] = ctx.tx.errors.name_of(args.get("reason") or "0x") or args.get("reason")
+            exc.extra["rows_registered"] = first
+            raise
+        operations.append(OperationOut.model_validate(op, from_attributes=True))
+        for i, (w, address) in enumerate(zip(group, op.request["addresses"], strict=True)):
+            rows.append(
+                WalletBatchRow(
+                    row=first + i + 1, address=address, display_name=w.display_name, operation_id=op.id
+                )
+            )
+    done = all(o.status == "confirmed" for o in operations)
+    response.status_code = 201 if done else 202
+    return WalletBatchOut(status="confirmed" if done else "pending", wallets=rows, operations=operations)
+
+
+def _row_request(ctx: ServiceContext, w: WalletIn) -> dict[str, Any]:
+    """What is stored of one row: never the identity, only its hash."""
+    row = w.model_dump(exclude={"identity", "address"})
+    row["identity_hash"] = identity_hash(ctx.settings.identity_pepper, w.identity)
+    if w.address is not None:
+        row["address"] = w.address
+    return row
+
+
+def _check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
+    """Every self-custody address new, once in the batch, and not registered on chain already:
+    all errors in one 422 naming each row, before anything is created."""
+    own = [w.address for w in wallets if w.address is not None]
+    known: set[str] = set()
+    with ctx.db.session() as s:
+        for i in range(0, len(own), 500):
+            known.update(s.scalars(select(Wallet.address).where(Wallet.address.in_(own[i : i + 500]))))
+    errors: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    registry = ctx.cash.registry.functions
+    for row, w in enumerate(wallets, start=1):
+        if w.address is None:
+            continue
+        if w.address in seen:
+            reason = f"{w.address} is already in row {seen[w.address]}"
+        elif w.address in known or ctx.tx.call(registry.walletOf(w.address))[0] != int(Kind.NONE):
+            reason = f"{w.address} is registered already"
+        else:
+            seen[w.address] = row
+            continue
+        errors.append({"row": row, "field": "address", "reason": reason})
+    if errors:
+        raise Problem(
+            422,
+            "invalid-wallets",
+            "Some wallets are invalid; nothing was registered",
+            f"{len(errors)} error(s) in {len(wallets)} rows",
+            errors=errors,
+        )
+
+
+def _keep_wallets(ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]]) -> list[str]:
+    """Create the custodial keys of a group and record its wallets; returns their addresses."""
+    addresses: list[str] = []
+    records = []
+    for w, row in zip(wallets, rows, strict=True):
+        if w.custody == "custodial":
+            address, keystore = ctx.custody.create()
+        else:
+            address, keystore = w.address, None  # type: ignore[assignment]
+        addresses.append(address)
+        records.append(
+            Wallet(
+                address=address,
+                kind=w.kind,
+                tier=w.tier,
+                category=w.merchant_category,
+                display_name=w.display_name,
+                identity_hash=row["identity_hash"],
+                custody=w.custody,
+                keystore=keystore,
+            )
+        )
+    with ctx.db.session() as s:
+        s.add_all(records)
+        s.commit()
+    return addresses
+
+
+@builder("wallet.register_batch")
+def _register_batch(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    rows = list(zip(req["wallets"], req["addresses"], strict=True))
+    topup = ctx.settings.gas_topup_wei
+    if topup > 0:  # gas money, so that custodial wallets can sign; sent together, awaited once
+        poor = [a for w, a in rows if w["custody"] == "custodial" and ctx.w3.eth.get_balance(a) < topup // 2]
+        ctx.tx.send_values(ctx.operator, [(a, topup) for a in poor])
+    registrations = [
+        Registration(
+            address,
+            KINDS[w["kind"]],
+            w["tier"],
+            w["merchant_category"],
+            bytes.fromhex(w["identity_hash"][2:]),
+        )
+        for w, address in rows
+    ]
+    return Call(ctx.operator, ctx.cash.register_batch_call(registrations))
 
 
 @router.get("/{address}")

@@ -16,9 +16,11 @@ run: deps
 reset: deps
 	$(PY) scripts/run.py --reset
 
-# Everything but the long runs (tests marked `long`: `make audit` runs them).
+# Everything but the long runs (tests marked `long`: `make audit` runs them), on every core
+# (pytest-xdist, a module per worker at a time; PYTEST_WORKERS=0 runs everything in one process).
+PYTEST_WORKERS ?= auto
 test: deps
-	$(PY) -m pytest -m "not long" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # A scripted day in the district over HTTP (scripts/demo.py; `make test` plays it at small scale).
 demo: deps
@@ -31,13 +33,14 @@ test-contracts: deps
 # Slither over contracts/ (mocks excluded) with the project's compiler; fails on any High/Medium
 # finding or a Low/Informational one not explained in audit/slither-triage.md. Then the long runs:
 # the schema fuzz of both APIs on both databases, hostile input against the service processes, the
-# all-families state machine, and the tests marked `long` that `make test` leaves out (the load test
-# and the start-up rounds on PostgreSQL...).
+# state machines (tests/properties: each family's under hypothesis' `audit` profile, random and far
+# deeper than `make test`'s short derandomized runs; the all-families one long), and the tests
+# marked `long` that `make test` leaves out (the load test and the start-up rounds on PostgreSQL...).
 audit: deps
 	$(PY) audit/run_slither.py $(AUDIT_ARGS)
 	XCPAY_FUZZ=long $(PY) -m pytest -q tests/fuzz
 	XCPAY_HOSTILE=long $(PY) -m pytest -q tests/security/test_hostile_processes.py
-	XCPAY_FUZZ=long $(PY) -m pytest -q tests/properties/test_all_families.py
+	XCPAY_FUZZ=long HYPOTHESIS_PROFILE=audit $(PY) -m pytest -q tests/properties
 	$(PY) -m pytest -q -m long tests
 
 deps: $(STAMP_VENV) $(STAMP_NPM)

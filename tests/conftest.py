@@ -1,4 +1,12 @@
-"""Shared fixtures: one in-process chain per session, deployed once, reverted to a snapshot per test."""
+"""Shared fixtures: one in-process chain per session, deployed once, reverted to a snapshot per test.
+
+`make test` runs the suite on every core (pytest-xdist, ``--dist loadfile``: a module's tests stay
+in one worker, so module-scoped stacks are built once). That is safe because nothing is shared
+between workers but the compiled contracts: each worker has its own in-process chains, every
+process (anvil, the services) listens on a free port, every PostgreSQL database is created fresh
+under a random name (tests/databases.py), and files go to pytest's per-worker temporary
+directories. The contracts are compiled once, by the controller, before the workers start.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +32,13 @@ from chain.manifest import Manifest
 # wallets/keystore.py's documented low-cost test profile: keystores written with scrypt n >= 2**10
 # (2**17 otherwise), so that the suites stay fast. Never set outside the tests.
 os.environ.setdefault("XCPAY_KEYSTORE_COST", "test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, compile in the controller first: the workers then all load the cached
+    artifacts (chain/compiler.py) instead of each compiling and writing the same cache file."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        compile_contracts()
 
 
 @dataclass(frozen=True)
@@ -95,13 +110,16 @@ def registered(fresh: None, cash: CashClient, actors: Actors) -> Actors:
     return actors
 
 
-# Hypothesis profiles: a fixed-seed fast one for `make test`, a deeper one for audits
-# (HYPOTHESIS_PROFILE=audit).
+# Hypothesis profiles for the per-family state machines (tests/properties; the all-families one has
+# its own, XCPAY_FUZZ). `fast` (`make test`): derandomized, the same few short sequences every run,
+# enough for every machine to reach every rule (XCPAY_RULE_REACH, tests/properties/conftest.py,
+# counts them). `audit` (`make audit`: HYPOTHESIS_PROFILE=audit): random sequences, many more and
+# longer, where the depth is.
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "fast",
-    max_examples=6,
+    max_examples=4,
     stateful_step_count=20,
     derandomize=True,
     deadline=None,
@@ -109,8 +127,8 @@ settings.register_profile(
 )
 settings.register_profile(
     "audit",
-    max_examples=300,
-    stateful_step_count=60,
+    max_examples=40,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
-from hypothesis import event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -434,7 +434,3 @@ class DisbursementMachine(RuleBasedStateMachine):
 
 
 TestDisbursementInvariants = DisbursementMachine.TestCase
-# A little deeper than the suite's fast profile (the machine has many rules); the audit profile
-# (HYPOTHESIS_PROFILE=audit) goes much further.
-if settings.default.max_examples < 10:
-    TestDisbursementInvariants.settings = settings(settings.default, max_examples=10, stateful_step_count=30)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
-from hypothesis import event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -356,7 +356,3 @@ class HardWalletMachine(RuleBasedStateMachine):
 
 
 TestHardWalletInvariants = HardWalletMachine.TestCase
-
-# The fast profile's 6 x 20 steps rarely reach a loss report followed by the grace period's end.
-if settings.default.max_examples < 10:
-    TestHardWalletInvariants.settings = settings(settings.default, max_examples=8, stateful_step_count=30)

@@ -40,9 +40,9 @@ def standard_leaf(leaf_encoding: Sequence[str], value: Sequence[Any]) -> bytes:
 
 def _json_value(kind: str, item: Any) -> Any:
     """A value as the library's dumps carry it: numbers as decimal strings (JSON has no uint256),
-    bytes as 0x hex, addresses checksummed."""
+    bytes as 0x hex, addresses as given (ours are checksummed already; bytes get checksummed)."""
     if kind == "address":
-        return to_checksum_address(item)
+        return item if isinstance(item, str) else to_checksum_address(item)
     if kind.startswith(("uint", "int")):
         return str(int(item))
     if isinstance(item, bytes | bytearray):

@@ -8,6 +8,7 @@ equal to ours, for 1, 2, 3, 5 (odd) and 8 leaves.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,13 +40,13 @@ def run_library(dump: dict[str, Any], values: list[Any] | None = None) -> dict[s
     if values is None:
         values = [v["value"] for v in dump["values"]]
     out = subprocess.run(
-        ["node", str(SCRIPT)],
+        [str(shutil.which("node")), str(SCRIPT)],
         input=json.dumps({"dump": dump, "values": values, "leafEncoding": dump["leafEncoding"]}),
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
-        env={"NODE_PATH": str(NODE_MODULES), "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
     )
     return json.loads(out.stdout)
 

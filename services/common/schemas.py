@@ -72,3 +72,14 @@ def respond(op: Any, response: Any, *, done_status: int = 200) -> OperationOut:
     """An operation as the response body: ``done_status`` when confirmed, 202 while pending."""
     response.status_code = done_status if op.status == "confirmed" else 202
     return OperationOut.model_validate(op, from_attributes=True)
+
+
+def event_arg(op: Any, event: str, arg: str) -> int | None:
+    """An integer argument of the first ``event`` of a confirmed operation's result (the id the
+    chain gave what the operation created), or None while the operation is not confirmed."""
+    if op.status != "confirmed" or not op.result:
+        return None
+    for e in op.result.get("events", []):
+        if e["name"] == event:
+            return int(e["args"][arg])
+    return None

@@ -98,6 +98,14 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     # wallets and cash
     ("POST", "/v1/wallets"): only(OPERATOR),
     ("GET", "/v1/wallets/{address}"): only(*READERS, own=BOUND),
+    # listings: a bound key lists its own things only (the single read's rule, as a filter)
+    ("GET", "/v1/wallets"): only(*READERS, own=BOUND),
+    ("GET", "/v1/operations"): OWN_OPERATIONS,
+    ("GET", "/v1/disbursements"): only(*READERS, own=(CHECKER,)),
+    ("GET", "/v1/voucher-programs"): only(OPERATOR, REGULATOR, AUDITOR),
+    ("GET", "/v1/prepaid/packages"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
+    ("GET", "/v1/collectives"): only(OPERATOR, REGULATOR, AUDITOR, own=(OFFICER,)),
+    ("GET", "/v1/payment-codes"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
     ("POST", "/v1/issuance"): only(OPERATOR),
     ("POST", "/v1/redemptions"): only(OPERATOR),
     ("POST", "/v1/transfers"): only(OPERATOR),
@@ -195,6 +203,7 @@ GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/offline-payments/{upload_id}"): only(OPERATOR, AUDITOR, own=(TERMINAL,)),
     # cards
     ("POST", "/v1/cards"): only(OPERATOR),
+    ("GET", "/v1/cards"): only(OPERATOR, REGULATOR, AUDITOR),
     ("GET", "/v1/cards/{card}"): only(OPERATOR, REGULATOR, AUDITOR),
     ("POST", "/v1/cards/{card}/loads"): only(OPERATOR),
     ("POST", "/v1/cards/{card}/report-lost"): only(OPERATOR),

@@ -29,6 +29,7 @@ from services.common.deps import (
 from services.common.keys import Role
 from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
 from services.common.operations import Call, Operations, builder, perform
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
 from services.common.schemas import Address, OperationOut, respond
 from services.operator.disbursements import (
@@ -682,3 +683,75 @@ def reclaim(
 def _reclaim(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     _, bid = _bid(ctx, req["ref"])
     return Call(ctx.operator, ctx.disburse.contract.functions.reclaim(bid))
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+class BatchItem(BaseModel):
+    """A batch as a listing shows it (its record here; ``GET /{reference}`` adds the chain's figures)."""
+
+    reference: str
+    batch_id: str
+    payer: str
+    purpose: str
+    mode: str
+    status: str
+    total_fen: int
+    ends_at: int
+    rows_total: int
+    rows_done: int
+    error: str | None
+    created_at: datetime
+
+
+BATCH_STATUSES = Literal["draft", "ready", "approved", "executing", "executed", "closed", "cancelled"]
+
+
+@router.get("", summary="List and search disbursement batches")
+def list_disbursements(
+    ctx: CtxDep,
+    key: PayrollReaderKey,
+    paging: Paging,
+    payer: Annotated[Address | None, Query()] = None,
+    status: Annotated[BATCH_STATUSES | None, Query()] = None,
+    purpose: Annotated[str | None, Query(pattern=PURPOSE)] = None,
+) -> Page[BatchItem]:
+    """The batches, by reference. The reader roles list every batch; a checker only those of the
+    payers it is an officer of (the single read's rule, ``_readable``)."""
+    q = select(Disbursement)
+    if payer is not None:
+        q = q.where(Disbursement.payer == payer)
+    if status is not None:
+        q = q.where(Disbursement.status == status)
+    if purpose is not None:
+        q = q.where(Disbursement.purpose == purpose)
+    keep = None
+    if key.role == Role.CHECKER:
+        officers: dict[str, bool] = {}
+
+        def keep(row: Disbursement) -> bool:
+            if row.payer not in officers:
+                officers[row.payer] = row.payer == key.wallet or officer_of_payer(ctx, key, row.payer)
+            return officers[row.payer]
+
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, Disbursement.ref, paging, "disbursements", keep=keep)
+    items = [
+        BatchItem(
+            reference=r.ref,
+            batch_id=r.batch_id,
+            payer=r.payer,
+            purpose=r.purpose,
+            mode=r.mode,
+            status=r.status,
+            total_fen=r.total_fen,
+            ends_at=r.ends_at,
+            rows_total=r.rows_total,
+            rows_done=r.rows_done,
+            error=r.error,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+    return Page[BatchItem](items=items, next_cursor=cursor, limit=paging.limit)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import segno
 from eth_abi import decode as abi_decode
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from hexbytes import HexBytes
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select, update
@@ -47,6 +47,7 @@ from services.common.operations import (
     perform,
     request_hash,
 )
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
 from services.common.schemas import Address
 from services.operator.schemas import Strict
@@ -726,3 +727,44 @@ def _pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
         return Call(holder, fn)
     fn = ctx.cash.cash.functions.transfer(req["merchant"], req["amount_fen"])
     return Call(ctx.custodial(req["payer"]), fn)
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+@router.get("", summary="List and search payment codes")
+def list_codes(
+    ctx: CtxDep,
+    key: ApiKeyDep,
+    paging: Paging,
+    merchant: Annotated[Address | None, Query()] = None,
+    status: Annotated[Literal["active", "paying", "paid", "expired"] | None, Query()] = None,
+    reference: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="the bill reference")
+    ] = None,
+    kind: Annotated[Literal["static", "dynamic"] | None, Query()] = None,
+) -> Page[CodeOut]:
+    """The codes, by id, each as ``GET /v1/payment-codes/{code_id}`` reads it. The same readers: the
+    operator, the auditor, the regulator; a merchant key its own codes only (another merchant's
+    filter is refused, as a read of its code is)."""
+    if key.role == Role.MERCHANT:
+        merchant = merchant or key.wallet
+    _may_act_for(key, merchant or "", Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)
+    q = select(PaymentCode)
+    if merchant is not None:
+        q = q.where(PaymentCode.merchant == merchant)
+    if reference is not None:
+        q = q.where(PaymentCode.reference == reference)
+    if kind is not None:
+        q = q.where(PaymentCode.kind == kind)
+    outs: dict[str, CodeOut] = {}
+
+    def out(row: PaymentCode) -> CodeOut:
+        if row.id not in outs:
+            outs[row.id] = _out(ctx, row.id)
+        return outs[row.id]
+
+    keep = None if status is None else (lambda row: out(row).status == status)
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, PaymentCode.id, paging, "payment-codes", keep=keep)
+    return Page[CodeOut](items=[out(r) for r in rows], next_cursor=cursor, limit=paging.limit)

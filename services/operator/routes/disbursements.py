@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from chain.clients.disburse import Officer, Row, batch_id, batch_ref, merkle_tree, purpose_tag
 from services.common.context import ServiceContext
@@ -380,6 +380,7 @@ def _create(
         "rows_sha256": digest,
         "root": "0x" + tree.root.hex() if tree else None,
     }
+    _discard_failed_draft(ctx, meta.reference)  # one whose creation failed after a 202 frees its reference
     with ctx.db.session() as s:
         replay = s.scalar(
             select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
@@ -437,7 +438,11 @@ def _create(
             s.commit()
         return {}
 
-    op, _ = perform(ops, "disburse.create", key, idem, request, target=meta.reference, prepare=prepare)
+    try:
+        op, _ = perform(ops, "disburse.create", key, idem, request, target=meta.reference, prepare=prepare)
+    except Problem:
+        _discard_failed_draft(ctx, meta.reference)  # refused on chain: nothing stays, the reference is free
+        raise
     if op.status != "confirmed":
         response.status_code = 202
         return _out(ctx, meta.reference, op.id)
@@ -463,6 +468,32 @@ def _create(
             s.commit()
     response.status_code = 201
     return _out(ctx, meta.reference, op.id)
+
+
+def _discard_failed_draft(ctx: ServiceContext, ref: str) -> None:
+    """Delete a draft (and its rows) that no live creation names: its ``disburse.create`` failed
+    (refused on chain, e.g. a personal wallet as payer), so nothing of it is on chain and it could
+    never be approved or cancelled; deleting it frees the reference. A draft whose creation is
+    pending or confirmed, and a batch past draft, are left alone (the same reference's new batch too)."""
+    with ctx.db.session() as s:
+        row = s.get(Disbursement, ref, with_for_update=True)
+        if row is None or row.status != "draft":
+            return
+        live = s.scalar(
+            select(Operation.id)
+            .where(
+                Operation.kind == "disburse.create",
+                Operation.status != "failed",
+                Operation.request["ref"].as_string() == ref,
+                Operation.request["batch_id"].as_string() == row.batch_id,
+            )
+            .limit(1)
+        )
+        if live is not None:
+            return
+        s.execute(delete(DisbursementRow).where(DisbursementRow.ref == ref))
+        s.delete(row)
+        s.commit()
 
 
 def _rows(ctx: ServiceContext, ref: str, chunk: int) -> list[DisbursementRow]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chain.clients.hardwallet import MAX_BATCH
 from services.common.schemas import Address, AmountFen, OperationOut, Strict
@@ -119,6 +119,10 @@ class AccessPointIn(Strict):
 
 
 class GrantIn(Strict):
+    """Exactly one of ``holder`` and ``form`` (the schema says at least one property)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
     holder: Address | None = Field(default=None, description="this holder's cards")
     form: Form | None = Field(default=None, description="every card of this form")
 

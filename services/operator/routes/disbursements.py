@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, insert, select
@@ -617,10 +617,16 @@ def _set_status(ctx: ServiceContext, ref: str, status: str) -> None:
 
 @router.post("/{reference}/execute", status_code=202)
 def execute(
-    reference: Reference, body: ExecuteIn, request: Request, ctx: CtxDep, key: OperatorKey
+    reference: Reference,
+    request: Request,
+    ctx: CtxDep,
+    key: OperatorKey,
+    body: Annotated[ExecuteIn | None, Body()] = None,
 ) -> BatchOut:
     """Start paying an approved batch in the background; poll the batch for progress. Each chunk
-    is its own idempotent operation, so calling this again (or a restart) resumes, never repays."""
+    is its own idempotent operation, so calling this again (or a restart) resumes, never repays.
+    The body is optional (``{"push": "custodial"}`` for Merkle batches)."""
+    body = body or ExecuteIn()
     b = _batch(ctx, reference)
     if b.status not in ("approved", "executing", "executed"):
         raise Problem(409, "batch-not-approved", "The batch is not approved", f"its status is {b.status}")

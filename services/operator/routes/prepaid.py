@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -132,16 +132,17 @@ def _close(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 @router.post("/merchants/{merchant}/refunds", responses={202: {"model": OperationOut}})
 def refund_merchant_packages(
     merchant: Address,
-    body: RefundPageIn,
     ops: OpsDep,
     key: OperatorOrRegulatorKey,
     idem: IdempotencyKey,
     response: Response,
+    body: Annotated[RefundPageIn | None, Body()] = None,
 ) -> OperationOut:
     """Push refunds for one page (at most 100) of a closed or expired merchant's packages. Call it
     page by page (offset 0, 100, ...) until the merchant's package count; a refund the token refuses
     (consumer frozen, at its balance cap) is deferred (``RefundDeferred`` with the token's error
-    selector) and stays refundable: call again later."""
+    selector) and stays refundable: call again later. No body: the first page."""
+    body = body or RefundPageIn()
     op, _ = perform(
         ops, "prepaid.refund_batch", key, idem, {"merchant": merchant, **body.model_dump()}, target=merchant
     )

@@ -68,12 +68,12 @@ def only(*allow: str, own: tuple[str, ...] = (), why: str = "") -> Rule:
 
 
 PUBLIC = Rule(public=True)
-# FastAPI's own routes, on both apps.
+# FastAPI's own routes and the offline /docs, on both apps.
 FASTAPI_ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs/static/{asset}"): PUBLIC,  # Swagger UI's own files (services/common/docs.py)
 }
 OWN_OPERATIONS = only(
     *READERS,

@@ -53,7 +53,7 @@ from services.common.models import ApiKey, ChainEvent, Operation
 from services.common.operations import Call, Operations, builder, perform
 from services.common.paging import DEFAULT_LIMIT, Page, Paging, paginate, paginate_list
 from services.common.problems import Problem
-from services.common.schemas import Address, AmountFen, OperationOut, event_arg, respond
+from services.common.schemas import Address, AmountFen, OperationOut, event_arg, example, respond
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/collectives", tags=["collectives"])
@@ -137,6 +137,20 @@ class RulesIn(Strict):
 
 
 class CollectiveIn(RulesIn, YearIn):
+    model_config = example(
+        {
+            "name": "清水村股份经济合作社",
+            "officers": [
+                {"account": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "role": "committee"},
+                {"account": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "role": "treasurer"},
+            ],
+            "tiers": [{"max_amount_fen": 500_000, "committee": 1}],
+            "proposal_lifetime_s": 2_592_000,
+            "year": 2026,
+            "lines": [{"name": "roads", "budget_fen": 10_000_000}],
+        }
+    )
+
     name: str = Field(min_length=1, max_length=200, description="only its SHA-256 goes on chain")
     officers: list[OfficerIn] = Field(min_length=1, max_length=16)
 
@@ -160,6 +174,15 @@ class ReasonIn(Strict):
 
 
 class ProposalIn(Strict):
+    model_config = example(
+        {
+            "payee": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+            "amount_fen": 120_000,
+            "line": 0,
+            "purpose": "gravel for the east road",
+        }
+    )
+
     payee: Address
     amount_fen: AmountFen = Field(lt=2**128)
     line: int = Field(ge=0, le=7, description="budget line of the current year")

@@ -31,7 +31,7 @@ from services.common.models import ApiKey, Disbursement, DisbursementRow, Operat
 from services.common.operations import Call, Operations, builder, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, OperationOut, respond
+from services.common.schemas import Address, OperationOut, example, respond
 from services.operator.disbursements import (
     RawRow,
     Runner,
@@ -65,6 +65,20 @@ class BatchMeta(Strict):
 
 
 class BatchIn(BatchMeta):
+    model_config = example(
+        {
+            "reference": "payroll-2026-05",
+            "payer": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "purpose": "salary",
+            "ends_at": "2026-06-30T23:59:59+08:00",
+            "unit": "yuan",
+            "rows": [
+                {"recipient": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "amount": "4500.00"},
+                {"identity": "110101199003077777", "amount": "3800.50"},
+            ],
+        }
+    )
+
     unit: Literal["fen", "yuan"] = Field(description="the unit of every row's amount; no default")
     rows: list[dict[str, Any]] = Field(
         max_length=100_000,

@@ -49,7 +49,7 @@ from services.common.operations import (
 )
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address
+from services.common.schemas import Address, example
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/payment-codes", tags=["payment codes"])
@@ -60,6 +60,14 @@ MAX_DYNAMIC_S = 7 * 86_400
 
 
 class CodeIn(Strict):
+    model_config = example(
+        {
+            "merchant": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "amount_fen": 3_850,
+            "reference": "bill-0042",
+        }
+    )
+
     merchant: Address
     amount_fen: int | None = Field(default=None, gt=0, lt=2**63, description="a bill: the code is dynamic")
     reference: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")

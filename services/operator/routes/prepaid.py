@@ -29,7 +29,7 @@ from services.common.models import ApiKey, ChainEvent
 from services.common.operations import Call, builder, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
-from services.common.schemas import Address, AmountFen, OperationOut, event_arg, respond
+from services.common.schemas import Address, AmountFen, OperationOut, event_arg, example, respond
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/prepaid", tags=["prepaid"])
@@ -46,6 +46,17 @@ class EnrolIn(Strict):
 
 
 class PackageIn(Strict):
+    model_config = example(
+        {
+            "consumer": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "merchant": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "sessions": 10,
+            "unit_price_fen": 10_000,
+            "expires_at": "2026-12-31T23:59:59+08:00",
+            "cancellation_fee_fen": 5_000,
+        }
+    )
+
     consumer: Address
     merchant: Address
     sessions: int = Field(ge=1, le=MAX_SESSIONS)

@@ -41,7 +41,7 @@ from services.common.models import ApiKey, ChainEvent, VoucherLeaf
 from services.common.operations import Call, Operations, builder, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, OperationOut, event_arg, respond
+from services.common.schemas import Address, OperationOut, event_arg, example, respond
 from services.operator.disbursements import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.routes.wallets import identity_hash
 from services.operator.schemas import Strict
@@ -53,6 +53,21 @@ MODES = {"grant-list": Mode.GRANT_LIST, "open-enrolment": Mode.OPEN_ENROLMENT}
 
 
 class ProgrammeIn(Strict):
+    model_config = example(
+        {
+            "issuer": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "name": "春季消费券",
+            "mode": "grant-list",
+            "budget_fen": 10_000_000,
+            "per_person_cap_fen": 20_000,
+            "starts_at": "2026-04-01T00:00:00+08:00",
+            "expires_at": "2026-04-30T23:59:59+08:00",
+            "categories": [5411, 5812],
+            "min_bill_fen": 10_000,
+            "discount_fen": 2_000,
+        }
+    )
+
     issuer: Address = Field(description="custodial institution wallet that funds the budget")
     name: str = Field(min_length=1, max_length=32, description="e.g. 'Xiangcheng spring vouchers'")
     mode: Literal["grant-list", "open-enrolment"]

@@ -143,24 +143,16 @@ def paginate(
 
 
 def paginate_list(
-    items: Sequence[Any], key: Callable[[Any], int | str], paging: PageQuery, listing: str
+    items: Sequence[Any],
+    key: Callable[[Any], Any],
+    paging: PageQuery,
+    listing: str,
+    kind: type[int] | type[str] = int,
 ) -> tuple[list[Any], str | None]:
-    """:func:`paginate` for a list already in memory (ids read from the chain), in ``key`` order;
-    ``items`` hold only what the filters kept."""
-    ordered = sorted(items, key=key)
-    kind: type[str] | type[int] = int if ordered and isinstance(key(ordered[0]), int) else str
-    after = decode_cursor(listing, paging.cursor, kind) if ordered else _any_cursor(listing, paging.cursor)
-    rest = [i for i in ordered if after is None or key(i) > after]  # type: ignore[operator]
+    """:func:`paginate` for a list already in memory (ids read from the chain), in ``key`` order
+    (ids of type ``kind``); ``items`` hold only what the filters kept."""
+    after = decode_cursor(listing, paging.cursor, kind)
+    rest = [i for i in sorted(items, key=key) if after is None or key(i) > after]
     page = rest[: paging.limit]
     more = len(rest) > paging.limit
     return page, encode_cursor(listing, key(page[-1])) if more else None
-
-
-def _any_cursor(listing: str, cursor: str | None) -> None:
-    """An empty listing still refuses a cursor that does not decode."""
-    if cursor is None:
-        return
-    try:
-        decode_cursor(listing, cursor, int)
-    except Problem:
-        decode_cursor(listing, cursor, str)

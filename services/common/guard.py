@@ -39,6 +39,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
+from services.common import i18n
 from services.common.logs import request_id as request_id_var
 from services.common.models import ApiKey
 from services.common.problems import PROBLEM_JSON, TYPE_PREFIX
@@ -112,9 +113,19 @@ class TokenBuckets:
         return wait
 
 
-def problem_response(status: int, slug: str, title: str, detail: str, rid: str) -> tuple[int, bytes]:
-    doc = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail, "request_id": rid}
-    return status, json.dumps(doc).encode()
+def problem_response(
+    status: int, slug: str, title: str, detail: str, rid: str, accept_language: str | None = None
+) -> tuple[int, bytes, str]:
+    """The guard's own problem answers, in the language the request prefers (services.common.i18n)."""
+    doc: dict[str, Any] = {
+        "type": TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": rid,
+    }
+    lang = i18n.answer_language(doc, accept_language)
+    return status, json.dumps(i18n.localize(doc, lang), ensure_ascii=False).encode(), lang
 
 
 class Guard:
@@ -165,8 +176,12 @@ class Guard:
         async def refuse(
             status: int, slug: str, title: str, detail: str, more: Sequence[tuple[bytes, bytes]] = ()
         ) -> None:
-            _, body = problem_response(status, slug, title, detail, rid)
-            start = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+            _, body, lang = problem_response(status, slug, title, detail, rid, headers.get("accept-language"))
+            start = [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"content-language", lang.encode()),
+            ]
             await send_with_headers(
                 {"type": "http.response.start", "status": status, "headers": [*start, *more]}
             )

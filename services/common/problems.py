@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.exceptions import ContractError, NodeUnavailable, TransactionTimeout
+from services.common import i18n
 
 log = logging.getLogger("xcpay.problems")
 
@@ -384,7 +385,11 @@ def _response(problem: Problem, request: Request) -> JSONResponse:
     rid = getattr(request.state, "request_id", None)  # set by the guard (services/common/guard.py)
     if rid:
         body["request_id"] = rid
-    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON)
+    lang = i18n.answer_language(body, request.headers.get("accept-language"))
+    i18n.localize(body, lang)
+    return JSONResponse(
+        body, status_code=problem.status, media_type=PROBLEM_JSON, headers={"Content-Language": lang}
+    )
 
 
 # SQLite's words for a database it cannot write or reach now; PostgreSQL's SQLSTATE classes for a

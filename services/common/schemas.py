@@ -119,3 +119,20 @@ def merkle_dump(tree: MerkleTree, root: str | None, filename: str) -> JSONRespon
             f"the committed root {root} is not the StandardMerkleTree root of the leaves",
         )
     return JSONResponse(tree.dump(), headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def event_arg(op: Any, event: str, arg: str) -> int | None:
+    """An integer argument of the first ``event`` of a confirmed operation's result (the id the
+    chain gave what the operation created), or None while the operation is not confirmed."""
+    if op.status != "confirmed" or not op.result:
+        return None
+    for e in op.result.get("events", []):
+        if e["name"] == event:
+            return int(e["args"][arg])
+    return None
+
+
+def example(body: dict[str, Any], **config: Any) -> ConfigDict:
+    """A request model's config with one example body (shown and sent by /docs' "Try it out");
+    unknown fields stay refused (``Strict``)."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [body]}, **config)  # type: ignore[typeddict-item]

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from pydantic import Field, model_validator
 from web3 import Web3
 
-from services.common import guard, problems
+from services.common import docs, guard, problems
 from services.common.context import ServiceContext
 from services.common.keys import authenticate
 from services.common.models import ApiKey
@@ -110,11 +110,14 @@ def create_app(settings: GatewaySettings, *, w3: Web3 | None = None, background:
         "cards are issued and loaded, doors ask for access, merchants pull quick-pay mandates. "
         "Amounts are integers in fen.",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by services.common.docs (offline)
+        redoc_url=None,  # ReDoc loads its script and fonts from CDNs
     )
     app.state.ctx = ctx
     app.state.ops = ops
     app.state.settings = settings
     problems.install(app)
+    docs.install(app)
     for router in ROUTERS:
         app.include_router(router)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chain.clients.hardwallet import MAX_BATCH
-from services.common.schemas import Address, AmountFen, OperationOut, Strict
+from services.common.schemas import Address, AmountFen, OperationOut, Strict, example
 
 Form = Literal["card", "sim", "wearable"]
 Hex32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
@@ -20,6 +20,10 @@ CANTEEN_MCC = 5812  # ISO 18245: eating places and restaurants
 
 
 class TerminalIn(Strict):
+    model_config = example(
+        {"merchant": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "location": "staff canteen, counter 1"}
+    )
+
     merchant: Address
     location: str = Field(min_length=1, max_length=200)
 
@@ -83,6 +87,14 @@ class UploadOut(BaseModel):
 
 
 class CardIn(Strict):
+    model_config = example(
+        {
+            "card": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+            "holder": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "form": "card",
+        }
+    )
+
     card: Address = Field(description="the address of the key inside the card's secure element")
     holder: Address = Field(description="the holder's registered personal wallet")
     form: Form = "card"
@@ -119,6 +131,10 @@ class AccessPointIn(Strict):
 
 
 class GrantIn(Strict):
+    """Exactly one of ``holder`` and ``form`` (the schema says at least one property)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
     holder: Address | None = Field(default=None, description="this holder's cards")
     form: Form | None = Field(default=None, description="every card of this form")
 
@@ -165,6 +181,16 @@ class DecisionOut(BaseModel):
 
 
 class MandateIn(Strict):
+    model_config = example(
+        {
+            "holder": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "merchant": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "per_payment_cap_fen": 5_000,
+            "daily_cap_fen": 20_000,
+            "expires_at": 1798761600,
+        }
+    )
+
     holder: Address = Field(description="a custodial wallet: the service signs the grant for it")
     merchant: Address
     per_payment_cap_fen: int = Field(gt=0, lt=2**128)

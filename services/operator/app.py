@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from web3 import Web3
 
-from services.common import guard, problems
+from services.common import docs, guard, problems
 from services.common.context import ServiceContext
 from services.common.indexer import Indexer, insert_events
 from services.common.keys import authenticate, ensure_admin
@@ -127,12 +127,15 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
         version="0.1.0",
         description="Operator API of the xcpay programmable-payments platform. Amounts are integers in fen.",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by services.common.docs (offline)
+        redoc_url=None,  # ReDoc loads its script and fonts from CDNs
     )
     app.state.ctx = ctx
     app.state.ops = ops
     app.state.indexer = indexer
     app.state.runner = runner
     problems.install(app)
+    docs.install(app)
     for router in ROUTERS:
         app.include_router(router)
 

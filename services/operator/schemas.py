@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.keys import Role
-from services.common.schemas import Address, AmountFen, OperationOut, Strict
+from services.common.schemas import Address, AmountFen, OperationOut, Strict, example
 
 
 class ApiKeyIn(Strict):
@@ -66,6 +66,10 @@ class ApiKeyInfo(BaseModel):
 
 
 class WalletIn(Strict):
+    model_config = example(
+        {"kind": "personal", "tier": 3, "display_name": "张三", "identity": "110101199003077777"}
+    )
+
     kind: Literal["personal", "merchant", "institution"]
     tier: int = Field(ge=1, le=4)
     display_name: str = Field(min_length=1, max_length=200)
@@ -133,6 +137,8 @@ class WalletOut(BaseModel):
 
 
 class IssuanceIn(Strict):
+    model_config = example({"to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "amount_fen": 100_000})
+
     to: Address
     amount_fen: AmountFen
 
@@ -149,7 +155,14 @@ class TransferIn(Strict):
     to: Address
     amount_fen: AmountFen
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = example(
+        {
+            "from": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "to": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "amount_fen": 2_500,
+        },
+        populate_by_name=True,
+    )
 
 
 class WalletRef(Strict):

@@ -246,9 +246,9 @@ class TestTerminals:
     def test_a_canteen_terminal_is_a_merchant_of_the_canteen_category(self, gateway: Gateway) -> None:
         canteen = gateway.merchant(category=5812)
         terminal_id, _ = gateway.terminal(canteen, "staff canteen")
-        r = gateway.get("operator", "/v1/terminals?category=5812")
+        r = gateway.get("operator", "/v1/terminals?category=5812&limit=200")
         assert r.status_code == 200
-        found = {t["id"]: t for t in r.json()}
+        found = {t["id"]: t for t in r.json()["items"]}
         assert found[terminal_id]["canteen"] and found[terminal_id]["merchant"] == canteen
         person = gateway.wallet()
         r = gateway.post("operator", "/v1/terminals", {"merchant": person, "location": "x"})

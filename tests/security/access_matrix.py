@@ -68,12 +68,12 @@ def only(*allow: str, own: tuple[str, ...] = (), why: str = "") -> Rule:
 
 
 PUBLIC = Rule(public=True)
-# FastAPI's own routes, on both apps.
+# FastAPI's own routes and the offline /docs, on both apps.
 FASTAPI_ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs/static/{asset}"): PUBLIC,  # Swagger UI's own files (services/common/docs.py)
 }
 OWN_OPERATIONS = only(
     *READERS,
@@ -98,6 +98,14 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     # wallets and cash
     ("POST", "/v1/wallets"): only(OPERATOR),
     ("GET", "/v1/wallets/{address}"): only(*READERS, own=BOUND),
+    # listings: a bound key lists its own things only (the single read's rule, as a filter)
+    ("GET", "/v1/wallets"): only(*READERS, own=BOUND),
+    ("GET", "/v1/operations"): OWN_OPERATIONS,
+    ("GET", "/v1/disbursements"): only(*READERS, own=(CHECKER,)),
+    ("GET", "/v1/voucher-programs"): only(OPERATOR, REGULATOR, AUDITOR),
+    ("GET", "/v1/prepaid/packages"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
+    ("GET", "/v1/collectives"): only(OPERATOR, REGULATOR, AUDITOR, own=(OFFICER,)),
+    ("GET", "/v1/payment-codes"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
     ("POST", "/v1/issuance"): only(OPERATOR),
     ("POST", "/v1/redemptions"): only(OPERATOR),
     ("POST", "/v1/transfers"): only(OPERATOR),
@@ -199,6 +207,7 @@ GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/offline-payments/{upload_id}"): only(OPERATOR, AUDITOR, own=(TERMINAL,)),
     # cards
     ("POST", "/v1/cards"): only(OPERATOR),
+    ("GET", "/v1/cards"): only(OPERATOR, REGULATOR, AUDITOR),
     ("GET", "/v1/cards/{card}"): only(OPERATOR, REGULATOR, AUDITOR),
     ("POST", "/v1/cards/{card}/loads"): only(OPERATOR),
     ("POST", "/v1/cards/{card}/report-lost"): only(OPERATOR),

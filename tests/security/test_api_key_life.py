@@ -35,7 +35,7 @@ def test_the_admin_lists_keys_without_the_keys(api: Api) -> None:
     created = _create(api, role="auditor").json()
     listed = api.admin.get("/v1/api-keys", params={"role": "auditor"})
     assert listed.status_code == 200
-    row = next(k for k in listed.json() if k["id"] == created["id"])
+    row = next(k for k in listed.json()["items"] if k["id"] == created["id"])
     assert row["prefix"] == created["key"][:8] and row["active"] and row["expires_at"] is None
     assert created["key"] not in listed.text and "key_hash" not in listed.text
     _problem(api.auditor.get("/v1/api-keys"), 403, "forbidden-role")
@@ -48,8 +48,10 @@ def test_a_revoked_key_is_refused_at_once_on_both_services(api: Api, gateway: Ga
     r = api.admin.post(f"/v1/api-keys/{created['id']}/revoke")
     assert r.status_code == 200 and r.json()["revoked"] and not r.json()["active"]
     _problem(auditor.get("/v1/audit/events"), 401, "invalid-api-key")  # the very next request
-    assert created["id"] not in [k["id"] for k in api.admin.get("/v1/api-keys").json()]
-    assert created["id"] in [k["id"] for k in api.admin.get("/v1/api-keys?include_revoked=true").json()]
+    assert created["id"] not in [k["id"] for k in api.admin.get("/v1/api-keys?limit=200").json()["items"]]
+    assert created["id"] in [
+        k["id"] for k in api.admin.get("/v1/api-keys?include_revoked=true&limit=200").json()["items"]
+    ]
     # the gateway (which shares the key table with the operator service in a deployment) reads the
     # key's row on every request too: a key revoked in its table is refused at its next request
     with gateway.ctx.db.session() as s:
@@ -64,7 +66,7 @@ def test_a_revoked_key_is_refused_at_once_on_both_services(api: Api, gateway: Ga
 
 
 def test_the_last_admin_key_cannot_be_revoked(api: Api) -> None:
-    admins = [k for k in api.admin.get("/v1/api-keys", params={"role": "admin"}).json()]
+    admins = [k for k in api.admin.get("/v1/api-keys", params={"role": "admin"}).json()["items"]]
     assert len(admins) == 1
     _problem(api.admin.post(f"/v1/api-keys/{admins[0]['id']}/revoke"), 409, "last-admin-key")
 

@@ -12,10 +12,11 @@ holder (``return-reserve``, anyone's call on chain).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
-from sqlalchemy import delete
+from fastapi import APIRouter, Query, Response
+from pydantic import Field
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from chain.clients.hardwallet import CardForm, CardStatus
@@ -25,6 +26,7 @@ from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey,
 from services.common.keys import Role
 from services.common.models import GatewayCard
 from services.common.operations import Call, builder, perform
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, contract_problem
 from services.common.schemas import Address, OperationOut, respond
 from services.gateway.schemas import CardIn, CardOut, LoadIn
@@ -34,10 +36,15 @@ router = APIRouter(prefix="/v1/cards", tags=["cards"])
 FORMS = {"card": CardForm.CARD, "sim": CardForm.SIM, "wearable": CardForm.WEARABLE}
 
 
-@router.post("", status_code=201, responses={202: {"model": OperationOut}})
+class CardIssuedOut(OperationOut):
+    card: str = Field(description="the card's address")
+    holder: str
+
+
+@router.post("", status_code=201, responses={202: {"model": CardIssuedOut}})
 def issue_card(
     body: CardIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
-) -> OperationOut:
+) -> CardIssuedOut:
     """Issue a card: register its key's address to the holder's personal wallet (operator)."""
 
     def prepare() -> dict[str, Any]:
@@ -59,7 +66,8 @@ def issue_card(
                 s.execute(delete(GatewayCard).where(GatewayCard.address == body.card))
                 s.commit()
         raise
-    return respond(op, response, done_status=201)
+    out = respond(op, response, done_status=201)
+    return CardIssuedOut(**out.model_dump(), card=body.card, holder=body.holder)
 
 
 @builder("gateway.card.register")
@@ -158,3 +166,39 @@ def return_reserve(
 @builder("gateway.card.return_reserve")
 def _return_reserve(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     return Call(ctx.operator, ctx.hardwallet.contract.functions.returnReserve(req["card"]))
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+@router.get("")
+def list_cards(
+    ctx: CtxDep,
+    key: ApiKeyDep,
+    paging: Paging,
+    holder: Annotated[Address | None, Query()] = None,
+    form: Annotated[Literal["card", "sim", "wearable"] | None, Query()] = None,
+    status: Annotated[
+        Literal["active", "blocked", "lost", "closed"] | None, Query(description="on chain now")
+    ] = None,
+) -> Page[CardOut]:
+    """The cards the gateway issued, by card address, each as ``GET /v1/cards/{card}`` reads it
+    (the same readers: the operator, the auditor, the regulator)."""
+    if key.role not in (Role.OPERATOR, Role.AUDITOR, Role.REGULATOR):
+        raise Problem(403, "forbidden-role", "Only the operator, the auditor or the regulator read cards")
+    q = select(GatewayCard)
+    if holder is not None:
+        q = q.where(GatewayCard.holder == holder)
+    if form is not None:
+        q = q.where(GatewayCard.form == form)
+    outs: dict[str, CardOut] = {}
+
+    def out(row: GatewayCard) -> CardOut:
+        if row.address not in outs:
+            outs[row.address] = get_card(row.address, ctx, key)
+        return outs[row.address]
+
+    keep = None if status is None else (lambda row: out(row).status == status)
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, GatewayCard.address, paging, "cards", keep=keep)
+    return Page[CardOut](items=[out(r) for r in rows], next_cursor=cursor, limit=paging.limit)

@@ -25,7 +25,9 @@ from services.common.context import ServiceContext
 from services.common.deps import ApiKeyDep, CtxDep, OperatorKey, require
 from services.common.keys import Role, create_key
 from services.common.models import ApiKey, GatewayTerminal
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
+from services.common.schemas import Address
 from services.gateway.schemas import CANTEEN_MCC, TerminalIn, TerminalOut
 
 router = APIRouter(prefix="/v1/terminals", tags=["terminals"])
@@ -95,18 +97,19 @@ def register_terminal(body: TerminalIn, ctx: CtxDep, key: OperatorKey) -> Termin
 def list_terminals(
     ctx: CtxDep,
     _: OperatorKey,
-    merchant: str | None = None,
+    paging: Paging,
+    merchant: Annotated[Address | None, Query()] = None,
     category: Annotated[int | None, Query(ge=0, le=9999)] = None,
-) -> list[TerminalOut]:
-    """Terminals, optionally of one merchant or one category (``category=5812``: the canteens)."""
-    q = select(GatewayTerminal).order_by(GatewayTerminal.created_at)
+) -> Page[TerminalOut]:
+    """Terminals by id, optionally of one merchant or one category (``category=5812``: the canteens)."""
+    q = select(GatewayTerminal)
     if merchant is not None:
         q = q.where(GatewayTerminal.merchant == merchant)
     if category is not None:
         q = q.where(GatewayTerminal.category == category)
     with ctx.db.session() as s:
-        rows = s.scalars(q).all()
-    return [_out(ctx, r) for r in rows]
+        rows, cursor = paginate(s, q, GatewayTerminal.id, paging, "terminals")
+    return Page[TerminalOut](items=[_out(ctx, r) for r in rows], next_cursor=cursor, limit=paging.limit)
 
 
 def _get(ctx: ServiceContext, terminal_id: str) -> GatewayTerminal:

@@ -15,7 +15,9 @@ from services.common.context import ServiceContext
 from services.common.deps import AdminKey, ApiKeyDep, CtxDep
 from services.common.keys import Role, create_key
 from services.common.models import AccessPoint, ApiKey, GatewayTerminal, Wallet, utcnow
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
+from services.common.schemas import Address
 from services.operator.schemas import ApiKeyIn, ApiKeyInfo, ApiKeyOut
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
@@ -98,17 +100,22 @@ def create_api_key(body: ApiKeyIn, ctx: CtxDep, admin: AdminKey) -> ApiKeyOut:
 def list_api_keys(
     ctx: CtxDep,
     _: AdminKey,
+    paging: Paging,
     role: Annotated[Role | None, Query()] = None,
     include_revoked: bool = False,
-) -> list[ApiKeyInfo]:
-    """Every key (admin only): its id, prefix, role, wallet, expiry and state; never the key."""
-    q = select(ApiKey).order_by(ApiKey.id)
+    wallet: Annotated[Address | None, Query(description="keys that speak for this wallet")] = None,
+) -> Page[ApiKeyInfo]:
+    """Every key (admin only), by id: its id, prefix, role, wallet, expiry and state; never the key."""
+    q = select(ApiKey)
     if role is not None:
         q = q.where(ApiKey.role == str(role))
     if not include_revoked:
         q = q.where(ApiKey.revoked.is_(False))
+    if wallet is not None:
+        q = q.where(ApiKey.wallet == wallet)
     with ctx.db.session() as s:
-        return [_info(r) for r in s.scalars(q).all()]
+        rows, cursor = paginate(s, q, ApiKey.id, paging, "api-keys")
+        return Page[ApiKeyInfo](items=[_info(r) for r in rows], next_cursor=cursor, limit=paging.limit)
 
 
 def _revoke(ctx: ServiceContext, key_id: int) -> ApiKey:

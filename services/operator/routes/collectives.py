@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
@@ -51,8 +51,9 @@ from services.common.deps import (
 from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent, Operation
 from services.common.operations import Call, Operations, builder, perform
+from services.common.paging import DEFAULT_LIMIT, Page, Paging, paginate, paginate_list
 from services.common.problems import Problem
-from services.common.schemas import Address, AmountFen, OperationOut, respond
+from services.common.schemas import Address, AmountFen, OperationOut, event_arg, example, respond
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/collectives", tags=["collectives"])
@@ -85,6 +86,9 @@ PROPOSAL_EVENTS = (
     "ProposalCancelled",
     "ProposalExecuted",
 )
+ProposalStateName = Literal[
+    "pending", "timelocked", "executable", "executed", "rejected", "cancelled", "expired", "stale"
+]
 OPEN_STATES = (ProposalState.PENDING, ProposalState.TIMELOCKED, ProposalState.EXECUTABLE)
 
 
@@ -133,6 +137,20 @@ class RulesIn(Strict):
 
 
 class CollectiveIn(RulesIn, YearIn):
+    model_config = example(
+        {
+            "name": "清水村股份经济合作社",
+            "officers": [
+                {"account": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "role": "committee"},
+                {"account": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "role": "treasurer"},
+            ],
+            "tiers": [{"max_amount_fen": 500_000, "committee": 1}],
+            "proposal_lifetime_s": 2_592_000,
+            "year": 2026,
+            "lines": [{"name": "roads", "budget_fen": 10_000_000}],
+        }
+    )
+
     name: str = Field(min_length=1, max_length=200, description="only its SHA-256 goes on chain")
     officers: list[OfficerIn] = Field(min_length=1, max_length=16)
 
@@ -156,6 +174,15 @@ class ReasonIn(Strict):
 
 
 class ProposalIn(Strict):
+    model_config = example(
+        {
+            "payee": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+            "amount_fen": 120_000,
+            "line": 0,
+            "purpose": "gravel for the east road",
+        }
+    )
+
     payee: Address
     amount_fen: AmountFen = Field(lt=2**128)
     line: int = Field(ge=0, le=7, description="budget line of the current year")
@@ -311,7 +338,11 @@ class ProposalPage(BaseModel):
     year: int
     lines: list[LineOut] = Field(description="the current year's budget lines as the chain holds them")
     totals: list[LineTotal] = Field(description="every proposal counted by year and line")
-    proposals: list[ProposalOut]
+    proposals: list[ProposalOut] = Field(description="this page of the proposals (filters and paging)")
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` (same filters) for the next page; null: no more"
+    )
+    limit: int = DEFAULT_LIMIT
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -380,13 +411,7 @@ def _account(ctx: ServiceContext, signer: str) -> Any:
     return ctx.regulator if signer == "township" else ctx.custodial(signer)
 
 
-def _event_arg(op: Operation, event: str, arg: str) -> int | None:
-    if op.status != "confirmed" or not op.result:
-        return None
-    for e in op.result.get("events", []):
-        if e["name"] == event:
-            return int(e["args"][arg])
-    return None
+_event_arg = event_arg
 
 
 def _perform(
@@ -996,11 +1021,19 @@ def get_collective(
 
 @router.get("/{collective_id}/proposals")
 def list_proposals(
-    collective_id: CollectiveId, ctx: CtxDep, indexer: IndexerDep, key: CollectiveReaderKey
+    collective_id: CollectiveId,
+    ctx: CtxDep,
+    indexer: IndexerDep,
+    key: CollectiveReaderKey,
+    paging: Paging,
+    state: Annotated[ProposalStateName | None, Query(description="the state now")] = None,
+    payee: Annotated[Address | None, Query()] = None,
+    proposer: Annotated[Address | None, Query()] = None,
 ) -> ProposalPage:
-    """Every proposal of the collective, oldest first: its state now, who approved and when, its
-    times (proposed, ready, executable, expiry, closed), the purpose and evidence hashes and its
-    history of events; with totals by year and budget line."""
+    """The proposals of the collective by id, oldest first (cursor paging, filters): its state now,
+    who approved and when, its times (proposed, ready, executable, expiry, closed), the purpose and
+    evidence hashes and its history of events; with totals by year and budget line (always over
+    every proposal, whatever the filters)."""
     _readable(ctx, key, collective_id)
     c = ctx.collective.collective(collective_id)
     events = _proposal_events(ctx, indexer, collective_id)
@@ -1018,12 +1051,22 @@ def list_proposals(
     purposes = _texts(ctx, "collective.propose", "ProposalCreated", "proposalId", collective_id)
     clock = _Clock(ctx)
     proposals = [_proposal_out(ctx, pid, by_id[pid], purposes.get(pid, {}), line_names, clock) for pid in ids]
+    kept = [
+        p
+        for p in proposals
+        if (state is None or p.state == state)
+        and (payee is None or p.payee == payee)
+        and (proposer is None or p.proposer == proposer)
+    ]
+    page, cursor = paginate_list(kept, lambda p: p.id, paging, "proposals")
     return ProposalPage(
         collective_id=collective_id,
         year=c.year,
         lines=_lines_out(ctx, collective_id),
         totals=_totals(proposals, line_names),
-        proposals=proposals,
+        proposals=page,
+        next_cursor=cursor,
+        limit=paging.limit,
     )
 
 
@@ -1146,3 +1189,77 @@ def get_proposal(
     mine = [e for e in events if e.name != "BudgetLineSet" and e.args.get("proposalId") == proposal_id]
     purposes = _texts(ctx, "collective.propose", "ProposalCreated", "proposalId", collective_id)
     return _proposal_out(ctx, proposal_id, mine, purposes.get(proposal_id, {}), line_names, _Clock(ctx))
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+class CollectiveItem(BaseModel):
+    """A collective as a listing shows it; ``GET /{collective_id}`` has its lines, assets and income."""
+
+    id: int
+    name: str | None = Field(description="the name, when created through this service")
+    supervisor: str
+    frozen: bool
+    year: int
+    balance_fen: int
+    total_income_fen: int
+    total_paid_fen: int
+
+
+@router.get("", summary="List and search collectives")
+def list_collectives(
+    ctx: CtxDep,
+    indexer: IndexerDep,
+    key: CollectiveReaderKey,
+    paging: Paging,
+    name: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="part of the name, any case")
+    ] = None,
+    officer: Annotated[Address | None, Query(description="collectives this account is an officer of")] = None,
+    frozen: Annotated[bool | None, Query()] = None,
+) -> Page[CollectiveItem]:
+    """The collectives, by id (from the indexed ``CollectiveCreated`` events; the state from the
+    chain). The reader roles list every collective; an officer key those it is an officer of
+    (the single read's rule)."""
+    indexer.catch_up()
+    names = _texts(ctx, "collective.create", "CollectiveCreated", "collectiveId")
+    items: dict[int, CollectiveItem] = {}
+    officers: dict[int, dict[str, Any]] = {}
+
+    def officers_of(cid: int) -> dict[str, Any]:
+        if cid not in officers:
+            officers[cid] = ctx.collective.officers(cid)
+        return officers[cid]
+
+    def item(row: ChainEvent) -> CollectiveItem:
+        cid = int(row.args["collectiveId"])
+        if cid not in items:
+            c = ctx.collective.collective(cid)
+            items[cid] = CollectiveItem(
+                id=cid,
+                name=names.get(cid, {}).get("name"),
+                supervisor=c.supervisor,
+                frozen=c.frozen,
+                year=c.year,
+                balance_fen=c.balance,
+                total_income_fen=c.total_income,
+                total_paid_fen=c.total_paid,
+            )
+        return items[cid]
+
+    def keep(row: ChainEvent) -> bool:
+        cid = int(row.args["collectiveId"])
+        if key.role == Role.OFFICER and key.wallet not in officers_of(cid):
+            return False
+        if officer is not None and officer not in officers_of(cid):
+            return False
+        it = item(row)
+        return (frozen is None or it.frozen == frozen) and (
+            name is None or (it.name is not None and name.lower() in it.name.lower())
+        )
+
+    q = select(ChainEvent).where(ChainEvent.contract == CONTRACT, ChainEvent.name == "CollectiveCreated")
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, ChainEvent.id, paging, "collectives", keep=keep)
+    return Page[CollectiveItem](items=[item(r) for r in rows], next_cursor=cursor, limit=paging.limit)

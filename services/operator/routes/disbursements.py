@@ -10,11 +10,11 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from chain.clients.disburse import Officer, Row, batch_id, batch_ref, merkle_tree, purpose_tag
 from services.common.context import ServiceContext
@@ -30,8 +30,9 @@ from services.common.deps import (
 from services.common.keys import Role
 from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
 from services.common.operations import Call, Operations, builder, perform
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, OperationOut, merkle_dump, respond
+from services.common.schemas import Address, OperationOut, example, merkle_dump, respond
 from services.operator.disbursements import (
     RawRow,
     Runner,
@@ -65,6 +66,20 @@ class BatchMeta(Strict):
 
 
 class BatchIn(BatchMeta):
+    model_config = example(
+        {
+            "reference": "payroll-2026-05",
+            "payer": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "purpose": "salary",
+            "ends_at": "2026-06-30T23:59:59+08:00",
+            "unit": "yuan",
+            "rows": [
+                {"recipient": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "amount": "4500.00"},
+                {"identity": "110101199003077777", "amount": "3800.50"},
+            ],
+        }
+    )
+
     unit: Literal["fen", "yuan"] = Field(description="the unit of every row's amount; no default")
     rows: list[dict[str, Any]] = Field(
         max_length=100_000,
@@ -399,6 +414,7 @@ def _create(
         "rows_sha256": digest,
         "root": "0x" + tree.root.hex() if tree else None,
     }
+    _discard_failed_draft(ctx, meta.reference)  # one whose creation failed after a 202 frees its reference
     with ctx.db.session() as s:
         replay = s.scalar(
             select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
@@ -456,7 +472,11 @@ def _create(
             s.commit()
         return {}
 
-    op, _ = perform(ops, "disburse.create", key, idem, request, target=meta.reference, prepare=prepare)
+    try:
+        op, _ = perform(ops, "disburse.create", key, idem, request, target=meta.reference, prepare=prepare)
+    except Problem:
+        _discard_failed_draft(ctx, meta.reference)  # refused on chain: nothing stays, the reference is free
+        raise
     if op.status != "confirmed":
         response.status_code = 202
         return _out(ctx, meta.reference, op.id)
@@ -482,6 +502,32 @@ def _create(
             s.commit()
     response.status_code = 201
     return _out(ctx, meta.reference, op.id)
+
+
+def _discard_failed_draft(ctx: ServiceContext, ref: str) -> None:
+    """Delete a draft (and its rows) that no live creation names: its ``disburse.create`` failed
+    (refused on chain, e.g. a personal wallet as payer), so nothing of it is on chain and it could
+    never be approved or cancelled; deleting it frees the reference. A draft whose creation is
+    pending or confirmed, and a batch past draft, are left alone (the same reference's new batch too)."""
+    with ctx.db.session() as s:
+        row = s.get(Disbursement, ref, with_for_update=True)
+        if row is None or row.status != "draft":
+            return
+        live = s.scalar(
+            select(Operation.id)
+            .where(
+                Operation.kind == "disburse.create",
+                Operation.status != "failed",
+                Operation.request["ref"].as_string() == ref,
+                Operation.request["batch_id"].as_string() == row.batch_id,
+            )
+            .limit(1)
+        )
+        if live is not None:
+            return
+        s.execute(delete(DisbursementRow).where(DisbursementRow.ref == ref))
+        s.delete(row)
+        s.commit()
 
 
 def _rows(ctx: ServiceContext, ref: str, chunk: int) -> list[DisbursementRow]:
@@ -605,10 +651,16 @@ def _set_status(ctx: ServiceContext, ref: str, status: str) -> None:
 
 @router.post("/{reference}/execute", status_code=202)
 def execute(
-    reference: Reference, body: ExecuteIn, request: Request, ctx: CtxDep, key: OperatorKey
+    reference: Reference,
+    request: Request,
+    ctx: CtxDep,
+    key: OperatorKey,
+    body: Annotated[ExecuteIn | None, Body()] = None,
 ) -> BatchOut:
     """Start paying an approved batch in the background; poll the batch for progress. Each chunk
-    is its own idempotent operation, so calling this again (or a restart) resumes, never repays."""
+    is its own idempotent operation, so calling this again (or a restart) resumes, never repays.
+    The body is optional (``{"push": "custodial"}`` for Merkle batches)."""
+    body = body or ExecuteIn()
     b = _batch(ctx, reference)
     if b.status not in ("approved", "executing", "executed"):
         raise Problem(409, "batch-not-approved", "The batch is not approved", f"its status is {b.status}")
@@ -702,3 +754,75 @@ def reclaim(
 def _reclaim(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     _, bid = _bid(ctx, req["ref"])
     return Call(ctx.operator, ctx.disburse.contract.functions.reclaim(bid))
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+class BatchItem(BaseModel):
+    """A batch as a listing shows it (its record here; ``GET /{reference}`` adds the chain's figures)."""
+
+    reference: str
+    batch_id: str
+    payer: str
+    purpose: str
+    mode: str
+    status: str
+    total_fen: int
+    ends_at: int
+    rows_total: int
+    rows_done: int
+    error: str | None
+    created_at: datetime
+
+
+BATCH_STATUSES = Literal["draft", "ready", "approved", "executing", "executed", "closed", "cancelled"]
+
+
+@router.get("", summary="List and search disbursement batches")
+def list_disbursements(
+    ctx: CtxDep,
+    key: PayrollReaderKey,
+    paging: Paging,
+    payer: Annotated[Address | None, Query()] = None,
+    status: Annotated[BATCH_STATUSES | None, Query()] = None,
+    purpose: Annotated[str | None, Query(pattern=PURPOSE)] = None,
+) -> Page[BatchItem]:
+    """The batches, by reference. The reader roles list every batch; a checker only those of the
+    payers it is an officer of (the single read's rule, ``_readable``)."""
+    q = select(Disbursement)
+    if payer is not None:
+        q = q.where(Disbursement.payer == payer)
+    if status is not None:
+        q = q.where(Disbursement.status == status)
+    if purpose is not None:
+        q = q.where(Disbursement.purpose == purpose)
+    keep = None
+    if key.role == Role.CHECKER:
+        officers: dict[str, bool] = {}
+
+        def keep(row: Disbursement) -> bool:
+            if row.payer not in officers:
+                officers[row.payer] = row.payer == key.wallet or officer_of_payer(ctx, key, row.payer)
+            return officers[row.payer]
+
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, Disbursement.ref, paging, "disbursements", keep=keep)
+    items = [
+        BatchItem(
+            reference=r.ref,
+            batch_id=r.batch_id,
+            payer=r.payer,
+            purpose=r.purpose,
+            mode=r.mode,
+            status=r.status,
+            total_fen=r.total_fen,
+            ends_at=r.ends_at,
+            rows_total=r.rows_total,
+            rows_done=r.rows_done,
+            error=r.error,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+    return Page[BatchItem](items=items, next_cursor=cursor, limit=paging.limit)

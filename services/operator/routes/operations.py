@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import select
 
-from services.common.deps import ApiKeyDep, OpsDep, reader_or_owner
+from services.common.deps import READER_ROLES, ApiKeyDep, CtxDep, OpsDep, reader_or_owner
+from services.common.models import Operation
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
 
@@ -26,3 +29,33 @@ def get_operation(
     op = ops.get(operation_id)
     reader_or_owner(key, op.api_key_id == key.id)  # a merchant, officer or terminal: its own requests
     return OperationOut.model_validate(op, from_attributes=True)
+
+
+@router.get("", summary="List and search operations")
+def list_operations(
+    ctx: CtxDep,
+    key: ApiKeyDep,
+    paging: Paging,
+    kind: Annotated[
+        str | None, Query(max_length=32, pattern=r"^[a-z0-9_.-]+$", examples=["wallet.register"])
+    ] = None,
+    status: Annotated[Literal["pending", "confirmed", "failed"] | None, Query()] = None,
+    idempotency_key: Annotated[
+        str | None, Query(alias="key", min_length=1, max_length=200, description="the Idempotency-Key sent")
+    ] = None,
+) -> Page[OperationOut]:
+    """Operations, by id. The reader roles list everyone's; any other key only those it requested
+    (the single read's rule), so ``key`` finds one's own request by its Idempotency-Key."""
+    q = select(Operation)
+    if key.role not in READER_ROLES:
+        q = q.where(Operation.api_key_id == key.id)
+    if kind is not None:
+        q = q.where(Operation.kind == kind)
+    if status is not None:
+        q = q.where(Operation.status == status)
+    if idempotency_key is not None:
+        q = q.where(Operation.idempotency_key == idempotency_key)
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, Operation.id, paging, "operations")
+        items = [OperationOut.model_validate(r, from_attributes=True) for r in rows]
+    return Page[OperationOut](items=items, next_cursor=cursor, limit=paging.limit)

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 import segno
 from eth_abi import decode as abi_decode
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from hexbytes import HexBytes
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select, update
@@ -48,8 +48,9 @@ from services.common.operations import (
     perform,
     request_hash,
 )
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address
+from services.common.schemas import Address, example
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/payment-codes", tags=["payment codes"])
@@ -60,6 +61,14 @@ MAX_DYNAMIC_S = 7 * 86_400
 
 
 class CodeIn(Strict):
+    model_config = example(
+        {
+            "merchant": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "amount_fen": 3_850,
+            "reference": "bill-0042",
+        }
+    )
+
     merchant: Address
     amount_fen: int | None = Field(default=None, gt=0, lt=2**63, description="a bill: the code is dynamic")
     reference: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")
@@ -751,3 +760,44 @@ def _pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
         return Call(holder, fn)
     fn = ctx.cash.cash.functions.transfer(req["merchant"], req["amount_fen"])
     return Call(ctx.custodial(req["payer"]), fn)
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+@router.get("", summary="List and search payment codes")
+def list_codes(
+    ctx: CtxDep,
+    key: ApiKeyDep,
+    paging: Paging,
+    merchant: Annotated[Address | None, Query()] = None,
+    status: Annotated[Literal["active", "paying", "paid", "expired"] | None, Query()] = None,
+    reference: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="the bill reference")
+    ] = None,
+    kind: Annotated[Literal["static", "dynamic"] | None, Query()] = None,
+) -> Page[CodeOut]:
+    """The codes, by id, each as ``GET /v1/payment-codes/{code_id}`` reads it. The same readers: the
+    operator, the auditor, the regulator; a merchant key its own codes only (another merchant's
+    filter is refused, as a read of its code is)."""
+    if key.role == Role.MERCHANT:
+        merchant = merchant or key.wallet
+    _may_act_for(key, merchant or "", Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)
+    q = select(PaymentCode)
+    if merchant is not None:
+        q = q.where(PaymentCode.merchant == merchant)
+    if reference is not None:
+        q = q.where(PaymentCode.reference == reference)
+    if kind is not None:
+        q = q.where(PaymentCode.kind == kind)
+    outs: dict[str, CodeOut] = {}
+
+    def out(row: PaymentCode) -> CodeOut:
+        if row.id not in outs:
+            outs[row.id] = _out(ctx, row.id)
+        return outs[row.id]
+
+    keep = None if status is None else (lambda row: out(row).status == status)
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, PaymentCode.id, paging, "payment-codes", keep=keep)
+    return Page[CodeOut](items=[out(r) for r in rows], next_cursor=cursor, limit=paging.limit)

@@ -4,9 +4,9 @@ cancellation and refunds. Every money-moving call is an idempotent operation."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -27,8 +27,9 @@ from services.common.deps import (
 from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent
 from services.common.operations import Call, builder, perform
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
-from services.common.schemas import Address, AmountFen, EcdsaSignature, OperationOut, respond
+from services.common.schemas import Address, AmountFen, EcdsaSignature, OperationOut, event_arg, example, respond
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/prepaid", tags=["prepaid"])
@@ -45,6 +46,17 @@ class EnrolIn(Strict):
 
 
 class PackageIn(Strict):
+    model_config = example(
+        {
+            "consumer": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "merchant": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "sessions": 10,
+            "unit_price_fen": 10_000,
+            "expires_at": "2026-12-31T23:59:59+08:00",
+            "cancellation_fee_fen": 5_000,
+        }
+    )
+
     consumer: Address
     merchant: Address
     sessions: int = Field(ge=1, le=MAX_SESSIONS)
@@ -131,16 +143,17 @@ def _close(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 @router.post("/merchants/{merchant}/refunds", responses={202: {"model": OperationOut}})
 def refund_merchant_packages(
     merchant: Address,
-    body: RefundPageIn,
     ops: OpsDep,
     key: OperatorOrRegulatorKey,
     idem: IdempotencyKey,
     response: Response,
+    body: Annotated[RefundPageIn | None, Body()] = None,
 ) -> OperationOut:
     """Push refunds for one page (at most 100) of a closed or expired merchant's packages. Call it
     page by page (offset 0, 100, ...) until the merchant's package count; a refund the token refuses
     (consumer frozen, at its balance cap) is deferred (``RefundDeferred`` with the token's error
-    selector) and stays refundable: call again later."""
+    selector) and stays refundable: call again later. No body: the first page."""
+    body = body or RefundPageIn()
     op, _ = perform(
         ops, "prepaid.refund_batch", key, idem, {"merchant": merchant, **body.model_dump()}, target=merchant
     )
@@ -156,10 +169,14 @@ def _refund_batch(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 # -- packages --------------------------------------------------------------------------------
 
 
-@router.post("/packages", status_code=201, responses={202: {"model": OperationOut}})
+class PackageCreatedOut(OperationOut):
+    package_id: int | None = Field(default=None, description="the new package's id (null while pending)")
+
+
+@router.post("/packages", status_code=201, responses={202: {"model": PackageCreatedOut}})
 def create_package(
     body: PackageIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
-) -> OperationOut:
+) -> PackageCreatedOut:
     """A custodial consumer prepays a package (the service signs for the consumer)."""
     request = {**body.model_dump(exclude={"expires_at"}), "expires_at": _timestamp(body.expires_at)}
     if body.cancellation_fee_fen > body.sessions * body.unit_price_fen:
@@ -168,7 +185,8 @@ def create_package(
         )
     ctx.custodial(body.consumer)
     op, _ = perform(ops, "prepaid.prepay", key, idem, request, target=f"{body.consumer}->{body.merchant}")
-    return respond(op, response, done_status=201)
+    out = respond(op, response, done_status=201)
+    return PackageCreatedOut(**out.model_dump(), package_id=event_arg(op, "PackagePrepaid", "id"))
 
 
 @builder("prepaid.prepay")
@@ -359,3 +377,69 @@ def list_merchant_packages(
         "total": ctx.prepaid.package_count_of(merchant),
         "package_ids": ctx.prepaid.packages_of(merchant, offset, limit),
     }
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+class PackageItem(BaseModel):
+    """A package as a listing shows it; ``GET /packages/{package_id}`` adds its history."""
+
+    id: int
+    consumer: str
+    merchant: str
+    status: str
+    sessions: int
+    used: int
+    unit_price_fen: int
+    expires_at: int
+    held_fen: int
+
+
+@router.get("/packages", summary="List and search prepaid packages")
+def list_packages(
+    ctx: CtxDep,
+    indexer: IndexerDep,
+    key: ApiKeyDep,
+    paging: Paging,
+    merchant: Annotated[Address | None, Query()] = None,
+    consumer: Annotated[Address | None, Query()] = None,
+    status: Annotated[Literal["open", "consumed", "cancelled", "refunded"] | None, Query()] = None,
+) -> Page[PackageItem]:
+    """The packages, by id (from the indexed ``PackagePrepaid`` events; the state from the chain).
+    The same readers as a package's read: the operator, the regulator, the auditor; a merchant key
+    its own packages only (another merchant's filter is refused)."""
+    if key.role == Role.MERCHANT:
+        merchant = merchant or key.wallet
+    _visible(key, merchant)
+    indexer.catch_up()
+    items: dict[int, PackageItem] = {}
+
+    def item(row: ChainEvent) -> PackageItem:
+        pid = int(row.args["id"])
+        if pid not in items:
+            p = ctx.prepaid.package(pid)
+            items[pid] = PackageItem(
+                id=pid,
+                consumer=p.consumer,
+                merchant=p.merchant,
+                status=STATUS.get(int(p.status), "unknown"),
+                sessions=p.sessions,
+                used=p.used,
+                unit_price_fen=p.unit_price,
+                expires_at=p.expires_at,
+                held_fen=p.held,
+            )
+        return items[pid]
+
+    def keep(row: ChainEvent) -> bool:
+        if (merchant is not None and row.args.get("merchant") != merchant) or (
+            consumer is not None and row.args.get("consumer") != consumer
+        ):
+            return False
+        return status is None or item(row).status == status
+
+    q = select(ChainEvent).where(ChainEvent.contract == "PrepaidEscrow", ChainEvent.name == "PackagePrepaid")
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, ChainEvent.id, paging, "prepaid-packages", keep=keep)
+    return Page[PackageItem](items=[item(r) for r in rows], next_cursor=cursor, limit=paging.limit)

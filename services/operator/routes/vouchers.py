@@ -40,8 +40,9 @@ from services.common.deps import (
 from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent, VoucherLeaf
 from services.common.operations import Call, Operations, builder, perform
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, EcdsaSignature, OperationOut, merkle_dump, respond
+from services.common.schemas import Address, EcdsaSignature, OperationOut, event_arg, example, merkle_dump, respond
 from services.operator.disbursements import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.routes.wallets import identity_hash
 from services.operator.schemas import Strict
@@ -53,6 +54,21 @@ MODES = {"grant-list": Mode.GRANT_LIST, "open-enrolment": Mode.OPEN_ENROLMENT}
 
 
 class ProgrammeIn(Strict):
+    model_config = example(
+        {
+            "issuer": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "name": "春季消费券",
+            "mode": "grant-list",
+            "budget_fen": 10_000_000,
+            "per_person_cap_fen": 20_000,
+            "starts_at": "2026-04-01T00:00:00+08:00",
+            "expires_at": "2026-04-30T23:59:59+08:00",
+            "categories": [5411, 5812],
+            "min_bill_fen": 10_000,
+            "discount_fen": 2_000,
+        }
+    )
+
     issuer: Address = Field(description="custodial institution wallet that funds the budget")
     name: str = Field(min_length=1, max_length=32, description="e.g. 'Xiangcheng spring vouchers'")
     mode: Literal["grant-list", "open-enrolment"]
@@ -121,12 +137,17 @@ def _programme_exists(ctx: ServiceContext, pid: int) -> Any:
 # -- creating ----------------------------------------------------------------------------------
 
 
-@router.post("", status_code=201, responses={202: {"model": OperationOut}})
+class ProgrammeCreatedOut(OperationOut):
+    programme_id: int | None = Field(default=None, description="the new programme's id (null while pending)")
+    name: str = Field(description="the programme's name as text (the event holds it as bytes32)")
+
+
+@router.post("", status_code=201, responses={202: {"model": ProgrammeCreatedOut}})
 def create_programme(
     body: ProgrammeIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
-) -> OperationOut:
-    """Create and fund a programme (the custodial issuer approves and pays the budget). The
-    programme id is in the ``ProgrammeCreated`` event of the result."""
+) -> ProgrammeCreatedOut:
+    """Create and fund a programme (the custodial issuer approves and pays the budget). The answer
+    names the programme's id (``programme_id``, from its ``ProgrammeCreated`` event)."""
     ctx.custodial(body.issuer)
     request = {
         **body.model_dump(exclude={"starts_at", "expires_at"}),
@@ -138,7 +159,9 @@ def create_programme(
     except ValueError as exc:
         raise Problem(422, "invalid-request", "The request is invalid", str(exc)) from None
     op, _ = perform(ops, "voucher.create", key, idem, request, target=body.name)
-    return respond(op, response, done_status=201)
+    out = respond(op, response, done_status=201)
+    pid = event_arg(op, "ProgrammeCreated", "id")
+    return ProgrammeCreatedOut(**out.model_dump(), programme_id=pid, name=op.request["name"])
 
 
 @builder("voucher.create")
@@ -568,3 +591,88 @@ def holding(programme_id: ProgrammeId, holder: Address, ctx: CtxDep, key: ApiKey
         "returned_fen": h.returned,
         "balance_fen": h.balance,
     }
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+class ProgrammeItem(BaseModel):
+    """A programme as a listing shows it; ``GET /{programme_id}`` has its full report."""
+
+    id: int
+    name: str
+    issuer: str
+    mode: str
+    status: Literal["upcoming", "open", "expired", "closed"]
+    starts_at: int
+    expires_at: int
+    budget_fen: int
+    granted_fen: int
+    spent_fen: int
+    holders: int
+
+
+def _programme_item(pid: int, p: Any, now: int) -> ProgrammeItem:
+    if p.budget_returned:
+        status = "closed"
+    elif now >= p.expires_at:
+        status = "expired"
+    elif now < p.starts_at:
+        status = "upcoming"
+    else:
+        status = "open"
+    return ProgrammeItem(
+        id=pid,
+        name=name_text(p.name),
+        issuer=p.issuer,
+        mode={Mode.GRANT_LIST: "grant-list", Mode.OPEN_ENROLMENT: "open-enrolment"}.get(p.mode, "none"),
+        status=status,  # type: ignore[arg-type]
+        starts_at=p.starts_at,
+        expires_at=p.expires_at,
+        budget_fen=p.budget,
+        granted_fen=p.granted,
+        spent_fen=p.spent,
+        holders=p.holders,
+    )
+
+
+@router.get("", summary="List and search voucher programmes")
+def list_programmes(
+    ctx: CtxDep,
+    indexer: IndexerDep,
+    key: ApiKeyDep,
+    paging: Paging,
+    issuer: Annotated[Address | None, Query()] = None,
+    status: Annotated[Literal["upcoming", "open", "expired", "closed"] | None, Query()] = None,
+    name: Annotated[
+        str | None, Query(min_length=1, max_length=32, description="part of the name, any case")
+    ] = None,
+) -> Page[ProgrammeItem]:
+    """The programmes, by id (from the indexed ``ProgrammeCreated`` events; the state from the
+    chain). The same readers as the report: the operator, the regulator, the auditor."""
+    if key.role not in {Role.OPERATOR, Role.REGULATOR, Role.AUDITOR}:
+        raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
+    indexer.catch_up()
+    now = int(ctx.w3.eth.get_block("latest")["timestamp"])
+    items: dict[int, ProgrammeItem] = {}
+
+    def item(row: ChainEvent) -> ProgrammeItem:
+        pid = int(row.args["id"])
+        if pid not in items:
+            items[pid] = _programme_item(pid, ctx.vouchers.programme(pid), now)
+        return items[pid]
+
+    def keep(row: ChainEvent) -> bool:
+        it = item(row)
+        return (
+            (issuer is None or it.issuer == issuer)
+            and (status is None or it.status == status)
+            and (name is None or name.lower() in it.name.lower())
+        )
+
+    q = select(ChainEvent).where(
+        ChainEvent.contract == "VoucherProgrammes", ChainEvent.name == "ProgrammeCreated"
+    )
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, ChainEvent.id, paging, "voucher-programs", keep=keep)
+    return Page[ProgrammeItem](items=[item(r) for r in rows], next_cursor=cursor, limit=paging.limit)

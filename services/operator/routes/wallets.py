@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
-from sqlalchemy import select
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 
 from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Kind, Registration
 from services.common.context import ServiceContext
 from services.common.deps import (
+    READER_ROLES,
     ApiKeyDep,
     CtxDep,
     IdempotencyKey,
@@ -20,6 +23,7 @@ from services.common.deps import (
 )
 from services.common.models import Operation, Wallet
 from services.common.operations import Call, builder, perform, request_hash
+from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import Address, OperationOut, respond
 from services.operator.schemas import (
@@ -43,10 +47,14 @@ def identity_hash(pepper: str, identity: str) -> str:
     return "0x" + hmac.new(pepper.encode(), identity.encode(), hashlib.sha256).hexdigest()
 
 
-@router.post("", status_code=201, responses={202: {"model": OperationOut}})
+class WalletCreatedOut(OperationOut):
+    address: str | None = Field(default=None, description="the new wallet's address (also request.address)")
+
+
+@router.post("", status_code=201, responses={202: {"model": WalletCreatedOut}})
 def create_wallet(
     body: WalletIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
-) -> OperationOut:
+) -> WalletCreatedOut:
     """Register a person, merchant or institution. Custodial: the service creates the key in an
     encrypted keystore. Self-custody: the caller supplies the address."""
     request = body.model_dump(exclude={"identity", "address"})
@@ -81,7 +89,8 @@ def create_wallet(
         return {"address": address}
 
     op, _ = perform(ops, "wallet.register", key, idem, request, target=body.display_name, prepare=prepare)
-    return respond(op, response, done_status=201)
+    out = respond(op, response, done_status=201)
+    return WalletCreatedOut(**out.model_dump(), address=op.request.get("address"))
 
 
 @builder("wallet.register")
@@ -287,3 +296,85 @@ def get_wallet(address: Address, ctx: CtxDep, key: ApiKeyDep) -> WalletOut:
         spent_today_fen=spent,
         remaining_today_fen=remaining,
     )
+
+
+# -- listing (issue 21: find what you created) --------------------------------------------------
+
+
+class WalletItem(BaseModel):
+    """A wallet as a listing shows it: the operator's record and the chain's frozen flag."""
+
+    address: str
+    kind: str
+    tier: int
+    merchant_category: int
+    display_name: str
+    custody: str
+    frozen: bool
+    created_at: datetime
+
+
+@router.get("", summary="List and search wallets")
+def list_wallets(
+    ctx: CtxDep,
+    key: ApiKeyDep,
+    paging: Paging,
+    kind: Annotated[Literal["personal", "merchant", "institution"] | None, Query()] = None,
+    tier: Annotated[int | None, Query(ge=0, le=255)] = None,
+    identity: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="the identity given at registration, hashed as then (lookup by identity)",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="part of the display name, any case")
+    ] = None,
+    frozen: Annotated[bool | None, Query(description="frozen on chain now")] = None,
+    custody: Annotated[Literal["custodial", "self"] | None, Query()] = None,
+) -> Page[WalletItem]:
+    """The registered wallets, by address. The reader roles list every wallet; any other key only
+    its own (the single read's rule, ``reader_or_owner``). The identity is a query parameter, never
+    in the path, so the access log (which never writes the query) never holds it."""
+    q = select(Wallet)
+    if key.role not in READER_ROLES:
+        reader_or_owner(key, key.wallet is not None)  # a key that speaks for no wallet reads none
+        q = q.where(Wallet.address == key.wallet)
+    if kind is not None:
+        q = q.where(Wallet.kind == kind)
+    if tier is not None:
+        q = q.where(Wallet.tier == tier)
+    if identity is not None:
+        q = q.where(Wallet.identity_hash == identity_hash(ctx.settings.identity_pepper, identity))
+    if name is not None:
+        q = q.where(func.lower(Wallet.display_name).contains(name.lower(), autoescape=True))
+    if custody is not None:
+        q = q.where(Wallet.custody == custody)
+    states: dict[str, bool] = {}
+
+    def frozen_now(row: Wallet) -> bool:
+        if row.address not in states:
+            _, _, states[row.address], _, _ = ctx.cash.tx.call(
+                ctx.cash.registry.functions.walletOf(row.address)
+            )
+        return states[row.address]
+
+    keep = None if frozen is None else (lambda row: frozen_now(row) == frozen)
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, Wallet.address, paging, "wallets", keep=keep)
+    items = [
+        WalletItem(
+            address=r.address,
+            kind=r.kind,
+            tier=r.tier,
+            merchant_category=r.category,
+            display_name=r.display_name,
+            custody=r.custody,
+            frozen=frozen_now(r),
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+    return Page[WalletItem](items=items, next_cursor=cursor, limit=paging.limit)

@@ -29,7 +29,15 @@ from services.common.models import ApiKey, ChainEvent
 from services.common.operations import Call, builder, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
-from services.common.schemas import Address, AmountFen, EcdsaSignature, OperationOut, event_arg, example, respond
+from services.common.schemas import (
+    Address,
+    AmountFen,
+    EcdsaSignature,
+    OperationOut,
+    event_arg,
+    example,
+    respond,
+)
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/prepaid", tags=["prepaid"])

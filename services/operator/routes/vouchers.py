@@ -42,7 +42,15 @@ from services.common.models import ApiKey, ChainEvent, VoucherLeaf
 from services.common.operations import Call, Operations, builder, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, EcdsaSignature, OperationOut, event_arg, example, merkle_dump, respond
+from services.common.schemas import (
+    Address,
+    EcdsaSignature,
+    OperationOut,
+    event_arg,
+    example,
+    merkle_dump,
+    respond,
+)
 from services.operator.disbursements import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.routes.wallets import identity_hash
 from services.operator.schemas import Strict

@@ -17,6 +17,7 @@ from services.common.keys import authenticate, ensure_admin
 from services.common.models import ApiKey
 from services.common.operations import Operations
 from services.common.settings import Settings
+from services.common.webhooks import Deliverer
 from services.operator.disbursements import Runner
 from services.operator.routes import ROUTERS
 
@@ -55,6 +56,8 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     ops = Operations(ctx)
     indexer = Indexer(ctx)
     runner = Runner(ops)
+    # Sends the webhook outbox (the gateway's events too: they are in the shared database).
+    deliverer = Deliverer(ctx.db, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,12 +75,14 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
         loop = Background(ops, indexer, runner, settings) if background else None
         if loop:
             loop.start()
+            deliverer.start()
         runner.resume()  # disbursements a previous run left executing
         try:
             yield
         finally:
             if loop:
                 loop.stop()
+            deliverer.close()
             ctx.db.dispose()
 
     app = FastAPI(
@@ -90,6 +95,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     app.state.ops = ops
     app.state.indexer = indexer
     app.state.runner = runner
+    app.state.webhooks = deliverer
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
+from services.common import webhooks
 from services.common.deps import AuditorKey, CtxDep, IndexerDep
 from services.common.models import ChainEvent
 from services.operator.reconciliation import reconcile, render_html
@@ -72,6 +73,7 @@ async def reconciliation(
     or ``discrepancies`` (each listed). ``?format=html`` for a self-contained report."""
     await run_in_threadpool(indexer.catch_up)
     report = await run_in_threadpool(reconcile, ctx)
+    await run_in_threadpool(webhooks.note_verdict, ctx.db, report.as_dict())
     if format == "html":
         return HTMLResponse(render_html(report))
     return report.as_dict()

@@ -5,18 +5,14 @@ and PostgreSQL when present), the operator API over real HTTP."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +22,7 @@ from eth_account import Account
 from sqlalchemy import select
 from web3 import Web3
 
+from chain import devtools
 from chain.backends import in_process
 from chain.compiler import CompileResult
 from chain.deploy import deploy_all
@@ -36,6 +33,7 @@ from services.common.settings import Settings
 from services.operator.app import create_app
 from tests.databases import fresh_database
 from tests.processes import free_port
+from tests.receiver import Receiver, verify
 from tests.services.conftest import ADMIN_KEY, Api, ServerThread
 from tests.services.test_operator_api import assert_problem
 
@@ -49,59 +47,11 @@ FAST = {
 }
 
 
-# -- a receiver -------------------------------------------------------------------------------
-
-
-@dataclass
-class Receiver:
-    """A tiny HTTP server on a fixed port that records every POST; it can be down and come back."""
-
-    port: int = field(default_factory=free_port)
-    status: int = 200
-    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver().start()
     yield r
     r.stop()
-
-
-def verify(secret: str, header: str, body: bytes, tolerance_s: int = 300) -> bool:
-    """The README's verification, as a receiver writes it."""
-    parts = dict(p.split("=", 1) for p in header.split(","))
-    mac = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(mac, parts["v1"]) and abs(time.time() - int(parts["t"])) < tolerance_s
 
 
 def until(check: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
@@ -513,3 +463,33 @@ def test_a_changed_reconciliation_verdict_is_an_event_and_an_unchanged_one_is_no
 
 def _seconds(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
+
+
+def test_a_closed_voucher_programme_is_an_event_once(stack: Stack, receiver: Receiver) -> None:
+    """Last in the module: it moves the chain's clock."""
+    with stack.serve() as api:
+        hook = register(api.regulator, receiver.url, "voucher.programme_closed")
+        issuer = api.new_wallet(kind="institution", tier=1, name="commerce office")
+        assert api.post("operator", "/v1/issuance", {"to": issuer, "amount_fen": 100_000}).status_code == 200
+        now = int(api.w3.eth.get_block("latest")["timestamp"])
+        body = {
+            "issuer": issuer,
+            "name": "spring vouchers",
+            "mode": "grant-list",
+            "budget_fen": 50_000,
+            "per_person_cap_fen": 10_000,
+            "starts_at": datetime.fromtimestamp(now - 60, UTC).isoformat(),
+            "expires_at": datetime.fromtimestamp(now + 2 * 86_400, UTC).isoformat(),
+            "categories": [5812],
+        }
+        r = api.post("operator", "/v1/voucher-programs", body)
+        assert r.status_code == 201, r.text
+        (created,) = [e for e in r.json()["result"]["events"] if e["name"] == "ProgrammeCreated"]
+        pid = int(created["args"]["id"])
+        devtools.increase_time(api.w3, 3 * 86_400)
+        assert api.post("operator", f"/v1/voucher-programs/{pid}/close").status_code == 200
+        assert_problem(api.post("operator", f"/v1/voucher-programs/{pid}/close"), 409, "nothing-to-return")
+        [done] = until(lambda: deliveries(api.regulator, hook["id"], status="delivered"), "delivered")
+        data = done["payload"]
+        assert (data["programme_id"], data["issuer"], data["returned_budget_fen"]) == (pid, issuer, 50_000)
+        assert len(deliveries(api.regulator, hook["id"])) == 1 and len(receiver.got) == 1

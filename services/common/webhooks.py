@@ -231,7 +231,8 @@ def emit(session: Session, event_type: str, payload: dict[str, Any], parties: It
 
 def from_operation(session: Session, op: Operation) -> None:
     """The events of an operation that just confirmed (``op`` is in ``session``, not committed).
-    A payload it cannot build is logged and skipped: a webhook never keeps an operation pending."""
+    A payload it cannot build is logged and skipped, so a webhook does not keep an operation
+    pending (a database error fails the caller's transaction: the reconciler finishes it again)."""
     try:
         events = (op.result or {}).get("events", [])
         base = {"operation_id": op.id, "tx_hash": op.tx_hash, "block_number": op.block_number}

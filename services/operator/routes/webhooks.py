@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, Field
@@ -41,6 +41,7 @@ EventType = Literal[
     "card.blocked",
     "reconciliation.verdict_changed",
 ]
+assert set(get_args(EventType)) == set(webhooks.EVENTS)  # one list of events: webhooks.EVENTS
 MAX_ENDPOINTS_PER_KEY = 20
 
 

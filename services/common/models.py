@@ -416,3 +416,61 @@ class ReconciliationCheckpoint(Base):
     mode: Mapped[str] = mapped_column(String(16))
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- webhooks (services/common/webhooks.py) ------------------------------------------------------
+
+
+class WebhookEndpoint(Base):
+    """An HTTP(S) endpoint a key registered for some event types. ``secret`` is the HMAC key of
+    its signatures, encrypted (AES-256-GCM under a key derived from the keystore password): the
+    signer needs it in the clear, so it cannot be hashed like an API key. ``wallet``: the scope
+    of a key that speaks for one wallet (a merchant's); such an endpoint receives only events of
+    that wallet. ``created_by`` follows the key through rotation."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    secret: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    wallet: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one event for one endpoint, written in the same transaction as the event's own
+    record, so that no event is lost across a restart. ``due_ms`` (Unix milliseconds, compared in
+    SQL on every backend) is when the next attempt may start; ``claim`` is bumped by the worker
+    that takes it (compare-and-set), so two workers never send one attempt twice."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(36), index=True)  # the same for every endpoint
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # since it was (re)queued
+    due_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    claim: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: its answer's status code, or why there was none."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)

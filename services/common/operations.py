@@ -46,6 +46,7 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from chain.events import Event
 from chain.exceptions import ChainError, ContractError, NodeUnavailable
+from services.common import webhooks
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation
 from services.common.problems import Problem, contract_problem, jsonable, node_refusal
@@ -453,8 +454,12 @@ class Operations:
         if receipt is None:
             return op
         with self.ctx.db.session() as s:
-            row = s.get(Operation, op_id)
+            # Locked (PostgreSQL) and checked again: a second finisher (another thread, the other
+            # service) must not record the outcome, and queue its webhooks, twice.
+            row = s.get(Operation, op_id, with_for_update=True)
             assert row is not None
+            if row.status != "pending":
+                return row
             row.block_number = int(receipt["blockNumber"])
             if receipt["status"] == 1:
                 events = self.ctx.tx.events.decode_receipt(receipt)
@@ -468,6 +473,7 @@ class Operations:
                 }
                 if events and self.on_confirmed is not None:
                     self.on_confirmed(s, events)
+                webhooks.from_operation(s, row)  # its events' deliveries commit with it
             else:
                 err = self.ctx.tx.revert_error(op.tx_hash, receipt)
                 problem = (

@@ -128,6 +128,20 @@ class Settings(BaseSettings):
     # header is believed, so the client address in the rate limit and the access log is the peer's.
     trusted_proxies: str = ""
 
+    # Webhooks (services/common/webhooks.py). The hosts an endpoint may name, comma-separated
+    # (exact names or IP literals; "*" allows any): the operator's own network reaches only what
+    # is listed here (SSRF). The default allows this machine only, for the demo.
+    webhook_allowed_hosts: str = "localhost,127.0.0.1,::1"
+    # The delivery worker looks for due deliveries this often; each attempt waits at most
+    # ``webhook_timeout_s``. A failed attempt is retried after backoff * 2**(attempt-1) seconds,
+    # capped at ``webhook_backoff_max_s``; after ``webhook_max_attempts`` the delivery is failed
+    # (it can be replayed).
+    webhook_poll_s: float = Field(default=1.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_backoff_s: float = Field(default=10.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+    webhook_max_attempts: int = Field(default=10, ge=1, le=100)
+
     @property
     def reconciliation_refresh(self) -> float:
         """Seconds between background reconciliations, 0 for none (see ``reconciliation_refresh_s``)."""

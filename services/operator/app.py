@@ -17,6 +17,7 @@ from services.common.keys import authenticate, ensure_admin
 from services.common.models import ApiKey
 from services.common.operations import Operations
 from services.common.settings import Settings
+from services.common.webhooks import Deliverer
 from services.operator.disbursements import Runner
 from services.operator.routes import ROUTERS
 
@@ -91,6 +92,8 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     indexer = Indexer(ctx)
     ops.on_confirmed = insert_events  # its own transactions' events, decoded once, stored in bulk
     runner = Runner(ops)
+    # Sends the webhook outbox (the gateway's events too: they are in the shared database).
+    deliverer = Deliverer(ctx.db, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,6 +111,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
         loop = Background(ops, indexer, runner, settings) if background else None
         if loop:
             loop.start()
+            deliverer.start()
         refresh = settings.reconciliation_refresh
         audit = ReconciliationRefresh(ctx, indexer, refresh) if background and refresh > 0 else None
         if audit:
@@ -120,6 +124,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
                 audit.stop()
             if loop:
                 loop.stop()
+            deliverer.close()
             ctx.db.dispose()
 
     app = FastAPI(
@@ -134,6 +139,7 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     app.state.ops = ops
     app.state.indexer = indexer
     app.state.runner = runner
+    app.state.webhooks = deliverer
     problems.install(app)
     docs.install(app)
     for router in ROUTERS:

@@ -23,6 +23,7 @@ from typing import Any
 from eth_utils import is_checksum_address, to_checksum_address
 from sqlalchemy import bindparam, func, select, update
 
+from services.common import webhooks
 from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
 from services.common.operations import Operations, Submitted, submit
 from services.common.problems import Problem
@@ -332,6 +333,7 @@ class Runner:
             if row.status == "executing" and (left is None or row.mode == "merkle"):
                 row.status = "executed"
                 row.error = None
+                webhooks.disbursement_finished(s, row)
             s.commit()
 
     def _refused(self, ref: str, chunk: int, exc: Problem) -> tuple[str, str] | None:
@@ -429,6 +431,7 @@ class Runner:
             .values(status=bindparam("st"), reason=bindparam("rs"))
         )
         with self.ops.ctx.db.session() as s:
+            webhooks.disbursement_exceptions(s, ref, (u["i"] for u in updates if u["st"] == "exception"))
             s.connection().execute(stmt, updates)
             done = s.scalar(
                 select(func.count(DisbursementRow.id)).where(

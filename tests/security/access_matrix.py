@@ -81,6 +81,11 @@ OWN_OPERATIONS = only(
     why="the reader roles read every operation, any other key only those it requested",
 )
 
+OWN_WEBHOOKS = only(
+    own=(OPERATOR, REGULATOR, AUDITOR, MERCHANT),
+    why="a key reads, removes and replays only the webhook endpoints it registered",
+)
+
 OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     **FASTAPI_ROUTES,
     ("GET", "/healthz"): PUBLIC,
@@ -191,6 +196,14 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/audit/events"): only(AUDITOR),
     ("GET", "/v1/audit/reconciliation"): only(AUDITOR),
     ("GET", "/v1/audit/reconciliation/latest"): only(AUDITOR),
+    # webhooks: the reader roles and merchant keys register; every key manages its own endpoints only
+    ("POST", "/v1/webhooks"): only(OPERATOR, REGULATOR, AUDITOR, MERCHANT),
+    ("GET", "/v1/webhooks"): only(OPERATOR, REGULATOR, AUDITOR, MERCHANT),
+    ("GET", "/v1/webhooks/{endpoint_id}"): OWN_WEBHOOKS,
+    ("DELETE", "/v1/webhooks/{endpoint_id}"): OWN_WEBHOOKS,
+    ("GET", "/v1/webhooks/{endpoint_id}/deliveries"): OWN_WEBHOOKS,
+    ("GET", "/v1/webhooks/deliveries/{delivery_id}"): OWN_WEBHOOKS,
+    ("POST", "/v1/webhooks/deliveries/{delivery_id}/replay"): OWN_WEBHOOKS,
 }
 
 GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {

@@ -143,6 +143,8 @@ def operator_world(api: Api) -> Iterator[World]:
             "code_id": code,  # the code routes look the code up before they decide
             "operation_id": op.json()["id"],  # the operator's: another key's for the own check
             "key_id": MISSING,  # revoking or rotating a real key here would lock a column out
+            "endpoint_id": MISSING,
+            "delivery_id": MISSING,
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate

@@ -17,6 +17,7 @@ from services.operator.routes import (
     regulator,
     vouchers,
     wallets,
+    webhooks,
 )
 
 ROUTERS = [
@@ -35,5 +36,6 @@ ROUTERS = [
         audit,
         operations,
         dashboard,
+        webhooks,
     )
 ]

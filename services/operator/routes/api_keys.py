@@ -14,7 +14,7 @@ from services.common.audit import record
 from services.common.context import ServiceContext
 from services.common.deps import AdminKey, ApiKeyDep, CtxDep
 from services.common.keys import Role, create_key
-from services.common.models import AccessPoint, ApiKey, GatewayTerminal, Wallet, utcnow
+from services.common.models import AccessPoint, ApiKey, GatewayTerminal, Wallet, WebhookEndpoint, utcnow
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import Address
@@ -160,6 +160,10 @@ def rotate_api_key(key_id: KeyId, ctx: CtxDep, key: ApiKeyDep) -> ApiKeyOut:
         old.revoked, old.revoked_at = True, utcnow()
         for table in (GatewayTerminal, AccessPoint):  # a terminal or door reader keeps its identity
             s.execute(update(table).where(table.api_key_id == old.id).values(api_key_id=row.id))
+        # its webhook endpoints too (a revoked key's endpoints receive nothing)
+        s.execute(
+            update(WebhookEndpoint).where(WebhookEndpoint.created_by == old.id).values(created_by=row.id)
+        )
         s.commit()
         out = _out(row, clear)
     record(ctx.db, key, "api-key.rotate", f"key {key_id} -> key {out.id} role {out.role}", outcome="rotated")

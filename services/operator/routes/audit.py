@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
+from services.common import webhooks
 from services.common.deps import AuditorKey, CtxDep, IndexerDep
 from services.common.models import ChainEvent
 from services.common.problems import Problem
@@ -80,6 +81,7 @@ async def reconciliation(
     self-contained report."""
     await run_in_threadpool(indexer.catch_up)
     report = await run_in_threadpool(reconcile, ctx, full=full)
+    await run_in_threadpool(webhooks.note_verdict, ctx.db, report.as_dict())
     if format == "html":
         return HTMLResponse(render_html(report))
     return report.as_dict()

@@ -111,15 +111,16 @@ def registered(fresh: None, cash: CashClient, actors: Actors) -> Actors:
 
 
 # Hypothesis profiles for the per-family state machines (tests/properties; the all-families one has
-# its own, XCPAY_FUZZ). `fast` (`make test`): derandomized, the same few short sequences every run,
-# enough for every machine to reach every rule (XCPAY_RULE_REACH, tests/properties/conftest.py,
-# counts them). `audit` (`make audit`: HYPOTHESIS_PROFILE=audit): random sequences, many more and
-# longer, where the depth is.
+# its own, XCPAY_FUZZ). `fast` (`make test`): derandomized, the same few short sequences every run;
+# a machine may set its own sizes for it (tests.helpers.fast_profile_sizes: fewer where fewer still
+# reach every rule, more where the default does not). XCPAY_RULE_REACH (tests/properties/conftest.py)
+# counts the rules reached. `audit` (`make audit`: HYPOTHESIS_PROFILE=audit): random sequences,
+# many more and longer, where the depth is.
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "fast",
-    max_examples=4,
+    max_examples=6,
     stateful_step_count=20,
     derandomize=True,
     deadline=None,

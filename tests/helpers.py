@@ -19,3 +19,17 @@ def assert_reverts(call: Callable[[], Any], name: str, *args: Any) -> ContractEr
     if args:
         assert err.args_tuple == tuple(args), f"expected {name}{args}, got {err.signature}"
     return err
+
+
+def fast_profile_sizes(test_case: type, max_examples: int, steps: int) -> None:
+    """Under `make test`'s ``fast`` hypothesis profile (tests/conftest.py), run this state machine's
+    ``TestCase`` with these sizes instead of the profile's: the smallest, measured with
+    ``XCPAY_RULE_REACH``, at which its derandomized sequences reach every rule (hypothesis enables
+    a random subset of rules per sequence, so some machines need more sequences than others).
+    Other profiles (``audit``) keep their own sizes."""
+    from hypothesis import settings
+
+    if settings.get_current_profile_name() == "fast":
+        test_case.settings = settings(  # type: ignore[attr-defined]
+            settings.default, max_examples=max_examples, stateful_step_count=steps
+        )

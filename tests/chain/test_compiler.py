@@ -6,22 +6,32 @@ from pathlib import Path
 
 import pytest
 
-from chain.compiler import EVM_VERSION, SOLC_VERSION, compile_contracts, find_solc
+from chain.compiler import EVM_VERSION, SOLC_VERSION, CompileResult, compile_contracts, find_solc
 from chain.exceptions import CompilationError
 
 
-def test_compiles_every_family_with_the_pinned_compiler(tmp_path: Path) -> None:
-    result = compile_contracts(build_dir=tmp_path)
+@pytest.fixture(scope="module")
+def fresh_compile(tmp_path_factory: pytest.TempPathFactory) -> tuple[CompileResult, Path]:
+    """One compile of the whole tree into an empty build directory (the slowest step of this
+    module, several minutes on a loaded machine), shared by the two tests that need one."""
+    build_dir = tmp_path_factory.mktemp("build")
+    return compile_contracts(build_dir=build_dir), build_dir
+
+
+def test_compiles_every_family_with_the_pinned_compiler(fresh_compile: tuple[CompileResult, Path]) -> None:
+    result, _ = fresh_compile
     assert not result.from_cache
     assert {"WalletRegistry", "DigitalCash", "PlainERC20"} <= set(result.artifacts)
     assert result["DigitalCash"].bytecode.startswith("0x60")
     assert (SOLC_VERSION, EVM_VERSION) == ("0.8.30", "cancun")
 
 
-def test_second_compile_does_not_invoke_solc(tmp_path: Path) -> None:
-    first = compile_contracts(build_dir=tmp_path)
+def test_second_compile_does_not_invoke_solc(
+    fresh_compile: tuple[CompileResult, Path], tmp_path: Path
+) -> None:
+    first, build_dir = fresh_compile
     # A compiler that cannot run: if the cache were missed this call would fail.
-    second = compile_contracts(build_dir=tmp_path, solc_binary=tmp_path / "no-such-solc")
+    second = compile_contracts(build_dir=build_dir, solc_binary=tmp_path / "no-such-solc")
     assert second.from_cache
     assert second.cache_file == first.cache_file
     assert second["DigitalCash"].bytecode == first["DigitalCash"].bytecode

@@ -42,6 +42,7 @@ from chain.deploy import deploy_all
 from chain.exceptions import ContractError
 from chain.sender import TxResult
 from tests.conftest import identity
+from tests.helpers import fast_profile_sizes
 from wallets.hardwallet import CardRefused, HardWallet
 
 HOUR, DAY = 3_600, 86_400
@@ -356,3 +357,6 @@ class HardWalletMachine(RuleBasedStateMachine):
 
 
 TestHardWalletInvariants = HardWalletMachine.TestCase
+# Deeper than the fast profile's default, which rarely reaches a loss report followed by the grace
+# period's end (4 x 20 never froze a merchant); 8 x 30 reaches every rule (XCPAY_RULE_REACH).
+fast_profile_sizes(TestHardWalletInvariants, 8, 30)

@@ -43,6 +43,7 @@ from chain.exceptions import ContractError
 from chain.merkle import MerkleTree
 from chain.sender import TxResult
 from tests.conftest import identity
+from tests.helpers import fast_profile_sizes
 
 DAY = 86_400
 YUAN = 100
@@ -478,3 +479,5 @@ class VoucherMachine(RuleBasedStateMachine):
 
 
 TestVoucherInvariants = VoucherMachine.TestCase
+# 4 sequences of 20 steps reach every rule (the third reaches the last: claim); XCPAY_RULE_REACH.
+fast_profile_sizes(TestVoucherInvariants, 4, 20)

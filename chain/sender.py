@@ -391,9 +391,9 @@ def _light(value: dict[str, Any]) -> dict[str, Any]:
         elif key in _ADDRESSES:
             out[key] = checksum(v)
         elif key == "topics":
-            out[key] = [HexBytes(t) for t in v]
+            out[key] = [HexBytes(bytes.fromhex(t[2:])) for t in v]
         elif key in _BYTES:
-            out[key] = HexBytes(v)
+            out[key] = HexBytes(bytes.fromhex(v[2:]))
         else:  # what web3 does not know it leaves as the node sent it
             out[key] = v
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ GAS_MARGIN = 1.25
 # "out of gas" from the contract's own refusal.
 OUT_OF_GAS_SLACK = 20_000
 FEES_TTL_S = 1.0
+SEND_WINDOW = 16
 
 
 class NonceManager:
@@ -294,17 +296,19 @@ class Transactor:
         return self.wait(self.send_raw(account, tx).tx_hash)
 
     def send_values(self, account: LocalAccount, payments: list[tuple[str, int]]) -> None:
-        """Send ether to many addresses with consecutive nonces, then wait for all of them (one
-        round trip each, instead of a send and a wait each)."""
+        """Send ether to many addresses with consecutive nonces, at most SEND_WINDOW of them
+        waiting to be mined at a time, and wait for all of them."""
         if not payments:
             return
         fees = {**self.fees(), "chainId": self.chain_id}
-        sent = [
-            self.send_raw(account, {"from": account.address, "to": to, "value": wei, "gas": 21_000, **fees})  # type: ignore[typeddict-item]
-            for to, wei in payments
-        ]
-        for s in sent:
-            self.wait(s.tx_hash)
+        outstanding: deque[SentTx] = deque()
+        for to, wei in payments:
+            tx = {"from": account.address, "to": to, "value": wei, "gas": 21_000, **fees}
+            outstanding.append(self.send_raw(account, tx))  # type: ignore[arg-type]
+            if len(outstanding) >= SEND_WINDOW:  # a long queue of pending sends stalls anvil
+                self.wait(outstanding.popleft().tx_hash)
+        for sent in outstanding:
+            self.wait(sent.tx_hash)
 
     def revert_error(self, tx_hash: str, receipt: TxReceipt) -> Exception:
         """Re-run a reverted transaction as a call on its parent block to read the revert data."""

@@ -36,7 +36,6 @@ GAS_MARGIN = 1.25
 # was left (under ~1,600 gas when a row needs ~100,000). It is replayed without the limit to tell
 # "out of gas" from the contract's own refusal.
 OUT_OF_GAS_SLACK = 20_000
-FEES_TTL_S = 1.0
 SEND_WINDOW = 16
 
 
@@ -133,7 +132,6 @@ class Transactor:
         self.priority_fee_wei = priority_fee_wei
         self._chain_id: int | None = None
         self._unbounded: set[str] = set()  # signatures whose row bound ran out once: estimated
-        self._fees: tuple[float, dict[str, int]] | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -267,16 +265,10 @@ class Transactor:
     def fees(self) -> dict[str, int]:
         """EIP-1559 fees from the latest base fee, or a legacy gas price where there is none.
 
-        Read at most once per FEES_TTL_S: twice the base fee stays valid for at least six full
-        blocks (the base fee rises by at most 1/8 a block), and a block read per transaction was
-        one round trip in four of an issuance.
+        Read for every transaction: a few full blocks (a payroll's chunks) raise the base fee past
+        twice a value read a moment before (cached for a second, the chunks were refused).
         """
-        cached = self._fees
-        if cached is not None and time.monotonic() - cached[0] < FEES_TTL_S:
-            return dict(cached[1])
-        fees = self._read_fees()
-        self._fees = (time.monotonic(), fees)
-        return dict(fees)
+        return self._read_fees()
 
     def _read_fees(self) -> dict[str, int]:
         with _node_errors():

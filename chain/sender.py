@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ GAS_MARGIN = 1.25
 # was left (under ~1,600 gas when a row needs ~100,000). It is replayed without the limit to tell
 # "out of gas" from the contract's own refusal.
 OUT_OF_GAS_SLACK = 20_000
-FEES_TTL_S = 1.0
+SEND_WINDOW = 16
 
 
 class NonceManager:
@@ -131,7 +132,6 @@ class Transactor:
         self.priority_fee_wei = priority_fee_wei
         self._chain_id: int | None = None
         self._unbounded: set[str] = set()  # signatures whose row bound ran out once: estimated
-        self._fees: tuple[float, dict[str, int]] | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -265,16 +265,10 @@ class Transactor:
     def fees(self) -> dict[str, int]:
         """EIP-1559 fees from the latest base fee, or a legacy gas price where there is none.
 
-        Read at most once per FEES_TTL_S: twice the base fee stays valid for at least six full
-        blocks (the base fee rises by at most 1/8 a block), and a block read per transaction was
-        one round trip in four of an issuance.
+        Read for every transaction: a few full blocks (a payroll's chunks) raise the base fee past
+        twice a value read a moment before (cached for a second, the chunks were refused).
         """
-        cached = self._fees
-        if cached is not None and time.monotonic() - cached[0] < FEES_TTL_S:
-            return dict(cached[1])
-        fees = self._read_fees()
-        self._fees = (time.monotonic(), fees)
-        return dict(fees)
+        return self._read_fees()
 
     def _read_fees(self) -> dict[str, int]:
         with _node_errors():
@@ -294,17 +288,19 @@ class Transactor:
         return self.wait(self.send_raw(account, tx).tx_hash)
 
     def send_values(self, account: LocalAccount, payments: list[tuple[str, int]]) -> None:
-        """Send ether to many addresses with consecutive nonces, then wait for all of them (one
-        round trip each, instead of a send and a wait each)."""
+        """Send ether to many addresses with consecutive nonces, at most SEND_WINDOW of them
+        waiting to be mined at a time, and wait for all of them."""
         if not payments:
             return
         fees = {**self.fees(), "chainId": self.chain_id}
-        sent = [
-            self.send_raw(account, {"from": account.address, "to": to, "value": wei, "gas": 21_000, **fees})  # type: ignore[typeddict-item]
-            for to, wei in payments
-        ]
-        for s in sent:
-            self.wait(s.tx_hash)
+        outstanding: deque[SentTx] = deque()
+        for to, wei in payments:
+            tx = {"from": account.address, "to": to, "value": wei, "gas": 21_000, **fees}
+            outstanding.append(self.send_raw(account, tx))  # type: ignore[arg-type]
+            if len(outstanding) >= SEND_WINDOW:  # a long queue of pending sends stalls anvil
+                self.wait(outstanding.popleft().tx_hash)
+        for sent in outstanding:
+            self.wait(sent.tx_hash)
 
     def revert_error(self, tx_hash: str, receipt: TxReceipt) -> Exception:
         """Re-run a reverted transaction as a call on its parent block to read the revert data."""
@@ -391,9 +387,9 @@ def _light(value: dict[str, Any]) -> dict[str, Any]:
         elif key in _ADDRESSES:
             out[key] = checksum(v)
         elif key == "topics":
-            out[key] = [HexBytes(t) for t in v]
+            out[key] = [HexBytes(bytes.fromhex(t[2:])) for t in v]
         elif key in _BYTES:
-            out[key] = HexBytes(v)
+            out[key] = HexBytes(bytes.fromhex(v[2:]))
         else:  # what web3 does not know it leaves as the node sent it
             out[key] = v
     return out

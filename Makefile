@@ -20,7 +20,7 @@ reset: deps
 # (pytest-xdist, a module per worker at a time; PYTEST_WORKERS=0 runs everything in one process).
 PYTEST_WORKERS ?= auto
 test: deps
-	$(PY) -m pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # A scripted day in the district over HTTP (scripts/demo.py; `make test` plays it at small scale).
 demo: deps

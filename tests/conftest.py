@@ -41,6 +41,21 @@ def pytest_configure(config: pytest.Config) -> None:
         compile_contracts()
 
 
+# Modules made of a few long tests (state machines, real processes, the schema fuzz) run first, so
+# that under pytest-xdist no worker is left finishing one alone while the other is idle (`make test`
+# passes --no-loadscope-reorder, which would otherwise schedule the modules with most tests first).
+LONG_FIRST = ("tests/properties/", "tests/e2e/", "tests/fuzz/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Stable: moves the LONG_FIRST directories ahead, in that order, the rest as collected."""
+
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, d in enumerate(LONG_FIRST) if item.nodeid.startswith(d)), len(LONG_FIRST))
+
+    items.sort(key=rank)
+
+
 @dataclass(frozen=True)
 class Actors:
     """Named by role, as the tests read. All are funded development accounts (they pay gas)."""

@@ -38,11 +38,13 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from services.common import i18n
 from services.common.logs import request_id as request_id_var
 from services.common.models import ApiKey
-from services.common.problems import PROBLEM_JSON, TYPE_PREFIX
+from services.common.problems import PROBLEM_JSON, TYPE_PREFIX, database_unavailable
 from services.common.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -52,6 +54,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("xcpay.access")
+log = logging.getLogger("xcpay.guard")
 
 # py_ecc (imported by eth_account) raises the recursion limit to 100,000 on import, so that a
 # recursive parser given a deeply nested document overflows the C stack (SIGSEGV, the whole
@@ -232,7 +235,14 @@ class Guard:
             if not presented:
                 await refuse(401, "missing-api-key", "Missing API key", "send the X-API-Key header")
                 return
-            key = await anyio.to_thread.run_sync(self.authenticate, presented)
+            try:
+                key = await anyio.to_thread.run_sync(self.authenticate, presented)
+            except (DBAPIError, SQLAlchemyTimeoutError) as exc:
+                # The key lookup runs here, outside the app's exception handlers: a database that
+                # dropped its connection (a killed backend, a restarted server) must answer as the
+                # handlers would (503, retry), not fall through to a bare 500.
+                await self._database_failed(refuse, path, exc)
+                return
             if key is None:
                 await refuse(401, "invalid-api-key", "Invalid API key", "unknown, revoked or expired")
                 return
@@ -285,6 +295,20 @@ class Guard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _database_failed(
+        refuse: Callable[..., Awaitable[None]], path: str, exc: DBAPIError | SQLAlchemyTimeoutError
+    ) -> None:
+        if isinstance(exc, SQLAlchemyTimeoutError) or database_unavailable(exc):
+            log.warning("database unavailable checking the key on %s: %s", path, exc)
+            detail = "the request was not completed; retry it later with the same Idempotency-Key"
+            await refuse(
+                503, "database-unavailable", "The database is unavailable", detail, [(b"retry-after", b"1")]
+            )
+        else:
+            log.exception("database error checking the key on %s", path)
+            await refuse(500, "internal-error", "Internal error", "the error was logged")
 
     @staticmethod
     async def _too_many(refuse: Callable[..., Awaitable[None]], wait: float, who: str) -> None:

@@ -41,7 +41,7 @@ SCRIPTS: dict[str, tuple[list[str], str]] = {
     ),
     "bench_gateway": (["--uploads-1", "20", "--uploads-big", "10"], "bench_gateway.json"),
     "load_test": (["--clients", "50", "--duration", "60", "--baseline", "15"], "load_test.json"),
-    "bench_reconcile": ([], "reconcile.json"),  # another helper's; run when present
+    "bench_reconcile": ([], "reconcile.json"),
     "bench_prepaid": ([], "bench_prepaid.json"),
     # 100,000 holders (the script's default) exceed the API's 1 MiB body limit (413).
     "bench_vouchers": (["--holders", "10000"], "bench_vouchers.json"),

@@ -50,7 +50,7 @@ from chain.backends import http  # noqa: E402
 from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import free_port  # noqa: E402
-from scripts.benchlib import environment, table  # noqa: E402
+from scripts.benchlib import Target, environment, table  # noqa: E402
 from scripts.stack import database, deploy, local_node, operator_service, service_env  # noqa: E402
 
 OUT_FILE = ROOT / "bench-results" / "reconcile.json"
@@ -246,29 +246,32 @@ RUN_FIELDS = {"generated_at", "mode", "resumed_from", "notes", "cost"}
 def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
     n = r["ops"]
 
-    def row(name: str, value: float, baseline: float | None, goal: str) -> dict[str, Any]:
-        ratio = None if not baseline else round(value / baseline, 4)
-        base = None if baseline is None else round(baseline, 3)
-        return {"name": name, "value": round(value, 3), "baseline": base, "ratio": ratio, "goal": goal}
+    def row(name: str, value: float, baseline: float | None, goal: str | None, note: str) -> dict[str, Any]:
+        # The same row as every other benchmark's (scripts/benchlib.Target), so bench_all judges
+        # ``met`` the same way: the goal applies to the ratio when there is a baseline.
+        return Target(name, value, baseline, goal, unit="s", note=note).as_json()
 
     out = [
         row(
             f"reconcile_full_after_{n}_ops_s",
             r["full_s"],
             r["legacy_s"],
-            "seconds; baseline: the replay before issue 19 on the same chain (--legacy-tree), when measured",
+            None,
+            "baseline: the replay before issue 19 on the same chain (--legacy-tree), when measured",
         ),
         row(
             f"reconcile_incremental_no_new_block_after_{n}_ops_s",
             r["incremental_no_new_block_s"],
             r["full_s"],
-            f"ratio <= {GOAL_NO_NEW_BLOCK} (baseline: the full replay, same run)",
+            f"<= {GOAL_NO_NEW_BLOCK}",
+            "baseline: the full replay, same run",
         ),
         row(
             f"reconcile_incremental_after_{r['new_ops']}_new_ops_on_{n}_s",
             r["incremental_after_new_ops_s"],
             r["full_after_new_ops_s"],
-            f"ratio <= {GOAL_AFTER_100} (baseline: the full replay of the same chain, same run)",
+            f"<= {GOAL_AFTER_100}",
+            "baseline: the full replay of the same chain, same run",
         ),
     ]
     return out

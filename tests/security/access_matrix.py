@@ -102,6 +102,7 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/operations/{operation_id}"): OWN_OPERATIONS,
     # wallets and cash
     ("POST", "/v1/wallets"): only(OPERATOR),
+    ("POST", "/v1/wallets/batch"): only(OPERATOR),
     ("GET", "/v1/wallets/{address}"): only(*READERS, own=BOUND),
     # listings: a bound key lists its own things only (the single read's rule, as a filter)
     ("GET", "/v1/wallets"): only(*READERS, own=BOUND),

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -36,13 +37,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from web3.contract.contract import ContractFunction
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import MismatchedABI, TransactionNotFound, Web3RPCError
 
 from chain.events import Event
 from chain.exceptions import ChainError, ContractError, NodeUnavailable
@@ -283,6 +285,9 @@ class Operations:
         except Problem as exc:
             self.fail(op.id, exc)
             raise
+        except (MismatchedABI, EncodingError) as exc:  # an argument the ABI type cannot hold
+            self.fail(op.id, unencodable(exc, op.id))
+            raise  # unreachable: fail raises
         self._flush_unsent(call.signer.address)
         for attempt in range(NONCE_ATTEMPTS):
             try:
@@ -499,6 +504,33 @@ class Operations:
 
 
 UNSIGNED_GRACE_S = 15
+_ARGUMENT = re.compile(r"Argument (\d+) value `[^`]*` is not compatible with type `([^`]+)`")
+_SIGNATURE = re.compile(r"Signature: ([A-Za-z0-9_]+\([^\n]*\)), type: function")
+
+
+def unencodable(exc: Exception, op_id: str) -> Problem:
+    """A call whose arguments cannot be ABI-encoded (web3 finds no function they fit, or the codec
+    refuses a value): a value out of its type's range, as a 422 naming the argument where web3
+    says which. Failed before anything was signed, so no reconciler round ever tries it again
+    (it would fail the same way, forever)."""
+    text = str(exc)
+    found = _ARGUMENT.search(text)
+    where = _SIGNATURE.search(text)
+    if found is not None:
+        detail = f"argument {found.group(1)} does not fit its type {found.group(2)}"
+        if where is not None:
+            detail += f" in {where.group(1)}"
+    else:
+        detail = text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
+    return Problem(
+        422,
+        "value-out-of-range",
+        "A value is out of the range the contract takes",
+        detail,
+        operation_id=op_id,
+    )
+
+
 PREPARING = "_preparing"  # in a stored request: its prepare step has not completed yet
 
 

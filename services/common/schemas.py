@@ -80,6 +80,9 @@ EcdsaSignature = Annotated[
 ]
 # Amounts are integers in fen (1 yuan = 100 fen), positive and below 2**255.
 AmountFen = Annotated[int, Field(strict=True, gt=0, lt=2**255, examples=[10_000])]
+# An amount a contract takes as uint128 (prepaid prices, collective tiers and proposals). A
+# ``Field(lt=...)`` default beside ``AmountFen`` does not narrow it: the narrower type must be its own.
+AmountFen128 = Annotated[int, Field(strict=True, gt=0, lt=2**128, examples=[10_000])]
 
 
 class OperationOut(BaseModel):

@@ -39,6 +39,7 @@ import logging
 import secrets
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -133,7 +134,17 @@ def allowed_hosts(settings: Settings) -> set[str]:
 
 def check_url(settings: Settings, url: str) -> str:
     """An endpoint's URL: http or https, a host on the allow list, no credentials (they would be
-    stored and shown in listings), no fragment. Refused with 422 problems that say which rule."""
+    stored and shown in listings), no fragment, no whitespace or control character (urlsplit
+    drops some of them silently, and httpx then refuses to send: a delivery never sendable).
+    Refused with 422 problems that say which rule."""
+    bad = next((c for c in url if c.isspace() or unicodedata.category(c).startswith("C")), None)
+    if bad is not None:
+        raise Problem(
+            422,
+            "invalid-webhook-url",
+            "A webhook URL has no whitespace or control characters",
+            f"character U+{ord(bad):04X} at position {url.index(bad)}",
+        )
     try:
         parts = urlsplit(url)
         port = parts.port  # a malformed port raises here
@@ -480,7 +491,9 @@ class Deliverer:
             code = answer.status_code
             if not 200 <= code < 300:
                 error = f"HTTP {code}"
-        except httpx.HTTPError as exc:
+        except Exception as exc:
+            # Also a URL httpx will not send (InvalidURL): a failed attempt that backs off and
+            # ends ``failed``, never a delivery retried forever with an error logged each round.
             error = f"{type(exc).__name__}: {exc}"[:500]
         self._record(delivery_id, code, error, int((time.monotonic() - started) * 1000))
 

@@ -155,19 +155,27 @@ def validate_rows(db: Any, raw: list[RawRow], unit: str, identity_hash: Any) -> 
     if len(raw) > MAX_BATCH_ROWS:
         raise Problem(422, "too-many-rows", "Too many rows", f"at most {MAX_BATCH_ROWS} rows per batch")
     hashes = {r.identity: identity_hash(r.identity) for r in raw if r.identity}
-    by_hash: dict[str, str] = {}
+    # An identity resolves only among personal wallets (a merchant or institution registered with
+    # someone's identity never receives their pay), and to nobody when several personal wallets
+    # share it: registering a wallet with a victim's identity must not divert the victim's money.
+    by_hash: dict[str, list[str]] = {}
     wanted = list(set(hashes.values()))
     with db.session() as s:
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
-            query = select(Wallet.identity_hash, Wallet.address).where(Wallet.identity_hash.in_(part))
-            by_hash.update({h: a for h, a in s.execute(query)})
+            query = select(Wallet.identity_hash, Wallet.address).where(
+                Wallet.identity_hash.in_(part), Wallet.kind == "personal"
+            )
+            for h, a in s.execute(query):
+                by_hash.setdefault(h, []).append(a)
     errors: list[dict[str, Any]] = []
     parsed: list[ParsedRow] = []
     seen: dict[str, int] = {}
 
-    def error(r: RawRow, field: str, reason: str) -> None:
+    def error(r: RawRow, field: str, reason: str, code: str | None = None) -> None:
         entry: dict[str, Any] = {"row": r.row, "field": field, "reason": reason}
+        if code is not None:
+            entry["code"] = code
         if r.line is not None:
             entry["line"] = r.line
         errors.append(entry)
@@ -189,11 +197,16 @@ def validate_rows(db: Any, raw: list[RawRow], unit: str, identity_hash: Any) -> 
             else:
                 recipient = to_checksum_address(r.recipient)
         elif r.identity:
-            found = by_hash.get(hashes[r.identity])
-            if found is None:
-                error(r, "identity", "no wallet is registered with this identity")
+            found = by_hash.get(hashes[r.identity], [])
+            if not found:
+                error(r, "identity", "no personal wallet is registered with this identity")
+            elif len(found) > 1:
+                reason = (
+                    f"identity-ambiguous: {len(found)} personal wallets are registered with this identity"
+                )
+                error(r, "identity", reason, code="identity-ambiguous")
             else:
-                recipient = found
+                recipient = found[0]
         else:
             error(r, "recipient", "missing: give a recipient address or an identity")
         try:

@@ -86,6 +86,8 @@ class WalletIn(Strict):
             raise ValueError("a self-custody wallet needs its address")
         if self.custody == "custodial" and self.address is not None:
             raise ValueError("a custodial wallet's address is created by the service; do not send one")
+        if self.address is not None and int(self.address, 16) == 0:
+            raise ValueError("the zero address cannot be a wallet")
         if (self.kind == "merchant") != (self.merchant_category != 0):
             raise ValueError("merchants, and only merchants, need a non-zero merchant_category")
         return self

@@ -174,7 +174,7 @@ class TestDoorAccess:
         r = gateway.clients["operator"].delete(f"/v1/access-points/{door.id}/grants/{entry['id']}")
         assert r.status_code == 200 and r.json()["grants"] == []
         assert not door.present(card)["allowed"]
-        log = gateway.get("auditor", f"/v1/access-points/{door.id}/decisions").json()
+        log = gateway.get("auditor", f"/v1/access-points/{door.id}/decisions").json()["items"]
         assert [(d["allowed"], d["reason"]) for d in log] == [
             (False, "not-on-access-list"),
             (True, "on-access-list"),

@@ -58,3 +58,37 @@ def test_terminals_page_by_id_and_filter(gateway: Gateway) -> None:
     assert page["next_cursor"] is not None
     r = gw.clients["operator"].get("/v1/terminals", params={"cursor": page["next_cursor"]})
     assert r.status_code == 422 and r.json()["type"].endswith("invalid-cursor")  # a cards cursor
+
+
+def test_a_doors_decisions_page_by_cursor_newest_first_and_a_foreign_cursor_is_422(
+    gateway: Gateway,
+) -> None:
+    """Red team: the decision log took any string as a cursor (200, the same page). It pages as
+    every listing does now, newest first, and refuses a cursor it did not issue."""
+    from tests.gateway.test_access_and_cards import Door
+
+    door = Door(gateway)
+    card, holder = gateway.card()
+    door.grant(holder=holder)
+    for _ in range(3):
+        assert door.present(card)["allowed"]
+    reader = gateway.clients["auditor"]
+    path = f"/v1/access-points/{door.id}/decisions"
+    seen: list[int] = []
+    cursor = None
+    while True:
+        r = reader.get(path, params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        seen += [d["id"] for d in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 3 and seen == sorted(seen, reverse=True)
+    for bad in ("anything", "%%%"):
+        r = reader.get(path, params={"cursor": bad})
+        assert r.status_code == 422 and r.json()["type"].endswith("invalid-cursor"), r.text
+    gateway.card()  # two cards at least: the cards listing has a next page
+    cards_cursor = reader.get("/v1/cards", params={"limit": 1}).json()["next_cursor"]
+    assert cards_cursor is not None
+    r = reader.get(path, params={"cursor": cards_cursor})
+    assert r.status_code == 422 and r.json()["type"].endswith("invalid-cursor"), r.text

@@ -568,3 +568,32 @@ def test_split_proposals_to_one_payee_need_the_tier_of_their_sum(api: Api, villa
     assert api.post("regulator", "/v1/regulator/freeze", {"address": v.payee}).status_code == 200
     body = {"payee": v.payee, "amount_fen": 100, "line": 0, "purpose": "x"}
     assert_problem(v.post("alice", f"/v1/collectives/{cid}/proposals", body), 409, "payee-frozen")
+
+
+def test_amounts_beyond_the_contracts_uint128_are_a_422_and_leave_nothing_pending(
+    api: Api, village: Village
+) -> None:
+    """Red team: a proposal of 2**200 fen and a tier limit of 2**200 fen were a 500 and an
+    operation the reconciler retried every 2 s forever."""
+    from tests.services.test_prepaid_api import pending_operations
+
+    v = village
+    cid = create(api, v)
+    body = {"payee": v.payee, "amount_fen": 2**200, "line": 0, "purpose": "x", "evidence_sha256": INVOICE}
+    assert_problem(v.post("alice", f"/v1/collectives/{cid}/proposals", body), 422, "invalid-request")
+    tiers = [{"max_amount_fen": 2**200, "committee": 2}]
+    create_body = {
+        "name": f"Too rich {uuid.uuid4().hex[:6]}",
+        "officers": [
+            {"account": v.alice, "role": "committee"},
+            {"account": v.bob, "role": "committee"},
+            {"account": v.tom, "role": "treasurer"},
+        ],
+        "tiers": tiers,
+        "proposal_lifetime_s": 30 * DAY,
+        "year": 2025,
+        "lines": LINES,
+    }
+    assert_problem(api.post("regulator", "/v1/collectives", create_body), 422, "invalid-request")
+    assert pending_operations(api, "collective.propose") == 0
+    assert pending_operations(api, "collective.create") == 0

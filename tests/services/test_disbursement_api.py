@@ -388,3 +388,43 @@ def test_the_payer_reclaims_after_the_end_date_only(api: Api, payroll: Payroll) 
     chain = status["chain"]
     assert (chain["status"], chain["reclaimed_fen"], chain["outstanding_fen"]) == ("closed", 900, 0)
     assert_problem(api.post("operator", f"/v1/disbursements/{ref}/reclaim"), 409, "batch-wrong-status")
+
+
+def test_an_identity_resolves_only_among_personal_wallets_and_never_to_one_of_several(
+    api: Api, payroll: Payroll
+) -> None:
+    """Red team: a second wallet registered with a victim's identity used to receive the rows
+    addressed to that identity. Merchant and institution wallets never match an identity; two
+    personal wallets with one identity make every row naming it an ``identity-ambiguous`` error."""
+    p, ident = payroll, f"victim-{uuid.uuid4().hex[:8]}"
+    victim = api.post(
+        "operator", "/v1/wallets", {"kind": "personal", "tier": 2, "display_name": "v", "identity": ident}
+    )
+    assert victim.status_code == 201, victim.text
+    victim_address = victim.json()["request"]["address"]
+    shop = {"kind": "merchant", "tier": 1, "display_name": "m", "identity": ident, "merchant_category": 1}
+    r = api.post("operator", "/v1/wallets", shop)  # registered after the victim, same identity
+    assert r.status_code == 201, r.text
+    r = create(api, p, [{"identity": ident, "amount": "5"}])
+    assert r.status_code == 201, r.text
+    ref = r.json()["reference"]
+    assert api.operator.get(f"/v1/disbursements/{ref}/rows/0").json()["recipient"] == victim_address
+    attacker = {
+        "kind": "personal",
+        "tier": 2,
+        "display_name": "a",
+        "identity": ident,
+        "custody": "self",
+        "address": Account.create().address,
+    }
+    r = api.post("operator", "/v1/wallets", attacker)
+    assert r.status_code == 201, r.text
+    body = assert_problem(create(api, p, [{"identity": ident, "amount": "5"}]), 422, "invalid-rows")
+    assert body["errors"] == [
+        {
+            "row": 1,
+            "field": "identity",
+            "code": "identity-ambiguous",
+            "reason": "identity-ambiguous: 2 personal wallets are registered with this identity",
+        }
+    ]

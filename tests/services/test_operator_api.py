@@ -403,3 +403,34 @@ def _operator_key(api: Api):  # type: ignore[no-untyped-def]
 
     with api.app.state.ctx.db.session() as s:
         return authenticate(s, api.operator.headers["X-API-Key"])
+
+
+def test_a_call_whose_argument_does_not_fit_its_abi_type_fails_its_operation_with_a_422(
+    api: Api,
+) -> None:
+    """Whatever schema lets a value through, a call that cannot be encoded (here 2**200 for a
+    uint128) is a 422 ``value-out-of-range`` naming the argument, and its operation is failed, not
+    left pending for the reconciler to retry forever."""
+    from services.common.operations import Call, builder, perform
+    from services.common.problems import Problem
+
+    ctx = api.app.state.ctx
+    ops = api.app.state.ops
+
+    @builder("test.unencodable")
+    def _unencodable(ctx, req):  # type: ignore[no-untyped-def]
+        fn = ctx.prepaid.escrow.functions.prepay(req["merchant"], 1, int(req["price"]), 2**40, 0)
+        return Call(ctx.operator, fn)
+
+    idem = f"unencodable-{uuid.uuid4()}"
+    request = {"merchant": ctx.operator.address, "price": str(2**200)}
+    try:
+        perform(ops, "test.unencodable", _operator_key(api), idem, request, target="x")
+    except Problem as exc:
+        problem = exc
+    else:
+        raise AssertionError("an unencodable call was accepted")
+    assert (problem.status, problem.slug) == (422, "value-out-of-range")
+    assert "argument 3" in problem.detail and "uint128" in problem.detail
+    op = ops.get(problem.extra["operation_id"])
+    assert op.status == "failed"

@@ -237,3 +237,33 @@ def test_roles_and_bad_input(api: Api, gym: dict) -> None:
         422,
         "invalid-request",
     )
+
+
+def pending_operations(api: Api, kind: str) -> int:
+    """Operations of ``kind`` left pending (the reconciler would retry them)."""
+    from sqlalchemy import func, select
+
+    from services.common.models import Operation
+
+    with api.app.state.ctx.db.session() as s:
+        return int(
+            s.scalar(select(func.count()).where(Operation.kind == kind, Operation.status == "pending")) or 0
+        )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"sessions": 1, "unit_price_fen": 2**128},
+        {"sessions": 4294967295, "unit_price_fen": 2**250},
+        {"sessions": 1, "unit_price_fen": 1, "cancellation_fee_fen": 2**128},
+    ],
+)
+def test_amounts_beyond_the_contracts_uint128_are_a_422_and_leave_nothing_pending(
+    api: Api, gym: dict, bad: dict
+) -> None:
+    """Red team: these were a 500 and an operation the reconciler retried every 2 s forever."""
+    body = {"consumer": consumer(api), "merchant": gym["address"], "expires_at": in_days(30), **bad}
+    r = api.post("operator", "/v1/prepaid/packages", body)
+    assert_problem(r, 422, "invalid-request")
+    assert pending_operations(api, "prepaid.prepay") == 0

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 
 from chain import devtools
 from tests.chain.test_merkle_standard import run_library
@@ -251,3 +252,24 @@ def test_after_expiry_what_is_left_returns_to_the_issuer_once(api: Api, town: di
         "ungranted": 0,
     }
     assert_problem(api.post("operator", f"/v1/voucher-programs/{pid}/close"), 409, "nothing-to-return")
+
+
+def test_a_grant_to_an_identity_shared_by_two_personal_wallets_is_refused(api: Api, town: dict) -> None:
+    """Red team: a self-custody wallet registered later with a resident's identity used to receive
+    the resident's vouchers. Now the grant is a 422 naming the ambiguity, and nothing is granted."""
+    pid = create(api, town["office"])
+    ident = f"resident-0-{town['tag']}"
+    attacker = {
+        "kind": "personal",
+        "tier": 2,
+        "display_name": "a",
+        "identity": ident,
+        "custody": "self",
+        "address": Account.create().address,
+    }
+    assert api.post("operator", "/v1/wallets", attacker).status_code == 201
+    body = assert_problem(grant(api, pid, [{"identity": ident, "amount": "100"}]), 422, "invalid-rows")
+    assert [(e["row"], e["code"]) for e in body["errors"]] == [(1, "identity-ambiguous")]
+    assert "2 personal wallets" in body["errors"][0]["reason"]
+    holding = api.auditor.get(f"/v1/voucher-programs/{pid}/holders/{attacker['address']}")
+    assert holding.status_code == 404 or holding.json()["granted_fen"] == 0

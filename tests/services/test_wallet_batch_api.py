@@ -125,3 +125,85 @@ class TestWalletBatch:
         r = api.post("operator", "/v1/wallets/batch", {"wallets": wallets})
         body = assert_problem(r, 422, "wallet-batch-row-refused")
         assert (body["row"], body["reason"], body["rows_registered"]) == (4, "WalletAlreadyRegistered", 2)
+
+
+ZERO = "0x" + "0" * 40
+
+
+class TestRefusedAddresses:
+    """Red team: contract addresses registered as wallets (cash sent to them is lost), the zero
+    address, ghost rows of a group the chain refused, and a 500 on two concurrent batches."""
+
+    def test_a_contract_address_is_refused_singly_and_per_row_of_a_batch(self, api: Api) -> None:
+        ctx = api.app.state.ctx
+        token, registry = ctx.cash.cash.address, ctx.cash.registry.address
+        quickpay = ctx.manifest.contract(api.w3, "QuickPay").address
+        for address, kind in ((registry, "personal"), (quickpay, "merchant")):
+            body = person(0, custody="self", address=address, kind=kind)
+            if kind == "merchant":
+                body["merchant_category"] = 5812
+            r = api.post("operator", "/v1/wallets", body)
+            assert_problem(r, 422, "wallet-is-contract")
+        wallets = [person(0), person(1, custody="self", address=token)]
+        with ctx.db.session() as s:
+            before = s.query(Wallet).count()
+        body = assert_problem(
+            api.post("operator", "/v1/wallets/batch", {"wallets": wallets}), 422, "invalid-wallets"
+        )
+        assert [(e["row"], e["field"], e["code"]) for e in body["errors"]] == [
+            (2, "address", "wallet-is-contract")
+        ]
+        with ctx.db.session() as s:
+            assert s.query(Wallet).count() == before
+        for address in (token, registry, quickpay):
+            assert not ctx.cash.wallet(address).registered
+
+    def test_the_zero_address_is_refused_at_validation(self, api: Api) -> None:
+        r = api.post("operator", "/v1/wallets/batch", {"wallets": [person(0, custody="self", address=ZERO)]})
+        assert_problem(r, 422, "invalid-request")
+        r = api.post("operator", "/v1/wallets", person(0, custody="self", address=ZERO))
+        assert_problem(r, 422, "invalid-request")
+        assert_problem(api.auditor.get(f"/v1/wallets/{ZERO}"), 404, "wallet-not-found")
+
+    def test_a_group_refused_on_chain_leaves_no_wallet_rows(
+        self, api: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(wallet_routes, "GROUP", 2)
+        monkeypatch.setattr(wallet_routes, "_check_batch", lambda ctx, wallets: None)
+        outside = Account.create().address
+        ctx = api.app.state.ctx
+        ctx.cash.register(ctx.operator, outside, Kind.PERSONAL, 3, 0, b"\3" * 32)
+        wallets = [person(0), person(1), person(2), person(3, custody="self", address=outside)]
+        with ctx.db.session() as s:
+            before = s.query(Wallet).count()
+        r = api.post("operator", "/v1/wallets/batch", {"wallets": wallets})
+        assert_problem(r, 422, "wallet-batch-row-refused")
+        with ctx.db.session() as s:
+            assert s.query(Wallet).count() == before + 2  # the first group only
+            assert s.get(Wallet, outside) is None
+
+    def test_two_concurrent_batches_sharing_an_address_give_one_201_and_one_named_409(self, api: Api) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        a, c, d = (Account.create().address for _ in range(3))
+        first = [person(0, custody="self", address=a), person(1, custody="self", address=d)]
+        second = [person(0, custody="self", address=a), person(1, custody="self", address=c)]
+        for _ in range(3):  # the race is not won the same way each time; none may be a 500
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(
+                    pool.map(
+                        lambda w: api.post("operator", "/v1/wallets/batch", {"wallets": w}), [first, second]
+                    )
+                )
+            statuses = sorted(r.status_code for r in answers)
+            assert 500 not in statuses, [r.text for r in answers]
+            if statuses == [201, 409]:
+                break
+            a, c, d = (Account.create().address for _ in range(3))
+            first = [person(0, custody="self", address=a), person(1, custody="self", address=d)]
+            second = [person(0, custody="self", address=a), person(1, custody="self", address=c)]
+        loser = next(r for r in answers if r.status_code != 201)
+        assert loser.status_code in (409, 422), loser.text
+        if loser.status_code == 409:
+            body = assert_problem(loser, 409, "wallet-already-registered")
+            assert body["row"] == 1 and a in body["detail"]

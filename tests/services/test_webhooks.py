@@ -338,6 +338,10 @@ def test_a_rotated_key_keeps_its_endpoints_and_a_revoked_ones_receive_nothing(
         ("http:///x", "invalid-webhook-url"),
         ("http://169.254.169.254/latest/meta-data", "webhook-host-not-allowed"),
         ("https://example.org/hook", "webhook-host-not-allowed"),
+        ("http://127.0.0.1\t:9911/", "invalid-webhook-url"),  # red team: accepted, never sendable
+        ("http://127.0.0.1/a b", "invalid-webhook-url"),
+        ("http://127.0.0.1/x\x7f", "invalid-webhook-url"),
+        ("http://127.0.0.1/x\n", "invalid-webhook-url"),
     ],
 )
 def test_a_bad_url_is_a_422(stack: Stack, url: str, slug: str) -> None:
@@ -493,3 +497,24 @@ def test_a_closed_voucher_programme_is_an_event_once(stack: Stack, receiver: Rec
         data = done["payload"]
         assert (data["programme_id"], data["issuer"], data["returned_budget_fen"]) == (pid, issuer, 50_000)
         assert len(deliveries(api.regulator, hook["id"])) == 1 and len(receiver.got) == 1
+
+
+def test_a_delivery_that_cannot_even_be_sent_backs_off_and_ends_failed(
+    stack: Stack, receiver: Receiver
+) -> None:
+    """An endpoint whose stored URL httpx refuses to send to (one registered before URLs were
+    checked for control characters) counts each try as a failed attempt: no delivery stays
+    pending forever with an error logged every round."""
+    from services.common.models import WebhookEndpoint
+
+    with stack.serve() as api:
+        hook = register(api.operator, receiver.url)
+        with api.app.state.ctx.db.session() as s:
+            row = s.get(WebhookEndpoint, hook["id"])
+            row.url = receiver.url.replace("127.0.0.1", "127.0.0.1\t")
+            s.commit()
+        pay_code(api, stack.wallets["shop_a"])
+        [failed] = until(lambda: deliveries(api.operator, hook["id"], status="failed"), "failed")
+        assert failed["attempts"] == FAST["webhook_max_attempts"]
+        assert "InvalidURL" in failed["last_error"]
+        assert receiver.got == []

@@ -21,7 +21,7 @@ import secrets
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy import delete, select, update
 
 from chain.clients.hardwallet import CardStatus
@@ -31,6 +31,7 @@ from services.common.context import ServiceContext
 from services.common.deps import ApiKeyDep, CtxDep, OperatorKey, require
 from services.common.keys import Role, create_key
 from services.common.models import AccessChallenge, AccessDecision, AccessGrant, AccessPoint, ApiKey
+from services.common.paging import Page, Paging, decode_cursor, encode_cursor
 from services.common.problems import Problem
 from services.gateway.schemas import (
     AccessIn,
@@ -147,20 +148,27 @@ def list_decisions(
     point_id: PointId,
     ctx: CtxDep,
     key: ApiKeyDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[DecisionOut]:
-    """The access point's decision log, newest first (operator, auditor)."""
+    paging: Paging,
+) -> Page[DecisionOut]:
+    """The access point's decision log, newest first (operator, auditor). Paged as every listing
+    is (services/common/paging.py: its cursor, its ``invalid-cursor`` for one it did not issue),
+    but by descending id, as a log is read."""
     if key.role not in (Role.OPERATOR, Role.AUDITOR):
         raise Problem(403, "forbidden-role", "Only the operator or the auditor read the access log")
+    before = decode_cursor(DECISIONS, paging.cursor, int)
     _point(ctx, point_id)
+    q = select(AccessDecision).where(AccessDecision.access_point_id == point_id)
+    if before is not None:
+        q = q.where(AccessDecision.id < before)
     with ctx.db.session() as s:
-        rows = s.scalars(
-            select(AccessDecision)
-            .where(AccessDecision.access_point_id == point_id)
-            .order_by(AccessDecision.id.desc())
-            .limit(limit)
-        ).all()
-    return [_decision_out(d) for d in rows]
+        rows = list(s.scalars(q.order_by(AccessDecision.id.desc()).limit(paging.limit + 1)).all())
+    more = len(rows) > paging.limit
+    rows = rows[: paging.limit]
+    cursor = encode_cursor(DECISIONS, rows[-1].id) if more else None
+    return Page[DecisionOut](items=[_decision_out(d) for d in rows], next_cursor=cursor, limit=paging.limit)
+
+
+DECISIONS = "access-decisions"  # the listing's name in its cursors
 
 
 def _decision_out(d: AccessDecision) -> DecisionOut:

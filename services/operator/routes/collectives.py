@@ -53,7 +53,15 @@ from services.common.models import ApiKey, ChainEvent, Operation
 from services.common.operations import Call, Operations, builder, perform
 from services.common.paging import DEFAULT_LIMIT, Page, Paging, paginate, paginate_list
 from services.common.problems import Problem
-from services.common.schemas import Address, AmountFen, OperationOut, event_arg, example, respond
+from services.common.schemas import (
+    Address,
+    AmountFen,
+    AmountFen128,
+    OperationOut,
+    event_arg,
+    example,
+    respond,
+)
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/collectives", tags=["collectives"])
@@ -108,7 +116,7 @@ class OfficerChangeIn(Strict):
 
 
 class TierIn(Strict):
-    max_amount_fen: AmountFen = Field(lt=2**128, description="inclusive limit of this tier")
+    max_amount_fen: AmountFen128 = Field(description="inclusive limit of this tier")
     committee: int = Field(ge=0, le=16, description="committee approvals needed")
     township: bool = Field(default=False, description="the township supervisor must approve too")
     delay_s: int = Field(default=0, ge=0, lt=2**32, description="public-notice time lock once approved")
@@ -184,7 +192,7 @@ class ProposalIn(Strict):
     )
 
     payee: Address
-    amount_fen: AmountFen = Field(lt=2**128)
+    amount_fen: AmountFen128
     line: int = Field(ge=0, le=7, description="budget line of the current year")
     purpose: Text = Field(description="what the money is for; only its SHA-256 goes on chain")
     evidence_sha256: Sha256Hex | None = Field(

@@ -31,7 +31,7 @@ from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import (
     Address,
-    AmountFen,
+    AmountFen128,
     EcdsaSignature,
     OperationOut,
     event_arg,
@@ -68,7 +68,7 @@ class PackageIn(Strict):
     consumer: Address
     merchant: Address
     sessions: int = Field(ge=1, le=MAX_SESSIONS)
-    unit_price_fen: AmountFen = Field(lt=2**128)
+    unit_price_fen: AmountFen128
     expires_at: datetime = Field(description="end date (ISO 8601 with a time zone)")
     cancellation_fee_fen: int = Field(default=0, ge=0, lt=2**128)
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Kind, Registration
 from services.common.context import ServiceContext
@@ -66,6 +67,8 @@ def create_wallet(
         with ctx.db.session() as s:
             if s.get(Wallet, body.address) is not None:
                 raise Problem(409, "wallet-already-registered", "Wallet already registered", body.address)
+        if _has_code(ctx, body.address):
+            raise _contract_problem(body.address)
 
     def prepare() -> dict[str, Any]:
         if body.custody == "custodial":
@@ -85,12 +88,32 @@ def create_wallet(
                     keystore=keystore,
                 )
             )
-            s.commit()
+            try:
+                s.commit()
+            except IntegrityError:  # a concurrent request recorded the same address first
+                raise Problem(
+                    409, "wallet-already-registered", "Wallet already registered", address
+                ) from None
         return {"address": address}
 
     op, _ = perform(ops, "wallet.register", key, idem, request, target=body.display_name, prepare=prepare)
     out = respond(op, response, done_status=201)
     return WalletCreatedOut(**out.model_dump(), address=op.request.get("address"))
+
+
+def _has_code(ctx: ServiceContext, address: str) -> bool:
+    """Whether ``address`` is a contract (the platform's own or any other): cash sent to it as a
+    wallet would be lost, so no contract is ever registered as one."""
+    return len(ctx.w3.eth.get_code(address)) > 0
+
+
+def _contract_problem(address: str) -> Problem:
+    return Problem(
+        422,
+        "wallet-is-contract",
+        "A contract cannot be registered as a wallet",
+        f"{address} has code on chain",
+    )
 
 
 @builder("wallet.register")
@@ -145,9 +168,12 @@ def create_wallets(
                 f"{idem}#{n}",
                 request,
                 target=f"{len(group)} wallets",
-                prepare=lambda g=group, r=request: {"addresses": _keep_wallets(ctx, g, r["wallets"])},
+                prepare=lambda g=group, r=request, f=first: {
+                    "addresses": _keep_wallets(ctx, g, r["wallets"], f)
+                },
             )
         except Problem as exc:
+            _forget_group(ctx, exc.extra.get("operation_id"))
             # Which rows: the contract names the row within its group; earlier groups stand.
             args = (exc.extra.get("error") or {}).get("args", {})
             if args.get("index") is not None:
@@ -190,14 +216,20 @@ def _check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
     for row, w in enumerate(wallets, start=1):
         if w.address is None:
             continue
+        code = None
         if w.address in seen:
             reason = f"{w.address} is already in row {seen[w.address]}"
         elif w.address in known or ctx.tx.call(registry.walletOf(w.address))[0] != int(Kind.NONE):
             reason = f"{w.address} is registered already"
+        elif _has_code(ctx, w.address):
+            reason, code = f"{w.address} is a contract (it has code on chain)", "wallet-is-contract"
         else:
             seen[w.address] = row
             continue
-        errors.append({"row": row, "field": "address", "reason": reason})
+        entry = {"row": row, "field": "address", "reason": reason}
+        if code is not None:
+            entry["code"] = code
+        errors.append(entry)
     if errors:
         raise Problem(
             422,
@@ -208,8 +240,12 @@ def _check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
         )
 
 
-def _keep_wallets(ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]]) -> list[str]:
-    """Create the custodial keys of a group and record its wallets; returns their addresses."""
+def _keep_wallets(
+    ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]], first: int = 0
+) -> list[str]:
+    """Create the custodial keys of a group and record its wallets; returns their addresses.
+    A self-custody address another request recorded meanwhile (two concurrent batches sharing
+    it, both past ``_check_batch``) is a 409 naming its row (``first`` rows precede the group)."""
     addresses: list[str] = []
     records = []
     for w, row in zip(wallets, rows, strict=True):
@@ -232,8 +268,37 @@ def _keep_wallets(ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[
         )
     with ctx.db.session() as s:
         s.add_all(records)
-        s.commit()
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            taken = set(s.scalars(select(Wallet.address).where(Wallet.address.in_(addresses))))
+            row = next((i for i, a in enumerate(addresses) if a in taken), None)
+            raise Problem(
+                409,
+                "wallet-already-registered",
+                "Wallet already registered",
+                f"{addresses[row]} was registered by another request meanwhile; nothing of this group was"
+                if row is not None
+                else "a wallet of this group was registered by another request meanwhile",
+                **({"row": first + row + 1} if row is not None else {}),
+            ) from None
     return addresses
+
+
+def _forget_group(ctx: ServiceContext, op_id: str | None) -> None:
+    """A group the chain refused (or that failed before it was sent) registered nothing: its
+    wallet records go too, all or nothing, so no ghost wallet is listed or blocks a later batch."""
+    if op_id is None:
+        return
+    with ctx.db.session() as s:
+        op = s.get(Operation, op_id)
+        if op is None or op.status != "failed" or op.kind != "wallet.register_batch":
+            return
+        addresses = list((op.request or {}).get("addresses") or [])
+        if addresses:
+            s.execute(delete(Wallet).where(Wallet.address.in_(addresses)))
+            s.commit()
 
 
 @builder("wallet.register_batch")

@@ -146,10 +146,7 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     /// `from` and `to` are judged in `_update` as for any movement.
     function transferFrom(address from, address to, uint256 value) public override(ERC20, IERC20) returns (bool) {
         address spender = _msgSender();
-        if (spender != from) {
-            (uint256 policy,) = registry.movementPolicies(spender, address(0));
-            _checkAdmitted(spender, policy);
-        }
+        if (spender != from) _admitted(spender);
         return super.transferFrom(from, to, value);
     }
 

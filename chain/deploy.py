@@ -98,11 +98,12 @@ def _deploy_token(d: Deployment) -> None:
     d.grant(cash, "REGULATOR_ROLE", d.roles.regulator)
 
 
-def register_contract_wallet(d: Deployment, contract: Any, label: str) -> None:
-    """Register a family contract that holds funds as a cap-exempt institution wallet.
+def register_contract_wallet(d: Deployment, contract: Any, label: str, *, cap_exempt: bool = True) -> None:
+    """Register a family contract as an institution wallet, cap-exempt when it holds funds.
 
-    The deployer (registry admin) takes the registrar role for the call and gives it up again,
-    so the role history in the events shows exactly what happened.
+    Every contract that pulls with ``transferFrom`` must be a registered wallet: the token admits
+    only registered, unfrozen spenders. The deployer (registry admin) takes the registrar role for
+    the call and gives it up again, so the role history in the events shows exactly what happened.
     """
     registry = d.w3.eth.contract(
         address=d.manifest.address("WalletRegistry"), abi=d.manifest.contracts["WalletRegistry"].abi
@@ -116,7 +117,8 @@ def register_contract_wallet(d: Deployment, contract: Any, label: str) -> None:
         admin, registry.functions.register(contract.address, 3, 1, 0, identity)
     )  # institution, tier 1
     d.tx.transact(admin, registry.functions.renounceRole(registrar, admin.address))
-    d.tx.transact(admin, registry.functions.grantRole(exempt, contract.address))
+    if cap_exempt:
+        d.tx.transact(admin, registry.functions.grantRole(exempt, contract.address))
 
 
 def _deploy_prepaid(d: Deployment) -> None:
@@ -165,8 +167,10 @@ def _deploy_hardwallet(d: Deployment) -> None:
     register_contract_wallet(d, settlement, "HardWalletSettlement")  # holds the cards' reserves
     d.grant(settlement, "OPERATOR_ROLE", d.roles.gateway)  # the gateway signs the card operations
     d.grant(settlement, "OPERATOR_ROLE", d.roles.operator)  # the operator's own tools and tests
-    # QuickPay holds nothing (pulls go holder -> merchant), so it needs no wallet of its own.
-    d.deploy("QuickPay", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry"))
+    # QuickPay holds nothing (pulls go holder -> merchant), so it needs no cap exemption; it is a
+    # registered wallet because the token admits only registered, unfrozen spenders.
+    quickpay = d.deploy("QuickPay", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry"))
+    register_contract_wallet(d, quickpay, "QuickPay", cap_exempt=False)
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,11 @@ class CashClient:
     def transfer(self, sender: LocalAccount, to: str, amount_fen: int) -> TxResult:
         return self.tx.transact(sender, self.cash.functions.transfer(to, amount_fen))
 
+    def transfer_from(self, spender: LocalAccount, owner: str, to: str, amount_fen: int) -> TxResult:
+        """``spender`` moves ``amount_fen`` of ``owner``'s money to ``to`` on ``owner``'s approval
+        (the spender must itself be registered and unfrozen)."""
+        return self.tx.transact(spender, self.cash.functions.transferFrom(owner, to, amount_fen))
+
     def pay_for(self, family: LocalAccount, owner: str, to: str, amount_fen: int, rules: int = 0) -> TxResult:
         """A family (cap-exempt) wallet pays ``amount_fen`` of ``owner``'s money to ``to``.
 

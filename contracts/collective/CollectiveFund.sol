@@ -60,6 +60,8 @@ import {IDigitalCash} from "../token/IDigitalCash.sol";
 /// payee frozen (or a token paused) at execution makes `execute` revert with the token's error
 /// (`WalletFrozen`, `EnforcedPause`): the payment waits and can be executed once that is lifted,
 /// before its expiry. Income from a frozen wallet is refused by the token (`recordIncome` pulls it).
+/// An officer (or supervisor) whose own wallet is frozen cannot propose, approve or execute
+/// (`CollectiveOfficerFrozen(id, officer)`); rejecting and cancelling stay open to them.
 /// @dev Invariants (tested): per collective, balance == income - paid; the contract holds exactly
 /// the sum of the balances (`totalBalance`); for every budget line of the current year,
 /// spent <= budget and spent == the sum of the executed proposals on that line this year; every
@@ -120,6 +122,9 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     error CollectivePayeeNotRegistered(address payee);
     /// @dev The payee's wallet is frozen by the regulator: no new payments to it are proposed.
     error CollectivePayeeFrozen(address payee);
+    /// @dev The acting officer's (proposer's, approver's, executor's) wallet is frozen by the
+    /// regulator: a frozen officer cannot act on the collective's money.
+    error CollectiveOfficerFrozen(uint256 collectiveId, address officer);
     /// @dev The split window is 1..`max` days.
     error CollectiveInvalidSplitWindow(uint256 windowDays, uint256 max);
     /// @dev `amount` is above the highest tier's limit (`ceiling`): no tier approves it.
@@ -540,6 +545,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         Collective storage c = _collective(id);
         if (c.frozen) revert CollectiveFrozen(id);
         if (_officers[id][msg.sender].role == OfficerRole.None) revert CollectiveNotOfficer(id, msg.sender);
+        _checkOfficerNotFrozen(id);
         if (payee == address(0) || payee == address(this)) revert CollectiveInvalidPayee(payee);
         if (!registry.isRegistered(payee)) revert CollectivePayeeNotRegistered(payee);
         if (registry.isFrozen(payee)) revert CollectivePayeeFrozen(payee);
@@ -593,6 +599,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
             if (msg.sender == p.proposer) revert CollectiveSelfApproval(proposalId, msg.sender);
             if (p.approvals & bit != 0) revert CollectiveAlreadyApproved(proposalId, msg.sender);
         }
+        _checkOfficerNotFrozen(id);
 
         if (township) {
             p.townshipApproved = true;
@@ -635,6 +642,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         Collective storage c = _collectives[id];
         if (c.frozen) revert CollectiveFrozen(id);
         if (_officers[id][msg.sender].role == OfficerRole.None) revert CollectiveNotOfficer(id, msg.sender);
+        _checkOfficerNotFrozen(id);
         _checkLive(proposalId, p, c);
         if (!_approved(p)) {
             revert CollectiveNotApproved(
@@ -865,6 +873,12 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     function _collective(uint256 id) private view returns (Collective storage c) {
         c = _collectives[id];
         if (c.epoch == 0) revert CollectiveUnknown(id);
+    }
+
+    /// @dev The caller acts for collective `id` (proposes, approves, executes): its own wallet must
+    /// not be frozen. Registration is not asked (a township supervisor need not hold a wallet).
+    function _checkOfficerNotFrozen(uint256 id) private view {
+        if (registry.isFrozen(msg.sender)) revert CollectiveOfficerFrozen(id, msg.sender);
     }
 
     function _supervised(uint256 id) private view returns (Collective storage c) {

@@ -114,6 +114,8 @@ contract Disbursement is ReentrancyGuard {
     /// @dev The payer of batch `id` is frozen or no longer registered: its batch pays (and reclaims)
     /// nothing until that is lifted.
     error DisbursePayerNotAdmitted(bytes32 id, address payer);
+    /// @dev The checker's own wallet is frozen by the regulator: it cannot approve (fund) batch `id`.
+    error DisburseCheckerFrozen(bytes32 id, address checker);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -339,10 +341,12 @@ contract Disbursement is ReentrancyGuard {
 
     /// @notice A checker of the payer, not the key that drafted it, approves draft `id`: its total is
     /// taken from the payer (which must have approved this contract for it) and held for the batch.
+    /// A checker whose own wallet is frozen cannot approve (`DisburseCheckerFrozen(id, checker)`).
     function approve(bytes32 id) external nonReentrant {
         Batch storage b = _draft(id);
         if (msg.sender == b.creator) revert DisburseSelfApproval(id, msg.sender);
         if (officerOf[b.payer][msg.sender] != Officer.Checker) revert DisburseNotChecker(b.payer, msg.sender);
+        if (registry.isFrozen(msg.sender)) revert DisburseCheckerFrozen(id, msg.sender);
         if (b.kind == Kind.Explicit && b.rowsTotal != b.total) {
             revert DisburseRowsIncomplete(id, b.total, b.rowsTotal);
         }

@@ -28,6 +28,10 @@ import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER} from "./IDigitalCash.s
 /// owner, and this contract applies the same policy to the owner as to a holder paying from their
 /// own wallet (ERC-3643's compliance `canTransfer` is the model). A plain transfer out of a
 /// cap-exempt wallet reverts `FamilyMustPayFor`, so a new family cannot forget the owner's rules.
+/// A spender moving someone else's money (`transferFrom`) acts on that money, so it must be admitted
+/// as well: registered and not frozen (`WalletNotRegistered(spender)`, `WalletFrozen(spender)`).
+/// Family contracts that pull (escrow, disbursement, vouchers, collective fund, cards, quick-pay)
+/// are registered wallets, so a regulator's freeze of a family stops its pulls too.
 /// @dev Invariants: totalSupply == sum of balances (OpenZeppelin ERC20); no non-exempt wallet
 /// ends a movement above its balance cap, sends more than its payment cap in one movement, or
 /// sends more than its daily cap within one Beijing-time calendar day; no movement out of a family
@@ -129,6 +133,21 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
         _spendAllowance(from, msg.sender, amount);
         _burn(from, amount);
         emit Redeemed(from, amount, msg.sender);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Spenders
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Move `value` fen of `from`'s money to `to` on `from`'s allowance to the caller.
+    /// @dev A spender other than `from` must be registered and not frozen (reverts
+    /// `WalletNotRegistered(spender)` / `WalletFrozen(spender)`, before the allowance is read): an
+    /// approval given before a freeze must not let the frozen wallet act on someone else's money.
+    /// `from` and `to` are judged in `_update` as for any movement.
+    function transferFrom(address from, address to, uint256 value) public override(ERC20, IERC20) returns (bool) {
+        address spender = _msgSender();
+        if (spender != from) _admitted(spender);
+        return super.transferFrom(from, to, value);
     }
 
     // ----------------------------------------------------------------------------------------

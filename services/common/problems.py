@@ -121,6 +121,11 @@ CONTRACT_ERRORS: dict[str, tuple[int, str, str]] = {
         "payer-frozen",
         "The payer is frozen or not registered: the batch waits",
     ),
+    "DisburseCheckerFrozen": (
+        409,
+        "checker-frozen",
+        "The checker's wallet is frozen: it cannot approve the batch",
+    ),
     "CollectiveUnknown": (404, "collective-not-found", "Collective not found"),
     "CollectiveNotSupervisor": (403, "not-the-supervisor", "Only the collective's supervisor may do this"),
     "CollectiveInvalidSupervisor": (422, "invalid-supervisor", "This account cannot be the supervisor"),
@@ -133,6 +138,11 @@ CONTRACT_ERRORS: dict[str, tuple[int, str, str]] = {
     "CollectiveTierCount": (422, "tier-count", "There must be 1 to 4 approval tiers"),
     "CollectiveInvalidTier": (422, "invalid-approval-tier", "Invalid approval tier"),
     "CollectiveInvalidLifetime": (422, "invalid-lifetime", "Invalid proposal lifetime"),
+    "CollectiveOfficerFrozen": (
+        409,
+        "officer-frozen",
+        "The acting officer's wallet is frozen: it cannot propose, approve or execute",
+    ),
     "CollectiveFrozen": (409, "collective-frozen", "The collective is frozen by its supervisor"),
     "CollectiveNotFrozen": (409, "collective-not-frozen", "The collective is not frozen"),
     "CollectiveYearNotAfter": (409, "year-not-after", "The fiscal year must come after the current one"),

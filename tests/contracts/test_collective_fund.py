@@ -1062,3 +1062,51 @@ class TestFrozenPayee:
         cash.unfreeze(v.township, v.gym.address)
         collective.execute(v.treasurer, pid)
         assert cash.balance_of(v.gym.address) == 100
+
+
+class TestFrozenOfficer:
+    """An officer whose own wallet the regulator froze cannot act on the collective's money
+    (the red team's finding: a frozen treasurer proposed and executed, and the payee was paid)."""
+
+    def test_a_frozen_proposer_cannot_propose(
+        self, funded: Village, collective: CollectiveClient, cash: CashClient
+    ) -> None:
+        v = funded
+        cash.freeze(v.township, v.alice.address)
+        assert_reverts(lambda: propose(collective, v, 100), "CollectiveOfficerFrozen", v.id, v.alice.address)
+        cash.unfreeze(v.township, v.alice.address)
+        propose(collective, v, 100)
+
+    def test_a_frozen_approver_cannot_approve(
+        self, funded: Village, collective: CollectiveClient, cash: CashClient
+    ) -> None:
+        v = funded
+        pid = propose(collective, v, 100)
+        cash.freeze(v.township, v.bob.address)
+        assert_reverts(lambda: collective.approve(v.bob, pid), "CollectiveOfficerFrozen", v.id, v.bob.address)
+        assert collective.proposal(pid).committee == 0
+
+    def test_a_frozen_treasurer_cannot_execute_and_the_payment_waits(
+        self, funded: Village, registered: Actors, collective: CollectiveClient, cash: CashClient
+    ) -> None:
+        v = funded
+        cash.register(registered.operator, v.treasurer.address, Kind.PERSONAL, 2, 0, identity("treasurer"))
+        pid = approved(collective, v, 100)
+        cash.freeze(v.township, v.treasurer.address)
+        assert_reverts(
+            lambda: collective.execute(v.treasurer, pid), "CollectiveOfficerFrozen", v.id, v.treasurer.address
+        )
+        assert cash.balance_of(v.gym.address) == 0
+        assert collective.proposal_state(pid) == ProposalState.EXECUTABLE  # waits
+        collective.execute(v.carol, pid)  # an unfrozen officer still can
+        assert cash.balance_of(v.gym.address) == 100
+
+    def test_a_frozen_officer_still_rejects_and_cancels(
+        self, funded: Village, collective: CollectiveClient, cash: CashClient
+    ) -> None:
+        v = funded
+        first, second = propose(collective, v, 100), propose(collective, v, 200)
+        cash.freeze(v.township, v.alice.address)
+        cash.freeze(v.township, v.bob.address)
+        collective.reject(v.bob, first, h("no"))
+        collective.cancel(v.alice, second)

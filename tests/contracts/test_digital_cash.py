@@ -6,6 +6,7 @@ from web3 import Web3
 
 from chain import devtools
 from chain.clients.token import PAY_CHARGES_OWNER, PAY_TO_MERCHANT, CashClient, Kind
+from chain.manifest import Manifest
 from tests.conftest import Actors, identity
 from tests.helpers import assert_reverts
 
@@ -240,6 +241,90 @@ class TestCapExemptInstitution:
             10_000_00,
             10_000_01,
         )
+
+
+class TestTransferFrom:
+    """A spender acts on someone else's money: it must be admitted itself (the red team's finding:
+    a frozen or never-registered spender still spent an approval given before)."""
+
+    def test_a_registered_spender_moves_the_approved_amount(
+        self, registered: Actors, cash: CashClient
+    ) -> None:
+        a = registered
+        cash.mint(a.operator, a.alice.address, 1_000_00)
+        cash.approve(a.alice, a.carol.address, 1_000_00)
+        cash.transfer_from(a.carol, a.alice.address, a.gym.address, 150)
+        assert cash.balance_of(a.gym.address) == 150
+        assert cash.spent_today(a.alice.address) == 150  # the holder's caps, not the spender's
+        assert cash.spent_today(a.carol.address) == 0
+
+    def test_reverts_when_the_spender_is_frozen(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        cash.mint(a.operator, a.alice.address, 1_000_00)
+        cash.approve(a.alice, a.carol.address, 1_000_00)
+        cash.freeze(a.regulator, a.carol.address)
+        assert_reverts(
+            lambda: cash.transfer_from(a.carol, a.alice.address, a.gym.address, 150),
+            "WalletFrozen",
+            a.carol.address,
+        )
+        assert cash.balance_of(a.alice.address) == 1_000_00
+        cash.unfreeze(a.regulator, a.carol.address)
+        cash.transfer_from(a.carol, a.alice.address, a.gym.address, 150)
+        assert cash.balance_of(a.gym.address) == 150
+
+    def test_reverts_when_the_spender_is_not_registered(self, registered: Actors, cash: CashClient) -> None:
+        a = registered
+        cash.mint(a.operator, a.alice.address, 1_000_00)
+        cash.approve(a.alice, a.outsider.address, 1_000_00)
+        assert_reverts(
+            lambda: cash.transfer_from(a.outsider, a.alice.address, a.gym.address, 150),
+            "WalletNotRegistered",
+            a.outsider.address,
+        )
+        assert cash.balance_of(a.alice.address) == 1_000_00
+
+    def test_a_holder_spending_its_own_allowance_is_judged_as_the_sender(
+        self, registered: Actors, cash: CashClient
+    ) -> None:
+        a = registered
+        cash.mint(a.operator, a.alice.address, 1_000_00)
+        cash.approve(a.alice, a.alice.address, 1_000)
+        cash.transfer_from(a.alice, a.alice.address, a.gym.address, 500)
+        assert cash.balance_of(a.gym.address) == 500
+        cash.freeze(a.regulator, a.alice.address)
+        assert_reverts(
+            lambda: cash.transfer_from(a.alice, a.alice.address, a.gym.address, 1),
+            "WalletFrozen",
+            a.alice.address,
+        )
+
+    def test_a_cap_exempt_family_pulls_until_it_is_frozen(self, registered: Actors, cash: CashClient) -> None:
+        """Families pull with ``transferFrom`` and are registered wallets, so they pass; the
+        regulator's freeze of a family stops its pulls."""
+        a = registered
+        cash.register(a.operator, a.outsider.address, Kind.INSTITUTION, 4, 0, identity("pulling family"))
+        cash.grant_cap_exemption(a.admin, a.outsider.address)
+        cash.mint(a.operator, a.alice.address, 1_000_00)
+        cash.approve(a.alice, a.outsider.address, 1_000_00)
+        cash.transfer_from(a.outsider, a.alice.address, a.outsider.address, 300)
+        assert cash.balance_of(a.outsider.address) == 300
+        cash.freeze(a.regulator, a.outsider.address)
+        assert_reverts(
+            lambda: cash.transfer_from(a.outsider, a.alice.address, a.gym.address, 1),
+            "WalletFrozen",
+            a.outsider.address,
+        )
+
+    def test_every_deployed_contract_that_pulls_is_a_registered_wallet(
+        self, fresh: None, cash: CashClient, manifest: Manifest
+    ) -> None:
+        pullers = ("PrepaidEscrow", "Disbursement", "CollectiveFund", "VoucherProgrammes")
+        pullers += ("HardWalletSettlement", "QuickPay")
+        for name in pullers:
+            address = manifest.address(name)
+            assert cash.registry.functions.isRegistered(address).call(), name
+            assert not cash.registry.functions.isFrozen(address).call(), name
 
 
 class TestPayFor:

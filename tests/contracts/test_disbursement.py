@@ -343,6 +343,31 @@ class TestApprove:
             p.checker.address,
         )
 
+    def test_a_frozen_checker_cannot_approve_and_the_draft_waits(
+        self,
+        w3: Web3,
+        registered: Actors,
+        payroll: Payroll,
+        cash: CashClient,
+        disburse: DisbursementClient,
+    ) -> None:
+        """The red team's finding: a checker whose own wallet is frozen approved and the batch paid."""
+        p = payroll
+        cash.register(p.operator, p.checker.address, Kind.PERSONAL, 2, 0, identity("checker"))
+        rows = rows_for(p.workers)
+        bid = draft_explicit(w3, disburse, p, "b", rows)
+        cash.approve(p.employer, disburse.contract.address, sum(r.amount for r in rows))
+        before = cash.balance_of(p.employer.address)
+        cash.freeze(registered.regulator, p.checker.address)
+        assert_reverts(
+            lambda: disburse.approve(p.checker, bid), "DisburseCheckerFrozen", bid, p.checker.address
+        )
+        assert disburse.batch(bid).status == BatchStatus.DRAFT
+        assert cash.balance_of(p.employer.address) == before
+        cash.unfreeze(registered.regulator, p.checker.address)
+        disburse.approve(p.checker, bid)
+        assert disburse.batch(bid).status == BatchStatus.APPROVED
+
     def test_reverts_when_rows_are_incomplete(
         self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
     ) -> None:

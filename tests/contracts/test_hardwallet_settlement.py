@@ -658,6 +658,9 @@ class TestDeployment:
     ) -> None:
         info = cash.wallet(hardwallet.contract.address)
         assert info.kind == Kind.INSTITUTION and info.cap_exempt
-        assert cash.wallet(manifest.address("QuickPay")).kind == Kind.NONE
+        # QuickPay holds nothing (no cap exemption) but pulls, and the token admits only
+        # registered spenders: it is a registered institution wallet.
+        quickpay = cash.wallet(manifest.address("QuickPay"))
+        assert quickpay.kind == Kind.INSTITUTION and not quickpay.cap_exempt
         role = hardwallet.contract.functions.OPERATOR_ROLE().call()
         assert hardwallet.contract.functions.hasRole(role, dev_account(1).address).call()

@@ -246,6 +246,22 @@ class TestFreeze:
         )
         assert cash.balance_of(a.alice.address) == 1_000_00
 
+    def test_a_frozen_quickpay_contract_cannot_pull(
+        self, granted: Granted, quickpay: QuickPayClient, cash: CashClient
+    ) -> None:
+        """QuickPay is a registered wallet (the token admits only registered, unfrozen spenders), so
+        the regulator can stop every mandate at once by freezing it."""
+        a = granted.a
+        contract = quickpay.contract.address
+        cash.freeze(a.regulator, contract)
+        assert_reverts(
+            lambda: quickpay.pull(a.gym, granted.id, 10_00, order_ref("o1")), "WalletFrozen", contract
+        )
+        assert not quickpay.is_reference_used(granted.id, order_ref("o1"))
+        cash.unfreeze(a.regulator, contract)
+        quickpay.pull(a.gym, granted.id, 10_00, order_ref("o1"))
+        assert cash.balance_of(a.gym.address) == 10_00
+
     def test_a_frozen_holder_still_revokes(
         self, granted: Granted, quickpay: QuickPayClient, cash: CashClient
     ) -> None:

@@ -1150,6 +1150,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             expected = ("CollectiveFrozen", (CID,))
         elif c.role(proposer.address) == OfficerRole.NONE:
             expected = ("CollectiveNotOfficer", (CID, proposer.address))
+        elif proposer.address in self.model.frozen:
+            expected = ("CollectiveOfficerFrozen", (CID, proposer.address))
         elif payee not in self.model.registered:
             expected = ("CollectivePayeeNotRegistered", (payee,))
         elif payee in self.model.frozen:
@@ -1247,6 +1249,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
                 expected = ("CollectiveSelfApproval", (pid, caller.address))
             elif p.approvals & bit:
                 expected = ("CollectiveAlreadyApproved", (pid, caller.address))
+            if expected is None and caller.address in self.model.frozen:
+                expected = ("CollectiveOfficerFrozen", (CID, caller.address))
         result = self._run("approve proposal", lambda: self.c.fund.approve(caller, pid), expected)
         if result is None:
             return None
@@ -1280,6 +1284,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             return ("CollectiveFrozen", (CID,)), None
         if c.role(caller) == OfficerRole.NONE:
             return ("CollectiveNotOfficer", (CID, caller)), None
+        if caller in self.model.frozen:
+            return ("CollectiveOfficerFrozen", (CID, caller)), None
         if (live := self._live(pid, p, ts)) is not None:
             return live, None
         if not p.approved:

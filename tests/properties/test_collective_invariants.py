@@ -17,7 +17,9 @@ distinct committee approvers, none of them its proposer, and township approval m
 requirement copied from its tier; the tier of every proposal is the one of its split basis (its
 amount plus the collective's pending proposals to the same payee and its payments to it within the
 split window, which the township moves now and then), and the chain's `recentTo` equals the model's.
-No proposal is made to a frozen payee; an approved one waits until the payee is unfrozen.
+No proposal is made to a frozen payee; an approved one waits until the payee is unfrozen. An
+officer whose own wallet is frozen (a payee that is also an officer) neither proposes, approves nor
+executes (`CollectiveOfficerFrozen`).
 """
 
 from __future__ import annotations
@@ -364,6 +366,8 @@ class CollectiveMachine(RuleBasedStateMachine):
             expected = ("CollectiveFrozen", (cid,))
         elif c.role(proposer.address) == OfficerRole.NONE:
             expected = ("CollectiveNotOfficer", (cid, proposer.address))
+        elif proposer.address in self.frozen_wallets:
+            expected = ("CollectiveOfficerFrozen", (cid, proposer.address))
         elif payee not in REGISTERED_PAYEES:
             expected = ("CollectivePayeeNotRegistered", (payee,))
         elif payee in self.frozen_wallets:
@@ -450,6 +454,8 @@ class CollectiveMachine(RuleBasedStateMachine):
                 expected = ("CollectiveSelfApproval", (pid, caller.address))
             elif p.approvals & bit:
                 expected = ("CollectiveAlreadyApproved", (pid, caller.address))
+            if expected is None and caller.address in self.frozen_wallets:
+                expected = ("CollectiveOfficerFrozen", (p.collective, caller.address))
         result = self._run("approve", lambda: self.fund.approve(caller, pid), expected)
         if result is None:
             return
@@ -485,6 +491,8 @@ class CollectiveMachine(RuleBasedStateMachine):
                 expected = ("CollectiveFrozen", (cid,))
             elif c.role(caller.address) == OfficerRole.NONE:
                 expected = ("CollectiveNotOfficer", (cid, caller.address))
+            elif caller.address in self.frozen_wallets:
+                expected = ("CollectiveOfficerFrozen", (cid, caller.address))
             elif (live := self._live(pid, p, c, ts)) is not None:
                 expected = live
             elif not p.approved:

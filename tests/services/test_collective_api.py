@@ -551,6 +551,29 @@ def test_the_township_tier_waits_for_the_supervisor_and_the_public_notice(api: A
     assert (total["executed_fen"], total["lapsed"], total["open"]) == (20_000_00, 1, 0)
 
 
+def test_a_frozen_treasurer_neither_proposes_nor_executes(api: Api, village: Village) -> None:
+    """The red team's finding: a treasurer whose wallet the regulator froze proposed and executed,
+    and the payee was paid. Now 409 officer-frozen; the approved proposal waits for another officer."""
+    v = village
+    cid = create(api, v)
+    assert pay_in(api, v, cid, 10_000_00).status_code == 200
+    pid = propose(v, cid, 1_000_00)
+    assert act(v, "bob", cid, pid, "approve").status_code == 200
+    assert act(v, "carol", cid, pid, "approve").status_code == 200
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": v.tom}).status_code == 200
+    try:
+        body = {"payee": v.payee, "amount_fen": 100, "line": 0, "purpose": "x"}
+        assert_problem(v.post("tom", f"/v1/collectives/{cid}/proposals", body), 409, "officer-frozen")
+        before = balance(api, v.payee)
+        assert_problem(act(v, "tom", cid, pid, "execute"), 409, "officer-frozen")
+        assert balance(api, v.payee) == before
+        assert proposal(api, cid, pid)["state"] == "executable"
+    finally:
+        assert api.post("regulator", "/v1/regulator/unfreeze", {"address": v.tom}).status_code == 200
+    assert act(v, "tom", cid, pid, "execute").status_code == 200
+    assert balance(api, v.payee) == before + 1_000_00
+
+
 def test_split_proposals_to_one_payee_need_the_tier_of_their_sum(api: Api, village: Village) -> None:
     """Two 3,000-yuan proposals to one payee: the second needs the township and its notice, as one
     6,000-yuan payment would; the township sets the split window; a frozen payee gets no proposal."""

@@ -95,6 +95,27 @@ def execute_and_wait(api: Api, ref: str, push: str = "all") -> dict:
     raise AssertionError(f"batch {ref} still executing: {status}")
 
 
+def test_a_frozen_checker_cannot_approve_and_the_batch_waits(api: Api, payroll: Payroll) -> None:
+    """The red team's finding: a checker whose wallet the regulator froze approved (200) and the
+    batch was paid. Now 409 checker-frozen; nothing leaves the payer; approved once unfrozen."""
+    p = payroll
+    r = create(api, p, [{"recipient": p.workers[0], "amount": 150}])
+    assert r.status_code == 201, r.text
+    ref = r.json()["reference"]
+    before = balance(api, p.employer)
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": p.checker_wallet}).status_code == 200
+    try:
+        assert_problem(approve(api, p, ref), 409, "checker-frozen")
+        assert api.operator.get(f"/v1/disbursements/{ref}").json()["status"] == "ready"
+        assert balance(api, p.employer) == before
+    finally:
+        r = api.post("regulator", "/v1/regulator/unfreeze", {"address": p.checker_wallet})
+        assert r.status_code == 200, r.text
+    r = approve(api, p, ref)
+    assert r.status_code == 200, r.text
+    assert balance(api, p.employer) == before - 150
+
+
 def test_a_json_payroll_in_yuan_is_approved_and_paid_in_chunks_with_exceptions(
     api: Api, payroll: Payroll
 ) -> None:

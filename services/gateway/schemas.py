@@ -46,7 +46,10 @@ class SignedPaymentIn(Strict):
     card: Address
     merchant: Address
     amount: int = Field(ge=0, lt=2**255, description="fen")
-    counter: int = Field(ge=0, lt=2**64)
+    # The card's counter is a uint64 on chain, but the gateway keeps the highest one it saw in a
+    # signed 64-bit column: a counter from 2**63 on is refused here, before anything is sent
+    # (it used to settle on chain and then fail to be recorded: a 500 after the money moved).
+    counter: int = Field(ge=0, lt=2**63, description="the card's payment counter, below 2**63")
     time: int = Field(ge=0, lt=2**64)
     signature: Signature
 

@@ -243,6 +243,24 @@ class TestTerminals:
         p = shop.pay(gateway, 1).to_json()
         assert gateway.post(shop.terminal, "/v1/offline-payments", {"payments": [p] * 101}).status_code == 422
 
+    def test_a_counter_the_gateway_cannot_record_is_refused_before_anything_is_sent(
+        self, gateway: Gateway
+    ) -> None:
+        # A (cloned or hostile) card whose counter reached 2**63: validly signed, so before the fix
+        # it settled on chain and then the gateway failed to store the counter (a 500, retried
+        # for ever). Now a 422 names the field and no transaction is sent.
+        shop = Shop(gateway)
+        shop.card._counter = 2**63 - 1  # the simulator signs the next counter: 2**63
+        hostile = shop.pay(gateway, 100)
+        assert hostile.payment.counter == 2**63
+        block = gateway.w3.eth.block_number
+        r = gateway.post(shop.terminal, "/v1/offline-payments", body(shop.pay(gateway, 50), hostile))
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "counter" in r.text
+        assert gateway.w3.eth.block_number == block
+        assert gateway.ctx.cash.balance_of(shop.merchant) == 0
+
     def test_a_canteen_terminal_is_a_merchant_of_the_canteen_category(self, gateway: Gateway) -> None:
         canteen = gateway.merchant(category=5812)
         terminal_id, _ = gateway.terminal(canteen, "staff canteen")

@@ -61,7 +61,8 @@ import {IDigitalCash} from "../token/IDigitalCash.sol";
 /// (`WalletFrozen`, `EnforcedPause`): the payment waits and can be executed once that is lifted,
 /// before its expiry. Income from a frozen wallet is refused by the token (`recordIncome` pulls it).
 /// An officer (or supervisor) whose own wallet is frozen cannot propose, approve or execute
-/// (`CollectiveOfficerFrozen(id, officer)`); rejecting and cancelling stay open to them.
+/// (`CollectiveOfficerFrozen(id, officer)`), nor change the books (register an asset, record its
+/// income contract, revalue or retire it); rejecting and cancelling stay open to them.
 /// @dev Invariants (tested): per collective, balance == income - paid; the contract holds exactly
 /// the sum of the balances (`totalBalance`); for every budget line of the current year,
 /// spent <= budget and spent == the sum of the executed proposals on that line this year; every
@@ -682,6 +683,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     {
         _collective(id);
         if (_officers[id][msg.sender].role == OfficerRole.None) revert CollectiveNotOfficer(id, msg.sender);
+        _checkOfficerNotFrozen(id);
         if (kind == AssetKind.None) revert CollectiveInvalidAssetKind(kind);
         assetId = ++assetCount;
         Asset storage a = _assets[assetId];
@@ -705,6 +707,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         Asset storage a = _activeAsset(assetId);
         uint256 id = a.collectiveId;
         if (_officers[id][msg.sender].role == OfficerRole.None) revert CollectiveNotOfficer(id, msg.sender);
+        _checkOfficerNotFrozen(id);
         if (counterparty != address(0) && endsAt <= block.timestamp) {
             revert CollectiveContractEndsInPast(endsAt, block.timestamp);
         }
@@ -719,6 +722,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     function revalueAsset(uint256 assetId, uint128 value, bytes32 evidenceHash) external {
         Asset storage a = _activeAsset(assetId);
         _supervised(a.collectiveId);
+        _checkOfficerNotFrozen(a.collectiveId);
         uint256 previous = a.value;
         a.value = value;
         emit AssetRevalued(assetId, previous, value, evidenceHash);
@@ -728,6 +732,7 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
     function retireAsset(uint256 assetId, bytes32 reasonHash) external {
         Asset storage a = _activeAsset(assetId);
         _supervised(a.collectiveId);
+        _checkOfficerNotFrozen(a.collectiveId);
         a.retired = true;
         emit AssetRetired(assetId, reasonHash);
     }
@@ -875,8 +880,8 @@ contract CollectiveFund is AccessControl, ReentrancyGuard {
         if (c.epoch == 0) revert CollectiveUnknown(id);
     }
 
-    /// @dev The caller acts for collective `id` (proposes, approves, executes): its own wallet must
-    /// not be frozen. Registration is not asked (a township supervisor need not hold a wallet).
+    /// @dev The caller acts for collective `id` (proposes, approves, executes, keeps the books): its
+    /// own wallet must not be frozen. Registration is not asked (a township supervisor need not hold a wallet).
     function _checkOfficerNotFrozen(uint256 id) private view {
         if (registry.isFrozen(msg.sender)) revert CollectiveOfficerFrozen(id, msg.sender);
     }

@@ -1101,6 +1101,45 @@ class TestFrozenOfficer:
         collective.execute(v.carol, pid)  # an unfrozen officer still can
         assert cash.balance_of(v.gym.address) == 100
 
+    def test_a_frozen_officer_cannot_change_the_books(
+        self, funded: Village, registered: Actors, collective: CollectiveClient, cash: CashClient, w3: Web3
+    ) -> None:
+        # The second red team: a frozen treasurer still registered assets (and so could move the
+        # books, if not the money). Registering, recording an income contract, revaluing and
+        # retiring are all refused to a frozen officer or supervisor.
+        v = funded
+        land, _ = collective.register_asset(v.alice, v.id, AssetKind.RESOURCE, 100_00, h("plot 1"))
+        cash.freeze(v.township, v.alice.address)
+        assert_reverts(
+            lambda: collective.register_asset(v.alice, v.id, AssetKind.PROPERTY, 1, h("barn")),
+            "CollectiveOfficerFrozen",
+            v.id,
+            v.alice.address,
+        )
+        ends = w3.eth.get_block("latest")["timestamp"] + 365 * DAY
+        assert_reverts(
+            lambda: collective.set_income_contract(v.alice, land, v.gym.address, 1_000_00, ends),
+            "CollectiveOfficerFrozen",
+            v.id,
+            v.alice.address,
+        )
+        cash.register(registered.operator, v.supervisor.address, Kind.PERSONAL, 2, 0, identity("station"))
+        cash.freeze(v.township, v.supervisor.address)
+        assert_reverts(
+            lambda: collective.revalue_asset(v.supervisor, land, 1),
+            "CollectiveOfficerFrozen",
+            v.id,
+            v.supervisor.address,
+        )
+        assert_reverts(
+            lambda: collective.retire_asset(v.supervisor, land),
+            "CollectiveOfficerFrozen",
+            v.id,
+            v.supervisor.address,
+        )
+        cash.unfreeze(v.township, v.supervisor.address)
+        collective.revalue_asset(v.supervisor, land, 1)
+
     def test_a_frozen_officer_still_rejects_and_cancels(
         self, funded: Village, collective: CollectiveClient, cash: CashClient
     ) -> None:

@@ -1,5 +1,6 @@
 # The two commands: `make run` (the main job; `make reset` starts afresh) and `make test` (the suite).
-# Both create .venv and install the npm packages when they are missing or stale.
+# Both create .venv (from requirements.lock), .venv-audit (Slither's, from audit/requirements.lock)
+# and install the npm packages when they are missing or stale.
 
 PYTHON ?= python3
 VENV := .venv
@@ -39,11 +40,11 @@ test-contracts: deps
 
 # Slither, from its own tool environment .venv-audit, over contracts/ (mocks excluded) with the
 # project's compiler; fails on any High/Medium finding or a Low/Informational one not explained in
-# audit/slither-triage.md. Then the long runs:
-# the schema fuzz of both APIs on both databases, hostile input against the service processes, the
-# state machines (tests/properties: each family's under hypothesis' `audit` profile, random and far
-# deeper than `make test`'s short derandomized runs; the all-families one long), and the tests
-# marked `long` that `make test` leaves out (the load test and the start-up rounds on PostgreSQL...).
+# audit/slither-triage.md. Then the long runs: the schema fuzz of both APIs on both databases,
+# hostile input against the service processes, the state machines (tests/properties: each
+# family's under hypothesis' `audit` profile, random and far deeper than `make test`'s short
+# derandomized runs; the all-families one long), and the tests marked `long` that `make test`
+# leaves out (the load test and the start-up rounds on PostgreSQL...).
 audit: deps
 	$(AUDIT_VENV)/bin/python audit/run_slither.py $(AUDIT_ARGS)
 	XCPAY_FUZZ=long $(PY) -m pytest -q tests/fuzz

@@ -21,6 +21,10 @@ numbers, so edits elsewhere in a file do not invalidate the triage. The run fail
 Findings that lie wholly in dependencies (``node_modules``) are left out: OpenZeppelin is not
 ours to change. A finding that touches our code and a dependency is kept.
 
+Slither runs from its own tool environment, ``.venv-audit`` (``make audit-env``, pinned in
+``audit/requirements.lock``): it pins web3<8 and the project runs web3 8. Started with another
+interpreter (the project's ``.venv``), the script runs itself again under ``.venv-audit``.
+
 Usage::
 
     .venv/bin/python audit/run_slither.py                   # check, print a summary
@@ -34,8 +38,10 @@ Exit codes: 0 clean, 1 unexplained or High/Medium findings, 2 the analysis could
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import json
+import os
 import re
 import sys
 import tempfile
@@ -58,6 +64,7 @@ from chain.compiler import (  # noqa: E402  (needs the project root on sys.path)
 from chain.exceptions import CompilerNotFound  # noqa: E402
 from chain.paths import CONTRACTS_DIR, NODE_MODULES  # noqa: E402
 
+AUDIT_VENV = PROJECT_ROOT / ".venv-audit"
 TRIAGE_FILE = PROJECT_ROOT / "audit" / "slither-triage.md"
 EXCLUDED_DIRS = ("mocks",)  # under contracts/: test doubles, never deployed
 IMPACT_ORDER = ("High", "Medium", "Low", "Informational", "Optimization")
@@ -340,6 +347,27 @@ def inline_suppressions(files: list[Path]) -> list[tuple[str, int, str, str]]:
 # --------------------------------------------------------------------------------------------
 
 
+def run_in_tool_env(argv: list[str]) -> None:
+    """Run this script again under ``.venv-audit`` when Slither is not importable here.
+
+    Slither pins web3<8 and the project's venv has web3 8, so Slither cannot live in it; the
+    tool venv holds Slither (and py-solc-x, for ``chain/compiler.py``) and nothing of the
+    project. Returns only when Slither is importable in this interpreter.
+    """
+    if importlib.util.find_spec("slither") is not None:
+        return
+    python = AUDIT_VENV / "bin" / "python"
+    if Path(sys.prefix).resolve() == AUDIT_VENV.resolve() or not python.exists():
+        print(
+            f"run_slither: Slither is not installed in {python.parent.parent}; "
+            "`make audit-env` creates Slither's tool environment",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    sys.stdout.flush()
+    os.execv(python, [str(python), str(Path(__file__).resolve()), *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--triage", type=Path, default=TRIAGE_FILE, help="the triage Markdown file")
@@ -446,4 +474,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    run_in_tool_env(sys.argv[1:])
     sys.exit(main())

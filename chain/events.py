@@ -1,11 +1,12 @@
 """Decode logs into typed :class:`Event` objects, for every contract the decoder knows.
 
 Decoders are compiled once per event ABI (when a contract is added), not per log: a 200-row
-payroll chunk emits 401 logs, and web3's generic ``get_event_data`` (which re-derives the types,
-names and normalizers of the event for every log) took ~333 ms of such a chunk's ~146 ms of node
-time. Events whose arguments are all elementary static types (every event of this system but a
-few) are read straight from their 32-byte words; any other falls back to web3's decoder, so the
-answer is the same either way (``tests/chain/test_events.py`` compares both on real logs).
+payroll chunk emits 401 logs, and web3's generic decoder (``ContractEvent.process_log``, which
+re-derives the types, names and normalizers of the event for every log) took ~333 ms of such a
+chunk's ~146 ms of node time. Events whose arguments are all elementary static types (every event
+of this system but a few) are read straight from their 32-byte words; any other falls back to
+web3's decoder, so the answer is the same either way (``tests/chain/test_events.py`` compares
+both on real logs).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
-from web3._utils.events import get_event_data
 
 
 @dataclass(frozen=True)
@@ -115,12 +115,18 @@ def _compile(abi: dict[str, Any]) -> _Compiled:
     )
 
 
+def web3_event(w3: Web3, abi: dict[str, Any]) -> Any:
+    """web3's ``ContractEvent`` for one event ABI (its ``process_log`` is web3's generic decoder)."""
+    return w3.eth.contract(abi=[abi]).events[abi["name"]]()
+
+
 class EventDecoder:
     """Knows the event ABIs of a set of deployed contracts (by address)."""
 
     def __init__(self, w3: Web3) -> None:
         self._w3 = w3
         self._by_address: dict[str, tuple[str, dict[bytes, _Compiled]]] = {}
+        self._generic: dict[int, Any] = {}  # id(spec) -> web3's ContractEvent, built on first use
 
     def add_contract(self, name: str, address: str, abi: list[dict[str, Any]]) -> None:
         topics = {event_abi_to_log_topic(e): _compile(e) for e in abi if e.get("type") == "event"}
@@ -150,15 +156,22 @@ class EventDecoder:
             tx_hash="0x" + _as_bytes(log["transactionHash"]).hex(),
         )
 
+    def _web3_args(self, spec: _Compiled, log: Any) -> dict[str, Any]:
+        """``log``'s arguments by web3's generic (public) decoder."""
+        event = self._generic.get(id(spec))
+        if event is None:
+            event = self._generic[id(spec)] = web3_event(self._w3, spec.abi)
+        return dict(event.process_log(log)["args"])
+
     def _args(self, spec: _Compiled, log: Any) -> dict[str, Any]:
         if spec.topics is None or spec.data is None:
-            return dict(get_event_data(self._w3.codec, spec.abi, log)["args"])
+            return self._web3_args(spec, log)
         topics = log["topics"]
         data = _as_bytes(log["data"])
         if len(topics) != len(spec.topics) + 1 or len(data) < 32 * len(spec.data):
             # Not what the ABI says (another contract's event with the same signature, say):
             # web3's decoder raises the error it always raised.
-            return dict(get_event_data(self._w3.codec, spec.abi, log)["args"])
+            return self._web3_args(spec, log)
         found: dict[str, Any] = {}
         for (name, read), topic in zip(spec.topics, topics[1:], strict=True):
             found[name] = read(_as_bytes(topic))

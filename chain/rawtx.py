@@ -10,12 +10,28 @@ from dataclasses import dataclass
 
 import rlp
 from eth_account import Account
-from eth_account._utils.legacy_transactions import Transaction
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
 from chain.exceptions import ChainError
+
+
+class _LegacyTransaction(rlp.Serializable):
+    """A signed legacy (pre-EIP-2718) transaction's RLP fields, as signed (eth-account has the
+    same sedes only in a private module)."""
+
+    fields = (
+        ("nonce", rlp.sedes.big_endian_int),
+        ("gasPrice", rlp.sedes.big_endian_int),
+        ("gas", rlp.sedes.big_endian_int),
+        ("to", rlp.sedes.Binary.fixed_length(20, allow_empty=True)),
+        ("value", rlp.sedes.big_endian_int),
+        ("data", rlp.sedes.binary),
+        ("v", rlp.sedes.big_endian_int),
+        ("r", rlp.sedes.big_endian_int),
+        ("s", rlp.sedes.big_endian_int),
+    )
 
 
 class InvalidSignedTransaction(ChainError):
@@ -56,7 +72,7 @@ def decode_signed(raw: bytes) -> SignedTx:
             fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
             chain_id = int(fields["chainId"])
         else:
-            fields = rlp.decode(raw, Transaction).as_dict()
+            fields = rlp.decode(raw, _LegacyTransaction).as_dict()
             v = int(fields["v"])
             chain_id = (v - 35) // 2 if v >= 35 else None
         sender = Account.recover_transaction(raw)

@@ -20,7 +20,6 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
-from web3._utils.contracts import encode_transaction_data
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint, TxParams, TxReceipt
@@ -348,9 +347,13 @@ def encode_call(w3: Web3, fn: ContractFunction) -> str:
             return "0x" + (selector + w3.codec.encode(types, list(fn.args or ()))).hex()
         except Exception:
             pass
-    return encode_transaction_data(
-        w3, gas_bounds.signature(fn), fn.contract_abi, fn.abi, fn.args or (), fn.kwargs or {}
-    )
+    return web3_encode(w3, fn)
+
+
+def web3_encode(w3: Web3, fn: ContractFunction) -> str:
+    """``fn``'s call data by web3's own (public) encoder, which checks the arguments first."""
+    contract = w3.eth.contract(abi=fn.contract_abi)
+    return contract.encode_abi(gas_bounds.signature(fn), args=list(fn.args or ()), kwargs=fn.kwargs or {})
 
 
 @lru_cache(maxsize=512)

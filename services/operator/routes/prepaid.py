@@ -349,19 +349,11 @@ def get_package(package_id: PackageId, ctx: CtxDep, indexer: IndexerDep, key: Ap
         {"event": r.name, "block_number": r.block_number, "tx_hash": r.tx_hash, "args": r.args} for r in rows
     ]
     return PackageOut(
-        id=package_id,
-        consumer=p.consumer,
-        merchant=p.merchant,
-        status=STATUS.get(int(p.status), "unknown"),
-        sessions=p.sessions,
-        used=p.used,
-        unit_price_fen=p.unit_price,
+        **_summary(package_id, p),
         cancellation_fee_fen=p.cancellation_fee,
-        expires_at=p.expires_at,
         deposited_fen=p.deposited,
         released_fen=p.released,
         refunded_fen=p.refunded,
-        held_fen=p.held,
         signature_nonce=p.nonce,
         history=history,
     )
@@ -404,6 +396,22 @@ class PackageItem(BaseModel):
     held_fen: int
 
 
+def _summary(package_id: int, p: Any) -> dict[str, Any]:
+    """The fields a listing shows of a package (``PackageItem``); the single read adds the
+    money's whole path and the history (``PackageOut``)."""
+    return {
+        "id": package_id,
+        "consumer": p.consumer,
+        "merchant": p.merchant,
+        "status": STATUS.get(int(p.status), "unknown"),
+        "sessions": p.sessions,
+        "used": p.used,
+        "unit_price_fen": p.unit_price,
+        "expires_at": p.expires_at,
+        "held_fen": p.held,
+    }
+
+
 @router.get("/packages", summary="List and search prepaid packages")
 def list_packages(
     ctx: CtxDep,
@@ -427,17 +435,7 @@ def list_packages(
         pid = int(row.args["id"])
         if pid not in items:
             p = ctx.prepaid.package(pid)
-            items[pid] = PackageItem(
-                id=pid,
-                consumer=p.consumer,
-                merchant=p.merchant,
-                status=STATUS.get(int(p.status), "unknown"),
-                sessions=p.sessions,
-                used=p.used,
-                unit_price_fen=p.unit_price,
-                expires_at=p.expires_at,
-                held_fen=p.held,
-            )
+            items[pid] = PackageItem(**_summary(pid, p))
         return items[pid]
 
     def keep(row: ChainEvent) -> bool:

@@ -71,23 +71,10 @@ def create_wallet(
             raise _contract_problem(body.address)
 
     def prepare() -> dict[str, Any]:
-        if body.custody == "custodial":
-            address, keystore = ctx.custody.create()
-        else:
-            address, keystore = body.address, None  # type: ignore[assignment]
+        record = _new_wallet(ctx, body, request["identity_hash"])
+        address = record.address
         with ctx.db.session() as s:
-            s.add(
-                Wallet(
-                    address=address,
-                    kind=body.kind,
-                    tier=body.tier,
-                    category=body.merchant_category,
-                    display_name=body.display_name,
-                    identity_hash=request["identity_hash"],
-                    custody=body.custody,
-                    keystore=keystore,
-                )
-            )
+            s.add(record)
             try:
                 s.commit()
             except IntegrityError:  # a concurrent request recorded the same address first
@@ -240,6 +227,25 @@ def _check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
         )
 
 
+def _new_wallet(ctx: ServiceContext, w: WalletIn, identity_digest: str) -> Wallet:
+    """The record of one wallet to register (single or in a batch): a custodial wallet's key is
+    created here, a self-custody wallet keeps the address it was given."""
+    if w.custody == "custodial":
+        address, keystore = ctx.custody.create()
+    else:
+        address, keystore = w.address, None  # type: ignore[assignment]
+    return Wallet(
+        address=address,
+        kind=w.kind,
+        tier=w.tier,
+        category=w.merchant_category,
+        display_name=w.display_name,
+        identity_hash=identity_digest,
+        custody=w.custody,
+        keystore=keystore,
+    )
+
+
 def _keep_wallets(
     ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]], first: int = 0
 ) -> list[str]:
@@ -249,23 +255,9 @@ def _keep_wallets(
     addresses: list[str] = []
     records = []
     for w, row in zip(wallets, rows, strict=True):
-        if w.custody == "custodial":
-            address, keystore = ctx.custody.create()
-        else:
-            address, keystore = w.address, None  # type: ignore[assignment]
-        addresses.append(address)
-        records.append(
-            Wallet(
-                address=address,
-                kind=w.kind,
-                tier=w.tier,
-                category=w.merchant_category,
-                display_name=w.display_name,
-                identity_hash=row["identity_hash"],
-                custody=w.custody,
-                keystore=keystore,
-            )
-        )
+        record = _new_wallet(ctx, w, row["identity_hash"])
+        addresses.append(record.address)
+        records.append(record)
     with ctx.db.session() as s:
         s.add_all(records)
         try:

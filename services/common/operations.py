@@ -31,7 +31,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,11 +57,23 @@ log = logging.getLogger("xcpay.operations")
 
 
 @dataclass(frozen=True)
+class Allowance:
+    """An allowance a call needs before it is sent: ``spender`` (a family contract) may pull at
+    least ``amount`` from the custodial wallet ``owner``. A builder states it as data; Operations
+    makes sure of it, so that builders stay pure data-to-call."""
+
+    owner: str
+    spender: str
+    amount: int
+
+
+@dataclass(frozen=True)
 class Call:
-    """What a builder returns: who signs which contract call."""
+    """What a builder returns: who signs which contract call, and the allowance it needs."""
 
     signer: LocalAccount
     fn: ContractFunction
+    allowance: Allowance | None = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +104,11 @@ def request_hash(kind: str, body: dict[str, Any]) -> str:
 
 
 class Operations:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, builders: Mapping[str, Builder] | None = None) -> None:
+        """``builders``: the operation kinds this process carries out (each app merges its
+        families' builder tables at start-up; see ``services/common/families.py``)."""
         self.ctx = ctx
+        self.builders: dict[str, Builder] = {**_BUILDERS, **(builders or {})}
         self._inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
         # Given the events of each operation confirmed here, decoded once from its receipt, with
@@ -214,7 +229,7 @@ class Operations:
             # and each finishes its own operations.
             rows = s.execute(
                 select(Operation.id, Operation.raw_tx.is_(None), Operation.created_at).where(
-                    Operation.status == "pending", Operation.kind.in_(list(_BUILDERS))
+                    Operation.status == "pending", Operation.kind.in_(list(self.builders))
                 )
             ).all()
         # An unsigned operation this young belongs to a request still preparing it (a new wallet's
@@ -275,9 +290,12 @@ class Operations:
     def _sign_store_send(self, op: Operation) -> None:
         tx = self.ctx.tx
         try:
-            call = _BUILDERS[op.kind](self.ctx, op.request)
+            call = self.builders[op.kind](self.ctx, op.request)
             if isinstance(call, Relay):
                 return self._store_send_relay(op, call)
+            if call.allowance is not None:
+                a = call.allowance
+                self.ctx.ensure_allowance(a.owner, a.spender, a.amount)
             params = tx.prepare(call.fn, call.signer.address)
         except ContractError as exc:  # refused before anything was signed
             self.fail(op.id, contract_problem(exc, operation_id=op.id))

@@ -35,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "finish-pending":
         import services.gateway.routes  # noqa: F401 - registers every operation builder
         from services.common.context import ServiceContext
+        from services.common.families import merged_builders
         from services.common.operations import Operations
+        from services.gateway.families import MODULES
 
-        print(json.dumps(Operations(ServiceContext.build(settings, signer="gateway")).reconcile()))
+        ctx = ServiceContext.build(settings, signer="gateway")
+        print(json.dumps(Operations(ctx, merged_builders(MODULES)).reconcile()))
         return 0
 
     from chain.exceptions import ChainError

@@ -22,10 +22,12 @@ from web3 import Web3
 
 from services.common import docs, guard, problems
 from services.common.context import ServiceContext
+from services.common.families import merged_builders
 from services.common.keys import authenticate
 from services.common.models import ApiKey
 from services.common.operations import Operations
 from services.common.settings import Settings
+from services.gateway.families import MODULES
 from services.gateway.routes import ROUTERS
 
 log = logging.getLogger("xcpay.gateway")
@@ -82,7 +84,7 @@ class Background:
 def create_app(settings: GatewaySettings, *, w3: Web3 | None = None, background: bool = True) -> FastAPI:
     """Build the app. ``w3`` lets tests pass an in-process chain; otherwise ``settings.rpc_url``."""
     ctx = ServiceContext.build(settings, w3=w3, signer="gateway")
-    ops = Operations(ctx)
+    ops = Operations(ctx, merged_builders(MODULES))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,6 +122,9 @@ def create_app(settings: GatewaySettings, *, w3: Web3 | None = None, background:
     docs.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    for module in MODULES:
+        for router in module.routers:
+            app.include_router(router)
 
     def check_key(presented: str) -> ApiKey | None:
         with ctx.db.session() as s:

@@ -45,9 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "finish-pending":
         import services.operator.routes  # noqa: F401 - registers every operation builder
         from services.common.context import ServiceContext
+        from services.common.families import merged_builders
         from services.common.operations import Operations
+        from services.operator.families import MODULES
 
-        print(json.dumps(Operations(ServiceContext.build(settings)).reconcile()))
+        ctx = ServiceContext.build(settings)
+        print(json.dumps(Operations(ctx, merged_builders(MODULES)).reconcile()))
         return 0
     if args.command == "reconcile":
         from pathlib import Path

@@ -12,6 +12,7 @@ from web3 import Web3
 
 from services.common import docs, guard, problems
 from services.common.context import ServiceContext
+from services.common.families import merged_builders
 from services.common.indexer import Indexer, insert_events
 from services.common.keys import authenticate, ensure_admin
 from services.common.models import ApiKey
@@ -19,6 +20,7 @@ from services.common.operations import Operations
 from services.common.settings import Settings
 from services.common.webhooks import Deliverer
 from services.operator.disbursements import Runner
+from services.operator.families import MODULES
 from services.operator.routes import ROUTERS
 
 log = logging.getLogger("xcpay.operator")
@@ -88,7 +90,7 @@ class ReconciliationRefresh:
 def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool = True) -> FastAPI:
     """Build the app. ``w3`` lets tests pass an in-process chain; otherwise ``settings.rpc_url``."""
     ctx = ServiceContext.build(settings, w3=w3)
-    ops = Operations(ctx)
+    ops = Operations(ctx, merged_builders(MODULES))
     indexer = Indexer(ctx)
     ops.on_confirmed = insert_events  # its own transactions' events, decoded once, stored in bulk
     runner = Runner(ops)
@@ -144,6 +146,9 @@ def create_app(settings: Settings, *, w3: Web3 | None = None, background: bool =
     docs.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    for module in MODULES:
+        for router in module.routers:
+            app.include_router(router)
 
     def check_key(presented: str) -> ApiKey | None:
         with ctx.db.session() as s:

@@ -1,0 +1,7 @@
+"""The operator API's families, each a folder of its own (see ``services/common/families.py``)."""
+
+from __future__ import annotations
+
+from services.common.families import FamilyModule
+
+MODULES: tuple[FamilyModule, ...] = ()

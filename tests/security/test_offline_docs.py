@@ -176,11 +176,12 @@ def test_every_documented_example_body_is_valid() -> None:
     """An example that its own model refuses would teach a person a 422."""
     from pydantic import BaseModel
 
+    from services.gateway.families import MODULES as GATEWAY_MODULES
     from services.gateway.routes import ROUTERS as GATEWAY
     from services.operator.routes import ROUTERS as OPERATOR
 
     checked = 0
-    for router in (*OPERATOR, *GATEWAY):
+    for router in (*OPERATOR, *GATEWAY, *(r for m in GATEWAY_MODULES for r in m.routers)):
         for route in router.routes:
             for param in getattr(getattr(route, "dependant", None), "body_params", []):
                 body = param.field_info.annotation

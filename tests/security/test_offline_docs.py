@@ -178,10 +178,12 @@ def test_every_documented_example_body_is_valid() -> None:
 
     from services.gateway.families import MODULES as GATEWAY_MODULES
     from services.gateway.routes import ROUTERS as GATEWAY
+    from services.operator.families import MODULES as OPERATOR_MODULES
     from services.operator.routes import ROUTERS as OPERATOR
 
+    families = [r for m in (*OPERATOR_MODULES, *GATEWAY_MODULES) for r in m.routers]
     checked = 0
-    for router in (*OPERATOR, *GATEWAY, *(r for m in GATEWAY_MODULES for r in m.routers)):
+    for router in (*OPERATOR, *GATEWAY, *families):
         for route in router.routes:
             for param in getattr(getattr(route, "dependant", None), "body_params", []):
                 body = param.field_info.annotation

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
+from services.operator.families import disburse, prepaid
 
-MODULES: tuple[FamilyModule, ...] = ()
+MODULES: tuple[FamilyModule, ...] = (prepaid.MODULE, disburse.MODULE)

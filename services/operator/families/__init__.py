@@ -3,5 +3,9 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
+from services.operator.families import cash, paycodes
 
-MODULES: tuple[FamilyModule, ...] = ()
+MODULES: tuple[FamilyModule, ...] = (
+    cash.MODULE,
+    paycodes.MODULE,
+)

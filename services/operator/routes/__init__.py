@@ -6,17 +6,13 @@ Importing this package registers every builder (the reconciler needs them, HTTP 
 from services.operator.routes import (
     api_keys,
     audit,
-    cash,
     collectives,
     dashboard,
     disbursements,
     health,
     operations,
-    payment_codes,
     prepaid,
-    regulator,
     vouchers,
-    wallets,
     webhooks,
 )
 
@@ -25,14 +21,10 @@ ROUTERS = [
     for m in (
         health,
         api_keys,
-        wallets,
-        cash,
-        regulator,
         prepaid,
         disbursements,
         vouchers,
         collectives,
-        payment_codes,
         audit,
         operations,
         dashboard,

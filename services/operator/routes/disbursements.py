@@ -41,7 +41,7 @@ from services.operator.disbursements import (
     rows_from_json,
     validate_rows,
 )
-from services.operator.routes.wallets import identity_hash
+from services.operator.families.cash.service import identity_hash
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/disbursements", tags=["disbursements"])

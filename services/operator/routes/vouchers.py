@@ -52,7 +52,7 @@ from services.common.schemas import (
     respond,
 )
 from services.operator.disbursements import RawRow, rows_from_csv, rows_from_json, validate_rows
-from services.operator.routes.wallets import identity_hash
+from services.operator.families.cash.service import identity_hash
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/voucher-programs", tags=["vouchers"])

@@ -82,7 +82,7 @@ def may_act_for(key: ApiKey, merchant: str, *roles: Role) -> None:
 # -- creating and reading ----------------------------------------------------------------------
 
 
-def createcode(ctx: ServiceContext, key: ApiKey, idem: str | None, body: CodeIn) -> str:
+def create_code(ctx: ServiceContext, key: ApiKey, idem: str | None, body: CodeIn) -> str:
     """Create a static code (no amount) or a dynamic one (a bill: amount, optional reference, expiry)
     for a registered merchant; returns its id (the earlier one's, for a replayed ``idem``).
 

@@ -86,8 +86,13 @@ class CashClient:
     def register(
         self, signer: LocalAccount, wallet: str, kind: Kind, tier: int, category: int, identity_hash: bytes
     ) -> TxResult:
-        fn = self.registry.functions.register(wallet, int(kind), tier, category, identity_hash)
-        return self.tx.transact(signer, fn)
+        return self.tx.transact(signer, self.register_call(wallet, kind, tier, category, identity_hash))
+
+    def register_call(
+        self, wallet: str, kind: Kind, tier: int, category: int, identity_hash: bytes
+    ) -> ContractFunction:
+        """The ``register`` call of one wallet (the registrar signs it)."""
+        return self.registry.functions.register(wallet, int(kind), tier, category, identity_hash)
 
     def register_batch(self, signer: LocalAccount, rows: list[Registration]) -> TxResult:
         """Register up to MAX_REGISTRATIONS wallets in one transaction, all or nothing (a refused
@@ -102,10 +107,17 @@ class CashClient:
         return self.tx.transact(signer, self.registry.functions.setTier(wallet, tier))
 
     def freeze(self, signer: LocalAccount, wallet: str) -> TxResult:
-        return self.tx.transact(signer, self.registry.functions.freeze(wallet))
+        return self.tx.transact(signer, self.freeze_call(wallet))
+
+    def freeze_call(self, wallet: str) -> ContractFunction:
+        """The regulator's ``freeze``: the wallet can neither pay nor be paid until unfrozen."""
+        return self.registry.functions.freeze(wallet)
 
     def unfreeze(self, signer: LocalAccount, wallet: str) -> TxResult:
-        return self.tx.transact(signer, self.registry.functions.unfreeze(wallet))
+        return self.tx.transact(signer, self.unfreeze_call(wallet))
+
+    def unfreeze_call(self, wallet: str) -> ContractFunction:
+        return self.registry.functions.unfreeze(wallet)
 
     def set_tier_limits(self, signer: LocalAccount, tier: int, limits: TierLimits) -> TxResult:
         fn = self.registry.functions.setTierLimits(
@@ -120,6 +132,15 @@ class CashClient:
     def tier_limits(self, tier: int) -> TierLimits:
         b, p, d = self.tx.call(self.registry.functions.tierLimits(tier))
         return TierLimits(b, p, d)
+
+    def kind_of(self, address: str) -> Kind:
+        """The wallet's kind (``Kind.NONE``: not registered), from one ``walletOf`` read."""
+        return Kind(self.tx.call(self.registry.functions.walletOf(address))[0])
+
+    def is_frozen(self, address: str) -> bool:
+        """Whether the regulator froze the wallet, from one ``walletOf`` read (``wallet`` reads its
+        tier policy too)."""
+        return bool(self.tx.call(self.registry.functions.walletOf(address))[2])
 
     def wallet(self, address: str) -> WalletInfo:
         kind, tier, frozen, category, identity_hash = self.tx.call(self.registry.functions.walletOf(address))
@@ -137,18 +158,35 @@ class CashClient:
 
     # -- cash ------------------------------------------------------------------------------
 
+    @property
+    def token_address(self) -> str:
+        """The DigitalCash contract's address (the ``to`` of every signed cash transfer)."""
+        return str(self.cash.address)
+
     def mint(self, signer: LocalAccount, to: str, amount_fen: int) -> TxResult:
-        return self.tx.transact(signer, self.cash.functions.mint(to, amount_fen))
+        return self.tx.transact(signer, self.mint_call(to, amount_fen))
+
+    def mint_call(self, to: str, amount_fen: int) -> ContractFunction:
+        """The issuer's ``mint`` of ``amount_fen`` into the registered wallet ``to``."""
+        return self.cash.functions.mint(to, amount_fen)
 
     def redeem(self, signer: LocalAccount, holder: str, amount_fen: int) -> TxResult:
         """Burn ``amount_fen`` from ``holder``, who must have approved ``signer`` (the issuer)."""
-        return self.tx.transact(signer, self.cash.functions.redeem(holder, amount_fen))
+        return self.tx.transact(signer, self.redeem_call(holder, amount_fen))
+
+    def redeem_call(self, holder: str, amount_fen: int) -> ContractFunction:
+        """The issuer's ``redeem``: it needs ``holder``'s allowance to the issuer of ``amount_fen``."""
+        return self.cash.functions.redeem(holder, amount_fen)
 
     def approve(self, holder: LocalAccount, spender: str, amount_fen: int) -> TxResult:
         return self.tx.transact(holder, self.cash.functions.approve(spender, amount_fen))
 
     def transfer(self, sender: LocalAccount, to: str, amount_fen: int) -> TxResult:
-        return self.tx.transact(sender, self.cash.functions.transfer(to, amount_fen))
+        return self.tx.transact(sender, self.transfer_call(to, amount_fen))
+
+    def transfer_call(self, to: str, amount_fen: int) -> ContractFunction:
+        """A ``transfer`` of the signer's own cash to ``to``."""
+        return self.cash.functions.transfer(to, amount_fen)
 
     def transfer_from(self, spender: LocalAccount, owner: str, to: str, amount_fen: int) -> TxResult:
         """``spender`` moves ``amount_fen`` of ``owner``'s money to ``to`` on ``owner``'s approval
@@ -163,10 +201,17 @@ class CashClient:
         return self.tx.transact(family, self.cash.functions.payFor(owner, to, amount_fen, rules))
 
     def pause(self, signer: LocalAccount) -> TxResult:
-        return self.tx.transact(signer, self.cash.functions.pause())
+        return self.tx.transact(signer, self.pause_call())
+
+    def pause_call(self) -> ContractFunction:
+        """The regulator's ``pause``: no cash moves until ``unpause``."""
+        return self.cash.functions.pause()
 
     def unpause(self, signer: LocalAccount) -> TxResult:
-        return self.tx.transact(signer, self.cash.functions.unpause())
+        return self.tx.transact(signer, self.unpause_call())
+
+    def unpause_call(self) -> ContractFunction:
+        return self.cash.functions.unpause()
 
     def balance_of(self, address: str) -> int:
         return int(self.tx.call(self.cash.functions.balanceOf(address)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.operator.routes.payment_codes import payment_uri, strict_uri
+from services.operator.families.paycodes.service import payment_uri, strict_uri
 from tests.services import eip681
 
 TOKEN = "0x89205A3A3b2A69De6Dbf7f01ED13B2108B2c43e7"

@@ -363,7 +363,7 @@ class TestRecovery:
         """A transaction signed and stored, then not sent (the node went away), keeps its nonce:
         the next request sends it first, so it is not orphaned by a newer one with its nonce."""
         from services.common.models import Operation
-        from services.common.operations import _BUILDERS
+        from services.operator.families.cash.builders import BUILDERS
 
         alice = api.new_wallet(tier=2)
         ops = api.app.state.ops
@@ -372,7 +372,7 @@ class TestRecovery:
             "cash.issue", _operator_key(api), f"stored-{uuid.uuid4()}", {"to": alice, "amount_fen": 40}
         )
         assert new
-        call = _BUILDERS["cash.issue"](ctx, op.request)
+        call = BUILDERS["cash.issue"](ctx, op.request)
         params = call.fn.build_transaction(
             {
                 "from": call.signer.address,

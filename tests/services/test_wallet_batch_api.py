@@ -11,7 +11,7 @@ from eth_account import Account
 
 from chain.clients.token import Kind
 from services.common.models import ChainEvent, Wallet
-from services.operator.routes import wallets as wallet_routes
+from services.operator.families.cash import service as wallet_service
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
 
@@ -30,7 +30,7 @@ class TestWalletBatch:
     def test_registers_custodial_and_self_custody_wallets_across_groups(
         self, api: Api, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(wallet_routes, "GROUP", 4)  # 200 on a real batch; the same code path
+        monkeypatch.setattr(wallet_service, "GROUP", 4)  # 200 on a real batch; the same code path
         own = Account.create().address
         wallets = [person(i) for i in range(10)]
         wallets[5] = person(5, custody="self", address=own)
@@ -116,8 +116,8 @@ class TestWalletBatch:
     ) -> None:
         """A wallet registered on chain between the check and the transaction (the check is
         skipped here to stand for that race): the group reverts whole, naming the row."""
-        monkeypatch.setattr(wallet_routes, "GROUP", 2)
-        monkeypatch.setattr(wallet_routes, "_check_batch", lambda ctx, wallets: None)
+        monkeypatch.setattr(wallet_service, "GROUP", 2)
+        monkeypatch.setattr(wallet_service, "check_batch", lambda ctx, wallets: None)
         outside = Account.create().address
         ctx = api.app.state.ctx
         ctx.cash.register(ctx.operator, outside, Kind.PERSONAL, 3, 0, b"\2" * 32)
@@ -171,8 +171,8 @@ class TestRefusedAddresses:
     def test_a_group_refused_on_chain_leaves_no_wallet_rows(
         self, api: Api, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(wallet_routes, "GROUP", 2)
-        monkeypatch.setattr(wallet_routes, "_check_batch", lambda ctx, wallets: None)
+        monkeypatch.setattr(wallet_service, "GROUP", 2)
+        monkeypatch.setattr(wallet_service, "check_batch", lambda ctx, wallets: None)
         outside = Account.create().address
         ctx = api.app.state.ctx
         ctx.cash.register(ctx.operator, outside, Kind.PERSONAL, 3, 0, b"\3" * 32)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
-from services.operator.families import disburse, prepaid
+from services.operator.families import cash, disburse, paycodes, prepaid
 
-MODULES: tuple[FamilyModule, ...] = (prepaid.MODULE, disburse.MODULE)
+MODULES: tuple[FamilyModule, ...] = (
+    cash.MODULE,
+    prepaid.MODULE,
+    disburse.MODULE,
+    paycodes.MODULE,
+)

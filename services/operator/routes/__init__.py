@@ -6,15 +6,11 @@ Importing this package registers every builder (the reconciler needs them, HTTP 
 from services.operator.routes import (
     api_keys,
     audit,
-    cash,
     collectives,
     dashboard,
     health,
     operations,
-    payment_codes,
-    regulator,
     vouchers,
-    wallets,
     webhooks,
 )
 
@@ -23,12 +19,8 @@ ROUTERS = [
     for m in (
         health,
         api_keys,
-        wallets,
-        cash,
-        regulator,
         vouchers,
         collectives,
-        payment_codes,
         audit,
         operations,
         dashboard,

@@ -51,8 +51,8 @@ from services.common.schemas import (
     merkle_dump,
     respond,
 )
+from services.operator.families.cash.service import identity_hash
 from services.operator.families.disburse.rows import RawRow, rows_from_csv, rows_from_json, validate_rows
-from services.operator.routes.wallets import identity_hash
 from services.operator.schemas import Strict
 
 router = APIRouter(prefix="/v1/voucher-programs", tags=["vouchers"])

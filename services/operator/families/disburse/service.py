@@ -27,6 +27,7 @@ from services.common.models import ApiKey, Disbursement, DisbursementRow, Operat
 from services.common.operations import Operations, perform
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
+from services.operator.families.cash.service import identity_hash
 from services.operator.families.disburse.rows import ParsedRow, RawRow, chunk_of, validate_rows
 from services.operator.families.disburse.runner import Runner
 from services.operator.families.disburse.schemas import (
@@ -36,7 +37,6 @@ from services.operator.families.disburse.schemas import (
     ChainFigures,
     OfficerIn,
 )
-from services.operator.routes.wallets import identity_hash
 
 OFFICER_ROLES = {"checker": Officer.CHECKER, "maker": Officer.MAKER, "none": Officer.NONE}
 

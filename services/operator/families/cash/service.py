@@ -1,63 +1,93 @@
+"""The cash family's logic: registering wallets (one, or thousands in groups of 200), reading and
+listing them, and beginning the operations of issuance, redemption, transfers and the regulator's
+actions. The routes validate and authorise, then call here; the builders (``builders.py``) turn
+each stored operation into its contract call."""
+
 from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Kind, Registration
+from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Kind
 from services.common.context import ServiceContext
-from services.common.deps import (
-    READER_ROLES,
-    ApiKeyDep,
-    CtxDep,
-    IdempotencyKey,
-    OperatorKey,
-    OpsDep,
-    officer_of_payer,
-    reader_or_owner,
-)
-from services.common.models import Operation, Wallet
-from services.common.operations import Call, builder, perform, request_hash
-from services.common.paging import Page, Paging, paginate
+from services.common.models import ApiKey, Operation, Wallet
+from services.common.operations import Operations, perform, request_hash
+from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.common.schemas import Address, OperationOut, respond
-from services.operator.schemas import (
+from services.common.schemas import OperationOut
+from services.operator.families.cash.schemas import (
+    IssuanceIn,
     Limits,
+    RedemptionIn,
+    TransferIn,
     WalletBatchIn,
     WalletBatchOut,
     WalletBatchRow,
     WalletIn,
+    WalletItem,
     WalletOut,
+    WalletRef,
 )
-
-router = APIRouter(prefix="/v1/wallets", tags=["wallets"])
 
 # Wallets per registerBatch transaction (and per operation) of POST /v1/wallets/batch.
 GROUP = MAX_REGISTRATIONS
 
-KINDS = {"personal": Kind.PERSONAL, "merchant": Kind.MERCHANT, "institution": Kind.INSTITUTION}
-
 
 def identity_hash(pepper: str, identity: str) -> str:
+    """What is stored of an identity: its keyed hash (the pepper is the service's secret), so the
+    same identity finds the same wallets and the identity itself is never kept."""
     return "0x" + hmac.new(pepper.encode(), identity.encode(), hashlib.sha256).hexdigest()
 
 
-class WalletCreatedOut(OperationOut):
-    address: str | None = Field(default=None, description="the new wallet's address (also request.address)")
+# -- issuance, redemption, transfers, the regulator ------------------------------------------------
 
 
-@router.post("", status_code=201, responses={202: {"model": WalletCreatedOut}})
-def create_wallet(
-    body: WalletIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
-) -> WalletCreatedOut:
+def issue(ops: Operations, key: ApiKey, idem: str, body: IssuanceIn) -> Operation:
+    """Mint ``amount_fen`` into a registered wallet (builder ``cash.issue``)."""
+    op, _ = perform(ops, "cash.issue", key, idem, body.model_dump(), target=body.to)
+    return op
+
+
+def redeem(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: RedemptionIn) -> Operation:
+    """Burn ``amount_fen`` from a custodial wallet (it approves the issuer, the issuer redeems)."""
+    ctx.custodial(body.holder)  # a wallet the service holds no key of cannot approve: 4xx now
+    op, _ = perform(ops, "cash.redeem", key, idem, body.model_dump(), target=body.holder)
+    return op
+
+
+def transfer(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: TransferIn) -> Operation:
+    """Move cash from a custodial wallet to any registered wallet."""
+    ctx.custodial(body.sender)
+    op, _ = perform(ops, "cash.transfer", key, idem, body.model_dump(), target=f"{body.sender}->{body.to}")
+    return op
+
+
+def regulate(
+    ops: Operations,
+    key: ApiKey,
+    idem: str,
+    action: Literal["freeze", "unfreeze", "pause", "unpause"],
+    wallet: WalletRef | None = None,
+) -> Operation:
+    """The regulator's ``action`` on ``wallet`` (freeze, unfreeze) or on the system (pause, unpause)."""
+    body = wallet.model_dump() if wallet is not None else {}
+    target = wallet.address if wallet is not None else "system"
+    op, _ = perform(ops, f"regulator.{action}", key, idem, body, target=target)
+    return op
+
+
+# -- registering one wallet --------------------------------------------------------------------
+
+
+def register_wallet(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: WalletIn
+) -> Operation:
     """Register a person, merchant or institution. Custodial: the service creates the key in an
-    encrypted keystore. Self-custody: the caller supplies the address."""
+    encrypted keystore (in the prepare step, once). Self-custody: the caller supplies the address."""
     request = body.model_dump(exclude={"identity", "address"})
     request["identity_hash"] = identity_hash(
         ctx.settings.identity_pepper, body.identity
@@ -71,7 +101,7 @@ def create_wallet(
             raise _contract_problem(body.address)
 
     def prepare() -> dict[str, Any]:
-        record = _new_wallet(ctx, body, request["identity_hash"])
+        record = new_wallet(ctx, body, request["identity_hash"])
         address = record.address
         with ctx.db.session() as s:
             s.add(record)
@@ -84,8 +114,7 @@ def create_wallet(
         return {"address": address}
 
     op, _ = perform(ops, "wallet.register", key, idem, request, target=body.display_name, prepare=prepare)
-    out = respond(op, response, done_status=201)
-    return WalletCreatedOut(**out.model_dump(), address=op.request.get("address"))
+    return op
 
 
 def _has_code(ctx: ServiceContext, address: str) -> bool:
@@ -103,31 +132,35 @@ def _contract_problem(address: str) -> Problem:
     )
 
 
-@builder("wallet.register")
-def _register(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    address = req["address"]
-    topup = ctx.settings.gas_topup_wei
-    if req["custody"] == "custodial" and topup > 0 and ctx.w3.eth.get_balance(address) < topup // 2:
-        ctx.tx.send_value(ctx.operator, address, topup)  # gas money, so the wallet can sign
-    fn = ctx.cash.registry.functions.register(
-        address,
-        int(KINDS[req["kind"]]),
-        req["tier"],
-        req["merchant_category"],
-        bytes.fromhex(req["identity_hash"][2:]),
+def new_wallet(ctx: ServiceContext, w: WalletIn, identity_digest: str) -> Wallet:
+    """The record of one wallet to register (single or in a batch): a custodial wallet's key is
+    created here, a self-custody wallet keeps the address it was given."""
+    if w.custody == "custodial":
+        address, keystore = ctx.custody.create()
+    else:
+        address, keystore = w.address, None  # type: ignore[assignment]
+    return Wallet(
+        address=address,
+        kind=w.kind,
+        tier=w.tier,
+        category=w.merchant_category,
+        display_name=w.display_name,
+        identity_hash=identity_digest,
+        custody=w.custody,
+        keystore=keystore,
     )
-    return Call(ctx.operator, fn)
 
 
-@router.post("/batch", status_code=201, responses={202: {"model": WalletBatchOut}})
-def create_wallets(
-    body: WalletBatchIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
+# -- registering many --------------------------------------------------------------------------
+
+
+def register_wallets(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: WalletBatchIn
 ) -> WalletBatchOut:
-    """Register many wallets at once (up to 10,000), each as ``POST /v1/wallets`` would: on chain
-    200 to a transaction (``registerBatch``), each group of 200 all or nothing and its own
-    operation (idempotency key ``<key>#<n>``), so a replay with the same key and body answers the
-    same wallets. Rows are checked together first: every bad row is reported with its 1-based
-    ``row`` in one 422, and nothing is registered. 201 when every group is confirmed, else 202."""
+    """Register many wallets at once, each as :func:`register_wallet` would: on chain GROUP to a
+    transaction (``registerBatch``), each group all or nothing and its own operation (idempotency
+    key ``<key>#<n>``), so a replay with the same key and body answers the same wallets. Rows are
+    checked together first (:func:`check_batch`); a group the chain refuses leaves no record."""
     groups = [body.wallets[i : i + GROUP] for i in range(0, len(body.wallets), GROUP)]
     digest = request_hash("wallet.register_batch", body.model_dump(mode="json"))
     with ctx.db.session() as s:
@@ -137,7 +170,7 @@ def create_wallets(
             )
         )
     if begun is None:  # a replay is answered by its operations, whatever happened since
-        _check_batch(ctx, body.wallets)
+        check_batch(ctx, body.wallets)
     rows: list[WalletBatchRow] = []
     operations: list[OperationOut] = []
     for n, group in enumerate(groups):
@@ -176,7 +209,6 @@ def create_wallets(
                 )
             )
     done = all(o.status == "confirmed" for o in operations)
-    response.status_code = 201 if done else 202
     return WalletBatchOut(status="confirmed" if done else "pending", wallets=rows, operations=operations)
 
 
@@ -189,7 +221,7 @@ def _row_request(ctx: ServiceContext, w: WalletIn) -> dict[str, Any]:
     return row
 
 
-def _check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
+def check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
     """Every self-custody address new, once in the batch, and not registered on chain already:
     all errors in one 422 naming each row, before anything is created."""
     own = [w.address for w in wallets if w.address is not None]
@@ -199,14 +231,13 @@ def _check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
             known.update(s.scalars(select(Wallet.address).where(Wallet.address.in_(own[i : i + 500]))))
     errors: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    registry = ctx.cash.registry.functions
     for row, w in enumerate(wallets, start=1):
         if w.address is None:
             continue
         code = None
         if w.address in seen:
             reason = f"{w.address} is already in row {seen[w.address]}"
-        elif w.address in known or ctx.tx.call(registry.walletOf(w.address))[0] != int(Kind.NONE):
+        elif w.address in known or ctx.cash.kind_of(w.address) != Kind.NONE:
             reason = f"{w.address} is registered already"
         elif _has_code(ctx, w.address):
             reason, code = f"{w.address} is a contract (it has code on chain)", "wallet-is-contract"
@@ -227,35 +258,16 @@ def _check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
         )
 
 
-def _new_wallet(ctx: ServiceContext, w: WalletIn, identity_digest: str) -> Wallet:
-    """The record of one wallet to register (single or in a batch): a custodial wallet's key is
-    created here, a self-custody wallet keeps the address it was given."""
-    if w.custody == "custodial":
-        address, keystore = ctx.custody.create()
-    else:
-        address, keystore = w.address, None  # type: ignore[assignment]
-    return Wallet(
-        address=address,
-        kind=w.kind,
-        tier=w.tier,
-        category=w.merchant_category,
-        display_name=w.display_name,
-        identity_hash=identity_digest,
-        custody=w.custody,
-        keystore=keystore,
-    )
-
-
 def _keep_wallets(
     ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]], first: int = 0
 ) -> list[str]:
     """Create the custodial keys of a group and record its wallets; returns their addresses.
     A self-custody address another request recorded meanwhile (two concurrent batches sharing
-    it, both past ``_check_batch``) is a 409 naming its row (``first`` rows precede the group)."""
+    it, both past ``check_batch``) is a 409 naming its row (``first`` rows precede the group)."""
     addresses: list[str] = []
     records = []
     for w, row in zip(wallets, rows, strict=True):
-        record = _new_wallet(ctx, w, row["identity_hash"])
+        record = new_wallet(ctx, w, row["identity_hash"])
         addresses.append(record.address)
         records.append(record)
     with ctx.db.session() as s:
@@ -293,32 +305,12 @@ def _forget_group(ctx: ServiceContext, op_id: str | None) -> None:
             s.commit()
 
 
-@builder("wallet.register_batch")
-def _register_batch(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    rows = list(zip(req["wallets"], req["addresses"], strict=True))
-    topup = ctx.settings.gas_topup_wei
-    if topup > 0:  # gas money, so that custodial wallets can sign; sent together, awaited once
-        poor = [a for w, a in rows if w["custody"] == "custodial" and ctx.w3.eth.get_balance(a) < topup // 2]
-        ctx.tx.send_values(ctx.operator, [(a, topup) for a in poor])
-    registrations = [
-        Registration(
-            address,
-            KINDS[w["kind"]],
-            w["tier"],
-            w["merchant_category"],
-            bytes.fromhex(w["identity_hash"][2:]),
-        )
-        for w, address in rows
-    ]
-    return Call(ctx.operator, ctx.cash.register_batch_call(registrations))
+# -- reads ---------------------------------------------------------------------------------------
 
 
-@router.get("/{address}")
-def get_wallet(address: Address, ctx: CtxDep, key: ApiKeyDep) -> WalletOut:
-    """Balance, tier, limits, what is left of today's cap, frozen flag (read from the chain).
-    The reader roles read any wallet; a key bound to a wallet reads only that one, and a checker
-    key also the payers it is an officer of."""
-    reader_or_owner(key, key.wallet == address or officer_of_payer(ctx, key, address))
+def wallet_out(ctx: ServiceContext, address: str) -> WalletOut:
+    """Balance, tier, limits, what is left of today's cap, frozen flag (read from the chain), with
+    the operator's record of the wallet; 404 if neither the chain nor the record knows it."""
     info = ctx.cash.wallet(address)
     with ctx.db.session() as s:
         row = s.get(Wallet, address)
@@ -355,50 +347,23 @@ def get_wallet(address: Address, ctx: CtxDep, key: ApiKeyDep) -> WalletOut:
     )
 
 
-# -- listing (issue 21: find what you created) --------------------------------------------------
-
-
-class WalletItem(BaseModel):
-    """A wallet as a listing shows it: the operator's record and the chain's frozen flag."""
-
-    address: str
-    kind: str
-    tier: int
-    merchant_category: int
-    display_name: str
-    custody: str
-    frozen: bool
-    created_at: datetime
-
-
-@router.get("", summary="List and search wallets")
 def list_wallets(
-    ctx: CtxDep,
-    key: ApiKeyDep,
-    paging: Paging,
-    kind: Annotated[Literal["personal", "merchant", "institution"] | None, Query()] = None,
-    tier: Annotated[int | None, Query(ge=0, le=255)] = None,
-    identity: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=200,
-            description="the identity given at registration, hashed as then (lookup by identity)",
-        ),
-    ] = None,
-    name: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="part of the display name, any case")
-    ] = None,
-    frozen: Annotated[bool | None, Query(description="frozen on chain now")] = None,
-    custody: Annotated[Literal["custodial", "self"] | None, Query()] = None,
+    ctx: ServiceContext,
+    paging: PageQuery,
+    *,
+    only: str | None = None,
+    kind: str | None = None,
+    tier: int | None = None,
+    identity: str | None = None,
+    name: str | None = None,
+    frozen: bool | None = None,
+    custody: str | None = None,
 ) -> Page[WalletItem]:
-    """The registered wallets, by address. The reader roles list every wallet; any other key only
-    its own (the single read's rule, ``reader_or_owner``). The identity is a query parameter, never
-    in the path, so the access log (which never writes the query) never holds it."""
+    """The registered wallets, by address, filtered (``only``: the one wallet a non-reader key may
+    see). The frozen flag is the chain's, read once per wallet listed or filtered."""
     q = select(Wallet)
-    if key.role not in READER_ROLES:
-        reader_or_owner(key, key.wallet is not None)  # a key that speaks for no wallet reads none
-        q = q.where(Wallet.address == key.wallet)
+    if only is not None:
+        q = q.where(Wallet.address == only)
     if kind is not None:
         q = q.where(Wallet.kind == kind)
     if tier is not None:
@@ -413,9 +378,7 @@ def list_wallets(
 
     def frozen_now(row: Wallet) -> bool:
         if row.address not in states:
-            _, _, states[row.address], _, _ = ctx.cash.tx.call(
-                ctx.cash.registry.functions.walletOf(row.address)
-            )
+            states[row.address] = ctx.cash.is_frozen(row.address)
         return states[row.address]
 
     keep = None if frozen is None else (lambda row: frozen_now(row) == frozen)

@@ -1,4 +1,5 @@
-"""Merchant payment codes (聚合支付码): one code every wallet form can pay, settled as digital cash.
+"""The paycodes family's logic: merchant payment codes (聚合支付码), one code every wallet form
+can pay, settled as digital cash.
 
 A code is a strict EIP-681 payment URI for the token (``ethereum:<token>@<chain>/transfer?address=
 <merchant>&uint256=<fen>``): the standard's grammar admits only ``value``, ``gas``, ``gasLimit``,
@@ -20,16 +21,13 @@ its events.
 
 from __future__ import annotations
 
-import io
 import secrets
 import time
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import segno
 from eth_abi import decode as abi_decode
-from fastapi import APIRouter, Header, Path, Query, Response
 from hexbytes import HexBytes
-from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from web3.exceptions import TransactionNotFound
@@ -37,116 +35,22 @@ from web3.exceptions import TransactionNotFound
 from chain.clients.token import Kind
 from chain.rawtx import InvalidSignedTransaction, SignedTx, decode_signed
 from services.common.context import ServiceContext
-from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep, get_idempotency_key
 from services.common.keys import Role
 from services.common.models import ApiKey, CodePayment, Operation, PaymentCode
-from services.common.operations import (
-    Call,
-    Relay,
-    _node_errors_as_unavailable,
-    builder,
-    perform,
-    request_hash,
+from services.common.operations import Operations, _node_errors_as_unavailable, perform, request_hash
+from services.common.paging import Page, PageQuery, paginate
+from services.common.problems import Problem
+from services.operator.families.paycodes.schemas import (
+    CardPaymentIn,
+    CodeExtras,
+    CodeIn,
+    CodeOut,
+    PayIn,
+    PaymentOut,
 )
-from services.common.paging import Page, Paging, paginate
-from services.common.problems import Problem, problem_response
-from services.common.schemas import Address, example
-from services.operator.schemas import Strict
 
-router = APIRouter(prefix="/v1/payment-codes", tags=["payment codes"])
-
-CodeId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,24}$")]
+PREFIX = "/v1/payment-codes"
 TRANSFER_SELECTOR = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
-MAX_DYNAMIC_S = 7 * 86_400
-
-
-class CodeIn(Strict):
-    model_config = example(
-        {
-            "merchant": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-            "amount_fen": 3_850,
-            "reference": "bill-0042",
-        }
-    )
-
-    merchant: Address
-    amount_fen: int | None = Field(default=None, gt=0, lt=2**63, description="a bill: the code is dynamic")
-    reference: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")
-    expires_in_s: int = Field(default=900, ge=1, le=MAX_DYNAMIC_S, description="dynamic codes only")
-
-    @model_validator(mode="after")
-    def _bill(self) -> CodeIn:
-        if self.reference is not None and self.amount_fen is None:
-            raise ValueError("a reference belongs to a bill: give amount_fen too")
-        return self
-
-
-class CardPaymentIn(Strict):
-    """A payment the card's secure element signed at the merchant's terminal (EIP-712, bound to this
-    chain and the settlement contract)."""
-
-    card: Address
-    merchant: Address
-    amount: int = Field(gt=0, lt=2**128, description="fen")
-    counter: int = Field(ge=1, lt=2**64)
-    time: int = Field(ge=0, lt=2**64)
-    signature: str = Field(pattern=r"^0x([0-9a-fA-F]{2}){65}$")
-
-
-class PayIn(Strict):
-    form: Literal["custodial", "signed-transaction", "voucher", "card"]
-    payer: Address | None = Field(default=None, description="custodial and voucher forms: the payer's wallet")
-    programme_id: int | None = Field(
-        default=None,
-        ge=1,
-        lt=2**63,
-        description="voucher form: the programme that pays its share of the bill",
-    )
-    payment: CardPaymentIn | None = Field(default=None, description="card form: the card-signed payment")
-    amount_fen: int | None = Field(
-        default=None, gt=0, lt=2**63, description="static codes; a bill's must match"
-    )
-    signed_transaction: str | None = Field(
-        default=None,
-        pattern=r"^0x([0-9a-fA-F]{2})+$",
-        max_length=4_000,
-        description="signed-transaction form: the payer's own signed DigitalCash transfer to the merchant",
-    )
-
-    @model_validator(mode="after")
-    def _form(self) -> PayIn:
-        if self.form != "voucher" and self.programme_id is not None:
-            raise ValueError("programme_id belongs to the voucher form")
-        if (self.form == "card") != (self.payment is not None):
-            raise ValueError("the card form needs payment (and only the card form has one)")
-        if self.form == "card" and (self.payer is not None or self.signed_transaction is not None):
-            raise ValueError("the card form takes only payment (and amount_fen)")
-        if self.form == "voucher" and (self.payer is None or self.programme_id is None):
-            raise ValueError("the voucher form needs payer and programme_id")
-        if self.form == "custodial" and (self.payer is None or self.signed_transaction is not None):
-            raise ValueError("the custodial form needs payer (and no signed_transaction)")
-        if self.form == "signed-transaction" and (self.signed_transaction is None or self.payer is not None):
-            raise ValueError("the signed-transaction form needs signed_transaction (and no payer)")
-        return self
-
-
-class PaymentOut(BaseModel):
-    id: int
-    form: str
-    payer: str
-    amount_fen: int
-    status: str
-    operation_id: str
-    tx_hash: str | None
-
-
-class CodeExtras(BaseModel):
-    """What xcpay says about a code beyond EIP-681, which has no key for it (once query keys of
-    the URI: a strict EIP-681 parser refuses unknown keys, so they moved here)."""
-
-    mcc: int = Field(description="the merchant's category code (ISO 18245)")
-    ref: str | None = Field(description="the bill reference (dynamic codes with one)")
-    code: str = Field(description="this code's id: report a wallet's payment at /v1/payment-codes/{code}")
 
 
 EIP681_KEYS = ("address", "uint256")  # the only keys our URIs use: Solidity types of transfer()
@@ -165,29 +69,8 @@ def strict_uri(stored: str) -> str:
     return f"{head}?{'&'.join(kept)}" if kept else head
 
 
-class CodeOut(BaseModel):
-    id: str
-    merchant: str
-    category: int
-    kind: str
-    amount_fen: int | None
-    reference: str | None
-    expires_at: int | None
-    status: str
-    uri: str = Field(
-        description="strict EIP-681: ethereum:<token>@<chainId>/transfer?address=<merchant>[&uint256=<fen>]; "
-        "the QR images hold exactly this"
-    )
-    extras: CodeExtras
-    png: str
-    svg: str
-    payments: list[PaymentOut]
-
-
-# -- creating and reading ----------------------------------------------------------------------
-
-
-def _may_act_for(key: ApiKey, merchant: str, *roles: Role) -> None:
+def may_act_for(key: ApiKey, merchant: str, *roles: Role) -> None:
+    """A merchant key acts for its own wallet only; any other key needs one of ``roles``."""
     if key.role == Role.MERCHANT:
         if key.wallet != merchant:
             raise Problem(403, "not-your-merchant", "A merchant key acts only for its own wallet")
@@ -196,32 +79,20 @@ def _may_act_for(key: ApiKey, merchant: str, *roles: Role) -> None:
         raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
 
 
-CREATE_CONFLICTS = problem_response(
-    "reference-in-use: another code of this merchant holds this bill reference (open, being paid or "
-    "paid; `code_id` names it); idempotency-key-reused: the key was first used with another body; "
-    "merchant-frozen"
-)
+# -- creating and reading ----------------------------------------------------------------------
 
 
-@router.post("", status_code=201, responses={409: CREATE_CONFLICTS})
-def create_code(
-    body: CodeIn,
-    ctx: CtxDep,
-    key: ApiKeyDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
-) -> CodeOut:
+def create_code(ctx: ServiceContext, key: ApiKey, idem: str | None, body: CodeIn) -> str:
     """Create a static code (no amount) or a dynamic one (a bill: amount, optional reference, expiry)
-    for a registered merchant (operator, or the merchant's own key).
+    for a registered merchant; returns its id (the earlier one's, for a replayed ``idem``).
 
     A merchant's bill reference is held by one code at a time and paid at most once: while a code
     with it is open, being paid or paid, another is refused (409 reference-in-use naming it); a code
-    that expired unpaid gives it up. With an ``Idempotency-Key`` the same key and body answer with
-    the same code; the same key with another body is a 409, as for every other write."""
-    _may_act_for(key, body.merchant, Role.OPERATOR)
-    idem = get_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    that expired unpaid gives it up. The same ``idem`` and body answer with the same code; the same
+    ``idem`` with another body is a 409, as for every other write."""
     digest = request_hash("code.create", body.model_dump(mode="json"))
     if idem is not None and (earlier := _created_with(ctx, key, idem, digest)) is not None:
-        return _out(ctx, earlier)
+        return earlier
     wallet = ctx.cash.wallet(body.merchant)
     if wallet.kind != Kind.MERCHANT:
         raise Problem(422, "not-a-merchant-wallet", "Not a registered merchant wallet", body.merchant)
@@ -231,7 +102,7 @@ def create_code(
         _take_reference(ctx, body.merchant, body.reference)
     code_id = secrets.token_urlsafe(12)
     dynamic = body.amount_fen is not None
-    uri = payment_uri(ctx.cash.cash.address, ctx.tx.chain_id, body.merchant, body.amount_fen)
+    uri = payment_uri(ctx.cash.token_address, ctx.tx.chain_id, body.merchant, body.amount_fen)
     with ctx.db.session() as s:
         s.add(
             PaymentCode(
@@ -254,11 +125,11 @@ def create_code(
         except IntegrityError:  # a concurrent request with this key, or for this reference, won
             s.rollback()
             if idem is not None and (earlier := _created_with(ctx, key, idem, digest)) is not None:
-                return _out(ctx, earlier)
+                return earlier
             if body.reference is None:  # no other unique column can clash: a fault, not a conflict
                 raise
             raise _reference_in_use(ctx, body.merchant, body.reference) from None
-    return _out(ctx, code_id)
+    return code_id
 
 
 def _created_with(ctx: ServiceContext, key: ApiKey, idem: str, digest: str) -> str | None:
@@ -312,7 +183,7 @@ def _take_reference(ctx: ServiceContext, merchant: str, reference: str) -> None:
         )
     if holder is None:
         return
-    _sync(ctx, holder.id)  # a failed payment gives the bill back
+    sync(ctx, holder.id)  # a failed payment gives the bill back
     if holder.expires_at is None or time.time() <= holder.expires_at:
         raise _reference_in_use(ctx, merchant, reference)
     with ctx.db.session() as s:
@@ -328,7 +199,7 @@ def _take_reference(ctx: ServiceContext, merchant: str, reference: str) -> None:
         s.commit()
 
 
-def _code(ctx: ServiceContext, code_id: str) -> PaymentCode:
+def find_code(ctx: ServiceContext, code_id: str) -> PaymentCode:
     with ctx.db.session() as s:
         code = s.get(PaymentCode, code_id)
     if code is None:
@@ -336,7 +207,7 @@ def _code(ctx: ServiceContext, code_id: str) -> PaymentCode:
     return code
 
 
-def _sync(ctx: ServiceContext, code_id: str) -> None:
+def sync(ctx: ServiceContext, code_id: str) -> None:
     """Bring pending payments up to date with their operations (the reconciler may have finished them).
 
     A card payment's transaction confirms whatever the settlement decided, so its status comes from
@@ -353,7 +224,7 @@ def _sync(ctx: ServiceContext, code_id: str) -> None:
                 continue
             p.status, p.tx_hash = op.status, op.tx_hash
             if op.status == "confirmed" and p.form == "card":
-                outcome, _ = _card_outcome(op.result or {}, op.request["payment"])
+                outcome, _ = card_outcome(op.result or {}, op.request["payment"])
                 p.status = {"settled": "confirmed", "shortfall": "shortfall"}.get(outcome, "failed")
             if p.status == "failed":
                 p.settles = None
@@ -370,7 +241,7 @@ def _reason_name(reason: int) -> str:
         return f"reason {reason}"
 
 
-def _card_outcome(result: dict[str, Any], payment: dict[str, Any]) -> tuple[str, str]:
+def card_outcome(result: dict[str, Any], payment: dict[str, Any]) -> tuple[str, str]:
     """What the settlement contract decided for this card payment, from the operation's events."""
     names = {
         "PaymentSettled": "settled",
@@ -389,9 +260,11 @@ def _card_outcome(result: dict[str, Any], payment: dict[str, Any]) -> tuple[str,
     return "missing", "the settlement reported nothing for this payment"
 
 
-def _out(ctx: ServiceContext, code_id: str) -> CodeOut:
-    _sync(ctx, code_id)
-    code = _code(ctx, code_id)
+def code_out(ctx: ServiceContext, code_id: str) -> CodeOut:
+    """The code as every read answers it: its status (active, paying, paid, expired), decided from
+    its payments brought up to date first, and every payment with its transaction."""
+    sync(ctx, code_id)
+    code = find_code(ctx, code_id)
     with ctx.db.session() as s:
         payments = s.scalars(
             select(CodePayment).where(CodePayment.code_id == code_id).order_by(CodePayment.id)
@@ -416,8 +289,8 @@ def _out(ctx: ServiceContext, code_id: str) -> CodeOut:
         status=status,
         uri=strict_uri(code.uri),
         extras=CodeExtras(mcc=code.category, ref=code.reference, code=code.id),
-        png=f"{router.prefix}/{code.id}.png",
-        svg=f"{router.prefix}/{code.id}.svg",
+        png=f"{PREFIX}/{code.id}.png",
+        svg=f"{PREFIX}/{code.id}.svg",
         payments=[
             PaymentOut(
                 id=p.id,
@@ -433,72 +306,23 @@ def _out(ctx: ServiceContext, code_id: str) -> CodeOut:
     )
 
 
-def _qr(ctx: ServiceContext, code_id: str, key: ApiKey) -> segno.QRCode:
-    """The image says what the code's JSON says: the same readers as ``get_code``."""
-    code = _code(ctx, code_id)
-    _may_act_for(key, code.merchant, Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)
+def qr(code: PaymentCode) -> segno.QRCode:
+    """The code as a QR symbol: it holds exactly the strict EIP-681 URI its JSON shows."""
     return segno.make(strict_uri(code.uri), error="m", micro=False)
-
-
-# The image routes come before /{code_id}: a code id never holds a dot, so "x.png" is an image.
-@router.get("/{code_id}.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-def code_png(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> Response:
-    """The code as a QR image (PNG)."""
-    buf = io.BytesIO()
-    _qr(ctx, code_id, key).save(buf, kind="png", scale=8, border=4)
-    return Response(buf.getvalue(), media_type="image/png")
-
-
-@router.get("/{code_id}.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
-def code_svg(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> Response:
-    """The code as a QR image (SVG)."""
-    buf = io.BytesIO()
-    _qr(ctx, code_id, key).save(buf, kind="svg", scale=8, border=4)
-    return Response(buf.getvalue(), media_type="image/svg+xml")
-
-
-@router.get("/{code_id}")
-def get_code(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> CodeOut:
-    """The code, its status (active, paying, paid, expired) and every payment with its transaction."""
-    code = _code(ctx, code_id)
-    _may_act_for(key, code.merchant, Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)
-    return _out(ctx, code_id)
 
 
 # -- paying ------------------------------------------------------------------------------------
 
 
-PAY_CONFLICTS = problem_response(
-    "code-already-paid, code-expired, merchant-frozen; card-payment-duplicate, card-payment-shortfall; "
-    "signed transactions: transaction-already-known (the node has it already, mined or waiting, or "
-    "another payment recorded it: a transaction pays one bill, ever) and nonce-not-next (its nonce "
-    "is not the sender's next: `nonce`, `next_nonce`)"
-)
-
-
-@router.post("/{code_id}/pay", responses={202: {"model": CodeOut}, 409: PAY_CONFLICTS})
-def pay_code(
-    code_id: CodeId,
-    body: PayIn,
-    ctx: CtxDep,
-    ops: OpsDep,
-    key: ApiKeyDep,
-    idem: IdempotencyKey,
-    response: Response,
-) -> CodeOut:
-    """Pay a code. Custodial form: the operator pays from the payer's custodial wallet. Signed
-    transaction: the payer's own signed DigitalCash transfer to the merchant, relayed unchanged
-    (the operator, or the merchant's own key at the counter, submits it)."""
-    # decided before the code is looked up, so that a 404 tells a merchant nothing
-    if body.form in ("custodial", "voucher") and key.role != Role.OPERATOR:
-        raise Problem(403, "forbidden-role", "Only the operator pays from custodial wallets")
-    if key.role == Role.MERCHANT:  # another merchant's code and a missing one: the same 403
-        with ctx.db.session() as s:
-            merchant = s.scalar(select(PaymentCode.merchant).where(PaymentCode.id == code_id))
-        _may_act_for(key, merchant or "", Role.OPERATOR)
-    code = _code(ctx, code_id)
-    if body.form not in ("custodial", "voucher"):
-        _may_act_for(key, code.merchant, Role.OPERATOR)
+def pay(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, code: PaymentCode, body: PayIn
+) -> Operation:
+    """Pay ``code`` (the caller may: see the route). Custodial form: the operator pays from the
+    payer's custodial wallet; voucher form: the programme pays its share and the payer's custodial
+    wallet the rest; card form: the settlement pays from the card's reserve; signed transaction: the
+    payer's own signed DigitalCash transfer to the merchant, relayed unchanged. Returns the
+    operation (confirmed, or pending on a slow chain); a card payment the settlement did not settle
+    is a 422 or 409 naming its outcome."""
     replay = _earlier(ctx, key, idem)
     if replay is None:
         _check_payable(ctx, code)
@@ -533,11 +357,11 @@ def pay_code(
     try:
         op, _ = perform(ops, "code.pay", key, idem, request, target=code.id, prepare=claim)
     except Problem:
-        _sync(ctx, code.id)  # a failed payment releases a dynamic code
+        sync(ctx, code.id)  # a failed payment releases a dynamic code
         raise
-    _sync(ctx, code.id)
+    sync(ctx, code.id)
     if body.form == "card" and op.status == "confirmed":
-        outcome, detail = _card_outcome(op.result or {}, request["payment"])
+        outcome, detail = card_outcome(op.result or {}, request["payment"])
         if outcome != "settled":
             raise Problem(
                 422 if outcome == "rejected" else 409,
@@ -546,8 +370,7 @@ def pay_code(
                 detail,
                 operation_id=op.id,
             )
-    response.status_code = 200 if op.status == "confirmed" else 202
-    return _out(ctx, code.id)
+    return op
 
 
 def _claim_payment(
@@ -644,6 +467,13 @@ def _check_new(ctx: ServiceContext, tx: SignedTx) -> None:
         )
 
 
+def merchant_of(ctx: ServiceContext, code_id: str) -> str | None:
+    """The merchant of a code (None: no such code), for deciding a merchant key's access before
+    a 404 could tell it that a code exists."""
+    with ctx.db.session() as s:
+        return s.scalar(select(PaymentCode.merchant).where(PaymentCode.id == code_id))
+
+
 def _earlier(ctx: ServiceContext, key: ApiKey, idem: str) -> str | None:
     with ctx.db.session() as s:
         return s.scalar(
@@ -652,7 +482,7 @@ def _earlier(ctx: ServiceContext, key: ApiKey, idem: str) -> str | None:
 
 
 def _check_payable(ctx: ServiceContext, code: PaymentCode) -> None:
-    _sync(ctx, code.id)
+    sync(ctx, code.id)
     if code.expires_at is not None and time.time() > code.expires_at:
         raise Problem(409, "code-expired", "The payment code has expired", f"it expired at {code.expires_at}")
     if code.kind == "dynamic":
@@ -697,7 +527,7 @@ def _check_signed(
         raise Problem(
             422, "wrong-chain", "Signed for another chain", f"chain id {tx.chain_id}, not {ctx.tx.chain_id}"
         )
-    if tx.to != ctx.cash.cash.address or tx.data[:4] != TRANSFER_SELECTOR or len(tx.data) != 68 or tx.value:
+    if tx.to != ctx.cash.token_address or tx.data[:4] != TRANSFER_SELECTOR or len(tx.data) != 68 or tx.value:
         raise Problem(
             422, "not-a-cash-transfer", "Not a DigitalCash transfer", "sign transfer(merchant, amount)"
         )
@@ -712,14 +542,14 @@ def _check_signed(
 def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given: int | None) -> int:
     """The card must have signed this payment to the code's merchant, for the bill, on this chain,
     and be active with the reserve to cover it (the contract checks it all again when it settles)."""
-    from chain.clients.hardwallet import CardStatus, Payment, PaymentDomain, SignedPayment, recover_card
+    from chain.clients.hardwallet import CardStatus, Payment, SignedPayment, recover_card
 
     if p.merchant != code.merchant:
         raise Problem(422, "wrong-payee", "The card payment is not to this code's merchant", p.merchant)
     amount = _amount(code, given if given is not None else p.amount)
     if amount != p.amount:
         raise Problem(422, "amount-mismatch", "The amount does not match", f"the card signed {p.amount} fen")
-    domain = PaymentDomain(ctx.tx.chain_id, ctx.hardwallet.contract.address)
+    domain = ctx.hardwallet.domain
     payment = Payment(p.card, p.merchant, p.amount, p.counter, p.time)
     try:
         signer = recover_card(SignedPayment(payment, bytes.fromhex(p.signature[2:])), domain)
@@ -741,48 +571,19 @@ def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given:
     return amount
 
 
-@builder("code.pay")
-def _pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
-    if req["form"] == "signed-transaction":
-        return Relay(bytes.fromhex(req["raw"][2:]))
-    if req["form"] == "card":  # the settlement contract pays the merchant from the card's reserve
-        p = req["payment"]
-        signature = bytes.fromhex(p["signature"][2:])
-        payment = (p["card"], p["merchant"], p["amount"], p["counter"], p["time"], signature)
-        return Call(ctx.operator, ctx.hardwallet.contract.functions.settle([payment]))
-    if req["form"] == "voucher":  # the programme pays its share, the payer's wallet the rest
-        holder = ctx.custodial(req["payer"])
-        contract = ctx.vouchers.contract
-        _share, own = ctx.vouchers.quote(req["programme_id"], holder.address, req["amount_fen"])
-        if own:
-            ctx.ensure_allowance(holder.address, contract.address, own)
-        fn = contract.functions.spend(req["programme_id"], req["merchant"], req["amount_fen"])
-        return Call(holder, fn)
-    fn = ctx.cash.cash.functions.transfer(req["merchant"], req["amount_fen"])
-    return Call(ctx.custodial(req["payer"]), fn)
-
-
 # -- listing (issue 21: find what you created) --------------------------------------------------
 
 
-@router.get("", summary="List and search payment codes")
 def list_codes(
-    ctx: CtxDep,
-    key: ApiKeyDep,
-    paging: Paging,
-    merchant: Annotated[Address | None, Query()] = None,
-    status: Annotated[Literal["active", "paying", "paid", "expired"] | None, Query()] = None,
-    reference: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="the bill reference")
-    ] = None,
-    kind: Annotated[Literal["static", "dynamic"] | None, Query()] = None,
+    ctx: ServiceContext,
+    paging: PageQuery,
+    *,
+    merchant: str | None = None,
+    status: str | None = None,
+    reference: str | None = None,
+    kind: str | None = None,
 ) -> Page[CodeOut]:
-    """The codes, by id, each as ``GET /v1/payment-codes/{code_id}`` reads it. The same readers: the
-    operator, the auditor, the regulator; a merchant key its own codes only (another merchant's
-    filter is refused, as a read of its code is)."""
-    if key.role == Role.MERCHANT:
-        merchant = merchant or key.wallet
-    _may_act_for(key, merchant or "", Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)
+    """The codes, by id, each as :func:`code_out` reads it, filtered (``status`` is decided per code)."""
     q = select(PaymentCode)
     if merchant is not None:
         q = q.where(PaymentCode.merchant == merchant)
@@ -794,7 +595,7 @@ def list_codes(
 
     def out(row: PaymentCode) -> CodeOut:
         if row.id not in outs:
-            outs[row.id] = _out(ctx, row.id)
+            outs[row.id] = code_out(ctx, row.id)
         return outs[row.id]
 
     keep = None if status is None else (lambda row: out(row).status == status)

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from services.operator.families import MODULES
 from services.operator.routes import ROUTERS
 from tests.fuzz import harness
 from tests.services.conftest import ADMIN_KEY, Api
 
-OPERATIONS = harness.operations(ROUTERS)
+OPERATIONS = harness.operations([*ROUTERS, *(r for m in MODULES for r in m.routers)])
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from services.common import docs
 from services.common.keys import Role, create_key
 from services.common.models import Base
 from services.gateway.routes import ROUTERS as GATEWAY_ROUTERS
+from services.operator.families import MODULES as OPERATOR_MODULES
 from services.operator.routes import ROUTERS as OPERATOR_ROUTERS
 from tests.gateway.conftest import Gateway
 from tests.security.access_matrix import BAD, COLUMNS, MATRICES, NONE, ROLES, Rule, route_list
@@ -54,7 +55,7 @@ def _declared(routers: list[Any]) -> set[Route]:
 
 
 DECLARED: dict[str, set[Route]] = {
-    "operator": _declared(OPERATOR_ROUTERS),
+    "operator": _declared([*OPERATOR_ROUTERS, *(r for m in OPERATOR_MODULES for r in m.routers)]),
     "gateway": _declared(GATEWAY_ROUTERS),
 }
 

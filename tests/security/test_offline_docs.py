@@ -177,10 +177,11 @@ def test_every_documented_example_body_is_valid() -> None:
     from pydantic import BaseModel
 
     from services.gateway.routes import ROUTERS as GATEWAY
+    from services.operator.families import MODULES as OPERATOR_MODULES
     from services.operator.routes import ROUTERS as OPERATOR
 
     checked = 0
-    for router in (*OPERATOR, *GATEWAY):
+    for router in (*OPERATOR, *(r for m in OPERATOR_MODULES for r in m.routers), *GATEWAY):
         for route in router.routes:
             for param in getattr(getattr(route, "dependant", None), "body_params", []):
                 body = param.field_info.annotation

@@ -3,5 +3,9 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
+from services.operator.families import collective, vouchers
 
-MODULES: tuple[FamilyModule, ...] = ()
+MODULES: tuple[FamilyModule, ...] = (
+    vouchers.MODULE,
+    collective.MODULE,
+)

@@ -10,6 +10,7 @@ from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from chain.manifest import Manifest
 from chain.merkle import MerkleTree
@@ -112,25 +113,79 @@ def merkle_tree(batch: bytes, rows: Sequence[Row]) -> MerkleTree:
 
 
 class DisbursementClient:
+    """The Disbursement contract: ``*_call`` methods build a write as a ``ContractFunction`` for
+    whichever pipeline sends it (the services' Operations, or :meth:`Transactor.transact` in the
+    methods below, used by tests, deploy and scripts); reads return typed values."""
+
     def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
         self.w3 = w3
         self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
         self.contract = manifest.contract(w3, "Disbursement")
         self.cash = manifest.contract(w3, "DigitalCash")
 
+    @property
+    def address(self) -> str:
+        """The contract's address: the spender a payer's allowance names."""
+        return str(self.contract.address)
+
+    # -- calls (one per write; nothing is sent here) ----------------------------------------
+
+    def set_officer_call(self, account: str, role: Officer) -> ContractFunction:
+        return self.contract.functions.setOfficer(account, int(role))
+
+    def create_batch_call(
+        self,
+        reference: str,
+        payer: str,
+        purpose: bytes,
+        ends_at: int,
+        total: int,
+        root: bytes = b"\0" * 32,
+        leaves: int = 0,
+    ) -> ContractFunction:
+        """Draft ``payer``'s batch ``reference``: explicit with the zero root and no leaves, else
+        Merkle (leaves commit to ``batch_id(payer, reference)``)."""
+        return self.contract.functions.createBatch(
+            batch_ref(reference), payer, purpose, ends_at, total, root, leaves
+        )
+
+    def add_rows_call(self, bid: bytes, rows: Sequence[Row]) -> ContractFunction:
+        return self.contract.functions.addRows(bid, [r.abi() for r in rows])
+
+    def cancel_call(self, bid: bytes) -> ContractFunction:
+        return self.contract.functions.cancel(bid)
+
+    def approve_call(self, bid: bytes) -> ContractFunction:
+        return self.contract.functions.approve(bid)
+
+    def pay_chunk_call(self, bid: bytes, chunk: int, rows: Sequence[Row]) -> ContractFunction:
+        return self.contract.functions.payChunk(bid, chunk, [r.abi() for r in rows])
+
+    def claim_call(self, bid: bytes, index: int, row: Row, proof: Sequence[bytes]) -> ContractFunction:
+        return self.contract.functions.claim(bid, index, row.recipient, row.amount, list(proof))
+
+    def push_claims_call(
+        self, bid: bytes, claims: Sequence[tuple[int, Row, Sequence[bytes]]]
+    ) -> ContractFunction:
+        args = [(i, r.recipient, r.amount, list(p)) for i, r, p in claims]
+        return self.contract.functions.pushClaims(bid, args)
+
+    def retry_exception_call(self, bid: bytes, index: int) -> ContractFunction:
+        return self.contract.functions.retryException(bid, index)
+
+    def reclaim_call(self, bid: bytes) -> ContractFunction:
+        return self.contract.functions.reclaim(bid)
+
     # -- payer and makers ------------------------------------------------------------------
 
     def set_officer(self, payer: LocalAccount, account: str, role: Officer) -> TxResult:
-        return self.tx.transact(payer, self.contract.functions.setOfficer(account, int(role)))
+        return self.tx.transact(payer, self.set_officer_call(account, role))
 
     def create_explicit(
         self, maker: LocalAccount, reference: str, payer: str, purpose: bytes, ends_at: int, total: int
     ) -> TxResult:
         """Draft ``payer``'s explicit batch ``reference``; its id is ``batch_id(payer, reference)``."""
-        fn = self.contract.functions.createBatch(
-            batch_ref(reference), payer, purpose, ends_at, total, b"\0" * 32, 0
-        )
-        return self.tx.transact(maker, fn)
+        return self.tx.transact(maker, self.create_batch_call(reference, payer, purpose, ends_at, total))
 
     def create_merkle(
         self,
@@ -144,46 +199,40 @@ class DisbursementClient:
         leaves: int,
     ) -> TxResult:
         """Draft ``payer``'s Merkle batch ``reference``; leaves commit to ``batch_id(payer, reference)``."""
-        fn = self.contract.functions.createBatch(
-            batch_ref(reference), payer, purpose, ends_at, total, root, leaves
-        )
+        fn = self.create_batch_call(reference, payer, purpose, ends_at, total, root, leaves)
         return self.tx.transact(maker, fn)
 
     def add_rows(self, maker: LocalAccount, bid: bytes, rows: Sequence[Row]) -> TxResult:
-        return self.tx.transact(maker, self.contract.functions.addRows(bid, [r.abi() for r in rows]))
+        return self.tx.transact(maker, self.add_rows_call(bid, rows))
 
     def cancel(self, account: LocalAccount, bid: bytes) -> TxResult:
-        return self.tx.transact(account, self.contract.functions.cancel(bid))
+        return self.tx.transact(account, self.cancel_call(bid))
 
     # -- checker ---------------------------------------------------------------------------
 
     def approve(self, checker: LocalAccount, bid: bytes) -> TxResult:
-        return self.tx.transact(checker, self.contract.functions.approve(bid))
+        return self.tx.transact(checker, self.approve_call(bid))
 
     # -- payouts ---------------------------------------------------------------------------
 
     def pay_chunk(self, account: LocalAccount, bid: bytes, chunk: int, rows: Sequence[Row]) -> TxResult:
-        return self.tx.transact(
-            account, self.contract.functions.payChunk(bid, chunk, [r.abi() for r in rows])
-        )
+        return self.tx.transact(account, self.pay_chunk_call(bid, chunk, rows))
 
     def claim(
         self, account: LocalAccount, bid: bytes, index: int, row: Row, proof: Sequence[bytes]
     ) -> TxResult:
-        fn = self.contract.functions.claim(bid, index, row.recipient, row.amount, list(proof))
-        return self.tx.transact(account, fn)
+        return self.tx.transact(account, self.claim_call(bid, index, row, proof))
 
     def push_claims(
         self, account: LocalAccount, bid: bytes, claims: Sequence[tuple[int, Row, Sequence[bytes]]]
     ) -> TxResult:
-        args = [(i, r.recipient, r.amount, list(p)) for i, r, p in claims]
-        return self.tx.transact(account, self.contract.functions.pushClaims(bid, args))
+        return self.tx.transact(account, self.push_claims_call(bid, claims))
 
     def retry_exception(self, account: LocalAccount, bid: bytes, index: int) -> TxResult:
-        return self.tx.transact(account, self.contract.functions.retryException(bid, index))
+        return self.tx.transact(account, self.retry_exception_call(bid, index))
 
     def reclaim(self, account: LocalAccount, bid: bytes) -> TxResult:
-        return self.tx.transact(account, self.contract.functions.reclaim(bid))
+        return self.tx.transact(account, self.reclaim_call(bid))
 
     # -- views -----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from eth_hash.auto import keccak
 from eth_keys import keys
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from chain.manifest import Manifest
 from chain.sender import Transactor, TxResult
@@ -319,43 +320,74 @@ class HardWalletClient:
         self.cash = manifest.contract(w3, "DigitalCash")
 
     @property
+    def address(self) -> str:
+        """The settlement contract's address (the spender a load's allowance names)."""
+        return str(self.contract.address)
+
+    @property
     def domain(self) -> PaymentDomain:
         """The domain cards must sign under for this deployment."""
         return PaymentDomain(self.tx.chain_id, self.contract.address)
 
+    # -- calls (unsent: the services send them through Operations, tests through ``tx``) ----
+
+    def register_card_call(self, card: str, holder: str, form: CardForm) -> ContractFunction:
+        """Register ``card`` (its key's address) to ``holder``'s personal wallet (OPERATOR_ROLE)."""
+        return self.contract.functions.registerCard(card, holder, int(form))
+
+    def set_limits_call(self, offline_cap: int, reserve_cap: int, grace_period: int) -> ContractFunction:
+        return self.contract.functions.setLimits(offline_cap, reserve_cap, grace_period)
+
+    def approve_call(self, amount: int) -> ContractFunction:
+        """The holder's token approval of ``amount`` to the settlement contract (before a load)."""
+        return self.cash.functions.approve(self.contract.address, amount)
+
+    def load_call(self, card: str, amount: int) -> ContractFunction:
+        """Move ``amount`` from the signer (the holder) into ``card``'s reserve; needs its allowance."""
+        return self.contract.functions.load(card, amount)
+
+    def report_lost_call(self, card: str) -> ContractFunction:
+        return self.contract.functions.reportLost(card)
+
+    def return_reserve_call(self, card: str) -> ContractFunction:
+        return self.contract.functions.returnReserve(card)
+
+    def settle_call(self, payments: Sequence[SignedPayment]) -> ContractFunction:
+        """One batch (1..MAX_BATCH payments); anyone may send it, each pays only its card's merchant."""
+        return self.contract.functions.settle([p.abi() for p in payments])
+
     # -- operator --------------------------------------------------------------------------
 
     def register_card(self, operator: LocalAccount, card: str, holder: str, form: CardForm) -> TxResult:
-        return self.tx.transact(operator, self.contract.functions.registerCard(card, holder, int(form)))
+        return self.tx.transact(operator, self.register_card_call(card, holder, form))
 
     def set_limits(
         self, operator: LocalAccount, offline_cap: int, reserve_cap: int, grace_period: int
     ) -> TxResult:
-        fn = self.contract.functions.setLimits(offline_cap, reserve_cap, grace_period)
-        return self.tx.transact(operator, fn)
+        return self.tx.transact(operator, self.set_limits_call(offline_cap, reserve_cap, grace_period))
 
     # -- holder ----------------------------------------------------------------------------
 
     def approve(self, holder: LocalAccount, amount: int) -> TxResult:
-        return self.tx.transact(holder, self.cash.functions.approve(self.contract.address, amount))
+        return self.tx.transact(holder, self.approve_call(amount))
 
     def load(self, holder: LocalAccount, card: str, amount: int, *, approve: bool = True) -> TxResult:
         """Approve ``amount`` (unless ``approve=False``) and load it into ``card``'s reserve."""
         if approve:
             self.approve(holder, amount)
-        return self.tx.transact(holder, self.contract.functions.load(card, amount))
+        return self.tx.transact(holder, self.load_call(card, amount))
 
     def report_lost(self, account: LocalAccount, card: str) -> TxResult:
-        return self.tx.transact(account, self.contract.functions.reportLost(card))
+        return self.tx.transact(account, self.report_lost_call(card))
 
     def return_reserve(self, account: LocalAccount, card: str) -> TxResult:
-        return self.tx.transact(account, self.contract.functions.returnReserve(card))
+        return self.tx.transact(account, self.return_reserve_call(card))
 
     # -- terminals -------------------------------------------------------------------------
 
     def settle(self, submitter: LocalAccount, payments: Sequence[SignedPayment]) -> SettlementResult:
         """Upload one batch (1..MAX_BATCH payments); one outcome per payment, in order."""
-        result = self.tx.transact(submitter, self.contract.functions.settle([p.abi() for p in payments]))
+        result = self.tx.transact(submitter, self.settle_call(payments))
         return SettlementResult(result, outcomes_of(result))
 
     # -- views -----------------------------------------------------------------------------
@@ -372,10 +404,14 @@ class HardWalletClient:
         fn = self.contract.functions.paymentDigest(p.card, p.merchant, p.amount, p.counter, p.time)
         return bytes(self.tx.call(fn))
 
+    def offline_cap(self) -> int:
+        """The most one offline payment may be (fen); a card's reader shows it beside the card."""
+        return int(self.tx.call(self.contract.functions.offlineCap()))
+
     def limits(self) -> Limits:
         f = self.contract.functions
         return Limits(
-            int(self.tx.call(f.offlineCap())),
+            self.offline_cap(),
             int(self.tx.call(f.reserveCap())),
             int(self.tx.call(f.gracePeriod())),
         )
@@ -422,22 +458,50 @@ class QuickPayClient:
         self.contract = manifest.contract(w3, "QuickPay")
         self.cash = manifest.contract(w3, "DigitalCash")
 
+    @property
+    def address(self) -> str:
+        """The QuickPay contract's address (the spender a pull's allowance names)."""
+        return str(self.contract.address)
+
+    # -- calls (unsent: the services send them through Operations, tests through ``tx``) ----
+
+    def approve_call(self, amount: int) -> ContractFunction:
+        """The holder's token approval to QuickPay (the mandate's caps, not it, limit each pull)."""
+        return self.cash.functions.approve(self.contract.address, amount)
+
+    def grant_call(
+        self, merchant: str, per_payment_cap: int, daily_cap: int, expires_at: int
+    ) -> ContractFunction:
+        """The signer (the holder) lets ``merchant`` pull within the caps until ``expires_at``."""
+        return self.contract.functions.grant(merchant, per_payment_cap, daily_cap, expires_at)
+
+    def revoke_call(self, mandate_id: int) -> ContractFunction:
+        return self.contract.functions.revoke(mandate_id)
+
+    def pull_call(self, mandate_id: int, amount: int, reference: bytes) -> ContractFunction:
+        """The signer (the mandate's merchant) pulls ``amount`` for the order ``reference``
+        (:func:`order_ref`); needs the holder's allowance to QuickPay."""
+        return self.contract.functions.pull(mandate_id, amount, reference)
+
+    # -- sent here (tests, scripts) ---------------------------------------------------------
+
     def approve(self, holder: LocalAccount, amount: int) -> TxResult:
         """The token allowance the merchant pulls against (the mandate's caps limit each pull)."""
-        return self.tx.transact(holder, self.cash.functions.approve(self.contract.address, amount))
+        return self.tx.transact(holder, self.approve_call(amount))
 
     def grant(
         self, holder: LocalAccount, merchant: str, per_payment_cap: int, daily_cap: int, expires_at: int
     ) -> tuple[int, TxResult]:
-        fn = self.contract.functions.grant(merchant, per_payment_cap, daily_cap, expires_at)
-        result = self.tx.transact(holder, fn)
+        result = self.tx.transact(holder, self.grant_call(merchant, per_payment_cap, daily_cap, expires_at))
         return int(result.named("MandateGranted")[0]["id"]), result
 
     def revoke(self, holder: LocalAccount, mandate_id: int) -> TxResult:
-        return self.tx.transact(holder, self.contract.functions.revoke(mandate_id))
+        return self.tx.transact(holder, self.revoke_call(mandate_id))
 
     def pull(self, merchant: LocalAccount, mandate_id: int, amount: int, reference: bytes) -> TxResult:
-        return self.tx.transact(merchant, self.contract.functions.pull(mandate_id, amount, reference))
+        return self.tx.transact(merchant, self.pull_call(mandate_id, amount, reference))
+
+    # -- views -----------------------------------------------------------------------------
 
     def mandate(self, mandate_id: int) -> Mandate:
         raw = self.tx.call(self.contract.functions.mandateOf(mandate_id))

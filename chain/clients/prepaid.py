@@ -9,6 +9,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from chain.manifest import Manifest
 from chain.sender import Transactor, TxResult
@@ -49,23 +50,59 @@ class MerchantEnrolment:
 
 
 class PrepaidClient:
+    """The PrepaidEscrow contract: ``*_call`` methods build a write as a ``ContractFunction`` for
+    whichever pipeline sends it (the services' Operations, or :meth:`Transactor.transact` in the
+    methods below, used by tests, deploy and scripts); reads return typed values."""
+
     def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
         self.w3 = w3
         self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
         self.escrow = manifest.contract(w3, "PrepaidEscrow")
         self.cash = manifest.contract(w3, "DigitalCash")
 
+    @property
+    def address(self) -> str:
+        """The escrow's address: the spender a consumer's allowance names."""
+        return str(self.escrow.address)
+
+    # -- calls (one per write; nothing is sent here) ----------------------------------------
+
+    def enrol_call(self, merchant: str, supervised_bps: int, ceiling: int = 0) -> ContractFunction:
+        return self.escrow.functions.enrolMerchant(merchant, supervised_bps, ceiling)
+
+    def close_merchant_call(self, merchant: str) -> ContractFunction:
+        return self.escrow.functions.closeMerchant(merchant)
+
+    def prepay_call(
+        self, merchant: str, sessions: int, unit_price: int, expires_at: int, cancellation_fee: int = 0
+    ) -> ContractFunction:
+        """The consumer's prepayment; the escrow pulls ``sessions * unit_price`` (allowance first)."""
+        return self.escrow.functions.prepay(merchant, sessions, unit_price, expires_at, cancellation_fee)
+
+    def consume_call(self, package_id: int, sessions: int) -> ContractFunction:
+        return self.escrow.functions.consume(package_id, sessions)
+
+    def cancel_call(self, package_id: int) -> ContractFunction:
+        return self.escrow.functions.cancel(package_id)
+
+    def claim_call(self, package_id: int, sessions: int, deadline: int, signature: bytes) -> ContractFunction:
+        return self.escrow.functions.claim(package_id, sessions, deadline, signature)
+
+    def refund_call(self, package_id: int) -> ContractFunction:
+        return self.escrow.functions.refund(package_id)
+
+    def refund_batch_call(self, package_ids: list[int]) -> ContractFunction:
+        return self.escrow.functions.refundBatch(package_ids)
+
     # -- regulator -------------------------------------------------------------------------
 
     def enrol(
         self, regulator: LocalAccount, merchant: str, supervised_bps: int, ceiling: int = 0
     ) -> TxResult:
-        return self.tx.transact(
-            regulator, self.escrow.functions.enrolMerchant(merchant, supervised_bps, ceiling)
-        )
+        return self.tx.transact(regulator, self.enrol_call(merchant, supervised_bps, ceiling))
 
     def close_merchant(self, regulator: LocalAccount, merchant: str) -> TxResult:
-        return self.tx.transact(regulator, self.escrow.functions.closeMerchant(merchant))
+        return self.tx.transact(regulator, self.close_merchant_call(merchant))
 
     # -- consumer --------------------------------------------------------------------------
 
@@ -86,24 +123,22 @@ class PrepaidClient:
         """Approve the total (unless ``approve=False``) and prepay; returns (package id, result)."""
         if approve:
             self.approve(consumer, sessions * unit_price)
-        fn = self.escrow.functions.prepay(merchant, sessions, unit_price, expires_at, cancellation_fee)
+        fn = self.prepay_call(merchant, sessions, unit_price, expires_at, cancellation_fee)
         result = self.tx.transact(consumer, fn)
         return int(result.named("PackagePrepaid")[0]["id"]), result
 
     def consume(self, consumer: LocalAccount, package_id: int, sessions: int) -> TxResult:
-        return self.tx.transact(consumer, self.escrow.functions.consume(package_id, sessions))
+        return self.tx.transact(consumer, self.consume_call(package_id, sessions))
 
     def cancel(self, consumer: LocalAccount, package_id: int) -> TxResult:
-        return self.tx.transact(consumer, self.escrow.functions.cancel(package_id))
+        return self.tx.transact(consumer, self.cancel_call(package_id))
 
     # -- merchant --------------------------------------------------------------------------
 
     def claim(
         self, merchant: LocalAccount, package_id: int, sessions: int, deadline: int, signature: bytes
     ) -> TxResult:
-        return self.tx.transact(
-            merchant, self.escrow.functions.claim(package_id, sessions, deadline, signature)
-        )
+        return self.tx.transact(merchant, self.claim_call(package_id, sessions, deadline, signature))
 
     def sign_consumption(
         self,
@@ -147,10 +182,10 @@ class PrepaidClient:
     # -- anyone ----------------------------------------------------------------------------
 
     def refund(self, keeper: LocalAccount, package_id: int) -> TxResult:
-        return self.tx.transact(keeper, self.escrow.functions.refund(package_id))
+        return self.tx.transact(keeper, self.refund_call(package_id))
 
     def refund_batch(self, keeper: LocalAccount, package_ids: list[int]) -> TxResult:
-        return self.tx.transact(keeper, self.escrow.functions.refundBatch(package_ids))
+        return self.tx.transact(keeper, self.refund_batch_call(package_ids))
 
     # -- views -----------------------------------------------------------------------------
 

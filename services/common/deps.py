@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from chain.clients.disburse import Officer
 from services.common.context import ServiceContext
 from services.common.indexer import Indexer
 from services.common.keys import Role, authenticate
@@ -99,8 +100,7 @@ def officer_of_payer(ctx: ServiceContext, key: ApiKey, payer: str) -> bool:
     """Whether a checker key's wallet is one of ``payer``'s officers (checker or maker) on chain."""
     if key.role != Role.CHECKER or key.wallet is None:
         return False
-    role = ctx.disburse.contract.functions.officerOf(payer, key.wallet).call()
-    return int(role) != 0
+    return ctx.disburse.officer(payer, key.wallet) != Officer.NONE
 
 
 IdempotencyKey = Annotated[str, Depends(get_idempotency_key)]

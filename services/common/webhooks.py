@@ -24,7 +24,7 @@ The event types and where they are emitted:
   operation (the gateway's settlements and reports, a card payment of a code), the same way.
 - ``voucher.programme_closed``: the first ``voucher.close`` of a programme (``BudgetReturned``).
 - ``disbursement.finished`` / ``disbursement.exception``: the disbursement runner
-  (services/operator/disbursements.py) marks a batch executed / rows as payout exceptions.
+  (services/operator/families/disburse/runner.py) marks a batch executed / rows as payout exceptions.
 - ``reconciliation.verdict_changed``: :func:`note_verdict`, after a reconciliation.
 """
 

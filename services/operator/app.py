@@ -19,8 +19,8 @@ from services.common.models import ApiKey
 from services.common.operations import Operations
 from services.common.settings import Settings
 from services.common.webhooks import Deliverer
-from services.operator.disbursements import Runner
 from services.operator.families import MODULES
+from services.operator.families.disburse.runner import Runner
 from services.operator.routes import ROUTERS
 
 log = logging.getLogger("xcpay.operator")

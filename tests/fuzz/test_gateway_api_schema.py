@@ -14,11 +14,12 @@ import pytest
 import requests
 import schemathesis
 
+from services.gateway.families import MODULES
 from services.gateway.routes import ROUTERS
 from tests.fuzz import harness
 from tests.gateway.conftest import Gateway
 
-OPERATIONS = harness.operations(ROUTERS)
+OPERATIONS = harness.operations([*ROUTERS, *(r for m in MODULES for r in m.routers)])
 
 
 @pytest.fixture(scope="module")

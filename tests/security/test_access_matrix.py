@@ -32,6 +32,7 @@ from web3 import Web3
 from services.common import docs
 from services.common.keys import Role, create_key
 from services.common.models import Base
+from services.gateway.families import MODULES as GATEWAY_MODULES
 from services.gateway.routes import ROUTERS as GATEWAY_ROUTERS
 from services.operator.families import MODULES as OPERATOR_MODULES
 from services.operator.routes import ROUTERS as OPERATOR_ROUTERS
@@ -56,7 +57,7 @@ def _declared(routers: list[Any]) -> set[Route]:
 
 DECLARED: dict[str, set[Route]] = {
     "operator": _declared([*OPERATOR_ROUTERS, *(r for m in OPERATOR_MODULES for r in m.routers)]),
-    "gateway": _declared(GATEWAY_ROUTERS),
+    "gateway": _declared([*GATEWAY_ROUTERS, *(r for m in GATEWAY_MODULES for r in m.routers)]),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.common import operations
-from services.operator import disbursements
+from services.operator.families.disburse import runner
 from tests.services.conftest import Api
 from tests.services.test_disbursement_api import Payroll, approve, balance, create, execute_and_wait
 from tests.services.test_disbursement_api import payroll as payroll
@@ -19,7 +19,7 @@ def test_chunks_are_sent_before_the_earlier_receipts_are_collected_and_each_row_
     settings = api.app.state.ctx.settings
     monkeypatch.setattr(settings, "disburse_chunk_rows", 1)  # 4 rows: 4 chunks, 4 operations
     journal: list[tuple[str, int]] = []
-    submit, result = disbursements.submit, operations.Submitted.result
+    submit, result = runner.submit, operations.Submitted.result
 
     def sending(*args: object, **kwargs: object) -> operations.Submitted:
         sent = submit(*args, **kwargs)  # type: ignore[arg-type]
@@ -31,7 +31,7 @@ def test_chunks_are_sent_before_the_earlier_receipts_are_collected_and_each_row_
             journal.append(("collected", int(self.op.request["chunk"])))
         return result(self)
 
-    monkeypatch.setattr(disbursements, "submit", sending)
+    monkeypatch.setattr(runner, "submit", sending)
     monkeypatch.setattr(operations.Submitted, "result", collecting)
     rows = [{"recipient": w, "amount": 100 + i} for i, w in enumerate(p.workers[:4])]
     before = {w: balance(api, w) for w in p.workers[:4]}

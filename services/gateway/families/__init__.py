@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
+from services.gateway.families import hardwallet
 
-MODULES: tuple[FamilyModule, ...] = ()
+MODULES: tuple[FamilyModule, ...] = (hardwallet.MODULE,)

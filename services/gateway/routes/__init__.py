@@ -1,7 +1,7 @@
-"""One module per resource; money-moving routes register their operation builder beside them.
+"""The gateway's platform routes, which belong to no family (health, an operation's state).
 
-Importing this package registers every gateway builder (the reconciler needs them)."""
+The families' routes and operation builders are in ``services/gateway/families/``."""
 
-from services.gateway.routes import access, cards, health, offline_payments, quickpay, terminals
+from services.gateway.routes import health
 
-ROUTERS = [m.router for m in (health, terminals, offline_payments, cards, access, quickpay)]
+ROUTERS = [health.router]

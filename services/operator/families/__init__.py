@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
-from services.operator.families import collective, vouchers
+from services.operator.families import collective, disburse, prepaid, vouchers
 
-MODULES: tuple[FamilyModule, ...] = (
-    vouchers.MODULE,
-    collective.MODULE,
-)
+MODULES: tuple[FamilyModule, ...] = (prepaid.MODULE, disburse.MODULE, vouchers.MODULE, collective.MODULE)

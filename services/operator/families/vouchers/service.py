@@ -31,7 +31,7 @@ from services.common.operations import Operations, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut, event_arg, merkle_dump
-from services.operator.disbursements import RawRow, rows_from_csv, rows_from_json, validate_rows
+from services.operator.families.disburse.rows import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.families.vouchers.schemas import (
     BatchesOut,
     GrantsIn,

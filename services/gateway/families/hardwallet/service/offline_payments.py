@@ -1,41 +1,20 @@
-"""Offline payments: a terminal uploads a batch of card-signed payments; each gets its outcome.
-
-The gateway checks only what binds the upload to its terminal (every payment is to the terminal's
-merchant) and sends one ``settle`` transaction signed by the operator's key (anyone may settle;
-a payment pays only the merchant its card signed for, once). Everything else is the contract's
-to judge, and its outcome events become the answer, one per payment in upload order: ``settled``,
-``duplicate`` (this card and counter were processed already: the same batch again, the same
-payment in another batch or from another terminal, a reused counter), ``rejected`` with a reason
-(forged signature or one for another chain or contract, over the offline cap, lost card, grace
-period over...) or ``shortfall`` (a cloned card signed beyond its reserve: the covered part was
-paid, the card is blocked).
-
-Uploading is idempotent twice over: the same Idempotency-Key and body replay the stored answer
-(the operation backbone), and the same batch from the same terminal under a new key gets the
-answer of its confirmed earlier upload, without a new transaction.
-"""
+"""Offline payments: settling a terminal's batch once, and one result per payment from its receipt."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Response
 from sqlalchemy import select, update
 
 from chain.clients.hardwallet import RETRYABLE_REASONS, RejectReason
 from services.common.audit import record
 from services.common.context import ServiceContext
-from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep
-from services.common.keys import Role
-from services.common.models import GatewayCard, GatewayTerminal, OfflineUpload, Operation
-from services.common.operations import Call, builder, perform
+from services.common.models import ApiKey, GatewayCard, GatewayTerminal, OfflineUpload, Operation
+from services.common.operations import Operations, perform
 from services.common.problems import Problem
-from services.gateway.routes.terminals import TerminalDep, TerminalKey
-from services.gateway.schemas import PaymentResult, UploadIn, UploadOut
-
-router = APIRouter(prefix="/v1/offline-payments", tags=["offline payments"])
+from services.gateway.families.hardwallet.schemas import PaymentResult, UploadOut
 
 OUTCOME_EVENTS = {
     "PaymentSettled": "settled",
@@ -111,7 +90,8 @@ def _finalize(ctx: ServiceContext, upload: OfflineUpload, op: Operation) -> Offl
         return row
 
 
-def _out(ctx: ServiceContext, upload: OfflineUpload, replayed: bool) -> UploadOut:
+def upload_out(ctx: ServiceContext, upload: OfflineUpload, replayed: bool) -> UploadOut:
+    """The upload with each payment's outcome (finalised first if its settlement just confirmed)."""
     with ctx.db.session() as s:
         op = s.get(Operation, upload.operation_id)
     assert op is not None
@@ -133,28 +113,19 @@ def _out(ctx: ServiceContext, upload: OfflineUpload, replayed: bool) -> UploadOu
     )
 
 
-@router.post("", responses={202: {"model": UploadOut}})
-def upload_batch(
-    body: UploadIn,
-    ctx: CtxDep,
-    ops: OpsDep,
-    key: TerminalKey,
-    terminal: TerminalDep,
-    idem: IdempotencyKey,
-    response: Response,
+def upload(
+    ctx: ServiceContext,
+    ops: Operations,
+    key: ApiKey,
+    at: GatewayTerminal,
+    idem: str,
+    payments: list[dict[str, Any]],
 ) -> UploadOut:
-    """Upload a batch of 1 to 100 card-signed payments (terminal key). 200 with each payment's
-    outcome; 202 while the settlement is not mined yet (read it again by its id)."""
-    for i, p in enumerate(body.payments):
-        if p.merchant != terminal.merchant:
-            raise Problem(
-                403,
-                "payment-for-another-merchant",
-                "A terminal uploads payments to its own merchant only",
-                f"payment {i} is to {p.merchant}; this terminal's merchant is {terminal.merchant}",
-                index=i,
-            )
-    payments = [p.model_dump() for p in body.payments]
+    """Settle a terminal's batch (its payments already checked to be to its merchant).
+
+    The same Idempotency-Key and body replay the stored answer (the backbone); the same batch from
+    the same terminal under a new key gets its confirmed earlier upload's answer, nothing sent.
+    """
     digest = batch_digest(payments)
     with ctx.db.session() as s:
         known = s.scalar(
@@ -163,7 +134,7 @@ def upload_batch(
         earlier = s.scalar(
             select(OfflineUpload)
             .where(
-                OfflineUpload.terminal_id == terminal.id,
+                OfflineUpload.terminal_id == at.id,
                 OfflineUpload.batch_digest == digest,
                 OfflineUpload.results.is_not(None),
             )
@@ -171,9 +142,8 @@ def upload_batch(
             .limit(1)
         )
     if known is None and earlier is not None:  # the same batch again, under a new key
-        record(ctx.db, key, "offline.upload", terminal.id, earlier.operation_id, "replayed")
-        response.status_code = 200
-        return _out(ctx, earlier, replayed=True)
+        record(ctx.db, key, "offline.upload", at.id, earlier.operation_id, "replayed")
+        return upload_out(ctx, earlier, replayed=True)
 
     def claim() -> dict[str, Any]:
         with ctx.db.session() as s:
@@ -182,51 +152,36 @@ def upload_batch(
             )
             assert op_id is not None
             s.add(
-                OfflineUpload(
-                    terminal_id=terminal.id, batch_digest=digest, size=len(payments), operation_id=op_id
-                )
+                OfflineUpload(terminal_id=at.id, batch_digest=digest, size=len(payments), operation_id=op_id)
             )
             s.commit()
         return {}
 
-    request = {"terminal": terminal.id, "digest": digest, "payments": payments}
-    op, replayed = perform(ops, "gateway.settle", key, idem, request, target=terminal.id, prepare=claim)
+    request = {"terminal": at.id, "digest": digest, "payments": payments}
+    op, replayed = perform(ops, "gateway.settle", key, idem, request, target=at.id, prepare=claim)
     with ctx.db.session() as s:
-        upload = s.scalar(select(OfflineUpload).where(OfflineUpload.operation_id == op.id))
-    assert upload is not None
-    out = _out(ctx, upload, replayed=replayed)
-    response.status_code = 200 if out.status == "confirmed" else 202
-    return out
+        row = s.scalar(select(OfflineUpload).where(OfflineUpload.operation_id == op.id))
+    assert row is not None
+    return upload_out(ctx, row, replayed=replayed)
 
 
-@router.get("/{upload_id}")  # ids are a 32-bit INTEGER column on PostgreSQL
-def get_upload(upload_id: Annotated[int, Path(ge=1, lt=2**31)], ctx: CtxDep, key: ApiKeyDep) -> UploadOut:
-    """An upload and its results (the terminal that uploaded it, the operator, the auditor).
-    Decided before the answer can tell anything: a terminal gets the same 403 for another
-    terminal's upload and for an id that does not exist (upload ids are sequential)."""
-    if key.role in (Role.OPERATOR, Role.AUDITOR):
-        with ctx.db.session() as s:
-            upload = s.get(OfflineUpload, upload_id)
-        if upload is None:
-            raise Problem(404, "upload-not-found", "Upload not found", str(upload_id))
-        return _out(ctx, upload, replayed=False)
-    if key.role != Role.TERMINAL:
-        raise Problem(403, "forbidden-role", "Only the uploading terminal, the operator or the auditor")
+def upload_of(ctx: ServiceContext, upload_id: int) -> OfflineUpload:
     with ctx.db.session() as s:
-        upload = s.scalar(
+        row = s.get(OfflineUpload, upload_id)
+    if row is None:
+        raise Problem(404, "upload-not-found", "Upload not found", str(upload_id))
+    return row
+
+
+def terminal_upload(ctx: ServiceContext, key: ApiKey, upload_id: int) -> OfflineUpload:
+    """The upload if ``key``'s terminal made it; another terminal's and a missing one are the same
+    403 (upload ids are sequential)."""
+    with ctx.db.session() as s:
+        row = s.scalar(
             select(OfflineUpload)
             .join(GatewayTerminal, GatewayTerminal.id == OfflineUpload.terminal_id)
             .where(OfflineUpload.id == upload_id, GatewayTerminal.api_key_id == key.id)
         )
-    if upload is None:
+    if row is None:
         raise Problem(403, "not-your-upload", "A terminal reads only its own uploads", str(upload_id))
-    return _out(ctx, upload, replayed=False)
-
-
-@builder("gateway.settle")
-def _settle(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    batch = [
-        (p["card"], p["merchant"], p["amount"], p["counter"], p["time"], bytes.fromhex(p["signature"][2:]))
-        for p in req["payments"]
-    ]
-    return Call(ctx.operator, ctx.hardwallet.contract.functions.settle(batch))
+    return row

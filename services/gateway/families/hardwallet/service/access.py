@@ -1,39 +1,21 @@
-"""Door access: an access point asks whether a card may pass; every decision is logged.
-
-1. The access point asks for a challenge: 32 random bytes, valid ``access_challenge_ttl_s``
-   (30 s by default) and for this access point only.
-2. The card signs it: EIP-712 ``Access(address card,bytes32 challenge)`` under the domain
-   ``XcpayAccess`` version 1 with the chain id and the settlement contract
-   (:func:`wallets.hardwallet.access_digest`; :meth:`wallets.hardwallet.HardWallet.sign_challenge`).
-   The domain differs from the payment domain, so an access signature can never settle a payment,
-   and it is bound to one chain and deployment.
-3. The access point sends card, challenge and signature. The challenge is consumed first, in one
-   conditional UPDATE (``used`` false -> true), so of two concurrent answers only one can pass;
-   then the gateway checks expiry, the signature, the card's registration and status on chain
-   (only ``active`` cards pass: lost, blocked or closed cards are denied) and the access list
-   (the card's holder, or every card of its form). The answer is allow or deny with a reason,
-   always HTTP 200, and is logged in ``access_decisions``.
-"""
+"""Door access: access points, their lists, challenges and the allow-or-deny judgement."""
 
 from __future__ import annotations
 
 import secrets
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy import delete, select, update
 
 from chain.clients.hardwallet import CardStatus
 from chain.exceptions import ContractError
 from services.common.audit import record
 from services.common.context import ServiceContext
-from services.common.deps import ApiKeyDep, CtxDep, OperatorKey, require
 from services.common.keys import Role, create_key
 from services.common.models import AccessChallenge, AccessDecision, AccessGrant, AccessPoint, ApiKey
-from services.common.paging import Page, Paging, decode_cursor, encode_cursor
+from services.common.paging import Page, PageQuery, decode_cursor, encode_cursor
 from services.common.problems import Problem
-from services.gateway.schemas import (
+from services.gateway.families.hardwallet.schemas import (
     AccessIn,
     AccessPointIn,
     AccessPointOut,
@@ -44,13 +26,11 @@ from services.gateway.schemas import (
 )
 from wallets.hardwallet import ACCESS_DOMAIN_NAME, recover_access
 
-router = APIRouter(tags=["door access"])
-
-PointId = Annotated[str, Path(pattern=r"^AP-[0-9A-F]{8,16}$")]
-_require_point = require(Role.ACCESS_POINT)
+DECISIONS = "access-decisions"  # the decision log's name in its cursors
 
 
-def _point_of(ctx: CtxDep, key: Annotated[ApiKey, Depends(_require_point)]) -> AccessPoint:
+def point_of(ctx: ServiceContext, key: ApiKey) -> AccessPoint:
+    """The access point an access-point key belongs to."""
     with ctx.db.session() as s:
         row = s.scalar(select(AccessPoint).where(AccessPoint.api_key_id == key.id))
     if row is None:
@@ -58,13 +38,7 @@ def _point_of(ctx: CtxDep, key: Annotated[ApiKey, Depends(_require_point)]) -> A
     return row
 
 
-PointDep = Annotated[AccessPoint, Depends(_point_of)]
-
-
-# -- access points and their lists (operator) --------------------------------------------------
-
-
-def _point(ctx: ServiceContext, point_id: str) -> AccessPoint:
+def point(ctx: ServiceContext, point_id: str) -> AccessPoint:
     with ctx.db.session() as s:
         row = s.get(AccessPoint, point_id)
     if row is None:
@@ -72,7 +46,7 @@ def _point(ctx: ServiceContext, point_id: str) -> AccessPoint:
     return row
 
 
-def _point_out(ctx: ServiceContext, row: AccessPoint, key: str | None = None) -> AccessPointOut:
+def point_out(ctx: ServiceContext, row: AccessPoint, key: str | None = None) -> AccessPointOut:
     with ctx.db.session() as s:
         grants = s.scalars(
             select(AccessGrant).where(AccessGrant.access_point_id == row.id).order_by(AccessGrant.id)
@@ -86,9 +60,8 @@ def _point_out(ctx: ServiceContext, row: AccessPoint, key: str | None = None) ->
     )
 
 
-@router.post("/v1/access-points", status_code=201, tags=["door access"])
-def create_access_point(body: AccessPointIn, ctx: CtxDep, key: OperatorKey) -> AccessPointOut:
-    """Register an access point (operator). The answer holds its API key, once."""
+def create_point(ctx: ServiceContext, key: ApiKey, body: AccessPointIn) -> AccessPointOut:
+    """A new access point and its key, shown once."""
     point_id = f"AP-{secrets.token_hex(5).upper()}"
     with ctx.db.session() as s:
         api_key, clear = create_key(s, Role.ACCESS_POINT, f"access point {point_id}")
@@ -96,21 +69,12 @@ def create_access_point(body: AccessPointIn, ctx: CtxDep, key: OperatorKey) -> A
         s.add(row)
         s.commit()
     record(ctx.db, key, "access-point.create", point_id, outcome="created")
-    return _point_out(ctx, row, clear)
+    return point_out(ctx, row, clear)
 
 
-@router.get("/v1/access-points/{point_id}")
-def get_access_point(point_id: PointId, ctx: CtxDep, _: OperatorKey) -> AccessPointOut:
-    """An access point and its access list."""
-    return _point_out(ctx, _point(ctx, point_id))
-
-
-@router.post("/v1/access-points/{point_id}/grants", status_code=201)
-def add_grant(point_id: PointId, body: GrantIn, ctx: CtxDep, key: OperatorKey) -> AccessPointOut:
-    """Add a holder (their cards) or a card form (every card of it) to the access list."""
-    if (body.holder is None) == (body.form is None):
-        raise Problem(422, "invalid-grant", "Give exactly one of holder and form")
-    row = _point(ctx, point_id)
+def add_grant(ctx: ServiceContext, key: ApiKey, point_id: str, body: GrantIn) -> AccessPointOut:
+    """Add the entry unless the list has it already (adding twice is one entry)."""
+    row = point(ctx, point_id)
     with ctx.db.session() as s:
         exists = s.scalar(
             select(AccessGrant.id).where(
@@ -123,15 +87,11 @@ def add_grant(point_id: PointId, body: GrantIn, ctx: CtxDep, key: OperatorKey) -
             s.add(AccessGrant(access_point_id=point_id, holder=body.holder, form=body.form))
             s.commit()
     record(ctx.db, key, "access-grant.add", f"{point_id} {body.holder or body.form}", outcome="added")
-    return _point_out(ctx, row)
+    return point_out(ctx, row)
 
 
-@router.delete("/v1/access-points/{point_id}/grants/{grant_id}")  # ids: a 32-bit INTEGER column
-def remove_grant(
-    point_id: PointId, grant_id: Annotated[int, Path(ge=1, lt=2**31)], ctx: CtxDep, key: OperatorKey
-) -> AccessPointOut:
-    """Remove an entry from the access list."""
-    row = _point(ctx, point_id)
+def remove_grant(ctx: ServiceContext, key: ApiKey, point_id: str, grant_id: int) -> AccessPointOut:
+    row = point(ctx, point_id)
     with ctx.db.session() as s:
         gone = s.execute(
             delete(AccessGrant).where(AccessGrant.id == grant_id, AccessGrant.access_point_id == point_id)
@@ -140,23 +100,14 @@ def remove_grant(
     if not gone:
         raise Problem(404, "grant-not-found", "No such entry in this access list", str(grant_id))
     record(ctx.db, key, "access-grant.remove", f"{point_id} {grant_id}", outcome="removed")
-    return _point_out(ctx, row)
+    return point_out(ctx, row)
 
 
-@router.get("/v1/access-points/{point_id}/decisions")
-def list_decisions(
-    point_id: PointId,
-    ctx: CtxDep,
-    key: ApiKeyDep,
-    paging: Paging,
-) -> Page[DecisionOut]:
-    """The access point's decision log, newest first (operator, auditor). Paged as every listing
-    is (services/common/paging.py: its cursor, its ``invalid-cursor`` for one it did not issue),
-    but by descending id, as a log is read."""
-    if key.role not in (Role.OPERATOR, Role.AUDITOR):
-        raise Problem(403, "forbidden-role", "Only the operator or the auditor read the access log")
+def decisions(ctx: ServiceContext, point_id: str, paging: PageQuery) -> Page[DecisionOut]:
+    """The decision log, newest first: paged as every listing is (its cursor, its
+    ``invalid-cursor`` for one it did not issue), but by descending id, as a log is read."""
     before = decode_cursor(DECISIONS, paging.cursor, int)
-    _point(ctx, point_id)
+    point(ctx, point_id)
     q = select(AccessDecision).where(AccessDecision.access_point_id == point_id)
     if before is not None:
         q = q.where(AccessDecision.id < before)
@@ -165,13 +116,10 @@ def list_decisions(
     more = len(rows) > paging.limit
     rows = rows[: paging.limit]
     cursor = encode_cursor(DECISIONS, rows[-1].id) if more else None
-    return Page[DecisionOut](items=[_decision_out(d) for d in rows], next_cursor=cursor, limit=paging.limit)
+    return Page[DecisionOut](items=[decision_out(d) for d in rows], next_cursor=cursor, limit=paging.limit)
 
 
-DECISIONS = "access-decisions"  # the listing's name in its cursors
-
-
-def _decision_out(d: AccessDecision) -> DecisionOut:
+def decision_out(d: AccessDecision) -> DecisionOut:
     return DecisionOut(
         id=d.id,
         at=d.at,
@@ -183,16 +131,12 @@ def _decision_out(d: AccessDecision) -> DecisionOut:
     )
 
 
-# -- the door (access point key) ---------------------------------------------------------------
-
-
-@router.post("/v1/access/challenges", status_code=201)
-def new_challenge(request: Request, ctx: CtxDep, point: PointDep) -> ChallengeOut:
-    """A fresh single-use challenge for this access point, for the card to sign."""
+def new_challenge(ctx: ServiceContext, at: AccessPoint, ttl_s: int) -> ChallengeOut:
+    """A fresh single-use challenge for this access point and the EIP-712 message the card signs."""
     nonce = "0x" + secrets.token_bytes(32).hex()
-    expires_at = int(time.time()) + int(request.app.state.settings.access_challenge_ttl_s)
+    expires_at = int(time.time()) + ttl_s
     with ctx.db.session() as s:
-        s.add(AccessChallenge(nonce=nonce, access_point_id=point.id, expires_at=expires_at))
+        s.add(AccessChallenge(nonce=nonce, access_point_id=at.id, expires_at=expires_at))
         s.commit()
     domain = ctx.hardwallet.domain
     typed = {
@@ -217,13 +161,12 @@ def new_challenge(request: Request, ctx: CtxDep, point: PointDep) -> ChallengeOu
     return ChallengeOut(challenge=nonce, expires_at=expires_at, typed_data=typed)
 
 
-@router.post("/v1/access/decisions")
-def decide(body: AccessIn, ctx: CtxDep, point: PointDep, response: Response) -> DecisionOut:
-    """Allow or deny a card at this access point (always 200; the reason says why). Logged."""
-    holder, reason = _judge(ctx, point, body)
+def decide(ctx: ServiceContext, at: AccessPoint, body: AccessIn) -> DecisionOut:
+    """Judge the card at this access point and log the decision."""
+    holder, reason = _judge(ctx, at, body)
     with ctx.db.session() as s:
         row = AccessDecision(
-            access_point_id=point.id,
+            access_point_id=at.id,
             card=body.card,
             holder=holder,
             nonce=body.challenge.lower(),
@@ -232,10 +175,10 @@ def decide(body: AccessIn, ctx: CtxDep, point: PointDep, response: Response) -> 
         )
         s.add(row)
         s.commit()
-    return _decision_out(row)
+    return decision_out(row)
 
 
-def _judge(ctx: ServiceContext, point: AccessPoint, body: AccessIn) -> tuple[str | None, str]:
+def _judge(ctx: ServiceContext, at: AccessPoint, body: AccessIn) -> tuple[str | None, str]:
     """(the card's holder if known, the reason); ``on-access-list`` is the only allowing reason."""
     nonce = body.challenge.lower()
     with ctx.db.session() as s:
@@ -243,14 +186,14 @@ def _judge(ctx: ServiceContext, point: AccessPoint, body: AccessIn) -> tuple[str
             update(AccessChallenge)
             .where(
                 AccessChallenge.nonce == nonce,
-                AccessChallenge.access_point_id == point.id,
+                AccessChallenge.access_point_id == at.id,
                 AccessChallenge.used.is_(False),
             )
             .values(used=True)
         ).rowcount
         s.commit()
         challenge = s.get(AccessChallenge, nonce)
-    if challenge is None or challenge.access_point_id != point.id:
+    if challenge is None or challenge.access_point_id != at.id:
         return None, "unknown-challenge"
     if not consumed:
         return None, "challenge-used"
@@ -275,7 +218,7 @@ def _judge(ctx: ServiceContext, point: AccessPoint, body: AccessIn) -> tuple[str
         listed = s.scalar(
             select(AccessGrant.id)
             .where(
-                AccessGrant.access_point_id == point.id,
+                AccessGrant.access_point_id == at.id,
                 (AccessGrant.holder == info.holder) | (AccessGrant.form == form),
             )
             .limit(1)

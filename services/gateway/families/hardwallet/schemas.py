@@ -1,4 +1,5 @@
-"""Request and response models of the gateway (amounts in fen, names ending ``_fen``)."""
+"""Request and response models of the hard-wallet family: terminals, offline payments, cards,
+door access and quick-pay mandates (amounts in fen, names ending ``_fen``)."""
 
 from __future__ import annotations
 
@@ -106,6 +107,11 @@ class CardIn(Strict):
 
 class LoadIn(Strict):
     amount_fen: AmountFen
+
+
+class CardIssuedOut(OperationOut):
+    card: str = Field(description="the card's address")
+    holder: str
 
 
 class CardOut(BaseModel):

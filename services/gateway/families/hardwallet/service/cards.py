@@ -1,0 +1,107 @@
+"""Cards: issuing (a row, then the chain), loading from the holder's custodial wallet, reading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from chain.clients.hardwallet import CardStatus
+from chain.exceptions import ContractError
+from services.common.context import ServiceContext
+from services.common.models import ApiKey, GatewayCard, Operation
+from services.common.operations import Operations, perform
+from services.common.paging import Page, PageQuery, paginate
+from services.common.problems import Problem, contract_problem
+from services.gateway.families.hardwallet.schemas import CardIn, CardOut
+
+
+def issue_card(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: CardIn) -> Operation:
+    """Record the card, then register it on chain; a refusal on chain removes the record again
+    (the card was not issued), so the same card may be issued later."""
+
+    def prepare() -> dict[str, Any]:
+        with ctx.db.session() as s:
+            s.add(GatewayCard(address=body.card, holder=body.holder, form=body.form, serial=body.serial))
+            try:
+                s.commit()
+            except IntegrityError:
+                raise Problem(409, "card-exists", "The card is registered already", body.card) from None
+        return {}
+
+    try:
+        op, _ = perform(
+            ops, "gateway.card.register", key, idem, body.model_dump(), target=body.card, prepare=prepare
+        )
+    except Problem as exc:
+        if exc.slug != "card-exists":  # refused on chain: the card was not issued
+            with ctx.db.session() as s:
+                s.execute(delete(GatewayCard).where(GatewayCard.address == body.card))
+                s.commit()
+        raise
+    return op
+
+
+def load_card(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, card: str, amount: int
+) -> Operation:
+    """Load ``amount`` from the card holder's custodial wallet into its reserve."""
+    try:
+        holder = ctx.hardwallet.card(card).holder
+    except ContractError as exc:
+        raise contract_problem(exc) from None
+    ctx.custodial(holder)  # 422 unless the service holds the holder's key
+    request = {"card": card, "holder": holder, "amount_fen": amount}
+    op, _ = perform(ops, "gateway.card.load", key, idem, request, target=card)
+    return op
+
+
+def card_out(ctx: ServiceContext, card: str) -> CardOut:
+    """The card as the chain holds it, with the highest counter the gateway saw processed."""
+    try:
+        info = ctx.hardwallet.card(card)
+    except ContractError as exc:
+        raise contract_problem(exc) from None
+    with ctx.db.session() as s:
+        row = s.get(GatewayCard, card)
+    lost = info.status in (CardStatus.LOST, CardStatus.CLOSED) and info.lost_at > 0
+    return CardOut(
+        card=card,
+        holder=info.holder,
+        form=info.form.name.lower(),
+        serial=row.serial if row else None,
+        status=info.status.name.lower(),
+        reserve_fen=info.reserve,
+        loaded_fen=info.loaded,
+        settled_fen=info.settled,
+        refunded_fen=info.refunded,
+        shortfall_fen=info.shortfall,
+        lost_at=info.lost_at if lost else None,
+        grace_ends_at=info.grace_ends_at if lost else None,
+        last_counter_seen=row.last_counter if row else 0,
+        offline_cap_fen=ctx.hardwallet.offline_cap(),
+    )
+
+
+def list_cards(
+    ctx: ServiceContext, paging: PageQuery, holder: str | None, form: str | None, status: str | None
+) -> Page[CardOut]:
+    """The cards the gateway issued, by address; ``status`` (on chain now) is filtered as the
+    pages are read, each card read from the chain once."""
+    q = select(GatewayCard)
+    if holder is not None:
+        q = q.where(GatewayCard.holder == holder)
+    if form is not None:
+        q = q.where(GatewayCard.form == form)
+    outs: dict[str, CardOut] = {}
+
+    def out(row: GatewayCard) -> CardOut:
+        if row.address not in outs:
+            outs[row.address] = card_out(ctx, row.address)
+        return outs[row.address]
+
+    keep = None if status is None else (lambda row: out(row).status == status)
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, GatewayCard.address, paging, "cards", keep=keep)
+    return Page[CardOut](items=[out(r) for r in rows], next_cursor=cursor, limit=paging.limit)

@@ -9,6 +9,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from chain.manifest import Manifest
 from chain.sender import Transactor, TxResult
@@ -170,6 +171,27 @@ class CollectiveClient:
         return str(self.fund.address)
 
     # -- township --------------------------------------------------------------------------
+    #
+    # Each write has a ``*_call`` twin that builds the call without sending it: the services send
+    # those through ``Operations`` (one pipeline signs, stores and sends), tests and scripts
+    # through the methods below (``Transactor.transact``).
+
+    def create_call(
+        self,
+        supervisor: str,
+        name_hash: bytes,
+        officers: Sequence[tuple[str, OfficerRole]],
+        tiers: Sequence[Tier],
+        proposal_lifetime: int,
+    ) -> ContractFunction:
+        return self.fund.functions.createCollective(
+            supervisor,
+            name_hash,
+            [a for a, _ in officers],
+            [int(r) for _, r in officers],
+            _tiers(tiers),
+            proposal_lifetime,
+        )
 
     def create(
         self,
@@ -181,56 +203,86 @@ class CollectiveClient:
         proposal_lifetime: int,
     ) -> tuple[int, TxResult]:
         """Create a collective; returns (collective id, result)."""
-        fn = self.fund.functions.createCollective(
-            supervisor,
-            name_hash,
-            [a for a, _ in officers],
-            [int(r) for _, r in officers],
-            _tiers(tiers),
-            proposal_lifetime,
-        )
+        fn = self.create_call(supervisor, name_hash, officers, tiers, proposal_lifetime)
         result = self.tx.transact(township, fn)
         return int(result.named("CollectiveCreated")[0]["collectiveId"]), result
 
+    def set_supervisor_call(self, collective_id: int, supervisor: str) -> ContractFunction:
+        return self.fund.functions.setSupervisor(collective_id, supervisor)
+
     def set_supervisor(self, township: LocalAccount, collective_id: int, supervisor: str) -> TxResult:
-        return self.tx.transact(township, self.fund.functions.setSupervisor(collective_id, supervisor))
+        return self.tx.transact(township, self.set_supervisor_call(collective_id, supervisor))
+
+    def set_split_window_call(self, window_days: int) -> ContractFunction:
+        """Township: payments to a payee this many days back count toward a new proposal's tier."""
+        return self.fund.functions.setSplitWindow(window_days)
 
     def set_split_window(self, township: LocalAccount, window_days: int) -> TxResult:
-        """Township: payments to a payee this many days back count toward a new proposal's tier."""
-        return self.tx.transact(township, self.fund.functions.setSplitWindow(window_days))
+        return self.tx.transact(township, self.set_split_window_call(window_days))
 
     # -- supervisor ------------------------------------------------------------------------
+
+    def set_officer_call(self, collective_id: int, account: str, role: OfficerRole) -> ContractFunction:
+        return self.fund.functions.setOfficer(collective_id, account, int(role))
 
     def set_officer(
         self, supervisor: LocalAccount, collective_id: int, account: str, role: OfficerRole
     ) -> TxResult:
-        return self.tx.transact(supervisor, self.fund.functions.setOfficer(collective_id, account, int(role)))
+        return self.tx.transact(supervisor, self.set_officer_call(collective_id, account, role))
+
+    def set_rules_call(
+        self, collective_id: int, tiers: Sequence[Tier], proposal_lifetime: int
+    ) -> ContractFunction:
+        return self.fund.functions.setRules(collective_id, _tiers(tiers), proposal_lifetime)
 
     def set_rules(
         self, supervisor: LocalAccount, collective_id: int, tiers: Sequence[Tier], proposal_lifetime: int
     ) -> TxResult:
-        fn = self.fund.functions.setRules(collective_id, _tiers(tiers), proposal_lifetime)
-        return self.tx.transact(supervisor, fn)
+        return self.tx.transact(supervisor, self.set_rules_call(collective_id, tiers, proposal_lifetime))
+
+    def open_year_call(
+        self, collective_id: int, year: int, lines: Sequence[tuple[bytes, int]]
+    ) -> ContractFunction:
+        """Open fiscal ``year`` with budget ``lines`` as (name, budget in fen)."""
+        return self.fund.functions.openYear(collective_id, year, [n for n, _ in lines], [b for _, b in lines])
 
     def open_year(
         self, supervisor: LocalAccount, collective_id: int, year: int, lines: Sequence[tuple[bytes, int]]
     ) -> TxResult:
-        """Open fiscal ``year`` with budget ``lines`` as (name, budget in fen)."""
-        fn = self.fund.functions.openYear(collective_id, year, [n for n, _ in lines], [b for _, b in lines])
-        return self.tx.transact(supervisor, fn)
+        return self.tx.transact(supervisor, self.open_year_call(collective_id, year, lines))
+
+    def amend_budget_call(self, collective_id: int, line: int, budget: int) -> ContractFunction:
+        return self.fund.functions.amendBudget(collective_id, line, budget)
 
     def amend_budget(self, supervisor: LocalAccount, collective_id: int, line: int, budget: int) -> TxResult:
-        return self.tx.transact(supervisor, self.fund.functions.amendBudget(collective_id, line, budget))
+        return self.tx.transact(supervisor, self.amend_budget_call(collective_id, line, budget))
+
+    def freeze_call(self, collective_id: int, reason_hash: bytes = ZERO_HASH) -> ContractFunction:
+        return self.fund.functions.freeze(collective_id, reason_hash)
 
     def freeze(
         self, supervisor: LocalAccount, collective_id: int, reason_hash: bytes = ZERO_HASH
     ) -> TxResult:
-        return self.tx.transact(supervisor, self.fund.functions.freeze(collective_id, reason_hash))
+        return self.tx.transact(supervisor, self.freeze_call(collective_id, reason_hash))
+
+    def unfreeze_call(self, collective_id: int) -> ContractFunction:
+        return self.fund.functions.unfreeze(collective_id)
 
     def unfreeze(self, supervisor: LocalAccount, collective_id: int) -> TxResult:
-        return self.tx.transact(supervisor, self.fund.functions.unfreeze(collective_id))
+        return self.tx.transact(supervisor, self.unfreeze_call(collective_id))
 
     # -- proposals -------------------------------------------------------------------------
+
+    def propose_call(
+        self,
+        collective_id: int,
+        payee: str,
+        amount: int,
+        line: int,
+        purpose_hash: bytes = ZERO_HASH,
+        attachment_hash: bytes = ZERO_HASH,
+    ) -> ContractFunction:
+        return self.fund.functions.propose(collective_id, payee, amount, line, purpose_hash, attachment_hash)
 
     def propose(
         self,
@@ -243,23 +295,40 @@ class CollectiveClient:
         attachment_hash: bytes = ZERO_HASH,
     ) -> tuple[int, TxResult]:
         """Propose a payment; returns (proposal id, result)."""
-        fn = self.fund.functions.propose(collective_id, payee, amount, line, purpose_hash, attachment_hash)
+        fn = self.propose_call(collective_id, payee, amount, line, purpose_hash, attachment_hash)
         result = self.tx.transact(officer, fn)
         return int(result.named("ProposalCreated")[0]["proposalId"]), result
 
+    def approve_call(self, proposal_id: int) -> ContractFunction:
+        return self.fund.functions.approve(proposal_id)
+
     def approve(self, approver: LocalAccount, proposal_id: int) -> TxResult:
-        return self.tx.transact(approver, self.fund.functions.approve(proposal_id))
+        return self.tx.transact(approver, self.approve_call(proposal_id))
+
+    def reject_call(self, proposal_id: int, reason_hash: bytes = ZERO_HASH) -> ContractFunction:
+        return self.fund.functions.reject(proposal_id, reason_hash)
 
     def reject(self, approver: LocalAccount, proposal_id: int, reason_hash: bytes = ZERO_HASH) -> TxResult:
-        return self.tx.transact(approver, self.fund.functions.reject(proposal_id, reason_hash))
+        return self.tx.transact(approver, self.reject_call(proposal_id, reason_hash))
+
+    def cancel_call(self, proposal_id: int) -> ContractFunction:
+        return self.fund.functions.cancel(proposal_id)
 
     def cancel(self, proposer: LocalAccount, proposal_id: int) -> TxResult:
-        return self.tx.transact(proposer, self.fund.functions.cancel(proposal_id))
+        return self.tx.transact(proposer, self.cancel_call(proposal_id))
+
+    def execute_call(self, proposal_id: int) -> ContractFunction:
+        return self.fund.functions.execute(proposal_id)
 
     def execute(self, officer: LocalAccount, proposal_id: int) -> TxResult:
-        return self.tx.transact(officer, self.fund.functions.execute(proposal_id))
+        return self.tx.transact(officer, self.execute_call(proposal_id))
 
     # -- register and income ---------------------------------------------------------------
+
+    def register_asset_call(
+        self, collective_id: int, kind: AssetKind, value: int, description_hash: bytes = ZERO_HASH
+    ) -> ContractFunction:
+        return self.fund.functions.registerAsset(collective_id, int(kind), value, description_hash)
 
     def register_asset(
         self,
@@ -270,9 +339,21 @@ class CollectiveClient:
         description_hash: bytes = ZERO_HASH,
     ) -> tuple[int, TxResult]:
         """Register an asset or resource; returns (asset id, result)."""
-        fn = self.fund.functions.registerAsset(collective_id, int(kind), value, description_hash)
+        fn = self.register_asset_call(collective_id, kind, value, description_hash)
         result = self.tx.transact(officer, fn)
         return int(result.named("AssetRegistered")[0]["assetId"]), result
+
+    def set_income_contract_call(
+        self,
+        asset_id: int,
+        counterparty: str,
+        annual_income: int,
+        ends_at: int,
+        contract_hash: bytes = ZERO_HASH,
+    ) -> ContractFunction:
+        return self.fund.functions.setIncomeContract(
+            asset_id, counterparty, annual_income, ends_at, contract_hash
+        )
 
     def set_income_contract(
         self,
@@ -283,24 +364,40 @@ class CollectiveClient:
         ends_at: int,
         contract_hash: bytes = ZERO_HASH,
     ) -> TxResult:
-        fn = self.fund.functions.setIncomeContract(
-            asset_id, counterparty, annual_income, ends_at, contract_hash
-        )
+        fn = self.set_income_contract_call(asset_id, counterparty, annual_income, ends_at, contract_hash)
         return self.tx.transact(officer, fn)
+
+    def revalue_asset_call(
+        self, asset_id: int, value: int, evidence_hash: bytes = ZERO_HASH
+    ) -> ContractFunction:
+        return self.fund.functions.revalueAsset(asset_id, value, evidence_hash)
 
     def revalue_asset(
         self, supervisor: LocalAccount, asset_id: int, value: int, evidence_hash: bytes = ZERO_HASH
     ) -> TxResult:
-        return self.tx.transact(supervisor, self.fund.functions.revalueAsset(asset_id, value, evidence_hash))
+        return self.tx.transact(supervisor, self.revalue_asset_call(asset_id, value, evidence_hash))
+
+    def retire_asset_call(self, asset_id: int, reason_hash: bytes = ZERO_HASH) -> ContractFunction:
+        return self.fund.functions.retireAsset(asset_id, reason_hash)
 
     def retire_asset(
         self, supervisor: LocalAccount, asset_id: int, reason_hash: bytes = ZERO_HASH
     ) -> TxResult:
-        return self.tx.transact(supervisor, self.fund.functions.retireAsset(asset_id, reason_hash))
+        return self.tx.transact(supervisor, self.retire_asset_call(asset_id, reason_hash))
+
+    def approve_cash_call(self, amount: int) -> ContractFunction:
+        """Let the fund pull ``amount`` fen from the signer (before ``record_income``)."""
+        return self.cash.functions.approve(self.fund.address, amount)
 
     def approve_cash(self, payer: LocalAccount, amount: int) -> TxResult:
         """Let the fund pull ``amount`` fen from ``payer`` (before ``record_income``)."""
-        return self.tx.transact(payer, self.cash.functions.approve(self.fund.address, amount))
+        return self.tx.transact(payer, self.approve_cash_call(amount))
+
+    def record_income_call(
+        self, collective_id: int, amount: int, asset_id: int = 0, memo_hash: bytes = ZERO_HASH
+    ) -> ContractFunction:
+        """Pay ``amount`` in, tagged to ``asset_id`` (0: none); the payer must have approved it."""
+        return self.fund.functions.recordIncome(collective_id, asset_id, amount, memo_hash)
 
     def record_income(
         self,
@@ -315,8 +412,7 @@ class CollectiveClient:
         """Approve ``amount`` (unless ``approve=False``) and pay it in, tagged to ``asset_id`` (0: none)."""
         if approve:
             self.approve_cash(payer, amount)
-        fn = self.fund.functions.recordIncome(collective_id, asset_id, amount, memo_hash)
-        return self.tx.transact(payer, fn)
+        return self.tx.transact(payer, self.record_income_call(collective_id, amount, asset_id, memo_hash))
 
     # -- views -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from chain.manifest import Manifest
 from chain.merkle import MerkleTree
@@ -254,6 +255,20 @@ class VoucherClient:
         return str(self.contract.address)
 
     # -- issuer ----------------------------------------------------------------------------
+    #
+    # Each write has a ``*_call`` twin that builds the call without sending it: the services send
+    # those through ``Operations`` (one pipeline signs, stores and sends), tests and scripts
+    # through the methods below (``Transactor.transact``).
+
+    def approve_budget_call(self, terms: Terms) -> ContractFunction:
+        """Let the programmes pull the budget of ``terms`` from the signer (before ``create``)."""
+        return self.cash.functions.approve(self.address, terms.budget)
+
+    def create_call(
+        self, terms: Terms, categories: Sequence[int], merchants: Sequence[str] = ()
+    ) -> ContractFunction:
+        """Create a programme; the issuer must have approved its budget."""
+        return self.contract.functions.create(terms.abi(), list(categories), list(merchants))
 
     def create(
         self,
@@ -266,45 +281,65 @@ class VoucherClient:
     ) -> tuple[int, TxResult]:
         """Approve the budget (unless ``approve=False``) and create; returns (programme id, result)."""
         if approve:
-            self.tx.transact(issuer, self.cash.functions.approve(self.address, terms.budget))
-        fn = self.contract.functions.create(terms.abi(), list(categories), list(merchants))
-        result = self.tx.transact(issuer, fn)
+            self.tx.transact(issuer, self.approve_budget_call(terms))
+        result = self.tx.transact(issuer, self.create_call(terms, categories, merchants))
         return int(result.named("ProgrammeCreated")[0]["id"]), result
+
+    def list_merchants_call(
+        self, programme_id: int, merchants: Sequence[str], allowed: bool = True
+    ) -> ContractFunction:
+        return self.contract.functions.listMerchants(programme_id, list(merchants), allowed)
 
     def list_merchants(
         self, issuer: LocalAccount, programme_id: int, merchants: Sequence[str], allowed: bool = True
     ) -> TxResult:
-        return self.tx.transact(
-            issuer, self.contract.functions.listMerchants(programme_id, list(merchants), allowed)
-        )
+        return self.tx.transact(issuer, self.list_merchants_call(programme_id, merchants, allowed))
+
+    def grant_call(self, programme_id: int, grants: Sequence[Grant]) -> ContractFunction:
+        return self.contract.functions.grant(programme_id, [g.abi() for g in grants])
 
     def grant(self, issuer: LocalAccount, programme_id: int, grants: Sequence[Grant]) -> TxResult:
-        return self.tx.transact(
-            issuer, self.contract.functions.grant(programme_id, [g.abi() for g in grants])
-        )
+        return self.tx.transact(issuer, self.grant_call(programme_id, grants))
+
+    def set_grant_root_call(self, programme_id: int, root: bytes, leaf_count: int) -> ContractFunction:
+        return self.contract.functions.setGrantRoot(programme_id, root, leaf_count)
 
     def set_grant_root(
         self, issuer: LocalAccount, programme_id: int, root: bytes, leaf_count: int
     ) -> TxResult:
-        return self.tx.transact(issuer, self.contract.functions.setGrantRoot(programme_id, root, leaf_count))
+        return self.tx.transact(issuer, self.set_grant_root_call(programme_id, root, leaf_count))
 
     # -- holders ---------------------------------------------------------------------------
+
+    def claim_call(
+        self, programme_id: int, index: int, grant: Grant, proof: Sequence[bytes]
+    ) -> ContractFunction:
+        return self.contract.functions.claim(programme_id, index, grant.holder, grant.amount, list(proof))
 
     def claim(
         self, account: LocalAccount, programme_id: int, index: int, grant: Grant, proof: Sequence[bytes]
     ) -> TxResult:
-        fn = self.contract.functions.claim(programme_id, index, grant.holder, grant.amount, list(proof))
-        return self.tx.transact(account, fn)
+        return self.tx.transact(account, self.claim_call(programme_id, index, grant, proof))
+
+    def enrol_call(self, programme_id: int) -> ContractFunction:
+        return self.contract.functions.enrol(programme_id)
 
     def enrol(self, holder: LocalAccount, programme_id: int) -> TxResult:
-        return self.tx.transact(holder, self.contract.functions.enrol(programme_id))
+        return self.tx.transact(holder, self.enrol_call(programme_id))
+
+    def approve_cash_call(self, amount: int) -> ContractFunction:
+        """Let the programmes take the signer's own share of bills (up to ``amount`` fen in all)."""
+        return self.cash.functions.approve(self.address, amount)
 
     def approve_cash(self, holder: LocalAccount, amount: int) -> TxResult:
         """Let the programmes take the holder's own share of bills (up to ``amount`` fen in all)."""
-        return self.tx.transact(holder, self.cash.functions.approve(self.address, amount))
+        return self.tx.transact(holder, self.approve_cash_call(amount))
+
+    def spend_call(self, programme_id: int, merchant: str, bill: int) -> ContractFunction:
+        return self.contract.functions.spend(programme_id, merchant, bill)
 
     def spend(self, holder: LocalAccount, programme_id: int, merchant: str, bill: int) -> TxResult:
-        return self.tx.transact(holder, self.contract.functions.spend(programme_id, merchant, bill))
+        return self.tx.transact(holder, self.spend_call(programme_id, merchant, bill))
 
     def sign_spend(
         self,
@@ -333,6 +368,13 @@ class VoucherClient:
             deadline,
         )
 
+    def spend_with_signature_call(
+        self, programme_id: int, holder: str, merchant: str, bill: int, deadline: int, signature: bytes
+    ) -> ContractFunction:
+        return self.contract.functions.spendWithSignature(
+            programme_id, holder, merchant, bill, deadline, signature
+        )
+
     def spend_with_signature(
         self,
         submitter: LocalAccount,
@@ -343,15 +385,16 @@ class VoucherClient:
         deadline: int,
         signature: bytes,
     ) -> TxResult:
-        fn = self.contract.functions.spendWithSignature(
-            programme_id, holder, merchant, bill, deadline, signature
-        )
+        fn = self.spend_with_signature_call(programme_id, holder, merchant, bill, deadline, signature)
         return self.tx.transact(submitter, fn)
 
     # -- anyone ----------------------------------------------------------------------------
 
+    def close_call(self, programme_id: int, holders: Sequence[str] = ()) -> ContractFunction:
+        return self.contract.functions.close(programme_id, list(holders))
+
     def close(self, keeper: LocalAccount, programme_id: int, holders: Sequence[str] = ()) -> TxResult:
-        return self.tx.transact(keeper, self.contract.functions.close(programme_id, list(holders)))
+        return self.tx.transact(keeper, self.close_call(programme_id, holders))
 
     # -- views -----------------------------------------------------------------------------
 

@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return 0
     if args.command == "finish-pending":
-        import services.operator.routes  # noqa: F401 - registers every operation builder
         from services.common.context import ServiceContext
         from services.common.families import merged_builders
         from services.common.operations import Operations

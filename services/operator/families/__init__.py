@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
-from services.operator.families import cash, disburse, paycodes, prepaid
+from services.operator.families import cash, collective, disburse, paycodes, prepaid, vouchers
 
 MODULES: tuple[FamilyModule, ...] = (
     cash.MODULE,
     prepaid.MODULE,
     disburse.MODULE,
+    vouchers.MODULE,
+    collective.MODULE,
     paycodes.MODULE,
 )

@@ -1,29 +1,6 @@
-"""One module per resource; money-moving routes register their operation builder beside them.
+"""The operator API's platform routes, which belong to no family (the families' routes are in
+``services/operator/families/``)."""
 
-Importing this package registers every builder (the reconciler needs them, HTTP or not).
-"""
+from services.operator.routes import api_keys, audit, dashboard, health, operations, webhooks
 
-from services.operator.routes import (
-    api_keys,
-    audit,
-    collectives,
-    dashboard,
-    health,
-    operations,
-    vouchers,
-    webhooks,
-)
-
-ROUTERS = [
-    m.router
-    for m in (
-        health,
-        api_keys,
-        vouchers,
-        collectives,
-        audit,
-        operations,
-        dashboard,
-        webhooks,
-    )
-]
+ROUTERS = [m.router for m in (health, api_keys, audit, operations, dashboard, webhooks)]

@@ -2,7 +2,7 @@
 
 Rows are validated all together before anything is created: every bad row is reported with its
 row number and reason in one 422. Its own module because voucher programmes take their
-recipients in the same shape (``services/operator/routes/vouchers.py``).
+recipients in the same shape (``services/operator/families/vouchers/service.py``).
 """
 
 from __future__ import annotations

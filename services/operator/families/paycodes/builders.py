@@ -3,13 +3,13 @@ payer's form, as who signs which call; a payer-signed transaction is relayed as 
 
 Data-to-call: the voucher form states the allowance its spend needs as :class:`Allowance`, which
 ``Operations`` makes sure of. The card form's ``settle`` and the voucher form's ``spend`` are calls
-of the hard-wallet and voucher families' contracts, built here from their clients' contracts until
-those clients offer ``settle_call`` and ``spend_call``."""
+of the hard-wallet and voucher families' contracts, built by their typed clients."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from chain.clients.hardwallet import SignedPayment
 from services.common.context import ServiceContext
 from services.common.operations import Allowance, Builder, Call, Relay
 
@@ -19,15 +19,12 @@ def pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
     if req["form"] == "signed-transaction":
         return Relay(bytes.fromhex(req["raw"][2:]))
     if req["form"] == "card":  # the settlement contract pays the merchant from the card's reserve
-        p = req["payment"]
-        signature = bytes.fromhex(p["signature"][2:])
-        payment = (p["card"], p["merchant"], p["amount"], p["counter"], p["time"], signature)
-        return Call(ctx.operator, ctx.hardwallet.contract.functions.settle([payment]))
+        return Call(ctx.operator, ctx.hardwallet.settle_call([SignedPayment.from_json(req["payment"])]))
     if req["form"] == "voucher":  # the programme pays its share, the payer's wallet the rest
         holder = ctx.custodial(req["payer"])
         vouchers = ctx.vouchers
         _share, own = vouchers.quote(req["programme_id"], holder.address, req["amount_fen"])
-        fn = vouchers.contract.functions.spend(req["programme_id"], req["merchant"], req["amount_fen"])
+        fn = vouchers.spend_call(req["programme_id"], req["merchant"], req["amount_fen"])
         allowance = Allowance(holder.address, vouchers.contract.address, own) if own else None
         return Call(holder, fn, allowance=allowance)
     return Call(ctx.custodial(req["payer"]), ctx.cash.transfer_call(req["merchant"], req["amount_fen"]))

@@ -150,9 +150,19 @@ def main() -> int:
         wait_for_http(f"{api_url}/healthz", api)
         wait_for_http(f"{gateway_url}/healthz", gateway)
         kept = f"  chain state     {state} (written when stopped)\n" if node else ""
+        # A one-time sign-in link of the dashboard (single use, short-lived, stored hashed).
+        link_cmd = [sys.executable, "-m", "services.operator", "login-link", "--base-url", api_url]
+        made = subprocess.run(link_cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        link = (
+            made.stdout.strip()
+            if made.returncode == 0
+            else "(no link: python -m services.operator login-link)"
+        )
         print(
             f"\nxcpay is up.\n  JSON-RPC node   {rpc_url}\n{kept}"
             f"  operator API    {api_url}   (docs: {api_url}/docs)\n"
+            f"  dashboard       {api_url}/dashboard\n"
+            f"  sign in once    {link}\n"
             f"  gateway         {gateway_url}   (docs: {gateway_url}/docs)\n"
             f"  manifest        {env['XCPAY_MANIFEST']}\nCtrl-C stops.",
             flush=True,

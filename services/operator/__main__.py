@@ -1,4 +1,4 @@
-"""python -m services.operator serve | migrate | reconcile | finish-pending"""
+"""python -m services.operator serve | migrate | reconcile | finish-pending | login-link"""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         help="replay every block from the node (the auditor's check), not only those after the checkpoint",
     )
     sub.add_parser("finish-pending", help="finish pending operations once and print the counts")
+    link = sub.add_parser(
+        "login-link", help="print a one-time sign-in link of the dashboard (single use, 15 minutes)"
+    )
+    link.add_argument("--base-url", help="where the operator API is reached (default: its host and port)")
     args = parser.parse_args(argv)
     from services.common import logs
 
@@ -51,6 +55,16 @@ def main(argv: list[str] | None = None) -> int:
 
         ctx = ServiceContext.build(settings)
         print(json.dumps(Operations(ctx, merged_builders(MODULES)).reconcile()))
+        return 0
+    if args.command == "login-link":
+        from services.common.db import Database
+        from services.operator.signin import LINK_TTL, create_link_token
+
+        base = args.base_url or f"http://{settings.api_host}:{settings.api_port}"
+        with Database(settings.database_url).session() as s:
+            token = create_link_token(s)
+        minutes = int(LINK_TTL.total_seconds() // 60)
+        print(f"{base.rstrip('/')}/dashboard/login?token={token}  (one use, {minutes} minutes)")
         return 0
     if args.command == "reconcile":
         from pathlib import Path

@@ -193,6 +193,7 @@ class _Tally:
         self._category: dict[str, int] = {}  # address -> merchant category, -1 if not a merchant
         self.clients: dict[str, Any] = {}
         self._blocks: dict[int, dict[str, Any]] = {}  # number -> the block's summary, once read
+        self._memo: dict[str, tuple[tuple[Any, ...], Any]] = {}  # section -> (key, value)
 
     def block(self, ctx: ServiceContext, number: int) -> dict[str, Any]:
         """A block's summary, read from the node once (the page shows the same blocks poll after
@@ -211,6 +212,21 @@ class _Tally:
                 self._blocks.clear()
             self._blocks[number] = cached
         return cached
+
+    def memo(self, name: str, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """``build()``, or what it gave last time under the same ``key``. The keys are the newest
+        indexed event of each contract a section reads: every state change of the platform's
+        contracts emits an event (a rule of the house), so the same newest events mean the same
+        state, and a poll with nothing new re-reads nothing from the node. An exception is not
+        kept (the next poll tries again)."""
+        with self._lock:
+            cached = self._memo.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        value = build()
+        with self._lock:
+            self._memo[name] = (key, value)
+        return value
 
     def block_time(self, ctx: ServiceContext, number: int) -> int:
         return int(self.block(ctx, number)["timestamp"])
@@ -297,13 +313,24 @@ def _summary(args: dict[str, Any]) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def _token(ctx: ServiceContext) -> dict[str, Any]:
+def _marks(ctx: ServiceContext) -> dict[str, int]:
+    """The newest indexed event of each contract (one grouped query on the contract index): the
+    sections' cache keys (``_Tally.memo``)."""
+    with ctx.db.session() as s:
+        rows = s.execute(
+            select(ChainEvent.contract, func.max(ChainEvent.id)).group_by(ChainEvent.contract)
+        ).all()
+    return {str(c): int(m) for c, m in rows}
+
+
+def _token(ctx: ServiceContext, tally: _Tally, key: tuple[Any, ...]) -> dict[str, Any]:
     with ctx.db.session() as s:
         kinds = dict(s.execute(select(Wallet.kind, func.count()).group_by(Wallet.kind)).all())
         custodial = s.scalar(select(func.count()).select_from(Wallet).where(Wallet.custody == "custodial"))
+    supply, paused = tally.memo("token", key, lambda: (ctx.cash.total_supply(), ctx.cash.paused()))
     return {
-        "supply_fen": ctx.cash.total_supply(),
-        "paused": ctx.cash.paused(),
+        "supply_fen": supply,
+        "paused": paused,
         "wallets": sum(int(v) for v in kinds.values()),
         "wallets_by_kind": {str(k): int(v) for k, v in sorted(kinds.items())},
         "custodial_wallets": int(custodial or 0),
@@ -388,29 +415,38 @@ def _prepaid(ctx: ServiceContext) -> dict[str, Any]:
     }
 
 
-def _disbursements(ctx: ServiceContext) -> dict[str, Any]:
+def _batch_figures(ctx: ServiceContext, batch_ids: tuple[str, ...]) -> dict[str, Any]:
+    """The disbursement contract's totals and the figures of ``batch_ids`` (None: not on chain yet)."""
     f = ctx.disburse.contract.functions
-    funded, paid, reclaimed = f.totalFunded().call(), f.totalPaid().call(), f.totalReclaimed().call()
+    totals = (f.totalFunded().call(), f.totalPaid().call(), f.totalReclaimed().call())
+    batches: dict[str, dict[str, int] | None] = {}
+    for batch_id in batch_ids:
+        try:
+            c = ctx.disburse.batch(bytes.fromhex(batch_id[2:]))
+            batches[batch_id] = {
+                "funded_fen": c.funded,
+                "paid_fen": c.paid,
+                "exceptions_fen": c.exceptions,
+                "reclaimed_fen": c.reclaimed,
+                "outstanding_fen": c.outstanding,
+            }
+        except Exception:  # its creation is still pending
+            batches[batch_id] = None
+    return {"totals": totals, "batches": batches}
+
+
+def _disbursements(ctx: ServiceContext, tally: _Tally, key: tuple[Any, ...]) -> dict[str, Any]:
     with ctx.db.session() as s:
         count = s.scalar(select(func.count()).select_from(Disbursement)) or 0
         batches = s.scalars(
             select(Disbursement).order_by(desc(Disbursement.created_at), Disbursement.ref).limit(BATCHES)
         ).all()
+    on_chain = tuple(b.batch_id for b in batches if b.status not in ("draft", "cancelled"))
+    figures = tally.memo("disbursements", (*key, on_chain), lambda: _batch_figures(ctx, on_chain))
+    funded, paid, reclaimed = figures["totals"]
     items = []
     for b in batches:
-        chain: dict[str, int] | None = None
-        if b.status not in ("draft", "cancelled"):
-            try:
-                c = ctx.disburse.batch(bytes.fromhex(b.batch_id[2:]))
-                chain = {
-                    "funded_fen": c.funded,
-                    "paid_fen": c.paid,
-                    "exceptions_fen": c.exceptions,
-                    "reclaimed_fen": c.reclaimed,
-                    "outstanding_fen": c.outstanding,
-                }
-            except Exception:  # its creation is still pending
-                chain = None
+        chain = figures["batches"].get(b.batch_id)
         items.append(
             {
                 "reference": b.ref,
@@ -576,7 +612,21 @@ def snapshot(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
         return _section(name, build, timings) if present else None
 
     latest = section("chain", lambda: ctx.w3.eth.block_number)
-    vouchers = section("vouchers", lambda: _vouchers(ctx, tally), has("VoucherProgrammes"))
+    marks = section("marks", lambda: _marks(ctx))
+
+    def key(*names: str) -> tuple[Any, ...]:
+        if "error" in marks:  # no marks, no cache: a key that matches nothing kept
+            return (time.monotonic_ns(),)
+        return tuple(marks.get(n, 0) for n in names)
+
+    def memo(name: str, build: Callable[[], Any], *contracts: str) -> Callable[[], Any]:
+        return lambda: tally.memo(name, key(*contracts), build)
+
+    vouchers = section(
+        "vouchers",
+        memo("vouchers", lambda: _vouchers(ctx, tally), "VoucherProgrammes"),
+        has("VoucherProgrammes"),
+    )
     paid = section("spending", lambda: tally.by_category(ctx))
     spending = _spending(paid, vouchers) if "error" not in paid else paid
     out = {
@@ -587,15 +637,29 @@ def snapshot(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
             "deployed_at_block": ctx.manifest.block,
             "contracts": sorted(contracts),
         },
-        "token": section("token", lambda: _token(ctx)),
+        "token": section("token", lambda: _token(ctx, tally, key("DigitalCash"))),
         "blocks": section("blocks", lambda: _blocks(ctx, tally, latest)),
         "events": section("events", lambda: _events(ctx, tally)),
-        "prepaid": section("prepaid", lambda: _prepaid(ctx), has("PrepaidEscrow")),
-        "disbursements": section("disbursements", lambda: _disbursements(ctx), has("Disbursement")),
-        "collectives": section("collectives", lambda: _collectives(ctx), has("CollectiveFund")),
+        "prepaid": section(
+            "prepaid",
+            memo("prepaid", lambda: _prepaid(ctx), "PrepaidEscrow", "DigitalCash"),
+            has("PrepaidEscrow"),
+        ),
+        "disbursements": section(
+            "disbursements", lambda: _disbursements(ctx, tally, key("Disbursement")), has("Disbursement")
+        ),
+        "collectives": section(
+            "collectives",
+            memo("collectives", lambda: _collectives(ctx), "CollectiveFund"),
+            has("CollectiveFund"),
+        ),
         "payment_codes": section("payment_codes", lambda: _payment_codes(ctx)),
         "vouchers": vouchers,
-        "hardwallet": section("hardwallet", lambda: _hardwallet(ctx, tally), has("HardWalletSettlement")),
+        "hardwallet": section(
+            "hardwallet",
+            memo("hardwallet", lambda: _hardwallet(ctx, tally), "HardWalletSettlement", "QuickPay"),
+            has("HardWalletSettlement"),
+        ),
         "spending_by_category": spending,
     }
     out["timings_ms"] = timings

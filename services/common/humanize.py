@@ -52,6 +52,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "HardWalletSettlement.Status": ("None", "Active", "Blocked", "Lost", "Closed"),
     "CollectiveFund.ProposalStatus": ("None", "Pending", "Executed", "Rejected", "Cancelled"),
     "CollectiveFund.OfficerRole": ("None", "Committee", "Treasurer"),
+    "CollectiveFund.AssetKind": ("None", "Property", "Resource"),
     "VoucherProgrammes.Mode": ("None", "GrantList", "OpenEnrolment"),
     "PrepaidEscrow.Status": ("None", "Open", "Consumed", "Cancelled", "Refunded"),
     "WalletRegistry.Kind": ("None", "Personal", "Merchant", "Institution"),
@@ -67,6 +68,8 @@ ERROR_ENUMS: dict[tuple[str, str], str] = {
     ("CollectiveProposalNotPending", "status"): "CollectiveFund.ProposalStatus",
     ("CollectiveOfficerUnchanged", "role"): "CollectiveFund.OfficerRole",
     ("VoucherWrongMode", "expected"): "VoucherProgrammes.Mode",
+    ("CollectiveInvalidAssetKind", "kind"): "CollectiveFund.AssetKind",
+    ("InvalidCategory", "kind"): "WalletRegistry.Kind",
 }
 
 # AccessControl roles by their hash (keccak256 of the name; the admin role is zero).

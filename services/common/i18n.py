@@ -213,6 +213,8 @@ STATES_ZH: dict[str, str] = {
     "Rejected": "已否决",
     "Committee": "村委成员",
     "Treasurer": "出纳",
+    "Property": "经营性资产",
+    "Resource": "资源性资产",
     "GrantList": "名单发放",
     "OpenEnrolment": "自由报名",
     "Open": "有效",

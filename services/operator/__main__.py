@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the auditor's reconciliation: the chain against the records; exit 1 on a discrepancy",
     )
     rec.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
+    rec.add_argument("--lang", choices=("en", "zh"), default="en", help="the HTML report's language")
     rec.add_argument(
         "--full",
         action="store_true",
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         report = reconcile(ctx, full=args.full)
         print(json.dumps(report.as_dict(), indent=2))
         if args.html:
-            Path(args.html).write_text(render_html(report))
+            from services.common.i18n import EN, ZH
+
+            Path(args.html).write_text(render_html(report, ZH if args.lang == "zh" else EN), encoding="utf-8")
         return 0 if report.verdict == "clean" else 1
 
     from chain.exceptions import ChainError

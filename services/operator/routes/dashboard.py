@@ -14,7 +14,16 @@ its script, its stylesheet and the charting library. The page asks once for an A
 the tab closes, never in a cookie, so no CSRF surface); it sends it as ``X-API-Key`` to
 ``GET /dashboard/data`` every few seconds and forgets it on a 401 or 403. ``/dashboard/data`` is
 the only route with data; it reads and never writes (besides letting the event indexer catch up,
-as every audit read does). The page is served with a Content-Security-Policy allowing only this
+as every audit read does). ``GET /dashboard/login?token=`` spends a one-time sign-in link
+(services/operator/signin.py; ``make run`` prints one): the page it answers carries a new
+short-lived auditor key in a meta tag, which the script moves to ``sessionStorage``.
+
+Language. The page and the words its script writes are in zh-CN or English: ``?lang=zh|en`` (the
+switch in the page's header, remembered in the ``xcpay_lang`` cookie), else ``Accept-Language``;
+the words are services/common/i18n.py's (``UI_ZH``, ``EVENT_LABELS``), in the glossary's terms.
+Money is shown in yuan (the fen in ``data-fen``), times in Beijing time; the data stay in fen and
+Unix seconds. Each poll re-reads from the node only the sections whose contracts emitted an event
+since the last (``_Tally.memo``), so a 3-second refresh stays well inside its interval. The page is served with a Content-Security-Policy allowing only this
 origin's scripts, styles and requests, and it writes data with ``textContent``, never as HTML.
 
 The chart library is Chart.js, pinned in ``package.json`` and served from ``node_modules``

@@ -23,8 +23,10 @@ switch in the page's header, remembered in the ``xcpay_lang`` cookie), else ``Ac
 the words are services/common/i18n.py's (``UI_ZH``, ``EVENT_LABELS``), in the glossary's terms.
 Money is shown in yuan (the fen in ``data-fen``), times in Beijing time; the data stay in fen and
 Unix seconds. Each poll re-reads from the node only the sections whose contracts emitted an event
-since the last (``_Tally.memo``), so a 3-second refresh stays well inside its interval. The page is served with a Content-Security-Policy allowing only this
-origin's scripts, styles and requests, and it writes data with ``textContent``, never as HTML.
+since the last (``_Tally.memo``), so a 3-second refresh stays well inside its interval.
+
+The page is served with a Content-Security-Policy allowing only this origin's scripts, styles and
+requests, and it writes data with ``textContent``, never as HTML.
 
 The chart library is Chart.js, pinned in ``package.json`` and served from ``node_modules``
 (``npm ci`` installs it with the compiler); without it the page still shows every number.

@@ -141,16 +141,9 @@ def main() -> int:
         subprocess.run(deploy, cwd=ROOT, check=True, env=env)
         # Migrate the shared database once, then start the operator and the gateway side by side.
         subprocess.run([sys.executable, "-m", "services.operator", "migrate"], cwd=ROOT, check=True, env=env)
-        for service in ("services.operator", "services.gateway"):
-            cmd = [sys.executable, "-m", service, "serve"]
-            services.append(subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=_die_with_parent))
-        api, gateway = services
+        # A one-time sign-in link of the dashboard (single use, short-lived, stored hashed), made
+        # before the services start so that the start-up message comes at once.
         api_url = f"http://127.0.0.1:{api_port}"
-        gateway_url = f"http://127.0.0.1:{gateway_port}"
-        wait_for_http(f"{api_url}/healthz", api)
-        wait_for_http(f"{gateway_url}/healthz", gateway)
-        kept = f"  chain state     {state} (written when stopped)\n" if node else ""
-        # A one-time sign-in link of the dashboard (single use, short-lived, stored hashed).
         link_cmd = [sys.executable, "-m", "services.operator", "login-link", "--base-url", api_url]
         made = subprocess.run(link_cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         link = (
@@ -158,6 +151,14 @@ def main() -> int:
             if made.returncode == 0
             else "(no link: python -m services.operator login-link)"
         )
+        for service in ("services.operator", "services.gateway"):
+            cmd = [sys.executable, "-m", service, "serve"]
+            services.append(subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=_die_with_parent))
+        api, gateway = services
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
+        wait_for_http(f"{api_url}/healthz", api)
+        wait_for_http(f"{gateway_url}/healthz", gateway)
+        kept = f"  chain state     {state} (written when stopped)\n" if node else ""
         print(
             f"\nxcpay is up.\n  JSON-RPC node   {rpc_url}\n{kept}"
             f"  operator API    {api_url}   (docs: {api_url}/docs)\n"

@@ -45,6 +45,8 @@ SCRIPTS: dict[str, tuple[list[str], str]] = {
     "bench_prepaid": ([], "bench_prepaid.json"),
     # 100,000 holders (the script's default) exceed the API's 1 MiB body limit (413).
     "bench_vouchers": (["--holders", "10000"], "bench_vouchers.json"),
+    # the dashboard's data call after the whole demo day (make demo's scale)
+    "bench_dashboard": (["--scale", "full"], "bench_dashboard.json"),
 }
 OUT = ROOT / "bench"
 

@@ -11,7 +11,10 @@ Every step checks what the system answered and what the balances became, and the
 exit 1 at the first surprise. The demo moves the chain's clock once, to the end of the
 voucher campaign.
 
-    .venv/bin/python scripts/demo.py [--scale small|full]
+    .venv/bin/python scripts/demo.py [--scale small|full] [--lang en|zh]
+
+``DEMO_LANG=zh`` (or ``--lang zh``) narrates in Chinese, in the glossary's terms
+(services/common/i18n.py), and asks the services for their answers in zh-CN; English by default.
 
 ``full``: 1,000 gig workers, a 10,000-winner voucher campaign of which 100 claim and spend today;
 ``small`` (what ``make test`` runs): 20 workers, 200 winners, 8 spenders.
@@ -20,6 +23,7 @@ voucher campaign.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -53,6 +57,7 @@ from scripts.stack import (  # noqa: E402
     service_env,
     tail_of,
 )
+from services.common import humanize  # noqa: E402
 from wallets.hardwallet import HardWallet  # noqa: E402
 
 ADMIN_KEY = "xcp_demo_admin_" + uuid.uuid4().hex
@@ -70,11 +75,12 @@ class DemoFailure(RuntimeError):
 
 
 def yuan(fen: int) -> str:
-    return f"¥{fen / 100:,.2f}"
+    return humanize.yuan(fen)
 
 
 class Demo:
-    def __init__(self, url: str, rpc: str, manifest: Path, gateway: str) -> None:
+    def __init__(self, url: str, rpc: str, manifest: Path, gateway: str, lang: str = "en") -> None:
+        self.lang = lang  # "en" or "zh": the narration's language and the answers' (Accept-Language)
         self.url = url
         self.gateway = gateway
         self.rpc = rpc
@@ -91,6 +97,10 @@ class Demo:
         started = time.monotonic()
         yield
         print(f"   ({time.monotonic() - started:.1f} s)", flush=True)
+
+    def t(self, en: str, zh: str) -> str:
+        """The narration's words in the demo's language."""
+        return zh if self.lang == "zh" else en
 
     def say(self, text: str) -> None:
         print(f"   {text}", flush=True)
@@ -140,6 +150,7 @@ class Demo:
         expect: int | tuple[int, ...] = (200, 201),
     ) -> Any:
         headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
+        headers["Accept-Language"] = "zh-CN" if self.lang == "zh" else "en"
         r = client.request(method, path, json=body, headers=headers)
         wanted = (expect,) if isinstance(expect, int) else expect
         if r.status_code not in wanted:
@@ -202,7 +213,9 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
     d = demo
     in_30_days = (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
-    with d.chapter("Morning: the district opens wallets and issues digital cash"):
+    with d.chapter(
+        d.t("Morning: the district opens wallets and issues digital cash", "上午：区里开立钱包、发行数字现金")
+    ):
         residents = {
             name: d.wallet(name, tier=tier)
             for name, tier in (("Wang Fang", 2), ("Li Wei", 3), ("Zhang Min", 3))
@@ -216,13 +229,27 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             d.issue(address, 5_000_00)
         d.issue(platform, 2_000_000_00)
         d.say(
-            f"{len(residents) + 1} residents, 2 merchants, 1 platform; each resident holds {yuan(5_000_00)}"
+            d.t(
+                f"{len(residents) + 1} residents, 2 merchants, 1 platform; "
+                f"each resident holds {yuan(5_000_00)}",
+                f"{len(residents) + 1} 位居民、2 家商户、1 个平台；每位居民持有 {yuan(5_000_00)}",
+            )
         )
         d.expect(d.balance(elder) == 5_000_00, "the elder resident's balance")
         r = d.post("operator", "/v1/issuance", {"to": elder, "amount_fen": 6_000_00}, expect=422)
-        d.say(f"issuing {yuan(6_000_00)} more to the tier-4 wallet is refused: {r['title']}")
+        d.say(
+            d.t(
+                f"issuing {yuan(6_000_00)} more to the tier-4 wallet is refused: {r['title']}",
+                f"再向四类钱包发行 {yuan(6_000_00)} 被拒绝：{r['title']}",
+            )
+        )
 
-    with d.chapter("The gym sells prepaid packages under supervision (预付资金监管)"):
+    with d.chapter(
+        d.t(
+            "The gym sells prepaid packages under supervision (预付资金监管)",
+            "健身房在监管下出售预付套餐（预付资金监管）",
+        )
+    ):
         d.post("regulator", "/v1/prepaid/merchants", {"merchant": gym, "supervised_bps": 10_000})
         packages = {}
         for name, address in residents.items():
@@ -237,18 +264,41 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             (event,) = [e for e in op["result"]["events"] if e["name"] == "PackagePrepaid"]
             packages[name] = int(event["args"]["id"])
             d.post("operator", f"/v1/prepaid/packages/{packages[name]}/consume", {"sessions": 2})
-        d.say(f"3 residents prepaid 10 sessions at {yuan(100_00)}; the money waits in escrow, not at the gym")
-        d.say(f"each attended 2 sessions: the gym has received {yuan(d.balance(gym))}")
+        d.say(
+            d.t(
+                f"3 residents prepaid 10 sessions at {yuan(100_00)}; "
+                "the money waits in escrow, not at the gym",
+                f"3 位居民预付 10 节课，每节 {yuan(100_00)}；资金留在监管账户，不在健身房",
+            )
+        )
+        d.say(
+            d.t(
+                f"each attended 2 sessions: the gym has received {yuan(d.balance(gym))}",
+                f"每人上了 2 节课：健身房已收到 {yuan(d.balance(gym))}",
+            )
+        )
         d.expect(d.balance(gym) == 3 * 2 * 100_00, "the gym was paid for exactly the sessions attended")
         d.post("regulator", f"/v1/prepaid/merchants/{gym}/close")
         d.post("operator", f"/v1/prepaid/merchants/{gym}/refunds", {"offset": 0, "limit": 100})
         for name, address in residents.items():
             d.expect(d.balance(address) == 5_000_00 - 2 * 100_00, f"{name} got the unused sessions back")
-        d.say(f"the gym closed; every customer got the 8 unused sessions back ({yuan(8 * 100_00)} each)")
+        d.say(
+            d.t(
+                f"the gym closed; every customer got the 8 unused sessions back ({yuan(8 * 100_00)} each)",
+                f"健身房关闭；每位顾客未用的 8 节课全部退回（每人 {yuan(8 * 100_00)}）",
+            )
+        )
 
-    with d.chapter(f"The platform pays {scale['workers']:,} gig workers by batch (薪资发放), maker-checker"):
+    with d.chapter(
+        d.t(
+            f"The platform pays {scale['workers']:,} gig workers by batch (薪资发放), maker-checker",
+            f"平台批量代发 {scale['workers']:,} 名灵活就业人员的工资（代发工资），经办与复核分离",
+        )
+    ):
         workers = d.wallets(
-            [f"worker {i}" for i in range(scale["workers"])], tier=3, label="registering workers"
+            [f"worker {i}" for i in range(scale["workers"])],
+            tier=3,
+            label=d.t("registering workers", "登记钱包"),
         )
         d.post(
             "operator",
@@ -268,16 +318,31 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         }
         created = d.post("operator", "/v1/disbursements", body)
         total = yuan(created["total_fen"])
-        d.say(f"batch {ref}: {created['rows_total']:,} rows, {total}, created by the operator (maker)")
+        d.say(
+            d.t(
+                f"batch {ref}: {created['rows_total']:,} rows, {total}, created by the operator (maker)",
+                f"批次 {ref}：{created['rows_total']:,} 行，{total}，由运营方创建（经办）",
+            )
+        )
         own = d.key("checker", platform)
         r = d.call(own, "POST", f"/v1/disbursements/{ref}/approve", expect=403)
-        d.say(f"the platform approving its own batch is refused: {r['title']}")
+        d.say(
+            d.t(
+                f"the platform approving its own batch is refused: {r['title']}",
+                f"平台复核自己的批次被拒绝：{r['title']}",
+            )
+        )
         d.call(checker, "POST", f"/v1/disbursements/{ref}/approve")
-        d.say("the finance officer (checker) approves: the total is locked in the contract")
+        d.say(
+            d.t(
+                "the finance officer (checker) approves: the total is locked in the contract",
+                "财务人员（复核）批准：总额锁定在合约中",
+            )
+        )
         d.call(d.role("operator"), "POST", f"/v1/disbursements/{ref}/execute", {}, expect=202)
         while True:
             status = d.get("operator", f"/v1/disbursements/{ref}")
-            d.progress("paying", status["rows_done"], status["rows_total"])
+            d.progress(d.t("paying", "发放中"), status["rows_done"], status["rows_total"])
             if status["status"] != "executing":
                 break
             time.sleep(0.3)
@@ -286,17 +351,28 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         d.expect(
             d.balance(workers[-1]) == int((180 + (len(workers) - 1) % 50) * 100 + 50), "the last worker's pay"
         )
+        paid_workers = status["rows_by_status"].get("paid", 0)
         d.say(
-            f"paid {yuan(status['chain']['paid_fen'])} to {status['rows_by_status'].get('paid', 0):,} workers"
+            d.t(
+                f"paid {yuan(status['chain']['paid_fen'])} to {paid_workers:,} workers",
+                f"已向 {paid_workers:,} 人发放 {yuan(status['chain']['paid_fen'])}",
+            )
         )
 
-    with d.chapter("Lunch: residents pay the canteen's payment code (聚合支付码)"):
+    with d.chapter(
+        d.t(
+            "Lunch: residents pay the canteen's payment code (聚合支付码)", "午餐：居民扫食堂的聚合支付码付款"
+        )
+    ):
         code = d.post(
             "operator",
             "/v1/payment-codes",
             {"merchant": canteen, "amount_fen": 18_50, "reference": "table-12"},
         )
-        d.say(f"the canteen shows a bill as a QR code: {code['uri'][:60]}…")
+        d.say(
+            d.t("the canteen shows a bill as a QR code: ", "食堂把账单显示为二维码：")
+            + f"{code['uri'][:60]}…"
+        )
         d.post(
             "operator",
             f"/v1/payment-codes/{code['id']}/pay",
@@ -308,7 +384,12 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             {"form": "custodial", "payer": residents["Zhang Min"]},
             expect=409,
         )
-        d.say(f"Li Wei pays it from his wallet; Zhang Min trying to pay the same bill: {again['title']}")
+        d.say(
+            d.t(
+                f"Li Wei pays it from his wallet; Zhang Min trying to pay the same bill: {again['title']}",
+                f"李伟用钱包付款；张敏再付同一张账单：{again['title']}",
+            )
+        )
         own_wallet = Account.create()
         d.wallet("Zhao Lei (self-custody)", tier=3, custody="self", address=own_wallet.address)
         d.issue(own_wallet.address, 200_00)
@@ -319,10 +400,20 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             f"/v1/payment-codes/{static['id']}/pay",
             {"form": "signed-transaction", "signed_transaction": raw},
         )
-        d.say(f"Zhao Lei signs a {yuan(12_00)} transfer on his own phone; the service relays it unchanged")
+        d.say(
+            d.t(
+                f"Zhao Lei signs a {yuan(12_00)} transfer on his own phone; the service relays it unchanged",
+                f"赵磊在自己的手机上签名一笔 {yuan(12_00)} 的转账；服务原样转发上链",
+            )
+        )
         d.expect(d.balance(canteen) == 18_50 + 12_00, "the canteen received both payments")
 
-    with d.chapter(f"The district's voucher campaign (消费红包): {scale['winners']:,} winners by lottery"):
+    with d.chapter(
+        d.t(
+            f"The district's voucher campaign (消费红包): {scale['winners']:,} winners by lottery",
+            f"区里的消费红包活动：摇号中签 {scale['winners']:,} 人",
+        )
+    ):
         office = d.wallet("District commerce office", kind="institution", tier=1)
         market = d.wallet("Huayuan supermarket", kind="merchant", tier=2, category=5411)
         cinema = d.wallet("Cinema (not in the programme)", kind="merchant", tier=2, category=7832)
@@ -343,15 +434,22 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         op = d.post("operator", "/v1/voucher-programs", body)
         pid = next(int(e["args"]["id"]) for e in op["result"]["events"] if e["name"] == "ProgrammeCreated")
         names = [f"resident {i}" for i in range(scale["spenders"])]
-        spenders = d.wallets(names, tier=3, label="registering residents who will spend today")
+        spenders = d.wallets(
+            names, tier=3, label=d.t("registering residents who will spend today", "登记今天消费的居民")
+        )
         for i, resident in enumerate(spenders):
             d.issue(resident, 500_00)
-            d.progress("issuing their cash", i + 1, len(spenders))
+            d.progress(d.t("issuing their cash", "发行数字现金"), i + 1, len(spenders))
         # The other winners stand for residents who never claim: their leaves stay unclaimed.
         others = [Account.create().address for _ in range(scale["winners"] - len(spenders))]
         rows = [{"recipient": r, "amount": "50"} for r in [*spenders, *others]]
         d.post("operator", f"/v1/voucher-programs/{pid}/campaign", {"unit": "yuan", "rows": rows})
-        d.say(f"one transaction commits the whole campaign ({yuan(body['budget_fen'])}, 50 yuan each)")
+        d.say(
+            d.t(
+                f"one transaction commits the whole campaign ({yuan(body['budget_fen'])}, 50 yuan each)",
+                f"一笔交易提交整个活动（{yuan(body['budget_fen'])}，每人 50 元）",
+            )
+        )
         for i, resident in enumerate(spenders):
             d.post("operator", f"/v1/voucher-programs/{pid}/campaign/{i}/claim")
             d.post(
@@ -359,23 +457,37 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
                 f"/v1/voucher-programs/{pid}/spend",
                 {"holder": resident, "merchant": market, "bill_fen": 120_00},
             )
-            d.progress("claiming and spending 20 off 100", i + 1, len(spenders))
+            d.progress(
+                d.t("claiming and spending 20 off 100", "领取并使用满 100 减 20"), i + 1, len(spenders)
+            )
         refused = d.post(
             "operator",
             f"/v1/voucher-programs/{pid}/spend",
             {"holder": spenders[0], "merchant": cinema, "bill_fen": 120_00},
             expect=422,
         )
-        d.say(f"a voucher at the cinema: {refused['title']}")
+        d.say(
+            d.t(f"a voucher at the cinema: {refused['title']}", f"在电影院使用消费红包：{refused['title']}")
+        )
         d.expect(d.balance(market) == len(spenders) * 120_00, "the supermarket received every whole bill")
         devtools.increase_time(http(demo.rpc), 15 * 86_400)  # the demo's clock jumps past the expiry
         d.post("operator", f"/v1/voucher-programs/{pid}/close")
         report = d.get("auditor", f"/v1/voucher-programs/{pid}")
         t = report["totals_fen"]
         d.expect(report["conserved"] and t["outstanding"] == 0, f"the programme is closed and conserved: {t}")
-        d.say(f"two weeks later: spent {yuan(t['spent'])}, returned to the office {yuan(t['returned'])}")
+        d.say(
+            d.t(
+                f"two weeks later: spent {yuan(t['spent'])}, returned to the office {yuan(t['returned'])}",
+                f"两周后：已使用 {yuan(t['spent'])}，退回商务局 {yuan(t['returned'])}",
+            )
+        )
 
-    with d.chapter("The union's canteen welfare (工会福利): meals paid with a signed voucher"):
+    with d.chapter(
+        d.t(
+            "The union's canteen welfare (工会福利): meals paid with a signed voucher",
+            "工会的食堂福利（工会福利）：用签名的红包支付餐费",
+        )
+    ):
         union = d.wallet("Trade union", kind="institution", tier=1)
         d.issue(union, 10_000_00)
         now = datetime.fromtimestamp(int(http(demo.rpc).eth.get_block("latest")["timestamp"]), UTC)
@@ -401,11 +513,21 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         signature = "0x" + vouchers.sign_spend(phone, uid, canteen, 16_00, deadline).hex()
         body = {"holder": member, "bill_fen": 16_00, "deadline": deadline, "signature": signature}
         d.call(till, "POST", f"/v1/voucher-programs/{uid}/spend/signed", body)
-        d.say(f"Sun Li signs a {yuan(16_00)} lunch on her phone at the canteen's till; the welfare pays it")
+        d.say(
+            d.t(
+                f"Sun Li signs a {yuan(16_00)} lunch on her phone at the canteen's till; the welfare pays it",
+                f"孙丽在食堂收银台用手机签名 {yuan(16_00)} 的午餐；由工会福利支付",
+            )
+        )
         holding = d.get("auditor", f"/v1/voucher-programs/{uid}/holders/{member}")
         d.expect(holding["spent_fen"] == 16_00, "the meal came out of the welfare balance")
 
-    with d.chapter("A village collective approves and pays a road repair (三资监管)"):
+    with d.chapter(
+        d.t(
+            "A village collective approves and pays a road repair (三资监管)",
+            "村集体审批并支付道路维修（三资监管）",
+        )
+    ):
         officers = {
             n: d.wallet(n, tier=2) for n in ("Secretary Liu", "Accountant Sun", "Committee member Gao")
         }
@@ -439,14 +561,26 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         own = d.call(
             keys["Secretary Liu"], "POST", f"/v1/collectives/{cid}/proposals/{pid}/approve", expect=403
         )
-        d.say(f"the secretary proposes {yuan(38_500_00)}; approving it himself: {own['title']}")
+        d.say(
+            d.t(
+                f"the secretary proposes {yuan(38_500_00)}; approving it himself: {own['title']}",
+                f"书记提出 {yuan(38_500_00)} 的支出提案；自己审批：{own['title']}",
+            )
+        )
         for name in ("Accountant Sun", "Committee member Gao"):
             d.call(keys[name], "POST", f"/v1/collectives/{cid}/proposals/{pid}/approve")
         d.call(keys["Secretary Liu"], "POST", f"/v1/collectives/{cid}/proposals/{pid}/execute")
         d.expect(d.balance(builder) == 38_500_00, "the road builder was paid")
-        d.say("two other committee members approve; the payment goes out with its evidence on record")
+        d.say(
+            d.t(
+                "two other committee members approve; the payment goes out with its evidence on record",
+                "另外两名村委成员批准；款项支付，凭证上链留存",
+            )
+        )
 
-    with d.chapter("Elderly residents pay offline with hard-wallet cards (硬钱包)"):
+    with d.chapter(
+        d.t("Elderly residents pay offline with hard-wallet cards (硬钱包)", "老年居民用硬钱包卡离线支付")
+    ):
         manifest = Manifest.load(demo.manifest)
         domain = PaymentDomain(manifest.chain_id, manifest.address("HardWalletSettlement"))
         gw = d.at_gateway(d.role("operator"))
@@ -459,7 +593,12 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             d.call(gw, "POST", f"/v1/cards/{card.address}/loads", {"amount_fen": 200_00})
             card.credit(200_00)
             cards[name] = card
-        d.say(f"two elderly residents get IC cards loaded with {yuan(200_00)} each from their wallets")
+        d.say(
+            d.t(
+                f"two elderly residents get IC cards loaded with {yuan(200_00)} each from their wallets",
+                f"两位老人领取 IC 卡，各从钱包圈存 {yuan(200_00)}",
+            )
+        )
         till = d.call(gw, "POST", "/v1/terminals", {"merchant": canteen, "location": "canteen counter 1"})
         terminal_key = httpx.Client(base_url=demo.gateway, headers={"X-API-Key": till["key"]}, timeout=300)
         queue: list[Any] = []  # the terminal's offline queue of card-signed payments
@@ -477,12 +616,23 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             queue.append(cards["Grandma Zhou"].sign_payment(canteen, 15_00, now()))
         results = upload()
         d.expect([r["outcome"] for r in results] == ["settled"] * 3, f"three meals settle: {results}")
-        d.say(f"Grandma Zhou taps her card for 3 meals offline; the terminal uploads: {len(results)} settled")
+        d.say(
+            d.t(
+                "Grandma Zhou taps her card for 3 meals offline; "
+                f"the terminal uploads: {len(results)} settled",
+                f"周奶奶离线刷卡吃了 3 餐；终端上传：{len(results)} 笔已结算",
+            )
+        )
         d.call(gw, "POST", f"/v1/cards/{cards['Grandpa Qian'].address}/report-lost")
         queue.append(cards["Grandpa Qian"].sign_payment(canteen, 20_00, now() + 60))  # a finder, later
         (lost,) = upload()
         d.expect(lost["outcome"] == "rejected", f"a payment signed after the loss report is refused: {lost}")
-        d.say(f"Grandpa Qian reports his card lost; a payment signed with it afterwards: {lost['reason']}")
+        d.say(
+            d.t(
+                f"Grandpa Qian reports his card lost; a payment signed with it afterwards: {lost['reason']}",
+                f"钱爷爷挂失了他的卡；之后用这张卡签名的支付：{lost['reason']}",
+            )
+        )
         # the simulator's export door, opened on purpose with the issuer's secret (a real secure
         # element has none): a copied card...
         image = cards["Grandma Zhou"].save("demo", issuer_secret=DEMO_ISSUER_SECRET)
@@ -495,25 +645,60 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         d.expect("shortfall" in outcomes, f"the clone's overspending is caught: {results}")
         card = d.call(gw, "GET", f"/v1/cards/{cards['Grandma Zhou'].address}")
         d.expect(card["status"] == "blocked", f"the cloned card is blocked: {card}")
-        d.say(f"a cloned card spends beyond the reserve: {', '.join(outcomes)}")
-        d.say("the card is blocked; nothing was paid twice and no reserve went negative")
+        d.say(
+            d.t(
+                f"a cloned card spends beyond the reserve: {', '.join(outcomes)}",
+                f"一张克隆卡超出备付金消费：{', '.join(outcomes)}",
+            )
+        )
+        d.say(
+            d.t(
+                "the card is blocked; nothing was paid twice and no reserve went negative",
+                "该卡已停用；没有重复支付，备付金也没有出现负数",
+            )
+        )
 
-    with d.chapter("Evening: the auditor reconciles the chain with the operator's records"):
+    with d.chapter(
+        d.t(
+            "Evening: the auditor reconciles the chain with the operator's records",
+            "晚上：审计方将链上记录与运营方的记录对账",
+        )
+    ):
         report = d.get("auditor", "/v1/audit/reconciliation")
         c = report["counts"]
-        d.say(f"{c['events']:,} events in {c['transactions']:,} transactions replayed")
-        d.say(f"{c['operations_checked']:,} operations checked against their events")
+        d.say(
+            d.t(
+                f"{c['events']:,} events in {c['transactions']:,} transactions replayed",
+                f"重放了 {c['transactions']:,} 笔交易中的 {c['events']:,} 个事件",
+            )
+        )
+        d.say(
+            d.t(
+                f"{c['operations_checked']:,} operations checked against their events",
+                f"核对了 {c['operations_checked']:,} 个操作与其事件",
+            )
+        )
         for check in report["invariants"]:
-            d.say(f"{'ok ' if check['holds'] else 'BROKEN'} {check['family']}: {check['name']}")
+            holds = d.t("ok ", "成立") if check["holds"] else d.t("BROKEN", "不成立")
+            d.say(f"{holds} {check['family']}: {check['name']}")
         by_purpose = report["totals"]["disbursed_by_purpose_fen"]
-        d.say("disbursed by purpose: " + ", ".join(f"{k} {yuan(v)}" for k, v in by_purpose.items()))
+        d.say(
+            d.t("disbursed by purpose: ", "按用途代发：")
+            + ", ".join(
+                f"{k} {humanize.money(v, 'zh-CN' if d.lang == 'zh' else 'en')}" for k, v in by_purpose.items()
+            )
+        )
         for problem in report["discrepancies"]:
-            d.say(f"DISCREPANCY {problem['kind']}: {problem['detail']}")
+            d.say(f"{d.t('DISCREPANCY', '差异')} {problem['kind']}: {problem['detail']}")
         d.expect(
             report["verdict"] == "clean",
             f"the reconciliation found {len(report['discrepancies'])} discrepancies",
         )
-        print(f"\nverdict: {report['verdict']}", flush=True)
+        verdict = report["verdict"]
+        if d.lang == "zh":
+            print(f"\n结论：{'一致' if verdict == 'clean' else '有差异'}（verdict: {verdict}）", flush=True)
+        else:
+            print(f"\nverdict: {verdict}", flush=True)
 
 
 def _signed_transfer(demo: Demo, account: Any, to: str, fen: int) -> str:
@@ -531,6 +716,12 @@ def _signed_transfer(demo: Demo, account: Any, to: str, fen: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    parser.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="zh" if os.environ.get("DEMO_LANG", "").lower().startswith("zh") else "en",
+        help="the narration's language (default: DEMO_LANG, else English)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="xcpay-demo-") as tmp_name:
@@ -547,12 +738,16 @@ def main(argv: list[str] | None = None) -> int:
                         gateway_service(env, tmp / "gateway.log") as gateway,
                     ):
                         print(f"xcpay demo: chain {rpc}, operator API {url}, gateway {gateway}", flush=True)
-                        play(Demo(url, rpc, manifest, gateway), SCALES[args.scale])
+                        play(Demo(url, rpc, manifest, gateway, args.lang), SCALES[args.scale])
         except DemoFailure as exc:
             print(f"\nDEMO FAILED: {exc}", file=sys.stderr, flush=True)
             print(f"-- the operator service's log --\n{tail_of(tmp / 'operator.log', 40)}", file=sys.stderr)
             return 1
-    print(f"the day is over ({time.monotonic() - started:.0f} s)", flush=True)
+    seconds = time.monotonic() - started
+    print(
+        f"一天结束（{seconds:.0f} 秒）" if args.lang == "zh" else f"the day is over ({seconds:.0f} s)",
+        flush=True,
+    )
     return 0
 
 

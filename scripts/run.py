@@ -141,11 +141,20 @@ def main() -> int:
         subprocess.run(deploy, cwd=ROOT, check=True, env=env)
         # Migrate the shared database once, then start the operator and the gateway side by side.
         subprocess.run([sys.executable, "-m", "services.operator", "migrate"], cwd=ROOT, check=True, env=env)
+        # A one-time sign-in link of the dashboard (single use, short-lived, stored hashed), made
+        # before the services start so that the start-up message comes at once.
+        api_url = f"http://127.0.0.1:{api_port}"
+        link_cmd = [sys.executable, "-m", "services.operator", "login-link", "--base-url", api_url]
+        made = subprocess.run(link_cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        link = (
+            made.stdout.strip()
+            if made.returncode == 0
+            else "(no link: python -m services.operator login-link)"
+        )
         for service in ("services.operator", "services.gateway"):
             cmd = [sys.executable, "-m", service, "serve"]
             services.append(subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=_die_with_parent))
         api, gateway = services
-        api_url = f"http://127.0.0.1:{api_port}"
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         wait_for_http(f"{api_url}/healthz", api)
         wait_for_http(f"{gateway_url}/healthz", gateway)
@@ -153,6 +162,8 @@ def main() -> int:
         print(
             f"\nxcpay is up.\n  JSON-RPC node   {rpc_url}\n{kept}"
             f"  operator API    {api_url}   (docs: {api_url}/docs)\n"
+            f"  dashboard       {api_url}/dashboard\n"
+            f"  sign in once    {link}\n"
             f"  gateway         {gateway_url}   (docs: {gateway_url}/docs)\n"
             f"  manifest        {env['XCPAY_MANIFEST']}\nCtrl-C stops.",
             flush=True,

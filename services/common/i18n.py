@@ -158,3 +158,337 @@ def answer_language(doc: dict[str, Any], accept_language: str | None) -> str:
     """The language the answer is given in: zh-CN when preferred and its title is known."""
     slug = str(doc.get("type", "")).rsplit(":", 1)[-1]
     return ZH if preferred(accept_language) == ZH and slug in TITLES_ZH else EN
+
+
+# -- the glossary ----------------------------------------------------------------------------------
+
+# The pilot's terms, in one table: (中文, English as the API and the pages say it, what it is). The
+# README's glossary is this table (tests/services/test_humanize.py holds them equal); the
+# translations below use these words and no others for these things.
+GLOSSARY: tuple[tuple[str, str, str], ...] = (
+    (
+        "预付资金监管",
+        "prepaid-fund supervision (`/v1/prepaid`)",
+        "a share of each prepayment held in escrow until the service is given",
+    ),
+    ("预付套餐", "prepaid package", "sessions bought in advance from an enrolled merchant"),
+    (
+        "代发工资 / 补贴代发",
+        "payroll / subsidy disbursement (`/v1/disbursements`)",
+        "a payer's batch of rows, made by the operator (经办) and approved by a checker (复核)",
+    ),
+    (
+        "消费红包",
+        "consumption vouchers (`/v1/voucher-programs`)",
+        "a government programme's restricted-purpose grants",
+    ),
+    ("工会福利", "union welfare", "the same voucher machinery, issued by a trade union"),
+    (
+        "三资监管",
+        "village collective supervision (`/v1/collectives`)",
+        "funds, assets and resources of a village collective (集体经济组织), spent by approved proposals (支出提案)",  # noqa: E501
+    ),
+    ("硬钱包", "hard wallet (gateway `/v1/cards`)", "a card, SIM or wearable that signs offline payments"),
+    ("聚合支付码", "payment code (`/v1/payment-codes`)", "one QR code any wallet, voucher or card pays"),
+    ("钱包 / 冻结", "wallet / frozen", "a registered account; frozen by the regulator (监管方)"),
+    ("幂等键", "`Idempotency-Key`", "the same request sent twice moves money once"),
+    ("分 / 元", "fen / yuan", "amounts are integers in fen (1 元 = 100 分)"),
+    ("运营方 / 审计方", "operator / auditor", "the roles of API keys (API 密钥)"),
+)
+
+# Contract states and roles by name (services/common/humanize.py ENUMS), in Chinese.
+STATES_ZH: dict[str, str] = {
+    "None": "无",
+    "Draft": "草稿",
+    "Approved": "已复核",
+    "Closed": "已关闭",
+    "Cancelled": "已取消",
+    "Explicit": "逐行发放",
+    "Merkle": "凭证领取",
+    "Active": "正常",
+    "Blocked": "已停用",
+    "Lost": "已挂失",
+    "Pending": "待审批",
+    "Executed": "已执行",
+    "Rejected": "已否决",
+    "Committee": "村委成员",
+    "Treasurer": "出纳",
+    "Property": "经营性资产",
+    "Resource": "资源性资产",
+    "GrantList": "名单发放",
+    "OpenEnrolment": "自由报名",
+    "Open": "有效",
+    "Consumed": "已用完",
+    "Refunded": "已退款",
+    "Personal": "个人钱包",
+    "Merchant": "商户钱包",
+    "Institution": "机构钱包",
+}
+
+# The pages' words (the dashboard, the reconciliation report, the demo's narration), English ->
+# zh-CN. A text without an entry stays English (a test holds the dashboard's to this table).
+UI_ZH: dict[str, str] = {
+    # the dashboard
+    "xcpay dashboard": "xcpay 运营看板",
+    "xcpay operator dashboard": "xcpay 运营看板",
+    "not connected": "未连接",
+    "forget key": "退出",
+    "API key": "API 密钥",
+    "Read-only view. Enter an operator, regulator or auditor API key; it is kept in this tab only (sessionStorage) and sent as X-API-Key.": (  # noqa: E501
+        "只读视图。请输入运营方、监管方或审计方的 API 密钥；它只保存在本标签页（sessionStorage），并以 X-API-Key 发送。"  # noqa: E501
+    ),
+    "Or open the one-time sign-in link that make run prints.": "或打开 make run 打印的一次性登录链接。",
+    "connect": "连接",
+    "language": "语言",
+    "System": "系统",
+    "supply": "发行总量",
+    "wallets": "钱包",
+    "custodial wallets": "托管钱包",
+    "token": "数字现金",
+    "chain id": "链 ID",
+    "latest block": "最新区块",
+    "indexed events": "已索引事件",
+    "updated": "更新时间",
+    "Spending by merchant category": "按商户类别的消费",
+    "spending by merchant category": "按商户类别的消费",
+    "Prepaid escrow": "预付资金监管",
+    "deposited": "已存入",
+    "held": "监管中",
+    "released": "已拨付",
+    "refunded": "已退款",
+    "packages": "预付套餐",
+    "merchants enrolled": "纳入监管的商户",
+    "Payment codes": "聚合支付码",
+    "codes": "支付码",
+    "static / dynamic": "静态 / 动态",
+    "payments": "支付笔数",
+    "paid": "已支付",
+    "Disbursements": "代发工资 / 补贴代发",
+    "batches": "批次",
+    "funded": "已注资",
+    "reclaimed": "已收回",
+    "outstanding": "待领取",
+    "reference": "批次编号",
+    "purpose": "用途",
+    "status": "状态",
+    "progress": "进度",
+    "total": "总额",
+    "exceptions": "异常",
+    "Collective funds": "三资监管",
+    "collectives": "集体经济组织",
+    "proposals": "支出提案",
+    "assets": "资产",
+    "held by the fund": "资金余额",
+    "collective": "集体经济组织",
+    "year": "年度",
+    "line": "预算科目",
+    "budget": "预算",
+    "spent": "已支出",
+    "remaining": "剩余",
+    "used": "使用率",
+    "Voucher programmes": "消费红包 / 工会福利",
+    "programmes": "活动",
+    "held by the programmes": "活动资金余额",
+    "id": "编号",
+    "name": "名称",
+    "mode": "方式",
+    "holders": "持有人",
+    "granted": "已发放",
+    "returned": "已退回",
+    "Hard-wallet settlements": "硬钱包结算",
+    "cards": "硬钱包卡",
+    "loaded": "已圈存",
+    "settled": "已结算",
+    "reserve": "备付金",
+    "shortfall": "差额",
+    "payments settled / duplicate / rejected": "已结算 / 重复 / 拒绝",
+    "quick-pay mandates / pulls": "钱包快付授权 / 扣款",
+    "block": "区块",
+    "size": "笔数",
+    "duplicates": "重复",
+    "rejected": "拒绝",
+    "shortfalls": "差额",
+    "Latest blocks": "最新区块",
+    "time (Beijing)": "时间（北京时间）",
+    "txs": "交易数",
+    "hash": "哈希",
+    "Latest events": "最新事件",
+    "time": "时间",
+    "event": "事件",
+    "parties": "相关方",
+    "amount": "金额",
+    "Sections that could not be read": "无法读取的部分",
+    "none": "无",
+    "frozen": "已冻结",
+    "PAUSED": "已暂停",
+    "running": "运行中",
+    "live, block": "实时，区块",
+    "offline, retrying": "离线，正在重试",
+    "retrying": "正在重试",
+    "The key was refused": "密钥被拒绝",
+    "could not be read": "无法读取",
+    "the chart library is not available; figures in fen": "图表库不可用；金额（分）",
+    "paid to merchants (digital cash)": "支付给商户（数字现金）",
+    "voucher spending": "消费红包支出",
+    "Voucher spending per merchant category across programmes, beside all digital cash paid to merchants (yuan).": (  # noqa: E501
+        "各活动按商户类别的消费红包支出，以及支付给商户的全部数字现金（元）。"
+    ),
+    "No voucher contract in this deployment: digital cash paid to merchants per category (yuan).": (
+        "本部署没有消费红包合约：按类别支付给商户的数字现金（元）。"
+    ),
+    "yuan": "元",
+    "from": "付款方",
+    "to": "收款方",
+    "department store": "百货商店",
+    "grocery": "食品杂货",
+    "restaurant": "餐馆",
+    "fast food": "快餐",
+    "sport clubs": "体育健身",
+    "health": "医疗卫生",
+    # a batch's status, an event's parties
+    "draft": "草稿",
+    "ready": "待复核",
+    "approved": "已复核",
+    "executing": "发放中",
+    "executed": "已发放",
+    "closed": "已关闭",
+    "cancelled": "已取消",
+    "merchant": "商户",
+    "consumer": "消费者",
+    "payer": "付款方",
+    "payee": "收款方",
+    "wallet": "钱包",
+    "account": "账户",
+    "card": "卡",
+    "holder": "持有人",
+    "issuer": "发行方",
+    "recipient": "收款人",
+    "officer": "村干部",
+    "proposer": "提案人",
+    "owner": "所有人",
+    "spender": "被授权方",
+    "checker": "复核人",
+    "maker": "经办人",
+    "operator": "运营方",
+    "regulator": "监管方",
+    "auditor": "审计方",
+    # the sign-in link
+    "Signed in": "已登录",
+    "This sign-in link was used already or has expired": "此登录链接已使用或已过期",
+    "Ask for a new link (make run prints one at each start; python -m services.operator login-link makes another).": (  # noqa: E501
+        "请获取新的链接（make run 每次启动都会打印一个；python -m services.operator login-link 可再生成一个）。"  # noqa: E501
+    ),
+    "open the dashboard": "打开运营看板",
+    # the reconciliation report
+    "xcpay reconciliation": "xcpay 对账报告",
+    "Reconciliation of chain": "链上对账：链",
+    "Blocks": "区块",
+    "to block": "至",
+    "generated": "生成于",
+    "CLEAN: the chain and the records agree": "一致：链上记录与业务记录相符",
+    "DISCREPANCIES": "处差异",
+    "counts": "计数",
+    "Invariants": "不变量检查",
+    "family": "业务",
+    "invariant": "检查项",
+    "figures": "数据",
+    "holds": "成立",
+    "BROKEN": "不成立",
+    "Surpluses": "多余资金",
+    "Cash sent straight to a family contract, beyond its books: no one's money is missing.": (
+        "直接转入业务合约、超出其账目的资金：没有任何人的资金缺失。"
+    ),
+    "contract": "合约",
+    "surplus": "多余金额",
+    "sent directly by": "直接转入方",
+    "Totals": "合计",
+    "disbursed by purpose": "按用途代发",
+    "paid to merchants by category": "按类别支付给商户",
+    "events": "事件",
+    "Discrepancies": "差异",
+    "kind": "类型",
+    "what": "内容",
+    "transaction": "交易",
+    "operation": "操作",
+}
+
+
+def ui(text: str, lang: str) -> str:
+    """A page's word ``text`` in ``lang`` (English when there is no entry)."""
+    return UI_ZH.get(text, text) if lang == ZH else text
+
+
+def page_language(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    """A page's language: ``?lang=zh|en`` first (the switch on the page), then the remembered
+    choice (the ``xcpay_lang`` cookie the switch sets), then ``Accept-Language``."""
+    for choice in (query, cookie):
+        if choice in ("zh", "zh-CN"):
+            return ZH
+        if choice == "en":
+            return EN
+    return preferred(accept_language)
+
+
+# The dashboard's latest events by kind: event name -> (English, zh-CN). ``Transfer`` is told apart
+# by the page: from the zero address an issuance, to it a redemption, else a payment.
+EVENT_LABELS: dict[str, tuple[str, str]] = {
+    "Transfer": ("payment", "支付"),
+    "Issued": ("issuance", "发行"),
+    "Redeemed": ("redemption", "兑回"),
+    "Approval": ("allowance", "授权额度"),
+    "WalletRegistered": ("wallet registered", "登记钱包"),
+    "WalletTierChanged": ("wallet tier changed", "钱包等级变更"),
+    "Frozen": ("wallet frozen", "冻结钱包"),
+    "Unfrozen": ("wallet unfrozen", "解冻钱包"),
+    "AccountFrozen": ("wallet frozen", "冻结钱包"),
+    "AccountUnfrozen": ("wallet unfrozen", "解冻钱包"),
+    "TierLimitsChanged": ("tier limits changed", "钱包等级限额变更"),
+    "RoleGranted": ("role granted", "授予角色"),
+    "MerchantEnrolled": ("merchant enrolled (prepaid-fund supervision)", "商户纳入预付资金监管"),
+    "MerchantClosed": ("merchant closed by the regulator", "监管方关闭商户"),
+    "PackagePrepaid": ("prepaid package bought", "购买预付套餐"),
+    "SessionsConsumed": ("sessions used", "核销课时"),
+    "PackageCancelled": ("prepaid package cancelled", "取消预付套餐"),
+    "PackageRefunded": ("prepaid package refunded", "预付套餐退款"),
+    "RefundDeferred": ("refund deferred", "退款暂缓"),
+    "BatchCreated": ("disbursement batch created", "创建代发批次"),
+    "RowsAdded": ("batch rows added", "添加批次明细"),
+    "BatchApproved": ("disbursement batch approved", "代发批次复核通过"),
+    "BatchCancelled": ("disbursement batch cancelled", "取消代发批次"),
+    "ChunkPaid": ("batch chunk paid", "批次分段到账"),
+    "Paid": ("paid out", "代发到账"),
+    "PayoutException": ("payout exception", "代发异常"),
+    "Reclaimed": ("reclaimed by the payer", "付款方收回"),
+    "ProgrammeCreated": ("voucher programme created", "创建消费红包活动"),
+    "Granted": ("voucher granted", "发放消费红包"),
+    "GrantRootSet": ("voucher campaign published", "发布消费红包名单"),
+    "Spent": ("voucher spent", "使用消费红包"),
+    "GrantReturned": ("voucher returned", "退回消费红包"),
+    "BudgetReturned": ("programme budget returned", "退回活动预算"),
+    "MerchantListed": ("merchant listed", "商户加入名单"),
+    "CollectiveCreated": ("collective created (three-assets supervision)", "创建集体经济组织（三资监管）"),
+    "ProposalCreated": ("spending proposal made", "提出支出提案"),
+    "ProposalApproved": ("spending proposal approved", "支出提案获批"),
+    "ProposalExecuted": ("spending proposal paid", "支出提案已执行"),
+    "ProposalRejected": ("spending proposal rejected", "支出提案被否决"),
+    "ProposalCancelled": ("spending proposal cancelled", "撤回支出提案"),
+    "IncomeRecorded": ("collective income recorded", "记录集体收入"),
+    "CardRegistered": ("hard-wallet card issued", "发放硬钱包卡"),
+    "CardLoaded": ("hard-wallet card loaded", "硬钱包圈存"),
+    "CardReportedLost": ("hard-wallet card reported lost", "硬钱包挂失"),
+    "CardBlocked": ("hard-wallet card blocked", "硬钱包停用"),
+    "BatchProcessed": ("offline payments settled (batch)", "离线支付批量结算"),
+    "PaymentSettled": ("offline payment settled", "离线支付结算"),
+    "PaymentShortfall": ("offline payment short of reserve", "离线支付备付金不足"),
+    "PaymentRejected": ("offline payment rejected", "离线支付被拒"),
+    "PaymentDuplicate": ("offline payment duplicate", "重复的离线支付"),
+    "MandateGranted": ("quick-pay mandate granted", "钱包快付授权"),
+    "MandatePulled": ("quick-pay payment", "钱包快付扣款"),
+    "MandateRevoked": ("quick-pay mandate revoked", "撤销钱包快付授权"),
+    "PaidFor": ("payment code paid", "聚合支付码收款"),
+}
+
+
+def event_labels(lang: str) -> dict[str, str]:
+    """The events' labels in ``lang``, for the dashboard's script."""
+    return {name: (zh if lang == ZH else en) for name, (en, zh) in EVENT_LABELS.items()}

@@ -474,3 +474,24 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+# -- dashboard sign-in links (services/operator/signin.py) ----------------------------------------
+
+
+class DashboardSignIn(Base):
+    """A one-time sign-in link of the dashboard: its token is stored hashed (SHA-256 of 256 random
+    bits, like an API key), expires after minutes, and is spent by its first use (``used_at`` set
+    by a compare-and-set, so two tabs racing on one link get one session). ``api_key_id``: the
+    short-lived read-only key its use gave."""
+
+    __tablename__ = "dashboard_sign_ins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chain.exceptions import ContractError, NodeUnavailable, TransactionTimeout
-from services.common import i18n
+from services.common import humanize, i18n
 
 log = logging.getLogger("xcpay.problems")
 
@@ -240,15 +240,47 @@ CONTRACT_ERRORS: dict[str, tuple[int, str, str]] = {
 
 
 def contract_problem(err: ContractError, **extra: Any) -> Problem:
+    """The problem of a contract's custom error: its slug and title from ``CONTRACT_ERRORS``, its
+    ``detail`` the error as a person reads it (money in yuan and fen, times in Beijing time, states
+    and roles by name: services/common/humanize.py), ``error`` the machine's values unchanged."""
     status, slug, title = CONTRACT_ERRORS.get(err.name, (422, "contract-error", "The contract refused"))
+    args = jsonable(err.args_dict)
     return Problem(
         status,
         slug,
         title,
-        detail=err.signature,
-        error={"name": err.name, "args": jsonable(err.args_dict)},
+        detail=humanize.contract_detail(err.name, args),
+        error={"name": err.name, "args": args},
         **extra,
     )
+
+
+# Roles whose keys see every wallet: their problem details name wallets by their display names.
+_NAMING_ROLES = frozenset({"admin", "operator", "regulator", "auditor"})
+
+
+def _humanize_contract_detail(body: dict[str, Any], request: Request, lang: str) -> None:
+    """Render a contract refusal's ``detail`` again in the answer's language, with the display
+    names of the wallets it mentions when the caller's key may see them (one indexed query; a
+    failing lookup leaves the addresses alone). The ``error`` field keeps the machine's values."""
+    error = body.get("error")
+    if not (
+        isinstance(error, dict) and isinstance(error.get("name"), str) and isinstance(error.get("args"), dict)
+    ):
+        return
+    name, args = error["name"], error["args"]
+    if not str(body.get("detail", "")).startswith(name + "("):
+        return  # a detail of its own (a row of a batch, a stored text): kept
+    names: dict[str, str] = {}
+    key = getattr(request.state, "api_key", None)
+    ctx = getattr(request.app.state, "ctx", None)
+    if key is not None and key.role in _NAMING_ROLES and ctx is not None:
+        try:
+            with ctx.db.session() as s:
+                names = humanize.wallet_names(s, humanize.addresses_in(args))
+        except Exception as exc:  # the names are a courtesy; the answer goes out without them
+            log.info("no wallet names for a problem detail: %s", exc)
+    body["detail"] = humanize.contract_detail(name, args, lang, names)
 
 
 # What a node's refusal of a transaction means, by the words nodes use (py-evm, geth, anvil): the
@@ -396,6 +428,7 @@ def _response(problem: Problem, request: Request) -> JSONResponse:
     if rid:
         body["request_id"] = rid
     lang = i18n.answer_language(body, request.headers.get("accept-language"))
+    _humanize_contract_detail(body, request, lang)
     i18n.localize(body, lang)
     return JSONResponse(
         body, status_code=problem.status, media_type=PROBLEM_JSON, headers={"Content-Language": lang}

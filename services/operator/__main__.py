@@ -1,4 +1,4 @@
-"""python -m services.operator serve | migrate | reconcile | finish-pending"""
+"""python -m services.operator serve | migrate | reconcile | finish-pending | login-link"""
 
 from __future__ import annotations
 
@@ -20,12 +20,17 @@ def main(argv: list[str] | None = None) -> int:
         help="the auditor's reconciliation: the chain against the records; exit 1 on a discrepancy",
     )
     rec.add_argument("--html", metavar="FILE", help="also write the self-contained HTML report here")
+    rec.add_argument("--lang", choices=("en", "zh"), default="en", help="the HTML report's language")
     rec.add_argument(
         "--full",
         action="store_true",
         help="replay every block from the node (the auditor's check), not only those after the checkpoint",
     )
     sub.add_parser("finish-pending", help="finish pending operations once and print the counts")
+    link = sub.add_parser(
+        "login-link", help="print a one-time sign-in link of the dashboard (single use, 15 minutes)"
+    )
+    link.add_argument("--base-url", help="where the operator API is reached (default: its host and port)")
     args = parser.parse_args(argv)
     from services.common import logs
 
@@ -51,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
         ctx = ServiceContext.build(settings)
         print(json.dumps(Operations(ctx, merged_builders(MODULES)).reconcile()))
         return 0
+    if args.command == "login-link":
+        from services.common.db import Database
+        from services.operator.signin import LINK_TTL, create_link_token
+
+        base = args.base_url or f"http://{settings.api_host}:{settings.api_port}"
+        with Database(settings.database_url).session() as s:
+            token = create_link_token(s)
+        minutes = int(LINK_TTL.total_seconds() // 60)
+        print(f"{base.rstrip('/')}/dashboard/login?token={token}  (one use, {minutes} minutes)")
+        return 0
     if args.command == "reconcile":
         from pathlib import Path
 
@@ -63,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         report = reconcile(ctx, full=args.full)
         print(json.dumps(report.as_dict(), indent=2))
         if args.html:
-            Path(args.html).write_text(render_html(report))
+            from services.common.i18n import EN, ZH
+
+            Path(args.html).write_text(render_html(report, ZH if args.lang == "zh" else EN), encoding="utf-8")
         return 0 if report.verdict == "clean" else 1
 
     from chain.exceptions import ChainError

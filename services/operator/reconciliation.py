@@ -51,6 +51,7 @@ from chain.batch import BatchReader
 from chain.clients.disburse import purpose_name
 from chain.clients.token import Kind
 from chain.events import Event
+from services.common import humanize, i18n
 from services.common.context import ServiceContext
 from services.common.indexer import CHUNK
 from services.common.indexer import CURSOR as INDEX_CURSOR
@@ -894,13 +895,22 @@ def _families() -> list[Any]:
     return FAMILIES
 
 
-def render_html(report: Report) -> str:
-    """A self-contained page: the verdict, the checks, the totals and every discrepancy."""
+def render_html(report: Report, lang: str = i18n.EN) -> str:
+    """A self-contained page: the verdict, the checks, the totals and every discrepancy, in
+    English or zh-CN (``lang``; the glossary's words, services/common/i18n.py); money in yuan with
+    the fen beside it, the time in Beijing time. The report's own figures are unchanged."""
     e = html.escape
+
+    def t(text: str) -> str:
+        return e(i18n.ui(text, lang))
+
+    def money(fen: Any) -> str:
+        return e(humanize.money(int(fen), lang)) if isinstance(fen, int) else e(str(fen))
+
     ok = report.verdict == "clean"
     rows = "".join(
         f"<tr><td>{e(c.family)}</td><td>{e(c.name)}</td><td class={'ok' if c.holds else 'bad'}>"
-        f"{'holds' if c.holds else 'BROKEN'}</td><td>{e(c.detail)}</td></tr>"
+        f"{t('holds') if c.holds else t('BROKEN')}</td><td>{e(c.detail)}</td></tr>"
         for c in report.invariants
     )
     disc = (
@@ -909,62 +919,87 @@ def render_html(report: Report) -> str:
             f"<td><code>{e(d.operation_id or '')}</code></td></tr>"
             for d in report.discrepancies
         )
-        or "<tr><td colspan=4>none</td></tr>"
+        or f"<tr><td colspan=4>{t('none')}</td></tr>"
     )
 
-    def table(title: str, data: dict[str, Any]) -> str:
+    none_row = f"<tr><td>{t('none')}</td></tr>"
+
+    def table(title: str, data: dict[str, Any], fen: bool = False) -> str:
         body = "".join(
-            f"<tr><td>{e(str(k))}</td><td class=num>{e(str(v))}</td></tr>" for k, v in data.items()
+            f"<tr><td>{e(str(k))}</td><td class=num>{money(v) if fen else e(str(v))}</td></tr>"
+            for k, v in data.items()
         )
-        return f"<h3>{e(title)}</h3><table>{body or '<tr><td>none</td></tr>'}</table>"
+        return f"<h3>{e(title)}</h3><table>{body or none_row}</table>"
 
     surplus_rows = (
         "".join(
-            f"<tr><td>{e(x.family)}</td><td>{e(x.contract)}</td><td class=num>{x.surplus_fen}</td><td>"
+            f"<tr><td>{e(x.family)}</td><td>{e(x.contract)}</td>"
+            f"<td class=num>{money(x.surplus_fen)}</td><td>"
             + "<br>".join(
-                f"{t['value_fen']} fen from <code>{e(t['from'])}</code> (tx <code>{e(t['tx_hash'])}</code>)"
-                for t in x.direct_transfers
+                f"{money(tr['value_fen'])} ← <code>{e(tr['from'])}</code>"
+                f" (tx <code>{e(tr['tx_hash'])}</code>)"
+                for tr in x.direct_transfers
             )
             + "</td></tr>"
             for x in report.surpluses
         )
-        or "<tr><td colspan=4>none</td></tr>"
+        or f"<tr><td colspan=4>{t('none')}</td></tr>"
     )
-    verdict = "CLEAN: the chain and the records agree" if ok else f"{len(report.discrepancies)} DISCREPANCIES"
+    count = len(report.discrepancies)
+    verdict = (
+        t("CLEAN: the chain and the records agree")
+        if ok
+        else (f"{count} {t('DISCREPANCIES')}" if lang == i18n.ZH else f"{count} DISCREPANCIES")
+    )
     totals = report.totals
     mode = report.mode
     if report.resumed_from is not None:
         mode += f" from the checkpoint at block {report.resumed_from}"
+    try:
+        generated = humanize.beijing(datetime.fromisoformat(report.generated_at))
+    except ValueError:
+        generated = report.generated_at
     families = "".join(
-        table(f"events: {fam}", counts) for fam, counts in totals.get("events_by_family", {}).items()
+        table(f"{i18n.ui('events', lang)}: {fam}", counts)
+        for fam, counts in totals.get("events_by_family", {}).items()
     )
+    heading = f"{t('Reconciliation of chain')} {report.chain_id}"
+    blocks = f"{t('Blocks')} {report.from_block} {t('to block')} {report.to_block}"
+    blocks += f", {t('generated')} {e(generated)}"
+    by_category = totals.get("paid_to_merchants_by_category_fen", {})
+    swap = "en" if lang == i18n.ZH else "zh"
+    swap_label = "English" if lang == i18n.ZH else "中文"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>xcpay reconciliation</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{t("xcpay reconciliation")}</title>
 <style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222 }}
+body {{ font: 14px/1.4 system-ui, "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "PingFang SC",
+  "Microsoft YaHei", sans-serif; margin: 2em; color: #222 }}
 table {{ border-collapse: collapse; margin: .5em 0 1.5em }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px }}
 .ok {{ color: #060 }} .bad {{ color: #b00; font-weight: bold }} .num {{ text-align: right }}
 .verdict {{ font-size: 1.6em; padding: .4em .8em; display: inline-block;
   background: {"#e6f4e6" if ok else "#fbe3e3"}; border: 2px solid {"#060" if ok else "#b00"} }}
 </style></head><body>
-<h1>Reconciliation of chain {report.chain_id}</h1>
-<p>Blocks {report.from_block} to {report.to_block}, generated {e(report.generated_at)}
-({e(mode)}).</p>
+<p class="lang"><a href="?format=html&amp;lang={swap}" hreflang="{swap}">{swap_label}</a></p>
+<h1>{heading}</h1>
+<p>{blocks} ({e(mode)}).</p>
 {"".join(f"<p>{e(n)}</p>" for n in report.notes)}
 <p class="verdict">{verdict}</p>
-{table("counts", report.counts)}
-<h2>Invariants</h2><table><tr><th>family</th><th>invariant</th><th></th><th>figures</th></tr>{rows}</table>
-<h2>Surpluses</h2>
-<p>Cash sent straight to a family contract, beyond its books: no one's money is missing.</p>
-<table><tr><th>family</th><th>contract</th><th>surplus (fen)</th><th>sent directly by</th></tr>
+{table(i18n.ui("counts", lang), report.counts)}
+<h2>{t("Invariants")}</h2>
+<table><tr><th>{t("family")}</th><th>{t("invariant")}</th><th></th><th>{t("figures")}</th></tr>{rows}</table>
+<h2>{t("Surpluses")}</h2>
+<p>{t("Cash sent straight to a family contract, beyond its books: no one's money is missing.")}</p>
+<table><tr><th>{t("family")}</th><th>{t("contract")}</th><th>{t("surplus")}</th>
+<th>{t("sent directly by")}</th></tr>
 {surplus_rows}</table>
-<h2>Totals</h2>
-{table("supply (fen)", {"supply": totals.get("supply_fen", 0)})}
-{table("disbursed by purpose (fen)", totals.get("disbursed_by_purpose_fen", {}))}
-{table("paid to merchants by category (fen)", totals.get("paid_to_merchants_by_category_fen", {}))}
+<h2>{t("Totals")}</h2>
+{table(i18n.ui("supply", lang), {i18n.ui("supply", lang): totals.get("supply_fen", 0)}, fen=True)}
+{table(i18n.ui("disbursed by purpose", lang), totals.get("disbursed_by_purpose_fen", {}), fen=True)}
+{table(i18n.ui("paid to merchants by category", lang), by_category, fen=True)}
 {families}
-<h2>Discrepancies</h2>
-<table><tr><th>kind</th><th>what</th><th>transaction</th><th>operation</th></tr>{disc}</table>
+<h2>{t("Discrepancies")}</h2>
+<table><tr><th>{t("kind")}</th><th>{t("what")}</th><th>{t("transaction")}</th><th>{t("operation")}</th></tr>
+{disc}</table>
 </body></html>
 """

@@ -1,8 +1,10 @@
 """`make demo` at small scale: the scripted day runs over HTTP against its own stack and ends with a
-clean reconciliation. Any surprise on the way makes the script exit 1 with the reason."""
+clean reconciliation, narrated in English and, with ``DEMO_LANG=zh``, in Chinese (the services'
+answers too). Any surprise on the way makes the script exit 1 with the reason."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -13,16 +15,24 @@ from chain.paths import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
+def _play(lang: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "DEMO_LANG"}
+    if lang:
+        env["DEMO_LANG"] = lang
     done = subprocess.run(
         [sys.executable, "scripts/demo.py", "--scale", "small"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=900,
+        env=env,
     )
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    out = done.stdout
+    return done.stdout
+
+
+def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
+    out = _play(None)
     for chapter in (
         "prepaid packages",
         "gig workers",
@@ -39,3 +49,24 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "a payment signed with it afterwards: card-lost" in out
     assert "the card is blocked" in out
     assert "\nverdict: clean\n" in out
+
+
+def test_the_demo_narrates_in_chinese_with_demo_lang_zh() -> None:
+    out = _play("zh")
+    for chapter in (
+        "预付资金监管",
+        "代发工资",
+        "聚合支付码",
+        "消费红包",
+        "工会福利",
+        "三资监管",
+        "硬钱包",
+        "对账",
+    ):
+        assert chapter in out, out
+    assert "每位顾客未用的 8 节课全部退回" in out
+    # the services answered in Chinese too: the maker-checker refusal's title by its slug
+    assert "平台复核自己的批次被拒绝：批次创建人不能复核自己的批次" in out, out
+    assert "之后用这张卡签名的支付：card-lost" in out
+    assert "\n结论：一致（verdict: clean）\n" in out
+    assert "the card is blocked" not in out

@@ -139,6 +139,8 @@ def test_make_run_serves_the_operator_api_end_to_end(tmp_path: Path) -> None:
     text = out.decode()
     assert proc.returncode == 0, text
     assert f"operator API    http://127.0.0.1:{api_port}" in text and "JSON-RPC node" in text
+    # a one-time sign-in link of the dashboard (tests/services/test_dashboard.py spends such links)
+    assert f"sign in once    http://127.0.0.1:{api_port}/dashboard/login?token=xcl_" in text, text
 
 
 def test_node_down_gives_503_and_the_reconciler_finishes_the_operation(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ class Rule:
     own: frozenset[str] = frozenset()
     public: bool = False
     why: str = field(default="", compare=False)
+    status: int = 200  # what a public route answers the matrix's request
 
     def decision(self, column: str) -> str:
         if self.public:
@@ -92,6 +93,8 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/dashboard"): PUBLIC,  # the page holds no data; its script asks for a key
     ("GET", "/dashboard/static/{name}"): PUBLIC,
     ("GET", "/dashboard/data"): only(OPERATOR, REGULATOR, AUDITOR),
+    # a one-time sign-in link: anyone may spend one; without a valid token, a page saying so (410)
+    ("GET", "/dashboard/login"): Rule(public=True, status=410, why="the token is the credential"),
     ("POST", "/v1/api-keys"): only(ADMIN),
     ("GET", "/v1/api-keys"): only(ADMIN),
     ("POST", "/v1/api-keys/{key_id}/revoke"): only(ADMIN),

@@ -79,6 +79,29 @@ def test_the_apps_answers_in_chinese_and_english(api: Api) -> None:
     r = api.operator.post("/v1/issuance", json=body, headers={**ZH, "Idempotency-Key": str(uuid.uuid4())})
     zh = _problem(r, 409, "wallet-frozen", "zh-CN")
     assert zh["title"] == "钱包已冻结" and zh["error"]["name"] == "WalletFrozen"
+    # the detail names the wallet by its display name for an operator's key; the machine field stays
+    assert zh["detail"] == f"WalletFrozen(wallet={person} (frozen one))"
+    assert zh["error"]["args"] == {"wallet": person}
+
+
+def test_a_contracts_refusal_reads_in_yuan_and_fen_with_names(api: Api) -> None:
+    """A tier-4 wallet paying above its per-payment cap: the detail gives the cap and the amount in
+    yuan with the fen beside them (¥2,000.00 (200000 fen)), the wallet by its display name, in the
+    request's language; ``error.args`` keeps the integers in fen."""
+    payer = api.new_wallet(tier=4, name="Wang Fang")
+    payee = api.new_wallet(tier=3, name="Chen Jie")
+    assert api.post("operator", "/v1/issuance", {"to": payer, "amount_fen": 3_000_00}).status_code == 200
+    body = {"from": payer, "to": payee, "amount_fen": 2_500_00}
+    for headers, lang, fen in ((ZH, "zh-CN", "{}（{} 分）"), ({}, "en", "{} ({} fen)")):
+        r = api.operator.post(
+            "/v1/transfers", json=body, headers={**headers, "Idempotency-Key": str(uuid.uuid4())}
+        )
+        p = _problem(r, 422, "tier-payment-cap-exceeded", lang)
+        assert p["error"]["args"] == {"wallet": payer, "cap": 2_000_00, "amount": 2_500_00}
+        cap, amount = fen.format("¥2,000.00", 200000), fen.format("¥2,500.00", 250000)
+        assert (
+            p["detail"] == f"TierPaymentCapExceeded(wallet={payer} (Wang Fang), cap={cap}, amount={amount})"
+        )
     # a problem with no translation stays English, and says so
     r = api.operator.get("/v1/disbursements/no-such-batch", headers=ZH)
     assert _problem(r, 404, "disbursement-not-found", "zh-CN")["title"] == "未找到代发批次"

@@ -4,16 +4,24 @@ console errors, shows the API's numbers, draws its chart and refreshes when the 
 
 from __future__ import annotations
 
+import io
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+from sqlalchemy import select
 
+from services.common import humanize, i18n
+from services.common.keys import hash_key
+from services.common.models import ApiKey, DashboardSignIn
+from services.operator import signin
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
 
@@ -243,6 +251,33 @@ class TestFigures:
             assert programme["spent_fen"] == programme["granted_fen"] - programme["outstanding_fen"] == 80_00
             assert vouchers["held_fen"] == 1_000_00 - 80_00
 
+    def test_the_latest_events_read_as_a_person_would(self, api: Api, activity: Activity) -> None:
+        _ok(api.post("operator", "/v1/issuance", {"to": activity.alice, "amount_fen": 12_34}))
+        _ok(
+            api.post(
+                "operator",
+                "/v1/transfers",
+                {"from": activity.alice, "to": activity.grocery, "amount_fen": 12_34},
+            )
+        )
+        activity.paid_to[GROCERY] += 12_34  # the later tests see this payment too
+        latest = data(api)["events"]["latest"]
+        transfer, issuance = latest[0], latest[1]
+        block = api.w3.eth.get_block(transfer["block_number"])
+        assert (transfer["kind"], transfer["amount_fen"], transfer["timestamp"]) == (
+            "Transfer",
+            12_34,
+            int(block["timestamp"]),
+        )
+        assert [(p["role"], p["address"], p["name"]) for p in transfer["parties"]] == [
+            ("from", activity.alice, "alice"),
+            ("to", activity.grocery, "Grocer"),
+        ]
+        assert issuance["contract"] == "DigitalCash" and issuance["name"] in ("Transfer", "Issued")
+        if issuance["name"] == "Transfer":
+            assert issuance["kind"] == "Issued"  # from the zero address: an issuance, not a payment
+        assert issuance["amount_fen"] == 12_34
+
     def test_optional_families_follow_the_manifest(self, api: Api) -> None:
         d = data(api)
         contracts = set(d["chain"]["contracts"])
@@ -262,6 +297,11 @@ class TestFigures:
 class Browser:
     page: Any
     console_errors: list[str]
+    lang: str = "en"
+
+    def t(self, english: str) -> str:
+        """What the page says for ``english`` in this tab's language."""
+        return i18n.ui(english, i18n.ZH if self.lang == "zh-CN" else i18n.EN)
 
 
 @pytest.fixture(scope="module")
@@ -276,15 +316,21 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.fixture(params=["en", "zh-CN"])
+def lang(request: pytest.FixtureRequest) -> str:
+    """The browser's language: every page test runs in English and in Chinese (Accept-Language)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def tab(chromium: Any) -> Iterator[Browser]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 1600})
+def tab(chromium: Any, lang: str) -> Iterator[Browser]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 1600}, locale=lang)
     page = context.new_page()
     page.set_default_timeout(20_000)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-    yield Browser(page, errors)
+    yield Browser(page, errors, lang)
     context.close()
 
 
@@ -304,6 +350,32 @@ def sign_in(tab: Browser, api: Api, role: str = "auditor") -> None:
 def fen_of(tab: Browser, selector: str) -> tuple[int, str]:
     el = tab.page.locator(selector)
     return int(el.get_attribute("data-fen") or "-1"), el.inner_text()
+
+
+BEIJING_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$")
+
+
+def assert_events_readable(tab: Browser) -> None:
+    """The latest events as the page rendered them: Beijing time, the kind by name in the tab's
+    language, the parties by display name, the amount in yuan; no raw JSON."""
+    page = tab.page
+    shown = page.evaluate("() => window.xcpayDashboard.data.events.latest")
+    labels = i18n.event_labels(i18n.ZH if tab.lang == "zh-CN" else i18n.EN)
+    rows = page.locator("#events tr")
+    assert rows.count() == len(shown) > 0
+    for i, e in enumerate(shown):
+        cells = rows.nth(i).locator("td")
+        assert cells.nth(0).inner_text() == humanize.beijing(e["timestamp"]), e
+        assert BEIJING_ISO.match(cells.nth(0).inner_text())
+        assert cells.nth(1).inner_text() == labels.get(e["kind"], f"{e['contract']}.{e['name']}")
+        if e["amount_fen"] is not None:
+            assert cells.nth(3).get_attribute("data-fen") == str(e["amount_fen"])
+            assert cells.nth(3).inner_text() == yuan(e["amount_fen"])
+        for p in e["parties"]:
+            if p["name"]:
+                assert p["name"] in cells.nth(2).inner_text(), (p, cells.nth(2).inner_text())
+    text = page.inner_text("#events")
+    assert "{" not in text and '":' not in text, "raw JSON in the events table"
 
 
 @needs_chromium
@@ -330,6 +402,10 @@ class TestPage:
         assert "roads" in page.inner_text("#budget-lines")
         assert page.locator("#blocks tr").count() == 8
         assert page.locator("#events tr").count() == 15
+        assert_events_readable(tab)
+        assert page.get_attribute("html", "lang") == tab.lang
+        assert page.inner_text("header h1") == tab.t("xcpay operator dashboard")
+        assert page.inner_text("#prepaid-card h2") == tab.t("Prepaid escrow")
         assert page.is_visible("#voucher-card") == (d["vouchers"] is not None)
         assert page.is_visible("#hardwallet-card") == (d["hardwallet"] is not None)
         assert page.is_hidden("#section-errors") and page.is_hidden("#login")
@@ -361,7 +437,11 @@ class TestPage:
             }"""
         )
         assert chart["exists"] and chart["width"] > 100 and chart["height"] > 100
-        assert chart["labels"] == ["5411 grocery", "5812 restaurant", "7997 sport clubs"]
+        assert chart["labels"] == [
+            f"5411 {tab.t('grocery')}",
+            f"5812 {tab.t('restaurant')}",
+            f"7997 {tab.t('sport clubs')}",
+        ]
         assert chart["data"] == [v / 100 for _, v in sorted(activity.paid_to.items())]
         assert chart["drawn"] > 1_000, "the canvas is blank"
         assert chart["blue"] > 200, "no bars of the merchant-payments colour"
@@ -399,7 +479,7 @@ class TestPage:
         page.fill("#api-key", api.clients["merchant"].headers["X-API-Key"])
         page.click("#connect")
         page.wait_for_selector("#login-error:not([hidden])")
-        assert "refused" in page.inner_text("#login-error")
+        assert tab.t("The key was refused") in page.inner_text("#login-error")
         assert page.evaluate("() => sessionStorage.getItem('xcpay.dashboard.apiKey')") is None
         assert page.is_hidden("#board")
         # the only console error is the browser's note of the 403 response itself
@@ -416,3 +496,142 @@ class TestPage:
         assert tab.page.is_visible("#login") and tab.page.is_hidden("#board")
         assert tab.page.evaluate("() => sessionStorage.getItem('xcpay.dashboard.apiKey')") is None
         assert tab.console_errors == []
+
+
+# -- sign-in links, the language switch, Chinese glyphs -------------------------------------------
+
+
+def new_link_token(api: Api, ttl: timedelta = signin.LINK_TTL) -> str:
+    with api.app.state.ctx.db.session() as s:
+        return signin.create_link_token(s, label="test", ttl=ttl)
+
+
+class TestSignInLink:
+    def test_a_link_is_spent_by_its_first_use_and_stored_hashed(self, api: Api) -> None:
+        token = new_link_token(api)
+        with api.app.state.ctx.db.session() as s:
+            (row,) = s.scalars(
+                select(DashboardSignIn).where(DashboardSignIn.token_hash == hash_key(token))
+            ).all()
+            assert row.used_at is None and row.role == "auditor"
+            stored = [str(getattr(row, c.name)) for c in DashboardSignIn.__table__.columns]
+            assert not any(token in v for v in stored), "the token is stored in the clear"
+        first = api.anonymous.get("/dashboard/login", params={"token": token})
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-store"
+        key = re.search(r'<meta name="xcpay-session" content="([^"]+)">', first.text)
+        assert key is not None
+        assert api.anonymous.get("/dashboard/data", headers={"X-API-Key": key.group(1)}).status_code == 200
+        with api.app.state.ctx.db.session() as s:
+            row = s.scalars(
+                select(DashboardSignIn).where(DashboardSignIn.token_hash == hash_key(token))
+            ).one()
+            given = s.get(ApiKey, row.api_key_id)
+            assert row.used_at is not None and given is not None and given.role == "auditor"
+            assert given.expires_at is not None and given.expires_at <= row.used_at + signin.SESSION_TTL
+        second = api.anonymous.get("/dashboard/login", params={"token": token})
+        assert second.status_code == 410 and "used already or has expired" in second.text
+        assert "xcpay-session" not in second.text
+        zh = api.anonymous.get(
+            "/dashboard/login", params={"token": token}, headers={"Accept-Language": "zh-CN"}
+        )
+        assert zh.status_code == 410 and "此登录链接已使用或已过期" in zh.text
+
+    def test_an_expired_or_unknown_link_gives_no_key(self, api: Api) -> None:
+        expired = new_link_token(api, ttl=timedelta(seconds=-1))
+        for token in (expired, "xcl_" + "A" * 43, "", "x" * 500):
+            r = api.anonymous.get("/dashboard/login", params={"token": token})
+            assert r.status_code == 410 and "xcpay-session" not in r.text, token
+
+
+@needs_chromium
+class TestSignInAndLanguage:
+    def test_the_link_signs_the_tab_in_and_a_second_use_is_refused(self, api: Api, tab: Browser) -> None:
+        token = new_link_token(api)
+        page = tab.page
+        page.goto(f"{api.url}/dashboard/login?token={token}")
+        page.wait_for_function(POLLED)
+        assert page.is_visible("#board") and page.is_hidden("#login")
+        assert page.url == f"{api.url}/dashboard"  # the spent link is gone from the address bar
+        assert page.locator('meta[name="xcpay-session"]').count() == 0
+        assert (page.evaluate("() => sessionStorage.getItem('xcpay.dashboard.apiKey')") or "").startswith(
+            "xcp_"
+        )
+        other = page.context.new_page()
+        response = other.goto(f"{api.url}/dashboard/login?token={token}")
+        assert response is not None and response.status == 410
+        assert other.inner_text("#link-refused h1") == tab.t(
+            "This sign-in link was used already or has expired"
+        )
+        other.close()
+        assert all("410" in e for e in tab.console_errors), tab.console_errors
+
+    def test_the_switch_changes_the_language_and_is_remembered(self, api: Api, tab: Browser) -> None:
+        page = tab.page
+        page.goto(f"{api.url}/dashboard")
+        assert page.get_attribute("html", "lang") == tab.lang
+        other = "en" if tab.lang == "zh-CN" else "zh"
+        page.click(f"#lang-{other}")
+        page.wait_for_load_state()
+        chosen = "zh-CN" if other == "zh" else "en"
+        assert page.get_attribute("html", "lang") == chosen
+        page.goto(f"{api.url}/dashboard")  # no ?lang: the choice is remembered over Accept-Language
+        assert page.get_attribute("html", "lang") == chosen
+        assert page.get_attribute(f"#lang-{other}", "aria-current") == "true"
+        words = i18n.ui("Latest events", chosen)
+        assert words in page.inner_text("main", timeout=1_000) or words in page.content()
+        assert tab.console_errors == []
+
+
+# Every character distinct, so that boxes (one .notdef glyph for all) cannot pass for them.
+CHINESE = "预付资金监管代发工消费红包硬钱"
+NO_GLYPH = "\U000e01ef\U0010fffd"  # code points no font draws: the box the page shows for a missing glyph
+
+
+@needs_chromium
+def test_chinese_text_renders_with_a_cjk_font_not_boxes(api: Api, chromium: Any) -> None:
+    """A screenshot check: each character of a Chinese string, drawn in the page's own font stack,
+    is a distinct glyph with ink, unlike the box drawn for code points no font has; and the font
+    that drew them is a CJK one (Noto Sans CJK in CI: Debian's fonts-noto-cjk). Without a CJK font
+    every character is the same .notdef box, the box of ``NO_GLYPH``, and this fails."""
+    context = chromium.new_context(viewport={"width": 900, "height": 400}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(f"{api.url}/dashboard?lang=zh")
+        page.evaluate(
+            """([chars, missing]) => {
+              const box = document.createElement('div');
+              box.id = 'glyphs';
+              for (const c of [...chars, ...missing]) {
+                const span = document.createElement('span');
+                span.className = 'glyph';
+                span.style.cssText = 'display:inline-block;font-size:40px;line-height:48px;padding:2px;'
+                  + 'background:#fff;color:#000';
+                span.textContent = c;
+                box.appendChild(span);
+              }
+              document.body.prepend(box);
+            }""",
+            [list(CHINESE), list(NO_GLYPH)],
+        )
+        spans = page.locator("#glyphs .glyph")
+        shots = [spans.nth(i).screenshot() for i in range(spans.count())]
+        chinese, boxes = shots[: len(CHINESE)], shots[len(CHINESE) :]
+
+        def ink(png: bytes) -> int:
+            image = Image.open(io.BytesIO(png)).convert("L")
+            return sum(1 for v in image.tobytes() if v < 128)
+
+        assert len(set(CHINESE)) == len(CHINESE)
+        assert all(ink(s) > 40 for s in chinese), "a character drew (almost) nothing"
+        assert len(set(chinese)) == len(CHINESE), "some characters drew the same glyph: boxes?"
+        assert not set(chinese) & set(boxes), "a character drew the box of a missing glyph"
+        cdp = context.new_cdp_session(page)
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "#glyphs"})["nodeId"]
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        cjk = [f for f in fonts if "CJK" in f["familyName"] or "Han" in f["familyName"]]
+        assert cjk and sum(f["glyphCount"] for f in cjk) >= len(CHINESE), fonts
+    finally:
+        context.close()

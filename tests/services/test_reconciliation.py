@@ -9,6 +9,7 @@ PostgreSQL); tests/services/test_reconciliation_money_rules.py produces the bad 
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,6 +128,22 @@ def test_clean_after_activity_in_several_families(api: Api, activity: dict) -> N
     assert totals["paid_to_merchants_by_category_fen"] == {"7997": 1_000}  # one session released
     page = api.auditor.get("/v1/audit/reconciliation", params={"format": "html"})
     assert page.headers["content-type"].startswith("text/html") and "CLEAN" in page.text
+    # read as a person: money in yuan with the fen beside it, the time in Beijing time
+    assert page.headers["content-language"] == "en" and '<html lang="en">' in page.text
+    assert "¥50.00 (5000 fen)" in page.text and "¥10.00 (1000 fen)" in page.text
+    assert re.search(r"generated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00", page.text), page.text[:2000]
+    zh = api.auditor.get(
+        "/v1/audit/reconciliation", params={"format": "html"}, headers={"Accept-Language": "zh-CN"}
+    )
+    assert zh.headers["content-language"] == "zh-CN" and '<html lang="zh-CN">' in zh.text
+    assert "一致：链上记录与业务记录相符" in zh.text and "¥50.00（5000 分）" in zh.text
+    assert "不变量检查" in zh.text and "CLEAN" not in zh.text
+    en = api.auditor.get(
+        "/v1/audit/reconciliation",
+        params={"format": "html", "lang": "en"},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    assert en.headers["content-language"] == "en" and "CLEAN" in en.text
 
 
 @contextmanager

@@ -1,5 +1,7 @@
-// xcpay operator dashboard: asks for an API key once (kept in sessionStorage), polls
-// /dashboard/data with it and renders the figures. Data is only ever written with textContent.
+// xcpay operator dashboard: asks for an API key once (kept in sessionStorage) or takes the one a
+// sign-in link gave, polls /dashboard/data with it and renders the figures in the page's language
+// (zh-CN or English: the words come in the page's JSON block, never as code). Data is only ever
+// written with textContent. Money in yuan (the fen in data-fen), times in Beijing time (UTC+8).
 "use strict";
 
 (function () {
@@ -8,6 +10,30 @@
   const $ = (id) => document.getElementById(id);
   const state = { data: null, chart: null, polls: 0, timer: null, errors: 0 };
   window.xcpayDashboard = state; // for operators' consoles and the browser tests
+  const STRINGS = (() => {
+    try {
+      return JSON.parse(document.getElementById("xcpay-strings").textContent);
+    } catch (exc) {
+      return { lang: "en", words: {}, events: {} };
+    }
+  })();
+  state.lang = STRINGS.lang;
+  const T = (en) => (STRINGS.words && STRINGS.words[en]) || en;
+
+  function beijing(seconds) {
+    // ISO-8601 in Beijing time, whatever the browser's zone: 2026-11-26T14:47:57+08:00
+    return new Date((Number(seconds) + 8 * 3600) * 1000).toISOString().slice(0, 19) + "+08:00";
+  }
+
+  function eventLabel(e) {
+    return (STRINGS.events && STRINGS.events[e.kind]) || e.contract + "." + e.name;
+  }
+
+  function categoryLabel(label) {
+    // "5411 grocery" -> "5411 食品杂货" in Chinese
+    const space = String(label).indexOf(" ");
+    return space < 0 ? label : label.slice(0, space + 1) + T(label.slice(space + 1));
+  }
 
   function yuan(fen) {
     const n = Number(fen);
@@ -56,7 +82,7 @@
     for (const row of rows || []) out.push(build(row));
     if (!out.length) {
       const tr = document.createElement("tr");
-      const td = cell(empty || "none");
+      const td = cell(empty || T("none"));
       td.colSpan = body.parentElement.querySelectorAll("thead th").length;
       tr.appendChild(td);
       out.push(tr);
@@ -86,13 +112,13 @@
       setFen("supply", t.supply_fen);
       setText("wallets", t.wallets);
       setText("custodial-wallets", t.custodial_wallets);
-      setText("paused", t.paused ? "PAUSED" : "running");
+      setText("paused", t.paused ? T("PAUSED") : T("running"));
       $("paused").className = t.paused ? "bad" : "ok";
     }
     setText("chain-id", d.chain.chain_id);
     setText("latest-block", d.chain.latest_block);
     if (!failed(d.events)) setText("events-total", d.events.total);
-    setText("updated", new Date(d.generated_at).toISOString().slice(11, 19) + " UTC");
+    setText("updated", beijing(Date.parse(d.generated_at) / 1000).slice(11));
   }
 
   function renderPrepaid(p) {
@@ -136,7 +162,7 @@
       const row = tr([
         cell(x.reference),
         cell(x.purpose),
-        cell(x.status),
+        cell(T(x.status)),
         progress,
         fenCell(x.total_fen),
         fenCell(x.chain ? x.chain.paid_fen : null),
@@ -161,7 +187,7 @@
     fill("budget-lines", rows, ({ col, line }) => {
       const used = line.budget_fen > 0 ? Math.round((100 * line.spent_fen) / line.budget_fen) + "%" : "–";
       return tr([
-        cell("#" + col.id + (col.frozen ? " (frozen)" : "")),
+        cell("#" + col.id + (col.frozen ? " (" + T("frozen") + ")" : "")),
         cell(col.year),
         cell(line.name),
         fenCell(line.budget_fen),
@@ -220,61 +246,92 @@
     fill("blocks", blocks, (b) =>
       tr([
         cell(b.number, "num"),
-        cell(new Date(b.timestamp * 1000).toISOString().slice(0, 19).replace("T", " ")),
+        cell(beijing(b.timestamp), "mono"),
         cell(b.transactions, "num"),
         cell(short(b.hash), "mono"),
       ])
     );
   }
 
+  function partiesCell(parties) {
+    const td = document.createElement("td");
+    for (const p of parties || []) {
+      const span = document.createElement("span");
+      span.className = "party";
+      span.dataset.address = p.address;
+      span.textContent = T(p.role) + ": " + (p.name || short(p.address));
+      if (p.name) {
+        const addr = document.createElement("span");
+        addr.className = "addr mono";
+        addr.textContent = " " + short(p.address);
+        span.appendChild(addr);
+      }
+      td.appendChild(span);
+    }
+    if (!td.childNodes.length) td.textContent = "–";
+    return td;
+  }
+
   function renderEvents(events) {
     if (failed(events)) return;
-    fill("events", events.latest, (e) =>
-      tr([cell(e.block_number, "num"), cell(e.contract + "." + e.name), cell(e.summary, "mono small")])
-    );
+    fill("events", events.latest, (e) => {
+      const kind = cell(eventLabel(e));
+      kind.title = e.contract + "." + e.name + " " + e.summary;
+      const row = tr([
+        cell(beijing(e.timestamp), "mono"),
+        kind,
+        partiesCell(e.parties),
+        fenCell(e.amount_fen),
+        cell(e.block_number, "num"),
+      ]);
+      row.dataset.kind = e.kind;
+      row.dataset.tx = e.tx_hash;
+      return row;
+    });
   }
 
   function renderChart(s) {
     const note = $("chart-note");
     if (failed(s)) {
-      note.textContent = "could not be read: " + s.error;
+      note.textContent = T("could not be read") + ": " + s.error;
       return;
     }
     if (typeof window.Chart === "undefined") {
-      note.textContent = "the chart library is not available; figures in fen: " + JSON.stringify(s);
+      note.textContent = T("the chart library is not available; figures in fen") + ": " + JSON.stringify(s);
       return;
     }
     const datasets = [
       {
-        label: "paid to merchants (digital cash)",
+        label: T("paid to merchants (digital cash)"),
         data: s.merchant_payments_fen.map((f) => f / 100),
         backgroundColor: "#3b7dd8",
       },
     ];
     if (s.voucher_spent_fen) {
       datasets.push({
-        label: "voucher spending",
+        label: T("voucher spending"),
         data: s.voucher_spent_fen.map((f) => f / 100),
         backgroundColor: "#e0913a",
       });
     }
     note.textContent = s.voucher_spent_fen
-      ? "Voucher spending per merchant category across programmes, beside all digital cash paid to merchants (yuan)."
-      : "No voucher contract in this deployment: digital cash paid to merchants per category (yuan).";
+      ? T("Voucher spending per merchant category across programmes, beside all digital cash paid to merchants (yuan).")
+      : T("No voucher contract in this deployment: digital cash paid to merchants per category (yuan).");
+    const labels = state.lang === "en" ? s.labels : s.labels.map(categoryLabel);
     if (!state.chart) {
       state.chart = new window.Chart($("category-chart"), {
         type: "bar",
-        data: { labels: s.labels, datasets },
+        data: { labels, datasets },
         options: {
           animation: false,
           responsive: true,
           maintainAspectRatio: false,
-          scales: { y: { beginAtZero: true, title: { display: true, text: "yuan" } } },
+          scales: { y: { beginAtZero: true, title: { display: true, text: T("yuan") } } },
           plugins: { legend: { position: "bottom" } },
         },
       });
     } else {
-      state.chart.data.labels = s.labels;
+      state.chart.data.labels = labels;
       state.chart.data.datasets = datasets;
       state.chart.update("none");
     }
@@ -324,7 +381,7 @@
     const err = $("login-error");
     err.hidden = !message;
     err.textContent = message || "";
-    status("not connected", "idle");
+    status(T("not connected"), "idle");
   }
 
   async function poll() {
@@ -332,10 +389,13 @@
     if (!key) return showLogin("");
     let response;
     try {
-      response = await fetch("/dashboard/data", { headers: { "X-API-Key": key }, cache: "no-store" });
+      response = await fetch("/dashboard/data", {
+        headers: { "X-API-Key": key, "Accept-Language": state.lang === "en" ? "en" : "zh-CN" },
+        cache: "no-store",
+      });
     } catch (exc) {
       state.errors += 1;
-      status("offline, retrying", "error");
+      status(T("offline, retrying"), "error");
       state.timer = setTimeout(poll, POLL_MS);
       return;
     }
@@ -348,11 +408,11 @@
       } catch (exc) {
         detail = "HTTP " + response.status;
       }
-      return showLogin("The key was refused (" + detail + ").");
+      return showLogin(T("The key was refused") + " (" + detail + ").");
     }
     if (!response.ok) {
       state.errors += 1;
-      status("HTTP " + response.status + ", retrying", "error");
+      status("HTTP " + response.status + ", " + T("retrying"), "error");
       state.timer = setTimeout(poll, POLL_MS);
       return;
     }
@@ -363,11 +423,21 @@
     render(d);
     state.data = d;
     state.polls += 1;
-    status("live, block " + d.chain.latest_block, "live");
+    status(T("live, block") + " " + d.chain.latest_block, "live");
     state.timer = setTimeout(poll, POLL_MS);
   }
 
   function start() {
+    // A sign-in link's page carries a fresh short-lived key: keep it like a typed one, then drop
+    // it from the page and the link from the address bar (it is spent anyway).
+    const meta = document.querySelector('meta[name="xcpay-session"]');
+    if (meta) {
+      sessionStorage.setItem(KEY, meta.content);
+      meta.remove();
+      history.replaceState(null, "", "/dashboard");
+    }
+    const current = document.getElementById(state.lang === "en" ? "lang-en" : "lang-zh");
+    if (current) current.setAttribute("aria-current", "true");
     $("login-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const key = $("api-key").value.trim();

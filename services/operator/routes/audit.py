@@ -3,12 +3,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
-from services.common import webhooks
+from services.common import i18n, webhooks
 from services.common.deps import AuditorKey, CtxDep, IndexerDep
 from services.common.models import ChainEvent
 from services.common.problems import Problem
@@ -69,8 +69,12 @@ async def reconciliation(
     ctx: CtxDep,
     indexer: IndexerDep,
     _: AuditorKey,
+    request: Request,
     format: Annotated[Literal["json", "html"], Query()] = "json",
     full: Annotated[bool, Query()] = False,
+    lang: Annotated[
+        Literal["zh", "en"] | None, Query(description="the HTML's language (else Accept-Language)")
+    ] = None,
 ) -> Any:
     """Check the chain's events since deployment against the operator's records: operations,
     the event index, each family's invariant, supply against balances, the money rules.
@@ -78,12 +82,13 @@ async def reconciliation(
     stored checkpoint are not read from the node again once the checkpoint proves it still holds
     (``mode``, ``resumed_from`` and ``notes`` say what was done); ``?full=true`` replays every
     block from the node, as an auditor would, with the same verdict. ``?format=html`` for a
-    self-contained report."""
+    self-contained report, in zh-CN or English (``?lang=zh|en``, else ``Accept-Language``)."""
     await run_in_threadpool(indexer.catch_up)
     report = await run_in_threadpool(reconcile, ctx, full=full)
     await run_in_threadpool(webhooks.note_verdict, ctx.db, report.as_dict())
     if format == "html":
-        return HTMLResponse(render_html(report))
+        chosen = i18n.page_language(lang, None, request.headers.get("accept-language"))
+        return HTMLResponse(render_html(report, chosen), headers={"Content-Language": chosen})
     return report.as_dict()
 
 

@@ -18,6 +18,12 @@ The life of an operation:
 4. The reconciler finishes pending operations: by receipt lookup, by rebroadcasting the very same
    signed bytes, or, if nothing was ever signed, by executing it. It never signs a second
    transaction for an operation that has one.
+
+A builder's call may name an :class:`Allowance` it needs (a family contract pulling from a
+custodial wallet). Operations grants it with an operation of its own (``cash.approve``, whose
+idempotency key names its parent, :func:`allowance_key`) that goes through steps 2 and 3 before
+the parent is signed: every transaction the services send has its row, and the reconciliation
+needs no exception for approvals.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import MismatchedABI, TransactionNotFound, Web3RPCError
 
 from chain.events import Event
-from chain.exceptions import ChainError, ContractError, NodeUnavailable
+from chain.exceptions import ChainError, ContractError, NodeUnavailable, TransactionTimeout
 from services.common import webhooks
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation
@@ -60,7 +66,8 @@ log = logging.getLogger("xcpay.operations")
 class Allowance:
     """An allowance a call needs before it is sent: ``spender`` (a family contract) may pull at
     least ``amount`` from the custodial wallet ``owner``. A builder states it as data; Operations
-    makes sure of it, so that builders stay pure data-to-call."""
+    grants it, when the chain does not allow it yet, with a tracked operation of its own
+    (``ALLOWANCE_KIND``), so that builders stay pure data-to-call."""
 
     owner: str
     spender: str
@@ -98,6 +105,38 @@ def builder(kind: str) -> Callable[[Builder], Builder]:
     return register
 
 
+ALLOWANCE_KIND = "cash.approve"  # the operation that grants a Call's Allowance
+
+
+def allowance_key(parent_id: str, seq: int) -> str:
+    """The idempotency key of the ``seq``-th allowance operation of operation ``parent_id`` (under
+    the parent's API key): the link from child to parent. A second one is made only when the
+    first landed and the allowance was taken by another operation before the parent was signed."""
+    return f"allowance:{parent_id}:{seq}"
+
+
+def _approve(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """The allowance operation's call: the custodial wallet ``owner`` approves ``spender`` for
+    what it holds (at least ``amount_fen``). Not exactly the amount: two operations of one wallet
+    may run at once, and an approval of one amount would overwrite the other's, so that the
+    second pull is refused (the load test found it). A pull never takes more than is held."""
+    owner, spender, amount = req["owner"], req["spender"], int(req["amount_fen"])
+    cash = ctx.cash.cash
+    held = int(ctx.tx.call(cash.functions.balanceOf(owner)))
+    return Call(ctx.custodial(owner), cash.functions.approve(spender, max(amount, held)))
+
+
+def _for_operation(problem: Problem, op_id: str) -> Problem:
+    """``problem`` as the answer of operation ``op_id`` (a child's refusal, told by its parent)."""
+    return Problem(
+        problem.status,
+        problem.slug,
+        problem.title,
+        problem.detail,
+        **{**problem.extra, "operation_id": op_id},
+    )
+
+
 def request_hash(kind: str, body: dict[str, Any]) -> str:
     canonical = json.dumps({"kind": kind, "body": body}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -108,7 +147,7 @@ class Operations:
         """``builders``: the operation kinds this process carries out (each app merges its
         families' builder tables at start-up; see ``services/common/families.py``)."""
         self.ctx = ctx
-        self.builders: dict[str, Builder] = {**_BUILDERS, **(builders or {})}
+        self.builders: dict[str, Builder] = {ALLOWANCE_KIND: _approve, **_BUILDERS, **(builders or {})}
         self._inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
         # Given the events of each operation confirmed here, decoded once from its receipt, with
@@ -229,7 +268,10 @@ class Operations:
             # and each finishes its own operations.
             rows = s.execute(
                 select(Operation.id, Operation.raw_tx.is_(None), Operation.created_at).where(
-                    Operation.status == "pending", Operation.kind.in_(list(self.builders))
+                    Operation.status == "pending",
+                    # An allowance is finished by its parent's run (``_allow``): only the
+                    # process that owns the parent's kind may sign it.
+                    Operation.kind.in_([k for k in self.builders if k != ALLOWANCE_KIND]),
                 )
             ).all()
         # An unsigned operation this young belongs to a request still preparing it (a new wallet's
@@ -294,8 +336,7 @@ class Operations:
             if isinstance(call, Relay):
                 return self._store_send_relay(op, call)
             if call.allowance is not None:
-                a = call.allowance
-                self.ctx.ensure_allowance(a.owner, a.spender, a.amount)
+                self._allow(op, call.allowance)
             params = tx.prepare(call.fn, call.signer.address)
         except ContractError as exc:  # refused before anything was signed
             self.fail(op.id, contract_problem(exc, operation_id=op.id))
@@ -318,6 +359,81 @@ class Operations:
                 # process may win again, hence a few attempts, each after a short random pause.
                 time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
         _fault_point("after_send", op.kind)
+
+    # -- allowances ------------------------------------------------------------------------
+
+    def _allow(self, parent: Operation, allowance: Allowance) -> None:
+        """Make sure of the allowance ``parent``'s call needs, as an operation of its own.
+
+        When the chain already allows it, nothing is sent. Otherwise an ``ALLOWANCE_KIND``
+        operation, child of ``parent`` (see :func:`allowance_key`), is signed, stored, sent and
+        awaited like any other, so that every transaction the service sends has its record. A
+        re-run of ``parent`` (the reconciler, after a restart) finishes the child it started, by
+        its stored bytes, and never approves twice: a landed approval shows in the allowance
+        read first. A child that failed fails ``parent`` with the child's problem."""
+        cash = self.ctx.cash.cash
+        if self.ctx.tx.call(cash.functions.allowance(allowance.owner, allowance.spender)) >= allowance.amount:
+            return
+        child = self._allowance_child(parent, allowance)
+        wait_s = self.ctx.settings.receipt_timeout_s
+        try:
+            with self._claim(child.id) as claimed:
+                if not claimed:  # another thread of this process drives it: wait for it
+                    done = self.await_outcome(child.id, wait_s=wait_s)
+                else:
+                    if child.raw_tx is None:
+                        self._sign_store_send(child)
+                    else:
+                        self._rebroadcast_if_lost(child)
+                    done = self._finish(child.id, wait_s=wait_s)
+        except Problem as exc:  # refused before sending: the parent fails with the same problem
+            raise _for_operation(exc, parent.id) from None
+        if done.status == "failed":
+            from services.common.problems import problem_from_stored
+
+            raise problem_from_stored(done.error or {}, operation_id=parent.id)
+        if done.status == "pending":  # the parent stays unsigned; the reconciler goes on later
+            raise TransactionTimeout(done.tx_hash or child.id, wait_s)
+
+    def _allowance_child(self, parent: Operation, allowance: Allowance) -> Operation:
+        """The pending allowance operation of ``parent``, or a new one (the next in sequence).
+
+        Its idempotency key (:func:`allowance_key`, under the parent's API key) links it to the
+        parent and keeps it unique: two finishers of one parent cannot both insert it."""
+        prefix = allowance_key(parent.id, 0).rsplit(":", 1)[0] + ":"
+        for _ in range(2):
+            with self.ctx.db.session() as s:
+                rows = s.scalars(
+                    select(Operation).where(
+                        Operation.api_key_id == parent.api_key_id,
+                        Operation.idempotency_key.startswith(prefix, autoescape=True),
+                    )
+                ).all()
+                pending = [r for r in rows if r.status == "pending"]
+                if pending:
+                    return pending[0]
+                request = {
+                    "parent": parent.id,
+                    "owner": allowance.owner,
+                    "spender": allowance.spender,
+                    "amount_fen": allowance.amount,
+                }
+                child = Operation(
+                    id=str(uuid.uuid4()),
+                    kind=ALLOWANCE_KIND,
+                    api_key_id=parent.api_key_id,
+                    idempotency_key=allowance_key(parent.id, len(rows) + 1),
+                    request_hash=request_hash(ALLOWANCE_KIND, request),
+                    request=request,
+                    status="pending",
+                )
+                s.add(child)
+                try:
+                    s.commit()
+                    return child
+                except IntegrityError:  # another finisher inserted it first: take theirs
+                    s.rollback()
+        raise Problem(409, "idempotency-conflict", "Idempotency key conflict", operation_id=parent.id)
 
     def _sign_and_send(self, op: Operation, call: Call, params: dict[str, Any], *, may_retry: bool) -> None:
         tx = self.ctx.tx

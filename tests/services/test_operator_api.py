@@ -411,16 +411,17 @@ def test_a_call_whose_argument_does_not_fit_its_abi_type_fails_its_operation_wit
     """Whatever schema lets a value through, a call that cannot be encoded (here 2**200 for a
     uint128) is a 422 ``value-out-of-range`` naming the argument, and its operation is failed, not
     left pending for the reconciler to retry forever."""
-    from services.common.operations import Call, builder, perform
+    from services.common.operations import Call, perform
     from services.common.problems import Problem
 
     ctx = api.app.state.ctx
     ops = api.app.state.ops
 
-    @builder("test.unencodable")
     def _unencodable(ctx, req):  # type: ignore[no-untyped-def]
         fn = ctx.prepaid.escrow.functions.prepay(req["merchant"], 1, int(req["price"]), 2**40, 0)
         return Call(ctx.operator, fn)
+
+    ops.builders["test.unencodable"] = _unencodable  # the app's table was merged at start-up
 
     idem = f"unencodable-{uuid.uuid4()}"
     request = {"merchant": ctx.operator.address, "price": str(2**200)}

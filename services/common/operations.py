@@ -32,13 +32,11 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,14 +44,14 @@ from typing import Any
 from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.exceptions import ValidationError as EthValidationError
-from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from web3.contract.contract import ContractFunction
-from web3.exceptions import MismatchedABI, TransactionNotFound, Web3RPCError
+from web3.exceptions import MismatchedABI, Web3RPCError
 
 from chain.events import Event
-from chain.exceptions import ChainError, ContractError, NodeUnavailable, TransactionTimeout
+from chain.exceptions import ChainError, ContractError, NodeRefused, NodeUnavailable, TransactionTimeout
+from chain.sender import SentTx, node_errors
 from services.common import webhooks
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation
@@ -348,16 +346,7 @@ class Operations:
             self.fail(op.id, unencodable(exc, op.id))
             raise  # unreachable: fail raises
         self._flush_unsent(call.signer.address)
-        for attempt in range(NONCE_ATTEMPTS):
-            try:
-                self._sign_and_send(op, call, params, may_retry=attempt < NONCE_ATTEMPTS - 1)
-                break
-            except _NonceTaken:
-                # Another process signing with the same key (the gateway and the operator share the
-                # operator key) took this nonce first: the stored bytes can never be mined, so they
-                # are replaced by a transaction with the node's next nonce. Under load the other
-                # process may win again, hence a few attempts, each after a short random pause.
-                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        self._sign_and_send(op, call, params)
         _fault_point("after_send", op.kind)
 
     # -- allowances ------------------------------------------------------------------------
@@ -435,40 +424,34 @@ class Operations:
                     s.rollback()
         raise Problem(409, "idempotency-conflict", "Idempotency key conflict", operation_id=parent.id)
 
-    def _sign_and_send(self, op: Operation, call: Call, params: dict[str, Any], *, may_retry: bool) -> None:
-        tx = self.ctx.tx
-        with tx.nonces.reserve(call.signer.address) as nonce:
-            signed = call.signer.sign_transaction({**params, "nonce": nonce})
-            tx_hash = "0x" + bytes(signed.hash).hex()
+    def _sign_and_send(self, op: Operation, call: Call, params: Any) -> None:
+        """Sign (again, if another process takes the nonce: chain's one nonce strategy, see
+        :mod:`chain.sender`), store the bytes and their hash in the row, then send them."""
+
+        def store(sent: SentTx, raw: str) -> None:
             with self.ctx.db.session() as s:
                 row = s.get(Operation, op.id)
                 assert row is not None
-                row.sender, row.nonce, row.tx_hash = call.signer.address, nonce, tx_hash
-                row.raw_tx = "0x" + bytes(signed.raw_transaction).hex()
+                row.sender, row.nonce, row.tx_hash, row.raw_tx = sent.sender, sent.nonce, sent.tx_hash, raw
                 s.commit()
-            _fault_point("before_send", op.kind)
-            try:
-                tx.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except (Web3RPCError, EthValidationError) as exc:  # a node's refusal; in-process: ValidationError
-                if not self._known_to_node(tx_hash):  # refused, and not because it is already there
-                    if may_retry and _nonce_taken(str(exc)):
-                        raise _NonceTaken() from exc
-                    # The node refused the bytes (fees, nonce): they can never be mined.
-                    self.fail(
-                        op.id,
-                        Problem(
-                            502,
-                            "transaction-rejected",
-                            "The node rejected the transaction",
-                            node_refusal(exc),
-                            operation_id=op.id,
-                        ),
-                    )
-            except Exception as exc:
-                if _is_connection_error(exc):
-                    # Stored and signed: these very bytes are sent when the node is back.
-                    raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
-                raise
+
+        try:
+            self.ctx.tx.send_signed(
+                call.signer, params, store=store, before_send=lambda: _fault_point("before_send", op.kind)
+            )
+        except NodeRefused as exc:  # the bytes can never be mined
+            self.fail(
+                op.id,
+                Problem(
+                    502,
+                    "transaction-rejected",
+                    "The node rejected the transaction",
+                    node_refusal(exc),
+                    operation_id=op.id,
+                ),
+            )
+        except NodeUnavailable as exc:  # stored and signed: these very bytes are sent when it is back
+            raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
 
     def _store_send_relay(self, op: Operation, relay: Relay) -> None:
         """Simulate the payer's own transaction (a refusal fails the operation with the decoded
@@ -500,30 +483,20 @@ class Operations:
             row.raw_tx = "0x" + relay.raw.hex()
             s.commit()
         try:
-            self.ctx.w3.eth.send_raw_transaction(relay.raw)
-        except (Web3RPCError, EthValidationError) as exc:
-            if not self._known_to_node(signed.hash):
-                self.fail(
-                    op.id,
-                    Problem(
-                        422,
-                        "transaction-rejected",
-                        "The node rejected the signed transaction",
-                        f"{node_refusal(exc)} (check its nonce, gas and fees)",
-                        operation_id=op.id,
-                    ),
-                )
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
-            raise
-
-    def _known_to_node(self, tx_hash: str) -> bool:
-        try:
-            self.ctx.w3.eth.get_transaction(HexBytes(tx_hash))
-            return True
-        except TransactionNotFound:
-            return False
+            self.ctx.tx.broadcast(relay.raw, signed.hash)
+        except NodeRefused as exc:
+            self.fail(
+                op.id,
+                Problem(
+                    422,
+                    "transaction-rejected",
+                    "The node rejected the signed transaction",
+                    f"{node_refusal(exc)} (check its nonce, gas and fees)",
+                    operation_id=op.id,
+                ),
+            )
+        except NodeUnavailable as exc:
+            raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
 
     def _flush_unsent(self, sender: str) -> None:
         """Send this sender's stored-but-unsent transactions first, oldest nonce first.
@@ -546,30 +519,27 @@ class Operations:
         stored = [op for op in stored if op.id not in busy]
         if not stored:
             return
-        with _node_errors_as_unavailable():
+        with node_errors():
             on_chain = w3.eth.get_transaction_count(sender, "pending")  # type: ignore[arg-type]
-            for op in stored:
-                if op.nonce is None or op.nonce < on_chain:
-                    continue  # mined, in the pool, or dropped
-                try:
-                    w3.eth.send_raw_transaction(HexBytes(op.raw_tx))
-                except (Web3RPCError, EthValidationError) as exc:
-                    log.info("flush of %s refused: %s", op.id, exc)
+        for op in stored:
+            if op.nonce is None or op.nonce < on_chain:
+                continue  # mined, in the pool, or dropped
+            assert op.raw_tx is not None and op.tx_hash is not None
+            try:
+                self.ctx.tx.broadcast(op.raw_tx, op.tx_hash)
+            except NodeRefused as exc:
+                log.info("flush of %s refused: %s", op.id, exc)
         self.ctx.tx.nonces.forget(sender)
 
     def _rebroadcast_if_lost(self, op: Operation) -> None:
         w3 = self.ctx.w3
-        try:
-            w3.eth.get_transaction(HexBytes(op.tx_hash))
+        assert op.tx_hash is not None
+        if self.ctx.tx.known(op.tx_hash):
             return  # mined or in the pool: just wait for it
-        except TransactionNotFound:
-            pass
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise NodeUnavailable(str(exc)) from exc
-            raise
         assert op.sender is not None and op.nonce is not None and op.raw_tx is not None
-        if w3.eth.get_transaction_count(op.sender, "latest") > op.nonce:  # type: ignore[arg-type]
+        with node_errors():
+            used = w3.eth.get_transaction_count(op.sender, "latest")  # type: ignore[arg-type]
+        if used > op.nonce:
             # Our nonce was used by another transaction and ours is nowhere: it can never be mined.
             self.fail(
                 op.id,
@@ -580,8 +550,8 @@ class Operations:
             )
             return
         try:
-            w3.eth.send_raw_transaction(HexBytes(op.raw_tx))  # the same bytes: the same transaction
-        except Web3RPCError as exc:
+            self.ctx.tx.broadcast(op.raw_tx, op.tx_hash)  # the same bytes: the same transaction
+        except NodeRefused as exc:
             log.info("rebroadcast of %s refused: %s", op.id, exc)
         self.ctx.tx.nonces.forget(op.sender)
 
@@ -678,24 +648,9 @@ def _abandoned(op_id: str) -> Problem:
     )
 
 
-NONCE_ATTEMPTS = 8  # signings of one operation when another process keeps taking the nonce
-
-
 def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were stored in UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _nonce_taken(message: str) -> bool:
-    """A node's words for "another transaction has this nonce": mined already (eth-tester:
-    "Invalid transaction nonce", anvil and geth: "nonce too low"), or waiting in its pool (anvil
-    and geth: "replacement transaction underpriced", as ours pays the same fee)."""
-    message = message.lower()
-    return "nonce" in message or "replacement transaction underpriced" in message
-
-
-class _NonceTaken(Exception):
-    """The node refused a transaction because its nonce is used already."""
 
 
 def _stored(problem: Problem) -> dict[str, Any]:
@@ -708,20 +663,8 @@ def _stored(problem: Problem) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _node_errors_as_unavailable() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        if _is_connection_error(exc):
-            raise NodeUnavailable(str(exc)) from exc
-        raise
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    import requests
-
-    return isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | NodeUnavailable)
+# The name route modules still import (payment codes): chain's mapping of a node's silence.
+_node_errors_as_unavailable = node_errors
 
 
 def _fault_point(name: str, kind: str) -> None:

@@ -37,7 +37,7 @@ from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import RPCEndpoint, TxParams, TxReceipt
+from web3.types import BlockIdentifier, RPCEndpoint, TxParams, TxReceipt
 
 from chain import gas as gas_bounds
 from chain.errors import ErrorDecoder
@@ -218,7 +218,8 @@ class Transactor:
         for attempt in range(attempts):
             try:
                 with self.nonces.reserve(account.address) as nonce:
-                    signed = account.sign_transaction({**tx, "nonce": nonce})
+                    fields: dict[str, Any] = {**tx, "nonce": nonce}
+                    signed = account.sign_transaction(fields)
                     sent = SentTx("0x" + bytes(signed.hash).hex(), nonce, account.address)
                     if store is not None:
                         store(sent, "0x" + bytes(signed.raw_transaction).hex())
@@ -301,7 +302,7 @@ class Transactor:
         raw = answer.get("result")
         return None if raw is None else _light_receipt(raw)
 
-    def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
+    def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
         """A read-only call whose custom errors are decoded like a transaction's."""
         with _node_errors():
             try:

@@ -50,7 +50,7 @@ class BatchReader:
             chunk = list(calls[start : start + self.size])
             if self._batching:
                 try:
-                    answers = self.w3.provider.make_batch_request(chunk)  # type: ignore[arg-type]
+                    answers = self.w3.provider.make_batch_request(chunk)  # type: ignore[arg-type,attr-defined]
                 except (NotImplementedError, AttributeError):  # eth-tester's provider has none
                     self._batching = False
                 else:

@@ -187,7 +187,7 @@ def _load(cache_file: Path) -> dict[str, Artifact]:
 def _format_errors(exc: SolcError) -> str:
     """The compiler's own formatted messages (they carry ``--> file:line:col``)."""
     try:
-        output = json.loads(exc.stdout_data)
+        output = json.loads(exc.stdout_data or "")
         errors = [e["formattedMessage"].strip() for e in output.get("errors", []) if e["severity"] == "error"]
         if errors:
             return "Solidity compilation failed:\n" + "\n\n".join(errors)

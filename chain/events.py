@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
+from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -129,7 +130,9 @@ class EventDecoder:
         self._generic: dict[int, Any] = {}  # id(spec) -> web3's ContractEvent, built on first use
 
     def add_contract(self, name: str, address: str, abi: list[dict[str, Any]]) -> None:
-        topics = {event_abi_to_log_topic(e): _compile(e) for e in abi if e.get("type") == "event"}
+        topics = {
+            event_abi_to_log_topic(cast(ABIEvent, e)): _compile(e) for e in abi if e.get("type") == "event"
+        }
         self._by_address[checksum(address)] = (name, topics)
 
     def decode_log(self, log: Any, names: Collection[str] | None = None) -> Event | None:

@@ -29,6 +29,12 @@ class NodeUnavailable(ChainError):
     """The JSON-RPC node did not answer (down, refused, timed out)."""
 
 
+class NodeRefused(ChainError):
+    """The node refused a signed transaction (fees, nonce, gas, signature), and does not hold it:
+    those bytes can never be mined. The message is the node's own text (for the log; tell callers
+    its meaning, never the text, which may echo raw bytes and balances)."""
+
+
 class TransactionTimeout(ChainError):
     """A sent transaction was not mined within the configured wait."""
 

@@ -36,6 +36,7 @@ import rlp
 import yaml
 from eth_account import Account
 from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 from eth_utils import to_checksum_address
 
 SERVICE_ROLES = ("deployer", "operator", "regulator", "gateway")
@@ -55,7 +56,7 @@ LIVENESS = (
 @dataclass(frozen=True)
 class Node:
     index: int
-    private_key: keys.PrivateKey
+    private_key: PrivateKey
 
     @property
     def address(self) -> str:
@@ -160,7 +161,7 @@ def compose(nodes: list[Node]) -> dict[str, Any]:
         if node.index == 1:
             service["ports"] = [f"127.0.0.1:{RPC_PORT}:{RPC_PORT}"]
         services[name] = service
-    volumes = {f"validator{n.index}-data": {} for n in nodes}
+    volumes: dict[str, dict[str, Any]] = {f"validator{n.index}-data": {} for n in nodes}
     # A new named volume is owned by root; the image runs Besu as its `besu` user.
     init = {
         "image": BESU_IMAGE,

@@ -67,6 +67,7 @@ def decode_signed(raw: bytes) -> SignedTx:
     """Decode ``raw`` (typed EIP-2718 or legacy) and recover its signer."""
     if not raw:
         raise InvalidSignedTransaction("empty transaction")
+    chain_id: int | None
     try:
         if raw[0] < 0x7F:  # an EIP-2718 type byte
             fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()

@@ -2,14 +2,28 @@
 
 Nothing here uses node-managed accounts (``eth_sendTransaction``): a permissioned network such
 as Besu has none, so every transaction is signed with a local key and sent raw.
+
+This is the one pipeline every transaction goes through (the services' ``Operations`` and the
+tests, deploy and scripts through :meth:`Transactor.transact` alike), and the one place that maps
+what a node answers: a connection failure is :class:`NodeUnavailable` (:func:`node_errors`), a
+refusal of the signed bytes :class:`NodeRefused`, a revert :class:`ContractError`.
+
+Nonces, one strategy (:meth:`Transactor.send_signed`): each process hands out a key's nonces
+itself (:class:`NonceManager`, starting from the node's pending count), so that it can send many
+transactions of one key without waiting. A key may still be used by another process too (a
+custodial wallet's key is opened by the operator and by the gateway; a script may sign with a
+service key): when the node answers that the nonce is taken, the transaction is signed again with
+the node's next nonce, up to ``NONCE_ATTEMPTS`` times after a short random pause. Nothing else
+retries nonces (the services sign with keys of their own: see ``services/gateway/app.py``).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,16 +32,17 @@ from typing import Any
 import requests
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
+from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import RPCEndpoint, TxParams, TxReceipt
+from web3.types import BlockIdentifier, RPCEndpoint, TxParams, TxReceipt
 
 from chain import gas as gas_bounds
 from chain.errors import ErrorDecoder
 from chain.events import Event, EventDecoder, checksum
-from chain.exceptions import NodeUnavailable, OutOfGas, TransactionTimeout
+from chain.exceptions import NodeRefused, NodeUnavailable, OutOfGas, TransactionTimeout
 
 GAS_MARGIN = 1.25
 # A reverted transaction with at most this much of its limit left may have run out of gas: out of
@@ -36,6 +51,7 @@ GAS_MARGIN = 1.25
 # "out of gas" from the contract's own refusal.
 OUT_OF_GAS_SLACK = 20_000
 SEND_WINDOW = 16
+NONCE_ATTEMPTS = 8  # signings of one transaction when another process keeps taking the nonce
 
 
 class NonceManager:
@@ -178,11 +194,69 @@ class Transactor:
 
     def send_raw(self, account: LocalAccount, tx: TxParams) -> SentTx:
         """Sign ``tx`` with the next nonce of ``account`` and send it."""
-        with self.nonces.reserve(account.address) as nonce:
-            signed = account.sign_transaction({**tx, "nonce": nonce})
-            with _node_errors():
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        return SentTx("0x" + bytes(tx_hash).hex(), nonce, account.address)
+        return self.send_signed(account, tx)
+
+    def send_signed(
+        self,
+        account: LocalAccount,
+        tx: TxParams,
+        *,
+        store: Callable[[SentTx, str], None] | None = None,
+        before_send: Callable[[], None] | None = None,
+        attempts: int = NONCE_ATTEMPTS,
+    ) -> SentTx:
+        """Sign ``tx`` with the next nonce of ``account``, hand it to ``store`` and send it.
+
+        ``store(sent, raw_hex)`` runs before the bytes leave (and must persist them if the caller
+        wants to find them after a crash: ``Operations`` stores them in the operation's row), and
+        again for each re-signing. When the node answers that the nonce is taken (another process
+        signing with this key), the transaction is signed again with the node's next nonce (see
+        the module's docstring). Raises :class:`NodeRefused` when the node refuses the bytes
+        otherwise, :class:`NodeUnavailable` when it does not answer (the stored bytes may then
+        be sent again later: :meth:`broadcast`).
+        """
+        for attempt in range(attempts):
+            try:
+                with self.nonces.reserve(account.address) as nonce:
+                    fields: dict[str, Any] = {**tx, "nonce": nonce}
+                    signed = account.sign_transaction(fields)
+                    sent = SentTx("0x" + bytes(signed.hash).hex(), nonce, account.address)
+                    if store is not None:
+                        store(sent, "0x" + bytes(signed.raw_transaction).hex())
+                    if before_send is not None:
+                        before_send()
+                    try:
+                        self.broadcast(signed.raw_transaction, sent.tx_hash)
+                    except NodeRefused as exc:
+                        if attempt < attempts - 1 and nonce_taken(str(exc)):
+                            raise _NonceTaken() from exc  # leaves reserve: the node's count next
+                        raise
+                return sent
+            except _NonceTaken:
+                # The stored bytes can never be mined: they are replaced by a transaction with the
+                # node's next nonce. Under load the other process may win again, hence a few
+                # attempts, each after a short random pause.
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    def broadcast(self, raw: bytes | str, tx_hash: str) -> None:
+        """Send signed bytes (again). Accepted, or already known to the node: returns. Refused:
+        :class:`NodeRefused`. Down: :class:`NodeUnavailable`."""
+        try:
+            with node_errors():
+                self.w3.eth.send_raw_transaction(HexBytes(raw))
+        except (Web3RPCError, EthValidationError) as exc:  # a node's refusal; in-process: ValidationError
+            if not self.known(tx_hash):  # refused, and not because it is there already
+                raise NodeRefused(str(exc)) from exc
+
+    def known(self, tx_hash: str) -> bool:
+        """Whether the node has the transaction (mined, or in its pool)."""
+        with node_errors():
+            try:
+                self.w3.eth.get_transaction(HexBytes(tx_hash))
+                return True
+            except TransactionNotFound:
+                return False
 
     def wait(self, tx_hash: str) -> TxResult:
         """Wait for the receipt (and confirmations); a reverted receipt raises ContractError."""
@@ -228,7 +302,7 @@ class Transactor:
         raw = answer.get("result")
         return None if raw is None else _light_receipt(raw)
 
-    def call(self, fn: ContractFunction, block: int | str = "latest") -> Any:
+    def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
         """A read-only call whose custom errors are decoded like a transaction's."""
         with _node_errors():
             try:
@@ -415,10 +489,32 @@ def _revert_data(exc: ContractLogicError) -> str | None:
     return None
 
 
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the node did not answer (rather than that it refused)."""
+    return isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | NodeUnavailable)
+
+
 @contextmanager
-def _node_errors() -> Iterator[None]:
+def node_errors() -> Iterator[None]:
     """Connection failures become NodeUnavailable, so callers can tell 'down' from 'refused'."""
     try:
         yield
+    except NodeUnavailable:
+        raise
     except (requests.ConnectionError, requests.Timeout, ConnectionError) as exc:
         raise NodeUnavailable(f"JSON-RPC node unavailable: {exc}") from exc
+
+
+_node_errors = node_errors
+
+
+def nonce_taken(message: str) -> bool:
+    """A node's words for "another transaction has this nonce": mined already (eth-tester:
+    "Invalid transaction nonce", anvil and geth: "nonce too low"), or waiting in its pool (anvil
+    and geth: "replacement transaction underpriced", as ours pays the same fee)."""
+    message = message.lower()
+    return "nonce" in message or "replacement transaction underpriced" in message
+
+
+class _NonceTaken(Exception):
+    """The node refused a transaction because its nonce is used already."""

@@ -315,7 +315,7 @@ def to_v3(private_key: bytes, password: str | bytes, *, scrypt_n: int = 2**18) -
         raise ValueError("an empty password protects nothing")
     _check_scrypt({"n": scrypt_n, "r": 1, "p": 8, "salt": "00" * 16})  # eth-keyfile's r and p
     _refuse_weak_scrypt(scrypt_n)
-    return dict(Account.encrypt(private_key, pw, kdf="scrypt", iterations=scrypt_n))
+    return dict(Account.encrypt(private_key, pw, kdf="scrypt", iterations=scrypt_n))  # type: ignore[arg-type]  # bytes too
 
 
 def from_v3(doc: Mapping[str, Any] | str | bytes, password: str | bytes) -> bytes:
@@ -343,7 +343,7 @@ def from_v3(doc: Mapping[str, Any] | str | bytes, password: str | bytes) -> byte
     if crypto.get("cipher") != "aes-128-ctr":
         raise UnsupportedKeystore(f"unknown v3 cipher {crypto.get('cipher')!r}")
     try:
-        key = bytes(Account.decrypt(dict(d), _password_bytes(password)))
+        key = bytes(Account.decrypt(dict(d), _password_bytes(password)))  # type: ignore[arg-type]  # bytes too
     except ValueError as exc:
         if "MAC mismatch" in str(exc):
             raise WrongPassword(

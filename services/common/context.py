@@ -101,19 +101,6 @@ class ServiceContext:
             )
         return self.custody.open(address, row.keystore)
 
-    def ensure_allowance(self, owner: str, spender: str, amount: int) -> None:
-        """Make sure ``spender`` (a family contract, the issuer) may pull ``amount`` from the
-        custodial wallet ``owner``; when it may not, the wallet approves what it holds (at least
-        ``amount``). Not exactly ``amount``: two operations of one wallet may run at once, and an
-        approval of one amount would overwrite the other's, so that the second pull is refused
-        (the load test found it). A pull can never take more than the wallet holds anyway."""
-        cash = self.cash.cash
-        if cash.functions.allowance(owner, spender).call() >= amount:
-            return
-        holder = self.custodial(owner)
-        ceiling = max(amount, cash.functions.balanceOf(owner).call())
-        self.tx.transact(holder, cash.functions.approve(spender, ceiling))
-
     def chain_binding(self) -> str:
         """What a database records of its chain: chain id, genesis hash, the token's address."""
         genesis = "0x" + bytes(self.w3.eth.get_block(0)["hash"]).hex()

@@ -18,6 +18,12 @@ The life of an operation:
 4. The reconciler finishes pending operations: by receipt lookup, by rebroadcasting the very same
    signed bytes, or, if nothing was ever signed, by executing it. It never signs a second
    transaction for an operation that has one.
+
+A builder's call may name an :class:`Allowance` it needs (a family contract pulling from a
+custodial wallet). Operations grants it with an operation of its own (``cash.approve``, whose
+idempotency key names its parent, :func:`allowance_key`) that goes through steps 2 and 3 before
+the parent is signed: every transaction the services send has its row, and the reconciliation
+needs no exception for approvals.
 """
 
 from __future__ import annotations
@@ -26,13 +32,11 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,14 +44,14 @@ from typing import Any
 from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.exceptions import ValidationError as EthValidationError
-from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from web3.contract.contract import ContractFunction
-from web3.exceptions import MismatchedABI, TransactionNotFound, Web3RPCError
+from web3.exceptions import MismatchedABI, Web3RPCError
 
 from chain.events import Event
-from chain.exceptions import ChainError, ContractError, NodeUnavailable
+from chain.exceptions import ChainError, ContractError, NodeRefused, NodeUnavailable, TransactionTimeout
+from chain.sender import SentTx, node_errors
 from services.common import webhooks
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation
@@ -60,7 +64,8 @@ log = logging.getLogger("xcpay.operations")
 class Allowance:
     """An allowance a call needs before it is sent: ``spender`` (a family contract) may pull at
     least ``amount`` from the custodial wallet ``owner``. A builder states it as data; Operations
-    makes sure of it, so that builders stay pure data-to-call."""
+    grants it, when the chain does not allow it yet, with a tracked operation of its own
+    (``ALLOWANCE_KIND``), so that builders stay pure data-to-call."""
 
     owner: str
     spender: str
@@ -85,17 +90,38 @@ class Relay:
 
 
 Builder = Callable[[ServiceContext, dict[str, Any]], Call | Relay]
-_BUILDERS: dict[str, Builder] = {}
 
 
-def builder(kind: str) -> Callable[[Builder], Builder]:
-    """Register the builder of operation ``kind``."""
+ALLOWANCE_KIND = "cash.approve"  # the operation that grants a Call's Allowance
 
-    def register(fn: Builder) -> Builder:
-        _BUILDERS[kind] = fn
-        return fn
 
-    return register
+def allowance_key(parent_id: str, seq: int) -> str:
+    """The idempotency key of the ``seq``-th allowance operation of operation ``parent_id`` (under
+    the parent's API key): the link from child to parent. A second one is made only when the
+    first landed and the allowance was taken by another operation before the parent was signed."""
+    return f"allowance:{parent_id}:{seq}"
+
+
+def _approve(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """The allowance operation's call: the custodial wallet ``owner`` approves ``spender`` for
+    what it holds (at least ``amount_fen``). Not exactly the amount: two operations of one wallet
+    may run at once, and an approval of one amount would overwrite the other's, so that the
+    second pull is refused (the load test found it). A pull never takes more than is held."""
+    owner, spender, amount = req["owner"], req["spender"], int(req["amount_fen"])
+    cash = ctx.cash.cash
+    held = int(ctx.tx.call(cash.functions.balanceOf(owner)))
+    return Call(ctx.custodial(owner), cash.functions.approve(spender, max(amount, held)))
+
+
+def _for_operation(problem: Problem, op_id: str) -> Problem:
+    """``problem`` as the answer of operation ``op_id`` (a child's refusal, told by its parent)."""
+    return Problem(
+        problem.status,
+        problem.slug,
+        problem.title,
+        problem.detail,
+        **{**problem.extra, "operation_id": op_id},
+    )
 
 
 def request_hash(kind: str, body: dict[str, Any]) -> str:
@@ -108,7 +134,7 @@ class Operations:
         """``builders``: the operation kinds this process carries out (each app merges its
         families' builder tables at start-up; see ``services/common/families.py``)."""
         self.ctx = ctx
-        self.builders: dict[str, Builder] = {**_BUILDERS, **(builders or {})}
+        self.builders: dict[str, Builder] = {ALLOWANCE_KIND: _approve, **(builders or {})}
         self._inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
         # Given the events of each operation confirmed here, decoded once from its receipt, with
@@ -229,7 +255,10 @@ class Operations:
             # and each finishes its own operations.
             rows = s.execute(
                 select(Operation.id, Operation.raw_tx.is_(None), Operation.created_at).where(
-                    Operation.status == "pending", Operation.kind.in_(list(self.builders))
+                    Operation.status == "pending",
+                    # An allowance is finished by its parent's run (``_allow``): only the
+                    # process that owns the parent's kind may sign it.
+                    Operation.kind.in_([k for k in self.builders if k != ALLOWANCE_KIND]),
                 )
             ).all()
         # An unsigned operation this young belongs to a request still preparing it (a new wallet's
@@ -294,8 +323,7 @@ class Operations:
             if isinstance(call, Relay):
                 return self._store_send_relay(op, call)
             if call.allowance is not None:
-                a = call.allowance
-                self.ctx.ensure_allowance(a.owner, a.spender, a.amount)
+                self._allow(op, call.allowance)
             params = tx.prepare(call.fn, call.signer.address)
         except ContractError as exc:  # refused before anything was signed
             self.fail(op.id, contract_problem(exc, operation_id=op.id))
@@ -307,52 +335,112 @@ class Operations:
             self.fail(op.id, unencodable(exc, op.id))
             raise  # unreachable: fail raises
         self._flush_unsent(call.signer.address)
-        for attempt in range(NONCE_ATTEMPTS):
-            try:
-                self._sign_and_send(op, call, params, may_retry=attempt < NONCE_ATTEMPTS - 1)
-                break
-            except _NonceTaken:
-                # Another process signing with the same key (the gateway and the operator share the
-                # operator key) took this nonce first: the stored bytes can never be mined, so they
-                # are replaced by a transaction with the node's next nonce. Under load the other
-                # process may win again, hence a few attempts, each after a short random pause.
-                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        self._sign_and_send(op, call, params)
         _fault_point("after_send", op.kind)
 
-    def _sign_and_send(self, op: Operation, call: Call, params: dict[str, Any], *, may_retry: bool) -> None:
-        tx = self.ctx.tx
-        with tx.nonces.reserve(call.signer.address) as nonce:
-            signed = call.signer.sign_transaction({**params, "nonce": nonce})
-            tx_hash = "0x" + bytes(signed.hash).hex()
+    # -- allowances ------------------------------------------------------------------------
+
+    def _allow(self, parent: Operation, allowance: Allowance) -> None:
+        """Make sure of the allowance ``parent``'s call needs, as an operation of its own.
+
+        When the chain already allows it, nothing is sent. Otherwise an ``ALLOWANCE_KIND``
+        operation, child of ``parent`` (see :func:`allowance_key`), is signed, stored, sent and
+        awaited like any other, so that every transaction the service sends has its record. A
+        re-run of ``parent`` (the reconciler, after a restart) finishes the child it started, by
+        its stored bytes, and never approves twice: a landed approval shows in the allowance
+        read first. A child that failed fails ``parent`` with the child's problem."""
+        cash = self.ctx.cash.cash
+        if self.ctx.tx.call(cash.functions.allowance(allowance.owner, allowance.spender)) >= allowance.amount:
+            return
+        child = self._allowance_child(parent, allowance)
+        wait_s = self.ctx.settings.receipt_timeout_s
+        try:
+            with self._claim(child.id) as claimed:
+                if not claimed:  # another thread of this process drives it: wait for it
+                    done = self.await_outcome(child.id, wait_s=wait_s)
+                else:
+                    if child.raw_tx is None:
+                        self._sign_store_send(child)
+                    else:
+                        self._rebroadcast_if_lost(child)
+                    done = self._finish(child.id, wait_s=wait_s)
+        except Problem as exc:  # refused before sending: the parent fails with the same problem
+            raise _for_operation(exc, parent.id) from None
+        if done.status == "failed":
+            from services.common.problems import problem_from_stored
+
+            raise problem_from_stored(done.error or {}, operation_id=parent.id)
+        if done.status == "pending":  # the parent stays unsigned; the reconciler goes on later
+            raise TransactionTimeout(done.tx_hash or child.id, wait_s)
+
+    def _allowance_child(self, parent: Operation, allowance: Allowance) -> Operation:
+        """The pending allowance operation of ``parent``, or a new one (the next in sequence).
+
+        Its idempotency key (:func:`allowance_key`, under the parent's API key) links it to the
+        parent and keeps it unique: two finishers of one parent cannot both insert it."""
+        prefix = allowance_key(parent.id, 0).rsplit(":", 1)[0] + ":"
+        for _ in range(2):
+            with self.ctx.db.session() as s:
+                rows = s.scalars(
+                    select(Operation).where(
+                        Operation.api_key_id == parent.api_key_id,
+                        Operation.idempotency_key.startswith(prefix, autoescape=True),
+                    )
+                ).all()
+                pending = [r for r in rows if r.status == "pending"]
+                if pending:
+                    return pending[0]
+                request = {
+                    "parent": parent.id,
+                    "owner": allowance.owner,
+                    "spender": allowance.spender,
+                    "amount_fen": allowance.amount,
+                }
+                child = Operation(
+                    id=str(uuid.uuid4()),
+                    kind=ALLOWANCE_KIND,
+                    api_key_id=parent.api_key_id,
+                    idempotency_key=allowance_key(parent.id, len(rows) + 1),
+                    request_hash=request_hash(ALLOWANCE_KIND, request),
+                    request=request,
+                    status="pending",
+                )
+                s.add(child)
+                try:
+                    s.commit()
+                    return child
+                except IntegrityError:  # another finisher inserted it first: take theirs
+                    s.rollback()
+        raise Problem(409, "idempotency-conflict", "Idempotency key conflict", operation_id=parent.id)
+
+    def _sign_and_send(self, op: Operation, call: Call, params: Any) -> None:
+        """Sign (again, if another process takes the nonce: chain's one nonce strategy, see
+        :mod:`chain.sender`), store the bytes and their hash in the row, then send them."""
+
+        def store(sent: SentTx, raw: str) -> None:
             with self.ctx.db.session() as s:
                 row = s.get(Operation, op.id)
                 assert row is not None
-                row.sender, row.nonce, row.tx_hash = call.signer.address, nonce, tx_hash
-                row.raw_tx = "0x" + bytes(signed.raw_transaction).hex()
+                row.sender, row.nonce, row.tx_hash, row.raw_tx = sent.sender, sent.nonce, sent.tx_hash, raw
                 s.commit()
-            _fault_point("before_send", op.kind)
-            try:
-                tx.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except (Web3RPCError, EthValidationError) as exc:  # a node's refusal; in-process: ValidationError
-                if not self._known_to_node(tx_hash):  # refused, and not because it is already there
-                    if may_retry and _nonce_taken(str(exc)):
-                        raise _NonceTaken() from exc
-                    # The node refused the bytes (fees, nonce): they can never be mined.
-                    self.fail(
-                        op.id,
-                        Problem(
-                            502,
-                            "transaction-rejected",
-                            "The node rejected the transaction",
-                            node_refusal(exc),
-                            operation_id=op.id,
-                        ),
-                    )
-            except Exception as exc:
-                if _is_connection_error(exc):
-                    # Stored and signed: these very bytes are sent when the node is back.
-                    raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
-                raise
+
+        try:
+            self.ctx.tx.send_signed(
+                call.signer, params, store=store, before_send=lambda: _fault_point("before_send", op.kind)
+            )
+        except NodeRefused as exc:  # the bytes can never be mined
+            self.fail(
+                op.id,
+                Problem(
+                    502,
+                    "transaction-rejected",
+                    "The node rejected the transaction",
+                    node_refusal(exc),
+                    operation_id=op.id,
+                ),
+            )
+        except NodeUnavailable as exc:  # stored and signed: these very bytes are sent when it is back
+            raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
 
     def _store_send_relay(self, op: Operation, relay: Relay) -> None:
         """Simulate the payer's own transaction (a refusal fails the operation with the decoded
@@ -384,30 +472,20 @@ class Operations:
             row.raw_tx = "0x" + relay.raw.hex()
             s.commit()
         try:
-            self.ctx.w3.eth.send_raw_transaction(relay.raw)
-        except (Web3RPCError, EthValidationError) as exc:
-            if not self._known_to_node(signed.hash):
-                self.fail(
-                    op.id,
-                    Problem(
-                        422,
-                        "transaction-rejected",
-                        "The node rejected the signed transaction",
-                        f"{node_refusal(exc)} (check its nonce, gas and fees)",
-                        operation_id=op.id,
-                    ),
-                )
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
-            raise
-
-    def _known_to_node(self, tx_hash: str) -> bool:
-        try:
-            self.ctx.w3.eth.get_transaction(HexBytes(tx_hash))
-            return True
-        except TransactionNotFound:
-            return False
+            self.ctx.tx.broadcast(relay.raw, signed.hash)
+        except NodeRefused as exc:
+            self.fail(
+                op.id,
+                Problem(
+                    422,
+                    "transaction-rejected",
+                    "The node rejected the signed transaction",
+                    f"{node_refusal(exc)} (check its nonce, gas and fees)",
+                    operation_id=op.id,
+                ),
+            )
+        except NodeUnavailable as exc:
+            raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
 
     def _flush_unsent(self, sender: str) -> None:
         """Send this sender's stored-but-unsent transactions first, oldest nonce first.
@@ -430,30 +508,27 @@ class Operations:
         stored = [op for op in stored if op.id not in busy]
         if not stored:
             return
-        with _node_errors_as_unavailable():
+        with node_errors():
             on_chain = w3.eth.get_transaction_count(sender, "pending")  # type: ignore[arg-type]
-            for op in stored:
-                if op.nonce is None or op.nonce < on_chain:
-                    continue  # mined, in the pool, or dropped
-                try:
-                    w3.eth.send_raw_transaction(HexBytes(op.raw_tx))
-                except (Web3RPCError, EthValidationError) as exc:
-                    log.info("flush of %s refused: %s", op.id, exc)
+        for op in stored:
+            if op.nonce is None or op.nonce < on_chain:
+                continue  # mined, in the pool, or dropped
+            assert op.raw_tx is not None and op.tx_hash is not None
+            try:
+                self.ctx.tx.broadcast(op.raw_tx, op.tx_hash)
+            except NodeRefused as exc:
+                log.info("flush of %s refused: %s", op.id, exc)
         self.ctx.tx.nonces.forget(sender)
 
     def _rebroadcast_if_lost(self, op: Operation) -> None:
         w3 = self.ctx.w3
-        try:
-            w3.eth.get_transaction(HexBytes(op.tx_hash))
+        assert op.tx_hash is not None
+        if self.ctx.tx.known(op.tx_hash):
             return  # mined or in the pool: just wait for it
-        except TransactionNotFound:
-            pass
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise NodeUnavailable(str(exc)) from exc
-            raise
         assert op.sender is not None and op.nonce is not None and op.raw_tx is not None
-        if w3.eth.get_transaction_count(op.sender, "latest") > op.nonce:  # type: ignore[arg-type]
+        with node_errors():
+            used = w3.eth.get_transaction_count(op.sender, "latest")  # type: ignore[arg-type]
+        if used > op.nonce:
             # Our nonce was used by another transaction and ours is nowhere: it can never be mined.
             self.fail(
                 op.id,
@@ -464,8 +539,8 @@ class Operations:
             )
             return
         try:
-            w3.eth.send_raw_transaction(HexBytes(op.raw_tx))  # the same bytes: the same transaction
-        except Web3RPCError as exc:
+            self.ctx.tx.broadcast(op.raw_tx, op.tx_hash)  # the same bytes: the same transaction
+        except NodeRefused as exc:
             log.info("rebroadcast of %s refused: %s", op.id, exc)
         self.ctx.tx.nonces.forget(op.sender)
 
@@ -562,24 +637,9 @@ def _abandoned(op_id: str) -> Problem:
     )
 
 
-NONCE_ATTEMPTS = 8  # signings of one operation when another process keeps taking the nonce
-
-
 def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were stored in UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _nonce_taken(message: str) -> bool:
-    """A node's words for "another transaction has this nonce": mined already (eth-tester:
-    "Invalid transaction nonce", anvil and geth: "nonce too low"), or waiting in its pool (anvil
-    and geth: "replacement transaction underpriced", as ours pays the same fee)."""
-    message = message.lower()
-    return "nonce" in message or "replacement transaction underpriced" in message
-
-
-class _NonceTaken(Exception):
-    """The node refused a transaction because its nonce is used already."""
 
 
 def _stored(problem: Problem) -> dict[str, Any]:
@@ -590,22 +650,6 @@ def _stored(problem: Problem) -> dict[str, Any]:
         "detail": problem.detail,
         **jsonable(problem.extra),
     }
-
-
-@contextmanager
-def _node_errors_as_unavailable() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        if _is_connection_error(exc):
-            raise NodeUnavailable(str(exc)) from exc
-        raise
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    import requests
-
-    return isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | NodeUnavailable)
 
 
 def _fault_point(name: str, kind: str) -> None:

@@ -1,5 +1,11 @@
 """Configuration from environment variables with the ``XCPAY_`` prefix (pydantic-settings).
 
+:class:`Settings` holds what both services read (database, node, keys, limits, webhooks' outbox);
+each app adds its own in a subclass: ``services/operator/settings.py`` (``OperatorSettings``: its
+address, the admin key, the indexer and the auditor's refresh) and ``services/gateway/settings.py``
+(``GatewaySettings``: its address, its signing key, door challenges). The variable names are the
+same for all (``XCPAY_`` and the field's name).
+
 Outside the ``local`` profile, default, empty or weak secrets refuse to start, with a message that
 says what is required: a demo default must never reach a real deployment by accident.
 """
@@ -82,8 +88,6 @@ class Settings(BaseSettings):
     # number has too little entropy for a bare hash).
     identity_pepper: str = LOCAL_IDENTITY_PEPPER
 
-    admin_api_key: str | None = None
-
     # Ether sent to each new custodial wallet so it can pay gas (0 on a free-gas network).
     gas_topup_wei: int = 10**17
     confirmations: int = 0
@@ -95,14 +99,6 @@ class Settings(BaseSettings):
     # maximum is 200. Smaller chunks show progress sooner and keep each transaction short.
     disburse_chunk_rows: int = Field(default=100, ge=1, le=200)
     reconcile_interval_s: float = 5.0
-    index_interval_s: float = 2.0
-    # Seconds between the operator service's background refreshes of the auditor's reconciliation
-    # (incremental; GET /v1/audit/reconciliation/latest answers from the last one). Unset: every
-    # 60 s in the production profile, off in the local one (tests, benchmarks); 0: off.
-    reconciliation_refresh_s: float | None = Field(default=None, ge=0)
-
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=1, le=65535)
 
     # Hostile input (services/common/guard.py). Request bodies: at most ``max_body_bytes`` (JSON
     # routes) or ``max_upload_bytes`` (the CSV upload routes, paths ending in /csv), refused with
@@ -143,13 +139,6 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=10, ge=1, le=100)
 
     @property
-    def reconciliation_refresh(self) -> float:
-        """Seconds between background reconciliations, 0 for none (see ``reconciliation_refresh_s``)."""
-        if self.reconciliation_refresh_s is None:
-            return 60.0 if self.profile == "production" else 0.0
-        return self.reconciliation_refresh_s
-
-    @property
     def rate_limited(self) -> bool:
         """Whether the rate limits apply (see ``rate_limit``)."""
         return self.profile == "production" if self.rate_limit is None else self.rate_limit
@@ -158,6 +147,14 @@ class Settings(BaseSettings):
     def _refuse_default_secrets(self) -> Settings:
         if self.profile == "local":
             return self
+        problems = self.production_problems()
+        if problems:
+            raise ValueError("refusing to start in the production profile: " + "; ".join(problems))
+        return self
+
+    def production_problems(self) -> list[str]:
+        """What keeps these settings from the production profile, one sentence each (an app's
+        settings add theirs), so that one start names every missing secret at once."""
         problems = []
         if self.keystore_password == LOCAL_KEYSTORE_PASSWORD or _weak(self.keystore_password, MIN_PASSWORD):
             problems.append(
@@ -169,11 +166,6 @@ class Settings(BaseSettings):
                 "XCPAY_IDENTITY_PEPPER must be a non-default random secret of at least "
                 f"{MIN_PEPPER[0]} characters with {MIN_PEPPER[1]} or more different ones"
             )
-        if _weak(self.admin_api_key, MIN_ADMIN_KEY):
-            problems.append(
-                f"XCPAY_ADMIN_API_KEY must be set to a random key of at least {MIN_ADMIN_KEY[0]} "
-                f"characters with {MIN_ADMIN_KEY[1]} or more different ones"
-            )
         n = self.keystore_scrypt_n
         if n < MIN_SCRYPT_N or n & (n - 1):
             problems.append(f"XCPAY_KEYSTORE_SCRYPT_N must be a power of 2, at least {MIN_SCRYPT_N} (2**17)")
@@ -184,9 +176,7 @@ class Settings(BaseSettings):
                 problems.append(f"XCPAY_{role.upper()}_KEYSTORE must point to an encrypted keystore")
             elif not (getattr(self, f"{role}_password") or getattr(self, f"{role}_password_file")):
                 problems.append(f"XCPAY_{role.upper()}_PASSWORD or _PASSWORD_FILE must be set")
-        if problems:
-            raise ValueError("refusing to start in the production profile: " + "; ".join(problems))
-        return self
+        return problems
 
     @cached_property
     def is_sqlite(self) -> bool:

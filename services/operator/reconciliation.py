@@ -10,7 +10,7 @@ verdict. The checks:
 - every confirmed operation's transaction is on chain with the events stored for it, and what
   the operation asked for (who, how much) is what the events say happened;
 - every transaction sent by a key the service holds (its operator and regulator keys, custodial
-  wallets) has its operation, except an allowance a custodial wallet granted for an operation;
+  wallets) has its operation (a family's allowance is an operation of its own, ``cash.approve``);
   transactions of others (self-custody wallets, keepers, the deployer) are counted, not blamed;
 - the service's event index holds exactly these events with these arguments;
 - each family's conservation invariant holds on chain, and the token's supply equals the sum of
@@ -398,8 +398,6 @@ def _check(
         sender = facts.senders.get(tx_hash)
         if sender == ctx.manifest.deployer:
             kinds["deployment"] += 1
-        elif sender in custodial and all(e.name == "Approval" for e in tx_events):
-            kinds["allowance"] += 1
         elif sender in service_keys or sender in custodial:
             names = ", ".join(sorted({e.name for e in tx_events}))
             add(Discrepancy("transaction-without-operation", f"sent by {sender} ({names})", tx_hash))

@@ -38,9 +38,9 @@ from services.common.db import upgrade
 from services.common.keys import Role, create_key
 from services.common.models import Operation
 from services.common.operations import perform
-from services.common.settings import Settings
 from services.operator.app import create_app
 from services.operator.reconciliation import reconcile
+from services.operator.settings import OperatorSettings
 from tests.databases import fresh_database, postgres_admin_url
 from tests.e2e.test_operator_processes import Client, deploy, operator_service, service_env
 
@@ -509,7 +509,7 @@ def in_process_service(compiled: CompileResult, tmp: Path) -> tuple[Web3, Manife
     manifest.save(tmp / "manifest.json")
     db_url = f"sqlite:///{tmp / 'operator.db'}"
     upgrade(db_url)
-    settings = Settings(
+    settings = OperatorSettings(
         database_url=db_url,
         manifest=tmp / "manifest.json",
         rpc_url="in-process",

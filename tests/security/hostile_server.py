@@ -41,10 +41,10 @@ def main(argv: list[str]) -> int:
     db.dispose()
     common = {"database_url": url, "manifest": where / "manifest.json", "rpc_url": "in-process"}
     if service == "operator":
-        from services.common.settings import Settings
         from services.operator.app import create_app
+        from services.operator.settings import OperatorSettings
 
-        settings = Settings(**common, admin_api_key=ADMIN_KEY)  # type: ignore[arg-type]
+        settings = OperatorSettings(**common, admin_api_key=ADMIN_KEY)  # type: ignore[arg-type]
         app = create_app(settings, w3=w3, background=False)
     else:
         from services.gateway.app import GatewaySettings

@@ -31,6 +31,7 @@ from services.common.logs import JsonFormatter
 from services.common.models import ApiKey, AuditEntry, Base, Wallet
 from services.common.settings import LOCAL_KEYSTORE_PASSWORD, Settings
 from services.operator.app import create_app
+from services.operator.settings import OperatorSettings
 from tests.gateway.conftest import Gateway
 from tests.services.conftest import ADMIN_KEY, Api
 from wallets import keystore
@@ -322,7 +323,9 @@ def test_the_bootstrap_admin_key_is_printed_once_on_stdout_only(
     base = api.app.state.ctx.settings
     url = f"sqlite:///{tmp_path / 'bootstrap.db'}"
     upgrade(url)
-    settings = Settings(database_url=url, manifest=base.manifest, rpc_url="in-process", admin_api_key=None)
+    settings = OperatorSettings(
+        database_url=url, manifest=base.manifest, rpc_url="in-process", admin_api_key=None
+    )
 
     async def start_and_stop() -> None:
         app = create_app(settings, w3=api.w3, background=False)

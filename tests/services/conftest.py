@@ -20,8 +20,8 @@ from chain.backends import in_process
 from chain.compiler import CompileResult
 from chain.deploy import deploy_all
 from services.common.db import upgrade
-from services.common.settings import Settings
 from services.operator.app import create_app
+from services.operator.settings import OperatorSettings
 from tests.databases import BACKENDS, fresh_database
 from tests.processes import free_port
 
@@ -97,7 +97,7 @@ def api(db_kind: str, compiled: CompileResult, tmp_path_factory: pytest.TempPath
     manifest.save(tmp / "manifest.json")
     with fresh_database(db_kind, tmp) as db_url:
         upgrade(db_url)
-        settings = Settings(
+        settings = OperatorSettings(
             database_url=db_url,
             manifest=tmp / "manifest.json",
             rpc_url="in-process",

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 
 from services.common.db import upgrade
 from services.common.models import Base
-from services.common.settings import Settings
+from services.operator.settings import OperatorSettings
 from tests.databases import BACKENDS, fresh_database
 from tests.services.conftest import Api
 
@@ -24,7 +24,7 @@ from tests.services.conftest import Api
 class TestSettings:
     def test_production_refuses_default_secrets(self) -> None:
         with pytest.raises(ValueError) as info:
-            Settings(profile="production")
+            OperatorSettings(profile="production")
         message = str(info.value)
         for name in (
             "XCPAY_KEYSTORE_PASSWORD",
@@ -43,7 +43,7 @@ class TestSettings:
         "keystore_cost": "standard",  # tests/conftest.py sets the test profile in the environment
     }
 
-    def _production(self, tmp_path: Path, **overrides: object) -> Settings:
+    def _production(self, tmp_path: Path, **overrides: object) -> OperatorSettings:
         ks = tmp_path / "k.json"
         ks.write_text("{}")
         values = {
@@ -54,7 +54,7 @@ class TestSettings:
             "regulator_password_file": ks,
             **overrides,
         }
-        return Settings(profile="production", **values)  # type: ignore[arg-type]
+        return OperatorSettings(profile="production", **values)  # type: ignore[arg-type]
 
     def test_production_starts_with_real_secrets(self, tmp_path: Path) -> None:
         s = self._production(tmp_path)
@@ -91,12 +91,12 @@ class TestSettings:
         assert [o for o in others if f"XCPAY_{o}" in message] == [named.removeprefix("XCPAY_")]
 
     def test_the_local_profile_keeps_its_demo_defaults_and_no_rate_limit(self) -> None:
-        s = Settings()
+        s = OperatorSettings()
         assert s.keystore_scrypt_n == 2**14 and not s.rate_limited
-        assert Settings(rate_limit=True).rate_limited
+        assert OperatorSettings(rate_limit=True).rate_limited
 
     def test_local_profile_has_working_defaults(self) -> None:
-        assert Settings().database_url.startswith("sqlite:///")
+        assert OperatorSettings().database_url.startswith("sqlite:///")
 
 
 @pytest.mark.parametrize("kind", BACKENDS)

@@ -421,7 +421,7 @@ def test_a_call_whose_argument_does_not_fit_its_abi_type_fails_its_operation_wit
         fn = ctx.prepaid.prepay_call(req["merchant"], 1, int(req["price"]), 2**40, 0)
         return Call(ctx.operator, fn)
 
-    ops.builders["test.unencodable"] = _unencodable  # the app's table, as a family's would be merged
+    ops.builders["test.unencodable"] = _unencodable  # the app's table was merged at start-up
 
     idem = f"unencodable-{uuid.uuid4()}"
     request = {"merchant": ctx.operator.address, "price": str(2**200)}

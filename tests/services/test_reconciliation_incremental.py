@@ -362,12 +362,12 @@ def test_a_cli_style_full_run_stores_its_checkpoint_too(api: Api, people: dict) 
 
 def test_the_background_refresh_keeps_the_latest_verdict_current(api: Api, people: dict) -> None:
     """Off unless asked: on with XCPAY_RECONCILIATION_REFRESH_S, it follows new blocks by itself."""
-    from services.common.settings import Settings
     from services.operator.app import create_app
+    from services.operator.settings import OperatorSettings
 
     ctx = api.app.state.ctx
-    assert Settings(profile="local").reconciliation_refresh == 0
-    settings = Settings(
+    assert OperatorSettings(profile="local").reconciliation_refresh == 0
+    settings = OperatorSettings(
         database_url=ctx.settings.database_url,
         manifest=ctx.settings.manifest,
         rpc_url="in-process",

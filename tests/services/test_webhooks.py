@@ -29,8 +29,8 @@ from chain.deploy import deploy_all
 from services.common import webhooks
 from services.common.db import Database, upgrade
 from services.common.models import WebhookDelivery
-from services.common.settings import Settings
 from services.operator.app import create_app
+from services.operator.settings import OperatorSettings
 from tests.databases import fresh_database
 from tests.processes import free_port
 from tests.receiver import Receiver, verify
@@ -78,8 +78,8 @@ class Stack:
     keys: dict[str, str] = field(default_factory=dict)
     wallets: dict[str, str] = field(default_factory=dict)
 
-    def settings(self) -> Settings:
-        return Settings(
+    def settings(self) -> OperatorSettings:
+        return OperatorSettings(
             database_url=self.db_url,
             manifest=self.tmp / "manifest.json",
             rpc_url="in-process",

@@ -34,10 +34,11 @@ from web3.exceptions import TransactionNotFound
 
 from chain.clients.token import Kind
 from chain.rawtx import InvalidSignedTransaction, SignedTx, decode_signed
+from chain.sender import node_errors
 from services.common.context import ServiceContext
 from services.common.keys import Role
 from services.common.models import ApiKey, CodePayment, Operation, PaymentCode
-from services.common.operations import Operations, _node_errors_as_unavailable, perform, request_hash
+from services.common.operations import Operations, perform, request_hash
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
 from services.operator.families.paycodes.schemas import (
@@ -442,7 +443,7 @@ def _check_new(ctx: ServiceContext, tx: SignedTx) -> None:
         recorded = s.scalar(select(CodePayment.code_id).where(CodePayment.tx_hash == tx.hash))
     if recorded is not None:
         raise _already_known(tx.hash, f"it was relayed for code {recorded} already")
-    with _node_errors_as_unavailable():
+    with node_errors():
         try:
             ctx.w3.eth.get_transaction(HexBytes(tx.hash))
             known = True

@@ -1,12 +1,12 @@
 """Deploy every contract family present and write the manifest.
 
-Families are deployed in order by the steps in :data:`FAMILIES`; each step deploys its
-contracts, wires roles and records them in the manifest. Later families append a step.
+Families are deployed in the order of the registry (:data:`chain.families.FAMILIES`), each by its
+steps (deploy, register as a wallet, grant a role), which record the contracts in the manifest. A
+new family is a descriptor in the registry, not code here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
 from chain.compiler import CompileResult, compile_contracts
 from chain.errors import ErrorDecoder
 from chain.exceptions import ManifestError
+from chain.families import FAMILIES, Deploy, Family, Grant, RegisterWallet, Role, Step
 from chain.manifest import Deployed, Manifest, runtime_hash
 from chain.sender import Transactor
 
@@ -89,15 +90,6 @@ def constructor_args(abi: list[dict[str, Any]], args: tuple[Any, ...]) -> str:
     return "0x" + encode(get_abi_input_types(ctor), list(args)).hex()
 
 
-def _deploy_token(d: Deployment) -> None:
-    registry = d.deploy("WalletRegistry", d.roles.deployer.address)
-    cash = d.deploy("DigitalCash", registry.address, d.roles.deployer.address)
-    d.grant(registry, "REGISTRAR_ROLE", d.roles.operator)
-    d.grant(registry, "REGULATOR_ROLE", d.roles.regulator)
-    d.grant(cash, "ISSUER_ROLE", d.roles.operator)
-    d.grant(cash, "REGULATOR_ROLE", d.roles.regulator)
-
-
 def register_contract_wallet(d: Deployment, contract: Any, label: str, *, cap_exempt: bool = True) -> None:
     """Register a family contract as an institution wallet, cap-exempt when it holds funds.
 
@@ -121,74 +113,33 @@ def register_contract_wallet(d: Deployment, contract: Any, label: str, *, cap_ex
         d.tx.transact(admin, registry.functions.grantRole(exempt, contract.address))
 
 
-def _deploy_prepaid(d: Deployment) -> None:
-    escrow = d.deploy(
-        "PrepaidEscrow",
-        d.manifest.address("DigitalCash"),
-        d.manifest.address("WalletRegistry"),
-        d.roles.deployer.address,
-    )
-    register_contract_wallet(d, escrow, "PrepaidEscrow")
-    d.grant(escrow, "REGULATOR_ROLE", d.roles.regulator)
+def _address(d: Deployment, arg: Role | str) -> str:
+    """A constructor argument of a deploy step: a role's address, or a contract deployed earlier."""
+    if isinstance(arg, Role):
+        return d.roles.deployer.address if arg.name == "deployer" else str(getattr(d.roles, arg.name))
+    return d.manifest.address(arg)
 
 
-def _deploy_disburse(d: Deployment) -> None:
-    disbursement = d.deploy(
-        "Disbursement", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry")
-    )
-    register_contract_wallet(d, disbursement, "Disbursement")
+def _contract(d: Deployment, name: str) -> Any:
+    deployed = d.manifest.contracts[name]
+    return d.w3.eth.contract(address=deployed.address, abi=deployed.abi)
 
 
-def _deploy_collective(d: Deployment) -> None:
-    fund = d.deploy(
-        "CollectiveFund",
-        d.manifest.address("DigitalCash"),
-        d.manifest.address("WalletRegistry"),
-        d.roles.deployer.address,
-    )
-    register_contract_wallet(d, fund, "CollectiveFund")
-    d.grant(fund, "TOWNSHIP_ROLE", d.roles.regulator)  # the township creates collectives
+def run_step(d: Deployment, step: Step) -> None:
+    """One deploy step of a family (chain/families.py), as the registry states it."""
+    match step:
+        case Deploy(contract, args):
+            d.deploy(contract, *(_address(d, a) for a in args))
+        case RegisterWallet(contract, cap_exempt):
+            register_contract_wallet(d, _contract(d, contract), contract, cap_exempt=cap_exempt)
+        case Grant(contract, role, to):
+            d.grant(_contract(d, contract), role, _address(d, to))
 
 
-def _deploy_vouchers(d: Deployment) -> None:
-    programmes = d.deploy(
-        "VoucherProgrammes", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry")
-    )
-    register_contract_wallet(d, programmes, "VoucherProgrammes")
-
-
-def _deploy_hardwallet(d: Deployment) -> None:
-    settlement = d.deploy(
-        "HardWalletSettlement",
-        d.manifest.address("DigitalCash"),
-        d.manifest.address("WalletRegistry"),
-        d.roles.deployer.address,
-    )
-    register_contract_wallet(d, settlement, "HardWalletSettlement")  # holds the cards' reserves
-    d.grant(settlement, "OPERATOR_ROLE", d.roles.gateway)  # the gateway signs the card operations
-    d.grant(settlement, "OPERATOR_ROLE", d.roles.operator)  # the operator's own tools and tests
-    # QuickPay holds nothing (pulls go holder -> merchant), so it needs no cap exemption; it is a
-    # registered wallet because the token admits only registered, unfrozen spenders.
-    quickpay = d.deploy("QuickPay", d.manifest.address("DigitalCash"), d.manifest.address("WalletRegistry"))
-    register_contract_wallet(d, quickpay, "QuickPay", cap_exempt=False)
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    contracts: tuple[str, ...]
-    step: Callable[[Deployment], None]
-
-
-# In deployment order; later issues append their families here.
-FAMILIES: list[Family] = [
-    Family("token", ("WalletRegistry", "DigitalCash"), _deploy_token),
-    Family("prepaid", ("PrepaidEscrow",), _deploy_prepaid),
-    Family("disburse", ("Disbursement",), _deploy_disburse),
-    Family("collective", ("CollectiveFund",), _deploy_collective),
-    Family("vouchers", ("VoucherProgrammes",), _deploy_vouchers),
-    Family("hardwallet", ("HardWalletSettlement", "QuickPay"), _deploy_hardwallet),
-]
+def deploy_family(d: Deployment, family: Family) -> None:
+    """Deploy one family: its steps, in the registry's order (which fixes every address)."""
+    for step in family.deploy:
+        run_step(d, step)
 
 
 def deploy_all(w3: Web3, roles: Roles | None = None, compiled: CompileResult | None = None) -> Manifest:
@@ -196,7 +147,7 @@ def deploy_all(w3: Web3, roles: Roles | None = None, compiled: CompileResult | N
     roles = roles or Roles.local()
     d = Deployment(w3, roles, compiled or compile_contracts())
     for family in FAMILIES:
-        family.step(d)
+        deploy_family(d, family)
     d.manifest.roles = {
         "admin": roles.deployer.address,
         "operator": roles.operator,

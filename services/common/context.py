@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
@@ -11,12 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 
 from chain.backends import connect
-from chain.clients.collective import CollectiveClient
-from chain.clients.disburse import DisbursementClient
-from chain.clients.hardwallet import HardWalletClient, QuickPayClient
-from chain.clients.prepaid import PrepaidClient
-from chain.clients.token import CashClient
-from chain.clients.vouchers import VoucherClient
+from chain.families import FamilyClients
 from chain.manifest import Manifest
 from chain.sender import Transactor
 from services.common.db import Database
@@ -26,16 +20,16 @@ from services.common.signers import Custody, service_account
 
 
 @dataclass
-class ServiceContext:
+class ServiceContext(FamilyClients):
+    """The families' typed clients (``ctx.cash``, ``ctx.disburse``, ``ctx.hardwallet``, ...) are
+    attributes built from the family registry (chain/families.py, :class:`FamilyClients`): those
+    marked eager when the context is built, the others on first use."""
+
     settings: Settings
     db: Database
     w3: Web3
     manifest: Manifest
     tx: Transactor
-    cash: CashClient
-    prepaid: PrepaidClient
-    disburse: DisbursementClient
-    collective: CollectiveClient
     operator: LocalAccount
     regulator: LocalAccount
     custody: Custody
@@ -55,35 +49,18 @@ class ServiceContext:
             confirmations=settings.confirmations,
             receipt_timeout_s=settings.receipt_timeout_s,
         )
-        return cls(
+        ctx = cls(
             settings=settings,
             db=db or Database(settings.database_url),
             w3=w3,
             manifest=manifest,
             tx=tx,
-            cash=CashClient(w3, manifest, tx),
-            prepaid=PrepaidClient(w3, manifest, tx),
-            disburse=DisbursementClient(w3, manifest, tx),
-            collective=CollectiveClient(w3, manifest, tx),
             operator=service_account(settings, signer),
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
         )
-
-    @cached_property
-    def hardwallet(self) -> HardWalletClient:
-        """Hard-wallet settlement (the gateway's cards and offline payments)."""
-        return HardWalletClient(self.w3, self.manifest, self.tx)
-
-    @cached_property
-    def quickpay(self) -> QuickPayClient:
-        """Quick-pay mandates."""
-        return QuickPayClient(self.w3, self.manifest, self.tx)
-
-    @cached_property
-    def vouchers(self) -> VoucherClient:
-        """Voucher programmes (consumption vouchers, union welfare)."""
-        return VoucherClient(self.w3, self.manifest, self.tx)
+        ctx.build_eager_clients()
+        return ctx
 
     def custodial(self, address: str) -> LocalAccount:
         """The key of a custodial wallet; a 422 problem when the service does not hold it."""

@@ -38,19 +38,18 @@ import html
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hexbytes import HexBytes
 from sqlalchemy import select
 from web3 import Web3
 
 from chain.batch import BatchReader
-from chain.clients.disburse import purpose_name
 from chain.clients.token import Kind
 from chain.events import Event
+from chain.families import FAMILIES, Expected, expected_events, family_of_contract, holdings
 from services.common import humanize, i18n
 from services.common.context import ServiceContext
 from services.common.indexer import CHUNK
@@ -113,14 +112,10 @@ class Report:
         return asdict(self)
 
 
-# What an operation asked for, as (event name, expected arguments) its transaction must contain.
-Expected = Callable[[dict[str, Any], str], list[tuple[str, dict[str, Any]]]]
+# What an operation asked for, as (event name, expected arguments) its transaction must contain:
+# each family's (chain/families.py), and the payment codes' (a family with no contract of its own).
 EXPECTED: dict[str, Expected] = {
-    "cash.issue": lambda r, _: [("Transfer", {"from": ZERO, "to": r["to"], "value": r["amount_fen"]})],
-    "cash.redeem": lambda r, _: [("Transfer", {"from": r["holder"], "to": ZERO, "value": r["amount_fen"]})],
-    "cash.transfer": lambda r, _: [
-        ("Transfer", {"from": r["sender"], "to": r["to"], "value": r["amount_fen"]})
-    ],
+    **expected_events(),
     "code.pay": lambda r, _: (
         [("Spent", {"holder": r["payer"], "merchant": r["merchant"], "bill": r["amount_fen"]})]
         if r["form"] == "voucher"
@@ -128,13 +123,6 @@ EXPECTED: dict[str, Expected] = {
         if r["form"] == "card"
         else [("Transfer", {"from": r["payer"], "to": r["merchant"], "value": r["amount_fen"]})]
     ),
-    "disburse.create": lambda r, _: [("BatchCreated", {"payer": r["payer"], "total": r["total_fen"]})],
-    "prepaid.prepay": lambda r, _: [
-        (
-            "PackagePrepaid",
-            {"consumer": r["consumer"], "merchant": r["merchant"], "sessions": r["sessions"]},
-        )
-    ],
 }
 
 
@@ -490,17 +478,13 @@ class _ChainState:
         # through web3's contract objects (2 ms a call, most of the time of 10k balances).
         views: list[tuple[str, str, str]] = [("supply", "DigitalCash", "totalSupply")]
         c = ctx.manifest.contracts
-        if "PrepaidEscrow" in c:
-            views += [
-                (f"prepaid.{k}", "PrepaidEscrow", f"total{k.title()}")
-                for k in ("deposited", "released", "refunded", "held")
-            ]
-        if "Disbursement" in c:
-            views += [
-                (f"disburse.{k}", "Disbursement", f"total{k.title()}")
-                for k in ("funded", "paid", "reclaimed")
-            ]
-        views += [(family, contract, fn) for family, contract, fn, _ in HELD_TOTALS if contract in c]
+        # Each holding's views (chain/families.py), named "<contract>.<getter>".
+        views += [
+            (f"{h.contract}.{fn}", h.contract, fn)
+            for _, h in holdings()
+            if h.contract in c
+            for _, fn in h.views
+        ]
         holders = [ctx.manifest.address(name) for name in c]
         token = ctx.manifest.address("DigitalCash")
         balance_of = _selector("balanceOf(address)")
@@ -518,18 +502,6 @@ class _ChainState:
 
 def _selector(signature: str) -> bytes:
     return bytes(Web3.keccak(text=signature)[:4])
-
-
-HELD_TOTALS = [
-    ("collective", "CollectiveFund", "totalBalance", "the fund holds the sum of the collectives' balances"),
-    (
-        "vouchers",
-        "VoucherProgrammes",
-        "totalHeld",
-        "the contract holds every programme's outstanding + ungranted",
-    ),
-    ("hardwallet", "HardWalletSettlement", "totalReserve", "the contract holds exactly the cards' reserves"),
-]
 
 
 def _invariants(
@@ -565,26 +537,17 @@ def _invariants(
         if problem is not None:
             unexplained.append(problem)
 
-    v = state.views
+    # Contracts that hold cash for their family: the balance equals their own books (and any
+    # identity of their running totals holds), as each family's descriptor states.
     c = ctx.manifest.contracts
-    if "PrepaidEscrow" in c:
-        t = {k: v[f"prepaid.{k}"] for k in ("deposited", "released", "refunded", "held")}
-        ok = t["deposited"] == t["released"] + t["refunded"] + t["held"]
-        checks.append(Check("prepaid", "deposited = released + refunded + held", ok, str(t)))
-        held("prepaid", "PrepaidEscrow", t["held"], "the escrow holds what it holds for packages")
-    if "Disbursement" in c:
-        funded, paid, reclaimed = v["disburse.funded"], v["disburse.paid"], v["disburse.reclaimed"]
-        held(
-            "disburse",
-            "Disbursement",
-            funded - paid - reclaimed,
-            "funded = paid + reclaimed + outstanding (the contract's balance)",
-            f"funded {funded}, paid {paid}, reclaimed {reclaimed}",
-        )
-    # Contracts that hold cash for their family: the balance equals their own running total.
-    for family, contract, _, what in HELD_TOTALS:
-        if contract in c:
-            held(family, contract, v[family], what)
+    for family, h in holdings():
+        if h.contract not in c:
+            continue
+        v = {key: state.views[f"{h.contract}.{fn}"] for key, fn in h.views}
+        if h.identity is not None:
+            name, holds = h.identity
+            checks.append(Check(family.name, name, holds(v), str(v)))
+        held(family.name, h.contract, h.books(v), h.what, h.figures(v) if h.figures else "")
     return checks, surpluses, unexplained
 
 
@@ -860,11 +823,12 @@ def check_merchant_payees(paid: list[HolderPayment], kinds: dict[str, int]) -> l
 
 
 def _totals(events: list[Event], supply: int) -> dict[str, Any]:
-    """Events by family, disbursements by purpose, payments to merchants by category (a merchant's
-    category is fixed at its registration, so the registry's events tell it)."""
+    """Events by family, each family's tallies (disbursements by purpose), payments to merchants by
+    category (a merchant's category is fixed at its registration, so the registry's events tell it)."""
     by_family: dict[str, Counter[str]] = defaultdict(Counter)
-    family_of = {name: f.name for f in _families() for name in f.contracts}
-    purpose: Counter[str] = Counter()
+    family_of = family_of_contract()
+    tallies = [t for f in FAMILIES for t in f.tallies]
+    tallied: dict[str, Counter[str]] = {t.report_key: Counter() for t in tallies}
     category: Counter[str] = Counter()
     categories: dict[str, int] = {}
     for e in events:
@@ -875,22 +839,17 @@ def _totals(events: list[Event], supply: int) -> dict[str, Any]:
             and int(e.args["kind"]) == Kind.MERCHANT
         ):
             categories[e.args["wallet"]] = int(e.args["category"])
-        if e.contract == "Disbursement" and e.name == "Paid":
-            purpose[purpose_name(HexBytes(e.args["purpose"]))] += e.args["amount"]
+        for t in tallies:
+            if e.contract == t.contract and e.name == t.event:
+                tallied[t.report_key][t.key(e.args)] += e.args[t.amount]
         if e.contract == "DigitalCash" and e.name == "Transfer" and e.args["to"] in categories:
             category[str(categories[e.args["to"]])] += e.args["value"]
     return {
         "supply_fen": supply,
         "events_by_family": {k: dict(v) for k, v in sorted(by_family.items())},
-        "disbursed_by_purpose_fen": dict(sorted(purpose.items())),
+        **{key: dict(sorted(counts.items())) for key, counts in tallied.items()},
         "paid_to_merchants_by_category_fen": dict(sorted(category.items())),
     }
-
-
-def _families() -> list[Any]:
-    from chain.deploy import FAMILIES
-
-    return FAMILIES
 
 
 def render_html(report: Report, lang: str = i18n.EN) -> str:

@@ -50,7 +50,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,12 +99,13 @@ from chain.exceptions import ContractError
 from chain.sender import TxResult
 from tests.conftest import identity
 from tests.helpers import assert_reverts
-from tests.properties.test_collective_invariants import Coll, Prop
-from tests.properties.test_disbursement_invariants import Batch
-from tests.properties.test_hardwallet_invariants import CardModel, Uploaded
-from tests.properties.test_prepaid_invariants import BPS, Move, Pkg, day, weighted
-from tests.properties.test_prepaid_invariants import Model as PrepaidModel
-from tests.properties.test_voucher_invariants import Programme
+from tests.properties.models.collective import Coll, Prop
+from tests.properties.models.common import BPS, Move, day, weighted
+from tests.properties.models.disburse import Batch
+from tests.properties.models.hardwallet import CardModel, Uploaded
+from tests.properties.models.prepaid import Model as PrepaidModel
+from tests.properties.models.prepaid import Pkg
+from tests.properties.models.vouchers import Programme
 from wallets.hardwallet import CardRefused, HardWallet
 
 HOUR = 3_600
@@ -1592,168 +1593,18 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         self._wrong_role(data, action)
 
     def _wrong_role(self, data: st.DataObject, action: str) -> None:
-        """Someone without the role tries a privileged action: the exact error, and nothing changes
-        (the invariants after this step compare every balance and every family's state)."""
-        roles = _base["roles"]
-
-        def outsider(*allowed: str) -> LocalAccount:
-            pool = [a for a in EVERYONE if a.address not in allowed]
-            return data.draw(st.sampled_from(pool), label="actor")
-
+        """Someone without the role tries a privileged action (a row of :data:`WRONG_ROLE`): the
+        exact error, and nothing changes (the invariants after this step compare every balance and
+        every family's state)."""
         STATS["wrong_role"] += 1
         event(f"wrong role: {action}")
-        c = self.c
-        if action == "mint":
-            who = outsider(OPERATOR.address)
-            assert_reverts(
-                lambda: self.cash.mint(who, ALICE.address, 1),
-                "AccessControlUnauthorizedAccount", who.address, roles["issuer"],
-            )  # fmt: skip
-        elif action == "freeze":
-            who = outsider(REGULATOR.address)
-            assert_reverts(
-                lambda: self.cash.freeze(who, BOB.address),
-                "AccessControlUnauthorizedAccount", who.address, roles["regulator"],
-            )  # fmt: skip
-        elif action == "pause":
-            who = outsider(REGULATOR.address)
-            assert_reverts(
-                lambda: self.cash.pause(who),
-                "AccessControlUnauthorizedAccount",
-                who.address,
-                roles["cash_regulator"],
-            )
-        elif action == "register_wallet":
-            who = outsider(OPERATOR.address)
-            assert_reverts(
-                lambda: self.cash.register(who, STRANGER, Kind.PERSONAL, 2, 0, identity("stranger")),
-                "AccessControlUnauthorizedAccount", who.address, roles["registrar"],
-            )  # fmt: skip
-        elif action == "enrol_merchant":
-            who = outsider(REGULATOR.address)
-            assert_reverts(
-                lambda: c.prepaid.enrol(who, GYM.address, BPS, 0),
-                "AccessControlUnauthorizedAccount", who.address, roles["prepaid_regulator"],
-            )  # fmt: skip
-        elif action == "close_merchant":
-            who = outsider(REGULATOR.address)
-            assert_reverts(
-                lambda: c.prepaid.close_merchant(who, CANTEEN.address),
-                "AccessControlUnauthorizedAccount", who.address, roles["prepaid_regulator"],
-            )  # fmt: skip
-        elif action == "consume_other":
-            if not self.model.packages:
-                return
-            pid = self._touch(
-                "package", data.draw(st.sampled_from(sorted(self.model.packages)), label="package")
-            )
-            who = outsider(self.model.packages[pid].consumer)
-            expected = self.model.expect_open(pid) or ("PrepaidNotConsumer", (pid, who.address))
-            assert_reverts(lambda: c.prepaid.consume(who, pid, 1), expected[0], *expected[1])
-        elif action == "approve_batch":
-            if not self.batches:
-                return
-            b = data.draw(st.sampled_from(self.batches), label="batch")
-            self._touch("batch", b.bid)
-            who = outsider(CHECKER.address)
-            expected, _ = self._approve_batch_expected(b, who.address)
-            assert expected is not None
-            assert_reverts(lambda: c.disburse.approve(who, b.bid), expected[0], *expected[1])
-        elif action == "approve_proposal":
-            if not self.props:
-                return
-            pid = self._touch("proposal", data.draw(st.sampled_from(sorted(self.props)), label="proposal"))
-            p = self.props[pid]
-            # Neither a committee member other than the proposer, nor the supervisor.
-            committee = [a for a, (r, _) in self.coll.officers.items() if r == OfficerRole.COMMITTEE]
-            who = outsider(SUPERVISOR.address, *(a for a in committee if a != p.proposer))
-            assert self._approve_proposal(who, pid) is None
-        elif action == "execute_proposal":
-            if not self.props:
-                return
-            pid = self._touch("proposal", data.draw(st.sampled_from(sorted(self.props)), label="proposal"))
-            who = outsider(*self.coll.officers)
-            expected, _ = self._execute_expected(who.address, pid)
-            assert expected is not None
-            assert_reverts(lambda: c.fund.execute(who, pid), expected[0], *expected[1])
-        elif action == "freeze_collective":
-            who = outsider(SUPERVISOR.address)
-            assert_reverts(lambda: c.fund.freeze(who, CID), "CollectiveNotSupervisor", CID, who.address)
-        elif action == "create_collective":
-            who = outsider(REGULATOR.address)
-            assert_reverts(
-                lambda: c.fund.create(who, CAROL.address, b"\2" * 32, [(ALICE.address, 1)], TIERS, DAY),
-                "AccessControlUnauthorizedAccount", who.address, roles["township"],
-            )  # fmt: skip
-        elif action == "grant_vouchers":
-            if not self.programmes:
-                return
-            p = data.draw(st.sampled_from(self.programmes), label="programme")
-            self._touch("programme", p.pid)
-            who = outsider(OFFICE.address)
-            assert_reverts(
-                lambda: c.vouchers.grant(who, p.pid, [Grant(who.address, 1)]),
-                "VoucherNotIssuer",
-                p.pid,
-                who.address,
-            )
-        elif action == "list_merchants":
-            if not self.programmes:
-                return
-            p = data.draw(st.sampled_from(self.programmes), label="programme")
-            self._touch("programme", p.pid)
-            who = outsider(OFFICE.address)
-            assert_reverts(
-                lambda: c.vouchers.list_merchants(who, p.pid, [GYM.address], True),
-                "VoucherNotIssuer", p.pid, who.address,
-            )  # fmt: skip
-        elif action == "amend_budget":
-            who = outsider(SUPERVISOR.address)
-            assert_reverts(
-                lambda: c.fund.amend_budget(who, CID, 0, 10**12), "CollectiveNotSupervisor", CID, who.address
-            )
-        elif action == "register_card":
-            who = outsider(OPERATOR.address)
-            card = Account.from_key(b"\xc3" * 32).address
-            assert_reverts(
-                lambda: c.hw.register_card(who, card, who.address, CardForm.CARD),
-                "AccessControlUnauthorizedAccount", who.address, roles["hw_operator"],
-            )  # fmt: skip
-        elif action == "set_card_limits":
-            who = outsider(OPERATOR.address)
-            assert_reverts(
-                lambda: c.hw.set_limits(who, 10**9, 10**9, 1),
-                "AccessControlUnauthorizedAccount", who.address, roles["hw_operator"],
-            )  # fmt: skip
-        elif action == "load_other_card":
-            i = data.draw(st.integers(0, 1), label="card")
-            who = outsider(CARD_HOLDERS[i].address)
-            card = self.cards[i].se.address
-            assert_reverts(
-                lambda: c.hw.load(who, card, 1, approve=False), "HardWalletNotHolder", card, who.address
-            )
-        elif action == "report_other_card":
-            i = data.draw(st.integers(0, 1), label="card")
-            who = outsider(CARD_HOLDERS[i].address, OPERATOR.address)
-            card = self.cards[i].se.address
-            assert_reverts(lambda: c.hw.report_lost(who, card), "HardWalletNotHolder", card, who.address)
-        elif action == "pull_other_mandate":
-            if not self.mandates:
-                return
-            mid = self._touch("mandate", data.draw(st.sampled_from(sorted(self.mandates)), label="mandate"))
-            who = outsider(self.mandates[mid].merchant)
-            assert_reverts(
-                lambda: c.quickpay.pull(who, mid, 1, order_ref("stolen")),
-                "QuickPayNotMerchant",
-                mid,
-                who.address,
-            )
-        else:  # revoke_other_mandate
-            if not self.mandates:
-                return
-            mid = self._touch("mandate", data.draw(st.sampled_from(sorted(self.mandates)), label="mandate"))
-            who = outsider(self.mandates[mid].holder)
-            assert_reverts(lambda: c.quickpay.revoke(who, mid), "QuickPayNotHolder", mid, who.address)
+        attempt = WRONG_ROLE[action]
+        target = attempt.pick(self, data) if attempt.pick else None
+        if target is NOTHING:
+            return
+        allowed = set(attempt.allowed(self, target))
+        who = data.draw(st.sampled_from([a for a in EVERYONE if a.address not in allowed]), label="actor")
+        attempt.check(self, who, target)
 
     # == invariants ========================================================================
 
@@ -1885,6 +1736,263 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             on_chain = self.c.quickpay.mandate(mid)
             assert (on_chain.revoked, on_chain.total_pulled) == (m.revoked, m.total_pulled)
         assert self.model.balances[self.contracts["quickpay"]] == 0  # pulls go holder -> merchant
+
+
+# -- the wrong role, as a table ----------------------------------------------------------------
+
+NOTHING = object()  # a picker's answer when there is nothing of its kind to act on yet
+Machine = AllFamiliesMachine
+
+
+@dataclass(frozen=True)
+class WrongRole:
+    """A privileged action tried without the role: what it acts on (``pick``, drawn first, or
+    :data:`NOTHING`), who holds the role (``allowed``: the actor is drawn from everyone else) and
+    ``check``, which makes the call and asserts its exact custom error."""
+
+    allowed: Callable[[Machine, Any], Iterable[str]]
+    check: Callable[[Machine, LocalAccount, Any], None]
+    pick: Callable[[Machine, st.DataObject], Any] | None = None
+
+
+def reverts(
+    call: Callable[[Machine, LocalAccount, Any], Callable[[], Any]],
+    error: Callable[[Machine, LocalAccount, Any], tuple[str, tuple[Any, ...]]],
+) -> Callable[[Machine, LocalAccount, Any], None]:
+    """A check: the error is predicted first (from the model, before the call), then asserted."""
+
+    def check(m: Machine, who: LocalAccount, target: Any) -> None:
+        name, args = error(m, who, target)
+        assert_reverts(call(m, who, target), name, *args)
+
+    return check
+
+
+def unauthorized(role_key: str) -> Callable[[Machine, LocalAccount, Any], tuple[str, tuple[Any, ...]]]:
+    """OpenZeppelin's AccessControl refusal of ``who`` for the role ``_base["roles"][role_key]``."""
+    return lambda m, who, _: ("AccessControlUnauthorizedAccount", (who.address, _base["roles"][role_key]))
+
+
+def only(*holders: LocalAccount) -> Callable[[Machine, Any], tuple[str, ...]]:
+    return lambda m, _: tuple(a.address for a in holders)
+
+
+def _pick_package(m: Machine, data: st.DataObject) -> Any:
+    if not m.model.packages:
+        return NOTHING
+    return m._touch("package", data.draw(st.sampled_from(sorted(m.model.packages)), label="package"))
+
+
+def _pick_batch(m: Machine, data: st.DataObject) -> Any:
+    if not m.batches:
+        return NOTHING
+    b = data.draw(st.sampled_from(m.batches), label="batch")
+    m._touch("batch", b.bid)
+    return b
+
+
+def _pick_proposal(m: Machine, data: st.DataObject) -> Any:
+    if not m.props:
+        return NOTHING
+    return m._touch("proposal", data.draw(st.sampled_from(sorted(m.props)), label="proposal"))
+
+
+def _pick_programme(m: Machine, data: st.DataObject) -> Any:
+    if not m.programmes:
+        return NOTHING
+    p = data.draw(st.sampled_from(m.programmes), label="programme")
+    m._touch("programme", p.pid)
+    return p
+
+
+def _pick_card(m: Machine, data: st.DataObject) -> Any:
+    return data.draw(st.integers(0, 1), label="card")
+
+
+def _pick_mandate(m: Machine, data: st.DataObject) -> Any:
+    if not m.mandates:
+        return NOTHING
+    return m._touch("mandate", data.draw(st.sampled_from(sorted(m.mandates)), label="mandate"))
+
+
+def _predicted(
+    expect: Callable[[Machine, LocalAccount, Any], tuple[Expected, Any]],
+) -> Callable[[Machine, LocalAccount, Any], tuple[str, tuple[Any, ...]]]:
+    """The model's prediction, which must be a refusal."""
+
+    def error(m: Machine, who: LocalAccount, target: Any) -> tuple[str, tuple[Any, ...]]:
+        expected, _ = expect(m, who, target)
+        assert expected is not None
+        return expected
+
+    return error
+
+
+def _approve_proposal_refused(m: Machine, who: LocalAccount, pid: int) -> None:
+    assert m._approve_proposal(who, pid) is None
+
+
+def _committee_but_proposer(m: Machine, pid: int) -> list[str]:
+    """Who may approve: the committee other than the proposer, and the supervisor."""
+    committee = [a for a, (r, _) in m.coll.officers.items() if r == OfficerRole.COMMITTEE]
+    return [SUPERVISOR.address, *(a for a in committee if a != m.props[pid].proposer)]
+
+
+WRONG_ROLE: dict[str, WrongRole] = {
+    # cash
+    "mint": WrongRole(
+        only(OPERATOR),
+        reverts(lambda m, who, _: lambda: m.cash.mint(who, ALICE.address, 1), unauthorized("issuer")),
+    ),
+    "freeze": WrongRole(
+        only(REGULATOR),
+        reverts(lambda m, who, _: lambda: m.cash.freeze(who, BOB.address), unauthorized("regulator")),
+    ),
+    "pause": WrongRole(
+        only(REGULATOR), reverts(lambda m, who, _: lambda: m.cash.pause(who), unauthorized("cash_regulator"))
+    ),
+    "register_wallet": WrongRole(
+        only(OPERATOR),
+        reverts(
+            lambda m, who, _: (
+                lambda: m.cash.register(who, STRANGER, Kind.PERSONAL, 2, 0, identity("stranger"))
+            ),
+            unauthorized("registrar"),
+        ),
+    ),
+    # prepaid
+    "enrol_merchant": WrongRole(
+        only(REGULATOR),
+        reverts(
+            lambda m, who, _: lambda: m.c.prepaid.enrol(who, GYM.address, BPS, 0),
+            unauthorized("prepaid_regulator"),
+        ),
+    ),
+    "close_merchant": WrongRole(
+        only(REGULATOR),
+        reverts(
+            lambda m, who, _: lambda: m.c.prepaid.close_merchant(who, CANTEEN.address),
+            unauthorized("prepaid_regulator"),
+        ),
+    ),
+    "consume_other": WrongRole(
+        lambda m, pid: (m.model.packages[pid].consumer,),
+        reverts(
+            lambda m, who, pid: lambda: m.c.prepaid.consume(who, pid, 1),
+            lambda m, who, pid: m.model.expect_open(pid) or ("PrepaidNotConsumer", (pid, who.address)),
+        ),
+        _pick_package,
+    ),
+    # disburse
+    "approve_batch": WrongRole(
+        only(CHECKER),
+        reverts(
+            lambda m, who, b: lambda: m.c.disburse.approve(who, b.bid),
+            _predicted(lambda m, who, b: m._approve_batch_expected(b, who.address)),
+        ),
+        _pick_batch,
+    ),
+    # collective
+    "approve_proposal": WrongRole(_committee_but_proposer, _approve_proposal_refused, _pick_proposal),
+    "execute_proposal": WrongRole(
+        lambda m, _: tuple(m.coll.officers),
+        reverts(
+            lambda m, who, pid: lambda: m.c.fund.execute(who, pid),
+            _predicted(lambda m, who, pid: m._execute_expected(who.address, pid)),
+        ),
+        _pick_proposal,
+    ),
+    "freeze_collective": WrongRole(
+        only(SUPERVISOR),
+        reverts(
+            lambda m, who, _: lambda: m.c.fund.freeze(who, CID),
+            lambda m, who, _: ("CollectiveNotSupervisor", (CID, who.address)),
+        ),
+    ),
+    "create_collective": WrongRole(
+        only(REGULATOR),
+        reverts(
+            lambda m, who, _: (
+                lambda: m.c.fund.create(who, CAROL.address, b"\2" * 32, [(ALICE.address, 1)], TIERS, DAY)
+            ),
+            unauthorized("township"),
+        ),
+    ),
+    "amend_budget": WrongRole(
+        only(SUPERVISOR),
+        reverts(
+            lambda m, who, _: lambda: m.c.fund.amend_budget(who, CID, 0, 10**12),
+            lambda m, who, _: ("CollectiveNotSupervisor", (CID, who.address)),
+        ),
+    ),
+    # vouchers
+    "grant_vouchers": WrongRole(
+        only(OFFICE),
+        reverts(
+            lambda m, who, p: lambda: m.c.vouchers.grant(who, p.pid, [Grant(who.address, 1)]),
+            lambda m, who, p: ("VoucherNotIssuer", (p.pid, who.address)),
+        ),
+        _pick_programme,
+    ),
+    "list_merchants": WrongRole(
+        only(OFFICE),
+        reverts(
+            lambda m, who, p: lambda: m.c.vouchers.list_merchants(who, p.pid, [GYM.address], True),
+            lambda m, who, p: ("VoucherNotIssuer", (p.pid, who.address)),
+        ),
+        _pick_programme,
+    ),
+    # hardwallet
+    "register_card": WrongRole(
+        only(OPERATOR),
+        reverts(
+            lambda m, who, _: (
+                lambda: m.c.hw.register_card(
+                    who, Account.from_key(b"\xc3" * 32).address, who.address, CardForm.CARD
+                )
+            ),
+            unauthorized("hw_operator"),
+        ),
+    ),
+    "set_card_limits": WrongRole(
+        only(OPERATOR),
+        reverts(
+            lambda m, who, _: lambda: m.c.hw.set_limits(who, 10**9, 10**9, 1), unauthorized("hw_operator")
+        ),
+    ),
+    "load_other_card": WrongRole(
+        lambda m, i: (CARD_HOLDERS[i].address,),
+        reverts(
+            lambda m, who, i: lambda: m.c.hw.load(who, m.cards[i].se.address, 1, approve=False),
+            lambda m, who, i: ("HardWalletNotHolder", (m.cards[i].se.address, who.address)),
+        ),
+        _pick_card,
+    ),
+    "report_other_card": WrongRole(
+        lambda m, i: (CARD_HOLDERS[i].address, OPERATOR.address),
+        reverts(
+            lambda m, who, i: lambda: m.c.hw.report_lost(who, m.cards[i].se.address),
+            lambda m, who, i: ("HardWalletNotHolder", (m.cards[i].se.address, who.address)),
+        ),
+        _pick_card,
+    ),
+    "pull_other_mandate": WrongRole(
+        lambda m, mid: (m.mandates[mid].merchant,),
+        reverts(
+            lambda m, who, mid: lambda: m.c.quickpay.pull(who, mid, 1, order_ref("stolen")),
+            lambda m, who, mid: ("QuickPayNotMerchant", (mid, who.address)),
+        ),
+        _pick_mandate,
+    ),
+    "revoke_other_mandate": WrongRole(
+        lambda m, mid: (m.mandates[mid].holder,),
+        reverts(
+            lambda m, who, mid: lambda: m.c.quickpay.revoke(who, mid),
+            lambda m, who, mid: ("QuickPayNotHolder", (mid, who.address)),
+        ),
+        _pick_mandate,
+    ),
+}
 
 
 def test_all_families_together(capsys: pytest.CaptureFixture[str], record_property: Any) -> None:

@@ -25,7 +25,6 @@ executes (`CollectiveOfficerFrozen`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -50,10 +49,11 @@ from chain.deploy import deploy_all
 from chain.exceptions import ContractError
 from chain.sender import TxResult
 from tests.conftest import identity
+from tests.properties.models.collective import YEAR, Coll, Prop
+from tests.properties.models.common import weighted
 
 HOUR = 3_600
 DAY = 24 * HOUR
-MAX_OFFICERS = 16
 
 OPERATOR = dev_account(1)
 TOWNSHIP = dev_account(2)
@@ -87,7 +87,6 @@ SETUP = [
         [4_000],
     ),
 ]
-YEAR = 2025
 BEIJING = 8 * HOUR  # split-window days are Beijing calendar days
 
 Outcome = tuple[str, tuple[Any, ...]] | None  # None: success; else (custom error, its arguments)
@@ -127,66 +126,6 @@ def base_chain() -> tuple[CollectiveClient, CashClient, Any]:
         _base["fund"], _base["cash"] = fund, cash
         _base["snap"] = devtools.snapshot(w3)
     return _base["fund"], _base["cash"], _base["snap"]
-
-
-@dataclass
-class Prop:
-    collective: int
-    proposer: str
-    payee: str
-    amount: int
-    line: int
-    committee_required: int
-    township_required: bool
-    delay: int
-    expires_at: int
-    epoch: int
-    year: int
-    status: ProposalStatus = ProposalStatus.PENDING
-    approvals: int = 0  # slot bitmap, as on chain
-    approvers: list[str] = field(default_factory=list)  # who, for the invariant
-    township_approved: bool = False
-    ready_at: int = 0
-    executed_day: int | None = None  # Beijing day number of the execution
-
-    @property
-    def committee(self) -> int:
-        return len(self.approvers)
-
-    @property
-    def approved(self) -> bool:
-        return self.committee >= self.committee_required and (
-            self.township_approved or not self.township_required
-        )
-
-
-@dataclass
-class Coll:
-    supervisor: str
-    officers: dict[str, tuple[OfficerRole, int]]  # account -> (role, slot)
-    tiers: list[Tier]
-    lifetime: int
-    budgets: list[int]
-    spent: list[int]
-    epoch: int = 2
-    year: int = YEAR
-    frozen: bool = False
-    balance: int = 0
-    income: int = 0
-    paid: int = 0
-
-    def role(self, account: str) -> OfficerRole:
-        return self.officers.get(account, (OfficerRole.NONE, 0))[0]
-
-    def free_slot(self) -> int | None:
-        used = {slot for _, slot in self.officers.values()}
-        return next((s for s in range(MAX_OFFICERS) if s not in used), None)
-
-
-def weighted(*options: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
-    """One of ``options`` in proportion to their weights; the first is the simplest."""
-    slots = [strategy for weight, strategy in options for _ in range(weight)]
-    return st.integers(0, len(slots) - 1).flatmap(lambda i: slots[i])
 
 
 def has_pending(machine: CollectiveMachine) -> bool:

@@ -16,7 +16,6 @@ the payer is frozen or the token paused, nothing of the payer's moves.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
@@ -40,10 +39,10 @@ from chain.clients.disburse import (
 from chain.clients.token import CashClient, Kind
 from chain.deploy import deploy_all
 from chain.exceptions import ContractError
-from chain.merkle import MerkleTree
 from chain.sender import TxResult
 from tests.conftest import identity
 from tests.helpers import fast_profile_sizes
+from tests.properties.models.disburse import Batch
 
 DAY = 86_400
 OPERATOR, REGULATOR = dev_account(1), dev_account(2)
@@ -78,28 +77,6 @@ def base_chain() -> tuple[DisbursementClient, CashClient, Any]:
         _base["clients"] = disburse, cash
         _base["snap"] = devtools.snapshot(w3)
     return *_base["clients"], _base["snap"]
-
-
-@dataclass
-class Batch:
-    bid: bytes
-    kind: BatchKind
-    rows: list[Row]
-    chunks: list[tuple[int, int]]  # explicit: (first index, count)
-    total: int
-    ends_at: int
-    tree: MerkleTree | None = None
-    status: BatchStatus = BatchStatus.DRAFT
-    funded: int = 0
-    paid: int = 0
-    reclaimed: int = 0
-    exceptions: dict[int, int] = field(default_factory=dict)  # index -> amount
-    chunks_paid: set[int] = field(default_factory=set)
-    claimed: set[int] = field(default_factory=set)
-
-    @property
-    def outstanding(self) -> int:
-        return self.funded - self.paid - self.reclaimed
 
 
 rows_strategy = st.lists(

@@ -16,7 +16,6 @@ hold exactly what the model paid them, so nothing was paid twice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
@@ -43,6 +42,7 @@ from chain.exceptions import ContractError
 from chain.sender import TxResult
 from tests.conftest import identity
 from tests.helpers import fast_profile_sizes
+from tests.properties.models.hardwallet import CardModel, Uploaded
 from wallets.hardwallet import CardRefused, HardWallet
 
 HOUR, DAY = 3_600, 86_400
@@ -78,28 +78,6 @@ def base_chain() -> tuple[HardWalletClient, CashClient, Any]:
         _base["clients"] = hw, cash
         _base["snap"] = devtools.snapshot(w3)
     return *_base["clients"], _base["snap"]
-
-
-@dataclass
-class CardModel:
-    holder: str
-    se: HardWallet  # the genuine card
-    status: CardStatus = CardStatus.ACTIVE
-    loaded: int = 0
-    settled: int = 0
-    refunded: int = 0
-    reserve: int = 0
-    shortfall: int = 0
-    lost_at: int = 0
-    grace_ends_at: int = 0
-    used: set[int] = field(default_factory=set)
-    clone_counter: int = 1_000
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    signed: SignedPayment
-    valid: bool  # False: the signature does not match the payment
 
 
 class HardWalletMachine(RuleBasedStateMachine):

@@ -16,7 +16,6 @@ contract holds exactly the sum of outstanding and ungranted; every wallet holds 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
@@ -40,10 +39,10 @@ from chain.clients.vouchers import (
 )
 from chain.deploy import deploy_all
 from chain.exceptions import ContractError
-from chain.merkle import MerkleTree
 from chain.sender import TxResult
 from tests.conftest import identity
 from tests.helpers import fast_profile_sizes
+from tests.properties.models.vouchers import Programme
 
 DAY = 86_400
 YUAN = 100
@@ -84,37 +83,6 @@ def base_chain() -> tuple[VoucherClient, CashClient, Any]:
         _base["clients"] = vouchers, cash
         _base["snap"] = devtools.snapshot(w3)
     return *_base["clients"], _base["snap"]
-
-
-@dataclass
-class Programme:
-    pid: int
-    terms: Terms
-    categories: list[int]
-    listed: set[str]
-    merchant_list: bool
-    leaves: list[Grant] = field(default_factory=list)
-    tree: MerkleTree | None = None
-    granted: int = 0
-    spent: int = 0
-    returned_grants: int = 0
-    returned_budget: int = 0
-    budget_returned: bool = False
-    holdings: dict[str, list[int]] = field(default_factory=dict)  # holder -> [granted, spent, returned]
-    by_category: dict[int, int] = field(default_factory=dict)
-    claimed: set[int] = field(default_factory=set)
-
-    def balance(self, holder: str) -> int:
-        g, s, r = self.holdings.get(holder, [0, 0, 0])
-        return g - s - r
-
-    @property
-    def outstanding(self) -> int:
-        return self.granted - self.spent - self.returned_grants
-
-    @property
-    def ungranted(self) -> int:
-        return self.terms.budget - self.granted - self.returned_budget
 
 
 grants_strategy = st.lists(

@@ -96,6 +96,8 @@ def _deploy_token(d: Deployment) -> None:
     d.grant(registry, "REGULATOR_ROLE", d.roles.regulator)
     d.grant(cash, "ISSUER_ROLE", d.roles.operator)
     d.grant(cash, "REGULATOR_ROLE", d.roles.regulator)
+    # Court orders and recoveries are decided in the registry and executed by the token.
+    d.tx.transact(d.roles.deployer, registry.functions.linkCash(cash.address))
 
 
 def register_contract_wallet(d: Deployment, contract: Any, label: str, *, cap_exempt: bool = True) -> None:

@@ -16,6 +16,7 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from chain.manifest import Manifest
 from chain.merkle import MerkleTree
@@ -404,3 +405,17 @@ class VoucherClient:
 
     def total_held(self) -> int:
         return int(self.tx.call(self.contract.functions.totalHeld()))
+
+    # -- per-identity caps (issue 22) ----------------------------------------------------------
+
+    def cap_per_identity_call(self, programme_id: int) -> ContractFunction:
+        """Issuer: count programme ``programme_id``'s per-person cap over all the wallets of one
+        identity hash (before its first grant, for good)."""
+        return self.contract.functions.capPerIdentity(programme_id)
+
+    def caps_per_identity(self, programme_id: int) -> bool:
+        return bool(self.tx.call(self.contract.functions.capsPerIdentity(programme_id)))
+
+    def granted_to_identity(self, programme_id: int, identity_hash: bytes) -> int:
+        """Granted in the programme to all the wallets of ``identity_hash`` (per-identity programmes)."""
+        return int(self.tx.call(self.contract.functions.grantedToIdentity(programme_id, identity_hash)))

@@ -686,14 +686,15 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
         return _recoveries[id];
     }
 
-    /// @notice The full record of `wallet` (zeroes when not registered).
+    /// @notice The full record of `wallet` (zeroes when not registered); a retired wallet reads as
+    /// frozen (`isRetired` tells them apart).
     function walletOf(address wallet)
         external
         view
         returns (Kind kind, uint8 tier, bool frozen, uint16 category, bytes32 identityHash)
     {
         Wallet storage w = _wallets[wallet];
-        return (w.kind, w.tier, w.frozen, w.category, w.identityHash);
+        return (w.kind, w.tier, w.frozen || w.retired, w.category, w.identityHash);
     }
 
     /// @notice The limits of `tier`, in fen.

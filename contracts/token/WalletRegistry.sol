@@ -780,16 +780,27 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
         if (policy.registered) policy.limits = _unpack(_tiers[w.tier]);
     }
 
+    /// @dev The token's hot path (two per movement): one read of the wallet's first slot and one of
+    /// its tier's slot, decoded by hand. The layout is the compiler's packing of `Wallet` (kind in
+    /// byte 0, tier 1, frozen 2, category 3-4, capExempt 5, retired 6, held 7-22) and `PackedLimits`
+    /// (three 80-bit limits from bit 0, the very layout of the policy word, so it is copied whole);
+    /// the contract tests pin every field through `policyOf`/`movementPolicies`.
     function _policyWord(address wallet) private view returns (uint256 word) {
         Wallet storage w = _wallets[wallet];
-        if (w.kind == Kind.None) return 0;
-        PackedLimits storage t = _tiers[w.tier];
-        word = uint256(t.balanceCap) | (uint256(t.paymentCap) << POLICY_PAYMENT_CAP)
-            | (uint256(t.dailyCap) << POLICY_DAILY_CAP) | POLICY_REGISTERED;
-        if (w.frozen) word |= POLICY_FROZEN;
-        if (w.capExempt) word |= POLICY_CAP_EXEMPT;
-        if (w.retired) word |= POLICY_RETIRED;
-        if (w.held != 0) word |= POLICY_HELD;
+        uint256 packed;
+        assembly ("memory-safe") {
+            packed := sload(w.slot)
+        }
+        if (packed & 0xff == 0) return 0; // Kind.None: not registered
+        PackedLimits storage t = _tiers[uint8(packed >> 8)];
+        assembly ("memory-safe") {
+            word := sload(t.slot)
+        }
+        word |= POLICY_REGISTERED;
+        if ((packed >> 16) & 0xff != 0) word |= POLICY_FROZEN;
+        if ((packed >> 40) & 0xff != 0) word |= POLICY_CAP_EXEMPT;
+        if ((packed >> 48) & 0xff != 0) word |= POLICY_RETIRED;
+        if (packed >> 56 != 0) word |= POLICY_HELD;
     }
 
     function _pack(uint8 tier, uint256 limit) private pure returns (uint80) {

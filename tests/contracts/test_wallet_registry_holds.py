@@ -573,3 +573,28 @@ class TestRecovery:
             "WalletAlreadyRegistered",
             new,
         )
+
+
+def test_the_policy_word_carries_every_flag_and_nothing_else(court: Court, cash: CashClient) -> None:
+    """The token's packed read (decoded by hand from the wallet's slot) sets exactly the bits of the
+    record: tier limits, registered, frozen, cap-exempt, retired (243), held (244); the category and
+    the held amount itself never leak into it."""
+    a, zero = court.a, "0x" + "00" * 20
+    tier2 = 500_000_00 | 50_000_00 << 80 | 100_000_00 << 160
+    tier3 = 20_000_00 | 5_000_00 << 80 | 10_000_00 << 160
+
+    def word(wallet: str) -> int:
+        return int(cash.registry.functions.movementPolicies(wallet, zero).call()[0])
+
+    cash.freeze(a.regulator, a.gym.address)  # a merchant, category 7997
+    cash.grant_cap_exemption(a.admin, a.gym.address)
+    assert word(a.gym.address) == tier2 | 1 << 240 | 1 << 241 | 1 << 242
+    assert word(a.alice.address) == tier3 | 1 << 240
+    held = hold(cash, a.regulator, a.alice.address, 2**127)
+    assert word(a.alice.address) == tier3 | 1 << 240 | 1 << 244
+    cash.tx.transact(a.regulator, cash.lift_hold_call(a.alice.address, held))
+    assert word(a.alice.address) == tier3 | 1 << 240
+    rid = recover(cash, court, a.alice.address, Account.create().address)
+    cash.tx.transact(a.regulator, cash.approve_recovery_call(rid))
+    assert word(a.alice.address) == tier3 | 1 << 240 | 1 << 243
+    assert word(a.outsider.address) == 0

@@ -87,8 +87,8 @@ interface IRegistryMoves {
     function courtTransfer(address from, address to, uint256 amount) external;
 
     /// @notice Move the whole holding of the retired `lost` wallet (balance and the day's spending)
-    /// to `replacement`, its successor; returns the balance moved.
-    function recoverHolding(address lost, address replacement) external returns (uint256 balance);
+    /// to `replacement`, its successor.
+    function recoverHolding(address lost, address replacement) external;
 
     /// @notice The balance of `wallet`, in fen.
     function balanceOf(address wallet) external view returns (uint256);

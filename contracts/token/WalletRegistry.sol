@@ -471,12 +471,15 @@ contract WalletRegistry is AccessControl, IWalletRegistry {
 
     /// @notice Approve and execute court order `id` (a regulator other than its maker): the token
     /// moves the order's amount, exactly; the hold it names shrinks by as much (lifted when covered).
+    /// A wallet retired since the proposal is refused (`WalletRetired`): its money is the successor's.
     function approveCourtOrder(uint256 id) external onlyRole(REGULATOR_ROLE) {
         CourtOrder storage o = _orders[id];
         if (o.status != Status.Pending) revert ProposalNotPending(id);
         if (o.maker == msg.sender) revert CheckerIsMaker(id, msg.sender);
         IRegistryMoves token = _cash();
+        _live(o.from); // recovered since the proposal: the order is proposed again against the successor
         o.status = Status.Executed;
+        // A hold on a live wallet stays on it (holds move only with a recovery, which retires it).
         if (o.holdId != 0 && _holds[o.holdId].active) _release(o.from, o.holdId, o.amount);
         emit CourtOrderExecuted(id, o.from, o.to, o.amount, o.caseNumber, o.maker, msg.sender);
         token.courtTransfer(o.from, o.to, o.amount);

@@ -292,6 +292,22 @@ class TestCourtOrders:
             1_000_01,
         )
 
+    def test_an_order_against_a_wallet_recovered_since_is_refused(
+        self, court: Court, cash: CashClient
+    ) -> None:
+        a, new = court.a, Account.create().address
+        order = propose(cash, a.regulator, a.alice.address, a.carol.address, 100)
+        rid = recover(cash, court, a.alice.address, new)
+        cash.tx.transact(a.regulator, cash.approve_recovery_call(rid))
+        assert_reverts(
+            lambda: cash.tx.transact(court.second, cash.approve_court_order_call(order)),
+            "WalletRetired",
+            a.alice.address,
+        )
+        again = propose(cash, a.regulator, new, a.carol.address, 100)  # against the successor
+        cash.tx.transact(court.second, cash.approve_court_order_call(again))
+        assert cash.balance_of(new) == 5_000_00 - 100
+
     def test_the_maker_cannot_approve_its_own_order(self, court: Court, cash: CashClient) -> None:
         a = court.a
         order = propose(cash, a.regulator, a.alice.address, a.carol.address, 100)

@@ -42,6 +42,7 @@ OPERATOR = dev_account(1)
 REGULATOR = dev_account(2)
 CHECKER = dev_account(9)  # a second regulator key
 SIGNERS = [a for a, _ in HOLDERS] + SPARES + [STRANGER]
+START = 5_000_00  # each holder's cash at the start, so that court orders and holds have money to act on
 CASE = bytes32_text("(2026)苏0507执9号")
 EVIDENCE = Web3.keccak(text="verified in branch")
 
@@ -55,6 +56,7 @@ def base_chain() -> tuple[CashClient, object]:
         cash = CashClient(w3, deploy_all(w3))
         for account, tier in HOLDERS:
             cash.register(OPERATOR, account.address, Kind.PERSONAL, tier, 0, identity(account.address))
+            cash.mint(OPERATOR, account.address, START)
         role = cash.registry.functions.REGULATOR_ROLE().call()
         cash.tx.transact(dev_account(0), cash.registry.functions.grantRole(role, CHECKER.address))
         _base["cash"] = cash
@@ -139,7 +141,7 @@ class IdentityMachine(RuleBasedStateMachine):
         self.snap = devtools.snapshot(self.cash.w3)  # eth-tester snapshots are single-use
         _base["snap"] = self.snap
         self.cash.tx.nonces.reset()
-        self.model = Model(wallets={a.address: Wallet(t, identity(a.address)) for a, t in HOLDERS})
+        self.model = Model(wallets={a.address: Wallet(t, identity(a.address), START) for a, t in HOLDERS})
 
     def _day(self) -> int:
         ts = self.cash.w3.provider.ethereum_tester.get_block_by_number("pending")["timestamp"]
@@ -237,7 +239,12 @@ class IdentityMachine(RuleBasedStateMachine):
     # -- court orders ------------------------------------------------------------------------
 
     @precondition(lambda self: len(self.model.orders) < 2)
-    @rule(frm_pick=st.integers(0, 10), to_pick=st.integers(0, 10), amount=amounts, against_hold=st.booleans())
+    @rule(
+        frm_pick=st.integers(0, 10),
+        to_pick=st.integers(0, 10),
+        amount=st.integers(0, 6_000_00),
+        against_hold=st.booleans(),
+    )
     def propose_court_order(self, frm_pick: int, to_pick: int, amount: int, against_hold: bool) -> None:
         m = self.model
         registered = sorted(m.wallets)  # retired ones included: refused as receivers
@@ -272,6 +279,7 @@ class IdentityMachine(RuleBasedStateMachine):
             expected = "TierBalanceCapExceeded"
         else:
             expected = None
+        event(f"court order: {expected or 'executed'}")
         supply = self.cash.total_supply()
         assert outcome(
             lambda: self.cash.tx.transact(CHECKER, self.cash.approve_court_order_call(order_id))
@@ -355,4 +363,4 @@ class IdentityMachine(RuleBasedStateMachine):
 
 
 TestIdentityInvariants = IdentityMachine.TestCase
-fast_profile_sizes(TestIdentityInvariants, 6, 30)
+fast_profile_sizes(TestIdentityInvariants, 10, 30)

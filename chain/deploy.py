@@ -20,7 +20,7 @@ from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
 from chain.compiler import CompileResult, compile_contracts
 from chain.errors import ErrorDecoder
 from chain.exceptions import ManifestError
-from chain.families import FAMILIES, Deploy, Family, Grant, RegisterWallet, Role, Step
+from chain.families import FAMILIES, Deploy, Family, Grant, Link, RegisterWallet, Role, Step
 from chain.manifest import Deployed, Manifest, runtime_hash
 from chain.sender import Transactor
 
@@ -134,6 +134,9 @@ def run_step(d: Deployment, step: Step) -> None:
             register_contract_wallet(d, _contract(d, contract), contract, cap_exempt=cap_exempt)
         case Grant(contract, role, to):
             d.grant(_contract(d, contract), role, _address(d, to))
+        case Link(contract, function, args):
+            fn = getattr(_contract(d, contract).functions, function)
+            d.tx.transact(d.roles.deployer, fn(*(_address(d, a) for a in args)))
 
 
 def deploy_family(d: Deployment, family: Family) -> None:

@@ -87,7 +87,18 @@ class Grant:
     to: Role
 
 
-Step = Deploy | RegisterWallet | Grant
+@dataclass(frozen=True)
+class Link:
+    """The admin (deployer) calls ``contract.function(*args)`` to wire two contracts together
+    (``WalletRegistry.linkCash``: court orders and recoveries are decided in the registry and
+    carried out by the token); ``args`` as for :class:`Deploy`."""
+
+    contract: str
+    function: str
+    args: tuple[Role | str, ...] = ()
+
+
+Step = Deploy | RegisterWallet | Grant | Link
 
 DEPLOYER = Role("deployer")
 OPERATOR = Role("operator")
@@ -374,6 +385,7 @@ FAMILIES: tuple[Family, ...] = (
             Grant("WalletRegistry", "REGULATOR_ROLE", REGULATOR),
             Grant("DigitalCash", "ISSUER_ROLE", OPERATOR),
             Grant("DigitalCash", "REGULATOR_ROLE", REGULATOR),
+            Link("WalletRegistry", "linkCash", ("DigitalCash",)),
         ),
         clients=(ClientSlot("cash", CashClient, eager=True),),
         errors=_TOKEN_ERRORS,

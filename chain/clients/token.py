@@ -224,3 +224,145 @@ class CashClient:
 
     def paused(self) -> bool:
         return bool(self.tx.call(self.cash.functions.paused()))
+
+    # -- identities, holds, court orders, recovery (issue 22) --------------------------------
+    # Writes return calls (send them with ``self.tx.transact(signer, call)`` or Operations).
+
+    def set_personal_wallet_limit_call(self, limit: int) -> ContractFunction:
+        """Admin: how many personal wallets one identity may hold per tier (1..255)."""
+        return self.registry.functions.setPersonalWalletLimit(limit)
+
+    def personal_wallet_limit(self) -> int:
+        return int(self.tx.call(self.registry.functions.personalWalletLimit()))
+
+    def personal_wallet_of(self, identity_hash: bytes, tier: int = 0) -> str:
+        """The one live personal wallet of ``identity_hash`` in ``tier`` (0: any tier); raises the
+        registry's ``NoPersonalWallet`` / ``AmbiguousPersonalWallet`` (a row error, never a guess)."""
+        return str(self.tx.call(self.registry.functions.personalWalletOf(identity_hash, tier)))
+
+    def personal_wallet_count(self, identity_hash: bytes, tier: int) -> int:
+        return int(self.tx.call(self.registry.functions.personalWalletCount(identity_hash, tier)))
+
+    def identity_of(self, wallet: str) -> bytes:
+        """The holder's identity hash (a merchant's or institution's: its owner's)."""
+        return bytes(self.tx.call(self.registry.functions.identityOf(wallet)))
+
+    def place_hold_call(
+        self, wallet: str, amount_fen: int, reason: bytes, case_number: bytes
+    ) -> ContractFunction:
+        """Regulator: hold ``amount_fen`` of ``wallet``'s balance (see :func:`bytes32_text`)."""
+        return self.registry.functions.placeHold(wallet, amount_fen, reason, case_number)
+
+    def lift_hold_call(self, wallet: str, hold_id: int) -> ContractFunction:
+        """Regulator: lift hold ``hold_id`` on ``wallet`` whole."""
+        return self.registry.functions.liftHold(wallet, hold_id)
+
+    def held_of(self, wallet: str) -> int:
+        return int(self.tx.call(self.registry.functions.heldOf(wallet)))
+
+    def hold(self, hold_id: int) -> Hold:
+        wallet, amount, active, reason, case = self.tx.call(self.registry.functions.holdOf(hold_id))
+        return Hold(hold_id, wallet, int(amount), bool(active), bytes(reason), bytes(case))
+
+    def holds_of(self, wallet: str) -> list[Hold]:
+        """The active holds on ``wallet``."""
+        return [self.hold(int(i)) for i in self.tx.call(self.registry.functions.holdsOf(wallet))]
+
+    def propose_court_order_call(
+        self, from_wallet: str, to: str, amount_fen: int, case_number: bytes, hold_id: int = 0
+    ) -> ContractFunction:
+        """Regulator (maker): a court order moving ``amount_fen`` from ``from_wallet`` to ``to``,
+        executed against hold ``hold_id`` (0: none) when a different regulator approves it."""
+        return self.registry.functions.proposeCourtOrder(from_wallet, to, amount_fen, case_number, hold_id)
+
+    def approve_court_order_call(self, order_id: int) -> ContractFunction:
+        """Regulator (checker, not the maker): approve and execute court order ``order_id``."""
+        return self.registry.functions.approveCourtOrder(order_id)
+
+    def cancel_court_order_call(self, order_id: int) -> ContractFunction:
+        return self.registry.functions.cancelCourtOrder(order_id)
+
+    def court_order(self, order_id: int) -> CourtOrder:
+        frm, status, to, amount, maker, case, hold_id = self.tx.call(
+            self.registry.functions.courtOrderOf(order_id)
+        )
+        return CourtOrder(
+            order_id, frm, ProposalStatus(status), to, int(amount), maker, bytes(case), int(hold_id)
+        )
+
+    def propose_recovery_call(self, lost: str, replacement: str, evidence: bytes) -> ContractFunction:
+        """Operator (maker): the holder of ``lost`` proved their identity (``evidence``: the hash of
+        the verification record); ``replacement`` (unregistered) is to take ``lost``'s place."""
+        return self.registry.functions.proposeRecovery(lost, replacement, evidence)
+
+    def approve_recovery_call(self, recovery_id: int) -> ContractFunction:
+        """Regulator (checker): register the replacement with the lost wallet's record, retire the
+        lost wallet and move its whole holding."""
+        return self.registry.functions.approveRecovery(recovery_id)
+
+    def cancel_recovery_call(self, recovery_id: int) -> ContractFunction:
+        return self.registry.functions.cancelRecovery(recovery_id)
+
+    def recovery(self, recovery_id: int) -> Recovery:
+        lost, status, replacement, maker, evidence = self.tx.call(
+            self.registry.functions.recoveryOf(recovery_id)
+        )
+        return Recovery(recovery_id, lost, ProposalStatus(status), replacement, maker, bytes(evidence))
+
+    def is_retired(self, wallet: str) -> bool:
+        return bool(self.tx.call(self.registry.functions.isRetired(wallet)))
+
+    def successor_of(self, wallet: str) -> str:
+        """The wallet that took over a retired ``wallet`` (the zero address when none)."""
+        return str(self.tx.call(self.registry.functions.successorOf(wallet)))
+
+
+def bytes32_text(text: str) -> bytes:
+    """A case number or a hold reason as bytes32: UTF-8, 1 to 32 bytes, right-padded."""
+    raw = text.encode()
+    if not raw or len(raw) > 32:
+        raise ValueError("a case number or reason is 1 to 32 bytes of UTF-8")
+    return raw.ljust(32, b"\0")
+
+
+class ProposalStatus(IntEnum):
+    """Mirrors ``WalletRegistry.Status`` (court orders and recoveries)."""
+
+    NONE = 0
+    PENDING = 1
+    EXECUTED = 2
+    CANCELLED = 3
+
+
+@dataclass(frozen=True)
+class Hold:
+    """``WalletRegistry.Hold``: ``amount`` fen of ``wallet`` held (what is left of it)."""
+
+    hold_id: int
+    wallet: str
+    amount: int
+    active: bool
+    reason: bytes
+    case_number: bytes
+
+
+@dataclass(frozen=True)
+class CourtOrder:
+    order_id: int
+    from_wallet: str
+    status: ProposalStatus
+    to: str
+    amount: int
+    maker: str
+    case_number: bytes
+    hold_id: int
+
+
+@dataclass(frozen=True)
+class Recovery:
+    recovery_id: int
+    lost: str
+    status: ProposalStatus
+    replacement: str
+    maker: str
+    evidence: bytes

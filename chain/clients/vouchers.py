@@ -447,3 +447,17 @@ class VoucherClient:
 
     def total_held(self) -> int:
         return int(self.tx.call(self.contract.functions.totalHeld()))
+
+    # -- per-identity caps (issue 22) ----------------------------------------------------------
+
+    def cap_per_identity_call(self, programme_id: int) -> ContractFunction:
+        """Issuer: count programme ``programme_id``'s per-person cap over all the wallets of one
+        identity hash (before its first grant, for good)."""
+        return self.contract.functions.capPerIdentity(programme_id)
+
+    def caps_per_identity(self, programme_id: int) -> bool:
+        return bool(self.tx.call(self.contract.functions.capsPerIdentity(programme_id)))
+
+    def granted_to_identity(self, programme_id: int, identity_hash: bytes) -> int:
+        """Granted in the programme to all the wallets of ``identity_hash`` (per-identity programmes)."""
+        return int(self.tx.call(self.contract.functions.grantedToIdentity(programme_id, identity_hash)))

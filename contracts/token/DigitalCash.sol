@@ -13,7 +13,10 @@ import {
     POLICY_DAILY_CAP,
     POLICY_REGISTERED,
     POLICY_FROZEN,
-    POLICY_CAP_EXEMPT
+    POLICY_CAP_EXEMPT,
+    POLICY_RETIRED,
+    POLICY_HELD,
+    IRegistryMoves
 } from "./IWalletRegistry.sol";
 import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER} from "./IDigitalCash.sol";
 
@@ -36,7 +39,13 @@ import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER} from "./IDigitalCash.s
 /// ends a movement above its balance cap, sends more than its payment cap in one movement, or
 /// sends more than its daily cap within one Beijing-time calendar day; no movement out of a family
 /// contract has a frozen or unregistered owner or payee.
-contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
+///
+/// Holds, court orders and recovery are decided in the registry (maker-checker there). A hold keeps
+/// its amount in the wallet: `_update` refuses any movement out of a held wallet (transfer,
+/// `transferFrom` and so every family pull, redemption) that would leave less than the held amount
+/// (`AmountFrozen`). Only the registry's two moves, `courtTransfer` and `recoverHolding`, pass it.
+/// A retired wallet neither sends nor receives (`WalletRetired`).
+contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryMoves {
     // ----------------------------------------------------------------------------------------
     // Errors
     // ----------------------------------------------------------------------------------------
@@ -62,6 +71,12 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     /// @dev A mint would take the supply to `supplyAfter`, above 2**128 - 1 fen (every balance
     /// shares its slot with the day's spending, so balances are kept below 2**128).
     error SupplyOverflow(uint256 supplyAfter);
+    /// @dev `wallet` has `frozen` fen under holds and `available` free; `requested` is more than that.
+    error AmountFrozen(address wallet, uint256 frozen, uint256 available, uint256 requested);
+    /// @dev `wallet` is retired (recovered to a successor): it never sends or receives again.
+    error WalletRetired(address wallet);
+    /// @dev Only the wallet registry orders court transfers and recoveries; `caller` is not it.
+    error RegistryOnly(address caller);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -73,6 +88,10 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     event Redeemed(address indexed from, uint256 amount, address indexed issuer);
     /// @dev The family contract `family` paid `amount` fen of `owner`'s money to `to`.
     event PaidFor(address indexed family, address indexed owner, address indexed to, uint256 amount);
+    /// @dev A court order approved in the registry moved `amount` fen from `from` to `to`.
+    event CourtTransfer(address indexed from, address indexed to, uint256 amount);
+    /// @dev A recovery approved in the registry moved the holding of `lost` to `replacement`.
+    event HoldingRecovered(address indexed lost, address indexed replacement, uint256 balance);
 
     // ----------------------------------------------------------------------------------------
     // Roles and storage
@@ -173,6 +192,41 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     }
 
     // ----------------------------------------------------------------------------------------
+    // The registry's moves (court orders, recoveries: maker-checker in the registry)
+    // ----------------------------------------------------------------------------------------
+
+    /// @inheritdoc IRegistryMoves
+    /// @dev Not a payment of `from`'s: no sender check (a court order moves frozen and held money),
+    /// no cap charged to it; `to` is judged as any receiver (registered, not frozen, not retired,
+    /// within its balance cap); pause stops it like every movement.
+    function courtTransfer(address from, address to, uint256 amount) external whenNotPaused {
+        if (msg.sender != address(registry)) revert RegistryOnly(msg.sender);
+        // slither-disable-next-line unused-return (a read shaped as a mint: the sender's word is 0 by definition)
+        (, uint256 receiver) = registry.movementPolicies(address(0), to);
+        _checkAdmitted(to, receiver);
+        _move(from, to, amount);
+        _checkBalanceCap(to, receiver);
+        emit CourtTransfer(from, to, amount);
+    }
+
+    /// @inheritdoc IRegistryMoves
+    /// @dev The successor takes the balance and the day's spending (a recovery does not reset the
+    /// daily cap) and no balance cap is applied: it is the same person's money in the same tier,
+    /// moved to a new, empty wallet. Pause stops it like every movement.
+    function recoverHolding(address lost, address replacement) external whenNotPaused {
+        if (msg.sender != address(registry)) revert RegistryOnly(msg.sender);
+        Holding memory h = _holdings[lost];
+        uint256 balance = h.balance;
+        delete _holdings[lost];
+        Holding storage n = _holdings[replacement];
+        n.balance += h.balance; // the replacement is new: its balance was 0
+        n.day = h.day;
+        n.spent = h.spent;
+        emit Transfer(lost, replacement, balance);
+        emit HoldingRecovered(lost, replacement, balance);
+    }
+
+    // ----------------------------------------------------------------------------------------
     // Regulator
     // ----------------------------------------------------------------------------------------
 
@@ -198,7 +252,7 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
     }
 
     /// @inheritdoc ERC20
-    function balanceOf(address account) public view override(ERC20, IERC20) returns (uint256) {
+    function balanceOf(address account) public view override(ERC20, IERC20, IRegistryMoves) returns (uint256) {
         return _holdings[account].balance;
     }
 
@@ -223,6 +277,7 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
         (uint256 sender, uint256 receiver) = registry.movementPolicies(from, to);
         if (from != address(0)) {
             _checkAdmitted(from, sender);
+            if (sender & POLICY_HELD != 0) _checkHeld(from, value);
             if (to != address(0)) {
                 if (sender & POLICY_CAP_EXEMPT == 0) {
                     _chargeOutgoing(
@@ -237,11 +292,25 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
 
         _move(from, to, value);
 
-        if (to != address(0) && receiver & POLICY_CAP_EXEMPT == 0) {
+        if (to != address(0)) _checkBalanceCap(to, receiver);
+    }
+
+    /// @dev The receiver's balance cap against its new balance (cap-exempt family wallets have none).
+    function _checkBalanceCap(address to, uint256 receiver) private view {
+        if (receiver & POLICY_CAP_EXEMPT == 0) {
             uint256 balanceAfter = _holdings[to].balance;
             uint256 cap = policyLimit(receiver, POLICY_BALANCE_CAP);
             if (balanceAfter > cap) revert TierBalanceCapExceeded(to, cap, balanceAfter);
         }
+    }
+
+    /// @dev A held wallet may send only what is above its holds (read only when the policy word
+    /// says it has some, so wallets without holds pay nothing for the rule).
+    function _checkHeld(address from, uint256 value) private view {
+        uint256 held = registry.heldOf(from);
+        uint256 balance = _holdings[from].balance;
+        uint256 available = balance > held ? balance - held : 0;
+        if (value > available) revert AmountFrozen(from, held, available, value);
     }
 
     /// @dev OpenZeppelin's ERC20 `_update` (same errors, same event) on the packed holdings.
@@ -278,6 +347,7 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash {
 
     function _checkAdmitted(address wallet, uint256 policy) private pure {
         if (policy & POLICY_REGISTERED == 0) revert WalletNotRegistered(wallet);
+        if (policy & POLICY_RETIRED != 0) revert WalletRetired(wallet);
         if (policy & POLICY_FROZEN != 0) revert WalletFrozen(wallet);
     }
 

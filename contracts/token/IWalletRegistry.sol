@@ -11,6 +11,10 @@ uint256 constant POLICY_NO_LIMIT = type(uint80).max;
 uint256 constant POLICY_REGISTERED = 1 << 240;
 uint256 constant POLICY_FROZEN = 1 << 241;
 uint256 constant POLICY_CAP_EXEMPT = 1 << 242;
+/// @dev The wallet is retired (its key was lost and its balance recovered to a successor).
+uint256 constant POLICY_RETIRED = 1 << 243;
+/// @dev Part of the wallet's balance is held (judicial freeze, AML hold): read `heldOf`.
+uint256 constant POLICY_HELD = 1 << 244;
 
 /// @dev The limit at bit `shift` of a packed policy word, `type(uint256).max` for no limit.
 function policyLimit(uint256 word, uint256 shift) pure returns (uint256 limit) {
@@ -55,12 +59,37 @@ interface IWalletRegistry {
     /// @notice Whether `wallet` is registered.
     function isRegistered(address wallet) external view returns (bool);
 
-    /// @notice Whether `wallet` is frozen by the regulator.
+    /// @notice Whether `wallet` is frozen by the regulator, or retired (a retired wallet is frozen
+    /// for good, so every family that refuses frozen wallets refuses retired ones as well).
     function isFrozen(address wallet) external view returns (bool);
+
+    /// @notice The identity hash of `wallet`: the holder's for a personal wallet, the owning person's
+    /// or entity's for a merchant or institution wallet (zero when not registered).
+    function identityOf(address wallet) external view returns (bytes32);
+
+    /// @notice The amount of `wallet`'s balance under holds (judicial freeze, AML hold), in fen:
+    /// the token refuses every movement out of `wallet` that would leave less than this.
+    function heldOf(address wallet) external view returns (uint256);
 
     /// @notice The kind of `wallet` (None when not registered).
     function kindOf(address wallet) external view returns (Kind);
 
     /// @notice The merchant category code of `wallet` (0 unless it is a merchant).
     function categoryOf(address wallet) external view returns (uint16);
+}
+
+/// @title IRegistryMoves
+/// @notice The two movements the token makes only on the wallet registry's word, after a maker-checker
+/// decision recorded there: a court order's forced transfer and a lost wallet's recovery.
+interface IRegistryMoves {
+    /// @notice Move `amount` fen from `from` to `to` for an approved court order: held and frozen
+    /// money included, no sender cap charged (not a payment); `to` admitted and within its balance cap.
+    function courtTransfer(address from, address to, uint256 amount) external;
+
+    /// @notice Move the whole holding of the retired `lost` wallet (balance and the day's spending)
+    /// to `replacement`, its successor.
+    function recoverHolding(address lost, address replacement) external;
+
+    /// @notice The balance of `wallet`, in fen.
+    function balanceOf(address wallet) external view returns (uint256);
 }

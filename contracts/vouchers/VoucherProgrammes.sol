@@ -27,7 +27,9 @@ import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 /// - **Open enrolment**: a registered personal wallet enrols itself once and is granted the per-person
 ///   cap, while the ungranted budget still covers a full share.
 /// Every grant, however made, is refused if it would take the holder above the per-person cap or the
-/// programme above its budget.
+/// programme above its budget. A programme capped per identity (`capPerIdentity`, before its first
+/// grant) counts the cap over all the wallets of one identity hash in the wallet registry
+/// (`VoucherOverIdentityCap`): one red packet per person, not per wallet.
 ///
 /// Spend rule. With `minBill` m and `discountPerSpend` d (both in fen, 0 meaning "none"):
 /// - a bill below m is refused (`VoucherBelowMinimum`); a bill exactly at m qualifies;
@@ -107,6 +109,13 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
     error VoucherZeroGrant(uint256 index);
     /// @dev Granting `amount` more to `holder` would bring its grants to `grantedAfter`, above `cap`.
     error VoucherOverPersonCap(uint256 id, address holder, uint256 cap, uint256 grantedAfter);
+    /// @dev Granting more to a wallet of `identityHash` would bring that identity's grants in
+    /// programme `id` (all its wallets together) to `grantedAfter`, above the per-person `cap`.
+    error VoucherOverIdentityCap(uint256 id, bytes32 identityHash, uint256 cap, uint256 grantedAfter);
+    /// @dev Programme `id` has granted `granted` already: the cap can only become per identity before.
+    error VoucherGrantsStarted(uint256 id, uint256 granted);
+    /// @dev Programme `id` caps per identity already.
+    error VoucherIdentityCapAlreadySet(uint256 id);
     /// @dev Granting `amount` needs more than the `ungranted` budget left.
     error VoucherOverBudget(uint256 id, uint256 ungranted, uint256 amount);
     /// @dev `holder` enrolled in programme `id` already.
@@ -180,6 +189,9 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
     event GrantReturned(uint256 indexed id, address indexed holder, uint256 amount);
     /// @dev After expiry, the ungranted `amount` of the budget went back to the issuer.
     event BudgetReturned(uint256 indexed id, address indexed issuer, uint256 amount);
+    /// @dev The issuer made programme `id`'s per-person cap count per identity (all the wallets of
+    /// one person together), for good.
+    event IdentityCapSet(uint256 indexed id, address indexed issuer);
 
     // ----------------------------------------------------------------------------------------
     // Types and storage
@@ -275,6 +287,11 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
     /// @notice Consumed by each holder-signed spend, across programmes.
     mapping(address holder => uint256) public nonces;
 
+    /// @notice Programmes whose per-person cap counts per identity (the registry's identity hash).
+    mapping(uint256 id => bool) public capsPerIdentity;
+    /// @notice Granted per programme and identity (kept only for programmes capped per identity).
+    mapping(uint256 id => mapping(bytes32 identityHash => uint256)) public grantedToIdentity;
+
     uint256 public programmeCount;
     /// @notice Budgets held here, over all programmes (outstanding grants + ungranted budget).
     uint256 public totalHeld;
@@ -348,6 +365,18 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
         if (!p.merchantList) revert VoucherNoMerchantList(id);
         if (merchants.length == 0 || merchants.length > MAX_BATCH) revert VoucherBatchSize(merchants.length, MAX_BATCH);
         _list(id, merchants, allowed);
+    }
+
+    /// @notice The issuer makes programme `id`'s per-person cap count per identity: the grants of all
+    /// the wallets registered to one identity hash add up against it, so a person's extra wallets
+    /// (one per tier, or more where the registry allows) gain nothing. Only before the first grant
+    /// (`VoucherGrantsStarted`), and for good.
+    function capPerIdentity(uint256 id) external {
+        Programme storage p = _issued(id);
+        if (capsPerIdentity[id]) revert VoucherIdentityCapAlreadySet(id);
+        if (p.granted != 0) revert VoucherGrantsStarted(id, p.granted);
+        capsPerIdentity[id] = true;
+        emit IdentityCapSet(id, msg.sender);
     }
 
     /// @notice The issuer of grant-list programme `id` grants up to MAX_BATCH amounts to registered
@@ -578,6 +607,14 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
         Holding storage h = _holdings[id][holder];
         uint256 grantedAfter = uint256(h.granted) + amount;
         if (grantedAfter > p.perPersonCap) revert VoucherOverPersonCap(id, holder, p.perPersonCap, grantedAfter);
+        if (capsPerIdentity[id]) {
+            bytes32 identity = registry.identityOf(holder);
+            uint256 identityAfter = grantedToIdentity[id][identity] + amount;
+            if (identityAfter > p.perPersonCap) {
+                revert VoucherOverIdentityCap(id, identity, p.perPersonCap, identityAfter);
+            }
+            grantedToIdentity[id][identity] = identityAfter;
+        }
         uint256 ungranted = p.budget - p.granted;
         if (amount > ungranted) revert VoucherOverBudget(id, ungranted, amount);
         if (h.granted == 0) ++p.holders;

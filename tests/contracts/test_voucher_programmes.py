@@ -1095,3 +1095,110 @@ class TestFreeze:
         result = vouchers.close(town.keeper, granted, [town.alice.address, town.bob.address])
         assert [e["holder"] for e in result.named("GrantReturned")] == [town.alice.address, town.bob.address]
         assert_conserved(vouchers, cash, granted)
+
+
+class TestIdentityCap:
+    """A programme capped per identity counts the per-person cap over all the wallets of one
+    identity hash: a second wallet of the same person (another tier) gains nothing."""
+
+    @staticmethod
+    def second_wallet(cash: CashClient, town: Town, name: str, tier: int) -> LocalAccount:
+        """A second personal wallet of ``name``'s identity in ``tier`` (one per tier is allowed)."""
+        extra = Account.create()
+        cash.register(town.operator, extra.address, Kind.PERSONAL, tier, 0, identity(name))
+        return extra
+
+    def test_grants_to_two_wallets_of_one_person_count_against_one_cap(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient
+    ) -> None:
+        pid = consumption(w3, vouchers, town)
+        event = vouchers.tx.transact(town.office, vouchers.cap_per_identity_call(pid)).named(
+            "IdentityCapSet"
+        )[0]
+        assert event.args == {"id": pid, "issuer": town.office.address}
+        assert vouchers.caps_per_identity(pid)
+        alice2 = self.second_wallet(cash, town, "alice", 2)  # alice is tier 3
+        vouchers.grant(town.office, pid, [Grant(town.alice.address, 150 * YUAN)])
+        assert_reverts(
+            lambda: vouchers.grant(town.office, pid, [Grant(alice2.address, 50 * YUAN + 1)]),
+            "VoucherOverIdentityCap",
+            pid,
+            identity("alice"),
+            200 * YUAN,
+            200 * YUAN + 1,
+        )
+        vouchers.grant(town.office, pid, [Grant(alice2.address, 50 * YUAN)])  # exactly at the cap
+        assert vouchers.granted_to_identity(pid, identity("alice")) == 200 * YUAN
+        assert vouchers.balance(pid, alice2.address) == 50 * YUAN
+        assert_conserved(vouchers, cash, pid)
+
+    def test_without_the_identity_cap_each_wallet_has_its_own(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient
+    ) -> None:
+        pid = consumption(w3, vouchers, town)
+        alice2 = self.second_wallet(cash, town, "alice", 2)
+        vouchers.grant(
+            town.office, pid, [Grant(town.alice.address, 200 * YUAN), Grant(alice2.address, 200 * YUAN)]
+        )
+        assert vouchers.granted_to_identity(pid, identity("alice")) == 0  # not kept: not capped per identity
+
+    def test_a_second_wallet_cannot_enrol_for_a_second_share(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient
+    ) -> None:
+        pid = consumption(w3, vouchers, town, mode=Mode.OPEN_ENROLMENT)
+        vouchers.tx.transact(town.office, vouchers.cap_per_identity_call(pid))
+        bob2 = dev_account(10)  # a funded account (it pays gas), not a wallet in this town
+        cash.register(town.operator, bob2.address, Kind.PERSONAL, 3, 0, identity("bob"))  # bob is tier 4
+        vouchers.enrol(town.bob, pid)
+        assert_reverts(
+            lambda: vouchers.enrol(bob2, pid),
+            "VoucherOverIdentityCap",
+            pid,
+            identity("bob"),
+            200 * YUAN,
+            400 * YUAN,
+        )
+
+    def test_a_merkle_claim_to_a_second_wallet_is_refused(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient
+    ) -> None:
+        pid = consumption(w3, vouchers, town)
+        vouchers.tx.transact(town.office, vouchers.cap_per_identity_call(pid))
+        carol2 = self.second_wallet(cash, town, "carol", 3)
+        grants = [Grant(town.carol.address, 120 * YUAN), Grant(carol2.address, 120 * YUAN)]
+        tree = merkle_tree(pid, grants)
+        vouchers.set_grant_root(town.office, pid, tree.root, len(grants))
+        vouchers.claim(town.keeper, pid, 0, grants[0], tree.proof(0))
+        assert_reverts(
+            lambda: vouchers.claim(town.keeper, pid, 1, grants[1], tree.proof(1)),
+            "VoucherOverIdentityCap",
+            pid,
+            identity("carol"),
+            200 * YUAN,
+            240 * YUAN,
+        )
+
+    def test_only_the_issuer_only_before_the_first_grant_and_only_once(
+        self, w3: Web3, town: Town, vouchers: VoucherClient
+    ) -> None:
+        pid = consumption(w3, vouchers, town)
+        assert_reverts(
+            lambda: vouchers.tx.transact(town.union, vouchers.cap_per_identity_call(pid)),
+            "VoucherNotIssuer",
+            pid,
+            town.union.address,
+        )
+        vouchers.tx.transact(town.office, vouchers.cap_per_identity_call(pid))
+        assert_reverts(
+            lambda: vouchers.tx.transact(town.office, vouchers.cap_per_identity_call(pid)),
+            "VoucherIdentityCapAlreadySet",
+            pid,
+        )
+        other = consumption(w3, vouchers, town)
+        vouchers.grant(town.office, other, [Grant(town.alice.address, 10 * YUAN)])
+        assert_reverts(
+            lambda: vouchers.tx.transact(town.office, vouchers.cap_per_identity_call(other)),
+            "VoucherGrantsStarted",
+            other,
+            10 * YUAN,
+        )

@@ -42,9 +42,11 @@ import {DigitalCash} from "../token/DigitalCash.sol";
 /// Card payments are paid by the token's one family policy (`payFor`, owner = the card holder,
 /// payee = a merchant only). Rejected payments consume no counter and move nothing: a payment refused
 /// because its merchant cannot receive now (frozen, at a cap: `MerchantRefused`), because its payee is
-/// not a merchant wallet (`PayeeNotMerchant`) or because the holder is frozen (`HolderRefused`), each
+/// not a merchant wallet (`PayeeNotMerchant`) or because the holder is frozen or has holds its own
+/// wallet does not cover (`HolderRefused`, detail `WalletFrozen` / `AmountFrozenInFamily`), each
 /// with the token's error selector, can be uploaded again later; a frozen holder's payments settle
-/// once the regulator unfreezes the holder (if still within a lost card's grace period).
+/// once the regulator unfreezes the holder (a held holder's once the hold is lifted or covered; the
+/// reserve is the holder's money, so a hold reaches it), if still within a lost card's grace period.
 ///
 /// @dev Invariants (tested): per card, loaded == settled + refunded + reserve, reserve never negative;
 /// this contract's token balance == totalReserve == sum of reserves; each (card, counter) pays at most
@@ -160,7 +162,7 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
         GraceExpired, // signed before the report, uploaded after the grace period
         CardClosed,
         MerchantRefused, // the token refused the merchant (frozen, at its balance cap): retry later
-        HolderRefused, // the token refused the holder (frozen): settles once the holder is unfrozen
+        HolderRefused, // the token refused the holder (frozen, uncovered hold): settles once unfrozen / covered
         PayeeNotMerchant // the payee is not a merchant wallet: card payments go to merchants only
     }
 
@@ -423,13 +425,16 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
     }
 
     /// @dev Which party the token's refusal `ret` (a custom error, at least 4 bytes) is about: the
-    /// holder (`WalletFrozen`/`WalletNotRegistered` naming the holder), the payee's kind, or the merchant.
+    /// holder (`WalletFrozen`/`WalletNotRegistered`/`AmountFrozenInFamily` naming the holder), the
+    /// payee's kind, or the merchant.
     function _refusal(bytes memory ret, address holder) private pure returns (Reason) {
         bytes4 selector = bytes4(ret);
         if (selector == DigitalCash.PayeeNotMerchant.selector) return Reason.PayeeNotMerchant;
         if (
-            (selector == DigitalCash.WalletFrozen.selector || selector == DigitalCash.WalletNotRegistered.selector)
-                && ret.length >= 36
+            (
+                selector == DigitalCash.WalletFrozen.selector || selector == DigitalCash.WalletNotRegistered.selector
+                    || selector == DigitalCash.AmountFrozenInFamily.selector
+            ) && ret.length >= 36
         ) {
             address wallet;
             // slither-disable-next-line assembly (reads the error's first argument, an address, after the selector)

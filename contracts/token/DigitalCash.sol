@@ -18,7 +18,7 @@ import {
     POLICY_HELD,
     IRegistryMoves
 } from "./IWalletRegistry.sol";
-import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER} from "./IDigitalCash.sol";
+import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER, PAY_GRANT} from "./IDigitalCash.sol";
 
 /// @title DigitalCash
 /// @notice Permissioned, fen-denominated digital cash (2 decimals). Only registered, unfrozen
@@ -43,7 +43,10 @@ import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER} from "./IDigitalCash.s
 /// Holds, court orders and recovery are decided in the registry (maker-checker there). A hold keeps
 /// its amount in the wallet: `_update` refuses any movement out of a held wallet (transfer,
 /// `transferFrom` and so every family pull, redemption) that would leave less than the held amount
-/// (`AmountFrozen`). Only the registry's two moves, `courtTransfer` and `recoverHolding`, pass it.
+/// (`AmountFrozen`). Money a family holds for a held owner is reached through `payFor`: while the
+/// owner's own balance does not cover its holds, no family pays the owner's money to anyone but the
+/// owner (`AmountFrozenInFamily`); a grant (`PAY_GRANT`: a voucher's share, the programme's money
+/// until spent) is not the owner's money and is not held. Only the registry's two moves, `courtTransfer` and `recoverHolding`, pass it.
 /// A retired wallet neither sends nor receives (`WalletRetired`).
 contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryMoves {
     // ----------------------------------------------------------------------------------------
@@ -73,6 +76,10 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
     error SupplyOverflow(uint256 supplyAfter);
     /// @dev `wallet` has `frozen` fen under holds and `available` free; `requested` is more than that.
     error AmountFrozen(address wallet, uint256 frozen, uint256 available, uint256 requested);
+    /// @dev A family was to pay `requested` fen it holds for `owner` to someone else while `owner` has
+    /// `held` fen under holds and only `balance` in its own wallet: the hold is not covered, so every
+    /// fen the families hold for `owner` is held too (see `_checkHeldInFamily`).
+    error AmountFrozenInFamily(address owner, uint256 held, uint256 balance, uint256 requested);
     /// @dev `wallet` is retired (recovered to a successor): it never sends or receives again.
     error WalletRetired(address wallet);
     /// @dev Only the wallet registry orders court transfers and recoveries; `caller` is not it.
@@ -174,16 +181,25 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
     // ----------------------------------------------------------------------------------------
 
     /// @inheritdoc IDigitalCash
+    /// @dev The family's and the owner's policies are read in one call (`movementPolicies`, the
+    /// packed words of the hot path). A retired owner is refused as frozen (`WalletFrozen(owner)`),
+    /// as `policyOf` reports it. Holds: see `_checkHeldInFamily`.
     function payFor(address owner, address to, uint256 amount, uint8 rules) external {
-        IWalletRegistry.Policy memory family = registry.policyOf(msg.sender);
-        if (!family.capExempt) revert FamilyOnly(msg.sender);
+        (uint256 family, uint256 ownerPolicy) = registry.movementPolicies(msg.sender, owner);
+        if (family & POLICY_CAP_EXEMPT == 0) revert FamilyOnly(msg.sender);
         if (amount == 0) revert ZeroAmount();
-        IWalletRegistry.Policy memory ownerPolicy = _admitted(owner);
+        if (ownerPolicy & POLICY_REGISTERED == 0) revert WalletNotRegistered(owner);
+        if (ownerPolicy & (POLICY_FROZEN | POLICY_RETIRED) != 0) revert WalletFrozen(owner);
+        if (ownerPolicy & POLICY_HELD != 0 && to != owner && rules & PAY_GRANT == 0) {
+            _checkHeldInFamily(owner, amount);
+        }
         if (rules & PAY_TO_MERCHANT != 0 && registry.kindOf(to) != IWalletRegistry.Kind.Merchant) {
             revert PayeeNotMerchant(to);
         }
-        if (rules & PAY_CHARGES_OWNER != 0 && to != owner && !ownerPolicy.capExempt) {
-            _chargeOutgoing(owner, ownerPolicy.limits.paymentCap, ownerPolicy.limits.dailyCap, amount);
+        if (rules & PAY_CHARGES_OWNER != 0 && to != owner && ownerPolicy & POLICY_CAP_EXEMPT == 0) {
+            _chargeOutgoing(
+                owner, policyLimit(ownerPolicy, POLICY_PAYMENT_CAP), policyLimit(ownerPolicy, POLICY_DAILY_CAP), amount
+            );
         }
         _payingFor = true;
         _transfer(msg.sender, to, amount);
@@ -311,6 +327,20 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
         uint256 balance = _holdings[from].balance;
         uint256 available = balance > held ? balance - held : 0;
         if (value > available) revert AmountFrozen(from, held, available, value);
+    }
+
+    /// @dev Money a family holds for `owner` is `owner`'s money, so a hold must reach it too. The token
+    /// does not know how much each family holds for whom, so the rule is the simplest that is safe:
+    /// while `owner`'s own wallet covers its holds (`heldOf(owner) <= balanceOf(owner)`, and `_update`
+    /// keeps it so for every movement out of the wallet), family-held money is free, as the rest of a
+    /// partly held holding should be; once it does not, no family pays `owner`'s money to anyone but
+    /// `owner` (`AmountFrozenInFamily`). Paying back to `owner` (a refund, a card reserve withdrawn,
+    /// a cancelled package) stays open: the money lands in the wallet, where the exact per-fen rule
+    /// applies, so the holder can always free what is above the hold by bringing it home.
+    function _checkHeldInFamily(address owner, uint256 amount) private view {
+        uint256 held = registry.heldOf(owner);
+        uint256 balance = _holdings[owner].balance;
+        if (held > balance) revert AmountFrozenInFamily(owner, held, balance, amount);
     }
 
     /// @dev OpenZeppelin's ERC20 `_update` (same errors, same event) on the packed holdings.

@@ -8,7 +8,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IWalletRegistry} from "../token/IWalletRegistry.sol";
-import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
+import {IDigitalCash, PAY_TO_MERCHANT, PAY_GRANT} from "../token/IDigitalCash.sol";
 
 /// @title VoucherProgrammes
 /// @notice Restricted-purpose funds (消费红包 / 工会福利): money with rules attached. An *issuer* (a
@@ -60,6 +60,12 @@ import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 /// claim, enrolment, new grant root: `VoucherIssuerFrozen`) until it is unfrozen; what it granted
 /// before is the holders' and is spent as usual; its clawback waits (`close` reverts with the
 /// token's `WalletFrozen`). While the token is paused, spends and clawbacks revert whole.
+///
+/// Holds (judicial freeze of an amount, AML hold) reach the holder's *cash* share of a spend (pulled
+/// from the holder's wallet: the token's `AmountFrozen`), not the voucher share: that is the issuer's
+/// money until spent, paid with `PAY_GRANT`. The holder cannot redeem, transfer or withdraw it, a court
+/// order cannot take it, and unspent it returns to the issuer; spending it takes nothing from what
+/// the hold secures.
 /// No call here pays several wallets: `close` returns everything it collects to the issuer in one
 /// payment, so no holder named in it can make it revert.
 ///
@@ -657,7 +663,7 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
         totalHeld -= voucher;
         emit Spent(id, holder, merchant, mcc, bill, voucher, cashPart, bySignature);
 
-        IDigitalCash(address(cash)).payFor(holder, merchant, voucher, PAY_TO_MERCHANT);
+        IDigitalCash(address(cash)).payFor(holder, merchant, voucher, PAY_TO_MERCHANT | PAY_GRANT);
         if (cashPart > 0) cash.safeTransferFrom(holder, merchant, cashPart);
     }
 

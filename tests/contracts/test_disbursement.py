@@ -24,7 +24,7 @@ from chain.clients.disburse import (
     merkle_tree,
     purpose_tag,
 )
-from chain.clients.token import CashClient, Kind
+from chain.clients.token import CashClient, Kind, bytes32_text
 from chain.merkle import verify
 from tests.conftest import Actors, identity
 from tests.helpers import assert_reverts
@@ -502,6 +502,40 @@ class TestPayChunk:
         assert_reverts(lambda: disburse.retry_exception(p.operator, bid, 0), "DisburseNoException", bid, 0)
         b = disburse.batch(bid)
         assert (b.paid, b.exceptions, b.outstanding) == (300_00, 0, 0)
+
+    def test_a_held_payers_escrowed_payouts_wait_for_the_hold(
+        self, w3: Web3, payroll: Payroll, registered: Actors, cash: CashClient, disburse: DisbursementClient
+    ) -> None:
+        """The funded batch is the payer's money: while the payer's own wallet does not cover its
+        holds, every payout is an exception (AmountFrozenInFamily), paid once the hold is lifted."""
+        p = payroll
+        rows = [Row(p.workers[0], 100_00), Row(p.workers[1], 200_00)]
+        bid = approved_explicit(w3, disburse, cash, p, "b", rows)
+        assert cash.balance_of(p.employer.address) == 999_700_00
+        placed = cash.tx.transact(
+            registered.regulator,
+            cash.place_hold_call(
+                p.employer.address, 1_000_000_00, bytes32_text("AML"), bytes32_text("(2026)苏0507执7号")
+            ),
+        )
+        hold_id = int(placed.named("HoldPlaced")[0]["holdId"])
+        result = disburse.pay_chunk(p.operator, bid, 0, rows)
+        frozen_in_family = selector(w3, "AmountFrozenInFamily(address,uint256,uint256,uint256)")
+        reasons = {e.args["index"]: bytes(e.args["reason"]) for e in result.named("PayoutException")}
+        assert reasons == {0: frozen_in_family, 1: frozen_in_family}
+        assert cash.balance_of(p.workers[0]) == 0
+        assert_reverts(
+            lambda: disburse.retry_exception(p.operator, bid, 1),
+            "AmountFrozenInFamily",
+            p.employer.address,
+            1_000_000_00,
+            999_700_00,
+            200_00,
+        )
+        cash.tx.transact(registered.regulator, cash.lift_hold_call(p.employer.address, hold_id))
+        disburse.retry_exception(p.operator, bid, 1)
+        assert cash.balance_of(p.workers[1]) == 200_00
+        assert_conserved(disburse, cash, bid)
 
     def test_reverts_after_the_end_date(
         self, w3: Web3, payroll: Payroll, cash: CashClient, disburse: DisbursementClient

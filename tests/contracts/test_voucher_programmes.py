@@ -18,7 +18,7 @@ from web3 import Web3
 
 from chain import devtools
 from chain.accounts import dev_account
-from chain.clients.token import CashClient, Kind
+from chain.clients.token import CashClient, Kind, bytes32_text
 from chain.clients.vouchers import (
     MAX_BATCH,
     MAX_CATEGORIES,
@@ -1095,6 +1095,39 @@ class TestFreeze:
         result = vouchers.close(town.keeper, granted, [town.alice.address, town.bob.address])
         assert [e["holder"] for e in result.named("GrantReturned")] == [town.alice.address, town.bob.address]
         assert_conserved(vouchers, cash, granted)
+
+
+class TestHolds:
+    """A hold (judicial freeze of an amount) reaches the holder's cash share of a spend, not the
+    voucher share: that is the issuer's money until spent (`PAY_GRANT`), which no court order takes."""
+
+    def test_a_held_holder_spends_the_voucher_share_but_not_held_cash(
+        self, w3: Web3, town: Town, cash: CashClient, vouchers: VoucherClient
+    ) -> None:
+        pid = welfare(w3, vouchers, town)
+        vouchers.grant(town.union, pid, [Grant(town.alice.address, 500 * YUAN)])
+        # 1,500 yuan held, 1,000 in the wallet: the hold is not covered (families would refuse
+        # AmountFrozenInFamily for the holder's own money they hold).
+        case = bytes32_text("(2026)苏0507执9号")
+        cash.tx.transact(
+            town.regulator, cash.place_hold_call(town.alice.address, 1_500 * YUAN, bytes32_text("AML"), case)
+        )
+        before = cash.balance_of(town.alice.address), cash.balance_of(town.canteen)
+        spent = vouchers.spend(town.alice, pid, town.canteen, 300 * YUAN).named("Spent")[0]
+        assert (spent["voucher"], spent["cash"]) == (300 * YUAN, 0)
+        assert cash.balance_of(town.canteen) == before[1] + 300 * YUAN
+        # 200 yuan of voucher left: a 300 yuan bill needs 100 yuan of the holder's held cash.
+        assert_reverts(
+            lambda: vouchers.spend(town.alice, pid, town.clinic, 300 * YUAN),
+            "AmountFrozen",
+            town.alice.address,
+            1_500 * YUAN,
+            0,
+            100 * YUAN,
+        )
+        assert cash.balance_of(town.alice.address) == before[0]
+        assert vouchers.balance(pid, town.alice.address) == 200 * YUAN
+        assert_conserved(vouchers, cash, pid)
 
 
 class TestIdentityCap:

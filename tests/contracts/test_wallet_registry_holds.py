@@ -15,10 +15,20 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from chain.accounts import dev_account
-from chain.clients.hardwallet import QuickPayClient, order_ref
+from chain.clients.hardwallet import (
+    CardForm,
+    HardWalletClient,
+    Outcome,
+    QuickPayClient,
+    RejectReason,
+    order_ref,
+)
+from chain.clients.prepaid import PrepaidClient
 from chain.clients.token import CashClient, Kind, ProposalStatus, bytes32_text
 from tests.conftest import Actors, identity
 from tests.helpers import assert_reverts
+from wallets.hardwallet import HardWallet
+from wallets.terminal import Terminal
 
 CASE = bytes32_text("(2026)苏0507执123号")
 AML = bytes32_text("AML")
@@ -237,6 +247,91 @@ class TestHolds:
 def propose(cash: CashClient, maker: LocalAccount, frm: str, to: str, amount: int, hold_id: int = 0) -> int:
     result = cash.tx.transact(maker, cash.propose_court_order_call(frm, to, amount, CASE, hold_id))
     return int(result.named("CourtOrderProposed")[0]["id"])
+
+
+def now(w3: Web3) -> int:
+    return int(w3.eth.get_block("latest")["timestamp"])
+
+
+FROZEN_IN_FAMILY = bytes(Web3.keccak(text="AmountFrozenInFamily(address,uint256,uint256,uint256)")[:4])
+
+
+class TestHoldsReachFamilyMoney:
+    """Money a family holds for a person (a card reserve, a prepaid package) is that person's: while
+    the own wallet does not cover the holds, no family pays it to anyone but the person
+    (`AmountFrozenInFamily`); while it does, the rest moves; paying it back home stays open."""
+
+    @pytest.mark.parametrize("form", [CardForm.CARD, CardForm.WEARABLE])
+    def test_a_card_payment_from_a_held_holders_reserve_waits_for_the_hold(
+        self, w3: Web3, court: Court, cash: CashClient, hardwallet: HardWalletClient, form: CardForm
+    ) -> None:
+        a = court.a
+        card = HardWallet(bytes.fromhex("a2" * 32), hardwallet.domain, form=form)
+        hardwallet.register_card(a.operator, card.address, a.alice.address, form)
+        hardwallet.load(a.alice, card.address, 1_000_00)
+        card.credit(1_000_00)
+        terminal = Terminal(a.gym.address, hardwallet.domain, clock=lambda: now(w3))
+        # The whole wallet (4,000 yuan) held: covered, so the reserve is "the rest" and moves.
+        hold(cash, a.regulator, a.alice.address, 4_000_00)
+        terminal.charge(card, 10_00)
+        assert terminal.upload_to_chain(hardwallet, a.outsider)[0].outcome is Outcome.SETTLED
+        # One fen more than the wallet: the reserve is held too; the payment waits, nothing moves.
+        extra = hold(cash, a.regulator, a.alice.address, 1)
+        p = terminal.charge(card, 30_00)
+        refused = terminal.upload_to_chain(hardwallet, a.outsider)[0]
+        assert (refused.outcome, refused.reason, refused.detail, refused.final) == (
+            Outcome.REJECTED,
+            RejectReason.HOLDER_REFUSED,
+            FROZEN_IN_FAMILY,
+            False,
+        )
+        assert terminal.pending == [p] and not hardwallet.is_counter_used(card.address, 2)
+        assert hardwallet.card(card.address).reserve == 990_00
+        assert (cash.balance_of(a.gym.address), cash.balance_of(a.alice.address)) == (10_00, 4_000_00)
+        cash.tx.transact(a.regulator, cash.lift_hold_call(a.alice.address, extra))
+        assert terminal.upload_to_chain(hardwallet, a.outsider)[0].outcome is Outcome.SETTLED
+        assert cash.balance_of(a.gym.address) == 40_00
+
+    def test_a_prepaid_package_of_a_held_consumer_pays_no_merchant_but_refunds_home(
+        self, w3: Web3, court: Court, cash: CashClient, prepaid: PrepaidClient
+    ) -> None:
+        a = court.a
+        prepaid.enrol(a.regulator, a.gym.address, 10_000)
+        pid, _ = prepaid.prepay(a.alice, a.gym.address, 10, 200_00, now(w3) + 30 * 86_400)
+        assert cash.balance_of(a.alice.address) == 3_000_00
+        hold(cash, a.regulator, a.alice.address, 3_000_01)
+        assert_reverts(
+            lambda: prepaid.consume(a.alice, pid, 1),
+            "AmountFrozenInFamily",
+            a.alice.address,
+            3_000_01,
+            3_000_00,
+            200_00,
+        )
+        assert cash.balance_of(a.gym.address) == 0 and prepaid.package(pid).held == 2_000_00
+        # Cancelling pays the package back home (no fee): the wallet then covers the hold, and the
+        # exact per-fen rule frees what is above it.
+        prepaid.cancel(a.alice, pid)
+        assert cash.balance_of(a.alice.address) == 5_000_00
+        assert_reverts(
+            lambda: cash.transfer(a.alice, a.carol.address, 2_000_00),
+            "AmountFrozen",
+            a.alice.address,
+            3_000_01,
+            1_999_99,
+            2_000_00,
+        )
+        cash.transfer(a.alice, a.carol.address, 1_999_99)
+
+    def test_a_covered_hold_leaves_a_prepaid_package_free(
+        self, w3: Web3, court: Court, cash: CashClient, prepaid: PrepaidClient
+    ) -> None:
+        a = court.a
+        prepaid.enrol(a.regulator, a.gym.address, 10_000)
+        pid, _ = prepaid.prepay(a.alice, a.gym.address, 10, 200_00, now(w3) + 30 * 86_400)
+        hold(cash, a.regulator, a.alice.address, 3_000_00)
+        prepaid.consume(a.alice, pid, 2)
+        assert cash.balance_of(a.gym.address) == 400_00
 
 
 class TestCourtOrders:

@@ -29,8 +29,9 @@ import {
 /// `recoveryAddress` in spirit) are decided here and executed by the token (`IRegistryMoves`, the
 /// one linked token, callable only from this registry):
 /// - a *hold* (judicial freeze of an amount, AML hold) with a reason and a case number keeps that
-///   amount of the wallet's balance from moving by any path (the token checks `heldOf` in `_update`);
-///   the regulator places and lifts holds;
+///   amount of the wallet's balance from moving by any path (the token checks `heldOf` in `_update`;
+///   money families hold for the wallet moves only to it while its balance does not cover the holds:
+///   `payFor`, `AmountFrozenInFamily`); the regulator places and lifts holds;
 /// - a *court order* moves an amount out of a wallet (held and frozen money included): one regulator
 ///   proposes, a different regulator approves, which executes it;
 /// - a *recovery* moves a lost wallet's whole holding to a new wallet of the same identity, which

@@ -178,6 +178,9 @@ class Family:
     expected: Mapping[str, Expected] = field(default_factory=dict)
     tallies: tuple[Tally, ...] = ()
     panel: Panel | None = None
+    #: The family's folder in the services (``services/<app>/families/<folder>/``) when its name
+    #: there differs (the token's is ``cash``).
+    folder: str | None = None
 
 
 # -- the families' custom errors and their HTTP answers (services/common/problems.py) ----------
@@ -401,6 +404,7 @@ FAMILIES: tuple[Family, ...] = (
             ],
         },
         panel=Panel("token", "System", "DigitalCash"),
+        folder="cash",
     ),
     Family(
         name="prepaid",

@@ -24,7 +24,8 @@ The event types and where they are emitted:
   operation (the gateway's settlements and reports, a card payment of a code), the same way.
 - ``voucher.programme_closed``: the first ``voucher.close`` of a programme (``BudgetReturned``).
 - ``disbursement.finished`` / ``disbursement.exception``: the disbursement runner
-  (services/operator/families/disburse/runner.py) marks a batch executed / rows as payout exceptions.
+  (services/operator/families/disburse/runner.py) marks a batch executed / rows as payout exceptions;
+  their payloads are the family's (services/operator/families/disburse/webhooks.py).
 - ``reconciliation.verdict_changed``: :func:`note_verdict`, after a reconciliation.
 """
 
@@ -54,8 +55,6 @@ from sqlalchemy.orm import Session
 from services.common.db import Database
 from services.common.models import (
     ApiKey,
-    Disbursement,
-    DisbursementRow,
     GatewayCard,
     Meta,
     Operation,
@@ -301,44 +300,6 @@ def _code_paid(session: Session, op: Operation, events: list[dict[str, Any]], ba
         **base,
     }
     emit(session, "payment_code.paid", payload, [req["merchant"], req.get("payer") or ""])
-
-
-def _batch(row: Disbursement) -> dict[str, Any]:
-    return {"ref": row.ref, "batch_id": row.batch_id, "payer": row.payer, "purpose": row.purpose}
-
-
-def disbursement_finished(session: Session, row: Disbursement) -> None:
-    """``row`` was just marked executed in ``session``."""
-    statuses = session.scalars(select(DisbursementRow.status).where(DisbursementRow.ref == row.ref)).all()
-    payload = {
-        **_batch(row),
-        "total_fen": row.total_fen,
-        "rows_total": row.rows_total,
-        "paid": sum(1 for s in statuses if s == "paid"),
-        "exceptions": sum(1 for s in statuses if s == "exception"),
-    }
-    emit(session, "disbursement.finished", payload, [row.payer])
-
-
-def disbursement_exceptions(session: Session, ref: str, indexes: Iterable[int]) -> None:
-    """Rows ``indexes`` of batch ``ref`` are about to become payout exceptions in ``session``: the
-    event names those that were not exceptions already (a chunk read again emits nothing new)."""
-    wanted = sorted(set(indexes))
-    if not wanted:
-        return
-    batch = session.get(Disbursement, ref)
-    rows = session.scalars(
-        select(DisbursementRow).where(
-            DisbursementRow.ref == ref, DisbursementRow.idx.in_(wanted), DisbursementRow.status != "exception"
-        )
-    ).all()
-    if batch is None or not rows:
-        return
-    payload = {
-        **_batch(batch),
-        "rows": [{"index": r.idx, "recipient": r.recipient, "amount_fen": r.amount_fen} for r in rows],
-    }
-    emit(session, "disbursement.exception", payload, [batch.payer])
 
 
 VERDICT_KEY = "webhooks.reconciliation.verdict"

@@ -31,11 +31,11 @@ from web3 import Web3
 
 from services.common import docs
 from services.common.keys import Role, create_key
-from services.common.models import Base
 from services.gateway.families import MODULES as GATEWAY_MODULES
 from services.gateway.routes import ROUTERS as GATEWAY_ROUTERS
 from services.operator.families import MODULES as OPERATOR_MODULES
 from services.operator.routes import ROUTERS as OPERATOR_ROUTERS
+from services.schema import Base
 from tests.gateway.conftest import Gateway
 from tests.security.access_matrix import BAD, COLUMNS, MATRICES, NONE, ROLES, Rule, route_list
 from tests.services.conftest import Api

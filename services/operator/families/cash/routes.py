@@ -16,7 +16,6 @@ from services.common.deps import (
     OperatorKey,
     OpsDep,
     RegulatorKey,
-    officer_of_payer,
     reader_or_owner,
 )
 from services.common.paging import Page, Paging
@@ -34,6 +33,7 @@ from services.operator.families.cash.schemas import (
     WalletOut,
     WalletRef,
 )
+from services.operator.families.disburse.officers import officer_of_payer
 
 # -- wallets -------------------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import desc, func, select
 
 from services.common.context import ServiceContext
-from services.common.models import Disbursement
 from services.common.panels import PanelView
+from services.operator.families.disburse.models import Disbursement
 
 BATCHES = 10
 

@@ -117,7 +117,7 @@ def rows_from_csv(text: str) -> tuple[list[RawRow], str]:
     unknown = set(header) - {"recipient", "identity", "amount_fen", "amount_yuan"}
     if unknown:
         raise Problem(422, "invalid-csv", "Unknown CSV columns", f"unknown columns: {sorted(unknown)}")
-    out = []
+    out: list[RawRow] = []
     for cells in lines:
         if not any(c.strip() for c in cells):
             continue  # blank lines are not rows

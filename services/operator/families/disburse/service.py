@@ -21,13 +21,14 @@ from sqlalchemy.exc import IntegrityError
 from chain.clients.disburse import Officer, Row, batch_id, merkle_tree
 from chain.merkle import MerkleTree
 from services.common.context import ServiceContext
-from services.common.deps import officer_of_payer
 from services.common.keys import Role
-from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
+from services.common.models import ApiKey, Operation, Wallet
 from services.common.operations import Operations, perform
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
 from services.operator.families.cash.service import identity_hash
+from services.operator.families.disburse.models import Disbursement, DisbursementRow
+from services.operator.families.disburse.officers import officer_of_payer
 from services.operator.families.disburse.rows import ParsedRow, RawRow, chunk_of, validate_rows
 from services.operator.families.disburse.runner import Runner
 from services.operator.families.disburse.schemas import (

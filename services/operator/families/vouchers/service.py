@@ -26,13 +26,14 @@ from sqlalchemy import insert, select
 
 from chain.clients.vouchers import MAX_BATCH, Grant, Mode, merkle_tree, name_text, programme_name
 from services.common.context import ServiceContext
-from services.common.models import ApiKey, ChainEvent, Operation, VoucherLeaf
+from services.common.models import ApiKey, ChainEvent, Operation
 from services.common.operations import Operations, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut, event_arg, merkle_dump
 from services.operator.families.cash.service import identity_hash
 from services.operator.families.disburse.rows import RawRow, rows_from_csv, rows_from_json, validate_rows
+from services.operator.families.vouchers.models import VoucherLeaf
 from services.operator.families.vouchers.schemas import (
     BatchesOut,
     GrantsIn,

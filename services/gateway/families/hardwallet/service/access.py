@@ -12,9 +12,10 @@ from chain.exceptions import ContractError
 from services.common.audit import record
 from services.common.context import ServiceContext
 from services.common.keys import Role, create_key
-from services.common.models import AccessChallenge, AccessDecision, AccessGrant, AccessPoint, ApiKey
+from services.common.models import AccessPoint, ApiKey
 from services.common.paging import Page, PageQuery, decode_cursor, encode_cursor
 from services.common.problems import Problem
+from services.gateway.families.hardwallet.models import AccessChallenge, AccessDecision, AccessGrant
 from services.gateway.families.hardwallet.schemas import (
     AccessIn,
     AccessPointIn,

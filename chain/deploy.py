@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import encode
 from eth_account.signers.local import LocalAccount
+from eth_typing import ABIConstructor
 from eth_utils.abi import get_abi_input_types
 from web3 import Web3
 
@@ -64,6 +65,8 @@ class Deployment:
         art = self.compiled[name]
         result = self.tx.deploy(self.roles.deployer, art.abi, art.bytecode, *args)
         address = result.receipt["contractAddress"]
+        if address is None:  # a creation transaction's receipt always names the new contract
+            raise RuntimeError(f"deploying {name}: the receipt names no contract address")
         code = bytes(self.w3.eth.get_code(address))
         self.manifest.contracts[name] = Deployed(
             address,
@@ -87,7 +90,8 @@ def constructor_args(abi: list[dict[str, Any]], args: tuple[Any, ...]) -> str:
     ctor = next((e for e in abi if e["type"] == "constructor"), None)
     if ctor is None:
         return "0x"
-    return "0x" + encode(get_abi_input_types(ctor), list(args)).hex()
+    # The artifact's ABI is JSON; the entry picked above is a constructor's by its "type".
+    return "0x" + encode(get_abi_input_types(cast(ABIConstructor, ctor)), list(args)).hex()
 
 
 def register_contract_wallet(d: Deployment, contract: Any, label: str, *, cap_exempt: bool = True) -> None:
@@ -97,9 +101,7 @@ def register_contract_wallet(d: Deployment, contract: Any, label: str, *, cap_ex
     only registered, unfrozen spenders. The deployer (registry admin) takes the registrar role for
     the call and gives it up again, so the role history in the events shows exactly what happened.
     """
-    registry = d.w3.eth.contract(
-        address=d.manifest.address("WalletRegistry"), abi=d.manifest.contracts["WalletRegistry"].abi
-    )
+    registry = d.manifest.contract(d.w3, "WalletRegistry")
     admin = d.roles.deployer
     registrar = registry.functions.REGISTRAR_ROLE().call()
     exempt = registry.functions.CAP_EXEMPT_ROLE().call()
@@ -121,8 +123,7 @@ def _address(d: Deployment, arg: Role | str) -> str:
 
 
 def _contract(d: Deployment, name: str) -> Any:
-    deployed = d.manifest.contracts[name]
-    return d.w3.eth.contract(address=deployed.address, abi=deployed.abi)
+    return d.manifest.contract(d.w3, name)
 
 
 def run_step(d: Deployment, step: Step) -> None:

@@ -44,12 +44,13 @@ import unicodedata
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from services.common.db import Database
@@ -411,15 +412,18 @@ class Deliverer:
     def _take(self, delivery_id: int, claim: int) -> bool:
         lease = now_ms() + int(self.settings.webhook_timeout_s * 1000) + _LEASE_MS
         with self.db.session() as s:
-            taken = s.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == delivery_id,
-                    WebhookDelivery.claim == claim,
-                    WebhookDelivery.status == "pending",
-                )
-                .values(claim=claim + 1, due_ms=lease)
-            ).rowcount
+            taken = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(WebhookDelivery)
+                    .where(
+                        WebhookDelivery.id == delivery_id,
+                        WebhookDelivery.claim == claim,
+                        WebhookDelivery.status == "pending",
+                    )
+                    .values(claim=claim + 1, due_ms=lease)
+                ),
+            ).rowcount  # a DML statement's result
             s.commit()
         return bool(taken)
 

@@ -666,7 +666,7 @@ def code_payment_records(
     for p in payments:
         code = codes.get(p.code_id)
         tx_events = by_tx.get((p.tx_hash or "").lower())
-        if code is None or p.status != "confirmed" or not tx_events:
+        if code is None or p.status != "confirmed" or p.tx_hash is None or not tx_events:
             continue
         out.append(
             HolderPayment(
@@ -798,7 +798,11 @@ def check_frozen_parties(paid: list[HolderPayment], events: list[Event]) -> list
     return out
 
 
-KIND_NAMES = {Kind.NONE: "an unregistered", Kind.PERSONAL: "a personal", Kind.INSTITUTION: "an institution"}
+KIND_NAMES: dict[int, str] = {
+    Kind.NONE: "an unregistered",
+    Kind.PERSONAL: "a personal",
+    Kind.INSTITUTION: "an institution",
+}
 
 
 def check_merchant_payees(paid: list[HolderPayment], kinds: dict[str, int]) -> list[Discrepancy]:

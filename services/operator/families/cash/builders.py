@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from web3 import Web3
+
 from chain.clients.token import Kind, Registration
 from services.common.context import ServiceContext
 from services.common.operations import Allowance, Builder, Call
@@ -19,7 +21,11 @@ KINDS = {"personal": Kind.PERSONAL, "merchant": Kind.MERCHANT, "institution": Ki
 def _short_of_gas(ctx: ServiceContext, custody: str, address: str) -> bool:
     """A custodial wallet with less than half a top-up of gas money (it could not sign later)."""
     topup = ctx.settings.gas_topup_wei
-    return custody == "custodial" and topup > 0 and ctx.w3.eth.get_balance(address) < topup // 2
+    return (
+        custody == "custodial"
+        and topup > 0
+        and ctx.w3.eth.get_balance(Web3.to_checksum_address(address)) < topup // 2
+    )
 
 
 def register(ctx: ServiceContext, req: dict[str, Any]) -> Call:

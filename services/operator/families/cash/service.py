@@ -5,12 +5,14 @@ each stored operation into its contract call."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
+from web3 import Web3
 
 from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Kind
 from services.common.context import ServiceContext
@@ -120,7 +122,7 @@ def register_wallet(
 def _has_code(ctx: ServiceContext, address: str) -> bool:
     """Whether ``address`` is a contract (the platform's own or any other): cash sent to it as a
     wallet would be lost, so no contract is ever registered as one."""
-    return len(ctx.w3.eth.get_code(address)) > 0
+    return len(ctx.w3.eth.get_code(Web3.to_checksum_address(address))) > 0
 
 
 def _contract_problem(address: str) -> Problem:
@@ -175,11 +177,8 @@ def register_wallets(
     operations: list[OperationOut] = []
     for n, group in enumerate(groups):
         first = n * GROUP
-        request = {
-            "batch": digest,
-            "first_row": first + 1,
-            "wallets": [_row_request(ctx, w) for w in group],
-        }
+        wallet_rows = [_row_request(ctx, w) for w in group]
+        request = {"batch": digest, "first_row": first + 1, "wallets": wallet_rows}
         try:
             op, _ = perform(
                 ops,
@@ -188,9 +187,7 @@ def register_wallets(
                 f"{idem}#{n}",
                 request,
                 target=f"{len(group)} wallets",
-                prepare=lambda g=group, r=request, f=first: {
-                    "addresses": _keep_wallets(ctx, g, r["wallets"], f)
-                },
+                prepare=functools.partial(_kept_group, ctx, group, wallet_rows, first),
             )
         except Problem as exc:
             _forget_group(ctx, exc.extra.get("operation_id"))
@@ -258,6 +255,13 @@ def check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
         )
 
 
+def _kept_group(
+    ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]], first: int
+) -> dict[str, Any]:
+    """What a batch group's operation records before it is sent: the addresses of its new wallets."""
+    return {"addresses": _keep_wallets(ctx, wallets, rows, first)}
+
+
 def _keep_wallets(
     ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]], first: int = 0
 ) -> list[str]:
@@ -277,15 +281,15 @@ def _keep_wallets(
         except IntegrityError:
             s.rollback()
             taken = set(s.scalars(select(Wallet.address).where(Wallet.address.in_(addresses))))
-            row = next((i for i, a in enumerate(addresses) if a in taken), None)
+            clash = next((i for i, a in enumerate(addresses) if a in taken), None)
             raise Problem(
                 409,
                 "wallet-already-registered",
                 "Wallet already registered",
-                f"{addresses[row]} was registered by another request meanwhile; nothing of this group was"
-                if row is not None
+                f"{addresses[clash]} was registered by another request meanwhile; nothing of this group was"
+                if clash is not None
                 else "a wallet of this group was registered by another request meanwhile",
-                **({"row": first + row + 1} if row is not None else {}),
+                **({"row": first + clash + 1} if clash is not None else {}),
             ) from None
     return addresses
 

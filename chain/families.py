@@ -195,6 +195,36 @@ _TOKEN_ERRORS: dict[str, ErrorAnswer] = {
     "InvalidTier": (422, "invalid-tier", "Invalid tier"),
     "InvalidCategory": (422, "invalid-category", "Invalid merchant category"),
     "ZeroAmount": (422, "zero-amount", "Amount must be positive"),
+    # one person, one identity; holds, court orders and recovery (issue 22)
+    "IdentityWalletLimit": (
+        409,
+        "identity-wallet-limit",
+        "This identity holds as many personal wallets in this tier as allowed",
+    ),
+    "InvalidPersonalWalletLimit": (422, "invalid-personal-wallet-limit", "Invalid personal wallet limit"),
+    "NoPersonalWallet": (422, "no-personal-wallet", "No personal wallet is registered with this identity"),
+    "AmbiguousPersonalWallet": (
+        422,
+        "identity-ambiguous",
+        "Several personal wallets are registered with this identity",
+    ),
+    "AmountFrozen": (409, "amount-frozen", "Part of the balance is held and cannot move"),
+    "WalletRetired": (410, "wallet-retired", "Wallet retired: it was recovered to a new wallet"),
+    "InvalidAmount": (422, "invalid-amount", "Invalid amount"),
+    "ZeroCaseNumber": (422, "case-number-required", "A case number is required"),
+    "HoldNotActive": (409, "hold-not-active", "The hold is not active on this wallet"),
+    "ProposalNotPending": (409, "proposal-not-pending", "The order or recovery is not pending"),
+    "CheckerIsMaker": (
+        403,
+        "checker-is-maker",
+        "The checker must be a different regulator key than the maker",
+    ),
+    "RecoveryOfFamilyWallet": (
+        422,
+        "recovery-of-family-wallet",
+        "A family contract's wallet cannot be recovered",
+    ),
+    "ZeroEvidence": (422, "evidence-required", "Identity verification evidence is required"),
 }
 _PREPAID_ERRORS: dict[str, ErrorAnswer] = {
     "PrepaidUnknownPackage": (404, "package-not-found", "Package not found"),
@@ -321,6 +351,11 @@ _VOUCHERS_ERRORS: dict[str, ErrorAnswer] = {
     "VoucherNotPersonal": (422, "not-a-personal-wallet", "Vouchers go to registered personal wallets"),
     "VoucherZeroGrant": (422, "zero-grant", "A grant must be positive"),
     "VoucherOverPersonCap": (422, "over-person-cap", "Above the per-person cap"),
+    "VoucherOverIdentityCap": (
+        422,
+        "over-identity-cap",
+        "Above the per-person cap: this identity's wallets together got their grants",
+    ),
     "VoucherOverBudget": (422, "over-budget", "Beyond what is left of the budget"),
     "VoucherAlreadyEnrolled": (409, "already-enrolled", "Enrolled already"),
     "VoucherRootAlreadySet": (409, "campaign-exists", "This programme has a campaign already"),

@@ -113,7 +113,13 @@ def register_wallet(
                 ) from None
         return {"address": address}
 
-    op, _ = perform(ops, "wallet.register", key, idem, request, target=body.display_name, prepare=prepare)
+    try:
+        op, _ = perform(ops, "wallet.register", key, idem, request, target=body.display_name, prepare=prepare)
+    except Problem as exc:
+        # Refused on chain (e.g. IdentityWalletLimit): the record goes too, so no ghost wallet is
+        # listed or counted when an identity is resolved (a payroll row addressed by identity).
+        _forget_group(ctx, exc.extra.get("operation_id"))
+        raise
     return op
 
 
@@ -291,15 +297,21 @@ def _keep_wallets(
 
 
 def _forget_group(ctx: ServiceContext, op_id: str | None) -> None:
-    """A group the chain refused (or that failed before it was sent) registered nothing: its
+    """A wallet or a group the chain refused (or that failed before it was sent) registered nothing: its
     wallet records go too, all or nothing, so no ghost wallet is listed or blocks a later batch."""
     if op_id is None:
         return
     with ctx.db.session() as s:
         op = s.get(Operation, op_id)
-        if op is None or op.status != "failed" or op.kind != "wallet.register_batch":
+        if op is None or op.status != "failed":
             return
-        addresses = list((op.request or {}).get("addresses") or [])
+        request = op.request or {}
+        if op.kind == "wallet.register_batch":
+            addresses = list(request.get("addresses") or [])
+        elif op.kind == "wallet.register" and request.get("address"):
+            addresses = [request["address"]]
+        else:
+            return
         if addresses:
             s.execute(delete(Wallet).where(Wallet.address.in_(addresses)))
             s.commit()

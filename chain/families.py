@@ -104,6 +104,7 @@ DEPLOYER = Role("deployer")
 OPERATOR = Role("operator")
 REGULATOR = Role("regulator")
 GATEWAY = Role("gateway")
+CHECKER = Role("checker")  # the second regulator key: approves court orders another one proposed
 TOKEN = ("DigitalCash", "WalletRegistry")  # the arguments most family contracts are built with
 
 
@@ -418,6 +419,7 @@ FAMILIES: tuple[Family, ...] = (
             Deploy("DigitalCash", ("WalletRegistry", DEPLOYER)),
             Grant("WalletRegistry", "REGISTRAR_ROLE", OPERATOR),
             Grant("WalletRegistry", "REGULATOR_ROLE", REGULATOR),
+            Grant("WalletRegistry", "REGULATOR_ROLE", CHECKER),  # maker-checker court orders
             Grant("DigitalCash", "ISSUER_ROLE", OPERATOR),
             Grant("DigitalCash", "REGULATOR_ROLE", REGULATOR),
             Link("WalletRegistry", "linkCash", ("DigitalCash",)),
@@ -433,6 +435,34 @@ FAMILIES: tuple[Family, ...] = (
             ],
             "cash.transfer": lambda r, _: [
                 ("Transfer", {"from": r["sender"], "to": r["to"], "value": r["amount_fen"]})
+            ],
+            # one person, one identity; holds, court orders, recovery (issue 22)
+            "cash.set_personal_wallet_limit": lambda r, _: [
+                ("PersonalWalletLimitChanged", {"newLimit": r["limit"]})
+            ],
+            "regulator.place_hold": lambda r, _: [
+                ("HoldPlaced", {"wallet": r["wallet"], "amount": r["amount_fen"]})
+            ],
+            "regulator.lift_hold": lambda r, _: [
+                ("HoldReleased", {"holdId": r["hold_id"], "wallet": r["wallet"]})
+            ],
+            "regulator.propose_court_order": lambda r, _: [
+                (
+                    "CourtOrderProposed",
+                    {"from": r["from"], "to": r["to"], "amount": r["amount_fen"], "holdId": r["hold_id"]},
+                )
+            ],
+            "regulator.approve_court_order": lambda r, _: [("CourtOrderExecuted", {"id": r["order_id"]})],
+            "regulator.cancel_court_order": lambda r, _: [("CourtOrderCancelled", {"id": r["order_id"]})],
+            "wallet.propose_recovery": lambda r, _: [
+                ("RecoveryProposed", {"lost": r["lost"], "replacement": r["replacement"]})
+            ],
+            "regulator.approve_recovery": lambda r, _: [
+                (
+                    "WalletRecovered",
+                    {"id": r["recovery_id"], "lost": r["lost"], "replacement": r["replacement"]},
+                ),
+                ("WalletRetiredTo", {"wallet": r["lost"], "successor": r["replacement"]}),
             ],
         },
         panel=Panel("token", "System", "DigitalCash"),
@@ -539,6 +569,9 @@ FAMILIES: tuple[Family, ...] = (
         deploy=(Deploy("VoucherProgrammes", TOKEN), RegisterWallet("VoucherProgrammes")),
         clients=(ClientSlot("vouchers", VoucherClient),),
         errors=_VOUCHERS_ERRORS,
+        expected={
+            "voucher.cap_per_identity": lambda r, _: [("IdentityCapSet", {"id": r["programme"]})],
+        },
         holdings=(
             Holding(
                 "VoucherProgrammes",

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chain.clients.token import Kind, Registration
+from eth_account.signers.local import LocalAccount
+
+from chain.clients.token import Kind, Registration, bytes32_text
 from services.common.context import ServiceContext
 from services.common.operations import Allowance, Builder, Call
+from services.common.problems import Problem
 
 KINDS = {"personal": Kind.PERSONAL, "merchant": Kind.MERCHANT, "institution": Kind.INSTITUTION}
 
@@ -104,3 +107,82 @@ BUILDERS: dict[str, Builder] = {
     "regulator.pause": pause,
     "regulator.unpause": unpause,
 }
+
+
+# -- one person, one identity; holds, court orders, recovery (issue 22) -------------------------
+
+
+def _key(account: LocalAccount | None, what: str) -> LocalAccount:
+    """A signing key the service may not hold in production: 503 naming it when absent."""
+    if account is None:
+        slug = "second-regulator-missing" if what == "checker" else "admin-key-missing"
+        raise Problem(
+            503, slug, "The service holds no such signing key", f"configure XCPAY_{what.upper()}_KEYSTORE"
+        )
+    return account
+
+
+def set_personal_wallet_limit(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``cash.set_personal_wallet_limit``: the admin sets how many personal wallets one identity
+    may hold per tier."""
+    return Call(_key(ctx.admin, "admin"), ctx.cash.set_personal_wallet_limit_call(req["limit"]))
+
+
+def place_hold(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``regulator.place_hold``: hold an amount of a wallet (judicial freeze, AML hold)."""
+    fn = ctx.cash.place_hold_call(
+        req["wallet"], req["amount_fen"], bytes32_text(req["reason"]), bytes32_text(req["case_number"])
+    )
+    return Call(ctx.regulator, fn)
+
+
+def lift_hold(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    return Call(ctx.regulator, ctx.cash.lift_hold_call(req["wallet"], req["hold_id"]))
+
+
+def propose_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``regulator.propose_court_order``: the first regulator key is the maker."""
+    fn = ctx.cash.propose_court_order_call(
+        req["from"], req["to"], req["amount_fen"], bytes32_text(req["case_number"]), req["hold_id"]
+    )
+    return Call(ctx.regulator, fn)
+
+
+def approve_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``regulator.approve_court_order``: the second regulator key (the checker) approves, so
+    the chain's maker-checker rule (``CheckerIsMaker``) holds between two different keys."""
+    return Call(_key(ctx.checker, "checker"), ctx.cash.approve_court_order_call(req["order_id"]))
+
+
+def cancel_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    return Call(ctx.regulator, ctx.cash.cancel_court_order_call(req["order_id"]))
+
+
+def propose_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``wallet.propose_recovery``: the registrar (the operator) records the verified identity
+    (the evidence's hash) and names the replacement; a custodial replacement gets gas money."""
+    if _short_of_gas(ctx, req["custody"], req["replacement"]):
+        ctx.tx.send_value(ctx.operator, req["replacement"], ctx.settings.gas_topup_wei)
+    fn = ctx.cash.propose_recovery_call(
+        req["lost"], req["replacement"], bytes.fromhex(req["evidence_hash"][2:])
+    )
+    return Call(ctx.operator, fn)
+
+
+def approve_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``regulator.approve_recovery``: the regulator (the checker of the operator's proposal)."""
+    return Call(ctx.regulator, ctx.cash.approve_recovery_call(req["recovery_id"]))
+
+
+BUILDERS.update(
+    {
+        "cash.set_personal_wallet_limit": set_personal_wallet_limit,
+        "regulator.place_hold": place_hold,
+        "regulator.lift_hold": lift_hold,
+        "regulator.propose_court_order": propose_court_order,
+        "regulator.approve_court_order": approve_court_order,
+        "regulator.cancel_court_order": cancel_court_order,
+        "wallet.propose_recovery": propose_recovery,
+        "regulator.approve_recovery": approve_recovery,
+    }
+)

@@ -17,7 +17,7 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNT_COUNT = 12
 GATEWAY_DEV_ACCOUNT = 10
 # The second regulator key (the checker of court orders, issue 22): a key of its own.
-CHECKER_DEV_ACCOUNT = 11
+SECOND_REGULATOR_DEV_ACCOUNT = 11
 
 Account.enable_unaudited_hdwallet_features()
 

@@ -104,7 +104,8 @@ DEPLOYER = Role("deployer")
 OPERATOR = Role("operator")
 REGULATOR = Role("regulator")
 GATEWAY = Role("gateway")
-CHECKER = Role("checker")  # the second regulator key: approves court orders another one proposed
+# The second regulator key: approves the court orders the first one proposed (maker-checker).
+SECOND_REGULATOR = Role("second_regulator")
 TOKEN = ("DigitalCash", "WalletRegistry")  # the arguments most family contracts are built with
 
 
@@ -419,7 +420,7 @@ FAMILIES: tuple[Family, ...] = (
             Deploy("DigitalCash", ("WalletRegistry", DEPLOYER)),
             Grant("WalletRegistry", "REGISTRAR_ROLE", OPERATOR),
             Grant("WalletRegistry", "REGULATOR_ROLE", REGULATOR),
-            Grant("WalletRegistry", "REGULATOR_ROLE", CHECKER),  # maker-checker court orders
+            Grant("WalletRegistry", "REGULATOR_ROLE", SECOND_REGULATOR),  # maker-checker court orders
             Grant("DigitalCash", "ISSUER_ROLE", OPERATOR),
             Grant("DigitalCash", "REGULATOR_ROLE", REGULATOR),
             Link("WalletRegistry", "linkCash", ("DigitalCash",)),

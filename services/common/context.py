@@ -34,7 +34,7 @@ class ServiceContext(FamilyClients):
     regulator: LocalAccount
     custody: Custody
     # The second regulator key (court orders' checker, issue 22); None when not configured.
-    checker: LocalAccount | None = None
+    second_regulator: LocalAccount | None = None
     # The contracts' admin key (sets the personal wallet limit); None when not configured.
     admin: LocalAccount | None = None
 
@@ -62,7 +62,7 @@ class ServiceContext(FamilyClients):
             operator=service_account(settings, signer),
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
-            checker=_optional_key(settings, "checker"),
+            second_regulator=_optional_key(settings, "second_regulator"),
             admin=_optional_key(settings, "admin"),
         )
         ctx.build_eager_clients()

@@ -79,9 +79,9 @@ class Settings(BaseSettings):
     # The second regulator key (issue 22): approves the court orders the first one proposed
     # (maker-checker on chain). Development account 11 locally; without it in production the
     # court-order approval answers 503 ``second-regulator-missing``.
-    checker_keystore: Path | None = None
-    checker_password: str | None = None
-    checker_password_file: Path | None = None
+    second_regulator_keystore: Path | None = None
+    second_regulator_password: str | None = None
+    second_regulator_password_file: Path | None = None
     # The contracts' admin key (the deployer's), only for the personal wallet limit (issue 22):
     # development account 0 locally; without it in production setting the limit answers 503.
     admin_keystore: Path | None = None

@@ -15,7 +15,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chain.accounts import CHECKER_DEV_ACCOUNT, GATEWAY_DEV_ACCOUNT, dev_account
+from chain.accounts import GATEWAY_DEV_ACCOUNT, SECOND_REGULATOR_DEV_ACCOUNT, dev_account
 from services.common.settings import Settings
 
 
@@ -43,7 +43,7 @@ LOCAL_SERVICE_ACCOUNTS = {
     "operator": 1,
     "regulator": 2,
     "gateway": GATEWAY_DEV_ACCOUNT,
-    "checker": CHECKER_DEV_ACCOUNT,  # the second regulator key (court orders' checker)
+    "second_regulator": SECOND_REGULATOR_DEV_ACCOUNT,  # the second regulator key (court orders' checker)
     "admin": 0,  # the contracts' admin (the deployer): sets the personal wallet limit
 }
 

@@ -115,7 +115,7 @@ BUILDERS: dict[str, Builder] = {
 def _key(account: LocalAccount | None, what: str) -> LocalAccount:
     """A signing key the service may not hold in production: 503 naming it when absent."""
     if account is None:
-        slug = "second-regulator-missing" if what == "checker" else "admin-key-missing"
+        slug = "second-regulator-missing" if what == "second_regulator" else "admin-key-missing"
         raise Problem(
             503, slug, "The service holds no such signing key", f"configure XCPAY_{what.upper()}_KEYSTORE"
         )
@@ -151,7 +151,8 @@ def propose_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 def approve_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``regulator.approve_court_order``: the second regulator key (the checker) approves, so
     the chain's maker-checker rule (``CheckerIsMaker``) holds between two different keys."""
-    return Call(_key(ctx.checker, "checker"), ctx.cash.approve_court_order_call(req["order_id"]))
+    signer = _key(ctx.second_regulator, "second_regulator")
+    return Call(signer, ctx.cash.approve_court_order_call(req["order_id"]))
 
 
 def cancel_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:

@@ -242,6 +242,10 @@ def test_a_recovered_wallets_old_address_is_refused_everywhere(api: Api) -> None
     assert r.status_code == 200, r.text
     assert api.auditor.get(f"/v1/regulator/recoveries/{recovery_id}").json()["status"] == "executed"
     assert (balance(api, lost), balance(api, replacement)) == (0, 3_000)
+    old = api.auditor.get(f"/v1/wallets/{lost}").json()
+    assert (old["retired"], old["successor"], old["held_fen"]) == (True, replacement, 0)
+    new = api.auditor.get(f"/v1/wallets/{replacement}").json()
+    assert (new["retired"], new["successor"], new["held_fen"], new["tier"]) == (False, None, 1_000, 2)
     assert api.auditor.get("/v1/regulator/holds", params={"wallet": replacement}).json()["held_fen"] == 1_000
 
     refused = [
@@ -264,6 +268,22 @@ def test_a_recovered_wallets_old_address_is_refused_everywhere(api: Api) -> None
     assert r.status_code == 200, r.text
     found = api.auditor.get("/v1/wallets", params={"identity": identity}).json()["items"]
     assert {w["address"] for w in found} == {lost, replacement}
+    # a payroll row addressed by the identity goes to the successor, never to the retired wallet
+    employer = api.new_wallet(kind="institution", tier=1, name="Employer")
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    batch = {
+        "reference": f"payroll-{uuid.uuid4().hex[:10]}",
+        "payer": employer,
+        "purpose": "salary",
+        "mode": "explicit",
+        "ends_at": datetime.fromtimestamp(now + 30 * 86_400, UTC).isoformat(),
+        "unit": "fen",
+        "rows": [{"identity": identity, "amount": 100}],
+    }
+    r = api.post("operator", "/v1/disbursements", batch)
+    assert r.status_code == 201, r.text
+    row = api.operator.get(f"/v1/disbursements/{batch['reference']}/rows/0").json()
+    assert row["recipient"] == replacement
     r = api.post("operator", "/v1/redemptions", {"from": replacement, "amount_fen": 1})
     assert_problem(r, 409, "amount-frozen")
 

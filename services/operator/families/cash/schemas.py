@@ -82,6 +82,10 @@ class WalletOut(BaseModel):
     limits: Limits | None
     spent_today_fen: int
     remaining_today_fen: int | None
+    # issue 22: the amount the regulator holds (cannot move), and a recovered wallet's successor
+    held_fen: int = 0
+    retired: bool = False
+    successor: str | None = None
 
 
 class IssuanceIn(Strict):

@@ -346,6 +346,7 @@ def wallet_out(ctx: ServiceContext, address: str) -> WalletOut:
             404, "wallet-not-found", "Wallet not found", f"{address} is neither registered nor known"
         )
     spent = ctx.cash.spent_today(address)
+    retired = ctx.cash.is_retired(address)
 
     def cap(v: int) -> int | None:
         return None if v == UNLIMITED else v
@@ -371,6 +372,9 @@ def wallet_out(ctx: ServiceContext, address: str) -> WalletOut:
         else None,
         spent_today_fen=spent,
         remaining_today_fen=remaining,
+        held_fen=ctx.cash.held_of(address),
+        retired=retired,
+        successor=ctx.cash.successor_of(address) if retired else None,
     )
 
 

@@ -441,24 +441,24 @@ FAMILIES: tuple[Family, ...] = (
             "cash.set_personal_wallet_limit": lambda r, _: [
                 ("PersonalWalletLimitChanged", {"newLimit": r["limit"]})
             ],
-            "regulator.place_hold": lambda r, _: [
+            "cash.place_hold": lambda r, _: [
                 ("HoldPlaced", {"wallet": r["wallet"], "amount": r["amount_fen"]})
             ],
-            "regulator.lift_hold": lambda r, _: [
+            "cash.lift_hold": lambda r, _: [
                 ("HoldReleased", {"holdId": r["hold_id"], "wallet": r["wallet"]})
             ],
-            "regulator.propose_court_order": lambda r, _: [
+            "cash.propose_court_order": lambda r, _: [
                 (
                     "CourtOrderProposed",
                     {"from": r["from"], "to": r["to"], "amount": r["amount_fen"], "holdId": r["hold_id"]},
                 )
             ],
-            "regulator.approve_court_order": lambda r, _: [("CourtOrderExecuted", {"id": r["order_id"]})],
-            "regulator.cancel_court_order": lambda r, _: [("CourtOrderCancelled", {"id": r["order_id"]})],
-            "wallet.propose_recovery": lambda r, _: [
+            "cash.approve_court_order": lambda r, _: [("CourtOrderExecuted", {"id": r["order_id"]})],
+            "cash.cancel_court_order": lambda r, _: [("CourtOrderCancelled", {"id": r["order_id"]})],
+            "cash.propose_recovery": lambda r, _: [
                 ("RecoveryProposed", {"lost": r["lost"], "replacement": r["replacement"]})
             ],
-            "regulator.approve_recovery": lambda r, _: [
+            "cash.approve_recovery": lambda r, _: [
                 (
                     "WalletRecovered",
                     {"id": r["recovery_id"], "lost": r["lost"], "replacement": r["replacement"]},
@@ -571,7 +571,7 @@ FAMILIES: tuple[Family, ...] = (
         clients=(ClientSlot("vouchers", VoucherClient),),
         errors=_VOUCHERS_ERRORS,
         expected={
-            "voucher.cap_per_identity": lambda r, _: [("IdentityCapSet", {"id": r["programme"]})],
+            "vouchers.cap_per_identity": lambda r, _: [("IdentityCapSet", {"id": r["programme"]})],
         },
         holdings=(
             Holding(

@@ -129,7 +129,7 @@ def set_personal_wallet_limit(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def place_hold(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    """``regulator.place_hold``: hold an amount of a wallet (judicial freeze, AML hold)."""
+    """``cash.place_hold``: hold an amount of a wallet (judicial freeze, AML hold)."""
     fn = ctx.cash.place_hold_call(
         req["wallet"], req["amount_fen"], bytes32_text(req["reason"]), bytes32_text(req["case_number"])
     )
@@ -141,7 +141,7 @@ def lift_hold(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def propose_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    """``regulator.propose_court_order``: the first regulator key is the maker."""
+    """``cash.propose_court_order``: the first regulator key is the maker."""
     fn = ctx.cash.propose_court_order_call(
         req["from"], req["to"], req["amount_fen"], bytes32_text(req["case_number"]), req["hold_id"]
     )
@@ -149,7 +149,7 @@ def propose_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def approve_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    """``regulator.approve_court_order``: the second regulator key (the checker) approves, so
+    """``cash.approve_court_order``: the second regulator key (the checker) approves, so
     the chain's maker-checker rule (``CheckerIsMaker``) holds between two different keys."""
     signer = _key(ctx.second_regulator, "second_regulator")
     return Call(signer, ctx.cash.approve_court_order_call(req["order_id"]))
@@ -160,7 +160,7 @@ def cancel_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def propose_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    """``wallet.propose_recovery``: the registrar (the operator) records the verified identity
+    """``cash.propose_recovery``: the registrar (the operator) records the verified identity
     (the evidence's hash) and names the replacement; a custodial replacement gets gas money."""
     if _short_of_gas(ctx, req["custody"], req["replacement"]):
         ctx.tx.send_value(ctx.operator, req["replacement"], ctx.settings.gas_topup_wei)
@@ -171,19 +171,19 @@ def propose_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def approve_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    """``regulator.approve_recovery``: the regulator (the checker of the operator's proposal)."""
+    """``cash.approve_recovery``: the regulator (the checker of the operator's proposal)."""
     return Call(ctx.regulator, ctx.cash.approve_recovery_call(req["recovery_id"]))
 
 
 BUILDERS.update(
     {
         "cash.set_personal_wallet_limit": set_personal_wallet_limit,
-        "regulator.place_hold": place_hold,
-        "regulator.lift_hold": lift_hold,
-        "regulator.propose_court_order": propose_court_order,
-        "regulator.approve_court_order": approve_court_order,
-        "regulator.cancel_court_order": cancel_court_order,
-        "wallet.propose_recovery": propose_recovery,
-        "regulator.approve_recovery": approve_recovery,
+        "cash.place_hold": place_hold,
+        "cash.lift_hold": lift_hold,
+        "cash.propose_court_order": propose_court_order,
+        "cash.approve_court_order": approve_court_order,
+        "cash.cancel_court_order": cancel_court_order,
+        "cash.propose_recovery": propose_recovery,
+        "cash.approve_recovery": approve_recovery,
     }
 )

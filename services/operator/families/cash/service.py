@@ -467,7 +467,7 @@ def place_hold(ops: Operations, key: ApiKey, idem: str, body: HoldIn) -> Operati
         "reason": _text(body.reason, "reason"),
         "case_number": _text(body.case_number, "case_number"),
     }
-    op, _ = perform(ops, "regulator.place_hold", key, idem, request, target=body.wallet)
+    op, _ = perform(ops, "cash.place_hold", key, idem, request, target=body.wallet)
     return op
 
 
@@ -502,7 +502,7 @@ def lift_hold(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, hold
     """Lift a hold whole (its wallet read from the chain: the request names the hold only)."""
     found = hold(ctx, hold_id)
     request = {"hold_id": hold_id, "wallet": found.wallet}
-    op, _ = perform(ops, "regulator.lift_hold", key, idem, request, target=found.wallet)
+    op, _ = perform(ops, "cash.lift_hold", key, idem, request, target=found.wallet)
     return op
 
 
@@ -510,7 +510,7 @@ def propose_court_order(ops: Operations, key: ApiKey, idem: str, body: CourtOrde
     """The maker's half of a court order: signed with the first regulator key."""
     request = {**body.model_dump(by_alias=True), "case_number": _text(body.case_number, "case_number")}
     op, _ = perform(
-        ops, "regulator.propose_court_order", key, idem, request, target=f"{body.from_wallet}->{body.to}"
+        ops, "cash.propose_court_order", key, idem, request, target=f"{body.from_wallet}->{body.to}"
     )
     return op
 
@@ -547,7 +547,7 @@ def approve_court_order(
     """The checker's half: a different regulator API key than the maker's (two people), signed
     with the second regulator key (two keys on chain: ``CheckerIsMaker`` otherwise)."""
     court_order(ctx, order_id)  # 404 when there is none
-    maker = _proposer(ctx, "regulator.propose_court_order", "CourtOrderProposed", "id", order_id)
+    maker = _proposer(ctx, "cash.propose_court_order", "CourtOrderProposed", "id", order_id)
     if maker == key.id:
         raise Problem(
             403,
@@ -555,9 +555,7 @@ def approve_court_order(
             "The checker must be a different regulator key than the maker",
             f"this API key proposed court order {order_id}; another regulator approves it",
         )
-    op, _ = perform(
-        ops, "regulator.approve_court_order", key, idem, {"order_id": order_id}, target=str(order_id)
-    )
+    op, _ = perform(ops, "cash.approve_court_order", key, idem, {"order_id": order_id}, target=str(order_id))
     return op
 
 
@@ -565,9 +563,7 @@ def cancel_court_order(
     ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, order_id: int
 ) -> Operation:
     court_order(ctx, order_id)
-    op, _ = perform(
-        ops, "regulator.cancel_court_order", key, idem, {"order_id": order_id}, target=str(order_id)
-    )
+    op, _ = perform(ops, "cash.cancel_court_order", key, idem, {"order_id": order_id}, target=str(order_id))
     return op
 
 
@@ -627,7 +623,7 @@ def propose_recovery(
         return {"replacement": address}
 
     try:
-        op, _ = perform(ops, "wallet.propose_recovery", key, idem, request, target=lost, prepare=prepare)
+        op, _ = perform(ops, "cash.propose_recovery", key, idem, request, target=lost, prepare=prepare)
     except Problem as exc:
         _forget_replacement(ctx, exc.extra.get("operation_id"))
         raise
@@ -640,7 +636,7 @@ def _forget_replacement(ctx: ServiceContext, op_id: str | None) -> None:
         return
     with ctx.db.session() as s:
         op = s.get(Operation, op_id)
-        if op is None or op.status != "failed" or op.kind != "wallet.propose_recovery":
+        if op is None or op.status != "failed" or op.kind != "cash.propose_recovery":
             return
         replacement = (op.request or {}).get("replacement")
         if replacement and ctx.cash.kind_of(replacement) == Kind.NONE:
@@ -669,5 +665,5 @@ def approve_recovery(
     wallet is retired for good (refused everywhere: ``wallet-retired``)."""
     found = recovery(ctx, recovery_id)
     request = {"recovery_id": recovery_id, "lost": found.lost, "replacement": found.replacement}
-    op, _ = perform(ops, "regulator.approve_recovery", key, idem, request, target=found.lost)
+    op, _ = perform(ops, "cash.approve_recovery", key, idem, request, target=found.lost)
     return op

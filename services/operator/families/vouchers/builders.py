@@ -37,7 +37,7 @@ def create(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def cap_per_identity(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    """``voucher.cap_per_identity``: the issuer makes the cap count per identity (issue 22)."""
+    """``vouchers.cap_per_identity``: the issuer makes the cap count per identity (issue 22)."""
     issuer = ctx.custodial(ctx.vouchers.programme(req["programme"]).issuer)
     return Call(issuer, ctx.vouchers.cap_per_identity_call(req["programme"]))
 
@@ -95,7 +95,7 @@ def close(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 BUILDERS: dict[str, Builder] = {
     "voucher.create": create,
-    "voucher.cap_per_identity": cap_per_identity,
+    "vouchers.cap_per_identity": cap_per_identity,
     "voucher.grant": grant,
     "voucher.set_root": set_root,
     "voucher.claim": claim,

@@ -93,7 +93,7 @@ def cap_per_identity(ops: Operations, key: ApiKey, idem: str, created: Operation
     if pid is None:
         return None
     op, _ = perform(
-        ops, "voucher.cap_per_identity", key, f"{idem}#identity-cap", {"programme": pid}, target=str(pid)
+        ops, "vouchers.cap_per_identity", key, f"{idem}#identity-cap", {"programme": pid}, target=str(pid)
     )
     return op
 
@@ -400,8 +400,8 @@ def programme_page(
 
 def created_op(ctx: ServiceContext, op: Operation) -> Operation:
     """The creation operation of a create answer (``op`` itself, or the one whose second step
-    ``op`` is: a ``voucher.cap_per_identity`` under ``<key>#identity-cap``)."""
-    if op.kind != "voucher.cap_per_identity":
+    ``op`` is: a ``vouchers.cap_per_identity`` under ``<key>#identity-cap``)."""
+    if op.kind != "vouchers.cap_per_identity":
         return op
     idem = op.idempotency_key.removesuffix("#identity-cap")
     with ctx.db.session() as s:

@@ -93,6 +93,7 @@ TITLES_ZH: dict[str, str] = {
     "recovery-not-found": "未找到钱包恢复申请",
     "over-identity-cap": "超过每人限额：此身份的钱包已领取",
     "second-regulator-missing": "未配置第二个监管签名密钥",
+    "admin-key-missing": "未配置合约管理员签名密钥",
 }
 
 # Fixed details (exact English text) and a few templates with the values kept.

@@ -17,7 +17,7 @@ from eth_typing import ABIConstructor
 from eth_utils.abi import get_abi_input_types
 from web3 import Web3
 
-from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
+from chain.accounts import GATEWAY_DEV_ACCOUNT, SECOND_REGULATOR_DEV_ACCOUNT, dev_account
 from chain.compiler import CompileResult, compile_contracts
 from chain.errors import ErrorDecoder
 from chain.exceptions import ManifestError
@@ -36,15 +36,20 @@ class Roles:
     # The hard-wallet gateway's own key (registers cards, reports them lost): a key of its own, so
     # the operator service and the gateway never wait for or fight over one nonce.
     gateway: str
+    # The second regulator key (issue 22): court orders are maker-checker, a regulator proposes
+    # and a *different* regulator key approves, so the deployment grants REGULATOR_ROLE to both.
+    second_regulator: str = ""
 
     @classmethod
     def local(cls) -> Roles:
-        """Development accounts 0 (deployer/admin), 1 (operator), 2 (regulator), 10 (gateway)."""
+        """Development accounts 0 (deployer/admin), 1 (operator), 2 (regulator), 10 (gateway),
+        11 (the second regulator key)."""
         return cls(
             dev_account(0),
             dev_account(1).address,
             dev_account(2).address,
             dev_account(GATEWAY_DEV_ACCOUNT).address,
+            dev_account(SECOND_REGULATOR_DEV_ACCOUNT).address,
         )
 
 
@@ -157,6 +162,7 @@ def deploy_all(w3: Web3, roles: Roles | None = None, compiled: CompileResult | N
         "operator": roles.operator,
         "regulator": roles.regulator,
         "gateway": roles.gateway,
+        "second_regulator": roles.second_regulator,
     }
     return d.manifest
 

@@ -374,6 +374,8 @@ def _check(
 
     # 2. Every transaction with events: its operation, or a known reason to have none.
     service_keys = {ctx.operator.address, ctx.regulator.address, ctx.manifest.roles.get("gateway")}
+    if ctx.second_regulator is not None:  # the second regulator key (court orders' checker)
+        service_keys.add(ctx.second_regulator.address)
     kinds: Counter[str] = Counter()
     unknown = sorted(h for h in by_tx if h not in ops_by_tx and h not in facts.senders)
     for h, sender in zip(unknown, reader.senders(unknown), strict=True):

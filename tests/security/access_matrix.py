@@ -123,6 +123,21 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/regulator/unfreeze"): only(REGULATOR),
     ("POST", "/v1/regulator/pause"): only(REGULATOR),
     ("POST", "/v1/regulator/unpause"): only(REGULATOR),
+    # holds, court orders (maker-checker: two regulator keys) and recovery (issue 22)
+    ("POST", "/v1/regulator/holds"): only(REGULATOR),
+    ("GET", "/v1/regulator/holds"): only(*READERS),
+    ("GET", "/v1/regulator/holds/{hold_id}"): only(*READERS),
+    ("POST", "/v1/regulator/holds/{hold_id}/lift"): only(REGULATOR),
+    ("POST", "/v1/regulator/court-orders"): only(REGULATOR),
+    ("GET", "/v1/regulator/court-orders/{order_id}"): only(*READERS),
+    ("POST", "/v1/regulator/court-orders/{order_id}/approve"): only(REGULATOR),
+    ("POST", "/v1/regulator/court-orders/{order_id}/cancel"): only(REGULATOR),
+    ("POST", "/v1/wallets/{address}/recovery"): only(OPERATOR),
+    ("GET", "/v1/regulator/recoveries/{recovery_id}"): only(*READERS),
+    ("POST", "/v1/regulator/recoveries/{recovery_id}/approve"): only(REGULATOR),
+    # one identity's personal wallets per tier: the contracts' admin setting
+    ("GET", "/v1/admin/personal-wallet-limit"): only(ADMIN),
+    ("PUT", "/v1/admin/personal-wallet-limit"): only(ADMIN),
     # prepaid-fund supervision
     ("POST", "/v1/prepaid/merchants"): only(REGULATOR),
     ("POST", "/v1/prepaid/merchants/{merchant}/close"): only(REGULATOR),

@@ -19,6 +19,7 @@ from services.common.deps import CtxDep, IdempotencyKey, IndexerDep, OperatorKey
 from services.common.keys import Role
 from services.common.models import ApiKey
 from services.common.paging import Page, Paging
+from services.common.problems import problem_response
 from services.common.schemas import respond
 from services.operator.families.holder import service
 from services.operator.families.holder.schemas import (
@@ -41,14 +42,31 @@ MandateId = Annotated[int, Path(ge=0, lt=2**63)]
 FAMILY_NAMES = Literal["cash", "prepaid", "disburse", "vouchers", "collective", "hardwallet"]
 
 
-@router.post("/challenge", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/challenge",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        404: problem_response("The wallet is not registered (wallet-not-registered)"),
+        409: problem_response("The wallet was retired by a recovery (wallet-retired)"),
+        503: problem_response("The chain node or the database is unavailable"),
+    },
+)
 def challenge(body: ChallengeIn, ctx: CtxDep, request: Request) -> ChallengeOut:
     """An EIP-4361 (Sign-In with Ethereum) message for ``wallet`` to sign with ``personal_sign``:
     single-use, valid for five minutes. No key needed."""
     return service.create_challenge(ctx, body.wallet, request.url.netloc, str(request.base_url))
 
 
-@router.post("/session", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/session",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        403: problem_response("Signed by another key than the wallet's (signature-not-wallet)"),
+        409: problem_response("The challenge was used already (challenge-used)"),
+        410: problem_response("The challenge expired (challenge-expired)"),
+        503: problem_response("The database is unavailable"),
+    },
+)
 def session(body: SessionIn, ctx: CtxDep) -> HolderKeyOut:
     """The signed challenge in, a holder key out (role ``holder``, bound to the wallet that
     signed, valid for 15 minutes; send it as ``X-API-Key``). Refused: an unknown or altered

@@ -51,7 +51,7 @@ FAMILY_NAMES = Literal["cash", "prepaid", "disburse", "vouchers", "collective", 
         503: problem_response("The chain node or the database is unavailable"),
     },
 )
-def challenge(body: ChallengeIn, ctx: CtxDep, request: Request) -> ChallengeOut:
+def holder_challenge(body: ChallengeIn, ctx: CtxDep, request: Request) -> ChallengeOut:
     """An EIP-4361 (Sign-In with Ethereum) message for ``wallet`` to sign with ``personal_sign``:
     single-use, valid for five minutes. No key needed."""
     return service.create_challenge(ctx, body.wallet, request.url.netloc, str(request.base_url))
@@ -67,7 +67,7 @@ def challenge(body: ChallengeIn, ctx: CtxDep, request: Request) -> ChallengeOut:
         503: problem_response("The database is unavailable"),
     },
 )
-def session(body: SessionIn, ctx: CtxDep) -> HolderKeyOut:
+def holder_session(body: SessionIn, ctx: CtxDep) -> HolderKeyOut:
     """The signed challenge in, a holder key out (role ``holder``, bound to the wallet that
     signed, valid for 15 minutes; send it as ``X-API-Key``). Refused: an unknown or altered
     message (``challenge-unknown``), a used one (``challenge-used``), an expired one
@@ -79,7 +79,7 @@ def session(body: SessionIn, ctx: CtxDep) -> HolderKeyOut:
 
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED)
-def issue_key(body: HolderKeyIn, ctx: CtxDep, key: OperatorKey) -> HolderKeyOut:
+def issue_holder_key(body: HolderKeyIn, ctx: CtxDep, key: OperatorKey) -> HolderKeyOut:
     """The operator issues a holder key for a custodial wallet (its holder has no key to sign a
     challenge with): shown once, stored hashed, expiring after ``ttl_minutes``."""
     row, clear = service.issue_custodial_key(ctx, body.wallet, timedelta(minutes=body.ttl_minutes))
@@ -89,13 +89,13 @@ def issue_key(body: HolderKeyIn, ctx: CtxDep, key: OperatorKey) -> HolderKeyOut:
 
 
 @router.get("/balance")
-def balance(ctx: CtxDep, key: HolderKey) -> BalanceOut:
+def holder_balance(ctx: CtxDep, key: HolderKey) -> BalanceOut:
     """The holder's balance, what holds keep, the tier's caps and what is left of today's."""
     return service.balance(ctx, service.own_wallet(key))
 
 
 @router.get("/history")
-def history(
+def holder_history(
     ctx: CtxDep,
     indexer: IndexerDep,
     key: HolderKey,
@@ -111,7 +111,7 @@ def history(
 
 
 @router.get("/history/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-def history_export(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> Response:
+def holder_history_export(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> Response:
     """The whole history as CSV (a spreadsheet's formulas are defused)."""
     indexer.catch_up()
     text = service.history_csv(ctx, service.own_wallet(key))
@@ -123,14 +123,14 @@ def history_export(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> Response
 
 
 @router.get("/mandates")
-def mandates(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[MandateOut]:
+def holder_mandates(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[MandateOut]:
     """The holder's quick-pay mandates (revoked and expired ones too)."""
     indexer.catch_up()
     return service.mandates(ctx, service.own_wallet(key))
 
 
 @router.post("/mandates/{mandate_id}/revoke", responses={202: {"model": RevokeOut}})
-def revoke_mandate(
+def holder_revoke_mandate(
     mandate_id: MandateId,
     ctx: CtxDep,
     ops: OpsDep,
@@ -150,7 +150,7 @@ def revoke_mandate(
 
 
 @router.get("/packages")
-def packages(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[PackageOut]:
+def holder_packages(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[PackageOut]:
     """The prepaid packages the holder bought, with sessions used and what is still held."""
     indexer.catch_up()
     return service.packages(ctx, service.own_wallet(key))

@@ -215,6 +215,10 @@ def test_a_custodial_holder_revokes_a_mandate_which_then_pulls_nothing(api: Api)
     r = alice.post(f"/v1/holder/mandates/{mandate}/revoke", headers={"Idempotency-Key": str(uuid.uuid4())})
     assert r.status_code == 200, r.text
     assert r.json()["operation"]["status"] == "confirmed" and r.json()["sign_yourself"] is None
+    # the reconciliation finds the revocation the operation asked for on chain (MandateRevoked)
+    op_id = r.json()["operation"]["id"]
+    report = api.auditor.get("/v1/audit/reconciliation").json()
+    assert [d for d in report["discrepancies"] if d["operation_id"] == op_id] == []
     assert ctx.quickpay.mandate(mandate).revoked is True
     with pytest.raises(ContractError) as refused:
         ctx.quickpay.pull(merchant_key, mandate, 500, order_ref("ride-2"))

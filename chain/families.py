@@ -602,6 +602,11 @@ FAMILIES: tuple[Family, ...] = (
         ),
         clients=(ClientSlot("hardwallet", HardWalletClient), ClientSlot("quickpay", QuickPayClient)),
         errors=_HARDWALLET_ERRORS,
+        expected={  # the operator's holder channel revokes a custodial holder's own mandate
+            "holder.mandate.revoke": lambda r, _: [
+                ("MandateRevoked", {"id": r["mandate"], "holder": r["holder"]})
+            ],
+        },
         holdings=(
             Holding(
                 "HardWalletSettlement",

@@ -44,6 +44,10 @@ def get_api_key(request: Request, ctx: CtxDep, x_api_key: Annotated[str | None, 
         key = authenticate(s, x_api_key)
     if key is None:
         raise Problem(401, "invalid-api-key", "Invalid API key")
+    if key.role == Role.HOLDER:  # a resident's key: the /v1/holder routes only (see the guard)
+        raise Problem(
+            403, "forbidden-role", "This key's role may not do this", "a holder key reaches only /v1/holder/"
+        )
     return key
 
 

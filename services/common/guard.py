@@ -6,7 +6,9 @@ this order, before any route or FastAPI body parsing runs:
 1. gives the request an id (a well-formed ``X-Request-ID`` header, else a new one), returned as a
    header and in every problem body, and on every log line written while it runs;
 2. rate-limits per client address (a token bucket; 429 with ``Retry-After``);
-3. on ``/v1/`` routes, checks the API key *before reading a byte of the body* (401), then
+3. on ``/v1/`` routes (but the holder's sign-in, :data:`KEYLESS_ROUTES`), checks the API key
+   *before reading a byte of the body* (401), refuses a holder key outside the holder routes
+   (403), then
    rate-limits per key (429);
 4. refuses a body larger than the route's limit from its ``Content-Length`` and while it streams
    (413): ``max_upload_bytes`` for the CSV upload routes (paths ending in ``/csv``),
@@ -63,6 +65,13 @@ log = logging.getLogger("xcpay.guard")
 SANE_RECURSION_LIMIT = 10_000
 
 UPLOAD_ROUTE = re.compile(r"/csv/?$")  # the CSV uploads keep a larger limit
+# The /v1/ routes a client reaches without a key: a holder's sign-in, which is how a holder gets
+# a key (the signature over a single-use challenge is the credential; rate limits still apply).
+KEYLESS_ROUTES = frozenset({"/v1/holder/challenge", "/v1/holder/session"})
+# A holder key (a resident's, bound to one wallet) reaches the holder routes and nothing else:
+# decided here, once for both apps, so that no route that admits "a key that owns this wallet"
+# (a wallet's page, its operations) ever answers a holder by accident.
+HOLDER_PREFIX = "/v1/holder/"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # A JSON string (closed or not: an open one runs to the end, the parser refuses it there) or a bracket.
@@ -230,7 +239,7 @@ class Guard:
         if self.limited and (wait := self.by_address.take(f"addr:{client}")):
             await self._too_many(refuse, wait, "this client address")
             return
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and path not in KEYLESS_ROUTES:
             presented = headers.get("x-api-key", "")
             if not presented:
                 await refuse(401, "missing-api-key", "Missing API key", "send the X-API-Key header")
@@ -248,6 +257,14 @@ class Guard:
                 return
             seen["key"] = key
             scope["state"]["api_key"] = key
+            if key.role == "holder" and not path.startswith(HOLDER_PREFIX):
+                await refuse(
+                    403,
+                    "forbidden-role",
+                    "This key's role may not do this",
+                    f"a holder key reaches only the {HOLDER_PREFIX} routes",
+                )
+                return
             if self.limited and (wait := self.by_key.take(f"key:{key.id}")):
                 await self._too_many(refuse, wait, "this API key")
                 return

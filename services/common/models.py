@@ -335,6 +335,3 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
-
-
-# -- dashboard sign-in links (services/operator/signin.py) ----------------------------------------

@@ -15,7 +15,9 @@ this order, before any route or FastAPI body parsing runs:
    ``max_body_bytes`` for every other route;
 5. refuses a JSON body nested deeper than ``max_json_depth`` (400) with a linear scan, before any
    recursive parser sees it (a deeply nested body overflowed the C stack: see
-   :func:`restore_recursion_limit`);
+   :func:`restore_recursion_limit`), and a JSON object that names a key twice (400): parsers
+   disagree on which value wins (Python's takes the last, others the first), so a proxy or a log
+   could read another amount than the service pays;
 6. adds ``X-Content-Type-Options: nosniff`` (and a few like it) to every answer, and
    ``Cache-Control: no-store`` to every answer of a request that carried a key or a ``/v1/`` path;
 7. writes one access-log line (``xcpay.access``): method, path (never the query), status, time,
@@ -83,6 +85,35 @@ def restore_recursion_limit() -> None:
     """Bring the recursion limit back to a sane value after py_ecc raised it (call after imports)."""
     if sys.getrecursionlimit() > SANE_RECURSION_LIMIT:
         sys.setrecursionlimit(SANE_RECURSION_LIMIT)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def json_duplicate_key(body: bytes) -> str | None:
+    """The first key a JSON object of ``body`` names twice, if any. A body that is not JSON at
+    all is left to the route's own parser (which answers 422)."""
+    if not body.strip():
+        return None
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as dup:
+        return dup.key
+    except ValueError:  # not JSON (or not UTF-8): the route's validation says so
+        return None
+    return None
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
@@ -302,6 +333,17 @@ class Guard:
             depth = f"at most {s.max_json_depth} levels of arrays and objects"
             await refuse(400, "json-too-deep", "The JSON body nests too deep", depth)
             return
+        if "json" in headers.get("content-type", ""):
+            duplicate = json_duplicate_key(body)
+            if duplicate is not None:
+                shown = duplicate if len(duplicate) <= 64 else duplicate[:64] + "…"
+                await refuse(
+                    400,
+                    "json-duplicate-key",
+                    "The JSON body names a key twice",
+                    f"the key {shown!r} appears twice in one object; send each key once",
+                )
+                return
         replayed = False
 
         async def replay() -> Message:

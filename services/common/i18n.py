@@ -37,6 +37,7 @@ TITLES_ZH: dict[str, str] = {
     "idempotency-conflict": "幂等键冲突",
     "body-too-large": "请求体过大",
     "json-too-deep": "JSON 请求体嵌套过深",
+    "json-duplicate-key": "JSON 请求体中的键重复",
     "rate-limited": "请求过于频繁",
     "node-unavailable": "区块链节点不可用",
     "transaction-timeout": "交易未能及时上链",

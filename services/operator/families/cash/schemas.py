@@ -36,6 +36,8 @@ class WalletIn(Strict):
             raise ValueError("the zero address cannot be a wallet")
         if (self.kind == "merchant") != (self.merchant_category != 0):
             raise ValueError("merchants, and only merchants, need a non-zero merchant_category")
+        if not self.identity.split():
+            raise ValueError("the identity is blank: send the identity document's reference")
         return self
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import unicodedata
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
@@ -48,10 +49,19 @@ from services.operator.families.cash.schemas import (
 GROUP = MAX_REGISTRATIONS
 
 
+def normalize_identity(identity: str) -> str:
+    """One spelling per identity: Unicode NFKC (full-width ``ＩＤ`` is ``ID``), no whitespace, upper
+    case (an ID number's check letter ``x`` is ``X``). Found from outside: ``"id-a"``, ``" ID-A"``
+    and ``"ＩＤ-Ａ"`` were three people, so one person held several wallets and vouchers."""
+    return "".join(unicodedata.normalize("NFKC", identity).split()).upper()
+
+
 def identity_hash(pepper: str, identity: str) -> str:
-    """What is stored of an identity: its keyed hash (the pepper is the service's secret), so the
-    same identity finds the same wallets and the identity itself is never kept."""
-    return "0x" + hmac.new(pepper.encode(), identity.encode(), hashlib.sha256).hexdigest()
+    """What is stored of an identity: the keyed hash (the pepper is the service's secret) of its
+    normalized spelling, so the same identity finds the same wallets however it is written, and
+    the identity itself is never kept."""
+    canonical = normalize_identity(identity)
+    return "0x" + hmac.new(pepper.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def live_personal(ctx: ServiceContext, address: str) -> bool:

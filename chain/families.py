@@ -214,6 +214,11 @@ _TOKEN_ERRORS: dict[str, ErrorAnswer] = {
         "Several personal wallets are registered with this identity",
     ),
     "AmountFrozen": (409, "amount-frozen", "Part of the balance is held and cannot move"),
+    "AmountFrozenInFamily": (
+        409,
+        "amount-frozen",
+        "The holder's holds are not covered by the wallet: money held for them cannot move",
+    ),
     "WalletRetired": (410, "wallet-retired", "Wallet retired: it was recovered to a new wallet"),
     "InvalidAmount": (422, "invalid-amount", "Invalid amount"),
     "ZeroCaseNumber": (422, "case-number-required", "A case number is required"),

@@ -95,6 +95,7 @@ $(STAMP_NPM): package.json package-lock.json
 lint: deps
 	$(PY) -m ruff check chain services wallets scripts tests audit
 	$(PY) -m ruff format --check chain services wallets scripts tests audit
+	$(PY) -m mypy chain wallets services
 
 format: deps
 	$(PY) -m ruff format chain services wallets scripts tests audit

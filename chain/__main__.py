@@ -85,6 +85,7 @@ def _deploy(args: argparse.Namespace) -> int:
         args.operator or local.operator,
         args.regulator or local.regulator,
         args.gateway or local.gateway,
+        args.second_regulator or local.second_regulator,
     )
     try:
         manifest, reused = deploy_or_reuse(w3, Path(args.out), fresh=args.fresh, roles=roles)
@@ -159,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--operator", help="address given the registrar and issuer roles")
     deploy.add_argument("--regulator", help="address given the regulator roles")
     deploy.add_argument("--gateway", help="address of the gateway's key (hard-wallet settlement operator)")
+    deploy.add_argument(
+        "--second-regulator", help="address of the second regulator key (approves court orders)"
+    )
     deploy.set_defaults(func=_deploy)
 
     verify = sub.add_parser(

@@ -14,8 +14,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
-DEV_ACCOUNT_COUNT = 11
+DEV_ACCOUNT_COUNT = 12
 GATEWAY_DEV_ACCOUNT = 10
+# The second regulator key (the checker of court orders, issue 22): a key of its own.
+SECOND_REGULATOR_DEV_ACCOUNT = 11
 
 Account.enable_unaudited_hdwallet_features()
 

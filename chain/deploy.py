@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import encode
 from eth_account.signers.local import LocalAccount
+from eth_typing import ABIConstructor
 from eth_utils.abi import get_abi_input_types
 from web3 import Web3
 
-from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
+from chain.accounts import GATEWAY_DEV_ACCOUNT, SECOND_REGULATOR_DEV_ACCOUNT, dev_account
 from chain.compiler import CompileResult, compile_contracts
 from chain.errors import ErrorDecoder
 from chain.exceptions import ManifestError
@@ -35,15 +36,20 @@ class Roles:
     # The hard-wallet gateway's own key (registers cards, reports them lost): a key of its own, so
     # the operator service and the gateway never wait for or fight over one nonce.
     gateway: str
+    # The second regulator key (issue 22): court orders are maker-checker, a regulator proposes
+    # and a *different* regulator key approves, so the deployment grants REGULATOR_ROLE to both.
+    second_regulator: str = ""
 
     @classmethod
     def local(cls) -> Roles:
-        """Development accounts 0 (deployer/admin), 1 (operator), 2 (regulator), 10 (gateway)."""
+        """Development accounts 0 (deployer/admin), 1 (operator), 2 (regulator), 10 (gateway),
+        11 (the second regulator key)."""
         return cls(
             dev_account(0),
             dev_account(1).address,
             dev_account(2).address,
             dev_account(GATEWAY_DEV_ACCOUNT).address,
+            dev_account(SECOND_REGULATOR_DEV_ACCOUNT).address,
         )
 
 
@@ -64,6 +70,8 @@ class Deployment:
         art = self.compiled[name]
         result = self.tx.deploy(self.roles.deployer, art.abi, art.bytecode, *args)
         address = result.receipt["contractAddress"]
+        if address is None:  # a creation transaction's receipt always names the new contract
+            raise RuntimeError(f"deploying {name}: the receipt names no contract address")
         code = bytes(self.w3.eth.get_code(address))
         self.manifest.contracts[name] = Deployed(
             address,
@@ -87,7 +95,8 @@ def constructor_args(abi: list[dict[str, Any]], args: tuple[Any, ...]) -> str:
     ctor = next((e for e in abi if e["type"] == "constructor"), None)
     if ctor is None:
         return "0x"
-    return "0x" + encode(get_abi_input_types(ctor), list(args)).hex()
+    # The artifact's ABI is JSON; the entry picked above is a constructor's by its "type".
+    return "0x" + encode(get_abi_input_types(cast(ABIConstructor, ctor)), list(args)).hex()
 
 
 def register_contract_wallet(d: Deployment, contract: Any, label: str, *, cap_exempt: bool = True) -> None:
@@ -97,9 +106,7 @@ def register_contract_wallet(d: Deployment, contract: Any, label: str, *, cap_ex
     only registered, unfrozen spenders. The deployer (registry admin) takes the registrar role for
     the call and gives it up again, so the role history in the events shows exactly what happened.
     """
-    registry = d.w3.eth.contract(
-        address=d.manifest.address("WalletRegistry"), abi=d.manifest.contracts["WalletRegistry"].abi
-    )
+    registry = d.manifest.contract(d.w3, "WalletRegistry")
     admin = d.roles.deployer
     registrar = registry.functions.REGISTRAR_ROLE().call()
     exempt = registry.functions.CAP_EXEMPT_ROLE().call()
@@ -121,8 +128,7 @@ def _address(d: Deployment, arg: Role | str) -> str:
 
 
 def _contract(d: Deployment, name: str) -> Any:
-    deployed = d.manifest.contracts[name]
-    return d.w3.eth.contract(address=deployed.address, abi=deployed.abi)
+    return d.manifest.contract(d.w3, name)
 
 
 def run_step(d: Deployment, step: Step) -> None:
@@ -156,6 +162,7 @@ def deploy_all(w3: Web3, roles: Roles | None = None, compiled: CompileResult | N
         "operator": roles.operator,
         "regulator": roles.regulator,
         "gateway": roles.gateway,
+        "second_regulator": roles.second_regulator,
     }
     return d.manifest
 

@@ -104,6 +104,8 @@ DEPLOYER = Role("deployer")
 OPERATOR = Role("operator")
 REGULATOR = Role("regulator")
 GATEWAY = Role("gateway")
+# The second regulator key: approves the court orders the first one proposed (maker-checker).
+SECOND_REGULATOR = Role("second_regulator")
 TOKEN = ("DigitalCash", "WalletRegistry")  # the arguments most family contracts are built with
 
 
@@ -178,6 +180,9 @@ class Family:
     expected: Mapping[str, Expected] = field(default_factory=dict)
     tallies: tuple[Tally, ...] = ()
     panel: Panel | None = None
+    #: The family's folder in the services (``services/<app>/families/<folder>/``) when its name
+    #: there differs (the token's is ``cash``).
+    folder: str | None = None
 
 
 # -- the families' custom errors and their HTTP answers (services/common/problems.py) ----------
@@ -195,6 +200,36 @@ _TOKEN_ERRORS: dict[str, ErrorAnswer] = {
     "InvalidTier": (422, "invalid-tier", "Invalid tier"),
     "InvalidCategory": (422, "invalid-category", "Invalid merchant category"),
     "ZeroAmount": (422, "zero-amount", "Amount must be positive"),
+    # one person, one identity; holds, court orders and recovery (issue 22)
+    "IdentityWalletLimit": (
+        409,
+        "identity-wallet-limit",
+        "This identity holds as many personal wallets in this tier as allowed",
+    ),
+    "InvalidPersonalWalletLimit": (422, "invalid-personal-wallet-limit", "Invalid personal wallet limit"),
+    "NoPersonalWallet": (422, "no-personal-wallet", "No personal wallet is registered with this identity"),
+    "AmbiguousPersonalWallet": (
+        422,
+        "identity-ambiguous",
+        "Several personal wallets are registered with this identity",
+    ),
+    "AmountFrozen": (409, "amount-frozen", "Part of the balance is held and cannot move"),
+    "WalletRetired": (410, "wallet-retired", "Wallet retired: it was recovered to a new wallet"),
+    "InvalidAmount": (422, "invalid-amount", "Invalid amount"),
+    "ZeroCaseNumber": (422, "case-number-required", "A case number is required"),
+    "HoldNotActive": (409, "hold-not-active", "The hold is not active on this wallet"),
+    "ProposalNotPending": (409, "proposal-not-pending", "The order or recovery is not pending"),
+    "CheckerIsMaker": (
+        403,
+        "checker-is-maker",
+        "The checker must be a different regulator key than the maker",
+    ),
+    "RecoveryOfFamilyWallet": (
+        422,
+        "recovery-of-family-wallet",
+        "A family contract's wallet cannot be recovered",
+    ),
+    "ZeroEvidence": (422, "evidence-required", "Identity verification evidence is required"),
 }
 _PREPAID_ERRORS: dict[str, ErrorAnswer] = {
     "PrepaidUnknownPackage": (404, "package-not-found", "Package not found"),
@@ -321,6 +356,11 @@ _VOUCHERS_ERRORS: dict[str, ErrorAnswer] = {
     "VoucherNotPersonal": (422, "not-a-personal-wallet", "Vouchers go to registered personal wallets"),
     "VoucherZeroGrant": (422, "zero-grant", "A grant must be positive"),
     "VoucherOverPersonCap": (422, "over-person-cap", "Above the per-person cap"),
+    "VoucherOverIdentityCap": (
+        422,
+        "over-identity-cap",
+        "Above the per-person cap: this identity's wallets together got their grants",
+    ),
     "VoucherOverBudget": (422, "over-budget", "Beyond what is left of the budget"),
     "VoucherAlreadyEnrolled": (409, "already-enrolled", "Enrolled already"),
     "VoucherRootAlreadySet": (409, "campaign-exists", "This programme has a campaign already"),
@@ -383,6 +423,7 @@ FAMILIES: tuple[Family, ...] = (
             Deploy("DigitalCash", ("WalletRegistry", DEPLOYER)),
             Grant("WalletRegistry", "REGISTRAR_ROLE", OPERATOR),
             Grant("WalletRegistry", "REGULATOR_ROLE", REGULATOR),
+            Grant("WalletRegistry", "REGULATOR_ROLE", SECOND_REGULATOR),  # maker-checker court orders
             Grant("DigitalCash", "ISSUER_ROLE", OPERATOR),
             Grant("DigitalCash", "REGULATOR_ROLE", REGULATOR),
             Link("WalletRegistry", "linkCash", ("DigitalCash",)),
@@ -399,8 +440,37 @@ FAMILIES: tuple[Family, ...] = (
             "cash.transfer": lambda r, _: [
                 ("Transfer", {"from": r["sender"], "to": r["to"], "value": r["amount_fen"]})
             ],
+            # one person, one identity; holds, court orders, recovery (issue 22)
+            "cash.set_personal_wallet_limit": lambda r, _: [
+                ("PersonalWalletLimitChanged", {"newLimit": r["limit"]})
+            ],
+            "cash.place_hold": lambda r, _: [
+                ("HoldPlaced", {"wallet": r["wallet"], "amount": r["amount_fen"]})
+            ],
+            "cash.lift_hold": lambda r, _: [
+                ("HoldReleased", {"holdId": r["hold_id"], "wallet": r["wallet"]})
+            ],
+            "cash.propose_court_order": lambda r, _: [
+                (
+                    "CourtOrderProposed",
+                    {"from": r["from"], "to": r["to"], "amount": r["amount_fen"], "holdId": r["hold_id"]},
+                )
+            ],
+            "cash.approve_court_order": lambda r, _: [("CourtOrderExecuted", {"id": r["order_id"]})],
+            "cash.cancel_court_order": lambda r, _: [("CourtOrderCancelled", {"id": r["order_id"]})],
+            "cash.propose_recovery": lambda r, _: [
+                ("RecoveryProposed", {"lost": r["lost"], "replacement": r["replacement"]})
+            ],
+            "cash.approve_recovery": lambda r, _: [
+                (
+                    "WalletRecovered",
+                    {"id": r["recovery_id"], "lost": r["lost"], "replacement": r["replacement"]},
+                ),
+                ("WalletRetiredTo", {"wallet": r["lost"], "successor": r["replacement"]}),
+            ],
         },
         panel=Panel("token", "System", "DigitalCash"),
+        folder="cash",
     ),
     Family(
         name="prepaid",
@@ -504,6 +574,9 @@ FAMILIES: tuple[Family, ...] = (
         deploy=(Deploy("VoucherProgrammes", TOKEN), RegisterWallet("VoucherProgrammes")),
         clients=(ClientSlot("vouchers", VoucherClient),),
         errors=_VOUCHERS_ERRORS,
+        expected={
+            "vouchers.cap_per_identity": lambda r, _: [("IdentityCapSet", {"id": r["programme"]})],
+        },
         holdings=(
             Holding(
                 "VoucherProgrammes",
@@ -529,6 +602,11 @@ FAMILIES: tuple[Family, ...] = (
         ),
         clients=(ClientSlot("hardwallet", HardWalletClient), ClientSlot("quickpay", QuickPayClient)),
         errors=_HARDWALLET_ERRORS,
+        expected={  # the operator's holder channel revokes a custodial holder's own mandate
+            "holder.mandate.revoke": lambda r, _: [
+                ("MandateRevoked", {"id": r["mandate"], "holder": r["holder"]})
+            ],
+        },
         holdings=(
             Holding(
                 "HardWalletSettlement",

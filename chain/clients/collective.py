@@ -422,9 +422,15 @@ class CollectiveClient:
             collective_id,
             raw[0],
             bool(raw[1]),
-            *(int(v) for v in raw[2:7]),
-            bytes(raw[7]),
-            *(int(v) for v in raw[8:]),
+            year=int(raw[2]),
+            epoch=int(raw[3]),
+            line_count=int(raw[4]),
+            slots_used=int(raw[5]),
+            proposal_lifetime=int(raw[6]),
+            name_hash=bytes(raw[7]),
+            balance=int(raw[8]),
+            total_income=int(raw[9]),
+            total_paid=int(raw[10]),
         )
 
     def tiers(self, collective_id: int) -> list[Tier]:
@@ -468,11 +474,18 @@ class CollectiveClient:
             int(raw[4]),
             bool(raw[5]),
             bool(raw[6]),
-            *(int(v) for v in raw[7:9]),
-            raw[9],
-            *(int(v) for v in raw[10:17]),
-            bytes(raw[17]),
-            bytes(raw[18]),
+            approvals=int(raw[7]),
+            epoch=int(raw[8]),
+            payee=raw[9],
+            expires_at=int(raw[10]),
+            delay=int(raw[11]),
+            amount=int(raw[12]),
+            proposed_at=int(raw[13]),
+            ready_at=int(raw[14]),
+            collective_id=int(raw[15]),
+            year=int(raw[16]),
+            purpose_hash=bytes(raw[17]),
+            attachment_hash=bytes(raw[18]),
         )
 
     def proposal_state(self, proposal_id: int) -> ProposalState:
@@ -489,10 +502,12 @@ class CollectiveClient:
             AssetKind(raw[1]),
             bool(raw[2]),
             raw[3],
-            *(int(v) for v in raw[4:7]),
-            bytes(raw[7]),
-            bytes(raw[8]),
-            int(raw[9]),
+            contract_ends_at=int(raw[4]),
+            value=int(raw[5]),
+            annual_income=int(raw[6]),
+            description_hash=bytes(raw[7]),
+            contract_hash=bytes(raw[8]),
+            income_received=int(raw[9]),
         )
 
     def counts(self) -> dict[str, int]:

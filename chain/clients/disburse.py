@@ -249,3 +249,12 @@ class DisbursementClient:
 
     def officer(self, payer: str, account: str) -> Officer:
         return Officer(self.contract.functions.officerOf(payer, account).call())
+
+    def totals(self) -> dict[str, int]:
+        """The contract's running totals: ``funded``, ``paid``, ``reclaimed`` (fen)."""
+        f = self.contract.functions
+        return {
+            "funded": int(f.totalFunded().call()),
+            "paid": int(f.totalPaid().call()),
+            "reclaimed": int(f.totalReclaimed().call()),
+        }

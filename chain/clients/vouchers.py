@@ -406,10 +406,20 @@ class VoucherClient:
             Mode(raw[1]),
             bool(raw[2]),
             bool(raw[3]),
-            *(int(v) for v in raw[4:8]),
-            bytes(raw[8]),
-            bytes(raw[9]),
-            *(int(v) for v in raw[10:]),
+            starts_at=int(raw[4]),
+            expires_at=int(raw[5]),
+            leaf_count=int(raw[6]),
+            holders=int(raw[7]),
+            name=bytes(raw[8]),
+            root=bytes(raw[9]),
+            budget=int(raw[10]),
+            per_person_cap=int(raw[11]),
+            min_bill=int(raw[12]),
+            discount_per_spend=int(raw[13]),
+            granted=int(raw[14]),
+            spent=int(raw[15]),
+            returned_grants=int(raw[16]),
+            returned_budget=int(raw[17]),
         )
 
     def categories(self, programme_id: int) -> list[int]:
@@ -434,7 +444,8 @@ class VoucherClient:
         """The programme's report, with spending by each of its allowed categories."""
         raw = self.tx.call(self.contract.functions.totalsOf(programme_id))
         by_category = {c: self.spent_by_category(programme_id, c) for c in self.categories(programme_id)}
-        return Totals(*(int(v) for v in raw), by_category=by_category)
+        budget, granted, spent, returned, outstanding, ungranted = (int(v) for v in raw)
+        return Totals(budget, granted, spent, returned, outstanding, ungranted, by_category=by_category)
 
     def is_listed(self, programme_id: int, merchant: str) -> bool:
         return bool(self.tx.call(self.contract.functions.isListed(programme_id, merchant)))

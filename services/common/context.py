@@ -33,6 +33,10 @@ class ServiceContext(FamilyClients):
     operator: LocalAccount
     regulator: LocalAccount
     custody: Custody
+    # The second regulator key (court orders' checker, issue 22); None when not configured.
+    second_regulator: LocalAccount | None = None
+    # The contracts' admin key (sets the personal wallet limit); None when not configured.
+    admin: LocalAccount | None = None
 
     @classmethod
     def build(
@@ -58,6 +62,8 @@ class ServiceContext(FamilyClients):
             operator=service_account(settings, signer),
             regulator=service_account(settings, "regulator"),
             custody=Custody(settings.keystore_password, settings.keystore_scrypt_n),
+            second_regulator=_optional_key(settings, "second_regulator"),
+            admin=_optional_key(settings, "admin"),
         )
         ctx.build_eager_clients()
         return ctx
@@ -113,3 +119,12 @@ class ServiceContext(FamilyClients):
 
 class ChainMismatch(RuntimeError):
     """The database holds the records of another chain."""
+
+
+def _optional_key(settings: Settings, role: str) -> LocalAccount | None:
+    """The second regulator key (``checker``) or the admin's: a development account locally, the
+    configured keystore in production, None when production configures none (the routes that
+    need it then answer 503)."""
+    if getattr(settings, f"{role}_keystore") is None and settings.profile != "local":
+        return None
+    return service_account(settings, role)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from chain.clients.disburse import Officer
 from services.common.context import ServiceContext
 from services.common.indexer import Indexer
 from services.common.keys import Role, authenticate
@@ -45,6 +44,10 @@ def get_api_key(request: Request, ctx: CtxDep, x_api_key: Annotated[str | None, 
         key = authenticate(s, x_api_key)
     if key is None:
         raise Problem(401, "invalid-api-key", "Invalid API key")
+    if key.role == Role.HOLDER:  # a resident's key: the /v1/holder routes only (see the guard)
+        raise Problem(
+            403, "forbidden-role", "This key's role may not do this", "a holder key reaches only /v1/holder/"
+        )
     return key
 
 
@@ -83,7 +86,7 @@ def get_idempotency_key(idempotency_key: Annotated[str | None, Header()] = None)
 
 # The roles that read any party's records. Every other key reads its own: a merchant, officer or
 # terminal key speaks for one wallet, a checker key for its wallet and the payers it is an officer
-# (checker or maker) of on the disbursement contract; a door reader reads nothing.
+# of (the disburse family decides that); a door reader reads nothing.
 READER_ROLES = (Role.OPERATOR, Role.REGULATOR, Role.AUDITOR)
 
 
@@ -96,13 +99,6 @@ def reader_or_owner(key: ApiKey, owns: bool) -> None:
         )
 
 
-def officer_of_payer(ctx: ServiceContext, key: ApiKey, payer: str) -> bool:
-    """Whether a checker key's wallet is one of ``payer``'s officers (checker or maker) on chain."""
-    if key.role != Role.CHECKER or key.wallet is None:
-        return False
-    return ctx.disburse.officer(payer, key.wallet) != Officer.NONE
-
-
 IdempotencyKey = Annotated[str, Depends(get_idempotency_key)]
 OperatorKey = Annotated[ApiKey, Depends(require(Role.OPERATOR))]
 AdminKey = Annotated[ApiKey, Depends(require(Role.ADMIN))]
@@ -111,6 +107,4 @@ AuditorKey = Annotated[ApiKey, Depends(require(Role.AUDITOR))]
 OperatorOrRegulatorKey = Annotated[ApiKey, Depends(require(Role.OPERATOR, Role.REGULATOR))]
 CheckerKey = Annotated[ApiKey, Depends(require(Role.CHECKER))]
 ReaderKey = Annotated[ApiKey, Depends(require(*READER_ROLES))]
-# Disbursement reads: the reader roles, and checkers for the payers they are officers of.
-PayrollReaderKey = Annotated[ApiKey, Depends(require(*READER_ROLES, Role.CHECKER))]
 MerchantKey = Annotated[ApiKey, Depends(require(Role.MERCHANT))]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from enum import Enum
 from typing import Any
 
 from fastapi import FastAPI
@@ -66,9 +67,9 @@ def _routes(app: FastAPI) -> Iterator[APIRoute]:
 def _improve(app: FastAPI, schema: dict[str, Any]) -> None:
     """Security scheme, required Idempotency-Key and readable operation ids, in place."""
     routes = list(_routes(app))
-    names = Counter(r.name for r in routes for _ in r.methods)
+    names = Counter(r.name for r in routes for _ in r.methods or ())
     by_operation: dict[tuple[str, str], APIRoute] = {
-        (m.lower(), r.path_format): r for r in routes for m in r.methods
+        (m.lower(), r.path_format): r for r in routes for m in r.methods or ()
     }
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
@@ -83,7 +84,9 @@ def _improve(app: FastAPI, schema: dict[str, Any]) -> None:
             route = by_operation.get((method, path))
             if route is None:
                 continue
-            tag = (route.tags[0] if route.tags else "api").replace(" ", "_").replace("-", "_")
+            first_tag = route.tags[0] if route.tags else "api"
+            tag_name = first_tag.value if isinstance(first_tag, Enum) else first_tag
+            tag = str(tag_name).replace(" ", "_").replace("-", "_")
             operation_id = route.name if names[route.name] == 1 else f"{tag}_{route.name}"
             assert operation_id not in seen, f"two operations named {operation_id}"
             seen.add(operation_id)

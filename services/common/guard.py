@@ -6,14 +6,18 @@ this order, before any route or FastAPI body parsing runs:
 1. gives the request an id (a well-formed ``X-Request-ID`` header, else a new one), returned as a
    header and in every problem body, and on every log line written while it runs;
 2. rate-limits per client address (a token bucket; 429 with ``Retry-After``);
-3. on ``/v1/`` routes, checks the API key *before reading a byte of the body* (401), then
+3. on ``/v1/`` routes (but the holder's sign-in, :data:`KEYLESS_ROUTES`), checks the API key
+   *before reading a byte of the body* (401), refuses a holder key outside the holder routes
+   (403), then
    rate-limits per key (429);
 4. refuses a body larger than the route's limit from its ``Content-Length`` and while it streams
    (413): ``max_upload_bytes`` for the CSV upload routes (paths ending in ``/csv``),
    ``max_body_bytes`` for every other route;
 5. refuses a JSON body nested deeper than ``max_json_depth`` (400) with a linear scan, before any
    recursive parser sees it (a deeply nested body overflowed the C stack: see
-   :func:`restore_recursion_limit`);
+   :func:`restore_recursion_limit`), and a JSON object that names a key twice (400): parsers
+   disagree on which value wins (Python's takes the last, others the first), so a proxy or a log
+   could read another amount than the service pays;
 6. adds ``X-Content-Type-Options: nosniff`` (and a few like it) to every answer, and
    ``Cache-Control: no-store`` to every answer of a request that carried a key or a ``/v1/`` path;
 7. writes one access-log line (``xcpay.access``): method, path (never the query), status, time,
@@ -63,6 +67,13 @@ log = logging.getLogger("xcpay.guard")
 SANE_RECURSION_LIMIT = 10_000
 
 UPLOAD_ROUTE = re.compile(r"/csv/?$")  # the CSV uploads keep a larger limit
+# The /v1/ routes a client reaches without a key: a holder's sign-in, which is how a holder gets
+# a key (the signature over a single-use challenge is the credential; rate limits still apply).
+KEYLESS_ROUTES = frozenset({"/v1/holder/challenge", "/v1/holder/session"})
+# A holder key (a resident's, bound to one wallet) reaches the holder routes and nothing else:
+# decided here, once for both apps, so that no route that admits "a key that owns this wallet"
+# (a wallet's page, its operations) ever answers a holder by accident.
+HOLDER_PREFIX = "/v1/holder/"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # A JSON string (closed or not: an open one runs to the end, the parser refuses it there) or a bracket.
@@ -74,6 +85,35 @@ def restore_recursion_limit() -> None:
     """Bring the recursion limit back to a sane value after py_ecc raised it (call after imports)."""
     if sys.getrecursionlimit() > SANE_RECURSION_LIMIT:
         sys.setrecursionlimit(SANE_RECURSION_LIMIT)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def json_duplicate_key(body: bytes) -> str | None:
+    """The first key a JSON object of ``body`` names twice, if any. A body that is not JSON at
+    all is left to the route's own parser (which answers 422)."""
+    if not body.strip():
+        return None
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as dup:
+        return dup.key
+    except ValueError:  # not JSON (or not UTF-8): the route's validation says so
+        return None
+    return None
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
@@ -230,7 +270,7 @@ class Guard:
         if self.limited and (wait := self.by_address.take(f"addr:{client}")):
             await self._too_many(refuse, wait, "this client address")
             return
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and path not in KEYLESS_ROUTES:
             presented = headers.get("x-api-key", "")
             if not presented:
                 await refuse(401, "missing-api-key", "Missing API key", "send the X-API-Key header")
@@ -248,6 +288,14 @@ class Guard:
                 return
             seen["key"] = key
             scope["state"]["api_key"] = key
+            if key.role == "holder" and not path.startswith(HOLDER_PREFIX):
+                await refuse(
+                    403,
+                    "forbidden-role",
+                    "This key's role may not do this",
+                    f"a holder key reaches only the {HOLDER_PREFIX} routes",
+                )
+                return
             if self.limited and (wait := self.by_key.take(f"key:{key.id}")):
                 await self._too_many(refuse, wait, "this API key")
                 return
@@ -285,6 +333,17 @@ class Guard:
             depth = f"at most {s.max_json_depth} levels of arrays and objects"
             await refuse(400, "json-too-deep", "The JSON body nests too deep", depth)
             return
+        if "json" in headers.get("content-type", ""):
+            duplicate = json_duplicate_key(body)
+            if duplicate is not None:
+                shown = duplicate if len(duplicate) <= 64 else duplicate[:64] + "…"
+                await refuse(
+                    400,
+                    "json-duplicate-key",
+                    "The JSON body names a key twice",
+                    f"the key {shown!r} appears twice in one object; send each key once",
+                )
+                return
         replayed = False
 
         async def replay() -> Message:

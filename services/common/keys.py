@@ -23,6 +23,9 @@ class Role(StrEnum):
     OFFICER = "officer"  # a village officer of collectives; the key speaks for its custodial wallet
     TERMINAL = "terminal"  # a gateway terminal; the key speaks for its merchant's wallet
     ACCESS_POINT = "access-point"  # a door reader of the gateway
+    # a resident: the key speaks for their own wallet only (sign-in with the wallet's key, or
+    # issued by the operator for a custodial wallet); reaches the /v1/holder routes and nothing else
+    HOLDER = "holder"
 
 
 def new_key() -> str:

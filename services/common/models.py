@@ -186,51 +186,6 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(String(200))
 
 
-class Disbursement(Base):
-    """A payroll or subsidy batch as the operator knows it (the chain holds its money and status).
-
-    ``created_by`` and ``approved_by`` are API keys: the service refuses an approval by the key
-    that created the batch, before the contract refuses the same signer on chain.
-    """
-
-    __tablename__ = "disbursements"
-
-    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
-    batch_id: Mapped[str] = mapped_column(String(66), unique=True)
-    payer: Mapped[str] = mapped_column(String(42), index=True)
-    purpose: Mapped[str] = mapped_column(String(32), index=True)
-    mode: Mapped[str] = mapped_column(String(16))  # explicit | merkle
-    total_fen: Mapped[int] = mapped_column(BigInteger)
-    ends_at: Mapped[int] = mapped_column(BigInteger)
-    root: Mapped[str | None] = mapped_column(String(66), nullable=True)
-    # draft (rows being added) | ready | approved | executing | executed | closed | cancelled
-    status: Mapped[str] = mapped_column(String(16), default="draft")
-    rows_total: Mapped[int] = mapped_column(Integer)
-    rows_done: Mapped[int] = mapped_column(Integer, default=0)  # paid or made exceptions
-    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
-    created_by: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
-    approved_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
-    executed_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why execution stopped, if it did
-    push: Mapped[str | None] = mapped_column(String(16), nullable=True)  # Merkle: all | custodial
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class DisbursementRow(Base):
-    __tablename__ = "disbursement_rows"
-    __table_args__ = (UniqueConstraint("ref", "idx", name="uq_disbursement_row"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    ref: Mapped[str] = mapped_column(ForeignKey("disbursements.ref"), index=True)
-    idx: Mapped[int] = mapped_column(Integer)
-    recipient: Mapped[str] = mapped_column(String(42))
-    amount_fen: Mapped[int] = mapped_column(BigInteger)
-    chunk: Mapped[int] = mapped_column(Integer)  # explicit: its chunk; Merkle: its push group
-    proof: Mapped[str | None] = mapped_column(Text, nullable=True)  # Merkle: siblings, 64 hex each
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|paid|exception|reclaimed
-    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
-
-
 class PaymentCode(Base):
     """A merchant's payment code (聚合支付码): static (any amount) or dynamic (one bill, paid once).
 
@@ -312,21 +267,6 @@ class GatewayCard(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class OfflineUpload(Base):
-    """One batch a terminal uploaded: its operation (the settle transaction) and, once confirmed,
-    each payment's outcome, so the same batch uploaded again gets the same answer."""
-
-    __tablename__ = "offline_uploads"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    terminal_id: Mapped[str] = mapped_column(ForeignKey("gateway_terminals.id"), index=True)
-    batch_digest: Mapped[str] = mapped_column(String(64), index=True)
-    size: Mapped[int] = mapped_column(Integer)
-    operation_id: Mapped[str] = mapped_column(String(36), unique=True)
-    results: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class AccessPoint(Base):
     """A door (or gate, turnstile) whose reader asks the gateway whether a card may pass."""
 
@@ -337,85 +277,6 @@ class AccessPoint(Base):
     location: Mapped[str] = mapped_column(String(200), default="")
     api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class AccessGrant(Base):
-    """One entry of an access point's list: a holder's cards, or every card of a form."""
-
-    __tablename__ = "access_grants"
-    __table_args__ = (UniqueConstraint("access_point_id", "holder", "form", name="uq_access_grant"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    access_point_id: Mapped[str] = mapped_column(ForeignKey("access_points.id"), index=True)
-    holder: Mapped[str | None] = mapped_column(String(42), nullable=True)
-    form: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class AccessChallenge(Base):
-    """A fresh random challenge for one access point: short-lived, consumed by its first use."""
-
-    __tablename__ = "access_challenges"
-
-    nonce: Mapped[str] = mapped_column(String(66), primary_key=True)
-    access_point_id: Mapped[str] = mapped_column(ForeignKey("access_points.id"), index=True)
-    expires_at: Mapped[int] = mapped_column(BigInteger)
-    used: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class AccessDecision(Base):
-    """Every allow or deny an access point received, with its reason."""
-
-    __tablename__ = "access_decisions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
-    access_point_id: Mapped[str] = mapped_column(ForeignKey("access_points.id"), index=True)
-    card: Mapped[str] = mapped_column(String(42), index=True)
-    holder: Mapped[str | None] = mapped_column(String(42), nullable=True)
-    nonce: Mapped[str] = mapped_column(String(66))
-    allowed: Mapped[bool] = mapped_column()
-    reason: Mapped[str] = mapped_column(String(64))
-
-
-class VoucherLeaf(Base):
-    """One grant of a voucher programme's Merkle campaign, with its proof (siblings, 64 hex each)."""
-
-    __tablename__ = "voucher_leaves"
-    __table_args__ = (UniqueConstraint("programme_id", "idx", name="uq_voucher_leaf"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    programme_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    idx: Mapped[int] = mapped_column(Integer)
-    holder: Mapped[str] = mapped_column(String(42))
-    amount_fen: Mapped[int] = mapped_column(BigInteger)
-    proof: Mapped[str] = mapped_column(Text)
-
-
-class ReconciliationCheckpoint(Base):
-    """How far the auditor's reconciliation has checked the chain, so that the next run reads only
-    the blocks after it (services/operator/reconcile_state.py).
-
-    ``block_hash`` proves the checked chain is still the node's (a reorganisation or a reset node
-    changes it: the next run starts over from deployment); ``events_digest`` is a SHA-256 over
-    every event up to ``block_number`` as the chain emitted it, which the event index must still
-    reproduce before the next run trusts it for those blocks. ``facts`` holds what the chain told
-    about those blocks that the index does not keep (who sent a transaction without an operation,
-    receipts of operations without events, balances found wrong); ``report`` the verdict."""
-
-    __tablename__ = "reconciliation_checkpoints"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    block_number: Mapped[int] = mapped_column(BigInteger)
-    block_hash: Mapped[str] = mapped_column(String(66))
-    events_digest: Mapped[str] = mapped_column(String(64))
-    event_count: Mapped[int] = mapped_column(Integer)
-    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
-    verdict: Mapped[str] = mapped_column(String(16))
-    mode: Mapped[str] = mapped_column(String(16))
-    report: Mapped[dict[str, Any]] = mapped_column(JSON)
-    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # -- webhooks (services/common/webhooks.py) ------------------------------------------------------
@@ -474,24 +335,3 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
-
-
-# -- dashboard sign-in links (services/operator/signin.py) ----------------------------------------
-
-
-class DashboardSignIn(Base):
-    """A one-time sign-in link of the dashboard: its token is stored hashed (SHA-256 of 256 random
-    bits, like an API key), expires after minutes, and is spent by its first use (``used_at`` set
-    by a compare-and-set, so two tabs racing on one link get one session). ``api_key_id``: the
-    short-lived read-only key its use gave."""
-
-    __tablename__ = "dashboard_sign_ins"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(16))
-    label: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column()
-    used_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)

@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     regulator_keystore: Path | None = None
     regulator_password: str | None = None
     regulator_password_file: Path | None = None
+    # The second regulator key (issue 22): approves the court orders the first one proposed
+    # (maker-checker on chain). Development account 11 locally; without it in production the
+    # court-order approval answers 503 ``second-regulator-missing``.
+    second_regulator_keystore: Path | None = None
+    second_regulator_password: str | None = None
+    second_regulator_password_file: Path | None = None
+    # The contracts' admin key (the deployer's), only for the personal wallet limit (issue 22):
+    # development account 0 locally; without it in production setting the limit answers 503.
+    admin_keystore: Path | None = None
+    admin_password: str | None = None
+    admin_password_file: Path | None = None
 
     # Encrypts the custodial wallets' keystores (stored encrypted in the database).
     keystore_password: str = LOCAL_KEYSTORE_PASSWORD

@@ -15,7 +15,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chain.accounts import GATEWAY_DEV_ACCOUNT, dev_account
+from chain.accounts import GATEWAY_DEV_ACCOUNT, SECOND_REGULATOR_DEV_ACCOUNT, dev_account
 from services.common.settings import Settings
 
 
@@ -39,7 +39,13 @@ def load_keystore(path: Path, password: str) -> LocalAccount:
     return Account.from_key(key)
 
 
-LOCAL_SERVICE_ACCOUNTS = {"operator": 1, "regulator": 2, "gateway": GATEWAY_DEV_ACCOUNT}
+LOCAL_SERVICE_ACCOUNTS = {
+    "operator": 1,
+    "regulator": 2,
+    "gateway": GATEWAY_DEV_ACCOUNT,
+    "second_regulator": SECOND_REGULATOR_DEV_ACCOUNT,  # the second regulator key (court orders' checker)
+    "admin": 0,  # the contracts' admin (the deployer): sets the personal wallet limit
+}
 
 
 def service_account(settings: Settings, role: str) -> LocalAccount:

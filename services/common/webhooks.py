@@ -24,7 +24,8 @@ The event types and where they are emitted:
   operation (the gateway's settlements and reports, a card payment of a code), the same way.
 - ``voucher.programme_closed``: the first ``voucher.close`` of a programme (``BudgetReturned``).
 - ``disbursement.finished`` / ``disbursement.exception``: the disbursement runner
-  (services/operator/families/disburse/runner.py) marks a batch executed / rows as payout exceptions.
+  (services/operator/families/disburse/runner.py) marks a batch executed / rows as payout exceptions;
+  their payloads are the family's (services/operator/families/disburse/webhooks.py).
 - ``reconciliation.verdict_changed``: :func:`note_verdict`, after a reconciliation.
 """
 
@@ -43,19 +44,18 @@ import unicodedata
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from services.common.db import Database
 from services.common.models import (
     ApiKey,
-    Disbursement,
-    DisbursementRow,
     GatewayCard,
     Meta,
     Operation,
@@ -303,44 +303,6 @@ def _code_paid(session: Session, op: Operation, events: list[dict[str, Any]], ba
     emit(session, "payment_code.paid", payload, [req["merchant"], req.get("payer") or ""])
 
 
-def _batch(row: Disbursement) -> dict[str, Any]:
-    return {"ref": row.ref, "batch_id": row.batch_id, "payer": row.payer, "purpose": row.purpose}
-
-
-def disbursement_finished(session: Session, row: Disbursement) -> None:
-    """``row`` was just marked executed in ``session``."""
-    statuses = session.scalars(select(DisbursementRow.status).where(DisbursementRow.ref == row.ref)).all()
-    payload = {
-        **_batch(row),
-        "total_fen": row.total_fen,
-        "rows_total": row.rows_total,
-        "paid": sum(1 for s in statuses if s == "paid"),
-        "exceptions": sum(1 for s in statuses if s == "exception"),
-    }
-    emit(session, "disbursement.finished", payload, [row.payer])
-
-
-def disbursement_exceptions(session: Session, ref: str, indexes: Iterable[int]) -> None:
-    """Rows ``indexes`` of batch ``ref`` are about to become payout exceptions in ``session``: the
-    event names those that were not exceptions already (a chunk read again emits nothing new)."""
-    wanted = sorted(set(indexes))
-    if not wanted:
-        return
-    batch = session.get(Disbursement, ref)
-    rows = session.scalars(
-        select(DisbursementRow).where(
-            DisbursementRow.ref == ref, DisbursementRow.idx.in_(wanted), DisbursementRow.status != "exception"
-        )
-    ).all()
-    if batch is None or not rows:
-        return
-    payload = {
-        **_batch(batch),
-        "rows": [{"index": r.idx, "recipient": r.recipient, "amount_fen": r.amount_fen} for r in rows],
-    }
-    emit(session, "disbursement.exception", payload, [batch.payer])
-
-
 VERDICT_KEY = "webhooks.reconciliation.verdict"
 
 
@@ -450,15 +412,18 @@ class Deliverer:
     def _take(self, delivery_id: int, claim: int) -> bool:
         lease = now_ms() + int(self.settings.webhook_timeout_s * 1000) + _LEASE_MS
         with self.db.session() as s:
-            taken = s.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == delivery_id,
-                    WebhookDelivery.claim == claim,
-                    WebhookDelivery.status == "pending",
-                )
-                .values(claim=claim + 1, due_ms=lease)
-            ).rowcount
+            taken = cast(
+                CursorResult[Any],
+                s.execute(
+                    update(WebhookDelivery)
+                    .where(
+                        WebhookDelivery.id == delivery_id,
+                        WebhookDelivery.claim == claim,
+                        WebhookDelivery.status == "pending",
+                    )
+                    .values(claim=claim + 1, due_ms=lease)
+                ),
+            ).rowcount  # a DML statement's result
             s.commit()
         return bool(taken)
 

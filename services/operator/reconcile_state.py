@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from services.common.db import Database
-from services.common.models import ReconciliationCheckpoint, utcnow
+from services.common.models import utcnow
+from services.operator.models import ReconciliationCheckpoint
 
 NAME = "auditor"
 _save_lock = threading.Lock()

@@ -374,6 +374,8 @@ def _check(
 
     # 2. Every transaction with events: its operation, or a known reason to have none.
     service_keys = {ctx.operator.address, ctx.regulator.address, ctx.manifest.roles.get("gateway")}
+    if ctx.second_regulator is not None:  # the second regulator key (court orders' checker)
+        service_keys.add(ctx.second_regulator.address)
     kinds: Counter[str] = Counter()
     unknown = sorted(h for h in by_tx if h not in ops_by_tx and h not in facts.senders)
     for h, sender in zip(unknown, reader.senders(unknown), strict=True):
@@ -666,7 +668,7 @@ def code_payment_records(
     for p in payments:
         code = codes.get(p.code_id)
         tx_events = by_tx.get((p.tx_hash or "").lower())
-        if code is None or p.status != "confirmed" or not tx_events:
+        if code is None or p.status != "confirmed" or p.tx_hash is None or not tx_events:
             continue
         out.append(
             HolderPayment(
@@ -798,7 +800,11 @@ def check_frozen_parties(paid: list[HolderPayment], events: list[Event]) -> list
     return out
 
 
-KIND_NAMES = {Kind.NONE: "an unregistered", Kind.PERSONAL: "a personal", Kind.INSTITUTION: "an institution"}
+KIND_NAMES: dict[int, str] = {
+    Kind.NONE: "an unregistered",
+    Kind.PERSONAL: "a personal",
+    Kind.INSTITUTION: "an institution",
+}
 
 
 def check_merchant_payees(paid: list[HolderPayment], kinds: dict[str, int]) -> list[Discrepancy]:

@@ -27,6 +27,10 @@ class ApiKeyIn(Strict):
 
     @model_validator(mode="after")
     def _bound_keys_have_wallets(self) -> ApiKeyIn:
+        if self.role == Role.HOLDER:
+            raise ValueError(
+                "holder keys come from sign-in (POST /v1/holder/session) or POST /v1/holder/keys"
+            )
         if self.role == Role.MERCHANT and self.wallet is None:
             raise ValueError("a merchant key needs its merchant wallet")
         if self.role == Role.CHECKER and self.wallet is None:

@@ -17,7 +17,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from services.common.keys import Role, create_key, hash_key
-from services.common.models import DashboardSignIn, utcnow
+from services.common.models import utcnow
+from services.operator.models import DashboardSignIn
 
 LINK_TTL = timedelta(minutes=15)
 SESSION_TTL = timedelta(hours=12)

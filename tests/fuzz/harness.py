@@ -146,6 +146,7 @@ ROLE_PREFERENCE = (
     "terminal",
     "access-point",
     "admin",
+    "holder",
 )
 
 

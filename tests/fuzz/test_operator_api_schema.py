@@ -1,9 +1,9 @@
 """Fuzz every operation of the operator API's OpenAPI schema over real HTTP.
 
 Each operation gets valid and invalid inputs (Schemathesis, derandomized) with a key of a role it
-admits (operator, checker, merchant, regulator, auditor, a village officer, or the admin for API
-keys). Asserted for every response: no 5xx, a documented status code, a body and content type as
-documented, and a problem document for every error (see :mod:`tests.fuzz.harness`).
+admits (operator, checker, merchant, regulator, auditor, a village officer, a holder for the holder
+routes, or the admin for API keys). Asserted for every response: no 5xx, a documented status code,
+a body and content type as documented, and a problem document for every error (see :mod:`tests.fuzz.harness`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ def operator_keys(api: Api) -> dict[str | None, str]:
     assert r.status_code == 201, r.text
     keys["officer"] = r.json()["key"]
     keys["admin"] = ADMIN_KEY
+    holder = api.new_wallet(name="fuzz holder")  # a custodial resident's key, for the holder routes
+    r = api.operator.post("/v1/holder/keys", json={"wallet": holder, "ttl_minutes": 600})
+    assert r.status_code == 201, r.text
+    keys["holder"] = r.json()["key"]
     keys[None] = keys["operator"]
     return keys
 

@@ -35,6 +35,7 @@ REGULATOR, AUDITOR, OFFICER, TERMINAL, ACCESS_POINT = (
     "terminal",
     "access-point",
 )
+HOLDER = "holder"  # a resident's key: the /v1/holder routes only, its own wallet only
 READERS = (OPERATOR, REGULATOR, AUDITOR)  # read any party's records (services.common.deps.READER_ROLES)
 # Keys that speak for one party: a wallet, and for a checker the payers it is an officer of.
 BOUND = (MERCHANT, CHECKER, OFFICER, TERMINAL)
@@ -123,6 +124,21 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/regulator/unfreeze"): only(REGULATOR),
     ("POST", "/v1/regulator/pause"): only(REGULATOR),
     ("POST", "/v1/regulator/unpause"): only(REGULATOR),
+    # holds, court orders (maker-checker: two regulator keys) and recovery (issue 22)
+    ("POST", "/v1/regulator/holds"): only(REGULATOR),
+    ("GET", "/v1/regulator/holds"): only(*READERS),
+    ("GET", "/v1/regulator/holds/{hold_id}"): only(*READERS),
+    ("POST", "/v1/regulator/holds/{hold_id}/lift"): only(REGULATOR),
+    ("POST", "/v1/regulator/court-orders"): only(REGULATOR),
+    ("GET", "/v1/regulator/court-orders/{order_id}"): only(*READERS),
+    ("POST", "/v1/regulator/court-orders/{order_id}/approve"): only(REGULATOR),
+    ("POST", "/v1/regulator/court-orders/{order_id}/cancel"): only(REGULATOR),
+    ("POST", "/v1/wallets/{address}/recovery"): only(OPERATOR),
+    ("GET", "/v1/regulator/recoveries/{recovery_id}"): only(*READERS),
+    ("POST", "/v1/regulator/recoveries/{recovery_id}/approve"): only(REGULATOR),
+    # one identity's personal wallets per tier: the contracts' admin setting
+    ("GET", "/v1/admin/personal-wallet-limit"): only(ADMIN),
+    ("PUT", "/v1/admin/personal-wallet-limit"): only(ADMIN),
     # prepaid-fund supervision
     ("POST", "/v1/prepaid/merchants"): only(REGULATOR),
     ("POST", "/v1/prepaid/merchants/{merchant}/close"): only(REGULATOR),
@@ -196,6 +212,18 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/payment-codes/{code_id}.svg"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
     # custodial and voucher forms: the operator; card and signed forms: also the code's merchant
     ("POST", "/v1/payment-codes/{code_id}/pay"): only(OPERATOR, own=(MERCHANT,)),
+    # the holder's channel: sign-in needs no key (the signature is the credential); an operator
+    # issues keys for custodial wallets; every other holder route admits holder keys only and
+    # answers for the key's own wallet (no route takes a wallet; another's mandate is a 404)
+    ("POST", "/v1/holder/challenge"): Rule(public=True, status=422, why="sign-in: no key yet"),
+    ("POST", "/v1/holder/session"): Rule(public=True, status=422, why="sign-in: no key yet"),
+    ("POST", "/v1/holder/keys"): only(OPERATOR),
+    ("GET", "/v1/holder/balance"): only(HOLDER),
+    ("GET", "/v1/holder/history"): only(HOLDER),
+    ("GET", "/v1/holder/history/export"): only(HOLDER),
+    ("GET", "/v1/holder/mandates"): only(HOLDER),
+    ("POST", "/v1/holder/mandates/{mandate_id}/revoke"): only(HOLDER),
+    ("GET", "/v1/holder/packages"): only(HOLDER),
     # the auditor
     ("GET", "/v1/audit/events"): only(AUDITOR),
     ("GET", "/v1/audit/reconciliation"): only(AUDITOR),

@@ -31,11 +31,11 @@ from web3 import Web3
 
 from services.common import docs
 from services.common.keys import Role, create_key
-from services.common.models import Base
 from services.gateway.families import MODULES as GATEWAY_MODULES
 from services.gateway.routes import ROUTERS as GATEWAY_ROUTERS
 from services.operator.families import MODULES as OPERATOR_MODULES
 from services.operator.routes import ROUTERS as OPERATOR_ROUTERS
+from services.schema import Base
 from tests.gateway.conftest import Gateway
 from tests.security.access_matrix import BAD, COLUMNS, MATRICES, NONE, ROLES, Rule, route_list
 from tests.services.conftest import Api
@@ -123,6 +123,8 @@ def operator_world(api: Api) -> Iterator[World]:
     for role, wallet in bound.items():
         body = {"role": role, "label": f"matrix {role}", "wallet": wallet}
         clients[role] = _client(api.url, _ok(api.admin.post("/v1/api-keys", json=body), 201)["key"])
+    holder = {"wallet": api.new_wallet(name="matrix holder")}  # a custodial resident's key
+    clients["holder"] = _client(api.url, _ok(api.operator.post("/v1/holder/keys", json=holder), 201)["key"])
     clients.update(_anonymous_columns(api.url))
     regulator = clients["regulator"]
     world = World(
@@ -138,12 +140,16 @@ def operator_world(api: Api) -> Iterator[World]:
             "programme_id": MISSING,
             "collective_id": MISSING,
             "proposal_id": MISSING,
+            "hold_id": MISSING,
+            "order_id": MISSING,
+            "recovery_id": MISSING,
             "index": 0,
             "reference": "matrix-ref",
             "name": "dashboard.js",
             "asset": "swagger-ui.css",
             "code_id": code,  # the code routes look the code up before they decide
             "operation_id": op.json()["id"],  # the operator's: another key's for the own check
+            "mandate_id": MISSING,  # not the holder's: a 404, never another's mandate revoked
             "key_id": MISSING,  # revoking or rotating a real key here would lock a column out
             "endpoint_id": MISSING,
             "delivery_id": MISSING,
@@ -194,10 +200,10 @@ def gateway_world(gateway: Gateway) -> Iterator[World]:
     )
     mandate_body = _ok(mandate, 200, 201)
     with gw.ctx.db.session() as s:
-        wallets = {Role.MERCHANT: merchant, Role.OFFICER: holder}
+        wallets = {Role.MERCHANT: merchant, Role.OFFICER: holder, Role.HOLDER: holder}
         keys = {
             str(r): create_key(s, r, f"matrix {r}", wallet=wallets.get(r))[1]
-            for r in (Role.ADMIN, Role.CHECKER, Role.MERCHANT, Role.REGULATOR, Role.OFFICER)
+            for r in (Role.ADMIN, Role.CHECKER, Role.MERCHANT, Role.REGULATOR, Role.OFFICER, Role.HOLDER)
         }
         s.commit()
     clients = {
@@ -485,3 +491,31 @@ def test_a_terminal_reads_itself_and_its_merchants_mandates_only(
     assert terminal.get(f"/v1/operations/{op}").status_code == 200
     r = other_terminal.get(f"/v1/operations/{op}")
     assert r.status_code == 403 and _problem(r) == "not-yours"
+
+
+def test_a_holder_key_reaches_its_own_wallet_only(
+    api: Api, operator_world: World, gateway_world: World
+) -> None:
+    """Two holders: each sees its own wallet; neither reaches another route, on either service,
+    even one that admits "a key that owns this wallet"; another's mandate is not found."""
+    mine = operator_world.clients["holder"]
+    theirs_wallet = api.new_wallet(name="other holder")
+    theirs = _client(
+        api.url, _ok(api.operator.post("/v1/holder/keys", json={"wallet": theirs_wallet}), 201)["key"]
+    )
+    my_wallet = _ok(mine.get("/v1/holder/balance"), 200)["wallet"]
+    assert my_wallet != theirs_wallet
+    assert _ok(theirs.get("/v1/holder/balance"), 200)["wallet"] == theirs_wallet
+    for wallet in (my_wallet, theirs_wallet):
+        r = mine.get(f"/v1/wallets/{wallet}")
+        assert r.status_code == 403 and _problem(r) == "forbidden-role", wallet
+    # a holder key on the gateway is refused too; a mandate id that is not the holder's: not found
+    mandate = gateway_world.params["mandate_id"]
+    holder_on_gateway = gateway_world.clients["holder"]
+    r = holder_on_gateway.get(f"/v1/mandates/{mandate}")
+    assert r.status_code == 403 and _problem(r) == "forbidden-role"
+    before = operator_world.fingerprint()
+    r = theirs.post(f"/v1/holder/mandates/{mandate}/revoke", headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert r.status_code == 404 and _problem(r) == "mandate-not-found"
+    assert operator_world.fingerprint() == before
+    theirs.close()

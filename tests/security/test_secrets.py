@@ -28,10 +28,11 @@ from sqlalchemy import select, text
 from chain.accounts import DEV_MNEMONIC
 from services.common.keys import hash_key
 from services.common.logs import JsonFormatter
-from services.common.models import ApiKey, AuditEntry, Base, Wallet
+from services.common.models import ApiKey, AuditEntry, Wallet
 from services.common.settings import LOCAL_KEYSTORE_PASSWORD, Settings
 from services.operator.app import create_app
 from services.operator.settings import OperatorSettings
+from services.schema import Base
 from tests.gateway.conftest import Gateway
 from tests.services.conftest import ADMIN_KEY, Api
 from wallets import keystore

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine
 
 from services.common.db import upgrade
-from services.common.models import Base
 from services.operator.settings import OperatorSettings
+from services.schema import Base
 from tests.databases import BACKENDS, fresh_database
 from tests.services.conftest import Api
 

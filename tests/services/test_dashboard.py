@@ -20,8 +20,9 @@ from sqlalchemy import select
 
 from services.common import humanize, i18n
 from services.common.keys import hash_key
-from services.common.models import ApiKey, DashboardSignIn
+from services.common.models import ApiKey
 from services.operator import signin
+from services.operator.models import DashboardSignIn
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
 

@@ -411,11 +411,6 @@ def test_the_payer_reclaims_after_the_end_date_only(api: Api, payroll: Payroll) 
     assert_problem(api.post("operator", f"/v1/disbursements/{ref}/reclaim"), 409, "batch-wrong-status")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22, API layer to do: a wallet registration the chain refuses (IdentityWalletLimit) "
-    "still leaves a personal wallet row that identity resolution counts (3 wallets instead of 2)",
-)
 def test_an_identity_resolves_only_among_personal_wallets_and_never_to_one_of_several(
     api: Api, payroll: Payroll
 ) -> None:
@@ -446,7 +441,7 @@ def test_an_identity_resolves_only_among_personal_wallets_and_never_to_one_of_se
     # One person, one identity (issue 22): the chain refuses a second personal wallet of the identity
     # in the same tier; in another tier it is accepted, and the identity no longer names one wallet.
     r = api.post("operator", "/v1/wallets", attacker)
-    assert_problem(r, 422, "contract-error")
+    assert_problem(r, 409, "identity-wallet-limit")
     assert r.json()["error"]["name"] == "IdentityWalletLimit"
     r = api.post("operator", "/v1/wallets", {**attacker, "tier": 3, "address": Account.create().address})
     assert r.status_code == 201, r.text

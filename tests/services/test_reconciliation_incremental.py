@@ -21,9 +21,10 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from services.common.models import ChainEvent, CodePayment, Operation, ReconciliationCheckpoint
+from services.common.models import ChainEvent, CodePayment, Operation
 from services.common.problems import jsonable
 from services.operator import reconcile_state
+from services.operator.models import ReconciliationCheckpoint
 from tests.services.conftest import ADMIN_KEY, Api
 from tests.services.test_reconciliation import _pay_code
 

@@ -256,7 +256,9 @@ def test_after_expiry_what_is_left_returns_to_the_issuer_once(api: Api, town: di
 
 def test_a_grant_to_an_identity_shared_by_two_personal_wallets_is_refused(api: Api, town: dict) -> None:
     """Red team: a self-custody wallet registered later with a resident's identity used to receive
-    the resident's vouchers. Now the grant is a 422 naming the ambiguity, and nothing is granted."""
+    the resident's vouchers. Now the grant is a 422 naming the ambiguity, and nothing is granted.
+    (One person, one identity, issue 22: the chain refuses a second personal wallet of the identity
+    in the same tier, ``identity-wallet-limit``; in another tier it is accepted.)"""
     pid = create(api, town["office"])
     ident = f"resident-0-{town['tag']}"
     attacker = {
@@ -267,6 +269,9 @@ def test_a_grant_to_an_identity_shared_by_two_personal_wallets_is_refused(api: A
         "custody": "self",
         "address": Account.create().address,
     }
+    body = assert_problem(api.post("operator", "/v1/wallets", attacker), 409, "identity-wallet-limit")
+    assert body["error"]["name"] == "IdentityWalletLimit"
+    attacker["tier"] = 3
     assert api.post("operator", "/v1/wallets", attacker).status_code == 201
     body = assert_problem(grant(api, pid, [{"identity": ident, "amount": "100"}]), 422, "invalid-rows")
     assert [(e["row"], e["code"]) for e in body["errors"]] == [(1, "identity-ambiguous")]

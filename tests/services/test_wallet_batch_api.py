@@ -210,3 +210,25 @@ class TestRefusedAddresses:
         if loser.status_code == 409:
             body = assert_problem(loser, 409, "wallet-already-registered")
             assert body["row"] == 1 and a in body["detail"]
+
+
+def test_one_identity_however_it_is_written_is_one_person(api: Api) -> None:
+    """Found from outside: ``"id-a"``, ``" ID-A"`` and full-width ``"ＩＤ-Ａ"`` registered as three
+    people in one tier. An identity is normalized (NFKC, no whitespace, upper case) before it is
+    hashed, so the second spelling is the same person and the chain refuses a second wallet."""
+    tag = uuid.uuid4().hex[:8].upper()
+    first = {"kind": "personal", "tier": 2, "display_name": "甲", "identity": f"ID-{tag}"}
+    r = api.post("operator", "/v1/wallets", first)
+    assert r.status_code == 201, r.text
+    for spelling in (f"id-{tag.lower()}", f" ID-{tag} ", "ＩＤ-" + tag.translate(_FULLWIDTH)):
+        again = api.post("operator", "/v1/wallets", {**first, "display_name": "乙", "identity": spelling})
+        assert again.status_code in (409, 422), again.text
+        assert "IdentityWalletLimit" in again.text
+    blank = api.post("operator", "/v1/wallets", {**first, "identity": " \u3000 "})
+    assert blank.status_code == 422, blank.text
+    found = api.operator.get("/v1/wallets", params={"identity": f"  id-{tag.lower()}"})
+    assert found.status_code == 200, found.text
+    assert r.json()["request"]["address"] in [w["address"] for w in found.json()["items"]]
+
+
+_FULLWIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
-from services.operator.families import cash, collective, disburse, paycodes, prepaid, vouchers
+from services.operator.families import cash, collective, disburse, holder, paycodes, prepaid, vouchers
 
 MODULES: tuple[FamilyModule, ...] = (
     cash.MODULE,
@@ -12,4 +12,5 @@ MODULES: tuple[FamilyModule, ...] = (
     vouchers.MODULE,
     collective.MODULE,
     paycodes.MODULE,
+    holder.MODULE,
 )

@@ -1,11 +1,14 @@
 """A read-only live dashboard of the whole system, served by the operator at ``/dashboard``.
 
-What it shows: the token's supply and wallets, the latest blocks and indexed events, and each
-programme's state: prepaid escrow (held, released, refunded), disbursement batches (rows done of
-total, paid, exceptions), collective budget lines, payment codes, and, when the deployment has
-them, voucher programmes and hard-wallet settlements. A bar chart shows spending by merchant
-category: voucher spending (``VoucherProgrammes.spentByCategory``, summed over programmes) when
-the voucher contract is deployed, beside the digital cash paid to merchant wallets (the token's
+What it shows: the latest blocks and indexed events, and one section per family, derived from the
+registry (chain/families.py ``Family.panel``: key, title, needed contract, event counts) and the
+family's own ``panel.py`` (services/common/panels.py says how); nothing here names a family. Today:
+the token's supply and wallets, and each programme's state: prepaid escrow (held, released,
+refunded), disbursement batches (rows done of total, paid, exceptions), collective budget lines,
+payment codes, and, when the deployment has them, voucher programmes and hard-wallet settlements.
+A bar chart shows spending by merchant category: what a family's section reports as
+``spent_by_category_fen`` (the vouchers', ``VoucherProgrammes.spentByCategory`` summed over
+programmes) when deployed, beside the digital cash paid to merchant wallets (the token's
 ``Transfer`` events from the event index, issuance excluded), so a chart renders on any deployment.
 
 Access. ``GET /dashboard`` and ``GET /dashboard/static/...`` are public and carry no data: a page,
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib
 import json
 import logging
 import re
@@ -46,22 +50,26 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy import desc, func, select
 
+from chain.families import FAMILIES, Panel
 from chain.paths import NODE_MODULES
 from services.common import humanize, i18n
 from services.common.context import ServiceContext
 from services.common.deps import CtxDep, IndexerDep, require
 from services.common.keys import Role
-from services.common.models import ApiKey, ChainEvent, CodePayment, Disbursement, PaymentCode, Wallet
+from services.common.models import ApiKey, ChainEvent
+from services.common.panels import PanelView, Section
 from services.common.problems import Problem
 from services.operator import signin
+from services.operator.families import MODULES
 
 log = logging.getLogger("xcpay.operator.dashboard")
+T = TypeVar("T")
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 
@@ -78,9 +86,6 @@ CSP = (
 ZERO = "0x0000000000000000000000000000000000000000"
 BLOCKS = 8
 EVENTS = 15
-BATCHES = 10
-COLLECTIVES = 10
-PROGRAMMES = 20
 # ISO 18245 merchant category codes the pilot uses, for the chart's labels.
 MCC = {
     5311: "department store",
@@ -202,7 +207,6 @@ class _Tally:
         self._last_id = 0
         self._by_category: Counter[int] = Counter()
         self._category: dict[str, int] = {}  # address -> merchant category, -1 if not a merchant
-        self.clients: dict[str, Any] = {}
         self._blocks: dict[int, dict[str, Any]] = {}  # number -> the block's summary, once read
         self._memo: dict[str, tuple[tuple[Any, ...], Any]] = {}  # section -> (key, value)
 
@@ -292,23 +296,6 @@ def _section(name: str, build: Callable[[], Any], timings: dict[str, float] | No
             timings[name] = round((time.perf_counter() - started) * 1000, 2)
 
 
-def _client(ctx: ServiceContext, tally: _Tally, name: str) -> Any:
-    """The voucher or hard-wallet client: the context's if it has one, else built once here."""
-    client = getattr(ctx, name, None)
-    if client is not None:
-        return client
-    if name not in tally.clients:
-        if name == "vouchers":
-            from chain.clients.vouchers import VoucherClient
-
-            tally.clients[name] = VoucherClient(ctx.w3, ctx.manifest, ctx.tx)
-        elif name == "hardwallet":
-            from chain.clients.hardwallet import HardWalletClient
-
-            tally.clients[name] = HardWalletClient(ctx.w3, ctx.manifest, ctx.tx)
-    return tally.clients[name]
-
-
 def _event_counts(ctx: ServiceContext, contract: str) -> dict[str, int]:
     with ctx.db.session() as s:
         rows = s.execute(
@@ -332,20 +319,6 @@ def _marks(ctx: ServiceContext) -> dict[str, int]:
             select(ChainEvent.contract, func.max(ChainEvent.id)).group_by(ChainEvent.contract)
         ).all()
     return {str(c): int(m) for c, m in rows}
-
-
-def _token(ctx: ServiceContext, tally: _Tally, key: tuple[Any, ...]) -> dict[str, Any]:
-    with ctx.db.session() as s:
-        kinds = dict(s.execute(select(Wallet.kind, func.count()).group_by(Wallet.kind)).all())
-        custodial = s.scalar(select(func.count()).select_from(Wallet).where(Wallet.custody == "custodial"))
-    supply, paused = tally.memo("token", key, lambda: (ctx.cash.total_supply(), ctx.cash.paused()))
-    return {
-        "supply_fen": supply,
-        "paused": paused,
-        "wallets": sum(int(v) for v in kinds.values()),
-        "wallets_by_kind": {str(k): int(v) for k, v in sorted(kinds.items())},
-        "custodial_wallets": int(custodial or 0),
-    }
 
 
 def _blocks(ctx: ServiceContext, tally: _Tally, latest: int) -> list[dict[str, Any]]:
@@ -412,186 +385,46 @@ def _events(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
     return {"total": int(total), "latest": items}
 
 
-def _prepaid(ctx: ServiceContext) -> dict[str, Any]:
-    t = ctx.prepaid.totals()
-    counts = _event_counts(ctx, "PrepaidEscrow")
+def _counts(ctx: ServiceContext, panel: Panel) -> dict[str, int]:
+    """The panel's event counts, ``{output key: count}``, from the event index (one grouped query
+    per contract); a contract not deployed gives no counts."""
+    deployed = ctx.manifest.contracts
+    by_contract = {c: _event_counts(ctx, c) for c, _ in panel.counts.values() if c in deployed}
     return {
-        "deposited_fen": t["deposited"],
-        "released_fen": t["released"],
-        "refunded_fen": t["refunded"],
-        "held_fen": t["held"],
-        "escrow_balance_fen": ctx.cash.balance_of(ctx.prepaid.escrow.address),
-        "packages": counts.get("PackagePrepaid", 0),
-        "merchants": counts.get("MerchantEnrolled", 0),
+        out: by_contract[contract].get(event, 0)
+        for out, (contract, event) in panel.counts.items()
+        if contract in by_contract
     }
 
 
-def _batch_figures(ctx: ServiceContext, batch_ids: tuple[str, ...]) -> dict[str, Any]:
-    """The disbursement contract's totals and the figures of ``batch_ids`` (None: not on chain yet)."""
-    f = ctx.disburse.contract.functions
-    totals = (f.totalFunded().call(), f.totalPaid().call(), f.totalReclaimed().call())
-    batches: dict[str, dict[str, int] | None] = {}
-    for batch_id in batch_ids:
+@functools.cache
+def section_of(family: str) -> Section | None:
+    """The family's section function, by convention ``services.<app>.families.<family>.panel``
+    (the operator's families first, then the gateway's); None: the section shows its counts only."""
+    for app in ("operator", "gateway"):
+        name = f"services.{app}.families.{family}.panel"
         try:
-            c = ctx.disburse.batch(bytes.fromhex(batch_id[2:]))
-            batches[batch_id] = {
-                "funded_fen": c.funded,
-                "paid_fen": c.paid,
-                "exceptions_fen": c.exceptions,
-                "reclaimed_fen": c.reclaimed,
-                "outstanding_fen": c.outstanding,
-            }
-        except Exception:  # its creation is still pending
-            batches[batch_id] = None
-    return {"totals": totals, "batches": batches}
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                continue  # no such family in this app, or no panel module
+            raise
+        return module.section  # type: ignore[no-any-return]
+    return None
 
 
-def _disbursements(ctx: ServiceContext, tally: _Tally, key: tuple[Any, ...]) -> dict[str, Any]:
-    with ctx.db.session() as s:
-        count = s.scalar(select(func.count()).select_from(Disbursement)) or 0
-        batches = s.scalars(
-            select(Disbursement).order_by(desc(Disbursement.created_at), Disbursement.ref).limit(BATCHES)
-        ).all()
-    on_chain = tuple(b.batch_id for b in batches if b.status not in ("draft", "cancelled"))
-    figures = tally.memo("disbursements", (*key, on_chain), lambda: _batch_figures(ctx, on_chain))
-    funded, paid, reclaimed = figures["totals"]
-    items = []
-    for b in batches:
-        chain = figures["batches"].get(b.batch_id)
-        items.append(
-            {
-                "reference": b.ref,
-                "purpose": b.purpose,
-                "mode": b.mode,
-                "status": b.status,
-                "total_fen": b.total_fen,
-                "rows_total": b.rows_total,
-                "rows_done": b.rows_done,
-                "chain": chain,
-            }
-        )
-    return {
-        "batches": int(count),
-        "funded_fen": int(funded),
-        "paid_fen": int(paid),
-        "reclaimed_fen": int(reclaimed),
-        "outstanding_fen": int(funded - paid - reclaimed),
-        "latest": items,
-    }
-
-
-def _collectives(ctx: ServiceContext) -> dict[str, Any]:
-    counts = ctx.collective.counts()
-    n = counts["collectives"]
-    items = []
-    for cid in range(n, max(0, n - COLLECTIVES), -1):
-        c = ctx.collective.collective(cid)
-        lines = [
-            {
-                "name": bytes(ln.name).rstrip(b"\0").decode("utf-8", errors="replace"),
-                "budget_fen": ln.budget,
-                "spent_fen": ln.spent,
-                "remaining_fen": ln.remaining,
-            }
-            for ln in ctx.collective.lines(cid)
-        ]
-        items.append(
-            {
-                "id": cid,
-                "year": c.year,
-                "frozen": c.frozen,
-                "balance_fen": c.balance,
-                "income_fen": c.total_income,
-                "paid_fen": c.total_paid,
-                "lines": lines,
-            }
-        )
-    return {**counts, "balance_fen": ctx.collective.total_balance(), "latest": items}
-
-
-def _payment_codes(ctx: ServiceContext) -> dict[str, Any]:
-    with ctx.db.session() as s:
-        kinds = dict(s.execute(select(PaymentCode.kind, func.count()).group_by(PaymentCode.kind)).all())
-        paid = s.execute(
-            select(func.count(), func.coalesce(func.sum(CodePayment.amount_fen), 0)).where(
-                CodePayment.status == "confirmed"
-            )
-        ).one()
-    return {
-        "codes": sum(int(v) for v in kinds.values()),
-        "static": int(kinds.get("static", 0)),
-        "dynamic": int(kinds.get("dynamic", 0)),
-        "payments": int(paid[0]),
-        "paid_fen": int(paid[1]),
-    }
-
-
-def _vouchers(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
-    client = _client(ctx, tally, "vouchers")
-    count = int(client.tx.call(client.contract.functions.programmeCount()))
-    by_category: Counter[int] = Counter()
-    items = []
-    for pid in range(count, max(0, count - PROGRAMMES), -1):
-        p = client.programme(pid)
-        t = client.totals(pid)
-        by_category.update(t.by_category)
-        items.append(
-            {
-                "id": pid,
-                "name": bytes(p.name).rstrip(b"\0").decode("utf-8", errors="replace"),
-                "mode": p.mode.name.lower(),
-                "expires_at": p.expires_at,
-                "holders": p.holders,
-                "budget_fen": t.budget,
-                "granted_fen": t.granted,
-                "spent_fen": t.spent,
-                "returned_fen": t.returned,
-                "outstanding_fen": t.outstanding,
-                "ungranted_fen": t.ungranted,
-            }
-        )
-    return {
-        "programmes": count,
-        "held_fen": client.total_held(),
-        "spent_by_category_fen": {str(k): v for k, v in sorted(by_category.items())},
-        "latest": items,
-    }
-
-
-def _hardwallet(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
-    client = _client(ctx, tally, "hardwallet")
-    totals = client.totals()
-    limits = client.limits()
-    counts = _event_counts(ctx, "HardWalletSettlement")
-    with ctx.db.session() as s:
-        rows = s.scalars(
-            select(ChainEvent)
-            .where(ChainEvent.contract == "HardWalletSettlement", ChainEvent.name == "BatchProcessed")
-            .order_by(desc(ChainEvent.block_number), desc(ChainEvent.log_index))
-            .limit(5)
-        ).all()
-    out: dict[str, Any] = {
-        **{f"{k}_fen": int(v) for k, v in totals.items()},
-        "offline_cap_fen": limits.offline_cap,
-        "cards": counts.get("CardRegistered", 0),
-        "batches": counts.get("BatchProcessed", 0),
-        "payments_settled": counts.get("PaymentSettled", 0),
-        "payments_duplicate": counts.get("PaymentDuplicate", 0),
-        "payments_rejected": counts.get("PaymentRejected", 0),
-        "payments_shortfall": counts.get("PaymentShortfall", 0),
-        "latest_batches": [
-            {
-                "block_number": r.block_number,
-                "tx_hash": r.tx_hash,
-                **{k: r.args.get(k) for k in ("size", "settled", "duplicates", "rejected", "shortfalls")},
-            }
-            for r in rows
-        ],
-    }
-    if "QuickPay" in ctx.manifest.contracts:
-        quick = _event_counts(ctx, "QuickPay")
-        out["mandates"] = quick.get("MandateGranted", 0)
-        out["mandate_pulls"] = quick.get("MandatePulled", 0)
+def panels() -> list[tuple[str, Panel, tuple[str, ...]]]:
+    """Every dashboard section a family has: (family, its panel, the contracts its memo watches),
+    from the registry (chain/families.py), then the operator's families with no contract of
+    their own that declare one in their module (``FamilyModule.extra["panel"]``)."""
+    out = [
+        (f.folder or f.name, f.panel, (*f.contracts, "DigitalCash")) for f in FAMILIES if f.panel is not None
+    ]
+    named = {f.folder or f.name for f in FAMILIES}
+    for module in MODULES:
+        panel = module.extra.get("panel")
+        if isinstance(panel, Panel) and module.name not in named:
+            out.append((module.name, panel, (panel.needs,)))
     return out
 
 
@@ -600,9 +433,13 @@ def _label(category: int) -> str:
     return f"{category} {name}" if name else str(category)
 
 
-def _spending(paid: dict[int, int], vouchers: Any) -> dict[str, Any]:
+def _spending(paid: dict[int, int], sections: dict[str, Any]) -> dict[str, Any]:
+    """The chart: cash paid to merchants by category, beside what a family's section reports as
+    ``spent_by_category_fen`` (the vouchers'; None when no deployed family reports it)."""
+    spenders = [v for v in sections.values() if isinstance(v, dict) and "spent_by_category_fen" in v]
+    vouchers = spenders[0] if spenders else None
     voucher = {}
-    if isinstance(vouchers, dict) and "spent_by_category_fen" in vouchers:
+    if vouchers is not None:
         voucher = {int(k): int(v) for k, v in vouchers["spent_by_category_fen"].items()}
     categories = sorted(set(paid) | set(voucher))
     return {
@@ -613,14 +450,16 @@ def _spending(paid: dict[int, int], vouchers: Any) -> dict[str, Any]:
     }
 
 
-def snapshot(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
-    """Everything the page shows, read now (the caller lets the event indexer catch up first)."""
+def snapshot(ctx: ServiceContext, tally: _Tally, lang: str = i18n.EN) -> dict[str, Any]:
+    """Everything the page shows, read now (the caller lets the event indexer catch up first).
+    The families' sections come from the registry: each family whose panel's contract is deployed
+    has its section under the panel's key (its title, its event counts, and what its section
+    function adds); the others' are None."""
     contracts = ctx.manifest.contracts
     timings: dict[str, float] = {}
-    has = contracts.__contains__
 
-    def section(name: str, build: Callable[[], Any], present: bool = True) -> Any:
-        return _section(name, build, timings) if present else None
+    def section(name: str, build: Callable[[], Any]) -> Any:
+        return _section(name, build, timings)
 
     latest = section("chain", lambda: ctx.w3.eth.block_number)
     marks = section("marks", lambda: _marks(ctx))
@@ -630,16 +469,25 @@ def snapshot(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
             return (time.monotonic_ns(),)
         return tuple(marks.get(n, 0) for n in names)
 
-    def memo(name: str, build: Callable[[], Any], *contracts: str) -> Callable[[], Any]:
-        return lambda: tally.memo(name, key(*contracts), build)
+    def view(name: str, watched: tuple[str, ...]) -> PanelView:
+        def memo(build: Callable[[], T], *extra: Any) -> T:
+            return tally.memo(name, (*key(*watched), *extra), build)  # type: ignore[no-any-return]
 
-    vouchers = section(
-        "vouchers",
-        memo("vouchers", lambda: _vouchers(ctx, tally), "VoucherProgrammes"),
-        has("VoucherProgrammes"),
-    )
+        return PanelView(ctx, memo, lambda number: tally.block_time(ctx, number))
+
+    def family_section(family: str, panel: Panel, watched: tuple[str, ...]) -> dict[str, Any]:
+        build = section_of(family)
+        detail = build(view(panel.key, watched)) if build is not None else {}
+        return {"title": i18n.ui(panel.title, lang), **detail, **_counts(ctx, panel)}
+
+    sections: dict[str, Any] = {}
+    for family, panel, watched in panels():
+        present = panel.needs in contracts
+        sections[panel.key] = (
+            section(panel.key, functools.partial(family_section, family, panel, watched)) if present else None
+        )
     paid = section("spending", lambda: tally.by_category(ctx))
-    spending = _spending(paid, vouchers) if "error" not in paid else paid
+    spending = _spending(paid, sections) if "error" not in paid else paid
     out = {
         "generated_at": datetime.now(UTC).isoformat(),
         "chain": {
@@ -648,29 +496,9 @@ def snapshot(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
             "deployed_at_block": ctx.manifest.block,
             "contracts": sorted(contracts),
         },
-        "token": section("token", lambda: _token(ctx, tally, key("DigitalCash"))),
         "blocks": section("blocks", lambda: _blocks(ctx, tally, latest)),
         "events": section("events", lambda: _events(ctx, tally)),
-        "prepaid": section(
-            "prepaid",
-            memo("prepaid", lambda: _prepaid(ctx), "PrepaidEscrow", "DigitalCash"),
-            has("PrepaidEscrow"),
-        ),
-        "disbursements": section(
-            "disbursements", lambda: _disbursements(ctx, tally, key("Disbursement")), has("Disbursement")
-        ),
-        "collectives": section(
-            "collectives",
-            memo("collectives", lambda: _collectives(ctx), "CollectiveFund"),
-            has("CollectiveFund"),
-        ),
-        "payment_codes": section("payment_codes", lambda: _payment_codes(ctx)),
-        "vouchers": vouchers,
-        "hardwallet": section(
-            "hardwallet",
-            memo("hardwallet", lambda: _hardwallet(ctx, tally), "HardWalletSettlement", "QuickPay"),
-            has("HardWalletSettlement"),
-        ),
+        **sections,
         "spending_by_category": spending,
     }
     out["timings_ms"] = timings
@@ -683,6 +511,6 @@ def data(request: Request, ctx: CtxDep, indexer: IndexerDep, _: DashboardKey) ->
     started = time.perf_counter()
     indexer.catch_up()
     caught_up = round((time.perf_counter() - started) * 1000, 2)
-    out = snapshot(ctx, _tally(request))
+    out = snapshot(ctx, _tally(request), _lang(request))
     out["timings_ms"] = {"index_catch_up": caught_up, **out["timings_ms"]}
     return out

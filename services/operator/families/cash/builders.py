@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chain.clients.token import Kind, Registration
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.clients.token import Kind, Registration, bytes32_text
 from services.common.context import ServiceContext
 from services.common.operations import Allowance, Builder, Call
+from services.common.problems import Problem
 
 KINDS = {"personal": Kind.PERSONAL, "merchant": Kind.MERCHANT, "institution": Kind.INSTITUTION}
 
@@ -19,7 +23,11 @@ KINDS = {"personal": Kind.PERSONAL, "merchant": Kind.MERCHANT, "institution": Ki
 def _short_of_gas(ctx: ServiceContext, custody: str, address: str) -> bool:
     """A custodial wallet with less than half a top-up of gas money (it could not sign later)."""
     topup = ctx.settings.gas_topup_wei
-    return custody == "custodial" and topup > 0 and ctx.w3.eth.get_balance(address) < topup // 2
+    return (
+        custody == "custodial"
+        and topup > 0
+        and ctx.w3.eth.get_balance(Web3.to_checksum_address(address)) < topup // 2
+    )
 
 
 def register(ctx: ServiceContext, req: dict[str, Any]) -> Call:
@@ -104,3 +112,83 @@ BUILDERS: dict[str, Builder] = {
     "regulator.pause": pause,
     "regulator.unpause": unpause,
 }
+
+
+# -- one person, one identity; holds, court orders, recovery (issue 22) -------------------------
+
+
+def _key(account: LocalAccount | None, what: str) -> LocalAccount:
+    """A signing key the service may not hold in production: 503 naming it when absent."""
+    if account is None:
+        slug = "second-regulator-missing" if what == "second_regulator" else "admin-key-missing"
+        raise Problem(
+            503, slug, "The service holds no such signing key", f"configure XCPAY_{what.upper()}_KEYSTORE"
+        )
+    return account
+
+
+def set_personal_wallet_limit(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``cash.set_personal_wallet_limit``: the admin sets how many personal wallets one identity
+    may hold per tier."""
+    return Call(_key(ctx.admin, "admin"), ctx.cash.set_personal_wallet_limit_call(req["limit"]))
+
+
+def place_hold(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``cash.place_hold``: hold an amount of a wallet (judicial freeze, AML hold)."""
+    fn = ctx.cash.place_hold_call(
+        req["wallet"], req["amount_fen"], bytes32_text(req["reason"]), bytes32_text(req["case_number"])
+    )
+    return Call(ctx.regulator, fn)
+
+
+def lift_hold(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    return Call(ctx.regulator, ctx.cash.lift_hold_call(req["wallet"], req["hold_id"]))
+
+
+def propose_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``cash.propose_court_order``: the first regulator key is the maker."""
+    fn = ctx.cash.propose_court_order_call(
+        req["from"], req["to"], req["amount_fen"], bytes32_text(req["case_number"]), req["hold_id"]
+    )
+    return Call(ctx.regulator, fn)
+
+
+def approve_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``cash.approve_court_order``: the second regulator key (the checker) approves, so
+    the chain's maker-checker rule (``CheckerIsMaker``) holds between two different keys."""
+    signer = _key(ctx.second_regulator, "second_regulator")
+    return Call(signer, ctx.cash.approve_court_order_call(req["order_id"]))
+
+
+def cancel_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    return Call(ctx.regulator, ctx.cash.cancel_court_order_call(req["order_id"]))
+
+
+def propose_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``cash.propose_recovery``: the registrar (the operator) records the verified identity
+    (the evidence's hash) and names the replacement; a custodial replacement gets gas money."""
+    if _short_of_gas(ctx, req["custody"], req["replacement"]):
+        ctx.tx.send_value(ctx.operator, req["replacement"], ctx.settings.gas_topup_wei)
+    fn = ctx.cash.propose_recovery_call(
+        req["lost"], req["replacement"], bytes.fromhex(req["evidence_hash"][2:])
+    )
+    return Call(ctx.operator, fn)
+
+
+def approve_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``cash.approve_recovery``: the regulator (the checker of the operator's proposal)."""
+    return Call(ctx.regulator, ctx.cash.approve_recovery_call(req["recovery_id"]))
+
+
+BUILDERS.update(
+    {
+        "cash.set_personal_wallet_limit": set_personal_wallet_limit,
+        "cash.place_hold": place_hold,
+        "cash.lift_hold": lift_hold,
+        "cash.propose_court_order": propose_court_order,
+        "cash.approve_court_order": approve_court_order,
+        "cash.cancel_court_order": cancel_court_order,
+        "cash.propose_recovery": propose_recovery,
+        "cash.approve_recovery": approve_recovery,
+    }
+)

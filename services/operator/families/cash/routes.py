@@ -6,24 +6,37 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from services.common.deps import (
     READER_ROLES,
+    AdminKey,
     ApiKeyDep,
     CtxDep,
     IdempotencyKey,
     OperatorKey,
     OpsDep,
+    ReaderKey,
     RegulatorKey,
-    officer_of_payer,
     reader_or_owner,
 )
 from services.common.paging import Page, Paging
-from services.common.schemas import Address, OperationOut, respond
+from services.common.schemas import Address, OperationOut, event_arg, respond
 from services.operator.families.cash import service
 from services.operator.families.cash.schemas import (
+    CourtOrderIn,
+    CourtOrderOut,
+    CourtOrderProposedOut,
+    HoldIn,
+    HoldOut,
+    HoldPlacedOut,
+    HoldsOut,
     IssuanceIn,
+    PersonalWalletLimitIn,
+    PersonalWalletLimitOut,
+    RecoveryIn,
+    RecoveryOut,
+    RecoveryProposedOut,
     RedemptionIn,
     TransferIn,
     WalletBatchIn,
@@ -34,6 +47,7 @@ from services.operator.families.cash.schemas import (
     WalletOut,
     WalletRef,
 )
+from services.operator.families.disburse.officers import officer_of_payer
 
 # -- wallets -------------------------------------------------------------------------------------
 
@@ -173,4 +187,157 @@ def unpause(ops: OpsDep, key: RegulatorKey, idem: IdempotencyKey, response: Resp
     return respond(service.regulate(ops, key, idem, "unpause"), response)
 
 
-ROUTERS = (wallets, cash, regulator)
+# -- one person, one identity; holds, court orders, recovery (issue 22) -------------------------
+
+
+@regulator.post("/holds", status_code=201, responses={202: {"model": HoldPlacedOut}})
+def place_hold(
+    body: HoldIn, ops: OpsDep, key: RegulatorKey, idem: IdempotencyKey, response: Response
+) -> HoldPlacedOut:
+    """Hold ``amount_fen`` of a wallet (judicial freeze, AML hold) with a reason and a case
+    number: the held amount cannot move by any path (``amount-frozen``), the rest can. The answer
+    names the hold's id (``hold_id``, from its ``HoldPlaced`` event)."""
+    op = service.place_hold(ops, key, idem, body)
+    out = respond(op, response, done_status=201)
+    return HoldPlacedOut(**out.model_dump(), hold_id=event_arg(op, "HoldPlaced", "holdId"))
+
+
+@regulator.get("/holds")
+def list_holds(ctx: CtxDep, key: ReaderKey, wallet: Annotated[Address, Query()]) -> HoldsOut:
+    """The active holds on ``wallet`` and their total (read from the chain)."""
+    return service.holds_of(ctx, wallet)
+
+
+@regulator.get("/holds/{hold_id}")
+def get_hold(hold_id: Annotated[int, Path(ge=1, lt=2**255)], ctx: CtxDep, key: ReaderKey) -> HoldOut:
+    return service.hold(ctx, hold_id)
+
+
+@regulator.post("/holds/{hold_id}/lift", responses={202: {"model": OperationOut}})
+def lift_hold(
+    hold_id: Annotated[int, Path(ge=1, lt=2**255)],
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: RegulatorKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> OperationOut:
+    """Lift a hold whole: its amount is free again."""
+    return respond(service.lift_hold(ctx, ops, key, idem, hold_id), response)
+
+
+@regulator.post("/court-orders", status_code=201, responses={202: {"model": CourtOrderProposedOut}})
+def propose_court_order(
+    body: CourtOrderIn, ops: OpsDep, key: RegulatorKey, idem: IdempotencyKey, response: Response
+) -> CourtOrderProposedOut:
+    """The maker's half of a forced transfer for a court order (bounded by its amount, executed
+    against a hold when ``hold_id`` is given), signed with the first regulator key. Nothing moves
+    until another regulator approves it."""
+    op = service.propose_court_order(ops, key, idem, body)
+    out = respond(op, response, done_status=201)
+    return CourtOrderProposedOut(**out.model_dump(), order_id=event_arg(op, "CourtOrderProposed", "id"))
+
+
+@regulator.get("/court-orders/{order_id}", response_model_by_alias=True)
+def get_court_order(
+    order_id: Annotated[int, Path(ge=1, lt=2**255)], ctx: CtxDep, key: ReaderKey
+) -> CourtOrderOut:
+    return service.court_order(ctx, order_id)
+
+
+@regulator.post("/court-orders/{order_id}/approve", responses={202: {"model": OperationOut}})
+def approve_court_order(
+    order_id: Annotated[int, Path(ge=1, lt=2**255)],
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: RegulatorKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> OperationOut:
+    """The checker's half: a regulator API key other than the maker's (``checker-is-maker``
+    otherwise), signed with the service's second regulator key; the amount moves now."""
+    return respond(service.approve_court_order(ctx, ops, key, idem, order_id), response)
+
+
+@regulator.post("/court-orders/{order_id}/cancel", responses={202: {"model": OperationOut}})
+def cancel_court_order(
+    order_id: Annotated[int, Path(ge=1, lt=2**255)],
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: RegulatorKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> OperationOut:
+    return respond(service.cancel_court_order(ctx, ops, key, idem, order_id), response)
+
+
+@wallets.post("/{address}/recovery", status_code=201, responses={202: {"model": RecoveryProposedOut}})
+def propose_recovery(
+    address: Address,
+    body: RecoveryIn,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: OperatorKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> RecoveryProposedOut:
+    """The operator's half of a recovery after verifying the holder's identity: ``evidence`` (the
+    verification record) is kept only as its SHA-256; a new wallet is to take the lost one's
+    place. Nothing moves until the regulator approves (``/v1/regulator/recoveries/{id}/approve``)."""
+    op = service.propose_recovery(ctx, ops, key, idem, address, body)
+    out = respond(op, response, done_status=201)
+    return RecoveryProposedOut(
+        **out.model_dump(),
+        recovery_id=event_arg(op, "RecoveryProposed", "id"),
+        replacement=op.request.get("replacement"),
+    )
+
+
+@regulator.get("/recoveries/{recovery_id}")
+def get_recovery(
+    recovery_id: Annotated[int, Path(ge=1, lt=2**255)], ctx: CtxDep, key: ReaderKey
+) -> RecoveryOut:
+    return service.recovery(ctx, recovery_id)
+
+
+@regulator.post("/recoveries/{recovery_id}/approve", responses={202: {"model": OperationOut}})
+def approve_recovery(
+    recovery_id: Annotated[int, Path(ge=1, lt=2**255)],
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: RegulatorKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> OperationOut:
+    """The regulator approves: the replacement takes the lost wallet's record and its whole
+    holding (holds included), the lost wallet is retired (``wallet-retired`` everywhere)."""
+    return respond(service.approve_recovery(ctx, ops, key, idem, recovery_id), response)
+
+
+# -- the admin: one identity's personal wallets per tier ------------------------------------------
+
+admin = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@admin.get("/personal-wallet-limit")
+def get_personal_wallet_limit(ctx: CtxDep, key: AdminKey) -> PersonalWalletLimitOut:
+    """How many personal wallets one identity may hold per tier (on chain)."""
+    return PersonalWalletLimitOut(limit=service.personal_wallet_limit(ctx))
+
+
+@admin.put("/personal-wallet-limit", responses={202: {"model": PersonalWalletLimitOut}})
+def set_personal_wallet_limit(
+    body: PersonalWalletLimitIn,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: AdminKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> PersonalWalletLimitOut:
+    """Set the limit (signed with the contracts' admin key): it bounds new registrations only."""
+    op = service.set_personal_wallet_limit(ops, key, idem, body)
+    out = respond(op, response)
+    return PersonalWalletLimitOut(limit=service.personal_wallet_limit(ctx), operation=out)
+
+
+ROUTERS = (wallets, cash, regulator, admin)

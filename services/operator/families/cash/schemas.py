@@ -36,6 +36,8 @@ class WalletIn(Strict):
             raise ValueError("the zero address cannot be a wallet")
         if (self.kind == "merchant") != (self.merchant_category != 0):
             raise ValueError("merchants, and only merchants, need a non-zero merchant_category")
+        if not self.identity.split():
+            raise ValueError("the identity is blank: send the identity document's reference")
         return self
 
 
@@ -82,6 +84,10 @@ class WalletOut(BaseModel):
     limits: Limits | None
     spent_today_fen: int
     remaining_today_fen: int | None
+    # issue 22: the amount the regulator holds (cannot move), and a recovered wallet's successor
+    held_fen: int = 0
+    retired: bool = False
+    successor: str | None = None
 
 
 class IssuanceIn(Strict):
@@ -132,3 +138,123 @@ class WalletItem(BaseModel):
     custody: str
     frozen: bool
     created_at: datetime
+
+
+# -- one person, one identity; holds, court orders, recovery (issue 22) -------------------------
+
+# A case number or a hold's reason is stored on chain as bytes32: 1 to 32 bytes of UTF-8 (a
+# Chinese case number such as "(2026)京0105执123号" is 24 bytes). Checked again in the service.
+CaseText = Field(min_length=1, max_length=32, description="1 to 32 bytes of UTF-8, stored on chain")
+
+
+class PersonalWalletLimitIn(Strict):
+    model_config = example({"limit": 1})
+
+    limit: int = Field(ge=1, le=255, description="personal wallets one identity may hold per tier")
+
+
+class PersonalWalletLimitOut(BaseModel):
+    limit: int
+    operation: OperationOut | None = None
+
+
+class HoldIn(Strict):
+    model_config = example(
+        {
+            "wallet": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "amount_fen": 50_000,
+            "reason": "judicial freeze",
+            "case_number": "(2026)京0105执123号",
+        }
+    )
+
+    wallet: Address
+    amount_fen: AmountFen
+    reason: str = CaseText
+    case_number: str = CaseText
+
+
+class HoldOut(BaseModel):
+    hold_id: int
+    wallet: str
+    amount_fen: int
+    active: bool
+    reason: str
+    case_number: str
+
+
+class HoldsOut(BaseModel):
+    wallet: str
+    held_fen: int
+    holds: list[HoldOut]
+
+
+class HoldPlacedOut(OperationOut):
+    hold_id: int | None = None
+
+
+class CourtOrderIn(Strict):
+    model_config = example(
+        {
+            "from": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "to": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "amount_fen": 50_000,
+            "case_number": "(2026)京0105执123号",
+            "hold_id": 1,
+        }
+    )
+
+    from_wallet: Address = Field(alias="from")
+    to: Address
+    amount_fen: AmountFen
+    case_number: str = CaseText
+    hold_id: int = Field(default=0, ge=0, lt=2**255, description="the hold it executes against (0: none)")
+
+
+class CourtOrderOut(BaseModel):
+    order_id: int
+    status: str
+    from_wallet: str = Field(serialization_alias="from")
+    to: str
+    amount_fen: int
+    case_number: str
+    hold_id: int
+    maker: str
+
+
+class CourtOrderProposedOut(OperationOut):
+    order_id: int | None = None
+
+
+class RecoveryIn(Strict):
+    model_config = example(
+        {"evidence": "face check 2026-11-26 counter 3, ID card 110101199003077777 seen by clerk 17"}
+    )
+
+    evidence: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="the identity verification record; only its SHA-256 is stored (on chain too)",
+    )
+    custody: Literal["custodial", "self"] = "custodial"
+    address: Address | None = Field(default=None, description="the new wallet, for self-custody")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RecoveryIn:
+        if (self.custody == "self") != (self.address is not None):
+            raise ValueError("a self-custody replacement needs its address; a custodial one must not give it")
+        return self
+
+
+class RecoveryOut(BaseModel):
+    recovery_id: int
+    status: str
+    lost: str
+    replacement: str
+    maker: str
+    evidence_hash: str
+
+
+class RecoveryProposedOut(OperationOut):
+    recovery_id: int | None = None
+    replacement: str | None = None

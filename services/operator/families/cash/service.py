@@ -5,23 +5,35 @@ each stored operation into its contract call."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import unicodedata
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
+from web3 import Web3
 
-from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Kind
+from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Hold, Kind, ProposalStatus, bytes32_text
+from chain.families import ZERO
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation, Wallet
 from services.common.operations import Operations, perform, request_hash
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.common.schemas import OperationOut
+from services.common.schemas import OperationOut, event_arg
 from services.operator.families.cash.schemas import (
+    CourtOrderIn,
+    CourtOrderOut,
+    HoldIn,
+    HoldOut,
+    HoldsOut,
     IssuanceIn,
     Limits,
+    PersonalWalletLimitIn,
+    RecoveryIn,
+    RecoveryOut,
     RedemptionIn,
     TransferIn,
     WalletBatchIn,
@@ -37,10 +49,25 @@ from services.operator.families.cash.schemas import (
 GROUP = MAX_REGISTRATIONS
 
 
+def normalize_identity(identity: str) -> str:
+    """One spelling per identity: Unicode NFKC (full-width ``ＩＤ`` is ``ID``), no whitespace, upper
+    case (an ID number's check letter ``x`` is ``X``). Found from outside: ``"id-a"``, ``" ID-A"``
+    and ``"ＩＤ-Ａ"`` were three people, so one person held several wallets and vouchers."""
+    return "".join(unicodedata.normalize("NFKC", identity).split()).upper()
+
+
 def identity_hash(pepper: str, identity: str) -> str:
-    """What is stored of an identity: its keyed hash (the pepper is the service's secret), so the
-    same identity finds the same wallets and the identity itself is never kept."""
-    return "0x" + hmac.new(pepper.encode(), identity.encode(), hashlib.sha256).hexdigest()
+    """What is stored of an identity: the keyed hash (the pepper is the service's secret) of its
+    normalized spelling, so the same identity finds the same wallets however it is written, and
+    the identity itself is never kept."""
+    canonical = normalize_identity(identity)
+    return "0x" + hmac.new(pepper.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def live_personal(ctx: ServiceContext, address: str) -> bool:
+    """Whether a personal wallet found by identity counts (the chain's ``personalWalletOf``
+    rule): registered on chain as personal and not retired by a recovery."""
+    return ctx.cash.kind_of(address) == Kind.PERSONAL and not ctx.cash.is_retired(address)
 
 
 # -- issuance, redemption, transfers, the regulator ------------------------------------------------
@@ -113,14 +140,20 @@ def register_wallet(
                 ) from None
         return {"address": address}
 
-    op, _ = perform(ops, "wallet.register", key, idem, request, target=body.display_name, prepare=prepare)
+    try:
+        op, _ = perform(ops, "wallet.register", key, idem, request, target=body.display_name, prepare=prepare)
+    except Problem as exc:
+        # Refused on chain (e.g. IdentityWalletLimit): the record goes too, so no ghost wallet is
+        # listed or counted when an identity is resolved (a payroll row addressed by identity).
+        _forget_group(ctx, exc.extra.get("operation_id"))
+        raise
     return op
 
 
 def _has_code(ctx: ServiceContext, address: str) -> bool:
     """Whether ``address`` is a contract (the platform's own or any other): cash sent to it as a
     wallet would be lost, so no contract is ever registered as one."""
-    return len(ctx.w3.eth.get_code(address)) > 0
+    return len(ctx.w3.eth.get_code(Web3.to_checksum_address(address))) > 0
 
 
 def _contract_problem(address: str) -> Problem:
@@ -175,11 +208,8 @@ def register_wallets(
     operations: list[OperationOut] = []
     for n, group in enumerate(groups):
         first = n * GROUP
-        request = {
-            "batch": digest,
-            "first_row": first + 1,
-            "wallets": [_row_request(ctx, w) for w in group],
-        }
+        wallet_rows = [_row_request(ctx, w) for w in group]
+        request = {"batch": digest, "first_row": first + 1, "wallets": wallet_rows}
         try:
             op, _ = perform(
                 ops,
@@ -188,9 +218,7 @@ def register_wallets(
                 f"{idem}#{n}",
                 request,
                 target=f"{len(group)} wallets",
-                prepare=lambda g=group, r=request, f=first: {
-                    "addresses": _keep_wallets(ctx, g, r["wallets"], f)
-                },
+                prepare=functools.partial(_kept_group, ctx, group, wallet_rows, first),
             )
         except Problem as exc:
             _forget_group(ctx, exc.extra.get("operation_id"))
@@ -258,6 +286,13 @@ def check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
         )
 
 
+def _kept_group(
+    ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]], first: int
+) -> dict[str, Any]:
+    """What a batch group's operation records before it is sent: the addresses of its new wallets."""
+    return {"addresses": _keep_wallets(ctx, wallets, rows, first)}
+
+
 def _keep_wallets(
     ctx: ServiceContext, wallets: list[WalletIn], rows: list[dict[str, Any]], first: int = 0
 ) -> list[str]:
@@ -277,29 +312,35 @@ def _keep_wallets(
         except IntegrityError:
             s.rollback()
             taken = set(s.scalars(select(Wallet.address).where(Wallet.address.in_(addresses))))
-            row = next((i for i, a in enumerate(addresses) if a in taken), None)
+            clash = next((i for i, a in enumerate(addresses) if a in taken), None)
             raise Problem(
                 409,
                 "wallet-already-registered",
                 "Wallet already registered",
-                f"{addresses[row]} was registered by another request meanwhile; nothing of this group was"
-                if row is not None
+                f"{addresses[clash]} was registered by another request meanwhile; nothing of this group was"
+                if clash is not None
                 else "a wallet of this group was registered by another request meanwhile",
-                **({"row": first + row + 1} if row is not None else {}),
+                **({"row": first + clash + 1} if clash is not None else {}),
             ) from None
     return addresses
 
 
 def _forget_group(ctx: ServiceContext, op_id: str | None) -> None:
-    """A group the chain refused (or that failed before it was sent) registered nothing: its
+    """A wallet or a group the chain refused (or that failed before it was sent) registered nothing: its
     wallet records go too, all or nothing, so no ghost wallet is listed or blocks a later batch."""
     if op_id is None:
         return
     with ctx.db.session() as s:
         op = s.get(Operation, op_id)
-        if op is None or op.status != "failed" or op.kind != "wallet.register_batch":
+        if op is None or op.status != "failed":
             return
-        addresses = list((op.request or {}).get("addresses") or [])
+        request = op.request or {}
+        if op.kind == "wallet.register_batch":
+            addresses = list(request.get("addresses") or [])
+        elif op.kind == "wallet.register" and request.get("address"):
+            addresses = [request["address"]]
+        else:
+            return
         if addresses:
             s.execute(delete(Wallet).where(Wallet.address.in_(addresses)))
             s.commit()
@@ -319,6 +360,7 @@ def wallet_out(ctx: ServiceContext, address: str) -> WalletOut:
             404, "wallet-not-found", "Wallet not found", f"{address} is neither registered nor known"
         )
     spent = ctx.cash.spent_today(address)
+    retired = ctx.cash.is_retired(address)
 
     def cap(v: int) -> int | None:
         return None if v == UNLIMITED else v
@@ -344,6 +386,9 @@ def wallet_out(ctx: ServiceContext, address: str) -> WalletOut:
         else None,
         spent_today_fen=spent,
         remaining_today_fen=remaining,
+        held_fen=ctx.cash.held_of(address),
+        retired=retired,
+        successor=ctx.cash.successor_of(address) if retired else None,
     )
 
 
@@ -398,3 +443,241 @@ def list_wallets(
         for r in rows
     ]
     return Page[WalletItem](items=items, next_cursor=cursor, limit=paging.limit)
+
+
+# -- one person, one identity; holds, court orders, recovery (issue 22) -------------------------
+
+
+def _text(value: str, field: str) -> str:
+    """A case number or reason the chain can hold (1 to 32 bytes of UTF-8): 422 otherwise."""
+    try:
+        bytes32_text(value)
+    except ValueError as exc:
+        raise Problem(422, "invalid-request", "The request is invalid", f"{field}: {exc}") from None
+    return value
+
+
+def _untext(raw: bytes) -> str:
+    return raw.rstrip(b"\0").decode(errors="replace")
+
+
+def personal_wallet_limit(ctx: ServiceContext) -> int:
+    return ctx.cash.personal_wallet_limit()
+
+
+def set_personal_wallet_limit(
+    ops: Operations, key: ApiKey, idem: str, body: PersonalWalletLimitIn
+) -> Operation:
+    """The admin sets how many personal wallets one identity may hold per tier (chain-wide)."""
+    op, _ = perform(ops, "cash.set_personal_wallet_limit", key, idem, body.model_dump(), target="registry")
+    return op
+
+
+def place_hold(ops: Operations, key: ApiKey, idem: str, body: HoldIn) -> Operation:
+    """Hold ``amount_fen`` of a wallet: it cannot move by any path until lifted or taken by a court
+    order; the rest of the balance can."""
+    request = {
+        **body.model_dump(),
+        "reason": _text(body.reason, "reason"),
+        "case_number": _text(body.case_number, "case_number"),
+    }
+    op, _ = perform(ops, "cash.place_hold", key, idem, request, target=body.wallet)
+    return op
+
+
+def _hold_out(h: Hold) -> HoldOut:
+    return HoldOut(
+        hold_id=h.hold_id,
+        wallet=h.wallet,
+        amount_fen=h.amount,
+        active=h.active,
+        reason=_untext(h.reason),
+        case_number=_untext(h.case_number),
+    )
+
+
+def hold(ctx: ServiceContext, hold_id: int) -> HoldOut:
+    h = ctx.cash.hold(hold_id)
+    if h.wallet == ZERO:
+        raise Problem(404, "hold-not-found", "Hold not found", f"no hold {hold_id}")
+    return _hold_out(h)
+
+
+def holds_of(ctx: ServiceContext, wallet: str) -> HoldsOut:
+    """The active holds on ``wallet`` (read from the chain) and their total."""
+    return HoldsOut(
+        wallet=wallet,
+        held_fen=ctx.cash.held_of(wallet),
+        holds=[_hold_out(h) for h in ctx.cash.holds_of(wallet)],
+    )
+
+
+def lift_hold(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, hold_id: int) -> Operation:
+    """Lift a hold whole (its wallet read from the chain: the request names the hold only)."""
+    found = hold(ctx, hold_id)
+    request = {"hold_id": hold_id, "wallet": found.wallet}
+    op, _ = perform(ops, "cash.lift_hold", key, idem, request, target=found.wallet)
+    return op
+
+
+def propose_court_order(ops: Operations, key: ApiKey, idem: str, body: CourtOrderIn) -> Operation:
+    """The maker's half of a court order: signed with the first regulator key."""
+    request = {**body.model_dump(by_alias=True), "case_number": _text(body.case_number, "case_number")}
+    op, _ = perform(
+        ops, "cash.propose_court_order", key, idem, request, target=f"{body.from_wallet}->{body.to}"
+    )
+    return op
+
+
+def court_order(ctx: ServiceContext, order_id: int) -> CourtOrderOut:
+    o = ctx.cash.court_order(order_id)
+    if o.status == ProposalStatus.NONE:
+        raise Problem(404, "court-order-not-found", "Court order not found", f"no court order {order_id}")
+    return CourtOrderOut(
+        order_id=order_id,
+        status=o.status.name.lower(),
+        from_wallet=o.from_wallet,
+        to=o.to,
+        amount_fen=o.amount,
+        case_number=_untext(o.case_number),
+        hold_id=o.hold_id,
+        maker=o.maker,
+    )
+
+
+def _proposer(ctx: ServiceContext, kind: str, event: str, arg: str, value: int) -> str | None:
+    """The API key that proposed court order or recovery ``value`` (from its confirmed operation)."""
+    with ctx.db.session() as s:
+        ops = s.scalars(select(Operation).where(Operation.kind == kind, Operation.status == "confirmed"))
+        for op in ops:
+            if event_arg(op, event, arg) == value:
+                return op.api_key_id
+    return None
+
+
+def approve_court_order(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, order_id: int
+) -> Operation:
+    """The checker's half: a different regulator API key than the maker's (two people), signed
+    with the second regulator key (two keys on chain: ``CheckerIsMaker`` otherwise)."""
+    court_order(ctx, order_id)  # 404 when there is none
+    maker = _proposer(ctx, "cash.propose_court_order", "CourtOrderProposed", "id", order_id)
+    if maker == key.id:
+        raise Problem(
+            403,
+            "checker-is-maker",
+            "The checker must be a different regulator key than the maker",
+            f"this API key proposed court order {order_id}; another regulator approves it",
+        )
+    op, _ = perform(ops, "cash.approve_court_order", key, idem, {"order_id": order_id}, target=str(order_id))
+    return op
+
+
+def cancel_court_order(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, order_id: int
+) -> Operation:
+    court_order(ctx, order_id)
+    op, _ = perform(ops, "cash.cancel_court_order", key, idem, {"order_id": order_id}, target=str(order_id))
+    return op
+
+
+def evidence_hash(evidence: str) -> str:
+    """What is kept of a recovery's identity verification record: its SHA-256 (on chain too)."""
+    return "0x" + hashlib.sha256(evidence.encode()).hexdigest()
+
+
+def propose_recovery(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, lost: str, body: RecoveryIn
+) -> Operation:
+    """The operator's half of a recovery: the holder of ``lost`` proved who they are; a new wallet
+    (custodial: created here, once; self-custody: the given address) is to take its place. The
+    new wallet's record takes the lost one's kind, tier, category and identity hash; the chain
+    registers it only when the regulator approves."""
+    with ctx.db.session() as s:
+        old = s.get(Wallet, lost)
+    if old is None:
+        raise Problem(404, "wallet-not-found", "Wallet not found", f"{lost} is not a wallet of this service")
+    if body.address is not None:
+        with ctx.db.session() as s:
+            if s.get(Wallet, body.address) is not None:
+                raise Problem(409, "wallet-already-registered", "Wallet already registered", body.address)
+        if _has_code(ctx, body.address):
+            raise _contract_problem(body.address)
+    request: dict[str, Any] = {
+        "lost": lost,
+        "custody": body.custody,
+        "evidence_hash": evidence_hash(body.evidence),  # never the evidence itself
+    }
+    if body.address is not None:
+        request["replacement"] = body.address
+
+    def prepare() -> dict[str, Any]:
+        if body.custody == "custodial":
+            address, keystore = ctx.custody.create()
+        else:
+            address, keystore = body.address, None  # type: ignore[assignment]
+        record = Wallet(
+            address=address,
+            kind=old.kind,
+            tier=old.tier,
+            category=old.category,
+            display_name=old.display_name,
+            identity_hash=old.identity_hash,
+            custody=body.custody,
+            keystore=keystore,
+        )
+        with ctx.db.session() as s:
+            s.add(record)
+            try:
+                s.commit()
+            except IntegrityError:
+                raise Problem(
+                    409, "wallet-already-registered", "Wallet already registered", address
+                ) from None
+        return {"replacement": address}
+
+    try:
+        op, _ = perform(ops, "cash.propose_recovery", key, idem, request, target=lost, prepare=prepare)
+    except Problem as exc:
+        _forget_replacement(ctx, exc.extra.get("operation_id"))
+        raise
+    return op
+
+
+def _forget_replacement(ctx: ServiceContext, op_id: str | None) -> None:
+    """A recovery proposal the chain refused leaves no replacement record."""
+    if op_id is None:
+        return
+    with ctx.db.session() as s:
+        op = s.get(Operation, op_id)
+        if op is None or op.status != "failed" or op.kind != "cash.propose_recovery":
+            return
+        replacement = (op.request or {}).get("replacement")
+        if replacement and ctx.cash.kind_of(replacement) == Kind.NONE:
+            s.execute(delete(Wallet).where(Wallet.address == replacement))
+            s.commit()
+
+
+def recovery(ctx: ServiceContext, recovery_id: int) -> RecoveryOut:
+    r = ctx.cash.recovery(recovery_id)
+    if r.status == ProposalStatus.NONE:
+        raise Problem(404, "recovery-not-found", "Recovery not found", f"no recovery {recovery_id}")
+    return RecoveryOut(
+        recovery_id=recovery_id,
+        status=r.status.name.lower(),
+        lost=r.lost,
+        replacement=r.replacement,
+        maker=r.maker,
+        evidence_hash="0x" + r.evidence.hex(),
+    )
+
+
+def approve_recovery(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, recovery_id: int
+) -> Operation:
+    """The regulator's half: the replacement takes the lost wallet's record and holding, the lost
+    wallet is retired for good (refused everywhere: ``wallet-retired``)."""
+    found = recovery(ctx, recovery_id)
+    request = {"recovery_id": recovery_id, "lost": found.lost, "replacement": found.replacement}
+    op, _ = perform(ops, "cash.approve_recovery", key, idem, request, target=found.lost)
+    return op

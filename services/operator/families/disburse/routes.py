@@ -9,11 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.common.deps import CheckerKey, CtxDep, IdempotencyKey, OperatorKey, OpsDep, PayrollReaderKey
+from services.common.deps import (
+    READER_ROLES,
+    CheckerKey,
+    CtxDep,
+    IdempotencyKey,
+    OperatorKey,
+    OpsDep,
+    require,
+)
+from services.common.keys import Role
+from services.common.models import ApiKey
 from services.common.paging import Page, Paging
 from services.common.problems import Problem, problem_response
 from services.common.schemas import Address, OperationOut, merkle_dump, respond
@@ -36,6 +46,9 @@ from services.operator.families.disburse.schemas import (
 )
 
 router = APIRouter(prefix="/v1/disbursements", tags=["disbursements"])
+
+# Disbursement reads: the reader roles, and checkers for the payers they are officers of.
+PayrollReaderKey = Annotated[ApiKey, Depends(require(*READER_ROLES, Role.CHECKER))]
 
 
 def get_runner(request: Request) -> Runner:

@@ -117,7 +117,7 @@ def rows_from_csv(text: str) -> tuple[list[RawRow], str]:
     unknown = set(header) - {"recipient", "identity", "amount_fen", "amount_yuan"}
     if unknown:
         raise Problem(422, "invalid-csv", "Unknown CSV columns", f"unknown columns: {sorted(unknown)}")
-    out = []
+    out: list[RawRow] = []
     for cells in lines:
         if not any(c.strip() for c in cells):
             continue  # blank lines are not rows
@@ -137,8 +137,15 @@ def rows_from_csv(text: str) -> tuple[list[RawRow], str]:
     return out, units[0].removeprefix("amount_")
 
 
-def validate_rows(db: Any, raw: list[RawRow], unit: str, identity_hash: Any) -> list[ParsedRow]:
-    """Every row checked; all errors raised together as one 422 ``invalid-rows`` problem."""
+def validate_rows(
+    db: Any, raw: list[RawRow], unit: str, identity_hash: Any, live: Any = None
+) -> list[ParsedRow]:
+    """Every row checked; all errors raised together as one 422 ``invalid-rows`` problem.
+
+    ``live(address)`` (when given) says whether a personal wallet found by identity counts: the
+    chain's ``personalWalletOf`` rule counts only registered, unretired personal wallets, so a
+    wallet whose registration the chain refused, or one recovered to a successor, never receives
+    a row (and never makes the identity ambiguous)."""
     if not raw:
         raise Problem(422, "invalid-rows", "The batch has no rows")
     if len(raw) > MAX_BATCH_ROWS:
@@ -157,6 +164,8 @@ def validate_rows(db: Any, raw: list[RawRow], unit: str, identity_hash: Any) -> 
             )
             for h, a in s.execute(query):
                 by_hash.setdefault(h, []).append(a)
+    if live is not None:
+        by_hash = {h: [a for a in found if live(a)] for h, found in by_hash.items()}
     errors: list[dict[str, Any]] = []
     parsed: list[ParsedRow] = []
     seen: dict[str, int] = {}

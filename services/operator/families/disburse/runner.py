@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 
-from services.common import webhooks
-from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
+from services.common.models import ApiKey, Operation, Wallet
 from services.common.operations import Operations, Submitted, submit
 from services.common.problems import Problem
+from services.operator.families.disburse import webhooks
+from services.operator.families.disburse.models import Disbursement, DisbursementRow
 
 log = logging.getLogger("xcpay.disbursements")
 

@@ -22,13 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from chain.clients.disburse import Officer, Row, batch_id, merkle_tree
 from chain.merkle import MerkleTree
 from services.common.context import ServiceContext
-from services.common.deps import officer_of_payer
 from services.common.keys import Role
-from services.common.models import ApiKey, Disbursement, DisbursementRow, Operation, Wallet
+from services.common.models import ApiKey, Operation, Wallet
 from services.common.operations import Operations, Submitted, perform, submit
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.operator.families.cash.service import identity_hash
+from services.operator.families.cash.service import identity_hash, live_personal
+from services.operator.families.disburse.models import Disbursement, DisbursementRow
+from services.operator.families.disburse.officers import officer_of_payer
 from services.operator.families.disburse.rows import ParsedRow, RawRow, chunk_of, validate_rows
 from services.operator.families.disburse.runner import WINDOW, Runner
 from services.operator.families.disburse.schemas import (
@@ -338,7 +339,13 @@ def _end_time(ctx: ServiceContext, meta: BatchMeta) -> int:
 
 def _checked_rows(ctx: ServiceContext, raw: list[RawRow], unit: str) -> list[ParsedRow]:
     """Every row checked (identities resolved to personal wallets), and the total bounded."""
-    rows = validate_rows(ctx.db, raw, unit, lambda ident: identity_hash(ctx.settings.identity_pepper, ident))
+    rows = validate_rows(
+        ctx.db,
+        raw,
+        unit,
+        lambda ident: identity_hash(ctx.settings.identity_pepper, ident),
+        live=lambda address: live_personal(ctx, address),
+    )
     if sum(r.amount_fen for r in rows) >= 2**63:
         raise Problem(422, "total-too-large", "The batch total is too large")
     return rows

@@ -4,7 +4,14 @@ bill), paid by a custodial wallet, a payer-signed transfer, a voucher or a card.
 
 from __future__ import annotations
 
+from chain.families import Panel
 from services.common.families import FamilyModule
 from services.operator.families.paycodes import builders, routes
 
-MODULE = FamilyModule(name="paycodes", routers=(routes.router,), builders=builders.BUILDERS)
+# No contract of its own (codes are paid in digital cash), so its dashboard panel is declared here.
+MODULE = FamilyModule(
+    name="paycodes",
+    routers=(routes.router,),
+    builders=builders.BUILDERS,
+    extra={"panel": Panel("payment_codes", "Payment codes", "DigitalCash")},
+)

@@ -36,6 +36,12 @@ def create(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     return Call(issuer, fn, allowance=Allowance(issuer.address, ctx.vouchers.address, terms.budget))
 
 
+def cap_per_identity(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``vouchers.cap_per_identity``: the issuer makes the cap count per identity (issue 22)."""
+    issuer = ctx.custodial(ctx.vouchers.programme(req["programme"]).issuer)
+    return Call(issuer, ctx.vouchers.cap_per_identity_call(req["programme"]))
+
+
 def grant(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     issuer = ctx.custodial(ctx.vouchers.programme(req["programme"]).issuer)
     grants = [Grant(holder, amount) for holder, amount in req["grants"]]
@@ -89,6 +95,7 @@ def close(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 BUILDERS: dict[str, Builder] = {
     "voucher.create": create,
+    "vouchers.cap_per_identity": cap_per_identity,
     "voucher.grant": grant,
     "voucher.set_root": set_root,
     "voucher.claim": claim,

@@ -60,11 +60,14 @@ def create_programme(
     body: ProgrammeIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
 ) -> ProgrammeCreatedOut:
     """Create and fund a programme (the custodial issuer approves and pays the budget). The answer
-    names the programme's id (``programme_id``, from its ``ProgrammeCreated`` event)."""
+    names the programme's id (``programme_id``, from its ``ProgrammeCreated`` event). With
+    ``cap_per_identity`` the issuer then makes the cap count per identity (``capPerIdentity``), a
+    second operation of the same request: the answer is that operation once the creation is done."""
     op = service.create(ctx, ops, key, idem, body)
     out = respond(op, response, done_status=201)
+    created = service.created_op(ctx, op)
     return ProgrammeCreatedOut(
-        **out.model_dump(), programme_id=service.created_id(op), name=op.request["name"]
+        **out.model_dump(), programme_id=service.created_id(created), name=created.request["name"]
     )
 
 

@@ -50,6 +50,11 @@ class ProgrammeIn(Strict):
     discount_fen: int = Field(
         default=0, ge=0, lt=2**128, description="e.g. 20 off: the programme pays this much"
     )
+    cap_per_identity: bool = Field(
+        default=False,
+        description="count the per-person cap over all the wallets of one identity (one red packet "
+        "per person, not per wallet); set on chain right after creation, before any grant",
+    )
 
 
 class GrantsIn(Strict):

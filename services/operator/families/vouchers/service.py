@@ -26,13 +26,14 @@ from sqlalchemy import insert, select
 
 from chain.clients.vouchers import MAX_BATCH, Grant, Mode, merkle_tree, name_text, programme_name
 from services.common.context import ServiceContext
-from services.common.models import ApiKey, ChainEvent, Operation, VoucherLeaf
+from services.common.models import ApiKey, ChainEvent, Operation
 from services.common.operations import Operations, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut, event_arg, merkle_dump
-from services.operator.families.cash.service import identity_hash
+from services.operator.families.cash.service import identity_hash, live_personal
 from services.operator.families.disburse.rows import RawRow, rows_from_csv, rows_from_json, validate_rows
+from services.operator.families.vouchers.models import VoucherLeaf
 from services.operator.families.vouchers.schemas import (
     BatchesOut,
     GrantsIn,
@@ -77,6 +78,24 @@ def create(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: P
     except ValueError as exc:
         raise Problem(422, "invalid-request", "The request is invalid", str(exc)) from None
     op, _ = perform(ops, "voucher.create", key, idem, request, target=body.name)
+    if body.cap_per_identity:
+        cap = cap_per_identity(ops, key, idem, op)
+        if cap is not None and cap.status != "confirmed":
+            return cap  # the answer is pending until both steps are; a replay finishes them
+    return op
+
+
+def cap_per_identity(ops: Operations, key: ApiKey, idem: str, created: Operation) -> Operation | None:
+    """The second step of a creation with ``cap_per_identity``: the issuer makes the new
+    programme's per-person cap count per identity (``capPerIdentity``), as its own operation
+    under the idempotency key ``<key>#identity-cap``, so a replay of the creation replays both
+    and a creation still pending is finished by a replay. None while the creation is pending."""
+    pid = created_id(created)
+    if pid is None:
+        return None
+    op, _ = perform(
+        ops, "vouchers.cap_per_identity", key, f"{idem}#identity-cap", {"programme": pid}, target=str(pid)
+    )
     return op
 
 
@@ -84,7 +103,13 @@ def create(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: P
 
 
 def validated(ctx: ServiceContext, raw: list[RawRow], unit: str) -> list[Grant]:
-    rows = validate_rows(ctx.db, raw, unit, lambda ident: identity_hash(ctx.settings.identity_pepper, ident))
+    rows = validate_rows(
+        ctx.db,
+        raw,
+        unit,
+        lambda ident: identity_hash(ctx.settings.identity_pepper, ident),
+        live=lambda address: live_personal(ctx, address),
+    )
     return [Grant(r.recipient, r.amount_fen) for r in rows]
 
 
@@ -372,6 +397,23 @@ def programme_page(
     with ctx.db.session() as s:
         rows, cursor = paginate(s, q, ChainEvent.id, paging, "voucher-programs", keep=keep)
     return Page[ProgrammeItem](items=[item(r) for r in rows], next_cursor=cursor, limit=paging.limit)
+
+
+def created_op(ctx: ServiceContext, op: Operation) -> Operation:
+    """The creation operation of a create answer (``op`` itself, or the one whose second step
+    ``op`` is: a ``vouchers.cap_per_identity`` under ``<key>#identity-cap``)."""
+    if op.kind != "vouchers.cap_per_identity":
+        return op
+    idem = op.idempotency_key.removesuffix("#identity-cap")
+    with ctx.db.session() as s:
+        found = s.scalar(
+            select(Operation).where(
+                Operation.api_key_id == op.api_key_id,
+                Operation.idempotency_key == idem,
+                Operation.kind == "voucher.create",
+            )
+        )
+    return found if found is not None else op
 
 
 def created_id(op: Operation) -> int | None:

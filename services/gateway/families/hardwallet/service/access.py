@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any, cast
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
 
 from chain.clients.hardwallet import CardStatus
 from chain.exceptions import ContractError
 from services.common.audit import record
 from services.common.context import ServiceContext
 from services.common.keys import Role, create_key
-from services.common.models import AccessChallenge, AccessDecision, AccessGrant, AccessPoint, ApiKey
+from services.common.models import AccessPoint, ApiKey
 from services.common.paging import Page, PageQuery, decode_cursor, encode_cursor
 from services.common.problems import Problem
+from services.gateway.families.hardwallet.models import AccessChallenge, AccessDecision, AccessGrant
 from services.gateway.families.hardwallet.schemas import (
     AccessIn,
     AccessPointIn,
@@ -93,9 +96,12 @@ def add_grant(ctx: ServiceContext, key: ApiKey, point_id: str, body: GrantIn) ->
 def remove_grant(ctx: ServiceContext, key: ApiKey, point_id: str, grant_id: int) -> AccessPointOut:
     row = point(ctx, point_id)
     with ctx.db.session() as s:
-        gone = s.execute(
-            delete(AccessGrant).where(AccessGrant.id == grant_id, AccessGrant.access_point_id == point_id)
-        ).rowcount
+        gone = cast(
+            CursorResult[Any],
+            s.execute(
+                delete(AccessGrant).where(AccessGrant.id == grant_id, AccessGrant.access_point_id == point_id)
+            ),
+        ).rowcount  # a DML statement's result
         s.commit()
     if not gone:
         raise Problem(404, "grant-not-found", "No such entry in this access list", str(grant_id))
@@ -139,7 +145,7 @@ def new_challenge(ctx: ServiceContext, at: AccessPoint, ttl_s: int) -> Challenge
         s.add(AccessChallenge(nonce=nonce, access_point_id=at.id, expires_at=expires_at))
         s.commit()
     domain = ctx.hardwallet.domain
-    typed = {
+    typed: dict[str, object] = {
         "types": {
             "EIP712Domain": [
                 {"name": "name", "type": "string"},
@@ -182,15 +188,18 @@ def _judge(ctx: ServiceContext, at: AccessPoint, body: AccessIn) -> tuple[str | 
     """(the card's holder if known, the reason); ``on-access-list`` is the only allowing reason."""
     nonce = body.challenge.lower()
     with ctx.db.session() as s:
-        consumed = s.execute(
-            update(AccessChallenge)
-            .where(
-                AccessChallenge.nonce == nonce,
-                AccessChallenge.access_point_id == at.id,
-                AccessChallenge.used.is_(False),
-            )
-            .values(used=True)
-        ).rowcount
+        consumed = cast(
+            CursorResult[Any],
+            s.execute(
+                update(AccessChallenge)
+                .where(
+                    AccessChallenge.nonce == nonce,
+                    AccessChallenge.access_point_id == at.id,
+                    AccessChallenge.used.is_(False),
+                )
+                .values(used=True)
+            ),
+        ).rowcount  # a DML statement's result
         s.commit()
         challenge = s.get(AccessChallenge, nonce)
     if challenge is None or challenge.access_point_id != at.id:

@@ -11,9 +11,10 @@ from sqlalchemy import select, update
 from chain.clients.hardwallet import RETRYABLE_REASONS, RejectReason
 from services.common.audit import record
 from services.common.context import ServiceContext
-from services.common.models import ApiKey, GatewayCard, GatewayTerminal, OfflineUpload, Operation
+from services.common.models import ApiKey, GatewayCard, GatewayTerminal, Operation
 from services.common.operations import Operations, perform
 from services.common.problems import Problem
+from services.gateway.families.hardwallet.models import OfflineUpload
 from services.gateway.families.hardwallet.schemas import PaymentResult, UploadOut
 
 OUTCOME_EVENTS = {

@@ -1,0 +1,156 @@
+"""The holder family's HTTP routes. Thin: validate, authorise, call ``service``, answer.
+
+``/v1/holder/challenge`` and ``/v1/holder/session`` take no key (the guard lets them through,
+``services/common/guard.py`` KEYLESS_ROUTES): they are how a holder gets one. Every other holder
+route admits only a ``holder`` key and answers for that key's wallet alone: no route takes a
+wallet, and a mandate of another wallet is a 404 ``mandate-not-found``. Operator and admin keys
+are refused (403 ``forbidden-role``): they read wallets through the operator's routes, never as
+a holder."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from services.common.audit import record
+from services.common.deps import CtxDep, IdempotencyKey, IndexerDep, OperatorKey, OpsDep, require
+from services.common.keys import Role
+from services.common.models import ApiKey
+from services.common.paging import Page, Paging
+from services.common.problems import problem_response
+from services.common.schemas import respond
+from services.operator.families.holder import service
+from services.operator.families.holder.schemas import (
+    BalanceOut,
+    ChallengeIn,
+    ChallengeOut,
+    HolderKeyIn,
+    HolderKeyOut,
+    MandateOut,
+    MovementOut,
+    PackageOut,
+    RevokeOut,
+    SessionIn,
+)
+
+router = APIRouter(prefix="/v1/holder", tags=["holder"])
+
+HolderKey = Annotated[ApiKey, Depends(require(Role.HOLDER))]
+MandateId = Annotated[int, Path(ge=0, lt=2**63)]
+FAMILY_NAMES = Literal["cash", "prepaid", "disburse", "vouchers", "collective", "hardwallet"]
+
+
+@router.post(
+    "/challenge",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        404: problem_response("The wallet is not registered (wallet-not-registered)"),
+        409: problem_response("The wallet was retired by a recovery (wallet-retired)"),
+        503: problem_response("The chain node or the database is unavailable"),
+    },
+)
+def holder_challenge(body: ChallengeIn, ctx: CtxDep, request: Request) -> ChallengeOut:
+    """An EIP-4361 (Sign-In with Ethereum) message for ``wallet`` to sign with ``personal_sign``:
+    single-use, valid for five minutes. No key needed."""
+    return service.create_challenge(ctx, body.wallet, request.url.netloc, str(request.base_url))
+
+
+@router.post(
+    "/session",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        403: problem_response("Signed by another key than the wallet's (signature-not-wallet)"),
+        409: problem_response("The challenge was used already (challenge-used)"),
+        410: problem_response("The challenge expired (challenge-expired)"),
+        503: problem_response("The database is unavailable"),
+    },
+)
+def holder_session(body: SessionIn, ctx: CtxDep) -> HolderKeyOut:
+    """The signed challenge in, a holder key out (role ``holder``, bound to the wallet that
+    signed, valid for 15 minutes; send it as ``X-API-Key``). Refused: an unknown or altered
+    message (``challenge-unknown``), a used one (``challenge-used``), an expired one
+    (``challenge-expired``), a signature by another key (``signature-not-wallet``)."""
+    row, key = service.open_session(ctx, body.message, body.signature)
+    record(ctx.db, row, "holder.sign-in", f"wallet {row.wallet}", outcome="signed in")
+    assert row.wallet is not None and row.expires_at is not None
+    return HolderKeyOut(key=key, key_id=row.id, wallet=row.wallet, expires_at=row.expires_at)
+
+
+@router.post("/keys", status_code=status.HTTP_201_CREATED)
+def issue_holder_key(body: HolderKeyIn, ctx: CtxDep, key: OperatorKey) -> HolderKeyOut:
+    """The operator issues a holder key for a custodial wallet (its holder has no key to sign a
+    challenge with): shown once, stored hashed, expiring after ``ttl_minutes``."""
+    row, clear = service.issue_custodial_key(ctx, body.wallet, timedelta(minutes=body.ttl_minutes))
+    record(ctx.db, key, "holder.key.issue", f"key {row.id} wallet {body.wallet}", outcome="created")
+    assert row.wallet is not None and row.expires_at is not None
+    return HolderKeyOut(key=clear, key_id=row.id, wallet=row.wallet, expires_at=row.expires_at)
+
+
+@router.get("/balance")
+def holder_balance(ctx: CtxDep, key: HolderKey) -> BalanceOut:
+    """The holder's balance, what holds keep, the tier's caps and what is left of today's."""
+    return service.balance(ctx, service.own_wallet(key))
+
+
+@router.get("/history")
+def holder_history(
+    ctx: CtxDep,
+    indexer: IndexerDep,
+    key: HolderKey,
+    paging: Paging,
+    direction: Annotated[Literal["in", "out"] | None, Query()] = None,
+    family: Annotated[FAMILY_NAMES | None, Query()] = None,
+) -> Page[MovementOut]:
+    """Every movement of the holder's cash, oldest first, with the counterparty's name, the
+    family and what the transaction did. A filtered page may be short: stop on ``next_cursor``."""
+    indexer.catch_up()
+    items, cursor = service.history(ctx, service.own_wallet(key), paging, direction, family)
+    return Page[MovementOut](items=items, next_cursor=cursor, limit=paging.limit)
+
+
+@router.get("/history/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def holder_history_export(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> Response:
+    """The whole history as CSV (a spreadsheet's formulas are defused)."""
+    indexer.catch_up()
+    text = service.history_csv(ctx, service.own_wallet(key))
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="history.csv"'},
+    )
+
+
+@router.get("/mandates")
+def holder_mandates(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[MandateOut]:
+    """The holder's quick-pay mandates (revoked and expired ones too)."""
+    indexer.catch_up()
+    return service.mandates(ctx, service.own_wallet(key))
+
+
+@router.post("/mandates/{mandate_id}/revoke", responses={202: {"model": RevokeOut}})
+def holder_revoke_mandate(
+    mandate_id: MandateId,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: HolderKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> RevokeOut:
+    """Revoke one of the holder's mandates at once. Custodial wallet: the service signs the
+    revocation with the holder's key (an operation; confirmed means no pull passes any more).
+    Self-custody: nothing is sent; the answer is the call to sign and send (``sign_yourself``)."""
+    wallet = service.own_wallet(key)
+    service.own_mandate(ctx, wallet, mandate_id)
+    if service.custody_of(ctx, wallet) != "custodial":
+        return RevokeOut(mandate=mandate_id, sign_yourself=service.revoke_unsigned(ctx, mandate_id))
+    op = service.revoke_custodial(ops, key, idem, wallet, mandate_id)
+    return RevokeOut(mandate=mandate_id, operation=respond(op, response))
+
+
+@router.get("/packages")
+def holder_packages(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[PackageOut]:
+    """The prepaid packages the holder bought, with sessions used and what is still held."""
+    indexer.catch_up()
+    return service.packages(ctx, service.own_wallet(key))

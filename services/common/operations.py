@@ -45,7 +45,7 @@ from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.exceptions import ValidationError as EthValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from web3.contract.contract import ContractFunction
 from web3.exceptions import MismatchedABI, Web3RPCError
 
@@ -544,7 +544,20 @@ class Operations:
             log.info("rebroadcast of %s refused: %s", op.id, exc)
         self.ctx.tx.nonces.forget(op.sender)
 
-    def _finish(self, op_id: str, wait_s: float) -> Operation:
+    def _finish(self, op_id: str, wait_s: float, audit_as: _AuditAs | None = None) -> Operation:
+        """Record the outcome of a sent operation once its receipt is there (else return it as it
+        is). ``audit_as``: the audit row of the outcome goes into the same commit (its ``done``
+        is then set); should that commit fail, the outcome is recorded alone and the caller
+        writes the audit row by itself, as before."""
+        try:
+            return self._record_outcome(op_id, wait_s, audit_as)
+        except SQLAlchemyError:
+            if audit_as is None or audit_as.done:
+                raise
+            log.exception("outcome of %s with its audit row not committed; recording it alone", op_id)
+            return self._record_outcome(op_id, wait_s, None)
+
+    def _record_outcome(self, op_id: str, wait_s: float, audit_as: _AuditAs | None) -> Operation:
         op = self.get(op_id)
         if op.status != "pending" or op.tx_hash is None:
             return op
@@ -581,7 +594,13 @@ class Operations:
                 row.error = (
                     _stored(problem) if problem else {"status": 422, "slug": "reverted", "title": "Reverted"}
                 )
+            if audit_as is not None:
+                from services.common.audit import entry
+
+                s.add(entry(audit_as.key, audit_as.kind, audit_as.target, op_id, row.status))
             s.commit()
+            if audit_as is not None:
+                audit_as.done = True
             return row
 
     def fail(self, op_id: str, problem: Problem, raise_: bool = True) -> None:
@@ -725,6 +744,16 @@ def submit(
 
 
 @dataclass
+class _AuditAs:
+    """Who did which kind of operation to what: the audit row written with its outcome."""
+
+    key: ApiKey
+    kind: str
+    target: str
+    done: bool = False
+
+
+@dataclass
 class Submitted:
     """An operation begun by :func:`submit`; ``result()`` waits for and records its outcome."""
 
@@ -741,18 +770,20 @@ class Submitted:
         from services.common.problems import problem_from_stored
 
         ops, op = self.ops, self.op
+        audit_as = _AuditAs(self.key, self.kind, self.target)
         if self.new:
             try:
                 if self.claim is None:  # the reconciler has it: wait for its outcome
                     op = ops.await_outcome(op.id)
                 else:
-                    op = ops._finish(op.id, wait_s=ops.ctx.settings.receipt_timeout_s)
+                    op = ops._finish(op.id, wait_s=ops.ctx.settings.receipt_timeout_s, audit_as=audit_as)
             except BaseException as exc:
                 _audit_refusal(ops, self.key, self.kind, self.target, op.id, exc)
                 raise
             finally:
                 self.release()
-            audit(ops, self.key, self.kind, self.target, op.id, op.status)
+            if not audit_as.done:  # the outcome was recorded elsewhere, or is still pending
+                audit(ops, self.key, self.kind, self.target, op.id, op.status)
         if op.status == "failed" and op.error is not None:
             raise problem_from_stored(op.error, operation_id=op.id)
         return op, not self.new

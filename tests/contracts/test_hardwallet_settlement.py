@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from eth_account import Account
 from web3 import Web3
 
-from chain import devtools
+from chain import devtools, gas
 from chain.accounts import dev_account
 from chain.clients.hardwallet import (
     MAX_BATCH,
@@ -441,6 +442,30 @@ class TestSettle:
         assert result.count(Outcome.SETTLED) == MAX_BATCH
         assert result.tx.gas_used < 8_000_000, result.tx.gas_used
         assert cash.balance_of(s.a.gym.address) == MAX_BATCH * 1_00
+
+    def test_a_full_batch_at_its_costliest_path_fits_its_gas_bound_without_an_estimate(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The merchant is frozen: every payment's writes are done, the token refuses, all undone.
+        s = setup
+        asked: list[object] = []
+        original = cash.tx.estimate_call
+
+        def counting(call: Any) -> int:
+            asked.append(call.get("to"))
+            return original(call)
+
+        monkeypatch.setattr(cash.tx, "estimate_call", counting)
+        cash.freeze(s.a.regulator, s.a.gym.address)
+        payments = [clone_pay(s, 1_00, i + 1) for i in range(MAX_BATCH)]
+        refused = hardwallet.settle(s.a.outsider, payments)
+        assert [o.reason for o in refused.outcomes] == [RejectReason.MERCHANT_REFUSED] * MAX_BATCH
+        assert refused.tx.gas_used < gas.bound(hardwallet.settle_call(payments))  # type: ignore[operator]
+        cash.unfreeze(s.a.regulator, s.a.gym.address)
+        settled = hardwallet.settle(s.a.outsider, payments)
+        assert settled.count(Outcome.SETTLED) == MAX_BATCH
+        assert settled.tx.gas_used < gas.bound(hardwallet.settle_call(payments))  # type: ignore[operator]
+        assert hardwallet.contract.address not in asked  # the freezes were estimated, never a settle
 
 
 def _malleate(signature: bytes) -> bytes:

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,14 +24,14 @@ from chain.merkle import MerkleTree
 from services.common.context import ServiceContext
 from services.common.keys import Role
 from services.common.models import ApiKey, Operation, Wallet
-from services.common.operations import Operations, perform
+from services.common.operations import Operations, Submitted, perform, submit
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
 from services.operator.families.cash.service import identity_hash, live_personal
 from services.operator.families.disburse.models import Disbursement, DisbursementRow
 from services.operator.families.disburse.officers import officer_of_payer
 from services.operator.families.disburse.rows import ParsedRow, RawRow, chunk_of, validate_rows
-from services.operator.families.disburse.runner import Runner
+from services.operator.families.disburse.runner import WINDOW, Runner
 from services.operator.families.disburse.schemas import (
     BatchItem,
     BatchMeta,
@@ -445,17 +446,40 @@ def _store_draft(
 def _add_rows(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, ref: str) -> Operation | None:
     """An explicit batch's rows, one ``disburse.add_rows`` operation per chunk (idempotency key
     ``{idem}#rows{chunk}``). Returns the first operation still pending (the batch stays a draft
-    for now), else None."""
+    for now), else None; a refused chunk raises its problem (the draft never becomes ready).
+
+    Pipelined like the pay chunks (``runner.WINDOW`` sent ahead of the oldest receipt not yet
+    collected): one payer signs them all with consecutive nonces, so they are mined in chunk
+    order and each lands as the chunk number it was built for. Should one revert, those after it
+    land one number early; their rows hashes then match no chunk the service pays, and the draft
+    never becomes ready (its creation raised), as before: nothing is paid from a misnumbered chunk.
+    """
     b = batch(ctx, ref)
     if b.mode != "explicit":
         return None
-    for chunk in range(b.chunk_count):
-        add, _ = perform(
-            ops, "disburse.add_rows", key, f"{idem}#rows{chunk}", {"ref": ref, "chunk": chunk}, target=ref
-        )
-        if add.status != "confirmed":
-            return add
-    return None
+    inflight: deque[Submitted] = deque()
+    pending: Operation | None = None
+
+    def collect() -> None:
+        nonlocal pending
+        add, _ = inflight.popleft().result()  # a failed chunk raises its problem
+        if add.status != "confirmed" and pending is None:
+            pending = add
+
+    try:
+        for chunk in range(b.chunk_count):
+            body = {"ref": ref, "chunk": chunk}
+            inflight.append(submit(ops, "disburse.add_rows", key, f"{idem}#rows{chunk}", body, target=ref))
+            if len(inflight) >= WINDOW:
+                collect()
+            if pending is not None:
+                break
+        while inflight and pending is None:
+            collect()
+    finally:  # a refusal, a slow chain or an unexpected error: the reconciler finishes what was sent
+        for sent in inflight:
+            sent.release()
+    return pending
 
 
 def _mark_ready(ctx: ServiceContext, ref: str) -> None:

@@ -216,6 +216,13 @@ class CashClient:
     def balance_of(self, address: str) -> int:
         return int(self.tx.call(self.cash.functions.balanceOf(address)))
 
+    def allowance(self, owner: str, spender: str) -> int:
+        return int(self.tx.call(self.cash.functions.allowance(owner, spender)))
+
+    def approve_call(self, spender: str, amount_fen: int) -> ContractFunction:
+        """The signer's approval of ``spender`` (a family contract) for ``amount_fen``."""
+        return self.cash.functions.approve(spender, amount_fen)
+
     def total_supply(self) -> int:
         return int(self.tx.call(self.cash.functions.totalSupply()))
 

@@ -74,11 +74,14 @@ class Allowance:
 
 @dataclass(frozen=True)
 class Call:
-    """What a builder returns: who signs which contract call, and the allowance it needs."""
+    """What a builder returns: who signs which contract call, the allowance it needs, and the
+    custodial wallets that need gas money first (``gas_money``: a new wallet signs later, so the
+    operator sends it ``gas_topup_wei`` of ether before the call; ether, not cash: no operation)."""
 
     signer: LocalAccount
     fn: ContractFunction
     allowance: Allowance | None = None
+    gas_money: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,8 @@ def _approve(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     may run at once, and an approval of one amount would overwrite the other's, so that the
     second pull is refused (the load test found it). A pull never takes more than is held."""
     owner, spender, amount = req["owner"], req["spender"], int(req["amount_fen"])
-    cash = ctx.cash.cash
-    held = int(ctx.tx.call(cash.functions.balanceOf(owner)))
-    return Call(ctx.custodial(owner), cash.functions.approve(spender, max(amount, held)))
+    held = ctx.cash.balance_of(owner)
+    return Call(ctx.custodial(owner), ctx.cash.approve_call(spender, max(amount, held)))
 
 
 def _for_operation(problem: Problem, op_id: str) -> Problem:
@@ -322,6 +324,9 @@ class Operations:
             call = self.builders[op.kind](self.ctx, op.request)
             if isinstance(call, Relay):
                 return self._store_send_relay(op, call)
+            if call.gas_money:
+                topup = self.ctx.settings.gas_topup_wei
+                self.ctx.tx.send_values(self.ctx.operator, [(a, topup) for a in call.gas_money])
             if call.allowance is not None:
                 self._allow(op, call.allowance)
             params = tx.prepare(call.fn, call.signer.address)
@@ -349,8 +354,7 @@ class Operations:
         re-run of ``parent`` (the reconciler, after a restart) finishes the child it started, by
         its stored bytes, and never approves twice: a landed approval shows in the allowance
         read first. A child that failed fails ``parent`` with the child's problem."""
-        cash = self.ctx.cash.cash
-        if self.ctx.tx.call(cash.functions.allowance(allowance.owner, allowance.spender)) >= allowance.amount:
+        if self.ctx.cash.allowance(allowance.owner, allowance.spender) >= allowance.amount:
             return
         child = self._allowance_child(parent, allowance)
         wait_s = self.ctx.settings.receipt_timeout_s

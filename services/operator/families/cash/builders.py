@@ -2,8 +2,8 @@
 
 Data-to-call: a builder reads (a wallet's key, its gas balance) and states the allowance its call
 needs as :class:`Allowance`, which ``Operations`` makes sure of; the calls come from the typed
-client (:class:`chain.clients.token.CashClient`). The one write left here is the gas money a new
-custodial wallet gets before it is registered (ether, no cash; see ``register``)."""
+client (:class:`chain.clients.token.CashClient`). A new custodial wallet's gas money is data too
+(``Call.gas_money``): ``Operations`` sends it before the call. Builders write nothing."""
 
 from __future__ import annotations
 
@@ -33,9 +33,7 @@ def _short_of_gas(ctx: ServiceContext, custody: str, address: str) -> bool:
 def register(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``wallet.register``: the registrar (the operator) registers one wallet."""
     address = req["address"]
-    if _short_of_gas(ctx, req["custody"], address):  # gas money, so the wallet can sign
-        # Not an operation of its own (it moves no cash): the one chain write of these builders.
-        ctx.tx.send_value(ctx.operator, address, ctx.settings.gas_topup_wei)
+    poor = (address,) if _short_of_gas(ctx, req["custody"], address) else ()  # so it can sign later
     fn = ctx.cash.register_call(
         address,
         KINDS[req["kind"]],
@@ -43,15 +41,13 @@ def register(ctx: ServiceContext, req: dict[str, Any]) -> Call:
         req["merchant_category"],
         bytes.fromhex(req["identity_hash"][2:]),
     )
-    return Call(ctx.operator, fn)
+    return Call(ctx.operator, fn, gas_money=poor)
 
 
 def register_batch(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``wallet.register_batch``: one group of a batch, one ``registerBatch``, all or nothing."""
     rows = list(zip(req["wallets"], req["addresses"], strict=True))
-    if ctx.settings.gas_topup_wei > 0:  # gas money, as for one wallet; sent together, awaited once
-        poor = [a for w, a in rows if _short_of_gas(ctx, w["custody"], a)]
-        ctx.tx.send_values(ctx.operator, [(a, ctx.settings.gas_topup_wei) for a in poor])
+    poor = tuple(a for w, a in rows if _short_of_gas(ctx, w["custody"], a))  # sent together
     registrations = [
         Registration(
             address,
@@ -62,7 +58,7 @@ def register_batch(ctx: ServiceContext, req: dict[str, Any]) -> Call:
         )
         for w, address in rows
     ]
-    return Call(ctx.operator, ctx.cash.register_batch_call(registrations))
+    return Call(ctx.operator, ctx.cash.register_batch_call(registrations), gas_money=poor)
 
 
 def issue(ctx: ServiceContext, req: dict[str, Any]) -> Call:
@@ -167,12 +163,10 @@ def cancel_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 def propose_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``cash.propose_recovery``: the registrar (the operator) records the verified identity
     (the evidence's hash) and names the replacement; a custodial replacement gets gas money."""
-    if _short_of_gas(ctx, req["custody"], req["replacement"]):
-        ctx.tx.send_value(ctx.operator, req["replacement"], ctx.settings.gas_topup_wei)
-    fn = ctx.cash.propose_recovery_call(
-        req["lost"], req["replacement"], bytes.fromhex(req["evidence_hash"][2:])
-    )
-    return Call(ctx.operator, fn)
+    replacement = req["replacement"]
+    poor = (replacement,) if _short_of_gas(ctx, req["custody"], replacement) else ()
+    fn = ctx.cash.propose_recovery_call(req["lost"], replacement, bytes.fromhex(req["evidence_hash"][2:]))
+    return Call(ctx.operator, fn, gas_money=poor)
 
 
 def approve_recovery(ctx: ServiceContext, req: dict[str, Any]) -> Call:

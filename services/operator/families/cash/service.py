@@ -545,7 +545,7 @@ def court_order(ctx: ServiceContext, order_id: int) -> CourtOrderOut:
     )
 
 
-def _proposer(ctx: ServiceContext, kind: str, event: str, arg: str, value: int) -> str | None:
+def _proposer(ctx: ServiceContext, kind: str, event: str, arg: str, value: int) -> int | None:
     """The API key that proposed court order or recovery ``value`` (from its confirmed operation)."""
     with ctx.db.session() as s:
         ops = s.scalars(select(Operation).where(Operation.kind == kind, Operation.status == "confirmed"))

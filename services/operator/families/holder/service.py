@@ -19,6 +19,7 @@ import csv
 import io
 import re
 import secrets
+import typing
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from sqlalchemy import String, cast, select, update
+from sqlalchemy.engine import CursorResult
 
 from chain.clients.token import Kind
 from chain.families import FAMILIES
@@ -127,15 +129,18 @@ def open_session(ctx: ServiceContext, message: str, signature: str) -> tuple[Api
         )
     now = utcnow()
     with ctx.db.session() as s:
-        spent = s.execute(
-            update(HolderChallenge)
-            .where(
-                HolderChallenge.id == row_id,
-                HolderChallenge.used_at.is_(None),
-                HolderChallenge.expires_at > now,
-            )
-            .values(used_at=now)
-        ).rowcount
+        spent = typing.cast(
+            CursorResult[Any],
+            s.execute(
+                update(HolderChallenge)
+                .where(
+                    HolderChallenge.id == row_id,
+                    HolderChallenge.used_at.is_(None),
+                    HolderChallenge.expires_at > now,
+                )
+                .values(used_at=now)
+            ),
+        ).rowcount  # a DML statement's result
         if spent != 1:
             s.rollback()
             raise Problem(409, "challenge-used", "This challenge was used already", "ask for a new one")

@@ -541,6 +541,10 @@ FAMILIES: tuple[Family, ...] = (
             "disburse.create": lambda r, _: [
                 ("BatchCreated", {"payer": r["payer"], "total": r["total_fen"]})
             ],
+            # a holder claims their own row of a Merkle batch (the operator's holder channel)
+            "holder.disburse.claim": lambda r, _: [
+                ("Paid", {"index": r["index"], "recipient": r["recipient"], "amount": r["amount_fen"]})
+            ],
         },
         tallies=(
             Tally(
@@ -607,10 +611,11 @@ FAMILIES: tuple[Family, ...] = (
         ),
         clients=(ClientSlot("hardwallet", HardWalletClient), ClientSlot("quickpay", QuickPayClient)),
         errors=_HARDWALLET_ERRORS,
-        expected={  # the operator's holder channel revokes a custodial holder's own mandate
+        expected={  # the operator's holder channel: a holder's own mandate revoked, own card lost
             "holder.mandate.revoke": lambda r, _: [
                 ("MandateRevoked", {"id": r["mandate"], "holder": r["holder"]})
             ],
+            "holder.card.report_lost": lambda r, _: [("CardReportedLost", {"card": r["card"]})],
         },
         holdings=(
             Holding(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,11 +17,13 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import update
 
-from chain.clients.hardwallet import order_ref
+from chain.clients.hardwallet import CardForm, CardStatus, Outcome, PaymentDomain, order_ref
+from chain.clients.prepaid import PackageStatus
 from chain.exceptions import ContractError
-from services.common.models import utcnow
+from services.common.models import GatewayCard, utcnow
 from services.operator.families.holder.models import HolderChallenge
 from tests.services.conftest import Api
+from wallets.hardwallet import HardWallet
 
 DAY = 86_400
 
@@ -267,5 +270,333 @@ def test_operator_and_admin_keys_are_no_holders(api: Api) -> None:
             "/v1/holder/history",
             "/v1/holder/mandates",
             "/v1/holder/packages",
+            "/v1/holder/cards",
+            "/v1/holder/vouchers",
+            "/v1/holder/disbursements",
         ):
             problem(client.get(path), 403, "forbidden-role")
+        for path in (
+            f"/v1/holder/cards/{Account.create().address}/report-lost",
+            "/v1/holder/packages/1/cancel",
+            "/v1/holder/vouchers/1/claims/0",
+            "/v1/holder/disbursements/ref-1/rows/0/claim",
+        ):
+            r = client.post(path, headers={"Idempotency-Key": str(uuid.uuid4())})
+            problem(r, 403, "forbidden-role")
+
+
+# -- cards, packages, vouchers, disbursement rows: the holder's own only ----------------------------
+
+
+def idem() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
+def chain_now(api: Api) -> int:
+    return int(api.w3.eth.get_block("latest")["timestamp"])
+
+
+def issue_card(api: Api, holder: str, load: int = 0, serial: str | None = None) -> HardWallet:
+    """A card registered to ``holder`` on chain (as the gateway's issuance does, with its record
+    when ``serial`` is given) and loaded from the custodial holder's wallet."""
+    ctx = api.app.state.ctx
+    domain = PaymentDomain(ctx.manifest.chain_id, ctx.hardwallet.address)
+    card = HardWallet.issue(domain, form=CardForm.CARD)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)
+    if serial is not None:
+        with ctx.db.session() as s:
+            s.add(GatewayCard(address=card.address, holder=holder, form="card", serial=serial))
+            s.commit()
+    if load:
+        ctx.hardwallet.load(ctx.custodial(holder), card.address, load)
+        card.credit(load)
+    return card
+
+
+def test_a_holder_sees_and_reports_lost_only_their_own_cards(api: Api) -> None:
+    ctx = api.app.state.ctx
+    a, alice = custodial_holder(api, "card holder a")
+    _, bob = custodial_holder(api, "card holder b")
+    canteen = api.new_wallet(kind="merchant", tier=2, category=5812, name="canteen")
+    assert api.post("operator", "/v1/issuance", {"to": a, "amount_fen": 1_000_00}).status_code == 200
+    card = issue_card(api, a, load=300_00, serial="SN-0001")
+    spare = issue_card(api, a)
+
+    listed = alice.get("/v1/holder/cards").json()
+    assert [(c["card"], c["serial"], c["status"], c["reserve_fen"]) for c in listed] == sorted(
+        [(card.address, "SN-0001", "active", 300_00), (spare.address, None, "active", 0)]
+    )
+    assert listed[0]["offline_cap_fen"] == ctx.hardwallet.offline_cap()
+    assert bob.get("/v1/holder/cards").json() == []
+    # another's card and an unknown one: the same 404, and nothing is sent
+    before = api.w3.eth.block_number
+    for who, which in ((bob, card.address), (alice, Account.create().address)):
+        problem(who.post(f"/v1/holder/cards/{which}/report-lost", headers=idem()), 404, "card-not-found")
+    assert api.w3.eth.block_number == before
+    assert ctx.hardwallet.card(card.address).status == CardStatus.ACTIVE
+
+    signed_before = card.sign_payment(canteen, 20_00, chain_now(api))
+    r = alice.post(f"/v1/holder/cards/{card.address}/report-lost", headers=idem())
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "confirmed"
+    (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "CardReportedLost"]
+    assert event["args"]["by"] == a  # the custodial holder's own key signed the report
+    info = ctx.hardwallet.card(card.address)
+    assert info.status == CardStatus.LOST
+    assert info.grace_ends_at == info.lost_at + ctx.hardwallet.contract.functions.gracePeriod().call()
+    mine = {c["card"]: c for c in alice.get("/v1/holder/cards").json()}[card.address]
+    assert (mine["status"], mine["lost_at"], mine["grace_ends_at"]) == (
+        "lost",
+        info.lost_at,
+        info.grace_ends_at,
+    )
+    # the grace rule: signed before the report, it still settles; signed after, it never does
+    signed_after = card.sign_payment(canteen, 20_00, info.lost_at + 60)
+    outcomes = ctx.hardwallet.settle(ctx.operator, [signed_before, signed_after]).outcomes
+    assert [o.outcome for o in outcomes] == [Outcome.SETTLED, Outcome.REJECTED]
+    problem(
+        alice.post(f"/v1/holder/cards/{card.address}/report-lost", headers=idem()), 409, "card-wrong-status"
+    )
+    report = api.auditor.get("/v1/audit/reconciliation").json()
+    assert [d for d in report["discrepancies"] if d.get("operation_id") == r.json()["id"]] == []
+
+
+def test_a_self_custody_holders_lost_card_is_reported_by_the_service(api: Api) -> None:
+    ctx = api.app.state.ctx
+    acct = self_custody(api, "self card holder")
+    holder = sign_in(api, acct)
+    card = issue_card(api, acct.address)
+    r = holder.post(f"/v1/holder/cards/{card.address}/report-lost", headers=idem())
+    assert r.status_code == 200, r.text
+    (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "CardReportedLost"]
+    assert event["args"]["by"] == ctx.operator.address  # on the holder's signed-in call
+    assert ctx.hardwallet.card(card.address).status == CardStatus.LOST
+
+
+def _package(api: Api, consumer: str, fee: int = 0) -> int:
+    gym = api.new_wallet(kind="merchant", tier=2, category=7997, name="gym")
+    r = api.post("regulator", "/v1/prepaid/merchants", {"merchant": gym, "supervised_bps": 10_000})
+    assert r.status_code == 200, r.text
+    body = {
+        "consumer": consumer,
+        "merchant": gym,
+        "sessions": 10,
+        "unit_price_fen": 100_00,
+        "expires_at": "2099-01-01T00:00:00+00:00",
+        "cancellation_fee_fen": fee,
+    }
+    r = api.post("operator", "/v1/prepaid/packages", body)
+    assert r.status_code == 201, r.text
+    return int(r.json()["package_id"])
+
+
+def test_a_holder_confirms_sessions_and_cancels_only_their_own_packages(api: Api) -> None:
+    ctx = api.app.state.ctx
+    a, alice = custodial_holder(api, "gym member a")
+    _, bob = custodial_holder(api, "gym member b")
+    assert api.post("operator", "/v1/issuance", {"to": a, "amount_fen": 2_000_00}).status_code == 200
+    pid = _package(api, a, fee=50_00)
+    assert [p["id"] for p in alice.get("/v1/holder/packages").json()] == [pid]
+
+    before = api.w3.eth.block_number
+    r = bob.post(f"/v1/holder/packages/{pid}/consume", json={"sessions": 1}, headers=idem())
+    problem(r, 404, "package-not-found")
+    problem(bob.post(f"/v1/holder/packages/{pid}/cancel", headers=idem()), 404, "package-not-found")
+    r = alice.post("/v1/holder/packages/987654/consume", json={"sessions": 1}, headers=idem())
+    problem(r, 404, "package-not-found")
+    assert api.w3.eth.block_number == before
+    problem(
+        alice.post(f"/v1/holder/packages/{pid}/consume", json={"sessions": 0}, headers=idem()),
+        422,
+        "invalid-request",
+    )
+
+    r = alice.post(f"/v1/holder/packages/{pid}/consume", json={"sessions": 2}, headers=idem())
+    assert r.status_code == 200, r.text
+    assert r.json()["operation"]["status"] == "confirmed" and r.json()["sign_yourself"] is None
+    assert ctx.prepaid.package(pid).used == 2
+    r = alice.post(f"/v1/holder/packages/{pid}/consume", json={"sessions": 9}, headers=idem())
+    problem(r, 422, "too-many-sessions")  # the prepaid family's own rule
+    balance = ctx.cash.balance_of(a)
+    r = alice.post(f"/v1/holder/packages/{pid}/cancel", headers=idem())
+    assert r.status_code == 200, r.text
+    p = ctx.prepaid.package(pid)
+    assert p.status == PackageStatus.CANCELLED
+    assert ctx.cash.balance_of(a) == balance + 8 * 100_00 - 50_00  # the unused part less the fee
+    assert alice.get("/v1/holder/packages").json()[0]["status"] == "cancelled"
+    problem(alice.post(f"/v1/holder/packages/{pid}/cancel", headers=idem()), 409, "package-closed")
+
+
+def test_a_self_custody_holder_gets_the_package_calls_to_sign(api: Api) -> None:
+    ctx = api.app.state.ctx
+    acct = self_custody(api, "self gym member")
+    holder = sign_in(api, acct)
+    gym = api.new_wallet(kind="merchant", tier=2, category=7997, name="self gym")
+    assert (
+        api.post(
+            "regulator", "/v1/prepaid/merchants", {"merchant": gym, "supervised_bps": 10_000}
+        ).status_code
+        == 200
+    )
+    api.w3.eth.send_transaction({"from": api.w3.eth.accounts[0], "to": acct.address, "value": 10**18})
+    assert (
+        api.post("operator", "/v1/issuance", {"to": acct.address, "amount_fen": 1_000_00}).status_code == 200
+    )
+    pid, _ = ctx.prepaid.prepay(acct, gym, 5, 100_00, chain_now(api) + 30 * DAY)
+    r = holder.post(f"/v1/holder/packages/{pid}/consume", json={"sessions": 2}, headers=idem())
+    assert r.status_code == 200, r.text
+    call = r.json()["sign_yourself"]
+    assert r.json()["operation"] is None and call["to"] == ctx.prepaid.address
+    assert (
+        call["eip681"] == f"ethereum:{ctx.prepaid.address}@{call['chain_id']}/consume?uint256={pid}&uint32=2"
+    )
+    assert ctx.prepaid.package(pid).used == 0  # nothing was sent for them
+    tx = {"to": call["to"], "data": call["data"], "chainId": call["chain_id"], "gas": 300_000}
+    tx["gasPrice"] = 2 * api.w3.eth.gas_price
+    tx["nonce"] = api.w3.eth.get_transaction_count(acct.address)
+    api.w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+    assert ctx.prepaid.package(pid).used == 2
+    call = holder.post(f"/v1/holder/packages/{pid}/cancel", headers=idem()).json()["sign_yourself"]
+    assert call["eip681"].endswith(f"/cancel?uint256={pid}")
+
+
+def test_a_holder_sees_their_vouchers_where_they_pay_and_claims_their_own_grant(api: Api) -> None:
+    ctx = api.app.state.ctx
+    a, alice = custodial_holder(api, "voucher winner a")
+    b, bob = custodial_holder(api, "voucher winner b")
+    office = api.new_wallet(kind="institution", tier=1, name="commerce office")
+    market = api.new_wallet(kind="merchant", tier=2, category=5411, name="market")
+    assert api.post("operator", "/v1/issuance", {"to": office, "amount_fen": 100_00}).status_code == 200
+    now = chain_now(api)
+    body = {
+        "issuer": office,
+        "name": "spring vouchers",
+        "mode": "grant-list",
+        "budget_fen": 100_00,
+        "per_person_cap_fen": 50_00,
+        "starts_at": datetime.fromtimestamp(now - 60, UTC).isoformat(),
+        "expires_at": datetime.fromtimestamp(now + 14 * DAY, UTC).isoformat(),
+        "categories": [5411],
+        "min_bill_fen": 100_00,
+        "discount_fen": 20_00,
+    }
+    r = api.post("operator", "/v1/voucher-programs", body)
+    assert r.status_code == 201, r.text
+    pid = int(r.json()["programme_id"])
+    rows = [{"recipient": a, "amount": 50_00}, {"recipient": b, "amount": 30_00}]
+    r = api.post("operator", f"/v1/voucher-programs/{pid}/campaign", {"unit": "fen", "rows": rows})
+    assert r.status_code == 201, r.text
+
+    (mine,) = alice.get("/v1/holder/vouchers").json()
+    assert (mine["programme_id"], mine["name"], mine["issuer_name"], mine["status"]) == (
+        pid,
+        "spring vouchers",
+        "commerce office",
+        "open",
+    )
+    assert (mine["balance_fen"], mine["min_bill_fen"], mine["discount_fen"], mine["categories"]) == (
+        0,
+        100_00,
+        20_00,
+        [5411],
+    )
+    assert mine["claimable"] == [{"index": 0, "amount_fen": 50_00}]
+    assert market in [m["merchant"] for m in mine["merchants"]]
+    assert {m["category"] for m in mine["merchants"]} == {5411}
+    assert [v["claimable"] for v in bob.get("/v1/holder/vouchers").json()] == [
+        [{"index": 1, "amount_fen": 30_00}]
+    ]
+    # another's grant and a missing one: the same 404
+    before = api.w3.eth.block_number
+    problem(bob.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=idem()), 404, "leaf-not-found")
+    problem(alice.post(f"/v1/holder/vouchers/{pid}/claims/7", headers=idem()), 404, "leaf-not-found")
+    assert api.w3.eth.block_number == before
+
+    r = alice.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=idem())
+    assert r.status_code == 200, r.text
+    assert ctx.vouchers.holding(pid, a).balance == 50_00
+    (mine,) = alice.get("/v1/holder/vouchers").json()
+    assert (mine["balance_fen"], mine["granted_fen"], mine["claimable"]) == (50_00, 50_00, [])
+    problem(alice.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=idem()), 409, "already-claimed")
+    assert ctx.vouchers.holding(pid, b).balance == 0
+
+
+def test_a_holder_sees_their_payroll_rows_and_claims_their_own_merkle_row(api: Api) -> None:
+    ctx = api.app.state.ctx
+    a, alice = custodial_holder(api, "worker a")
+    b, bob = custodial_holder(api, "worker b")
+    platform = api.new_wallet(kind="institution", tier=1, name="delivery platform")
+    assert api.post("operator", "/v1/issuance", {"to": platform, "amount_fen": 10_000_00}).status_code == 200
+    finance = api.new_wallet(tier=2, name="platform finance")
+    key = api.admin.post("/v1/api-keys", json={"role": "checker", "wallet": finance}).json()["key"]
+    checker = httpx.Client(base_url=api.url, headers={"X-API-Key": key}, timeout=60)
+    officer = {"account": finance, "role": "checker"}
+    assert api.post("operator", f"/v1/disbursements/payers/{platform}/officers", officer).status_code == 200
+    ends = datetime.fromtimestamp(chain_now(api) + 30 * DAY, UTC).isoformat()
+    refs = {}
+    for mode in ("explicit", "merkle"):
+        refs[mode] = f"holder-{mode}-{uuid.uuid4().hex[:8]}"
+        body = {
+            "reference": refs[mode],
+            "payer": platform,
+            "purpose": "salary" if mode == "explicit" else "subsidy",
+            "mode": mode,
+            "ends_at": ends,
+            "unit": "fen",
+            "rows": [{"recipient": a, "amount": 180_50}, {"recipient": b, "amount": 90_00}],
+        }
+        assert api.post("operator", "/v1/disbursements", body).status_code == 201
+        r = checker.post(f"/v1/disbursements/{refs[mode]}/approve", headers=idem())
+        assert r.status_code == 200, r.text
+    r = api.operator.post(f"/v1/disbursements/{refs['explicit']}/execute", json={})
+    assert r.status_code == 202, r.text
+    for _ in range(300):
+        if api.operator.get(f"/v1/disbursements/{refs['explicit']}").json()["status"] != "executing":
+            break
+        time.sleep(0.1)
+
+    rows = {r["reference"]: r for r in alice.get("/v1/holder/disbursements").json()}
+    assert set(rows) == set(refs.values())
+    paid, merkle = rows[refs["explicit"]], rows[refs["merkle"]]
+    assert (paid["payer_name"], paid["purpose"], paid["amount_fen"], paid["status"], paid["claimable"]) == (
+        "delivery platform",
+        "salary",
+        180_50,
+        "paid",
+        False,
+    )
+    assert (merkle["purpose"], merkle["index"], merkle["status"], merkle["claimable"]) == (
+        "subsidy",
+        0,
+        "pending",
+        True,
+    )
+    assert [r["index"] for r in bob.get("/v1/holder/disbursements").json()] == [1, 1]
+    # another's row and a missing one: the same 404, nothing sent
+    before = api.w3.eth.block_number
+    for who, ref, index in ((bob, refs["merkle"], 0), (alice, refs["merkle"], 9), (alice, "no-such-ref", 0)):
+        r = who.post(
+            f"/v1/disbursements/{ref}/rows/{index}/claim".replace("/v1/", "/v1/holder/"), headers=idem()
+        )
+        problem(r, 404, "row-not-found")
+    assert api.w3.eth.block_number == before
+    r = alice.post(f"/v1/holder/disbursements/{refs['explicit']}/rows/0/claim", headers=idem())
+    problem(r, 409, "row-not-claimable")  # paid already
+
+    balance = ctx.cash.balance_of(a)
+    r = alice.post(f"/v1/holder/disbursements/{refs['merkle']}/rows/0/claim", headers=idem())
+    assert r.status_code == 200, r.text
+    assert ctx.cash.balance_of(a) == balance + 180_50
+    assert ctx.cash.balance_of(b) == 90_00  # his explicit row only: his Merkle row waits for him
+    rows = {r["reference"]: r for r in alice.get("/v1/holder/disbursements").json()}
+    assert (rows[refs["merkle"]]["status"], rows[refs["merkle"]]["claimable"]) == ("paid", False)
+    row = api.operator.get(f"/v1/disbursements/{refs['merkle']}/rows/0").json()
+    assert row["status"] == "paid"  # the batch's record follows, as the runner's would
+    problem(
+        alice.post(f"/v1/holder/disbursements/{refs['merkle']}/rows/0/claim", headers=idem()),
+        409,
+        "row-not-claimable",
+    )
+    report = api.auditor.get("/v1/audit/reconciliation").json()
+    assert [d for d in report["discrepancies"] if d.get("operation_id") == r.json().get("id")] == []
+    checker.close()

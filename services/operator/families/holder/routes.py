@@ -20,12 +20,16 @@ from services.common.keys import Role
 from services.common.models import ApiKey
 from services.common.paging import Page, Paging
 from services.common.problems import problem_response
-from services.common.schemas import respond
-from services.operator.families.holder import service
+from services.common.schemas import Address, OperationOut, respond
+from services.operator.families.disburse.schemas import Reference, RowIndex
+from services.operator.families.holder import belongings, service
 from services.operator.families.holder.schemas import (
+    ActionOut,
     BalanceOut,
+    CardOut,
     ChallengeIn,
     ChallengeOut,
+    DisbursementRowOut,
     HolderKeyIn,
     HolderKeyOut,
     MandateOut,
@@ -33,7 +37,11 @@ from services.operator.families.holder.schemas import (
     PackageOut,
     RevokeOut,
     SessionIn,
+    SessionsIn,
+    VoucherOut,
 )
+from services.operator.families.prepaid.schemas import PackageId
+from services.operator.families.vouchers.schemas import CampaignIndex, ProgrammeId
 
 router = APIRouter(prefix="/v1/holder", tags=["holder"])
 
@@ -154,3 +162,155 @@ def holder_packages(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[Pa
     """The prepaid packages the holder bought, with sessions used and what is still held."""
     indexer.catch_up()
     return service.packages(ctx, service.own_wallet(key))
+
+
+@router.post(
+    "/packages/{package_id}/consume",
+    responses={
+        202: {"model": ActionOut},
+        404: problem_response("Not a package of the holder's (package-not-found)"),
+        409: problem_response("The package is no longer open (package-closed)"),
+    },
+)
+def holder_consume(
+    package_id: PackageId,
+    body: SessionsIn,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: HolderKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> ActionOut:
+    """Confirm ``sessions`` attended at the merchant: their held share goes to the merchant (the
+    prepaid family's rule, ``PrepaidEscrow.consume``). Custodial: the service signs for the
+    holder. Self-custody: nothing is sent; the answer is the call to sign (``sign_yourself``)."""
+    wallet = service.own_wallet(key)
+    belongings.own_package(ctx, wallet, package_id)
+    if service.custody_of(ctx, wallet) != "custodial":
+        call = belongings.consume_unsigned(ctx, package_id, body.sessions)
+        return ActionOut(subject=str(package_id), sign_yourself=call)
+    op = belongings.consume(ops, key, idem, package_id, body.sessions)
+    return ActionOut(subject=str(package_id), operation=respond(op, response))
+
+
+@router.post(
+    "/packages/{package_id}/cancel",
+    responses={
+        202: {"model": ActionOut},
+        404: problem_response("Not a package of the holder's (package-not-found)"),
+        409: problem_response("The package is no longer open (package-closed)"),
+    },
+)
+def holder_cancel_package(
+    package_id: PackageId, ctx: CtxDep, ops: OpsDep, key: HolderKey, idem: IdempotencyKey, response: Response
+) -> ActionOut:
+    """Cancel a package: the unused held part comes back, less the package's cancellation fee
+    (``PrepaidEscrow.cancel``). Custodial: signed by the service; self-custody: the call to sign."""
+    wallet = service.own_wallet(key)
+    belongings.own_package(ctx, wallet, package_id)
+    if service.custody_of(ctx, wallet) != "custodial":
+        return ActionOut(subject=str(package_id), sign_yourself=belongings.cancel_unsigned(ctx, package_id))
+    op = belongings.cancel(ops, key, idem, package_id)
+    return ActionOut(subject=str(package_id), operation=respond(op, response))
+
+
+# -- cards ---------------------------------------------------------------------------------------
+
+
+@router.get("/cards")
+def holder_cards(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[CardOut]:
+    """The holder's hard-wallet cards (card, SIM, wearable): status, reserve, and after a loss
+    report when it was made and when its grace period ends."""
+    indexer.catch_up()
+    return belongings.cards(ctx, service.own_wallet(key))
+
+
+@router.post(
+    "/cards/{card}/report-lost",
+    responses={
+        202: {"model": OperationOut},
+        404: problem_response("Not a card of the holder's (card-not-found)"),
+        409: problem_response("The card is lost or closed already (card-wrong-status)"),
+    },
+)
+def holder_report_card_lost(
+    card: Address, ctx: CtxDep, ops: OpsDep, key: HolderKey, idem: IdempotencyKey, response: Response
+) -> OperationOut:
+    """Report one of the holder's cards lost: payments it signs from now on never settle; those
+    signed before settle within the grace period (``grace_ends_at``), after which the reserve can
+    return to the wallet. Sent for the holder whatever the custody (the contract takes the
+    holder's or an operator's call)."""
+    wallet = service.own_wallet(key)
+    custodial = service.custody_of(ctx, wallet) == "custodial"
+    return respond(belongings.report_lost(ctx, ops, key, idem, wallet, card, custodial), response)
+
+
+# -- vouchers ------------------------------------------------------------------------------------
+
+
+@router.get("/vouchers")
+def holder_vouchers(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[VoucherOut]:
+    """The voucher programmes the holder holds a grant of or may claim one from: balance, expiry,
+    the spend rule, and where it pays (categories and merchants)."""
+    indexer.catch_up()
+    return belongings.vouchers(ctx, service.own_wallet(key))
+
+
+@router.post(
+    "/vouchers/{programme_id}/claims/{index}",
+    responses={
+        202: {"model": OperationOut},
+        404: problem_response("Not a campaign grant of the holder's (leaf-not-found)"),
+        409: problem_response("Claimed already (already-claimed)"),
+    },
+)
+def holder_claim_voucher(
+    programme_id: ProgrammeId,
+    index: CampaignIndex,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: HolderKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> OperationOut:
+    """Claim one of the holder's campaign grants (listed under ``claimable``): the voucher
+    balance is theirs from now on."""
+    belongings.own_leaf(ctx, service.own_wallet(key), programme_id, index)
+    return respond(belongings.claim_voucher(ops, key, idem, programme_id, index), response)
+
+
+# -- disbursements -------------------------------------------------------------------------------
+
+
+@router.get("/disbursements")
+def holder_disbursements(ctx: CtxDep, key: HolderKey) -> list[DisbursementRowOut]:
+    """The payroll and subsidy rows addressed to the holder (approved batches), newest batch
+    first: payer, purpose, amount, status, and whether the holder may claim it now."""
+    return belongings.disbursements(ctx, service.own_wallet(key))
+
+
+@router.post(
+    "/disbursements/{reference}/rows/{index}/claim",
+    responses={
+        202: {"model": OperationOut},
+        404: problem_response("Not a row of the holder's (row-not-found)"),
+        409: problem_response("Nothing to claim on this row now (row-not-claimable)"),
+    },
+)
+def holder_claim_row(
+    reference: Reference,
+    index: RowIndex,
+    request: Request,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: HolderKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> OperationOut:
+    """Claim the holder's row: an unpaid row of a Merkle batch, or a payout exception whose cause
+    is gone (registered, unfrozen, under the cap again). The money goes only to the holder."""
+    wallet = service.own_wallet(key)
+    op = belongings.claim_row(ctx, ops, key, idem, wallet, reference, index)
+    if op.status == "confirmed":  # the rows' record follows the events, as the runner's does
+        request.app.state.runner.apply_events(reference, op.result or {})
+    return respond(op, response)

@@ -123,3 +123,93 @@ class PackageOut(BaseModel):
     deposited_fen: int
     released_fen: int
     expires_at: int
+
+
+# -- what the holder holds besides cash: cards, packages, vouchers, disbursement rows ------------
+
+
+class CardOut(BaseModel):
+    """One of the holder's hard-wallet cards as the chain holds it (HardWalletSettlement)."""
+
+    card: str
+    form: str = Field(description="card | sim | wearable")
+    serial: str | None = Field(description="the issuer's serial, when the gateway issued the card")
+    status: str = Field(description="active | blocked | lost | closed")
+    reserve_fen: int = Field(description="what the card may still spend offline")
+    loaded_fen: int
+    settled_fen: int
+    refunded_fen: int
+    shortfall_fen: int
+    lost_at: int | None = Field(description="when it was reported lost (unix seconds)")
+    grace_ends_at: int | None = Field(
+        description="payments signed before the report settle until then; the reserve comes back after"
+    )
+    offline_cap_fen: int = Field(description="the largest single offline payment")
+
+
+class SessionsIn(Strict):
+    sessions: int = Field(ge=1, lt=2**32, description="sessions attended, to release to the merchant")
+
+
+class ActionOut(BaseModel):
+    """Custodial: the operation the service signed for the holder. Self-custody: the call to sign
+    and send (``sign_yourself``); nothing was sent."""
+
+    subject: str = Field(description="what the action was on (a package id, a card address)")
+    operation: OperationOut | None = None
+    sign_yourself: UnsignedCall | None = None
+
+
+class ClaimableLeafOut(BaseModel):
+    index: int
+    amount_fen: int
+
+
+class VoucherMerchantOut(BaseModel):
+    merchant: str
+    name: str | None
+    category: int
+
+
+class VoucherOut(BaseModel):
+    """A voucher programme the holder holds a grant of (or may claim one from), and where it pays."""
+
+    programme_id: int
+    name: str
+    issuer: str
+    issuer_name: str | None
+    status: str = Field(description="upcoming | open | expired | closed")
+    starts_at: int
+    expires_at: int
+    granted_fen: int
+    spent_fen: int
+    returned_fen: int
+    balance_fen: int = Field(description="what the holder may still spend")
+    min_bill_fen: int = Field(description="a bill must reach this for the voucher to pay (0: any bill)")
+    discount_fen: int = Field(description="what the voucher pays of one bill at most (0: the whole bill)")
+    categories: list[int] = Field(description="merchant categories (MCC) where the voucher pays")
+    merchant_list: bool = Field(description="true: only the listed merchants, in those categories")
+    merchants: list[VoucherMerchantOut] = Field(
+        description="where it can be spent: the listed merchants, or the registered merchants of "
+        "those categories (at most 100)"
+    )
+    claimable: list[ClaimableLeafOut] = Field(description="campaign grants of the holder not claimed yet")
+
+
+class DisbursementRowOut(BaseModel):
+    """A row of a payroll or subsidy batch paid (or to be paid) to the holder."""
+
+    reference: str
+    index: int
+    payer: str
+    payer_name: str | None
+    purpose: str
+    amount_fen: int
+    mode: str = Field(description="explicit | merkle")
+    status: str = Field(description="pending | paid | exception | reclaimed")
+    reason: str | None = Field(description="why an exception was not paid")
+    ends_at: int
+    claimable: bool = Field(
+        description="the holder may claim it now (POST …/claim): an unpaid Merkle row or a payout "
+        "exception of an approved batch that has not ended"
+    )

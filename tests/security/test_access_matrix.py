@@ -25,10 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from web3 import Web3
 
+from chain.clients.hardwallet import CardForm, CardStatus
 from services.common import docs
 from services.common.keys import Role, create_key
 from services.gateway.families import MODULES as GATEWAY_MODULES
@@ -150,6 +152,7 @@ def operator_world(api: Api) -> Iterator[World]:
             "code_id": code,  # the code routes look the code up before they decide
             "operation_id": op.json()["id"],  # the operator's: another key's for the own check
             "mandate_id": MISSING,  # not the holder's: a 404, never another's mandate revoked
+            "card": OTHER,  # the holder's card routes: not the holder's, a 404
             "key_id": MISSING,  # revoking or rotating a real key here would lock a column out
             "endpoint_id": MISSING,
             "delivery_id": MISSING,
@@ -157,6 +160,7 @@ def operator_world(api: Api) -> Iterator[World]:
         bodies={
             # guards inside the handler run after validation: these bodies validate
             ("POST", "/v1/payment-codes"): {"merchant": merchant},
+            ("POST", "/v1/holder/packages/{package_id}/consume"): {"sessions": 1},
             ("POST", "/v1/payment-codes/{code_id}/pay"): {
                 "form": "signed-transaction",
                 "signed_transaction": "0x00",
@@ -518,4 +522,27 @@ def test_a_holder_key_reaches_its_own_wallet_only(
     r = theirs.post(f"/v1/holder/mandates/{mandate}/revoke", headers={"Idempotency-Key": str(uuid.uuid4())})
     assert r.status_code == 404 and _problem(r) == "mandate-not-found"
     assert operator_world.fingerprint() == before
+    # the other holder's card and package: listed for them only; acting on them is a 404 for me
+    ctx = api.app.state.ctx
+    card = Account.create().address
+    ctx.hardwallet.register_card(ctx.operator, card, theirs_wallet, CardForm.CARD)
+    gym = api.new_wallet(kind="merchant", tier=2, category=7997, name="matrix gym")
+    _ok(api.post("regulator", "/v1/prepaid/merchants", {"merchant": gym, "supervised_bps": 10_000}), 200)
+    _ok(api.post("operator", "/v1/issuance", {"to": theirs_wallet, "amount_fen": 1_000_00}), 200)
+    body = {"consumer": theirs_wallet, "merchant": gym, "sessions": 2, "unit_price_fen": 100_00}
+    body["expires_at"] = "2099-01-01T00:00:00+00:00"
+    package = _ok(api.post("operator", "/v1/prepaid/packages", body), 201)["package_id"]
+    assert [c["card"] for c in _ok(theirs.get("/v1/holder/cards"), 200)] == [card]
+    assert [p["id"] for p in _ok(theirs.get("/v1/holder/packages"), 200)] == [package]
+    assert _ok(mine.get("/v1/holder/cards"), 200) == [] and _ok(mine.get("/v1/holder/packages"), 200) == []
+    before = operator_world.fingerprint()
+    for path, body, slug in (
+        (f"/v1/holder/cards/{card}/report-lost", None, "card-not-found"),
+        (f"/v1/holder/packages/{package}/consume", {"sessions": 1}, "package-not-found"),
+        (f"/v1/holder/packages/{package}/cancel", None, "package-not-found"),
+    ):
+        r = mine.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+        assert r.status_code == 404 and _problem(r) == slug, (path, r.text)
+    assert operator_world.fingerprint() == before
+    assert ctx.hardwallet.card(card).status == CardStatus.ACTIVE
     theirs.close()

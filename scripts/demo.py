@@ -6,7 +6,10 @@ packages under supervision, closes, and its customers are refunded; a gig platfo
 by batch with maker-checker approval; residents pay the canteen's payment code, one from a
 custodial wallet and one with their own signed transaction; the district runs a voucher campaign
 (the rest returns at expiry); a union member pays lunch with a signed welfare voucher; a village
-collective approves and pays a road repair; and the auditor's reconciliation gives its verdict.
+collective approves and pays a road repair; elderly residents pay offline with cards; a gig worker
+signs in to their own channel, sees the wage, revokes a quick-pay mandate, reports a lost card and,
+after losing the phone, gets a new wallet (operator's recovery, regulator's approval) holding the
+same balance; and the auditor's reconciliation gives its verdict.
 Every step checks what the system answered and what the balances became, and the demo stops with
 exit 1 at the first surprise. The demo moves the chain's clock once, to the end of the
 voucher campaign.
@@ -655,6 +658,104 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             d.t(
                 "the card is blocked; nothing was paid twice and no reserve went negative",
                 "该卡已停用；没有重复支付，备付金也没有出现负数",
+            )
+        )
+
+    with d.chapter(
+        d.t(
+            "A resident's own channel: a gig worker checks the wage, revokes a mandate, "
+            "reports a lost card and gets a new wallet",
+            "居民自己的渠道：灵活就业人员查工资、撤销快付授权、挂失卡片、换新钱包",
+        )
+    ):
+        worker, wage = workers[0], 180_50  # paid by the morning's batch (row 0)
+        name = d.names[worker]
+        key = d.post("operator", "/v1/holder/keys", {"wallet": worker, "ttl_minutes": 60})["key"]
+        me = httpx.Client(base_url=demo.url, headers={"X-API-Key": key}, timeout=300)
+        mine = d.call(me, "GET", "/v1/holder/balance")
+        d.expect(mine["wallet"] == worker and mine["balance_fen"] == wage, f"the worker's balance: {mine}")
+        history = d.call(me, "GET", "/v1/holder/history", expect=200)["items"]
+        pay = [m for m in history if m["family"] == "disburse" and m["direction"] == "in"]
+        d.expect([m["amount_fen"] for m in pay] == [wage], f"the wage in the history: {history}")
+        (row,) = d.call(me, "GET", "/v1/holder/disbursements")
+        d.expect(
+            (row["payer_name"], row["purpose"], row["status"]) == ("Gig platform", "salary", "paid"),
+            f"the payroll row: {row}",
+        )
+        d.say(
+            d.t(
+                f"{name} signs in with a holder key and sees {yuan(mine['balance_fen'])}: "
+                f"the wage from {row['payer_name']} ({row['purpose']}), "
+                f"{yuan(mine['daily_left_fen'] or 0)} left to pay today",
+                f"{name} 用持有人密钥登录，看到余额 {yuan(mine['balance_fen'])}："
+                f"来自{row['payer_name']}的工资（{row['purpose']}），"
+                f"今天还可支付 {yuan(mine['daily_left_fen'] or 0)}",
+            )
+        )
+        gw = d.at_gateway(d.role("operator"))
+        metro = d.wallet("Metro line 4", kind="merchant", tier=2, category=4111)
+        expires = int(http(demo.rpc).eth.get_block("latest")["timestamp"]) + 30 * 86_400
+        body = {
+            "holder": worker,
+            "merchant": metro,
+            "per_payment_cap_fen": 10_00,
+            "daily_cap_fen": 30_00,
+            "expires_at": expires,
+        }
+        mandate = d.call(gw, "POST", "/v1/mandates", body)["mandate_id"]
+        d.call(gw, "POST", f"/v1/mandates/{mandate}/pulls", {"amount_fen": 3_00, "reference": "ride-0800"})
+        (listed,) = d.call(me, "GET", "/v1/holder/mandates")
+        d.expect(listed["active"] and listed["total_pulled_fen"] == 3_00, f"the mandate: {listed}")
+        revoked = d.call(me, "POST", f"/v1/holder/mandates/{mandate}/revoke")
+        d.expect(revoked["operation"]["status"] == "confirmed", f"the revocation: {revoked}")
+        refused = d.call(
+            gw, "POST", f"/v1/mandates/{mandate}/pulls", {"amount_fen": 3_00, "reference": "ride-1800"}, 409
+        )
+        d.say(
+            d.t(
+                f"the metro pulled a {yuan(3_00)} ride by quick-pay; {name} revokes the mandate at once, "
+                f"and the evening ride's pull: {refused['title']}",
+                f"地铁通过钱包快付扣了 {yuan(3_00)} 车费；{name} 立即撤销授权，"
+                f"晚上的扣款：{refused['title']}",
+            )
+        )
+        manifest = Manifest.load(demo.manifest)
+        domain = PaymentDomain(manifest.chain_id, manifest.address("HardWalletSettlement"))
+        card = HardWallet.issue(domain, form=CardForm.CARD)
+        d.call(gw, "POST", "/v1/cards", {"card": card.address, "holder": worker, "form": "card"})
+        d.call(gw, "POST", f"/v1/cards/{card.address}/loads", {"amount_fen": 50_00})
+        d.call(me, "POST", f"/v1/holder/cards/{card.address}/report-lost")
+        (lost,) = d.call(me, "GET", "/v1/holder/cards")
+        d.expect(lost["status"] == "lost" and lost["reserve_fen"] == 50_00, f"the lost card: {lost}")
+        grace = (lost["grace_ends_at"] - lost["lost_at"]) // 3_600
+        d.say(
+            d.t(
+                f"the card (reserve {yuan(lost['reserve_fen'])}) is reported lost from the phone: "
+                "payments signed from now on never settle; "
+                f"those signed before settle for {grace} hours more",
+                f"在手机上挂失卡片（备付金 {yuan(lost['reserve_fen'])}）：此后签名的支付一律不结算；"
+                f"此前签名的在 {grace} 小时宽限期内仍可结算",
+            )
+        )
+        left = wage - 3_00 - 50_00
+        proposal = d.post(
+            "operator",
+            f"/v1/wallets/{worker}/recovery",
+            {"evidence": f"face check at the service counter, clerk 7, for {name}"},
+        )
+        d.post("regulator", f"/v1/regulator/recoveries/{proposal['recovery_id']}/approve")
+        new = proposal["replacement"]
+        key = d.post("operator", "/v1/holder/keys", {"wallet": new, "ttl_minutes": 60})["key"]
+        me = httpx.Client(base_url=demo.url, headers={"X-API-Key": key}, timeout=300)
+        mine = d.call(me, "GET", "/v1/holder/balance")
+        d.expect(mine["balance_fen"] == left and d.balance(worker) == 0, f"the recovered balance: {mine}")
+        d.say(
+            d.t(
+                f"{name} loses the phone: the operator verifies the identity and proposes a recovery, "
+                f"the regulator approves; the new wallet holds {yuan(mine['balance_fen'])}, "
+                "the old one is retired",
+                f"{name} 丢了手机：运营方核验身份并发起钱包找回，监管方批准；"
+                f"新钱包余额 {yuan(mine['balance_fen'])}，旧钱包已注销",
             )
         )
 

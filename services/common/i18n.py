@@ -95,6 +95,15 @@ TITLES_ZH: dict[str, str] = {
     "over-identity-cap": "超过每人限额：此身份的钱包已领取",
     "second-regulator-missing": "未配置第二个监管签名密钥",
     "admin-key-missing": "未配置合约管理员签名密钥",
+    # the holder's channel (a resident's own routes)
+    "mandate-revoked": "该钱包快付授权已撤销",
+    "mandate-not-found": "未找到钱包快付授权",
+    "card-wrong-status": "此卡当前状态不能进行该操作",
+    "package-closed": "预付套餐已结束",
+    "leaf-not-found": "未找到此项红包",
+    "already-claimed": "已领取过",
+    "row-not-found": "未找到此发放行",
+    "row-not-claimable": "此发放行目前无可领取的款项",
 }
 
 # Fixed details (exact English text) and a few templates with the values kept.

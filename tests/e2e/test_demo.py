@@ -41,6 +41,7 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
         "canteen welfare",
         "village collective",
         "hard-wallet cards",
+        "A resident's own channel",
         "reconciles",
     ):
         assert chapter in out, out
@@ -48,6 +49,12 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "the platform approving its own batch is refused" in out
     assert "a payment signed with it afterwards: card-lost" in out
     assert "the card is blocked" in out
+    # the resident's chapter: the wage seen from the holder's channel, the mandate revoked, the
+    # card reported lost, the balance on the recovered wallet (the wage less the ride and the card)
+    assert "sees ¥180.50: the wage from Gig platform (salary)" in out, out
+    assert "and the evening ride's pull: The mandate was revoked" in out
+    assert "is reported lost from the phone" in out
+    assert "the new wallet holds ¥127.50, the old one is retired" in out
     assert "\nverdict: clean\n" in out
 
 
@@ -61,6 +68,7 @@ def test_the_demo_narrates_in_chinese_with_demo_lang_zh() -> None:
         "工会福利",
         "三资监管",
         "硬钱包",
+        "居民自己的渠道",
         "对账",
     ):
         assert chapter in out, out
@@ -68,5 +76,7 @@ def test_the_demo_narrates_in_chinese_with_demo_lang_zh() -> None:
     # the services answered in Chinese too: the maker-checker refusal's title by its slug
     assert "平台复核自己的批次被拒绝：批次创建人不能复核自己的批次" in out, out
     assert "之后用这张卡签名的支付：card-lost" in out
+    assert "晚上的扣款：该钱包快付授权已撤销" in out, out
+    assert "新钱包余额 ¥127.50，旧钱包已注销" in out
     assert "\n结论：一致（verdict: clean）\n" in out
     assert "the card is blocked" not in out

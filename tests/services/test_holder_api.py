@@ -216,9 +216,12 @@ def test_a_custodial_holder_revokes_a_mandate_which_then_pulls_nothing(api: Api)
     problem(r, 404, "mandate-not-found")
     assert ctx.quickpay.mandate(mandate).revoked is False
 
-    r = alice.post(f"/v1/holder/mandates/{mandate}/revoke", headers={"Idempotency-Key": str(uuid.uuid4())})
+    once = {"Idempotency-Key": str(uuid.uuid4())}
+    r = alice.post(f"/v1/holder/mandates/{mandate}/revoke", headers=once)
     assert r.status_code == 200, r.text
     assert r.json()["operation"]["status"] == "confirmed" and r.json()["sign_yourself"] is None
+    again = alice.post(f"/v1/holder/mandates/{mandate}/revoke", headers=once)  # a retry: the first outcome
+    assert again.json()["operation"]["id"] == r.json()["operation"]["id"]
     # the reconciliation finds the revocation the operation asked for on chain (MandateRevoked)
     op_id = r.json()["operation"]["id"]
     report = api.auditor.get("/v1/audit/reconciliation").json()
@@ -336,7 +339,8 @@ def test_a_holder_sees_and_reports_lost_only_their_own_cards(api: Api) -> None:
     assert ctx.hardwallet.card(card.address).status == CardStatus.ACTIVE
 
     signed_before = card.sign_payment(canteen, 20_00, chain_now(api))
-    r = alice.post(f"/v1/holder/cards/{card.address}/report-lost", headers=idem())
+    once = idem()
+    r = alice.post(f"/v1/holder/cards/{card.address}/report-lost", headers=once)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "confirmed"
     (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "CardReportedLost"]
@@ -357,6 +361,13 @@ def test_a_holder_sees_and_reports_lost_only_their_own_cards(api: Api) -> None:
     problem(
         alice.post(f"/v1/holder/cards/{card.address}/report-lost", headers=idem()), 409, "card-wrong-status"
     )
+    # the same request again (a retry after a lost answer): the first outcome, nothing sent
+    before = api.w3.eth.block_number
+    again = alice.post(f"/v1/holder/cards/{card.address}/report-lost", headers=once)
+    assert (again.status_code, again.json()["id"]) == (200, r.json()["id"])
+    r2 = alice.post(f"/v1/holder/cards/{spare.address}/report-lost", headers=once)
+    problem(r2, 409, "idempotency-key-reused")
+    assert api.w3.eth.block_number == before
     report = api.auditor.get("/v1/audit/reconciliation").json()
     assert [d for d in report["discrepancies"] if d.get("operation_id") == r.json()["id"]] == []
 
@@ -418,13 +429,17 @@ def test_a_holder_confirms_sessions_and_cancels_only_their_own_packages(api: Api
     r = alice.post(f"/v1/holder/packages/{pid}/consume", json={"sessions": 9}, headers=idem())
     problem(r, 422, "too-many-sessions")  # the prepaid family's own rule
     balance = ctx.cash.balance_of(a)
-    r = alice.post(f"/v1/holder/packages/{pid}/cancel", headers=idem())
+    once = idem()
+    r = alice.post(f"/v1/holder/packages/{pid}/cancel", headers=once)
     assert r.status_code == 200, r.text
     p = ctx.prepaid.package(pid)
     assert p.status == PackageStatus.CANCELLED
     assert ctx.cash.balance_of(a) == balance + 8 * 100_00 - 50_00  # the unused part less the fee
     assert alice.get("/v1/holder/packages").json()[0]["status"] == "cancelled"
     problem(alice.post(f"/v1/holder/packages/{pid}/cancel", headers=idem()), 409, "package-closed")
+    again = alice.post(f"/v1/holder/packages/{pid}/cancel", headers=once)  # a retry: the first outcome
+    assert again.json()["operation"]["id"] == r.json()["operation"]["id"]
+    assert ctx.cash.balance_of(a) == balance + 8 * 100_00 - 50_00
 
 
 def test_a_self_custody_holder_gets_the_package_calls_to_sign(api: Api) -> None:
@@ -584,7 +599,8 @@ def test_a_holder_sees_their_payroll_rows_and_claims_their_own_merkle_row(api: A
     problem(r, 409, "row-not-claimable")  # paid already
 
     balance = ctx.cash.balance_of(a)
-    r = alice.post(f"/v1/holder/disbursements/{refs['merkle']}/rows/0/claim", headers=idem())
+    once = idem()
+    r = alice.post(f"/v1/holder/disbursements/{refs['merkle']}/rows/0/claim", headers=once)
     assert r.status_code == 200, r.text
     assert ctx.cash.balance_of(a) == balance + 180_50
     assert ctx.cash.balance_of(b) == 90_00  # his explicit row only: his Merkle row waits for him
@@ -597,6 +613,9 @@ def test_a_holder_sees_their_payroll_rows_and_claims_their_own_merkle_row(api: A
         409,
         "row-not-claimable",
     )
+    again = alice.post(f"/v1/holder/disbursements/{refs['merkle']}/rows/0/claim", headers=once)
+    assert (again.status_code, again.json()["id"]) == (200, r.json()["id"])  # a retry: paid once
+    assert ctx.cash.balance_of(a) == balance + 180_50
     report = api.auditor.get("/v1/audit/reconciliation").json()
-    assert [d for d in report["discrepancies"] if d.get("operation_id") == r.json().get("id")] == []
+    assert [d for d in report["discrepancies"] if d.get("operation_id") == r.json()["id"]] == []
     checker.close()

@@ -74,6 +74,16 @@ def _events_of(ctx: ServiceContext, contract: str, event: str, arg: str, wallet:
         return [e for e in s.scalars(q) if e.args.get(arg) == wallet]
 
 
+def stored(ctx: ServiceContext, key: ApiKey, idem: str) -> Operation | None:
+    """The operation this key already started with this idempotency key, if any. A replayed
+    action skips the checks made before an operation (the card is lost by then, the package
+    cancelled, the row paid) and gets the first outcome, as every idempotent POST does."""
+    with ctx.db.session() as s:
+        return s.scalar(
+            select(Operation).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
+        )
+
+
 def unsigned(ctx: ServiceContext, fn: Any, eip681: str) -> UnsignedCall:
     """A call for a self-custody holder to sign and send themselves."""
     to = str(fn.address)
@@ -148,6 +158,10 @@ def report_lost(
 ) -> Operation:
     """Report the holder's card lost (the gateway's ``reportLost`` call, the contract's grace
     rule). Only an active or blocked card can be: another status is ``card-wrong-status``."""
+    request = {"holder": wallet, "card": card, "signer": "holder" if custodial else "operator"}
+    if stored(ctx, key, idem) is not None:
+        op, _ = perform(ops, "holder.card.report_lost", key, idem, request, target=card)
+        return op
     info = own_card(ctx, wallet, card)
     if info.status not in (CardStatus.ACTIVE, CardStatus.BLOCKED):
         raise Problem(
@@ -156,7 +170,6 @@ def report_lost(
             "The card is not in the status this needs",
             f"the card is {info.status.name.lower()}; only an active or blocked card is reported lost",
         )
-    request = {"holder": wallet, "card": card, "signer": "holder" if custodial else "operator"}
     op, _ = perform(ops, "holder.card.report_lost", key, idem, request, target=card)
     return op
 
@@ -385,7 +398,11 @@ def claim_row(
 ) -> Operation:
     """Claim the holder's unpaid Merkle row, or have a payout exception paid again."""
     b, r = own_row(ctx, wallet, ref, index)
-    status, claimable = _row_state(ctx, b, r, chain_now(ctx))
+    first = stored(ctx, key, idem)
+    if first is not None:  # a replay: the first outcome (or idempotency-key-reused)
+        status, claimable = ("exception" if first.kind == "disburse.retry" else "pending"), True
+    else:
+        status, claimable = _row_state(ctx, b, r, chain_now(ctx))
     if not claimable:
         raise Problem(
             409,

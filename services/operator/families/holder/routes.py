@@ -150,7 +150,8 @@ def holder_revoke_mandate(
     revocation with the holder's key (an operation; confirmed means no pull passes any more).
     Self-custody: nothing is sent; the answer is the call to sign and send (``sign_yourself``)."""
     wallet = service.own_wallet(key)
-    service.own_mandate(ctx, wallet, mandate_id)
+    if belongings.stored(ctx, key, idem) is None:  # a replay gets its first outcome
+        service.own_mandate(ctx, wallet, mandate_id)
     if service.custody_of(ctx, wallet) != "custodial":
         return RevokeOut(mandate=mandate_id, sign_yourself=service.revoke_unsigned(ctx, mandate_id))
     op = service.revoke_custodial(ops, key, idem, wallet, mandate_id)
@@ -185,7 +186,8 @@ def holder_consume(
     prepaid family's rule, ``PrepaidEscrow.consume``). Custodial: the service signs for the
     holder. Self-custody: nothing is sent; the answer is the call to sign (``sign_yourself``)."""
     wallet = service.own_wallet(key)
-    belongings.own_package(ctx, wallet, package_id)
+    if belongings.stored(ctx, key, idem) is None:  # a replay gets its first outcome
+        belongings.own_package(ctx, wallet, package_id)
     if service.custody_of(ctx, wallet) != "custodial":
         call = belongings.consume_unsigned(ctx, package_id, body.sessions)
         return ActionOut(subject=str(package_id), sign_yourself=call)
@@ -207,7 +209,8 @@ def holder_cancel_package(
     """Cancel a package: the unused held part comes back, less the package's cancellation fee
     (``PrepaidEscrow.cancel``). Custodial: signed by the service; self-custody: the call to sign."""
     wallet = service.own_wallet(key)
-    belongings.own_package(ctx, wallet, package_id)
+    if belongings.stored(ctx, key, idem) is None:  # a replay gets its first outcome
+        belongings.own_package(ctx, wallet, package_id)
     if service.custody_of(ctx, wallet) != "custodial":
         return ActionOut(subject=str(package_id), sign_yourself=belongings.cancel_unsigned(ctx, package_id))
     op = belongings.cancel(ops, key, idem, package_id)
@@ -275,7 +278,8 @@ def holder_claim_voucher(
 ) -> OperationOut:
     """Claim one of the holder's campaign grants (listed under ``claimable``): the voucher
     balance is theirs from now on."""
-    belongings.own_leaf(ctx, service.own_wallet(key), programme_id, index)
+    if belongings.stored(ctx, key, idem) is None:  # a replay gets its first outcome
+        belongings.own_leaf(ctx, service.own_wallet(key), programme_id, index)
     return respond(belongings.claim_voucher(ops, key, idem, programme_id, index), response)
 
 

@@ -53,7 +53,7 @@ class DisbursementRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ref: Mapped[str] = mapped_column(ForeignKey("disbursements.ref"), index=True)
     idx: Mapped[int] = mapped_column(Integer)
-    recipient: Mapped[str] = mapped_column(String(42))
+    recipient: Mapped[str] = mapped_column(String(42), index=True)  # a holder reads their own rows
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     chunk: Mapped[int] = mapped_column(Integer)  # explicit: its chunk; Merkle: its push group
     proof: Mapped[str | None] = mapped_column(Text, nullable=True)  # Merkle: siblings, 64 hex each

@@ -20,6 +20,6 @@ class VoucherLeaf(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     programme_id: Mapped[int] = mapped_column(BigInteger, index=True)
     idx: Mapped[int] = mapped_column(Integer)
-    holder: Mapped[str] = mapped_column(String(42))
+    holder: Mapped[str] = mapped_column(String(42), index=True)  # a holder reads their own grants
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     proof: Mapped[str] = mapped_column(Text)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
+from eth_account import Account
 
+from chain.clients.hardwallet import CardForm, CardStatus
+from chain.clients.prepaid import PackageStatus
 from services.operator.families import MODULES
 from services.operator.routes import ROUTERS
 from tests.fuzz import harness
@@ -53,6 +57,40 @@ def throwaway_key_id(api: Api) -> int:
 
 
 @pytest.fixture(scope="module")
+def holder_own(api: Api, operator_keys: dict[str | None, str]) -> dict[str, Any]:
+    """The fuzz holder's own card and prepaid package, pinned into the holder routes that act on
+    one, so that their success answers (and the refusals once used up) meet the schema too: with
+    random ids the fuzz would only ever see another's (a 404)."""
+    ctx = api.app.state.ctx
+    holder = httpx.Client(base_url=api.url, headers={"X-API-Key": operator_keys["holder"]}, timeout=60)
+    wallet = holder.get("/v1/holder/balance").json()["wallet"]
+    card = Account.create().address
+    ctx.hardwallet.register_card(ctx.operator, card, wallet, CardForm.CARD)
+    gym = api.new_wallet(kind="merchant", tier=2, category=7997, name="fuzz gym")
+    assert (
+        api.post(
+            "regulator", "/v1/prepaid/merchants", {"merchant": gym, "supervised_bps": 10_000}
+        ).status_code
+        == 200
+    )
+    assert api.post("operator", "/v1/issuance", {"to": wallet, "amount_fen": 5_000_00}).status_code == 200
+    body = {"consumer": wallet, "merchant": gym, "sessions": 40, "unit_price_fen": 1_00}
+    body["expires_at"] = "2099-01-01T00:00:00+00:00"
+    r = api.post("operator", "/v1/prepaid/packages", body)
+    assert r.status_code == 201, r.text
+    holder.close()
+    return {"card": card, "package_id": int(r.json()["package_id"])}
+
+
+# The holder routes acting on one thing of the holder's: pinned to the fuzz holder's own.
+HOLDER_OWN_ROUTES = {
+    ("POST", "/v1/holder/cards/{card}/report-lost"): ("card",),
+    ("POST", "/v1/holder/packages/{package_id}/consume"): ("package_id",),
+    ("POST", "/v1/holder/packages/{package_id}/cancel"): ("package_id",),
+}
+
+
+@pytest.fixture(scope="module")
 def operator_schema(api: Api) -> Any:
     """The schema the running operator API publishes at /openapi.json."""
     return harness.load_schema(api.url)
@@ -76,4 +114,14 @@ def test_operation_keeps_its_contract(
     pinned = None
     if (method, path) in THROWAWAY_KEY_ROUTES:
         pinned = {"key_id": request.getfixturevalue("throwaway_key_id")}
+    if (method, path) in HOLDER_OWN_ROUTES:
+        own = request.getfixturevalue("holder_own")
+        pinned = {name: own[name] for name in HOLDER_OWN_ROUTES[(method, path)]}
     assert harness.fuzz(operator_schema, method, path, operator_keys[role], pinned) > 0
+    if (method, path) in HOLDER_OWN_ROUTES:  # the pin reached the holder's own: it was acted on
+        own, ctx = request.getfixturevalue("holder_own"), request.getfixturevalue("api").app.state.ctx
+        if "card" in path:
+            assert ctx.hardwallet.card(own["card"]).status == CardStatus.LOST
+        else:
+            package = ctx.prepaid.package(own["package_id"])
+            assert package.used > 0 or package.status != PackageStatus.OPEN

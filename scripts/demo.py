@@ -745,6 +745,7 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         )
         d.post("regulator", f"/v1/regulator/recoveries/{proposal['recovery_id']}/approve")
         new = proposal["replacement"]
+        gone = d.call(me, "GET", "/v1/holder/balance", expect=410)  # the key on the lost phone
         key = d.post("operator", "/v1/holder/keys", {"wallet": new, "ttl_minutes": 60})["key"]
         me = httpx.Client(base_url=demo.url, headers={"X-API-Key": key}, timeout=300)
         mine = d.call(me, "GET", "/v1/holder/balance")
@@ -756,6 +757,12 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
                 "the old one is retired",
                 f"{name} 丢了手机：运营方核验身份并发起钱包找回，监管方批准；"
                 f"新钱包余额 {yuan(mine['balance_fen'])}，旧钱包已注销",
+            )
+        )
+        d.say(
+            d.t(
+                f"the holder key left on the lost phone: {gone['title']}",
+                f"遗失手机上的持有人密钥：{gone['title']}",
             )
         )
 

@@ -55,6 +55,7 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "and the evening ride's pull: The mandate was revoked" in out
     assert "is reported lost from the phone" in out
     assert "the new wallet holds ¥127.50, the old one is retired" in out
+    assert "the holder key left on the lost phone: Wallet retired" in out
     assert "\nverdict: clean\n" in out
 
 
@@ -78,5 +79,6 @@ def test_the_demo_narrates_in_chinese_with_demo_lang_zh() -> None:
     assert "之后用这张卡签名的支付：card-lost" in out
     assert "晚上的扣款：该钱包快付授权已撤销" in out, out
     assert "新钱包余额 ¥127.50，旧钱包已注销" in out
+    assert "遗失手机上的持有人密钥：钱包已停用：已恢复到新钱包" in out
     assert "\n结论：一致（verdict: clean）\n" in out
     assert "the card is blocked" not in out

@@ -619,3 +619,29 @@ def test_a_holder_sees_their_payroll_rows_and_claims_their_own_merkle_row(api: A
     report = api.auditor.get("/v1/audit/reconciliation").json()
     assert [d for d in report["discrepancies"] if d.get("operation_id") == r.json()["id"]] == []
     checker.close()
+
+
+def test_after_a_recovery_the_lost_wallets_holder_key_does_nothing_and_the_new_wallet_holds_the_money(
+    api: Api,
+) -> None:
+    lost, old_key = custodial_holder(api, "lost phone")
+    assert api.post("operator", "/v1/issuance", {"to": lost, "amount_fen": 7_700}).status_code == 200
+    r = api.post("operator", f"/v1/wallets/{lost}/recovery", {"evidence": "face check, clerk 3"})
+    assert r.status_code == 201, r.text
+    recovery, new = r.json()["recovery_id"], r.json()["replacement"]
+    assert old_key.get("/v1/holder/balance").json()["balance_fen"] == 7_700  # pending: nothing moved yet
+    assert api.post("regulator", f"/v1/regulator/recoveries/{recovery}/approve").status_code == 200
+
+    # the key on the lost phone reads and does nothing any more; no new key for the lost wallet
+    body = problem(old_key.get("/v1/holder/balance"), 410, "wallet-retired")
+    assert new in body["detail"]
+    problem(old_key.get("/v1/holder/cards"), 410, "wallet-retired")
+    problem(old_key.post("/v1/holder/packages/1/cancel", headers=idem()), 410, "wallet-retired")
+    r = api.operator.post("/v1/holder/keys", json={"wallet": lost, "ttl_minutes": 30})
+    problem(r, 410, "wallet-retired")
+    r = api.operator.post("/v1/holder/keys", json={"wallet": new, "ttl_minutes": 30})
+    assert r.status_code == 201, r.text
+    holder = httpx.Client(base_url=api.url, headers={"X-API-Key": r.json()["key"]}, timeout=60)
+    mine = holder.get("/v1/holder/balance").json()
+    assert (mine["wallet"], mine["balance_fen"], mine["display_name"]) == (new, 7_700, "lost phone")
+    holder.close()

@@ -19,7 +19,7 @@ from services.common.deps import CtxDep, IdempotencyKey, IndexerDep, OperatorKey
 from services.common.keys import Role
 from services.common.models import ApiKey
 from services.common.paging import Page, Paging
-from services.common.problems import problem_response
+from services.common.problems import Problem, problem_response
 from services.common.schemas import Address, OperationOut, respond
 from services.operator.families.disburse.schemas import Reference, RowIndex
 from services.operator.families.holder import belongings, service
@@ -45,7 +45,22 @@ from services.operator.families.vouchers.schemas import CampaignIndex, Programme
 
 router = APIRouter(prefix="/v1/holder", tags=["holder"])
 
-HolderKey = Annotated[ApiKey, Depends(require(Role.HOLDER))]
+
+def _holder_of_a_live_wallet(key: Annotated[ApiKey, Depends(require(Role.HOLDER))], ctx: CtxDep) -> ApiKey:
+    """A holder key whose wallet was not retired by a recovery: a key of the lost wallet (it may
+    be on the lost phone) reads and does nothing any more; the holder signs in with the new one."""
+    if key.wallet is not None and ctx.cash.is_retired(key.wallet):
+        raise Problem(
+            410,
+            "wallet-retired",
+            "Wallet retired: it was recovered to a new wallet",
+            f"{key.wallet}: sign in with its successor, {ctx.cash.successor_of(key.wallet)}",
+        )
+    return key
+
+
+HolderKey = Annotated[ApiKey, Depends(_holder_of_a_live_wallet)]
+_RETIRED = {410: problem_response("The key's wallet was retired by a recovery (wallet-retired)")}
 MandateId = Annotated[int, Path(ge=0, lt=2**63)]
 FAMILY_NAMES = Literal["cash", "prepaid", "disburse", "vouchers", "collective", "hardwallet"]
 
@@ -86,7 +101,7 @@ def holder_session(body: SessionIn, ctx: CtxDep) -> HolderKeyOut:
     return HolderKeyOut(key=key, key_id=row.id, wallet=row.wallet, expires_at=row.expires_at)
 
 
-@router.post("/keys", status_code=status.HTTP_201_CREATED)
+@router.post("/keys", status_code=status.HTTP_201_CREATED, responses=_RETIRED)
 def issue_holder_key(body: HolderKeyIn, ctx: CtxDep, key: OperatorKey) -> HolderKeyOut:
     """The operator issues a holder key for a custodial wallet (its holder has no key to sign a
     challenge with): shown once, stored hashed, expiring after ``ttl_minutes``."""
@@ -96,13 +111,13 @@ def issue_holder_key(body: HolderKeyIn, ctx: CtxDep, key: OperatorKey) -> Holder
     return HolderKeyOut(key=clear, key_id=row.id, wallet=row.wallet, expires_at=row.expires_at)
 
 
-@router.get("/balance")
+@router.get("/balance", responses=_RETIRED)
 def holder_balance(ctx: CtxDep, key: HolderKey) -> BalanceOut:
     """The holder's balance, what holds keep, the tier's caps and what is left of today's."""
     return service.balance(ctx, service.own_wallet(key))
 
 
-@router.get("/history")
+@router.get("/history", responses=_RETIRED)
 def holder_history(
     ctx: CtxDep,
     indexer: IndexerDep,
@@ -118,7 +133,9 @@ def holder_history(
     return Page[MovementOut](items=items, next_cursor=cursor, limit=paging.limit)
 
 
-@router.get("/history/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/history/export", response_class=Response, responses={**_RETIRED, 200: {"content": {"text/csv": {}}}}
+)
 def holder_history_export(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> Response:
     """The whole history as CSV (a spreadsheet's formulas are defused)."""
     indexer.catch_up()
@@ -130,14 +147,14 @@ def holder_history_export(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> R
     )
 
 
-@router.get("/mandates")
+@router.get("/mandates", responses=_RETIRED)
 def holder_mandates(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[MandateOut]:
     """The holder's quick-pay mandates (revoked and expired ones too)."""
     indexer.catch_up()
     return service.mandates(ctx, service.own_wallet(key))
 
 
-@router.post("/mandates/{mandate_id}/revoke", responses={202: {"model": RevokeOut}})
+@router.post("/mandates/{mandate_id}/revoke", responses={**_RETIRED, 202: {"model": RevokeOut}})
 def holder_revoke_mandate(
     mandate_id: MandateId,
     ctx: CtxDep,
@@ -158,7 +175,7 @@ def holder_revoke_mandate(
     return RevokeOut(mandate=mandate_id, operation=respond(op, response))
 
 
-@router.get("/packages")
+@router.get("/packages", responses=_RETIRED)
 def holder_packages(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[PackageOut]:
     """The prepaid packages the holder bought, with sessions used and what is still held."""
     indexer.catch_up()
@@ -168,6 +185,7 @@ def holder_packages(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[Pa
 @router.post(
     "/packages/{package_id}/consume",
     responses={
+        **_RETIRED,
         202: {"model": ActionOut},
         404: problem_response("Not a package of the holder's (package-not-found)"),
         409: problem_response("The package is no longer open (package-closed)"),
@@ -198,6 +216,7 @@ def holder_consume(
 @router.post(
     "/packages/{package_id}/cancel",
     responses={
+        **_RETIRED,
         202: {"model": ActionOut},
         404: problem_response("Not a package of the holder's (package-not-found)"),
         409: problem_response("The package is no longer open (package-closed)"),
@@ -220,7 +239,7 @@ def holder_cancel_package(
 # -- cards ---------------------------------------------------------------------------------------
 
 
-@router.get("/cards")
+@router.get("/cards", responses=_RETIRED)
 def holder_cards(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[CardOut]:
     """The holder's hard-wallet cards (card, SIM, wearable): status, reserve, and after a loss
     report when it was made and when its grace period ends."""
@@ -231,6 +250,7 @@ def holder_cards(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[CardO
 @router.post(
     "/cards/{card}/report-lost",
     responses={
+        **_RETIRED,
         202: {"model": OperationOut},
         404: problem_response("Not a card of the holder's (card-not-found)"),
         409: problem_response("The card is lost or closed already (card-wrong-status)"),
@@ -251,7 +271,7 @@ def holder_report_card_lost(
 # -- vouchers ------------------------------------------------------------------------------------
 
 
-@router.get("/vouchers")
+@router.get("/vouchers", responses=_RETIRED)
 def holder_vouchers(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[VoucherOut]:
     """The voucher programmes the holder holds a grant of or may claim one from: balance, expiry,
     the spend rule, and where it pays (categories and merchants)."""
@@ -262,6 +282,7 @@ def holder_vouchers(ctx: CtxDep, indexer: IndexerDep, key: HolderKey) -> list[Vo
 @router.post(
     "/vouchers/{programme_id}/claims/{index}",
     responses={
+        **_RETIRED,
         202: {"model": OperationOut},
         404: problem_response("Not a campaign grant of the holder's (leaf-not-found)"),
         409: problem_response("Claimed already (already-claimed)"),
@@ -286,7 +307,7 @@ def holder_claim_voucher(
 # -- disbursements -------------------------------------------------------------------------------
 
 
-@router.get("/disbursements")
+@router.get("/disbursements", responses=_RETIRED)
 def holder_disbursements(ctx: CtxDep, key: HolderKey) -> list[DisbursementRowOut]:
     """The payroll and subsidy rows addressed to the holder (approved batches), newest batch
     first: payer, purpose, amount, status, and whether the holder may claim it now."""
@@ -296,6 +317,7 @@ def holder_disbursements(ctx: CtxDep, key: HolderKey) -> list[DisbursementRowOut
 @router.post(
     "/disbursements/{reference}/rows/{index}/claim",
     responses={
+        **_RETIRED,
         202: {"model": OperationOut},
         404: problem_response("Not a row of the holder's (row-not-found)"),
         409: problem_response("Nothing to claim on this row now (row-not-claimable)"),

@@ -164,6 +164,13 @@ def issue_custodial_key(ctx: ServiceContext, wallet: str, ttl: timedelta) -> tup
     with ctx.db.session() as s:
         row = s.get(Wallet, wallet)
         custodial = row is not None and row.custody == "custodial"
+    if custodial and ctx.cash.is_retired(wallet):
+        raise Problem(
+            410,
+            "wallet-retired",
+            "Wallet retired: it was recovered to a new wallet",
+            f"{wallet}: issue the key for its successor, {ctx.cash.successor_of(wallet)}",
+        )
     if not custodial or not ctx.cash.wallet(wallet).registered:
         raise Problem(
             422,

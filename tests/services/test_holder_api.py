@@ -624,8 +624,10 @@ def test_a_holder_sees_their_payroll_rows_and_claims_their_own_merkle_row(api: A
 def test_after_a_recovery_the_lost_wallets_holder_key_does_nothing_and_the_new_wallet_holds_the_money(
     api: Api,
 ) -> None:
+    ctx = api.app.state.ctx
     lost, old_key = custodial_holder(api, "lost phone")
     assert api.post("operator", "/v1/issuance", {"to": lost, "amount_fen": 7_700}).status_code == 200
+    card = issue_card(api, lost, serial="SN-LOST")  # lost with the phone, reported after the recovery
     r = api.post("operator", f"/v1/wallets/{lost}/recovery", {"evidence": "face check, clerk 3"})
     assert r.status_code == 201, r.text
     recovery, new = r.json()["recovery_id"], r.json()["replacement"]
@@ -644,4 +646,20 @@ def test_after_a_recovery_the_lost_wallets_holder_key_does_nothing_and_the_new_w
     holder = httpx.Client(base_url=api.url, headers={"X-API-Key": r.json()["key"]}, timeout=60)
     mine = holder.get("/v1/holder/balance").json()
     assert (mine["wallet"], mine["balance_fen"], mine["display_name"]) == (new, 7_700, "lost phone")
+    # the card stays registered to the lost wallet on chain: the new wallet's holder sees it and
+    # reports it lost (the operator's key signs: the lost wallet's key is no holder's any more)
+    (listed,) = holder.get("/v1/holder/cards").json()
+    assert (listed["card"], listed["holder"], listed["serial"], listed["status"]) == (
+        card.address,
+        lost,
+        "SN-LOST",
+        "active",
+    )
+    r = holder.post(f"/v1/holder/cards/{card.address}/report-lost", headers=idem())
+    assert r.status_code == 200, r.text
+    (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "CardReportedLost"]
+    assert event["args"]["by"] == ctx.operator.address
+    assert ctx.hardwallet.card(card.address).status == CardStatus.LOST
+    _, stranger = custodial_holder(api, "not the successor")
+    assert stranger.get("/v1/holder/cards").json() == []
     holder.close()

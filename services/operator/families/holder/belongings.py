@@ -103,6 +103,7 @@ def _card_out(ctx: ServiceContext, info: CardInfo, serial: str | None, offline_c
     lost = info.status in (CardStatus.LOST, CardStatus.CLOSED) and info.lost_at > 0
     return CardOut(
         card=info.card,
+        holder=info.holder,
         form=info.form.name.lower(),
         serial=serial,
         status=info.status.name.lower(),
@@ -117,17 +118,33 @@ def _card_out(ctx: ServiceContext, info: CardInfo, serial: str | None, offline_c
     )
 
 
+def card_holders(ctx: ServiceContext, wallet: str) -> set[str]:
+    """The wallet and the wallets a recovery retired to it, transitively (``WalletRetiredTo``
+    events): a card stays registered to the wallet it was issued to, so a resident who lost the
+    phone and got a new wallet still sees, and may report lost, the cards of the old one."""
+    holders, frontier = {wallet}, {wallet}
+    while frontier:
+        found: set[str] = set()
+        for successor in frontier:
+            retired = _events_of(ctx, "WalletRegistry", "WalletRetiredTo", "successor", successor)
+            found |= {str(e.args["wallet"]) for e in retired}
+        frontier = found - holders
+        holders |= frontier
+    return holders
+
+
 def cards(ctx: ServiceContext, wallet: str) -> list[CardOut]:
-    """The holder's cards: those the gateway issued to the wallet and any the chain registered to
-    it (``CardRegistered``), each as the chain holds it now, in address order."""
-    found = {
-        str(e.args["card"])
-        for e in _events_of(ctx, "HardWalletSettlement", "CardRegistered", "holder", wallet)
-    }
+    """The holder's cards: those the gateway issued to the wallet (or to a wallet it replaced by
+    a recovery) and any the chain registered to them (``CardRegistered``), each as the chain
+    holds it now, in address order."""
+    holders = card_holders(ctx, wallet)
+    found: set[str] = set()
+    for holder in holders:
+        registered = _events_of(ctx, "HardWalletSettlement", "CardRegistered", "holder", holder)
+        found |= {str(e.args["card"]) for e in registered}
     with ctx.db.session() as s:
-        serials = {
-            r.address: r.serial for r in s.scalars(select(GatewayCard).where(GatewayCard.holder == wallet))
-        }
+        rows = s.scalars(select(GatewayCard).where(GatewayCard.holder.in_(holders)))
+        serials = {r.address: r.serial for r in rows}
     found |= set(serials)
     if not found:
         return []
@@ -135,20 +152,21 @@ def cards(ctx: ServiceContext, wallet: str) -> list[CardOut]:
     out = []
     for card in sorted(found):
         info = ctx.hardwallet.card(card)
-        if info.holder == wallet:  # the chain decides whose card it is
+        if info.holder in holders:  # the chain decides whose card it is
             out.append(_card_out(ctx, info, serials.get(card), cap))
     return out
 
 
 def own_card(ctx: ServiceContext, wallet: str, card: str) -> CardInfo:
-    """The card, if it is the holder's; another's and an unknown one: the same 404."""
+    """The card, if it is the holder's (or a wallet's it replaced); another's and an unknown one:
+    the same 404."""
     try:
         info = ctx.hardwallet.card(card)
     except ContractError as exc:
         if exc.name != "HardWalletUnknownCard":
             raise contract_problem(exc) from None
         info = None
-    if info is None or info.holder != wallet:
+    if info is None or info.holder not in card_holders(ctx, wallet):
         raise Problem(404, "card-not-found", "No such card of yours", card)
     return info
 
@@ -157,19 +175,28 @@ def report_lost(
     ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, wallet: str, card: str, custodial: bool
 ) -> Operation:
     """Report the holder's card lost (the gateway's ``reportLost`` call, the contract's grace
-    rule). Only an active or blocked card can be: another status is ``card-wrong-status``."""
-    request = {"holder": wallet, "card": card, "signer": "holder" if custodial else "operator"}
-    if stored(ctx, key, idem) is not None:
-        op, _ = perform(ops, "holder.card.report_lost", key, idem, request, target=card)
-        return op
-    info = own_card(ctx, wallet, card)
-    if info.status not in (CardStatus.ACTIVE, CardStatus.BLOCKED):
-        raise Problem(
-            409,
-            "card-wrong-status",
-            "The card is not in the status this needs",
-            f"the card is {info.status.name.lower()}; only an active or blocked card is reported lost",
-        )
+    rule). Only an active or blocked card can be: another status is ``card-wrong-status``. A
+    replay skips the checks and answers the first outcome (or ``idempotency-key-reused``)."""
+    if stored(ctx, key, idem) is None:
+        info = own_card(ctx, wallet, card)
+        if info.status not in (CardStatus.ACTIVE, CardStatus.BLOCKED):
+            raise Problem(
+                409,
+                "card-wrong-status",
+                "The card is not in the status this needs",
+                f"the card is {info.status.name.lower()}; only an active or blocked card is reported lost",
+            )
+        holder: str | None = info.holder
+    else:
+        try:  # a card's holder never changes on chain: the replay names the same signer
+            holder = ctx.hardwallet.card(card).holder
+        except ContractError:
+            holder = None
+    # The custodial holder's own key signs for a card of their wallet; the operator's for a
+    # self-custody holder and for a card of a wallet a recovery retired (the contract takes an
+    # operator's report; the retired wallet's key is not the holder's any more).
+    own = custodial and holder == wallet
+    request = {"holder": wallet, "card": card, "signer": "holder" if own else "operator"}
     op, _ = perform(ops, "holder.card.report_lost", key, idem, request, target=card)
     return op
 

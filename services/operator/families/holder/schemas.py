@@ -132,6 +132,9 @@ class CardOut(BaseModel):
     """One of the holder's hard-wallet cards as the chain holds it (HardWalletSettlement)."""
 
     card: str
+    holder: str = Field(
+        description="the wallet the card is registered to: the holder's, or one a recovery retired to it"
+    )
     form: str = Field(description="card | sim | wearable")
     serial: str | None = Field(description="the issuer's serial, when the gateway issued the card")
     status: str = Field(description="active | blocked | lost | closed")

@@ -10,7 +10,7 @@ a holder."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
@@ -60,7 +60,9 @@ def _holder_of_a_live_wallet(key: Annotated[ApiKey, Depends(require(Role.HOLDER)
 
 
 HolderKey = Annotated[ApiKey, Depends(_holder_of_a_live_wallet)]
-_RETIRED = {410: problem_response("The key's wallet was retired by a recovery (wallet-retired)")}
+_RETIRED: dict[int | str, dict[str, Any]] = {
+    410: problem_response("The key's wallet was retired by a recovery (wallet-retired)")
+}
 MandateId = Annotated[int, Path(ge=0, lt=2**63)]
 FAMILY_NAMES = Literal["cash", "prepaid", "disburse", "vouchers", "collective", "hardwallet"]
 

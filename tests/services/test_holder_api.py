@@ -641,6 +641,8 @@ def test_after_a_recovery_the_lost_wallets_holder_key_does_nothing_and_the_new_w
     problem(old_key.post("/v1/holder/packages/1/cancel", headers=idem()), 410, "wallet-retired")
     r = api.operator.post("/v1/holder/keys", json={"wallet": lost, "ttl_minutes": 30})
     problem(r, 410, "wallet-retired")
+    body = problem(api.anonymous.post("/v1/holder/challenge", json={"wallet": lost}), 410, "wallet-retired")
+    assert new in body["detail"]  # the same answer on every holder path: sign in with the successor
     r = api.operator.post("/v1/holder/keys", json={"wallet": new, "ttl_minutes": 30})
     assert r.status_code == 201, r.text
     holder = httpx.Client(base_url=api.url, headers={"X-API-Key": r.json()["key"]}, timeout=60)

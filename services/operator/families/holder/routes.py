@@ -72,7 +72,7 @@ FAMILY_NAMES = Literal["cash", "prepaid", "disburse", "vouchers", "collective", 
     status_code=status.HTTP_201_CREATED,
     responses={
         404: problem_response("The wallet is not registered (wallet-not-registered)"),
-        409: problem_response("The wallet was retired by a recovery (wallet-retired)"),
+        410: problem_response("The wallet was retired by a recovery (wallet-retired)"),
         503: problem_response("The chain node or the database is unavailable"),
     },
 )

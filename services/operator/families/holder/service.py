@@ -86,7 +86,12 @@ def create_challenge(ctx: ServiceContext, wallet: str, domain: str, uri: str) ->
     if not info.registered:
         raise Problem(404, "wallet-not-registered", "The wallet is not registered", wallet)
     if ctx.cash.is_retired(wallet):
-        raise Problem(409, "wallet-retired", "The wallet was retired by a recovery", wallet)
+        raise Problem(
+            410,
+            "wallet-retired",
+            "The wallet was retired by a recovery",
+            f"{wallet}: sign in with its successor, {ctx.cash.successor_of(wallet)}",
+        )
     nonce = secrets.token_hex(16)
     now = utcnow()
     until = now + CHALLENGE_TTL

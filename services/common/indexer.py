@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from web3 import HTTPProvider
 from web3.exceptions import Web3RPCError
 from web3.types import RPCEndpoint

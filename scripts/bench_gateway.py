@@ -18,7 +18,16 @@ terminal's side (HTTP upload until the answer with every outcome):
 The gateway adds an HTTP round trip, an intent row, a signature and a receipt wait per *batch*,
 so its rate per payment grows with the batch while the baseline pays all of that per payment.
 
-    .venv/bin/python scripts/bench_gateway.py [--uploads-1 N] [--uploads-big N]
+Then the **many-terminals mode** (``--terminals K``, 4 by default; 0 skips it): K terminals of the
+merchant each upload ``--uploads-big`` batches of 100 at the same time (one client thread each),
+as a shop floor or a bus depot does at the end of a shift; the gateway settles each upload with
+its own ``settle``, sent with the next nonce of its key while the others' receipts are awaited, so
+several settlements share the node's time. Figure: payments settled per second over the whole
+phase (the first upload sent to the last answered), against the same bare-batch limit (one chunk
+at a time, as measured above). Read it as the gateway's throughput with many terminals, not as
+one terminal's: the single-terminal row stays beside it.
+
+    .venv/bin/python scripts/bench_gateway.py [--uploads-1 N] [--uploads-big N] [--terminals K]
 
 Prints a table and writes ``bench-results/bench_gateway.json`` (its ``rows`` go to ``bench/results.json``).
 """
@@ -28,6 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -59,7 +69,9 @@ LOAD = 2_000_00  # per card
 TIER = 2  # the typical wallet: a tier-2 person
 
 
-def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -> dict[str, Any]:
+def run_node(
+    kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int, terminals: int = 0
+) -> dict[str, Any]:
     manifest_path = tmp / "manifest.json"
     deploy(rpc, manifest_path)
     db_url = f"sqlite:///{tmp / 'gateway.db'}"
@@ -136,14 +148,7 @@ def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -
             return out
 
         def upload(payments: list[dict[str, Any]]) -> dict[str, Any]:
-            r = terminal.post(
-                "/v1/offline-payments",
-                json={"payments": payments},
-                headers={"Idempotency-Key": str(uuid.uuid4())},
-            )
-            if r.status_code != 200:
-                raise RuntimeError(f"upload answered {r.status_code}: {r.text}")
-            return r.json()  # type: ignore[no-any-return]
+            return upload_with(terminal, payments)
 
         upload(batch(1))  # warm-up: every slot the settlements share is non-zero from here on
         plain_half()
@@ -169,6 +174,12 @@ def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -
                 }
             )
             print(f"  {kind}: batch {size}: {n / seconds:.1f} payments/s", flush=True)
+        if terminals:
+            many = many_terminals(
+                client, url, w3, merchant.address, terminals, uploads_big, lambda: batch(MAX_BATCH)
+            )
+            results["many"] = many
+            print(f"  {kind}: {terminals} terminals at once: {many['settled_per_s']:.1f} /s", flush=True)
         bare_rates.append(bare.run(bare_n, MAX_BATCH, to=merchant.address))
         plain_half()
         client.close()
@@ -190,10 +201,83 @@ def run_node(kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int) -
     return results
 
 
+def upload_with(terminal: httpx.Client, payments: list[dict[str, Any]]) -> dict[str, Any]:
+    """One upload by ``terminal``'s client; anything but a 200 with every outcome is an error."""
+    r = terminal.post(
+        "/v1/offline-payments",
+        json={"payments": payments},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    if r.status_code != 200:
+        raise RuntimeError(f"upload answered {r.status_code}: {r.text}")
+    return r.json()  # type: ignore[no-any-return]
+
+
+def many_terminals(
+    operator: httpx.Client,
+    url: str,
+    w3: Any,
+    merchant: str,
+    terminals: int,
+    uploads: int,
+    next_batch: Any,
+) -> dict[str, Any]:
+    """``terminals`` terminals of the merchant, each uploading ``uploads`` batches of MAX_BATCH
+    at the same time (the payments signed beforehand); payments settled per second, whole phase."""
+    clients = []
+    for i in range(terminals):
+        r = operator.post("/v1/terminals", json={"merchant": merchant, "location": f"bench-{i}"})
+        r.raise_for_status()
+        clients.append(httpx.Client(base_url=url, headers={"X-API-Key": r.json()["key"]}, timeout=300))
+    work = [[next_batch() for _ in range(uploads)] for _ in range(terminals)]
+    answers: list[list[dict[str, Any]]] = [[] for _ in range(terminals)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(terminals + 1)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            for payments in work[i]:
+                answers[i].append(upload_with(clients[i], payments))
+        except BaseException as exc:  # reported below: a benchmark never hides a failed upload
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(terminals)]
+    for t in threads:
+        t.start()
+    start.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    for c in clients:
+        c.close()
+    if errors:
+        raise RuntimeError(f"{len(errors)} uploads failed: {errors[0]}")
+    settled = sum(a["counts"]["settled"] for done in answers for a in done)
+    n = terminals * uploads * MAX_BATCH
+    assert settled == n, (settled, n)
+    gas = sum(int(w3.eth.get_transaction_receipt(a["tx_hash"])["gasUsed"]) for done in answers for a in done)
+    blocks = {a["block_number"] for done in answers for a in done}
+    return {
+        "terminals": terminals,
+        "uploads_each": uploads,
+        "batch": MAX_BATCH,
+        "payments": n,
+        "seconds": round(seconds, 3),
+        "settled_per_s": round(n / seconds, 2),
+        "gas_per_payment": round(gas / n),
+        "blocks": len(blocks),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads-1", type=int, default=10, help="uploads of one payment (10)")
     parser.add_argument("--uploads-big", type=int, default=3, help="uploads of 50 and of 100 payments (3)")
+    parser.add_argument(
+        "--terminals", type=int, default=4, help="terminals uploading at once (many-terminals mode; 0: skip)"
+    )
     args = parser.parse_args(argv)
     runs = []
     for kind in ("anvil",):
@@ -201,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(d)
             rpc = stack.enter_context(local_node(tmp))
             print(f"{kind} node at {rpc}", flush=True)
-            runs.append(run_node(kind, rpc, tmp, args.uploads_1, args.uploads_big))
+            runs.append(run_node(kind, rpc, tmp, args.uploads_1, args.uploads_big, args.terminals))
 
     rows = []
     for run in runs:
@@ -240,6 +324,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"{b['gas_per_payment'] / base['gas_per_transfer']:.2f}",
                 ]
             )
+        many = run.get("many")
+        if many:
+            rows.append(
+                [
+                    run["node"],
+                    f"gateway, {many['terminals']} terminals at once, batch {many['batch']}",
+                    str(many["payments"]),
+                    f"{many['settled_per_s']:.1f}",
+                    f"{many['settled_per_s'] / base['per_s']:.2f}",
+                    f"{many['gas_per_payment']:,}",
+                    f"{many['gas_per_payment'] / base['gas_per_transfer']:.2f}",
+                ]
+            )
     print()
     print(
         table(
@@ -266,6 +363,19 @@ def main(argv: list[str] | None = None) -> int:
             "payments/s",
         ),
     ]
+    many = run.get("many")
+    if many:
+        targets.append(
+            Target(
+                f"card settlement, {many['terminals']} terminals uploading batches of {MAX_BATCH} at once,"
+                " vs the bare-batch limit",
+                many["settled_per_s"],
+                run["bare_batch"]["per_s"],
+                ">= 0.5",
+                "payments/s",
+                note="the gateway's throughput with many terminals; the bare batch sends one chunk at a time",
+            )
+        )
     print()
     print(render_rows(targets))
     scale = {
@@ -273,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "uploads_big": args.uploads_big,
         "amount_fen": AMOUNT,
         "cards": CARDS,
+        "terminals": args.terminals,
     }
     out = write_result("bench_gateway", targets, scale, runs=runs)
     print(f"\nwritten: {out.relative_to(ROOT)}")

@@ -21,8 +21,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from web3 import HTTPProvider
+from web3.exceptions import Web3RPCError
+from web3.types import RPCEndpoint
 
 from chain.events import Event
+from chain.sender import light_log, node_errors
 from services.common.context import ServiceContext
 from services.common.models import ChainEvent, Cursor
 from services.common.problems import jsonable
@@ -53,7 +57,7 @@ class Indexer:
             addresses = ctx.tx.events.addresses()
             while start <= latest:
                 end = min(start + CHUNK - 1, latest)
-                logs = ctx.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": addresses})  # type: ignore[typeddict-item]
+                logs = _logs(ctx, start, end, addresses)
                 with ctx.db.session() as s:
                     done = set(
                         s.scalars(
@@ -62,7 +66,7 @@ class Indexer:
                             .distinct()
                         )
                     )
-                    fresh = [log for log in logs if _tx_hash(log) not in done]
+                    fresh = [_typed(log) for log in logs if _tx_hash(log) not in done]
                     stored += insert_events(s, ctx.tx.events.decode_logs(fresh))
                     row = s.get(Cursor, CURSOR)
                     if row is None:
@@ -111,6 +115,27 @@ def insert_events(session: Any, events: Sequence[Event]) -> int:
         count = session.connection().execute(stmt, part).rowcount
         stored += count if count is not None and count >= 0 else len(part)
     return stored
+
+
+def _logs(ctx: ServiceContext, start: int, end: int, addresses: list[str]) -> list[Any]:
+    """The logs of ``addresses`` in blocks ``start``..``end``. Over HTTP they are read raw and
+    only those of transactions not indexed yet are converted (``_typed``): web3's formatters
+    walked every log of every payroll chunk the service had indexed already from its own
+    receipt (a quarter of the service's CPU during a payroll)."""
+    provider = ctx.w3.provider
+    if not isinstance(provider, HTTPProvider):
+        return list(ctx.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": addresses}))  # type: ignore[typeddict-item]
+    query = {"fromBlock": hex(start), "toBlock": hex(end), "address": addresses}
+    with node_errors():
+        answer = provider.make_request(RPCEndpoint("eth_getLogs"), [query])
+    if "error" in answer:
+        raise Web3RPCError(str(answer["error"]))
+    return list(answer.get("result") or [])
+
+
+def _typed(log: Any) -> Any:
+    """A raw JSON-RPC log as web3 types it (a log from web3 already is)."""
+    return light_log(log) if isinstance(log.get("blockNumber"), str) else log
 
 
 def _tx_hash(log: Any) -> str:

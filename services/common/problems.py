@@ -148,6 +148,11 @@ def problem_from_stored(error: dict[str, Any], **extra: Any) -> Problem:
 
 
 def jsonable(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or value is None:  # most values: no ABC checks (hot: events)
+        return value
+    if kind is dict:
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, Mapping):  # web3's AttributeDict too (struct arguments of events)

@@ -219,6 +219,7 @@ def test_rows_are_validated_together_and_nothing_is_created(api: Api, payroll: P
         {"recipient": p.workers[2], "identity": f"worker-2-{p.tag}", "amount": "1"},  # both
         {"amount": "1"},  # no recipient
         {"recipient": p.workers[3], "amount": "-1"},
+        {"recipient": _mangled(p.workers[0]), "amount": "1"},  # a letter's case changed
     ]
     ref = f"bad-{uuid.uuid4().hex[:8]}"
     body = assert_problem(create(api, p, rows, unit="yuan", ref=ref), 422, "invalid-rows")
@@ -230,7 +231,9 @@ def test_rows_are_validated_together_and_nothing_is_created(api: Api, payroll: P
         (6, "recipient"),
         (7, "recipient"),
         (8, "amount"),
+        (9, "recipient"),
     ]
+    assert body["errors"][-1]["reason"] == "bad address checksum (EIP-55)"
     assert_problem(api.operator.get(f"/v1/disbursements/{ref}"), 404, "disbursement-not-found")
     # fen must be whole numbers
     bad_fen = assert_problem(
@@ -246,6 +249,12 @@ def test_rows_are_validated_together_and_nothing_is_created(api: Api, payroll: P
         "rows": [],
     }
     assert_problem(api.post("operator", "/v1/disbursements", body), 422, "invalid-request")
+
+
+def _mangled(address: str) -> str:
+    """``address`` with the case of its first letter changed: a wrong EIP-55 checksum."""
+    i = next(i for i, c in enumerate(address) if i >= 2 and c.isalpha())
+    return address[:i] + address[i].swapcase() + address[i + 1 :]
 
 
 def post_csv(api: Api, p: Payroll, text: str, ref: str, mode: str = "explicit") -> httpx.Response:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_hash.auto import keccak
 from sqlalchemy import select
 
 from services.common.models import Wallet
@@ -188,12 +188,12 @@ def validate_rows(
         elif r.recipient:
             if not _ADDRESS.match(r.recipient):
                 error(r, "recipient", f"{r.recipient!r} is not an address")
-            elif r.recipient[2:] not in (r.recipient[2:].lower(), r.recipient[2:].upper()) and not (
-                is_checksum_address(r.recipient)
-            ):
-                error(r, "recipient", "bad address checksum (EIP-55)")
             else:
-                recipient = to_checksum_address(r.recipient)
+                recipient = eip55(r.recipient)
+                body = r.recipient[2:]
+                if body not in (body.lower(), body.upper()) and r.recipient != recipient:
+                    error(r, "recipient", "bad address checksum (EIP-55)")
+                    recipient = ""
         elif r.identity:
             found = by_hash.get(hashes[r.identity], [])
             if not found:
@@ -228,6 +228,15 @@ def validate_rows(
             errors=errors,
         )
     return parsed
+
+
+def eip55(address: str) -> str:
+    """The EIP-55 (checksummed) form of a ``0x`` + 40 hex digits address, with one keccak:
+    eth_utils' ``is_checksum_address`` then ``to_checksum_address`` took two, behind layers of
+    checks, for ~10% of a payroll's service time."""
+    lower = address[2:].lower()
+    digest = keccak(lower.encode()).hex()
+    return "0x" + "".join(c.upper() if digest[i] in "89abcdef" else c for i, c in enumerate(lower))
 
 
 def chunk_of(index: int, rows_per_chunk: int) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_SIDES = ("-wal", "-shm", "-journal")
+DEFERRED = "xcpay_deferred"  # on a SQLite connection's record: its commits are not flushed (see below)
 
 
 def owner_only_sqlite(path: Path) -> None:
@@ -54,7 +55,20 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=FULL")  # every commit on disk (see deferred_session)
             cur.close()
+
+        @event.listens_for(engine, "checkin")
+        def _durable_again(dbapi_conn: Any, record: Any) -> None:
+            """A connection lent to a deferred session flushes every commit again before anyone
+            else gets it; one that cannot be set back is closed rather than reused."""
+            if dbapi_conn is not None and record.info.pop(DEFERRED, False):
+                try:
+                    cur = dbapi_conn.cursor()
+                    cur.execute("PRAGMA synchronous=FULL")
+                    cur.close()
+                except Exception:
+                    record.invalidate()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
@@ -82,6 +96,28 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self.sessions() as s:
+            yield s
+
+    @contextmanager
+    def deferred_session(self) -> Iterator[Session]:
+        """A session whose commits are not flushed to disk on their own: they are atomic and
+        survive the process being killed, but a power loss or an operating-system crash before
+        the next ordinary (durable) commit may undo them. Each ordinary commit flushes the
+        database's log up to itself, the deferred commits before it included (SQLite's WAL:
+        ``synchronous=NORMAL`` on this connection, set back to ``FULL`` when it returns to the
+        pool; PostgreSQL: ``SET LOCAL synchronous_commit = off``, which ends with the transaction).
+
+        For a record that nothing outside the process depends on until a durable commit that
+        follows it: an operation's intent, whose signed bytes are stored durably after it, before
+        anything is sent. It saves a disk flush (~8 ms on this machine) per commit."""
+        with self.sessions() as s:
+            conn = s.connection()
+            if self.engine.dialect.name == "sqlite":
+                # pysqlite opens its transaction at the first write: this runs outside one, as it must.
+                conn.info[DEFERRED] = True
+                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            else:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield s
 
     def dispose(self) -> None:

@@ -1,11 +1,16 @@
-"""Typed FastAPI dependencies shared by the services (full-stack FastAPI template style)."""
+"""Typed FastAPI dependencies shared by the services (full-stack FastAPI template style).
+
+They are ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, one thread hop
+each (an issuance had five before its route's own), and none of these blocks (the one that may
+read the database hands that read to a thread itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from services.common.context import ServiceContext
 from services.common.indexer import Indexer
@@ -15,15 +20,15 @@ from services.common.operations import Operations
 from services.common.problems import Problem
 
 
-def get_ctx(request: Request) -> ServiceContext:
+async def get_ctx(request: Request) -> ServiceContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-def get_ops(request: Request) -> Operations:
+async def get_ops(request: Request) -> Operations:
     return request.app.state.ops  # type: ignore[no-any-return]
 
 
-def get_indexer(request: Request) -> Indexer:
+async def get_indexer(request: Request) -> Indexer:
     return request.app.state.indexer  # type: ignore[no-any-return]
 
 
@@ -32,7 +37,9 @@ OpsDep = Annotated[Operations, Depends(get_ops)]
 IndexerDep = Annotated[Indexer, Depends(get_indexer)]
 
 
-def get_api_key(request: Request, ctx: CtxDep, x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+async def get_api_key(
+    request: Request, ctx: CtxDep, x_api_key: Annotated[str | None, Header()] = None
+) -> ApiKey:
     """The request's key. The guard (services/common/guard.py) authenticated it already on the
     ``/v1/`` routes, before the body was read; other routes (the dashboard's data) are checked here."""
     checked = getattr(request.state, "api_key", None)
@@ -40,8 +47,7 @@ def get_api_key(request: Request, ctx: CtxDep, x_api_key: Annotated[str | None, 
         return checked  # type: ignore[no-any-return]
     if not x_api_key:
         raise Problem(401, "missing-api-key", "Missing API key", "send the X-API-Key header")
-    with ctx.db.session() as s:
-        key = authenticate(s, x_api_key)
+    key = await run_in_threadpool(_authenticate, ctx, x_api_key)
     if key is None:
         raise Problem(401, "invalid-api-key", "Invalid API key")
     if key.role == Role.HOLDER:  # a resident's key: the /v1/holder routes only (see the guard)
@@ -51,14 +57,19 @@ def get_api_key(request: Request, ctx: CtxDep, x_api_key: Annotated[str | None, 
     return key
 
 
+def _authenticate(ctx: ServiceContext, presented: str) -> ApiKey | None:
+    with ctx.db.session() as s:
+        return authenticate(s, presented)
+
+
 ApiKeyDep = Annotated[ApiKey, Depends(get_api_key)]
 
 
-def require(*roles: Role) -> Callable[[ApiKey], ApiKey]:
+def require(*roles: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
     """A dependency admitting only keys of ``roles``."""
     allowed = {str(r) for r in roles}
 
-    def check(key: ApiKeyDep) -> ApiKey:
+    async def check(key: ApiKeyDep) -> ApiKey:
         if key.role not in allowed:
             raise Problem(
                 403,
@@ -71,7 +82,12 @@ def require(*roles: Role) -> Callable[[ApiKey], ApiKey]:
     return check
 
 
-def get_idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
+async def get_idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
+    return idempotency_key_of(idempotency_key)
+
+
+def idempotency_key_of(idempotency_key: str | None) -> str:
+    """The ``Idempotency-Key`` header's value, checked (a 400 problem when missing or too long)."""
     if idempotency_key is None or not idempotency_key.strip():
         raise Problem(
             400,

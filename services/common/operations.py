@@ -169,7 +169,10 @@ class Operations:
             request=jsonable({**body, PREPARING: True} if preparing else body),
             status="pending",
         )
-        with self.ctx.db.session() as s:
+        # Not flushed to disk on its own: nothing leaves the process on the strength of this row
+        # until the operation's signed bytes are stored, durably, which flushes it too (a power
+        # loss before that undoes a request that had sent nothing and answered nothing).
+        with self.ctx.db.deferred_session() as s:
             s.add(op)
             try:
                 s.commit()

@@ -37,6 +37,20 @@ class ReconciliationCheckpoint(Base):
     mode: Mapped[str] = mapped_column(String(16))
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the records the run read looked like (the sum of RecordChange weights when it began)
+    # and which rules it applied: a later run with no new block, the same basis and the same
+    # block hash would find exactly this report again (services/operator/reconciliation.py).
+    basis: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+
+class RecordChange(Base):
+    """Writes to the tables the reconciliation reads, counted by database triggers (migration
+    0021): ``SUM(weight)`` only grows, by every committed write, whoever made it."""
+
+    __tablename__ = "record_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    weight: Mapped[int] = mapped_column(BigInteger)
 
 
 class DashboardSignIn(Base):

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from services.common.db import Database
 from services.common.models import utcnow
-from services.operator.models import ReconciliationCheckpoint
+from services.operator.models import ReconciliationCheckpoint, RecordChange
 
 NAME = "auditor"
 _save_lock = threading.Lock()
@@ -84,6 +85,44 @@ class Checkpoint:
     mode: str
     report: dict[str, Any]
     checked_at: datetime
+    # the record changes counted when the run began and the rules it applied (see
+    # ``record_changes``); None for a checkpoint that cannot vouch for them
+    basis: str | None = None
+
+
+def record_changes(db: Database) -> tuple[int, int] | None:
+    """(the sum of the record-change weights, the newest row's id), read before the run reads any
+    record. The sum grows by every committed write to a table the reconciliation reads (the
+    triggers of migration 0021), so an equal sum later means that nothing it read has changed
+    since. None when nothing was ever counted (a database built without those triggers): such a
+    run vouches for nothing, and the next one checks everything again."""
+    with db.session() as s:
+        total, top = s.execute(select(func.sum(RecordChange.weight), func.max(RecordChange.id))).one()
+    return None if total is None else (int(total), int(top))
+
+
+FOLD_ABOVE = 1_000  # rows of record changes (PostgreSQL: one a write) folded into one by a run
+
+
+def fold_record_changes(db: Database, top: int) -> None:
+    """Fold the record-change rows up to ``top`` into one row of their summed weight (PostgreSQL,
+    where each write inserts a row; the sum is unchanged, in one statement). Rows written by
+    transactions that had not committed when this ran are not seen, so not folded: they count
+    when they commit, as they would have."""
+    if db.engine.dialect.name != "postgresql":
+        return  # SQLite keeps one row
+    with db.session() as s:
+        rows = s.scalar(select(func.count()).select_from(RecordChange).where(RecordChange.id <= top))
+        if (rows or 0) <= FOLD_ABOVE:
+            return
+        s.execute(
+            text(
+                "WITH gone AS (DELETE FROM record_changes WHERE id <= :top RETURNING weight) "
+                "INSERT INTO record_changes (weight) SELECT SUM(weight) FROM gone HAVING COUNT(*) > 0"
+            ),
+            {"top": top},
+        )
+        s.commit()
 
 
 def load(db: Database) -> Checkpoint | None:
@@ -101,6 +140,7 @@ def load(db: Database) -> Checkpoint | None:
             mode=row.mode,
             report=row.report,
             checked_at=row.checked_at,
+            basis=row.basis,
         )
 
 
@@ -116,6 +156,7 @@ def save(db: Database, cp: Checkpoint) -> None:
         "mode": cp.mode,
         "report": cp.report,
         "checked_at": cp.checked_at,
+        "basis": cp.basis,
     }
     with _save_lock:
         for _ in range(2):  # another process may insert the first row between our read and write
@@ -131,6 +172,21 @@ def save(db: Database, cp: Checkpoint) -> None:
                     return
                 except IntegrityError:
                     s.rollback()
+
+
+def restamp(db: Database, cp: Checkpoint, report: dict[str, Any], checked_at: datetime) -> None:
+    """A run that found nothing changed since checkpoint ``cp``: its report (the same verdict, run
+    now) and time replace the stored ones, if ``cp`` is still the stored checkpoint. Not flushed
+    to disk on its own: what it records is there already, only older (``deferred_session``)."""
+    with _save_lock, db.deferred_session() as s:
+        row = s.get(ReconciliationCheckpoint, NAME)
+        if row is not None and (row.block_number, row.block_hash, row.basis) == (
+            cp.block_number,
+            cp.block_hash,
+            cp.basis,
+        ):
+            row.report, row.mode, row.checked_at = report, report["mode"], checked_at
+            s.commit()
 
 
 def forget(db: Database) -> None:

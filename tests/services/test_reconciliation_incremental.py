@@ -110,6 +110,40 @@ def test_a_refresh_with_no_new_block_reads_no_block(api: Api, people: dict) -> N
     assert again["to_block"] == before["to_block"] and again["mode"] == "incremental"
     assert again["cost"]["blocks_read_from_node"] == 0 and again["cost"]["events_read_from_node"] == 0
     assert verdict(again) == verdict(before)
+    # Nothing written since the checkpoint's run began: its report stands, read from no index row.
+    assert again["cost"]["unchanged_since_checkpoint"] is True
+    assert again["cost"]["events_read_from_index"] == 0
+
+
+def test_a_record_changed_with_no_new_block_is_still_caught(api: Api, people: dict) -> None:
+    """The no-new-block answer rests on the count of writes the database's triggers keep: a
+    record changed by hand (no service code involved) since the checkpoint is checked again."""
+    db = api.app.state.ctx.db
+    assert run(api)["verdict"] == "clean"
+    assert run(api)["cost"].get("unchanged_since_checkpoint") is True
+    with db.session() as s:
+        op = s.scalars(
+            select(Operation).where(Operation.kind == "cash.issue", Operation.status == "confirmed")
+        ).first()
+        assert op is not None
+        op_id, saved = op.id, dict(op.request)
+        op.request = {**saved, "amount_fen": saved["amount_fen"] + 1}
+        s.commit()
+    try:
+        report = run(api)
+    finally:
+        with db.session() as s:
+            s.get(Operation, op_id).request = saved
+            s.commit()
+    assert report["mode"] == "incremental" and "unchanged_since_checkpoint" not in report["cost"]
+    assert [d["kind"] for d in report["discrepancies"]] == ["request-differs"]
+    with twin_of(api, op_id):  # an inserted row, no new block either
+        report = run(api)
+    assert "unchanged_since_checkpoint" not in report["cost"]
+    assert report["verdict"] == "discrepancies"
+    again = run(api)
+    assert again["verdict"] == "clean" and "unchanged_since_checkpoint" not in again["cost"]
+    assert run(api)["cost"]["unchanged_since_checkpoint"] is True
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 
-from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep, get_idempotency_key
+from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep, idempotency_key_of
 from services.common.keys import Role
 from services.common.paging import Page, Paging
 from services.common.problems import Problem, problem_response
@@ -43,7 +43,7 @@ def create_code(
     that expired unpaid gives it up. With an ``Idempotency-Key`` the same key and body answer with
     the same code; the same key with another body is a 409, as for every other write."""
     may_act_for(key, body.merchant, Role.OPERATOR)
-    idem = get_idempotency_key(idempotency_key) if idempotency_key is not None else None
+    idem = idempotency_key_of(idempotency_key) if idempotency_key is not None else None
     return service.code_out(ctx, service.create_code(ctx, key, idem, body))
 
 

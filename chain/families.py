@@ -674,7 +674,11 @@ FAMILIES: tuple[Family, ...] = (
                 ("Refunded", {"merchant": r["merchant"], "payer": r["payer"], "amount": r["amount_fen"]})
             ],
         },
-        tallies=(Tally("refunded_by_merchant_fen", "MerchantRefunds", "Refunded", lambda a: a["merchant"], "amount"),),
+        tallies=(
+            Tally(
+                "refunded_by_merchant_fen", "MerchantRefunds", "Refunded", lambda a: a["merchant"], "amount"
+            ),
+        ),
         folder="refunds",
     ),
 )

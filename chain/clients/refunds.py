@@ -55,7 +55,13 @@ class RefundsClient:
     # -- calls (unsent: the services send them through Operations, tests through ``tx``) ----
 
     def record_call(
-        self, pid: bytes, merchant: str, payer: str, paid: int, voucher_part: int = 0, voucher_payee: str = ZERO
+        self,
+        pid: bytes,
+        merchant: str,
+        payer: str,
+        paid: int,
+        voucher_part: int = 0,
+        voucher_payee: str = ZERO,
     ) -> ContractFunction:
         """The recorder (operator) records what the chain says a payment moved."""
         return self.contract.functions.record(pid, merchant, payer, paid, voucher_part, voucher_payee)
@@ -79,7 +85,9 @@ class RefundsClient:
         voucher_part: int = 0,
         voucher_payee: str = ZERO,
     ) -> TxResult:
-        return self.tx.transact(recorder, self.record_call(pid, merchant, payer, paid, voucher_part, voucher_payee))
+        return self.tx.transact(
+            recorder, self.record_call(pid, merchant, payer, paid, voucher_part, voucher_payee)
+        )
 
     def approve(self, merchant: LocalAccount, amount: int) -> TxResult:
         return self.tx.transact(merchant, self.approve_call(amount))

@@ -64,10 +64,15 @@ class TestRecord:
             paid.pid,
         )
 
-    def test_reverts_for_a_caller_without_the_recorder_role(self, registered: Actors, refunds: RefundsClient) -> None:
+    def test_reverts_for_a_caller_without_the_recorder_role(
+        self, registered: Actors, refunds: RefundsClient
+    ) -> None:
         a = registered
         pid = payment_id("code", 1, "x")
-        assert_reverts(lambda: refunds.record(a.gym, pid, a.gym.address, a.alice.address, 1), "AccessControlUnauthorizedAccount")
+        assert_reverts(
+            lambda: refunds.record(a.gym, pid, a.gym.address, a.alice.address, 1),
+            "AccessControlUnauthorizedAccount",
+        )
 
     def test_reverts_for_a_voucher_part_above_the_bill_or_a_non_merchant(
         self, registered: Actors, refunds: RefundsClient
@@ -115,7 +120,9 @@ class TestRefund:
             1,
         )
 
-    def test_reverts_when_one_refund_asks_more_than_the_rest(self, paid: Paid, refunds: RefundsClient) -> None:
+    def test_reverts_when_one_refund_asks_more_than_the_rest(
+        self, paid: Paid, refunds: RefundsClient
+    ) -> None:
         a = paid.a
         refunds.refund(a.gym, paid.pid, 60_00, ref())
         assert_reverts(
@@ -130,7 +137,10 @@ class TestRefund:
     def test_reverts_for_another_caller_than_the_merchant(self, paid: Paid, refunds: RefundsClient) -> None:
         a = paid.a
         assert_reverts(
-            lambda: refunds.refund(a.alice, paid.pid, 1, ref()), "RefundNotMerchant", paid.pid, a.alice.address
+            lambda: refunds.refund(a.alice, paid.pid, 1, ref()),
+            "RefundNotMerchant",
+            paid.pid,
+            a.alice.address,
         )
 
     def test_reverts_for_an_unknown_payment_a_zero_amount_and_a_used_reference(
@@ -155,9 +165,7 @@ class TestRefund:
         refunds.refund(a.gym, paid.pid, 10_00, ref())
         assert refunds.payment(paid.pid).refunded == 10_00
 
-    def test_without_the_merchants_allowance_nothing_moves(
-        self, paid: Paid, refunds: RefundsClient
-    ) -> None:
+    def test_without_the_merchants_allowance_nothing_moves(self, paid: Paid, refunds: RefundsClient) -> None:
         a = paid.a
         refunds.approve(a.gym, 0)
         assert_reverts(
@@ -181,7 +189,9 @@ class TestVoucherShare:
         refunds.record(a.operator, pid, a.gym.address, a.alice.address, BILL, 33_33, a.bob.address)
         refunds.approve(a.gym, 10**9)
         alice, bob = cash.balance_of(a.alice.address), cash.balance_of(a.bob.address)
-        parts = [refunds.refund(a.gym, pid, amount, ref()).named("Refunded")[0] for amount in (33_33, 33_33, 33_34)]
+        parts = [
+            refunds.refund(a.gym, pid, amount, ref()).named("Refunded")[0] for amount in (33_33, 33_33, 33_34)
+        ]
         assert [(e["cash"], e["voucher"]) for e in parts] == [(22_23, 11_10), (22_22, 11_11), (22_22, 11_12)]
         assert cash.balance_of(a.bob.address) - bob == 33_33
         assert cash.balance_of(a.alice.address) - alice == 66_67

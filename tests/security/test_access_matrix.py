@@ -153,6 +153,9 @@ def operator_world(api: Api) -> Iterator[World]:
             "key_id": MISSING,  # revoking or rotating a real key here would lock a column out
             "endpoint_id": MISSING,
             "delivery_id": MISSING,
+            "payment_id": MISSING,
+            "refund_id": MISSING,
+            "day": "2026-01-01",
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate
@@ -161,6 +164,7 @@ def operator_world(api: Api) -> Iterator[World]:
                 "form": "signed-transaction",
                 "signed_transaction": "0x00",
             },
+            ("POST", "/v1/payment-codes/{code_id}/payments/{payment_id}/refunds"): {"amount_fen": 1},
         },
         after={
             ("POST", "/v1/regulator/pause"): lambda: _ok(

@@ -660,6 +660,7 @@ FAMILIES: tuple[Family, ...] = (
             # registered wallet because the token admits only registered, unfrozen spenders.
             RegisterWallet("MerchantRefunds", cap_exempt=False),
             Grant("MerchantRefunds", "RECORDER_ROLE", OPERATOR),
+            Grant("MerchantRefunds", "RECORDER_ROLE", GATEWAY),  # terminals' card payments
         ),
         clients=(ClientSlot("refunds", RefundsClient),),
         errors=_REFUNDS_ERRORS,

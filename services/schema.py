@@ -6,6 +6,7 @@ whichever app happens to be imported."""
 
 from __future__ import annotations
 
+import services.common.refunds
 import services.gateway.families.hardwallet.models
 import services.operator.families.disburse.models
 import services.operator.families.holder.models

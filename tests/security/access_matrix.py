@@ -256,6 +256,8 @@ GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/terminals/{terminal_id}/revoke"): only(OPERATOR),
     # offline payments: a terminal uploads payments to its own merchant only
     ("POST", "/v1/offline-payments"): only(own=(TERMINAL,)),
+    # refunds of card payments (issue 23): a terminal its own merchant's payments only, the operator any
+    ("POST", "/v1/card-payments/{card}/{counter}/refunds"): only(OPERATOR, own=(TERMINAL,)),
     ("GET", "/v1/offline-payments/{upload_id}"): only(OPERATOR, AUDITOR, own=(TERMINAL,)),
     # cards
     ("POST", "/v1/cards"): only(OPERATOR),

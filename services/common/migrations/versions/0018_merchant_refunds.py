@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("payment_kind", sa.String(length=16), nullable=False),
         sa.Column("payment_ref", sa.String(length=64), nullable=False, index=True),
         sa.Column("code_id", sa.String(length=24), nullable=True, index=True),
+        sa.Column("terminal_id", sa.String(length=24), nullable=True, index=True),
         sa.Column("merchant", sa.String(length=42), nullable=False, index=True),
         sa.Column("payer", sa.String(length=42), nullable=False),
         sa.Column("amount_fen", sa.BigInteger(), nullable=False),

@@ -13,23 +13,19 @@ from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey,
 from services.common.keys import Role
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
+from services.common.refunds import REFUND_CONFLICTS as CONFLICTS
+from services.common.refunds import MerchantRefund, RefundIn, RefundOut, find_refund, refund_out
 from services.common.schemas import Address
 from services.operator.families.paycodes.schemas import CodeId
 from services.operator.families.paycodes.service import find_code, may_act_for, merchant_of
 from services.operator.families.refunds import service, spotcheck, statements
-from services.operator.families.refunds.models import MerchantRefund
-from services.operator.families.refunds.schemas import RefundIn, RefundOut, SpotCheckReport, Statement
+from services.operator.families.refunds.schemas import SpotCheckReport, Statement
 
 router = APIRouter(tags=["refunds and statements"])
 
 READERS = (Role.OPERATOR, Role.AUDITOR, Role.REGULATOR)  # and a merchant key, of its own
 
-REFUND_CONFLICTS = problem_response(
-    "refund-exceeds-payment (the payment's refunds would exceed what was paid: `paid_fen`, "
-    "`refunded_fen`, `asked_fen`; the chain enforces it too), payment-not-refundable (not confirmed), "
-    "refund-payer-frozen (the refund waits until the payer is unfrozen), merchant-frozen, "
-    "idempotency-key-reused"
-)
+REFUND_CONFLICTS = problem_response(CONFLICTS)
 
 
 @router.post(
@@ -57,7 +53,7 @@ def refund_code_payment(
     may_act_for(key, code.merchant, Role.OPERATOR)
     row = service.refund_code_payment(ctx, ops, key, idem, code, payment_id, body.amount_fen, body.reason)
     response.status_code = 201 if row.status == "confirmed" else 202
-    return service.refund_out(row)
+    return refund_out(row)
 
 
 @router.get("/v1/refunds/{refund_id}")
@@ -69,7 +65,7 @@ def get_refund(refund_id: Annotated[int, Path(ge=1, lt=2**31)], ctx: CtxDep, key
         may_act_for(key, merchant or "", *READERS)
     else:
         may_act_for(key, "", *READERS)
-    return service.refund_out(service.find_refund(ctx, refund_id))
+    return refund_out(find_refund(ctx, refund_id))
 
 
 @router.get("/v1/refunds", summary="List refunds")
@@ -92,9 +88,7 @@ def list_refunds(
         q = q.where(MerchantRefund.code_id == code_id)
     with ctx.db.session() as s:
         rows, cursor = paginate(s, q, MerchantRefund.id, paging, "refunds")
-    return Page[RefundOut](
-        items=[service.refund_out(r) for r in rows], next_cursor=cursor, limit=paging.limit
-    )
+    return Page[RefundOut](items=[refund_out(r) for r in rows], next_cursor=cursor, limit=paging.limit)
 
 
 @router.get(

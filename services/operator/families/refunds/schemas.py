@@ -4,32 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from services.common.schemas import Strict, example
-
-
-class RefundIn(Strict):
-    model_config = example({"amount_fen": 1_200, "reason": "one dish was not served"})
-
-    amount_fen: int = Field(gt=0, lt=2**63, description="how much of the payment to refund, in fen")
-    reason: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class RefundOut(BaseModel):
-    id: int
-    payment_kind: str = Field(description="code: a payment of a payment code")
-    payment: str = Field(description="the payment's id (a code payment's id)")
-    code_id: str | None
-    merchant: str
-    payer: str = Field(description="who gets the cash part back (a card payment: the card's holder)")
-    amount_fen: int
-    cash_fen: int | None = Field(description="once confirmed: the part paid back to the payer")
-    voucher_fen: int | None = Field(description="once confirmed: the part returned to the voucher programme")
-    reason: str | None
-    status: str = Field(description="pending | confirmed | failed")
-    operation_id: str | None
-    tx_hash: str | None
-    day: str = Field(description="the Beijing day the refund was asked (statements count it there)")
-
 
 class StatementLine(BaseModel):
     """One code's or terminal's day: payments, refunds, vouchers, net (fen and yuan)."""

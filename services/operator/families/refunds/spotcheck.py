@@ -145,9 +145,9 @@ def run(ctx: ServiceContext, ops: Operations, day: date | None = None) -> SpotCh
         for row_id, t in fresh:
             outcome, detail, refund_id = _probe_code(ctx, ops, key, wallet, d, t["id"])
             with ctx.db.session() as s:
-                row = s.get(SpotCheck, row_id)
-                assert row is not None
-                row.outcome, row.detail, row.refund_id = outcome, detail, refund_id
+                probe = s.get(SpotCheck, row_id)
+                assert probe is not None
+                probe.outcome, probe.detail, probe.refund_id = outcome, detail, refund_id
                 s.commit()
     return report(ctx, date.fromisoformat(d))
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from services.common.context import ServiceContext
 from services.common.models import CodePayment, GatewayTerminal, Operation, PaymentCode
+from services.common.refunds import MerchantRefund
 from services.gateway.families.hardwallet.models import OfflineUpload
 from services.operator.families.refunds import service
-from services.operator.families.refunds.models import MerchantRefund
 from services.operator.families.refunds.schemas import Statement, StatementLine
 
 CSV_COLUMNS = (
@@ -123,7 +123,10 @@ def statement(ctx: ServiceContext, merchant: str, day: date) -> Statement:
         for r in refunds:
             if not _in_day(r.created_at, start, end):
                 continue
-            ln = line("code" if r.payment_kind == "code" else "terminal", r.code_id or r.payment_ref)
+            if r.payment_kind == "code":
+                ln = line("code", r.code_id or r.payment_ref)
+            else:
+                ln = line("terminal", r.terminal_id or r.payment_ref)
             ln.refunds += 1
             ln.refunded += r.amount_fen
             ln.refunded_voucher += r.voucher_fen or 0

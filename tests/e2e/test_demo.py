@@ -41,6 +41,7 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
         "canteen welfare",
         "village collective",
         "hard-wallet cards",
+        "downloads the day's statement",
         "reconciles",
     ):
         assert chapter in out, out
@@ -48,6 +49,8 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "the platform approving its own batch is refused" in out
     assert "a payment signed with it afterwards: card-lost" in out
     assert "the card is blocked" in out
+    assert "asking ¥14.00 more: The refunds would exceed what was paid for this bill" in out
+    assert "settlement file (CSV): total," in out
     assert "\nverdict: clean\n" in out
 
 

@@ -252,3 +252,33 @@ def test_the_spot_check_robot_probes_every_active_static_code_once_a_day(api: Ap
     assert api.auditor.get(f"/v1/spot-checks/{report['day']}").json()["checks"] == again["checks"]
     assert_problem(api.post("merchant", "/v1/spot-checks/run"), 403, "forbidden-role")
     assert api.auditor.get("/v1/audit/reconciliation").json()["verdict"] == "clean"
+
+
+def test_the_spot_check_runs_as_a_worker_of_the_service_when_configured(api: Api) -> None:
+    """``spot_check_interval_s`` adds the robot to the operator's workers; a round probes a new code."""
+    import time
+
+    from services.operator.app import _parts
+    from services.operator.settings import OperatorSettings
+
+    settings: OperatorSettings = api.app.state.settings
+    off = _parts(settings)(api.app.state.ctx, api.app.state.ops)
+    assert "xcpay-spot-check" not in [getattr(w, "name", "") for w in off.workers]  # off by default
+    on = _parts(settings.model_copy(update={"spot_check_interval_s": 0.2}))(
+        api.app.state.ctx, api.app.state.ops
+    )
+    (robot,) = [w for w in on.workers if getattr(w, "name", "") == "xcpay-spot-check"]
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5462, name="Bakery")
+    code = new_code(api, merchant)
+    robot.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            day = beijing_day(datetime.now(UTC))
+            checks = api.auditor.get(f"/v1/spot-checks/{day}").json()["checks"]
+            if any(c["target_id"] == code["id"] and c["outcome"] == "passed" for c in checks):
+                break
+            assert time.monotonic() < deadline, checks
+            time.sleep(0.2)
+    finally:
+        robot.stop()

@@ -282,3 +282,23 @@ def test_the_spot_check_runs_as_a_worker_of_the_service_when_configured(api: Api
             time.sleep(0.2)
     finally:
         robot.stop()
+
+
+def test_a_refund_queues_a_payment_refunded_event_for_the_merchant(api: Api) -> None:
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5812, name="Dumplings")
+    client = client_for(api, "merchant", merchant)
+    r = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "events": ["payment.refunded"]})
+    assert r.status_code == 201, r.text
+    endpoint = r.json()["id"]
+    code, payment, payer = paid_bill(api, merchant, 900)
+    refunded = refund(client, code, payment, 250).json()
+    (delivery,) = client.get(f"/v1/webhooks/{endpoint}/deliveries").json()["items"]
+    assert delivery["event_type"] == "payment.refunded"
+    data = client.get(f"/v1/webhooks/deliveries/{delivery['id']}").json()["payload"]
+    assert (data["merchant"], data["payer"], data["amount_fen"], data["refunded_total_fen"]) == (
+        merchant,
+        payer,
+        250,
+        250,
+    )
+    assert (data["code_id"], data["payment"], data["refund_id"]) == (code["id"], str(payment), refunded["id"])

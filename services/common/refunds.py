@@ -229,6 +229,7 @@ def refund(
                 payer=payer,
             )
         _ensure_recorded(ctx, ops, key, paid)
+    if ctx.refunds.is_recorded(paid.payment_id):  # the payee is the recorded one (also on a replay)
         payer = ctx.refunds.payment(paid.payment_id).payer
     request: dict[str, Any] = {
         "payment_kind": paid.kind,

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
-from services.operator.families import cash, collective, disburse, holder, paycodes, prepaid, refunds, vouchers
+from services.operator.families import (
+    cash,
+    collective,
+    disburse,
+    holder,
+    paycodes,
+    prepaid,
+    refunds,
+    vouchers,
+)
 
 MODULES: tuple[FamilyModule, ...] = (
     cash.MODULE,

@@ -302,3 +302,28 @@ def test_a_refund_queues_a_payment_refunded_event_for_the_merchant(api: Api) -> 
         250,
     )
     assert (data["code_id"], data["payment"], data["refund_id"]) == (code["id"], str(payment), refunded["id"])
+
+
+def test_a_card_payment_of_a_code_is_refunded_to_the_cards_holder_wallet(api: Api, shop: dict) -> None:
+    from chain.clients.hardwallet import CardForm
+    from wallets.hardwallet import HardWallet
+
+    ctx = api.app.state.ctx
+    holder = custodial_payer(api)
+    card = HardWallet.issue(ctx.hardwallet.domain)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)  # as the gateway does
+    ctx.hardwallet.load(ctx.custodial(holder), card.address, 5_000)
+    card.credit(5_000)
+    code = new_code(api, shop["address"], amount_fen=1_200)
+    signed = card.sign_payment(shop["address"], 1_200, int(api.w3.eth.get_block("latest")["timestamp"]))
+    r = post(
+        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
+    )
+    assert r.status_code == 200, r.text
+    payment = r.json()["payments"][0]["id"]
+    before = balance(api, holder)
+    r = refund(shop["client"], code, payment, 1_200)
+    assert r.status_code == 201, r.text
+    assert (r.json()["payer"], r.json()["cash_fen"]) == (holder, 1_200)
+    assert balance(api, holder) == before + 1_200  # to the wallet; the card's reserve stays as it was
+    assert ctx.hardwallet.card(card.address).reserve == 3_800

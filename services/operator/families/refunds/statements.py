@@ -21,6 +21,7 @@ from services.common.context import ServiceContext
 from services.common.models import CodePayment, GatewayTerminal, Operation, PaymentCode
 from services.common.refunds import MerchantRefund
 from services.gateway.families.hardwallet.models import OfflineUpload
+from services.operator.families.paycodes import service as paycodes
 from services.operator.families.refunds import service
 from services.operator.families.refunds.schemas import Statement, StatementLine
 
@@ -90,9 +91,7 @@ def statement(ctx: ServiceContext, merchant: str, day: date) -> Statement:
     service.sync(ctx)
     with ctx.db.session() as s:
         codes = {c.id: c for c in s.scalars(select(PaymentCode).where(PaymentCode.merchant == merchant))}
-        for code_id in codes:
-            from services.operator.families.paycodes import service as paycodes
-
+        for code_id in codes:  # payments brought up to date with their operations first
             paycodes.sync(ctx, code_id)
         if codes:
             payments = s.scalars(

@@ -30,6 +30,7 @@ from chain.clients.collective import CollectiveClient
 from chain.clients.disburse import DisbursementClient, purpose_name
 from chain.clients.hardwallet import HardWalletClient, QuickPayClient
 from chain.clients.prepaid import PrepaidClient
+from chain.clients.refunds import RefundsClient
 from chain.clients.token import CashClient
 from chain.clients.vouchers import VoucherClient
 
@@ -415,6 +416,20 @@ _HARDWALLET_ERRORS: dict[str, ErrorAnswer] = {
     "QuickPayOverDailyCap": (422, "over-daily-cap", "Above what the mandate may pull today"),
     "QuickPayDuplicateReference": (409, "duplicate-reference", "This order reference was paid already"),
 }
+_REFUNDS_ERRORS: dict[str, ErrorAnswer] = {
+    "RefundUnknownPayment": (404, "refund-payment-not-recorded", "The payment is not recorded for refunds"),
+    "RefundPaymentAlreadyRecorded": (409, "refund-payment-recorded", "The payment is recorded already"),
+    "RefundInvalidPayment": (422, "refund-invalid-payment", "The payment's terms are invalid"),
+    "RefundNotMerchantWallet": (422, "not-a-merchant-wallet", "Not a registered merchant wallet"),
+    "RefundNotMerchant": (403, "not-the-merchant", "Only the payment's merchant refunds it"),
+    "RefundZeroAmount": (422, "zero-amount", "Amount must be positive"),
+    "RefundExceedsPayment": (
+        409,
+        "refund-exceeds-payment",
+        "The refunds would exceed what was paid for this bill",
+    ),
+    "RefundDuplicateReference": (409, "refund-duplicate-reference", "This refund reference was used already"),
+}
 
 
 # -- the registry, in deployment order ------------------------------------------------------------
@@ -641,6 +656,37 @@ FAMILIES: tuple[Family, ...] = (
             },
         ),
     ),
+    Family(
+        name="refunds",  # merchants' refunds of ordinary payments (issue 23); last: earlier addresses stay
+        contracts=("MerchantRefunds",),
+        deploy=(
+            Deploy("MerchantRefunds", (*TOKEN, DEPLOYER)),
+            # Holds nothing (refunds go merchant -> payer and programme), so no cap exemption; a
+            # registered wallet because the token admits only registered, unfrozen spenders.
+            RegisterWallet("MerchantRefunds", cap_exempt=False),
+            Grant("MerchantRefunds", "RECORDER_ROLE", OPERATOR),
+            Grant("MerchantRefunds", "RECORDER_ROLE", GATEWAY),  # terminals' card payments
+        ),
+        clients=(ClientSlot("refunds", RefundsClient),),
+        errors=_REFUNDS_ERRORS,
+        expected={
+            "refunds.record": lambda r, _: [
+                (
+                    "PaymentRecorded",
+                    {"merchant": r["merchant"], "payer": r["payer"], "paid": r["paid_fen"]},
+                )
+            ],
+            "refunds.refund": lambda r, _: [
+                ("Refunded", {"merchant": r["merchant"], "payer": r["payer"], "amount": r["amount_fen"]})
+            ],
+        },
+        tallies=(
+            Tally(
+                "refunded_by_merchant_fen", "MerchantRefunds", "Refunded", lambda a: a["merchant"], "amount"
+            ),
+        ),
+        folder="refunds",
+    ),
 )
 
 
@@ -690,6 +736,7 @@ class FamilyClients:
     vouchers: VoucherClient
     hardwallet: HardWalletClient
     quickpay: QuickPayClient
+    refunds: RefundsClient
 
     # What the clients are built with; the subclass (services.common.context.ServiceContext) holds them.
     w3: Web3

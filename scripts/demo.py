@@ -768,6 +768,55 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
 
     with d.chapter(
         d.t(
+            "Closing time: the canteen refunds part of a bill and downloads the day's statement (对账单)",
+            "打烊：食堂为一张账单部分退款，并下载当天的对账单",
+        )
+    ):
+        shop = d.key("merchant", canteen)  # the canteen's own key: its refunds and statements only
+        bill = d.get("auditor", f"/v1/payment-codes/{code['id']}")
+        payment = bill["payments"][0]["id"]
+        refunds_path = f"/v1/payment-codes/{code['id']}/payments/{payment}/refunds"
+        before = d.balance(residents["Li Wei"])
+        refund = d.call(shop, "POST", refunds_path, {"amount_fen": 5_00, "reason": "the soup never came"})
+        d.expect(refund["status"] == "confirmed", f"the refund is on chain: {refund}")
+        d.expect(d.balance(residents["Li Wei"]) == before + 5_00, "Li Wei got 5 yuan back")
+        too_much = d.call(shop, "POST", refunds_path, {"amount_fen": 14_00}, expect=409)
+        d.say(
+            d.t(
+                f"the soup never came: the canteen refunds {yuan(5_00)} of Li Wei's {yuan(18_50)} bill; "
+                f"asking {yuan(14_00)} more: {too_much['title']}",
+                f"汤没上：食堂退还李伟 {yuan(18_50)} 账单中的 {yuan(5_00)}；"
+                f"再退 {yuan(14_00)}：{too_much['title']}",
+            )
+        )
+        probe = d.post("operator", "/v1/spot-checks/run")
+        d.say(
+            d.t(
+                f"the spot-check robot pays every active code 1 fen and refunds it: "
+                f"{probe['passed']}/{probe['probed']} passed, coverage {probe['coverage']:.0%} "
+                f"({probe['targets'] - probe['probed']} terminals listed, not probed)",
+                f"抽检机器人向每个有效收款码支付 1 分并退回：{probe['passed']}/{probe['probed']} 通过，"
+                f"覆盖率 {probe['coverage']:.0%}（{probe['targets'] - probe['probed']} 个终端列出但未抽检）",
+            )
+        )
+        day = (datetime.now(UTC) + timedelta(hours=8)).date().isoformat()  # a Beijing day
+        statement = d.call(shop, "GET", f"/v1/merchants/{canteen}/statements/{day}")
+        t, lines, txs = statement["totals"], len(statement["lines"]), len(statement["transactions"])
+        d.say(
+            d.t(
+                f"the day's statement: {t['payments']} payments {t['paid_yuan']} yuan, "
+                f"{t['refunds']} refunds {t['refunded_yuan']} yuan, net {t['net_yuan']} yuan, "
+                f"{lines} codes and terminals, {txs} transactions",
+                f"当天对账单：收款 {t['payments']} 笔 {t['paid_yuan']} 元，退款 {t['refunds']} 笔 "
+                f"{t['refunded_yuan']} 元，净额 {t['net_yuan']} 元；{lines} 个收款码与终端，{txs} 笔交易",
+            )
+        )
+        csv_file = d.call(shop, "GET", f"/v1/merchants/{canteen}/statements/{day}?format=csv")
+        d.expect(csv_file.text.startswith("kind,id,payments"), "the settlement file is CSV")
+        d.say(d.t("settlement file (CSV): ", "结算文件（CSV）：") + csv_file.text.splitlines()[-1])
+
+    with d.chapter(
+        d.t(
             "Evening: the auditor reconciles the chain with the operator's records",
             "晚上：审计方将链上记录与运营方的记录对账",
         )

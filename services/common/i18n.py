@@ -104,6 +104,18 @@ TITLES_ZH: dict[str, str] = {
     "already-claimed": "已领取过",
     "row-not-found": "未找到此发放行",
     "row-not-claimable": "此发放行目前无可领取的款项",
+    # merchants' refunds, statements and spot checks (issue 23)
+    "refund-exceeds-payment": "退款总额将超过该笔账单的实付金额",
+    "refund-payer-frozen": "付款方钱包已冻结：退款需等待解冻",
+    "payment-not-refundable": "只有已确认的支付可以退款",
+    "payment-not-found": "该支付码没有这笔支付",
+    "card-payment-not-found": "未找到此卡此序号的已结算支付",
+    "refund-not-found": "未找到退款",
+    "refund-payment-not-recorded": "该笔支付尚未登记可退款",
+    "refund-payment-recorded": "该笔支付已登记",
+    "refund-invalid-payment": "支付登记的金额或当事方无效",
+    "refund-duplicate-reference": "该退款编号已使用",
+    "day-in-future": "该日期尚未开始",
 }
 
 # Fixed details (exact English text) and a few templates with the values kept.

@@ -20,6 +20,8 @@ The event types and where they are emitted:
 
 - ``payment_code.paid``: a ``code.pay`` operation confirmed (a card payment: only if settled), in
   :meth:`services.common.operations.Operations._finish`, via :func:`from_operation`.
+- ``payment.refunded``: a ``refunds.refund`` operation confirmed (its ``Refunded`` event), the same
+  way; the merchant and the payer are its parties.
 - ``card.blocked``: a ``CardBlocked`` (shortfall) or ``CardReportedLost`` event in any confirmed
   operation (the gateway's settlements and reports, a card payment of a code), the same way.
 - ``voucher.programme_closed``: the first ``voucher.close`` of a programme (``BudgetReturned``).
@@ -73,6 +75,7 @@ log = logging.getLogger("xcpay.webhooks")
 # Event type -> what it means (the registration route documents and validates them).
 EVENTS: dict[str, str] = {
     "payment_code.paid": "a payment of a payment code was confirmed on chain",
+    "payment.refunded": "a merchant's refund of (part of) a payment was confirmed on chain",
     "disbursement.finished": "a disbursement batch was executed (every chunk paid or made an exception)",
     "disbursement.exception": "rows of a disbursement batch became payout exceptions (held for a retry)",
     "voucher.programme_closed": "a voucher programme was closed (its ungranted budget returned)",
@@ -249,6 +252,24 @@ def from_operation(session: Session, op: Operation) -> None:
         base = {"operation_id": op.id, "tx_hash": op.tx_hash, "block_number": op.block_number}
         if op.kind == "code.pay":
             _code_paid(session, op, events, base)
+        if op.kind == "refunds.refund":
+            for e in events:
+                if e.get("name") == "Refunded":
+                    args, req = e["args"], op.request
+                    payload = {
+                        "payment_kind": req.get("payment_kind"),
+                        "payment": req.get("payment"),
+                        "code_id": req.get("code"),
+                        "refund_id": req.get("refund"),
+                        "merchant": args["merchant"],
+                        "payer": args["payer"],
+                        "amount_fen": int(args["amount"]),
+                        "cash_fen": int(args["cash"]),
+                        "voucher_fen": int(args["voucher"]),
+                        "refunded_total_fen": int(args["refundedTotal"]),
+                        **base,
+                    }
+                    emit(session, "payment.refunded", payload, [args["merchant"], args["payer"]])
         if op.kind == "voucher.close":
             for e in events:
                 if e.get("name") == "BudgetReturned":

@@ -77,6 +77,18 @@ def _parts(settings: OperatorSettings) -> Any:
                     join_timeout_s=30,
                 )
             )
+        if settings.spot_check_interval_s > 0:
+            from services.operator.families.refunds import spotcheck
+
+            workers.append(
+                shell.Periodic(
+                    "xcpay-spot-check",
+                    settings.spot_check_interval_s,
+                    (lambda: spotcheck.run(ctx, ops),),
+                    level=logging.WARNING,
+                    join_timeout_s=30,
+                )
+            )
         return shell.Parts(
             state={"indexer": indexer, "runner": runner, "webhooks": deliverer},
             bootstrap=bootstrap,

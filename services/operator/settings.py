@@ -23,6 +23,10 @@ class OperatorSettings(Settings):
     # (incremental; GET /v1/audit/reconciliation/latest answers from the last one). Unset: every
     # 60 s in the production profile, off in the local one (tests, benchmarks); 0: off.
     reconciliation_refresh_s: float | None = Field(default=None, ge=0)
+    # Seconds between rounds of the spot-check robot (抽检, services/operator/families/refunds/
+    # spotcheck.py): each round probes the day's targets not probed yet (idempotent per Beijing day).
+    # 0: off (the default: tests and benchmarks count their own transactions); 3600 is a usual value.
+    spot_check_interval_s: float = Field(default=0.0, ge=0)
 
     @property
     def reconciliation_refresh(self) -> float:

@@ -42,6 +42,7 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
         "village collective",
         "hard-wallet cards",
         "A resident's own channel",
+        "downloads the day's statement",
         "reconciles",
     ):
         assert chapter in out, out
@@ -56,6 +57,8 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "is reported lost from the phone" in out
     assert "the new wallet holds ¥127.50, the old one is retired" in out
     assert "the holder key left on the lost phone: Wallet retired" in out
+    assert "asking ¥14.00 more: The refunds would exceed what was paid for this bill" in out
+    assert "settlement file (CSV): total," in out
     assert "\nverdict: clean\n" in out
 
 

@@ -212,6 +212,13 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/payment-codes/{code_id}.svg"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT,)),
     # custodial and voucher forms: the operator; card and signed forms: also the code's merchant
     ("POST", "/v1/payment-codes/{code_id}/pay"): only(OPERATOR, own=(MERCHANT,)),
+    # merchants' everyday needs (issue 23): a merchant refunds and reads its own payments only
+    ("POST", "/v1/payment-codes/{code_id}/payments/{payment_id}/refunds"): only(OPERATOR, own=(MERCHANT,)),
+    ("GET", "/v1/refunds"): only(*READERS, own=(MERCHANT,)),
+    ("GET", "/v1/refunds/{refund_id}"): only(*READERS, own=(MERCHANT,)),
+    ("GET", "/v1/merchants/{merchant}/statements/{day}"): only(*READERS, own=(MERCHANT,)),
+    ("POST", "/v1/spot-checks/run"): only(OPERATOR),
+    ("GET", "/v1/spot-checks/{day}"): only(*READERS),
     # the holder's channel: sign-in needs no key (the signature is the credential); an operator
     # issues keys for custodial wallets; every other holder route admits holder keys only and
     # answers for the key's own wallet (no route takes a wallet; another's mandate is a 404)
@@ -257,6 +264,8 @@ GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/terminals/{terminal_id}/revoke"): only(OPERATOR),
     # offline payments: a terminal uploads payments to its own merchant only
     ("POST", "/v1/offline-payments"): only(own=(TERMINAL,)),
+    # refunds of card payments (issue 23): a terminal its own merchant's payments only, the operator any
+    ("POST", "/v1/card-payments/{card}/{counter}/refunds"): only(OPERATOR, own=(TERMINAL,)),
     ("GET", "/v1/offline-payments/{upload_id}"): only(OPERATOR, AUDITOR, own=(TERMINAL,)),
     # cards
     ("POST", "/v1/cards"): only(OPERATOR),

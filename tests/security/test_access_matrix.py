@@ -156,6 +156,9 @@ def operator_world(api: Api) -> Iterator[World]:
             "key_id": MISSING,  # revoking or rotating a real key here would lock a column out
             "endpoint_id": MISSING,
             "delivery_id": MISSING,
+            "payment_id": MISSING,
+            "refund_id": MISSING,
+            "day": "2026-01-01",
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate
@@ -165,6 +168,7 @@ def operator_world(api: Api) -> Iterator[World]:
                 "form": "signed-transaction",
                 "signed_transaction": "0x00",
             },
+            ("POST", "/v1/payment-codes/{code_id}/payments/{payment_id}/refunds"): {"amount_fen": 1},
         },
         after={
             ("POST", "/v1/regulator/pause"): lambda: _ok(
@@ -231,12 +235,16 @@ def gateway_world(gateway: Gateway) -> Iterator[World]:
             "point_id": "AP-00000000",
             "grant_id": MISSING,
             "mandate_id": mandate_body["mandate_id"],
+            "counter": 1,
         },
         overrides={  # operator-only routes that would act on the real resources: a missing one
             ("POST", "/v1/terminals/{terminal_id}/revoke"): {"terminal_id": "T-00000000"},
             ("POST", "/v1/mandates/{mandate_id}/revoke"): {"mandate_id": MISSING},
         },
-        bodies={("POST", "/v1/mandates/{mandate_id}/pulls"): {"amount_fen": 1, "reference": "matrix-pull"}},
+        bodies={
+            ("POST", "/v1/mandates/{mandate_id}/pulls"): {"amount_fen": 1, "reference": "matrix-pull"},
+            ("POST", "/v1/card-payments/{card}/{counter}/refunds"): {"amount_fen": 1},
+        },
         owned={"merchant": merchant, "terminal_id": terminal_id, "holder": holder},
     )
     for c in (clients[NONE], clients[BAD]):

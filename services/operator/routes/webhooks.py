@@ -33,6 +33,7 @@ EndpointId = Annotated[int, Path(ge=1, lt=2**31)]
 DeliveryId = Annotated[int, Path(ge=1, lt=2**31)]
 EventType = Literal[
     "payment_code.paid",
+    "payment.refunded",
     "disbursement.finished",
     "disbursement.exception",
     "voucher.programme_closed",

@@ -14,6 +14,7 @@ from typing import Any
 from chain.clients.hardwallet import CardForm, SignedPayment, order_ref
 from services.common.context import ServiceContext
 from services.common.operations import Allowance, Builder, Call
+from services.common.refunds import BUILDERS as REFUND_BUILDERS
 
 FORMS = {"card": CardForm.CARD, "sim": CardForm.SIM, "wearable": CardForm.WEARABLE}
 
@@ -82,4 +83,5 @@ BUILDERS: dict[str, Builder] = {
     "gateway.mandate.grant": grant_mandate,
     "gateway.mandate.pull": pull,
     "gateway.mandate.revoke": revoke_mandate,
+    **REFUND_BUILDERS,  # refunds of card payments: the shared pipeline (services/common/refunds.py)
 }

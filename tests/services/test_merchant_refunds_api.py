@@ -1,0 +1,331 @@
+"""Merchants' everyday needs over HTTP (issue 23): refunds of code payments (partial, full, never
+more than paid, also concurrently; the voucher share back to the programme; a frozen payer),
+daily statements in JSON and CSV that reconcile with the chain, and the spot-check robot.
+Real chain, real database (both), real HTTP."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from web3.logs import DISCARD
+
+from services.operator.families.refunds.service import beijing_day
+from tests.services.conftest import Api
+from tests.services.test_operator_api import assert_problem
+from tests.services.test_payment_codes_api import balance, client_for, custodial_payer, new_code, post
+
+
+@pytest.fixture(scope="module")
+def shop(api: Api) -> dict:
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5812, name="Noodle house")
+    return {"address": merchant, "client": client_for(api, "merchant", merchant)}
+
+
+def paid_bill(api: Api, merchant: str, fen: int, payer: str | None = None) -> tuple[dict, int, str]:
+    """A dynamic code of ``fen`` paid by a custodial payer: (code, payment id, payer)."""
+    payer = payer or custodial_payer(api)
+    code = new_code(api, merchant, amount_fen=fen)
+    r = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": payer})
+    assert r.status_code == 200, r.text
+    return code, r.json()["payments"][0]["id"], payer
+
+
+def refund(
+    client: httpx.Client, code: dict, payment: int, fen: int, key: str | None = None
+) -> httpx.Response:
+    return client.post(
+        f"/v1/payment-codes/{code['id']}/payments/{payment}/refunds",
+        json={"amount_fen": fen, "reason": "test"},
+        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+def test_a_merchant_refunds_part_of_a_bill_then_the_rest_and_no_more(api: Api, shop: dict) -> None:
+    code, payment, payer = paid_bill(api, shop["address"], 3_000)
+    before = balance(api, payer)
+    r = refund(shop["client"], code, payment, 1_200)
+    assert r.status_code == 201, r.text
+    first = r.json()
+    assert (
+        first["status"],
+        first["amount_fen"],
+        first["cash_fen"],
+        first["voucher_fen"],
+        first["payer"],
+    ) == (
+        "confirmed",
+        1_200,
+        1_200,
+        0,
+        payer,
+    )
+    assert first["payment"] == str(payment) and first["code_id"] == code["id"]
+    assert balance(api, payer) == before + 1_200
+    assert_problem(refund(shop["client"], code, payment, 1_801), 409, "refund-exceeds-payment")
+    assert refund(shop["client"], code, payment, 1_800).status_code == 201
+    assert balance(api, payer) == before + 3_000
+    r = refund(shop["client"], code, payment, 1)
+    assert_problem(r, 409, "refund-exceeds-payment")
+    assert (r.json()["paid_fen"], r.json()["refunded_fen"], r.json()["asked_fen"]) == (3_000, 3_000, 1)
+    listed = shop["client"].get("/v1/refunds", params={"code_id": code["id"]}).json()["items"]
+    assert [x["amount_fen"] for x in listed] == [1_200, 1_800]
+
+
+def test_the_same_idempotency_key_answers_the_same_refund_once(api: Api, shop: dict) -> None:
+    code, payment, payer = paid_bill(api, shop["address"], 1_000)
+    before = balance(api, payer)
+    key = str(uuid.uuid4())
+    a = refund(shop["client"], code, payment, 400, key)
+    b = refund(shop["client"], code, payment, 400, key)
+    assert a.status_code == b.status_code == 201, (a.text, b.text)
+    assert a.json()["id"] == b.json()["id"] and a.json()["operation_id"] == b.json()["operation_id"]
+    assert balance(api, payer) == before + 400
+    assert_problem(refund(shop["client"], code, payment, 500, key), 409, "idempotency-key-reused")
+
+
+def test_two_concurrent_refunds_cannot_both_pass(api: Api, shop: dict) -> None:
+    code, payment, payer = paid_bill(api, shop["address"], 1_000)
+    before = balance(api, payer)
+    answers: list[httpx.Response] = []
+    go = threading.Barrier(2)
+
+    def ask() -> None:
+        go.wait()
+        answers.append(refund(api.operator, code, payment, 600))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in answers) == [201, 409], [r.text for r in answers]
+    loser = next(r for r in answers if r.status_code == 409)
+    assert_problem(loser, 409, "refund-exceeds-payment")
+    assert balance(api, payer) == before + 600
+
+
+def test_the_voucher_share_returns_to_the_programme_the_cash_to_the_payer(api: Api, shop: dict) -> None:
+    issuer = api.new_wallet(kind="institution", tier=1, name="union")
+    assert api.post("operator", "/v1/issuance", {"to": issuer, "amount_fen": 100_000}).status_code == 200
+    now = datetime.fromtimestamp(int(api.w3.eth.get_block("latest")["timestamp"]), UTC)
+    body = {
+        "issuer": issuer,
+        "name": "canteen welfare",
+        "mode": "grant-list",
+        "budget_fen": 10_000,
+        "per_person_cap_fen": 5_000,
+        "starts_at": (now - timedelta(minutes=1)).isoformat(),
+        "expires_at": (now + timedelta(days=10)).isoformat(),
+        "categories": [5812],
+    }
+    r = post(api.operator, "/v1/voucher-programs", body)
+    assert r.status_code == 201, r.text
+    pid = next(int(e["args"]["id"]) for e in r.json()["result"]["events"] if e["name"] == "ProgrammeCreated")
+    holder = custodial_payer(api)
+    grant = {"unit": "fen", "rows": [{"recipient": holder, "amount": 1_000}]}
+    assert post(api.operator, f"/v1/voucher-programs/{pid}/grants", grant).status_code == 200
+    code = new_code(api, shop["address"], amount_fen=4_000)
+    r = post(
+        api.operator,
+        f"/v1/payment-codes/{code['id']}/pay",
+        {"form": "voucher", "payer": holder, "programme_id": pid},
+    )
+    assert r.status_code == 200, r.text
+    payment = r.json()["payments"][0]["id"]
+    issuer_before, holder_before = balance(api, issuer), balance(api, holder)
+    r = refund(shop["client"], code, payment, 2_000)  # half the bill: half the voucher's 1,000
+    assert r.status_code == 201, r.text
+    assert (r.json()["cash_fen"], r.json()["voucher_fen"]) == (1_500, 500)
+    assert balance(api, issuer) == issuer_before + 500
+    assert balance(api, holder) == holder_before + 1_500
+    # the reconciliation of these refunds (expected events, conservation): the spot-check test's, below
+
+
+def test_a_refund_to_a_frozen_payer_waits(api: Api, shop: dict) -> None:
+    code, payment, payer = paid_bill(api, shop["address"], 500)
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": payer}).status_code == 200
+    r = refund(shop["client"], code, payment, 100)
+    assert_problem(r, 409, "refund-payer-frozen")
+    assert api.post("regulator", "/v1/regulator/unfreeze", {"address": payer}).status_code == 200
+    assert refund(shop["client"], code, payment, 100).status_code == 201
+
+
+def test_only_the_merchant_or_the_operator_refunds_and_reads(api: Api, shop: dict) -> None:
+    code, payment, _ = paid_bill(api, shop["address"], 500)
+    assert_problem(refund(api.merchant, code, payment, 100), 403, "not-your-merchant")  # another shop
+    assert_problem(refund(api.auditor, code, payment, 100), 403, "forbidden-role")
+    assert_problem(refund(api.merchant, {"id": "nosuchcode123"}, 1, 100), 403, "not-your-merchant")
+    assert_problem(refund(api.operator, code, 999_999, 100), 404, "payment-not-found")
+    r = refund(api.operator, code, payment, 100)
+    assert r.status_code == 201, r.text
+    assert_problem(api.merchant.get(f"/v1/refunds/{r.json()['id']}"), 403, "not-your-merchant")
+    assert shop["client"].get(f"/v1/refunds/{r.json()['id']}").status_code == 200
+    assert api.merchant.get("/v1/refunds").json()["items"] == []
+    assert_problem(
+        api.merchant.get("/v1/refunds", params={"merchant": shop["address"]}), 403, "not-your-merchant"
+    )
+    day = beijing_day(datetime.now(UTC))
+    assert_problem(
+        api.merchant.get(f"/v1/merchants/{shop['address']}/statements/{day}"), 403, "not-your-merchant"
+    )
+
+
+def _transfers(api: Api, txs: list[str], merchant: str) -> int:
+    """What the merchant's wallet gained in these transactions, from the token's Transfer events."""
+    cash = api.app.state.ctx.cash.cash
+    net = 0
+    for h in txs:
+        for log in cash.events.Transfer().process_receipt(
+            api.w3.eth.get_transaction_receipt(h), errors=DISCARD
+        ):
+            if log["args"]["to"] == merchant:
+                net += log["args"]["value"]
+            if log["args"]["from"] == merchant:
+                net -= log["args"]["value"]
+    return net
+
+
+def test_the_days_statement_per_code_in_json_and_csv_reconciles_with_the_chain(api: Api) -> None:
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5411, name="Grocer")
+    client = client_for(api, "merchant", merchant)
+    start = balance(api, merchant)
+    a, pa, _ = paid_bill(api, merchant, 2_500)
+    b, pb, _ = paid_bill(api, merchant, 1_000)
+    assert refund(client, a, pa, 700).status_code == 201
+    assert refund(client, b, pb, 1_000).status_code == 201
+    day = beijing_day(datetime.now(UTC))
+    r = client.get(f"/v1/merchants/{merchant}/statements/{day}")
+    assert r.status_code == 200, r.text
+    st = r.json()
+    t = st["totals"]
+    assert (t["payments"], t["paid_fen"], t["refunds"], t["refunded_fen"], t["net_fen"]) == (
+        2,
+        3_500,
+        2,
+        1_700,
+        1_800,
+    )
+    assert (t["paid_yuan"], t["refunded_yuan"], t["net_yuan"]) == ("35.00", "17.00", "18.00")
+    by_code = {ln["id"]: ln["net_fen"] for ln in st["lines"]}
+    assert by_code == {a["id"]: 1_800, b["id"]: 0}
+    # the chain agrees: the balance moved by the net, and the listed transactions say so
+    assert balance(api, merchant) - start == t["net_fen"]
+    assert _transfers(api, st["transactions"], merchant) == t["net_fen"]
+    assert len(st["transactions"]) == 4
+    r = client.get(f"/v1/merchants/{merchant}/statements/{day}", params={"format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert (
+        rows[-1]["kind"] == "total" and int(rows[-1]["net_fen"]) == 1_800 and rows[-1]["net_yuan"] == "18.00"
+    )
+    assert sorted(row["id"] for row in rows[:-1]) == sorted([a["id"], b["id"]])
+    # another day has nothing; a bad day is a 422
+    empty = client.get(f"/v1/merchants/{merchant}/statements/2020-01-01").json()
+    assert empty["lines"] == [] and empty["totals"]["net_fen"] == 0
+    assert client.get(f"/v1/merchants/{merchant}/statements/2020-13-01").status_code == 422
+
+
+def test_the_spot_check_robot_probes_every_active_static_code_once_a_day(api: Api) -> None:
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5499, name="Fruit stall")
+    code = new_code(api, merchant)
+    start = balance(api, merchant)
+    r = api.post("operator", "/v1/spot-checks/run")
+    assert r.status_code == 200, r.text
+    report = r.json()
+    mine = [c for c in report["checks"] if c["target_id"] == code["id"]]
+    assert [(c["outcome"], c["area"], c["category"]) for c in mine] == [("passed", "unassigned", 5499)]
+    assert report["by_category"]["5499"]["pass_rate"] == 1.0
+    assert report["coverage"] == 1.0 and report["pass_rate"] == 1.0 and report["meets_target"]
+    assert balance(api, merchant) == start  # paid 1 fen, refunded 1 fen
+    statement = api.auditor.get(f"/v1/merchants/{merchant}/statements/{report['day']}").json()
+    assert (statement["totals"]["paid_fen"], statement["totals"]["refunded_fen"]) == (1, 1)
+    # idempotent per day: a second run probes nothing it probed already
+    again = api.post("operator", "/v1/spot-checks/run").json()
+    assert [c for c in again["checks"] if c["target_id"] == code["id"]] == mine
+    assert len(api.auditor.get(f"/v1/payment-codes/{code['id']}").json()["payments"]) == 1
+    assert api.auditor.get(f"/v1/spot-checks/{report['day']}").json()["checks"] == again["checks"]
+    assert_problem(api.post("merchant", "/v1/spot-checks/run"), 403, "forbidden-role")
+    report = api.auditor.get("/v1/audit/reconciliation").json()  # every refund of this module so far
+    assert report["verdict"] == "clean", report["discrepancies"]
+    assert report["totals"]["refunded_by_merchant_fen"], report["totals"]
+
+
+def test_the_spot_check_runs_as_a_worker_of_the_service_when_configured(api: Api) -> None:
+    """``spot_check_interval_s`` adds the robot to the operator's workers; a round probes a new code."""
+    import time
+
+    from services.operator.app import _parts
+    from services.operator.settings import OperatorSettings
+
+    settings: OperatorSettings = api.app.state.settings
+    off = _parts(settings)(api.app.state.ctx, api.app.state.ops)
+    assert "xcpay-spot-check" not in [getattr(w, "name", "") for w in off.workers]  # off by default
+    on = _parts(settings.model_copy(update={"spot_check_interval_s": 0.2}))(
+        api.app.state.ctx, api.app.state.ops
+    )
+    (robot,) = [w for w in on.workers if getattr(w, "name", "") == "xcpay-spot-check"]
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5462, name="Bakery")
+    code = new_code(api, merchant)
+    robot.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            day = beijing_day(datetime.now(UTC))
+            checks = api.auditor.get(f"/v1/spot-checks/{day}").json()["checks"]
+            if any(c["target_id"] == code["id"] and c["outcome"] == "passed" for c in checks):
+                break
+            assert time.monotonic() < deadline, checks
+            time.sleep(0.2)
+    finally:
+        robot.stop()
+
+
+def test_a_refund_queues_a_payment_refunded_event_for_the_merchant(api: Api) -> None:
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5812, name="Dumplings")
+    client = client_for(api, "merchant", merchant)
+    r = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "events": ["payment.refunded"]})
+    assert r.status_code == 201, r.text
+    endpoint = r.json()["id"]
+    code, payment, payer = paid_bill(api, merchant, 900)
+    refunded = refund(client, code, payment, 250).json()
+    (delivery,) = client.get(f"/v1/webhooks/{endpoint}/deliveries").json()["items"]
+    assert delivery["event_type"] == "payment.refunded"
+    data = client.get(f"/v1/webhooks/deliveries/{delivery['id']}").json()["payload"]
+    assert (data["merchant"], data["payer"], data["amount_fen"], data["refunded_total_fen"]) == (
+        merchant,
+        payer,
+        250,
+        250,
+    )
+    assert (data["code_id"], data["payment"], data["refund_id"]) == (code["id"], str(payment), refunded["id"])
+
+
+def test_a_card_payment_of_a_code_is_refunded_to_the_cards_holder_wallet(api: Api, shop: dict) -> None:
+    from chain.clients.hardwallet import CardForm
+    from wallets.hardwallet import HardWallet
+
+    ctx = api.app.state.ctx
+    holder = custodial_payer(api)
+    card = HardWallet.issue(ctx.hardwallet.domain)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)  # as the gateway does
+    ctx.hardwallet.load(ctx.custodial(holder), card.address, 5_000)
+    card.credit(5_000)
+    code = new_code(api, shop["address"], amount_fen=1_200)
+    signed = card.sign_payment(shop["address"], 1_200, int(api.w3.eth.get_block("latest")["timestamp"]))
+    r = post(
+        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
+    )
+    assert r.status_code == 200, r.text
+    payment = r.json()["payments"][0]["id"]
+    before = balance(api, holder)
+    r = refund(shop["client"], code, payment, 1_200)
+    assert r.status_code == 201, r.text
+    assert (r.json()["payer"], r.json()["cash_fen"]) == (holder, 1_200)
+    assert balance(api, holder) == before + 1_200  # to the wallet; the card's reserve stays as it was
+    assert ctx.hardwallet.card(card.address).reserve == 3_800

@@ -73,5 +73,6 @@ def test_the_typed_client_attributes_are_the_registrys() -> None:
             "vouchers",
             "hardwallet",
             "quickpay",
+            "devices",
         }
     )

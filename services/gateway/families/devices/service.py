@@ -79,7 +79,7 @@ def preauth_out(ctx: ServiceContext, row: DevicePreAuth, replayed: bool = False)
             )
             s.commit()
         row.preauth_id = int(event["id"])
-    base = {
+    base: dict[str, Any] = {
         "card": row.card,
         "counter": row.counter,
         "holder": row.holder,

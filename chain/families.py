@@ -440,10 +440,10 @@ _DEVICES_ERRORS: dict[str, ErrorAnswer] = {
     ),
     "DeviceInvalidLimits": (422, "invalid-limits", "Limits out of range"),
     "DeviceInvalidProgramme": (422, "invalid-programme", "Invalid sponsor, merchant or daily cap"),
-    "DeviceUnknownProgramme": (404, "programme-not-found", "Recycling programme not found"),
+    "DeviceUnknownProgramme": (404, "recycling-programme-not-found", "Recycling programme not found"),
     "DeviceProgrammeClosed": (409, "programme-closed", "The programme is closed"),
     "DeviceNotSponsor": (403, "not-the-sponsor", "Only the programme's sponsor funds it"),
-    "DeviceBudgetExceeded": (409, "budget-exceeded", "The programme's budget is too small"),
+    "DeviceBudgetExceeded": (409, "programme-budget-exceeded", "The programme's budget is too small"),
     "DeviceInvalidPerson": (422, "invalid-person", "Neither a personal wallet nor a card"),
     "DeviceDailyCapExceeded": (422, "daily-cap-exceeded", "Above what this person may be paid today"),
     "DevicePayoutDuplicate": (409, "payout-duplicate", "This bin reference was paid already"),
@@ -697,7 +697,7 @@ FAMILIES: tuple[Family, ...] = (
                 ("RecyclingPaid", {"id": r["programme"], "amount": r["amount_fen"]})
             ],
             "devices.programme.fund": lambda r, _: [
-                ("ProgrammeFunded", {"id": r["programme"], "amount": r["amount_fen"]})
+                ("RecyclingProgrammeFunded", {"id": r["programme"], "amount": r["amount_fen"]})
             ],
         },
         holdings=(

@@ -205,7 +205,7 @@ class DeviceClient:
         self, operator: LocalAccount, sponsor: str, merchant: str, daily_cap: int
     ) -> tuple[int, TxResult]:
         result = self.tx.transact(operator, self.create_programme_call(sponsor, merchant, daily_cap))
-        return int(result.named("ProgrammeCreated")[0]["id"]), result
+        return int(result.named("RecyclingProgrammeCreated")[0]["id"]), result
 
     def fund(self, sponsor: LocalAccount, programme: int, amount: int) -> TxResult:
         return self.tx.transact(sponsor, self.fund_call(programme, amount))

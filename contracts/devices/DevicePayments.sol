@@ -104,15 +104,15 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
     /// @dev Pre-authorisation `id` was released by `by`: `amount` back to `holder` (`expired`: after its deadline).
     event PreAuthReleased(uint256 indexed id, address indexed holder, uint256 amount, address by, bool expired);
     /// @dev Recycling programme `id` of `sponsor` for `merchant`'s bins, at most `dailyCap` per person a day.
-    event ProgrammeCreated(uint256 indexed id, address indexed sponsor, address indexed merchant, uint256 dailyCap);
+    event RecyclingProgrammeCreated(uint256 indexed id, address indexed sponsor, address indexed merchant, uint256 dailyCap);
     /// @dev `sponsor` funded programme `id` with `amount`; its budget is now `budget`.
-    event ProgrammeFunded(uint256 indexed id, address indexed sponsor, uint256 amount, uint256 budget);
+    event RecyclingProgrammeFunded(uint256 indexed id, address indexed sponsor, uint256 amount, uint256 budget);
     /// @dev Programme `id` paid `amount` to `person` (through `card`, or zero) for bin reference `ref`.
     event RecyclingPaid(
         uint256 indexed id, address indexed person, bytes32 indexed ref, address card, uint256 amount, uint256 paidToday
     );
     /// @dev Programme `id` was closed; `returned` went back to its sponsor.
-    event ProgrammeClosed(uint256 indexed id, uint256 returned);
+    event RecyclingProgrammeClosed(uint256 indexed id, uint256 returned);
     /// @dev The operator changed the limits.
     event DeviceLimitsChanged(uint64 preAuthTtl, uint256 preAuthCap);
 
@@ -240,7 +240,7 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
         p.sponsor = sponsor;
         p.merchant = merchant;
         p.dailyCap = dailyCap;
-        emit ProgrammeCreated(id, sponsor, merchant, dailyCap);
+        emit RecyclingProgrammeCreated(id, sponsor, merchant, dailyCap);
     }
 
     /// @notice Close programme `id` and return what is left of its budget to its sponsor.
@@ -252,7 +252,7 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
         p.budget = 0;
         totalBudget -= left;
         totalReturned += left;
-        emit ProgrammeClosed(id, left);
+        emit RecyclingProgrammeClosed(id, left);
         if (left > 0) IDigitalCash(address(cash)).payFor(p.sponsor, p.sponsor, left, 0);
     }
 
@@ -271,7 +271,7 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
         p.funded += amount;
         totalBudget += amount;
         totalFunded += amount;
-        emit ProgrammeFunded(id, msg.sender, amount, p.budget);
+        emit RecyclingProgrammeFunded(id, msg.sender, amount, p.budget);
         cash.safeTransferFrom(msg.sender, address(this), amount);
     }
 

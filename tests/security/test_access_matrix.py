@@ -153,10 +153,19 @@ def operator_world(api: Api) -> Iterator[World]:
             "key_id": MISSING,  # revoking or rotating a real key here would lock a column out
             "endpoint_id": MISSING,
             "delivery_id": MISSING,
+            "biller_id": "matrix-biller",  # none: the guard decides before the lookup
+            "account": "X1",
+            "autodebit_id": MISSING,
+            "day": "2026-11-26",
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate
             ("POST", "/v1/payment-codes"): {"merchant": merchant},
+            ("POST", "/v1/billers/{biller_id}/bills"): {
+                "account": "X1",
+                "period": "2026-10",
+                "amount_fen": 1,
+            },
             ("POST", "/v1/payment-codes/{code_id}/pay"): {
                 "form": "signed-transaction",
                 "signed_transaction": "0x00",
@@ -227,6 +236,8 @@ def gateway_world(gateway: Gateway) -> Iterator[World]:
             "point_id": "AP-00000000",
             "grant_id": MISSING,
             "mandate_id": mandate_body["mandate_id"],
+            "preauth_id": MISSING,
+            "programme_id": MISSING,
         },
         overrides={  # operator-only routes that would act on the real resources: a missing one
             ("POST", "/v1/terminals/{terminal_id}/revoke"): {"terminal_id": "T-00000000"},

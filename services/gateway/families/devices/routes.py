@@ -118,13 +118,17 @@ def create_programme(
 @router.get("/programmes/{programme_id}")
 def get_programme(programme_id: ProgrammeId, ctx: CtxDep, key: ApiKeyDep) -> ProgrammeOut:
     """A programme as stored on chain (the operator, the auditor, the regulator, its merchant's keys)."""
-    out = service.programme_out(ctx, programme_id)
-    if key.role in (Role.TERMINAL, Role.MERCHANT):
-        if key.wallet != out.merchant:
+    if key.role in (Role.TERMINAL, Role.MERCHANT):  # another's and a missing one: the same 403
+        try:
+            out = service.programme_out(ctx, programme_id)
+        except Problem:
+            out = None
+        if out is None or key.wallet != out.merchant:
             raise Problem(403, "not-your-programme", "A merchant's key reads its own programmes only")
-    elif key.role not in (Role.OPERATOR, Role.AUDITOR, Role.REGULATOR):
+        return out
+    if key.role not in (Role.OPERATOR, Role.AUDITOR, Role.REGULATOR):
         raise Problem(403, "forbidden-role", "This key's role may not read programmes")
-    return out
+    return service.programme_out(ctx, programme_id)
 
 
 @router.post("/programmes/{programme_id}/fund", responses={202: {"model": OperationOut}})

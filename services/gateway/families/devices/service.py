@@ -254,7 +254,7 @@ def create_programme(
     ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: ProgrammeIn
 ) -> tuple[Operation, int | None]:
     op, _ = perform(ops, "devices.programme.create", key, idem, body.model_dump(), target=body.merchant)
-    event = _event(op, "ProgrammeCreated")
+    event = _event(op, "RecyclingProgrammeCreated")
     return op, None if event is None else int(event["id"])
 
 

@@ -45,6 +45,7 @@ def register_biller(body: BillerIn, ctx: CtxDep, _: OperatorKey) -> BillerOut:
 
 @router.get("/v1/billers/{biller_id}")
 def get_biller(biller_id: BillerId, ctx: CtxDep, key: ApiKeyDep) -> BillerOut:
+    service.admit(key, *READERS)
     b = service.biller(ctx, biller_id)
     service.may_act(key, b, *READERS)
     return service.biller_out(b)
@@ -53,6 +54,7 @@ def get_biller(biller_id: BillerId, ctx: CtxDep, key: ApiKeyDep) -> BillerOut:
 @router.post("/v1/billers/{biller_id}/bills", status_code=201)
 def create_bill(biller_id: BillerId, body: BillIn, ctx: CtxDep, key: ApiKeyDep) -> BillOut:
     """A bill of one account for one period (the biller's key or the operator); one per period."""
+    service.admit(key, Role.OPERATOR)
     b = service.biller(ctx, biller_id)
     service.may_act(key, b, Role.OPERATOR)
     return service.bill_out(ctx, service.create_bill(ctx, b, body))
@@ -61,6 +63,7 @@ def create_bill(biller_id: BillerId, body: BillIn, ctx: CtxDep, key: ApiKeyDep) 
 @router.get("/v1/billers/{biller_id}/accounts/{account}/bills")
 def account_bills(biller_id: BillerId, account: Account, ctx: CtxDep, key: ApiKeyDep) -> list[BillOut]:
     """An account's bills by period, each with its status and payment."""
+    service.admit(key, *READERS)
     b = service.biller(ctx, biller_id)
     service.may_act(key, b, *READERS)
     return service.account_bills(ctx, b, account)
@@ -94,6 +97,7 @@ def code_for_bill(
     """A payment code for the account's bill (the biller's key or the operator): the resident pays
     it at ``/v1/payment-codes/{code_id}/pay`` in any payer form; an unpaid code that expires gives
     the bill back."""
+    service.admit(key, Role.OPERATOR)
     b = service.biller(ctx, biller_id)
     service.may_act(key, b, Role.OPERATOR)
     return service.code_for_bill(
@@ -137,6 +141,7 @@ def run_autodebits(ctx: CtxDep, ops: OpsDep, _: OperatorKey) -> RunOut:
 def settlement_file(biller_id: BillerId, day: date, ctx: CtxDep, key: ApiKeyDep) -> Response:
     """The biller's settlement file of ``day`` (Beijing): every bill paid that day, with its
     channel, transaction and block (the biller's key, the operator, the auditor, the regulator)."""
+    service.admit(key, *READERS)
     b = service.biller(ctx, biller_id)
     service.may_act(key, b, *READERS)
     body = service.settlement_csv(service.settlement_rows(ctx, b, day))

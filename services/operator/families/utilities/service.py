@@ -101,6 +101,12 @@ def biller(ctx: ServiceContext, biller_id: str) -> Biller:
     return row
 
 
+def admit(key: ApiKey, *roles: Role) -> None:
+    """Decided before any lookup: a merchant key (for its own biller, checked next) or ``roles``."""
+    if key.role != Role.MERCHANT and key.role not in {str(r) for r in roles}:
+        raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
+
+
 def may_act(key: ApiKey, b: Biller, *roles: Role) -> None:
     """The biller's own merchant key, or a key with one of ``roles``."""
     if key.role == Role.MERCHANT:

@@ -41,6 +41,8 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
         "canteen welfare",
         "village collective",
         "hard-wallet cards",
+        "Unattended devices",
+        "Utility bills",
         "reconciles",
     ):
         assert chapter in out, out
@@ -48,6 +50,8 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "the platform approving its own batch is refused" in out
     assert "a payment signed with it afterwards: card-lost" in out
     assert "the card is blocked" in out
+    assert "completes with ¥6.50" in out and "Xiao Li is charged nothing" in out
+    assert "a second run pays nothing" in out and "equal to what its wallet received on chain" in out
     assert "\nverdict: clean\n" in out
 
 
@@ -61,6 +65,8 @@ def test_the_demo_narrates_in_chinese_with_demo_lang_zh() -> None:
         "工会福利",
         "三资监管",
         "硬钱包",
+        "无人值守设备",
+        "水电燃气缴费",
         "对账",
     ):
         assert chapter in out, out

@@ -778,7 +778,8 @@ def devices_and_bills(d: Demo, manifest: Manifest, chain: Any) -> None:
                 f"Xiao Li drops bottles in a recycling bin and taps her card: {yuan(3_00)} from the "
                 f"Environment Office's programme; the bin's second upload of the same drop pays nothing; "
                 f"a second drop today is above her {yuan(5_00)} daily cap ({capped['type']})",
-                f"小李把瓶子投进回收箱并刷卡：从环保办的活动预算获得 {yuan(3_00)}；回收箱重复上传同一笔不会重复支付；"
+                f"小李把瓶子投进回收箱并刷卡：从环保办的活动预算获得 {yuan(3_00)}；"
+                "回收箱重复上传同一笔不会重复支付；"
                 f"今天再投一次超过每人每日 {yuan(5_00)} 的上限（{capped['type']}）",
             )
         )
@@ -830,7 +831,8 @@ def devices_and_bills(d: Demo, manifest: Manifest, chain: Any) -> None:
             d.t(
                 f"Auntie Wang authorised an auto-debit (a quick-pay mandate capped at {yuan(300_00)}); "
                 f"the scheduled run pays her {yuan(73_40)} bill, a second run pays nothing",
-                f"王阿姨开通自动扣款（钱包快付授权，上限 {yuan(300_00)}）；定时任务扣缴 {yuan(73_40)} 水费，再跑一次不会重复扣款",
+                f"王阿姨开通自动扣款（钱包快付授权，上限 {yuan(300_00)}）；"
+                f"定时任务扣缴 {yuan(73_40)} 水费，再跑一次不会重复扣款",
             )
         )
         today = (datetime.fromtimestamp(now, UTC) + timedelta(hours=8)).date().isoformat()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Body, Path, Response
 
 from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey, OpsDep
 from services.common.keys import Role
@@ -92,7 +92,11 @@ def pay_bill(
 
 @router.post("/v1/billers/{biller_id}/accounts/{account}/code", status_code=201)
 def code_for_bill(
-    biller_id: BillerId, account: Account, body: CodeForBillIn, ctx: CtxDep, key: ApiKeyDep
+    biller_id: BillerId,
+    account: Account,
+    ctx: CtxDep,
+    key: ApiKeyDep,
+    body: Annotated[CodeForBillIn | None, Body()] = None,
 ) -> BillOut:
     """A payment code for the account's bill (the biller's key or the operator): the resident pays
     it at ``/v1/payment-codes/{code_id}/pay`` in any payer form; an unpaid code that expires gives
@@ -100,6 +104,7 @@ def code_for_bill(
     service.admit(key, Role.OPERATOR)
     b = service.biller(ctx, biller_id)
     service.may_act(key, b, Role.OPERATOR)
+    body = body or CodeForBillIn()
     return service.code_for_bill(
         ctx, key, b, service.open_bill(ctx, b, account, body.period), body.expires_in_s
     )

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from hexbytes import HexBytes
 
 from chain.clients.collective import CollectiveClient
+from chain.clients.devices import DeviceClient
 from chain.clients.disburse import DisbursementClient, purpose_name
 from chain.clients.hardwallet import HardWalletClient, QuickPayClient
 from chain.clients.prepaid import PrepaidClient
@@ -431,6 +432,38 @@ _REFUNDS_ERRORS: dict[str, ErrorAnswer] = {
     "RefundDuplicateReference": (409, "refund-duplicate-reference", "This refund reference was used already"),
 }
 
+_DEVICES_ERRORS: dict[str, ErrorAnswer] = {
+    "DeviceZeroAmount": (422, "zero-amount", "Amount must be positive"),
+    "DeviceUnknownCard": (404, "card-not-found", "Card not found"),
+    "DeviceCardNotActive": (409, "card-not-active", "The card is not active"),
+    "DeviceInvalidSignature": (422, "invalid-card-signature", "The card's signature does not match"),
+    "DeviceCounterUsed": (409, "preauth-duplicate", "This card counter pre-authorised already"),
+    "DeviceInvalidMerchant": (422, "invalid-merchant", "Not a registered merchant wallet"),
+    "DevicePreAuthAboveCap": (422, "preauth-above-cap", "Above the pre-authorisation cap"),
+    "DeviceUnknownPreAuth": (404, "preauth-not-found", "Pre-authorisation not found"),
+    "DevicePreAuthNotOpen": (409, "preauth-not-open", "The pre-authorisation was completed or released"),
+    "DevicePreAuthExpired": (
+        409,
+        "preauth-expired",
+        "The pre-authorisation expired: it can only be released",
+    ),
+    "DevicePreAuthNotExpired": (409, "preauth-not-expired", "The pre-authorisation runs until its deadline"),
+    "DeviceCompletionAboveAuthorized": (
+        422,
+        "completion-above-authorized",
+        "The completion is above the pre-authorised maximum",
+    ),
+    "DeviceInvalidLimits": (422, "invalid-limits", "Limits out of range"),
+    "DeviceInvalidProgramme": (422, "invalid-programme", "Invalid sponsor, merchant or daily cap"),
+    "DeviceUnknownProgramme": (404, "recycling-programme-not-found", "Recycling programme not found"),
+    "DeviceProgrammeClosed": (409, "programme-closed", "The programme is closed"),
+    "DeviceNotSponsor": (403, "not-the-sponsor", "Only the programme's sponsor funds it"),
+    "DeviceBudgetExceeded": (409, "programme-budget-exceeded", "The programme's budget is too small"),
+    "DeviceInvalidPerson": (422, "invalid-person", "Neither a personal wallet nor a card"),
+    "DeviceDailyCapExceeded": (422, "daily-cap-exceeded", "Above what this person may be paid today"),
+    "DevicePayoutDuplicate": (409, "payout-duplicate", "This bin reference was paid already"),
+}
+
 
 # -- the registry, in deployment order ------------------------------------------------------------
 
@@ -687,6 +720,73 @@ FAMILIES: tuple[Family, ...] = (
         ),
         folder="refunds",
     ),
+    Family(
+        name="devices",  # unattended devices: vending pre-authorisations, recycling payouts (issue 23)
+        contracts=("DevicePayments",),
+        deploy=(
+            Deploy("DevicePayments", (*TOKEN, "HardWalletSettlement", DEPLOYER)),
+            RegisterWallet("DevicePayments"),  # holds open pre-authorisations and programme budgets
+            Grant("DevicePayments", "DEVICE_ROLE", GATEWAY),  # the gateway drives the devices
+            Grant("DevicePayments", "DEVICE_ROLE", OPERATOR),  # the operator's own tools and tests
+            Grant("DevicePayments", "OPERATOR_ROLE", GATEWAY),  # programmes are set up at the gateway
+            Grant("DevicePayments", "OPERATOR_ROLE", OPERATOR),
+        ),
+        clients=(ClientSlot("devices", DeviceClient),),
+        errors=_DEVICES_ERRORS,
+        expected={
+            "devices.preauth": lambda r, _: [
+                (
+                    "PreAuthorized",
+                    {"card": r["card"], "merchant": r["merchant"], "amount": r["max_amount_fen"]},
+                )
+            ],
+            "devices.complete": lambda r, _: [
+                ("PreAuthCompleted", {"id": r["preauth"], "amount": r["amount_fen"]})
+            ],
+            "devices.release": lambda r, _: [("PreAuthReleased", {"id": r["preauth"]})],
+            "devices.payout": lambda r, _: [
+                ("RecyclingPaid", {"id": r["programme"], "amount": r["amount_fen"]})
+            ],
+            "devices.programme.fund": lambda r, _: [
+                ("RecyclingProgrammeFunded", {"id": r["programme"], "amount": r["amount_fen"]})
+            ],
+        },
+        holdings=(
+            Holding(
+                "DevicePayments",
+                "the contract holds the open pre-authorisations and the programmes' budgets",
+                views=(
+                    ("authorized", "totalAuthorized"),
+                    ("captured", "totalCaptured"),
+                    ("released", "totalReleased"),
+                    ("open", "totalOpen"),
+                    ("funded", "totalFunded"),
+                    ("paid", "totalPaidOut"),
+                    ("returned", "totalReturned"),
+                    ("budget", "totalBudget"),
+                ),
+                books=lambda v: v["open"] + v["budget"],
+                identity=(
+                    "authorized = captured + released + open; funded = paid + returned + budget",
+                    lambda v: (
+                        v["authorized"] == v["captured"] + v["released"] + v["open"]
+                        and v["funded"] == v["paid"] + v["returned"] + v["budget"]
+                    ),
+                ),
+            ),
+        ),
+        panel=Panel(
+            "devices",
+            "Unattended devices",
+            "DevicePayments",
+            {
+                "preauths": ("DevicePayments", "PreAuthorized"),
+                "preauths_completed": ("DevicePayments", "PreAuthCompleted"),
+                "preauths_released": ("DevicePayments", "PreAuthReleased"),
+                "recycling_payouts": ("DevicePayments", "RecyclingPaid"),
+            },
+        ),
+    ),
 )
 
 
@@ -737,6 +837,7 @@ class FamilyClients:
     hardwallet: HardWalletClient
     quickpay: QuickPayClient
     refunds: RefundsClient
+    devices: DeviceClient
 
     # What the clients are built with; the subclass (services.common.context.ServiceContext) holds them.
     w3: Web3

@@ -46,6 +46,7 @@ from eth_account import Account  # noqa: E402
 from chain import devtools  # noqa: E402
 from chain.accounts import dev_account  # noqa: E402
 from chain.backends import http  # noqa: E402
+from chain.clients.devices import DeviceDomain  # noqa: E402
 from chain.clients.hardwallet import CardForm, PaymentDomain  # noqa: E402
 from chain.clients.token import CashClient  # noqa: E402
 from chain.clients.vouchers import VoucherClient  # noqa: E402
@@ -661,6 +662,8 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             )
         )
 
+    devices_and_bills(d, manifest, chain)
+
     with d.chapter(
         d.t(
             "A resident's own channel: a gig worker checks the wage, revokes a mandate, "
@@ -856,6 +859,151 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             print(f"\n结论：{'一致' if verdict == 'clean' else '有差异'}（verdict: {verdict}）", flush=True)
         else:
             print(f"\nverdict: {verdict}", flush=True)
+
+
+def devices_and_bills(d: Demo, manifest: Manifest, chain: Any) -> None:
+    """Issue 23: unattended devices (a coffee machine, a recycling bin) and utility bills."""
+    gw = d.at_gateway(d.role("operator"))
+
+    def terminal_of(merchant: str, where: str) -> httpx.Client:
+        till = d.call(gw, "POST", "/v1/terminals", {"merchant": merchant, "location": where})
+        return httpx.Client(base_url=d.gateway, headers={"X-API-Key": till["key"]}, timeout=300)
+
+    with d.chapter(
+        d.t(
+            "Unattended devices: a coffee machine and a recycling bin (无人值守设备)",
+            "无人值守设备：咖啡机与再生资源回收箱",
+        )
+    ):
+        coffee = d.wallet("Lobby Coffee", "merchant", 2, 5814)
+        machine = terminal_of(coffee, "coffee machine, town hall lobby")
+        li = d.wallet("Xiao Li", tier=3)
+        d.issue(li, 300_00)
+        card = HardWallet.issue(
+            PaymentDomain(manifest.chain_id, manifest.address("HardWalletSettlement")), form=CardForm.CARD
+        )
+        d.call(gw, "POST", "/v1/cards", {"card": card.address, "holder": li, "form": "card"})
+        domain = DeviceDomain(manifest.chain_id, manifest.address("DevicePayments"))
+        before = d.balance(li)
+        held = d.call(
+            machine, "POST", "/v1/devices/preauths", card.sign_preauth(coffee, 10_00, domain).to_json()
+        )
+        d.expect(d.balance(li) == before - 10_00, "the machine holds 10 yuan")
+        done = d.call(machine, "POST", f"/v1/devices/preauths/{held['id']}/complete", {"amount_fen": 6_50})
+        d.expect(done["status"] == "completed" and d.balance(li) == before - 6_50, f"completed: {done}")
+        d.say(
+            d.t(
+                f"Xiao Li taps her card: the machine pre-authorises {yuan(10_00)}, pours a latte and "
+                f"completes with {yuan(6_50)}; {yuan(3_50)} goes straight back",
+                f"小李刷卡：咖啡机预授权 {yuan(10_00)}，出杯后按实际 {yuan(6_50)} 完成扣款，"
+                f"{yuan(3_50)} 立即退回",
+            )
+        )
+        held = d.call(
+            machine, "POST", "/v1/devices/preauths", card.sign_preauth(coffee, 10_00, domain).to_json()
+        )
+        over = d.call(
+            machine, "POST", f"/v1/devices/preauths/{held['id']}/complete", {"amount_fen": 10_01}, expect=422
+        )
+        released = d.call(machine, "POST", f"/v1/devices/preauths/{held['id']}/release")
+        d.expect(released["status"] == "released" and d.balance(li) == before - 6_50, f"released: {released}")
+        d.say(
+            d.t(
+                f"the next cup fails to dispense: completing above the maximum is refused ({over['type']}), "
+                "the machine releases the hold and Xiao Li is charged nothing",
+                f"下一杯出杯失败：超出预授权的扣款被拒绝（{over['type']}），咖啡机释放冻结，小李分文未付",
+            )
+        )
+        recycler = d.wallet("Green Bin Co.", "merchant", 2, 5093)
+        bin_ = terminal_of(recycler, "recycling bin, Block 3")
+        office = d.wallet("Environment Office", kind="institution", tier=1)
+        d.issue(office, 200_00)
+        programme = d.call(
+            gw,
+            "POST",
+            "/v1/devices/programmes",
+            {"sponsor": office, "merchant": recycler, "daily_cap_fen": 5_00},
+        )["programme_id"]
+        d.call(gw, "POST", f"/v1/devices/programmes/{programme}/fund", {"amount_fen": 100_00})
+        drop = {"programme": programme, "to": card.address, "amount_fen": 3_00, "reference": "B3-0001"}
+        paid = d.call(bin_, "POST", "/v1/devices/payouts", drop)
+        again = d.call(bin_, "POST", "/v1/devices/payouts", drop)  # the bin was offline: it uploads again
+        capped = d.call(bin_, "POST", "/v1/devices/payouts", {**drop, "reference": "B3-0002"}, expect=422)
+        d.expect(paid["person"] == li and again["replayed"], f"one payout: {paid} {again}")
+        d.say(
+            d.t(
+                f"Xiao Li drops bottles in a recycling bin and taps her card: {yuan(3_00)} from the "
+                f"Environment Office's programme; the bin's second upload of the same drop pays nothing; "
+                f"a second drop today is above her {yuan(5_00)} daily cap ({capped['type']})",
+                f"小李把瓶子投进回收箱并刷卡：从环保办的活动预算获得 {yuan(3_00)}；"
+                "回收箱重复上传同一笔不会重复支付；"
+                f"今天再投一次超过每人每日 {yuan(5_00)} 的上限（{capped['type']}）",
+            )
+        )
+
+    with d.chapter(
+        d.t("Utility bills: water, by account number and by auto-debit (水电燃气缴费)", "水电燃气缴费")
+    ):
+        water = d.wallet("Xiangcheng Water", "merchant", 2, 4900)
+        d.post(
+            "operator",
+            "/v1/billers",
+            {
+                "id": "xc-water",
+                "name": "相城水务",
+                "kind": "water",
+                "wallet": water,
+                "account_pattern": r"XCW\d{8}",
+                "mandate_cap_fen": 300_00,
+                "debit_day": 1,
+            },
+        )
+        now = int(chain.eth.get_block("latest")["timestamp"])
+        period = (datetime.fromtimestamp(now, UTC) + timedelta(hours=8)).strftime("%Y-%m")
+        wang = d.wallet("Auntie Wang", tier=3)
+        d.issue(wang, 500_00)
+        for account, fen in (("XCW00012345", 58_00), ("XCW00067890", 73_40)):
+            d.post(
+                "operator",
+                "/v1/billers/xc-water/bills",
+                {"account": account, "period": period, "amount_fen": fen},
+            )
+        bill = d.post("operator", "/v1/billers/xc-water/accounts/XCW00012345/pay", {"payer": li})
+        d.expect(bill["status"] == "paid", f"the water bill is paid: {bill}")
+        d.say(
+            d.t(
+                f"Xiao Li pays the {period} water bill of account XCW00012345 by its number: {yuan(58_00)}",
+                f"小李按户号 XCW00012345 缴纳 {period} 水费：{yuan(58_00)}",
+            )
+        )
+        d.post(
+            "operator",
+            "/v1/billers/xc-water/autodebits",
+            {"account": "XCW00067890", "holder": wang, "expires_at": now + 365 * 86_400},
+        )
+        run = d.post("operator", "/v1/utilities/autodebit-runs")
+        rerun = d.post("operator", "/v1/utilities/autodebit-runs")
+        d.expect(run["paid"] == 1 and rerun["paid"] == 0, f"one auto-debit, once: {run} {rerun}")
+        d.say(
+            d.t(
+                f"Auntie Wang authorised an auto-debit (a quick-pay mandate capped at {yuan(300_00)}); "
+                f"the scheduled run pays her {yuan(73_40)} bill, a second run pays nothing",
+                f"王阿姨开通自动扣款（钱包快付授权，上限 {yuan(300_00)}）；"
+                f"定时任务扣缴 {yuan(73_40)} 水费，再跑一次不会重复扣款",
+            )
+        )
+        today = (datetime.fromtimestamp(now, UTC) + timedelta(hours=8)).date().isoformat()
+        settlement = d.get("operator", f"/v1/billers/xc-water/settlements/{today}.csv").text
+        rows = settlement.strip().splitlines()[1:]
+        total = sum(int(r.split(",")[3]) for r in rows)
+        d.expect(total == d.balance(water), f"the settlement file ({total}) is what the biller received")
+        d.say(
+            d.t(
+                f"the water company's settlement file for {today}: {len(rows)} bills, {yuan(total)}, "
+                "equal to what its wallet received on chain",
+                f"水务公司 {today} 的对账文件：{len(rows)} 笔，{yuan(total)}，与其钱包链上到账一致",
+            )
+        )
 
 
 def _signed_transfer(demo: Demo, account: Any, to: str, fen: int) -> str:

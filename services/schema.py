@@ -7,10 +7,12 @@ whichever app happens to be imported."""
 from __future__ import annotations
 
 import services.common.refunds
+import services.gateway.families.devices.models
 import services.gateway.families.hardwallet.models
 import services.operator.families.disburse.models
 import services.operator.families.holder.models
 import services.operator.families.refunds.models
+import services.operator.families.utilities.models
 import services.operator.families.vouchers.models
 import services.operator.models  # noqa: F401  (the imports above load the tables)
 from services.common.models import Base

@@ -188,3 +188,11 @@ def hardwallet(w3: Web3, manifest: Manifest, cash: CashClient) -> HardWalletClie
 @pytest.fixture(scope="session")
 def quickpay(w3: Web3, manifest: Manifest, cash: CashClient) -> QuickPayClient:
     return QuickPayClient(w3, manifest, cash.tx)
+
+
+from chain.clients.devices import DeviceClient  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def devices(w3: Web3, manifest: Manifest, cash: CashClient) -> DeviceClient:
+    return DeviceClient(w3, manifest, cash.tx)

@@ -54,6 +54,7 @@ from eth_keys import keys
 from eth_keys.exceptions import ValidationError as KeyValidationError
 from eth_utils import to_checksum_address
 
+from chain.clients.devices import DeviceDomain, PreAuthMessage, SignedPreAuth, sign_preauth
 from chain.clients.hardwallet import CardForm, Payment, PaymentDomain, SignedPayment, sign_payment
 from wallets import keystore
 
@@ -263,6 +264,24 @@ class HardWallet:
         digest = access_digest(self.address, bytes(challenge), self._domain)
         with self.__lock:
             return bytes(Account.unsafe_sign_hash(digest, self.__key.to_bytes()).signature)
+
+    def sign_preauth(
+        self, merchant: str, max_amount: int, domain: DeviceDomain, time: int | None = None
+    ) -> SignedPreAuth:
+        """Sign a vending machine's pre-authorisation of at most ``max_amount`` fen for ``merchant``
+        under the devices' ``domain`` (chain.clients.devices; issue 23). Uses the next counter
+        (each counter pre-authorises once on chain) but no offline balance: the money is held
+        from the holder's wallet online, and only the real amount is ever paid."""
+        if max_amount <= 0:
+            raise CardRefused("a pre-authorisation must be positive")
+        when = int(_time.time()) if time is None else int(time)
+        with self.__lock:
+            message = PreAuthMessage(
+                self.address, to_checksum_address(merchant), max_amount, self._counter + 1, when
+            )
+            signed = sign_preauth(self.__key.to_bytes(), message, domain)
+            self._counter += 1
+        return signed
 
     # -- save and restore ------------------------------------------------------------------
 

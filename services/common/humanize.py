@@ -56,6 +56,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "VoucherProgrammes.Mode": ("None", "GrantList", "OpenEnrolment"),
     "PrepaidEscrow.Status": ("None", "Open", "Consumed", "Cancelled", "Refunded"),
     "WalletRegistry.Kind": ("None", "Personal", "Merchant", "Institution"),
+    "DevicePayments.PreAuthStatus": ("None", "Open", "Completed", "Released"),
 }
 
 # Which argument of which custom error is an enum value.
@@ -70,6 +71,7 @@ ERROR_ENUMS: dict[tuple[str, str], str] = {
     ("VoucherWrongMode", "expected"): "VoucherProgrammes.Mode",
     ("CollectiveInvalidAssetKind", "kind"): "CollectiveFund.AssetKind",
     ("InvalidCategory", "kind"): "WalletRegistry.Kind",
+    ("DevicePreAuthNotOpen", "status"): "DevicePayments.PreAuthStatus",
 }
 
 # AccessControl roles by their hash (keccak256 of the name; the admin role is zero).
@@ -83,6 +85,7 @@ ROLE_NAMES: dict[str, str] = {
         "OPERATOR_ROLE",
         "TOWNSHIP_ROLE",
         "PAUSER_ROLE",
+        "DEVICE_ROLE",
     )
 }
 ROLE_NAMES["0x" + "00" * 32] = "DEFAULT_ADMIN_ROLE"

@@ -264,6 +264,8 @@ STATES_ZH: dict[str, str] = {
     "Personal": "个人钱包",
     "Merchant": "商户钱包",
     "Institution": "机构钱包",
+    "Completed": "已完成",
+    "Released": "已释放",
 }
 
 # The pages' words (the dashboard, the reconciliation report, the demo's narration), English ->
@@ -337,6 +339,7 @@ UI_ZH: dict[str, str] = {
     "granted": "已发放",
     "returned": "已退回",
     "Hard-wallet settlements": "硬钱包结算",
+    "Unattended devices": "无人值守设备",
     "cards": "硬钱包卡",
     "loaded": "已圈存",
     "settled": "已结算",
@@ -474,6 +477,14 @@ def page_language(query: str | None, cookie: str | None, accept_language: str | 
 # by the page: from the zero address an issuance, to it a redemption, else a payment.
 EVENT_LABELS: dict[str, tuple[str, str]] = {
     "Transfer": ("payment", "支付"),
+    "PreAuthorized": ("vending pre-authorisation held", "售货机预授权冻结"),
+    "PreAuthCompleted": ("vending pre-authorisation completed", "售货机预授权完成扣款"),
+    "PreAuthReleased": ("vending pre-authorisation released", "售货机预授权释放"),
+    "RecyclingProgrammeCreated": ("recycling programme created", "创建再生资源回收活动"),
+    "RecyclingProgrammeFunded": ("recycling programme funded", "再生资源回收活动注资"),
+    "RecyclingPaid": ("recycling payout", "再生资源回收奖励"),
+    "RecyclingProgrammeClosed": ("recycling programme closed", "再生资源回收活动关闭"),
+    "DeviceLimitsChanged": ("device limits changed", "设备限额变更"),
     "Issued": ("issuance", "发行"),
     "Redeemed": ("redemption", "兑回"),
     "Approval": ("allowance", "授权额度"),

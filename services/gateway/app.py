@@ -46,7 +46,14 @@ def create_app(settings: GatewaySettings, *, w3: Web3 | None = None, background:
 
     def parts(ctx: ServiceContext, ops: Operations) -> shell.Parts:
         # The reconciler finishes the gateway's own operations (the operator service indexes events).
-        loop = shell.Periodic("xcpay-gateway-background", settings.reconcile_interval_s, (ops.reconcile,))
+        from services.gateway.families.devices.service import sweep_expired
+
+        def expire_preauths() -> None:  # expired vending holds go back to their holders by themselves
+            sweep_expired(ctx, ops)
+
+        loop = shell.Periodic(
+            "xcpay-gateway-background", settings.reconcile_interval_s, (ops.reconcile, expire_preauths)
+        )
         return shell.Parts(workers=(loop,))
 
     return shell.create_app(spec(), settings, w3=w3, background=background, parts=parts)

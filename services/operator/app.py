@@ -59,11 +59,16 @@ def _parts(settings: OperatorSettings) -> Any:
             if generated:
                 print(f"bootstrap admin API key (shown once, stored hashed): {generated}", flush=True)
 
+        def autodebits() -> None:  # utility bills due under a resident's mandate (idempotent)
+            from services.operator.families.utilities.service import run_due
+
+            run_due(ctx, ops)
+
         workers: list[shell.Worker] = [
             shell.Periodic(
                 "xcpay-background",
                 min(settings.reconcile_interval_s, settings.index_interval_s),
-                (ops.reconcile, indexer.run_once, runner.resume),
+                (ops.reconcile, indexer.run_once, runner.resume, autodebits),
             ),
             deliverer,
         ]

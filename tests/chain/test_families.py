@@ -74,5 +74,6 @@ def test_the_typed_client_attributes_are_the_registrys() -> None:
             "hardwallet",
             "quickpay",
             "refunds",
+            "devices",
         }
     )

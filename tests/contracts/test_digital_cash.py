@@ -320,7 +320,7 @@ class TestTransferFrom:
         self, fresh: None, cash: CashClient, manifest: Manifest
     ) -> None:
         pullers = ("PrepaidEscrow", "Disbursement", "CollectiveFund", "VoucherProgrammes")
-        pullers += ("HardWalletSettlement", "QuickPay")
+        pullers += ("HardWalletSettlement", "QuickPay", "DevicePayments")
         for name in pullers:
             address = manifest.address(name)
             assert cash.registry.functions.isRegistered(address).call(), name

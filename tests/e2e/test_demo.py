@@ -43,6 +43,8 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
         "hard-wallet cards",
         "A resident's own channel",
         "downloads the day's statement",
+        "Unattended devices",
+        "Utility bills",
         "reconciles",
     ):
         assert chapter in out, out
@@ -59,6 +61,8 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "the holder key left on the lost phone: Wallet retired" in out
     assert "asking ¥14.00 more: The refunds would exceed what was paid for this bill" in out
     assert "settlement file (CSV): total," in out
+    assert "completes with ¥6.50" in out and "Xiao Li is charged nothing" in out
+    assert "a second run pays nothing" in out and "equal to what its wallet received on chain" in out
     assert "\nverdict: clean\n" in out
 
 
@@ -73,6 +77,8 @@ def test_the_demo_narrates_in_chinese_with_demo_lang_zh() -> None:
         "三资监管",
         "硬钱包",
         "居民自己的渠道",
+        "无人值守设备",
+        "水电燃气缴费",
         "对账",
     ):
         assert chapter in out, out

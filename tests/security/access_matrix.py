@@ -251,6 +251,18 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/webhooks/{endpoint_id}/deliveries"): OWN_WEBHOOKS,
     ("GET", "/v1/webhooks/deliveries/{delivery_id}"): OWN_WEBHOOKS,
     ("POST", "/v1/webhooks/deliveries/{delivery_id}/replay"): OWN_WEBHOOKS,
+    # utility bills: the operator registers billers and pays for custodial residents; a biller's
+    # merchant key posts its bills, makes codes for them and reads its own settlement files
+    ("POST", "/v1/billers"): only(OPERATOR),
+    ("GET", "/v1/billers/{biller_id}"): only(*READERS, own=(MERCHANT,)),
+    ("POST", "/v1/billers/{biller_id}/bills"): only(OPERATOR, own=(MERCHANT,)),
+    ("GET", "/v1/billers/{biller_id}/accounts/{account}/bills"): only(*READERS, own=(MERCHANT,)),
+    ("POST", "/v1/billers/{biller_id}/accounts/{account}/pay"): only(OPERATOR),
+    ("POST", "/v1/billers/{biller_id}/accounts/{account}/code"): only(OPERATOR, own=(MERCHANT,)),
+    ("POST", "/v1/billers/{biller_id}/autodebits"): only(OPERATOR),
+    ("POST", "/v1/billers/{biller_id}/autodebits/{autodebit_id}/revoke"): only(OPERATOR),
+    ("POST", "/v1/utilities/autodebit-runs"): only(OPERATOR),
+    ("GET", "/v1/billers/{biller_id}/settlements/{day}.csv"): only(*READERS, own=(MERCHANT,)),
 }
 
 GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {
@@ -287,6 +299,16 @@ GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/mandates/{mandate_id}"): only(OPERATOR, REGULATOR, AUDITOR, own=(MERCHANT, TERMINAL)),
     ("POST", "/v1/mandates/{mandate_id}/pulls"): only(OPERATOR, own=(MERCHANT, TERMINAL)),
     ("POST", "/v1/mandates/{mandate_id}/revoke"): only(OPERATOR),
+    # unattended devices: vending machines and recycling bins are terminals of their merchant
+    ("POST", "/v1/devices/preauths"): only(own=(TERMINAL,)),
+    ("GET", "/v1/devices/preauths/{preauth_id}"): only(OPERATOR, AUDITOR, own=(TERMINAL,)),
+    ("POST", "/v1/devices/preauths/{preauth_id}/complete"): only(own=(TERMINAL,)),
+    ("POST", "/v1/devices/preauths/{preauth_id}/release"): only(OPERATOR, own=(TERMINAL,)),
+    ("POST", "/v1/devices/programmes"): only(OPERATOR),
+    ("GET", "/v1/devices/programmes/{programme_id}"): only(*READERS, own=(MERCHANT, TERMINAL)),
+    ("POST", "/v1/devices/programmes/{programme_id}/fund"): only(OPERATOR),
+    ("POST", "/v1/devices/programmes/{programme_id}/close"): only(OPERATOR),
+    ("POST", "/v1/devices/payouts"): only(own=(TERMINAL,)),
 }
 
 MATRICES: dict[str, dict[tuple[str, str], Rule]] = {"operator": OPERATOR_MATRIX, "gateway": GATEWAY_MATRIX}

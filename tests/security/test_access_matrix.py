@@ -159,11 +159,19 @@ def operator_world(api: Api) -> Iterator[World]:
             "payment_id": MISSING,
             "refund_id": MISSING,
             "day": "2026-01-01",
+            "biller_id": "matrix-biller",  # none: the guard decides before the lookup
+            "account": "X1",
+            "autodebit_id": MISSING,
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate
             ("POST", "/v1/payment-codes"): {"merchant": merchant},
             ("POST", "/v1/holder/packages/{package_id}/consume"): {"sessions": 1},
+            ("POST", "/v1/billers/{biller_id}/bills"): {
+                "account": "X1",
+                "period": "2026-10",
+                "amount_fen": 1,
+            },
             ("POST", "/v1/payment-codes/{code_id}/pay"): {
                 "form": "signed-transaction",
                 "signed_transaction": "0x00",
@@ -236,6 +244,8 @@ def gateway_world(gateway: Gateway) -> Iterator[World]:
             "grant_id": MISSING,
             "mandate_id": mandate_body["mandate_id"],
             "counter": 1,
+            "preauth_id": MISSING,
+            "programme_id": MISSING,
         },
         overrides={  # operator-only routes that would act on the real resources: a missing one
             ("POST", "/v1/terminals/{terminal_id}/revoke"): {"terminal_id": "T-00000000"},

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
-from services.gateway.families import hardwallet
+from services.gateway.families import devices, hardwallet
 
-MODULES: tuple[FamilyModule, ...] = (hardwallet.MODULE,)
+MODULES: tuple[FamilyModule, ...] = (hardwallet.MODULE, devices.MODULE)

@@ -32,7 +32,7 @@ def healthz(ctx: CtxDep) -> dict[str, Any]:
         },
         "contracts": {
             name: ctx.manifest.contracts[name].address
-            for name in ("DigitalCash", "HardWalletSettlement", "QuickPay")
+            for name in ("DigitalCash", "HardWalletSettlement", "QuickPay", "DevicePayments")
             if name in ctx.manifest.contracts
         },
     }

@@ -11,6 +11,7 @@ from services.operator.families import (
     paycodes,
     prepaid,
     refunds,
+    utilities,
     vouchers,
 )
 
@@ -23,4 +24,5 @@ MODULES: tuple[FamilyModule, ...] = (
     paycodes.MODULE,
     holder.MODULE,
     refunds.MODULE,
+    utilities.MODULE,
 )

@@ -235,6 +235,14 @@ _TOKEN_ERRORS: dict[str, ErrorAnswer] = {
         "A family contract's wallet cannot be recovered",
     ),
     "ZeroEvidence": (422, "evidence-required", "Identity verification evidence is required"),
+    # recovery of family-held assets (declared once, next to IWalletRegistry; every family uses them)
+    "RecoveryNotRetired": (409, "wallet-not-retired", "The wallet is not retired: nothing of it moves"),
+    "RecoveryWrongSuccessor": (
+        409,
+        "not-the-successor",
+        "A retired wallet's holdings move only to its registered successor",
+    ),
+    "RecoveryNothingHeld": (409, "nothing-held", "The retired wallet holds nothing here (moved already?)"),
 }
 _PREPAID_ERRORS: dict[str, ErrorAnswer] = {
     "PrepaidUnknownPackage": (404, "package-not-found", "Package not found"),

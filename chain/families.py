@@ -513,6 +513,9 @@ FAMILIES: tuple[Family, ...] = (
             ),
         ),
         expected={
+            "prepaid.recover_package": lambda r, _: [
+                ("PackageRecovered", {"id": r["package"], "lost": r["lost"], "successor": r["successor"]})
+            ],
             "prepaid.prepay": lambda r, _: [
                 (
                     "PackagePrepaid",
@@ -548,6 +551,24 @@ FAMILIES: tuple[Family, ...] = (
         expected={
             "disburse.create": lambda r, _: [
                 ("BatchCreated", {"payer": r["payer"], "total": r["total_fen"]})
+            ],
+            "disburse.recover_exception": lambda r, _: [
+                (
+                    "PayoutRecovered",
+                    {"index": r["index"], "lost": r["lost"], "successor": r["successor"], "leaf": False},
+                )
+            ],
+            "disburse.recover_leaf": lambda r, _: [
+                (
+                    "PayoutRecovered",
+                    {
+                        "index": r["index"],
+                        "lost": r["lost"],
+                        "successor": r["successor"],
+                        "amount": r["amount_fen"],
+                        "leaf": True,
+                    },
+                )
             ],
         },
         tallies=(
@@ -589,6 +610,9 @@ FAMILIES: tuple[Family, ...] = (
         errors=_VOUCHERS_ERRORS,
         expected={
             "vouchers.cap_per_identity": lambda r, _: [("IdentityCapSet", {"id": r["programme"]})],
+            "vouchers.recover_grants": lambda r, _: [
+                ("GrantsRecovered", {"id": r["programme"], "lost": r["lost"], "successor": r["successor"]})
+            ],
         },
         holdings=(
             Holding(
@@ -618,6 +642,12 @@ FAMILIES: tuple[Family, ...] = (
         expected={  # the operator's holder channel revokes a custodial holder's own mandate
             "holder.mandate.revoke": lambda r, _: [
                 ("MandateRevoked", {"id": r["mandate"], "holder": r["holder"]})
+            ],
+            "hardwallet.recover_mandate": lambda r, _: [
+                ("MandateRecovered", {"id": r["mandate"], "lost": r["lost"], "successor": r["successor"]})
+            ],
+            "hardwallet.recover_card": lambda r, _: [
+                ("CardRecovered", {"card": r["card"], "lost": r["lost"], "successor": r["successor"]})
             ],
         },
         holdings=(

@@ -399,14 +399,40 @@ class IdentityMachine(RuleBasedStateMachine):
         )
         assert self.cash.total_supply() == supply
         if expected is None:
-            m.wallets[new] = Wallet(
-                old.tier, old.identity, old.balance, old.frozen, False, old.day, old.spent
-            )
-            old.balance, old.retired = 0, True
-            m.successor[lost] = new
-            for hold_id, (wallet, amount) in list(m.holds.items()):
-                if wallet == lost:
-                    m.holds[hold_id] = (new, amount)
+            self._retired(lost, new)
+
+    def _retired(self, lost: str, new: str) -> None:
+        """The model after recovery of ``lost`` to ``new`` was approved."""
+        m = self.model
+        old = m.wallets[lost]
+        m.wallets[new] = Wallet(old.tier, old.identity, old.balance, old.frozen, False, old.day, old.spent)
+        old.balance, old.retired = 0, True
+        m.successor[lost] = new
+        for hold_id, (wallet, amount) in list(m.holds.items()):
+            if wallet == lost:
+                m.holds[hold_id] = (new, amount)
+
+    @precondition(
+        lambda self: (
+            self.model.spares
+            and any(not self.model.wallets[w].retired for w in set(self.model.owners.values()))
+        )
+    )
+    @rule(pick=st.integers(0, 10), wrong=addresses)
+    def recover_a_holder_of_family_assets(self, pick: int, wrong: str) -> None:
+        """A live wallet holding something in every family is recovered (the operator proposes, a
+        regulator approves) and its family holdings are moved to the successor at once."""
+        m = self.model
+        holders = sorted({w for w in m.owners.values() if not m.wallets[w].retired})
+        lost, new = holders[pick % len(holders)], m.spares.pop(0).address
+        result = self.cash.tx.transact(OPERATOR, self.cash.propose_recovery_call(lost, new, EVIDENCE))
+        rid = int(result.named("RecoveryProposed")[0]["id"])
+        m.recovery_count = rid
+        supply = self.cash.total_supply()
+        self.cash.tx.transact(REGULATOR, self.cash.approve_recovery_call(rid))
+        assert self.cash.total_supply() == supply
+        self._retired(lost, new)
+        self._move_all(lost, wrong)
 
     # -- recovery of family-held assets --------------------------------------------------------
 
@@ -440,8 +466,10 @@ class IdentityMachine(RuleBasedStateMachine):
     def move_family_holdings(self, pick: int, wrong: str) -> None:
         """Move every family holding of one wallet: refused unless it is retired, refused to any
         address but its successor; then each moves once and the successor holds exactly it."""
+        self._move_all(sorted(self.model.wallets)[pick % len(self.model.wallets)], wrong)
+
+    def _move_all(self, wallet: str, wrong: str) -> None:
         m = self.model
-        wallet = sorted(m.wallets)[pick % len(m.wallets)]
         mine = sorted(k for k, owner in m.owners.items() if owner == wallet)
         if not mine:
             return

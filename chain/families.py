@@ -237,6 +237,14 @@ _TOKEN_ERRORS: dict[str, ErrorAnswer] = {
         "A family contract's wallet cannot be recovered",
     ),
     "ZeroEvidence": (422, "evidence-required", "Identity verification evidence is required"),
+    # recovery of family-held assets (declared once, next to IWalletRegistry; every family uses them)
+    "RecoveryNotRetired": (409, "wallet-not-retired", "The wallet is not retired: nothing of it moves"),
+    "RecoveryWrongSuccessor": (
+        409,
+        "not-the-successor",
+        "A retired wallet's holdings move only to its registered successor",
+    ),
+    "RecoveryNothingHeld": (409, "nothing-held", "The retired wallet holds nothing here (moved already?)"),
 }
 _PREPAID_ERRORS: dict[str, ErrorAnswer] = {
     "PrepaidUnknownPackage": (404, "package-not-found", "Package not found"),
@@ -553,6 +561,9 @@ FAMILIES: tuple[Family, ...] = (
             ),
         ),
         expected={
+            "prepaid.recover_package": lambda r, _: [
+                ("PackageRecovered", {"id": r["package"], "lost": r["lost"], "successor": r["successor"]})
+            ],
             "prepaid.prepay": lambda r, _: [
                 (
                     "PackagePrepaid",
@@ -592,6 +603,24 @@ FAMILIES: tuple[Family, ...] = (
             # a holder claims their own row of a Merkle batch (the operator's holder channel)
             "holder.disburse.claim": lambda r, _: [
                 ("Paid", {"index": r["index"], "recipient": r["recipient"], "amount": r["amount_fen"]})
+            ],
+            "disburse.recover_exception": lambda r, _: [
+                (
+                    "PayoutRecovered",
+                    {"index": r["index"], "lost": r["lost"], "successor": r["successor"], "leaf": False},
+                )
+            ],
+            "disburse.recover_leaf": lambda r, _: [
+                (
+                    "PayoutRecovered",
+                    {
+                        "index": r["index"],
+                        "lost": r["lost"],
+                        "successor": r["successor"],
+                        "amount": r["amount_fen"],
+                        "leaf": True,
+                    },
+                )
             ],
         },
         tallies=(
@@ -633,6 +662,9 @@ FAMILIES: tuple[Family, ...] = (
         errors=_VOUCHERS_ERRORS,
         expected={
             "vouchers.cap_per_identity": lambda r, _: [("IdentityCapSet", {"id": r["programme"]})],
+            "vouchers.recover_grants": lambda r, _: [
+                ("GrantsRecovered", {"id": r["programme"], "lost": r["lost"], "successor": r["successor"]})
+            ],
         },
         holdings=(
             Holding(
@@ -664,6 +696,12 @@ FAMILIES: tuple[Family, ...] = (
                 ("MandateRevoked", {"id": r["mandate"], "holder": r["holder"]})
             ],
             "holder.card.report_lost": lambda r, _: [("CardReportedLost", {"card": r["card"]})],
+            "hardwallet.recover_mandate": lambda r, _: [
+                ("MandateRecovered", {"id": r["mandate"], "lost": r["lost"], "successor": r["successor"]})
+            ],
+            "hardwallet.recover_card": lambda r, _: [
+                ("CardRecovered", {"card": r["card"], "lost": r["lost"], "successor": r["successor"]})
+            ],
         },
         holdings=(
             Holding(

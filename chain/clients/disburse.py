@@ -176,6 +176,20 @@ class DisbursementClient:
     def reclaim_call(self, bid: bytes) -> ContractFunction:
         return self.contract.functions.reclaim(bid)
 
+    def recover_exception_call(self, bid: bytes, index: int, lost: str, successor: str) -> ContractFunction:
+        """Anyone: exception ``index`` owed to the retired ``lost`` wallet is owed to its registered
+        successor (paid by ``retry_exception_call``)."""
+        return self.contract.functions.recoverException(bid, index, lost, successor)
+
+    def recover_leaf_call(
+        self, bid: bytes, index: int, lost: Row, proof: Sequence[bytes], successor: str
+    ) -> ContractFunction:
+        """Anyone: unclaimed Merkle leaf ``index`` (``lost``: its row, addressed to the retired
+        wallet) becomes an exception owed to the wallet's registered successor."""
+        return self.contract.functions.recoverLeaf(
+            bid, index, lost.recipient, lost.amount, list(proof), successor
+        )
+
     # -- payer and makers ------------------------------------------------------------------
 
     def set_officer(self, payer: LocalAccount, account: str, role: Officer) -> TxResult:

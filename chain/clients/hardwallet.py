@@ -352,6 +352,11 @@ class HardWalletClient:
     def return_reserve_call(self, card: str) -> ContractFunction:
         return self.contract.functions.returnReserve(card)
 
+    def recover_card_call(self, card: str, lost: str, successor: str) -> ContractFunction:
+        """Anyone: ``card`` (not closed) of the retired ``lost`` wallet becomes its registered
+        successor's, reserve included."""
+        return self.contract.functions.recoverCard(card, lost, successor)
+
     def settle_call(self, payments: Sequence[SignedPayment]) -> ContractFunction:
         """One batch (1..MAX_BATCH payments); anyone may send it, each pays only its card's merchant."""
         return self.contract.functions.settle([p.abi() for p in payments])
@@ -477,6 +482,11 @@ class QuickPayClient:
 
     def revoke_call(self, mandate_id: int) -> ContractFunction:
         return self.contract.functions.revoke(mandate_id)
+
+    def recover_mandate_call(self, mandate_id: int, lost: str, successor: str) -> ContractFunction:
+        """Anyone: mandate ``mandate_id`` (not revoked) of the retired ``lost`` wallet becomes its
+        registered successor's."""
+        return self.contract.functions.recoverMandate(mandate_id, lost, successor)
 
     def pull_call(self, mandate_id: int, amount: int, reference: bytes) -> ContractFunction:
         """The signer (the mandate's merchant) pulls ``amount`` for the order ``reference``

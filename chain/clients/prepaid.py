@@ -94,6 +94,11 @@ class PrepaidClient:
     def refund_batch_call(self, package_ids: list[int]) -> ContractFunction:
         return self.escrow.functions.refundBatch(package_ids)
 
+    def recover_package_call(self, package_id: int, lost: str, successor: str) -> ContractFunction:
+        """Anyone: open package ``package_id`` of the retired ``lost`` wallet becomes its registered
+        successor's (``RecoveryWrongSuccessor`` for any other address, ``RecoveryNothingHeld`` twice)."""
+        return self.escrow.functions.recoverPackage(package_id, lost, successor)
+
     # -- regulator -------------------------------------------------------------------------
 
     def enrol(

@@ -461,6 +461,11 @@ class VoucherClient:
 
     # -- per-identity caps (issue 22) ----------------------------------------------------------
 
+    def recover_grants_call(self, programme_id: int, lost: str, successor: str) -> ContractFunction:
+        """Anyone: the retired ``lost`` wallet's holding in programme ``programme_id`` (balance and
+        use of the per-person cap) counts for its registered successor from now on."""
+        return self.contract.functions.recoverGrants(programme_id, lost, successor)
+
     def cap_per_identity_call(self, programme_id: int) -> ContractFunction:
         """Issuer: count programme ``programme_id``'s per-person cap over all the wallets of one
         identity hash (before its first grant, for good)."""

@@ -6,7 +6,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IWalletRegistry, requireSuccessor, RecoveryNothingHeld} from "../token/IWalletRegistry.sol";
 import {IDigitalCash} from "../token/IDigitalCash.sol";
 
 /// @title Disbursement
@@ -149,6 +149,12 @@ contract Disbursement is ReentrancyGuard {
     event PayoutException(bytes32 indexed id, uint256 index, address indexed recipient, uint256 amount, bytes4 reason);
     /// @dev Chunk `chunk` was paid: `paid` in total, `exceptions` held back as exceptions.
     event ChunkPaid(bytes32 indexed id, uint256 chunk, uint256 paid, uint256 exceptions);
+    /// @dev What row or leaf `index` of batch `id` owes the retired `lost` wallet (`amount`, an
+    /// exception, or an unclaimed Merkle leaf when `leaf`) is now owed to `successor`, as an exception
+    /// paid by `retryException`.
+    event PayoutRecovered(
+        bytes32 indexed id, uint256 index, address indexed lost, address indexed successor, uint256 amount, bool leaf
+    );
     /// @dev After the end date, `amount` (unpaid and unclaimed rows, exceptions included) went back to
     /// the payer and the batch closed.
     event Reclaimed(bytes32 indexed id, address indexed payer, uint256 amount, uint256 exceptionsReturned);
@@ -433,6 +439,43 @@ contract Disbursement is ReentrancyGuard {
         IDigitalCash(address(cash)).payFor(b.payer, hold.recipient, hold.amount, 0);
     }
 
+    /// @notice Exception `index` of batch `id`, owed to the retired `lost` wallet, is owed to
+    /// `successor` instead, which must be `lost`'s registered successor (`RecoveryWrongSuccessor`);
+    /// `retryException` then pays it. Anyone may call; once (`RecoveryNothingHeld` when the exception
+    /// is not `lost`'s). Before the end date, as every payout (after it the payer reclaims).
+    function recoverException(bytes32 id, uint256 index, address lost, address successor) external {
+        _recoverable(id);
+        requireSuccessor(registry, lost, successor);
+        PayoutHold storage hold = _exceptions[id][index];
+        if (hold.amount == 0 || hold.recipient != lost) revert RecoveryNothingHeld(lost);
+        hold.recipient = successor;
+        emit PayoutRecovered(id, index, lost, successor, hold.amount, false);
+    }
+
+    /// @notice Unclaimed leaf `index` of Merkle batch `id`, addressed to the retired `lost` wallet
+    /// (proved with `proof`), is taken and kept as an exception owed to `successor`, which must be
+    /// `lost`'s registered successor (`RecoveryWrongSuccessor`); `retryException` then pays it (the
+    /// leaf itself names `lost`, so it could never be claimed for the successor). Anyone may call;
+    /// once (the leaf is taken: `DisburseAlreadyClaimed`). Before the end date.
+    function recoverLeaf(
+        bytes32 id,
+        uint256 index,
+        address lost,
+        uint96 amount,
+        bytes32[] calldata proof,
+        address successor
+    ) external {
+        Batch storage b = _recoverable(id);
+        if (b.kind != Kind.Merkle) revert DisburseWrongKind(id, Kind.Merkle);
+        requireSuccessor(registry, lost, successor);
+        _takeLeaf(id, b, index, lost, amount, proof);
+        uint256 available = b.funded - b.paid - b.reclaimed - b.exceptions;
+        if (amount > available) revert DisburseExceedsFunding(id, available, amount);
+        b.exceptions += amount;
+        _exceptions[id][index] = PayoutHold({recipient: successor, amount: amount});
+        emit PayoutRecovered(id, index, lost, successor, amount, true);
+    }
+
     /// @notice After the end date, return what batch `id` did not pay (exceptions included) to its
     /// payer and close it. Anyone may call; the money only goes to the payer. Waits (reverts) while
     /// the token is paused or the payer is frozen.
@@ -511,6 +554,15 @@ contract Disbursement is ReentrancyGuard {
         if (b.status != Status.Approved) revert DisburseWrongStatus(id, Status.Approved, b.status);
         if (block.timestamp > b.endsAt) revert DisburseBatchEnded(id, b.endsAt);
         _checkPayoutsOpen(id, b);
+    }
+
+    /// @dev A batch whose payouts can still be re-addressed: approved and not ended (no payment is
+    /// made, so neither the pause nor the payer's freeze stops it).
+    function _recoverable(bytes32 id) private view returns (Batch storage b) {
+        b = _batches[id];
+        if (b.status == Status.None) revert DisburseUnknownBatch(id);
+        if (b.status != Status.Approved) revert DisburseWrongStatus(id, Status.Approved, b.status);
+        if (block.timestamp > b.endsAt) revert DisburseBatchEnded(id, b.endsAt);
     }
 
     /// @dev What stops a whole payout call rather than one row: the token paused, or the payer (the

@@ -7,7 +7,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IWalletRegistry, requireSuccessor, RecoveryNothingHeld} from "../token/IWalletRegistry.sol";
 import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 import {DigitalCash} from "../token/DigitalCash.sol";
 
@@ -114,6 +114,8 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
     event CardReportedLost(address indexed card, address indexed by, uint64 lostAt, uint64 graceEndsAt);
     /// @dev After the grace period, `amount` (the rest of the reserve) went back to `holder`; card closed.
     event ReserveReturned(address indexed card, address indexed holder, uint256 amount);
+    /// @dev `card` (not closed) of the retired `lost` wallet is now `successor`'s, its `reserve` with it.
+    event CardRecovered(address indexed card, address indexed lost, address indexed successor, uint256 reserve);
     /// @dev The operator changed the limits.
     event LimitsChanged(uint256 offlineCap, uint256 reserveCap, uint64 gracePeriod);
     /// @dev A batch of `size` payments was processed by `submitter`, with these outcome counts.
@@ -302,6 +304,20 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
         totalRefunded += amount;
         emit ReserveReturned(card, c.holder, amount);
         if (amount > 0) IDigitalCash(address(cash)).payFor(c.holder, c.holder, amount, 0);
+    }
+
+    /// @notice `card` of the retired `lost` wallet (not closed) becomes `successor`'s, which must be
+    /// `lost`'s registered successor (`RecoveryWrongSuccessor`): its reserve, status, counters and
+    /// grace period carry on, so payments the card signed settle from it again (they were
+    /// `HolderRefused` while the holder was retired) and a lost card's rest returns to the successor.
+    /// Anyone may call; once (`RecoveryNothingHeld` when `lost` is not the holder).
+    function recoverCard(address card, address lost, address successor) external {
+        Card storage c = _known(card);
+        if (c.status == Status.Closed) revert HardWalletWrongStatus(card, Status.Active, c.status);
+        requireSuccessor(registry, lost, successor);
+        if (c.holder != lost) revert RecoveryNothingHeld(lost);
+        c.holder = successor;
+        emit CardRecovered(card, lost, successor, c.reserve);
     }
 
     // ----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ pragma solidity 0.8.30;
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IWalletRegistry, requireSuccessor, RecoveryNothingHeld} from "../token/IWalletRegistry.sol";
 
 /// @title QuickPay
 /// @notice Quick-pay mandates (钱包快付): a wallet holder lets one merchant pull payments from their
@@ -71,6 +71,8 @@ contract QuickPay is ReentrancyGuard {
     event MandatePulled(uint256 indexed id, address indexed merchant, bytes32 indexed orderRef, uint256 amount, uint256 spentToday);
     /// @dev The holder revoked mandate `id`.
     event MandateRevoked(uint256 indexed id, address indexed holder);
+    /// @dev Mandate `id` of the retired `lost` wallet now pulls from `successor`, the wallet that replaced it.
+    event MandateRecovered(uint256 indexed id, address indexed lost, address indexed successor);
 
     // ----------------------------------------------------------------------------------------
     // Storage
@@ -140,6 +142,20 @@ contract QuickPay is ReentrancyGuard {
         if (m.revoked) revert QuickPayRevoked(id);
         m.revoked = true;
         emit MandateRevoked(id, msg.sender);
+    }
+
+    /// @notice Mandate `id` of the retired `lost` wallet (not revoked) becomes `successor`'s, which
+    /// must be `lost`'s registered successor (`RecoveryWrongSuccessor`): its caps, expiry, today's
+    /// count and used references carry on, and the merchant pulls from the successor (within the
+    /// successor's own allowance to this contract). Anyone may call; once (`RecoveryNothingHeld`
+    /// when `lost` is not the holder).
+    function recoverMandate(uint256 id, address lost, address successor) external {
+        Mandate storage m = _known(id);
+        if (m.revoked) revert QuickPayRevoked(id);
+        requireSuccessor(registry, lost, successor);
+        if (m.holder != lost) revert RecoveryNothingHeld(lost);
+        m.holder = successor;
+        emit MandateRecovered(id, lost, successor);
     }
 
     // ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IWalletRegistry, requireSuccessor, RecoveryNothingHeld} from "../token/IWalletRegistry.sol";
 import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 
 /// @title PrepaidEscrow
@@ -114,6 +114,8 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
     /// selector, or the token's error selector, e.g. TierBalanceCapExceeded); nothing moved, it stays
     /// refundable.
     event RefundDeferred(uint256 indexed id, address indexed consumer, bytes4 reason);
+    /// @dev Open package `id` of the retired `lost` wallet is now `successor`'s (its `held` fen with it).
+    event PackageRecovered(uint256 indexed id, address indexed lost, address indexed successor, uint256 held);
 
     // ----------------------------------------------------------------------------------------
     // Storage
@@ -286,6 +288,23 @@ contract PrepaidEscrow is AccessControl, ReentrancyGuard, EIP712 {
         emit PackageCancelled(id, refundAmount, fee);
         if (fee > 0) IDigitalCash(address(cash)).payFor(p.consumer, p.merchant, fee, PAY_TO_MERCHANT);
         if (refundAmount > 0) IDigitalCash(address(cash)).payFor(p.consumer, p.consumer, refundAmount, 0);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Anyone: recovery of a retired consumer's packages
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Open package `id` of the retired `lost` wallet becomes `successor`'s, which must be
+    /// `lost`'s registered successor (`RecoveryWrongSuccessor`): its sessions, refunds and signatures
+    /// are the successor's from now on (a signature's nonce carries on, so none of the lost key's
+    /// works again). Anyone may call; once (`RecoveryNothingHeld` when `lost` is not the consumer).
+    /// Moves no cash: the held part stays here.
+    function recoverPackage(uint256 id, address lost, address successor) external {
+        Package storage p = _open(id);
+        requireSuccessor(registry, lost, successor);
+        if (p.consumer != lost) revert RecoveryNothingHeld(lost);
+        p.consumer = successor;
+        emit PackageRecovered(id, lost, successor, p.held);
     }
 
     // ----------------------------------------------------------------------------------------

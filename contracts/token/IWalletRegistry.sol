@@ -76,6 +76,29 @@ interface IWalletRegistry {
 
     /// @notice The merchant category code of `wallet` (0 unless it is a merchant).
     function categoryOf(address wallet) external view returns (uint16);
+
+    /// @notice The wallet that replaced the retired `wallet` in an approved recovery (zero while
+    /// `wallet` is not retired): the one address a family may move `wallet`'s holdings to.
+    function successorOf(address wallet) external view returns (address);
+}
+
+// ----------------------------------------------------------------------------------------
+// Recovery of family-held assets (shared by every family that holds something for a wallet)
+// ----------------------------------------------------------------------------------------
+
+/// @dev `wallet` is not retired: nothing it holds in a family may be moved for a recovery.
+error RecoveryNotRetired(address wallet);
+/// @dev `wallet` was recovered to `successor`; a move for it must go there, not to `given`.
+error RecoveryWrongSuccessor(address wallet, address successor, address given);
+/// @dev The retired `wallet` holds nothing here (never did, or it was moved already).
+error RecoveryNothingHeld(address wallet);
+
+/// @dev Reverts unless `lost` is retired and `successor` is exactly its registered successor (so a
+/// family's recovery move can be permissionless: the destination is the registry's, never the caller's).
+function requireSuccessor(IWalletRegistry registry, address lost, address successor) view {
+    address expected = registry.successorOf(lost);
+    if (expected == address(0)) revert RecoveryNotRetired(lost);
+    if (successor != expected) revert RecoveryWrongSuccessor(lost, expected, successor);
 }
 
 /// @title IRegistryMoves

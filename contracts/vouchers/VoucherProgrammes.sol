@@ -7,7 +7,7 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {IWalletRegistry} from "../token/IWalletRegistry.sol";
+import {IWalletRegistry, requireSuccessor, RecoveryNothingHeld} from "../token/IWalletRegistry.sol";
 import {IDigitalCash, PAY_TO_MERCHANT, PAY_GRANT} from "../token/IDigitalCash.sol";
 
 /// @title VoucherProgrammes
@@ -198,6 +198,11 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
     /// @dev The issuer made programme `id`'s per-person cap count per identity (all the wallets of
     /// one person together), for good.
     event IdentityCapSet(uint256 indexed id, address indexed issuer);
+    /// @dev The retired `lost` wallet's holding in programme `id` (its grants, spending and returns,
+    /// `balance` of it unspent) now counts for `successor`, the wallet that replaced it.
+    event GrantsRecovered(
+        uint256 indexed id, address indexed lost, address indexed successor, uint256 balance, uint256 granted
+    );
 
     // ----------------------------------------------------------------------------------------
     // Types and storage
@@ -472,6 +477,32 @@ contract VoucherProgrammes is ReentrancyGuard, EIP712 {
         if (!SignatureChecker.isValidSignatureNow(holder, digest, signature)) revert VoucherInvalidSignature(holder);
         nonces[holder] = nonce + 1;
         return _spend(id, holder, merchant, bill, true);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Anyone: recovery of a retired wallet's vouchers
+    // ----------------------------------------------------------------------------------------
+
+    /// @notice Move the retired `lost` wallet's whole holding in programme `id` (what it was granted,
+    /// spent and had returned, so its unspent balance and its use of the per-person cap) to
+    /// `successor`, which must be `lost`'s registered successor (`RecoveryWrongSuccessor`); anyone
+    /// may call, the destination is the registry's. Once: the holding is then empty
+    /// (`RecoveryNothingHeld`). Moves no cash (the balance stays in this contract's budget) and
+    /// changes no programme total; per-identity caps are unchanged (same identity).
+    function recoverGrants(uint256 id, address lost, address successor) external {
+        _programme(id);
+        requireSuccessor(registry, lost, successor);
+        Holding memory h = _holdings[id][lost];
+        if (h.granted == 0) revert RecoveryNothingHeld(lost);
+        delete _holdings[id][lost];
+        Holding storage to = _holdings[id][successor];
+        // The successor was registered at the recovery's approval, so whatever it holds here was
+        // granted since; one holder of the programme either way (the lost wallet counted already).
+        if (to.granted != 0) --_programmes[id].holders;
+        to.granted += h.granted;
+        to.spent += h.spent;
+        to.returned += h.returned;
+        emit GrantsRecovered(id, lost, successor, h.granted - h.spent - h.returned, h.granted);
     }
 
     // ----------------------------------------------------------------------------------------

@@ -537,6 +537,12 @@ EVENT_LABELS: dict[str, tuple[str, str]] = {
     "MandateGranted": ("quick-pay mandate granted", "钱包快付授权"),
     "MandatePulled": ("quick-pay payment", "钱包快付扣款"),
     "MandateRevoked": ("quick-pay mandate revoked", "撤销钱包快付授权"),
+    # a lost wallet's family holdings moved to its successor (issue 22)
+    "GrantsRecovered": ("vouchers moved to the recovered wallet", "消费红包转入新钱包"),
+    "PackageRecovered": ("prepaid package moved to the recovered wallet", "预付套餐转入新钱包"),
+    "MandateRecovered": ("quick-pay mandate moved to the recovered wallet", "快付授权转入新钱包"),
+    "CardRecovered": ("hard-wallet card moved to the recovered wallet", "硬钱包卡转入新钱包"),
+    "PayoutRecovered": ("payout re-addressed to the recovered wallet", "代发款改付新钱包"),
     "PaidFor": ("payment code paid", "聚合支付码收款"),
 }
 

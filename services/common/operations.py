@@ -143,6 +143,10 @@ class Operations:
         # the database session that records the confirmation: the operator's event indexer
         # stores them in the same commit instead of reading the same logs again.
         self.on_confirmed: Callable[[Any, list[Event]], object] | None = None
+        # Called with (session, operation row, its events) in the same transaction as the
+        # confirmation: an app keeps derived rows of its own operations (the operator: who
+        # proposed each court order and recovery).
+        self.on_confirmed_op: Callable[[Any, Operation, list[Event]], object] | None = None
 
     # -- request path ----------------------------------------------------------------------
 
@@ -591,6 +595,8 @@ class Operations:
                 }
                 if events and self.on_confirmed is not None:
                     self.on_confirmed(s, events)
+                if events and self.on_confirmed_op is not None:
+                    self.on_confirmed_op(s, row, events)
                 webhooks.from_operation(s, row)  # its events' deliveries commit with it
             else:
                 err = self.ctx.tx.revert_error(op.tx_hash, receipt)

@@ -45,10 +45,12 @@ def _parts(settings: OperatorSettings) -> Any:
         from services.common.indexer import Indexer, insert_events
         from services.common.keys import ensure_admin
         from services.common.webhooks import Deliverer
+        from services.operator.families.cash.models import record_proposals
         from services.operator.families.disburse.runner import Runner
 
         indexer = Indexer(ctx)
         ops.on_confirmed = insert_events  # its own transactions' events, decoded once, stored in bulk
+        ops.on_confirmed_op = record_proposals  # court orders' and recoveries' makers (migration 0017)
         runner = Runner(ops)
         # Sends the webhook outbox (the gateway's events too: they are in the shared database).
         deliverer = Deliverer(ctx.db, settings)

@@ -713,6 +713,13 @@ def holder_payments(events: list[Event]) -> list[HolderPayment]:
         match (e.contract, e.name):
             case ("HardWalletSettlement", "CardRegistered"):
                 card_holder[a["card"]] = a["holder"]
+            # A recovery's moves: the card, package or mandate is its successor's from here on.
+            case ("HardWalletSettlement", "CardRecovered"):
+                card_holder[a["card"]] = a["successor"]
+            case ("PrepaidEscrow", "PackageRecovered") if a["id"] in package:
+                package[a["id"]] = (a["successor"], package[a["id"]][1])
+            case ("QuickPay", "MandateRecovered"):
+                mandate[a["id"]] = a["successor"]
             case ("HardWalletSettlement", "PaymentSettled"):
                 paid(e, i, card_holder.get(a["card"], a["card"]), a["merchant"], a["amount"], True)
             case ("HardWalletSettlement", "PaymentShortfall") if a["covered"] > 0:
@@ -837,6 +844,10 @@ def freeze_changes(events: list[Event]) -> dict[str, list[tuple[int, bool, int]]
     for i, e in enumerate(events):
         if e.contract == "WalletRegistry" and e.name in ("Frozen", "Unfrozen"):
             changes[e.args["wallet"]].append((i, e.name == "Frozen", e.block_number))
+        elif e.contract == "WalletRegistry" and e.name == "WalletRetiredTo":
+            # Retired for good: nothing is paid for it or to it after (its family holdings are
+            # moved to the successor first; the replay above follows them).
+            changes[e.args["wallet"]].append((i, True, e.block_number))
     return changes
 
 

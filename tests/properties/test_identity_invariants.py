@@ -6,6 +6,12 @@ approved by a regulator) run against the chain and a small Python model. After e
 chain agrees with the model on each outcome (which error, or success), each balance and each held
 amount; the supply equals the sum of balances; no wallet is above its balance or daily cap; a
 retired wallet holds nothing; every identity resolves to exactly its one live personal wallet.
+
+Each holder also holds something in every family that holds for wallets (a voucher holding, a
+prepaid package, a quick-pay mandate, a card with a reserve). A recovered wallet's family holdings
+are moved to its successor by a step of their own (refused for a wallet not retired, to any other
+address, and a second time); per family nothing is left on the retired wallet, the successor holds
+exactly what the old one held, and the family's totals and the supply do not change.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from web3 import Web3
 from chain import devtools
 from chain.accounts import dev_account
 from chain.backends import in_process
+from chain.clients.hardwallet import CardForm, HardWalletClient, QuickPayClient
+from chain.clients.prepaid import PrepaidClient
 from chain.clients.token import CashClient, Kind, bytes32_text
+from chain.clients.vouchers import Grant, Mode, Terms, VoucherClient, programme_name
 from chain.deploy import deploy_all
 from chain.exceptions import ContractError
 from tests.conftest import identity
@@ -46,22 +55,60 @@ START = 5_000_00  # each holder's cash at the start, so that court orders and ho
 CASE = bytes32_text("(2026)苏0507执9号")
 EVIDENCE = Web3.keccak(text="verified in branch")
 
+ISSUER = dev_account(11)  # an institution: the voucher programme's issuer
+MERCHANT = Web3.to_checksum_address("0x" + "5e" * 20)  # a merchant wallet (it signs nothing here)
+VOUCHER, SESSIONS, PRICE, RESERVE = 100_00, 10, 10_00, 50_00  # each holder's family holdings
+
 _base: dict[str, object] = {}
 
 
-def base_chain() -> tuple[CashClient, object]:
-    """One chain for the module: holders registered, a second regulator; examples revert to it."""
+@dataclass(frozen=True)
+class Families:
+    vouchers: VoucherClient
+    prepaid: PrepaidClient
+    quickpay: QuickPayClient
+    hardwallet: HardWalletClient
+    programme: int
+    # per holder: (package id, mandate id, card address)
+    held: dict[str, tuple[int, int, str]]
+
+
+def base_chain() -> tuple[CashClient, Families, object]:
+    """One chain for the module: holders registered, a second regulator, each holder's family
+    holdings (the day rolled over after them: no cap is charged today); examples revert to it."""
     if not _base:
         w3 = in_process()
-        cash = CashClient(w3, deploy_all(w3))
+        manifest = deploy_all(w3)
+        cash = CashClient(w3, manifest)
+        vouchers, prepaid = VoucherClient(w3, manifest, cash.tx), PrepaidClient(w3, manifest, cash.tx)
+        quickpay, hardwallet = QuickPayClient(w3, manifest, cash.tx), HardWalletClient(w3, manifest, cash.tx)
         for account, tier in HOLDERS:
             cash.register(OPERATOR, account.address, Kind.PERSONAL, tier, 0, identity(account.address))
-            cash.mint(OPERATOR, account.address, START)
+            cash.mint(OPERATOR, account.address, START + SESSIONS * PRICE + RESERVE)
         role = cash.registry.functions.REGULATOR_ROLE().call()
         cash.tx.transact(dev_account(0), cash.registry.functions.grantRole(role, CHECKER.address))
+        cash.register(OPERATOR, ISSUER.address, Kind.INSTITUTION, 1, 0, identity("issuer"))
+        cash.register(OPERATOR, MERCHANT, Kind.MERCHANT, 2, 5411, identity("merchant"))
+        cash.mint(OPERATOR, ISSUER.address, 10_000_00)
+        t = int(w3.eth.get_block("latest")["timestamp"])
+        year = t + 365 * DAY
+        terms = Terms(programme_name("red packets"), Mode.GRANT_LIST, t, year, 1_000_00, VOUCHER)
+        programme, _ = vouchers.create(ISSUER, terms, [5411])
+        vouchers.grant(ISSUER, programme, [Grant(a.address, VOUCHER) for a, _ in HOLDERS])
+        prepaid.enrol(REGULATOR, MERCHANT, 10_000)
+        held = {}
+        for i, (account, _) in enumerate(HOLDERS):
+            package, _ = prepaid.prepay(account, MERCHANT, SESSIONS, PRICE, year)
+            mandate, _ = quickpay.grant(account, MERCHANT, 10_00, 20_00, year)
+            card = Web3.to_checksum_address(f"0x{i + 1:040x}")
+            hardwallet.register_card(OPERATOR, card, account.address, CardForm.CARD)
+            hardwallet.load(account, card, RESERVE)
+            held[account.address] = (package, mandate, card)
+        devtools.increase_time(w3, DAY)
         _base["cash"] = cash
+        _base["families"] = Families(vouchers, prepaid, quickpay, hardwallet, programme, held)
         _base["snap"] = devtools.snapshot(w3)
-    return _base["cash"], _base["snap"]  # type: ignore[return-value]
+    return _base["cash"], _base["families"], _base["snap"]  # type: ignore[return-value]
 
 
 @dataclass
@@ -88,6 +135,9 @@ class Model:
     order_count: int = 0
     recovery_count: int = 0
     spares: list[LocalAccount] = field(default_factory=lambda: list(SPARES))
+    successor: dict[str, str] = field(default_factory=dict)  # retired -> the wallet that replaced it
+    # who holds each family holding (a voucher holding is named by its first holder)
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def held(self, wallet: str) -> int:
         return sum(amount for w, amount in self.holds.values() if w == wallet)
@@ -136,12 +186,33 @@ amounts = st.one_of(st.integers(0, 3_000_00), st.integers(3_000_00, 30_000_00))
 class IdentityMachine(RuleBasedStateMachine):
     @initialize()
     def start(self) -> None:
-        self.cash, snap = base_chain()
+        self.cash, self.families, snap = base_chain()
         devtools.revert(self.cash.w3, snap)
         self.snap = devtools.snapshot(self.cash.w3)  # eth-tester snapshots are single-use
         _base["snap"] = self.snap
         self.cash.tx.nonces.reset()
         self.model = Model(wallets={a.address: Wallet(t, identity(a.address), START) for a, t in HOLDERS})
+        f = self.families
+        for holder, (package, mandate, card) in f.held.items():
+            for kind, item in (("voucher", holder), ("package", str(package)), ("mandate", str(mandate))):
+                self.model.owners[(kind, item)] = holder
+            self.model.owners[("card", card)] = holder
+        self.family_totals = self._family_totals()
+        f = self.families
+        elsewhere = (f.vouchers.address, f.prepaid.address, f.hardwallet.address, ISSUER.address, MERCHANT)
+        self.elsewhere = sum(self.cash.balance_of(a) for a in elsewhere)
+
+    def _family_totals(self) -> tuple[int, int, int]:
+        """What the voucher, prepaid and card contracts hold (each equal to its token balance)."""
+        f = self.families
+        totals = (
+            f.vouchers.total_held(),
+            f.prepaid.totals()["held"],
+            int(f.hardwallet.contract.functions.totalReserve().call()),
+        )
+        addresses = (f.vouchers.address, f.prepaid.address, f.hardwallet.address)
+        assert totals == tuple(self.cash.balance_of(a) for a in addresses)
+        return totals
 
     def _day(self) -> int:
         ts = self.cash.w3.provider.ethereum_tester.get_block_by_number("pending")["timestamp"]
@@ -328,13 +399,103 @@ class IdentityMachine(RuleBasedStateMachine):
         )
         assert self.cash.total_supply() == supply
         if expected is None:
-            m.wallets[new] = Wallet(
-                old.tier, old.identity, old.balance, old.frozen, False, old.day, old.spent
-            )
-            old.balance, old.retired = 0, True
-            for hold_id, (wallet, amount) in list(m.holds.items()):
-                if wallet == lost:
-                    m.holds[hold_id] = (new, amount)
+            self._retired(lost, new)
+
+    def _retired(self, lost: str, new: str) -> None:
+        """The model after recovery of ``lost`` to ``new`` was approved."""
+        m = self.model
+        old = m.wallets[lost]
+        m.wallets[new] = Wallet(old.tier, old.identity, old.balance, old.frozen, False, old.day, old.spent)
+        old.balance, old.retired = 0, True
+        m.successor[lost] = new
+        for hold_id, (wallet, amount) in list(m.holds.items()):
+            if wallet == lost:
+                m.holds[hold_id] = (new, amount)
+
+    @precondition(
+        lambda self: (
+            self.model.spares
+            and any(not self.model.wallets[w].retired for w in set(self.model.owners.values()))
+        )
+    )
+    @rule(pick=st.integers(0, 10), wrong=addresses)
+    def recover_a_holder_of_family_assets(self, pick: int, wrong: str) -> None:
+        """A live wallet holding something in every family is recovered (the operator proposes, a
+        regulator approves) and its family holdings are moved to the successor at once."""
+        m = self.model
+        holders = sorted({w for w in m.owners.values() if not m.wallets[w].retired})
+        lost, new = holders[pick % len(holders)], m.spares.pop(0).address
+        result = self.cash.tx.transact(OPERATOR, self.cash.propose_recovery_call(lost, new, EVIDENCE))
+        rid = int(result.named("RecoveryProposed")[0]["id"])
+        m.recovery_count = rid
+        supply = self.cash.total_supply()
+        self.cash.tx.transact(REGULATOR, self.cash.approve_recovery_call(rid))
+        assert self.cash.total_supply() == supply
+        self._retired(lost, new)
+        self._move_all(lost, wrong)
+
+    # -- recovery of family-held assets --------------------------------------------------------
+
+    def _move_call(self, kind: str, item: str, lost: str, to: str):  # type: ignore[no-untyped-def]
+        f = self.families
+        match kind:
+            case "voucher":
+                return f.vouchers.recover_grants_call(f.programme, lost, to)
+            case "package":
+                return f.prepaid.recover_package_call(int(item), lost, to)
+            case "mandate":
+                return f.quickpay.recover_mandate_call(int(item), lost, to)
+        return f.hardwallet.recover_card_call(item, lost, to)
+
+    def _held_by(self, kind: str, item: str, wallet: str) -> int:
+        """What ``wallet`` holds of the family holding (kind, item) on chain: the voucher balance,
+        the package's held fen, 1 for a mandate, the card's reserve (0 when it is another's)."""
+        f = self.families
+        match kind:
+            case "voucher":
+                return f.vouchers.balance(f.programme, wallet)
+            case "package":
+                p = f.prepaid.package(int(item))
+                return p.held if p.consumer == wallet else 0
+            case "mandate":
+                return 1 if f.quickpay.mandate(int(item)).holder == wallet else 0
+        c = f.hardwallet.card(item)
+        return c.reserve if c.holder == wallet else 0
+
+    @rule(pick=st.integers(0, 20), wrong=addresses)
+    def move_family_holdings(self, pick: int, wrong: str) -> None:
+        """Move every family holding of one wallet: refused unless it is retired, refused to any
+        address but its successor; then each moves once and the successor holds exactly it."""
+        self._move_all(sorted(self.model.wallets)[pick % len(self.model.wallets)], wrong)
+
+    def _move_all(self, wallet: str, wrong: str) -> None:
+        m = self.model
+        mine = sorted(k for k, owner in m.owners.items() if owner == wallet)
+        if not mine:
+            return
+        to = m.successor.get(wallet)
+        if to is None:  # not retired: nothing of it moves
+            kind, item = mine[0]
+            call = self._move_call(kind, item, wallet, wrong)
+            assert outcome(lambda: self.cash.tx.transact(STRANGER, call)) == "RecoveryNotRetired"
+            return
+        if wrong != to:
+            kind, item = mine[0]
+            call = self._move_call(kind, item, wallet, wrong)
+            assert outcome(lambda: self.cash.tx.transact(STRANGER, call)) == "RecoveryWrongSuccessor"
+        event(f"family holdings moved: {len(mine)}")
+        supply = self.cash.total_supply()
+        for kind, item in mine:
+            before = (self._held_by(kind, item, wallet), self._held_by(kind, item, to))
+            call = self._move_call(kind, item, wallet, to)
+            assert outcome(lambda c=call: self.cash.tx.transact(STRANGER, c)) is None
+            after = (self._held_by(kind, item, wallet), self._held_by(kind, item, to))
+            assert after == (0, before[0] + before[1]), (kind, item, before, after)
+            assert outcome(lambda c=call: self.cash.tx.transact(STRANGER, c)) == "RecoveryNothingHeld"
+            m.owners[(kind, item)] = to
+        # per family and in total: nothing left behind or made
+        assert self._family_totals() == self.family_totals
+        assert self.cash.total_supply() == supply
 
     # -- invariants --------------------------------------------------------------------------
 
@@ -343,7 +504,8 @@ class IdentityMachine(RuleBasedStateMachine):
         """Balances and held amounts as modelled; supply == sum of balances; no wallet above its
         balance or daily cap; a retired wallet holds nothing; each live wallet is the one personal
         wallet its identity resolves to. (One pass: every read is a call into the chain.)"""
-        m, total = self.model, 0
+        m = self.model
+        total = self.elsewhere  # no rule moves the families', the issuer's or the merchant's cash
         for address in (a.address for a in SIGNERS):
             w = m.wallets.get(address)
             balance = self.cash.balance_of(address)

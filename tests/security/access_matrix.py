@@ -136,6 +136,9 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/wallets/{address}/recovery"): only(OPERATOR),
     ("GET", "/v1/regulator/recoveries/{recovery_id}"): only(*READERS),
     ("POST", "/v1/regulator/recoveries/{recovery_id}/approve"): only(REGULATOR),
+    ("POST", "/v1/regulator/recoveries/{recovery_id}/holdings"): only(OPERATOR, REGULATOR),
+    ("GET", "/v1/regulator/recoveries"): only(REGULATOR, AUDITOR),
+    ("GET", "/v1/regulator/court-orders"): only(REGULATOR, AUDITOR),
     # one identity's personal wallets per tier: the contracts' admin setting
     ("GET", "/v1/admin/personal-wallet-limit"): only(ADMIN),
     ("PUT", "/v1/admin/personal-wallet-limit"): only(ADMIN),

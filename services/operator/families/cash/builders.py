@@ -16,6 +16,7 @@ from chain.clients.token import Kind, Registration, bytes32_text
 from services.common.context import ServiceContext
 from services.common.operations import Allowance, Builder, Call
 from services.common.problems import Problem
+from services.operator.families.cash import recovery
 
 KINDS = {"personal": Kind.PERSONAL, "merchant": Kind.MERCHANT, "institution": Kind.INSTITUTION}
 
@@ -186,3 +187,4 @@ BUILDERS.update(
         "cash.approve_recovery": approve_recovery,
     }
 )
+BUILDERS.update(recovery.BUILDERS)  # the moves of family-held assets after a recovery

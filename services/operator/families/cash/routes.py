@@ -14,15 +14,19 @@ from services.common.deps import (
     ApiKeyDep,
     CtxDep,
     IdempotencyKey,
+    IndexerDep,
     OperatorKey,
+    OperatorOrRegulatorKey,
     OpsDep,
     ReaderKey,
     RegulatorKey,
+    RegulatorOrAuditorKey,
     reader_or_owner,
 )
 from services.common.paging import Page, Paging
 from services.common.schemas import Address, OperationOut, event_arg, respond
 from services.operator.families.cash import service
+from services.operator.families.cash.recovery import Swept
 from services.operator.families.cash.schemas import (
     CourtOrderIn,
     CourtOrderOut,
@@ -34,7 +38,10 @@ from services.operator.families.cash.schemas import (
     IssuanceIn,
     PersonalWalletLimitIn,
     PersonalWalletLimitOut,
+    RecoveryApprovedOut,
+    RecoveryHoldingsOut,
     RecoveryIn,
+    RecoveryMoveRefused,
     RecoveryOut,
     RecoveryProposedOut,
     RedemptionIn,
@@ -300,18 +307,71 @@ def get_recovery(
     return service.recovery(ctx, recovery_id)
 
 
-@regulator.post("/recoveries/{recovery_id}/approve", responses={202: {"model": OperationOut}})
+@regulator.post("/recoveries/{recovery_id}/approve", responses={202: {"model": RecoveryApprovedOut}})
 def approve_recovery(
     recovery_id: Annotated[int, Path(ge=1, lt=2**255)],
     ctx: CtxDep,
     ops: OpsDep,
+    indexer: IndexerDep,
     key: RegulatorKey,
     idem: IdempotencyKey,
     response: Response,
-) -> OperationOut:
+) -> RecoveryApprovedOut:
     """The regulator approves: the replacement takes the lost wallet's record and its whole
-    holding (holds included), the lost wallet is retired (``wallet-retired`` everywhere)."""
-    return respond(service.approve_recovery(ctx, ops, key, idem, recovery_id), response)
+    holding (holds included), the lost wallet is retired (``wallet-retired`` everywhere). Then
+    what the families hold for the lost wallet (vouchers, prepaid packages, quick-pay mandates,
+    cards, disbursement exceptions and unclaimed leaves) moves to the replacement, one operation
+    each, listed in ``holdings``."""
+    indexer.catch_up()  # the holdings are found in the event index
+    op, swept = service.approve_recovery(ctx, ops, key, idem, recovery_id)
+    out = respond(op, response)
+    return RecoveryApprovedOut(**out.model_dump(), holdings=_holdings(swept) if swept else None)
+
+
+@regulator.post("/recoveries/{recovery_id}/holdings")
+def move_recovered_holdings(
+    recovery_id: Annotated[int, Path(ge=1, lt=2**255)],
+    ctx: CtxDep,
+    ops: OpsDep,
+    indexer: IndexerDep,
+    key: OperatorOrRegulatorKey,
+    idem: IdempotencyKey,
+) -> RecoveryHoldingsOut:
+    """Move (again) what the families still hold for an approved recovery's lost wallet: each
+    thing once (its operation's idempotency key is the recovery's and the thing's, and the chain
+    refuses a second move), so this is safe to repeat; ``recovery-not-approved`` before approval."""
+    indexer.catch_up()
+    return _holdings(service.sweep_recovery(ctx, ops, key, recovery_id))
+
+
+def _holdings(swept: Swept) -> RecoveryHoldingsOut:
+    return RecoveryHoldingsOut(
+        moves=[OperationOut.model_validate(op, from_attributes=True) for op in swept.operations],
+        refused=[RecoveryMoveRefused(**r) for r in swept.refused],
+    )
+
+
+@regulator.get("/court-orders", response_model_by_alias=True)
+def list_court_orders(
+    ctx: CtxDep,
+    key: RegulatorOrAuditorKey,
+    paging: Paging,
+    status: Annotated[Literal["pending", "executed", "cancelled"] | None, Query()] = None,
+) -> Page[CourtOrderOut]:
+    """The court orders proposed through the service, by id, as the chain has them now (the
+    regulator's and the auditor's listing)."""
+    return service.list_court_orders(ctx, paging, status)
+
+
+@regulator.get("/recoveries")
+def list_recoveries(
+    ctx: CtxDep,
+    key: RegulatorOrAuditorKey,
+    paging: Paging,
+    status: Annotated[Literal["pending", "executed", "cancelled"] | None, Query()] = None,
+) -> Page[RecoveryOut]:
+    """The recoveries proposed through the service, by id, as the chain has them now."""
+    return service.list_recoveries(ctx, paging, status)
 
 
 # -- the admin: one identity's personal wallets per tier ------------------------------------------

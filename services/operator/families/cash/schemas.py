@@ -255,6 +255,30 @@ class RecoveryOut(BaseModel):
     evidence_hash: str
 
 
+class RecoveryMoveRefused(BaseModel):
+    """A move of a family-held thing the chain refused (its problem type and detail)."""
+
+    item: str
+    kind: str
+    type: str
+    detail: str
+
+
+class RecoveryHoldingsOut(BaseModel):
+    """What a sweep moved of the families' holdings: one operation per thing (voucher holding,
+    package, mandate, card, disbursement exception or leaf), and the moves refused."""
+
+    moves: list[OperationOut] = Field(default_factory=list)
+    refused: list[RecoveryMoveRefused] = Field(default_factory=list)
+
+
+class RecoveryApprovedOut(OperationOut):
+    """The approval's operation; ``holdings``: the families' holdings moved after it (null while
+    the approval is pending: ``POST /v1/regulator/recoveries/{id}/holdings`` moves them later)."""
+
+    holdings: RecoveryHoldingsOut | None = None
+
+
 class RecoveryProposedOut(OperationOut):
     recovery_id: int | None = None
     replacement: str | None = None

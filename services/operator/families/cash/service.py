@@ -22,7 +22,10 @@ from services.common.models import ApiKey, Operation, Wallet
 from services.common.operations import Operations, perform, request_hash
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.common.schemas import OperationOut, event_arg
+from services.common.schemas import OperationOut
+from services.operator.families.cash.models import CourtOrder
+from services.operator.families.cash.models import Recovery as RecoveryRow
+from services.operator.families.cash.recovery import Swept, sweep
 from services.operator.families.cash.schemas import (
     CourtOrderIn,
     CourtOrderOut,
@@ -545,14 +548,47 @@ def court_order(ctx: ServiceContext, order_id: int) -> CourtOrderOut:
     )
 
 
-def _proposer(ctx: ServiceContext, kind: str, event: str, arg: str, value: int) -> int | None:
-    """The API key that proposed court order or recovery ``value`` (from its confirmed operation)."""
+def _maker_key(ctx: ServiceContext, order_id: int) -> int | None:
+    """The API key that proposed court order ``order_id`` through this service (its row, written
+    when the proposal was confirmed; None for an order proposed outside the service)."""
     with ctx.db.session() as s:
-        ops = s.scalars(select(Operation).where(Operation.kind == kind, Operation.status == "confirmed"))
-        for op in ops:
-            if event_arg(op, event, arg) == value:
-                return op.api_key_id
-    return None
+        row = s.get(CourtOrder, order_id)
+        return row.maker_key_id if row is not None else None
+
+
+def list_court_orders(
+    ctx: ServiceContext, paging: PageQuery, status: str | None = None
+) -> Page[CourtOrderOut]:
+    """The court orders proposed through the service, by id; each as the chain has it now (the
+    status filter is judged on the chain's status)."""
+    found: dict[int, CourtOrderOut] = {}
+
+    def now(row: CourtOrder) -> CourtOrderOut:
+        if row.order_id not in found:
+            found[row.order_id] = court_order(ctx, row.order_id)
+        return found[row.order_id]
+
+    keep = None if status is None else (lambda row: now(row).status == status)
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, select(CourtOrder), CourtOrder.order_id, paging, "court-orders", keep=keep)
+    return Page[CourtOrderOut](items=[now(r) for r in rows], next_cursor=cursor, limit=paging.limit)
+
+
+def list_recoveries(ctx: ServiceContext, paging: PageQuery, status: str | None = None) -> Page[RecoveryOut]:
+    """The recoveries proposed through the service, by id, each as the chain has it now."""
+    found: dict[int, RecoveryOut] = {}
+
+    def now(row: RecoveryRow) -> RecoveryOut:
+        if row.recovery_id not in found:
+            found[row.recovery_id] = recovery(ctx, row.recovery_id)
+        return found[row.recovery_id]
+
+    keep = None if status is None else (lambda row: now(row).status == status)
+    with ctx.db.session() as s:
+        rows, cursor = paginate(
+            s, select(RecoveryRow), RecoveryRow.recovery_id, paging, "recoveries", keep=keep
+        )
+    return Page[RecoveryOut](items=[now(r) for r in rows], next_cursor=cursor, limit=paging.limit)
 
 
 def approve_court_order(
@@ -561,7 +597,7 @@ def approve_court_order(
     """The checker's half: a different regulator API key than the maker's (two people), signed
     with the second regulator key (two keys on chain: ``CheckerIsMaker`` otherwise)."""
     court_order(ctx, order_id)  # 404 when there is none
-    maker = _proposer(ctx, "cash.propose_court_order", "CourtOrderProposed", "id", order_id)
+    maker = _maker_key(ctx, order_id)
     if maker == key.id:
         raise Problem(
             403,
@@ -674,10 +710,30 @@ def recovery(ctx: ServiceContext, recovery_id: int) -> RecoveryOut:
 
 def approve_recovery(
     ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, recovery_id: int
-) -> Operation:
+) -> tuple[Operation, Swept | None]:
     """The regulator's half: the replacement takes the lost wallet's record and holding, the lost
-    wallet is retired for good (refused everywhere: ``wallet-retired``)."""
+    wallet is retired for good (refused everywhere: ``wallet-retired``); once the approval is
+    confirmed, everything the families hold for the lost wallet moves to the replacement
+    (:func:`recovery.sweep`, one operation per thing). A replay sweeps again: only what is
+    still there moves."""
     found = recovery(ctx, recovery_id)
     request = {"recovery_id": recovery_id, "lost": found.lost, "replacement": found.replacement}
     op, _ = perform(ops, "cash.approve_recovery", key, idem, request, target=found.lost)
-    return op
+    if op.status != "confirmed":
+        return op, None  # pending: POST .../holdings moves the families' holdings once it is
+    return op, sweep(ctx, ops, key, recovery_id, found.lost, found.replacement)
+
+
+def sweep_recovery(ctx: ServiceContext, ops: Operations, key: ApiKey, recovery_id: int) -> Swept:
+    """Move what the families still hold for an approved recovery's lost wallet (again: a thing
+    moved already is not there any more; a new one, e.g. a grant that reached the retired wallet
+    since, is)."""
+    found = recovery(ctx, recovery_id)
+    if found.status != "executed":
+        raise Problem(
+            409,
+            "recovery-not-approved",
+            "The recovery is not approved",
+            f"recovery {recovery_id} is {found.status}: nothing of the lost wallet moves before approval",
+        )
+    return sweep(ctx, ops, key, recovery_id, found.lost, found.replacement)

@@ -362,7 +362,13 @@ def _subjects(ctx: ServiceContext, contract: str, event: str, arg: str, wallet: 
 
 
 def mandates(ctx: ServiceContext, wallet: str) -> list[MandateOut]:
-    ids = _subjects(ctx, "QuickPay", "MandateGranted", "holder", wallet)
+    # granted by the wallet, or moved to it by a recovery (the chain's holder decides below)
+    ids = sorted(
+        {
+            *_subjects(ctx, "QuickPay", "MandateGranted", "holder", wallet),
+            *_subjects(ctx, "QuickPay", "MandateRecovered", "successor", wallet),
+        }
+    )
     now = int(ctx.w3.eth.get_block("latest")["timestamp"])
     out = []
     rows = [ctx.quickpay.mandate(i) for i in ids]
@@ -427,7 +433,12 @@ def revoke_unsigned(ctx: ServiceContext, mandate_id: int) -> UnsignedCall:
 
 
 def packages(ctx: ServiceContext, wallet: str) -> list[PackageOut]:
-    ids = _subjects(ctx, "PrepaidEscrow", "PackagePrepaid", "consumer", wallet)
+    ids = sorted(
+        {
+            *_subjects(ctx, "PrepaidEscrow", "PackagePrepaid", "consumer", wallet),
+            *_subjects(ctx, "PrepaidEscrow", "PackageRecovered", "successor", wallet),
+        }
+    )
     rows = [ctx.prepaid.package(i) for i in ids]
     rows = [p for p in rows if p.consumer == wallet]
     with ctx.db.session() as s:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import threading
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import encode as abi_encode
 from eth_tester import EthereumTester, PyEVMBackend
@@ -17,6 +17,10 @@ from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_signature_to_4byte_selector
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.providers.eth_tester.defaults import API_ENDPOINTS
+from web3.providers.eth_tester.middleware import (
+    DefaultTransactionFieldsMiddleware,
+    ethereum_tester_middleware,
+)
 from web3.types import RPCEndpoint, RPCResponse
 
 from chain.accounts import DEV_ACCOUNT_COUNT, DEV_MNEMONIC
@@ -101,6 +105,25 @@ def _keep_revert_data(delegator: Any) -> Any:
     return call
 
 
+_FILLS_FROM = ("eth_call", "eth_estimateGas", "eth_sendTransaction", "eth_createAccessList")
+
+
+class _DefaultFrom(DefaultTransactionFieldsMiddleware):
+    """web3's ``default_transaction_fields_middleware`` with the first account read once.
+
+    web3's own fills a missing ``from`` with ``w3.eth.accounts[0]``, asking the chain for every
+    account (and checksumming each) three times per ``eth_call``: a third of a contract read on
+    this backend. The accounts of an in-process chain are fixed at its creation (nothing here
+    adds node-managed accounts), so the same address is filled from a value read once.
+    """
+
+    def request_processor(self, method: RPCEndpoint, params: Any) -> Any:
+        if method in _FILLS_FROM and params[0].get("from") is None:
+            provider = cast(TesterProvider, self._w3.provider)
+            params = [{**params[0], "from": provider.first_account()}, *list(params)[1:]]
+        return method, params
+
+
 class TesterProvider(EthereumTesterProvider):
     """web3's eth-tester provider, answering reverts the way a JSON-RPC node does.
 
@@ -110,12 +133,22 @@ class TesterProvider(EthereumTesterProvider):
     rest of the chain layer has one code path for every backend.
     """
 
+    _middleware = (_DefaultFrom, ethereum_tester_middleware)
+
     def __init__(self, tester: EthereumTester) -> None:
         endpoints = {ns: dict(fns) for ns, fns in API_ENDPOINTS.items()}
         endpoints["eth"]["call"] = _keep_revert_data(endpoints["eth"]["call"])
         endpoints["eth"]["estimateGas"] = _keep_revert_data(endpoints["eth"]["estimateGas"])
         super().__init__(tester, api_endpoints=endpoints)
         self._lock = threading.RLock()  # py-evm is not thread-safe; web servers call from threads
+        self._first_account: str | None = None
+
+    def first_account(self) -> str:
+        """``eth_accounts[0]``, as web3's middleware would fill it in, read once."""
+        if self._first_account is None:
+            tester = cast(EthereumTester, self.ethereum_tester)
+            self._first_account = Web3.to_checksum_address(tester.get_accounts()[0])
+        return self._first_account
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         try:

@@ -24,7 +24,7 @@ from chain.clients.disburse import (
     merkle_tree,
     purpose_tag,
 )
-from chain.clients.token import CashClient, Kind, bytes32_text
+from chain.clients.token import CashClient, Kind, Registration, bytes32_text
 from chain.merkle import verify
 from tests.conftest import Actors, identity
 from tests.helpers import assert_reverts
@@ -551,8 +551,11 @@ class TestPayChunk:
     ) -> None:
         p = payroll
         people = [Account.create().address for _ in range(MAX_ROWS)]
-        for i, w in enumerate(people):
-            cash.register(registered.operator, w, Kind.PERSONAL, 2, 0, identity(f"max{i}"))
+        # registered in one batch (MAX_ROWS is also the batch's maximum), not MAX_ROWS transactions
+        cash.register_batch(
+            registered.operator,
+            [Registration(w, Kind.PERSONAL, 2, 0, identity(f"max{i}")) for i, w in enumerate(people)],
+        )
         rows = [Row(w, 1_00) for w in people]
         bid = approved_explicit(w3, disburse, cash, p, "max", rows)
         result = disburse.pay_chunk(p.operator, bid, 0, rows)

@@ -105,7 +105,11 @@ def deploy(rpc: str, tmp: Path) -> None:
     )
 
 
+@pytest.mark.long
 def test_make_run_serves_the_operator_api_end_to_end(tmp_path: Path) -> None:
+    """`make run` with a configured admin key. Kept for `make audit`: every check here is also made
+    by the first start of test_make_run_restarts_with_the_chain_the_database_and_the_keys (in `make
+    test`), and the configured key is how every other process test here starts the service."""
     node_port, api_port = free_port(), free_port()
     env = service_env(
         tmp_path, "", api_port, XCPAY_NODE_PORT=str(node_port), XCPAY_NODE_STATE=str(tmp_path / "chain.json")
@@ -274,21 +278,31 @@ def test_make_run_restarts_with_the_chain_the_database_and_the_keys(tmp_path: Pa
             (tmp_path / "first.log").read_text(),
         )
         api = Client(url, admin_key)
+        health = httpx.get(f"{url}/healthz").json()
+        assert health["chain"]["reachable"] and "DigitalCash" in health["contracts"]
+        contracts = health["contracts"]
         alice, bob = api.wallet(), api.wallet()
         assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 1_000}).status_code == 200
-        contracts = httpx.get(f"{url}/healthz").json()["contracts"]
+        r = api.post("operator", "/v1/transfers", {"from": alice, "to": bob, "amount_fen": 100})
+        assert r.status_code == 200, r.text
+        assert (api.balance(alice), api.balance(bob)) == (900, 100)
+        events = api.get("auditor", "/v1/audit/events?name=Issued").json()
+        assert events["total"] == 1 and events["items"][0]["args"]["amount"] == 1_000
     finally:
         out = stop_run(first, tmp_path / "first.log")
     assert "deployed on chain 31337" in out and "a new chain" in out and "chain saved to" in out
+    assert f"operator API    http://127.0.0.1:{api_port}" in out and "JSON-RPC node" in out
+    # a one-time sign-in link of the dashboard (tests/services/test_dashboard.py spends such links)
+    assert f"sign in once    http://127.0.0.1:{api_port}/dashboard/login?token=xcl_" in out, out
 
     second = run_once(tmp_path / "second.log")
     try:
         assert httpx.get(f"{url}/healthz").json()["contracts"] == contracts  # reused, not redeployed
-        assert api.balance(alice) == 1_000  # the chain and the API keys created before the restart
+        assert api.balance(alice) == 900  # the chain and the API keys created before the restart
         r = api.post("operator", "/v1/transfers", {"from": alice, "to": bob, "amount_fen": 400})
         assert r.status_code == 200, r.text  # alice's custodial key survived too
         assert api.post("operator", "/v1/issuance", {"to": alice, "amount_fen": 1}).status_code == 200
-        assert (api.balance(alice), api.balance(bob)) == (601, 400)
+        assert (api.balance(alice), api.balance(bob)) == (501, 500)
     finally:
         out = stop_run(second, tmp_path / "second.log")
     assert "reused on chain 31337" in out and "loading the chain" in out

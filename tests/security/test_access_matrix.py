@@ -16,6 +16,7 @@ Keys bound to a wallet get an own-versus-other test per route family at the end.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -79,6 +80,11 @@ class World:
     bodies: dict[Route, Any] = field(default_factory=dict)
     after: dict[Route, Callable[[], None]] = field(default_factory=dict)
     owned: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def routes(self) -> set[Route]:
+        """The live app's routes, read once (the app serves the same routes for the whole run)."""
+        return route_list(self.app)
 
     def fingerprint(self) -> tuple[Any, ...]:
         """What a refused request must leave as it was: every table's row count and the chain."""
@@ -287,7 +293,7 @@ def test_route_answers_each_role_as_the_matrix_says(
     route = (method, path)
     assert route in matrix, f"{service}: {method} {path} has no row in tests/security/access_matrix.py"
     world: World = request.getfixturevalue(f"{service}_world")
-    assert route in route_list(world.app), f"{service}: the matrix row {method} {path} names no route"
+    assert route in world.routes, f"{service}: the matrix row {method} {path} names no route"
     rule: Rule = matrix[route]
     decision = rule.decision(column)
     cell = f"{service} {method} {path} as {column} ({decision})"

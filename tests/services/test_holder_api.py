@@ -648,19 +648,19 @@ def test_after_a_recovery_the_lost_wallets_holder_key_does_nothing_and_the_new_w
     holder = httpx.Client(base_url=api.url, headers={"X-API-Key": r.json()["key"]}, timeout=60)
     mine = holder.get("/v1/holder/balance").json()
     assert (mine["wallet"], mine["balance_fen"], mine["display_name"]) == (new, 7_700, "lost phone")
-    # the card stays registered to the lost wallet on chain: the new wallet's holder sees it and
-    # reports it lost (the operator's key signs: the lost wallet's key is no holder's any more)
+    # the approval moved the card (reserve included) to the new wallet on chain (CardRecovered):
+    # the new wallet's holder sees it and reports it lost, signed with the new wallet's own key
     (listed,) = holder.get("/v1/holder/cards").json()
     assert (listed["card"], listed["holder"], listed["serial"], listed["status"]) == (
         card.address,
-        lost,
+        new,
         "SN-LOST",
         "active",
     )
     r = holder.post(f"/v1/holder/cards/{card.address}/report-lost", headers=idem())
     assert r.status_code == 200, r.text
     (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "CardReportedLost"]
-    assert event["args"]["by"] == ctx.operator.address
+    assert event["args"]["by"] == new
     assert ctx.hardwallet.card(card.address).status == CardStatus.LOST
     _, stranger = custodial_holder(api, "not the successor")
     assert stranger.get("/v1/holder/cards").json() == []

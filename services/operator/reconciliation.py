@@ -49,7 +49,7 @@ from web3 import Web3
 from chain.batch import BatchReader
 from chain.clients.token import Kind
 from chain.events import Event
-from chain.families import FAMILIES, Expected, expected_events, family_of_contract, holdings
+from chain.families import FAMILIES, Expected, backings, expected_events, family_of_contract, holdings
 from services.common import humanize, i18n
 from services.common.context import ServiceContext
 from services.common.indexer import CHUNK
@@ -487,6 +487,13 @@ class _ChainState:
             if h.contract in c
             for _, fn in h.views
         ]
+        # What backs the supply (the two tiers' reserves): "<contract>.<getter>" as well.
+        views += [
+            (f"{b.contract}.{fn}", b.contract, fn)
+            for _, b in backings()
+            if b.contract in c
+            for _, fn in b.views
+        ]
         holders = [ctx.manifest.address(name) for name in c]
         token = ctx.manifest.address("DigitalCash")
         balance_of = _selector("balanceOf(address)")
@@ -550,6 +557,13 @@ def _invariants(
             name, holds = h.identity
             checks.append(Check(family.name, name, holds(v), str(v)))
         held(family.name, h.contract, h.books(v), h.what, h.figures(v) if h.figures else "")
+    # The supply against what backs it: the operator institutions' books and reserves.
+    for family, b in backings():
+        if b.contract not in c:
+            continue
+        v = {key: state.views[f"{b.contract}.{fn}"] for key, fn in b.views}
+        for name, holds in b.checks:
+            checks.append(Check(family.name, name, holds(v, supply), f"supply {supply}, {v}"))
     return checks, surpluses, unexplained
 
 

@@ -692,6 +692,7 @@ FAMILIES: tuple[Family, ...] = (
             "banking.redeem": lambda r, _: [
                 ("Transfer", {"from": r["wallet"], "to": ZERO, "value": r["amount_fen"]})
             ],
+            "banking.add_institution": lambda r, _: [("InstitutionAdded", {"signer": r["signer"]})],
             "banking.allocate": lambda r, _: [
                 ("ReserveAllocated", {"institution": r["institution"], "amount": r["amount_fen"]})
             ],

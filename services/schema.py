@@ -7,6 +7,7 @@ whichever app happens to be imported."""
 from __future__ import annotations
 
 import services.gateway.families.hardwallet.models
+import services.operator.families.banking.models
 import services.operator.families.disburse.models
 import services.operator.families.holder.models
 import services.operator.families.vouchers.models

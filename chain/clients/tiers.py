@@ -103,3 +103,16 @@ class InstitutionsClient:
             "issued": f.totalIssued().call(),
             "redeemed": f.totalRedeemed().call(),
         }
+
+
+def authorise_institution(
+    book: InstitutionsClient, admin: LocalAccount, central_bank: LocalAccount, signer: str, name: str
+) -> int:
+    """Authorise a new operator institution end to end: the central bank adds it to the book, the
+    token's admin grants its key the issuer role (the book still bounds it by its reserve, zero
+    until the central bank allocates one). Its number."""
+    institution = book.add_institution(central_bank, signer, name.encode()[:32].ljust(32, b"\0"))
+    cash = book.manifest.contract(book.w3, "DigitalCash")
+    issuer = cash.functions.ISSUER_ROLE().call()
+    book.tx.transact(admin, cash.functions.grantRole(issuer, signer))
+    return institution

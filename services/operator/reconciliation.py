@@ -376,6 +376,8 @@ def _check(
     service_keys = {ctx.operator.address, ctx.regulator.address, ctx.manifest.roles.get("gateway")}
     if ctx.second_regulator is not None:  # the second regulator key (court orders' checker)
         service_keys.add(ctx.second_regulator.address)
+    # The operator institutions' keys (two tiers): their transactions are operations too.
+    service_keys |= set(_institution_keys(ctx))
     kinds: Counter[str] = Counter()
     unknown = sorted(h for h in by_tx if h not in ops_by_tx and h not in facts.senders)
     for h, sender in zip(unknown, reader.senders(unknown), strict=True):
@@ -507,6 +509,13 @@ class _ChainState:
         wrong = [a for a in check if balances[a] != rebuilt[a]]
         facts.wrong = wrong
         return cls(read.pop("supply"), rebuilt, wrong, read, balances)
+
+
+def _institution_keys(ctx: ServiceContext) -> list[str]:
+    """The signing keys of the operator institutions in the book (none before it is deployed)."""
+    if "OperatorInstitutions" not in ctx.manifest.contracts:
+        return []
+    return [i.signer for i in ctx.institutions.institutions()]
 
 
 def _selector(signature: str) -> bytes:

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from services.common.families import FamilyModule
-from services.operator.families import cash, collective, disburse, holder, paycodes, prepaid, vouchers
+from services.operator.families import (
+    banking,
+    cash,
+    collective,
+    disburse,
+    holder,
+    paycodes,
+    prepaid,
+    vouchers,
+)
 
 MODULES: tuple[FamilyModule, ...] = (
     cash.MODULE,
@@ -13,4 +22,5 @@ MODULES: tuple[FamilyModule, ...] = (
     collective.MODULE,
     paycodes.MODULE,
     holder.MODULE,
+    banking.MODULE,
 )

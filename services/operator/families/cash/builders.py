@@ -34,6 +34,20 @@ def register(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``wallet.register``: the registrar (the operator) registers one wallet."""
     address = req["address"]
     poor = (address,) if _short_of_gas(ctx, req["custody"], address) else ()  # so it can sign later
+    institution = int(req.get("institution") or 1)
+    if institution != 1:
+        # Two tiers: the institution registers the wallet it serves through the central bank's
+        # book, which records it as that institution's (its key signs).
+        from services.operator.families.banking.service import signer_of
+
+        fn = ctx.institutions.register_call(
+            address,
+            KINDS[req["kind"]],
+            req["tier"],
+            req["merchant_category"],
+            bytes.fromhex(req["identity_hash"][2:]),
+        )
+        return Call(signer_of(ctx, institution), fn, gas_money=poor)
     fn = ctx.cash.register_call(
         address,
         KINDS[req["kind"]],

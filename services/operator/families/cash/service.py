@@ -119,6 +119,9 @@ def register_wallet(
     request["identity_hash"] = identity_hash(
         ctx.settings.identity_pepper, body.identity
     )  # never the identity
+    if key.institution not in (None, 1):
+        # Two tiers: an institution's key registers the wallets it serves (through the book).
+        request["institution"] = key.institution
     if body.address is not None:
         request["address"] = body.address
         with ctx.db.session() as s:

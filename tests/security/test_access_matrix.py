@@ -153,6 +153,9 @@ def operator_world(api: Api) -> Iterator[World]:
             "key_id": MISSING,  # revoking or rotating a real key here would lock a column out
             "endpoint_id": MISSING,
             "delivery_id": MISSING,
+            "institution": 1,  # the operator key's own (institution #1): its statement is allowed
+            "account_id": MISSING,
+            "transfer_id": MISSING,
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate

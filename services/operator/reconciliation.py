@@ -570,9 +570,9 @@ def _invariants(
     for family, b in backings():
         if b.contract not in c:
             continue
-        v = {key: state.views[f"{b.contract}.{fn}"] for key, fn in b.views}
-        for name, holds in b.checks:
-            checks.append(Check(family.name, name, holds(v, supply), f"supply {supply}, {v}"))
+        backing = {key: state.views[f"{b.contract}.{fn}"] for key, fn in b.views}
+        for what, rule in b.checks:
+            checks.append(Check(family.name, what, rule(backing, supply), f"supply {supply}, {backing}"))
     return checks, surpluses, unexplained
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from services.common.deps import CtxDep, IdempotencyKey, OperatorKey, OpsDep, ReaderKey, RegulatorKey
+from services.common.models import Operation
 from services.common.operations import perform
 from services.common.problems import Problem, problem_from_stored
 from services.common.schemas import Address, OperationOut, respond
@@ -60,7 +61,7 @@ def add_institution(
 
 def _reserve(
     ctx: CtxDep, ops: OpsDep, key: RegulatorKey, idem: str, kind: str, institution: int, amount: int
-) -> OperationOut:
+) -> Operation:
     if not 1 <= institution <= ctx.institutions.count():
         raise Problem(404, "institution-not-found", "Institution not found", f"no institution {institution}")
     op, _ = perform(

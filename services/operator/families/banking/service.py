@@ -417,9 +417,10 @@ class Transfers:
         try:
             op, _ = perform(self.ops, kind, key, idem, body, target=t.wallet)
         except Problem:
-            op = self._operation(key.id, idem)
-            if op is None or op.status == "pending":
+            found = self._operation(key.id, idem)
+            if found is None or found.status == "pending":
                 raise  # nothing known, or the node is away: the reconciler carries it on
+            op = found
         self._chain_outcome(t, op)
 
     def _chain_outcome(self, t: BankTransfer, op: Operation) -> None:

@@ -110,6 +110,26 @@ class TestAccounts:
         assert_problem(api.operator.get("/v1/institutions/2/statement"), 403, "institution-scope")
 
 
+class TestScopeOnTheCashRoutes:
+    def test_an_institutions_key_moves_only_its_customers_cash(self, api: Api, b: dict) -> None:
+        ctx = api.app.state.ctx
+        theirs = api.new_wallet(name="institution 1's customer")
+        body = {"to": theirs, "amount_fen": 1}
+        assert_problem(api.post("bank_b", "/v1/issuance", body), 403, "institution-scope")
+        assert_problem(
+            api.post("operator", "/v1/issuance", {**body, "to": b["wallet"]}), 403, "institution-scope"
+        )
+        r = api.post("operator", "/v1/transfers", {"from": b["wallet"], "to": theirs, "amount_fen": 1})
+        assert_problem(r, 403, "institution-scope")
+        r = api.post("operator", "/v1/redemptions", {"from": b["wallet"], "amount_fen": 1})
+        assert_problem(r, 403, "institution-scope")
+        # its own customer: issued by its own key, within its own reserve
+        before = ctx.institutions.institution(2).outstanding
+        r = api.post("bank_b", "/v1/issuance", {"to": b["wallet"], "amount_fen": 1_00})
+        assert r.status_code == 200, r.text
+        assert ctx.institutions.institution(2).outstanding == before + 1_00
+
+
 class TestTopUpAndRedemption:
     def test_top_up_debits_the_account_and_mints_exactly_once(self, api: Api, b: dict) -> None:
         cash = api.app.state.ctx.cash

@@ -86,20 +86,26 @@ def served_by(ctx: ServiceContext, wallet: str) -> int:
     return ctx.institutions.served_by(wallet)
 
 
+def check_scope(ctx: ServiceContext, key: ApiKey, *wallets: str) -> int:
+    """The key's institution, which must serve each of ``wallets`` (403 ``institution-scope``)."""
+    mine = institution_of(key)
+    for wallet in wallets:
+        serving = served_by(ctx, wallet)
+        if serving != mine:
+            raise Problem(
+                403,
+                "institution-scope",
+                "The wallet is another institution's customer",
+                f"this key acts for institution {mine}; the wallet is served by institution {serving}",
+            )
+    return mine
+
+
 def check_customer(ctx: ServiceContext, key: ApiKey, wallet: str) -> int:
     """The key's institution, which must serve ``wallet`` (403 otherwise: institution scope)."""
-    mine = institution_of(key)
     if not ctx.cash.wallet(wallet).registered:
         raise Problem(422, "wallet-not-registered", "Wallet not registered", f"{wallet} is not registered")
-    serving = served_by(ctx, wallet)
-    if serving != mine:
-        raise Problem(
-            403,
-            "institution-scope",
-            "The wallet is another institution's customer",
-            f"this key acts for institution {mine}; the wallet is served by institution {serving}",
-        )
-    return mine
+    return check_scope(ctx, key, wallet)
 
 
 # -- accounts and the journal -------------------------------------------------------------------

@@ -83,7 +83,7 @@ class InstitutionsClient:
         return int(self.book.functions.institutionCount().call())
 
     def institution(self, institution: int) -> Institution:
-        s, name, reserve, outstanding, issued, redeemed = self.book.functions.institution(institution).call()
+        s, name, reserve, outstanding, issued, redeemed = self.book.functions.institutionRecord(institution).call()
         return Institution(institution, s, bytes(name), reserve, outstanding, issued, redeemed)
 
     def institutions(self) -> list[Institution]:

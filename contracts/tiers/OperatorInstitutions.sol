@@ -210,8 +210,8 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
         return _institutions.length;
     }
 
-    /// @notice Institution `institution`'s record.
-    function institution(uint256 id) external view returns (Institution memory) {
+    /// @notice Institution `id`'s record.
+    function institutionRecord(uint256 id) external view returns (Institution memory) {
         return _get(id);
     }
 

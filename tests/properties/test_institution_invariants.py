@@ -156,4 +156,4 @@ class InstitutionMachine(RuleBasedStateMachine):
 
 
 TestInstitutionInvariants = InstitutionMachine.TestCase
-fast_profile_sizes(TestInstitutionInvariants, 4, 15)
+fast_profile_sizes(TestInstitutionInvariants, 3, 12)

@@ -123,6 +123,8 @@ class TestScopeOnTheCashRoutes:
         assert_problem(r, 403, "institution-scope")
         r = api.post("operator", "/v1/redemptions", {"from": b["wallet"], "amount_fen": 1})
         assert_problem(r, 403, "institution-scope")
+        row = {"kind": "personal", "tier": 3, "display_name": "x", "identity": f"id-{uuid.uuid4()}"}
+        assert_problem(api.post("bank_b", "/v1/wallets/batch", {"wallets": [row]}), 403, "institution-scope")
         # its own customer: issued by its own key, within its own reserve
         before = ctx.institutions.institution(2).outstanding
         r = api.post("bank_b", "/v1/issuance", {"to": b["wallet"], "amount_fen": 1_00})

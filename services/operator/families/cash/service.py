@@ -210,6 +210,15 @@ def register_wallets(
     transaction (``registerBatch``), each group all or nothing and its own operation (idempotency
     key ``<key>#<n>``), so a replay with the same key and body answers the same wallets. Rows are
     checked together first (:func:`check_batch`); a group the chain refuses leaves no record."""
+    if key.institution not in (None, 1):
+        # ``registerBatch`` is the registry's own entry point: its wallets would be institution #1's.
+        raise Problem(
+            403,
+            "institution-scope",
+            "Batch registration registers institution 1's wallets",
+            f"this key acts for institution {key.institution}: "
+            "register its wallets one by one (POST /v1/wallets)",
+        )
     groups = [body.wallets[i : i + GROUP] for i in range(0, len(body.wallets), GROUP)]
     digest = request_hash("wallet.register_batch", body.model_dump(mode="json"))
     with ctx.db.session() as s:

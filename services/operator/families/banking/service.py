@@ -345,8 +345,13 @@ class Transfers:
 
     def _topup_bank_leg(self, t: BankTransfer) -> None:
         with self.ctx.db.session() as s:
-            # Lock the customer's account row (PostgreSQL; SQLite serialises writers anyway) so
-            # that two top-ups from one account cannot both see the same balance.
+            # The compare-and-set first: it takes the write lock (SQLite) or the transfer's row
+            # (PostgreSQL), so another run of this leg waits and then finds it done.
+            if not self._cas(s, t, "intent", "bank_done"):
+                s.rollback()  # another run did this leg: nothing written twice
+                return
+            # Lock the customer's account row (PostgreSQL; SQLite has one writer anyway) so that
+            # two top-ups from one account cannot both see the same balance.
             account = s.scalar(select(BankAccount).where(BankAccount.id == t.account_id).with_for_update())
             assert account is not None
             have = balance(s, account.id)
@@ -357,8 +362,12 @@ class Transfers:
                     "The bank account does not hold the amount",
                     f"account {account.masked} holds {have} fen; {t.amount_fen} asked",
                 )
-                if self._cas(s, t, "intent", "failed", problem=_stored(problem)):
-                    s.commit()
+                s.execute(
+                    update(BankTransfer)
+                    .where(BankTransfer.id == t.id)
+                    .values(status="failed", problem=_stored(problem), updated_at=utcnow())
+                )
+                s.commit()
                 return
             clearing = _system_account(s, t.institution, "issuance")
             entry = post(
@@ -368,14 +377,15 @@ class Transfers:
                 [(account.id, -t.amount_fen), (clearing.id, t.amount_fen)],
                 t.id,
             )
-            if not self._cas(s, t, "intent", "bank_done", bank_entry_id=entry.id):
-                s.rollback()  # another run did this leg: nothing written twice
-                return
+            s.execute(update(BankTransfer).where(BankTransfer.id == t.id).values(bank_entry_id=entry.id))
             s.commit()
         log.info("top-up %s: debited %s fen from %s", t.id, t.amount_fen, account.masked)
 
     def _redeem_bank_leg(self, t: BankTransfer) -> None:
         with self.ctx.db.session() as s:
+            if not self._cas(s, t, "chain_done", "completed"):  # first: the lock, and once only
+                s.rollback()
+                return
             account = s.get(BankAccount, t.account_id)
             assert account is not None
             clearing = _system_account(s, t.institution, "issuance")
@@ -386,14 +396,15 @@ class Transfers:
                 [(clearing.id, -t.amount_fen), (account.id, t.amount_fen)],
                 t.id,
             )
-            if not self._cas(s, t, "chain_done", "completed", bank_entry_id=entry.id):
-                s.rollback()
-                return
+            s.execute(update(BankTransfer).where(BankTransfer.id == t.id).values(bank_entry_id=entry.id))
             s.commit()
         log.info("redemption %s: credited %s fen to %s", t.id, t.amount_fen, account.masked)
 
     def _compensate(self, t: BankTransfer, problem: dict[str, Any] | None) -> None:
         with self.ctx.db.session() as s:
+            if not self._cas(s, t, "bank_done", "compensated", problem=problem):  # first, once only
+                s.rollback()
+                return
             clearing = _system_account(s, t.institution, "issuance")
             entry = post(
                 s,
@@ -402,9 +413,7 @@ class Transfers:
                 [(clearing.id, -t.amount_fen), (t.account_id, t.amount_fen)],
                 t.id,
             )
-            if not self._cas(s, t, "bank_done", "compensated", reversal_entry_id=entry.id, problem=problem):
-                s.rollback()
-                return
+            s.execute(update(BankTransfer).where(BankTransfer.id == t.id).values(reversal_entry_id=entry.id))
             s.commit()
         log.info("top-up %s compensated: the chain refused it", t.id)
 

@@ -7,6 +7,7 @@ institutions on each institution's statement."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -184,6 +185,22 @@ class TestTopUpAndRedemption:
         assert api.post("bank_b", "/v1/bank/redemptions", body, key="red-1").json()["id"] == r.json()["id"]
         assert cash.balance_of(b["wallet"]) == held - 50_00
         assert _balance(api, b["account"]) == before + 50_00
+        _journal_balances(api)
+
+    def test_two_concurrent_top_ups_never_overdraw_the_account(self, api: Api, b: dict) -> None:
+        cash = api.app.state.ctx.cash
+        number = "62220202" + str(uuid.uuid4().int)[:10]
+        r = api.bank_b.post(
+            "/v1/bank/accounts", json={"number": number, "holder": "Mei", "opening_balance_fen": 100_00}
+        )
+        account = r.json()["id"]
+        api.bank_b.post(f"/v1/wallets/{b['wallet']}/bank-links", json={"account_id": account})
+        held = cash.balance_of(b["wallet"])
+        body = {"wallet": b["wallet"], "account_id": account, "amount_fen": 60_00}
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: api.post("bank_b", "/v1/bank/top-ups", body), range(2)))
+        assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+        assert _balance(api, account) == 40_00 and cash.balance_of(b["wallet"]) == held + 60_00
         _journal_balances(api)
 
     def test_a_refused_redemption_moves_nothing(self, api: Api, b: dict) -> None:

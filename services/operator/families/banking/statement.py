@@ -18,16 +18,23 @@ LIMIT = 500
 
 
 def statement(ctx: ServiceContext, institution: int) -> StatementOut:
-    serving: dict[str, int] = {}
-
-    def of(address: str) -> int:
-        if address not in serving:
-            serving[address] = ctx.institutions.served_by(address)
-        return serving[address]
-
     lines: list[StatementLine] = []
     totals = {"issued_fen": 0, "redeemed_fen": 0, "paid_out_fen": 0, "paid_in_fen": 0, "internal_fen": 0}
     with ctx.db.session() as s:
+        # Who serves whom, from the book's indexed WalletServed events (one query, no chain call
+        # per address): a wallet no other institution registered is institution #1's.
+        serving = {
+            str(e.args["wallet"]): int(e.args["institution"])
+            for e in s.scalars(
+                select(ChainEvent).where(
+                    ChainEvent.contract == "OperatorInstitutions", ChainEvent.name == "WalletServed"
+                )
+            )
+        }
+
+        def of(address: str) -> int:
+            return serving.get(address, 1)
+
         events = s.scalars(
             select(ChainEvent)
             .where(ChainEvent.contract == "DigitalCash", ChainEvent.name == "Transfer")

@@ -14,10 +14,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
-DEV_ACCOUNT_COUNT = 12
+DEV_ACCOUNT_COUNT = 14
 GATEWAY_DEV_ACCOUNT = 10
 # The second regulator key (the checker of court orders, issue 22): a key of its own.
 SECOND_REGULATOR_DEV_ACCOUNT = 11
+# The signing keys of operator institutions #2 and #3 (two-tier operation, issue 24); institution
+# #1 signs with the operator's key (account 1).
+INSTITUTION_DEV_ACCOUNTS = (12, 13)
 
 Account.enable_unaudited_hdwallet_features()
 

@@ -32,6 +32,7 @@ from chain.clients.disburse import DisbursementClient, purpose_name
 from chain.clients.hardwallet import HardWalletClient, QuickPayClient
 from chain.clients.prepaid import PrepaidClient
 from chain.clients.refunds import RefundsClient
+from chain.clients.tiers import InstitutionsClient
 from chain.clients.token import CashClient
 from chain.clients.vouchers import VoucherClient
 
@@ -82,11 +83,12 @@ class RegisterWallet:
 
 @dataclass(frozen=True)
 class Grant:
-    """Grant ``role`` (the name of the contract's role constant) of ``contract`` to ``to``."""
+    """Grant ``role`` (the name of the contract's role constant) of ``contract`` to ``to``: a
+    :class:`Role`, or (a string) a contract deployed earlier."""
 
     contract: str
     role: str
-    to: Role
+    to: Role | str
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,17 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class Backing:
+    """What backs the token's supply (two-tier operation): ``views`` of ``contract`` (no-argument
+    ``uint256`` getters, read at the reconciled block) and the ``checks`` the reconciliation makes
+    of them together with the supply, each (its name, whether it holds given (views, supply))."""
+
+    contract: str
+    views: tuple[tuple[str, str], ...]
+    checks: tuple[tuple[str, Callable[[Mapping[str, int], int], bool]], ...]
+
+
+@dataclass(frozen=True)
 class Family:
     """One contract family: everything the platform derives from it (see the module's doc)."""
 
@@ -182,6 +195,8 @@ class Family:
     expected: Mapping[str, Expected] = field(default_factory=dict)
     tallies: tuple[Tally, ...] = ()
     panel: Panel | None = None
+    #: What backs the token's supply, checked by the reconciliation (the two tiers' reserves).
+    backing: tuple[Backing, ...] = ()
     #: The family's folder in the services (``services/<app>/families/<folder>/``) when its name
     #: there differs (the token's is ``cash``).
     folder: str | None = None
@@ -470,6 +485,27 @@ _DEVICES_ERRORS: dict[str, ErrorAnswer] = {
     "DeviceInvalidPerson": (422, "invalid-person", "Neither a personal wallet nor a card"),
     "DeviceDailyCapExceeded": (422, "daily-cap-exceeded", "Above what this person may be paid today"),
     "DevicePayoutDuplicate": (409, "payout-duplicate", "This bin reference was paid already"),
+}
+
+_TIERS_ERRORS: dict[str, ErrorAnswer] = {
+    "ReserveExceeded": (409, "reserve-exceeded", "The institution's reserve does not cover this issuance"),
+    "ReserveBelowOutstanding": (
+        409,
+        "reserve-below-outstanding",
+        "The reserve cannot go below what the institution has issued",
+    ),
+    "UnknownInstitution": (404, "institution-not-found", "Institution not found"),
+    "NotInstitution": (403, "not-an-institution", "The signing key is no operator institution's"),
+    "SignerTaken": (409, "signer-taken", "This key signs for an institution already"),
+    "WalletServedElsewhere": (
+        403,
+        "wallet-served-elsewhere",
+        "The wallet is served by another operator institution",
+    ),
+    "CashOnly": (403, "cash-only", "Only the token reports issuance"),
+    "InvalidReserveAmount": (422, "invalid-reserve-amount", "Invalid reserve amount"),
+    "ZeroSigner": (422, "zero-signer", "The signing key cannot be the zero address"),
+    "IssuanceBookLink": (409, "issuance-book-linked", "The issuance book is linked already"),
 }
 
 
@@ -825,6 +861,70 @@ FAMILIES: tuple[Family, ...] = (
             },
         ),
     ),
+    Family(
+        # Two-tier operation (issue 24): the central bank (the regulator's key) allocates reserves to
+        # operator institutions, each issuing within its reserve to the wallets it serves. Deployed
+        # last so that every earlier address stays where it was; the operator is institution #1.
+        name="banking",
+        contracts=("OperatorInstitutions",),
+        deploy=(
+            Deploy("OperatorInstitutions", (*TOKEN, DEPLOYER, REGULATOR, OPERATOR)),
+            Grant("WalletRegistry", "REGISTRAR_ROLE", "OperatorInstitutions"),
+            Link("DigitalCash", "linkIssuanceBook", ("OperatorInstitutions",)),
+        ),
+        clients=(ClientSlot("institutions", InstitutionsClient),),
+        errors=_TIERS_ERRORS,
+        expected={
+            "banking.topup": lambda r, _: [
+                ("Transfer", {"from": ZERO, "to": r["wallet"], "value": r["amount_fen"]})
+            ],
+            "banking.redeem": lambda r, _: [
+                ("Transfer", {"from": r["wallet"], "to": ZERO, "value": r["amount_fen"]})
+            ],
+            "banking.add_institution": lambda r, _: [("InstitutionAdded", {"signer": r["signer"]})],
+            "banking.allocate": lambda r, _: [
+                ("ReserveAllocated", {"institution": r["institution"], "amount": r["amount_fen"]})
+            ],
+            "banking.withdraw": lambda r, _: [
+                ("ReserveWithdrawn", {"institution": r["institution"], "amount": r["amount_fen"]})
+            ],
+        },
+        tallies=(
+            Tally(
+                "issued_by_institution_fen",
+                "OperatorInstitutions",
+                "InstitutionIssued",
+                lambda a: str(a["institution"]),
+                "amount",
+            ),
+            Tally(
+                "redeemed_by_institution_fen",
+                "OperatorInstitutions",
+                "InstitutionRedeemed",
+                lambda a: str(a["institution"]),
+                "amount",
+            ),
+        ),
+        backing=(
+            Backing(
+                "OperatorInstitutions",
+                views=(
+                    ("issued", "totalIssued"),
+                    ("redeemed", "totalRedeemed"),
+                    ("reserve", "totalReserve"),
+                    ("over", "institutionsOverReserve"),
+                ),
+                checks=(
+                    (
+                        "supply = issued - redeemed over the operator institutions",
+                        lambda v, supply: supply == v["issued"] - v["redeemed"],
+                    ),
+                    ("supply <= the institutions' reserves", lambda v, supply: supply <= v["reserve"]),
+                    ("no institution has issued beyond its reserve", lambda v, _: v["over"] == 0),
+                ),
+            ),
+        ),
+    ),
 )
 
 
@@ -855,6 +955,13 @@ def client_slots() -> dict[str, ClientSlot]:
     return {slot.attr: slot for f in FAMILIES for slot in f.clients}
 
 
+def backings() -> Iterator[tuple[Family, Backing]]:
+    """Every check of what backs the supply, in registry order."""
+    for f in FAMILIES:
+        for b in f.backing:
+            yield f, b
+
+
 def holdings() -> Iterator[tuple[Family, Holding]]:
     """Every contract that holds cash for its family, in registry order."""
     for f in FAMILIES:
@@ -876,6 +983,7 @@ class FamilyClients:
     quickpay: QuickPayClient
     refunds: RefundsClient
     devices: DeviceClient
+    institutions: InstitutionsClient
 
     # What the clients are built with; the subclass (services.common.context.ServiceContext) holds them.
     w3: Web3

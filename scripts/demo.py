@@ -44,7 +44,7 @@ import httpx  # noqa: E402
 from eth_account import Account  # noqa: E402
 
 from chain import devtools  # noqa: E402
-from chain.accounts import dev_account  # noqa: E402
+from chain.accounts import INSTITUTION_DEV_ACCOUNTS, dev_account  # noqa: E402
 from chain.backends import http  # noqa: E402
 from chain.clients.devices import DeviceDomain  # noqa: E402
 from chain.clients.hardwallet import CardForm, PaymentDomain  # noqa: E402
@@ -817,6 +817,7 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         csv_file = d.call(shop, "GET", f"/v1/merchants/{canteen}/statements/{day}?format=csv")
         d.expect(csv_file.text.startswith("kind,id,payments"), "the settlement file is CSV")
         d.say(d.t("settlement file (CSV): ", "结算文件（CSV）：") + csv_file.text.splitlines()[-1])
+    two_tiers(d, canteen)
 
     with d.chapter(
         d.t(
@@ -1004,6 +1005,103 @@ def devices_and_bills(d: Demo, manifest: Manifest, chain: Any) -> None:
                 f"水务公司 {today} 的对账文件：{len(rows)} 笔，{yuan(total)}，与其钱包链上到账一致",
             )
         )
+
+
+def two_tiers(d: Demo, canteen: str) -> None:
+    """Two tiers (issue 24): the central bank authorises a second operator institution and
+    allocates its reserve; a resident it serves tops up from a bank card, exactly as much as the
+    bank debits, and pays the canteen, which institution #1 serves (互联互通); each institution's
+    statement shows its side; the canteen redeems to its own bank account."""
+    with d.chapter(
+        d.t(
+            "Afternoon: two tiers — a bank card top-up at ABC, a payment to another institution's merchant",
+            "下午：双层运营——在农行用银行卡充值，向另一家运营机构的商户付款（互联互通）",
+        )
+    ):
+        signer = dev_account(INSTITUTION_DEV_ACCOUNTS[0]).address
+        d.post("regulator", "/v1/institutions", {"signer": signer, "name": "abc-xiangcheng"})
+        # the token's admin lets the institution's key issue (a deployment step, outside the services)
+        cash = CashClient(http(d.rpc), Manifest.load(d.manifest))
+        issuer = cash.cash.functions.ISSUER_ROLE().call()
+        cash.tx.transact(dev_account(0), cash.cash.functions.grantRole(issuer, signer))
+        d.post("regulator", "/v1/institutions/2/reserve/allocations", {"amount_fen": 100_000_00})
+        r = d.admin.post("/v1/api-keys", json={"role": "operator", "label": "ABC", "institution": 2})
+        d.expect(r.status_code == 201, f"the institution's key: {r.text}")
+        abc = httpx.Client(base_url=d.url, headers={"X-API-Key": r.json()["key"]}, timeout=300)
+        d.say(
+            d.t(
+                f"the central bank allocated ABC a reserve of {yuan(100_000_00)}",
+                f"央行向农行分配准备金 {yuan(100_000_00)}",
+            )
+        )
+
+        body = {"kind": "personal", "tier": 3, "display_name": "Zhou Jie", "identity": f"demo-{uuid.uuid4()}"}
+        resident = d.call(abc, "POST", "/v1/wallets", body)["request"]["address"]
+        d.names[resident] = "Zhou Jie"
+        card = d.call(
+            abc,
+            "POST",
+            "/v1/bank/accounts",
+            {"number": "6228480402564890018", "holder": "Zhou Jie", "opening_balance_fen": 2_000_00},
+        )
+        d.call(abc, "POST", f"/v1/wallets/{resident}/bank-links", {"account_id": card["id"]})
+        top = d.call(
+            abc,
+            "POST",
+            "/v1/bank/top-ups",
+            {"wallet": resident, "account_id": card["id"], "amount_fen": 500_00},
+        )
+        after = d.call(abc, "GET", f"/v1/bank/accounts/{card['id']}")
+        d.expect(
+            top["status"] == "completed" and after["balance_fen"] == 1_500_00, "the top-up debited the card"
+        )
+        d.expect(d.balance(resident) == 500_00, "the top-up minted the same amount")
+        d.say(
+            d.t(
+                f"Zhou Jie topped up {yuan(500_00)} from card {top['account']}: "
+                f"the card holds {yuan(after['balance_fen'])}",
+                f"周杰从银行卡 {top['account']} 充值 {yuan(500_00)}：卡内余额 {yuan(after['balance_fen'])}",
+            )
+        )
+
+        pay = d.call(abc, "POST", "/v1/transfers", {"from": resident, "to": canteen, "amount_fen": 38_00})
+        mine = d.call(abc, "GET", "/v1/institutions/2/statement")
+        theirs = d.get("operator", "/v1/institutions/1/statement")
+        out = [x for x in mine["chain"] if x["tx_hash"] == pay["tx_hash"]]
+        into = [x for x in theirs["chain"] if x["tx_hash"] == pay["tx_hash"]]
+        d.expect(
+            [x["side"] for x in out] == ["out"] and [x["side"] for x in into] == ["in"], "both statements"
+        )
+        d.say(
+            d.t(
+                f"he paid the canteen (institution 1's merchant) {yuan(38_00)} on the same chain: "
+                "ABC's statement shows it out, institution 1's shows it in",
+                f"他向食堂（1 号机构的商户）付款 {yuan(38_00)}，同一条链上结算："
+                "农行对账单记为支出，1 号机构记为收入",
+            )
+        )
+        till = d.post(
+            "operator", "/v1/bank/accounts", {"number": "6222021102003456789", "holder": "Yuanhe canteen"}
+        )
+        d.post("operator", f"/v1/wallets/{canteen}/bank-links", {"account_id": till["id"]})
+        d.post(
+            "operator",
+            "/v1/bank/redemptions",
+            {"wallet": canteen, "account_id": till["id"], "amount_fen": 38_00},
+        )
+        bank = d.get("operator", f"/v1/bank/accounts/{till['id']}")
+        d.expect(bank["balance_fen"] == 38_00, "the canteen's redemption credited its account")
+        tiers = d.get("auditor", "/v1/institutions")
+        d.expect(
+            sum(i["outstanding_fen"] for i in tiers["items"]) == tiers["supply_fen"], "supply = outstanding"
+        )
+        for i in tiers["items"]:
+            d.say(
+                d.t(
+                    f"institution {i['id']}: outstanding {yuan(i['outstanding_fen'])}",
+                    f"{i['id']} 号机构：在外流通 {yuan(i['outstanding_fen'])}",
+                )
+            )
 
 
 def _signed_transfer(demo: Demo, account: Any, to: str, fen: int) -> str:

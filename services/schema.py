@@ -9,6 +9,7 @@ from __future__ import annotations
 import services.common.refunds
 import services.gateway.families.devices.models
 import services.gateway.families.hardwallet.models
+import services.operator.families.banking.models
 import services.operator.families.cash.models
 import services.operator.families.disburse.models
 import services.operator.families.holder.models

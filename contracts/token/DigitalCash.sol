@@ -19,6 +19,7 @@ import {
     IRegistryMoves
 } from "./IWalletRegistry.sol";
 import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER, PAY_GRANT} from "./IDigitalCash.sol";
+import {IIssuanceBook} from "./IIssuanceBook.sol";
 
 /// @title DigitalCash
 /// @notice Permissioned, fen-denominated digital cash (2 decimals). Only registered, unfrozen
@@ -48,6 +49,12 @@ import {IDigitalCash, PAY_TO_MERCHANT, PAY_CHARGES_OWNER, PAY_GRANT} from "./IDi
 /// owner (`AmountFrozenInFamily`); a grant (`PAY_GRANT`: a voucher's share, the programme's money
 /// until spent) is not the owner's money and is not held. Only the registry's two moves, `courtTransfer` and `recoverHolding`, pass it.
 /// A retired wallet neither sends nor receives (`WalletRetired`).
+///
+/// Two-tier operation (issue 24): once the admin links the central bank's issuance book
+/// (`linkIssuanceBook`, once), every mint and redemption is reported to it after the movement, and
+/// the book refuses what no operator institution may do (an issuer without an institution, a wallet
+/// another institution serves, an issuance beyond the institution's reserve). Before the link the
+/// token issues as a single-tier system (its own unit tests).
 contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryMoves {
     // ----------------------------------------------------------------------------------------
     // Errors
@@ -84,6 +91,8 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
     error WalletRetired(address wallet);
     /// @dev Only the wallet registry orders court transfers and recoveries; `caller` is not it.
     error RegistryOnly(address caller);
+    /// @dev The issuance book is linked already (`book`), or the one given is the zero address.
+    error IssuanceBookLink(address book);
 
     // ----------------------------------------------------------------------------------------
     // Events
@@ -99,6 +108,8 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
     event CourtTransfer(address indexed from, address indexed to, uint256 amount);
     /// @dev A recovery approved in the registry moved the holding of `lost` to `replacement`.
     event HoldingRecovered(address indexed lost, address indexed replacement, uint256 balance);
+    /// @dev The admin linked the central bank's issuance book: every mint and redemption is booked.
+    event IssuanceBookLinked(address indexed book);
 
     // ----------------------------------------------------------------------------------------
     // Roles and storage
@@ -127,6 +138,9 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
     mapping(address wallet => Holding) private _holdings;
     uint256 private _supply;
 
+    /// @notice The central bank's book of the operator institutions (zero: not linked).
+    IIssuanceBook public issuanceBook;
+
     /// @dev Set only for the duration of one `payFor`: the movement out of a family is named.
     bool private transient _payingFor;
 
@@ -151,6 +165,8 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
         if (amount == 0) revert ZeroAmount();
         _mint(to, amount);
         emit Issued(to, amount, msg.sender);
+        IIssuanceBook book = issuanceBook;
+        if (address(book) != address(0)) book.recordIssue(msg.sender, to, amount);
     }
 
     /// @notice Redeem `amount` fen held by `from`, which must have approved the issuer for it.
@@ -159,6 +175,18 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
         _spendAllowance(from, msg.sender, amount);
         _burn(from, amount);
         emit Redeemed(from, amount, msg.sender);
+        IIssuanceBook book = issuanceBook;
+        if (address(book) != address(0)) book.recordRedeem(msg.sender, from, amount);
+    }
+
+    /// @notice Link the central bank's issuance book (once): from then on every mint and
+    /// redemption is booked to the issuer's institution, and refused when the book refuses it.
+    function linkIssuanceBook(IIssuanceBook book) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (address(issuanceBook) != address(0) || address(book) == address(0)) {
+            revert IssuanceBookLink(address(issuanceBook));
+        }
+        issuanceBook = book;
+        emit IssuanceBookLinked(address(book));
     }
 
     // ----------------------------------------------------------------------------------------

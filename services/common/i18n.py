@@ -116,6 +116,21 @@ TITLES_ZH: dict[str, str] = {
     "refund-invalid-payment": "支付登记的金额或当事方无效",
     "refund-duplicate-reference": "该退款编号已使用",
     "day-in-future": "该日期尚未开始",
+    # two-tier operation (issue 24)
+    "reserve-exceeded": "运营机构的准备金不足以支持此次发行",
+    "reserve-below-outstanding": "准备金不能低于该机构已发行在外的数额",
+    "institution-not-found": "未找到运营机构",
+    "not-an-institution": "该签名密钥不属于任何运营机构",
+    "signer-taken": "该密钥已是某运营机构的签名密钥",
+    "wallet-served-elsewhere": "该钱包由另一家运营机构服务",
+    "institution-scope": "该钱包是另一家运营机构的客户",
+    "institution-key-unavailable": "本服务没有该运营机构的签名密钥",
+    "bank-account-not-found": "未找到银行账户",
+    "bank-account-exists": "该机构已有此账号的账户",
+    "bank-account-not-linked": "钱包未绑定此银行账户",
+    "bank-insufficient-funds": "银行账户余额不足",
+    "bank-transfer-not-found": "未找到银行充值或赎回记录",
+    "invalid-account-number": "银行账号须为 12 至 19 位数字",
 }
 
 # Fixed details (exact English text) and a few templates with the values kept.

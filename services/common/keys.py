@@ -38,11 +38,24 @@ def hash_key(key: str) -> str:
 
 
 def create_key(
-    session: Session, role: Role, label: str = "", key: str | None = None, wallet: str | None = None
+    session: Session,
+    role: Role,
+    label: str = "",
+    key: str | None = None,
+    wallet: str | None = None,
+    institution: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key (or the given one) for ``role``; returns the row and the clear key."""
+    """Store a new key (or the given one) for ``role``; returns the row and the clear key.
+    ``institution``: the operator institution an operator key acts for (None: institution #1)."""
     key = key or new_key()
-    row = ApiKey(key_hash=hash_key(key), prefix=key[:8], role=str(role), label=label, wallet=wallet)
+    row = ApiKey(
+        key_hash=hash_key(key),
+        prefix=key[:8],
+        role=str(role),
+        label=label,
+        wallet=wallet,
+        institution=institution,
+    )
     session.add(row)
     session.flush()
     return row, key

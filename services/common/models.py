@@ -58,6 +58,9 @@ class ApiKey(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     # The wallet a merchant key speaks for: it reads only that merchant's records.
     wallet: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    # The operator institution an operator key acts for (two tiers, issue 24): it reaches only the
+    # wallets that institution serves. None: institution #1, the operator before the two tiers.
+    institution: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked: Mapped[bool] = mapped_column(default=False)
     # After this instant the key authenticates nothing (None: no expiry). Revoked or rotated keys

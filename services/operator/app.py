@@ -45,6 +45,7 @@ def _parts(settings: OperatorSettings) -> Any:
         from services.common.indexer import Indexer, insert_events
         from services.common.keys import ensure_admin
         from services.common.webhooks import Deliverer
+        from services.operator.families.banking.service import Transfers
         from services.operator.families.cash.models import record_proposals
         from services.operator.families.disburse.runner import Runner
 
@@ -52,6 +53,9 @@ def _parts(settings: OperatorSettings) -> Any:
         ops.on_confirmed = insert_events  # its own transactions' events, decoded once, stored in bulk
         ops.on_confirmed_op = record_proposals  # court orders' and recoveries' makers (migration 0017)
         runner = Runner(ops)
+        # Top-ups and redemptions through the bank (two tiers): finished or compensated on start
+        # (after the pending operations) and periodically.
+        transfers = Transfers(ops)
         # Sends the webhook outbox (the gateway's events too: they are in the shared database).
         deliverer = Deliverer(ctx.db, settings)
 
@@ -70,7 +74,7 @@ def _parts(settings: OperatorSettings) -> Any:
             shell.Periodic(
                 "xcpay-background",
                 min(settings.reconcile_interval_s, settings.index_interval_s),
-                (ops.reconcile, indexer.run_once, runner.resume, autodebits),
+                (ops.reconcile, indexer.run_once, runner.resume, autodebits, transfers.reconcile),
             ),
             deliverer,
         ]
@@ -97,14 +101,26 @@ def _parts(settings: OperatorSettings) -> Any:
                 )
             )
         return shell.Parts(
-            state={"indexer": indexer, "runner": runner, "webhooks": deliverer},
+            state={"indexer": indexer, "runner": runner, "webhooks": deliverer, "banking": transfers},
             bootstrap=bootstrap,
             workers=workers,
-            started=runner.resume,  # disbursements a previous run left executing
+            started=lambda: _resume(runner, transfers),
             closing=deliverer.close,
         )
 
     return parts
+
+
+def _resume(runner: Any, transfers: Any) -> None:
+    """On start: disbursements a previous run left executing, then bank transfers left between
+    their two legs (each finished or compensated; the node may be away: the worker retries)."""
+    runner.resume()
+    try:
+        counts = transfers.reconcile_all()
+        if counts:
+            logging.getLogger("xcpay.operator").warning("bank transfers on start: %s", counts)
+    except Exception as exc:
+        logging.getLogger("xcpay.operator").warning("bank transfers on start failed: %s", exc)
 
 
 def _refresh(ctx: ServiceContext, indexer: Any) -> Any:

@@ -52,7 +52,7 @@ from web3 import Web3
 from chain.batch import BatchReader
 from chain.clients.token import Kind
 from chain.events import Event
-from chain.families import FAMILIES, Expected, expected_events, family_of_contract, holdings
+from chain.families import FAMILIES, Expected, backings, expected_events, family_of_contract, holdings
 from services.common import humanize, i18n
 from services.common.context import ServiceContext
 from services.common.indexer import CHUNK
@@ -453,6 +453,8 @@ def _check(
     service_keys = {ctx.operator.address, ctx.regulator.address, ctx.manifest.roles.get("gateway")}
     if ctx.second_regulator is not None:  # the second regulator key (court orders' checker)
         service_keys.add(ctx.second_regulator.address)
+    # The operator institutions' keys (two tiers): their transactions are operations too.
+    service_keys |= set(_institution_keys(ctx))
     kinds: Counter[str] = Counter()
     unknown = sorted(h for h in by_tx if h not in ops_by_tx and h not in facts.senders)
     for h, sender in zip(unknown, reader.senders(unknown), strict=True):
@@ -564,6 +566,13 @@ class _ChainState:
             if h.contract in c
             for _, fn in h.views
         ]
+        # What backs the supply (the two tiers' reserves): "<contract>.<getter>" as well.
+        views += [
+            (f"{b.contract}.{fn}", b.contract, fn)
+            for _, b in backings()
+            if b.contract in c
+            for _, fn in b.views
+        ]
         holders = [ctx.manifest.address(name) for name in c]
         token = ctx.manifest.address("DigitalCash")
         balance_of = _selector("balanceOf(address)")
@@ -577,6 +586,13 @@ class _ChainState:
         wrong = [a for a in check if balances[a] != rebuilt[a]]
         facts.wrong = wrong
         return cls(read.pop("supply"), rebuilt, wrong, read, balances)
+
+
+def _institution_keys(ctx: ServiceContext) -> list[str]:
+    """The signing keys of the operator institutions in the book (none before it is deployed)."""
+    if "OperatorInstitutions" not in ctx.manifest.contracts:
+        return []
+    return [i.signer for i in ctx.institutions.institutions()]
 
 
 def _selector(signature: str) -> bytes:
@@ -627,6 +643,13 @@ def _invariants(
             name, holds = h.identity
             checks.append(Check(family.name, name, holds(v), str(v)))
         held(family.name, h.contract, h.books(v), h.what, h.figures(v) if h.figures else "")
+    # The supply against what backs it: the operator institutions' books and reserves.
+    for family, b in backings():
+        if b.contract not in c:
+            continue
+        backing = {key: state.views[f"{b.contract}.{fn}"] for key, fn in b.views}
+        for what, rule in b.checks:
+            checks.append(Check(family.name, what, rule(backing, supply), f"supply {supply}, {backing}"))
     return checks, surpluses, unexplained
 
 

@@ -24,6 +24,13 @@ class ApiKeyIn(Strict):
     expires_at: datetime | None = Field(
         default=None, description="after this instant (ISO 8601, time zone) the key is refused"
     )
+    institution: int | None = Field(
+        default=None,
+        ge=1,
+        lt=2**31,
+        description="Operator keys: the operator institution the key acts for (two tiers); it reaches "
+        "only the wallets and bank accounts that institution serves. Unset: institution 1.",
+    )
 
     @model_validator(mode="after")
     def _bound_keys_have_wallets(self) -> ApiKeyIn:
@@ -41,6 +48,8 @@ class ApiKeyIn(Strict):
             raise ValueError("only merchant, checker and officer keys speak for a wallet")
         if self.expires_at is not None and self.expires_at.tzinfo is None:
             raise ValueError("expires_at needs a time zone")
+        if self.institution is not None and self.role != Role.OPERATOR:
+            raise ValueError("only operator keys act for an institution")
         return self
 
 
@@ -49,6 +58,7 @@ class ApiKeyOut(BaseModel):
     role: str
     label: str
     wallet: str | None = None
+    institution: int | None = None
     key: str = Field(description="Shown once; only its hash is stored.")
     created_at: datetime
     expires_at: datetime | None = None

@@ -46,6 +46,9 @@ def test_holdings_panels_and_expected_events_name_what_the_contracts_have(compil
             assert h.contract in family.contracts
             functions = _names(compiled[h.contract].abi, "function")
             assert {fn for _, fn in h.views} <= functions, h.contract
+        for b in family.backing:
+            assert b.contract in family.contracts
+            assert {fn for _, fn in b.views} <= _names(compiled[b.contract].abi, "function")
         events = set().union(*(_names(compiled[c].abi, "event") for c in family.contracts))
         events |= _names(compiled["DigitalCash"].abi, "event")
         for t in family.tallies:
@@ -58,6 +61,7 @@ def test_holdings_panels_and_expected_events_name_what_the_contracts_have(compil
             # A kind is named by its family; the holder's channel (a service family with no
             # contract of its own) acts on the contracts of others, so its kinds stand there.
             assert kind.split(".")[0] in {family.name, "cash", "holder"}, kind
+    assert [b.contract for f in FAMILIES for b in f.backing] == ["OperatorInstitutions"]
 
 
 def test_the_typed_client_attributes_are_the_registrys() -> None:
@@ -75,5 +79,6 @@ def test_the_typed_client_attributes_are_the_registrys() -> None:
             "quickpay",
             "refunds",
             "devices",
+            "institutions",
         }
     )

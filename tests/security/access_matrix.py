@@ -134,6 +134,21 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/regulator/court-orders/{order_id}/approve"): only(REGULATOR),
     ("POST", "/v1/regulator/court-orders/{order_id}/cancel"): only(REGULATOR),
     ("POST", "/v1/wallets/{address}/recovery"): only(OPERATOR),
+    # two tiers (issue 24): the central bank is the regulator's key; an operator key acts for one
+    # institution and reaches only its customers (a 403 ``institution-scope`` for another's, past
+    # the role guard: tests/services/test_banking_api.py TestAccounts)
+    ("GET", "/v1/institutions"): only(*READERS),
+    ("POST", "/v1/institutions"): only(REGULATOR),
+    ("POST", "/v1/institutions/{institution}/reserve/allocations"): only(REGULATOR),
+    ("POST", "/v1/institutions/{institution}/reserve/withdrawals"): only(REGULATOR),
+    ("GET", "/v1/institutions/{institution}/statement"): only(*READERS),
+    ("POST", "/v1/bank/accounts"): only(OPERATOR),
+    ("GET", "/v1/bank/accounts/{account_id}"): only(OPERATOR),
+    ("POST", "/v1/wallets/{address}/bank-links"): only(OPERATOR),
+    ("GET", "/v1/wallets/{address}/bank-links"): only(OPERATOR),
+    ("POST", "/v1/bank/top-ups"): only(OPERATOR),
+    ("POST", "/v1/bank/redemptions"): only(OPERATOR),
+    ("GET", "/v1/bank/transfers/{transfer_id}"): only(OPERATOR),
     ("GET", "/v1/regulator/recoveries/{recovery_id}"): only(*READERS),
     ("POST", "/v1/regulator/recoveries/{recovery_id}/approve"): only(REGULATOR),
     ("POST", "/v1/regulator/recoveries/{recovery_id}/holdings"): only(OPERATOR, REGULATOR),

@@ -168,6 +168,9 @@ def operator_world(api: Api) -> Iterator[World]:
             "biller_id": "matrix-biller",  # none: the guard decides before the lookup
             "account": "X1",
             "autodebit_id": MISSING,
+            "institution": 1,  # the operator key's own (institution #1): its statement is allowed
+            "account_id": MISSING,
+            "transfer_id": MISSING,
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate

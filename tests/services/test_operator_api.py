@@ -161,7 +161,8 @@ class TestMoney:
         assert r.status_code == 200, r.text
         op = r.json()
         assert op["status"] == "confirmed" and op["tx_hash"].startswith("0x")
-        assert [e["name"] for e in op["result"]["events"]] == ["Transfer", "Issued"]
+        # two tiers: the central bank's book records the issuance against institution #1
+        assert [e["name"] for e in op["result"]["events"]] == ["Transfer", "Issued", "InstitutionIssued"]
 
         r = api.post("operator", "/v1/transfers", {"from": alice, "to": bob, "amount_fen": 30_000})
         assert r.status_code == 200, r.text
@@ -332,10 +333,10 @@ class TestAudit:
         r = api.auditor.get("/v1/audit/events", params={"tx_hash": op["tx_hash"]})
         assert r.status_code == 200
         names = [e["name"] for e in r.json()["items"]]
-        assert names == ["Transfer", "Issued"]
+        assert names == ["Transfer", "Issued", "InstitutionIssued"]  # the two tiers' book too
         api.app.state.indexer.run_once()  # a second pass must not duplicate anything
         again = api.auditor.get("/v1/audit/events", params={"tx_hash": op["tx_hash"]}).json()
-        assert again["total"] == 2
+        assert again["total"] == 3
         page = api.auditor.get("/v1/audit/events", params={"name": "Issued", "limit": 1, "offset": 0}).json()
         assert page["limit"] == 1 and len(page["items"]) == 1 and page["total"] >= 1
         assert_problem(api.auditor.get("/v1/audit/events", params={"limit": 0}), 422, "invalid-request")

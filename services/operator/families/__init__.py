@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.common.families import FamilyModule
 from services.operator.families import (
+    banking,
     cash,
     collective,
     disburse,
@@ -25,4 +26,5 @@ MODULES: tuple[FamilyModule, ...] = (
     holder.MODULE,
     refunds.MODULE,
     utilities.MODULE,
+    banking.MODULE,
 )

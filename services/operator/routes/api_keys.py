@@ -76,6 +76,7 @@ def _out(row: ApiKey, clear: str) -> ApiKeyOut:
         role=row.role,
         label=row.label,
         wallet=row.wallet,
+        institution=row.institution,
         key=clear,
         created_at=row.created_at,
         expires_at=row.expires_at,
@@ -87,8 +88,12 @@ def create_api_key(body: ApiKeyIn, ctx: CtxDep, admin: AdminKey) -> ApiKeyOut:
     """Create a key for a role (admin only). The clear key is in this response and nowhere else."""
     _check_expiry(body)
     _check_wallet(ctx, body.role, body.wallet)
+    if body.institution is not None and body.institution > ctx.institutions.count():
+        raise Problem(
+            404, "institution-not-found", "Institution not found", f"no institution {body.institution}"
+        )
     with ctx.db.session() as s:
-        row, key = create_key(s, body.role, body.label, wallet=body.wallet)
+        row, key = create_key(s, body.role, body.label, wallet=body.wallet, institution=body.institution)
         row.expires_at = body.expires_at
         s.commit()
         out = _out(row, key)
@@ -155,7 +160,7 @@ def rotate_api_key(key_id: KeyId, ctx: CtxDep, key: ApiKeyDep) -> ApiKeyOut:
         old = s.get(ApiKey, key_id)
         if old is None or old.revoked:
             raise Problem(404, "api-key-not-found", "API key not found", f"no active key {key_id}")
-        row, clear = create_key(s, Role(old.role), old.label, wallet=old.wallet)
+        row, clear = create_key(s, Role(old.role), old.label, wallet=old.wallet, institution=old.institution)
         row.expires_at = old.expires_at
         old.revoked, old.revoked_at = True, utcnow()
         for table in (GatewayTerminal, AccessPoint):  # a terminal or door reader keeps its identity

@@ -35,6 +35,17 @@ def register(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``wallet.register``: the registrar (the operator) registers one wallet."""
     address = req["address"]
     poor = (address,) if _short_of_gas(ctx, req["custody"], address) else ()  # so it can sign later
+    if int(req.get("institution") or 1) != 1:
+        # Two tiers: the institution registers the wallet it serves through the central bank's
+        # book, which records it as that institution's (its key signs).
+        fn = ctx.institutions.register_call(
+            address,
+            KINDS[req["kind"]],
+            req["tier"],
+            req["merchant_category"],
+            bytes.fromhex(req["identity_hash"][2:]),
+        )
+        return Call(_issuer(ctx, req), fn, gas_money=poor)
     fn = ctx.cash.register_call(
         address,
         KINDS[req["kind"]],
@@ -64,16 +75,27 @@ def register_batch(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 def issue(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``cash.issue``: the issuer (the operator) mints into a registered wallet."""
-    return Call(ctx.operator, ctx.cash.mint_call(req["to"], req["amount_fen"]))
+    return Call(_issuer(ctx, req), ctx.cash.mint_call(req["to"], req["amount_fen"]))
+
+
+def _issuer(ctx: ServiceContext, req: dict[str, Any]) -> LocalAccount:
+    """The operator's key, or (two tiers) the key of the institution the request names."""
+    institution = int(req.get("institution") or 1)
+    if institution == 1:
+        return ctx.operator
+    from services.operator.families.banking.service import signer_of
+
+    return signer_of(ctx, institution)
 
 
 def redeem(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``cash.redeem``: the issuer burns from a custodial wallet, on its allowance to the issuer."""
     holder = ctx.custodial(req["holder"])
+    issuer = _issuer(ctx, req)
     return Call(
-        ctx.operator,
+        issuer,
         ctx.cash.redeem_call(holder.address, req["amount_fen"]),
-        allowance=Allowance(holder.address, ctx.operator.address, req["amount_fen"]),
+        allowance=Allowance(holder.address, issuer.address, req["amount_fen"]),
     )
 
 

@@ -23,6 +23,7 @@ from services.common.operations import Operations, perform, request_hash
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
+from services.operator.families.banking.service import check_scope
 from services.operator.families.cash.models import CourtOrder
 from services.operator.families.cash.models import Recovery as RecoveryRow
 from services.operator.families.cash.recovery import Swept, sweep
@@ -76,23 +77,35 @@ def live_personal(ctx: ServiceContext, address: str) -> bool:
 # -- issuance, redemption, transfers, the regulator ------------------------------------------------
 
 
+def _scoped(ctx: ServiceContext, key: ApiKey, wallet: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Two tiers: the key's institution must serve ``wallet`` (403 ``institution-scope``), and a
+    key of an institution other than #1 signs with that institution's key (``institution`` in the
+    request; absent for #1, so that the requests of the single tier stay as they were)."""
+    institution = check_scope(ctx, key, wallet)
+    return request if institution == 1 else {**request, "institution": institution}
+
+
 def issue(ops: Operations, key: ApiKey, idem: str, body: IssuanceIn) -> Operation:
     """Mint ``amount_fen`` into a registered wallet (builder ``cash.issue``)."""
-    op, _ = perform(ops, "cash.issue", key, idem, body.model_dump(), target=body.to)
+    request = _scoped(ops.ctx, key, body.to, body.model_dump())
+    op, _ = perform(ops, "cash.issue", key, idem, request, target=body.to)
     return op
 
 
 def redeem(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: RedemptionIn) -> Operation:
     """Burn ``amount_fen`` from a custodial wallet (it approves the issuer, the issuer redeems)."""
     ctx.custodial(body.holder)  # a wallet the service holds no key of cannot approve: 4xx now
-    op, _ = perform(ops, "cash.redeem", key, idem, body.model_dump(), target=body.holder)
+    request = _scoped(ctx, key, body.holder, body.model_dump())
+    op, _ = perform(ops, "cash.redeem", key, idem, request, target=body.holder)
     return op
 
 
 def transfer(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: TransferIn) -> Operation:
-    """Move cash from a custodial wallet to any registered wallet."""
+    """Move cash from a custodial wallet to any registered wallet (the payee may be another
+    institution's customer: 互联互通; the payer must be the key's institution's)."""
     ctx.custodial(body.sender)
-    op, _ = perform(ops, "cash.transfer", key, idem, body.model_dump(), target=f"{body.sender}->{body.to}")
+    request = _scoped(ctx, key, body.sender, body.model_dump())
+    op, _ = perform(ops, "cash.transfer", key, idem, request, target=f"{body.sender}->{body.to}")
     return op
 
 
@@ -122,6 +135,9 @@ def register_wallet(
     request["identity_hash"] = identity_hash(
         ctx.settings.identity_pepper, body.identity
     )  # never the identity
+    if key.institution not in (None, 1):
+        # Two tiers: an institution's key registers the wallets it serves (through the book).
+        request["institution"] = key.institution
     if body.address is not None:
         request["address"] = body.address
         with ctx.db.session() as s:
@@ -197,6 +213,15 @@ def register_wallets(
     transaction (``registerBatch``), each group all or nothing and its own operation (idempotency
     key ``<key>#<n>``), so a replay with the same key and body answers the same wallets. Rows are
     checked together first (:func:`check_batch`); a group the chain refuses leaves no record."""
+    if key.institution not in (None, 1):
+        # ``registerBatch`` is the registry's own entry point: its wallets would be institution #1's.
+        raise Problem(
+            403,
+            "institution-scope",
+            "Batch registration registers institution 1's wallets",
+            f"this key acts for institution {key.institution}: "
+            "register its wallets one by one (POST /v1/wallets)",
+        )
     groups = [body.wallets[i : i + GROUP] for i in range(0, len(body.wallets), GROUP)]
     digest = request_hash("wallet.register_batch", body.model_dump(mode="json"))
     with ctx.db.session() as s:

@@ -288,7 +288,13 @@ def _movements(ctx: ServiceContext, s: Any, wallet: str, rows: Iterable[ChainEve
     for r in rows:
         incoming = r.args["to"] == wallet
         other = str(r.args["from"] if incoming else r.args["to"])
-        others = [e for e in siblings.get(r.tx_hash, []) if e.name not in ("Transfer", "Approval")]
+        # The two tiers' book (OperatorInstitutions) records every mint and redemption beside the
+        # token's own events: bookkeeping of the institutions, not a family the holder used.
+        others = [
+            e
+            for e in siblings.get(r.tx_hash, [])
+            if e.name not in ("Transfer", "Approval") and e.contract != "OperatorInstitutions"
+        ]
         family = fam.get(other.lower())
         if family is None:
             family = next(

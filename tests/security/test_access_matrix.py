@@ -231,12 +231,16 @@ def gateway_world(gateway: Gateway) -> Iterator[World]:
             "point_id": "AP-00000000",
             "grant_id": MISSING,
             "mandate_id": mandate_body["mandate_id"],
+            "programme": MISSING,
         },
         overrides={  # operator-only routes that would act on the real resources: a missing one
             ("POST", "/v1/terminals/{terminal_id}/revoke"): {"terminal_id": "T-00000000"},
             ("POST", "/v1/mandates/{mandate_id}/revoke"): {"mandate_id": MISSING},
         },
-        bodies={("POST", "/v1/mandates/{mandate_id}/pulls"): {"amount_fen": 1, "reference": "matrix-pull"}},
+        bodies={
+            ("POST", "/v1/mandates/{mandate_id}/pulls"): {"amount_fen": 1, "reference": "matrix-pull"},
+            ("POST", "/v1/cards/{card}/purses"): {"programme": MISSING, "amount_fen": 1},
+        },
         owned={"merchant": merchant, "terminal_id": terminal_id, "holder": holder},
     )
     for c in (clients[NONE], clients[BAD]):

@@ -3,6 +3,13 @@ call ``service``, answer). ``ROUTERS`` is in the order the app includes them."""
 
 from __future__ import annotations
 
-from services.gateway.families.hardwallet.routes import access, cards, offline_payments, quickpay, terminals
+from services.gateway.families.hardwallet.routes import (
+    access,
+    cards,
+    offline_payments,
+    purses,
+    quickpay,
+    terminals,
+)
 
-ROUTERS = tuple(m.router for m in (terminals, offline_payments, cards, access, quickpay))
+ROUTERS = tuple(m.router for m in (terminals, offline_payments, cards, purses, access, quickpay))

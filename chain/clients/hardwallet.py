@@ -434,12 +434,15 @@ class HardWalletClient:
     def purse_programme(self, programme: int) -> PurseProgramme:
         raw, categories = self.tx.call(self.contract.functions.purseProgramme(programme))
         return PurseProgramme(
-            programme,
-            int(raw[0]),
-            bool(raw[1]),
-            int(raw[2]),
-            raw[3],
-            *(int(v) for v in raw[4:]),
+            id=programme,
+            expires_at=int(raw[0]),
+            to_holder_at_expiry=bool(raw[1]),
+            held=int(raw[2]),
+            funder=str(raw[3]),
+            per_card_cap=int(raw[4]),
+            funded=int(raw[5]),
+            expired=int(raw[6]),
+            spent=int(raw[7]),
             categories=tuple(int(c) for c in categories),
         )
 

@@ -630,6 +630,21 @@ FAMILIES: tuple[Family, ...] = (
             ],
             "holder.card.report_lost": lambda r, _: [("CardReportedLost", {"card": r["card"]})],
         },
+        # Earmarked purses by programme (held = funded - spent - expired, per programme).
+        tallies=tuple(
+            Tally(
+                f"earmarked_{what}_by_programme_fen",
+                "HardWalletSettlement",
+                event,
+                lambda a: str(a["programme"]),
+                "amount",
+            )
+            for what, event in (
+                ("funded", "PurseFunded"),
+                ("spent", "PurseSpent"),
+                ("expired", "PurseExpired"),
+            )
+        ),
         holdings=(
             Holding(
                 "HardWalletSettlement",

@@ -257,7 +257,7 @@ abstract contract CardPurses is AccessControl {
     /// @notice `card`'s books of `programme`: funded == spent + expired + its purse's balance.
     function purseBooks(address card, uint32 programme) external view returns (PurseBooks memory b) {
         b = _books[card][programme];
-        uint128 balance;
+        uint128 balance = 0;
         Purse[MAX_PURSES] storage slots = _purses[card];
         for (uint256 i = 0; i < MAX_PURSES; ++i) {
             if (slots[i].programme == programme) balance = slots[i].balance;
@@ -275,7 +275,7 @@ abstract contract CardPurses is AccessControl {
         returns (uint128 taken, uint128[MAX_PURSES] memory takes)
     {
         Purse[MAX_PURSES] storage slots = _purses[card];
-        uint16 category;
+        uint16 category = 0; // read from the registry once, at the first purse with value
         for (uint256 i = 0; i < MAX_PURSES && taken < amount; ++i) {
             Purse storage s = slots[i];
             uint32 programme = s.programme;

@@ -407,7 +407,7 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         // amount <= offlineCap <= reserveCap < 2**128 and fromCash <= reserve: no truncation, no underflow.
         // slither-disable-next-line uninitialized-local (zero: nothing taken from purses)
         uint128[MAX_PURSES] memory takes;
-        uint128 earmarked;
+        uint128 earmarked = 0;
         if (status != Status.Blocked) (earmarked, takes) = _drawPurses(p.card, p.merchant, uint128(p.amount));
         uint128 fromCash = uint128(p.amount) - earmarked;
         if (fromCash > c.reserve) fromCash = c.reserve;

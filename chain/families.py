@@ -426,6 +426,19 @@ _HARDWALLET_ERRORS: dict[str, ErrorAnswer] = {
     "HardWalletBatchSize": (422, "batch-size", "A batch holds 1 to 100 payments"),
     "HardWalletInvalidLimits": (422, "invalid-limits", "Limits out of range"),
     "HardWalletTransferFailed": (502, "settlement-transfer-failed", "The token failed a payout"),
+    # earmarked purses (contracts/hardwallet/CardPurses.sol)
+    "PurseInvalidProgramme": (422, "invalid-purse-programme", "Purse programme terms out of range"),
+    "PurseProgrammeExists": (409, "purse-programme-exists", "The purse programme exists already"),
+    "PurseUnknownProgramme": (404, "purse-programme-not-found", "Purse programme not found"),
+    "PurseCategoryCount": (422, "purse-category-count", "A purse programme allows 1 to 8 categories"),
+    "PurseInvalidCategory": (422, "invalid-purse-category", "Category zero or listed twice"),
+    "PurseNotFunder": (403, "not-the-purse-funder", "Not the purse programme's funder"),
+    "PurseProgrammeExpired": (409, "purse-programme-expired", "The purse programme has expired"),
+    "PurseNotExpired": (409, "purse-not-expired", "The purse programme has not expired yet"),
+    "PurseCapExceeded": (422, "purse-cap-exceeded", "Above the programme's per-card cap"),
+    "PurseSlotsFull": (409, "purse-slots-full", "The card holds 4 purses already"),
+    "PurseNotHeld": (404, "purse-not-held", "The card holds no purse of this programme"),
+    "PurseZeroAmount": (422, "zero-amount", "Amount must be positive"),
     "QuickPayInvalidHolder": (422, "invalid-holder", "The holder is not a registered wallet"),
     "QuickPayInvalidMerchant": (422, "invalid-merchant", "Not a registered merchant wallet"),
     "QuickPayInvalidCaps": (422, "invalid-caps", "Caps must satisfy 0 < per-payment cap <= daily cap"),
@@ -739,12 +752,40 @@ FAMILIES: tuple[Family, ...] = (
                 ("CardRecovered", {"card": r["card"], "lost": r["lost"], "successor": r["successor"]})
             ],
         },
+        # Earmarked purses by programme (held = funded - spent - expired, per programme).
+        tallies=tuple(
+            Tally(
+                f"earmarked_{what}_by_programme_fen",
+                "HardWalletSettlement",
+                event,
+                lambda a: str(a["programme"]),
+                "amount",
+            )
+            for what, event in (
+                ("funded", "PurseFunded"),
+                ("spent", "PurseSpent"),
+                ("expired", "PurseExpired"),
+            )
+        ),
         holdings=(
             Holding(
                 "HardWalletSettlement",
-                "the contract holds exactly the cards' reserves",
-                views=(("reserve", "totalReserve"),),
-                books=lambda v: v["reserve"],
+                "the contract holds exactly the cards' reserves and earmarked purses",
+                views=(
+                    ("reserve", "totalReserve"),
+                    ("earmarked", "totalEarmarked"),
+                    ("earmarked_funded", "totalEarmarkedFunded"),
+                    ("earmarked_spent", "totalEarmarkedSpent"),
+                    ("earmarked_expired", "totalEarmarkedExpired"),
+                ),
+                books=lambda v: v["reserve"] + v["earmarked"],
+                identity=(
+                    "purses: funded == spent + expired + held",
+                    lambda v: (
+                        v["earmarked_funded"]
+                        == v["earmarked_spent"] + v["earmarked_expired"] + v["earmarked"]
+                    ),
+                ),
             ),
         ),
         panel=Panel(

@@ -627,6 +627,38 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
                 f"周奶奶离线刷卡吃了 3 餐；终端上传：{len(results)} 笔已结算",
             )
         )
+        # 养老支付凭证: an elderly-care voucher purse on the card, spent only at care merchants.
+        bureau = d.wallet("Civil affairs bureau", kind="institution", tier=1)
+        d.issue(bureau, 1_000_00)
+        care = d.wallet("Xiangcheng care centre", kind="merchant", tier=2, category=8050)
+        care_terms = {"funder": bureau, "per_card_cap_fen": 300_00, "categories": [8050]}
+        d.call(
+            gw,
+            "POST",
+            "/v1/purse-programmes",
+            {"programme": 1, "expires_at": now() + 90 * 86_400, **care_terms},
+        )
+        zhou = cards["Grandma Zhou"]
+        d.call(gw, "POST", f"/v1/cards/{zhou.address}/purses", {"programme": 1, "amount_fen": 100_00})
+        zhou.credit(100_00)
+        care_till = d.call(gw, "POST", "/v1/terminals", {"merchant": care, "location": "care centre desk"})
+        care_key = httpx.Client(base_url=demo.gateway, headers={"X-API-Key": care_till["key"]}, timeout=300)
+        batch = {"payments": [zhou.sign_payment(care, 120_00, now()).to_json()]}
+        (paid,) = d.call(care_key, "POST", "/v1/offline-payments", batch)["results"]
+        purses = d.call(gw, "GET", f"/v1/cards/{zhou.address}/purses")
+        d.expect(
+            paid["outcome"] == "settled" and purses["purses"][0]["spent_fen"] == 100_00,
+            f"the care visit spends the voucher first: {paid} {purses}",
+        )
+        d.say(
+            d.t(
+                f"the civil affairs bureau puts a {yuan(100_00)} elderly-care voucher on her card; "
+                f"a {yuan(120_00)} care visit spends the voucher first, then {yuan(20_00)} of cash "
+                "(never at the canteen; what is unspent at expiry goes back to the bureau)",
+                f"民政局向她的卡发放 {yuan(100_00)} 养老支付凭证；一次 {yuan(120_00)} 的护理服务先用凭证，"
+                f"再用 {yuan(20_00)} 现金（食堂不可用；到期未用部分退回民政局）",
+            )
+        )
         d.call(gw, "POST", f"/v1/cards/{cards['Grandpa Qian'].address}/report-lost")
         queue.append(cards["Grandpa Qian"].sign_payment(canteen, 20_00, now() + 60))  # a finder, later
         (lost,) = upload()

@@ -304,6 +304,33 @@ class CardInfo:
 
 
 @dataclass(frozen=True)
+class PurseProgramme:
+    """A purse programme (``CardPurses.PurseProgramme``) and its merchant categories."""
+
+    id: int
+    expires_at: int
+    to_holder_at_expiry: bool
+    held: int
+    funder: str
+    per_card_cap: int
+    funded: int
+    expired: int
+    spent: int
+    categories: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Purse:
+    """One earmarked purse on a card, with the card's books of its programme."""
+
+    programme: int
+    balance: int
+    funded: int
+    expired: int
+    spent: int
+
+
+@dataclass(frozen=True)
 class Limits:
     offline_cap: int
     reserve_cap: int
@@ -360,6 +387,79 @@ class HardWalletClient:
     def settle_call(self, payments: Sequence[SignedPayment]) -> ContractFunction:
         """One batch (1..MAX_BATCH payments); anyone may send it, each pays only its card's merchant."""
         return self.contract.functions.settle([p.abi() for p in payments])
+
+    # -- earmarked purses (CardPurses) ------------------------------------------------------
+
+    def create_purse_programme_call(
+        self,
+        programme: int,
+        funder: str,
+        per_card_cap: int,
+        expires_at: int,
+        to_holder_at_expiry: bool,
+        categories: Sequence[int],
+    ) -> ContractFunction:
+        """Create a purse programme (OPERATOR_ROLE)."""
+        return self.contract.functions.createPurseProgramme(
+            programme, funder, per_card_cap, expires_at, to_holder_at_expiry, list(categories)
+        )
+
+    def fund_purse_call(self, card: str, programme: int, amount: int) -> ContractFunction:
+        """The programme's funder puts ``amount`` on ``card``'s purse; needs its allowance."""
+        return self.contract.functions.fundPurse(card, programme, amount)
+
+    def expire_purse_call(self, card: str, programme: int) -> ContractFunction:
+        return self.contract.functions.expirePurse(card, programme)
+
+    def create_purse_programme(
+        self,
+        operator: LocalAccount,
+        programme: int,
+        funder: str,
+        per_card_cap: int,
+        expires_at: int,
+        to_holder_at_expiry: bool,
+        categories: Sequence[int],
+    ) -> TxResult:
+        fn = self.create_purse_programme_call(
+            programme, funder, per_card_cap, expires_at, to_holder_at_expiry, categories
+        )
+        return self.tx.transact(operator, fn)
+
+    def fund_purse(
+        self, funder: LocalAccount, card: str, programme: int, amount: int, *, approve: bool = True
+    ) -> TxResult:
+        if approve:
+            self.approve(funder, amount)
+        return self.tx.transact(funder, self.fund_purse_call(card, programme, amount))
+
+    def expire_purse(self, account: LocalAccount, card: str, programme: int) -> TxResult:
+        return self.tx.transact(account, self.expire_purse_call(card, programme))
+
+    def purse_programme(self, programme: int) -> PurseProgramme:
+        raw, categories = self.tx.call(self.contract.functions.purseProgramme(programme))
+        return PurseProgramme(
+            id=programme,
+            expires_at=int(raw[0]),
+            to_holder_at_expiry=bool(raw[1]),
+            held=int(raw[2]),
+            funder=str(raw[3]),
+            per_card_cap=int(raw[4]),
+            funded=int(raw[5]),
+            expired=int(raw[6]),
+            spent=int(raw[7]),
+            categories=tuple(int(c) for c in categories),
+        )
+
+    def purses(self, card: str) -> list[Purse]:
+        """``card``'s purses (empty slots left out), in spending order."""
+        out = []
+        for programme, balance in self.tx.call(self.contract.functions.pursesOf(card)):
+            if programme == 0:
+                continue
+            books = self.tx.call(self.contract.functions.purseBooks(card, programme))
+            out.append(Purse(int(programme), int(balance), *(int(v) for v in books)))
+        return out
 
     # -- operator --------------------------------------------------------------------------
 
@@ -429,6 +529,10 @@ class HardWalletClient:
             "refunded": int(self.tx.call(f.totalRefunded())),
             "reserve": int(self.tx.call(f.totalReserve())),
             "shortfall": int(self.tx.call(f.totalShortfall())),
+            "earmarked": int(self.tx.call(f.totalEarmarked())),
+            "earmarked_funded": int(self.tx.call(f.totalEarmarkedFunded())),
+            "earmarked_spent": int(self.tx.call(f.totalEarmarkedSpent())),
+            "earmarked_expired": int(self.tx.call(f.totalEarmarkedExpired())),
         }
 
 

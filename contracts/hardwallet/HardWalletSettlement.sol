@@ -10,6 +10,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {IWalletRegistry, requireSuccessor, RecoveryNothingHeld} from "../token/IWalletRegistry.sol";
 import {IDigitalCash, PAY_TO_MERCHANT} from "../token/IDigitalCash.sol";
 import {DigitalCash} from "../token/DigitalCash.sol";
+import {CardPurses} from "./CardPurses.sol";
 
 /// @title HardWalletSettlement
 /// @notice Settlement of offline hard-wallet payments (硬钱包): IC cards, SIM-card wallets and
@@ -48,10 +49,14 @@ import {DigitalCash} from "../token/DigitalCash.sol";
 /// once the regulator unfreezes the holder (a held holder's once the hold is lifted or covered; the
 /// reserve is the holder's money, so a hold reaches it), if still within a lost card's grace period.
 ///
+/// Earmarked purses (`CardPurses`: elderly-care vouchers, meal allowances) sit beside the reserve:
+/// a payment at a merchant a purse allows spends the purse first, then cash; `settled` and the
+/// reserve count cash only, the purses keep their own books.
+///
 /// @dev Invariants (tested): per card, loaded == settled + refunded + reserve, reserve never negative;
-/// this contract's token balance == totalReserve == sum of reserves; each (card, counter) pays at most
+/// this contract's token balance == totalReserve + totalEarmarked, totalReserve == sum of reserves; each (card, counter) pays at most
 /// once; a card's shortfall is exactly the unpaid part of its accepted over-reserve payments.
-contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
+contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPurses {
     using SafeERC20 for IERC20;
 
     // ----------------------------------------------------------------------------------------
@@ -369,6 +374,20 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
     // Internal
     // ----------------------------------------------------------------------------------------
 
+    function _purseToken() internal view override returns (IERC20) {
+        return cash;
+    }
+
+    function _purseRegistry() internal view override returns (IWalletRegistry) {
+        return registry;
+    }
+
+    function _purseHolder(address card, bool active) internal view override returns (address) {
+        Card storage c = _known(card);
+        if (active && c.status != Status.Active) revert HardWalletWrongStatus(card, Status.Active, c.status);
+        return c.holder;
+    }
+
     function _known(address card) private view returns (Card storage c) {
         c = _cards[card];
         if (c.status == Status.None) revert HardWalletUnknownCard(card);
@@ -378,11 +397,13 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
     function _settleOne(Payment calldata p) private returns (uint256) {
         Card storage c = _cards[p.card];
         if (c.status == Status.None) return _reject(p, Reason.UnknownCard, bytes4(0));
-        bytes32 digest = paymentDigest(p.card, p.merchant, p.amount, p.counter, p.time);
-        // slither-disable-next-line unused-return (the third value only details `err`, which is checked)
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, p.signature);
-        if (err != ECDSA.RecoverError.NoError || signer != p.card) {
-            return _reject(p, Reason.InvalidSignature, bytes4(0));
+        {
+            bytes32 digest = paymentDigest(p.card, p.merchant, p.amount, p.counter, p.time);
+            // slither-disable-next-line unused-return (the third value only details `err`, which is checked)
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, p.signature);
+            if (err != ECDSA.RecoverError.NoError || signer != p.card) {
+                return _reject(p, Reason.InvalidSignature, bytes4(0));
+            }
         }
         if (isCounterUsed(p.card, p.counter)) {
             emit PaymentDuplicate(p.card, p.counter, p.merchant, p.amount);
@@ -397,45 +418,52 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712 {
             if (block.timestamp > c.graceEndsAt) return _reject(p, Reason.GraceExpired, bytes4(0));
         }
 
-        // Effects first: the counter is used, the covered part leaves the reserve, an uncovered part
-        // is a shortfall that blocks an active card.
-        // amount <= offlineCap <= reserveCap < 2**128 and covered <= reserve: no truncation, no underflow.
-        uint128 covered = uint128(p.amount <= c.reserve ? p.amount : c.reserve);
-        uint128 uncovered = uint128(p.amount) - covered;
+        // Effects first: the counter is used, allowed purses pay first (not a blocked card's), the
+        // cash part leaves the reserve, an uncovered part is a shortfall that blocks an active card.
+        // amount <= offlineCap <= reserveCap < 2**128 and fromCash <= reserve: no truncation, no underflow.
+        // slither-disable-next-line uninitialized-local (zero: nothing taken from purses)
+        uint128[MAX_PURSES] memory takes;
+        uint128 earmarked = 0;
+        if (status != Status.Blocked) (earmarked, takes) = _drawPurses(p.card, p.merchant, uint128(p.amount));
+        uint128 fromCash = uint128(p.amount) - earmarked;
+        if (fromCash > c.reserve) fromCash = c.reserve;
+        uint128 uncovered = uint128(p.amount) - earmarked - fromCash;
         bool blocks = uncovered > 0 && status == Status.Active;
         _usedCounters[p.card][p.counter >> 8] |= 1 << (p.counter & 0xff);
-        c.reserve -= covered;
-        c.settled += covered;
-        totalReserve -= covered;
-        totalSettled += covered;
+        c.reserve -= fromCash;
+        c.settled += fromCash;
+        totalReserve -= fromCash;
+        totalSettled += fromCash;
         c.shortfall += uncovered;
         totalShortfall += uncovered;
         if (blocks) c.status = Status.Blocked;
 
-        if (covered > 0) {
+        if (earmarked + fromCash > 0) {
             // slither-disable-next-line reentrancy-no-eth (state is written after the call only to undo a refused payment; our own DigitalCash has no hooks; settle is nonReentrant)
             (bool ok, bytes memory ret) = address(cash).call(
-                abi.encodeCall(IDigitalCash.payFor, (c.holder, p.merchant, covered, PAY_TO_MERCHANT))
+                abi.encodeCall(IDigitalCash.payFor, (c.holder, p.merchant, earmarked + fromCash, PAY_TO_MERCHANT))
             );
             if (!ok || (ret.length != 0 && !abi.decode(ret, (bool)))) {
                 if (ret.length < 4) revert HardWalletTransferFailed(p.card, p.counter);
                 // The merchant cannot receive now: undo all, leave the counter unused for a later upload.
                 _usedCounters[p.card][p.counter >> 8] &= ~(1 << (p.counter & 0xff));
-                c.reserve += covered;
-                c.settled -= covered;
-                totalReserve += covered;
-                totalSettled -= covered;
+                c.reserve += fromCash;
+                c.settled -= fromCash;
+                totalReserve += fromCash;
+                totalSettled -= fromCash;
+                _undrawPurses(p.card, earmarked, takes);
                 c.shortfall -= uncovered;
                 totalShortfall -= uncovered;
                 c.status = status;
                 return _reject(p, _refusal(ret, c.holder), bytes4(ret));
             }
         }
+        if (earmarked > 0) _reportPurses(p.card, p.counter, p.merchant, takes);
         if (uncovered == 0) {
             emit PaymentSettled(p.card, p.counter, p.merchant, p.amount, p.time);
             return 0;
         }
-        emit PaymentShortfall(p.card, p.counter, p.merchant, p.amount, covered);
+        emit PaymentShortfall(p.card, p.counter, p.merchant, p.amount, earmarked + fromCash);
         if (blocks) emit CardBlocked(p.card, c.shortfall);
         return 3;
     }

@@ -11,6 +11,12 @@ custom error.
 After every step, per card: loaded == settled + refunded + reserve, the reserve is never negative
 and every field equals the model; the contract holds exactly the sum of the reserves; merchants
 hold exactly what the model paid them, so nothing was paid twice.
+
+Earmarked purses (CardPurses): a funder tops up each card's elderly-care purse, spendable at the
+care merchant (MERCHANTS[1], MCC 8050) only, before cash; a blocked card spends no purse. The
+model predicts the split; the contract holds reserves + purses, and each purse equals the model.
+The genuine card is not credited with its purse (it does not know the earmarks), so it never signs
+beyond its cash: purse value only leaves more reserve than it counts.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ CARD_KEYS = [bytes([0xC1]) * 32, bytes([0xC2]) * 32]
 FORMS = [CardForm.CARD, CardForm.WEARABLE]
 OFFLINE_CAP, RESERVE_CAP, GRACE = 300_00, 1_000_00, DAY
 OPENING = 50_000_00
+FUNDER, PURSE, PURSE_CAP, CARE_MCC = dev_account(8), 1, 500_00, 8050
 STRANGER_KEY = b"\x5a" * 32
 
 Expected = tuple[str, tuple[Any, ...]] | None
@@ -74,7 +81,13 @@ def base_chain() -> tuple[HardWalletClient, CashClient, Any]:
             card = Account.from_key(CARD_KEYS[i]).address
             hw.register_card(OPERATOR, card, holder.address, FORMS[i])
         for i, merchant in enumerate(MERCHANTS):
-            cash.register(OPERATOR, merchant.address, Kind.MERCHANT, 2, 5411, identity(f"merchant{i}"))
+            mcc = CARE_MCC if i == 1 else 5411
+            cash.register(OPERATOR, merchant.address, Kind.MERCHANT, 2, mcc, identity(f"merchant{i}"))
+        cash.register(OPERATOR, FUNDER.address, Kind.INSTITUTION, 1, 0, identity("funder"))
+        cash.mint(OPERATOR, FUNDER.address, OPENING)
+        hw.approve(FUNDER, 2**255)
+        far = int(w3.eth.get_block("latest")["timestamp"]) + 3_650 * DAY
+        hw.create_purse_programme(OPERATOR, PURSE, FUNDER.address, PURSE_CAP, far, False, [CARE_MCC])
         _base["clients"] = hw, cash
         _base["snap"] = devtools.snapshot(w3)
     return *_base["clients"], _base["snap"]
@@ -143,14 +156,20 @@ class HardWalletMachine(RuleBasedStateMachine):
                 return Outcome.REJECTED, RejectReason.CARD_LOST, 0
             if now > c.grace_ends_at:
                 return Outcome.REJECTED, RejectReason.GRACE_EXPIRED, 0
-        covered = min(p.amount, c.reserve)
+        earmarked = 0
+        if c.status is not CardStatus.BLOCKED and p.merchant == MERCHANTS[1].address:
+            earmarked = min(p.amount, c.purse)  # the purse pays first at the care merchant
+        cash_part = min(p.amount - earmarked, c.reserve)
+        covered = earmarked + cash_part
         if covered > 0 and c.holder in self.frozen:  # payFor judges the owner (the holder) first
             return Outcome.REJECTED, RejectReason.HOLDER_REFUSED, 0
         if covered > 0 and p.merchant in self.frozen:
             return Outcome.REJECTED, RejectReason.MERCHANT_REFUSED, 0
         c.used.add(p.counter)
-        c.reserve -= covered
-        c.settled += covered
+        c.purse -= earmarked
+        c.purse_spent += earmarked
+        c.reserve -= cash_part
+        c.settled += cash_part
         self.merchant_balance[p.merchant] += covered
         if covered == p.amount:
             return Outcome.SETTLED, RejectReason.NONE, covered
@@ -176,6 +195,19 @@ class HardWalletMachine(RuleBasedStateMachine):
             c.loaded += amount
             c.reserve += amount
             c.se.credit(amount)
+
+    @rule(i=st.integers(0, 1), amount=st.integers(1, 300_00))
+    def fund_purse(self, i: int, amount: int) -> None:
+        c = self.cards[i]
+        expected: Expected = None
+        if c.status is not CardStatus.ACTIVE:
+            expected = ("HardWalletWrongStatus", (c.se.address, CardStatus.ACTIVE, c.status))
+        elif c.purse + amount > PURSE_CAP:
+            expected = ("PurseCapExceeded", (c.se.address, PURSE, PURSE_CAP, c.purse + amount))
+        call = lambda: self.hw.fund_purse(FUNDER, c.se.address, PURSE, amount, approve=False)  # noqa: E731
+        if self._run("fund purse", call, expected):
+            c.purse += amount
+            c.purse_funded += amount
 
     @precondition(lambda self: len(self.pool) >= 3)  # lose cards later rather than sooner
     @rule(i=st.integers(0, 1), by_operator=st.booleans())
@@ -323,15 +355,19 @@ class HardWalletMachine(RuleBasedStateMachine):
                 c.shortfall,
             )
             reserves += info.reserve
+            purses = [(p.programme, p.balance, p.funded, p.spent) for p in self.hw.purses(c.se.address)]
+            assert purses == ([(PURSE, c.purse, c.purse_funded, c.purse_spent)] if c.purse_funded else [])
         totals = self.hw.totals()
-        assert self.cash.balance_of(self.hw.contract.address) == totals["reserve"] == reserves
+        assert totals["reserve"] == reserves
+        assert totals["earmarked"] == sum(c.purse for c in self.cards)
+        assert self.cash.balance_of(self.hw.contract.address) == totals["reserve"] + totals["earmarked"]
         assert totals["shortfall"] == sum(c.shortfall for c in self.cards)
 
     @invariant()
     def nothing_paid_twice(self) -> None:
         for merchant, paid in self.merchant_balance.items():
             assert self.cash.balance_of(merchant) == paid
-        assert sum(self.merchant_balance.values()) == sum(c.settled for c in self.cards)
+        assert sum(self.merchant_balance.values()) == sum(c.settled + c.purse_spent for c in self.cards)
 
 
 TestHardWalletInvariants = HardWalletMachine.TestCase

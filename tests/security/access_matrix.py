@@ -304,6 +304,11 @@ GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/cards/{card}/loads"): only(OPERATOR),
     ("POST", "/v1/cards/{card}/report-lost"): only(OPERATOR),
     ("POST", "/v1/cards/{card}/return-reserve"): only(OPERATOR),
+    ("POST", "/v1/purse-programmes"): only(OPERATOR),
+    ("GET", "/v1/purse-programmes/{programme}"): only(OPERATOR, REGULATOR, AUDITOR),
+    ("POST", "/v1/cards/{card}/purses"): only(OPERATOR),
+    ("GET", "/v1/cards/{card}/purses"): only(OPERATOR, REGULATOR, AUDITOR),
+    ("POST", "/v1/cards/{card}/purses/{programme}/expire"): only(OPERATOR),
     # door access
     ("POST", "/v1/access-points"): only(OPERATOR),
     ("GET", "/v1/access-points/{point_id}"): only(OPERATOR),

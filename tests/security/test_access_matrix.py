@@ -255,6 +255,7 @@ def gateway_world(gateway: Gateway) -> Iterator[World]:
             "counter": 1,
             "preauth_id": MISSING,
             "programme_id": MISSING,
+            "programme": MISSING,
         },
         overrides={  # operator-only routes that would act on the real resources: a missing one
             ("POST", "/v1/terminals/{terminal_id}/revoke"): {"terminal_id": "T-00000000"},
@@ -263,6 +264,7 @@ def gateway_world(gateway: Gateway) -> Iterator[World]:
         bodies={
             ("POST", "/v1/mandates/{mandate_id}/pulls"): {"amount_fen": 1, "reference": "matrix-pull"},
             ("POST", "/v1/card-payments/{card}/{counter}/refunds"): {"amount_fen": 1},
+            ("POST", "/v1/cards/{card}/purses"): {"programme": MISSING, "amount_fen": 1},
         },
         owned={"merchant": merchant, "terminal_id": terminal_id, "holder": holder},
     )

@@ -22,6 +22,9 @@ class CardModel:
     grace_ends_at: int = 0
     used: set[int] = field(default_factory=set)
     clone_counter: int = 1_000
+    purse: int = 0  # the elderly-care purse (CardPurses), spendable at the care merchant only
+    purse_funded: int = 0
+    purse_spent: int = 0
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,33 @@ def return_reserve(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     return Call(ctx.operator, ctx.hardwallet.return_reserve_call(req["card"]))
 
 
+def create_purse_programme(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    fn = ctx.hardwallet.create_purse_programme_call(
+        req["programme"],
+        req["funder"],
+        req["per_card_cap_fen"],
+        req["expires_at"],
+        req["at_expiry"] == "holder",
+        req["categories"],
+    )
+    return Call(ctx.operator, fn)
+
+
+def fund_purse(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """The programme's custodial funder funds the card's purse; the settlement pulls the amount."""
+    funder = ctx.custodial(req["funder"])
+    hw = ctx.hardwallet
+    return Call(
+        funder,
+        hw.fund_purse_call(req["card"], req["programme"], req["amount_fen"]),
+        allowance=Allowance(funder.address, hw.address, req["amount_fen"]),
+    )
+
+
+def expire_purse(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    return Call(ctx.operator, ctx.hardwallet.expire_purse_call(req["card"], req["programme"]))
+
+
 def grant_mandate(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """The custodial holder grants the merchant a mandate (the service signs for the holder)."""
     fn = ctx.quickpay.grant_call(
@@ -80,6 +107,9 @@ BUILDERS: dict[str, Builder] = {
     "gateway.card.load": load_card,
     "gateway.card.report_lost": report_lost,
     "gateway.card.return_reserve": return_reserve,
+    "gateway.purse.programme": create_purse_programme,
+    "gateway.purse.fund": fund_purse,
+    "gateway.purse.expire": expire_purse,
     "gateway.mandate.grant": grant_mandate,
     "gateway.mandate.pull": pull,
     "gateway.mandate.revoke": revoke_mandate,

@@ -228,3 +228,65 @@ class MandateOut(BaseModel):
 
 class MandateOpOut(OperationOut):
     mandate_id: int | None = None
+
+
+# -- earmarked purses on cards (养老支付凭证, meal allowances) --------------------------------------
+
+CARE_MCC = 8050  # ISO 18245: nursing and personal care facilities (the elderly-care voucher's)
+PurseId = Annotated[int, Field(strict=True, ge=1, lt=2**32, description="the purse programme's id")]
+Category = Annotated[int, Field(strict=True, ge=1, lt=2**16, description="a merchant category code")]
+
+
+class PurseProgrammeIn(Strict):
+    model_config = example(
+        {
+            "programme": 1,
+            "funder": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "per_card_cap_fen": 300_00,
+            "expires_at": 1_830_000_000,
+            "at_expiry": "funder",
+            "categories": [CARE_MCC],
+        }
+    )
+
+    programme: PurseId
+    funder: Address = Field(description="the registered wallet that funds the purses (custodial here)")
+    per_card_cap_fen: Annotated[int, Field(strict=True, gt=0, lt=2**128)]
+    expires_at: Annotated[int, Field(strict=True, gt=0, lt=2**64)] = Field(description="unix seconds")
+    at_expiry: Literal["funder", "holder"] = Field(
+        default="funder",
+        description="where unspent value goes at expiry: back to the funder (default) or to the holder",
+    )
+    categories: list[Category] = Field(min_length=1, max_length=8)
+
+
+class PurseProgrammeOut(BaseModel):
+    programme: int
+    funder: str
+    per_card_cap_fen: int
+    expires_at: int
+    at_expiry: str
+    categories: list[int]
+    funded_fen: int
+    spent_fen: int
+    expired_fen: int
+    held_fen: int
+
+
+class PurseFundIn(Strict):
+    programme: PurseId
+    amount_fen: AmountFen
+
+
+class PurseOut(BaseModel):
+    programme: int
+    balance_fen: int
+    funded_fen: int
+    spent_fen: int
+    expired_fen: int
+
+
+class CardPursesOut(BaseModel):
+    card: str
+    cash_reserve_fen: int
+    purses: list[PurseOut] = Field(description="in spending order: the first allowed purse pays first")

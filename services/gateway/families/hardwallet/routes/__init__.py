@@ -7,9 +7,10 @@ from services.gateway.families.hardwallet.routes import (
     access,
     cards,
     offline_payments,
+    purses,
     quickpay,
     refunds,
     terminals,
 )
 
-ROUTERS = tuple(m.router for m in (terminals, offline_payments, cards, access, quickpay, refunds))
+ROUTERS = tuple(m.router for m in (terminals, offline_payments, cards, purses, access, quickpay, refunds))

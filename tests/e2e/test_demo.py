@@ -61,7 +61,7 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "the holder key left on the lost phone: Wallet retired" in out
     assert "asking ¥14.00 more: The refunds would exceed what was paid for this bill" in out
     assert "settlement file (CSV): total," in out
-    assert "2/2 passed, coverage 100% (codes 1, terminals 1)" in out, out  # the spot-check robot
+    assert "4/4 passed, coverage 100% (codes 1, terminals 3)" in out, out  # the spot-check robot
     assert "completes with ¥6.50" in out and "Xiao Li is charged nothing" in out
     assert "a second run pays nothing" in out and "equal to what its wallet received on chain" in out
     assert "\nverdict: clean\n" in out

@@ -286,51 +286,6 @@ def test_the_spot_check_runs_as_a_worker_of_the_service_when_configured(api: Api
         robot.stop()
 
 
-def test_a_refund_queues_a_payment_refunded_event_for_the_merchant(api: Api) -> None:
-    merchant = api.new_wallet(kind="merchant", tier=2, category=5812, name="Dumplings")
-    client = client_for(api, "merchant", merchant)
-    r = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "events": ["payment.refunded"]})
-    assert r.status_code == 201, r.text
-    endpoint = r.json()["id"]
-    code, payment, payer = paid_bill(api, merchant, 900)
-    refunded = refund(client, code, payment, 250).json()
-    (delivery,) = client.get(f"/v1/webhooks/{endpoint}/deliveries").json()["items"]
-    assert delivery["event_type"] == "payment.refunded"
-    data = client.get(f"/v1/webhooks/deliveries/{delivery['id']}").json()["payload"]
-    assert (data["merchant"], data["payer"], data["amount_fen"], data["refunded_total_fen"]) == (
-        merchant,
-        payer,
-        250,
-        250,
-    )
-    assert (data["code_id"], data["payment"], data["refund_id"]) == (code["id"], str(payment), refunded["id"])
-
-
-def test_a_card_payment_of_a_code_is_refunded_to_the_cards_holder_wallet(api: Api, shop: dict) -> None:
-    from chain.clients.hardwallet import CardForm
-    from wallets.hardwallet import HardWallet
-
-    ctx = api.app.state.ctx
-    holder = custodial_payer(api)
-    card = HardWallet.issue(ctx.hardwallet.domain)
-    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)  # as the gateway does
-    ctx.hardwallet.load(ctx.custodial(holder), card.address, 5_000)
-    card.credit(5_000)
-    code = new_code(api, shop["address"], amount_fen=1_200)
-    signed = card.sign_payment(shop["address"], 1_200, int(api.w3.eth.get_block("latest")["timestamp"]))
-    r = post(
-        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
-    )
-    assert r.status_code == 200, r.text
-    payment = r.json()["payments"][0]["id"]
-    before = balance(api, holder)
-    r = refund(shop["client"], code, payment, 1_200)
-    assert r.status_code == 201, r.text
-    assert (r.json()["payer"], r.json()["cash_fen"]) == (holder, 1_200)
-    assert balance(api, holder) == before + 1_200  # to the wallet; the card's reserve stays as it was
-    assert ctx.hardwallet.card(card.address).reserve == 3_800
-
-
 def _terminal(api: Api, merchant: str, location: str) -> str:
     """A gateway terminal of ``merchant`` (registered as the gateway does: the shared database)."""
     from services.gateway.families.hardwallet.schemas import TerminalIn
@@ -402,3 +357,48 @@ def test_the_robot_probes_every_terminal_with_its_card_and_a_frozen_merchants_fa
     assert [c["outcome"] for c in again["checks"] if c["target_id"] == t_frozen] == ["failed"]
     recon = api.auditor.get("/v1/audit/reconciliation").json()
     assert recon["verdict"] == "clean", recon["discrepancies"]
+
+
+def test_a_refund_queues_a_payment_refunded_event_for_the_merchant(api: Api) -> None:
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5812, name="Dumplings")
+    client = client_for(api, "merchant", merchant)
+    r = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "events": ["payment.refunded"]})
+    assert r.status_code == 201, r.text
+    endpoint = r.json()["id"]
+    code, payment, payer = paid_bill(api, merchant, 900)
+    refunded = refund(client, code, payment, 250).json()
+    (delivery,) = client.get(f"/v1/webhooks/{endpoint}/deliveries").json()["items"]
+    assert delivery["event_type"] == "payment.refunded"
+    data = client.get(f"/v1/webhooks/deliveries/{delivery['id']}").json()["payload"]
+    assert (data["merchant"], data["payer"], data["amount_fen"], data["refunded_total_fen"]) == (
+        merchant,
+        payer,
+        250,
+        250,
+    )
+    assert (data["code_id"], data["payment"], data["refund_id"]) == (code["id"], str(payment), refunded["id"])
+
+
+def test_a_card_payment_of_a_code_is_refunded_to_the_cards_holder_wallet(api: Api, shop: dict) -> None:
+    from chain.clients.hardwallet import CardForm
+    from wallets.hardwallet import HardWallet
+
+    ctx = api.app.state.ctx
+    holder = custodial_payer(api)
+    card = HardWallet.issue(ctx.hardwallet.domain)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)  # as the gateway does
+    ctx.hardwallet.load(ctx.custodial(holder), card.address, 5_000)
+    card.credit(5_000)
+    code = new_code(api, shop["address"], amount_fen=1_200)
+    signed = card.sign_payment(shop["address"], 1_200, int(api.w3.eth.get_block("latest")["timestamp"]))
+    r = post(
+        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
+    )
+    assert r.status_code == 200, r.text
+    payment = r.json()["payments"][0]["id"]
+    before = balance(api, holder)
+    r = refund(shop["client"], code, payment, 1_200)
+    assert r.status_code == 201, r.text
+    assert (r.json()["payer"], r.json()["cash_fen"]) == (holder, 1_200)
+    assert balance(api, holder) == before + 1_200  # to the wallet; the card's reserve stays as it was
+    assert ctx.hardwallet.card(card.address).reserve == 3_800

@@ -32,6 +32,7 @@ never kept)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from datetime import UTC, date, datetime
@@ -44,6 +45,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from chain.clients.hardwallet import Payment, sign_payment
+from chain.exceptions import ContractError
 from services.common.context import ServiceContext
 from services.common.keys import Role, create_key
 from services.common.models import ApiKey, CodePayment, GatewayCard, GatewayTerminal, PaymentCode
@@ -64,6 +66,7 @@ TARGET = 0.85
 CARD_LABEL = b"xcpay spot-check probe card\0"
 MIN_TOP_UP = 100  # fen: the robot's wallet and card are topped up by at least this much
 
+log = logging.getLogger("xcpay.operator.spotcheck")
 _one_run_at_a_time = threading.Lock()  # the worker's round and the route, in one process
 
 
@@ -107,11 +110,17 @@ def _fund(ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, day: s
     perform(ops, "cash.issue", key, f"spotcheck:{day}:fund:{have}:{need}", body, target=wallet)
 
 
-def probe_card(ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str) -> LocalAccount:
-    """The robot's probe card (its holder: the robot's wallet), issued once by the operator: a
-    ``gateway_cards`` row like any card the gateway issued, and the card registered on chain."""
+def probe_card(ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, day: str) -> LocalAccount:
+    """The robot's probe card (its holder: the robot's wallet), issued by the operator the first
+    time it is needed: a ``gateway_cards`` row like any card the gateway issued, and the card
+    registered on chain (the day's idempotency key: a refused registration is tried again the
+    next day, not replayed for ever)."""
     holder_key = bytes(ctx.custodial(wallet).key)
     card: LocalAccount = Account.from_key(keccak(CARD_LABEL + holder_key))
+    with ctx.db.session() as s:
+        recorded = s.get(GatewayCard, card.address) is not None
+    if recorded and _on_chain(ctx, card.address):
+        return card
 
     def prepare() -> dict[str, Any]:
         with ctx.db.session() as s:
@@ -121,16 +130,17 @@ def probe_card(ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str) -
         return {}
 
     body = {"card": card.address, "holder": wallet, "form": "card", "serial": ROBOT_LABEL}
-    perform(
-        ops,
-        "spotcheck.card.register",
-        key,
-        "spotcheck:probe-card",
-        body,
-        target=card.address,
-        prepare=prepare,
-    )
+    idem = f"spotcheck:{day}:probe-card"
+    perform(ops, "spotcheck.card.register", key, idem, body, target=card.address, prepare=prepare)
     return card
+
+
+def _on_chain(ctx: ServiceContext, card: str) -> bool:
+    try:
+        ctx.hardwallet.card(card)
+    except ContractError:  # HardWalletUnknownCard
+        return False
+    return True
 
 
 def _load(
@@ -276,16 +286,25 @@ def _run(ctx: ServiceContext, ops: Operations, d: str) -> SpotCheckReport:
         codes = sum(1 for _, kind, _ in todo if kind == "code")
         terminals = len(todo) - codes
         card: LocalAccount | None = None
+        waiting: str | None = None  # why the terminals wait (the probe card could not be readied)
         if terminals:
-            card = probe_card(ctx, ops, key, wallet)
-            _load(ctx, ops, key, wallet, card.address, d, PROBE_FEN * terminals, PROBE_FEN * codes)
-        else:
+            try:
+                card = probe_card(ctx, ops, key, wallet, d)
+                _load(ctx, ops, key, wallet, card.address, d, PROBE_FEN * terminals, PROBE_FEN * codes)
+            except Problem as problem:
+                log.warning("spot check: the probe card is not ready: %s", problem.detail or problem.title)
+                waiting, card = (
+                    f"waiting for the probe card: {problem.slug}: {problem.detail or problem.title}",
+                    None,
+                )
+        if card is None:
             _fund(ctx, ops, key, wallet, d, PROBE_FEN * codes)
         for row_id, kind, target_id in todo:
             if kind == "code":
                 outcome, detail, refund_id = _probe_code(ctx, ops, key, wallet, d, target_id)
+            elif card is None:  # not probed: stays running (coverage shows it), the next round tries again
+                outcome, detail, refund_id = "running", waiting, None
             else:
-                assert card is not None
                 outcome, detail, refund_id = _probe_terminal(ctx, ops, key, card, d, row_id, target_id)
             with ctx.db.session() as s:
                 probe = s.get(SpotCheck, row_id)

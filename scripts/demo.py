@@ -825,13 +825,17 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
             )
         )
         probe = d.post("operator", "/v1/spot-checks/run")
+        kinds = [c["target_kind"] for c in probe["checks"]]
+        d.expect(probe["coverage"] == 1.0, f"every active code and terminal probed: {probe}")
         d.say(
             d.t(
-                f"the spot-check robot pays every active code 1 fen and refunds it: "
+                f"the spot-check robot pays every active code and terminal 1 fen (a terminal: with its "
+                f"probe card, settled as the terminal's upload) and refunds it: "
                 f"{probe['passed']}/{probe['probed']} passed, coverage {probe['coverage']:.0%} "
-                f"({probe['targets'] - probe['probed']} terminals listed, not probed)",
-                f"抽检机器人向每个有效收款码支付 1 分并退回：{probe['passed']}/{probe['probed']} 通过，"
-                f"覆盖率 {probe['coverage']:.0%}（{probe['targets'] - probe['probed']} 个终端列出但未抽检）",
+                f"(codes {kinds.count('code')}, terminals {kinds.count('terminal')})",
+                f"抽检机器人向每个有效收款码和终端支付 1 分（终端：用抽检卡支付，按终端上传结算）并退回："
+                f"{probe['passed']}/{probe['probed']} 通过，覆盖率 {probe['coverage']:.0%}"
+                f"（{kinds.count('code')} 个收款码，{kinds.count('terminal')} 个终端）",
             )
         )
         day = (datetime.now(UTC) + timedelta(hours=8)).date().isoformat()  # a Beijing day

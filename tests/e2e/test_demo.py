@@ -5,6 +5,7 @@ answers too). Any surprise on the way makes the script exit 1 with the reason.""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -61,6 +62,8 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "the holder key left on the lost phone: Wallet retired" in out
     assert "asking ¥14.00 more: The refunds would exceed what was paid for this bill" in out
     assert "settlement file (CSV): total," in out
+    # the spot-check robot: every code and terminal probed, all passed (e.g. 4/4, codes 1, terminals 3)
+    assert re.search(r" (\d+)/\1 passed, coverage 100% \(codes 1, terminals [1-9]\d*\)", out), out
     assert "completes with ¥6.50" in out and "Xiao Li is charged nothing" in out
     assert "a second run pays nothing" in out and "equal to what its wallet received on chain" in out
     assert "\nverdict: clean\n" in out

@@ -286,6 +286,79 @@ def test_the_spot_check_runs_as_a_worker_of_the_service_when_configured(api: Api
         robot.stop()
 
 
+def _terminal(api: Api, merchant: str, location: str) -> str:
+    """A gateway terminal of ``merchant`` (registered as the gateway does: the shared database)."""
+    from services.gateway.families.hardwallet.schemas import TerminalIn
+    from services.gateway.families.hardwallet.service.terminals import register_terminal
+    from services.operator.families.refunds.spotcheck import robot_key
+
+    ctx = api.app.state.ctx
+    return register_terminal(ctx, robot_key(ctx), TerminalIn(merchant=merchant, location=location)).id
+
+
+def test_the_robot_probes_every_terminal_with_its_card_and_a_frozen_merchants_fails(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import func, select
+
+    from services.common.refunds import MerchantRefund
+    from services.gateway.families.hardwallet.models import OfflineUpload
+    from services.gateway.families.hardwallet.service import refunds as card_refunds
+    from services.operator.families.refunds import spotcheck
+
+    ctx = api.app.state.ctx
+    good = api.new_wallet(kind="merchant", tier=2, category=5812, name="Canteen")
+    frozen = api.new_wallet(kind="merchant", tier=2, category=5411, name="Grocer")
+    t_good, t_frozen = _terminal(api, good, "Huangqiao park"), _terminal(api, frozen, "Yuanhe street")
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": frozen}).status_code == 200
+    start = balance(api, good)
+    report = api.post("operator", "/v1/spot-checks/run").json()
+    checks = {c["target_id"]: c for c in report["checks"]}
+    assert (checks[t_good]["outcome"], checks[t_good]["detail"]) == ("passed", None)
+    assert checks[t_frozen]["outcome"] == "failed"
+    assert checks[t_frozen]["detail"] == "settlement rejected: merchant-refused (WalletFrozen)"
+    assert report["by_area"]["Huangqiao park"] == {
+        "targets": 1, "probed": 1, "passed": 1, "coverage": 1.0, "pass_rate": 1.0
+    }  # fmt: skip
+    assert report["by_area"]["Yuanhe street"]["pass_rate"] == 0.0
+    assert report["by_category"]["5411"]["probed"] == 1 and report["coverage"] == 1.0
+    assert balance(api, good) == start  # paid 1 fen by the card, refunded 1 fen
+    (refund,) = api.auditor.get("/v1/refunds", params={"merchant": good}).json()["items"]
+    wallet = spotcheck.probe_wallet(ctx, api.app.state.ops, spotcheck.robot_key(ctx))
+    card = ctx.hardwallet.card(refund["payment"].split(":")[0])
+    assert (refund["payment_kind"], refund["terminal_id"], refund["payer"]) == ("card", t_good, wallet)
+    # one fen left the card (to the good merchant; the frozen one got nothing), came back to the wallet
+    assert (card.holder, card.settled, card.reserve) == (wallet, 1, card.loaded - 1)
+    assert api.auditor.get("/v1/refunds", params={"merchant": frozen}).json()["items"] == []
+
+    # a restart mid-probe (after the settlement, before the refund) probes nothing twice
+    late = api.new_wallet(kind="merchant", tier=2, category=5812, name="Tea house")
+    t_late = _terminal(api, late, "Huangqiao park")
+    start = balance(api, late)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the process stopped")
+
+    monkeypatch.setattr(card_refunds, "refund_card_payment", crash)
+    with pytest.raises(RuntimeError):
+        spotcheck.run(ctx, api.app.state.ops)
+    assert balance(api, late) == start + 1  # settled, not refunded yet
+    monkeypatch.undo()
+    report = api.post("operator", "/v1/spot-checks/run").json()
+    assert [c["outcome"] for c in report["checks"] if c["target_id"] == t_late] == ["passed"]
+    assert report["by_area"]["Huangqiao park"]["passed"] == 2
+    assert balance(api, late) == start
+    with ctx.db.session() as s:
+        assert s.scalar(select(func.count()).where(OfflineUpload.terminal_id == t_late)) == 1
+        assert s.scalar(select(func.count()).where(MerchantRefund.terminal_id == t_late)) == 1
+    assert ctx.hardwallet.card(refund["payment"].split(":")[0]).settled == 2
+    assert api.post("regulator", "/v1/regulator/unfreeze", {"address": frozen}).status_code == 200
+    again = api.post("operator", "/v1/spot-checks/run").json()  # the day's failure stands: not probed again
+    assert [c["outcome"] for c in again["checks"] if c["target_id"] == t_frozen] == ["failed"]
+    recon = api.auditor.get("/v1/audit/reconciliation").json()
+    assert recon["verdict"] == "clean", recon["discrepancies"]
+
+
 def test_a_refund_queues_a_payment_refunded_event_for_the_merchant(api: Api) -> None:
     merchant = api.new_wallet(kind="merchant", tier=2, category=5812, name="Dumplings")
     client = client_for(api, "merchant", merchant)

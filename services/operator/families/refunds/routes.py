@@ -122,8 +122,10 @@ def merchant_statement(
 @router.post("/v1/spot-checks/run", responses={200: {"model": SpotCheckReport}})
 def run_spot_checks(ctx: CtxDep, ops: OpsDep, key: OperatorKey) -> SpotCheckReport:
     """Run today's spot check now (the worker runs it on its schedule): a 1-fen probe payment to
-    every active static code not probed yet today, refunded at once. Idempotent per day: a second
-    run probes only new targets. Answers the day's report."""
+    every active static code and every active terminal not probed yet today (a terminal: the
+    robot's probe card pays its merchant, settled as the terminal's upload would be), refunded at
+    once. Idempotent per day: a second run probes only new targets (and finishes probes a stopped
+    run left). Answers the day's report."""
     return spotcheck.run(ctx, ops)
 
 

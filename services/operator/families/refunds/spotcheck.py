@@ -1,34 +1,59 @@
 """The spot-check robot (抽检): once a Beijing day, a 1-fen probe payment to every active merchant
-code, refunded at once, and a coverage and pass-rate report per area and merchant category (the
-pilot's target: coverage and spot-check pass rate above 85%).
+code and terminal, refunded at once, and a coverage and pass-rate report per area and merchant
+category (the pilot's target: coverage and spot-check pass rate above 85%).
 
 Targets: every static payment code that has not expired (a counter's code; a dynamic code is one
-customer's bill and is never probed), and every gateway terminal. A code is probed end to end: the
-robot's own custodial wallet pays it 1 fen (``code.pay``, the custodial form) and the merchant's key
-refunds the fen (``refunds.refund``), both through ``Operations`` like any payment; it passes when
-both confirmed. A terminal is listed and counted but *skipped* (probing one needs a probe card
-signing at the device, which the robot does not have): the coverage says so rather than hide it.
-A code's area is the location of its merchant's first terminal ("unassigned" without one).
+customer's bill and is never probed), and every gateway terminal whose key is not revoked. A code
+is probed end to end: the robot's own custodial wallet pays it 1 fen (``code.pay``, the custodial
+form) and the merchant's key refunds the fen (``refunds.refund``), both through ``Operations``
+like any payment; it passes when both confirmed. A code's area is the location of its merchant's
+first terminal ("unassigned" without one).
 
-Idempotent per day: each (day, target) is one row (a unique constraint), so a second run -- the
-worker's next round, the route, a restart -- probes only what the day's earlier runs did not reach,
-and every operation's idempotency key names the day and the target. The robot acts with an API key
-of its own (role operator, label ``spot-check robot``; its clear key is never kept)."""
+A terminal is probed with the robot's **probe card**: a hard wallet whose holder is the robot's
+wallet, issued and loaded by the operator on the first run that needs it (``spotcheck.card.register``
+by the operator key, which holds the settlement contract's OPERATOR_ROLE; ``spotcheck.card.load``
+from the robot's wallet, funded by ``cash.issue``). Its key is derived from the robot wallet's
+custodial key (keccak of a label and that key), so it is held exactly where that key is, encrypted
+at rest, and survives restarts. The card signs a 1-fen ``Payment`` to the terminal's merchant and
+the payment is settled as that terminal's upload would be (``offline_payments.upload``: the same
+``settle`` call, the same upload row and stored outcomes), then refunded through the card-payment
+refund path (``services/common/refunds.py``) to the card's holder, the robot's wallet. A settlement
+the contract rejects (the merchant frozen or not registered, ``merchant-refused`` with the token's
+error) or a refund that fails is a *fail*, with the reason.
+
+Idempotent per day: each (day, target) is one row (a unique constraint), stored as ``running``
+before anything is signed: a second run -- the worker's next round, the route, a restart --
+probes only what the day's earlier runs did not finish, and every operation's idempotency key
+names the day and the target. A terminal probe's card counter is its row's id and its signed time
+the row's creation, so a probe resumed after a restart signs the very same payment: its settlement
+replays (or the contract answers ``duplicate``, nothing moves twice) and its refund replays. The
+robot acts with an API key of its own (role operator, label ``spot-check robot``; its clear key is
+never kept)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from typing import Any
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from chain.clients.hardwallet import Payment, sign_payment
+from chain.exceptions import ContractError
 from services.common.context import ServiceContext
 from services.common.keys import Role, create_key
-from services.common.models import ApiKey, CodePayment, GatewayTerminal, PaymentCode
+from services.common.models import ApiKey, CodePayment, GatewayCard, GatewayTerminal, PaymentCode
 from services.common.operations import Operations, perform
 from services.common.problems import Problem
+from services.gateway.families.hardwallet.schemas import SignedPaymentIn
+from services.gateway.families.hardwallet.service import offline_payments
+from services.gateway.families.hardwallet.service import refunds as card_refunds
 from services.operator.families.paycodes import service as paycodes
 from services.operator.families.paycodes.schemas import PayIn
 from services.operator.families.refunds import service
@@ -38,6 +63,11 @@ from services.operator.families.refunds.schemas import SpotCheckGroup, SpotCheck
 ROBOT_LABEL = "spot-check robot"
 PROBE_FEN = 1
 TARGET = 0.85
+CARD_LABEL = b"xcpay spot-check probe card\0"
+MIN_TOP_UP = 100  # fen: the robot's wallet and card are topped up by at least this much
+
+log = logging.getLogger("xcpay.operator.spotcheck")
+_one_run_at_a_time = threading.Lock()  # the worker's round and the route, in one process
 
 
 def today() -> date:
@@ -71,10 +101,112 @@ def probe_wallet(ctx: ServiceContext, ops: Operations, key: ApiKey) -> str:
 
 
 def _fund(ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, day: str, need: int) -> None:
-    if ctx.cash.balance_of(wallet) >= need:
+    """Issue to the robot's wallet what it lacks of ``need`` (the key names the balance it
+    started from, so a later top-up the same day is a new operation, a resumed one the same)."""
+    have = ctx.cash.balance_of(wallet)
+    if have >= need:
         return
-    body = {"to": wallet, "amount_fen": max(need, 100)}
-    perform(ops, "cash.issue", key, f"spotcheck:{day}:fund:{need}", body, target=wallet)
+    body = {"to": wallet, "amount_fen": max(need - have, MIN_TOP_UP)}
+    perform(ops, "cash.issue", key, f"spotcheck:{day}:fund:{have}:{need}", body, target=wallet)
+
+
+def probe_card(ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, day: str) -> LocalAccount:
+    """The robot's probe card (its holder: the robot's wallet), issued by the operator the first
+    time it is needed: a ``gateway_cards`` row like any card the gateway issued, and the card
+    registered on chain (the day's idempotency key: a refused registration is tried again the
+    next day, not replayed for ever)."""
+    holder_key = bytes(ctx.custodial(wallet).key)
+    card: LocalAccount = Account.from_key(keccak(CARD_LABEL + holder_key))
+    with ctx.db.session() as s:
+        recorded = s.get(GatewayCard, card.address) is not None
+    if recorded and _on_chain(ctx, card.address):
+        return card
+
+    def prepare() -> dict[str, Any]:
+        with ctx.db.session() as s:
+            if s.get(GatewayCard, card.address) is None:
+                s.add(GatewayCard(address=card.address, holder=wallet, form="card", serial=ROBOT_LABEL))
+                s.commit()
+        return {}
+
+    body = {"card": card.address, "holder": wallet, "form": "card", "serial": ROBOT_LABEL}
+    idem = f"spotcheck:{day}:probe-card"
+    perform(ops, "spotcheck.card.register", key, idem, body, target=card.address, prepare=prepare)
+    return card
+
+
+def _on_chain(ctx: ServiceContext, card: str) -> bool:
+    try:
+        ctx.hardwallet.card(card)
+    except ContractError:  # HardWalletUnknownCard
+        return False
+    return True
+
+
+def _load(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, card: str, day: str, need: int, more: int
+) -> None:
+    """Load the probe card's reserve to at least ``need`` fen from the robot's wallet (which keeps
+    ``more`` fen for the codes' probes)."""
+    reserve = ctx.hardwallet.card(card).reserve
+    if reserve >= need:
+        _fund(ctx, ops, key, wallet, day, more)
+        return
+    amount = max(need - reserve, MIN_TOP_UP)
+    _fund(ctx, ops, key, wallet, day, amount + more)
+    body = {"card": card, "holder": wallet, "amount_fen": amount}
+    perform(ops, "spotcheck.card.load", key, f"spotcheck:{day}:load:{reserve}:{need}", body, target=card)
+
+
+def _probe_terminal(
+    ctx: ServiceContext,
+    ops: Operations,
+    key: ApiKey,
+    card: LocalAccount,
+    day: str,
+    row_id: int,
+    terminal_id: str,
+) -> tuple[str, str | None, int | None]:
+    """The probe card pays the terminal's merchant 1 fen, settled as the terminal's upload would
+    be, and the merchant refunds it to the card's holder: (outcome, detail, refund id)."""
+    with ctx.db.session() as s:
+        terminal = s.get(GatewayTerminal, terminal_id)
+        row = s.get(SpotCheck, row_id)
+    assert terminal is not None and row is not None
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    # counter and time from the stored intent: a resumed probe signs the very same payment
+    payment = Payment(card.address, terminal.merchant, PROBE_FEN, row_id, int(created.timestamp()))
+    signed = sign_payment(bytes(card.key), payment, ctx.hardwallet.domain)
+    payments = [SignedPaymentIn.model_validate(signed.to_json()).model_dump()]
+    prefix = f"spotcheck:{day}:terminal:{terminal_id}"
+    try:
+        out = offline_payments.upload(
+            ctx, ops, key, terminal, f"{prefix}:settle", payments, "spotcheck.settle"
+        )
+        if out.status != "confirmed":
+            return "failed", f"the probe settlement is {out.status}", None
+        (result,) = out.results
+        if result.outcome not in ("settled", "duplicate"):  # duplicate: settled by an earlier try
+            why = result.reason or result.outcome
+            if result.detail:
+                why += f" ({ctx.tx.errors.name_of(result.detail) or result.detail})"
+            return "failed", f"settlement {result.outcome}: {why}", None
+        refund = card_refunds.refund_card_payment(
+            ctx,
+            ops,
+            key,
+            f"{prefix}:refund",
+            card.address,
+            row_id,
+            terminal.merchant,
+            PROBE_FEN,
+            "spot check",
+        )
+    except Problem as problem:
+        return "failed", f"{problem.slug}: {problem.detail or problem.title}", None
+    if refund.status != "confirmed":
+        return "failed", f"the probe refund is {refund.status}", refund.id
+    return "passed", None, refund.id
 
 
 def _targets(ctx: ServiceContext) -> list[dict[str, Any]]:
@@ -83,6 +215,7 @@ def _targets(ctx: ServiceContext) -> list[dict[str, Any]]:
         terminals = s.scalars(
             select(GatewayTerminal).order_by(GatewayTerminal.created_at, GatewayTerminal.id)
         ).all()
+        revoked = set(s.scalars(select(ApiKey.id).where(ApiKey.role == str(Role.TERMINAL), ApiKey.revoked)))
         area: dict[str, str] = {}
         for t in terminals:
             area.setdefault(t.merchant, t.location)
@@ -109,41 +242,70 @@ def _targets(ctx: ServiceContext) -> list[dict[str, Any]]:
                 "area": t.location,
             }
             for t in terminals
+            if t.api_key_id not in revoked
         ]
     return out
 
 
 def run(ctx: ServiceContext, ops: Operations, day: date | None = None) -> SpotCheckReport:
     """Probe every target not probed yet on ``day`` (today, Beijing time), then report the day."""
-    d = (day or today()).isoformat()
+    with _one_run_at_a_time:
+        return _run(ctx, ops, (day or today()).isoformat())
+
+
+def _run(ctx: ServiceContext, ops: Operations, d: str) -> SpotCheckReport:
     key = robot_key(ctx)
-    targets = _targets(ctx)
-    fresh: list[tuple[int, dict[str, Any]]] = []
-    for t in targets:
+    for t in _targets(ctx):  # the intents: one row per (day, target), before anything is signed
         with ctx.db.session() as s:
-            row = SpotCheck(
-                day=d,
-                target_kind=t["kind"],
-                target_id=t["id"],
-                merchant=t["merchant"],
-                category=t["category"],
-                area=t["area"],
-                outcome="running" if t["kind"] == "code" else "skipped",
-                detail=None if t["kind"] == "code" else "terminal probes need a probe card at the device",
+            s.add(
+                SpotCheck(
+                    day=d,
+                    target_kind=t["kind"],
+                    target_id=t["id"],
+                    merchant=t["merchant"],
+                    category=t["category"],
+                    area=t["area"],
+                    outcome="running",
+                )
             )
-            s.add(row)
             try:
                 s.commit()
-            except IntegrityError:  # probed already today (or being probed by a concurrent run)
+            except IntegrityError:  # probed (or being probed) already today
                 s.rollback()
-                continue
-            if t["kind"] == "code":
-                fresh.append((row.id, t))
-    if fresh:
+    with ctx.db.session() as s:  # this run's and any a stopped run left unfinished
+        todo = [
+            (r.id, r.target_kind, r.target_id)
+            for r in s.scalars(
+                select(SpotCheck)
+                .where(SpotCheck.day == d, SpotCheck.outcome == "running")
+                .order_by(SpotCheck.id)
+            )
+        ]
+    if todo:
         wallet = probe_wallet(ctx, ops, key)
-        _fund(ctx, ops, key, wallet, d, PROBE_FEN * len(fresh))
-        for row_id, t in fresh:
-            outcome, detail, refund_id = _probe_code(ctx, ops, key, wallet, d, t["id"])
+        codes = sum(1 for _, kind, _ in todo if kind == "code")
+        terminals = len(todo) - codes
+        card: LocalAccount | None = None
+        waiting: str | None = None  # why the terminals wait (the probe card could not be readied)
+        if terminals:
+            try:
+                card = probe_card(ctx, ops, key, wallet, d)
+                _load(ctx, ops, key, wallet, card.address, d, PROBE_FEN * terminals, PROBE_FEN * codes)
+            except Problem as problem:
+                log.warning("spot check: the probe card is not ready: %s", problem.detail or problem.title)
+                waiting, card = (
+                    f"waiting for the probe card: {problem.slug}: {problem.detail or problem.title}",
+                    None,
+                )
+        if card is None:
+            _fund(ctx, ops, key, wallet, d, PROBE_FEN * codes)
+        for row_id, kind, target_id in todo:
+            if kind == "code":
+                outcome, detail, refund_id = _probe_code(ctx, ops, key, wallet, d, target_id)
+            elif card is None:  # not probed: stays running (coverage shows it), the next round tries again
+                outcome, detail, refund_id = "running", waiting, None
+            else:
+                outcome, detail, refund_id = _probe_terminal(ctx, ops, key, card, d, row_id, target_id)
             with ctx.db.session() as s:
                 probe = s.get(SpotCheck, row_id)
                 assert probe is not None

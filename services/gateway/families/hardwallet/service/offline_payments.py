@@ -121,8 +121,13 @@ def upload(
     at: GatewayTerminal,
     idem: str,
     payments: list[dict[str, Any]],
+    kind: str = "gateway.settle",
 ) -> UploadOut:
     """Settle a terminal's batch (its payments already checked to be to its merchant).
+
+    ``kind``: the operation kind; the operator's spot-check robot settles its probe payments
+    through this same path under a kind of its own (``spotcheck.settle``, the same call), so that
+    the operator's process, not the gateway's, finishes them.
 
     The same Idempotency-Key and body replay the stored answer (the backbone); the same batch from
     the same terminal under a new key gets its confirmed earlier upload's answer, nothing sent.
@@ -159,7 +164,7 @@ def upload(
         return {}
 
     request = {"terminal": at.id, "digest": digest, "payments": payments}
-    op, replayed = perform(ops, "gateway.settle", key, idem, request, target=at.id, prepare=claim)
+    op, replayed = perform(ops, kind, key, idem, request, target=at.id, prepare=claim)
     with ctx.db.session() as s:
         row = s.scalar(select(OfflineUpload).where(OfflineUpload.operation_id == op.id))
     assert row is not None

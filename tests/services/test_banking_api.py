@@ -150,7 +150,7 @@ class TestScopeOnTheOtherFamilies:
         refused = [
             ("/v1/prepaid/packages", package),
             ("/v1/voucher-programs/1/enrol", {"holder": theirs}),
-            ("/v1/voucher-programs/1/spend", {"holder": theirs, "merchant": shop, "amount_fen": 1_00}),
+            ("/v1/voucher-programs/1/spend", {"holder": theirs, "merchant": shop, "bill_fen": 1_00}),
             ("/v1/collectives/1/income", {"payer": theirs, "amount_fen": 1_00}),
             (f"/v1/disbursements/payers/{theirs}/officers", {"account": shop, "role": "checker"}),
             ("/v1/holder/keys", {"wallet": theirs, "ttl_minutes": 5}),
@@ -166,16 +166,23 @@ class TestScopeOnTheOtherFamilies:
         r = api.post("operator", "/v1/payment-codes", {"merchant": shop, "amount_fen": 1_00})
         assert r.status_code == 201, r.text
         code = r.json()["id"]
+        recorded = _operations(api)
         r = api.post("operator", f"/v1/payment-codes/{code}/pay", {"form": "custodial", "payer": b["wallet"]})
         assert_problem(r, 403, "institution-scope")
+        assert _operations(api) == recorded  # nothing recorded, nothing sent
         # a merchant served by institution #2: institution #1's key makes it no code
         body = {"kind": "merchant", "tier": 2, "display_name": "b-shop", "identity": f"id-{uuid.uuid4()}"}
         r = api.post("bank_b", "/v1/wallets", {**body, "merchant_category": 5411})
         assert r.status_code == 201, r.text
         b_shop = r.json()["request"]["address"]
-        assert_problem(api.post("operator", "/v1/payment-codes", {"merchant": b_shop}), 403, "institution-scope")
-        with api.app.state.ctx.db.session() as s:
-            assert s.scalar(select(func.count()).select_from(Operation).where(Operation.target == code)) == 0
+        assert_problem(
+            api.post("operator", "/v1/payment-codes", {"merchant": b_shop}), 403, "institution-scope"
+        )
+
+
+def _operations(api: Api) -> int:
+    with api.app.state.ctx.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Operation)) or 0)
 
 
 class TestTopUpAndRedemption:

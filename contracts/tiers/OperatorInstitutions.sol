@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IIssuanceBook} from "../token/IIssuanceBook.sol";
 import {IWalletRegistry} from "../token/IWalletRegistry.sol";
 
@@ -22,6 +23,13 @@ interface IWalletRegistrar {
 /// tiers, so that nothing else changes for the other families.
 ///
 /// The token reports every mint and redemption (`IIssuanceBook`), after its own checks.
+/// Storage (gas): an institution's reserve and gross issuance share one slot and its gross
+/// redemptions another; `outstanding` is not stored but derived (`issued - redeemed`, exact in
+/// int256), so a mint reads two slots and writes one, a redemption the same, and the totals over
+/// all institutions are sums over them (views), which can never drift from the institutions'.
+/// Every figure is below 2**128 fen (the token's supply limit is 2**128 - 1): an allocation that
+/// would take a reserve beyond it is refused (`InvalidReserveAmount`), and the gross counters
+/// revert (checked arithmetic) only after 2**128 fen issued or redeemed in all by one institution.
 /// @dev Invariants: for every institution, `outstanding <= reserve` (issuance checks it, a withdrawal
 /// keeps it, a redemption only lowers outstanding); the token's total supply equals
 /// `totalIssued - totalRedeemed`, the sum of the institutions' outstanding, hence at most
@@ -47,7 +55,8 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
     error WalletServedElsewhere(address wallet, uint256 servedBy, uint256 institution);
     /// @dev Only the linked token reports issuance; `caller` is not it.
     error CashOnly(address caller);
-    /// @dev Amounts must be positive and below 2**128 fen.
+    /// @dev Amounts must be positive and below 2**128 fen, and an allocation must leave the reserve
+    /// below 2**128 fen.
     error InvalidReserveAmount(uint256 amount);
     /// @dev The zero address is no signing key.
     error ZeroSigner();
@@ -83,7 +92,7 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
     /// down to the real figure.
     uint256 public constant FIRST_RESERVE = type(uint128).max;
 
-    /// @notice One operator institution.
+    /// @notice One operator institution (as the views return it).
     struct Institution {
         address signer;
         bytes32 name;
@@ -98,16 +107,22 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
     /// @notice The wallet registry (this contract registers the wallets institutions serve).
     IWalletRegistrar public immutable registry;
 
-    Institution[] private _institutions; // id = index + 1
+    /// @dev One institution in storage: `reserve` and `issued` share a slot, `redeemed` has its own.
+    struct Member {
+        address signer;
+        bytes32 name;
+        uint128 reserve;
+        uint128 issued;
+        uint128 redeemed;
+    }
+
+    mapping(uint256 id => Member) private _members; // 1..count
+    uint256 private _count;
     mapping(address signer => uint256 institution) private _institutionOf;
     mapping(address wallet => uint256 institution) private _servedBy;
 
     /// @notice Total reserve allocated, over all institutions.
     uint256 public totalReserve;
-    /// @notice Total issued, over all institutions (gross).
-    uint256 public totalIssued;
-    /// @notice Total redeemed, over all institutions (gross).
-    uint256 public totalRedeemed;
 
     /// @param cash_ The token (it calls `recordIssue` and `recordRedeem`).
     /// @param registry_ The wallet registry.
@@ -144,13 +159,14 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
 
     /// @notice Withdraw `amount` fen of `institution`'s reserve; never below what it has outstanding.
     function withdrawReserve(uint256 institution, uint256 amount) external onlyRole(CENTRAL_BANK_ROLE) {
-        Institution storage i = _get(institution);
+        Member storage i = _get(institution);
         if (amount == 0 || amount > type(uint128).max) revert InvalidReserveAmount(amount);
         uint256 reserve = i.reserve;
-        if (amount > reserve || int256(reserve - amount) < i.outstanding) {
-            revert ReserveBelowOutstanding(institution, reserve, i.outstanding, amount);
+        int256 outstanding = _outstanding(i);
+        if (amount > reserve || int256(reserve - amount) < outstanding) {
+            revert ReserveBelowOutstanding(institution, reserve, outstanding, amount);
         }
-        i.reserve = reserve - amount;
+        i.reserve = uint128(reserve - amount); // below reserve < 2**128
         totalReserve -= amount;
         emit ReserveWithdrawn(institution, amount, reserve - amount, msg.sender);
     }
@@ -179,13 +195,14 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
     function recordIssue(address issuer, address to, uint256 amount) external {
         if (msg.sender != cash) revert CashOnly(msg.sender);
         uint256 institution = _serving(issuer, to);
-        Institution storage i = _institutions[institution - 1];
-        // amount < 2**128 (the token's supply limit) and |outstanding| <= 2**129: no overflow.
-        int256 after_ = i.outstanding + int256(amount);
-        if (after_ > int256(i.reserve)) revert ReserveExceeded(institution, i.reserve, i.outstanding, amount);
-        i.outstanding = after_;
-        i.issued += amount;
-        totalIssued += amount;
+        Member storage i = _members[institution];
+        // One slot: reserve and issued; redeemed is read only. All below 2**128: no int256 overflow.
+        uint256 reserve = i.reserve;
+        uint256 issued = i.issued;
+        int256 outstanding = int256(issued) - int256(uint256(i.redeemed));
+        int256 after_ = outstanding + int256(amount);
+        if (after_ > int256(reserve)) revert ReserveExceeded(institution, reserve, outstanding, amount);
+        i.issued = SafeCast.toUint128(issued + amount);
         emit InstitutionIssued(institution, to, amount, after_);
     }
 
@@ -193,12 +210,22 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
     function recordRedeem(address issuer, address from, uint256 amount) external {
         if (msg.sender != cash) revert CashOnly(msg.sender);
         uint256 institution = _serving(issuer, from);
-        Institution storage i = _institutions[institution - 1];
-        int256 after_ = i.outstanding - int256(amount);
-        i.outstanding = after_;
-        i.redeemed += amount;
-        totalRedeemed += amount;
-        emit InstitutionRedeemed(institution, from, amount, after_);
+        Member storage i = _members[institution];
+        uint128 redeemed = SafeCast.toUint128(i.redeemed + amount);
+        i.redeemed = redeemed;
+        emit InstitutionRedeemed(institution, from, amount, int256(uint256(i.issued)) - int256(uint256(redeemed)));
+    }
+
+    /// @inheritdoc IIssuanceBook
+    /// @dev The replacement is new (the registry refuses a registered one), so it had no
+    /// institution of its own; institution #1's wallets need no entry.
+    function recordRecovery(address lost, address replacement) external {
+        if (msg.sender != cash) revert CashOnly(msg.sender);
+        uint256 institution = _servedBy[lost];
+        if (institution != 0) {
+            _servedBy[replacement] = institution;
+            emit WalletServed(replacement, institution);
+        }
     }
 
     // ----------------------------------------------------------------------------------------
@@ -207,12 +234,29 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
 
     /// @notice How many institutions there are (numbered 1..count).
     function institutionCount() external view returns (uint256) {
-        return _institutions.length;
+        return _count;
     }
 
     /// @notice Institution `id`'s record.
     function institutionRecord(uint256 id) external view returns (Institution memory) {
-        return _get(id);
+        Member storage i = _get(id);
+        return Institution(i.signer, i.name, i.reserve, _outstanding(i), i.issued, i.redeemed);
+    }
+
+    /// @notice Total issued, over all institutions (gross): the sum of theirs.
+    function totalIssued() external view returns (uint256 total) {
+        uint256 n = _count;
+        for (uint256 k = 1; k <= n; ++k) {
+            total += _members[k].issued;
+        }
+    }
+
+    /// @notice Total redeemed, over all institutions (gross): the sum of theirs.
+    function totalRedeemed() external view returns (uint256 total) {
+        uint256 n = _count;
+        for (uint256 k = 1; k <= n; ++k) {
+            total += _members[k].redeemed;
+        }
     }
 
     /// @notice The institution `signer` signs for (0: none).
@@ -228,9 +272,10 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
 
     /// @notice How many institutions have more outstanding than reserve (the invariant: none).
     function institutionsOverReserve() external view returns (uint256 count) {
-        uint256 n = _institutions.length;
-        for (uint256 k = 0; k < n; ++k) {
-            if (_institutions[k].outstanding > int256(_institutions[k].reserve)) ++count;
+        uint256 n = _count;
+        for (uint256 k = 1; k <= n; ++k) {
+            Member storage i = _members[k];
+            if (_outstanding(i) > int256(uint256(i.reserve))) ++count;
         }
     }
 
@@ -242,24 +287,32 @@ contract OperatorInstitutions is AccessControl, IIssuanceBook {
         if (signer == address(0)) revert ZeroSigner();
         uint256 taken = _institutionOf[signer];
         if (taken != 0) revert SignerTaken(signer, taken);
-        _institutions.push(Institution(signer, name, 0, 0, 0, 0));
-        id = _institutions.length;
+        id = ++_count;
+        Member storage i = _members[id];
+        i.signer = signer;
+        i.name = name;
         _institutionOf[signer] = id;
         emit InstitutionAdded(id, signer, name);
     }
 
     function _allocate(uint256 institution, uint256 amount, address by) private {
-        Institution storage i = _get(institution);
+        Member storage i = _get(institution);
         if (amount == 0 || amount > type(uint128).max) revert InvalidReserveAmount(amount);
-        uint256 reserve = i.reserve + amount; // each step below 2**128: the sum of 2**128 of them fits
-        i.reserve = reserve;
+        uint256 reserve = i.reserve + amount;
+        if (reserve > type(uint128).max) revert InvalidReserveAmount(amount);
+        i.reserve = uint128(reserve);
         totalReserve += amount;
         emit ReserveAllocated(institution, amount, reserve, by);
     }
 
-    function _get(uint256 id) private view returns (Institution storage) {
-        if (id == 0 || id > _institutions.length) revert UnknownInstitution(id);
-        return _institutions[id - 1];
+    function _get(uint256 id) private view returns (Member storage) {
+        if (id == 0 || id > _count) revert UnknownInstitution(id);
+        return _members[id];
+    }
+
+    /// @dev Issued less redeemed (both below 2**128: exact in int256).
+    function _outstanding(Member storage i) private view returns (int256) {
+        return int256(uint256(i.issued)) - int256(uint256(i.redeemed));
     }
 
     /// @dev The issuer's institution, which must serve `wallet`.

@@ -135,11 +135,13 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
     /// @notice The registry that decides who may take part and with which limits.
     IWalletRegistry public immutable registry;
 
+    /// @notice The central bank's book of the operator institutions (zero: not linked).
+    /// @dev Declared first so that it shares Pausable's slot (`_paused`), which every movement
+    /// reads already: a mint or redemption reads the link warm.
+    IIssuanceBook public issuanceBook;
+
     mapping(address wallet => Holding) private _holdings;
     uint256 private _supply;
-
-    /// @notice The central bank's book of the operator institutions (zero: not linked).
-    IIssuanceBook public issuanceBook;
 
     /// @dev Set only for the duration of one `payFor`: the movement out of a family is named.
     bool private transient _payingFor;
@@ -268,6 +270,8 @@ contract DigitalCash is ERC20, AccessControl, Pausable, IDigitalCash, IRegistryM
         n.spent = h.spent;
         emit Transfer(lost, replacement, balance);
         emit HoldingRecovered(lost, replacement, balance);
+        IIssuanceBook book = issuanceBook;
+        if (address(book) != address(0)) book.recordRecovery(lost, replacement);
     }
 
     // ----------------------------------------------------------------------------------------

@@ -14,4 +14,8 @@ interface IIssuanceBook {
     /// @notice `issuer` redeemed `amount` fen of `from`; reverts when it may not.
     /// @dev Callable only by the linked token.
     function recordRedeem(address issuer, address from, uint256 amount) external;
+
+    /// @notice `lost` was recovered to `replacement`: the replacement is served where `lost` was.
+    /// @dev Callable only by the linked token.
+    function recordRecovery(address lost, address replacement) external;
 }

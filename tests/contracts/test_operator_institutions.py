@@ -5,6 +5,7 @@ supply is the sum of the institutions' outstanding issuance."""
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -278,3 +279,52 @@ class TestRedemptionAndInteroperability:
         assert cash.total_supply() == totals["issued"] - totals["redeemed"] == 802_35
         assert sum(i.outstanding for i in book.institutions()) == cash.total_supply()
         assert book.book.functions.institutionsOverReserve().call() == 0
+
+
+class TestRecovery:
+    def test_a_recovered_wallet_stays_with_its_institution(
+        self, two: Actors, book: InstitutionsClient, cash: CashClient
+    ) -> None:
+        cash.mint(BANK_B, DAVE.address, 100_00)
+        new = Account.create()
+        proposed = cash.tx.transact(
+            two.operator, cash.propose_recovery_call(DAVE.address, new.address, Web3.keccak(text="file 9"))
+        )
+        rid = int(proposed.named("RecoveryProposed")[0]["id"])
+        approved = cash.tx.transact(two.regulator, cash.approve_recovery_call(rid))
+        assert approved.named("WalletServed")[0].args == {"wallet": new.address, "institution": 2}
+        assert book.served_by(new.address) == 2
+        cash.mint(BANK_B, new.address, 1_00)  # institution #2 serves it, and books it
+        assert book.institution(2).outstanding == 101_00
+        assert_reverts(
+            lambda: cash.mint(two.operator, new.address, 1), "WalletServedElsewhere", new.address, 2, 1
+        )
+
+    def test_a_recovered_wallet_of_institution_one_stays_with_it(
+        self, two: Actors, book: InstitutionsClient, cash: CashClient
+    ) -> None:
+        new = Account.create()
+        proposed = cash.tx.transact(
+            two.operator, cash.propose_recovery_call(two.alice.address, new.address, Web3.keccak(text="f"))
+        )
+        rid = int(proposed.named("RecoveryProposed")[0]["id"])
+        approved = cash.tx.transact(two.regulator, cash.approve_recovery_call(rid))
+        assert approved.named("WalletServed") == []
+        assert book.served_by(new.address) == 1
+
+    def test_only_the_token_reports_a_recovery(self, two: Actors, book: InstitutionsClient) -> None:
+        assert_reverts(
+            lambda: book.tx.transact(
+                BANK_B, book.book.functions.recordRecovery(DAVE.address, two.outsider.address)
+            ),
+            "CashOnly",
+            BANK_B.address,
+        )
+
+
+def test_a_reserve_stays_below_two_to_the_128(two: Actors, book: InstitutionsClient) -> None:
+    # institution #1 holds the largest reserve there is already
+    assert_reverts(lambda: book.allocate(two.regulator, 1, 1), "InvalidReserveAmount", 1)
+    book.allocate(two.regulator, 2, FIRST_RESERVE - 1_000_00)
+    assert book.institution(2).reserve == FIRST_RESERVE
+    assert_reverts(lambda: book.allocate(two.regulator, 2, 1), "InvalidReserveAmount", 1)

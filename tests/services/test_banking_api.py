@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from chain.accounts import INSTITUTION_DEV_ACCOUNTS, dev_account
-from services.common.models import ApiKey
+from services.common.models import ApiKey, Operation
 from services.operator.families.banking.models import BankEntry, BankPosting, BankTransfer
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
@@ -131,6 +131,58 @@ class TestScopeOnTheCashRoutes:
         r = api.post("bank_b", "/v1/issuance", {"to": b["wallet"], "amount_fen": 1_00})
         assert r.status_code == 200, r.text
         assert ctx.institutions.institution(2).outstanding == before + 1_00
+
+
+class TestScopeOnTheOtherFamilies:
+    """Every family's operator routes that act for a customer wallet keep the institution scope:
+    institution #1's key acting for institution #2's customer gets 403 ``institution-scope``, and
+    nothing is recorded or sent."""
+
+    def test_prepaid_vouchers_collective_disbursement_and_holder_keys(self, api: Api, b: dict) -> None:
+        theirs, shop = b["wallet"], api.new_wallet(kind="merchant", tier=2, category=7997, name="gym")
+        package = {
+            "consumer": theirs,
+            "merchant": shop,
+            "sessions": 1,
+            "unit_price_fen": 1_00,
+            "expires_at": "2030-01-01T00:00:00+08:00",
+        }
+        refused = [
+            ("/v1/prepaid/packages", package),
+            ("/v1/voucher-programs/1/enrol", {"holder": theirs}),
+            ("/v1/voucher-programs/1/spend", {"holder": theirs, "merchant": shop, "bill_fen": 1_00}),
+            ("/v1/collectives/1/income", {"payer": theirs, "amount_fen": 1_00}),
+            (f"/v1/disbursements/payers/{theirs}/officers", {"account": shop, "role": "checker"}),
+            ("/v1/holder/keys", {"wallet": theirs, "ttl_minutes": 5}),
+        ]
+        for path, body in refused:
+            assert_problem(api.post("operator", path, body), 403, "institution-scope")
+        # its own institution's key is let through (to the family's own rules)
+        r = api.post("bank_b", "/v1/holder/keys", {"wallet": theirs, "ttl_minutes": 5})
+        assert r.status_code == 201, r.text
+
+    def test_payment_codes(self, api: Api, b: dict) -> None:
+        shop = api.new_wallet(kind="merchant", tier=2, category=5411, name="shop")
+        r = api.post("operator", "/v1/payment-codes", {"merchant": shop, "amount_fen": 1_00})
+        assert r.status_code == 201, r.text
+        code = r.json()["id"]
+        recorded = _operations(api)
+        r = api.post("operator", f"/v1/payment-codes/{code}/pay", {"form": "custodial", "payer": b["wallet"]})
+        assert_problem(r, 403, "institution-scope")
+        assert _operations(api) == recorded  # nothing recorded, nothing sent
+        # a merchant served by institution #2: institution #1's key makes it no code
+        body = {"kind": "merchant", "tier": 2, "display_name": "b-shop", "identity": f"id-{uuid.uuid4()}"}
+        r = api.post("bank_b", "/v1/wallets", {**body, "merchant_category": 5411})
+        assert r.status_code == 201, r.text
+        b_shop = r.json()["request"]["address"]
+        assert_problem(
+            api.post("operator", "/v1/payment-codes", {"merchant": b_shop}), 403, "institution-scope"
+        )
+
+
+def _operations(api: Api) -> int:
+    with api.app.state.ctx.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Operation)) or 0)
 
 
 class TestTopUpAndRedemption:

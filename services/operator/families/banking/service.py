@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from chain.accounts import INSTITUTION_DEV_ACCOUNTS, dev_account
 from services.common.context import ServiceContext
+from services.common.keys import Role
 from services.common.models import ApiKey, Operation, utcnow
 from services.common.operations import Operations, _fault_point, perform, request_hash
 from services.common.problems import Problem, jsonable
@@ -99,6 +100,15 @@ def check_scope(ctx: ServiceContext, key: ApiKey, *wallets: str) -> int:
                 f"this key acts for institution {mine}; the wallet is served by institution {serving}",
             )
     return mine
+
+
+def check_operator_scope(ctx: ServiceContext, key: ApiKey, *wallets: str) -> None:
+    """Institution scope on the other families' routes (prepaid, vouchers, collective, paycodes,
+    disbursement, holder keys): an operator key, or any key bound to an institution, acts only for
+    the customer wallets its institution serves (403 ``institution-scope``). Keys that speak for a
+    wallet of their own (merchant, officer, terminal, holder) are bound to that wallet instead."""
+    if key.role == Role.OPERATOR or key.institution is not None:
+        check_scope(ctx, key, *wallets)
 
 
 def check_customer(ctx: ServiceContext, key: ApiKey, wallet: str) -> int:

@@ -43,6 +43,7 @@ from services.common.operations import Operations, perform
 from services.common.paging import Page, Paging, paginate, paginate_list
 from services.common.problems import Problem
 from services.common.schemas import event_arg
+from services.operator.families.banking.service import check_operator_scope
 from services.operator.families.collective.schemas import (
     ApprovalOut,
     AssetIn,
@@ -309,6 +310,7 @@ def register_asset(
 def record_income(
     ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, cid: int, body: IncomeIn
 ) -> Operation:
+    check_operator_scope(ctx, key, body.payer)  # another institution's customer: 403 first
     check_collective(ctx, cid)
     ctx.custodial(body.payer)
     request = {"collective_id": cid, **body.model_dump(), "memo_sha256": text_hash(body.memo)}

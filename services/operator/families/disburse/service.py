@@ -27,6 +27,7 @@ from services.common.models import ApiKey, Operation, Wallet
 from services.common.operations import Operations, Submitted, perform, submit
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
+from services.operator.families.banking.service import check_operator_scope
 from services.operator.families.cash.service import identity_hash, live_personal
 from services.operator.families.disburse.models import Disbursement, DisbursementRow
 from services.operator.families.disburse.officers import officer_of_payer
@@ -280,6 +281,7 @@ def set_officer(
 ) -> Operation:
     """The (custodial) payer makes an account one of its checkers or makers, or removes it."""
     ctx.custodial(payer)
+    check_operator_scope(ctx, key, payer)
     request = {"payer": payer, **body.model_dump()}
     op, _ = perform(ops, "disburse.set_officer", key, idem, request, target=f"{payer}:{body.account}")
     return op
@@ -303,6 +305,7 @@ def create(
     ready, 202 while an operation of it is still pending."""
     ends_at = _end_time(ctx, meta)
     ctx.custodial(meta.payer)
+    check_operator_scope(ctx, key, meta.payer)
     rows = _checked_rows(ctx, raw, unit)
     request, merkle = _creation_request(meta, ends_at, rows)
     _refuse_taken_reference(ctx, key, idem, meta.reference)
@@ -557,7 +560,7 @@ def approve(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, ref: s
 
 def cancel(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, ref: str) -> Operation:
     """Abandon a batch that was not approved; nothing had moved."""
-    batch(ctx, ref)
+    check_operator_scope(ctx, key, batch(ctx, ref).payer)
     op, _ = perform(ops, "disburse.cancel", key, idem, {"ref": ref}, target=ref)
     if op.status == "confirmed":
         _set_status(ctx, ref, "cancelled")
@@ -599,7 +602,7 @@ def retry_exception(
 def reclaim(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, ref: str) -> Operation:
     """After the end date: what was not paid (exceptions included) returns to the payer; the
     batch closes and its unpaid rows are marked reclaimed."""
-    batch(ctx, ref)
+    check_operator_scope(ctx, key, batch(ctx, ref).payer)
     op, _ = perform(ops, "disburse.reclaim", key, idem, {"ref": ref}, target=ref)
     if op.status == "confirmed":
         with ctx.db.session() as s:

@@ -107,7 +107,7 @@ def holder_session(body: SessionIn, ctx: CtxDep) -> HolderKeyOut:
 def issue_holder_key(body: HolderKeyIn, ctx: CtxDep, key: OperatorKey) -> HolderKeyOut:
     """The operator issues a holder key for a custodial wallet (its holder has no key to sign a
     challenge with): shown once, stored hashed, expiring after ``ttl_minutes``."""
-    row, clear = service.issue_custodial_key(ctx, body.wallet, timedelta(minutes=body.ttl_minutes))
+    row, clear = service.issue_custodial_key(ctx, key, body.wallet, timedelta(minutes=body.ttl_minutes))
     record(ctx.db, key, "holder.key.issue", f"key {row.id} wallet {body.wallet}", outcome="created")
     assert row.wallet is not None and row.expires_at is not None
     return HolderKeyOut(key=clear, key_id=row.id, wallet=row.wallet, expires_at=row.expires_at)

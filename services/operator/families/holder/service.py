@@ -38,6 +38,7 @@ from services.common.models import ApiKey, ChainEvent, Wallet, utcnow
 from services.common.operations import Operations, perform
 from services.common.paging import PageQuery, paginate
 from services.common.problems import Problem
+from services.operator.families.banking.service import check_operator_scope
 from services.operator.families.holder.models import HolderChallenge
 from services.operator.families.holder.schemas import (
     BalanceOut,
@@ -164,8 +165,11 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def issue_custodial_key(ctx: ServiceContext, wallet: str, ttl: timedelta) -> tuple[ApiKey, str]:
-    """A holder key for a custodial wallet of this service (the holder has no key to sign with)."""
+def issue_custodial_key(
+    ctx: ServiceContext, operator: ApiKey, wallet: str, ttl: timedelta
+) -> tuple[ApiKey, str]:
+    """A holder key for a custodial wallet of this service (the holder has no key to sign with),
+    issued by an operator key of the institution that serves the wallet."""
     with ctx.db.session() as s:
         row = s.get(Wallet, wallet)
         custodial = row is not None and row.custody == "custodial"
@@ -183,6 +187,7 @@ def issue_custodial_key(ctx: ServiceContext, wallet: str, ttl: timedelta) -> tup
             "A holder key from the operator needs a registered custodial wallet of this service",
             f"{wallet}: a self-custody holder signs in (POST /v1/holder/challenge)",
         )
+    check_operator_scope(ctx, operator, wallet)
     with ctx.db.session() as s:
         key_row, key = create_key(s, Role.HOLDER, "holder key (custodial)", wallet=wallet)
         key_row.expires_at = utcnow() + ttl

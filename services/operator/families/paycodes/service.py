@@ -41,6 +41,7 @@ from services.common.models import ApiKey, CodePayment, Operation, PaymentCode
 from services.common.operations import Operations, perform, request_hash
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
+from services.operator.families.banking.service import check_operator_scope
 from services.operator.families.paycodes.schemas import (
     CardPaymentIn,
     CodeExtras,
@@ -97,6 +98,7 @@ def create_code(ctx: ServiceContext, key: ApiKey, idem: str | None, body: CodeIn
     wallet = ctx.cash.wallet(body.merchant)
     if wallet.kind != Kind.MERCHANT:
         raise Problem(422, "not-a-merchant-wallet", "Not a registered merchant wallet", body.merchant)
+    check_operator_scope(ctx, key, body.merchant)
     if wallet.frozen:
         raise Problem(409, "merchant-frozen", "The merchant's wallet is frozen", body.merchant)
     if body.reference is not None:
@@ -332,6 +334,7 @@ def pay(
     if body.form in ("custodial", "voucher"):
         assert body.payer is not None
         ctx.custodial(body.payer)
+        check_operator_scope(ctx, key, body.payer)
         amount = _amount(code, body.amount_fen)
         request.update(payer=body.payer, amount_fen=amount)
         if body.form == "voucher":

@@ -18,6 +18,7 @@ from services.common.models import ApiKey, ChainEvent, Operation
 from services.common.operations import Operations, perform
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
+from services.operator.families.banking.service import check_operator_scope
 from services.operator.families.prepaid.schemas import (
     ClaimIn,
     EnrolIn,
@@ -97,6 +98,7 @@ def prepay(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: P
             422, "invalid-request", "The request is invalid", "the cancellation fee exceeds the package total"
         )
     ctx.custodial(body.consumer)
+    check_operator_scope(ctx, key, body.consumer)
     op, _ = perform(ops, "prepaid.prepay", key, idem, request, target=f"{body.consumer}->{body.merchant}")
     return op
 
@@ -105,7 +107,9 @@ def consume(
     ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, package_id: int, body: SessionsIn
 ) -> Operation:
     """The (custodial) consumer confirms sessions used; their held share goes to the merchant."""
-    ctx.custodial(ctx.prepaid.package(package_id).consumer)
+    consumer = ctx.prepaid.package(package_id).consumer
+    ctx.custodial(consumer)
+    check_operator_scope(ctx, key, consumer)
     request = {"id": package_id, **body.model_dump()}
     op, _ = perform(ops, "prepaid.consume", key, idem, request, target=str(package_id))
     return op
@@ -117,6 +121,7 @@ def claim(
     """The merchant claims sessions with the consumer's EIP-712 signature."""
     package = package_for(ctx, key, package_id)  # another's and a missing one: the same 403
     ctx.custodial(package.merchant)
+    check_operator_scope(ctx, key, package.merchant)
     request = {"id": package_id, **body.model_dump()}
     op, _ = perform(ops, "prepaid.claim", key, idem, request, target=str(package_id))
     return op
@@ -124,7 +129,9 @@ def claim(
 
 def cancel(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, package_id: int) -> Operation:
     """The (custodial) consumer cancels: unused part back, minus the package's cancellation fee."""
-    ctx.custodial(ctx.prepaid.package(package_id).consumer)
+    consumer = ctx.prepaid.package(package_id).consumer
+    ctx.custodial(consumer)
+    check_operator_scope(ctx, key, consumer)
     op, _ = perform(ops, "prepaid.cancel", key, idem, {"id": package_id}, target=str(package_id))
     return op
 

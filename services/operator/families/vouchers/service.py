@@ -31,6 +31,7 @@ from services.common.operations import Operations, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut, event_arg, merkle_dump
+from services.operator.families.banking.service import check_operator_scope
 from services.operator.families.cash.service import identity_hash, live_personal
 from services.operator.families.disburse.rows import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.families.vouchers.models import VoucherLeaf
@@ -68,6 +69,7 @@ def programme_exists(ctx: ServiceContext, pid: int) -> Any:
 def create(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: ProgrammeIn) -> Operation:
     """Create and fund a programme (the custodial issuer approves and pays the budget)."""
     ctx.custodial(body.issuer)
+    check_operator_scope(ctx, key, body.issuer)
     request = {
         **body.model_dump(exclude={"starts_at", "expires_at"}),
         "starts_at": _ts(body.starts_at, "starts_at"),
@@ -132,6 +134,7 @@ def grant_batches(
     """Grant in batches of MAX_BATCH, each its own operation under ``<idem>#<n>``."""
     issuer = programme_exists(ctx, pid).issuer
     ctx.custodial(issuer)
+    check_operator_scope(ctx, key, issuer)
     done = []
     for n, start in enumerate(range(0, len(grants), MAX_BATCH)):
         part = [[g.holder, g.amount] for g in grants[start : start + MAX_BATCH]]
@@ -152,6 +155,7 @@ def campaign(
     grants = json_grants(ctx, body)
     issuer = programme_exists(ctx, pid).issuer
     ctx.custodial(issuer)
+    check_operator_scope(ctx, key, issuer)
     tree = merkle_tree(pid, grants)
 
     def store() -> dict[str, Any]:
@@ -228,6 +232,7 @@ def claim(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, pid: int
 
 def enrol(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, pid: int, holder: str) -> Operation:
     ctx.custodial(holder)
+    check_operator_scope(ctx, key, holder)
     op, _ = perform(ops, "voucher.enrol", key, idem, {"programme": pid, "holder": holder})
     return op
 
@@ -237,6 +242,7 @@ def enrol(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, pid: int
 
 def spend(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, pid: int, body: SpendIn) -> Operation:
     ctx.custodial(body.holder)
+    check_operator_scope(ctx, key, body.holder)
     request = {"programme": pid, **body.model_dump()}
     op, _ = perform(ops, "voucher.spend", key, idem, request, target=f"{body.holder}->{body.merchant}")
     return op
@@ -245,6 +251,7 @@ def spend(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, pid: int
 def spend_signed(
     ops: Operations, key: ApiKey, idem: str, pid: int, merchant: str, body: SignedSpendIn
 ) -> Operation:
+    check_operator_scope(ops.ctx, key, body.holder)
     request = {"programme": pid, "merchant": merchant, **body.model_dump()}
     op, _ = perform(ops, "voucher.spend_signed", key, idem, request, target=f"{body.holder}->{merchant}")
     return op

@@ -923,6 +923,7 @@ FAMILIES: tuple[Family, ...] = (
                 ("Transfer", {"from": r["wallet"], "to": ZERO, "value": r["amount_fen"]})
             ],
             "banking.add_institution": lambda r, _: [("InstitutionAdded", {"signer": r["signer"]})],
+            "banking.grant_issuer": lambda r, _: [("RoleGranted", {"account": r["signer"]})],
             "banking.allocate": lambda r, _: [
                 ("ReserveAllocated", {"institution": r["institution"], "amount": r["amount_fen"]})
             ],

@@ -226,6 +226,15 @@ class CashClient:
     def total_supply(self) -> int:
         return int(self.tx.call(self.cash.functions.totalSupply()))
 
+    def grant_issuer_call(self, signer: str) -> ContractFunction:
+        """Admin: let ``signer`` (an operator institution's key) mint and redeem; the institutions'
+        book still bounds it by its reserve."""
+        return self.cash.functions.grantRole(self.cash.functions.ISSUER_ROLE().call(), signer)
+
+    def is_issuer(self, signer: str) -> bool:
+        role = self.cash.functions.ISSUER_ROLE().call()
+        return bool(self.tx.call(self.cash.functions.hasRole(role, signer)))
+
     def spent_today(self, address: str) -> int:
         return int(self.tx.call(self.cash.functions.spentToday(address)))
 

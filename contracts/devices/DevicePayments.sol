@@ -345,6 +345,7 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
         uint256 day = _today();
         uint256 word = _paidToday[id][person];
         // word = day << 128 | paid: the paid part counts for that day only.
+        // slither-disable-next-line incorrect-equality (a Beijing day number, compared exactly on purpose)
         uint256 paidAfter = (word >> 128 == day ? uint128(word) : 0) + uint256(amount);
         if (paidAfter > p.dailyCap) revert DeviceDailyCapExceeded(id, person, p.dailyCap, paidAfter);
 
@@ -387,6 +388,7 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
     /// @notice What programme `id` paid `person` today (Beijing day).
     function paidToday(uint256 id, address person) external view returns (uint256) {
         uint256 word = _paidToday[id][person];
+        // slither-disable-next-line incorrect-equality (a Beijing day number, compared exactly on purpose)
         return word >> 128 == _today() ? uint128(word) : 0;
     }
 

@@ -61,12 +61,16 @@ class Api:
 class ServerThread:
     def __init__(self, app: Any, port: int, settings: Any = None) -> None:
         """With ``settings``: served as the services serve (services/common/serve.py)."""
+        # Keep-alive longer than any pause of a test on a loaded machine: with uvicorn's 5 s, the
+        # server may close an idle pooled connection just as the test client sends on it, and the
+        # request fails with "Server disconnected without sending a response" (seen under load).
+        keep = {"timeout_keep_alive": 600}
         if settings is None:
-            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **keep)
         else:
             from services.common.serve import uvicorn_options
 
-            config = uvicorn.Config(app, host="127.0.0.1", port=port, **uvicorn_options(settings))
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, **uvicorn_options(settings), **keep)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -9,6 +9,7 @@ from typing import Any
 from services.common.context import ServiceContext
 from services.common.operations import Allowance, Builder, Call
 from services.operator.families.banking.service import signer_of
+from services.operator.families.cash.builders import signing_key
 
 
 def topup(ctx: ServiceContext, req: dict[str, Any]) -> Call:
@@ -36,6 +37,12 @@ def add_institution(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     return Call(ctx.regulator, ctx.institutions.add_institution_call(req["signer"], name))
 
 
+def grant_issuer(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """``banking.grant_issuer``: the token's admin lets the new institution's key issue (a child of
+    ``banking.add_institution``, so that an institution authorised over HTTP can issue at once)."""
+    return Call(signing_key(ctx.admin, "admin"), ctx.cash.grant_issuer_call(req["signer"]))
+
+
 def allocate(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``banking.allocate``: the central bank allocates reserve to an institution."""
     return Call(
@@ -54,6 +61,7 @@ BUILDERS: dict[str, Builder] = {
     "banking.topup": topup,
     "banking.redeem": redeem,
     "banking.add_institution": add_institution,
+    "banking.grant_issuer": grant_issuer,
     "banking.allocate": allocate,
     "banking.withdraw": withdraw,
 }

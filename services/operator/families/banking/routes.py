@@ -54,8 +54,13 @@ def add_institution(
     body: InstitutionIn, ops: OpsDep, key: RegulatorKey, idem: IdempotencyKey, response: Response
 ) -> OperationOut:
     """The central bank authorises an operator institution signing with ``signer`` (its reserve
-    starts at zero; the token's admin grants the key the issuer role, a deployment step)."""
+    starts at zero). Once the book has it, the token's admin key grants that key the issuer role
+    (``banking.grant_issuer``, idempotency key ``<key>:issuer``), so the institution can issue
+    within the reserve the central bank allocates; without an admin key configured the answer is
+    503 ``admin-key-missing`` and a retry with the same key finishes the grant."""
     op, _ = perform(ops, "banking.add_institution", key, idem, body.model_dump(), target=body.name)
+    if op.status == "confirmed" and not ops.ctx.cash.is_issuer(body.signer):
+        perform(ops, "banking.grant_issuer", key, f"{idem}:issuer", {"signer": body.signer}, target=body.name)
     return respond(op, response, done_status=201)
 
 

@@ -136,7 +136,7 @@ BUILDERS: dict[str, Builder] = {
 # -- one person, one identity; holds, court orders, recovery (issue 22) -------------------------
 
 
-def _key(account: LocalAccount | None, what: str) -> LocalAccount:
+def signing_key(account: LocalAccount | None, what: str) -> LocalAccount:
     """A signing key the service may not hold in production: 503 naming it when absent."""
     if account is None:
         slug = "second-regulator-missing" if what == "second_regulator" else "admin-key-missing"
@@ -149,7 +149,7 @@ def _key(account: LocalAccount | None, what: str) -> LocalAccount:
 def set_personal_wallet_limit(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``cash.set_personal_wallet_limit``: the admin sets how many personal wallets one identity
     may hold per tier."""
-    return Call(_key(ctx.admin, "admin"), ctx.cash.set_personal_wallet_limit_call(req["limit"]))
+    return Call(signing_key(ctx.admin, "admin"), ctx.cash.set_personal_wallet_limit_call(req["limit"]))
 
 
 def place_hold(ctx: ServiceContext, req: dict[str, Any]) -> Call:
@@ -175,7 +175,7 @@ def propose_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 def approve_court_order(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """``cash.approve_court_order``: the second regulator key (the checker) approves, so
     the chain's maker-checker rule (``CheckerIsMaker``) holds between two different keys."""
-    signer = _key(ctx.second_regulator, "second_regulator")
+    signer = signing_key(ctx.second_regulator, "second_regulator")
     return Call(signer, ctx.cash.approve_court_order_call(req["order_id"]))
 
 

@@ -1,0 +1,151 @@
+"""The park file (``POST /v1/parks``) and the park report.
+
+The file is one JSON document (or the same document written as TOML and converted with
+``tomllib``; ``scripts/demo.py`` does that). Every field is validated here: an unknown field, a
+duplicate id or wallet, a malformed address answers 422 ``invalid-request`` naming the field
+(``tenants.1.staff.0``); what only the chain and the database know (a wallet not registered or of
+the wrong kind, a merchant category that is not the one registered, a terminal or door point the
+gateway does not know) answers 422 with its own problem type naming the field in its detail.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from services.common.schemas import Address, Strict, example
+
+ParkId = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$", description="the park's id, e.g. 'huangqiao-fw'")
+ItemId = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+
+
+class TenantIn(Strict):
+    id: str = ItemId
+    name: str = Field(min_length=1, max_length=128, description="the tenant company")
+    payer: Address = Field(description="the company's registered wallet that pays wages and fees")
+    staff: list[Address] = Field(max_length=2000, description="its staff's registered personal wallets")
+
+
+class MerchantIn(Strict):
+    id: str = ItemId
+    name: str = Field(min_length=1, max_length=128)
+    wallet: Address = Field(description="a registered merchant wallet")
+    category: int = Field(ge=1, le=9999, description="its MCC as registered (5812 canteen, 5411 shop)")
+
+
+class ParkIn(Strict):
+    model_config = example(
+        {
+            "id": "huangqiao-fw",
+            "name": "黄桥未来工场",
+            "area": "黄桥街道",
+            "fee_wallet": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "tenants": [
+                {
+                    "id": "acme",
+                    "name": "苏州某精密制造有限公司",
+                    "payer": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+                    "staff": ["0x90F79bf6EB2c4f870365E785982E1f101E93b906"],
+                }
+            ],
+            "merchants": [
+                {
+                    "id": "canteen",
+                    "name": "园区食堂",
+                    "wallet": "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65",
+                    "category": 5812,
+                }
+            ],
+            "terminals": [],
+            "door_points": [],
+        }
+    )
+
+    id: str = ParkId
+    name: str = Field(min_length=1, max_length=128)
+    area: str = Field(min_length=1, max_length=64, description="the district area (街道)")
+    fee_wallet: Address = Field(description="the park's merchant wallet that collects rent and fees")
+    tenants: list[TenantIn] = Field(min_length=1, max_length=500)
+    merchants: list[MerchantIn] = Field(min_length=1, max_length=500)
+    terminals: list[str] = Field(default=[], max_length=1000, description="gateway terminal ids")
+    door_points: list[str] = Field(default=[], max_length=1000, description="gateway access point ids")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        seen: dict[str, str] = {}
+
+        def claim(address: str, where: str) -> None:
+            if address in seen:
+                raise ValueError(f"{where}: wallet {address} is already {seen[address]}")
+            seen[address] = where
+
+        claim(self.fee_wallet, "fee_wallet")
+        for i, t in enumerate(self.tenants):
+            claim(t.payer, f"tenants.{i}.payer")
+            for j, s in enumerate(t.staff):
+                claim(s, f"tenants.{i}.staff.{j}")
+        for i, m in enumerate(self.merchants):
+            claim(m.wallet, f"merchants.{i}.wallet")
+        for name, ids in (
+            ("tenants", [t.id for t in self.tenants]),
+            ("merchants", [m.id for m in self.merchants]),
+            ("terminals", self.terminals),
+            ("door_points", self.door_points),
+        ):
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"{name}: ids repeat")
+        return self
+
+
+class ParkOut(BaseModel):
+    id: str
+    name: str
+    area: str
+    tenants: int
+    staff: int
+    merchants: int
+    terminals: int
+    door_points: int
+    created: bool = Field(description="false when this file was posted before (nothing changed)")
+
+
+class Money(BaseModel):
+    fen: int
+    yuan: str
+
+
+class TenantLine(BaseModel):
+    tenant: str
+    name: str
+    paid_in: Money
+    spent_inside: Money
+    retention_ratio: float | None
+    fees_paid: Money
+
+
+class CategoryLine(BaseModel):
+    category: int
+    merchants: int
+    spent_inside: Money
+
+
+class MerchantLine(BaseModel):
+    merchant: str
+    name: str
+    category: int
+    takings_from_staff: Money
+
+
+class ParkReport(BaseModel):
+    park: str
+    name: str
+    area: str
+    as_of_block: int
+    paid_in: Money = Field(description="wages and subsidies from the tenants' payers into staff wallets")
+    spent_inside: Money = Field(description="what staff wallets paid to the park's merchants")
+    retention_ratio: float | None = Field(description="spent_inside / paid_in (None when nothing was paid)")
+    fee_income: Money = Field(description="what the tenants' payers paid into the park's fee wallet")
+    by_tenant: list[TenantLine]
+    by_category: list[CategoryLine]
+    by_merchant: list[MerchantLine]

@@ -25,7 +25,12 @@ def problem_type(r: httpx.Response) -> str:
 def _staff(api: Api, tag: str, n: int, prefix: str) -> list[str]:
     out = []
     for i in range(n):
-        body = {"kind": "personal", "tier": 2, "display_name": f"{prefix} {i}", "identity": f"{prefix}-{i}-{tag}"}
+        body = {
+            "kind": "personal",
+            "tier": 2,
+            "display_name": f"{prefix} {i}",
+            "identity": f"{prefix}-{i}-{tag}",
+        }
         r = api.post("operator", "/v1/wallets", body)
         assert r.status_code == 201, r.text
         out.append(r.json()["request"]["address"])
@@ -34,11 +39,15 @@ def _staff(api: Api, tag: str, n: int, prefix: str) -> list[str]:
 
 def _employer(api: Api) -> tuple[str, httpx.Client]:
     employer = api.new_wallet(kind="institution", tier=1, name="tenant company")
-    assert api.post("operator", "/v1/issuance", {"to": employer, "amount_fen": 1_000_000_00}).status_code == 200
+    assert (
+        api.post("operator", "/v1/issuance", {"to": employer, "amount_fen": 1_000_000_00}).status_code == 200
+    )
     checker_wallet = api.new_wallet(tier=2, name="tenant finance officer")
     checker = client_for(api, "checker", checker_wallet)
     r = api.post(
-        "operator", f"/v1/disbursements/payers/{employer}/officers", {"account": checker_wallet, "role": "checker"}
+        "operator",
+        f"/v1/disbursements/payers/{employer}/officers",
+        {"account": checker_wallet, "role": "checker"},
     )
     assert r.status_code == 200, r.text
     return employer, checker
@@ -81,7 +90,12 @@ def test_a_park_is_set_up_from_its_file_once(api: Api, park: dict) -> None:
     spec = park["spec"]
     r = api.operator.post("/v1/parks", json=spec)
     assert r.status_code == 201, r.text
-    assert (r.json()["tenants"], r.json()["staff"], r.json()["merchants"], r.json()["created"]) == (2, 3, 2, True)
+    assert (r.json()["tenants"], r.json()["staff"], r.json()["merchants"], r.json()["created"]) == (
+        2,
+        3,
+        2,
+        True,
+    )
     again = api.operator.post("/v1/parks", json=spec)
     assert again.status_code == 200 and again.json()["created"] is False
     assert api.auditor.get(f"/v1/parks/{spec['id']}").json() == {**spec, "terminals": [], "door_points": []}
@@ -118,7 +132,12 @@ def test_a_park_is_set_up_from_its_file_once(api: Api, park: dict) -> None:
             "park-wallet-wrong-kind",
             "fee_wallet: a personal wallet",
         ),
-        (lambda s: s["merchants"][1].update(category=5812), 422, "park-merchant-category-mismatch", "merchants.1"),
+        (
+            lambda s: s["merchants"][1].update(category=5812),
+            422,
+            "park-merchant-category-mismatch",
+            "merchants.1",
+        ),
         (lambda s: s.update(terminals=["T-nothere"]), 422, "park-terminal-not-found", "terminals.0"),
         (lambda s: s.update(door_points=["D-nothere"]), 422, "park-door-not-found", "door_points.0"),
     ],
@@ -137,10 +156,13 @@ def test_a_bad_park_file_is_refused_naming_the_field(
 
 def _pay_code(api: Api, merchant: str, payer: str, fen: int) -> None:
     code = client_for(api, "merchant", merchant).post(
-        "/v1/payment-codes", json={"merchant": merchant, "amount_fen": fen, "reference": uuid.uuid4().hex[:12]}
+        "/v1/payment-codes",
+        json={"merchant": merchant, "amount_fen": fen, "reference": uuid.uuid4().hex[:12]},
     )
     assert code.status_code == 201, code.text
-    r = api.post("operator", f"/v1/payment-codes/{code.json()['id']}/pay", {"form": "custodial", "payer": payer})
+    r = api.post(
+        "operator", f"/v1/payment-codes/{code.json()['id']}/pay", {"form": "custodial", "payer": payer}
+    )
     assert r.status_code == 200, r.text
 
 

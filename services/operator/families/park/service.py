@@ -86,8 +86,8 @@ def check(ctx: ServiceContext, body: ParkIn) -> None:
     _wallet(ctx, body.fee_wallet, "fee_wallet", Kind.MERCHANT)
     for i, t in enumerate(body.tenants):
         _wallet(ctx, t.payer, f"tenants.{i}.payer", Kind.INSTITUTION, Kind.MERCHANT)
-        for j, s in enumerate(t.staff):
-            _wallet(ctx, s, f"tenants.{i}.staff.{j}", Kind.PERSONAL)
+        for j, worker in enumerate(t.staff):
+            _wallet(ctx, worker, f"tenants.{i}.staff.{j}", Kind.PERSONAL)
     for i, m in enumerate(body.merchants):
         info = _wallet(ctx, m.wallet, f"merchants.{i}.wallet", Kind.MERCHANT)
         if info.category != m.category:
@@ -106,7 +106,9 @@ def check(ctx: ServiceContext, body: ParkIn) -> None:
         doors = set(s.scalars(select(AccessPoint.id).where(AccessPoint.id.in_(body.door_points))))
     for i, tid in enumerate(body.terminals):
         if tid not in terminals:
-            raise Problem(422, "park-terminal-not-found", "No gateway terminal has this id", f"terminals.{i}: {tid}")
+            raise Problem(
+                422, "park-terminal-not-found", "No gateway terminal has this id", f"terminals.{i}: {tid}"
+            )
         if to_checksum_address(terminals[tid]) not in merchants:
             raise Problem(
                 422,
@@ -116,7 +118,9 @@ def check(ctx: ServiceContext, body: ParkIn) -> None:
             )
     for i, did in enumerate(body.door_points):
         if did not in doors:
-            raise Problem(422, "park-door-not-found", "No door access point has this id", f"door_points.{i}: {did}")
+            raise Problem(
+                422, "park-door-not-found", "No door access point has this id", f"door_points.{i}: {did}"
+            )
 
 
 def set_up(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
@@ -126,12 +130,12 @@ def set_up(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
         found = s.get(Park, body.id)
     if found is not None:
         if found.spec_hash != digest:
-            raise Problem(
-                409, "park-exists", "A park with this id was set up from another file", body.id
-            )
+            raise Problem(409, "park-exists", "A park with this id was set up from another file", body.id)
         return found, False
     check(ctx, body)
-    row = Park(id=body.id, name=body.name, area=body.area, spec=body.model_dump(mode="json"), spec_hash=digest)
+    row = Park(
+        id=body.id, name=body.name, area=body.area, spec=body.model_dump(mode="json"), spec_hash=digest
+    )
     with ctx.db.session() as s:
         s.add(row)
         try:
@@ -140,7 +144,9 @@ def set_up(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
             s.rollback()
             found = s.get(Park, body.id)
             if found is None or found.spec_hash != digest:
-                raise Problem(409, "park-exists", "A park with this id was set up from another file", body.id) from None
+                raise Problem(
+                    409, "park-exists", "A park with this id was set up from another file", body.id
+                ) from None
             return found, False
         s.refresh(row)
     return row, True
@@ -166,9 +172,13 @@ def _payments(ctx: ServiceContext) -> list[tuple[str, str, int]]:
     out: list[tuple[str, str, int]] = []
     for name, args in rows:
         if name == "Transfer":
-            out.append((to_checksum_address(args["from"]), to_checksum_address(args["to"]), int(args["value"])))
+            out.append(
+                (to_checksum_address(args["from"]), to_checksum_address(args["to"]), int(args["value"]))
+            )
         else:
-            out.append((to_checksum_address(args["owner"]), to_checksum_address(args["to"]), int(args["amount"])))
+            out.append(
+                (to_checksum_address(args["owner"]), to_checksum_address(args["to"]), int(args["amount"]))
+            )
     return out
 
 
@@ -219,7 +229,9 @@ def report(ctx: ServiceContext, indexer: Any, row: Park) -> ParkReport:
             for c, v in sorted(categories.items())
         ],
         by_merchant=[
-            MerchantLine(merchant=m.id, name=m.name, category=m.category, takings_from_staff=money(takings[m.id]))
+            MerchantLine(
+                merchant=m.id, name=m.name, category=m.category, takings_from_staff=money(takings[m.id])
+            )
             for m in spec.merchants
         ],
     )

@@ -45,6 +45,7 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
         "downloads the day's statement",
         "Unattended devices",
         "Utility bills",
+        "The closed-loop park",
         "reconciles",
     ):
         assert chapter in out, out
@@ -63,6 +64,7 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "settlement file (CSV): total," in out
     assert "completes with ¥6.50" in out and "Xiao Li is charged nothing" in out
     assert "a second run pays nothing" in out and "equal to what its wallet received on chain" in out
+    assert "posted again: nothing changed" in out and "retention ratio " in out
     assert "\nverdict: clean\n" in out
 
 
@@ -79,6 +81,7 @@ def test_the_demo_narrates_in_chinese_with_demo_lang_zh() -> None:
         "居民自己的渠道",
         "无人值守设备",
         "水电燃气缴费",
+        "园区资金闭环",
         "对账",
     ):
         assert chapter in out, out

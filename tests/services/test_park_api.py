@@ -6,6 +6,7 @@ park, a fee paid to the park; the report's totals checked against the chain's ba
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 
 import httpx
@@ -74,6 +75,9 @@ def park(api: Api) -> dict:
             {"id": "canteen", "name": "园区食堂", "wallet": canteen, "category": 5812},
             {"id": "shop", "name": "园区便利店", "wallet": shop, "category": 5411},
         ],
+        "fee_mandates": [
+            {"tenant": "acme", "cap_fen": 10_000_00, "expires_at": int(time.time()) + 400 * 86_400},
+        ],
     }
     return {
         "spec": spec,
@@ -96,9 +100,21 @@ def test_a_park_is_set_up_from_its_file_once(api: Api, park: dict) -> None:
         2,
         True,
     )
+    mandate = r.json()["fee_mandates"]["acme"]
+    ctx = api.app.state.ctx
+    granted = ctx.quickpay.mandate(mandate)
+    assert granted.per_payment_cap == 10_000_00 and granted.merchant == park["fees"]
     again = api.operator.post("/v1/parks", json=spec)
     assert again.status_code == 200 and again.json()["created"] is False
-    assert api.auditor.get(f"/v1/parks/{spec['id']}").json() == {**spec, "terminals": [], "door_points": []}
+    assert again.json()["fee_mandates"] == {"acme": mandate}  # no second mandate
+    assert ctx.quickpay.contract.functions.mandateCount().call() == mandate
+    stored = api.auditor.get(f"/v1/parks/{spec['id']}").json()
+    assert stored["fee_mandates"][0]["cap_fen"] == 10_000_00
+    assert {k: v for k, v in stored.items() if k != "fee_mandates"} == {
+        **{k: v for k, v in spec.items() if k != "fee_mandates"},
+        "terminals": [],
+        "door_points": [],
+    }
     other = copy.deepcopy(spec)
     other["name"] = "another park"
     r = api.operator.post("/v1/parks", json=other)
@@ -140,6 +156,18 @@ def test_a_park_is_set_up_from_its_file_once(api: Api, park: dict) -> None:
         ),
         (lambda s: s.update(terminals=["T-nothere"]), 422, "park-terminal-not-found", "terminals.0"),
         (lambda s: s.update(door_points=["D-nothere"]), 422, "park-door-not-found", "door_points.0"),
+        (
+            lambda s: s["fee_mandates"][0].update(tenant="nobody"),
+            422,
+            "invalid-request",
+            "fee_mandates.0.tenant",
+        ),
+        (
+            lambda s: s["fee_mandates"][0].update(expires_at=1_000_000),
+            422,
+            "park-mandate-expired",
+            "fee_mandates.0.expires_at",
+        ),
     ],
 )
 def test_a_bad_park_file_is_refused_naming_the_field(
@@ -189,9 +217,20 @@ def test_the_report_says_how_much_of_the_wages_stayed_in_the_park(api: Api, park
     _pay_code(api, park["canteen"], b0, 18_00)
     outside = api.new_wallet(kind="merchant", tier=2, category=5812, name="town restaurant")
     _pay_code(api, outside, b0, 100_00)  # spent outside the park: not retained
-    acme_payer = park["payers"]["acme"][0]
-    r = api.post("operator", "/v1/transfers", {"from": acme_payer, "to": park["fees"], "amount_fen": 8000_00})
-    assert r.status_code == 200, r.text  # the month's rent
+    fee = {"tenant": "acme", "period": "2026-11", "kind": "rent", "amount_fen": 8000_00}
+    r = api.post("operator", f"/v1/parks/{spec['id']}/fees", fee)
+    assert r.status_code == 200 and r.json()["status"] == "confirmed", r.text  # the month's rent, pulled
+    again = api.post("operator", f"/v1/parks/{spec['id']}/fees", fee)
+    assert again.status_code == 409 and problem_type(again) == "duplicate-reference"
+    over = api.post(
+        "operator", f"/v1/parks/{spec['id']}/fees", {**fee, "period": "2026-12", "amount_fen": 10_000_01}
+    )
+    assert over.status_code == 422 and problem_type(over) == "over-payment-cap"
+    none = api.post("operator", f"/v1/parks/{spec['id']}/fees", {**fee, "tenant": "bolt"})
+    assert none.status_code == 409 and problem_type(none) == "park-no-fee-mandate"
+    bolt_payer = park["payers"]["bolt"][0]
+    r = api.post("operator", "/v1/transfers", {"from": bolt_payer, "to": park["fees"], "amount_fen": 300_00})
+    assert r.status_code == 200, r.text  # bolt pays its water bill by transfer
 
     r = api.auditor.get(f"/v1/parks/{spec['id']}/report")
     assert r.status_code == 200, r.text
@@ -199,10 +238,10 @@ def test_the_report_says_how_much_of_the_wages_stayed_in_the_park(api: Api, park
     assert rep["paid_in"] == {"fen": 8000_00, "yuan": "8000.00"}
     assert rep["spent_inside"]["fen"] == 15_50 + 12_00 + 30_00 + 18_00
     assert rep["retention_ratio"] == round(75_50 / 8000_00, 4)
-    assert rep["fee_income"] == {"fen": 8000_00, "yuan": "8000.00"}
+    assert rep["fee_income"] == {"fen": 8300_00, "yuan": "8300.00"}
     tenants = {t["tenant"]: t for t in rep["by_tenant"]}
     assert tenants["acme"]["spent_inside"]["fen"] == 57_50 and tenants["bolt"]["spent_inside"]["fen"] == 18_00
-    assert tenants["acme"]["fees_paid"]["fen"] == 8000_00 and tenants["bolt"]["fees_paid"]["fen"] == 0
+    assert tenants["acme"]["fees_paid"]["fen"] == 8000_00 and tenants["bolt"]["fees_paid"]["fen"] == 300_00
     assert {c["category"]: c["spent_inside"]["fen"] for c in rep["by_category"]} == {5411: 30_00, 5812: 45_50}
 
     # Against the chain: the staff's wallets were empty before, so what they hold is what was paid

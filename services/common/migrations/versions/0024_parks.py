@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("area", sa.String(length=64), nullable=False),
         sa.Column("spec", sa.JSON(), nullable=False),
         sa.Column("spec_hash", sa.String(length=64), nullable=False),
+        sa.Column("mandates", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )

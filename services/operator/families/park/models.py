@@ -23,4 +23,6 @@ class Park(Base):
     area: Mapped[str] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(64))
+    # tenant id -> the id of the QuickPay mandate its payer granted the fee wallet
+    mandates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

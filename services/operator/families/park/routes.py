@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.common import i18n
-from services.common.deps import ApiKeyDep, CtxDep, IndexerDep, OperatorKey
+from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, IndexerDep, OperatorKey, OpsDep
 from services.common.keys import Role
 from services.common.problems import Problem
 from services.operator.families.park import html, service
-from services.operator.families.park.schemas import ParkIn, ParkOut, ParkReport
+from services.operator.families.park.schemas import FeeIn, FeeOut, ParkIn, ParkOut, ParkReport
 
 router = APIRouter(tags=["closed-loop park"])
 
@@ -33,14 +33,33 @@ def _reader(key: Any) -> None:
 
 
 @router.post("/v1/parks", status_code=201, responses={200: {"model": ParkOut}})
-def set_up(body: ParkIn, ctx: CtxDep, _: OperatorKey, response: Response) -> ParkOut:
+def set_up(body: ParkIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, response: Response) -> ParkOut:
     """Set a park up from its file: tenants (payer wallets, staff wallets), merchants (wallets,
-    categories), gateway terminals and door points, the park's fee wallet. 201 the first time,
-    200 with ``created: false`` for the same file again, 409 ``park-exists`` for another file."""
-    row, created = service.set_up(ctx, body)
+    categories), gateway terminals and door points, the park's fee wallet, the tenants' fee
+    mandates (granted on chain). 201 the first time, 200 with ``created: false`` for the same file
+    again (nothing changes; an interrupted grant is finished), 409 ``park-exists`` for another file.
+    Idempotent by content: no Idempotency-Key is needed."""
+    row, created = service.set_up(ctx, ops, key, body)
     if not created:
         response.status_code = 200
     return service.park_out(row, created)
+
+
+@router.post("/v1/parks/{park_id}/fees", responses={202: {"model": FeeOut}})
+def collect_fee(
+    park_id: ParkId,
+    body: FeeIn,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: OperatorKey,
+    idem: IdempotencyKey,
+    response: Response,
+) -> FeeOut:
+    """The park collects a tenant's rent or utility fee for one month under the tenant's mandate
+    (200 confirmed, 202 pending); one pull per tenant, kind and month (409 ``duplicate-reference``)."""
+    found = service.collect_fee(ctx, ops, key, idem, service.park(ctx, park_id), body)
+    response.status_code = 200 if found.status == "confirmed" else 202
+    return found
 
 
 @router.get("/v1/parks/{park_id}")

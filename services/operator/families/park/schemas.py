@@ -10,6 +10,7 @@ gateway does not know) answers 422 with its own problem type naming the field in
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Self
 
 from pydantic import BaseModel, Field, model_validator
@@ -32,6 +33,15 @@ class MerchantIn(Strict):
     name: str = Field(min_length=1, max_length=128)
     wallet: Address = Field(description="a registered merchant wallet")
     category: int = Field(ge=1, le=9999, description="its MCC as registered (5812 canteen, 5411 shop)")
+
+
+class FeeMandateIn(Strict):
+    """A tenant's standing authorisation (a QuickPay mandate) for the park's fee wallet to pull its
+    rent and utility fees: the tenant's custodial payer grants it when the park is set up."""
+
+    tenant: str = Field(description="a tenant id of this file")
+    cap_fen: int = Field(gt=0, lt=2**128, description="the most one pull, and one day's pulls, may take")
+    expires_at: datetime
 
 
 class ParkIn(Strict):
@@ -59,6 +69,9 @@ class ParkIn(Strict):
             ],
             "terminals": [],
             "door_points": [],
+            "fee_mandates": [
+                {"tenant": "acme", "cap_fen": 5_000_000, "expires_at": "2027-12-31T23:59:59+08:00"}
+            ],
         }
     )
 
@@ -70,6 +83,9 @@ class ParkIn(Strict):
     merchants: list[MerchantIn] = Field(min_length=1, max_length=500)
     terminals: list[str] = Field(default=[], max_length=1000, description="gateway terminal ids")
     door_points: list[str] = Field(default=[], max_length=1000, description="gateway access point ids")
+    fee_mandates: list[FeeMandateIn] = Field(
+        default=[], max_length=500, description="rent and utility fee mandates, one per tenant at most"
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -95,6 +111,12 @@ class ParkIn(Strict):
         ):
             if len(set(ids)) != len(ids):
                 raise ValueError(f"{name}: ids repeat")
+        tenants = {t.id for t in self.tenants}
+        for i, f in enumerate(self.fee_mandates):
+            if f.tenant not in tenants:
+                raise ValueError(f"fee_mandates.{i}.tenant: no tenant {f.tenant!r} in this file")
+        if len({f.tenant for f in self.fee_mandates}) != len(self.fee_mandates):
+            raise ValueError("fee_mandates: a tenant has two")
         return self
 
 
@@ -107,7 +129,26 @@ class ParkOut(BaseModel):
     merchants: int
     terminals: int
     door_points: int
+    fee_mandates: dict[str, int] = Field(description="tenant id -> its fee mandate's id on chain")
     created: bool = Field(description="false when this file was posted before (nothing changed)")
+
+
+class FeeIn(Strict):
+    tenant: str = Field(min_length=1, max_length=32)
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="the month the fee is for, YYYY-MM")
+    kind: str = Field(default="rent", pattern=r"^[a-z][a-z-]{0,15}$", description="rent, water, power...")
+    amount_fen: int = Field(gt=0, lt=2**128)
+
+
+class FeeOut(BaseModel):
+    tenant: str
+    period: str
+    kind: str
+    amount_fen: int
+    mandate_id: int
+    operation_id: str
+    status: str
+    tx_hash: str | None
 
 
 class Money(BaseModel):

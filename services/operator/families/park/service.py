@@ -23,11 +23,14 @@ from sqlalchemy import select
 
 from chain.clients.token import Kind
 from services.common.context import ServiceContext
-from services.common.models import AccessPoint, ChainEvent, GatewayTerminal
+from services.common.models import AccessPoint, ApiKey, ChainEvent, GatewayTerminal, Operation, Wallet
+from services.common.operations import Operations, perform
 from services.common.problems import Problem
 from services.operator.families.park.models import Park
 from services.operator.families.park.schemas import (
     CategoryLine,
+    FeeIn,
+    FeeOut,
     MerchantLine,
     Money,
     ParkIn,
@@ -62,6 +65,7 @@ def park_out(row: Park, created: bool) -> ParkOut:
         merchants=len(spec.merchants),
         terminals=len(spec.terminals),
         door_points=len(spec.door_points),
+        fee_mandates={k: int(v) for k, v in (row.mandates or {}).items()},
         created=created,
     )
 
@@ -81,8 +85,34 @@ def _wallet(ctx: ServiceContext, address: str, field: str, *kinds: Kind) -> Any:
     return info
 
 
+def _custodial(ctx: ServiceContext, address: str, field: str) -> None:
+    with ctx.db.session() as s:
+        row = s.get(Wallet, address)
+    if row is None or row.custody != "custodial" or row.keystore is None:
+        raise Problem(
+            422,
+            "park-wallet-not-custodial",
+            "A fee mandate needs custodial wallets (the service signs the grant and the pulls)",
+            field,
+        )
+
+
 def check(ctx: ServiceContext, body: ParkIn) -> None:
     """What the file names exists and is what the file says it is (422 naming the field)."""
+    if body.fee_mandates:
+        _custodial(ctx, body.fee_wallet, "fee_wallet")
+        now = int(ctx.w3.eth.get_block("latest")["timestamp"])
+        payers = {t.id: (i, t.payer) for i, t in enumerate(body.tenants)}
+        for i, f in enumerate(body.fee_mandates):
+            j, payer = payers[f.tenant]
+            _custodial(ctx, payer, f"tenants.{j}.payer (fee_mandates.{i})")
+            if int(f.expires_at.timestamp()) <= now:
+                raise Problem(
+                    422,
+                    "park-mandate-expired",
+                    "A fee mandate's expiry is past",
+                    f"fee_mandates.{i}.expires_at",
+                )
     _wallet(ctx, body.fee_wallet, "fee_wallet", Kind.MERCHANT)
     for i, t in enumerate(body.tenants):
         _wallet(ctx, t.payer, f"tenants.{i}.payer", Kind.INSTITUTION, Kind.MERCHANT)
@@ -123,8 +153,14 @@ def check(ctx: ServiceContext, body: ParkIn) -> None:
             )
 
 
-def set_up(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
-    """The park recorded from ``body`` (True), or the one this very file recorded before (False)."""
+def set_up(ctx: ServiceContext, ops: Operations, key: ApiKey, body: ParkIn) -> tuple[Park, bool]:
+    """The park recorded from ``body`` (True), or the one this very file recorded before (False);
+    then its fee mandates granted, those not granted yet (a re-post finishes an interrupted one)."""
+    row, created = _record(ctx, body)
+    return _grant_mandates(ctx, ops, key, row, body), created
+
+
+def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
     digest = spec_hash(body)
     with ctx.db.session() as s:
         found = s.get(Park, body.id)
@@ -134,7 +170,12 @@ def set_up(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
         return found, False
     check(ctx, body)
     row = Park(
-        id=body.id, name=body.name, area=body.area, spec=body.model_dump(mode="json"), spec_hash=digest
+        id=body.id,
+        name=body.name,
+        area=body.area,
+        spec=body.model_dump(mode="json"),
+        spec_hash=digest,
+        mandates={},
     )
     with ctx.db.session() as s:
         s.add(row)
@@ -150,6 +191,82 @@ def set_up(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
             return found, False
         s.refresh(row)
     return row, True
+
+
+def _grant_mandates(ctx: ServiceContext, ops: Operations, key: ApiKey, row: Park, body: ParkIn) -> Park:
+    """Each fee mandate of the file not granted yet: the tenant's custodial payer grants the fee
+    wallet a QuickPay mandate (the utilities family's ``utilities.mandate.grant``: one cap per pull
+    and per day), under an idempotency key of the park, the tenant and the file, so a re-post
+    replays what was sent instead of granting twice."""
+    payers = {t.id: t.payer for t in body.tenants}
+    for f in body.fee_mandates:
+        if f.tenant in (row.mandates or {}):
+            continue
+        request = {
+            "park": row.id,
+            "tenant": f.tenant,
+            "holder": payers[f.tenant],
+            "biller_wallet": body.fee_wallet,
+            "cap_fen": f.cap_fen,
+            "expires_at": int(f.expires_at.timestamp()),
+        }
+        idem = f"park:{row.id}:fee-mandate:{f.tenant}:{row.spec_hash[:16]}"
+        op, _ = perform(ops, "utilities.mandate.grant", key, idem, request, target=f"park/{row.id}")
+        granted = [e for e in (op.result or {}).get("events", []) if e["name"] == "MandateGranted"]
+        if op.status != "confirmed" or not granted:
+            raise Problem(
+                503,
+                "park-mandate-pending",
+                "A fee mandate is not confirmed yet: post the file again",
+                f.tenant,
+            )
+        with ctx.db.session() as s:
+            fresh = s.get(Park, row.id)
+            assert fresh is not None
+            fresh.mandates = {**(fresh.mandates or {}), f.tenant: int(granted[0]["args"]["id"])}
+            s.commit()
+            s.refresh(fresh)
+        row = fresh
+    return row
+
+
+def collect_fee(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, row: Park, body: FeeIn
+) -> FeeOut:
+    """The park's fee wallet pulls a tenant's fee for one period under the tenant's mandate (the
+    utilities family's ``utilities.autodebit``). The order reference is ``park/<id>/<tenant>/<kind>/
+    <period>``: the chain refuses a second pull of one fee (``duplicate-reference``)."""
+    spec = ParkIn.model_validate(row.spec)
+    tenant = next((t for t in spec.tenants if t.id == body.tenant), None)
+    if tenant is None:
+        raise Problem(404, "park-tenant-not-found", "No such tenant in this park", body.tenant)
+    mandate = (row.mandates or {}).get(body.tenant)
+    if mandate is None:
+        raise Problem(409, "park-no-fee-mandate", "This tenant has no fee mandate", body.tenant)
+    request = {
+        "park": row.id,
+        "tenant": body.tenant,
+        "mandate": int(mandate),
+        "holder": tenant.payer,
+        "biller_wallet": spec.fee_wallet,
+        "amount_fen": body.amount_fen,
+        "reference": f"park/{row.id}/{body.tenant}/{body.kind}/{body.period}",
+    }
+    op, _ = perform(ops, "utilities.autodebit", key, idem, request, target=f"park/{row.id}")
+    return fee_out(body, int(mandate), op)
+
+
+def fee_out(body: FeeIn, mandate: int, op: Operation) -> FeeOut:
+    return FeeOut(
+        tenant=body.tenant,
+        period=body.period,
+        kind=body.kind,
+        amount_fen=body.amount_fen,
+        mandate_id=mandate,
+        operation_id=op.id,
+        status=op.status,
+        tx_hash=op.tx_hash,
+    )
 
 
 def park(ctx: ServiceContext, park_id: str) -> Park:

@@ -1139,6 +1139,13 @@ def closed_loop_park(d: Demo) -> None:
             ],
             "terminals": [till["id"]],
             "door_points": [door["id"]],
+            "fee_mandates": [
+                {
+                    "tenant": "precision",
+                    "cap_fen": 20_000_00,
+                    "expires_at": (datetime.now(UTC) + timedelta(days=400)).isoformat(),
+                }
+            ],
         }
         path = Path(tempfile.gettempdir()) / f"{park_id}.json"
         path.write_text(json.dumps(spec, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -1149,11 +1156,11 @@ def closed_loop_park(d: Demo) -> None:
         d.say(
             d.t(
                 f"park {park_id} set up from {path}: {made['tenants']} tenant, {made['staff']} staff, "
-                f"{made['merchants']} merchants, {made['terminals']} terminal, {made['door_points']} door; "
-                "posted again: nothing changed",
+                f"{made['merchants']} merchants, {made['terminals']} terminal, {made['door_points']} door, "
+                f"{len(made['fee_mandates'])} fee mandate; posted again: nothing changed",
                 f"园区 {park_id} 由文件 {path} 开通：{made['tenants']} 家企业、{made['staff']} 名员工、"
-                f"{made['merchants']} 家商户、{made['terminals']} 台终端、{made['door_points']} 个门禁；"
-                "再次提交：无变化",
+                f"{made['merchants']} 家商户、{made['terminals']} 台终端、{made['door_points']} 个门禁、"
+                f"{len(made['fee_mandates'])} 份缴费授权；再次提交：无变化",
             )
         )
         d.post(
@@ -1175,11 +1182,15 @@ def closed_loop_park(d: Demo) -> None:
                 cashier, "POST", "/v1/payment-codes", {"merchant": canteen, "amount_fen": 15_00 + i * 100}
             )
             d.post("operator", f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": w})
-        d.post("operator", "/v1/transfers", {"from": tenant, "to": fees, "amount_fen": 12_000_00})
+        rent = {"tenant": "precision", "period": f"{datetime.now(UTC):%Y-%m}", "amount_fen": 12_000_00}
+        d.post("operator", f"/v1/parks/{park_id}/fees", rent)
+        twice = d.post("operator", f"/v1/parks/{park_id}/fees", rent, expect=409)
         d.say(
             d.t(
-                f"lunch at the canteen for all 5; the tenant pays the month's rent, {yuan(12_000_00)}",
-                f"5 人在食堂用午餐；企业缴纳本月租金 {yuan(12_000_00)}",
+                f"lunch at the canteen for all 5; the park pulls the month's rent, {yuan(12_000_00)}, "
+                f"under the tenant's mandate; pulling it again: {twice['title']}",
+                f"5 人在食堂用午餐；园区按企业的授权扣收本月租金 {yuan(12_000_00)}；"
+                f"再扣一次：{twice['title']}",
             )
         )
         rep = d.get("auditor", f"/v1/parks/{park_id}/report")

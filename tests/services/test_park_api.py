@@ -62,6 +62,9 @@ def park(api: Api) -> dict:
     shop = api.new_wallet(kind="merchant", tier=2, category=5411, name="园区便利店")
     fees = api.new_wallet(kind="merchant", tier=2, category=6513, name="园区物业")
     a_staff, b_staff = _staff(api, tag, 2, "acme"), _staff(api, tag, 1, "bolt")
+    union = api.new_wallet(kind="institution", tier=1, name="park trade union")
+    assert api.post("operator", "/v1/issuance", {"to": union, "amount_fen": 1_000_00}).status_code == 200
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
     spec = {
         "id": f"hq-{tag}",
         "name": "黄桥未来工场",
@@ -78,6 +81,14 @@ def park(api: Api) -> dict:
         "fee_mandates": [
             {"tenant": "acme", "cap_fen": 10_000_00, "expires_at": int(time.time()) + 400 * 86_400},
         ],
+        "welfare": {
+            "issuer": union,
+            "name": "园区员工福利券",
+            "budget_fen": 3 * 50_00,
+            "per_staff_fen": 50_00,
+            "starts_at": now - 60,
+            "expires_at": now + 30 * 86_400,
+        },
     }
     return {
         "spec": spec,
@@ -87,6 +98,7 @@ def park(api: Api) -> dict:
         "canteen": canteen,
         "shop": shop,
         "fees": fees,
+        "union": union,
     }
 
 
@@ -108,10 +120,16 @@ def test_a_park_is_set_up_from_its_file_once(api: Api, park: dict) -> None:
     assert again.status_code == 200 and again.json()["created"] is False
     assert again.json()["fee_mandates"] == {"acme": mandate}  # no second mandate
     assert ctx.quickpay.contract.functions.mandateCount().call() == mandate
+    pid = r.json()["welfare_programme"]
+    assert again.json()["welfare_programme"] == pid  # one programme, granted once
+    programme = ctx.vouchers.programme(pid)
+    assert programme.granted == 3 * 50_00 and programme.issuer == park["union"]
+    assert ctx.vouchers.contract.functions.programmeCount().call() == pid
     stored = api.auditor.get(f"/v1/parks/{spec['id']}").json()
     assert stored["fee_mandates"][0]["cap_fen"] == 10_000_00
-    assert {k: v for k, v in stored.items() if k != "fee_mandates"} == {
-        **{k: v for k, v in spec.items() if k != "fee_mandates"},
+    assert stored["welfare"]["per_staff_fen"] == 50_00
+    assert {k: v for k, v in stored.items() if k not in ("fee_mandates", "welfare")} == {
+        **{k: v for k, v in spec.items() if k not in ("fee_mandates", "welfare")},
         "terminals": [],
         "door_points": [],
     }
@@ -156,6 +174,13 @@ def test_a_park_is_set_up_from_its_file_once(api: Api, park: dict) -> None:
         ),
         (lambda s: s.update(terminals=["T-nothere"]), 422, "park-terminal-not-found", "terminals.0"),
         (lambda s: s.update(door_points=["D-nothere"]), 422, "park-door-not-found", "door_points.0"),
+        (lambda s: s["welfare"].update(budget_fen=100_00), 422, "invalid-request", "welfare.budget_fen"),
+        (
+            lambda s: s["welfare"].update(issuer=s["merchants"][0]["wallet"]),
+            422,
+            "park-wallet-wrong-kind",
+            "welfare.issuer",
+        ),
         (
             lambda s: s["fee_mandates"][0].update(tenant="nobody"),
             422,
@@ -175,6 +200,7 @@ def test_a_bad_park_file_is_refused_naming_the_field(
 ) -> None:
     spec = copy.deepcopy(park["spec"])
     spec["id"] = f"bad-{uuid.uuid4().hex[:8]}"
+    spec["welfare"]["budget_fen"] = 10 * 50_00  # room for one more staff member
     change(spec)
     r = api.operator.post("/v1/parks", json=spec)
     assert r.status_code == status and problem_type(r) == slug, r.text
@@ -215,6 +241,14 @@ def test_the_report_says_how_much_of_the_wages_stayed_in_the_park(api: Api, park
     _pay_code(api, park["canteen"], a1, 12_00)
     _pay_code(api, park["shop"], a1, 30_00)
     _pay_code(api, park["canteen"], b0, 18_00)
+    pid = api.operator.post("/v1/parks", json=spec).json()["welfare_programme"]
+    spend = {"holder": a0, "merchant": park["shop"], "bill_fen": 60_00}
+    r = api.post("operator", f"/v1/voucher-programs/{pid}/spend", spend)
+    assert r.status_code == 200, r.text  # ¥50 of welfare and ¥10 of a0's own cash at the park's shop
+    town_shop = api.new_wallet(kind="merchant", tier=2, category=5411, name="town shop")
+    spend = {"holder": b0, "merchant": town_shop, "bill_fen": 10_00}
+    r = api.post("operator", f"/v1/voucher-programs/{pid}/spend", spend)
+    assert r.status_code == 422 and problem_type(r) == "merchant-not-listed"  # only inside the park
     outside = api.new_wallet(kind="merchant", tier=2, category=5812, name="town restaurant")
     _pay_code(api, outside, b0, 100_00)  # spent outside the park: not retained
     fee = {"tenant": "acme", "period": "2026-11", "kind": "rent", "amount_fen": 8000_00}
@@ -235,20 +269,25 @@ def test_the_report_says_how_much_of_the_wages_stayed_in_the_park(api: Api, park
     r = api.auditor.get(f"/v1/parks/{spec['id']}/report")
     assert r.status_code == 200, r.text
     rep = r.json()
-    assert rep["paid_in"] == {"fen": 8000_00, "yuan": "8000.00"}
-    assert rep["spent_inside"]["fen"] == 15_50 + 12_00 + 30_00 + 18_00
-    assert rep["retention_ratio"] == round(75_50 / 8000_00, 4)
+    assert rep["paid_in"] == {"fen": 8150_00, "yuan": "8150.00"}  # wages, and ¥50 welfare for 3
+    assert rep["welfare_granted"]["fen"] == 150_00 and rep["welfare_spent"]["fen"] == 50_00
+    assert rep["spent_inside"]["fen"] == 15_50 + 12_00 + 30_00 + 18_00 + 60_00
+    assert rep["retention_ratio"] == round(135_50 / 8150_00, 4)
     assert rep["fee_income"] == {"fen": 8300_00, "yuan": "8300.00"}
     tenants = {t["tenant"]: t for t in rep["by_tenant"]}
-    assert tenants["acme"]["spent_inside"]["fen"] == 57_50 and tenants["bolt"]["spent_inside"]["fen"] == 18_00
+    assert (
+        tenants["acme"]["spent_inside"]["fen"] == 117_50 and tenants["bolt"]["spent_inside"]["fen"] == 18_00
+    )
     assert tenants["acme"]["fees_paid"]["fen"] == 8000_00 and tenants["bolt"]["fees_paid"]["fen"] == 300_00
-    assert {c["category"]: c["spent_inside"]["fen"] for c in rep["by_category"]} == {5411: 30_00, 5812: 45_50}
+    assert {c["category"]: c["spent_inside"]["fen"] for c in rep["by_category"]} == {5411: 90_00, 5812: 45_50}
 
     # Against the chain: the staff's wallets were empty before, so what they hold is what was paid
     # in less what they spent, inside the park (the report) and outside it (¥100); the merchants'
     # and the fee wallet's balances are exactly the report's takings and fee income.
     held = sum(balance(api, w) for w in (a0, a1, b0))
-    assert held == rep["paid_in"]["fen"] - rep["spent_inside"]["fen"] - 100_00
+    vouchers_left = sum(api.app.state.ctx.vouchers.balance(pid, w) for w in (a0, a1, b0))
+    assert vouchers_left == rep["welfare_granted"]["fen"] - rep["welfare_spent"]["fen"] == 100_00
+    assert held + vouchers_left == rep["paid_in"]["fen"] - rep["spent_inside"]["fen"] - 100_00
     takings = {m["merchant"]: m["takings_from_staff"]["fen"] for m in rep["by_merchant"]}
     assert balance(api, park["canteen"]) == takings["canteen"]
     assert balance(api, park["shop"]) == takings["shop"]
@@ -256,11 +295,11 @@ def test_the_report_says_how_much_of_the_wages_stayed_in_the_park(api: Api, park
 
     page = api.auditor.get(f"/v1/parks/{spec['id']}/report", params={"format": "html", "lang": "zh"})
     assert page.status_code == 200 and page.headers["content-language"] == "zh-CN"
-    assert "园区留存率" in page.text and "0.94%" in page.text and "¥75.50（7550 分）" in page.text
+    assert "园区留存率" in page.text and "1.66%" in page.text and "¥135.50（13550 分）" in page.text
     page = api.auditor.get(
         f"/v1/parks/{spec['id']}/report", params={"format": "html"}, headers={"Accept-Language": "en"}
     )
-    assert "Retention ratio" in page.text and "¥8,000.00 (800000 fen)" in page.text
+    assert "Retention ratio" in page.text and "¥8,150.00 (815000 fen)" in page.text
 
 
 def test_only_readers_read_the_report(api: Api, park: dict) -> None:

@@ -25,6 +25,8 @@ def upgrade() -> None:
         sa.Column("spec", sa.JSON(), nullable=False),
         sa.Column("spec_hash", sa.String(length=64), nullable=False),
         sa.Column("mandates", sa.JSON(), nullable=False),
+        sa.Column("welfare_programme", sa.BigInteger(), nullable=True),
+        sa.Column("welfare_granted", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )

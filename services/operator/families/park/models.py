@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.models import Base, utcnow
@@ -25,4 +25,7 @@ class Park(Base):
     spec_hash: Mapped[str] = mapped_column(String(64))
     # tenant id -> the id of the QuickPay mandate its payer granted the fee wallet
     mandates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the welfare voucher programme's id, once created; its grants done (False until confirmed)
+    welfare_programme: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    welfare_granted: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -44,6 +44,19 @@ class FeeMandateIn(Strict):
     expires_at: datetime
 
 
+class WelfareIn(Strict):
+    """The park's staff welfare (员工福利券): a voucher programme of the vouchers family, spendable
+    only at the park's merchants (its explicit merchant list and their categories), funded by a
+    custodial issuer (the park or a tenant's union), granting each staff member the same amount."""
+
+    issuer: Address = Field(description="the custodial institution wallet that funds the budget")
+    name: str = Field(min_length=1, max_length=32, description="at most 32 bytes of UTF-8")
+    budget_fen: int = Field(gt=0, lt=2**128)
+    per_staff_fen: int = Field(gt=0, lt=2**128, description="granted to every staff wallet (its cap too)")
+    starts_at: datetime
+    expires_at: datetime
+
+
 class ParkIn(Strict):
     model_config = example(
         {
@@ -86,6 +99,7 @@ class ParkIn(Strict):
     fee_mandates: list[FeeMandateIn] = Field(
         default=[], max_length=500, description="rent and utility fee mandates, one per tenant at most"
     )
+    welfare: WelfareIn | None = Field(default=None, description="the staff welfare voucher programme")
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -117,6 +131,16 @@ class ParkIn(Strict):
                 raise ValueError(f"fee_mandates.{i}.tenant: no tenant {f.tenant!r} in this file")
         if len({f.tenant for f in self.fee_mandates}) != len(self.fee_mandates):
             raise ValueError("fee_mandates: a tenant has two")
+        if self.welfare is not None:
+            staff = sum(len(t.staff) for t in self.tenants)
+            if self.welfare.per_staff_fen * staff > self.welfare.budget_fen:
+                raise ValueError(f"welfare.budget_fen: below per_staff_fen x {staff} staff")
+            if len(self.merchants) > 200 or len({m.category for m in self.merchants}) > 32:
+                raise ValueError("welfare: a programme lists at most 200 merchants of 32 categories")
+            if len(self.welfare.name.encode()) > 32:
+                raise ValueError("welfare.name: at most 32 bytes of UTF-8")
+            if self.welfare.expires_at <= self.welfare.starts_at:
+                raise ValueError("welfare.expires_at: not after starts_at")
         return self
 
 
@@ -130,6 +154,7 @@ class ParkOut(BaseModel):
     terminals: int
     door_points: int
     fee_mandates: dict[str, int] = Field(description="tenant id -> its fee mandate's id on chain")
+    welfare_programme: int | None = Field(description="the welfare voucher programme's id on chain")
     created: bool = Field(description="false when this file was posted before (nothing changed)")
 
 
@@ -183,8 +208,15 @@ class ParkReport(BaseModel):
     name: str
     area: str
     as_of_block: int
-    paid_in: Money = Field(description="wages and subsidies from the tenants' payers into staff wallets")
-    spent_inside: Money = Field(description="what staff wallets paid to the park's merchants")
+    paid_in: Money = Field(
+        description="wages and subsidies from the tenants' payers into staff wallets, and welfare "
+        "vouchers granted to staff"
+    )
+    welfare_granted: Money = Field(description="of paid_in: the welfare vouchers granted to staff")
+    spent_inside: Money = Field(
+        description="what staff paid the park's merchants (their cash and their welfare vouchers)"
+    )
+    welfare_spent: Money = Field(description="of spent_inside: paid by welfare vouchers")
     retention_ratio: float | None = Field(description="spent_inside / paid_in (None when nothing was paid)")
     fee_income: Money = Field(description="what the tenants' payers paid into the park's fee wallet")
     by_tenant: list[TenantLine]

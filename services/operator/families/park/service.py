@@ -22,6 +22,7 @@ from eth_utils import to_checksum_address
 from sqlalchemy import select
 
 from chain.clients.token import Kind
+from chain.clients.vouchers import Grant
 from services.common.context import ServiceContext
 from services.common.models import AccessPoint, ApiKey, ChainEvent, GatewayTerminal, Operation, Wallet
 from services.common.operations import Operations, perform
@@ -38,6 +39,8 @@ from services.operator.families.park.schemas import (
     ParkReport,
     TenantLine,
 )
+from services.operator.families.vouchers import service as vouchers
+from services.operator.families.vouchers.schemas import ProgrammeIn
 
 
 def money(fen: int) -> Money:
@@ -66,6 +69,7 @@ def park_out(row: Park, created: bool) -> ParkOut:
         terminals=len(spec.terminals),
         door_points=len(spec.door_points),
         fee_mandates={k: int(v) for k, v in (row.mandates or {}).items()},
+        welfare_programme=row.welfare_programme,
         created=created,
     )
 
@@ -99,6 +103,9 @@ def _custodial(ctx: ServiceContext, address: str, field: str) -> None:
 
 def check(ctx: ServiceContext, body: ParkIn) -> None:
     """What the file names exists and is what the file says it is (422 naming the field)."""
+    if body.welfare is not None:
+        _wallet(ctx, body.welfare.issuer, "welfare.issuer", Kind.INSTITUTION)
+        _custodial(ctx, body.welfare.issuer, "welfare.issuer")
     if body.fee_mandates:
         _custodial(ctx, body.fee_wallet, "fee_wallet")
         now = int(ctx.w3.eth.get_block("latest")["timestamp"])
@@ -157,7 +164,58 @@ def set_up(ctx: ServiceContext, ops: Operations, key: ApiKey, body: ParkIn) -> t
     """The park recorded from ``body`` (True), or the one this very file recorded before (False);
     then its fee mandates granted, those not granted yet (a re-post finishes an interrupted one)."""
     row, created = _record(ctx, body)
-    return _grant_mandates(ctx, ops, key, row, body), created
+    row = _grant_mandates(ctx, ops, key, row, body)
+    return _welfare(ctx, ops, key, row, body), created
+
+
+def _pending(what: str) -> Problem:
+    return Problem(
+        503, "park-setup-pending", "Part of the park is not confirmed yet: post the file again", what
+    )
+
+
+def _welfare(ctx: ServiceContext, ops: Operations, key: ApiKey, row: Park, body: ParkIn) -> Park:
+    """The welfare programme (the vouchers family's ``create``, then ``grant_batches``), once:
+    listed merchants = the park's, categories = theirs; each step under an idempotency key of the
+    park and the file, so a re-post replays what an interrupted one sent."""
+    w = body.welfare
+    if w is None or row.welfare_granted:
+        return row
+    idem = f"park:{row.id}:welfare:{row.spec_hash[:16]}"
+    pid = row.welfare_programme
+    if pid is None:
+        programme = ProgrammeIn(
+            issuer=w.issuer,
+            name=w.name,
+            mode="grant-list",
+            budget_fen=w.budget_fen,
+            per_person_cap_fen=w.per_staff_fen,
+            starts_at=w.starts_at,
+            expires_at=w.expires_at,
+            categories=sorted({m.category for m in body.merchants}),
+            merchants=[m.wallet for m in body.merchants],
+        )
+        op = vouchers.create(ctx, ops, key, idem, programme)
+        pid = vouchers.created_id(op)
+        if op.status != "confirmed" or pid is None:
+            raise _pending("welfare programme")
+        row = _update(ctx, row.id, welfare_programme=pid)
+    grants = [Grant(s, w.per_staff_fen) for t in body.tenants for s in t.staff]
+    done = vouchers.grant_batches(ctx, ops, key, f"{idem}:grants", pid, grants)
+    if any(o.status != "confirmed" for o in done.operations):
+        raise _pending("welfare grants")
+    return _update(ctx, row.id, welfare_granted=True)
+
+
+def _update(ctx: ServiceContext, park_id: str, **values: Any) -> Park:
+    with ctx.db.session() as s:
+        fresh = s.get(Park, park_id)
+        assert fresh is not None
+        for name, value in values.items():
+            setattr(fresh, name, value)
+        s.commit()
+        s.refresh(fresh)
+    return fresh
 
 
 def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
@@ -176,6 +234,7 @@ def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
         spec=body.model_dump(mode="json"),
         spec_hash=digest,
         mandates={},
+        welfare_granted=False,
     )
     with ctx.db.session() as s:
         s.add(row)
@@ -317,6 +376,28 @@ def report(ctx: ServiceContext, indexer: Any, row: Park) -> ParkReport:
             takings[merchant_of[payee].id] += fen
         elif payer in payer_of and payee == spec.fee_wallet:
             fees[payer_of[payer]] += fen
+    # Welfare vouchers granted to staff are paid in (the programme books them, no transfer shows it)
+    welfare_in = welfare_out = 0
+    if row.welfare_programme is not None:
+        with ctx.db.session() as s:
+            events = s.execute(
+                select(ChainEvent.name, ChainEvent.args).where(
+                    ChainEvent.contract == vouchers.CONTRACT,
+                    ChainEvent.subject == row.welfare_programme,
+                    ChainEvent.name.in_(("Granted", "Spent")),
+                )
+            ).all()
+        for name, args in events:
+            holder = to_checksum_address(args["holder"])
+            if holder not in tenant_of_staff:
+                continue
+            if name == "Granted":
+                paid_in[tenant_of_staff[holder]] += int(args["amount"])
+                welfare_in += int(args["amount"])
+            elif to_checksum_address(args["merchant"]) in merchant_of:
+                # already in spent_inside: the programme pays the voucher share as the holder's
+                # ``payFor`` (a PaidFor event of the holder), counted with the rest above
+                welfare_out += int(args["voucher"])
     categories: dict[int, list[int]] = {}
     for m in spec.merchants:
         categories.setdefault(m.category, []).append(takings[m.id])
@@ -327,7 +408,9 @@ def report(ctx: ServiceContext, indexer: Any, row: Park) -> ParkReport:
         area=row.area,
         as_of_block=indexer.position() or 0,
         paid_in=money(total_in),
+        welfare_granted=money(welfare_in),
         spent_inside=money(total_spent),
+        welfare_spent=money(welfare_out),
         retention_ratio=ratio(total_spent, total_in),
         fee_income=money(sum(fees.values())),
         by_tenant=[

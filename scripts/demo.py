@@ -1124,6 +1124,8 @@ def closed_loop_park(d: Demo) -> None:
         canteen = d.wallet("Future Works canteen", "merchant", 2, 5812)
         shop = d.wallet("Future Works shop", "merchant", 2, 5411)
         fees = d.wallet("Future Works property office", "merchant", 2, 6513)
+        union = d.wallet("Future Works trade union", "institution", 1)
+        d.issue(union, 1_000_00)
         till = d.call(gw, "POST", "/v1/terminals", {"merchant": canteen, "location": "park canteen, till 1"})
         door = d.call(gw, "POST", "/v1/access-points", {"name": "park gate A", "location": "north gate"})
         park_id = f"huangqiao-{uuid.uuid4().hex[:6]}"
@@ -1146,6 +1148,14 @@ def closed_loop_park(d: Demo) -> None:
                     "expires_at": (datetime.now(UTC) + timedelta(days=400)).isoformat(),
                 }
             ],
+            "welfare": {
+                "issuer": union,
+                "name": "园区员工福利券",
+                "budget_fen": 5 * 30_00,
+                "per_staff_fen": 30_00,
+                "starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+                "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            },
         }
         path = Path(tempfile.gettempdir()) / f"{park_id}.json"
         path.write_text(json.dumps(spec, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -1157,10 +1167,11 @@ def closed_loop_park(d: Demo) -> None:
             d.t(
                 f"park {park_id} set up from {path}: {made['tenants']} tenant, {made['staff']} staff, "
                 f"{made['merchants']} merchants, {made['terminals']} terminal, {made['door_points']} door, "
-                f"{len(made['fee_mandates'])} fee mandate; posted again: nothing changed",
+                f"{len(made['fee_mandates'])} fee mandate, {yuan(30_00)} welfare each; "
+                "posted again: nothing changed",
                 f"园区 {park_id} 由文件 {path} 开通：{made['tenants']} 家企业、{made['staff']} 名员工、"
                 f"{made['merchants']} 家商户、{made['terminals']} 台终端、{made['door_points']} 个门禁、"
-                f"{len(made['fee_mandates'])} 份缴费授权；再次提交：无变化",
+                f"{len(made['fee_mandates'])} 份缴费授权、每人 {yuan(30_00)} 福利券；再次提交：无变化",
             )
         )
         d.post(
@@ -1182,6 +1193,23 @@ def closed_loop_park(d: Demo) -> None:
                 cashier, "POST", "/v1/payment-codes", {"merchant": canteen, "amount_fen": 15_00 + i * 100}
             )
             d.post("operator", f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": w})
+        pid = made["welfare_programme"]
+        d.post(
+            "operator",
+            f"/v1/voucher-programs/{pid}/spend",
+            {"holder": staff[0], "merchant": shop, "bill_fen": 40_00},
+        )
+        elsewhere = d.wallet("Town supermarket", "merchant", 2, 5411)
+        body = {"holder": staff[1], "merchant": elsewhere, "bill_fen": 20_00}
+        refused = d.post("operator", f"/v1/voucher-programs/{pid}/spend", body, expect=422)
+        d.say(
+            d.t(
+                f"welfare at the park's shop: {yuan(30_00)} of a {yuan(40_00)} bill; at a town "
+                f"supermarket: {refused['title']}",
+                f"在园区便利店用福利券：{yuan(40_00)} 的账单中福利券付 {yuan(30_00)}；"
+                f"在镇上超市：{refused['title']}",
+            )
+        )
         rent = {"tenant": "precision", "period": f"{datetime.now(UTC):%Y-%m}", "amount_fen": 12_000_00}
         d.post("operator", f"/v1/parks/{park_id}/fees", rent)
         twice = d.post("operator", f"/v1/parks/{park_id}/fees", rent, expect=409)
@@ -1194,7 +1222,9 @@ def closed_loop_park(d: Demo) -> None:
             )
         )
         rep = d.get("auditor", f"/v1/parks/{park_id}/report")
-        d.expect(rep["spent_inside"]["fen"] == d.balance(canteen), "the canteen's takings are the report's")
+        takings = {m["merchant"]: m["takings_from_staff"]["fen"] for m in rep["by_merchant"]}
+        d.expect(takings["canteen"] == d.balance(canteen), "the canteen's takings are the report's")
+        d.expect(takings["shop"] == d.balance(shop), "the shop's takings are the report's")
         d.expect(rep["fee_income"]["fen"] == d.balance(fees), "the fee income is the fee wallet's balance")
         ratio = rep["retention_ratio"] or 0.0
         d.say(

@@ -64,7 +64,8 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert "settlement file (CSV): total," in out
     assert "completes with ¥6.50" in out and "Xiao Li is charged nothing" in out
     assert "a second run pays nothing" in out and "equal to what its wallet received on chain" in out
-    assert "fee mandate; posted again: nothing changed" in out and "retention ratio " in out
+    assert "welfare each; posted again: nothing changed" in out and "retention ratio " in out
+    assert "at a town supermarket: This merchant is not on the programme's list" in out
     assert "pulling it again: This order reference was paid already" in out
     assert "\nverdict: clean\n" in out
 

@@ -307,3 +307,38 @@ def test_only_readers_read_the_report(api: Api, park: dict) -> None:
     assert r.status_code == 403 and problem_type(r) == "forbidden-role"
     r = api.merchant.post("/v1/parks", json=park["spec"])
     assert r.status_code == 403 and problem_type(r) == "forbidden-role"
+
+
+def test_a_park_names_its_own_merchants_terminals_and_existing_door_points(api: Api, park: dict) -> None:
+    """The gateway's terminals and door points live in the shared database (the gateway writes
+    them); rows written here as the gateway would (any key row stands for theirs). A terminal of
+    a merchant outside the park is refused; the park's own terminal and a known door point pass."""
+    from services.common.models import AccessPoint, GatewayTerminal
+
+    ctx = api.app.state.ctx
+    outsider = api.new_wallet(kind="merchant", tier=2, category=5812, name="outside canteen")
+    tag = uuid.uuid4().hex[:6]
+    rows = []
+    for merchant in (park["canteen"], outsider):
+        key = api.admin.post("/v1/api-keys", json={"role": "merchant", "wallet": merchant}).json()["id"]
+        rows.append(
+            GatewayTerminal(
+                id=f"T-{tag}-{len(rows)}", merchant=merchant, category=5812, location="x", api_key_id=key
+            )
+        )
+    door_key = api.admin.post("/v1/api-keys", json={"role": "auditor"}).json()["id"]
+    with ctx.db.session() as s:
+        s.add_all([*rows, AccessPoint(id=f"D-{tag}", name="gate", api_key_id=door_key)])
+        s.commit()
+    spec = copy.deepcopy(park["spec"])
+    spec.pop("welfare")
+    spec.pop("fee_mandates")
+    spec["id"] = f"gates-{tag}"
+    r = api.operator.post("/v1/parks", json={**spec, "terminals": [f"T-{tag}-0", f"T-{tag}-1"]})
+    assert r.status_code == 422 and problem_type(r) == "park-terminal-not-a-park-merchant", r.text
+    assert "terminals.1" in r.json()["detail"]
+    r = api.operator.post(
+        "/v1/parks", json={**spec, "terminals": [f"T-{tag}-0"], "door_points": [f"D-{tag}"]}
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["terminals"], r.json()["door_points"], r.json()["welfare_programme"]) == (1, 1, None)

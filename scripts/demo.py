@@ -26,6 +26,7 @@ voucher campaign.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -854,6 +855,7 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         d.expect(csv_file.text.startswith("kind,id,payments"), "the settlement file is CSV")
         d.say(d.t("settlement file (CSV): ", "结算文件（CSV）：") + csv_file.text.splitlines()[-1])
     two_tiers(d, canteen)
+    closed_loop_park(d)
 
     with d.chapter(
         d.t(
@@ -1135,6 +1137,139 @@ def two_tiers(d: Demo, canteen: str) -> None:
                     f"{i['id']} 号机构：在外流通 {yuan(i['outstanding_fen'])}",
                 )
             )
+
+
+def closed_loop_park(d: Demo) -> None:
+    """Issue 23: the closed-loop park (黄桥未来工场): set up from one file, payroll to its staff,
+    lunch at its canteen through a payment code at a terminal, rent to the park, and the park's
+    report (how much of the wages stayed in the park)."""
+    with d.chapter(
+        d.t(
+            "The closed-loop park: Huangqiao Future Works (园区收、管、付闭环)",
+            "园区资金闭环：黄桥未来工场（收、管、付）",
+        )
+    ):
+        gw = d.at_gateway(d.role("operator"))
+        tenant = d.wallet("Huangqiao Precision Co.", "institution", 1)
+        officer = d.wallet("Huangqiao Precision finance officer", tier=2)
+        d.issue(tenant, 200_000_00)
+        staff = d.wallets([f"park staff {i}" for i in range(5)], tier=3, label=d.t("staff", "员工钱包"))
+        canteen = d.wallet("Future Works canteen", "merchant", 2, 5812)
+        shop = d.wallet("Future Works shop", "merchant", 2, 5411)
+        fees = d.wallet("Future Works property office", "merchant", 2, 6513)
+        union = d.wallet("Future Works trade union", "institution", 1)
+        d.issue(union, 1_000_00)
+        till = d.call(gw, "POST", "/v1/terminals", {"merchant": canteen, "location": "park canteen, till 1"})
+        door = d.call(gw, "POST", "/v1/access-points", {"name": "park gate A", "location": "north gate"})
+        park_id = f"huangqiao-{uuid.uuid4().hex[:6]}"
+        spec = {
+            "id": park_id,
+            "name": "黄桥未来工场",
+            "area": "黄桥街道",
+            "fee_wallet": fees,
+            "tenants": [{"id": "precision", "name": "黄桥精密", "payer": tenant, "staff": staff}],
+            "merchants": [
+                {"id": "canteen", "name": "园区食堂", "wallet": canteen, "category": 5812},
+                {"id": "shop", "name": "园区便利店", "wallet": shop, "category": 5411},
+            ],
+            "terminals": [till["id"]],
+            "door_points": [door["id"]],
+            "fee_mandates": [
+                {
+                    "tenant": "precision",
+                    "cap_fen": 20_000_00,
+                    "expires_at": (datetime.now(UTC) + timedelta(days=400)).isoformat(),
+                }
+            ],
+            "welfare": {
+                "issuer": union,
+                "name": "园区员工福利券",
+                "budget_fen": 5 * 30_00,
+                "per_staff_fen": 30_00,
+                "starts_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+                "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            },
+        }
+        path = Path(tempfile.gettempdir()) / f"{park_id}.json"
+        path.write_text(json.dumps(spec, ensure_ascii=False, indent=2), encoding="utf-8")
+        body = json.loads(path.read_text(encoding="utf-8"))
+        made = d.post("operator", "/v1/parks", body, expect=201)
+        again = d.post("operator", "/v1/parks", body, expect=200)
+        d.expect(again["created"] is False, "the same park file again changes nothing")
+        d.say(
+            d.t(
+                f"park {park_id} set up from {path}: {made['tenants']} tenant, {made['staff']} staff, "
+                f"{made['merchants']} merchants, {made['terminals']} terminal, {made['door_points']} door, "
+                f"{len(made['fee_mandates'])} fee mandate, {yuan(30_00)} welfare each; "
+                "posted again: nothing changed",
+                f"园区 {park_id} 由文件 {path} 开通：{made['tenants']} 家企业、{made['staff']} 名员工、"
+                f"{made['merchants']} 家商户、{made['terminals']} 台终端、{made['door_points']} 个门禁、"
+                f"{len(made['fee_mandates'])} 份缴费授权、每人 {yuan(30_00)} 福利券；再次提交：无变化",
+            )
+        )
+        d.post(
+            "operator", f"/v1/disbursements/payers/{tenant}/officers", {"account": officer, "role": "checker"}
+        )
+        ref = f"park-payroll-{uuid.uuid4().hex[:6]}"
+        ends = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        rows = [{"recipient": w, "amount": "4500.00"} for w in staff]
+        body = {"reference": ref, "payer": tenant, "purpose": "salary", "ends_at": ends, "unit": "yuan"}
+        d.post("operator", "/v1/disbursements", {**body, "rows": rows})
+        d.call(d.key("checker", officer), "POST", f"/v1/disbursements/{ref}/approve")
+        d.call(d.role("operator"), "POST", f"/v1/disbursements/{ref}/execute", {}, expect=202)
+        while d.get("operator", f"/v1/disbursements/{ref}")["status"] == "executing":
+            time.sleep(0.3)
+        d.say(d.t(f"payroll: {yuan(4500_00)} to each of 5 staff", f"代发工资：5 名员工每人 {yuan(4500_00)}"))
+        cashier = d.key("merchant", canteen)
+        for i, w in enumerate(staff):
+            code = d.call(
+                cashier, "POST", "/v1/payment-codes", {"merchant": canteen, "amount_fen": 15_00 + i * 100}
+            )
+            d.post("operator", f"/v1/payment-codes/{code['id']}/pay", {"form": "custodial", "payer": w})
+        pid = made["welfare_programme"]
+        d.post(
+            "operator",
+            f"/v1/voucher-programs/{pid}/spend",
+            {"holder": staff[0], "merchant": shop, "bill_fen": 40_00},
+        )
+        elsewhere = d.wallet("Town supermarket", "merchant", 2, 5411)
+        body = {"holder": staff[1], "merchant": elsewhere, "bill_fen": 20_00}
+        refused = d.post("operator", f"/v1/voucher-programs/{pid}/spend", body, expect=422)
+        d.say(
+            d.t(
+                f"welfare at the park's shop: {yuan(30_00)} of a {yuan(40_00)} bill; at a town "
+                f"supermarket: {refused['title']}",
+                f"在园区便利店用福利券：{yuan(40_00)} 的账单中福利券付 {yuan(30_00)}；"
+                f"在镇上超市：{refused['title']}",
+            )
+        )
+        rent = {"tenant": "precision", "period": f"{datetime.now(UTC):%Y-%m}", "amount_fen": 12_000_00}
+        d.post("operator", f"/v1/parks/{park_id}/fees", rent)
+        twice = d.post("operator", f"/v1/parks/{park_id}/fees", rent, expect=409)
+        d.say(
+            d.t(
+                f"lunch at the canteen for all 5; the park pulls the month's rent, {yuan(12_000_00)}, "
+                f"under the tenant's mandate; pulling it again: {twice['title']}",
+                f"5 人在食堂用午餐；园区按企业的授权扣收本月租金 {yuan(12_000_00)}；"
+                f"再扣一次：{twice['title']}",
+            )
+        )
+        rep = d.get("auditor", f"/v1/parks/{park_id}/report")
+        takings = {m["merchant"]: m["takings_from_staff"]["fen"] for m in rep["by_merchant"]}
+        d.expect(takings["canteen"] == d.balance(canteen), "the canteen's takings are the report's")
+        d.expect(takings["shop"] == d.balance(shop), "the shop's takings are the report's")
+        d.expect(rep["fee_income"]["fen"] == d.balance(fees), "the fee income is the fee wallet's balance")
+        ratio = rep["retention_ratio"] or 0.0
+        d.say(
+            d.t(
+                f"report: paid in {yuan(rep['paid_in']['fen'])}, "
+                f"spent inside {yuan(rep['spent_inside']['fen'])}, "
+                f"retention ratio {ratio:.2%}, fee income {yuan(rep['fee_income']['fen'])}",
+                f"报告：发放 {yuan(rep['paid_in']['fen'])}，园内消费 {yuan(rep['spent_inside']['fen'])}，"
+                f"留存率 {ratio:.2%}，费用收入 {yuan(rep['fee_income']['fen'])}",
+            )
+        )
+        d.say(f"{d.url}/v1/parks/{park_id}/report?format=html&lang={'zh' if d.lang == 'zh' else 'en'}")
 
 
 def _signed_transfer(demo: Demo, account: Any, to: str, fen: int) -> str:

@@ -13,6 +13,7 @@ import services.operator.families.banking.models
 import services.operator.families.cash.models
 import services.operator.families.disburse.models
 import services.operator.families.holder.models
+import services.operator.families.park.models
 import services.operator.families.refunds.models
 import services.operator.families.utilities.models
 import services.operator.families.vouchers.models

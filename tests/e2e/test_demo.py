@@ -46,6 +46,7 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
         "downloads the day's statement",
         "Unattended devices",
         "Utility bills",
+        "The closed-loop park",
         "reconciles",
     ):
         assert chapter in out, out
@@ -66,6 +67,9 @@ def test_the_demo_day_plays_through_and_reconciles_clean() -> None:
     assert re.search(r" (\d+)/\1 passed, coverage 100% \(codes 1, terminals [1-9]\d*\)", out), out
     assert "completes with ¥6.50" in out and "Xiao Li is charged nothing" in out
     assert "a second run pays nothing" in out and "equal to what its wallet received on chain" in out
+    assert "welfare each; posted again: nothing changed" in out and "retention ratio " in out
+    assert "at a town supermarket: This merchant is not on the programme's list" in out
+    assert "pulling it again: This order reference was paid already" in out
     assert "\nverdict: clean\n" in out
 
 
@@ -82,6 +86,7 @@ def test_the_demo_narrates_in_chinese_with_demo_lang_zh() -> None:
         "居民自己的渠道",
         "无人值守设备",
         "水电燃气缴费",
+        "园区资金闭环",
         "对账",
     ):
         assert chapter in out, out

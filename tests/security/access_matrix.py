@@ -281,6 +281,11 @@ OPERATOR_MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/billers/{biller_id}/autodebits/{autodebit_id}/revoke"): only(OPERATOR),
     ("POST", "/v1/utilities/autodebit-runs"): only(OPERATOR),
     ("GET", "/v1/billers/{biller_id}/settlements/{day}.csv"): only(*READERS, own=(MERCHANT,)),
+    # the closed-loop park: the operator sets a park up from its file; the report is a reader's
+    ("POST", "/v1/parks"): only(OPERATOR),
+    ("POST", "/v1/parks/{park_id}/fees"): only(OPERATOR),
+    ("GET", "/v1/parks/{park_id}"): only(*READERS),
+    ("GET", "/v1/parks/{park_id}/report"): only(*READERS),
 }
 
 GATEWAY_MATRIX: dict[tuple[str, str], Rule] = {

@@ -171,6 +171,7 @@ def operator_world(api: Api) -> Iterator[World]:
             "institution": 1,  # the operator key's own (institution #1): its statement is allowed
             "account_id": MISSING,
             "transfer_id": MISSING,
+            "park_id": "matrix-park",  # none: the guard decides before the lookup
         },
         bodies={
             # guards inside the handler run after validation: these bodies validate

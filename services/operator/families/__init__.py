@@ -9,6 +9,7 @@ from services.operator.families import (
     collective,
     disburse,
     holder,
+    park,
     paycodes,
     prepaid,
     refunds,
@@ -27,4 +28,5 @@ MODULES: tuple[FamilyModule, ...] = (
     refunds.MODULE,
     utilities.MODULE,
     banking.MODULE,
+    park.MODULE,
 )

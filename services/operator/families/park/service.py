@@ -1,0 +1,437 @@
+"""The closed-loop park (黄桥未来工场, 园区"收、管、付"闭环): set up from one declarative file, and
+its report computed from the indexed chain events.
+
+Setting up checks the file against what the platform already holds (the chain's wallet registry
+through the cash client, the gateway's terminals and door points) and records the park; it moves
+no money and signs nothing. The same file posted again changes nothing (its canonical JSON's
+SHA-256 is stored); another file for the same park id is refused (409 ``park-exists``).
+
+The report reads DigitalCash's ``Transfer`` and ``PaidFor`` events from the index. A direct
+transfer counts from its ``from``; a family's payment on an owner's behalf (a disbursement
+payout, a card settlement, a QuickPay pull: ``payFor``) counts from its ``owner`` through the
+``PaidFor`` event, never twice (its ``Transfer`` leaves the family contract, not the owner).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from eth_utils import to_checksum_address
+from sqlalchemy import select
+
+from chain.clients.token import Kind
+from chain.clients.vouchers import Grant
+from services.common.context import ServiceContext
+from services.common.models import AccessPoint, ApiKey, ChainEvent, GatewayTerminal, Operation, Wallet
+from services.common.operations import Operations, perform
+from services.common.problems import Problem
+from services.operator.families.park.models import Park
+from services.operator.families.park.schemas import (
+    CategoryLine,
+    FeeIn,
+    FeeOut,
+    MerchantLine,
+    Money,
+    ParkIn,
+    ParkOut,
+    ParkReport,
+    TenantLine,
+)
+from services.operator.families.vouchers import service as vouchers
+from services.operator.families.vouchers.schemas import ProgrammeIn
+
+
+def money(fen: int) -> Money:
+    sign = "-" if fen < 0 else ""
+    return Money(fen=fen, yuan=f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}")
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def spec_hash(body: ParkIn) -> str:
+    text = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def park_out(row: Park, created: bool) -> ParkOut:
+    spec = ParkIn.model_validate(row.spec)
+    return ParkOut(
+        id=row.id,
+        name=row.name,
+        area=row.area,
+        tenants=len(spec.tenants),
+        staff=sum(len(t.staff) for t in spec.tenants),
+        merchants=len(spec.merchants),
+        terminals=len(spec.terminals),
+        door_points=len(spec.door_points),
+        fee_mandates={k: int(v) for k, v in (row.mandates or {}).items()},
+        welfare_programme=row.welfare_programme,
+        created=created,
+    )
+
+
+def _wallet(ctx: ServiceContext, address: str, field: str, *kinds: Kind) -> Any:
+    info = ctx.cash.wallet(address)
+    if not info.registered:
+        raise Problem(422, "park-wallet-not-registered", "A wallet of the park file is not registered", field)
+    if kinds and info.kind not in kinds:
+        wanted = " or ".join(k.name.lower() for k in kinds)
+        raise Problem(
+            422,
+            "park-wallet-wrong-kind",
+            "A wallet of the park file is not of the kind its place needs",
+            f"{field}: a {info.kind.name.lower()} wallet, expected {wanted}",
+        )
+    return info
+
+
+def _custodial(ctx: ServiceContext, address: str, field: str) -> None:
+    with ctx.db.session() as s:
+        row = s.get(Wallet, address)
+    if row is None or row.custody != "custodial" or row.keystore is None:
+        raise Problem(
+            422,
+            "park-wallet-not-custodial",
+            "A fee mandate needs custodial wallets (the service signs the grant and the pulls)",
+            field,
+        )
+
+
+def check(ctx: ServiceContext, body: ParkIn) -> None:
+    """What the file names exists and is what the file says it is (422 naming the field)."""
+    if body.welfare is not None:
+        _wallet(ctx, body.welfare.issuer, "welfare.issuer", Kind.INSTITUTION)
+        _custodial(ctx, body.welfare.issuer, "welfare.issuer")
+    if body.fee_mandates:
+        _custodial(ctx, body.fee_wallet, "fee_wallet")
+        now = int(ctx.w3.eth.get_block("latest")["timestamp"])
+        payers = {t.id: (i, t.payer) for i, t in enumerate(body.tenants)}
+        for i, f in enumerate(body.fee_mandates):
+            j, payer = payers[f.tenant]
+            _custodial(ctx, payer, f"tenants.{j}.payer (fee_mandates.{i})")
+            if int(f.expires_at.timestamp()) <= now:
+                raise Problem(
+                    422,
+                    "park-mandate-expired",
+                    "A fee mandate's expiry is past",
+                    f"fee_mandates.{i}.expires_at",
+                )
+    _wallet(ctx, body.fee_wallet, "fee_wallet", Kind.MERCHANT)
+    for i, t in enumerate(body.tenants):
+        _wallet(ctx, t.payer, f"tenants.{i}.payer", Kind.INSTITUTION, Kind.MERCHANT)
+        for j, worker in enumerate(t.staff):
+            _wallet(ctx, worker, f"tenants.{i}.staff.{j}", Kind.PERSONAL)
+    for i, m in enumerate(body.merchants):
+        info = _wallet(ctx, m.wallet, f"merchants.{i}.wallet", Kind.MERCHANT)
+        if info.category != m.category:
+            raise Problem(
+                422,
+                "park-merchant-category-mismatch",
+                "A merchant's category is not the one registered on chain",
+                f"merchants.{i}.category: {m.category}, registered {info.category}",
+            )
+    merchants = {m.wallet for m in body.merchants}
+    with ctx.db.session() as s:
+        terminals = {
+            t.id: t.merchant
+            for t in s.scalars(select(GatewayTerminal).where(GatewayTerminal.id.in_(body.terminals)))
+        }
+        doors = set(s.scalars(select(AccessPoint.id).where(AccessPoint.id.in_(body.door_points))))
+    for i, tid in enumerate(body.terminals):
+        if tid not in terminals:
+            raise Problem(
+                422, "park-terminal-not-found", "No gateway terminal has this id", f"terminals.{i}: {tid}"
+            )
+        if to_checksum_address(terminals[tid]) not in merchants:
+            raise Problem(
+                422,
+                "park-terminal-not-a-park-merchant",
+                "A terminal of the park file belongs to a merchant outside the park",
+                f"terminals.{i}: {tid}",
+            )
+    for i, did in enumerate(body.door_points):
+        if did not in doors:
+            raise Problem(
+                422, "park-door-not-found", "No door access point has this id", f"door_points.{i}: {did}"
+            )
+
+
+def set_up(ctx: ServiceContext, ops: Operations, key: ApiKey, body: ParkIn) -> tuple[Park, bool]:
+    """The park recorded from ``body`` (True), or the one this very file recorded before (False);
+    then its fee mandates granted, those not granted yet (a re-post finishes an interrupted one)."""
+    row, created = _record(ctx, body)
+    row = _grant_mandates(ctx, ops, key, row, body)
+    return _welfare(ctx, ops, key, row, body), created
+
+
+def _pending(what: str) -> Problem:
+    return Problem(
+        503, "park-setup-pending", "Part of the park is not confirmed yet: post the file again", what
+    )
+
+
+def _welfare(ctx: ServiceContext, ops: Operations, key: ApiKey, row: Park, body: ParkIn) -> Park:
+    """The welfare programme (the vouchers family's ``create``, then ``grant_batches``), once:
+    listed merchants = the park's, categories = theirs; each step under an idempotency key of the
+    park and the file, so a re-post replays what an interrupted one sent."""
+    w = body.welfare
+    if w is None or row.welfare_granted:
+        return row
+    idem = f"park:{row.id}:welfare:{row.spec_hash[:16]}"
+    pid = row.welfare_programme
+    if pid is None:
+        programme = ProgrammeIn(
+            issuer=w.issuer,
+            name=w.name,
+            mode="grant-list",
+            budget_fen=w.budget_fen,
+            per_person_cap_fen=w.per_staff_fen,
+            starts_at=w.starts_at,
+            expires_at=w.expires_at,
+            categories=sorted({m.category for m in body.merchants}),
+            merchants=[m.wallet for m in body.merchants],
+        )
+        op = vouchers.create(ctx, ops, key, idem, programme)
+        pid = vouchers.created_id(op)
+        if op.status != "confirmed" or pid is None:
+            raise _pending("welfare programme")
+        row = _update(ctx, row.id, welfare_programme=pid)
+    grants = [Grant(s, w.per_staff_fen) for t in body.tenants for s in t.staff]
+    done = vouchers.grant_batches(ctx, ops, key, f"{idem}:grants", pid, grants)
+    if any(o.status != "confirmed" for o in done.operations):
+        raise _pending("welfare grants")
+    return _update(ctx, row.id, welfare_granted=True)
+
+
+def _update(ctx: ServiceContext, park_id: str, **values: Any) -> Park:
+    with ctx.db.session() as s:
+        fresh = s.get(Park, park_id)
+        assert fresh is not None
+        for name, value in values.items():
+            setattr(fresh, name, value)
+        s.commit()
+        s.refresh(fresh)
+    return fresh
+
+
+def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
+    digest = spec_hash(body)
+    with ctx.db.session() as s:
+        found = s.get(Park, body.id)
+    if found is not None:
+        if found.spec_hash != digest:
+            raise Problem(409, "park-exists", "A park with this id was set up from another file", body.id)
+        return found, False
+    check(ctx, body)
+    row = Park(
+        id=body.id,
+        name=body.name,
+        area=body.area,
+        spec=body.model_dump(mode="json"),
+        spec_hash=digest,
+        mandates={},
+        welfare_granted=False,
+    )
+    with ctx.db.session() as s:
+        s.add(row)
+        try:
+            s.commit()
+        except Exception:  # a concurrent post of the same id: answer as a re-post would
+            s.rollback()
+            found = s.get(Park, body.id)
+            if found is None or found.spec_hash != digest:
+                raise Problem(
+                    409, "park-exists", "A park with this id was set up from another file", body.id
+                ) from None
+            return found, False
+        s.refresh(row)
+    return row, True
+
+
+def _grant_mandates(ctx: ServiceContext, ops: Operations, key: ApiKey, row: Park, body: ParkIn) -> Park:
+    """Each fee mandate of the file not granted yet: the tenant's custodial payer grants the fee
+    wallet a QuickPay mandate (the utilities family's ``utilities.mandate.grant``: one cap per pull
+    and per day), under an idempotency key of the park, the tenant and the file, so a re-post
+    replays what was sent instead of granting twice."""
+    payers = {t.id: t.payer for t in body.tenants}
+    for f in body.fee_mandates:
+        if f.tenant in (row.mandates or {}):
+            continue
+        request = {
+            "park": row.id,
+            "tenant": f.tenant,
+            "holder": payers[f.tenant],
+            "biller_wallet": body.fee_wallet,
+            "cap_fen": f.cap_fen,
+            "expires_at": int(f.expires_at.timestamp()),
+        }
+        idem = f"park:{row.id}:fee-mandate:{f.tenant}:{row.spec_hash[:16]}"
+        op, _ = perform(ops, "utilities.mandate.grant", key, idem, request, target=f"park/{row.id}")
+        granted = [e for e in (op.result or {}).get("events", []) if e["name"] == "MandateGranted"]
+        if op.status != "confirmed" or not granted:
+            raise Problem(
+                503,
+                "park-mandate-pending",
+                "A fee mandate is not confirmed yet: post the file again",
+                f.tenant,
+            )
+        with ctx.db.session() as s:
+            fresh = s.get(Park, row.id)
+            assert fresh is not None
+            fresh.mandates = {**(fresh.mandates or {}), f.tenant: int(granted[0]["args"]["id"])}
+            s.commit()
+            s.refresh(fresh)
+        row = fresh
+    return row
+
+
+def collect_fee(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, row: Park, body: FeeIn
+) -> FeeOut:
+    """The park's fee wallet pulls a tenant's fee for one period under the tenant's mandate (the
+    utilities family's ``utilities.autodebit``). The order reference is ``park/<id>/<tenant>/<kind>/
+    <period>``: the chain refuses a second pull of one fee (``duplicate-reference``)."""
+    spec = ParkIn.model_validate(row.spec)
+    tenant = next((t for t in spec.tenants if t.id == body.tenant), None)
+    if tenant is None:
+        raise Problem(404, "park-tenant-not-found", "No such tenant in this park", body.tenant)
+    mandate = (row.mandates or {}).get(body.tenant)
+    if mandate is None:
+        raise Problem(409, "park-no-fee-mandate", "This tenant has no fee mandate", body.tenant)
+    request = {
+        "park": row.id,
+        "tenant": body.tenant,
+        "mandate": int(mandate),
+        "holder": tenant.payer,
+        "biller_wallet": spec.fee_wallet,
+        "amount_fen": body.amount_fen,
+        "reference": f"park/{row.id}/{body.tenant}/{body.kind}/{body.period}",
+    }
+    op, _ = perform(ops, "utilities.autodebit", key, idem, request, target=f"park/{row.id}")
+    return fee_out(body, int(mandate), op)
+
+
+def fee_out(body: FeeIn, mandate: int, op: Operation) -> FeeOut:
+    return FeeOut(
+        tenant=body.tenant,
+        period=body.period,
+        kind=body.kind,
+        amount_fen=body.amount_fen,
+        mandate_id=mandate,
+        operation_id=op.id,
+        status=op.status,
+        tx_hash=op.tx_hash,
+    )
+
+
+def park(ctx: ServiceContext, park_id: str) -> Park:
+    with ctx.db.session() as s:
+        row = s.get(Park, park_id)
+    if row is None:
+        raise Problem(404, "park-not-found", "Park not found", park_id)
+    return row
+
+
+def _payments(ctx: ServiceContext) -> list[tuple[str, str, int]]:
+    """Every (payer, payee, fen) of digital cash as indexed: a direct transfer from its sender, a
+    family's ``payFor`` from the owner it paid for."""
+    with ctx.db.session() as s:
+        rows = s.execute(
+            select(ChainEvent.name, ChainEvent.args)
+            .where(ChainEvent.contract == "DigitalCash", ChainEvent.name.in_(("Transfer", "PaidFor")))
+            .order_by(ChainEvent.block_number, ChainEvent.log_index)
+        ).all()
+    out: list[tuple[str, str, int]] = []
+    for name, args in rows:
+        if name == "Transfer":
+            out.append(
+                (to_checksum_address(args["from"]), to_checksum_address(args["to"]), int(args["value"]))
+            )
+        else:
+            out.append(
+                (to_checksum_address(args["owner"]), to_checksum_address(args["to"]), int(args["amount"]))
+            )
+    return out
+
+
+def report(ctx: ServiceContext, indexer: Any, row: Park) -> ParkReport:
+    indexer.catch_up()
+    spec = ParkIn.model_validate(row.spec)
+    payer_of = {t.payer: t.id for t in spec.tenants}
+    tenant_of_staff = {s: t.id for t in spec.tenants for s in t.staff}
+    merchant_of = {m.wallet: m for m in spec.merchants}
+    paid_in = {t.id: 0 for t in spec.tenants}
+    spent = {t.id: 0 for t in spec.tenants}
+    fees = {t.id: 0 for t in spec.tenants}
+    takings = {m.id: 0 for m in spec.merchants}
+    for payer, payee, fen in _payments(ctx):
+        if payer in payer_of and tenant_of_staff.get(payee) is not None:
+            paid_in[tenant_of_staff[payee]] += fen
+        elif payer in tenant_of_staff and payee in merchant_of:
+            spent[tenant_of_staff[payer]] += fen
+            takings[merchant_of[payee].id] += fen
+        elif payer in payer_of and payee == spec.fee_wallet:
+            fees[payer_of[payer]] += fen
+    # Welfare vouchers granted to staff are paid in (the programme books them, no transfer shows it)
+    welfare_in = welfare_out = 0
+    if row.welfare_programme is not None:
+        with ctx.db.session() as s:
+            events = s.execute(
+                select(ChainEvent.name, ChainEvent.args).where(
+                    ChainEvent.contract == vouchers.CONTRACT,
+                    ChainEvent.subject == row.welfare_programme,
+                    ChainEvent.name.in_(("Granted", "Spent")),
+                )
+            ).all()
+        for name, args in events:
+            holder = to_checksum_address(args["holder"])
+            if holder not in tenant_of_staff:
+                continue
+            if name == "Granted":
+                paid_in[tenant_of_staff[holder]] += int(args["amount"])
+                welfare_in += int(args["amount"])
+            elif to_checksum_address(args["merchant"]) in merchant_of:
+                # already in spent_inside: the programme pays the voucher share as the holder's
+                # ``payFor`` (a PaidFor event of the holder), counted with the rest above
+                welfare_out += int(args["voucher"])
+    categories: dict[int, list[int]] = {}
+    for m in spec.merchants:
+        categories.setdefault(m.category, []).append(takings[m.id])
+    total_in, total_spent = sum(paid_in.values()), sum(spent.values())
+    return ParkReport(
+        park=row.id,
+        name=row.name,
+        area=row.area,
+        as_of_block=indexer.position() or 0,
+        paid_in=money(total_in),
+        welfare_granted=money(welfare_in),
+        spent_inside=money(total_spent),
+        welfare_spent=money(welfare_out),
+        retention_ratio=ratio(total_spent, total_in),
+        fee_income=money(sum(fees.values())),
+        by_tenant=[
+            TenantLine(
+                tenant=t.id,
+                name=t.name,
+                paid_in=money(paid_in[t.id]),
+                spent_inside=money(spent[t.id]),
+                retention_ratio=ratio(spent[t.id], paid_in[t.id]),
+                fees_paid=money(fees[t.id]),
+            )
+            for t in spec.tenants
+        ],
+        by_category=[
+            CategoryLine(category=c, merchants=len(v), spent_inside=money(sum(v)))
+            for c, v in sorted(categories.items())
+        ],
+        by_merchant=[
+            MerchantLine(
+                merchant=m.id, name=m.name, category=m.category, takings_from_staff=money(takings[m.id])
+            )
+            for m in spec.merchants
+        ],
+    )

@@ -54,8 +54,9 @@ from chain.exceptions import ChainError, ContractError, NodeRefused, NodeUnavail
 from chain.sender import SentTx, node_errors
 from services.common import webhooks
 from services.common.context import ServiceContext
-from services.common.models import ApiKey, Operation
+from services.common.models import ApiKey, Operation, Wallet
 from services.common.problems import Problem, contract_problem, jsonable, node_refusal
+from services.common.scope import acts_for_institution, institution_of, out_of_scope
 
 log = logging.getLogger("xcpay.operations")
 
@@ -331,6 +332,7 @@ class Operations:
             call = self.builders[op.kind](self.ctx, op.request)
             if isinstance(call, Relay):
                 return self._store_send_relay(op, call)
+            self._check_institution_scope(op, call)
             if call.gas_money:
                 topup = self.ctx.settings.gas_topup_wei
                 self.ctx.tx.send_values(self.ctx.operator, [(a, topup) for a in call.gas_money])
@@ -349,6 +351,34 @@ class Operations:
         self._flush_unsent(call.signer.address)
         self._sign_and_send(op, call, params)
         _fault_point("after_send", op.kind)
+
+    # -- two tiers: whose customers a key may act for ----------------------------------------
+
+    def _check_institution_scope(self, op: Operation, call: Call) -> None:
+        """An operator key (institution #1 unless bound to another) or any key bound to an
+        institution has the service sign with a custodial wallet's key (as payer, as the owner of
+        an allowance, as the merchant who refunds or pulls) only when its institution serves that
+        wallet: 403 ``institution-scope`` otherwise. Every family's custodial signature passes
+        here, so a route that forgets its own check cannot move another institution's customer's
+        money. Keys that speak for their own wallet (merchant, officer, terminal, holder) and the
+        service's own keys are not customers' and are not checked here."""
+        wallets: set[str] = {call.signer.address}
+        if call.allowance is not None:
+            wallets.add(call.allowance.owner)
+        with self.ctx.db.session() as s:
+            custodial = [
+                w for w in wallets if (row := s.get(Wallet, w)) is not None and row.custody == "custodial"
+            ]
+            if not custodial:
+                return
+            key = s.get(ApiKey, op.api_key_id)
+        if key is None or not acts_for_institution(key):
+            return
+        mine = institution_of(key)
+        for wallet in custodial:
+            serving = self.ctx.institutions.served_by(wallet)
+            if serving != mine:
+                raise out_of_scope(mine, wallet, serving)
 
     # -- allowances ------------------------------------------------------------------------
 

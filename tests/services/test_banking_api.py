@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 
 from chain.accounts import INSTITUTION_DEV_ACCOUNTS, dev_account
 from services.common.models import ApiKey, Operation
+from services.common.operations import perform
+from services.common.problems import Problem
 from services.operator.families.banking.models import BankEntry, BankPosting, BankTransfer
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
@@ -162,6 +164,34 @@ class TestScopeOnTheOtherFamilies:
         # its own institution's key is let through (to the family's own rules)
         r = api.post("bank_b", "/v1/holder/keys", {"wallet": theirs, "ttl_minutes": 5})
         assert r.status_code == 201, r.text
+
+    def test_the_operations_layer_signs_for_no_other_institutions_customer(self, api: Api, b: dict) -> None:
+        """The one place every custodial signature passes (``Operations``), whichever route asked
+        or forgot to check (the red team moved another institution's customers' money through the
+        park, utilities, gateway and refund routes): an operation of institution #1's key that
+        would have the service sign with institution #2's customer's key fails with 403
+        ``institution-scope`` before anything is signed; #2's own key is let through."""
+        ctx, ops = api.app.state.ctx, api.app.state.ops
+        theirs = b["wallet"]
+        shop = api.new_wallet(kind="merchant", tier=2, category=5411, name="kiosk")
+        assert api.post("bank_b", "/v1/issuance", {"to": theirs, "amount_fen": 5_00}).status_code == 200
+        with ctx.db.session() as s:
+            keys = s.scalars(select(ApiKey).where(ApiKey.role == "operator")).all()
+            first = next(k for k in keys if k.institution is None)
+            second = next(k for k in keys if k.institution == 2)
+        before = ctx.cash.balance_of(theirs)
+        body = {"sender": theirs, "to": shop, "amount_fen": 1_00}
+        with pytest.raises(Problem) as refused:
+            perform(ops, "cash.transfer", first, f"scope-{uuid.uuid4()}", body)
+        assert (refused.value.status, refused.value.slug) == (403, "institution-scope")
+        assert theirs in refused.value.detail
+        assert ctx.cash.balance_of(theirs) == before  # nothing signed, nothing sent
+        op, _ = perform(ops, "cash.transfer", second, f"scope-{uuid.uuid4()}", body)
+        assert op.status == "confirmed"
+        assert ctx.cash.balance_of(theirs) == before - 1_00
+        # the routes whose signer is the service's own key check the wallet's institution themselves
+        r = api.post("operator", f"/v1/wallets/{theirs}/recovery", {"evidence": "face check, clerk 1"})
+        assert_problem(r, 403, "institution-scope")
 
     def test_payment_codes(self, api: Api, b: dict) -> None:
         shop = api.new_wallet(kind="merchant", tier=2, category=5411, name="shop")

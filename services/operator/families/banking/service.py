@@ -39,10 +39,10 @@ from sqlalchemy.orm import Session
 
 from chain.accounts import INSTITUTION_DEV_ACCOUNTS, dev_account
 from services.common.context import ServiceContext
-from services.common.keys import Role
 from services.common.models import ApiKey, Operation, utcnow
 from services.common.operations import Operations, _fault_point, perform, request_hash
 from services.common.problems import Problem, jsonable
+from services.common.scope import check_scope, institution_of
 from services.operator.families.banking.models import (
     BankAccount,
     BankEntry,
@@ -60,11 +60,6 @@ GRACE_S = 30.0
 
 
 # -- institutions, keys and scope -----------------------------------------------------------------
-
-
-def institution_of(key: ApiKey) -> int:
-    """The institution an operator key acts for (institution #1 unless it names another)."""
-    return key.institution or 1
 
 
 def signer_of(ctx: ServiceContext, institution: int) -> LocalAccount:
@@ -85,30 +80,6 @@ def signer_of(ctx: ServiceContext, institution: int) -> LocalAccount:
 
 def served_by(ctx: ServiceContext, wallet: str) -> int:
     return ctx.institutions.served_by(wallet)
-
-
-def check_scope(ctx: ServiceContext, key: ApiKey, *wallets: str) -> int:
-    """The key's institution, which must serve each of ``wallets`` (403 ``institution-scope``)."""
-    mine = institution_of(key)
-    for wallet in wallets:
-        serving = served_by(ctx, wallet)
-        if serving != mine:
-            raise Problem(
-                403,
-                "institution-scope",
-                "The wallet is another institution's customer",
-                f"this key acts for institution {mine}; the wallet is served by institution {serving}",
-            )
-    return mine
-
-
-def check_operator_scope(ctx: ServiceContext, key: ApiKey, *wallets: str) -> None:
-    """Institution scope on the other families' routes (prepaid, vouchers, collective, paycodes,
-    disbursement, holder keys): an operator key, or any key bound to an institution, acts only for
-    the customer wallets its institution serves (403 ``institution-scope``). Keys that speak for a
-    wallet of their own (merchant, officer, terminal, holder) are bound to that wallet instead."""
-    if key.role == Role.OPERATOR or key.institution is not None:
-        check_scope(ctx, key, *wallets)
 
 
 def check_customer(ctx: ServiceContext, key: ApiKey, wallet: str) -> int:

@@ -23,7 +23,7 @@ from services.common.operations import Operations, perform, request_hash
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
-from services.operator.families.banking.service import check_scope
+from services.common.scope import check_operator_scope, check_scope
 from services.operator.families.cash.models import CourtOrder
 from services.operator.families.cash.models import Recovery as RecoveryRow
 from services.operator.families.cash.recovery import Swept, sweep
@@ -658,6 +658,7 @@ def propose_recovery(
         old = s.get(Wallet, lost)
     if old is None:
         raise Problem(404, "wallet-not-found", "Wallet not found", f"{lost} is not a wallet of this service")
+    check_operator_scope(ctx, key, lost)  # two tiers: only the lost wallet's own institution
     if body.address is not None:
         with ctx.db.session() as s:
             if s.get(Wallet, body.address) is not None:

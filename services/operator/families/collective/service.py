@@ -43,7 +43,7 @@ from services.common.operations import Operations, perform
 from services.common.paging import Page, Paging, paginate, paginate_list
 from services.common.problems import Problem
 from services.common.schemas import event_arg
-from services.operator.families.banking.service import check_operator_scope
+from services.common.scope import check_operator_scope
 from services.operator.families.collective.schemas import (
     ApprovalOut,
     AssetIn,

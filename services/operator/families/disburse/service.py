@@ -27,7 +27,7 @@ from services.common.models import ApiKey, Operation, Wallet
 from services.common.operations import Operations, Submitted, perform, submit
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.operator.families.banking.service import check_operator_scope
+from services.common.scope import check_operator_scope
 from services.operator.families.cash.service import identity_hash, live_personal
 from services.operator.families.disburse.models import Disbursement, DisbursementRow
 from services.operator.families.disburse.officers import officer_of_payer
@@ -574,6 +574,7 @@ def start_execution(ctx: ServiceContext, runner: Runner, key: ApiKey, ref: str, 
     """Mark an approved batch executing and start its runner; an executing or executed batch
     is resumed (each chunk is its own idempotent operation: nothing is paid twice)."""
     b = batch(ctx, ref)
+    check_operator_scope(ctx, key, b.payer)  # two tiers: the payer's institution runs its batch
     if b.status not in ("approved", "executing", "executed"):
         raise Problem(409, "batch-not-approved", "The batch is not approved", f"its status is {b.status}")
     with ctx.db.session() as s:

@@ -38,7 +38,7 @@ from services.common.models import ApiKey, ChainEvent, Wallet, utcnow
 from services.common.operations import Operations, perform
 from services.common.paging import PageQuery, paginate
 from services.common.problems import Problem
-from services.operator.families.banking.service import check_operator_scope
+from services.common.scope import check_operator_scope
 from services.operator.families.holder.models import HolderChallenge
 from services.operator.families.holder.schemas import (
     BalanceOut,

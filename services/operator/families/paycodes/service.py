@@ -41,7 +41,7 @@ from services.common.models import ApiKey, CodePayment, Operation, PaymentCode
 from services.common.operations import Operations, perform, request_hash
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.operator.families.banking.service import check_operator_scope
+from services.common.scope import check_operator_scope
 from services.operator.families.paycodes.schemas import (
     CardPaymentIn,
     CodeExtras,

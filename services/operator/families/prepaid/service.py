@@ -18,7 +18,7 @@ from services.common.models import ApiKey, ChainEvent, Operation
 from services.common.operations import Operations, perform
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.operator.families.banking.service import check_operator_scope
+from services.common.scope import check_operator_scope
 from services.operator.families.prepaid.schemas import (
     ClaimIn,
     EnrolIn,

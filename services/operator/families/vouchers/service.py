@@ -31,7 +31,7 @@ from services.common.operations import Operations, perform
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut, event_arg, merkle_dump
-from services.operator.families.banking.service import check_operator_scope
+from services.common.scope import check_operator_scope
 from services.operator.families.cash.service import identity_hash, live_personal
 from services.operator.families.disburse.rows import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.families.vouchers.models import VoucherLeaf

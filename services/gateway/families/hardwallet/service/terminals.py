@@ -13,6 +13,7 @@ from services.common.keys import Role, create_key
 from services.common.models import ApiKey, GatewayTerminal
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
+from services.common.scope import check_operator_scope
 from services.gateway.families.hardwallet.schemas import CANTEEN_MCC, TerminalIn, TerminalOut
 
 
@@ -52,6 +53,7 @@ def register_terminal(ctx: ServiceContext, key: ApiKey, body: TerminalIn) -> Ter
     """A new terminal of a registered merchant and its key (role ``terminal``, bound to the
     merchant's wallet); the answer holds the key in clear, once."""
     wallet = ctx.cash.wallet(body.merchant)
+    check_operator_scope(ctx, key, body.merchant)  # two tiers: the merchant's own institution
     if wallet.kind != Kind.MERCHANT:
         raise Problem(422, "not-a-merchant-wallet", "Not a registered merchant wallet", body.merchant)
     terminal_id = f"T-{secrets.token_hex(5).upper()}"

@@ -102,6 +102,15 @@ def test_approving_a_recovery_moves_every_familys_holdings_once(api: Api, lost: 
     ok(api.post("operator", f"/v1/prepaid/packages/{lost['package']}/consume", {"sessions": 1}))
 
 
+def test_the_successor_sees_the_recovered_vouchers_in_its_own_channel(api: Api, lost: dict) -> None:
+    """Red team F4: the grants moved by the sweep (GrantsRecovered) show in the successor's
+    ``GET /v1/holder/vouchers`` (they read [] while only Granted events were followed)."""
+    key = ok(api.post("operator", "/v1/holder/keys", {"wallet": lost["replacement"], "ttl_minutes": 5}), 201)
+    with httpx.Client(base_url=api.url, headers={"X-API-Key": key["key"]}, timeout=60) as holder:
+        mine = ok(holder.get("/v1/holder/vouchers"))
+    assert [(v["programme_id"], v["balance_fen"]) for v in mine] == [(lost["programme"], 1_000)]
+
+
 def test_the_regulator_lists_recoveries_and_court_orders_by_status(api: Api, lost: dict) -> None:
     debtor = api.new_wallet(kind="personal", tier=2, name="debtor")
     ok(api.post("operator", "/v1/issuance", {"to": debtor, "amount_fen": 500}))

@@ -290,6 +290,11 @@ def _where_it_pays(
 def vouchers(ctx: ServiceContext, wallet: str) -> list[VoucherOut]:
     """The programmes the holder was granted from or has a campaign grant in, by id."""
     pids = {int(e.args["id"]) for e in _events_of(ctx, "VoucherProgrammes", "Granted", "holder", wallet)}
+    # grants a recovery moved here from a retired wallet (the chain's holding decides below)
+    pids |= {
+        int(e.args["id"])
+        for e in _events_of(ctx, "VoucherProgrammes", "GrantsRecovered", "successor", wallet)
+    }
     with ctx.db.session() as s:
         leaves = s.execute(
             select(VoucherLeaf.programme_id, VoucherLeaf.idx, VoucherLeaf.amount_fen).where(
@@ -374,21 +379,47 @@ def _row_state(ctx: ServiceContext, b: Disbursement, r: DisbursementRow, now: in
     return r.status, approved and b.mode == "merkle"
 
 
+def _recovered_rows(ctx: ServiceContext, wallet: str) -> set[tuple[str, int]]:
+    """(batch id, row index) of the rows a recovery re-addressed to ``wallet`` on chain
+    (``PayoutRecovered``: a frozen row's exception or an unclaimed Merkle leaf of a retired wallet)."""
+    events = _events_of(ctx, "Disbursement", "PayoutRecovered", "successor", wallet)
+    return {(str(e.args["id"]).lower(), int(e.args["index"])) for e in events}
+
+
+def _is_recovered(b: Disbursement, r: DisbursementRow, recovered: set[tuple[str, int]]) -> bool:
+    return (b.batch_id.lower(), r.idx) in recovered
+
+
+def _recovered_state(ctx: ServiceContext, b: Disbursement, r: DisbursementRow, now: int) -> tuple[str, bool]:
+    """A re-addressed row is an exception owed to the successor until it is paid again."""
+    bid = bytes.fromhex(b.batch_id[2:])
+    if now > b.ends_at or ctx.disburse.exception(bid, r.idx) is None:
+        return ("paid" if r.status in ("pending", "exception") else r.status), False
+    return "exception", ctx.disburse.batch(bid).status == BatchStatus.APPROVED
+
+
 def disbursements(ctx: ServiceContext, wallet: str) -> list[DisbursementRowOut]:
-    """Every row addressed to the holder's wallet, newest batch first."""
+    """Every row addressed to the holder's wallet, or re-addressed to it by a recovery, newest
+    batch first."""
+    recovered = _recovered_rows(ctx, wallet)
     q = (
         select(DisbursementRow, Disbursement)
         .join(Disbursement, Disbursement.ref == DisbursementRow.ref)
-        .where(DisbursementRow.recipient == wallet, Disbursement.status.in_(PAYING))
+        .where(DisbursementRow.recipient.in_(card_holders(ctx, wallet)), Disbursement.status.in_(PAYING))
         .order_by(Disbursement.created_at.desc(), DisbursementRow.idx)
     )
     now = chain_now(ctx)
     with ctx.db.session() as s:
-        pairs = s.execute(q).all()
+        pairs = [
+            (r, b) for r, b in s.execute(q).all() if r.recipient == wallet or _is_recovered(b, r, recovered)
+        ]
         names = wallet_names(s, {b.payer for _, b in pairs})
     out = []
     for r, b in pairs:
-        status, claimable = _row_state(ctx, b, r, now)
+        if r.recipient != wallet:
+            status, claimable = _recovered_state(ctx, b, r, now)
+        else:
+            status, claimable = _row_state(ctx, b, r, now)
         out.append(
             DisbursementRowOut(
                 reference=b.ref,
@@ -415,7 +446,10 @@ def own_row(ctx: ServiceContext, wallet: str, ref: str, index: int) -> tuple[Dis
             .join(Disbursement, Disbursement.ref == DisbursementRow.ref)
             .where(DisbursementRow.ref == ref, DisbursementRow.idx == index)
         ).first()
-    if pair is None or pair[0].recipient != wallet:
+    mine = pair is not None and (
+        pair[0].recipient == wallet or _is_recovered(pair[1], pair[0], _recovered_rows(ctx, wallet))
+    )
+    if pair is None or not mine:
         raise Problem(404, "row-not-found", "No such row of yours", f"batch {ref!r} row {index}")
     return pair[1], pair[0]
 
@@ -428,6 +462,8 @@ def claim_row(
     first = stored(ctx, key, idem)
     if first is not None:  # a replay: the first outcome (or idempotency-key-reused)
         status, claimable = ("exception" if first.kind == "disburse.retry" else "pending"), True
+    elif r.recipient != wallet:  # re-addressed here by a recovery
+        status, claimable = _recovered_state(ctx, b, r, chain_now(ctx))
     else:
         status, claimable = _row_state(ctx, b, r, chain_now(ctx))
     if not claimable:

@@ -174,3 +174,33 @@ def test_holds_of_a_recovered_wallet_go_to_its_successor(gateway: Gateway) -> No
     assert gateway.get(terminal, f"/v1/devices/preauths/{second}").json()["status"] == "released"
     assert cash.balance_of(new) == 100_00 - 5_00
     assert cash.balance_of(merchant) == 5_00
+
+
+def test_no_new_mandate_or_card_for_a_retired_wallet(gateway: Gateway) -> None:
+    """Red team F5: after a recovery the retired wallet gets no new mandate and no new card: 410
+    ``wallet-retired`` naming the successor, nothing sent (both were confirmed on chain)."""
+    cash = gateway.ctx.cash
+    gone = gateway.wallet()
+    new = Web3.to_checksum_address("0x" + "7a" * 20)
+    result = cash.tx.transact(OPERATOR, cash.propose_recovery_call(gone, new, Web3.keccak(text="file 5")))
+    cash.tx.transact(
+        gateway.ctx.regulator, cash.approve_recovery_call(int(result.named("RecoveryProposed")[0]["id"]))
+    )
+    merchant = gateway.merchant(4111)
+    mandate = {
+        "holder": gone,
+        "merchant": merchant,
+        "per_payment_cap_fen": 5_000,
+        "daily_cap_fen": 8_000,
+        "expires_at": gateway.now() + 86_400,
+    }
+    card = HardWallet.issue(gateway.ctx.hardwallet.domain)
+    before = gateway.w3.eth.block_number
+    for path, body in (
+        ("/v1/mandates", mandate),
+        ("/v1/cards", {"card": card.address, "holder": gone, "form": "card"}),
+    ):
+        r = gateway.post("operator", path, body)
+        assert r.status_code == 410 and r.json()["type"] == "urn:xcpay:problem:wallet-retired", r.text
+        assert new in r.json()["detail"]
+    assert gateway.w3.eth.block_number == before

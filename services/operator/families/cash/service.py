@@ -74,6 +74,11 @@ def live_personal(ctx: ServiceContext, address: str) -> bool:
     return ctx.cash.kind_of(address) == Kind.PERSONAL and not ctx.cash.is_retired(address)
 
 
+def successor_if_retired(ctx: ServiceContext, address: str) -> str | None:
+    """The successor of ``address`` when a recovery retired it, else None (a row's check)."""
+    return ctx.cash.successor_of(address) if ctx.cash.is_retired(address) else None
+
+
 # -- issuance, redemption, transfers, the regulator ------------------------------------------------
 
 

@@ -717,3 +717,44 @@ def test_the_successor_sees_and_claims_a_payroll_row_recovered_to_it(api: Api) -
         "row-not-claimable",
     )
     successor.close()
+
+
+def test_the_successor_claims_a_campaign_grant_of_the_lost_wallet(api: Api) -> None:
+    """Red team F4: a campaign (Merkle) leaf of the lost wallet is listed for its successor and
+    claimed by it (it answered 404 leaf-not-found): granted to the retired wallet (the chain's
+    rule), then moved on by recoverGrants; the voucher balance is the successor's."""
+    ctx = api.app.state.ctx
+    lost, _ = custodial_holder(api, "campaign winner, lost phone")
+    office = api.new_wallet(kind="institution", tier=1, name="office f4")
+    assert api.post("operator", "/v1/issuance", {"to": office, "amount_fen": 100_00}).status_code == 200
+    now = chain_now(api)
+    body = {
+        "issuer": office,
+        "name": "autumn vouchers",
+        "mode": "grant-list",
+        "budget_fen": 100_00,
+        "per_person_cap_fen": 50_00,
+        "starts_at": datetime.fromtimestamp(now - 60, UTC).isoformat(),
+        "expires_at": datetime.fromtimestamp(now + 14 * DAY, UTC).isoformat(),
+        "categories": [5411],
+    }
+    pid = int(api.post("operator", "/v1/voucher-programs", body).json()["programme_id"])
+    rows = {"unit": "fen", "rows": [{"recipient": lost, "amount": 40_00}]}
+    assert api.post("operator", f"/v1/voucher-programs/{pid}/campaign", rows).status_code == 201
+    r = api.post("operator", f"/v1/wallets/{lost}/recovery", {"evidence": "face check, clerk 6"})
+    recovery, new = r.json()["recovery_id"], r.json()["replacement"]
+    assert api.post("regulator", f"/v1/regulator/recoveries/{recovery}/approve").status_code == 200
+    r = api.operator.post("/v1/holder/keys", json={"wallet": new, "ttl_minutes": 30})
+    successor = httpx.Client(base_url=api.url, headers={"X-API-Key": r.json()["key"]}, timeout=60)
+    (mine,) = successor.get("/v1/holder/vouchers").json()
+    assert (mine["programme_id"], mine["claimable"]) == (pid, [{"index": 0, "amount_fen": 40_00}])
+    once = idem()
+    r = successor.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=once)
+    assert r.status_code == 200, r.text
+    assert (ctx.vouchers.holding(pid, new).balance, ctx.vouchers.holding(pid, lost).granted) == (40_00, 0)
+    again = successor.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=once)
+    assert (again.status_code, again.json()["id"]) == (200, r.json()["id"])
+    (mine,) = successor.get("/v1/holder/vouchers").json()
+    assert (mine["balance_fen"], mine["claimable"]) == (40_00, [])
+    problem(successor.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=idem()), 409, "already-claimed")
+    successor.close()

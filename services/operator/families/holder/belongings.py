@@ -298,7 +298,7 @@ def vouchers(ctx: ServiceContext, wallet: str) -> list[VoucherOut]:
     with ctx.db.session() as s:
         leaves = s.execute(
             select(VoucherLeaf.programme_id, VoucherLeaf.idx, VoucherLeaf.amount_fen).where(
-                VoucherLeaf.holder == wallet
+                VoucherLeaf.holder.in_(card_holders(ctx, wallet))  # the wallets retired to it too
             )
         ).all()
     pids |= {int(pid) for pid, _, _ in leaves}
@@ -345,7 +345,7 @@ def own_leaf(ctx: ServiceContext, wallet: str, pid: int, index: int) -> VoucherL
     """The holder's campaign grant; another's and a missing one: the same 404."""
     with ctx.db.session() as s:
         row = s.scalar(select(VoucherLeaf).where(VoucherLeaf.programme_id == pid, VoucherLeaf.idx == index))
-    if row is None or row.holder != wallet:
+    if row is None or row.holder not in card_holders(ctx, wallet):
         raise Problem(
             404, "leaf-not-found", "No such campaign grant of yours", f"programme {pid} grant {index}"
         )
@@ -356,9 +356,30 @@ def own_leaf(ctx: ServiceContext, wallet: str, pid: int, index: int) -> VoucherL
     return row
 
 
-def claim_voucher(ops: Operations, key: ApiKey, idem: str, pid: int, index: int) -> Operation:
-    """The vouchers family's own claim (the operator submits; the grant goes to the leaf's holder)."""
+def claim_voucher(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, wallet: str, pid: int, index: int
+) -> Operation:
+    """The vouchers family's own claim (the operator submits; the grant goes to the leaf's holder).
+    A leaf addressed to a wallet a recovery retired to ``wallet`` is granted to that retired wallet
+    (the chain's rule), then moved on to ``wallet`` (``recoverGrants``, one step per recovery,
+    each an operation under ``<idem>#recover-<n>``)."""
     op, _ = perform(ops, "voucher.claim", key, idem, {"programme": pid, "index": index}, target=str(pid))
+    with ctx.db.session() as s:
+        holder = s.scalar(
+            select(VoucherLeaf.holder).where(VoucherLeaf.programme_id == pid, VoucherLeaf.idx == index)
+        )
+    n = 0
+    while (
+        op.status == "confirmed" and holder is not None and holder != wallet and ctx.cash.is_retired(holder)
+    ):
+        successor = ctx.cash.successor_of(holder)
+        request = {"lost": holder, "successor": successor, "programme": pid}
+        try:
+            perform(ops, "vouchers.recover_grants", key, f"{idem}#recover-{n}", request, target=str(pid))
+        except Problem as exc:
+            if exc.slug != "nothing-held":  # a recovery sweep moved it meanwhile: fine
+                raise
+        holder, n = successor, n + 1
     return op
 
 

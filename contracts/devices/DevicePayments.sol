@@ -300,7 +300,10 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
     }
 
     /// @notice Complete pre-authorisation `id` with the real `amount` (at most the maximum, before
-    /// the deadline): the merchant gets `amount`, the holder the rest. Once.
+    /// the deadline): the merchant gets `amount`, the holder the rest. Once. If the holder's wallet
+    /// was recovered meanwhile (retired), the completion still stands (the card signed the hold
+    /// before the recovery and the machine delivered): the merchant is paid on behalf of the
+    /// holder's registered successor (`successorOf`, followed to the live wallet), who gets the rest.
     function complete(uint256 id, uint256 amount) external onlyRole(DEVICE_ROLE) nonReentrant {
         PreAuth storage a = _open(id);
         if (block.timestamp > a.expiresAt) revert DevicePreAuthExpired(id, a.expiresAt);
@@ -314,12 +317,14 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
         totalCaptured += amount;
         totalReleased += rest;
         emit PreAuthCompleted(id, a.merchant, amount, rest);
-        IDigitalCash(address(cash)).payFor(a.holder, a.merchant, amount, PAY_TO_MERCHANT);
-        if (rest > 0) IDigitalCash(address(cash)).payFor(a.holder, a.holder, rest, 0);
+        address holder = _currentHolder(a.holder);
+        IDigitalCash(address(cash)).payFor(holder, a.merchant, amount, PAY_TO_MERCHANT);
+        if (rest > 0) IDigitalCash(address(cash)).payFor(holder, holder, rest, 0);
     }
 
     /// @notice Release pre-authorisation `id` whole to its holder: the device role at any time (a
-    /// failed dispense), anyone after the deadline. Once.
+    /// failed dispense), anyone after the deadline. Once. A retired holder's hold goes to its
+    /// registered successor (`successorOf`, followed to the live wallet), never stays locked here.
     function release(uint256 id) external nonReentrant {
         PreAuth storage a = _open(id);
         bool expired = block.timestamp > a.expiresAt;
@@ -328,8 +333,9 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
         a.status = PreAuthStatus.Released;
         totalOpen -= amount;
         totalReleased += amount;
-        emit PreAuthReleased(id, a.holder, amount, msg.sender, expired);
-        IDigitalCash(address(cash)).payFor(a.holder, a.holder, amount, 0);
+        address holder = _currentHolder(a.holder);
+        emit PreAuthReleased(id, holder, amount, msg.sender, expired);
+        IDigitalCash(address(cash)).payFor(holder, holder, amount, 0);
     }
 
     /// @notice A recycling bin of programme `id` pays `amount` fen to `to` (a personal wallet, or a
@@ -441,6 +447,16 @@ contract DevicePayments is AccessControl, ReentrancyGuard, EIP712 {
         totalAuthorized += r.maxAmount;
         totalOpen += r.maxAmount;
         emit PreAuthorized(id, r.card, holder, r.merchant, r.maxAmount, r.counter, expiresAt);
+    }
+
+    /// @dev The wallet that now stands for `holder`: itself, or, if it was recovered (retired), its
+    /// registered successor, followed while that one was recovered too. Only the registry's word
+    /// decides where a recovered holder's money goes.
+    function _currentHolder(address holder) private view returns (address current) {
+        current = holder;
+        for (address next = registry.successorOf(current); next != address(0); next = registry.successorOf(current)) {
+            current = next;
+        }
     }
 
     function _programme(uint256 id) private view returns (Programme storage p) {

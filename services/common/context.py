@@ -15,6 +15,7 @@ from chain.manifest import Manifest
 from chain.sender import Transactor
 from services.common.db import Database
 from services.common.models import Meta
+from services.common.problems import Problem
 from services.common.settings import Settings
 from services.common.signers import Custody, service_account
 
@@ -128,3 +129,15 @@ def _optional_key(settings: Settings, role: str) -> LocalAccount | None:
     if getattr(settings, f"{role}_keystore") is None and settings.profile != "local":
         return None
     return service_account(settings, role)
+
+
+def refuse_retired(ctx: ServiceContext, wallet: str, what: str) -> None:
+    """410 ``wallet-retired`` naming the successor when ``wallet`` was recovered: no new obligation
+    (a mandate, a card, a grant, a row) is ever addressed to a retired wallet."""
+    if ctx.cash.is_retired(wallet):
+        raise Problem(
+            410,
+            "wallet-retired",
+            "Wallet retired: it was recovered to a new wallet",
+            f"{wallet} ({what}): address its successor, {ctx.cash.successor_of(wallet)}",
+        )

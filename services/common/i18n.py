@@ -82,6 +82,7 @@ TITLES_ZH: dict[str, str] = {
     "identity-ambiguous": "以此身份登记的个人钱包不止一个",
     "amount-frozen": "部分余额已被冻结，不能转出",
     "wallet-retired": "钱包已停用：已恢复到新钱包",
+    "recovery-pending": "此钱包已有待审批的恢复申请",
     "invalid-amount": "金额无效",
     "case-number-required": "请提供案号",
     "hold-not-active": "该钱包上没有此项有效冻结",

@@ -328,3 +328,36 @@ class TestRecycling:
             1,
         )
         assert_reverts(lambda: devices.fund(a.bob, 42, 1), "DeviceUnknownProgramme", 42)
+
+
+class TestRecoveredHolder:
+    """The holder's wallet is recovered while two holds are open (red team F3): neither stays
+    locked here; the retired holder's share goes to its registered successor."""
+
+    def test_open_holds_complete_or_release_to_the_successor(
+        self, w3: Web3, setup: Setup, devices: DeviceClient, cash: CashClient
+    ) -> None:
+        a, alice = setup.a, setup.a.alice.address
+        new = Web3.to_checksum_address("0x" + "5e" * 20)
+        first, second = preauth(setup, devices, 8_00), preauth(setup, devices, 6_00)
+        result = cash.tx.transact(
+            a.operator, cash.propose_recovery_call(alice, new, Web3.keccak(text="branch check"))
+        )
+        rid = int(result.named("RecoveryProposed")[0]["id"])
+        cash.tx.transact(a.regulator, cash.approve_recovery_call(rid))
+        assert cash.successor_of(alice) == new
+        held = cash.balance_of(new)
+        # the machine delivered: completion stands, paid on the successor's behalf, the rest to it
+        event = devices.complete(a.operator, first, 5_00).named("PreAuthCompleted")[0]
+        assert (event["amount"], event["returned"]) == (5_00, 3_00)
+        assert cash.balance_of(a.gym.address) == 5_00
+        assert cash.balance_of(new) == held + 3_00
+        # after the deadline anyone releases the other hold: to the successor
+        expires = devices.preauth(second).expires_at
+        devtools.increase_time(w3, expires - now(w3) + 1)
+        event = devices.release(a.outsider, second).named("PreAuthReleased")[0]
+        assert (event["holder"], event["amount"], event["expired"]) == (new, 6_00, True)
+        assert cash.balance_of(new) == held + 3_00 + 6_00
+        assert cash.balance_of(alice) == 0
+        assert devices.totals()["open"] == 0
+        assert_conserved(devices, cash)

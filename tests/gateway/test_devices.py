@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from web3 import Web3
 
 from chain import devtools
 from chain.clients.token import Kind
 from services.gateway.families.devices.service import sweep_expired
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import OPERATOR, Gateway
 from wallets.hardwallet import HardWallet
 
 
@@ -147,3 +148,59 @@ def test_a_recycling_bin_pays_a_person_within_the_daily_cap(gateway: Gateway, ma
     assert (programme["budget_fen"], programme["paid_fen"]) == (47_00, 3_00)
     r = gateway.post(machine.terminal, "/v1/devices/payouts", {**drop, "reference": "x"})
     assert r.status_code == 403 and r.json()["type"] == "urn:xcpay:problem:not-your-programme", r.text
+
+
+def test_holds_of_a_recovered_wallet_go_to_its_successor(gateway: Gateway) -> None:
+    """Red team F3: frank's wallet is recovered while 8 and 6 yuan are held; the machine still
+    completes the first (it delivered) and the worker releases the other after the deadline, both
+    to frank's successor, instead of 409 WalletFrozen(lost) and 14 yuan locked for good."""
+    merchant = gateway.merchant(5814)
+    _, terminal = gateway.terminal(merchant, "vending machine, hall")
+    frank = gateway.wallet()
+    gateway.mint(frank, 100_00)
+    card, _ = gateway.card(frank)
+    m = Machine(merchant, terminal, card, frank)
+    first, second = (_preauth(gateway, m, amount).json()["id"] for amount in (8_00, 6_00))
+    cash = gateway.ctx.cash
+    new = Web3.to_checksum_address("0x" + "6f" * 20)
+    result = cash.tx.transact(OPERATOR, cash.propose_recovery_call(frank, new, Web3.keccak(text="file 3")))
+    rid = int(result.named("RecoveryProposed")[0]["id"])
+    cash.tx.transact(gateway.ctx.regulator, cash.approve_recovery_call(rid))
+    r = gateway.post(terminal, f"/v1/devices/preauths/{first}/complete", {"amount_fen": 5_00})
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+    ttl, _ = gateway.ctx.devices.limits()
+    devtools.increase_time(gateway.w3, ttl + 1)
+    assert sweep_expired(gateway.ctx, gateway.app.state.ops) >= 1
+    assert gateway.get(terminal, f"/v1/devices/preauths/{second}").json()["status"] == "released"
+    assert cash.balance_of(new) == 100_00 - 5_00
+    assert cash.balance_of(merchant) == 5_00
+
+
+def test_no_new_mandate_or_card_for_a_retired_wallet(gateway: Gateway) -> None:
+    """Red team F5: after a recovery the retired wallet gets no new mandate and no new card: 410
+    ``wallet-retired`` naming the successor, nothing sent (both were confirmed on chain)."""
+    cash = gateway.ctx.cash
+    gone = gateway.wallet()
+    new = Web3.to_checksum_address("0x" + "7a" * 20)
+    result = cash.tx.transact(OPERATOR, cash.propose_recovery_call(gone, new, Web3.keccak(text="file 5")))
+    cash.tx.transact(
+        gateway.ctx.regulator, cash.approve_recovery_call(int(result.named("RecoveryProposed")[0]["id"]))
+    )
+    merchant = gateway.merchant(4111)
+    mandate = {
+        "holder": gone,
+        "merchant": merchant,
+        "per_payment_cap_fen": 5_000,
+        "daily_cap_fen": 8_000,
+        "expires_at": gateway.now() + 86_400,
+    }
+    card = HardWallet.issue(gateway.ctx.hardwallet.domain)
+    before = gateway.w3.eth.block_number
+    for path, body in (
+        ("/v1/mandates", mandate),
+        ("/v1/cards", {"card": card.address, "holder": gone, "form": "card"}),
+    ):
+        r = gateway.post("operator", path, body)
+        assert r.status_code == 410 and r.json()["type"] == "urn:xcpay:problem:wallet-retired", r.text
+        assert new in r.json()["detail"]
+    assert gateway.w3.eth.block_number == before

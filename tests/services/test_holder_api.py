@@ -665,3 +665,96 @@ def test_after_a_recovery_the_lost_wallets_holder_key_does_nothing_and_the_new_w
     _, stranger = custodial_holder(api, "not the successor")
     assert stranger.get("/v1/holder/cards").json() == []
     holder.close()
+
+
+def test_the_successor_sees_and_claims_a_payroll_row_recovered_to_it(api: Api) -> None:
+    """Red team F4: the recovery sweep re-addresses the lost wallet's unclaimed Merkle row to the
+    successor on chain (PayoutRecovered); the successor's channel lists it and claims it (it read
+    nothing and answered 404 row-not-found)."""
+    ctx = api.app.state.ctx
+    lost, _ = custodial_holder(api, "worker with a lost phone")
+    platform = api.new_wallet(kind="institution", tier=1, name="platform f4")
+    assert api.post("operator", "/v1/issuance", {"to": platform, "amount_fen": 1_000_00}).status_code == 200
+    finance = api.new_wallet(tier=2, name="platform f4 finance")
+    key = api.admin.post("/v1/api-keys", json={"role": "checker", "wallet": finance}).json()["key"]
+    checker = httpx.Client(base_url=api.url, headers={"X-API-Key": key}, timeout=60)
+    officer = {"account": finance, "role": "checker"}
+    assert api.post("operator", f"/v1/disbursements/payers/{platform}/officers", officer).status_code == 200
+    ref = f"f4-{uuid.uuid4().hex[:8]}"
+    body = {
+        "reference": ref,
+        "payer": platform,
+        "purpose": "subsidy",
+        "mode": "merkle",
+        "ends_at": datetime.fromtimestamp(chain_now(api) + 30 * DAY, UTC).isoformat(),
+        "unit": "fen",
+        "rows": [{"recipient": lost, "amount": 70_00}],
+    }
+    assert api.post("operator", "/v1/disbursements", body).status_code == 201
+    assert checker.post(f"/v1/disbursements/{ref}/approve", headers=idem()).status_code == 200
+    checker.close()
+    r = api.post("operator", f"/v1/wallets/{lost}/recovery", {"evidence": "face check, clerk 4"})
+    assert r.status_code == 201, r.text
+    recovery, new = r.json()["recovery_id"], r.json()["replacement"]
+    r = api.post("regulator", f"/v1/regulator/recoveries/{recovery}/approve")
+    assert r.status_code == 200, r.text
+    assert [m["kind"] for m in r.json()["holdings"]["moves"]] == ["disburse.recover_leaf"], r.text
+    r = api.operator.post("/v1/holder/keys", json={"wallet": new, "ttl_minutes": 30})
+    successor = httpx.Client(base_url=api.url, headers={"X-API-Key": r.json()["key"]}, timeout=60)
+    rows = successor.get("/v1/holder/disbursements").json()
+    assert [(x["reference"], x["index"], x["status"], x["claimable"]) for x in rows] == [
+        (ref, 0, "exception", True)
+    ], rows
+    balance = ctx.cash.balance_of(new)
+    r = successor.post(f"/v1/holder/disbursements/{ref}/rows/0/claim", headers=idem())
+    assert r.status_code == 200, r.text
+    assert ctx.cash.balance_of(new) == balance + 70_00
+    rows = successor.get("/v1/holder/disbursements").json()
+    assert [(x["status"], x["claimable"]) for x in rows] == [("paid", False)], rows
+    problem(
+        successor.post(f"/v1/holder/disbursements/{ref}/rows/0/claim", headers=idem()),
+        409,
+        "row-not-claimable",
+    )
+    successor.close()
+
+
+def test_the_successor_claims_a_campaign_grant_of_the_lost_wallet(api: Api) -> None:
+    """Red team F4: a campaign (Merkle) leaf of the lost wallet is listed for its successor and
+    claimed by it (it answered 404 leaf-not-found): granted to the retired wallet (the chain's
+    rule), then moved on by recoverGrants; the voucher balance is the successor's."""
+    ctx = api.app.state.ctx
+    lost, _ = custodial_holder(api, "campaign winner, lost phone")
+    office = api.new_wallet(kind="institution", tier=1, name="office f4")
+    assert api.post("operator", "/v1/issuance", {"to": office, "amount_fen": 100_00}).status_code == 200
+    now = chain_now(api)
+    body = {
+        "issuer": office,
+        "name": "autumn vouchers",
+        "mode": "grant-list",
+        "budget_fen": 100_00,
+        "per_person_cap_fen": 50_00,
+        "starts_at": datetime.fromtimestamp(now - 60, UTC).isoformat(),
+        "expires_at": datetime.fromtimestamp(now + 14 * DAY, UTC).isoformat(),
+        "categories": [5411],
+    }
+    pid = int(api.post("operator", "/v1/voucher-programs", body).json()["programme_id"])
+    rows = {"unit": "fen", "rows": [{"recipient": lost, "amount": 40_00}]}
+    assert api.post("operator", f"/v1/voucher-programs/{pid}/campaign", rows).status_code == 201
+    r = api.post("operator", f"/v1/wallets/{lost}/recovery", {"evidence": "face check, clerk 6"})
+    recovery, new = r.json()["recovery_id"], r.json()["replacement"]
+    assert api.post("regulator", f"/v1/regulator/recoveries/{recovery}/approve").status_code == 200
+    r = api.operator.post("/v1/holder/keys", json={"wallet": new, "ttl_minutes": 30})
+    successor = httpx.Client(base_url=api.url, headers={"X-API-Key": r.json()["key"]}, timeout=60)
+    (mine,) = successor.get("/v1/holder/vouchers").json()
+    assert (mine["programme_id"], mine["claimable"]) == (pid, [{"index": 0, "amount_fen": 40_00}])
+    once = idem()
+    r = successor.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=once)
+    assert r.status_code == 200, r.text
+    assert (ctx.vouchers.holding(pid, new).balance, ctx.vouchers.holding(pid, lost).granted) == (40_00, 0)
+    again = successor.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=once)
+    assert (again.status_code, again.json()["id"]) == (200, r.json()["id"])
+    (mine,) = successor.get("/v1/holder/vouchers").json()
+    assert (mine["balance_fen"], mine["claimable"]) == (40_00, [])
+    problem(successor.post(f"/v1/holder/vouchers/{pid}/claims/0", headers=idem()), 409, "already-claimed")
+    successor.close()

@@ -307,6 +307,29 @@ def test_a_refused_recovery_leaves_no_replacement_record(api: Api) -> None:
     assert r.json()["replacement"] == fresh
 
 
+def test_a_second_recovery_of_a_wallet_is_refused_while_one_is_pending(api: Api) -> None:
+    """Red team F6: a second proposal for the same lost wallet is refused (409 recovery-pending:
+    it could never be approved after the first), a replay of the first gets its first answer, and
+    a replacement the chain never registered is not listed for the identity."""
+    lost, identity = person(api, 10)
+    key = str(uuid.uuid4())
+    first = api.post("operator", f"/v1/wallets/{lost}/recovery", {"evidence": "face check"}, key=key)
+    assert first.status_code == 201, first.text
+    found = api.auditor.get("/v1/wallets", params={"identity": identity}).json()["items"]
+    assert [w["address"] for w in found] == [lost]  # the replacement is not registered yet
+    before = api.w3.eth.block_number
+    r = api.post("operator", f"/v1/wallets/{lost}/recovery", {"evidence": "again"})
+    body = assert_problem(r, 409, "recovery-pending")
+    assert str(first.json()["recovery_id"]) in body["detail"]
+    assert api.w3.eth.block_number == before
+    again = api.post("operator", f"/v1/wallets/{lost}/recovery", {"evidence": "face check"}, key=key)
+    assert (again.status_code, again.json()["id"]) == (201, first.json()["id"]), again.text
+    r = api.post("regulator", f"/v1/regulator/recoveries/{first.json()['recovery_id']}/approve")
+    assert r.status_code == 200, r.text
+    found = api.auditor.get("/v1/wallets", params={"identity": identity}).json()["items"]
+    assert {w["address"] for w in found} == {lost, first.json()["replacement"]}
+
+
 def test_the_admin_reads_and_sets_the_personal_wallet_limit(api: Api) -> None:
     assert api.admin.get("/v1/admin/personal-wallet-limit").json() == {"limit": 1, "operation": None}
     assert_problem(api.operator.get("/v1/admin/personal-wallet-limit"), 403, "forbidden-role")

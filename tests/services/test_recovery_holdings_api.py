@@ -102,6 +102,43 @@ def test_approving_a_recovery_moves_every_familys_holdings_once(api: Api, lost: 
     ok(api.post("operator", f"/v1/prepaid/packages/{lost['package']}/consume", {"sessions": 1}))
 
 
+def test_the_successor_sees_the_recovered_vouchers_in_its_own_channel(api: Api, lost: dict) -> None:
+    """Red team F4: the grants moved by the sweep (GrantsRecovered) show in the successor's
+    ``GET /v1/holder/vouchers`` (they read [] while only Granted events were followed)."""
+    key = ok(api.post("operator", "/v1/holder/keys", {"wallet": lost["replacement"], "ttl_minutes": 5}), 201)
+    with httpx.Client(base_url=api.url, headers={"X-API-Key": key["key"]}, timeout=60) as holder:
+        mine = ok(holder.get("/v1/holder/vouchers"))
+    assert [(v["programme_id"], v["balance_fen"]) for v in mine] == [(lost["programme"], 1_000)]
+
+
+def test_no_new_row_or_grant_is_addressed_to_the_retired_wallet(api: Api, lost: dict) -> None:
+    """Red team F5: a payroll row and a voucher grant to the retired wallet are row errors
+    ``wallet-retired`` naming the successor (they were accepted: 201, grants confirmed)."""
+    old, new = lost["wallet"], lost["replacement"]
+    payer = api.new_wallet(kind="institution", tier=1, name="employer f5")
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    batch = {
+        "reference": f"f5-{uuid.uuid4().hex[:8]}",
+        "payer": payer,
+        "purpose": "salary",
+        "mode": "explicit",
+        "ends_at": iso(now + 30 * DAY),
+        "unit": "fen",
+        "rows": [{"recipient": old, "amount": 100}],
+    }
+    grant = {"unit": "fen", "rows": [{"recipient": old, "amount": 100}]}
+    before = api.w3.eth.block_number
+    for path, body in (
+        ("/v1/disbursements", batch),
+        (f"/v1/voucher-programs/{lost['programme']}/grants", grant),
+    ):
+        problem = assert_problem(api.post("operator", path, body), 422, "invalid-rows")
+        (error,) = problem["errors"]
+        assert (error["row"], error["field"], error["code"]) == (1, "recipient", "wallet-retired"), error
+        assert new in error["reason"]
+    assert api.w3.eth.block_number == before
+
+
 def test_the_regulator_lists_recoveries_and_court_orders_by_status(api: Api, lost: dict) -> None:
     debtor = api.new_wallet(kind="personal", tier=2, name="debtor")
     ok(api.post("operator", "/v1/issuance", {"to": debtor, "amount_fen": 500}))

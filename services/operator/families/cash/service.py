@@ -74,6 +74,11 @@ def live_personal(ctx: ServiceContext, address: str) -> bool:
     return ctx.cash.kind_of(address) == Kind.PERSONAL and not ctx.cash.is_retired(address)
 
 
+def successor_if_retired(ctx: ServiceContext, address: str) -> str | None:
+    """The successor of ``address`` when a recovery retired it, else None (a row's check)."""
+    return ctx.cash.successor_of(address) if ctx.cash.is_retired(address) else None
+
+
 # -- issuance, redemption, transfers, the regulator ------------------------------------------------
 
 
@@ -454,9 +459,18 @@ def list_wallets(
             states[row.address] = ctx.cash.is_frozen(row.address)
         return states[row.address]
 
-    keep = None if frozen is None else (lambda row: frozen_now(row) == frozen)
     with ctx.db.session() as s:
-        rows, cursor = paginate(s, q, Wallet.address, paging, "wallets", keep=keep)
+        replacements = set(s.scalars(select(RecoveryRow.replacement)))
+
+    def listed(row: Wallet) -> bool:
+        # a recovery's replacement the chain never registered (its recovery still pending, or
+        # cancelled) is no wallet yet: not listed
+        if row.address in replacements and ctx.cash.kind_of(row.address) == Kind.NONE:
+            return False
+        return frozen is None or frozen_now(row) == frozen
+
+    with ctx.db.session() as s:
+        rows, cursor = paginate(s, q, Wallet.address, paging, "wallets", keep=listed)
     items = [
         WalletItem(
             address=r.address,
@@ -659,6 +673,8 @@ def propose_recovery(
     if old is None:
         raise Problem(404, "wallet-not-found", "Wallet not found", f"{lost} is not a wallet of this service")
     check_operator_scope(ctx, key, lost)  # two tiers: only the lost wallet's own institution
+    if not _replayed(ctx, key, idem):
+        _refuse_second_recovery(ctx, lost)
     if body.address is not None:
         with ctx.db.session() as s:
             if s.get(Wallet, body.address) is not None:
@@ -704,6 +720,37 @@ def propose_recovery(
         _forget_replacement(ctx, exc.extra.get("operation_id"))
         raise
     return op
+
+
+def _replayed(ctx: ServiceContext, key: ApiKey, idem: str) -> bool:
+    """Whether this key started an operation with this idempotency key already (a replay gets
+    its first answer, whatever changed since)."""
+    with ctx.db.session() as s:
+        found = s.scalar(
+            select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
+        )
+    return found is not None
+
+
+def _refuse_second_recovery(ctx: ServiceContext, lost: str) -> None:
+    """409 ``recovery-pending`` while a recovery of ``lost`` waits for the regulator (proposed on
+    chain) or is still on its way there: a second one could never be approved after the first and
+    would leave a replacement that is never registered."""
+    with ctx.db.session() as s:
+        proposed = list(s.scalars(select(RecoveryRow.recovery_id).where(RecoveryRow.lost == lost)))
+        waiting = s.scalars(
+            select(Operation).where(Operation.kind == "cash.propose_recovery", Operation.status == "pending")
+        )
+        in_flight = next((op.id for op in waiting if (op.request or {}).get("lost") == lost), None)
+    pending = [rid for rid in proposed if ctx.cash.recovery(rid).status == ProposalStatus.PENDING]
+    if pending or in_flight is not None:
+        detail = f"recovery {pending[0]}" if pending else f"operation {in_flight}"
+        raise Problem(
+            409,
+            "recovery-pending",
+            "A recovery of this wallet is pending",
+            f"{lost}: {detail} waits for the regulator; approve or cancel it first",
+        )
 
 
 def _forget_replacement(ctx: ServiceContext, op_id: str | None) -> None:

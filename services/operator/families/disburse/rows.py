@@ -138,14 +138,16 @@ def rows_from_csv(text: str) -> tuple[list[RawRow], str]:
 
 
 def validate_rows(
-    db: Any, raw: list[RawRow], unit: str, identity_hash: Any, live: Any = None
+    db: Any, raw: list[RawRow], unit: str, identity_hash: Any, live: Any = None, successor: Any = None
 ) -> list[ParsedRow]:
     """Every row checked; all errors raised together as one 422 ``invalid-rows`` problem.
 
     ``live(address)`` (when given) says whether a personal wallet found by identity counts: the
     chain's ``personalWalletOf`` rule counts only registered, unretired personal wallets, so a
     wallet whose registration the chain refused, or one recovered to a successor, never receives
-    a row (and never makes the identity ambiguous)."""
+    a row (and never makes the identity ambiguous). ``successor(address)`` (when given) names the
+    successor of a retired wallet (None otherwise): a row addressed to a retired wallet is a row
+    error ``wallet-retired`` naming it."""
     if not raw:
         raise Problem(422, "invalid-rows", "The batch has no rows")
     if len(raw) > MAX_BATCH_ROWS:
@@ -193,6 +195,10 @@ def validate_rows(
                 body = r.recipient[2:]
                 if body not in (body.lower(), body.upper()) and r.recipient != recipient:
                     error(r, "recipient", "bad address checksum (EIP-55)")
+                    recipient = ""
+                elif successor is not None and (heir := successor(recipient)) is not None:
+                    reason = f"{recipient} was retired by a recovery: its successor is {heir}"
+                    error(r, "recipient", reason, code="wallet-retired")
                     recipient = ""
         elif r.identity:
             found = by_hash.get(hashes[r.identity], [])

@@ -290,10 +290,15 @@ def _where_it_pays(
 def vouchers(ctx: ServiceContext, wallet: str) -> list[VoucherOut]:
     """The programmes the holder was granted from or has a campaign grant in, by id."""
     pids = {int(e.args["id"]) for e in _events_of(ctx, "VoucherProgrammes", "Granted", "holder", wallet)}
+    # grants a recovery moved here from a retired wallet (the chain's holding decides below)
+    pids |= {
+        int(e.args["id"])
+        for e in _events_of(ctx, "VoucherProgrammes", "GrantsRecovered", "successor", wallet)
+    }
     with ctx.db.session() as s:
         leaves = s.execute(
             select(VoucherLeaf.programme_id, VoucherLeaf.idx, VoucherLeaf.amount_fen).where(
-                VoucherLeaf.holder == wallet
+                VoucherLeaf.holder.in_(card_holders(ctx, wallet))  # the wallets retired to it too
             )
         ).all()
     pids |= {int(pid) for pid, _, _ in leaves}
@@ -340,7 +345,7 @@ def own_leaf(ctx: ServiceContext, wallet: str, pid: int, index: int) -> VoucherL
     """The holder's campaign grant; another's and a missing one: the same 404."""
     with ctx.db.session() as s:
         row = s.scalar(select(VoucherLeaf).where(VoucherLeaf.programme_id == pid, VoucherLeaf.idx == index))
-    if row is None or row.holder != wallet:
+    if row is None or row.holder not in card_holders(ctx, wallet):
         raise Problem(
             404, "leaf-not-found", "No such campaign grant of yours", f"programme {pid} grant {index}"
         )
@@ -351,9 +356,30 @@ def own_leaf(ctx: ServiceContext, wallet: str, pid: int, index: int) -> VoucherL
     return row
 
 
-def claim_voucher(ops: Operations, key: ApiKey, idem: str, pid: int, index: int) -> Operation:
-    """The vouchers family's own claim (the operator submits; the grant goes to the leaf's holder)."""
+def claim_voucher(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, wallet: str, pid: int, index: int
+) -> Operation:
+    """The vouchers family's own claim (the operator submits; the grant goes to the leaf's holder).
+    A leaf addressed to a wallet a recovery retired to ``wallet`` is granted to that retired wallet
+    (the chain's rule), then moved on to ``wallet`` (``recoverGrants``, one step per recovery,
+    each an operation under ``<idem>#recover-<n>``)."""
     op, _ = perform(ops, "voucher.claim", key, idem, {"programme": pid, "index": index}, target=str(pid))
+    with ctx.db.session() as s:
+        holder = s.scalar(
+            select(VoucherLeaf.holder).where(VoucherLeaf.programme_id == pid, VoucherLeaf.idx == index)
+        )
+    n = 0
+    while (
+        op.status == "confirmed" and holder is not None and holder != wallet and ctx.cash.is_retired(holder)
+    ):
+        successor = ctx.cash.successor_of(holder)
+        request = {"lost": holder, "successor": successor, "programme": pid}
+        try:
+            perform(ops, "vouchers.recover_grants", key, f"{idem}#recover-{n}", request, target=str(pid))
+        except Problem as exc:
+            if exc.slug != "nothing-held":  # a recovery sweep moved it meanwhile: fine
+                raise
+        holder, n = successor, n + 1
     return op
 
 
@@ -374,21 +400,47 @@ def _row_state(ctx: ServiceContext, b: Disbursement, r: DisbursementRow, now: in
     return r.status, approved and b.mode == "merkle"
 
 
+def _recovered_rows(ctx: ServiceContext, wallet: str) -> set[tuple[str, int]]:
+    """(batch id, row index) of the rows a recovery re-addressed to ``wallet`` on chain
+    (``PayoutRecovered``: a frozen row's exception or an unclaimed Merkle leaf of a retired wallet)."""
+    events = _events_of(ctx, "Disbursement", "PayoutRecovered", "successor", wallet)
+    return {(str(e.args["id"]).lower(), int(e.args["index"])) for e in events}
+
+
+def _is_recovered(b: Disbursement, r: DisbursementRow, recovered: set[tuple[str, int]]) -> bool:
+    return (b.batch_id.lower(), r.idx) in recovered
+
+
+def _recovered_state(ctx: ServiceContext, b: Disbursement, r: DisbursementRow, now: int) -> tuple[str, bool]:
+    """A re-addressed row is an exception owed to the successor until it is paid again."""
+    bid = bytes.fromhex(b.batch_id[2:])
+    if now > b.ends_at or ctx.disburse.exception(bid, r.idx) is None:
+        return ("paid" if r.status in ("pending", "exception") else r.status), False
+    return "exception", ctx.disburse.batch(bid).status == BatchStatus.APPROVED
+
+
 def disbursements(ctx: ServiceContext, wallet: str) -> list[DisbursementRowOut]:
-    """Every row addressed to the holder's wallet, newest batch first."""
+    """Every row addressed to the holder's wallet, or re-addressed to it by a recovery, newest
+    batch first."""
+    recovered = _recovered_rows(ctx, wallet)
     q = (
         select(DisbursementRow, Disbursement)
         .join(Disbursement, Disbursement.ref == DisbursementRow.ref)
-        .where(DisbursementRow.recipient == wallet, Disbursement.status.in_(PAYING))
+        .where(DisbursementRow.recipient.in_(card_holders(ctx, wallet)), Disbursement.status.in_(PAYING))
         .order_by(Disbursement.created_at.desc(), DisbursementRow.idx)
     )
     now = chain_now(ctx)
     with ctx.db.session() as s:
-        pairs = s.execute(q).all()
+        pairs = [
+            (r, b) for r, b in s.execute(q).all() if r.recipient == wallet or _is_recovered(b, r, recovered)
+        ]
         names = wallet_names(s, {b.payer for _, b in pairs})
     out = []
     for r, b in pairs:
-        status, claimable = _row_state(ctx, b, r, now)
+        if r.recipient != wallet:
+            status, claimable = _recovered_state(ctx, b, r, now)
+        else:
+            status, claimable = _row_state(ctx, b, r, now)
         out.append(
             DisbursementRowOut(
                 reference=b.ref,
@@ -415,7 +467,10 @@ def own_row(ctx: ServiceContext, wallet: str, ref: str, index: int) -> tuple[Dis
             .join(Disbursement, Disbursement.ref == DisbursementRow.ref)
             .where(DisbursementRow.ref == ref, DisbursementRow.idx == index)
         ).first()
-    if pair is None or pair[0].recipient != wallet:
+    mine = pair is not None and (
+        pair[0].recipient == wallet or _is_recovered(pair[1], pair[0], _recovered_rows(ctx, wallet))
+    )
+    if pair is None or not mine:
         raise Problem(404, "row-not-found", "No such row of yours", f"batch {ref!r} row {index}")
     return pair[1], pair[0]
 
@@ -428,6 +483,8 @@ def claim_row(
     first = stored(ctx, key, idem)
     if first is not None:  # a replay: the first outcome (or idempotency-key-reused)
         status, claimable = ("exception" if first.kind == "disburse.retry" else "pending"), True
+    elif r.recipient != wallet:  # re-addressed here by a recovery
+        status, claimable = _recovered_state(ctx, b, r, chain_now(ctx))
     else:
         status, claimable = _row_state(ctx, b, r, chain_now(ctx))
     if not claimable:

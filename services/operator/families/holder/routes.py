@@ -301,9 +301,10 @@ def holder_claim_voucher(
 ) -> OperationOut:
     """Claim one of the holder's campaign grants (listed under ``claimable``): the voucher
     balance is theirs from now on."""
+    wallet = service.own_wallet(key)
     if belongings.stored(ctx, key, idem) is None:  # a replay gets its first outcome
-        belongings.own_leaf(ctx, service.own_wallet(key), programme_id, index)
-    return respond(belongings.claim_voucher(ops, key, idem, programme_id, index), response)
+        belongings.own_leaf(ctx, wallet, programme_id, index)
+    return respond(belongings.claim_voucher(ctx, ops, key, idem, wallet, programme_id, index), response)
 
 
 # -- disbursements -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chain.clients.hardwallet import CardStatus
 from chain.exceptions import ContractError
-from services.common.context import ServiceContext
+from services.common.context import ServiceContext, refuse_retired
 from services.common.models import ApiKey, GatewayCard, Operation
 from services.common.operations import Operations, perform
 from services.common.paging import Page, PageQuery, paginate
@@ -19,7 +19,8 @@ from services.gateway.families.hardwallet.schemas import CardIn, CardOut
 
 def issue_card(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: CardIn) -> Operation:
     """Record the card, then register it on chain; a refusal on chain removes the record again
-    (the card was not issued), so the same card may be issued later."""
+    (the card was not issued), so the same card may be issued later. Never to a retired holder."""
+    refuse_retired(ctx, body.holder, "card holder")
 
     def prepare() -> dict[str, Any]:
         with ctx.db.session() as s:

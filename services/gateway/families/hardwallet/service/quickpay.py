@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chain.clients.hardwallet import Mandate
 from chain.exceptions import ContractError
-from services.common.context import ServiceContext
+from services.common.context import ServiceContext, refuse_retired
 from services.common.keys import Role
 from services.common.models import ApiKey, Operation
 from services.common.operations import Operations, perform
@@ -51,6 +51,7 @@ def grant_mandate(
 ) -> tuple[Operation, int | None]:
     """Grant for the custodial holder; the answer's mandate id comes from ``MandateGranted``."""
     ctx.custodial(body.holder)
+    refuse_retired(ctx, body.holder, "mandate holder")
     op, _ = perform(ops, "gateway.mandate.grant", key, idem, body.model_dump(), target=body.merchant)
     mandate_id = None
     for e in (op.result or {}).get("events", []):

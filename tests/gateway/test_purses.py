@@ -192,6 +192,9 @@ class TestPurseRefunds:
         assert (r.json()["cash_fen"], r.json()["voucher_fen"]) == (10_00, 30_00)
         assert cash.balance_of(holder) == holder_before + 10_00
         assert cash.balance_of(f) == funder_before + 30_00
+        from services.operator.reconciliation import reconcile
+
+        assert [d for d in reconcile(gw.ctx).discrepancies if d.kind == "purse-refundable-as-cash"] == []
 
     def test_purses_of_several_funders_leave_only_the_cash_part_refundable(self, gateway: Gateway) -> None:
         gw, cash = gateway, gateway.ctx.cash

@@ -436,3 +436,6 @@ def test_a_purse_paid_card_payment_of_a_code_refunds_the_purse_part_to_its_funde
     assert balance(api, holder) == holder_before + 500
     assert balance(api, funder) == funder_before + 3_000
     assert ctx.hardwallet.card(card.address).reserve == 3_000  # the purse paid first
+    from services.operator.reconciliation import reconcile
+
+    assert [d for d in reconcile(ctx).discrepancies if d.kind == "purse-refundable-as-cash"] == []

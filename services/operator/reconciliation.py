@@ -902,10 +902,10 @@ def check_purse_parts_not_refunded_as_cash(
     for p in code_payments:
         if p.form != "card" or p.status != "confirmed" or p.tx_hash is None:
             continue
-        parts = spent_in.get((p.tx_hash.lower(), p.payer.lower()))
-        if parts:
+        in_tx = spent_in.get((p.tx_hash.lower(), p.payer.lower()))
+        if in_tx:
             key = payment_id("code", chain_id, f"{p.id}:{p.tx_hash}")
-            by_id[key] = (f"code payment {p.id}", parts, p.amount_fen)
+            by_id[key] = (f"code payment {p.id}", in_tx, p.amount_fen)
     out: list[Discrepancy] = []
     for e in events:
         if e.contract != "MerchantRefunds" or e.name != "PaymentRecorded":

@@ -733,6 +733,8 @@ FAMILIES: tuple[Family, ...] = (
             RegisterWallet("HardWalletSettlement"),  # holds the cards' reserves
             Grant("HardWalletSettlement", "OPERATOR_ROLE", GATEWAY),  # the gateway signs card operations
             Grant("HardWalletSettlement", "OPERATOR_ROLE", OPERATOR),  # the operator's own tools and tests
+            Grant("HardWalletSettlement", "SETTLER_ROLE", GATEWAY),  # terminals' uploads
+            Grant("HardWalletSettlement", "SETTLER_ROLE", OPERATOR),  # payment codes paid by a card, probes
             Deploy("QuickPay", TOKEN),
             # QuickPay holds nothing (pulls go holder -> merchant), so no cap exemption; it is a
             # registered wallet because the token admits only registered, unfrozen spenders.

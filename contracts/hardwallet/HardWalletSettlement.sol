@@ -23,8 +23,9 @@ import {CardPurses} from "./CardPurses.sol";
 /// Batches never revert for one bad payment: every payment gets exactly one outcome event,
 /// `PaymentSettled`, `PaymentDuplicate`, `PaymentRejected(reason)` or `PaymentShortfall`, so a
 /// terminal learns the fate of each one, and uploading the same batch again changes nothing (its
-/// payments are duplicates by then). Anyone may upload: a payment pays only the merchant the card
-/// signed for, from that card's reserve, once.
+/// payments are duplicates by then). Only a settler uploads (SETTLER_ROLE: the gateway, the operator),
+/// so every settled payment is one the services recorded (and can refund); a payment pays only the
+/// merchant the card signed for, from that card's reserve, once.
 ///
 /// - **Counters**: each card signature carries the card's monotonic counter. Payments from several
 ///   terminals arrive out of order, so used counters are kept in a bitmap per card (not "strictly
@@ -134,6 +135,10 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
 
     /// @notice Registers cards, reports them lost for holders, sets the limits.
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    /// @notice Settles uploaded card payments (the gateway, and the operator for payment codes
+    /// paid by a card): a payment settled by anyone else would be unknown to the services (never
+    /// refundable), and outsiders could flood the outcome events.
+    bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
     /// @notice Most payments in one batch (about 29k gas each when warm; a full batch about 2.9M gas).
     uint256 public constant MAX_BATCH = 100;
     /// @notice Bounds of the grace period the operator may set.
@@ -329,9 +334,9 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
     // Terminals (anyone): settlement
     // ----------------------------------------------------------------------------------------
 
-    /// @notice Settle up to MAX_BATCH offline payments. Each payment gets one outcome event; only a
-    /// malformed batch (empty, too large) or a token that fails without an error reverts.
-    function settle(Payment[] calldata payments) external nonReentrant {
+    /// @notice Settle up to MAX_BATCH offline payments (SETTLER_ROLE). Each payment gets one outcome
+    /// event; only a malformed batch (empty, too large) or a token that fails without an error reverts.
+    function settle(Payment[] calldata payments) external nonReentrant onlyRole(SETTLER_ROLE) {
         uint256 n = payments.length;
         if (n == 0 || n > MAX_BATCH) revert HardWalletBatchSize(n, MAX_BATCH);
         // slither-disable-next-line uninitialized-local (a memory array starts at zero: the counts)

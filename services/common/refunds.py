@@ -26,7 +26,7 @@ reference (``refund_ref``, from the row's id), used once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,6 +139,38 @@ class Paid:
     voucher_payee: str = ZERO
     code_id: str | None = None
     terminal_id: str | None = None
+
+
+def purse_share(
+    ctx: ServiceContext, events: list[dict[str, Any]], card: str, counter: int | None = None
+) -> dict[str, int]:
+    """What earmarked purses paid of a card's payment (the settlement's ``PurseSpent`` events of
+    ``card``, of payment ``counter`` when given), by funder: that money was a funder's subsidy,
+    never the holder's cash, so a refund returns it to its funder (see :func:`with_purses`)."""
+    parts: dict[str, int] = {}
+    for e in events:
+        a = e.get("args", {})
+        if e.get("name") != "PurseSpent" or str(a.get("card", "")).lower() != card.lower():
+            continue
+        if counter is not None and int(a["counter"]) != counter:
+            continue
+        funder = ctx.hardwallet.purse_programme(int(a["programme"])).funder
+        parts[funder] = parts.get(funder, 0) + int(a["amount"])
+    return parts
+
+
+def with_purses(paid: Paid, parts: dict[str, int]) -> Paid:
+    """``paid`` with its purse-paid part kept from the holder: one funder's part is recorded as
+    the voucher part, returned to that funder in proportion (as a voucher's to its issuer); when
+    purses of several funders paid, only the cash part is refundable (the purse parts stay with
+    the merchant: the contract returns one voucher part to one payee)."""
+    earmarked = sum(parts.values())
+    if earmarked == 0:
+        return paid
+    if len(parts) == 1:
+        (funder,) = parts
+        return replace(paid, voucher_fen=earmarked, voucher_payee=funder)
+    return replace(paid, paid_fen=paid.paid_fen - earmarked)
 
 
 def payee_of(ctx: ServiceContext, payer: str) -> str:

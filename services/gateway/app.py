@@ -5,7 +5,7 @@ The gateway shares the operator's backbone and, in a deployment, its database (A
 custodial wallets, operations and their idempotency keys, the audit log): ``make run`` starts
 both on one database and one chain. It signs with a key of its own (``XCPAY_GATEWAY_KEYSTORE``;
 development account 10 in the local profile), given the settlement contract's OPERATOR_ROLE at
-deployment (card registration and loss reports need it; anyone may settle): the operator service
+deployment (card registration and loss reports need it) and its SETTLER_ROLE (uploads): the operator service
 signs with another key, so neither waits for nor fights over the other's nonces. (A custodial
 wallet's key may still be opened by both: chain's one nonce strategy, ``chain/sender.py``, signs
 again when the other took the nonce.)

@@ -511,6 +511,7 @@ def _check(
         check_reference_paid_once(codes, code_payments),
         check_frozen_parties(paid, events),
         check_merchant_payees(paid, wallet_kind),
+        check_purse_parts_not_refunded_as_cash(events, ctx.manifest.chain_id, code_payments),
     ):
         report.discrepancies.extend(found_rules)
 
@@ -859,6 +860,76 @@ def check_reference_paid_once(
         for (merchant, reference), ids in paid_codes.items()
         if len(ids) > 1
     ]
+
+
+def _b32(value: Any) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+
+
+def check_purse_parts_not_refunded_as_cash(
+    events: list[Event], chain_id: int, code_payments: Sequence[CodePayment]
+) -> list[Discrepancy]:
+    """What a card's earmarked purses paid of a bill never returns as the holder's cash: a card
+    payment (or a code paid by a card) recorded for refunds (``PaymentRecorded``) whose purses of
+    one funder paid must carry that part as its voucher part with the funder as payee; of several
+    funders, only its cash part may be recorded as refundable (README, refunds)."""
+    from chain.clients.refunds import payment_id
+
+    funder = {
+        int(e.args["programme"]): e.args["funder"]
+        for e in events
+        if e.contract == "HardWalletSettlement" and e.name == "PurseProgrammeCreated"
+    }
+    spent: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    spent_in: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    bill: dict[tuple[str, int], int] = {}  # what a card payment paid its merchant
+    for e in events:
+        if e.contract == "HardWalletSettlement" and e.name in ("PaymentSettled", "PaymentShortfall"):
+            paid = e.args["amount"] if e.name == "PaymentSettled" else e.args["covered"]
+            bill[(e.args["card"].lower(), int(e.args["counter"]))] = int(paid)
+        if e.contract == "HardWalletSettlement" and e.name == "PurseSpent":
+            f = funder.get(int(e.args["programme"]), "?")
+            spent[(e.args["card"].lower(), int(e.args["counter"]))][f] += int(e.args["amount"])
+            spent_in[(e.tx_hash.lower(), e.args["card"].lower())][f] += int(e.args["amount"])
+    if not spent:
+        return []
+    # The refund id of each purse-paid payment (the gateway binds a card's to its checksummed
+    # address and counter, the operator a code's to its row and transaction).
+    by_id: dict[bytes, tuple[str, dict[str, int], int | None]] = {}
+    for (card, counter), parts in spent.items():
+        ref = f"{Web3.to_checksum_address(card)}:{counter}"
+        by_id[payment_id("card", chain_id, ref)] = (f"card {ref}", parts, bill.get((card, counter)))
+    for p in code_payments:
+        if p.form != "card" or p.status != "confirmed" or p.tx_hash is None:
+            continue
+        in_tx = spent_in.get((p.tx_hash.lower(), p.payer.lower()))
+        if in_tx:
+            key = payment_id("code", chain_id, f"{p.id}:{p.tx_hash}")
+            by_id[key] = (f"code payment {p.id}", in_tx, p.amount_fen)
+    out: list[Discrepancy] = []
+    for e in events:
+        if e.contract != "MerchantRefunds" or e.name != "PaymentRecorded":
+            continue
+        found = by_id.get(_b32(e.args["paymentId"]))
+        if found is None:
+            continue
+        what, parts, total = found
+        earmarked, voucher = sum(parts.values()), int(e.args["voucherPart"])
+        if len(parts) == 1:
+            (f,) = parts
+            sound = voucher == earmarked and str(e.args["voucherPayee"]).lower() == f.lower()
+        else:  # only the cash part is refundable
+            sound = voucher == 0 and (total is None or int(e.args["paid"]) + earmarked <= total)
+        if not sound:
+            out.append(
+                Discrepancy(
+                    "purse-refundable-as-cash",
+                    f"{what}: its purses paid {earmarked} fen (funders {sorted(parts)}), but it was "
+                    f"recorded for refunds with voucher part {voucher} to {e.args['voucherPayee']}",
+                    e.tx_hash,
+                )
+            )
+    return out
 
 
 def freeze_changes(events: list[Event]) -> dict[str, list[tuple[int, bool, int]]]:

@@ -199,7 +199,7 @@ class TestSettlement:
     ) -> None:
         s = purses
         # 360 yuan at the care home: elderly purse 300, then meals (allows CARE too) 50, cash 10.
-        res = hardwallet.settle(s.a.gym, [pay(s, s.care, 360_00, 1)])
+        res = hardwallet.settle(s.a.operator, [pay(s, s.care, 360_00, 1)])
         assert res.outcomes[0].outcome == Outcome.SETTLED
         spent = [
             (e["programme"], e["amount"], e["balance"], e["counter"]) for e in res.tx.named("PurseSpent")
@@ -215,7 +215,9 @@ class TestSettlement:
         self, purses: Purses, hardwallet: HardWalletClient, cash: CashClient
     ) -> None:
         s = purses
-        res = hardwallet.settle(s.a.gym, [pay(s, s.a.gym.address, 40_00, 1), pay(s, s.canteen, 60_00, 2)])
+        res = hardwallet.settle(
+            s.a.operator, [pay(s, s.a.gym.address, 40_00, 1), pay(s, s.canteen, 60_00, 2)]
+        )
         assert [o.outcome for o in res.outcomes] == [Outcome.SETTLED, Outcome.SETTLED]
         # gym (7997): cash only; canteen: meals purse 50, cash 10; the elderly purse untouched.
         assert [(e["programme"], e["amount"]) for e in res.tx.named("PurseSpent")] == [(P_MEALS, MEALS)]
@@ -228,7 +230,7 @@ class TestSettlement:
     ) -> None:
         s = purses
         # At the gym only cash pays: 150 yuan against 100 cash -> shortfall 50, card blocked.
-        res = hardwallet.settle(s.a.gym, [pay(s, s.a.gym.address, 150_00, 1), pay(s, s.care, 20_00, 2)])
+        res = hardwallet.settle(s.a.operator, [pay(s, s.a.gym.address, 150_00, 1), pay(s, s.care, 20_00, 2)])
         assert [o.outcome for o in res.outcomes] == [Outcome.SHORTFALL, Outcome.SHORTFALL]
         info = hardwallet.card(s.card)
         assert (info.status, info.reserve, info.shortfall) == (CardStatus.BLOCKED, 0, 50_00 + 20_00)
@@ -242,7 +244,7 @@ class TestSettlement:
     ) -> None:
         s = purses
         cash.freeze(s.a.regulator, s.care)
-        res = hardwallet.settle(s.a.gym, [pay(s, s.care, 30_00, 1)])
+        res = hardwallet.settle(s.a.operator, [pay(s, s.care, 30_00, 1)])
         assert res.outcomes[0].outcome == Outcome.REJECTED
         assert res.tx.named("PurseSpent") == []
         assert [p.balance for p in hardwallet.purses(s.card)] == [ELDERLY, MEALS]
@@ -254,7 +256,7 @@ class TestSettlement:
     ) -> None:
         s = purses
         devtools.increase_time(hardwallet.w3, 31 * DAY)
-        hardwallet.settle(s.a.gym, [pay(s, s.care, 30_00, 1)])
+        hardwallet.settle(s.a.operator, [pay(s, s.care, 30_00, 1)])
         assert [p.balance for p in hardwallet.purses(s.card)] == [ELDERLY, MEALS]
         assert hardwallet.card(s.card).reserve == CASH - 30_00
 
@@ -270,7 +272,7 @@ class TestExpiry:
             P_ELDERLY,
             s.expires_at,
         )
-        hardwallet.settle(s.a.gym, [pay(s, s.care, 100_00, 1)])  # elderly 300 -> 200
+        hardwallet.settle(s.a.operator, [pay(s, s.care, 100_00, 1)])  # elderly 300 -> 200
         devtools.increase_time(hardwallet.w3, 31 * DAY)
         funder_before, alice_before = cash.balance_of(s.funder.address), cash.balance_of(s.a.alice.address)
         ev = hardwallet.expire_purse(s.a.bob, s.card, P_ELDERLY).named("PurseExpired")[0]
@@ -311,11 +313,11 @@ class TestGasBound:
         payments = [pay(s, s.care, amount, i + 1) for i in range(MAX_BATCH)]
         cash.freeze(s.a.regulator, s.care)
         for batch in (payments[:1], payments):
-            refused = hardwallet.settle(s.a.outsider, batch)
+            refused = hardwallet.settle(s.a.operator, batch)
             assert refused.count(Outcome.REJECTED) == len(batch)
             assert refused.tx.gas_used < gas.bound(hardwallet.settle_call(batch))  # type: ignore[operator]
         cash.unfreeze(s.a.regulator, s.care)
-        settled = hardwallet.settle(s.a.outsider, payments[:1])
+        settled = hardwallet.settle(s.a.operator, payments[:1])
         assert len(settled.tx.named("PurseSpent")) == 4
         assert settled.tx.gas_used < gas.bound(hardwallet.settle_call(payments[:1]))  # type: ignore[operator]
         assert_conserved(hardwallet, cash, s)

@@ -202,7 +202,7 @@ class TestSettle:
     ) -> None:
         s = setup
         signed = [s.terminal.charge(s.card, amount) for amount in (12_50, 30_00, 7_25)]
-        result = hardwallet.settle(s.a.outsider, signed)
+        result = hardwallet.settle(s.a.operator, signed)
         assert [o.outcome for o in result.outcomes] == [Outcome.SETTLED] * 3
         assert [o.counter for o in result.outcomes] == [1, 2, 3]
         batch = result.tx.named("BatchProcessed")[0]
@@ -226,9 +226,9 @@ class TestSettle:
     ) -> None:
         s = setup
         signed = [s.terminal.charge(s.card, 10_00) for _ in range(3)]
-        hardwallet.settle(s.a.outsider, signed)
+        hardwallet.settle(s.a.operator, signed)
         before = (hardwallet.card(s.card.address), cash.balance_of(s.a.gym.address))
-        again = hardwallet.settle(s.a.outsider, signed)
+        again = hardwallet.settle(s.a.operator, signed)
         assert [o.outcome for o in again.outcomes] == [Outcome.DUPLICATE] * 3
         assert (hardwallet.card(s.card.address), cash.balance_of(s.a.gym.address)) == before
         assert again.tx.named("BatchProcessed")[0]["duplicates"] == 3
@@ -238,7 +238,7 @@ class TestSettle:
     ) -> None:
         s = setup
         p = s.terminal.charge(s.card, 10_00)
-        result = hardwallet.settle(s.a.outsider, [p, p, p])
+        result = hardwallet.settle(s.a.operator, [p, p, p])
         assert [o.outcome for o in result.outcomes] == [Outcome.SETTLED, Outcome.DUPLICATE, Outcome.DUPLICATE]
         assert cash.balance_of(s.a.gym.address) == 10_00
 
@@ -249,8 +249,8 @@ class TestSettle:
         second = Terminal(s.a.gym.address, s.domain)
         p = s.terminal.charge(s.card, 20_00)
         second.accept(p)  # the queue was copied to the other terminal
-        first_outcomes = s.terminal.upload_to_chain(hardwallet, s.a.outsider)
-        second_outcomes = second.upload_to_chain(hardwallet, s.a.carol)
+        first_outcomes = s.terminal.upload_to_chain(hardwallet, s.a.operator)
+        second_outcomes = second.upload_to_chain(hardwallet, s.a.operator)
         assert [o.outcome for o in first_outcomes + second_outcomes] == [Outcome.SETTLED, Outcome.DUPLICATE]
         assert cash.balance_of(s.a.gym.address) == 20_00 and s.terminal.pending == second.pending == []
 
@@ -263,22 +263,22 @@ class TestSettle:
         p2 = other.charge(s.card, 2_00)
         p3 = s.terminal.charge(s.card, 3_00)
         p4 = other.charge(s.card, 4_00)
-        late = hardwallet.settle(s.a.outsider, [p4, p3])
-        early = hardwallet.settle(s.a.outsider, [p2, p1])
+        late = hardwallet.settle(s.a.operator, [p4, p3])
+        early = hardwallet.settle(s.a.operator, [p2, p1])
         assert [o.outcome for o in late.outcomes + early.outcomes] == [Outcome.SETTLED] * 4
         assert cash.balance_of(s.a.gym.address) == 10_00
         # a huge counter from another bitmap word does not disturb the others
         far = clone_pay(s, 5_00, 2**63)
-        assert hardwallet.settle(s.a.outsider, [far, p1]).outcomes[1].outcome is Outcome.DUPLICATE
+        assert hardwallet.settle(s.a.operator, [far, p1]).outcomes[1].outcome is Outcome.DUPLICATE
 
     def test_counter_reuse_with_other_content_is_a_duplicate(
         self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
     ) -> None:
         """A cloned card replays counter 1 to another merchant and amount: nothing moves."""
         s = setup
-        hardwallet.settle(s.a.outsider, [s.terminal.charge(s.card, 10_00)])
+        hardwallet.settle(s.a.operator, [s.terminal.charge(s.card, 10_00)])
         reuse = clone_pay(s, 99_00, 1, merchant=s.a.gym.address)
-        result = hardwallet.settle(s.a.outsider, [reuse])
+        result = hardwallet.settle(s.a.operator, [reuse])
         assert result.outcomes[0].outcome is Outcome.DUPLICATE
         assert cash.balance_of(s.a.gym.address) == 10_00
 
@@ -296,13 +296,13 @@ class TestSettle:
         garbage = SignedPayment(p, b"\x01" * 65)
         short = SignedPayment(p, good.signature[:64])
         high_s = SignedPayment(p, _malleate(good.signature))
-        result = hardwallet.settle(s.a.outsider, [inflated, redirected, impostor, garbage, short, high_s])
+        result = hardwallet.settle(s.a.operator, [inflated, redirected, impostor, garbage, short, high_s])
         assert [(o.outcome, o.reason) for o in result.outcomes] == [
             (Outcome.REJECTED, RejectReason.INVALID_SIGNATURE)
         ] * 6
         assert cash.balance_of(s.a.gym.address) == 0
         assert not hardwallet.is_counter_used(p.card, p.counter)
-        assert hardwallet.settle(s.a.outsider, [good]).outcomes[0].outcome is Outcome.SETTLED
+        assert hardwallet.settle(s.a.operator, [good]).outcomes[0].outcome is Outcome.SETTLED
 
     def test_a_signature_for_another_chain_or_contract_is_rejected(
         self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
@@ -315,7 +315,7 @@ class TestSettle:
         other_contract = sign_payment(
             KEY, payment, PaymentDomain(s.domain.chain_id, hardwallet.contract.functions.cash().call())
         )
-        result = hardwallet.settle(s.a.outsider, [other_chain, other_contract])
+        result = hardwallet.settle(s.a.operator, [other_chain, other_contract])
         assert [o.reason for o in result.outcomes] == [RejectReason.INVALID_SIGNATURE] * 2
         assert cash.balance_of(s.a.gym.address) == 0
 
@@ -326,7 +326,7 @@ class TestSettle:
         s = setup
         cap = hardwallet.limits().offline_cap
         over, at = clone_pay(s, cap + 1, 1), clone_pay(s, cap, 2)
-        result = hardwallet.settle(s.a.outsider, [over, at])
+        result = hardwallet.settle(s.a.operator, [over, at])
         assert [(o.outcome, o.reason) for o in result.outcomes] == [
             (Outcome.REJECTED, RejectReason.OVER_OFFLINE_CAP),
             (Outcome.SETTLED, RejectReason.NONE),
@@ -343,7 +343,7 @@ class TestSettle:
             stranger, Payment(Account.from_key(stranger).address, s.a.gym.address, 1_00, 1, 1), s.domain
         )
         zero = clone_pay(s, 0, 1)
-        result = hardwallet.settle(s.a.outsider, [unknown, zero])
+        result = hardwallet.settle(s.a.operator, [unknown, zero])
         assert [o.reason for o in result.outcomes] == [RejectReason.UNKNOWN_CARD, RejectReason.ZERO_AMOUNT]
         assert result.tx.named("BatchProcessed")[0]["rejected"] == 2
 
@@ -353,7 +353,7 @@ class TestSettle:
         s = setup
         p = s.terminal.charge(s.card, 10_00)
         cash.freeze(s.a.regulator, s.a.gym.address)
-        refused = s.terminal.upload_to_chain(hardwallet, s.a.outsider)[0]
+        refused = s.terminal.upload_to_chain(hardwallet, s.a.operator)[0]
         assert (refused.reason, refused.detail, refused.final) == (
             RejectReason.MERCHANT_REFUSED,
             selector("WalletFrozen(address)"),
@@ -362,7 +362,7 @@ class TestSettle:
         assert not hardwallet.is_counter_used(s.card.address, 1) and s.terminal.pending == [p]
         assert hardwallet.card(s.card.address).reserve == LOADED
         cash.unfreeze(s.a.regulator, s.a.gym.address)
-        assert s.terminal.upload_to_chain(hardwallet, s.a.outsider)[0].outcome is Outcome.SETTLED
+        assert s.terminal.upload_to_chain(hardwallet, s.a.operator)[0].outcome is Outcome.SETTLED
         assert s.terminal.pending == []
         assert_card_conserved(hardwallet, cash, s.card.address)
 
@@ -372,7 +372,7 @@ class TestSettle:
         s = setup
         p = s.terminal.charge(s.card, 10_00)
         cash.freeze(s.a.regulator, s.a.alice.address)
-        refused = s.terminal.upload_to_chain(hardwallet, s.a.outsider)[0]
+        refused = s.terminal.upload_to_chain(hardwallet, s.a.operator)[0]
         assert (refused.outcome, refused.reason, refused.detail, refused.final) == (
             Outcome.REJECTED,
             RejectReason.HOLDER_REFUSED,
@@ -382,7 +382,7 @@ class TestSettle:
         assert not hardwallet.is_counter_used(s.card.address, 1) and s.terminal.pending == [p]
         assert hardwallet.card(s.card.address).reserve == LOADED and cash.balance_of(s.a.gym.address) == 0
         cash.unfreeze(s.a.regulator, s.a.alice.address)
-        assert s.terminal.upload_to_chain(hardwallet, s.a.outsider)[0].outcome is Outcome.SETTLED
+        assert s.terminal.upload_to_chain(hardwallet, s.a.operator)[0].outcome is Outcome.SETTLED
         assert cash.balance_of(s.a.gym.address) == 10_00
         assert_card_conserved(hardwallet, cash, s.card.address)
 
@@ -392,7 +392,7 @@ class TestSettle:
         s = setup
         to_bob = clone_pay(s, 10_00, 1, merchant=s.a.bob.address)
         to_gym = clone_pay(s, 5_00, 2)
-        result = hardwallet.settle(s.a.outsider, [to_bob, to_gym])
+        result = hardwallet.settle(s.a.operator, [to_bob, to_gym])
         refused, settled = result.outcomes
         assert (refused.outcome, refused.reason, refused.detail, refused.final) == (
             Outcome.REJECTED,
@@ -426,19 +426,35 @@ class TestSettle:
         assert hardwallet.card(s.card.address).refunded == LOADED
         assert_card_conserved(hardwallet, cash, s.card.address)
 
+    def test_only_a_settler_settles(self, setup: Setup, hardwallet: HardWalletClient) -> None:
+        """An outsider relaying a captured card payment is refused: a payment the services never
+        recorded could never be refunded (and outsiders could flood the outcome events)."""
+        s = setup
+        role = hardwallet.contract.functions.SETTLER_ROLE().call()
+        p = s.terminal.charge(s.card, 10_00)
+        for who in (s.a.outsider, s.a.gym):  # the payee merchant itself neither
+            assert_reverts(
+                lambda who=who: hardwallet.settle(who, [p]),
+                "AccessControlUnauthorizedAccount",
+                who.address,
+                role,
+            )
+        assert not hardwallet.is_counter_used(s.card.address, p.payment.counter)
+        assert hardwallet.settle(s.a.operator, [p]).outcomes[0].outcome is Outcome.SETTLED
+
     def test_reverts_on_an_empty_or_oversized_batch(self, setup: Setup, hardwallet: HardWalletClient) -> None:
         s = setup
-        assert_reverts(lambda: hardwallet.settle(s.a.outsider, []), "HardWalletBatchSize", 0, MAX_BATCH)
+        assert_reverts(lambda: hardwallet.settle(s.a.operator, []), "HardWalletBatchSize", 0, MAX_BATCH)
         many = [clone_pay(s, 1, i + 1) for i in range(MAX_BATCH + 1)]
         assert_reverts(
-            lambda: hardwallet.settle(s.a.outsider, many), "HardWalletBatchSize", MAX_BATCH + 1, MAX_BATCH
+            lambda: hardwallet.settle(s.a.operator, many), "HardWalletBatchSize", MAX_BATCH + 1, MAX_BATCH
         )
 
     def test_a_full_batch_fits_in_a_block(
         self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
     ) -> None:
         s = setup
-        result = hardwallet.settle(s.a.outsider, [clone_pay(s, 1_00, i + 1) for i in range(MAX_BATCH)])
+        result = hardwallet.settle(s.a.operator, [clone_pay(s, 1_00, i + 1) for i in range(MAX_BATCH)])
         assert result.count(Outcome.SETTLED) == MAX_BATCH
         assert result.tx.gas_used < 8_000_000, result.tx.gas_used
         assert cash.balance_of(s.a.gym.address) == MAX_BATCH * 1_00
@@ -458,11 +474,11 @@ class TestSettle:
         monkeypatch.setattr(cash.tx, "estimate_call", counting)
         cash.freeze(s.a.regulator, s.a.gym.address)
         payments = [clone_pay(s, 1_00, i + 1) for i in range(MAX_BATCH)]
-        refused = hardwallet.settle(s.a.outsider, payments)
+        refused = hardwallet.settle(s.a.operator, payments)
         assert [o.reason for o in refused.outcomes] == [RejectReason.MERCHANT_REFUSED] * MAX_BATCH
         assert refused.tx.gas_used < gas.bound(hardwallet.settle_call(payments))  # type: ignore[operator]
         cash.unfreeze(s.a.regulator, s.a.gym.address)
-        settled = hardwallet.settle(s.a.outsider, payments)
+        settled = hardwallet.settle(s.a.operator, payments)
         assert settled.count(Outcome.SETTLED) == MAX_BATCH
         assert settled.tx.gas_used < gas.bound(hardwallet.settle_call(payments))  # type: ignore[operator]
         assert hardwallet.contract.address not in asked  # the freezes were estimated, never a settle
@@ -482,7 +498,7 @@ class TestClonedCard:
         s = setup
         honest = s.terminal.charge(s.card, 600_00)  # counter 1
         clone = [clone_pay(s, 300_00, 1_000), clone_pay(s, 300_00, 1_001), clone_pay(s, 50_00, 1_002)]
-        result = hardwallet.settle(s.a.outsider, [honest, *clone])
+        result = hardwallet.settle(s.a.operator, [honest, *clone])
         assert [(o.outcome, o.paid) for o in result.outcomes] == [
             (Outcome.SETTLED, 600_00),
             (Outcome.SETTLED, 300_00),
@@ -506,8 +522,8 @@ class TestClonedCard:
         self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
     ) -> None:
         s = setup
-        hardwallet.settle(s.a.outsider, [clone_pay(s, 1_000_00, 1), clone_pay(s, 1_00, 2)])
-        again = hardwallet.settle(s.a.outsider, [clone_pay(s, 1_00, 2), clone_pay(s, 5_00, 3)])
+        hardwallet.settle(s.a.operator, [clone_pay(s, 1_000_00, 1), clone_pay(s, 1_00, 2)])
+        again = hardwallet.settle(s.a.operator, [clone_pay(s, 1_00, 2), clone_pay(s, 5_00, 3)])
         assert [(o.outcome, o.paid) for o in again.outcomes] == [
             (Outcome.DUPLICATE, 0),
             (Outcome.SHORTFALL, 0),
@@ -534,7 +550,7 @@ class TestLostCard:
         assert event["graceEndsAt"] == event["lostAt"] + grace
         after = clone_pay(s, 10_00, 50, time=event["lostAt"] + 1)  # the thief, after the report
         devtools.increase_time(w3, grace - 60)
-        result = hardwallet.settle(s.a.outsider, [before, after])
+        result = hardwallet.settle(s.a.operator, [before, after])
         assert [(o.outcome, o.reason) for o in result.outcomes] == [
             (Outcome.SETTLED, RejectReason.NONE),
             (Outcome.REJECTED, RejectReason.CARD_LOST),
@@ -554,7 +570,7 @@ class TestLostCard:
             lost["graceEndsAt"],
         )
         devtools.increase_time(w3, hardwallet.limits().grace_period + 1)
-        rejected = hardwallet.settle(s.a.outsider, [late]).outcomes[0]
+        rejected = hardwallet.settle(s.a.operator, [late]).outcomes[0]
         assert rejected.reason is RejectReason.GRACE_EXPIRED
         alice_before = cash.balance_of(s.a.alice.address)
         returned = hardwallet.return_reserve(s.a.outsider, s.card.address).named("ReserveReturned")[0]
@@ -562,7 +578,7 @@ class TestLostCard:
         assert cash.balance_of(s.a.alice.address) == alice_before + LOADED
         info = hardwallet.card(s.card.address)
         assert (info.status, info.reserve, info.refunded) == (CardStatus.CLOSED, 0, LOADED)
-        assert hardwallet.settle(s.a.outsider, [late]).outcomes[0].reason is RejectReason.CARD_CLOSED
+        assert hardwallet.settle(s.a.operator, [late]).outcomes[0].reason is RejectReason.CARD_CLOSED
         assert_reverts(
             lambda: hardwallet.return_reserve(s.a.outsider, s.card.address),
             "HardWalletWrongStatus",
@@ -577,9 +593,9 @@ class TestLostCard:
     ) -> None:
         s = setup
         first, second = s.terminal.charge(s.card, 100_00), s.terminal.charge(s.card, 50_00)
-        hardwallet.settle(s.a.outsider, [first])
+        hardwallet.settle(s.a.operator, [first])
         hardwallet.report_lost(s.a.alice, s.card.address)
-        hardwallet.settle(s.a.outsider, [second])
+        hardwallet.settle(s.a.operator, [second])
         devtools.increase_time(w3, hardwallet.limits().grace_period + 1)
         hardwallet.return_reserve(s.a.alice, s.card.address)
         info = hardwallet.card(s.card.address)

@@ -237,7 +237,7 @@ class TestCards:
         refusals(lambda lw, s: hardwallet.recover_card_call(card.address, lw, s), lost, cash)
         terminal = Terminal(a.gym.address, hardwallet.domain, clock=lambda: now(w3))
         terminal.charge(card, 20_00)
-        refused = terminal.upload_to_chain(hardwallet, a.outsider)[0]
+        refused = terminal.upload_to_chain(hardwallet, a.operator)[0]
         assert (refused.outcome, refused.reason) == (Outcome.REJECTED, RejectReason.HOLDER_REFUSED)
         result = cash.tx.transact(a.outsider, hardwallet.recover_card_call(card.address, alice, new))
         assert result.named("CardRecovered")[0].args == {
@@ -253,7 +253,7 @@ class TestCards:
             "RecoveryNothingHeld",
             alice,
         )
-        assert terminal.upload_to_chain(hardwallet, a.outsider)[0].outcome is Outcome.SETTLED
+        assert terminal.upload_to_chain(hardwallet, a.operator)[0].outcome is Outcome.SETTLED
         assert cash.balance_of(a.gym.address) == 20_00
 
 

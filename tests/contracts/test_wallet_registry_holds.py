@@ -274,11 +274,11 @@ class TestHoldsReachFamilyMoney:
         # The whole wallet (4,000 yuan) held: covered, so the reserve is "the rest" and moves.
         hold(cash, a.regulator, a.alice.address, 4_000_00)
         terminal.charge(card, 10_00)
-        assert terminal.upload_to_chain(hardwallet, a.outsider)[0].outcome is Outcome.SETTLED
+        assert terminal.upload_to_chain(hardwallet, a.operator)[0].outcome is Outcome.SETTLED
         # One fen more than the wallet: the reserve is held too; the payment waits, nothing moves.
         extra = hold(cash, a.regulator, a.alice.address, 1)
         p = terminal.charge(card, 30_00)
-        refused = terminal.upload_to_chain(hardwallet, a.outsider)[0]
+        refused = terminal.upload_to_chain(hardwallet, a.operator)[0]
         assert (refused.outcome, refused.reason, refused.detail, refused.final) == (
             Outcome.REJECTED,
             RejectReason.HOLDER_REFUSED,
@@ -289,7 +289,7 @@ class TestHoldsReachFamilyMoney:
         assert hardwallet.card(card.address).reserve == 990_00
         assert (cash.balance_of(a.gym.address), cash.balance_of(a.alice.address)) == (10_00, 4_000_00)
         cash.tx.transact(a.regulator, cash.lift_hold_call(a.alice.address, extra))
-        assert terminal.upload_to_chain(hardwallet, a.outsider)[0].outcome is Outcome.SETTLED
+        assert terminal.upload_to_chain(hardwallet, a.operator)[0].outcome is Outcome.SETTLED
         assert cash.balance_of(a.gym.address) == 40_00
 
     def test_a_prepaid_package_of_a_held_consumer_pays_no_merchant_but_refunds_home(

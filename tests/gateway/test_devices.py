@@ -139,6 +139,14 @@ def test_a_recycling_bin_pays_a_person_within_the_daily_cap(gateway: Gateway, ma
     assert (first.json()["person"], first.json()["paid_today_fen"]) == (machine.holder, 3_00)
     again = gateway.post(bin_, "/v1/devices/payouts", drop)  # the bin uploads the same drop again
     assert again.status_code == 200 and again.json()["replayed"] is True
+    for other in ({"amount_fen": 2_00}, {"to": gateway.wallet()}):  # the same drop on other terms
+        r = gateway.post(bin_, "/v1/devices/payouts", {**drop, **other})
+        assert r.status_code == 409 and r.json()["type"] == "urn:xcpay:problem:payout-duplicate", r.text
+        assert (r.json()["reference"], r.json()["to"], r.json()["amount_fen"]) == (
+            "bin3-0001",
+            machine.card.address,
+            3_00,
+        )
     over = gateway.post(bin_, "/v1/devices/payouts", {**drop, "reference": "bin3-0002"})
     assert over.status_code == 422 and over.json()["type"] == "urn:xcpay:problem:daily-cap-exceeded", (
         over.text

@@ -143,3 +143,78 @@ class TestPurses:
         assert r.status_code == 404 and r.json()["type"].endswith("purse-programme-not-found")
         r = gw.get("operator", f"/v1/cards/{'0x' + 'ab' * 20}/purses")
         assert r.status_code == 404 and r.json()["type"].endswith("card-not-found")
+
+
+class TestPurseRefunds:
+    """What a purse paid of a bill never comes back as the holder's cash: a refund returns it to
+    the purse's funder (one funder: in proportion, as a voucher's share to its issuer); when purses
+    of several funders paid, only the cash part is refundable."""
+
+    def _pay(self, gw: Gateway, card: object, merchant: str, terminal: object, fen: int) -> None:
+        payment = card.sign_payment(merchant, fen, gw.now())  # type: ignore[attr-defined]
+        r = gw.post(terminal, "/v1/offline-payments", {"payments": [payment.to_json()]})  # type: ignore[arg-type]
+        assert r.status_code == 200 and r.json()["results"][0]["outcome"] == "settled", r.text
+
+    def test_the_purse_part_of_a_refund_goes_back_to_the_funder(self, gateway: Gateway) -> None:
+        gw, cash = gateway, gateway.ctx.cash
+        f = funder(gw)
+        pid = programme(gw, f, categories=[CANTEEN_MCC])
+        card, holder = gw.card(load=10_00)
+        r = gw.post("operator", f"/v1/cards/{card.address}/purses", {"programme": pid, "amount_fen": 30_00})
+        assert r.status_code == 200, r.text
+        card.credit(30_00)
+        canteen = gw.merchant(CANTEEN_MCC)
+        _, terminal = gw.terminal(canteen)
+        self._pay(gw, card, canteen, terminal, 25_00)  # all from the purse
+        holder_before, funder_before = cash.balance_of(holder), cash.balance_of(f)
+        r = gw.post(terminal, f"/v1/card-payments/{card.address}/1/refunds", {"amount_fen": 10_00})
+        assert r.status_code == 201, r.text
+        assert (r.json()["cash_fen"], r.json()["voucher_fen"]) == (0, 10_00)
+        r = gw.post(terminal, f"/v1/card-payments/{card.address}/1/refunds", {"amount_fen": 15_00})
+        assert r.status_code == 201, r.text
+        assert (r.json()["cash_fen"], r.json()["voucher_fen"]) == (0, 15_00)
+        assert cash.balance_of(holder) == holder_before
+        assert cash.balance_of(f) == funder_before + 25_00
+
+    def test_a_bill_paid_by_a_purse_and_cash_splits_its_refund(self, gateway: Gateway) -> None:
+        gw, cash = gateway, gateway.ctx.cash
+        f = funder(gw)
+        pid = programme(gw, f, categories=[CANTEEN_MCC])
+        card, holder = gw.card(load=10_00)
+        gw.post("operator", f"/v1/cards/{card.address}/purses", {"programme": pid, "amount_fen": 30_00})
+        card.credit(30_00)
+        canteen = gw.merchant(CANTEEN_MCC)
+        _, terminal = gw.terminal(canteen)
+        self._pay(gw, card, canteen, terminal, 40_00)  # 30.00 purse + 10.00 cash
+        holder_before, funder_before = cash.balance_of(holder), cash.balance_of(f)
+        r = gw.post(terminal, f"/v1/card-payments/{card.address}/1/refunds", {"amount_fen": 40_00})
+        assert r.status_code == 201, r.text
+        assert (r.json()["cash_fen"], r.json()["voucher_fen"]) == (10_00, 30_00)
+        assert cash.balance_of(holder) == holder_before + 10_00
+        assert cash.balance_of(f) == funder_before + 30_00
+        from services.operator.reconciliation import reconcile
+
+        assert [d for d in reconcile(gw.ctx).discrepancies if d.kind == "purse-refundable-as-cash"] == []
+
+    def test_purses_of_several_funders_leave_only_the_cash_part_refundable(self, gateway: Gateway) -> None:
+        gw, cash = gateway, gateway.ctx.cash
+        f1, f2 = funder(gw), funder(gw)
+        p1 = programme(gw, f1, categories=[CANTEEN_MCC])
+        p2 = programme(gw, f2, categories=[CANTEEN_MCC])
+        card, holder = gw.card(load=10_00)
+        for pid in (p1, p2):
+            body = {"programme": pid, "amount_fen": 10_00}
+            r = gw.post("operator", f"/v1/cards/{card.address}/purses", body)
+            assert r.status_code == 200, r.text
+        card.credit(20_00)
+        canteen = gw.merchant(CANTEEN_MCC)
+        _, terminal = gw.terminal(canteen)
+        self._pay(gw, card, canteen, terminal, 25_00)  # 10.00 + 10.00 purses + 5.00 cash
+        holder_before = cash.balance_of(holder)
+        r = gw.post(terminal, f"/v1/card-payments/{card.address}/1/refunds", {"amount_fen": 5_01})
+        assert r.status_code == 409 and r.json()["type"].endswith("refund-exceeds-payment"), r.text
+        assert r.json()["paid_fen"] == 5_00
+        r = gw.post(terminal, f"/v1/card-payments/{card.address}/1/refunds", {"amount_fen": 5_00})
+        assert r.status_code == 201, r.text
+        assert (r.json()["cash_fen"], r.json()["voucher_fen"]) == (5_00, 0)
+        assert cash.balance_of(holder) == holder_before + 5_00

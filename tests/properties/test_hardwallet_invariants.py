@@ -291,7 +291,7 @@ class HardWalletMachine(RuleBasedStateMachine):
         batch = [self.pool[k] for k in indices]
         now = self._now()
         predicted = [self._predict(up, now) for up in batch]
-        result = self.hw.settle(KEEPER, [up.signed for up in batch])
+        result = self.hw.settle(OPERATOR, [up.signed for up in batch])
         got = [(o.outcome, o.reason, o.paid) for o in result.outcomes]
         assert got == predicted, f"batch {indices}: predicted {predicted}, got {got}"
         for outcome, reason, _ in predicted:
@@ -304,7 +304,7 @@ class HardWalletMachine(RuleBasedStateMachine):
         batch = self.pool[-k:]
         now = self._now()
         predicted = [self._predict(up, now) for up in batch]
-        result = self.hw.settle(KEEPER, [up.signed for up in batch])
+        result = self.hw.settle(OPERATOR, [up.signed for up in batch])
         got = [(o.outcome, o.reason, o.paid) for o in result.outcomes]
         assert got == predicted, f"last {k}: predicted {predicted}, got {got}"
         for outcome, reason, _ in predicted:

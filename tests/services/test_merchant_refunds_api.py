@@ -402,3 +402,40 @@ def test_a_card_payment_of_a_code_is_refunded_to_the_cards_holder_wallet(api: Ap
     assert (r.json()["payer"], r.json()["cash_fen"]) == (holder, 1_200)
     assert balance(api, holder) == before + 1_200  # to the wallet; the card's reserve stays as it was
     assert ctx.hardwallet.card(card.address).reserve == 3_800
+
+
+def test_a_purse_paid_card_payment_of_a_code_refunds_the_purse_part_to_its_funder(
+    api: Api, shop: dict
+) -> None:
+    """A card paying a code from its earmarked purse: the refund returns the purse part to the
+    purse's funder, never to the holder as cash."""
+    from chain.clients.hardwallet import CardForm
+    from wallets.hardwallet import HardWallet
+
+    ctx = api.app.state.ctx
+    holder, funder = custodial_payer(api), custodial_payer(api)
+    card = HardWallet.issue(ctx.hardwallet.domain)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)
+    ctx.hardwallet.load(ctx.custodial(holder), card.address, 3_500)  # the route wants it to cover
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    pid = uuid.uuid4().int % 2**31 + 1
+    ctx.hardwallet.create_purse_programme(ctx.operator, pid, funder, 5_000, now + 86_400, False, [5812])
+    ctx.hardwallet.fund_purse(ctx.custodial(funder), card.address, pid, 3_000)
+    card.credit(6_500)
+    code = new_code(api, shop["address"], amount_fen=3_500)  # 3_000 from the purse, 500 cash
+    signed = card.sign_payment(shop["address"], 3_500, now)
+    r = post(
+        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
+    )
+    assert r.status_code == 200, r.text
+    payment = r.json()["payments"][0]["id"]
+    holder_before, funder_before = balance(api, holder), balance(api, funder)
+    r = refund(shop["client"], code, payment, 3_500)
+    assert r.status_code == 201, r.text
+    assert (r.json()["cash_fen"], r.json()["voucher_fen"]) == (500, 3_000)
+    assert balance(api, holder) == holder_before + 500
+    assert balance(api, funder) == funder_before + 3_000
+    assert ctx.hardwallet.card(card.address).reserve == 3_000  # the purse paid first
+    from services.operator.reconciliation import reconcile
+
+    assert [d for d in reconcile(ctx).discrepancies if d.kind == "purse-refundable-as-cash"] == []

@@ -57,6 +57,8 @@ def world(api: Api) -> dict[str, Any]:
     settlement = ctx.hardwallet.contract
     role = settlement.functions.OPERATOR_ROLE().call()
     ctx.tx.transact(dev_account(0), settlement.functions.grantRole(role, keeper.address))
+    settler = settlement.functions.SETTLER_ROLE().call()
+    ctx.tx.transact(dev_account(0), settlement.functions.grantRole(settler, keeper.address))
     holder = _self_custody(api, 10_000)
     card = HardWallet.issue(ctx.hardwallet.domain)
     ctx.hardwallet.register_card(keeper, card.address, holder.address, CardForm.CARD)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Response
 
 from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey, OpsDep
 from services.common.keys import Role
-from services.common.problems import Problem
+from services.common.problems import Problem, problem_response
 from services.common.schemas import OperationOut, respond
 from services.gateway.families.devices import service
 from services.gateway.families.devices.schemas import (
@@ -158,7 +158,16 @@ def close_programme(
     return respond(service.close_programme(ctx, ops, key, idem, programme_id), response)
 
 
-@router.post("/payouts", status_code=201, responses={202: {"model": PayoutOut}})
+@router.post(
+    "/payouts",
+    status_code=201,
+    responses={
+        202: {"model": PayoutOut},
+        409: problem_response(
+            "payout-duplicate (the drop reference was paid already on other terms), payout-in-progress"
+        ),
+    },
+)
 def payout(
     body: PayoutIn,
     ctx: CtxDep,
@@ -169,7 +178,8 @@ def payout(
     response: Response,
 ) -> PayoutOut:
     """A recycling bin pays a person (a wallet, or a card's holder) from its merchant's programme
-    (terminal key). The same drop reference again answers with its first payout (``replayed``)."""
+        (terminal key). The same drop reference again answers with its first payout (``replayed``); on
+    other terms (recipient or amount) it is a 409 ``payout-duplicate``."""
     out = service.payout(ctx, ops, key, terminal, idem, body)
     _status(out, response, 200 if out.replayed else 201)
     return out

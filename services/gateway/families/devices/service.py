@@ -5,8 +5,10 @@ Offline and duplicate guarantees, as for card payments: the chain refuses a (car
 pre-authorised already (``DeviceCounterUsed``) and a (programme, reference) paid already
 (``DevicePayoutDuplicate``); the gateway answers an upload of the same pre-authorisation or the
 same bin drop under a new Idempotency-Key with the earlier upload's answer (``replayed``), without
-a new transaction; the same key and body replay through the operation backbone. A failed upload
-(a frozen holder, say) frees its (card, counter) for a later upload, as a retryable card payment.
+a new transaction (the same drop reference on other terms -- recipient or amount -- is a 409
+``payout-duplicate`` naming the first payout's terms); the same key and body replay through the
+operation backbone. A failed upload (a frozen holder, say) frees its (card, counter) for a later
+upload, as a retryable card payment.
 """
 
 from __future__ import annotations
@@ -310,6 +312,17 @@ def payout(
         )
     if earlier is not None and not _known_op(ctx, key, idem):
         if _op(ctx, earlier.operation_id).status != "failed":  # the same drop uploaded again
+            if earlier.to.lower() != body.to.lower() or earlier.amount != body.amount_fen:
+                raise Problem(
+                    409,
+                    "payout-duplicate",
+                    "This drop reference was paid already, on other terms",
+                    f"drop {body.reference!r} of programme {body.programme} paid {earlier.amount} fen "
+                    f"to {earlier.to}",
+                    reference=body.reference,
+                    to=earlier.to,
+                    amount_fen=earlier.amount,
+                )
             return _payout_out(ctx, earlier, replayed=True)
         with ctx.db.session() as s:
             s.execute(delete(DevicePayout).where(DevicePayout.id == earlier.id))

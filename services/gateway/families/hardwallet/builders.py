@@ -20,8 +20,8 @@ FORMS = {"card": CardForm.CARD, "sim": CardForm.SIM, "wearable": CardForm.WEARAB
 
 
 def settle(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    """A terminal's uploaded batch, settled by the gateway's key (anyone may settle; each payment
-    pays only the merchant its card signed for, once)."""
+    """A terminal's uploaded batch, settled by the gateway's key (its SETTLER_ROLE: no one else
+    settles; each payment pays only the merchant its card signed for, once)."""
     payments = [SignedPayment.from_json(p) for p in req["payments"]]
     return Call(ctx.operator, ctx.hardwallet.settle_call(payments))
 

@@ -47,7 +47,7 @@ def paid_of(ctx: ServiceContext, code: PaymentCode, p: CodePayment) -> core.Paid
 
     payer = ctx.hardwallet.card(p.payer).holder if p.form == "card" else p.payer
     voucher, voucher_payee = voucher_share(ctx, p) if p.status == "confirmed" else (0, core.ZERO)
-    return core.Paid(
+    paid = core.Paid(
         kind="code",
         ref=str(p.id),
         payment_id=payment_id("code", ctx.tx.chain_id, f"{p.id}:{p.tx_hash}"),
@@ -58,6 +58,12 @@ def paid_of(ctx: ServiceContext, code: PaymentCode, p: CodePayment) -> core.Paid
         voucher_payee=voucher_payee,
         code_id=code.id,
     )
+    if p.form == "card" and p.status == "confirmed":  # what the card's purses paid: to their funder
+        with ctx.db.session() as s:
+            op = s.get(Operation, p.operation_id)
+        events = ((op.result if op is not None else None) or {}).get("events", [])
+        paid = core.with_purses(paid, core.purse_share(ctx, events, p.payer))
+    return paid
 
 
 def refund_code_payment(

@@ -1,7 +1,7 @@
 """Offline payments: a terminal uploads a batch of card-signed payments; each gets its outcome.
 
 The gateway checks only what binds the upload to its terminal (every payment is to the terminal's
-merchant) and sends one ``settle`` transaction signed by the gateway's key (anyone may settle;
+merchant) and sends one ``settle`` transaction signed by the gateway's key (its SETTLER_ROLE;
 a payment pays only the merchant its card signed for, once). Everything else is the contract's
 to judge, and its outcome events become the answer, one per payment in upload order: ``settled``,
 ``duplicate`` (this card and counter were processed already: the same batch again, the same

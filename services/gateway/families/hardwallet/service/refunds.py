@@ -1,7 +1,8 @@
 """Refunds of card payments the merchant's terminals uploaded (settled, or the covered part of a
 shortfall): the shared pipeline of ``services/common/refunds.py``, with the payment found in the
 uploads' stored outcomes. A card payment is known on chain by its card and counter (a counter
-pays once), so its refund id is bound to both; the cash goes back to the card's holder wallet."""
+pays once), so its refund id is bound to both; the cash goes back to the card's holder wallet,
+what its purses paid (the settlement's ``PurseSpent`` events) to their funder."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from chain.clients.refunds import payment_id
 from services.common import refunds as core
 from services.common.context import ServiceContext
-from services.common.models import ApiKey, GatewayTerminal
+from services.common.models import ApiKey, GatewayTerminal, Operation
 from services.common.operations import Operations
 from services.common.problems import Problem
 from services.gateway.families.hardwallet.models import OfflineUpload
@@ -20,9 +21,9 @@ from services.gateway.families.hardwallet.models import OfflineUpload
 
 def find_card_payment(
     ctx: ServiceContext, card: str, counter: int, merchant: str | None
-) -> tuple[dict[str, Any], str]:
+) -> tuple[dict[str, Any], str, str]:
     """The stored outcome of (card, counter) that paid a merchant (of ``merchant``'s terminals
-    when given), and the terminal that uploaded it; 404 when none did."""
+    when given), the terminal that uploaded it and the upload's operation; 404 when none did."""
     with ctx.db.session() as s:
         q = select(OfflineUpload, GatewayTerminal).join(
             GatewayTerminal, GatewayTerminal.id == OfflineUpload.terminal_id
@@ -33,7 +34,7 @@ def find_card_payment(
     for upload, terminal in rows:
         for r in (upload.results or {}).get("results", []):
             if r["card"] == card and int(r["counter"]) == counter and int(r["paid_fen"]) > 0:
-                return r, terminal.id
+                return r, terminal.id, upload.operation_id
     raise Problem(
         404,
         "card-payment-not-found",
@@ -55,7 +56,7 @@ def refund_card_payment(
 ) -> core.MerchantRefund:
     """Refund ``amount`` fen of the card payment (card, counter); a terminal key's ``merchant``
     limits the search to its own merchant's uploads (another's is a 404, as a missing one)."""
-    result, terminal_id = find_card_payment(ctx, card, counter, merchant)
+    result, terminal_id, operation_id = find_card_payment(ctx, card, counter, merchant)
     holder = ctx.hardwallet.card(card).holder
     paid = core.Paid(
         kind="card",
@@ -66,4 +67,8 @@ def refund_card_payment(
         paid_fen=int(result["paid_fen"]),
         terminal_id=terminal_id,
     )
+    with ctx.db.session() as s:
+        op = s.get(Operation, operation_id)
+    events = ((op.result if op is not None else None) or {}).get("events", [])
+    paid = core.with_purses(paid, core.purse_share(ctx, events, card, counter))
     return core.refund(ctx, ops, key, idem, paid, amount, reason, confirmed=True)

@@ -50,7 +50,7 @@ class InstitutionsClient:
     def add_institution(self, central_bank: LocalAccount, signer: str, name: bytes) -> int:
         """Authorise an institution; its number."""
         self.tx.transact(central_bank, self.add_institution_call(signer, name))
-        return int(self.book.functions.institutionOf(signer).call())
+        return int(self.tx.call(self.book.functions.institutionOf(signer)))
 
     def allocate_call(self, institution: int, amount: int) -> ContractFunction:
         return self.book.functions.allocateReserve(institution, amount)
@@ -80,12 +80,11 @@ class InstitutionsClient:
     # -- views ---------------------------------------------------------------------------
 
     def count(self) -> int:
-        return int(self.book.functions.institutionCount().call())
+        return int(self.tx.call(self.book.functions.institutionCount()))
 
     def institution(self, institution: int) -> Institution:
-        s, name, reserve, outstanding, issued, redeemed = self.book.functions.institutionRecord(
-            institution
-        ).call()
+        record = self.tx.call(self.book.functions.institutionRecord(institution))
+        s, name, reserve, outstanding, issued, redeemed = record
         return Institution(institution, s, bytes(name), reserve, outstanding, issued, redeemed)
 
     def institutions(self) -> list[Institution]:
@@ -93,17 +92,17 @@ class InstitutionsClient:
 
     def institution_of(self, signer: str) -> int:
         """The institution ``signer`` signs for (0: none)."""
-        return int(self.book.functions.institutionOf(signer).call())
+        return int(self.tx.call(self.book.functions.institutionOf(signer)))
 
     def served_by(self, wallet: str) -> int:
-        return int(self.book.functions.servedBy(wallet).call())
+        return int(self.tx.call(self.book.functions.servedBy(wallet)))
 
     def totals(self) -> dict[str, int]:
         f = self.book.functions
         return {
-            "reserve": f.totalReserve().call(),
-            "issued": f.totalIssued().call(),
-            "redeemed": f.totalRedeemed().call(),
+            "reserve": self.tx.call(f.totalReserve()),
+            "issued": self.tx.call(f.totalIssued()),
+            "redeemed": self.tx.call(f.totalRedeemed()),
         }
 
 

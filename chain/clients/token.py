@@ -232,7 +232,7 @@ class CashClient:
         return self.cash.functions.grantRole(self.cash.functions.ISSUER_ROLE().call(), signer)
 
     def is_issuer(self, signer: str) -> bool:
-        role = self.cash.functions.ISSUER_ROLE().call()
+        role = self.tx.call(self.cash.functions.ISSUER_ROLE())
         return bool(self.tx.call(self.cash.functions.hasRole(role, signer)))
 
     def spent_today(self, address: str) -> int:

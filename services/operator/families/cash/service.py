@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 
 from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Hold, Kind, ProposalStatus, bytes32_text
+from chain.exceptions import NodeUnavailable
 from chain.families import ZERO
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation, Wallet
@@ -23,7 +24,7 @@ from services.common.operations import Operations, perform, request_hash
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
-from services.common.scope import check_operator_scope, check_scope
+from services.common.scope import check_operator_scope, check_scope, institution_of
 from services.operator.families.cash.models import CourtOrder
 from services.operator.families.cash.models import Recovery as RecoveryRow
 from services.operator.families.cash.recovery import Swept, sweep
@@ -86,7 +87,14 @@ def _scoped(ctx: ServiceContext, key: ApiKey, wallet: str, request: dict[str, An
     """Two tiers: the key's institution must serve ``wallet`` (403 ``institution-scope``), and a
     key of an institution other than #1 signs with that institution's key (``institution`` in the
     request; absent for #1, so that the requests of the single tier stay as they were)."""
-    institution = check_scope(ctx, key, wallet)
+    try:
+        institution = check_scope(ctx, key, wallet)
+    except NodeUnavailable:
+        # The node is down: the intent is still stored (503, finished when the node is back), and
+        # nothing is lost by not checking here: the book refuses a mint or redemption for another
+        # institution's wallet (WalletServedElsewhere), and Operations checks a custodial payer's
+        # institution before it signs.
+        institution = institution_of(key)
     return request if institution == 1 else {**request, "institution": institution}
 
 

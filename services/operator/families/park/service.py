@@ -20,14 +20,15 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from chain.clients.token import Kind
 from chain.clients.vouchers import Grant
-from services.common.context import ServiceContext
+from services.common.context import ServiceContext, refuse_retired
 from services.common.models import AccessPoint, ApiKey, ChainEvent, GatewayTerminal, Operation, Wallet
 from services.common.operations import Operations, perform
 from services.common.problems import Problem
-from services.operator.families.park.models import Park
+from services.operator.families.park.models import Park, ParkWallet
 from services.operator.families.park.schemas import (
     CategoryLine,
     FeeIn,
@@ -86,7 +87,37 @@ def _wallet(ctx: ServiceContext, address: str, field: str, *kinds: Kind) -> Any:
             "A wallet of the park file is not of the kind its place needs",
             f"{field}: a {info.kind.name.lower()} wallet, expected {wanted}",
         )
+    _usable(ctx, address, field, info.frozen)
     return info
+
+
+def _usable(ctx: ServiceContext, address: str, field: str, frozen: bool) -> None:
+    """A park is not set up around a wallet that cannot take part in its flows: a retired wallet
+    (recovered: 410 ``wallet-retired`` naming its successor, as every family answers), a frozen
+    one (409 ``park-wallet-frozen``) or one under a hold (409 ``park-wallet-held``: a judicial or
+    AML hold, so wages paid in or takings would be held). All read from the chain now; the
+    registry's ``walletOf`` reads a retired wallet as frozen, so ``isRetired`` is read only then."""
+    if frozen:
+        refuse_retired(ctx, address, field)
+        raise Problem(
+            409,
+            "park-wallet-frozen",
+            "A wallet of the park file is frozen",
+            f"{field}: {address} is frozen by the regulator",
+            field=field,
+            wallet=address,
+        )
+    held = ctx.cash.held_of(address)
+    if held:
+        raise Problem(
+            409,
+            "park-wallet-held",
+            "A wallet of the park file is under a hold",
+            f"{field}: {address} has {held} fen under holds (a court's or an AML hold)",
+            field=field,
+            wallet=address,
+            held_fen=held,
+        )
 
 
 def _custodial(ctx: ServiceContext, address: str, field: str) -> None:
@@ -218,7 +249,47 @@ def _update(ctx: ServiceContext, park_id: str, **values: Any) -> Park:
     return fresh
 
 
+def claims(body: ParkIn) -> list[tuple[str, str]]:
+    """(wallet, place) of every wallet the park claims for itself: its tenants' payers and staff
+    and its merchants (see ``ParkWallet`` for why not the fee wallet and the welfare issuer)."""
+    out: list[tuple[str, str]] = []
+    for i, t in enumerate(body.tenants):
+        out.append((t.payer, f"tenants.{i}.payer"))
+        out += [(w, f"tenants.{i}.staff.{j}") for j, w in enumerate(t.staff)]
+    out += [(m.wallet, f"merchants.{i}.wallet") for i, m in enumerate(body.merchants)]
+    return out
+
+
+CHUNK = 500  # wallets per IN (...) query: a park may name a million staff wallets
+
+
+def _refuse_taken(ctx: ServiceContext, park_id: str, wanted: list[tuple[str, str]]) -> None:
+    """409 ``park-wallet-taken`` when another park claimed one of ``wanted`` (the first in the
+    file's order), naming the wallet, its place in this file, the other park and its place there."""
+    taken: dict[str, ParkWallet] = {}
+    wallets = [w for w, _ in wanted]
+    with ctx.db.session() as s:
+        for k in range(0, len(wallets), CHUNK):
+            q = select(ParkWallet).where(ParkWallet.wallet.in_(wallets[k : k + CHUNK]))
+            taken.update((r.wallet, r) for r in s.scalars(q) if r.park_id != park_id)
+    for wallet, place in wanted:
+        other = taken.get(wallet)
+        if other is not None:
+            raise Problem(
+                409,
+                "park-wallet-taken",
+                "A wallet of the park file belongs to another park",
+                f"{place}: {wallet} is {other.place} of park {other.park_id}; a wallet belongs to one park",
+                field=place,
+                wallet=wallet,
+                park=other.park_id,
+            )
+
+
 def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
+    """The park and its wallets' claims, stored in one transaction: a second park naming a wallet
+    of the first is refused whole (the check first, for an early answer; the primary key of
+    ``park_wallets`` when two set-ups race past the check together)."""
     digest = spec_hash(body)
     with ctx.db.session() as s:
         found = s.get(Park, body.id)
@@ -226,7 +297,9 @@ def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
         if found.spec_hash != digest:
             raise Problem(409, "park-exists", "A park with this id was set up from another file", body.id)
         return found, False
-    check(ctx, body)
+    check(ctx, body)  # the file's own faults first (422), then whose wallets it names (409)
+    wanted = claims(body)
+    _refuse_taken(ctx, body.id, wanted)
     row = Park(
         id=body.id,
         name=body.name,
@@ -237,17 +310,27 @@ def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
         welfare_granted=False,
     )
     with ctx.db.session() as s:
-        s.add(row)
         try:
+            s.add(row)
+            s.flush()  # the park first: its claims refer to it
+            s.add_all([ParkWallet(wallet=w, park_id=body.id, place=p) for w, p in wanted])
             s.commit()
-        except Exception:  # a concurrent post of the same id: answer as a re-post would
+        except IntegrityError:  # a concurrent post of the same id, or of a park taking our wallets
             s.rollback()
             found = s.get(Park, body.id)
-            if found is None or found.spec_hash != digest:
+            if found is not None and found.spec_hash == digest:
+                return found, False  # answer as a re-post would
+            if found is not None:
                 raise Problem(
                     409, "park-exists", "A park with this id was set up from another file", body.id
                 ) from None
-            return found, False
+            _refuse_taken(ctx, body.id, wanted)
+            raise Problem(  # the rival's claim, not readable yet: the same answer, without its name
+                409,
+                "park-wallet-taken",
+                "A wallet of the park file belongs to another park",
+                "a park set up at the same moment claimed a wallet of this file",
+            ) from None
         s.refresh(row)
     return row, True
 

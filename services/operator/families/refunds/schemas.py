@@ -37,23 +37,31 @@ class SpotCheckOut(BaseModel):
     merchant: str
     category: int
     area: str
-    outcome: str
-    detail: str | None
+    outcome: str = Field(description="running | passed | failed | skipped | refund-pending")
+    detail: str | None = Field(description="why: a failure's cause, a skip's reason (frozen, held)")
 
 
 class SpotCheckGroup(BaseModel):
     targets: int
-    probed: int
+    skipped: int = Field(description="not probed: the merchant's wallet frozen or under a hold")
+    skipped_by_reason: dict[str, int] = Field(description="skipped targets by reason: frozen, held")
+    probed: int = Field(description="passed + failed + refund_pending")
     passed: int
-    coverage: float = Field(description="probed / targets")
-    pass_rate: float = Field(description="passed / probed")
+    refund_pending: int = Field(
+        description="paid, the refund waiting (a hold or a freeze came first); retried every round"
+    )
+    coverage: float = Field(description="probed / (targets - skipped)")
+    pass_rate: float = Field(description="passed / (passed + failed): a waiting refund is neither yet")
 
 
 class SpotCheckReport(BaseModel):
     day: str
     targets: int
+    skipped: int
+    skipped_by_reason: dict[str, int]
     probed: int
     passed: int
+    refund_pending: int
     coverage: float
     pass_rate: float
     meets_target: bool = Field(description="coverage and pass rate both above 85% (the pilot's target)")

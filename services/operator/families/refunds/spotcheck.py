@@ -46,11 +46,20 @@ from sqlalchemy.exc import IntegrityError
 
 from chain.clients.hardwallet import Payment, sign_payment
 from chain.exceptions import ContractError
+from services.common import refunds as core
 from services.common.context import ServiceContext
 from services.common.keys import Role, create_key
-from services.common.models import ApiKey, CodePayment, GatewayCard, GatewayTerminal, PaymentCode
+from services.common.models import (
+    ApiKey,
+    CodePayment,
+    GatewayCard,
+    GatewayTerminal,
+    Operation,
+    PaymentCode,
+)
 from services.common.operations import Operations, perform
 from services.common.problems import Problem
+from services.common.refunds import MerchantRefund
 from services.gateway.families.hardwallet.schemas import SignedPaymentIn
 from services.gateway.families.hardwallet.service import offline_payments
 from services.gateway.families.hardwallet.service import refunds as card_refunds
@@ -115,8 +124,7 @@ def probe_card(ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, d
     time it is needed: a ``gateway_cards`` row like any card the gateway issued, and the card
     registered on chain (the day's idempotency key: a refused registration is tried again the
     next day, not replayed for ever)."""
-    holder_key = bytes(ctx.custodial(wallet).key)
-    card: LocalAccount = Account.from_key(keccak(CARD_LABEL + holder_key))
+    card = card_account(ctx, wallet)
     with ctx.db.session() as s:
         recorded = s.get(GatewayCard, card.address) is not None
     if recorded and _on_chain(ctx, card.address):
@@ -132,6 +140,13 @@ def probe_card(ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, d
     body = {"card": card.address, "holder": wallet, "form": "card", "serial": ROBOT_LABEL}
     idem = f"spotcheck:{day}:probe-card"
     perform(ops, "spotcheck.card.register", key, idem, body, target=card.address, prepare=prepare)
+    return card
+
+
+def card_account(ctx: ServiceContext, wallet: str) -> LocalAccount:
+    """The probe card's key, derived from the robot wallet's custodial key (nothing sent)."""
+    holder_key = bytes(ctx.custodial(wallet).key)
+    card: LocalAccount = Account.from_key(keccak(CARD_LABEL + holder_key))
     return card
 
 
@@ -190,23 +205,17 @@ def _probe_terminal(
             why = result.reason or result.outcome
             if result.detail:
                 why += f" ({ctx.tx.errors.name_of(result.detail) or result.detail})"
-            return "failed", f"settlement {result.outcome}: {why}", None
-        refund = card_refunds.refund_card_payment(
-            ctx,
-            ops,
-            key,
-            f"{prefix}:refund",
-            card.address,
-            row_id,
-            terminal.merchant,
-            PROBE_FEN,
-            "spot check",
-        )
+            return _refused(ctx, terminal.merchant, f"settlement {result.outcome}: {why}")
     except Problem as problem:
-        return "failed", f"{problem.slug}: {problem.detail or problem.title}", None
-    if refund.status != "confirmed":
-        return "failed", f"the probe refund is {refund.status}", refund.id
-    return "passed", None, refund.id
+        return _refused(ctx, terminal.merchant, f"{problem.slug}: {problem.detail or problem.title}")
+    return _refund_probe(ctx, ops, key, card.address, row_id)
+
+
+def _refused(ctx: ServiceContext, merchant: str, why: str) -> tuple[str, str | None, int | None]:
+    """A probe payment refused, nothing moved: skipped when the merchant was frozen or put under
+    a hold meanwhile (not its acceptance failing), else a failure."""
+    state = merchant_state(ctx, merchant)
+    return ("skipped", state, None) if state is not None else ("failed", why, None)
 
 
 def _targets(ctx: ServiceContext) -> list[dict[str, Any]]:
@@ -248,9 +257,57 @@ def _targets(ctx: ServiceContext) -> list[dict[str, Any]]:
 
 
 def run(ctx: ServiceContext, ops: Operations, day: date | None = None) -> SpotCheckReport:
-    """Probe every target not probed yet on ``day`` (today, Beijing time), then report the day."""
+    """Probe every target not probed yet on ``day`` (today, Beijing time), retry every probe
+    refund still waiting (of any day), then report the day."""
     with _one_run_at_a_time:
         return _run(ctx, ops, (day or today()).isoformat())
+
+
+def merchant_state(ctx: ServiceContext, merchant: str) -> str | None:
+    """Why a merchant's wallet cannot take part in a probe now, read from the chain: ``frozen``
+    (by the regulator; the registry reads a retired wallet as frozen too) or ``held`` (a hold,
+    e.g. a court's: what arrives is held until the hold is covered, so the probe's fen could not
+    be refunded), else None."""
+    if ctx.cash.is_frozen(merchant):
+        return "frozen"
+    if ctx.cash.held_of(merchant) > 0:
+        return "held"
+    return None
+
+
+def _can_refund(ctx: ServiceContext, merchant: str) -> str | None:
+    """Why the merchant cannot refund the probe's fen now (frozen, or holds covering its balance:
+    the token would refuse the refund, ``AmountFrozen``), else None: retries wait for this
+    instead of sending a transaction the chain would refuse."""
+    if ctx.cash.is_frozen(merchant):
+        return "frozen"
+    if ctx.cash.balance_of(merchant) - ctx.cash.held_of(merchant) < PROBE_FEN:
+        return "held"
+    return None
+
+
+def _started(ctx: ServiceContext, key: ApiKey, day: str, kind: str, target_id: str) -> bool:
+    """Whether the probe's payment was begun (its operation stored): a resumed probe then goes on
+    to its refund whatever the merchant's state, so no fen is left behind."""
+    idem = (
+        f"spotcheck:{day}:code:{target_id}:pay"
+        if kind == "code"
+        else f"spotcheck:{day}:terminal:{target_id}:settle"
+    )
+    with ctx.db.session() as s:
+        found = s.scalar(
+            select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
+        )
+    return found is not None
+
+
+def _save(ctx: ServiceContext, row_id: int, outcome: str, detail: str | None, refund_id: int | None) -> None:
+    with ctx.db.session() as s:
+        probe = s.get(SpotCheck, row_id)
+        assert probe is not None
+        probe.outcome, probe.detail = outcome, detail
+        probe.refund_id = refund_id if refund_id is not None else probe.refund_id
+        s.commit()
 
 
 def _run(ctx: ServiceContext, ops: Operations, d: str) -> SpotCheckReport:
@@ -273,14 +330,23 @@ def _run(ctx: ServiceContext, ops: Operations, d: str) -> SpotCheckReport:
             except IntegrityError:  # probed (or being probed) already today
                 s.rollback()
     with ctx.db.session() as s:  # this run's and any a stopped run left unfinished
-        todo = [
-            (r.id, r.target_kind, r.target_id)
+        running = [
+            (r.id, r.target_kind, r.target_id, r.merchant)
             for r in s.scalars(
                 select(SpotCheck)
                 .where(SpotCheck.day == d, SpotCheck.outcome == "running")
                 .order_by(SpotCheck.id)
             )
         ]
+    states: dict[str, str | None] = {}
+    todo = []
+    for row_id, kind, target_id, merchant in running:  # a frozen or held merchant is not probed
+        if merchant not in states:
+            states[merchant] = merchant_state(ctx, merchant)
+        if states[merchant] is not None and not _started(ctx, key, d, kind, target_id):
+            _save(ctx, row_id, "skipped", states[merchant], None)
+        else:
+            todo.append((row_id, kind, target_id))
     if todo:
         wallet = probe_wallet(ctx, ops, key)
         codes = sum(1 for _, kind, _ in todo if kind == "code")
@@ -301,21 +367,113 @@ def _run(ctx: ServiceContext, ops: Operations, d: str) -> SpotCheckReport:
             _fund(ctx, ops, key, wallet, d, PROBE_FEN * codes)
         for row_id, kind, target_id in todo:
             if kind == "code":
-                outcome, detail, refund_id = _probe_code(ctx, ops, key, wallet, d, target_id)
+                outcome, detail, refund_id = _probe_code(ctx, ops, key, wallet, d, row_id, target_id)
             elif card is None:  # not probed: stays running (coverage shows it), the next round tries again
                 outcome, detail, refund_id = "running", waiting, None
             else:
                 outcome, detail, refund_id = _probe_terminal(ctx, ops, key, card, d, row_id, target_id)
-            with ctx.db.session() as s:
-                probe = s.get(SpotCheck, row_id)
-                assert probe is not None
-                probe.outcome, probe.detail, probe.refund_id = outcome, detail, refund_id
-                s.commit()
+            _save(ctx, row_id, outcome, detail, refund_id)
+    _retry_refunds(ctx, ops, key)
     return report(ctx, date.fromisoformat(d))
 
 
+def _retry_refunds(ctx: ServiceContext, ops: Operations, key: ApiKey) -> None:
+    """Every probe whose refund waits (a hold or a freeze came between the probe and its
+    refund), of any day: refunded once the merchant can, else left waiting for the next round."""
+    with ctx.db.session() as s:
+        waiting = [
+            (r.id, r.target_kind)
+            for r in s.scalars(
+                select(SpotCheck).where(SpotCheck.outcome == REFUND_PENDING).order_by(SpotCheck.id)
+            )
+        ]
+    card: str | None = None
+    for row_id, kind in waiting:
+        if kind == "terminal" and card is None:
+            card = card_account(ctx, probe_wallet(ctx, ops, key)).address
+        outcome, detail, refund_id = _refund_probe(ctx, ops, key, card, row_id)
+        _save(ctx, row_id, outcome, detail, refund_id)
+
+
+REFUND_PENDING = "refund-pending"
+# Refusals that a hold or a freeze of the merchant (or the robot's wallet) causes: the refund waits
+WAIT_SLUGS = frozenset(
+    {"merchant-frozen", "amount-frozen", "amount-frozen-in-family", "wallet-frozen", "refund-payer-frozen"}
+)
+
+
+def _refund_probe(
+    ctx: ServiceContext, ops: Operations, key: ApiKey, card: str | None, row_id: int
+) -> tuple[str, str | None, int | None]:
+    """Refund probe ``row_id``'s fen: (passed | refund-pending | failed, detail, refund id).
+
+    Never twice: a probe's refunds are the refunds recorded against its one payment; a confirmed
+    one ends it (passed), a pending one is waited for, and a new attempt is made only when every
+    earlier one failed, under an idempotency key that counts them (``...:refund``, then
+    ``...:refund:1``...; the first attempt's key is the one probes always used). The chain refuses
+    a refund above what was paid anyway (``RefundExceedsPayment``)."""
+    with ctx.db.session() as s:
+        probe = s.get(SpotCheck, row_id)
+        assert probe is not None
+        day, kind, target_id, merchant = probe.day, probe.target_kind, probe.target_id, probe.merchant
+    prefix = f"spotcheck:{day}:{kind}:{target_id}"
+    if kind == "code":
+        with ctx.db.session() as s:
+            op_id = s.scalar(
+                select(Operation.id).where(
+                    Operation.api_key_id == key.id, Operation.idempotency_key == f"{prefix}:pay"
+                )
+            )
+            payment = s.scalar(select(CodePayment.id).where(CodePayment.operation_id == op_id))
+        assert payment is not None
+        payment_kind, ref = "code", str(payment)
+    else:
+        assert card is not None
+        payment_kind, ref = "card", f"{card}:{row_id}"
+    core.sync(ctx)
+    with ctx.db.session() as s:
+        earlier = list(
+            s.scalars(
+                select(MerchantRefund)
+                .where(MerchantRefund.payment_kind == payment_kind)
+                .where(MerchantRefund.payment_ref == ref)
+                .order_by(MerchantRefund.id)
+            )
+        )
+    for r in earlier:
+        if r.status == "confirmed":
+            return "passed", None, r.id
+    for r in earlier:
+        if r.status == "pending":
+            return REFUND_PENDING, "the probe refund is pending", r.id
+    blocked = _can_refund(ctx, merchant)
+    if blocked is not None:
+        return REFUND_PENDING, f"refund waits: the merchant is {blocked}", None
+    attempt = len(earlier)
+    idem = f"{prefix}:refund" + (f":{attempt}" if attempt else "")
+    try:
+        if kind == "code":
+            code = paycodes.find_code(ctx, target_id)
+            refund = service.refund_code_payment(ctx, ops, key, idem, code, int(ref), PROBE_FEN, "spot check")
+        else:
+            assert card is not None
+            refund = card_refunds.refund_card_payment(
+                ctx, ops, key, idem, card, row_id, merchant, PROBE_FEN, "spot check"
+            )
+    except Problem as problem:
+        why = f"{problem.slug}: {problem.detail or problem.title}"
+        if problem.slug in WAIT_SLUGS:
+            return REFUND_PENDING, f"refund waits: {why}", None
+        return "failed", why, None
+    if refund.status == "pending":
+        return REFUND_PENDING, "the probe refund is pending", refund.id
+    if refund.status != "confirmed":
+        return "failed", f"the probe refund is {refund.status}", refund.id
+    return "passed", None, refund.id
+
+
 def _probe_code(
-    ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, day: str, code_id: str
+    ctx: ServiceContext, ops: Operations, key: ApiKey, wallet: str, day: str, row_id: int, code_id: str
 ) -> tuple[str, str | None, int | None]:
     """Pay the code 1 fen and refund it: (outcome, detail, refund id)."""
     try:
@@ -324,28 +482,35 @@ def _probe_code(
         op = paycodes.pay(ctx, ops, key, f"spotcheck:{day}:code:{code_id}:pay", code, body)
         if op.status != "confirmed":
             return "failed", f"the probe payment is {op.status}", None
-        with ctx.db.session() as s:
-            payment = s.scalar(select(CodePayment.id).where(CodePayment.operation_id == op.id))
-        assert payment is not None
-        refund = service.refund_code_payment(
-            ctx, ops, key, f"spotcheck:{day}:code:{code_id}:refund", code, payment, PROBE_FEN, "spot check"
-        )
     except Problem as problem:
-        return "failed", f"{problem.slug}: {problem.detail or problem.title}", None
-    if refund.status != "confirmed":
-        return "failed", f"the probe refund is {refund.status}", refund.id
-    return "passed", None, refund.id
+        with ctx.db.session() as s:
+            probe = s.get(SpotCheck, row_id)
+        assert probe is not None
+        return _refused(ctx, probe.merchant, f"{problem.slug}: {problem.detail or problem.title}")
+    return _refund_probe(ctx, ops, key, None, row_id)
 
 
 def _group(rows: list[SpotCheck]) -> SpotCheckGroup:
-    probed = [r for r in rows if r.outcome in ("passed", "failed")]
+    """Coverage counts the targets that could be probed: a skipped one (its merchant frozen or
+    under a hold) is shown apart and is not a failure of the merchant's acceptance. A probe whose
+    refund waits reached the merchant (probed) but is neither passed nor failed until refunded."""
+    skipped = [r for r in rows if r.outcome == "skipped"]
+    probed = [r for r in rows if r.outcome in ("passed", "failed", REFUND_PENDING)]
     passed = sum(1 for r in probed if r.outcome == "passed")
+    decided = sum(1 for r in probed if r.outcome in ("passed", "failed"))
+    probeable = len(rows) - len(skipped)
+    reasons: dict[str, int] = defaultdict(int)
+    for r in skipped:
+        reasons[r.detail or "unknown"] += 1
     return SpotCheckGroup(
         targets=len(rows),
+        skipped=len(skipped),
+        skipped_by_reason=dict(sorted(reasons.items())),
         probed=len(probed),
         passed=passed,
-        coverage=round(len(probed) / len(rows), 4) if rows else 0.0,
-        pass_rate=round(passed / len(probed), 4) if probed else 0.0,
+        refund_pending=sum(1 for r in probed if r.outcome == REFUND_PENDING),
+        coverage=round(len(probed) / probeable, 4) if probeable else 0.0,
+        pass_rate=round(passed / decided, 4) if decided else 0.0,
     )
 
 
@@ -365,8 +530,11 @@ def report(ctx: ServiceContext, day: date) -> SpotCheckReport:
     return SpotCheckReport(
         day=day.isoformat(),
         targets=total.targets,
+        skipped=total.skipped,
+        skipped_by_reason=total.skipped_by_reason,
         probed=total.probed,
         passed=total.passed,
+        refund_pending=total.refund_pending,
         coverage=total.coverage,
         pass_rate=total.pass_rate,
         meets_target=total.coverage > TARGET and total.pass_rate > TARGET,

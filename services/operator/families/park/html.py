@@ -1,5 +1,6 @@
 """The park report as one self-contained HTML page, in zh-CN or English (``?format=html``,
-``?lang=zh|en`` or ``Accept-Language``, as the reconciliation's page)."""
+``?lang=zh|en`` or ``Accept-Language``, as the reconciliation's page). The words are
+services/common/i18n.py's (``UI_ZH``), in the glossary's terms."""
 
 from __future__ import annotations
 
@@ -8,31 +9,28 @@ import html
 from services.common import humanize, i18n
 from services.operator.families.park.schemas import Money, ParkReport
 
-ZH_TEXT = {
-    "Park report": "园区资金闭环报告",
-    "Area": "街道",
-    "As of block": "截至区块",
-    "Wages and subsidies paid into staff wallets": "发放至园区员工钱包的工资与补贴",
-    "Spent inside the park": "在园区内消费",
-    "Retention ratio": "园区留存率",
-    "Fee income": "园区租金与费用收入",
-    "By tenant": "按入驻企业",
-    "By merchant category": "按商户类别",
-    "By merchant": "按商户",
-    "Tenant": "企业",
-    "Paid in": "发放",
-    "Spent inside": "园内消费",
-    "Fees paid": "缴纳费用",
-    "Category": "类别",
-    "Merchants": "商户数",
-    "Merchant": "商户",
-    "Takings from staff": "员工消费收入",
-}
+TENANT_HEAD = [
+    "Tenant",
+    "Paid in",
+    "Spent inside",
+    "Retention ratio",
+    "Earmarked granted",
+    "Earmarked spent",
+    "Fees paid",
+]
+ACTIVITY_HEAD = [
+    "Day",
+    "Tenant",
+    "Card taps at the park's terminals",
+    "Card tap amount",
+    "Door entries",
+    "Door denials",
+]
 
 
 def render(report: ParkReport, lang: str) -> str:
     def t(text: str) -> str:
-        return html.escape(ZH_TEXT.get(text, text) if lang == i18n.ZH else text)
+        return html.escape(i18n.ui(text, lang))
 
     def m(value: Money) -> str:
         return html.escape(humanize.money(value.fen, lang))
@@ -40,27 +38,77 @@ def render(report: ParkReport, lang: str) -> str:
     def pct(value: float | None) -> str:
         return "—" if value is None else f"{value * 100:.2f}%"
 
-    def table(head: list[str], rows: list[list[str]]) -> str:
+    def table(head: list[str], rows: list[list[str]], id_: str) -> str:
         th = "".join(f"<th>{t(h)}</th>" for h in head)
         body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+        return f'<table id="{id_}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
     e = html.escape
+    w = report.earmarked
+    names = {x.tenant: x.name for x in report.by_tenant}
     tenants = table(
-        ["Tenant", "Paid in", "Spent inside", "Retention ratio", "Fees paid"],
         [
-            [e(x.name), m(x.paid_in), m(x.spent_inside), pct(x.retention_ratio), m(x.fees_paid)]
+            "Tenant",
+            "Paid in",
+            "Spent inside",
+            "Retention ratio",
+            "Earmarked granted",
+            "Earmarked spent",
+            "Fees paid",
+        ],
+        [
+            [
+                e(x.name),
+                m(x.paid_in),
+                m(x.spent_inside),
+                pct(x.retention_ratio),
+                m(x.earmarked_granted),
+                m(x.earmarked_spent),
+                m(x.fees_paid),
+            ]
             for x in report.by_tenant
         ],
+        "tenants",
     )
     categories = table(
-        ["Category", "Merchants", "Spent inside"],
-        [[str(c.category), str(c.merchants), m(c.spent_inside)] for c in report.by_category],
+        ["Category", "Merchants", "Spent inside", "Earmarked spent"],
+        [
+            [str(c.category), str(c.merchants), m(c.spent_inside), m(c.earmarked_spent)]
+            for c in report.by_category
+        ],
+        "categories",
     )
     merchants = table(
-        ["Merchant", "Category", "Takings from staff"],
-        [[e(x.name), str(x.category), m(x.takings_from_staff)] for x in report.by_merchant],
+        ["Merchant", "Category", "Spent inside", "Earmarked spent", "Takings from staff"],
+        [
+            [e(x.name), str(x.category), m(x.spent_inside), m(x.earmarked_spent), m(x.takings_from_staff)]
+            for x in report.by_merchant
+        ],
+        "merchants",
     )
+    activity = table(
+        [
+            "Day",
+            "Tenant",
+            "Card taps at the park's terminals",
+            "Card tap amount",
+            "Door entries",
+            "Door denials",
+        ],
+        [
+            [
+                e(a.day),
+                e(names.get(a.tenant, a.tenant)) if a.tenant else t("others"),
+                str(a.card_taps),
+                m(a.card_tap_fen),
+                str(a.door_entries),
+                str(a.door_denied),
+            ]
+            for a in report.activity
+        ],
+        "activity",
+    )
+    programme = "—" if w.programme is None else str(w.programme)
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
 <title>{t("Park report")}: {e(report.name)}</title>
@@ -68,10 +116,25 @@ def render(report: ParkReport, lang: str) -> str:
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}td:first-child{{text-align:left}}</style>
 </head><body><h1>{t("Park report")}: {e(report.name)}</h1>
 <p>{t("Area")}: {e(report.area)} · {t("As of block")} {report.as_of_block}</p>
+<h2>{t("Free money")}</h2>
 <dl><dt>{t("Wages and subsidies paid into staff wallets")}</dt><dd>{m(report.paid_in)}</dd>
 <dt>{t("Spent inside the park")}</dt><dd>{m(report.spent_inside)}</dd>
-<dt>{t("Retention ratio")}</dt><dd id="retention">{pct(report.retention_ratio)}</dd>
+<dt>{t("Retention ratio of free money")}</dt><dd id="retention">{pct(report.retention_ratio)}</dd>
 <dt>{t("Fee income")}</dt><dd>{m(report.fee_income)}</dd></dl>
+<h2>{t("Earmarked money (welfare vouchers)")}</h2>
+<dl id="earmarked"><dt>{t("Welfare programme")}</dt><dd>{programme}</dd>
+<dt>{t("Granted to staff")}</dt><dd>{m(w.granted)}</dd>
+<dt>{t("Spent at the park's merchants")}</dt><dd>{m(w.spent_inside)}</dd>
+<dt>{t("Unspent")}</dt><dd>{m(w.unspent)}</dd>
+<dt>{t("Returned at expiry")}</dt><dd>{m(w.returned)}</dd>
+<dt>{t("Expired")}</dt><dd>{t("yes") if w.expired else t("no")}</dd>
+<dt>{t("Spend ratio")}</dt><dd>{pct(w.spend_ratio)}</dd>
+<dt>{t("Other earmarked money spent inside")}</dt><dd>{m(w.other_spent_inside)}</dd></dl>
+<h2>{t("Card taps and door access")}</h2>
+<dl><dt>{t("Card taps at the park's terminals")}</dt><dd id="card-taps">{report.card_taps}</dd>
+<dt>{t("Card tap amount")}</dt><dd>{m(report.card_tap_fen)}</dd>
+<dt>{t("Door entries")}</dt><dd id="door-entries">{report.door_entries}</dd>
+<dt>{t("Door denials")}</dt><dd>{report.door_denied}</dd></dl>{activity}
 <h2>{t("By tenant")}</h2>{tenants}<h2>{t("By merchant category")}</h2>{categories}
 <h2>{t("By merchant")}</h2>{merchants}</body></html>
 """

@@ -19,6 +19,7 @@ from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, IndexerDep, 
 from services.common.keys import Role
 from services.common.problems import Problem
 from services.operator.families.park import html, service
+from services.operator.families.park import report as reports
 from services.operator.families.park.schemas import FeeIn, FeeOut, ParkIn, ParkOut, ParkReport
 
 router = APIRouter(tags=["closed-loop park"])
@@ -85,12 +86,14 @@ async def report(
         Literal["zh", "en"] | None, Query(description="the HTML's language (else Accept-Language)")
     ] = None,
 ) -> Any:
-    """Of the wages and subsidies the tenants paid into their staff's wallets, how much the staff
-    spent at the park's merchants (the retention ratio), by tenant and by merchant category, and
-    the park's fee income; yuan and fen, from the indexed chain events."""
+    """Of the wages and subsidies the tenants paid into their staff's wallets (free money), how
+    much the staff spent at the park's merchants (the retention ratio); the welfare vouchers'
+    earmarked money apart (granted, spent inside, unspent, returned); by tenant and by merchant
+    category; the park's fee income; card taps at its terminals and door access at its door
+    points per day and tenant. Yuan and fen, from the indexed chain events and the gateway's logs."""
     _reader(key)
     row = await run_in_threadpool(service.park, ctx, park_id)
-    found = await run_in_threadpool(service.report, ctx, indexer, row)
+    found = await run_in_threadpool(reports.report, ctx, indexer, row)
     if format == "html":
         chosen = i18n.page_language(lang, None, request.headers.get("accept-language"))
         return HTMLResponse(html.render(found, chosen), headers={"Content-Language": chosen})

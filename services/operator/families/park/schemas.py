@@ -184,23 +184,58 @@ class Money(BaseModel):
 class TenantLine(BaseModel):
     tenant: str
     name: str
-    paid_in: Money
-    spent_inside: Money
-    retention_ratio: float | None
+    paid_in: Money = Field(description="wages and subsidies in cash into its staff's wallets")
+    spent_inside: Money = Field(description="its staff's own cash spent at the park's merchants")
+    retention_ratio: float | None = Field(description="spent_inside / paid_in: free money only")
+    earmarked_granted: Money = Field(description="welfare vouchers granted to its staff")
+    earmarked_spent: Money = Field(description="welfare vouchers its staff spent at the park's merchants")
     fees_paid: Money
 
 
 class CategoryLine(BaseModel):
     category: int
     merchants: int
-    spent_inside: Money
+    spent_inside: Money = Field(description="the staff's own cash")
+    earmarked_spent: Money = Field(description="earmarked money (welfare and other vouchers, card purses)")
 
 
 class MerchantLine(BaseModel):
     merchant: str
     name: str
     category: int
-    takings_from_staff: Money
+    spent_inside: Money = Field(description="the staff's own cash")
+    earmarked_spent: Money = Field(description="earmarked money (welfare and other vouchers, card purses)")
+    takings_from_staff: Money = Field(description="spent_inside + earmarked_spent")
+
+
+class Earmarked(BaseModel):
+    """The welfare voucher programme's money (员工福利券): it can only be spent at the park's own
+    merchants, so it is counted apart from the wages (counting it in would inflate the retention
+    ratio with money that has nowhere else to go). ``granted = spent_inside + unspent + returned``."""
+
+    programme: int | None = Field(description="the welfare programme's id on chain (None: no welfare)")
+    granted: Money = Field(description="granted to the park's staff")
+    spent_inside: Money = Field(description="spent by the staff at the park's merchants")
+    unspent: Money = Field(description="still on the staff's voucher balances")
+    returned: Money = Field(description="unspent at expiry, returned to the issuer")
+    expired: bool = Field(description="the programme's expiry is past (on the chain's clock)")
+    spend_ratio: float | None = Field(description="spent_inside / granted")
+    other_spent_inside: Money = Field(
+        description="other earmarked money the staff spent at the park's merchants: other voucher "
+        "programmes' shares, card purses (e.g. a district's consumption vouchers)"
+    )
+
+
+class ActivityLine(BaseModel):
+    """One Beijing day of one tenant's staff (``tenant`` None: cards or holders that are not the
+    park's staff, e.g. visitors, contractors, the spot-check robot's probe card)."""
+
+    day: str
+    tenant: str | None
+    card_taps: int = Field(description="card payments settled at the park's terminals")
+    card_tap_fen: Money = Field(description="what those card payments paid the merchants")
+    door_entries: int = Field(description="door access allowed at the park's door points")
+    door_denied: int = Field(description="door access denied at the park's door points")
 
 
 class ParkReport(BaseModel):
@@ -209,16 +244,22 @@ class ParkReport(BaseModel):
     area: str
     as_of_block: int
     paid_in: Money = Field(
-        description="wages and subsidies from the tenants' payers into staff wallets, and welfare "
-        "vouchers granted to staff"
+        description="free money: wages and subsidies in cash from the tenants' payers into staff wallets"
     )
-    welfare_granted: Money = Field(description="of paid_in: the welfare vouchers granted to staff")
     spent_inside: Money = Field(
-        description="what staff paid the park's merchants (their cash and their welfare vouchers)"
+        description="free money: what the staff paid the park's merchants from their own cash "
+        "(earmarked voucher and purse shares are in ``earmarked``)"
     )
-    welfare_spent: Money = Field(description="of spent_inside: paid by welfare vouchers")
-    retention_ratio: float | None = Field(description="spent_inside / paid_in (None when nothing was paid)")
+    retention_ratio: float | None = Field(
+        description="spent_inside / paid_in: the retention of free money (None when nothing was paid)"
+    )
+    earmarked: Earmarked
     fee_income: Money = Field(description="what the tenants' payers paid into the park's fee wallet")
+    card_taps: int = Field(description="card payments settled at the park's terminals, in all")
+    card_tap_fen: Money
+    door_entries: int = Field(description="door access allowed at the park's door points, in all")
+    door_denied: int
     by_tenant: list[TenantLine]
     by_category: list[CategoryLine]
     by_merchant: list[MerchantLine]
+    activity: list[ActivityLine] = Field(description="card taps and door access per day and tenant")

@@ -6,10 +6,12 @@ through the cash client, the gateway's terminals and door points) and records th
 no money and signs nothing. The same file posted again changes nothing (its canonical JSON's
 SHA-256 is stored); another file for the same park id is refused (409 ``park-exists``).
 
-The report reads DigitalCash's ``Transfer`` and ``PaidFor`` events from the index. A direct
-transfer counts from its ``from``; a family's payment on an owner's behalf (a disbursement
-payout, a card settlement, a QuickPay pull: ``payFor``) counts from its ``owner`` through the
-``PaidFor`` event, never twice (its ``Transfer`` leaves the family contract, not the owner).
+A wallet belongs to one park only (``park_wallets``, migration 0026): a second park naming a
+tenant's payer, a staff member or a merchant of the first is refused whole (409
+``park-wallet-taken``), also when both are posted at once. A retired, frozen or held wallet is
+refused too (410 ``wallet-retired``, 409 ``park-wallet-frozen``, 409 ``park-wallet-held``).
+
+The report: ``report.py``.
 """
 
 from __future__ import annotations
@@ -25,32 +27,13 @@ from sqlalchemy.exc import IntegrityError
 from chain.clients.token import Kind
 from chain.clients.vouchers import Grant
 from services.common.context import ServiceContext, refuse_retired
-from services.common.models import AccessPoint, ApiKey, ChainEvent, GatewayTerminal, Operation, Wallet
+from services.common.models import AccessPoint, ApiKey, GatewayTerminal, Operation, Wallet
 from services.common.operations import Operations, perform
 from services.common.problems import Problem
 from services.operator.families.park.models import Park, ParkWallet
-from services.operator.families.park.schemas import (
-    CategoryLine,
-    FeeIn,
-    FeeOut,
-    MerchantLine,
-    Money,
-    ParkIn,
-    ParkOut,
-    ParkReport,
-    TenantLine,
-)
+from services.operator.families.park.schemas import FeeIn, FeeOut, ParkIn, ParkOut
 from services.operator.families.vouchers import service as vouchers
 from services.operator.families.vouchers.schemas import ProgrammeIn
-
-
-def money(fen: int) -> Money:
-    sign = "-" if fen < 0 else ""
-    return Money(fen=fen, yuan=f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}")
-
-
-def ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
 
 
 def spec_hash(body: ParkIn) -> str:
@@ -417,104 +400,3 @@ def park(ctx: ServiceContext, park_id: str) -> Park:
     if row is None:
         raise Problem(404, "park-not-found", "Park not found", park_id)
     return row
-
-
-def _payments(ctx: ServiceContext) -> list[tuple[str, str, int]]:
-    """Every (payer, payee, fen) of digital cash as indexed: a direct transfer from its sender, a
-    family's ``payFor`` from the owner it paid for."""
-    with ctx.db.session() as s:
-        rows = s.execute(
-            select(ChainEvent.name, ChainEvent.args)
-            .where(ChainEvent.contract == "DigitalCash", ChainEvent.name.in_(("Transfer", "PaidFor")))
-            .order_by(ChainEvent.block_number, ChainEvent.log_index)
-        ).all()
-    out: list[tuple[str, str, int]] = []
-    for name, args in rows:
-        if name == "Transfer":
-            out.append(
-                (to_checksum_address(args["from"]), to_checksum_address(args["to"]), int(args["value"]))
-            )
-        else:
-            out.append(
-                (to_checksum_address(args["owner"]), to_checksum_address(args["to"]), int(args["amount"]))
-            )
-    return out
-
-
-def report(ctx: ServiceContext, indexer: Any, row: Park) -> ParkReport:
-    indexer.catch_up()
-    spec = ParkIn.model_validate(row.spec)
-    payer_of = {t.payer: t.id for t in spec.tenants}
-    tenant_of_staff = {s: t.id for t in spec.tenants for s in t.staff}
-    merchant_of = {m.wallet: m for m in spec.merchants}
-    paid_in = {t.id: 0 for t in spec.tenants}
-    spent = {t.id: 0 for t in spec.tenants}
-    fees = {t.id: 0 for t in spec.tenants}
-    takings = {m.id: 0 for m in spec.merchants}
-    for payer, payee, fen in _payments(ctx):
-        if payer in payer_of and tenant_of_staff.get(payee) is not None:
-            paid_in[tenant_of_staff[payee]] += fen
-        elif payer in tenant_of_staff and payee in merchant_of:
-            spent[tenant_of_staff[payer]] += fen
-            takings[merchant_of[payee].id] += fen
-        elif payer in payer_of and payee == spec.fee_wallet:
-            fees[payer_of[payer]] += fen
-    # Welfare vouchers granted to staff are paid in (the programme books them, no transfer shows it)
-    welfare_in = welfare_out = 0
-    if row.welfare_programme is not None:
-        with ctx.db.session() as s:
-            events = s.execute(
-                select(ChainEvent.name, ChainEvent.args).where(
-                    ChainEvent.contract == vouchers.CONTRACT,
-                    ChainEvent.subject == row.welfare_programme,
-                    ChainEvent.name.in_(("Granted", "Spent")),
-                )
-            ).all()
-        for name, args in events:
-            holder = to_checksum_address(args["holder"])
-            if holder not in tenant_of_staff:
-                continue
-            if name == "Granted":
-                paid_in[tenant_of_staff[holder]] += int(args["amount"])
-                welfare_in += int(args["amount"])
-            elif to_checksum_address(args["merchant"]) in merchant_of:
-                # already in spent_inside: the programme pays the voucher share as the holder's
-                # ``payFor`` (a PaidFor event of the holder), counted with the rest above
-                welfare_out += int(args["voucher"])
-    categories: dict[int, list[int]] = {}
-    for m in spec.merchants:
-        categories.setdefault(m.category, []).append(takings[m.id])
-    total_in, total_spent = sum(paid_in.values()), sum(spent.values())
-    return ParkReport(
-        park=row.id,
-        name=row.name,
-        area=row.area,
-        as_of_block=indexer.position() or 0,
-        paid_in=money(total_in),
-        welfare_granted=money(welfare_in),
-        spent_inside=money(total_spent),
-        welfare_spent=money(welfare_out),
-        retention_ratio=ratio(total_spent, total_in),
-        fee_income=money(sum(fees.values())),
-        by_tenant=[
-            TenantLine(
-                tenant=t.id,
-                name=t.name,
-                paid_in=money(paid_in[t.id]),
-                spent_inside=money(spent[t.id]),
-                retention_ratio=ratio(spent[t.id], paid_in[t.id]),
-                fees_paid=money(fees[t.id]),
-            )
-            for t in spec.tenants
-        ],
-        by_category=[
-            CategoryLine(category=c, merchants=len(v), spent_inside=money(sum(v)))
-            for c, v in sorted(categories.items())
-        ],
-        by_merchant=[
-            MerchantLine(
-                merchant=m.id, name=m.name, category=m.category, takings_from_staff=money(takings[m.id])
-            )
-            for m in spec.merchants
-        ],
-    )

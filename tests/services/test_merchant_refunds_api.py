@@ -315,13 +315,17 @@ def test_the_robot_probes_every_terminal_with_its_card_and_a_frozen_merchants_fa
     report = api.post("operator", "/v1/spot-checks/run").json()
     checks = {c["target_id"]: c for c in report["checks"]}
     assert (checks[t_good]["outcome"], checks[t_good]["detail"]) == ("passed", None)
-    assert checks[t_frozen]["outcome"] == "failed"
-    assert checks[t_frozen]["detail"] == "settlement rejected: merchant-refused (WalletFrozen)"
+    # a frozen merchant is not probed (its acceptance is not what failed): skipped, apart in coverage
+    assert (checks[t_frozen]["outcome"], checks[t_frozen]["detail"]) == ("skipped", "frozen")
     assert report["by_area"]["Huangqiao park"] == {
-        "targets": 1, "probed": 1, "passed": 1, "coverage": 1.0, "pass_rate": 1.0
+        "targets": 1, "skipped": 0, "skipped_by_reason": {}, "probed": 1, "passed": 1,
+        "refund_pending": 0, "coverage": 1.0, "pass_rate": 1.0,
     }  # fmt: skip
-    assert report["by_area"]["Yuanhe street"]["pass_rate"] == 0.0
-    assert report["by_category"]["5411"]["probed"] == 1 and report["coverage"] == 1.0
+    assert report["by_area"]["Yuanhe street"] == {
+        "targets": 1, "skipped": 1, "skipped_by_reason": {"frozen": 1}, "probed": 0, "passed": 0,
+        "refund_pending": 0, "coverage": 0.0, "pass_rate": 0.0,
+    }  # fmt: skip
+    assert report["by_category"]["5411"]["skipped"] >= 1 and report["coverage"] == 1.0
     assert balance(api, good) == start  # paid 1 fen by the card, refunded 1 fen
     (refund,) = api.auditor.get("/v1/refunds", params={"merchant": good}).json()["items"]
     wallet = spotcheck.probe_wallet(ctx, api.app.state.ops, spotcheck.robot_key(ctx))
@@ -353,8 +357,94 @@ def test_the_robot_probes_every_terminal_with_its_card_and_a_frozen_merchants_fa
         assert s.scalar(select(func.count()).where(MerchantRefund.terminal_id == t_late)) == 1
     assert ctx.hardwallet.card(refund["payment"].split(":")[0]).settled == 2
     assert api.post("regulator", "/v1/regulator/unfreeze", {"address": frozen}).status_code == 200
-    again = api.post("operator", "/v1/spot-checks/run").json()  # the day's failure stands: not probed again
-    assert [c["outcome"] for c in again["checks"] if c["target_id"] == t_frozen] == ["failed"]
+    again = api.post("operator", "/v1/spot-checks/run").json()  # the day's skip stands: not probed again
+    assert [c["outcome"] for c in again["checks"] if c["target_id"] == t_frozen] == ["skipped"]
+    recon = api.auditor.get("/v1/audit/reconciliation").json()
+    assert recon["verdict"] == "clean", recon["discrepancies"]
+
+
+def _hold(api: Api, wallet: str, fen: int) -> int:
+    body = {"wallet": wallet, "amount_fen": fen, "reason": "court order", "case_number": "(2026)苏0507执1号"}
+    r = api.post("regulator", "/v1/regulator/holds", body)
+    assert r.status_code == 201, r.text
+    return int(r.json()["hold_id"])
+
+
+def _probe_refunds(api: Api, merchant: str) -> list[dict]:
+    return api.auditor.get("/v1/refunds", params={"merchant": merchant}).json()["items"]
+
+
+def test_a_held_merchant_is_skipped_and_a_hold_after_the_probe_keeps_its_refund_waiting(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merchant under a hold is not probed (its fen could not come back); a hold that arrives
+    between the probe and its refund leaves the refund waiting, retried every round until the
+    hold is lifted, and refunded once: whether the hold came before the robot's check (no
+    transaction sent) or between the check and the refund (the chain refused it: AmountFrozen)."""
+    from services.operator.families.refunds import spotcheck
+
+    ctx, ops = api.app.state.ctx, api.app.state.ops
+    held = api.new_wallet(kind="merchant", tier=2, category=5999, name="Held shop")
+    early = api.new_wallet(kind="merchant", tier=2, category=5999, name="Hold before the check")
+    late = api.new_wallet(kind="merchant", tier=2, category=5999, name="Hold after the check")
+    codes = {m: new_code(api, m)["id"] for m in (held, early, late)}
+    first = _hold(api, held, 500)
+    holds: dict[str, int] = {}
+    real_refund, real_check = spotcheck._refund_probe, spotcheck._can_refund
+
+    def hold_after_probe(ctx: object, ops: object, key: object, card: object, row_id: int) -> object:
+        with api.app.state.ctx.db.session() as s:
+            merchant = s.get(spotcheck.SpotCheck, row_id).merchant
+        if merchant == early and early not in holds:
+            holds[early] = _hold(api, early, 500)
+        return real_refund(ctx, ops, key, card, row_id)  # type: ignore[arg-type]
+
+    def hold_after_check(ctx: object, merchant: str) -> str | None:
+        why = real_check(ctx, merchant)  # type: ignore[arg-type]
+        if merchant == late and late not in holds:
+            holds[late] = _hold(api, late, 500)
+        return why
+
+    monkeypatch.setattr(spotcheck, "_refund_probe", hold_after_probe)
+    monkeypatch.setattr(spotcheck, "_can_refund", hold_after_check)
+    report = spotcheck.run(ctx, ops)
+    monkeypatch.undo()
+    checks = {c["target_id"]: c for c in report.model_dump()["checks"]}
+    assert (checks[codes[held]]["outcome"], checks[codes[held]]["detail"]) == ("skipped", "held")
+    assert balance(api, held) == 0  # not probed: nothing went to it
+    assert checks[codes[early]]["outcome"] == "refund-pending"
+    assert checks[codes[early]]["detail"] == "refund waits: the merchant is held"
+    assert checks[codes[late]]["outcome"] == "refund-pending"
+    assert checks[codes[late]]["detail"].startswith("refund waits: amount-frozen")
+    assert (balance(api, early), balance(api, late)) == (1, 1)  # the fen stays, held
+    assert _probe_refunds(api, early) == []  # no transaction was sent for it
+    assert [r["status"] for r in _probe_refunds(api, late)] == ["failed"]  # the chain refused it
+    assert report.refund_pending >= 2 and report.skipped_by_reason["held"] >= 1
+
+    # the next round (the worker's, or the route): still held, still waiting, nothing sent
+    again = api.post("operator", "/v1/spot-checks/run").json()
+    outcome = {c["target_id"]: c["outcome"] for c in again["checks"]}
+    assert (outcome[codes[early]], outcome[codes[late]], outcome[codes[held]]) == (
+        "refund-pending", "refund-pending", "skipped"
+    )  # fmt: skip
+    assert _probe_refunds(api, early) == [] and len(_probe_refunds(api, late)) == 1
+
+    for hold_id in (first, holds[early], holds[late]):
+        assert api.post("regulator", f"/v1/regulator/holds/{hold_id}/lift").status_code == 200
+    done = api.post("operator", "/v1/spot-checks/run").json()
+    outcome = {c["target_id"]: c["outcome"] for c in done["checks"]}
+    assert (outcome[codes[early]], outcome[codes[late]], outcome[codes[held]]) == (
+        "passed",
+        "passed",
+        "skipped",
+    )
+    assert (balance(api, early), balance(api, late), balance(api, held)) == (0, 0, 0)
+    assert [r["status"] for r in _probe_refunds(api, early)] == ["confirmed"]
+    assert sorted(r["status"] for r in _probe_refunds(api, late)) == ["confirmed", "failed"]
+    # once refunded, never again: another round sends nothing
+    api.post("operator", "/v1/spot-checks/run")
+    assert len(_probe_refunds(api, early)) == 1 and len(_probe_refunds(api, late)) == 2
+    assert (balance(api, early), balance(api, late)) == (0, 0)
     recon = api.auditor.get("/v1/audit/reconciliation").json()
     assert recon["verdict"] == "clean", recon["discrepancies"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -269,25 +270,52 @@ def test_the_report_says_how_much_of_the_wages_stayed_in_the_park(api: Api, park
     r = api.auditor.get(f"/v1/parks/{spec['id']}/report")
     assert r.status_code == 200, r.text
     rep = r.json()
-    assert rep["paid_in"] == {"fen": 8150_00, "yuan": "8150.00"}  # wages, and ¥50 welfare for 3
-    assert rep["welfare_granted"]["fen"] == 150_00 and rep["welfare_spent"]["fen"] == 50_00
-    assert rep["spent_inside"]["fen"] == 15_50 + 12_00 + 30_00 + 18_00 + 60_00
-    assert rep["retention_ratio"] == round(135_50 / 8150_00, 4)
+    # free money: the wages, and what the staff paid the park's merchants from their own cash
+    # (a0's ¥10 cash share of the ¥60 bill counts, the ¥50 of welfare does not)
+    assert rep["paid_in"] == {"fen": 8000_00, "yuan": "8000.00"}
+    assert rep["spent_inside"]["fen"] == 15_50 + 12_00 + 30_00 + 18_00 + 10_00
+    assert rep["retention_ratio"] == round(85_50 / 8000_00, 4)
+    # earmarked money apart: granted to 3 staff, ¥50 spent at the park's shop, none returned yet
+    assert {k: v for k, v in rep["earmarked"].items() if k != "programme"} == {
+        "granted": {"fen": 150_00, "yuan": "150.00"},
+        "spent_inside": {"fen": 50_00, "yuan": "50.00"},
+        "unspent": {"fen": 100_00, "yuan": "100.00"},
+        "returned": {"fen": 0, "yuan": "0.00"},
+        "expired": False,
+        "spend_ratio": round(50_00 / 150_00, 4),
+        "other_spent_inside": {"fen": 0, "yuan": "0.00"},
+    }
+    assert rep["earmarked"]["programme"] == pid
     assert rep["fee_income"] == {"fen": 8300_00, "yuan": "8300.00"}
     tenants = {t["tenant"]: t for t in rep["by_tenant"]}
-    assert (
-        tenants["acme"]["spent_inside"]["fen"] == 117_50 and tenants["bolt"]["spent_inside"]["fen"] == 18_00
+    assert tenants["acme"]["spent_inside"]["fen"] == 67_50 and tenants["bolt"]["spent_inside"]["fen"] == 18_00
+    assert (tenants["acme"]["earmarked_granted"]["fen"], tenants["acme"]["earmarked_spent"]["fen"]) == (
+        100_00,
+        50_00,
+    )
+    assert (tenants["bolt"]["earmarked_granted"]["fen"], tenants["bolt"]["earmarked_spent"]["fen"]) == (
+        50_00,
+        0,
     )
     assert tenants["acme"]["fees_paid"]["fen"] == 8000_00 and tenants["bolt"]["fees_paid"]["fen"] == 300_00
-    assert {c["category"]: c["spent_inside"]["fen"] for c in rep["by_category"]} == {5411: 90_00, 5812: 45_50}
+    assert {c["category"]: c["spent_inside"]["fen"] for c in rep["by_category"]} == {5411: 40_00, 5812: 45_50}
+    assert {c["category"]: c["earmarked_spent"]["fen"] for c in rep["by_category"]} == {5411: 50_00, 5812: 0}
+    assert (rep["card_taps"], rep["door_entries"], rep["activity"]) == (0, 0, [])
 
-    # Against the chain: the staff's wallets were empty before, so what they hold is what was paid
-    # in less what they spent, inside the park (the report) and outside it (¥100); the merchants'
-    # and the fee wallet's balances are exactly the report's takings and fee income.
+    # Against the chain: the staff's wallets were empty before, so what they hold (cash and
+    # vouchers) is what was paid in (free and earmarked) less what they spent, inside the park
+    # (the report) and outside it (¥100); the programme's books are the earmarked section; the
+    # merchants' and the fee wallet's balances are exactly the report's takings and fee income.
     held = sum(balance(api, w) for w in (a0, a1, b0))
+    programme = api.app.state.ctx.vouchers.programme(pid)
     vouchers_left = sum(api.app.state.ctx.vouchers.balance(pid, w) for w in (a0, a1, b0))
-    assert vouchers_left == rep["welfare_granted"]["fen"] - rep["welfare_spent"]["fen"] == 100_00
-    assert held + vouchers_left == rep["paid_in"]["fen"] - rep["spent_inside"]["fen"] - 100_00
+    earmarked = rep["earmarked"]
+    assert vouchers_left == earmarked["unspent"]["fen"] == programme.outstanding
+    assert (programme.granted, programme.spent) == (
+        earmarked["granted"]["fen"],
+        earmarked["spent_inside"]["fen"],
+    )
+    assert held == rep["paid_in"]["fen"] - rep["spent_inside"]["fen"] - 100_00
     takings = {m["merchant"]: m["takings_from_staff"]["fen"] for m in rep["by_merchant"]}
     assert balance(api, park["canteen"]) == takings["canteen"]
     assert balance(api, park["shop"]) == takings["shop"]
@@ -295,11 +323,13 @@ def test_the_report_says_how_much_of_the_wages_stayed_in_the_park(api: Api, park
 
     page = api.auditor.get(f"/v1/parks/{spec['id']}/report", params={"format": "html", "lang": "zh"})
     assert page.status_code == 200 and page.headers["content-language"] == "zh-CN"
-    assert "园区留存率" in page.text and "1.66%" in page.text and "¥135.50（13550 分）" in page.text
+    assert "自由资金园区留存率" in page.text and "1.07%" in page.text and "¥85.50（8550 分）" in page.text
+    assert "专款专用资金（员工福利券）" in page.text and "¥150.00（15000 分）" in page.text
     page = api.auditor.get(
         f"/v1/parks/{spec['id']}/report", params={"format": "html"}, headers={"Accept-Language": "en"}
     )
-    assert "Retention ratio" in page.text and "¥8,150.00 (815000 fen)" in page.text
+    assert "Retention ratio of free money" in page.text and "¥8,000.00 (800000 fen)" in page.text
+    assert "Earmarked money (welfare vouchers)" in page.text and "33.33%" in page.text
 
 
 def test_only_readers_read_the_report(api: Api, park: dict) -> None:
@@ -309,17 +339,34 @@ def test_only_readers_read_the_report(api: Api, park: dict) -> None:
     assert r.status_code == 403 and problem_type(r) == "forbidden-role"
 
 
-def test_a_park_names_its_own_merchants_terminals_and_existing_door_points(api: Api, park: dict) -> None:
+def _small_park(api: Api, tag: str, staff: int = 2) -> dict:
+    """A park of fresh wallets (a wallet belongs to one park): one tenant, ``staff`` staff, a canteen."""
+    payer = api.new_wallet(kind="institution", tier=1, name="small tenant")
+    canteen = api.new_wallet(kind="merchant", tier=2, category=5812, name="small canteen")
+    fees = api.new_wallet(kind="merchant", tier=2, category=6513, name="small property office")
+    return {
+        "id": f"small-{tag}",
+        "name": "小园区",
+        "area": "黄桥街道",
+        "fee_wallet": fees,
+        "tenants": [{"id": "t1", "name": "T1", "payer": payer, "staff": _staff(api, tag, staff, "small")}],
+        "merchants": [{"id": "canteen", "name": "食堂", "wallet": canteen, "category": 5812}],
+    }
+
+
+def test_a_park_names_its_own_merchants_terminals_and_existing_door_points(api: Api) -> None:
     """The gateway's terminals and door points live in the shared database (the gateway writes
     them); rows written here as the gateway would (any key row stands for theirs). A terminal of
     a merchant outside the park is refused; the park's own terminal and a known door point pass."""
     from services.common.models import AccessPoint, GatewayTerminal
 
     ctx = api.app.state.ctx
-    outsider = api.new_wallet(kind="merchant", tier=2, category=5812, name="outside canteen")
     tag = uuid.uuid4().hex[:6]
+    spec = _small_park(api, tag, staff=1)
+    canteen = spec["merchants"][0]["wallet"]
+    outsider = api.new_wallet(kind="merchant", tier=2, category=5812, name="outside canteen")
     rows = []
-    for merchant in (park["canteen"], outsider):
+    for merchant in (canteen, outsider):
         key = api.admin.post("/v1/api-keys", json={"role": "merchant", "wallet": merchant}).json()["id"]
         rows.append(
             GatewayTerminal(
@@ -330,10 +377,6 @@ def test_a_park_names_its_own_merchants_terminals_and_existing_door_points(api: 
     with ctx.db.session() as s:
         s.add_all([*rows, AccessPoint(id=f"D-{tag}", name="gate", api_key_id=door_key)])
         s.commit()
-    spec = copy.deepcopy(park["spec"])
-    spec.pop("welfare")
-    spec.pop("fee_mandates")
-    spec["id"] = f"gates-{tag}"
     r = api.operator.post("/v1/parks", json={**spec, "terminals": [f"T-{tag}-0", f"T-{tag}-1"]})
     assert r.status_code == 422 and problem_type(r) == "park-terminal-not-a-park-merchant", r.text
     assert "terminals.1" in r.json()["detail"]
@@ -342,3 +385,219 @@ def test_a_park_names_its_own_merchants_terminals_and_existing_door_points(api: 
     )
     assert r.status_code == 201, r.text
     assert (r.json()["terminals"], r.json()["door_points"], r.json()["welfare_programme"]) == (1, 1, None)
+
+
+def _stored_park_rows(api: Api, park_id: str) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from services.operator.families.park.models import Park, ParkWallet
+
+    with api.app.state.ctx.db.session() as s:
+        parks = s.scalar(select(func.count()).select_from(Park).where(Park.id == park_id))
+        claims = s.scalar(select(func.count()).select_from(ParkWallet).where(ParkWallet.park_id == park_id))
+    return int(parks or 0), int(claims or 0)
+
+
+@pytest.mark.parametrize("place", ["payer", "staff", "merchant"])
+def test_a_wallet_of_one_park_is_refused_to_another(api: Api, place: str) -> None:
+    """A red team put one wallet in two parks and both reports counted it: now the second park
+    is refused whole (409 ``park-wallet-taken`` naming the wallet and the other park)."""
+    tag = uuid.uuid4().hex[:6]
+    first = _small_park(api, f"{tag}a")
+    assert api.operator.post("/v1/parks", json=first).status_code == 201
+    second = _small_park(api, f"{tag}b")
+    shared, field = {
+        "payer": (first["tenants"][0]["payer"], "tenants.0.payer"),
+        "staff": (first["tenants"][0]["staff"][1], "tenants.0.staff.1"),
+        "merchant": (first["merchants"][0]["wallet"], "merchants.0.wallet"),
+    }[place]
+    if place == "payer":
+        second["tenants"][0]["payer"] = shared
+    elif place == "staff":
+        second["tenants"][0]["staff"][1] = shared
+    else:
+        second["merchants"][0]["wallet"] = shared
+    r = api.operator.post("/v1/parks", json=second)
+    assert r.status_code == 409 and problem_type(r) == "park-wallet-taken", r.text
+    body = r.json()
+    assert (body["wallet"], body["park"], body["field"]) == (shared, first["id"], field)
+    assert shared in body["detail"] and first["id"] in body["detail"]
+    assert problem_type(api.auditor.get(f"/v1/parks/{second['id']}")) == "park-not-found"
+    assert _stored_park_rows(api, second["id"]) == (0, 0)  # nothing of the second park stored
+    assert _stored_park_rows(api, first["id"]) == (1, 4)  # payer, 2 staff, canteen
+
+
+def test_two_parks_posted_at_once_cannot_both_take_a_wallet(api: Api) -> None:
+    import threading
+
+    tag = uuid.uuid4().hex[:6]
+    one, two = _small_park(api, f"{tag}a"), _small_park(api, f"{tag}b")
+    two["tenants"][0]["staff"].append(one["tenants"][0]["staff"][0])  # both name this staff wallet
+    answers: list[httpx.Response] = []
+    go = threading.Barrier(2)
+
+    def post(spec: dict) -> None:
+        go.wait()
+        answers.append(api.operator.post("/v1/parks", json=spec))
+
+    threads = [threading.Thread(target=post, args=(spec,)) for spec in (one, two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in answers) == [201, 409], [r.text for r in answers]
+    loser = next(r for r in answers if r.status_code == 409)
+    assert problem_type(loser) == "park-wallet-taken", loser.text
+    winner = one if answers[0 if answers[0].status_code == 201 else 1].json()["id"] == one["id"] else two
+    other = two if winner is one else one
+    assert _stored_park_rows(api, other["id"]) == (0, 0)
+    assert _stored_park_rows(api, winner["id"])[0] == 1
+
+
+def test_a_frozen_held_or_retired_wallet_is_refused_naming_its_field(api: Api) -> None:
+    tag = uuid.uuid4().hex[:6]
+    spec = _small_park(api, tag)
+    staff0, staff1 = spec["tenants"][0]["staff"]
+    canteen = spec["merchants"][0]["wallet"]
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": canteen}).status_code == 200
+    r = api.operator.post("/v1/parks", json=spec)
+    assert r.status_code == 409 and problem_type(r) == "park-wallet-frozen", r.text
+    assert (r.json()["field"], r.json()["wallet"]) == ("merchants.0.wallet", canteen)
+    assert "merchants.0.wallet" in r.json()["detail"] and canteen in r.json()["detail"]
+    assert api.post("regulator", "/v1/regulator/unfreeze", {"address": canteen}).status_code == 200
+
+    assert api.post("operator", "/v1/issuance", {"to": staff1, "amount_fen": 500}).status_code == 200
+    held = api.post(
+        "regulator",
+        "/v1/regulator/holds",
+        {"wallet": staff1, "amount_fen": 300, "reason": "judicial freeze", "case_number": f"(2026)苏{tag}"},
+    )
+    assert held.status_code == 201, held.text
+    r = api.operator.post("/v1/parks", json=spec)
+    assert r.status_code == 409 and problem_type(r) == "park-wallet-held", r.text
+    assert (r.json()["field"], r.json()["wallet"], r.json()["held_fen"]) == ("tenants.0.staff.1", staff1, 300)
+    assert api.post("regulator", f"/v1/regulator/holds/{held.json()['hold_id']}/lift").status_code == 200
+
+    r = api.post("operator", f"/v1/wallets/{staff0}/recovery", {"evidence": "face check at counter 3"})
+    assert r.status_code == 201, r.text
+    approved = api.post("regulator", f"/v1/regulator/recoveries/{r.json()['recovery_id']}/approve")
+    assert approved.status_code == 200, approved.text
+    r = api.operator.post("/v1/parks", json=spec)
+    assert r.status_code == 410 and problem_type(r) == "wallet-retired", r.text
+    assert "tenants.0.staff.0" in r.json()["detail"] and staff0 in r.json()["detail"]
+    assert _stored_park_rows(api, spec["id"]) == (0, 0)
+
+
+def test_card_taps_and_door_access_per_day_and_tenant_match_the_chain(api: Api) -> None:
+    """Staff of two tenants tap their cards at the park canteen's terminal and pass its gate;
+    the report counts the taps (against the chain's settlements and balances) and the door's
+    decisions (against the gateway's log), per Beijing day and tenant."""
+    from eth_account import Account as Acct
+    from sqlalchemy import select
+
+    from chain.clients.hardwallet import Payment, sign_payment
+    from services.common.operations import perform
+    from services.common.refunds import beijing_day
+    from services.gateway.families.hardwallet.models import AccessDecision
+    from services.gateway.families.hardwallet.schemas import (
+        AccessIn,
+        AccessPointIn,
+        GrantIn,
+        SignedPaymentIn,
+        TerminalIn,
+    )
+    from services.gateway.families.hardwallet.service import access, offline_payments
+    from services.gateway.families.hardwallet.service.terminals import register_terminal
+    from services.operator.families.refunds.spotcheck import robot_key
+    from wallets.hardwallet import access_digest
+
+    ctx, ops = api.app.state.ctx, api.app.state.ops
+    key = robot_key(ctx)  # any operator key row stands for the gateway's
+    tag = uuid.uuid4().hex[:6]
+    spec = _small_park(api, tag, staff=1)
+    (w1,) = spec["tenants"][0]["staff"]
+    other_payer = api.new_wallet(kind="institution", tier=1, name="second tenant")
+    (w2,) = _staff(api, tag, 1, "second")
+    spec["tenants"].append({"id": "t2", "name": "T2", "payer": other_payer, "staff": [w2]})
+    canteen = spec["merchants"][0]["wallet"]
+    terminal = register_terminal(ctx, key, TerminalIn(merchant=canteen, location="small canteen"))
+    door = access.create_point(ctx, key, AccessPointIn(name="gate", location="north"))
+    access.add_grant(ctx, key, door.id, GrantIn(holder=w1))  # w2 is not on the gate's list
+    spec.update(terminals=[terminal.id], door_points=[door.id])
+    assert api.operator.post("/v1/parks", json=spec).status_code == 201
+
+    cards = {}
+    for w in (w1, w2):
+        assert api.post("operator", "/v1/issuance", {"to": w, "amount_fen": 100_00}).status_code == 200
+        card = Acct.create()
+        body = {"card": card.address, "holder": w, "form": "card", "serial": f"park-{tag}"}
+        perform(ops, "spotcheck.card.register", key, f"park-test:{tag}:{w}:reg", body, target=card.address)
+        body = {"card": card.address, "holder": w, "amount_fen": 50_00}
+        perform(ops, "spotcheck.card.load", key, f"park-test:{tag}:{w}:load", body, target=card.address)
+        cards[w] = card
+    from services.common.models import GatewayTerminal
+
+    with ctx.db.session() as s:
+        at = s.get(GatewayTerminal, terminal.id)
+    now = int(time.time())
+    taps = [(w1, 12_00, 1), (w1, 8_00, 2), (w2, 15_00, 1)]
+    signed = [
+        SignedPaymentIn.model_validate(
+            sign_payment(
+                bytes(cards[w].key), Payment(cards[w].address, canteen, fen, n, now), ctx.hardwallet.domain
+            ).to_json()
+        ).model_dump()
+        for w, fen, n in taps
+    ]
+    out = offline_payments.upload(ctx, ops, key, at, f"park-test:{tag}:upload", signed, "spotcheck.settle")
+    assert out.status == "confirmed" and [r.outcome for r in out.results] == ["settled"] * 3
+
+    def knock(w: str) -> None:
+        challenge = access.new_challenge(ctx, access.point(ctx, door.id), 30)
+        digest = access_digest(
+            cards[w].address, bytes.fromhex(challenge.challenge[2:]), ctx.hardwallet.domain
+        )
+        sig = Acct.unsafe_sign_hash(digest, cards[w].key).signature.hex()
+        body = AccessIn(
+            card=cards[w].address, challenge=challenge.challenge, signature="0x" + sig.removeprefix("0x")
+        )
+        access.decide(ctx, access.point(ctx, door.id), body)
+
+    for w in (w1, w1, w2):
+        knock(w)
+
+    rep = api.auditor.get(f"/v1/parks/{spec['id']}/report").json()
+    # against the chain: the cards' settled totals, the canteen's balance (it had nothing before)
+    assert ctx.hardwallet.card(cards[w1].address).settled == 20_00
+    assert ctx.hardwallet.card(cards[w2].address).settled == 15_00
+    assert balance(api, canteen) == rep["card_tap_fen"]["fen"] == 35_00 and rep["card_taps"] == 3
+    assert rep["spent_inside"]["fen"] == 35_00  # the staff's own cash, loaded on their cards
+    settled = ctx.hardwallet.contract.events.PaymentSettled().get_logs(
+        from_block=api.w3.eth.get_transaction_receipt(out.tx_hash)["blockNumber"]
+    )
+    assert sorted(int(e["args"]["amount"]) for e in settled if e["args"]["merchant"] == canteen) == [
+        8_00,
+        12_00,
+        15_00,
+    ]
+    # against the gateway's log: two entries of t1's staff, t2's staff denied once
+    with ctx.db.session() as s:
+        logged = s.scalars(select(AccessDecision).where(AccessDecision.access_point_id == door.id)).all()
+    assert sorted(d.allowed for d in logged) == [False, True, True]
+    assert (rep["door_entries"], rep["door_denied"]) == (2, 1)
+    day = beijing_day(datetime.now(UTC))
+    lines = {a["tenant"]: a for a in rep["activity"] if a["day"] == day}
+    assert {
+        t: (a["card_taps"], a["card_tap_fen"]["fen"], a["door_entries"], a["door_denied"])
+        for t, a in lines.items()
+    } == {
+        "t1": (2, 20_00, 2, 0),
+        "t2": (1, 15_00, 0, 1),
+    }
+    for lang, words in (
+        ("zh", ("园区终端刷卡笔数", "门禁通行次数")),
+        ("en", ("Card taps at the park's terminals", "Door entries")),
+    ):
+        page = api.auditor.get(f"/v1/parks/{spec['id']}/report", params={"format": "html", "lang": lang})
+        assert all(w in page.text for w in words) and '<dd id="card-taps">3</dd>' in page.text
+        assert '<dd id="door-entries">2</dd>' in page.text

@@ -296,7 +296,7 @@ def _terminal(api: Api, merchant: str, location: str) -> str:
     return register_terminal(ctx, robot_key(ctx), TerminalIn(merchant=merchant, location=location)).id
 
 
-def test_the_robot_probes_every_terminal_with_its_card_and_a_frozen_merchants_fails(
+def test_the_robot_probes_every_terminal_with_its_card_and_skips_a_frozen_merchants(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sqlalchemy import func, select

@@ -596,7 +596,7 @@ def test_card_taps_and_door_access_per_day_and_tenant_match_the_chain(api: Api) 
     }
     for lang, words in (
         ("zh", ("园区终端刷卡笔数", "门禁通行次数")),
-        ("en", ("Card taps at the park's terminals", "Door entries")),
+        ("en", ("Card tap amount", "Door entries")),
     ):
         page = api.auditor.get(f"/v1/parks/{spec['id']}/report", params={"format": "html", "lang": lang})
         assert all(w in page.text for w in words) and '<dd id="card-taps">3</dd>' in page.text

@@ -31,7 +31,7 @@ from sqlalchemy.engine import CursorResult
 
 from chain.clients.token import Kind
 from chain.families import FAMILIES
-from services.common.context import ServiceContext
+from services.common.context import ServiceContext, refuse_retired
 from services.common.humanize import wallet_names
 from services.common.keys import Role, create_key
 from services.common.models import ApiKey, ChainEvent, Wallet, utcnow
@@ -86,13 +86,7 @@ def create_challenge(ctx: ServiceContext, wallet: str, domain: str, uri: str) ->
     info = ctx.cash.wallet(wallet)
     if not info.registered:
         raise Problem(404, "wallet-not-registered", "The wallet is not registered", wallet)
-    if ctx.cash.is_retired(wallet):
-        raise Problem(
-            410,
-            "wallet-retired",
-            "The wallet was retired by a recovery",
-            f"{wallet}: sign in with its successor, {ctx.cash.successor_of(wallet)}",
-        )
+    refuse_retired(ctx, wallet, then="sign in with")
     nonce = secrets.token_hex(16)
     now = utcnow()
     until = now + CHALLENGE_TTL
@@ -173,13 +167,8 @@ def issue_custodial_key(
     with ctx.db.session() as s:
         row = s.get(Wallet, wallet)
         custodial = row is not None and row.custody == "custodial"
-    if custodial and ctx.cash.is_retired(wallet):
-        raise Problem(
-            410,
-            "wallet-retired",
-            "Wallet retired: it was recovered to a new wallet",
-            f"{wallet}: issue the key for its successor, {ctx.cash.successor_of(wallet)}",
-        )
+    if custodial:
+        refuse_retired(ctx, wallet, then="issue the key for")
     if not custodial or not ctx.cash.wallet(wallet).registered:
         raise Problem(
             422,

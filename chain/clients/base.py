@@ -20,6 +20,13 @@ from chain.manifest import Manifest
 from chain.sender import Transactor
 
 _DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+#: The ``EIP712Domain`` entry of an ``eth_signTypedData_v4`` message's ``types``.
+DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 
 
 class ContractClient:

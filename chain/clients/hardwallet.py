@@ -21,7 +21,7 @@ from eth_keys import keys
 from eth_utils import to_checksum_address
 from web3.contract.contract import ContractFunction
 
-from chain.clients.base import ContractClient, Eip712Domain
+from chain.clients.base import DOMAIN_FIELDS, ContractClient, Eip712Domain
 from chain.sender import TxResult
 
 # -- the signed payment (shared with wallets.hardwallet) -----------------------------------------
@@ -37,12 +37,6 @@ PAYMENT_FIELDS = [
     {"name": "time", "type": "uint64"},
 ]
 PAYMENT_TYPEHASH = keccak(PAYMENT_TYPE.encode())
-_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 MAX_BATCH = 100  # HardWalletSettlement.MAX_BATCH
 
@@ -118,7 +112,7 @@ class Payment:
     def typed_data(self, domain: PaymentDomain) -> dict[str, Any]:
         """The full EIP-712 message, as wallets and ``eth_signTypedData_v4`` take it."""
         return {
-            "types": {"EIP712Domain": _DOMAIN_FIELDS, "Payment": PAYMENT_FIELDS},
+            "types": {"EIP712Domain": DOMAIN_FIELDS, "Payment": PAYMENT_FIELDS},
             "primaryType": "Payment",
             "domain": domain.as_dict(),
             "message": {

@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
-from chain.clients.base import ContractClient
+from chain.clients.base import DOMAIN_FIELDS, ContractClient
 from chain.sender import TxResult
 
 
@@ -155,12 +155,7 @@ class PrepaidClient(ContractClient):
         """The consumer's EIP-712 ``Consume`` signature (phone or card at the counter)."""
         typed = {
             "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
+                "EIP712Domain": DOMAIN_FIELDS,
                 "Consume": [
                     {"name": "packageId", "type": "uint256"},
                     {"name": "sessions", "type": "uint256"},

@@ -17,7 +17,7 @@ from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3.contract.contract import ContractFunction
 
-from chain.clients.base import ContractClient
+from chain.clients.base import DOMAIN_FIELDS, ContractClient
 from chain.merkle import MerkleTree
 from chain.sender import TxResult
 
@@ -195,12 +195,7 @@ def spend_typed_data(
     """The EIP-712 ``Spend`` a holder signs (phone or card at the till) for a merchant to submit."""
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": DOMAIN_FIELDS,
             "Spend": [
                 {"name": "programmeId", "type": "uint256"},
                 {"name": "merchant", "type": "address"},

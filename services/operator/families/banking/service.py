@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from chain.accounts import INSTITUTION_DEV_ACCOUNTS, dev_account
 from services.common.context import ServiceContext
-from services.common.models import ApiKey, Operation, utcnow
+from services.common.models import ApiKey, Operation, aware, utcnow
 from services.common.operations import Operations, fault_point, perform, request_hash
 from services.common.problems import Problem, jsonable
 from services.common.scope import check_scope, institution_of
@@ -464,7 +464,7 @@ class Transfers:
             ).all()
         counts: dict[str, int] = {}
         for transfer_id, updated in rows:
-            if grace_s and _aware(updated) > cutoff:
+            if grace_s and aware(updated) > cutoff:
                 continue
             try:
                 t = self.drive(transfer_id)
@@ -476,10 +476,6 @@ class Transfers:
 
     def reconcile_all(self) -> dict[str, int]:
         return self.reconcile(grace_s=0)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _stored(problem: Problem) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from chain.families import FAMILIES
 from services.common.context import ServiceContext, refuse_retired
 from services.common.humanize import wallet_names
 from services.common.keys import Role, create_key
-from services.common.models import ApiKey, ChainEvent, Wallet, utcnow
+from services.common.models import ApiKey, ChainEvent, Wallet, aware, utcnow
 from services.common.operations import Operations, perform
 from services.common.paging import PageQuery, paginate
 from services.common.problems import Problem
@@ -118,7 +118,7 @@ def open_session(ctx: ServiceContext, message: str, signature: str) -> tuple[Api
             raise Problem(422, "challenge-unknown", "The message is not a challenge of this service", nonce)
         if row.used_at is not None:
             raise Problem(409, "challenge-used", "This challenge was used already", "ask for a new one")
-        if _aware(row.expires_at) <= utcnow():
+        if aware(row.expires_at) <= utcnow():
             raise Problem(410, "challenge-expired", "The challenge expired", "ask for a new one")
         wallet = row.wallet
         row_id = row.id
@@ -151,12 +151,6 @@ def open_session(ctx: ServiceContext, message: str, signature: str) -> tuple[Api
         s.refresh(key_row)
         s.expunge(key_row)
     return key_row, key
-
-
-def _aware(t: datetime) -> datetime:
-    from datetime import UTC
-
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def issue_custodial_key(

@@ -8,11 +8,11 @@ from enum import IntEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
+from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
-from chain.manifest import Manifest
-from chain.sender import Transactor, TxResult
+from chain.clients.base import ContractClient
+from chain.sender import TxResult
 
 ZERO_HASH = b"\x00" * 32
 
@@ -157,18 +157,15 @@ def _tiers(tiers: Sequence[Tier]) -> list[tuple[int, int, bool, int]]:
     return [t.as_tuple() for t in tiers]
 
 
-class CollectiveClient:
+class CollectiveClient(ContractClient):
     """Every call of CollectiveFund; writes take the signing account explicitly."""
 
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.fund = manifest.contract(w3, "CollectiveFund")
-        self.cash = manifest.contract(w3, "DigitalCash")
+    CONTRACT = "CollectiveFund"
 
     @property
-    def address(self) -> str:
-        return str(self.fund.address)
+    def fund(self) -> Contract:
+        """The CollectiveFund contract (``contract``), by the name callers knew it."""
+        return self.contract
 
     # -- township --------------------------------------------------------------------------
     #
@@ -184,7 +181,7 @@ class CollectiveClient:
         tiers: Sequence[Tier],
         proposal_lifetime: int,
     ) -> ContractFunction:
-        return self.fund.functions.createCollective(
+        return self.contract.functions.createCollective(
             supervisor,
             name_hash,
             [a for a, _ in officers],
@@ -208,14 +205,14 @@ class CollectiveClient:
         return int(result.named("CollectiveCreated")[0]["collectiveId"]), result
 
     def set_supervisor_call(self, collective_id: int, supervisor: str) -> ContractFunction:
-        return self.fund.functions.setSupervisor(collective_id, supervisor)
+        return self.contract.functions.setSupervisor(collective_id, supervisor)
 
     def set_supervisor(self, township: LocalAccount, collective_id: int, supervisor: str) -> TxResult:
         return self.tx.transact(township, self.set_supervisor_call(collective_id, supervisor))
 
     def set_split_window_call(self, window_days: int) -> ContractFunction:
         """Township: payments to a payee this many days back count toward a new proposal's tier."""
-        return self.fund.functions.setSplitWindow(window_days)
+        return self.contract.functions.setSplitWindow(window_days)
 
     def set_split_window(self, township: LocalAccount, window_days: int) -> TxResult:
         return self.tx.transact(township, self.set_split_window_call(window_days))
@@ -223,7 +220,7 @@ class CollectiveClient:
     # -- supervisor ------------------------------------------------------------------------
 
     def set_officer_call(self, collective_id: int, account: str, role: OfficerRole) -> ContractFunction:
-        return self.fund.functions.setOfficer(collective_id, account, int(role))
+        return self.contract.functions.setOfficer(collective_id, account, int(role))
 
     def set_officer(
         self, supervisor: LocalAccount, collective_id: int, account: str, role: OfficerRole
@@ -233,7 +230,7 @@ class CollectiveClient:
     def set_rules_call(
         self, collective_id: int, tiers: Sequence[Tier], proposal_lifetime: int
     ) -> ContractFunction:
-        return self.fund.functions.setRules(collective_id, _tiers(tiers), proposal_lifetime)
+        return self.contract.functions.setRules(collective_id, _tiers(tiers), proposal_lifetime)
 
     def set_rules(
         self, supervisor: LocalAccount, collective_id: int, tiers: Sequence[Tier], proposal_lifetime: int
@@ -244,7 +241,9 @@ class CollectiveClient:
         self, collective_id: int, year: int, lines: Sequence[tuple[bytes, int]]
     ) -> ContractFunction:
         """Open fiscal ``year`` with budget ``lines`` as (name, budget in fen)."""
-        return self.fund.functions.openYear(collective_id, year, [n for n, _ in lines], [b for _, b in lines])
+        return self.contract.functions.openYear(
+            collective_id, year, [n for n, _ in lines], [b for _, b in lines]
+        )
 
     def open_year(
         self, supervisor: LocalAccount, collective_id: int, year: int, lines: Sequence[tuple[bytes, int]]
@@ -252,13 +251,13 @@ class CollectiveClient:
         return self.tx.transact(supervisor, self.open_year_call(collective_id, year, lines))
 
     def amend_budget_call(self, collective_id: int, line: int, budget: int) -> ContractFunction:
-        return self.fund.functions.amendBudget(collective_id, line, budget)
+        return self.contract.functions.amendBudget(collective_id, line, budget)
 
     def amend_budget(self, supervisor: LocalAccount, collective_id: int, line: int, budget: int) -> TxResult:
         return self.tx.transact(supervisor, self.amend_budget_call(collective_id, line, budget))
 
     def freeze_call(self, collective_id: int, reason_hash: bytes = ZERO_HASH) -> ContractFunction:
-        return self.fund.functions.freeze(collective_id, reason_hash)
+        return self.contract.functions.freeze(collective_id, reason_hash)
 
     def freeze(
         self, supervisor: LocalAccount, collective_id: int, reason_hash: bytes = ZERO_HASH
@@ -266,7 +265,7 @@ class CollectiveClient:
         return self.tx.transact(supervisor, self.freeze_call(collective_id, reason_hash))
 
     def unfreeze_call(self, collective_id: int) -> ContractFunction:
-        return self.fund.functions.unfreeze(collective_id)
+        return self.contract.functions.unfreeze(collective_id)
 
     def unfreeze(self, supervisor: LocalAccount, collective_id: int) -> TxResult:
         return self.tx.transact(supervisor, self.unfreeze_call(collective_id))
@@ -282,7 +281,9 @@ class CollectiveClient:
         purpose_hash: bytes = ZERO_HASH,
         attachment_hash: bytes = ZERO_HASH,
     ) -> ContractFunction:
-        return self.fund.functions.propose(collective_id, payee, amount, line, purpose_hash, attachment_hash)
+        return self.contract.functions.propose(
+            collective_id, payee, amount, line, purpose_hash, attachment_hash
+        )
 
     def propose(
         self,
@@ -300,25 +301,25 @@ class CollectiveClient:
         return int(result.named("ProposalCreated")[0]["proposalId"]), result
 
     def approve_call(self, proposal_id: int) -> ContractFunction:
-        return self.fund.functions.approve(proposal_id)
+        return self.contract.functions.approve(proposal_id)
 
     def approve(self, approver: LocalAccount, proposal_id: int) -> TxResult:
         return self.tx.transact(approver, self.approve_call(proposal_id))
 
     def reject_call(self, proposal_id: int, reason_hash: bytes = ZERO_HASH) -> ContractFunction:
-        return self.fund.functions.reject(proposal_id, reason_hash)
+        return self.contract.functions.reject(proposal_id, reason_hash)
 
     def reject(self, approver: LocalAccount, proposal_id: int, reason_hash: bytes = ZERO_HASH) -> TxResult:
         return self.tx.transact(approver, self.reject_call(proposal_id, reason_hash))
 
     def cancel_call(self, proposal_id: int) -> ContractFunction:
-        return self.fund.functions.cancel(proposal_id)
+        return self.contract.functions.cancel(proposal_id)
 
     def cancel(self, proposer: LocalAccount, proposal_id: int) -> TxResult:
         return self.tx.transact(proposer, self.cancel_call(proposal_id))
 
     def execute_call(self, proposal_id: int) -> ContractFunction:
-        return self.fund.functions.execute(proposal_id)
+        return self.contract.functions.execute(proposal_id)
 
     def execute(self, officer: LocalAccount, proposal_id: int) -> TxResult:
         return self.tx.transact(officer, self.execute_call(proposal_id))
@@ -328,7 +329,7 @@ class CollectiveClient:
     def register_asset_call(
         self, collective_id: int, kind: AssetKind, value: int, description_hash: bytes = ZERO_HASH
     ) -> ContractFunction:
-        return self.fund.functions.registerAsset(collective_id, int(kind), value, description_hash)
+        return self.contract.functions.registerAsset(collective_id, int(kind), value, description_hash)
 
     def register_asset(
         self,
@@ -351,7 +352,7 @@ class CollectiveClient:
         ends_at: int,
         contract_hash: bytes = ZERO_HASH,
     ) -> ContractFunction:
-        return self.fund.functions.setIncomeContract(
+        return self.contract.functions.setIncomeContract(
             asset_id, counterparty, annual_income, ends_at, contract_hash
         )
 
@@ -370,7 +371,7 @@ class CollectiveClient:
     def revalue_asset_call(
         self, asset_id: int, value: int, evidence_hash: bytes = ZERO_HASH
     ) -> ContractFunction:
-        return self.fund.functions.revalueAsset(asset_id, value, evidence_hash)
+        return self.contract.functions.revalueAsset(asset_id, value, evidence_hash)
 
     def revalue_asset(
         self, supervisor: LocalAccount, asset_id: int, value: int, evidence_hash: bytes = ZERO_HASH
@@ -378,7 +379,7 @@ class CollectiveClient:
         return self.tx.transact(supervisor, self.revalue_asset_call(asset_id, value, evidence_hash))
 
     def retire_asset_call(self, asset_id: int, reason_hash: bytes = ZERO_HASH) -> ContractFunction:
-        return self.fund.functions.retireAsset(asset_id, reason_hash)
+        return self.contract.functions.retireAsset(asset_id, reason_hash)
 
     def retire_asset(
         self, supervisor: LocalAccount, asset_id: int, reason_hash: bytes = ZERO_HASH
@@ -387,7 +388,7 @@ class CollectiveClient:
 
     def approve_cash_call(self, amount: int) -> ContractFunction:
         """Let the fund pull ``amount`` fen from the signer (before ``record_income``)."""
-        return self.cash.functions.approve(self.fund.address, amount)
+        return self.cash.functions.approve(self.contract.address, amount)
 
     def approve_cash(self, payer: LocalAccount, amount: int) -> TxResult:
         """Let the fund pull ``amount`` fen from ``payer`` (before ``record_income``)."""
@@ -397,7 +398,7 @@ class CollectiveClient:
         self, collective_id: int, amount: int, asset_id: int = 0, memo_hash: bytes = ZERO_HASH
     ) -> ContractFunction:
         """Pay ``amount`` in, tagged to ``asset_id`` (0: none); the payer must have approved it."""
-        return self.fund.functions.recordIncome(collective_id, asset_id, amount, memo_hash)
+        return self.contract.functions.recordIncome(collective_id, asset_id, amount, memo_hash)
 
     def record_income(
         self,
@@ -417,7 +418,7 @@ class CollectiveClient:
     # -- views -----------------------------------------------------------------------------
 
     def collective(self, collective_id: int) -> Collective:
-        raw = self.tx.call(self.fund.functions.collectiveOf(collective_id))
+        raw = self.tx.call(self.contract.functions.collectiveOf(collective_id))
         return Collective(
             collective_id,
             raw[0],
@@ -511,7 +512,7 @@ class CollectiveClient:
         )
 
     def counts(self) -> dict[str, int]:
-        f = self.fund.functions
+        f = self.contract.functions
         return {
             "collectives": int(self.tx.call(f.collectiveCount())),
             "proposals": int(self.tx.call(f.proposalCount())),
@@ -519,7 +520,7 @@ class CollectiveClient:
         }
 
     def total_balance(self) -> int:
-        return int(self.tx.call(self.fund.functions.totalBalance()))
+        return int(self.tx.call(self.contract.functions.totalBalance()))
 
     def _call(self, name: str, *args: Any) -> Any:
-        return self.tx.call(self.fund.functions[name](*args))
+        return self.tx.call(self.contract.functions[name](*args))

@@ -19,17 +19,15 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
-from web3 import Web3
 from web3.contract.contract import ContractFunction
 
-from chain.manifest import Manifest
-from chain.sender import Transactor, TxResult
+from chain.clients.base import ContractClient, Eip712Domain
+from chain.sender import TxResult
 
 DOMAIN_NAME = "XcpayDevices"
 DOMAIN_VERSION = "1"
 PREAUTH_TYPE = "PreAuth(address card,address merchant,uint256 maxAmount,uint64 counter,uint64 time)"
 PREAUTH_TYPEHASH = keccak(PREAUTH_TYPE.encode())
-_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 
 
 class PreAuthStatus(IntEnum):
@@ -42,25 +40,11 @@ class PreAuthStatus(IntEnum):
 
 
 @dataclass(frozen=True)
-class DeviceDomain:
+class DeviceDomain(Eip712Domain):
     """The EIP-712 domain of pre-authorisations: one chain, one DevicePayments contract."""
 
-    chain_id: int
-    verifying_contract: str
-
-    def separator(self) -> bytes:
-        return keccak(
-            encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    keccak(_DOMAIN_TYPE.encode()),
-                    keccak(DOMAIN_NAME.encode()),
-                    keccak(DOMAIN_VERSION.encode()),
-                    self.chain_id,
-                    self.verifying_contract,
-                ],
-            )
-        )
+    NAME = DOMAIN_NAME
+    VERSION = DOMAIN_VERSION
 
 
 @dataclass(frozen=True)
@@ -148,19 +132,11 @@ class Programme:
     paid: int
 
 
-class DeviceClient:
-    """Pre-authorisations and recycling payouts (``DevicePayments``)."""
+class DeviceClient(ContractClient):
+    """Pre-authorisations and recycling payouts (``DevicePayments``); ``address`` is the spender a
+    pre-authorisation's or a funding's allowance names."""
 
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.contract = manifest.contract(w3, "DevicePayments")
-        self.cash = manifest.contract(w3, "DigitalCash")
-
-    @property
-    def address(self) -> str:
-        """The contract's address (the spender a pre-authorisation's or a funding's allowance names)."""
-        return str(self.contract.address)
+    CONTRACT = "DevicePayments"
 
     @property
     def domain(self) -> DeviceDomain:

@@ -9,12 +9,11 @@ from enum import IntEnum
 from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
-from web3 import Web3
 from web3.contract.contract import ContractFunction
 
-from chain.manifest import Manifest
+from chain.clients.base import ContractClient
 from chain.merkle import MerkleTree
-from chain.sender import Transactor, TxResult
+from chain.sender import TxResult
 
 MAX_ROWS = 200  # Disbursement.MAX_ROWS
 
@@ -112,21 +111,12 @@ def merkle_tree(batch: bytes, rows: Sequence[Row]) -> MerkleTree:
     return MerkleTree([(batch, i, r.recipient, r.amount) for i, r in enumerate(rows)], LEAF_ENCODING)
 
 
-class DisbursementClient:
+class DisbursementClient(ContractClient):
     """The Disbursement contract: ``*_call`` methods build a write as a ``ContractFunction`` for
     whichever pipeline sends it (the services' Operations, or :meth:`Transactor.transact` in the
     methods below, used by tests, deploy and scripts); reads return typed values."""
 
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.contract = manifest.contract(w3, "Disbursement")
-        self.cash = manifest.contract(w3, "DigitalCash")
-
-    @property
-    def address(self) -> str:
-        """The contract's address: the spender a payer's allowance names."""
-        return str(self.contract.address)
+    CONTRACT = "Disbursement"
 
     # -- calls (one per write; nothing is sent here) ----------------------------------------
 

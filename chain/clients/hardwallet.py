@@ -19,11 +19,10 @@ from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_keys import keys
 from eth_utils import to_checksum_address
-from web3 import Web3
 from web3.contract.contract import ContractFunction
 
-from chain.manifest import Manifest
-from chain.sender import Transactor, TxResult
+from chain.clients.base import DOMAIN_FIELDS, ContractClient, Eip712Domain
+from chain.sender import TxResult
 
 # -- the signed payment (shared with wallets.hardwallet) -----------------------------------------
 
@@ -38,13 +37,6 @@ PAYMENT_FIELDS = [
     {"name": "time", "type": "uint64"},
 ]
 PAYMENT_TYPEHASH = keccak(PAYMENT_TYPE.encode())
-_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 MAX_BATCH = 100  # HardWalletSettlement.MAX_BATCH
 
@@ -88,33 +80,11 @@ RETRYABLE_REASONS = frozenset({RejectReason.MERCHANT_REFUSED, RejectReason.HOLDE
 
 
 @dataclass(frozen=True)
-class PaymentDomain:
+class PaymentDomain(Eip712Domain):
     """The EIP-712 domain: binds a signature to one chain and one settlement contract."""
 
-    chain_id: int
-    verifying_contract: str
-
-    def separator(self) -> bytes:
-        return keccak(
-            encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    keccak(_DOMAIN_TYPE.encode()),
-                    keccak(DOMAIN_NAME.encode()),
-                    keccak(DOMAIN_VERSION.encode()),
-                    self.chain_id,
-                    self.verifying_contract,
-                ],
-            )
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": self.chain_id,
-            "verifyingContract": to_checksum_address(self.verifying_contract),
-        }
+    NAME = DOMAIN_NAME
+    VERSION = DOMAIN_VERSION
 
 
 @dataclass(frozen=True)
@@ -142,7 +112,7 @@ class Payment:
     def typed_data(self, domain: PaymentDomain) -> dict[str, Any]:
         """The full EIP-712 message, as wallets and ``eth_signTypedData_v4`` take it."""
         return {
-            "types": {"EIP712Domain": _DOMAIN_FIELDS, "Payment": PAYMENT_FIELDS},
+            "types": {"EIP712Domain": DOMAIN_FIELDS, "Payment": PAYMENT_FIELDS},
             "primaryType": "Payment",
             "domain": domain.as_dict(),
             "message": {
@@ -337,19 +307,11 @@ class Limits:
     grace_period: int
 
 
-class HardWalletClient:
-    """Cards, loads, batch settlement and lost cards (``HardWalletSettlement``)."""
+class HardWalletClient(ContractClient):
+    """Cards, loads, batch settlement and lost cards (``HardWalletSettlement``); ``address`` is the
+    spender a load's allowance names."""
 
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.contract = manifest.contract(w3, "HardWalletSettlement")
-        self.cash = manifest.contract(w3, "DigitalCash")
-
-    @property
-    def address(self) -> str:
-        """The settlement contract's address (the spender a load's allowance names)."""
-        return str(self.contract.address)
+    CONTRACT = "HardWalletSettlement"
 
     @property
     def domain(self) -> PaymentDomain:
@@ -558,19 +520,11 @@ def order_ref(reference: str) -> bytes:
     return keccak(f"xcpay:quickpay:{reference}".encode())
 
 
-class QuickPayClient:
-    """Mandates (钱包快付): the holder grants and revokes, the merchant pulls (``QuickPay``)."""
+class QuickPayClient(ContractClient):
+    """Mandates (钱包快付): the holder grants and revokes, the merchant pulls (``QuickPay``);
+    ``address`` is the spender a pull's allowance names."""
 
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.contract = manifest.contract(w3, "QuickPay")
-        self.cash = manifest.contract(w3, "DigitalCash")
-
-    @property
-    def address(self) -> str:
-        """The QuickPay contract's address (the spender a pull's allowance names)."""
-        return str(self.contract.address)
+    CONTRACT = "QuickPay"
 
     # -- calls (unsent: the services send them through Operations, tests through ``tx``) ----
 

@@ -8,11 +8,11 @@ from enum import IntEnum
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
+from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
-from chain.manifest import Manifest
-from chain.sender import Transactor, TxResult
+from chain.clients.base import DOMAIN_FIELDS, ContractClient
+from chain.sender import TxResult
 
 
 class PackageStatus(IntEnum):
@@ -49,55 +49,51 @@ class MerchantEnrolment:
     ceiling: int
 
 
-class PrepaidClient:
+class PrepaidClient(ContractClient):
     """The PrepaidEscrow contract: ``*_call`` methods build a write as a ``ContractFunction`` for
     whichever pipeline sends it (the services' Operations, or :meth:`Transactor.transact` in the
     methods below, used by tests, deploy and scripts); reads return typed values."""
 
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.escrow = manifest.contract(w3, "PrepaidEscrow")
-        self.cash = manifest.contract(w3, "DigitalCash")
+    CONTRACT = "PrepaidEscrow"
 
     @property
-    def address(self) -> str:
-        """The escrow's address: the spender a consumer's allowance names."""
-        return str(self.escrow.address)
+    def escrow(self) -> Contract:
+        """The PrepaidEscrow contract (``contract``), by the name callers knew it."""
+        return self.contract
 
     # -- calls (one per write; nothing is sent here) ----------------------------------------
 
     def enrol_call(self, merchant: str, supervised_bps: int, ceiling: int = 0) -> ContractFunction:
-        return self.escrow.functions.enrolMerchant(merchant, supervised_bps, ceiling)
+        return self.contract.functions.enrolMerchant(merchant, supervised_bps, ceiling)
 
     def close_merchant_call(self, merchant: str) -> ContractFunction:
-        return self.escrow.functions.closeMerchant(merchant)
+        return self.contract.functions.closeMerchant(merchant)
 
     def prepay_call(
         self, merchant: str, sessions: int, unit_price: int, expires_at: int, cancellation_fee: int = 0
     ) -> ContractFunction:
         """The consumer's prepayment; the escrow pulls ``sessions * unit_price`` (allowance first)."""
-        return self.escrow.functions.prepay(merchant, sessions, unit_price, expires_at, cancellation_fee)
+        return self.contract.functions.prepay(merchant, sessions, unit_price, expires_at, cancellation_fee)
 
     def consume_call(self, package_id: int, sessions: int) -> ContractFunction:
-        return self.escrow.functions.consume(package_id, sessions)
+        return self.contract.functions.consume(package_id, sessions)
 
     def cancel_call(self, package_id: int) -> ContractFunction:
-        return self.escrow.functions.cancel(package_id)
+        return self.contract.functions.cancel(package_id)
 
     def claim_call(self, package_id: int, sessions: int, deadline: int, signature: bytes) -> ContractFunction:
-        return self.escrow.functions.claim(package_id, sessions, deadline, signature)
+        return self.contract.functions.claim(package_id, sessions, deadline, signature)
 
     def refund_call(self, package_id: int) -> ContractFunction:
-        return self.escrow.functions.refund(package_id)
+        return self.contract.functions.refund(package_id)
 
     def refund_batch_call(self, package_ids: list[int]) -> ContractFunction:
-        return self.escrow.functions.refundBatch(package_ids)
+        return self.contract.functions.refundBatch(package_ids)
 
     def recover_package_call(self, package_id: int, lost: str, successor: str) -> ContractFunction:
         """Anyone: open package ``package_id`` of the retired ``lost`` wallet becomes its registered
         successor's (``RecoveryWrongSuccessor`` for any other address, ``RecoveryNothingHeld`` twice)."""
-        return self.escrow.functions.recoverPackage(package_id, lost, successor)
+        return self.contract.functions.recoverPackage(package_id, lost, successor)
 
     # -- regulator -------------------------------------------------------------------------
 
@@ -112,7 +108,7 @@ class PrepaidClient:
     # -- consumer --------------------------------------------------------------------------
 
     def approve(self, consumer: LocalAccount, amount: int) -> TxResult:
-        return self.tx.transact(consumer, self.cash.functions.approve(self.escrow.address, amount))
+        return self.tx.transact(consumer, self.cash.functions.approve(self.contract.address, amount))
 
     def prepay(
         self,
@@ -159,12 +155,7 @@ class PrepaidClient:
         """The consumer's EIP-712 ``Consume`` signature (phone or card at the counter)."""
         typed = {
             "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
+                "EIP712Domain": DOMAIN_FIELDS,
                 "Consume": [
                     {"name": "packageId", "type": "uint256"},
                     {"name": "sessions", "type": "uint256"},
@@ -177,7 +168,7 @@ class PrepaidClient:
                 "name": "XcpayPrepaidEscrow",
                 "version": "1",
                 "chainId": chain_id if chain_id is not None else self.tx.chain_id,
-                "verifyingContract": verifying_contract or self.escrow.address,
+                "verifyingContract": verifying_contract or self.contract.address,
             },
             "message": {"packageId": package_id, "sessions": sessions, "nonce": nonce, "deadline": deadline},
         }
@@ -195,21 +186,21 @@ class PrepaidClient:
     # -- views -----------------------------------------------------------------------------
 
     def package(self, package_id: int) -> Package:
-        raw = self.tx.call(self.escrow.functions.packageOf(package_id))
+        raw = self.tx.call(self.contract.functions.packageOf(package_id))
         return Package(package_id, raw[0], raw[1], PackageStatus(raw[2]), *(int(v) for v in raw[3:]))
 
     def merchant(self, merchant: str) -> MerchantEnrolment:
-        e, c, bps, ceiling = self.tx.call(self.escrow.functions.merchantOf(merchant))
+        e, c, bps, ceiling = self.tx.call(self.contract.functions.merchantOf(merchant))
         return MerchantEnrolment(bool(e), bool(c), int(bps), int(ceiling))
 
     def packages_of(self, merchant: str, offset: int = 0, limit: int = 100) -> list[int]:
-        return [int(i) for i in self.tx.call(self.escrow.functions.packagesOf(merchant, offset, limit))]
+        return [int(i) for i in self.tx.call(self.contract.functions.packagesOf(merchant, offset, limit))]
 
     def package_count_of(self, merchant: str) -> int:
-        return int(self.tx.call(self.escrow.functions.packageCountOf(merchant)))
+        return int(self.tx.call(self.contract.functions.packageCountOf(merchant)))
 
     def totals(self) -> dict[str, int]:
-        f = self.escrow.functions
+        f = self.contract.functions
         return {
             "deposited": int(self.tx.call(f.totalDeposited())),
             "released": int(self.tx.call(f.totalReleased())),

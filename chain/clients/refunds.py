@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
-from web3 import Web3
 from web3.contract.contract import ContractFunction
 
-from chain.manifest import Manifest
-from chain.sender import Transactor, TxResult
+from chain.clients.base import ContractClient
+from chain.sender import TxResult
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -38,19 +37,10 @@ class RecordedPayment:
     voucher_refunded: int
 
 
-class RefundsClient:
+class RefundsClient(ContractClient):
     """Payments recorded for refunds, and the merchants' refunds (``MerchantRefunds``)."""
 
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.contract = manifest.contract(w3, "MerchantRefunds")
-        self.cash = manifest.contract(w3, "DigitalCash")
-
-    @property
-    def address(self) -> str:
-        """The contract's address (the spender a refund's allowance names)."""
-        return str(self.contract.address)
+    CONTRACT = "MerchantRefunds"
 
     # -- calls (unsent: the services send them through Operations, tests through ``tx``) ----
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
+from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
+from chain.clients.base import ContractClient
 from chain.clients.token import Kind
-from chain.manifest import Manifest
-from chain.sender import Transactor, TxResult
+from chain.sender import TxResult
 
 
 @dataclass(frozen=True)
@@ -32,34 +32,34 @@ class Institution:
         return self.reserve - self.outstanding
 
 
-class InstitutionsClient:
+class InstitutionsClient(ContractClient):
     """Every call of ``OperatorInstitutions``; writes take the signing account explicitly."""
 
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.manifest = manifest
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.book = manifest.contract(w3, "OperatorInstitutions")
-        self.address: str = self.book.address
+    CONTRACT = "OperatorInstitutions"
+
+    @property
+    def book(self) -> Contract:
+        """The OperatorInstitutions contract (``contract``), by the name callers knew it."""
+        return self.contract
 
     # -- central bank --------------------------------------------------------------------
 
     def add_institution_call(self, signer: str, name: bytes) -> ContractFunction:
-        return self.book.functions.addInstitution(signer, name)
+        return self.contract.functions.addInstitution(signer, name)
 
     def add_institution(self, central_bank: LocalAccount, signer: str, name: bytes) -> int:
         """Authorise an institution; its number."""
         self.tx.transact(central_bank, self.add_institution_call(signer, name))
-        return int(self.tx.call(self.book.functions.institutionOf(signer)))
+        return int(self.tx.call(self.contract.functions.institutionOf(signer)))
 
     def allocate_call(self, institution: int, amount: int) -> ContractFunction:
-        return self.book.functions.allocateReserve(institution, amount)
+        return self.contract.functions.allocateReserve(institution, amount)
 
     def allocate(self, central_bank: LocalAccount, institution: int, amount: int) -> TxResult:
         return self.tx.transact(central_bank, self.allocate_call(institution, amount))
 
     def withdraw_call(self, institution: int, amount: int) -> ContractFunction:
-        return self.book.functions.withdrawReserve(institution, amount)
+        return self.contract.functions.withdrawReserve(institution, amount)
 
     def withdraw(self, central_bank: LocalAccount, institution: int, amount: int) -> TxResult:
         return self.tx.transact(central_bank, self.withdraw_call(institution, amount))
@@ -70,7 +70,7 @@ class InstitutionsClient:
         self, wallet: str, kind: Kind, tier: int, category: int, identity_hash: bytes
     ) -> ContractFunction:
         """Register ``wallet`` as served by the signer's institution."""
-        return self.book.functions.registerWallet(wallet, int(kind), tier, category, identity_hash)
+        return self.contract.functions.registerWallet(wallet, int(kind), tier, category, identity_hash)
 
     def register(
         self, signer: LocalAccount, wallet: str, kind: Kind, tier: int, category: int, identity_hash: bytes
@@ -80,10 +80,10 @@ class InstitutionsClient:
     # -- views ---------------------------------------------------------------------------
 
     def count(self) -> int:
-        return int(self.tx.call(self.book.functions.institutionCount()))
+        return int(self.tx.call(self.contract.functions.institutionCount()))
 
     def institution(self, institution: int) -> Institution:
-        record = self.tx.call(self.book.functions.institutionRecord(institution))
+        record = self.tx.call(self.contract.functions.institutionRecord(institution))
         s, name, reserve, outstanding, issued, redeemed = record
         return Institution(institution, s, bytes(name), reserve, outstanding, issued, redeemed)
 
@@ -92,13 +92,13 @@ class InstitutionsClient:
 
     def institution_of(self, signer: str) -> int:
         """The institution ``signer`` signs for (0: none)."""
-        return int(self.tx.call(self.book.functions.institutionOf(signer)))
+        return int(self.tx.call(self.contract.functions.institutionOf(signer)))
 
     def served_by(self, wallet: str) -> int:
-        return int(self.tx.call(self.book.functions.servedBy(wallet)))
+        return int(self.tx.call(self.contract.functions.servedBy(wallet)))
 
     def totals(self) -> dict[str, int]:
-        f = self.book.functions
+        f = self.contract.functions
         return {
             "reserve": self.tx.call(f.totalReserve()),
             "issued": self.tx.call(f.totalIssued()),
@@ -113,7 +113,6 @@ def authorise_institution(
     token's admin grants its key the issuer role (the book still bounds it by its reserve, zero
     until the central bank allocates one). Its number."""
     institution = book.add_institution(central_bank, signer, name.encode()[:32].ljust(32, b"\0"))
-    cash = book.manifest.contract(book.w3, "DigitalCash")
-    issuer = cash.functions.ISSUER_ROLE().call()
-    book.tx.transact(admin, cash.functions.grantRole(issuer, signer))
+    issuer = book.cash.functions.ISSUER_ROLE().call()
+    book.tx.transact(admin, book.cash.functions.grantRole(issuer, signer))
     return institution

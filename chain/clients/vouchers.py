@@ -15,12 +15,11 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
-from web3 import Web3
 from web3.contract.contract import ContractFunction
 
-from chain.manifest import Manifest
+from chain.clients.base import DOMAIN_FIELDS, ContractClient
 from chain.merkle import MerkleTree
-from chain.sender import Transactor, TxResult
+from chain.sender import TxResult
 
 MAX_BATCH = 200  # VoucherProgrammes.MAX_BATCH
 MAX_CATEGORIES = 32  # VoucherProgrammes.MAX_CATEGORIES
@@ -196,12 +195,7 @@ def spend_typed_data(
     """The EIP-712 ``Spend`` a holder signs (phone or card at the till) for a merchant to submit."""
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": DOMAIN_FIELDS,
             "Spend": [
                 {"name": "programmeId", "type": "uint256"},
                 {"name": "merchant", "type": "address"},
@@ -243,16 +237,8 @@ def sign_spend(
     return bytes(Account.sign_message(encode_typed_data(full_message=typed), key).signature)
 
 
-class VoucherClient:
-    def __init__(self, w3: Web3, manifest: Manifest, tx: Transactor | None = None) -> None:
-        self.w3 = w3
-        self.tx = tx or Transactor(w3, manifest.error_decoder(), manifest.event_decoder(w3))
-        self.contract = manifest.contract(w3, "VoucherProgrammes")
-        self.cash = manifest.contract(w3, "DigitalCash")
-
-    @property
-    def address(self) -> str:
-        return str(self.contract.address)
+class VoucherClient(ContractClient):
+    CONTRACT = "VoucherProgrammes"
 
     # -- issuer ----------------------------------------------------------------------------
     #

@@ -131,13 +131,16 @@ def _optional_key(settings: Settings, role: str) -> LocalAccount | None:
     return service_account(settings, role)
 
 
-def refuse_retired(ctx: ServiceContext, wallet: str, what: str) -> None:
+def refuse_retired(ctx: ServiceContext, wallet: str, what: str = "", *, then: str = "address") -> None:
     """410 ``wallet-retired`` naming the successor when ``wallet`` was recovered: no new obligation
-    (a mandate, a card, a grant, a row) is ever addressed to a retired wallet."""
+    (a mandate, a card, a grant, a row) is ever addressed to a retired wallet, and no key signs in
+    for it. The one spelling of that answer: ``what`` says which part of the request named the
+    wallet, ``then`` what to do with the successor instead ("sign in with", "issue the key for")."""
     if ctx.cash.is_retired(wallet):
+        named = f"{wallet} ({what})" if what else wallet
         raise Problem(
             410,
             "wallet-retired",
             "Wallet retired: it was recovered to a new wallet",
-            f"{wallet} ({what}): address its successor, {ctx.cash.successor_of(wallet)}",
+            f"{named}: {then} its successor, {ctx.cash.successor_of(wallet)}",
         )

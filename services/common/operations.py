@@ -350,7 +350,7 @@ class Operations:
             raise  # unreachable: fail raises
         self._flush_unsent(call.signer.address)
         self._sign_and_send(op, call, params)
-        _fault_point("after_send", op.kind)
+        fault_point("after_send", op.kind)
 
     # -- two tiers: whose customers a key may act for ----------------------------------------
 
@@ -467,7 +467,7 @@ class Operations:
 
         try:
             self.ctx.tx.send_signed(
-                call.signer, params, store=store, before_send=lambda: _fault_point("before_send", op.kind)
+                call.signer, params, store=store, before_send=lambda: fault_point("before_send", op.kind)
             )
         except NodeRefused as exc:  # the bytes can never be mined
             self.fail(
@@ -714,7 +714,7 @@ def _stored(problem: Problem) -> dict[str, Any]:
     }
 
 
-def _fault_point(name: str, kind: str) -> None:
+def fault_point(name: str, kind: str) -> None:
     """Fail points for the crash tests (like etcd's gofail): ``XCPAY_FAULT=after_send:cash.issue``
     kills the process right after that kind's transaction left and before its outcome was
     recorded; ``before_send:<kind>`` after it was signed and stored but before it was sent."""

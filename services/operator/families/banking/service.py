@@ -39,8 +39,8 @@ from sqlalchemy.orm import Session
 
 from chain.accounts import INSTITUTION_DEV_ACCOUNTS, dev_account
 from services.common.context import ServiceContext
-from services.common.models import ApiKey, Operation, utcnow
-from services.common.operations import Operations, _fault_point, perform, request_hash
+from services.common.models import ApiKey, Operation, aware, utcnow
+from services.common.operations import Operations, fault_point, perform, request_hash
 from services.common.problems import Problem, jsonable
 from services.common.scope import check_scope, institution_of
 from services.operator.families.banking.models import (
@@ -299,7 +299,7 @@ class Transfers:
                 if t.status == "intent":
                     self._topup_bank_leg(t)
                     t = self.get(transfer_id)
-                    _fault_point("after_bank_leg", "banking.topup")
+                    fault_point("after_bank_leg", "banking.topup")
                 if t.status == "bank_done":
                     self._chain_leg(t)
             else:
@@ -325,18 +325,56 @@ class Transfers:
         return result.rowcount == 1
 
     def _topup_bank_leg(self, t: BankTransfer) -> None:
+        account = self._post_leg(t, "intent", "bank_done", f"e-CNY top-up to {t.wallet}", debit=True)
+        if account is not None:
+            log.info("top-up %s: debited %s fen from %s", t.id, t.amount_fen, account.masked)
+
+    def _redeem_bank_leg(self, t: BankTransfer) -> None:
+        memo = f"e-CNY redemption from {t.wallet}"
+        account = self._post_leg(t, "chain_done", "completed", memo, debit=False)
+        if account is not None:
+            log.info("redemption %s: credited %s fen to %s", t.id, t.amount_fen, account.masked)
+
+    def _compensate(self, t: BankTransfer, problem: dict[str, Any] | None) -> None:
+        memo = f"reversal of top-up {t.id}: the chain refused it"
+        account = self._post_leg(
+            t, "bank_done", "compensated", memo, debit=False, entry="reversal_entry_id", problem=problem
+        )
+        if account is not None:
+            log.info("top-up %s compensated: the chain refused it", t.id)
+
+    def _post_leg(
+        self,
+        t: BankTransfer,
+        old: str,
+        new: str,
+        memo: str,
+        *,
+        debit: bool,
+        entry: str = "bank_entry_id",
+        **values: Any,
+    ) -> BankAccount | None:
+        """One bank leg in one database transaction: move the transfer from ``old`` to ``new``
+        (with ``values``), post the two-line entry between the customer's account and the
+        institution's issuance clearing account (``debit``: the customer pays, which needs the
+        funds; else the customer is paid) and store the entry's id in the transfer's ``entry``
+        column. The customer's account, or None when nothing was posted: another run did this
+        leg, or (a debit) the account does not hold the amount and the transfer failed."""
         with self.ctx.db.session() as s:
             # The compare-and-set first: it takes the write lock (SQLite) or the transfer's row
             # (PostgreSQL), so another run of this leg waits and then finds it done.
-            if not self._cas(s, t, "intent", "bank_done"):
+            if not self._cas(s, t, old, new, **values):
                 s.rollback()  # another run did this leg: nothing written twice
-                return
-            # Lock the customer's account row (PostgreSQL; SQLite has one writer anyway) so that
-            # two top-ups from one account cannot both see the same balance.
-            account = s.scalar(select(BankAccount).where(BankAccount.id == t.account_id).with_for_update())
+                return None
+            if debit:
+                # Lock the customer's account row (PostgreSQL; SQLite has one writer anyway) so
+                # that two top-ups from one account cannot both see the same balance.
+                query = select(BankAccount).where(BankAccount.id == t.account_id).with_for_update()
+                account = s.scalar(query)
+            else:
+                account = s.get(BankAccount, t.account_id)
             assert account is not None
-            have = balance(s, account.id)
-            if have < t.amount_fen:
+            if debit and (have := balance(s, account.id)) < t.amount_fen:
                 problem = Problem(
                     409,
                     "bank-insufficient-funds",
@@ -349,54 +387,13 @@ class Transfers:
                     .values(status="failed", problem=_stored(problem), updated_at=utcnow())
                 )
                 s.commit()
-                return
+                return None
             clearing = _system_account(s, t.institution, "issuance")
-            entry = post(
-                s,
-                t.institution,
-                f"e-CNY top-up to {t.wallet}",
-                [(account.id, -t.amount_fen), (clearing.id, t.amount_fen)],
-                t.id,
-            )
-            s.execute(update(BankTransfer).where(BankTransfer.id == t.id).values(bank_entry_id=entry.id))
+            payer, payee = (account.id, clearing.id) if debit else (clearing.id, account.id)
+            posted = post(s, t.institution, memo, [(payer, -t.amount_fen), (payee, t.amount_fen)], t.id)
+            s.execute(update(BankTransfer).where(BankTransfer.id == t.id).values({entry: posted.id}))
             s.commit()
-        log.info("top-up %s: debited %s fen from %s", t.id, t.amount_fen, account.masked)
-
-    def _redeem_bank_leg(self, t: BankTransfer) -> None:
-        with self.ctx.db.session() as s:
-            if not self._cas(s, t, "chain_done", "completed"):  # first: the lock, and once only
-                s.rollback()
-                return
-            account = s.get(BankAccount, t.account_id)
-            assert account is not None
-            clearing = _system_account(s, t.institution, "issuance")
-            entry = post(
-                s,
-                t.institution,
-                f"e-CNY redemption from {t.wallet}",
-                [(clearing.id, -t.amount_fen), (account.id, t.amount_fen)],
-                t.id,
-            )
-            s.execute(update(BankTransfer).where(BankTransfer.id == t.id).values(bank_entry_id=entry.id))
-            s.commit()
-        log.info("redemption %s: credited %s fen to %s", t.id, t.amount_fen, account.masked)
-
-    def _compensate(self, t: BankTransfer, problem: dict[str, Any] | None) -> None:
-        with self.ctx.db.session() as s:
-            if not self._cas(s, t, "bank_done", "compensated", problem=problem):  # first, once only
-                s.rollback()
-                return
-            clearing = _system_account(s, t.institution, "issuance")
-            entry = post(
-                s,
-                t.institution,
-                f"reversal of top-up {t.id}: the chain refused it",
-                [(clearing.id, -t.amount_fen), (t.account_id, t.amount_fen)],
-                t.id,
-            )
-            s.execute(update(BankTransfer).where(BankTransfer.id == t.id).values(reversal_entry_id=entry.id))
-            s.commit()
-        log.info("top-up %s compensated: the chain refused it", t.id)
+        return account
 
     def _chain_leg(self, t: BankTransfer) -> None:
         kind = f"banking.{t.kind}"
@@ -447,7 +444,7 @@ class Transfers:
                 ):
                     s.commit()
             if done:
-                _fault_point("after_chain_leg", "banking.redeem")
+                fault_point("after_chain_leg", "banking.redeem")
 
     def _operation(self, api_key_id: int, idem: str) -> Operation | None:
         with self.ctx.db.session() as s:
@@ -467,7 +464,7 @@ class Transfers:
             ).all()
         counts: dict[str, int] = {}
         for transfer_id, updated in rows:
-            if grace_s and _aware(updated) > cutoff:
+            if grace_s and aware(updated) > cutoff:
                 continue
             try:
                 t = self.drive(transfer_id)
@@ -479,10 +476,6 @@ class Transfers:
 
     def reconcile_all(self) -> dict[str, int]:
         return self.reconcile(grace_s=0)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _stored(problem: Problem) -> dict[str, Any]:

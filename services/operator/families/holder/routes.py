@@ -15,11 +15,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.common.audit import record
+from services.common.context import refuse_retired
 from services.common.deps import CtxDep, IdempotencyKey, IndexerDep, OperatorKey, OpsDep, require
 from services.common.keys import Role
 from services.common.models import ApiKey
 from services.common.paging import Page, Paging
-from services.common.problems import Problem, problem_response
+from services.common.problems import problem_response
 from services.common.schemas import Address, OperationOut, respond
 from services.operator.families.disburse.schemas import Reference, RowIndex
 from services.operator.families.holder import belongings, service
@@ -49,13 +50,8 @@ router = APIRouter(prefix="/v1/holder", tags=["holder"])
 def _holder_of_a_live_wallet(key: Annotated[ApiKey, Depends(require(Role.HOLDER))], ctx: CtxDep) -> ApiKey:
     """A holder key whose wallet was not retired by a recovery: a key of the lost wallet (it may
     be on the lost phone) reads and does nothing any more; the holder signs in with the new one."""
-    if key.wallet is not None and ctx.cash.is_retired(key.wallet):
-        raise Problem(
-            410,
-            "wallet-retired",
-            "Wallet retired: it was recovered to a new wallet",
-            f"{key.wallet}: sign in with its successor, {ctx.cash.successor_of(key.wallet)}",
-        )
+    if key.wallet is not None:
+        refuse_retired(ctx, key.wallet, then="sign in with")
     return key
 
 

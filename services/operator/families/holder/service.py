@@ -31,10 +31,10 @@ from sqlalchemy.engine import CursorResult
 
 from chain.clients.token import Kind
 from chain.families import FAMILIES
-from services.common.context import ServiceContext
+from services.common.context import ServiceContext, refuse_retired
 from services.common.humanize import wallet_names
 from services.common.keys import Role, create_key
-from services.common.models import ApiKey, ChainEvent, Wallet, utcnow
+from services.common.models import ApiKey, ChainEvent, Wallet, aware, utcnow
 from services.common.operations import Operations, perform
 from services.common.paging import PageQuery, paginate
 from services.common.problems import Problem
@@ -86,13 +86,7 @@ def create_challenge(ctx: ServiceContext, wallet: str, domain: str, uri: str) ->
     info = ctx.cash.wallet(wallet)
     if not info.registered:
         raise Problem(404, "wallet-not-registered", "The wallet is not registered", wallet)
-    if ctx.cash.is_retired(wallet):
-        raise Problem(
-            410,
-            "wallet-retired",
-            "The wallet was retired by a recovery",
-            f"{wallet}: sign in with its successor, {ctx.cash.successor_of(wallet)}",
-        )
+    refuse_retired(ctx, wallet, then="sign in with")
     nonce = secrets.token_hex(16)
     now = utcnow()
     until = now + CHALLENGE_TTL
@@ -124,7 +118,7 @@ def open_session(ctx: ServiceContext, message: str, signature: str) -> tuple[Api
             raise Problem(422, "challenge-unknown", "The message is not a challenge of this service", nonce)
         if row.used_at is not None:
             raise Problem(409, "challenge-used", "This challenge was used already", "ask for a new one")
-        if _aware(row.expires_at) <= utcnow():
+        if aware(row.expires_at) <= utcnow():
             raise Problem(410, "challenge-expired", "The challenge expired", "ask for a new one")
         wallet = row.wallet
         row_id = row.id
@@ -159,12 +153,6 @@ def open_session(ctx: ServiceContext, message: str, signature: str) -> tuple[Api
     return key_row, key
 
 
-def _aware(t: datetime) -> datetime:
-    from datetime import UTC
-
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
 def issue_custodial_key(
     ctx: ServiceContext, operator: ApiKey, wallet: str, ttl: timedelta
 ) -> tuple[ApiKey, str]:
@@ -173,13 +161,8 @@ def issue_custodial_key(
     with ctx.db.session() as s:
         row = s.get(Wallet, wallet)
         custodial = row is not None and row.custody == "custodial"
-    if custodial and ctx.cash.is_retired(wallet):
-        raise Problem(
-            410,
-            "wallet-retired",
-            "Wallet retired: it was recovered to a new wallet",
-            f"{wallet}: issue the key for its successor, {ctx.cash.successor_of(wallet)}",
-        )
+    if custodial:
+        refuse_retired(ctx, wallet, then="issue the key for")
     if not custodial or not ctx.cash.wallet(wallet).registered:
         raise Problem(
             422,

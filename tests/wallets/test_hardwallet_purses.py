@@ -343,7 +343,7 @@ def base(registered: Actors, hardwallet: HardWalletClient, cash: CashClient) -> 
     return build_scene(registered, hardwallet, cash)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     funding=st.tuples(st.integers(0, 300_00), st.integers(0, 100_00), st.integers(0, 100_00)),
     series=payments,

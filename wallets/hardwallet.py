@@ -212,7 +212,7 @@ def _issuer_tag(secret: bytes) -> bytes:
 
 def _purses_of(rows: Iterable[Mapping[str, Any]]) -> list[CardPurse]:
     """Purses from a card image (a spent purse, balance 0, keeps its slot as on chain)."""
-    out = []
+    out: list[CardPurse] = []
     for row in rows:
         programme, balance, expires_at = int(row["programme"]), int(row["balance"]), int(row["expires_at"])
         cats = _purse_terms(programme, (int(c) for c in row["categories"]), expires_at)

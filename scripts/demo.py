@@ -641,10 +641,13 @@ def play(demo: Demo, scale: dict[str, int]) -> None:
         )
         zhou = cards["Grandma Zhou"]
         d.call(gw, "POST", f"/v1/cards/{zhou.address}/purses", {"programme": 1, "amount_fen": 100_00})
-        zhou.credit(100_00)
+        # the card's top-up carries the purse's terms: it spends the purse only where it may
+        (voucher,) = d.call(gw, "GET", f"/v1/cards/{zhou.address}/purses")["purses"]
+        zhou.credit_purse(1, 100_00, categories=voucher["categories"], expires_at=voucher["expires_at"])
         care_till = d.call(gw, "POST", "/v1/terminals", {"merchant": care, "location": "care centre desk"})
         care_key = httpx.Client(base_url=demo.gateway, headers={"X-API-Key": care_till["key"]}, timeout=300)
-        batch = {"payments": [zhou.sign_payment(care, 120_00, now()).to_json()]}
+        visit = zhou.sign_payment(care, 120_00, now(), category=care_till["category"])
+        batch = {"payments": [visit.to_json()]}
         (paid,) = d.call(care_key, "POST", "/v1/offline-payments", batch)["results"]
         purses = d.call(gw, "GET", f"/v1/cards/{zhou.address}/purses")
         d.expect(

@@ -19,8 +19,12 @@ and anyone with the process can take it.
   element never does;
 - every signature increments a monotonic counter, which the settlement contract uses to reject a
   payment uploaded twice;
-- it tracks its offline balance and refuses to sign beyond it, or above its offline single-payment
-  cap;
+- it tracks its offline cash and up to :data:`MAX_PURSES` earmarked purses (programme, balance,
+  merchant categories, expiry: ``CardPurses.sol``) and refuses to sign what its cash plus the
+  purses allowed at the terminal's merchant category (unexpired at the payment's time) cannot
+  cover, or above its offline single-payment cap; it spends the purses in the order the settlement
+  draws them (slot order, allowed and unexpired ones only), then cash, so its own view after a
+  payment is what the contract computes when it settles it;
 - it signs EIP-712 ``Payment`` messages (card, merchant, amount, counter, time) bound to one chain
   id and one settlement contract (:class:`chain.clients.hardwallet.PaymentDomain`), so a signature
   is worthless on any other chain or contract;
@@ -30,8 +34,13 @@ and anyone with the process can take it.
   A challenge signature moves no money and uses no counter: its replay protection is the
   challenge itself, which the gateway accepts once.
 
-A real card's top-up command is authenticated by the issuer; here :meth:`HardWallet.credit` is
-simply called once the on-chain load is confirmed. The settlement contract never trusts the card:
+A real card's top-up command is authenticated by the issuer; here :meth:`HardWallet.credit` (cash)
+and :meth:`HardWallet.credit_purse` (a purse, with its programme's categories and expiry) are
+simply called once the on-chain load or funding is confirmed, and :meth:`HardWallet.expire_purse`
+once the purse is expired on chain (the contract's last slot then moves into the freed one, and so
+does the card's). A purse's expiry is judged at the payment's time on the card and at settlement
+time on chain: a payment signed before the expiry but uploaded after it is paid from cash there, so
+terminals upload before a programme expires. The settlement contract never trusts the card:
 a restored old image (rolled-back counter) or a cloned card only produces duplicates and, beyond
 the card's reserve, a recorded shortfall and a blocked card.
 """
@@ -44,7 +53,8 @@ import json
 import secrets
 import threading
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Final, NoReturn
 
 from eth_abi import encode
@@ -59,8 +69,11 @@ from chain.clients.hardwallet import CardForm, Payment, PaymentDomain, SignedPay
 from wallets import keystore
 
 __all__ = [
+    "MAX_PURSES",
     "CardForm",
+    "CardPurse",
     "CardRefused",
+    "CategoryRequired",
     "ExportRefused",
     "HardWallet",
     "HardWalletError",
@@ -72,7 +85,10 @@ __all__ = [
 
 KIND_CARD: Final = "xcpay-hardwallet"
 DEFAULT_OFFLINE_CAP: Final = 1_000_00  # fen; HardWalletSettlement's default offlineCap
-_IMAGE_VERSION: Final = 2  # 2: the image carries the issuer secret's tag
+MAX_PURSES: Final = 4  # CardPurses.MAX_PURSES: slots per card
+MAX_PURSE_CATEGORIES: Final = 8  # CardPurses.MAX_PURSE_CATEGORIES
+_IMAGE_VERSION: Final = 3  # 2: the image carries the issuer secret's tag; 3: and the purses
+_IMAGE_VERSIONS: Final = (2, 3)  # what restore reads (a version-2 image has no purses)
 
 ACCESS_DOMAIN_NAME: Final = "XcpayAccess"
 ACCESS_TYPE: Final = "Access(address card,bytes32 challenge)"
@@ -126,9 +142,62 @@ class OverOfflineCap(CardRefused):
 
 
 class InsufficientOfflineBalance(CardRefused):
-    def __init__(self, balance: int, amount: int) -> None:
-        super().__init__(f"{amount} fen is above the card's offline balance of {balance} fen")
-        self.balance, self.amount = balance, amount
+    """What the card may spend here (``balance`` = ``cash`` + ``earmarked``, the purses allowed
+    at this merchant's category and unexpired) does not cover ``amount``."""
+
+    def __init__(self, balance: int, amount: int, *, cash: int | None = None, earmarked: int = 0) -> None:
+        cash = balance - earmarked if cash is None else cash
+        if earmarked:
+            detail = f"{cash} fen of cash plus {earmarked} fen of purses allowed here"
+            super().__init__(f"{amount} fen is above what the card may spend here: {detail}")
+        else:
+            super().__init__(f"{amount} fen is above the card's offline balance of {balance} fen")
+        self.balance, self.amount, self.cash, self.earmarked = balance, amount, cash, earmarked
+
+
+class CategoryRequired(CardRefused):
+    """The card holds purse value but the terminal did not present its merchant category: the card
+    cannot know which purses the settlement would draw, so it signs nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("the card holds purses: the terminal must present its merchant category")
+
+
+@dataclass(frozen=True)
+class CardPurse:
+    """One earmarked purse on the card: its programme, what is left of it (fen), the merchant
+    categories it may be spent at and its expiry (Unix seconds; spendable while ``time <=
+    expires_at``, as ``CardPurses._drawPurses`` judges it)."""
+
+    programme: int
+    balance: int
+    categories: frozenset[int]
+    expires_at: int
+
+    def allows(self, category: int | None, time: int) -> bool:
+        """Whether a payment at ``time`` at a merchant of ``category`` draws this purse."""
+        return self.balance > 0 and time <= self.expires_at and category in self.categories
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "programme": self.programme,
+            "balance": self.balance,
+            "categories": sorted(self.categories),
+            "expires_at": self.expires_at,
+        }
+
+
+def _purse_terms(programme: int, categories: Iterable[int], expires_at: int) -> frozenset[int]:
+    if not 0 < programme < 2**32:
+        raise ValueError("a purse programme id is in 1..2**32-1")
+    cats = list(categories)
+    if not 1 <= len(cats) <= MAX_PURSE_CATEGORIES or any(not 0 < c < 2**16 for c in cats):
+        raise ValueError(f"a purse programme allows 1..{MAX_PURSE_CATEGORIES} categories in 1..65535")
+    if len(set(cats)) != len(cats):
+        raise ValueError("a purse programme lists a category once")
+    if not 0 < expires_at < 2**64:
+        raise ValueError("a purse expiry is in 1..2**64-1")
+    return frozenset(cats)
 
 
 class ExportRefused(HardWalletError):
@@ -141,8 +210,22 @@ def _issuer_tag(secret: bytes) -> bytes:
     return hashlib.sha256(b"xcpay hard-wallet issuer\0" + bytes(secret)).digest()
 
 
+def _purses_of(rows: Iterable[Mapping[str, Any]]) -> list[CardPurse]:
+    """Purses from a card image (a spent purse, balance 0, keeps its slot as on chain)."""
+    out: list[CardPurse] = []
+    for row in rows:
+        programme, balance, expires_at = int(row["programme"]), int(row["balance"]), int(row["expires_at"])
+        cats = _purse_terms(programme, (int(c) for c in row["categories"]), expires_at)
+        if balance < 0 or any(p.programme == programme for p in out):
+            raise ValueError("a purse balance is not negative and a programme holds one slot")
+        out.append(CardPurse(programme, balance, cats, expires_at))
+    if len(out) > MAX_PURSES:
+        raise ValueError(f"a card holds at most {MAX_PURSES} purses")
+    return out
+
+
 class HardWallet:
-    """A secure element: a hidden key, a monotonic counter, an offline balance and cap."""
+    """A secure element: a hidden key, a monotonic counter, offline cash, purses and a cap."""
 
     __slots__ = (
         "__issuer",
@@ -153,6 +236,7 @@ class HardWallet:
         "_counter",
         "_domain",
         "_form",
+        "_purses",
         "address",
         "serial",
     )
@@ -184,6 +268,7 @@ class HardWallet:
         self._cap = offline_cap
         self._counter = counter
         self._balance = offline_balance
+        self._purses: list[CardPurse] = []  # slot order, contiguous, as CardPurses keeps them
         self.__issuer = _issuer_tag(issuer_secret) if issuer_secret is not None else None
 
     @classmethod
@@ -225,7 +310,19 @@ class HardWallet:
 
     @property
     def offline_balance(self) -> int:
+        """The card's offline *cash* (its purses are apart: :attr:`purses`)."""
         return self._balance
+
+    @property
+    def purses(self) -> tuple[CardPurse, ...]:
+        """The card's purses in slot order: the order the settlement draws them."""
+        return tuple(self._purses)
+
+    def spendable(self, category: int | None, time: int) -> int:
+        """What the card would sign for at a merchant of ``category`` at ``time``: its cash plus
+        the purses allowed there and unexpired (the offline cap aside)."""
+        with self.__lock:
+            return self._balance + sum(p.balance for p in self._purses if p.allows(category, time))
 
     @property
     def offline_cap(self) -> int:
@@ -238,25 +335,85 @@ class HardWallet:
         with self.__lock:
             self._balance += amount
 
+    def credit_purse(
+        self, programme: int, amount: int, *, categories: Iterable[int], expires_at: int
+    ) -> CardPurse:
+        """Top up the card's purse of ``programme`` by ``amount`` fen once the on-chain funding
+        (``fundPurse``) is confirmed, with the programme's merchant ``categories`` and expiry. As
+        the contract does, a purse already held keeps its slot, a new one takes the next free slot
+        (at most :data:`MAX_PURSES`). Returns the purse as it is now."""
+        if amount <= 0:
+            raise ValueError("a top-up must be positive")
+        cats = _purse_terms(programme, categories, expires_at)
+        with self.__lock:
+            for i, held in enumerate(self._purses):
+                if held.programme == programme:
+                    if (held.categories, held.expires_at) != (cats, expires_at):
+                        raise ValueError(f"purse programme {programme} is held with other terms")
+                    self._purses[i] = replace(held, balance=held.balance + amount)
+                    return self._purses[i]
+            if len(self._purses) >= MAX_PURSES:
+                raise ValueError(f"the card holds {MAX_PURSES} purses already")
+            self._purses.append(CardPurse(programme, amount, cats, expires_at))
+            return self._purses[-1]
+
+    def expire_purse(self, programme: int) -> int:
+        """Close the purse of ``programme`` once it is expired on chain (``expirePurse``); returns
+        what the card still counted on it. The last slot moves into the freed one, as on chain."""
+        with self.__lock:
+            at = next((i for i, p in enumerate(self._purses) if p.programme == programme), None)
+            if at is None:
+                raise ValueError(f"the card holds no purse of programme {programme}")
+            closed = self._purses[at]
+            last = self._purses.pop()
+            if at < len(self._purses):
+                self._purses[at] = last
+            return closed.balance
+
     # -- signing ---------------------------------------------------------------------------
 
-    def sign_payment(self, merchant: str, amount: int, time: int | None = None) -> SignedPayment:
+    def sign_payment(
+        self, merchant: str, amount: int, time: int | None = None, *, category: int | None = None
+    ) -> SignedPayment:
         """Sign a payment of ``amount`` fen to ``merchant`` at ``time`` (the terminal's clock, Unix
-        seconds). Uses the next counter and spends the offline balance; refuses (changing nothing)
-        above the offline cap or the balance."""
+        seconds), a merchant of ``category`` (the terminal presents it; the signed payload does not
+        carry it: the settlement reads the merchant's category from the registry). Uses the next
+        counter and spends, as the settlement will, the purses allowed at ``category`` and
+        unexpired at ``time`` in slot order, then cash. Refuses, changing nothing: above the
+        offline cap, beyond cash plus those purses, or without a category while it holds purse
+        value that could be drawn (:class:`CategoryRequired`)."""
         if amount <= 0:
             raise CardRefused("a payment must be positive")
         when = int(_time.time()) if time is None else int(time)
         with self.__lock:
             if amount > self._cap:
                 raise OverOfflineCap(self._cap, amount)
-            if amount > self._balance:
-                raise InsufficientOfflineBalance(self._balance, amount)
+            if category is None and any(p.balance > 0 and when <= p.expires_at for p in self._purses):
+                raise CategoryRequired()
+            takes = self._draw(amount, category, when)
+            earmarked = sum(takes)
+            if amount - earmarked > self._balance:
+                raise InsufficientOfflineBalance(
+                    self._balance + earmarked, amount, cash=self._balance, earmarked=earmarked
+                )
             payment = Payment(self.address, to_checksum_address(merchant), amount, self._counter + 1, when)
             signed = sign_payment(self.__key.to_bytes(), payment, self._domain)
             self._counter += 1
-            self._balance -= amount
+            self._balance -= amount - earmarked
+            for i, take in enumerate(takes):
+                if take:
+                    self._purses[i] = replace(self._purses[i], balance=self._purses[i].balance - take)
         return signed
+
+    def _draw(self, amount: int, category: int | None, when: int) -> list[int]:
+        """What each slot would give to ``amount`` (``CardPurses._drawPurses``: slot order, empty,
+        expired and not-allowed purses skipped, each up to its balance). Changes nothing."""
+        takes, taken = [], 0
+        for p in self._purses:
+            take = min(amount - taken, p.balance) if p.allows(category, when) else 0
+            takes.append(take)
+            taken += take
+        return takes
 
     def sign_challenge(self, challenge: bytes) -> bytes:
         """Sign a door reader's 32-byte challenge (see :func:`access_digest`); 65 bytes r || s || v.
@@ -293,7 +450,7 @@ class HardWallet:
         cipher: str = keystore.DEFAULT_CIPHER,
         scrypt_n: int = keystore.DEFAULT_SCRYPT_N,
     ) -> dict[str, Any]:
-        """The whole card image (key, counter, balance, cap, form, domain), encrypted. Only for a
+        """The whole card image (key, counter, cash, purses, cap, form, domain), encrypted. Only for a
         card personalised with an issuer secret, and only when that secret is presented
         (:class:`ExportRefused` otherwise). A real secure element has no such door at all."""
         if self.__issuer is None:
@@ -312,6 +469,7 @@ class HardWallet:
                 "offline_cap": self._cap,
                 "counter": self._counter,
                 "balance": self._balance,
+                "purses": [p.as_json() for p in self._purses],
             }
         plaintext = json.dumps(image, sort_keys=True).encode()
         return keystore.seal(
@@ -329,7 +487,7 @@ class HardWallet:
         plaintext = keystore.unseal(doc, password, kind=KIND_CARD)
         try:
             image = json.loads(plaintext)
-            if image["v"] != _IMAGE_VERSION:
+            if image["v"] not in _IMAGE_VERSIONS:
                 raise keystore.UnsupportedKeystore(f"card image version {image['v']!r}")
             issuer = bytes.fromhex(str(image["issuer"]))
         except keystore.KeystoreError:
@@ -349,6 +507,7 @@ class HardWallet:
                 offline_balance=int(image["balance"]),
                 issuer_secret=issuer_secret,
             )
+            card._purses = _purses_of(image.get("purses", []))
         except keystore.KeystoreError:
             raise
         except Exception as exc:  # authenticated but not a card image: not ours
@@ -363,7 +522,7 @@ class HardWallet:
     def __repr__(self) -> str:
         return (
             f"HardWallet({self.serial}, {self._form.name.lower()}, {self.address}, counter={self._counter}, "
-            f"offline_balance={self._balance})"
+            f"offline_balance={self._balance}, purses={len(self._purses)})"
         )
 
     def __reduce__(self) -> NoReturn:

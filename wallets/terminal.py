@@ -1,6 +1,8 @@
 """A merchant's offline payment terminal: collect card-signed payments, upload them in batches.
 
-At the counter the terminal has no network: it asks the card to sign, checks the signature
+At the counter the terminal has no network: it asks the card to sign, presenting its merchant's
+category (the card needs it to know which of its earmarked purses the settlement will draw, and
+refuses to sign what its cash plus those purses cannot cover) and its clock, checks the signature
 itself (right card, this merchant, this chain and settlement contract) and queues the payment.
 When it gets a connection it uploads the queue in batches of at most ``MAX_BATCH``; each payment
 comes back with one outcome (settled, duplicate, rejected with a reason, shortfall). Payments with
@@ -54,10 +56,16 @@ class Terminal:
         terminal_id: str | None = None,
         batch_size: int = MAX_BATCH,
         clock: Callable[[], float] = _time.time,
+        category: int | None = None,
     ) -> None:
+        """``category``: the merchant's category code as registered on chain (what the settlement
+        reads to choose purses); None only for a terminal that never meets a card with purses."""
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"a batch holds 1 to {MAX_BATCH} payments")
+        if category is not None and not 0 <= category < 2**16:
+            raise ValueError("a merchant category is a uint16")
         self.merchant = to_checksum_address(merchant)
+        self.category = category
         self.domain = domain
         self.terminal_id = terminal_id or f"T-{secrets.token_hex(4).upper()}"
         self.batch_size = batch_size
@@ -69,11 +77,12 @@ class Terminal:
     # -- at the counter (offline) ----------------------------------------------------------
 
     def charge(self, card: HardWallet, amount: int) -> SignedPayment:
-        """Have ``card`` sign a payment of ``amount`` fen to this merchant now, and queue it.
+        """Have ``card`` sign a payment of ``amount`` fen to this merchant now (presenting the
+        merchant's category and the terminal's clock), and queue it.
 
         The card's refusals (:class:`wallets.hardwallet.CardRefused`) pass through unchanged.
         """
-        signed = card.sign_payment(self.merchant, amount, int(self._clock()))
+        signed = card.sign_payment(self.merchant, amount, int(self._clock()), category=self.category)
         self.accept(signed)
         return signed
 
@@ -150,4 +159,9 @@ class Terminal:
         return f"Terminal({self.terminal_id}, merchant={self.merchant}, pending={len(self._queue)})"
 
     def describe(self) -> dict[str, Any]:
-        return {"terminal": self.terminal_id, "merchant": self.merchant, "pending": len(self._queue)}
+        return {
+            "terminal": self.terminal_id,
+            "merchant": self.merchant,
+            "category": self.category,
+            "pending": len(self._queue),
+        }

@@ -423,6 +423,22 @@ class HardWalletClient(ContractClient):
             out.append(Purse(int(programme), int(balance), *(int(v) for v in books)))
         return out
 
+    def purse_spendable(self, card: str, category: int, at: int) -> int:
+        """What ``card``'s purses would pay of a payment at a merchant of ``category`` settled at
+        block time ``at``: the sum of its non-empty purses whose programme allows ``category`` and
+        has not expired (``CardPurses._drawPurses``; a blocked card's purses pay nothing there,
+        which its status tells). The card itself counts the same offline (wallets/hardwallet.py)."""
+        total = 0
+        for programme, balance in self.tx.call(self.contract.functions.pursesOf(card)):
+            if programme == 0:
+                break  # the slots are kept contiguous
+            if balance == 0:
+                continue
+            terms = self.purse_programme(int(programme))
+            if at <= terms.expires_at and category in terms.categories:
+                total += int(balance)
+        return total
+
     # -- operator --------------------------------------------------------------------------
 
     def register_card(self, operator: LocalAccount, card: str, holder: str, form: CardForm) -> TxResult:

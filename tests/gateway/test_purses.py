@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from chain import devtools
 from chain.clients.token import Kind
 from services.gateway.families.hardwallet.schemas import CANTEEN_MCC, CARE_MCC
 from tests.gateway.conftest import Gateway
+from wallets.hardwallet import HardWallet, InsufficientOfflineBalance
 
 DAY = 86_400
 
@@ -27,6 +30,14 @@ def programme(gw: Gateway, funder: str, **terms: object) -> int:
     r = gw.post("operator", "/v1/purse-programmes", body)
     assert r.status_code == 201, r.text
     return pid
+
+
+def sync_purse(gw: Gateway, card: HardWallet, programme: int, amount: int) -> None:
+    """Credit ``card``'s purse of ``programme`` by a confirmed funding of ``amount``, with the
+    programme's terms as the gateway answers them (what a card's issuer top-up carries)."""
+    got = gw.get("operator", f"/v1/cards/{card.address}/purses").json()
+    purse = next(p for p in got["purses"] if p["programme"] == programme)
+    card.credit_purse(programme, amount, categories=purse["categories"], expires_at=purse["expires_at"])
 
 
 def funder(gw: Gateway) -> str:
@@ -53,10 +64,11 @@ class TestPurses:
         assert [(p["programme"], p["balance_fen"], p["funded_fen"]) for p in got["purses"]] == [
             (pid, 300_00, 300_00)
         ]
-        card.credit(300_00)  # the card's own offline balance counts its purse
+        purse = got["purses"][0]
+        card.credit_purse(pid, 300_00, categories=purse["categories"], expires_at=purse["expires_at"])
         care = gw.merchant(CARE_MCC)
         _, terminal = gw.terminal(care)
-        payment = card.sign_payment(care, 320_00, gw.now())
+        payment = card.sign_payment(care, 320_00, gw.now(), category=CARE_MCC)
         r = gw.post(terminal, "/v1/offline-payments", {"payments": [payment.to_json()]})
         assert r.status_code == 200 and r.json()["results"][0]["outcome"] == "settled", r.text
         got = gw.get("operator", f"/v1/cards/{card.address}/purses").json()
@@ -88,10 +100,13 @@ class TestPurses:
         assert r.status_code == 200 and r.json()["results"][0]["outcome"] == "settled", r.text
         got = gw.get("operator", f"/v1/cards/{card.address}/purses").json()
         assert (got["cash_reserve_fen"], got["purses"][0]["balance_fen"]) == (80_00, 50_00)
+        assert got["purses"][0]["expired"] is False
         r = gw.post("operator", f"/v1/cards/{card.address}/purses/{pid}/expire")
         assert r.status_code == 409 and r.json()["type"].endswith("purse-not-expired"), r.text
         before = gw.ctx.cash.balance_of(f)
         devtools.increase_time(gw.w3, 31 * DAY)
+        got = gw.get("operator", f"/v1/cards/{card.address}/purses").json()
+        assert got["purses"][0]["expired"] is True and got["as_of"] > got["purses"][0]["expires_at"]
         r = gw.post("operator", f"/v1/cards/{card.address}/purses/{pid}/expire")
         assert r.status_code == 200, r.text
         assert gw.ctx.cash.balance_of(f) == before + 50_00
@@ -145,13 +160,78 @@ class TestPurses:
         assert r.status_code == 404 and r.json()["type"].endswith("card-not-found")
 
 
+class TestCardSync:
+    """The card's offline state comes from the gateway: its cash and, per purse, programme,
+    balance, categories and expiry, in spending order. Synchronised from it, the card refuses
+    offline what cash plus the purses allowed at the terminal's category cannot cover, and after
+    the uploads its own view equals the chain's, purse by purse."""
+
+    def test_a_synced_card_pays_as_the_settlement_draws_and_refuses_beyond_its_cover(
+        self, gateway: Gateway
+    ) -> None:
+        gw = gateway
+        f = funder(gw)
+        meals = programme(gw, f, categories=[CANTEEN_MCC])
+        care = programme(gw, f, categories=[CARE_MCC, CANTEEN_MCC], expires_at=gw.now() + 10 * DAY)
+        card, _ = gw.card(load=50_00)
+        for pid, fen in ((meals, 40_00), (care, 100_00)):
+            r = gw.post("operator", f"/v1/cards/{card.address}/purses", {"programme": pid, "amount_fen": fen})
+            assert r.status_code == 200, r.text
+        got = gw.get("operator", f"/v1/cards/{card.address}/purses").json()
+        assert got["cash_reserve_fen"] == card.offline_balance == 50_00
+        assert [(p["programme"], p["balance_fen"], p["categories"], p["expired"]) for p in got["purses"]] == [
+            (meals, 40_00, [CANTEEN_MCC], False),
+            (care, 100_00, [CARE_MCC, CANTEEN_MCC], False),
+        ]
+        for p in got["purses"]:  # the issuer's top-up of the card, from the gateway's answer
+            card.credit_purse(
+                p["programme"], p["balance_fen"], categories=p["categories"], expires_at=p["expires_at"]
+            )
+        terminals = {}
+        for mcc in (CANTEEN_MCC, CARE_MCC, 5411):
+            merchant = gw.merchant(mcc)
+            tid, client = gw.terminal(merchant)
+            category = gw.get("operator", f"/v1/terminals/{tid}").json()["category"]
+            assert category == mcc
+            terminals[mcc] = (merchant, client)
+        uploads: dict[int, list[dict[str, object]]] = {mcc: [] for mcc in terminals}
+
+        def pay(mcc: int, fen: int) -> None:
+            merchant, _ = terminals[mcc]
+            uploads[mcc].append(card.sign_payment(merchant, fen, gw.now(), category=mcc).to_json())
+
+        pay(CANTEEN_MCC, 60_00)  # meals 40 + care 20 (it allows canteens too)
+        pay(5411, 30_00)  # a grocery: cash only
+        with pytest.raises(InsufficientOfflineBalance) as refused:
+            pay(5411, 20_01)  # cash 20.00 left, no purse allowed here
+        assert (refused.value.cash, refused.value.earmarked, card.counter) == (20_00, 0, 2)
+        with pytest.raises(InsufficientOfflineBalance) as refused:
+            pay(CARE_MCC, 100_01)  # care 80 + cash 20
+        assert (refused.value.cash, refused.value.earmarked) == (20_00, 80_00)
+        pay(CARE_MCC, 90_00)  # care 80 + cash 10
+        for mcc, payments in uploads.items():
+            r = gw.post(terminals[mcc][1], "/v1/offline-payments", {"payments": payments})
+            assert r.status_code == 200, r.text
+            assert [x["outcome"] for x in r.json()["results"]] == ["settled"] * len(payments), r.text
+        got = gw.get("auditor", f"/v1/cards/{card.address}/purses").json()
+        assert (
+            (got["cash_reserve_fen"], [(p["programme"], p["balance_fen"]) for p in got["purses"]])
+            == (
+                card.offline_balance,
+                [(p.programme, p.balance) for p in card.purses],
+            )
+            == (10_00, [(meals, 0), (care, 0)])
+        )
+        assert gw.get("operator", f"/v1/cards/{card.address}").json()["status"] == "active"
+
+
 class TestPurseRefunds:
     """What a purse paid of a bill never comes back as the holder's cash: a refund returns it to
     the purse's funder (one funder: in proportion, as a voucher's share to its issuer); when purses
     of several funders paid, only the cash part is refundable."""
 
     def _pay(self, gw: Gateway, card: object, merchant: str, terminal: object, fen: int) -> None:
-        payment = card.sign_payment(merchant, fen, gw.now())  # type: ignore[attr-defined]
+        payment = card.sign_payment(merchant, fen, gw.now(), category=CANTEEN_MCC)  # type: ignore[attr-defined]
         r = gw.post(terminal, "/v1/offline-payments", {"payments": [payment.to_json()]})  # type: ignore[arg-type]
         assert r.status_code == 200 and r.json()["results"][0]["outcome"] == "settled", r.text
 
@@ -162,7 +242,7 @@ class TestPurseRefunds:
         card, holder = gw.card(load=10_00)
         r = gw.post("operator", f"/v1/cards/{card.address}/purses", {"programme": pid, "amount_fen": 30_00})
         assert r.status_code == 200, r.text
-        card.credit(30_00)
+        sync_purse(gw, card, pid, 30_00)
         canteen = gw.merchant(CANTEEN_MCC)
         _, terminal = gw.terminal(canteen)
         self._pay(gw, card, canteen, terminal, 25_00)  # all from the purse
@@ -182,7 +262,7 @@ class TestPurseRefunds:
         pid = programme(gw, f, categories=[CANTEEN_MCC])
         card, holder = gw.card(load=10_00)
         gw.post("operator", f"/v1/cards/{card.address}/purses", {"programme": pid, "amount_fen": 30_00})
-        card.credit(30_00)
+        sync_purse(gw, card, pid, 30_00)
         canteen = gw.merchant(CANTEEN_MCC)
         _, terminal = gw.terminal(canteen)
         self._pay(gw, card, canteen, terminal, 40_00)  # 30.00 purse + 10.00 cash
@@ -206,7 +286,7 @@ class TestPurseRefunds:
             body = {"programme": pid, "amount_fen": 10_00}
             r = gw.post("operator", f"/v1/cards/{card.address}/purses", body)
             assert r.status_code == 200, r.text
-        card.credit(20_00)
+            sync_purse(gw, card, pid, 10_00)
         canteen = gw.merchant(CANTEEN_MCC)
         _, terminal = gw.terminal(canteen)
         self._pay(gw, card, canteen, terminal, 25_00)  # 10.00 + 10.00 purses + 5.00 cash

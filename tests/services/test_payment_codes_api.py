@@ -332,6 +332,60 @@ def test_a_hard_wallet_card_pays_a_code_once_from_its_reserve(api: Api, shop: di
     )
 
 
+def test_a_card_bill_counts_the_purses_allowed_at_the_merchants_category(api: Api, shop: dict) -> None:
+    """The pre-check counts what the settlement would draw: the card's cash plus its purses that
+    allow the merchant's category and are unexpired. A bill that cash plus an allowed purse covers
+    is paid (the purse first); one they do not cover is refused (409 card-reserve-too-low, naming
+    cash and purse amounts) before anything is sent, a purse of another category not counted."""
+    import secrets
+
+    from chain.clients.hardwallet import CardForm
+    from wallets.hardwallet import HardWallet
+
+    ctx, canteen = api.app.state.ctx, 5812  # the shop's category
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    expires = now + 30 * 86_400
+    funder = custodial_payer(api)
+    meals, care = (uuid.uuid4().int % 2**31 + 1 for _ in range(2))
+    for programme, categories in ((meals, [canteen]), (care, [8050])):
+        ctx.hardwallet.create_purse_programme(
+            ctx.operator, programme, funder, 500_00, expires, False, categories
+        )
+    holder = custodial_payer(api)
+    key = secrets.token_bytes(32)
+    card = HardWallet(key, ctx.hardwallet.domain)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)
+    ctx.hardwallet.load(ctx.custodial(holder), card.address, 1_000)
+    card.credit(1_000)
+    for programme, categories in ((care, [8050]), (meals, [canteen])):
+        ctx.hardwallet.fund_purse(ctx.custodial(funder), card.address, programme, 2_000)
+        card.credit_purse(programme, 2_000, categories=categories, expires_at=expires)
+    # 3,001 at the canteen: 1,000 cash + 2,000 meals purse do not cover it (the care purse does not
+    # count here). The card refuses it offline; a clone of it (the same key) signs it anyway.
+    assert card.spendable(canteen, now) == 3_000
+    clone = HardWallet(key, ctx.hardwallet.domain, offline_balance=10_000, counter=card.counter)
+    beyond = clone.sign_payment(shop["address"], 3_001, now).to_json()
+    too_big = new_code(api, shop["address"], amount_fen=3_001)
+    r = post(shop["client"], f"/v1/payment-codes/{too_big['id']}/pay", {"form": "card", "payment": beyond})
+    assert_problem(r, 409, "card-reserve-too-low")
+    assert r.json()["detail"] == (
+        "3001 fen is above 1000 fen of cash plus 2000 fen of purses allowed at merchant category 5812"
+    )
+    assert api.operator.get(f"/v1/payment-codes/{too_big['id']}").json()["status"] == "active"
+    assert not ctx.hardwallet.is_counter_used(card.address, 1)
+    # 2,500: above the cash alone, covered by the meals purse (first) and cash
+    bill = new_code(api, shop["address"], amount_fen=2_500)
+    before = balance(api, shop["address"])
+    signed = card.sign_payment(shop["address"], 2_500, now, category=canteen).to_json()
+    r = post(shop["client"], f"/v1/payment-codes/{bill['id']}/pay", {"form": "card", "payment": signed})
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    assert balance(api, shop["address"]) == before + 2_500
+    on_chain = {p.programme: p.balance for p in ctx.hardwallet.purses(card.address)}
+    assert (ctx.hardwallet.card(card.address).reserve, on_chain) == (500, {care: 2_000, meals: 0})
+    assert (card.offline_balance, {p.programme: p.balance for p in card.purses}) == (500, on_chain)
+    assert ctx.hardwallet.card(card.address).status.name == "ACTIVE"
+
+
 # -- one payment per bill ------------------------------------------------------------------------
 
 

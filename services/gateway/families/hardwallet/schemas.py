@@ -279,14 +279,21 @@ class PurseFundIn(Strict):
 
 
 class PurseOut(BaseModel):
+    """One purse of a card: its balance and books, and the programme's terms a card needs to spend
+    it offline (its merchant categories and expiry: wallets.hardwallet.HardWallet.credit_purse)."""
+
     programme: int
     balance_fen: int
     funded_fen: int
     spent_fen: int
     expired_fen: int
+    categories: list[int] = Field(description="the merchant categories the purse may be spent at")
+    expires_at: int = Field(description="unix seconds: spendable while the settlement's block time <= it")
+    expired: bool = Field(description="past its expiry at `as_of`: it pays nothing any more")
 
 
 class CardPursesOut(BaseModel):
     card: str
     cash_reserve_fen: int
+    as_of: int = Field(description="the chain's block time the balances were read at (unix seconds)")
     purses: list[PurseOut] = Field(description="in spending order: the first allowed purse pays first")

@@ -14,9 +14,9 @@ Payer forms: a custodial wallet (the operator pays on its behalf); a self-custod
 signed token transfer, which the service checks (chain, token, payee, amount), simulates and relays
 unchanged; or a voucher holder (custodial), whose programme pays its share of the bill and whose
 wallet pays the rest, in one transaction; or a hard-wallet card, whose signed payment (checked
-offline first: signer, payee, amount, an active card with the reserve) the settlement contract
-settles from the card's reserve. Every payment records its operation, hence its transaction and
-its events.
+offline first: signer, payee, amount, an active card whose reserve plus the purses allowed at the
+merchant's category cover it) the settlement contract settles from those purses, then from the
+card's reserve. Every payment records its operation, hence its transaction and its events.
 """
 
 from __future__ import annotations
@@ -545,7 +545,9 @@ def _check_signed(
 
 def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given: int | None) -> int:
     """The card must have signed this payment to the code's merchant, for the bill, on this chain,
-    and be active with the reserve to cover it (the contract checks it all again when it settles)."""
+    and be active with its cash reserve plus the purses allowed at the merchant's category
+    (unexpired now) to cover it: what the settlement draws (the contract checks it all again when
+    it settles; a bill it could not cover would block the card as a clone)."""
     from chain.clients.hardwallet import CardStatus, Payment, SignedPayment, recover_card
 
     if p.merchant != code.merchant:
@@ -566,10 +568,18 @@ def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given:
         raise Problem(
             409, "card-not-active", "The card is not active", f"its status is {card.status.name.lower()}"
         )
-    if card.reserve < p.amount:
-        raise Problem(
-            409, "card-reserve-too-low", "The card's reserve does not cover the bill", f"{card.reserve} fen"
-        )
+    if card.reserve < p.amount:  # the purses allowed at this merchant pay first (CardPurses)
+        category = ctx.cash.wallet(code.merchant).category
+        now = int(ctx.w3.eth.get_block("latest")["timestamp"])
+        earmarked = ctx.hardwallet.purse_spendable(p.card, category, now)
+        if card.reserve + earmarked < p.amount:
+            raise Problem(
+                409,
+                "card-reserve-too-low",
+                "The card's reserve and the purses allowed here do not cover the bill",
+                f"{p.amount} fen is above {card.reserve} fen of cash plus {earmarked} fen of purses "
+                f"allowed at merchant category {category}",
+            )
     if ctx.cash.wallet(card.holder).frozen:  # the settlement would reject it (HolderRefused) and retry
         raise Problem(409, "card-holder-frozen", "The card holder's wallet is frozen", card.holder)
     return amount

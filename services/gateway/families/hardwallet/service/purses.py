@@ -59,14 +59,20 @@ def programme_out(ctx: ServiceContext, programme: int) -> PurseProgrammeOut:
 
 
 def card_purses_out(ctx: ServiceContext, card: str) -> CardPursesOut:
+    """The card's cash and purses in slot (spending) order, each with its programme's categories
+    and expiry: what a card is synchronised from (its cash, and per purse programme, balance,
+    categories, expiry) when no payment of it is waiting for upload."""
     try:
         info = ctx.hardwallet.card(card)
         purses = ctx.hardwallet.purses(card)
+        terms = {p.programme: ctx.hardwallet.purse_programme(p.programme) for p in purses}
     except ContractError as exc:
         raise contract_problem(exc) from None
+    now = int(ctx.w3.eth.get_block("latest")["timestamp"])
     return CardPursesOut(
         card=card,
         cash_reserve_fen=info.reserve,
+        as_of=now,
         purses=[
             PurseOut(
                 programme=p.programme,
@@ -74,6 +80,9 @@ def card_purses_out(ctx: ServiceContext, card: str) -> CardPursesOut:
                 funded_fen=p.funded,
                 spent_fen=p.spent,
                 expired_fen=p.expired,
+                categories=list(terms[p.programme].categories),
+                expires_at=terms[p.programme].expires_at,
+                expired=now > terms[p.programme].expires_at,
             )
             for p in purses
         ],

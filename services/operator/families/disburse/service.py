@@ -28,7 +28,7 @@ from services.common.operations import Operations, Submitted, perform, submit
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
 from services.common.scope import check_operator_scope
-from services.operator.families.cash.service import identity_hash, live_personal, successor_if_retired
+from services.operator.families.cash.service import identity_hash
 from services.operator.families.disburse.models import Disbursement, DisbursementRow
 from services.operator.families.disburse.officers import officer_of_payer
 from services.operator.families.disburse.rows import ParsedRow, RawRow, chunk_of, validate_rows
@@ -347,8 +347,8 @@ def _checked_rows(ctx: ServiceContext, raw: list[RawRow], unit: str) -> list[Par
         raw,
         unit,
         lambda ident: identity_hash(ctx.settings.identity_pepper, ident),
-        live=lambda address: live_personal(ctx, address),
-        successor=lambda address: successor_if_retired(ctx, address),
+        live=ctx.cash.live_personal_among,
+        retired=ctx.cash.retired_among,
     )
     if sum(r.amount_fen for r in rows) >= 2**63:
         raise Problem(422, "total-too-large", "The batch total is too large")

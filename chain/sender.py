@@ -506,7 +506,14 @@ def _bool_word(value: Any) -> bytes:
 
 @lru_cache(maxsize=256)
 def _plan(abi_type: str) -> tuple[str, tuple[Callable[[Any], bytes], ...]] | None:
-    """("static", (word,)), ("array", (word,)) or ("array-of-tuples", (word, ...)); None: eth_abi."""
+    """("static", (word,)), ("array", (word,)), ("array-of-tuples", (word, ...)) or
+    ("arrays-of-tuples", (word, ...)) for a dynamic array of such arrays (``addChunks``'s
+    chunks); None: eth_abi."""
+    if abi_type.endswith("[][]"):
+        inner_plan = _plan(abi_type[:-2])
+        if inner_plan is None or inner_plan[0] != "array-of-tuples":
+            return None
+        return "arrays-of-tuples", inner_plan[1]
     if abi_type.endswith("[]"):
         inner = abi_type[:-2]
         if inner.startswith("(") and inner.endswith(")"):
@@ -535,25 +542,39 @@ def fast_encode(types: list[str], args: list[Any]) -> bytes | None:
             if kind == "static":
                 head.append(words[0](value))
                 continue
-            if not isinstance(value, list | tuple):
-                return None
-            part = [len(value).to_bytes(32, "big")]
-            if kind == "array":
-                word = words[0]
-                part += [word(v) for v in value]
-            else:
-                width = len(words)
-                for row in value:
-                    if not isinstance(row, list | tuple) or len(row) != width:
-                        return None
-                    part += [w(v) for w, v in zip(words, row, strict=True)]
+            blob = _dynamic(kind, words, value)
             head.append(offset.to_bytes(32, "big"))
-            blob = b"".join(part)
             tail.append(blob)
             offset += len(blob)
     except _Unsupported:
         return None
     return b"".join(head) + b"".join(tail)
+
+
+def _dynamic(kind: str, words: tuple[Callable[[Any], bytes], ...], value: Any) -> bytes:
+    """The tail encoding of one dynamic array (its length, then its items); raises _Unsupported
+    for a value that is not plainly one."""
+    if not isinstance(value, list | tuple):
+        raise _Unsupported
+    count = len(value).to_bytes(32, "big")
+    if kind == "arrays-of-tuples":  # each inner array is dynamic: offsets from after the length
+        inner = [_dynamic("array-of-tuples", words, v) for v in value]
+        offsets, at = [], 32 * len(inner)
+        for blob in inner:
+            offsets.append(at.to_bytes(32, "big"))
+            at += len(blob)
+        return b"".join([count, *offsets, *inner])
+    part = [count]
+    if kind == "array":
+        word = words[0]
+        part += [word(v) for v in value]
+    else:
+        width = len(words)
+        for row in value:
+            if not isinstance(row, list | tuple) or len(row) != width:
+                raise _Unsupported
+            part += [w(v) for w, v in zip(words, row, strict=True)]
+    return b"".join(part)
 
 
 def web3_encode(w3: Web3, fn: ContractFunction) -> str:

@@ -159,9 +159,11 @@ def validate_rows(
         raise Problem(422, "invalid-rows", "The batch has no rows")
     if len(raw) > MAX_BATCH_ROWS:
         raise Problem(422, "too-many-rows", "Too many rows", f"at most {MAX_BATCH_ROWS} rows per batch")
+    # Each well-formed address in its EIP-55 form, once (a keccak each).
+    checksummed = {r.recipient: eip55(r.recipient) for r in raw if _ADDRESS.match(r.recipient)}
     heirs: dict[str, str] = {}
     if retired is not None:
-        heirs = retired([eip55(r.recipient) for r in raw if _ADDRESS.match(r.recipient)])
+        heirs = retired(list(checksummed.values()))
 
     hashes = {r.identity: identity_hash(r.identity) for r in raw if r.identity}
     # An identity resolves only among personal wallets (a merchant or institution registered with
@@ -203,7 +205,7 @@ def validate_rows(
             if not _ADDRESS.match(r.recipient):
                 error(r, "recipient", f"{r.recipient!r} is not an address")
             else:
-                recipient = eip55(r.recipient)
+                recipient = checksummed[r.recipient]
                 body = r.recipient[2:]
                 if body not in (body.lower(), body.upper()) and r.recipient != recipient:
                     error(r, "recipient", "bad address checksum (EIP-55)")

@@ -291,6 +291,7 @@ def _through_api(
     _log(f"  indexer caught up with the registrations in {catch_up_s:.1f} s (not timed)")
     dashboard_before = dashboard_ms()
     memory_before = rss_mb(pids)
+    node_before, service_before = rss_mb(pids[:1]), rss_mb(pids[1:])
     _log(f"  bare batch: {half_people} recipients; naive: {half_singles} single API transfers")
     bare_rates.append(bare.run(half_people, MAX_ROWS))
     naive(singles[:half_singles])
@@ -322,6 +323,7 @@ def _through_api(
         raise RuntimeError(f"the payroll did not complete: {status}")
     caught_up()
     memory_after = rss_mb(pids)
+    node_after, service_after = rss_mb(pids[:1]), rss_mb(pids[1:])
     dashboard_after = dashboard_ms()
     _log(f"  naive: {len(singles) - half_singles} single API transfers; bare batch: {half_people} recipients")
     naive(singles[half_singles:])
@@ -349,6 +351,10 @@ def _through_api(
         "dashboard_ms_after": dashboard_after,
         "stack_rss_mb_before": memory_before,
         "stack_rss_mb_after": memory_after,
+        "node_rss_mb_before": node_before,
+        "node_rss_mb_after": node_after,
+        "operator_rss_mb_before": service_before,
+        "operator_rss_mb_after": service_after,
         "sampled_balances_checked": len(sample),
     }
 
@@ -426,6 +432,10 @@ def rows_of(a: dict[str, Any]) -> list[Target]:
             a["dashboard_ms_after"], a["dashboard_ms_before"], None, "ms"),
         Target(f"stack memory (anvil + operator) after the payroll of {n} (baseline: before it)",
             a["stack_rss_mb_after"], a["stack_rss_mb_before"], None, "MB"),
+        Target(f"operator service memory after the payroll of {n} (baseline: before it)",
+            a["operator_rss_mb_after"], a["operator_rss_mb_before"], None, "MB"),
+        Target(f"node (anvil) memory after the payroll of {n} (baseline: before it)",
+            a["node_rss_mb_after"], a["node_rss_mb_before"], None, "MB"),
     ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
 
+from eth_hash.auto import keccak
 from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hexbytes import HexBytes
@@ -41,8 +42,23 @@ class Event:
 
 @lru_cache(maxsize=65_536)
 def checksum(address: str | bytes) -> str:
-    """EIP-55 form of an address (a keccak each time uncached; payrolls repeat the same few)."""
+    """EIP-55 form of an address (a keccak each time uncached; payrolls repeat the same few).
+
+    A ``0x`` + 40 hex digits string (what the node answers and the database holds) takes one
+    keccak here; eth_utils' ``to_checksum_address`` validated and normalised it first, for most of
+    the time of encoding a 10,000-row payroll's rows, whose addresses are all seen once. Anything
+    else goes to eth_utils (and its errors)."""
+    if address.__class__ is str and len(address) == 42 and address[:2] in ("0x", "0X"):
+        lower = address[2:].lower()  # type: ignore[union-attr]
+        if _HEX.issuperset(lower):
+            digest = keccak(lower.encode()).hex()
+            return "0x" + "".join(
+                c.upper() if d in "89abcdef" else c for c, d in zip(lower, digest[:40], strict=True)
+            )
     return to_checksum_address(address)
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def _as_bytes(value: Any) -> bytes:

@@ -43,6 +43,8 @@ BOUNDS: dict[str, RowBound] = {
     "payChunk(bytes32,uint256,(address,uint96)[])": RowBound(150_000, 130_000, 2),
     "pushClaims(bytes32,(uint256,address,uint96,bytes32[])[])": RowBound(150_000, 110_000, 1),
     "addRows(bytes32,(address,uint96)[])": RowBound(150_000, 5_000, 1),
+    # Per chunk (of up to MAX_ROWS rows): what a full addRows is bounded at.
+    "addChunks(bytes32,(address,uint96)[][])": RowBound(150_000, 1_150_000, 1),
     "registerBatch((address,uint8,uint8,uint16,bytes32)[])": RowBound(100_000, 80_000, 0),
     # A card payment settles at ~39,000 gas net in a full batch; its costliest path (the token
     # refuses the merchant: the payment's writes done, then undone) stays far below 170,000. A full

@@ -87,11 +87,23 @@ def running(
         stop(proc)
 
 
+# Blocks whose state anvil keeps for reads at a past block (``eth_call`` at a block number). anvil
+# keeps a full copy of the chain's state for each block, up to 500 of them by default: ~4 MB a
+# block once 10,000 wallets are registered, so the node held 1.3-2 GB after a 10,000-person
+# payroll (bench_disburse), most of the stack's memory. Blocks, receipts and logs are all kept;
+# only older states go. The services read past state only just behind the head: a reverted
+# transaction's parent block (``Transactor.revert_error``) and the reconciliation's block, the
+# event index's cursor, caught up right before (after a restart no past state survives anyway).
+NODE_STATE_HISTORY = 128
+
+
 def anvil_cmd(port: int, state: Path | None = None) -> list[str]:
     """anvil on ``port`` with the development accounts; with ``state`` it loads that file on start
-    (when it exists) and writes it on exit (SIGINT/SIGTERM), blocks, receipts and logs included."""
+    (when it exists) and writes it on exit (SIGINT/SIGTERM), blocks, receipts and logs included.
+    The states of the last ``NODE_STATE_HISTORY`` blocks are kept for reads at a past block."""
     cmd = [str(ANVIL), "--port", str(port), "--silent", "--hardfork", ANVIL_HARDFORK]
     cmd += ["--mnemonic", DEV_MNEMONIC, "--accounts", str(DEV_ACCOUNT_COUNT)]
+    cmd += ["--prune-history", str(NODE_STATE_HISTORY)]
     return cmd + (["--state", str(state)] if state is not None else [])
 
 

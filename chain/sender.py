@@ -408,6 +408,8 @@ class Transactor:
                     self.w3.eth.call(unlimited, block)  # type: ignore[arg-type]
                 except ContractLogicError as exc:
                     return self.errors.decode(_revert_data(exc), tx_hash=tx_hash)
+                except Web3RPCError:  # that block's state is gone (chain.processes.NODE_STATE_HISTORY)
+                    return self.errors.decode(None, tx_hash=tx_hash)
             self._unbounded.add(gas_bounds.selectors().get(bytes(HexBytes(tx["input"]))[:4], ""))
             return OutOfGas(int(tx["gas"]), tx_hash=tx_hash)
         # The parent block has the state the transaction ran on, but not its block's time: a
@@ -418,6 +420,8 @@ class Transactor:
                 self.w3.eth.call(call, block)
             except ContractLogicError as exc:
                 return self.errors.decode(_revert_data(exc), tx_hash=tx_hash)
+            except Web3RPCError:  # that block's state is gone: the revert stays undecoded
+                break
         return self.errors.decode(None, tx_hash=tx_hash)
 
 
@@ -506,7 +510,14 @@ def _bool_word(value: Any) -> bytes:
 
 @lru_cache(maxsize=256)
 def _plan(abi_type: str) -> tuple[str, tuple[Callable[[Any], bytes], ...]] | None:
-    """("static", (word,)), ("array", (word,)) or ("array-of-tuples", (word, ...)); None: eth_abi."""
+    """("static", (word,)), ("array", (word,)), ("array-of-tuples", (word, ...)) or
+    ("arrays-of-tuples", (word, ...)) for a dynamic array of such arrays (``addChunks``'s
+    chunks); None: eth_abi."""
+    if abi_type.endswith("[][]"):
+        inner_plan = _plan(abi_type[:-2])
+        if inner_plan is None or inner_plan[0] != "array-of-tuples":
+            return None
+        return "arrays-of-tuples", inner_plan[1]
     if abi_type.endswith("[]"):
         inner = abi_type[:-2]
         if inner.startswith("(") and inner.endswith(")"):
@@ -535,25 +546,39 @@ def fast_encode(types: list[str], args: list[Any]) -> bytes | None:
             if kind == "static":
                 head.append(words[0](value))
                 continue
-            if not isinstance(value, list | tuple):
-                return None
-            part = [len(value).to_bytes(32, "big")]
-            if kind == "array":
-                word = words[0]
-                part += [word(v) for v in value]
-            else:
-                width = len(words)
-                for row in value:
-                    if not isinstance(row, list | tuple) or len(row) != width:
-                        return None
-                    part += [w(v) for w, v in zip(words, row, strict=True)]
+            blob = _dynamic(kind, words, value)
             head.append(offset.to_bytes(32, "big"))
-            blob = b"".join(part)
             tail.append(blob)
             offset += len(blob)
     except _Unsupported:
         return None
     return b"".join(head) + b"".join(tail)
+
+
+def _dynamic(kind: str, words: tuple[Callable[[Any], bytes], ...], value: Any) -> bytes:
+    """The tail encoding of one dynamic array (its length, then its items); raises _Unsupported
+    for a value that is not plainly one."""
+    if not isinstance(value, list | tuple):
+        raise _Unsupported
+    count = len(value).to_bytes(32, "big")
+    if kind == "arrays-of-tuples":  # each inner array is dynamic: offsets from after the length
+        inner = [_dynamic("array-of-tuples", words, v) for v in value]
+        offsets, at = [], 32 * len(inner)
+        for blob in inner:
+            offsets.append(at.to_bytes(32, "big"))
+            at += len(blob)
+        return b"".join([count, *offsets, *inner])
+    part = [count]
+    if kind == "array":
+        word = words[0]
+        part += [word(v) for v in value]
+    else:
+        width = len(words)
+        for row in value:
+            if not isinstance(row, list | tuple) or len(row) != width:
+                raise _Unsupported
+            part += [w(v) for w, v in zip(words, row, strict=True)]
+    return b"".join(part)
 
 
 def web3_encode(w3: Web3, fn: ContractFunction) -> str:
@@ -586,7 +611,12 @@ _ADDRESSES = frozenset({"from", "to", "contractAddress", "address"})
 _BYTES = frozenset({"blockHash", "transactionHash", "logsBloom", "data", "root"})
 
 
-def _light(value: dict[str, Any]) -> dict[str, Any]:
+def _light(value: dict[str, Any], memo: dict[str, HexBytes] | None = None) -> dict[str, Any]:
+    """``value`` with web3's types. ``memo``: the byte strings already built for this receipt
+    (its block and transaction hashes, and the topics its logs repeat: a 200-row payroll chunk
+    has 600 logs, each with the same hashes and mostly the same event signature, batch and
+    purpose topics); HexBytes are immutable, so the same one serves every log."""
+    memo = {} if memo is None else memo
     out: dict[str, Any] = {}
     for key, v in value.items():
         if v is None or isinstance(v, bool):
@@ -596,12 +626,21 @@ def _light(value: dict[str, Any]) -> dict[str, Any]:
         elif key in _ADDRESSES:
             out[key] = checksum(v)
         elif key == "topics":
-            out[key] = [HexBytes(bytes.fromhex(t[2:])) for t in v]
+            out[key] = [_hexbytes(t, memo) for t in v]
         elif key in _BYTES:
-            out[key] = HexBytes(bytes.fromhex(v[2:]))
+            out[key] = _hexbytes(v, memo)
         else:  # what web3 does not know it leaves as the node sent it
             out[key] = v
     return out
+
+
+def _hexbytes(text: str, memo: dict[str, HexBytes]) -> HexBytes:
+    """``HexBytes(text)`` for a ``0x`` hex string, built once per ``memo`` and without
+    ``HexBytes.__new__``'s checks of every input type (it is a plain ``bytes`` subclass)."""
+    found = memo.get(text)
+    if found is None:
+        found = memo[text] = bytes.__new__(HexBytes, bytes.fromhex(text[2:]))
+    return found
 
 
 def light_log(raw: dict[str, Any]) -> dict[str, Any]:
@@ -611,8 +650,9 @@ def light_log(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _light_receipt(raw: dict[str, Any]) -> TxReceipt:
     """A JSON-RPC receipt with web3's types (ints, checksum addresses, bytes), logs included."""
-    receipt = _light({k: v for k, v in raw.items() if k != "logs"})
-    receipt["logs"] = [_light(log) for log in raw.get("logs", [])]
+    memo: dict[str, HexBytes] = {}
+    receipt = _light({k: v for k, v in raw.items() if k != "logs"}, memo)
+    receipt["logs"] = [_light(log, memo) for log in raw.get("logs", [])]
     return receipt  # type: ignore[return-value]
 
 

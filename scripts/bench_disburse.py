@@ -45,6 +45,7 @@ Prints tables and writes ``bench-results/bench_disburse.json`` (its ``rows`` go 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -77,7 +78,15 @@ from chain.compiler import compile_contracts  # noqa: E402
 from chain.deploy import deploy_all  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import free_port  # noqa: E402
-from scripts.benchlib import BareBatchLimit, Target, render_rows, rss_mb, table, write_result  # noqa: E402
+from scripts.benchlib import (  # noqa: E402
+    BareBatchLimit,
+    Target,
+    cpu_s,
+    render_rows,
+    rss_mb,
+    table,
+    write_result,
+)
 from scripts.stack import (  # noqa: E402
     database,
     deploy,
@@ -291,8 +300,12 @@ def _through_api(
     _log(f"  indexer caught up with the registrations in {catch_up_s:.1f} s (not timed)")
     dashboard_before = dashboard_ms()
     memory_before = rss_mb(pids)
+    node_before, service_before = rss_mb(pids[:1]), rss_mb(pids[1:])
     _log(f"  bare batch: {half_people} recipients; naive: {half_singles} single API transfers")
+    me = [os.getpid()]
+    bare_cpu = -cpu_s(me) - cpu_s(pids[:1])
     bare_rates.append(bare.run(half_people, MAX_ROWS))
+    bare_cpu += cpu_s(me) + cpu_s(pids[:1])
     naive(singles[:half_singles])
     caught_up()
 
@@ -304,6 +317,7 @@ def _through_api(
         "unit": "fen",
         "rows": [{"recipient": r, "amount": amount} for r in payroll],
     }
+    payroll_cpu = -cpu_s(pids)
     t0 = time.perf_counter()
     created = post(operator, "/v1/disbursements", body)
     t1 = time.perf_counter()
@@ -318,14 +332,18 @@ def _through_api(
             break
         time.sleep(0.5)
     t3 = time.perf_counter()
+    payroll_cpu += cpu_s(pids)
     if status["status"] != "executed" or status["rows_by_status"] != {"paid": len(payroll)}:
         raise RuntimeError(f"the payroll did not complete: {status}")
     caught_up()
     memory_after = rss_mb(pids)
+    node_after, service_after = rss_mb(pids[:1]), rss_mb(pids[1:])
     dashboard_after = dashboard_ms()
     _log(f"  naive: {len(singles) - half_singles} single API transfers; bare batch: {half_people} recipients")
     naive(singles[half_singles:])
+    bare_cpu -= cpu_s(me) + cpu_s(pids[:1])
     bare_rates.append(bare.run(len(payroll) - half_people, MAX_ROWS))
+    bare_cpu += cpu_s(me) + cpu_s(pids[:1])
     if status["chain"]["paid_fen"] != amount * len(payroll) or created["total_fen"] != amount * len(payroll):
         raise RuntimeError(f"paid {status['chain']['paid_fen']}, expected {amount * len(payroll)}")
     sample = payroll[:: max(1, len(payroll) // 100)] + singles
@@ -347,8 +365,16 @@ def _through_api(
         "indexer_catch_up_s": catch_up_s,
         "dashboard_ms_before": dashboard_before,
         "dashboard_ms_after": dashboard_after,
+        # CPU seconds per 1,000 recipients: the payroll's (operator + anvil, creation to the last
+        # row paid, the client's polls included) and the bare batch's (this client + anvil).
+        "payroll_cpu_s_per_1000": payroll_cpu * 1000 / len(payroll),
+        "bare_batch_cpu_s_per_1000": bare_cpu * 1000 / len(payroll),
         "stack_rss_mb_before": memory_before,
         "stack_rss_mb_after": memory_after,
+        "node_rss_mb_before": node_before,
+        "node_rss_mb_after": node_after,
+        "operator_rss_mb_before": service_before,
+        "operator_rss_mb_after": service_after,
         "sampled_balances_checked": len(sample),
     }
 
@@ -420,12 +446,18 @@ def rows_of(a: dict[str, Any]) -> list[Target]:
     return [
         Target(f"payroll of {n} via the API vs the bare-batch limit", a["paid_per_s"], a["bare_batch_per_s"],
             ">= 0.5", "recipients/s"),
+        Target(f"payroll of {n}: CPU s per 1,000 paid (operator + anvil) vs the bare batch (client + anvil)",
+            a["payroll_cpu_s_per_1000"], a["bare_batch_cpu_s_per_1000"], None, "CPU s"),
         Target(f"payroll of {n}: batch vs one API call per person", a["paid_per_s"],
             a["baseline_transfers_per_s"], ">= 10", "recipients/s"),
         Target(f"dashboard data latency after the payroll of {n} (baseline: before it)",
             a["dashboard_ms_after"], a["dashboard_ms_before"], None, "ms"),
         Target(f"stack memory (anvil + operator) after the payroll of {n} (baseline: before it)",
             a["stack_rss_mb_after"], a["stack_rss_mb_before"], None, "MB"),
+        Target(f"operator service memory after the payroll of {n} (baseline: before it)",
+            a["operator_rss_mb_after"], a["operator_rss_mb_before"], None, "MB"),
+        Target(f"node (anvil) memory after the payroll of {n} (baseline: before it)",
+            a["node_rss_mb_after"], a["node_rss_mb_before"], None, "MB"),
     ]  # fmt: skip
 
 

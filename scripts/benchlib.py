@@ -230,3 +230,18 @@ def rss_mb(pids: list[int]) -> float:
         except OSError:
             continue
     return total_kb / 1024
+
+
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) these processes have used so far, descendants excluded (Linux
+    /proc). On a shared machine a phase's CPU is steadier than its wall time: the load of other
+    work stretches the wall clock, much less the CPU a row costs."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 
+from chain.batch import BatchReader
+from chain.events import checksum
 from chain.manifest import Manifest
-from chain.sender import Transactor, TxResult
+from chain.sender import Transactor, TxResult, node_errors
 
 UNLIMITED = 2**256 - 1
 
@@ -331,6 +335,40 @@ class CashClient:
     def successor_of(self, wallet: str) -> str:
         """The wallet that took over a retired ``wallet`` (the zero address when none)."""
         return str(self.tx.call(self.registry.functions.successorOf(wallet)))
+
+    # -- many wallets at once (batched reads) ----------------------------------------------
+
+    def retired_among(self, wallets: Sequence[str]) -> dict[str, str]:
+        """The retired wallets among ``wallets``, each with its successor (the zero address when
+        none): ``isRetired`` of every wallet in JSON-RPC batches (:mod:`chain.batch`), then
+        ``successorOf`` of the retired ones. One ``eth_call`` each through web3 cost a round trip
+        and its checks per row: most of a 10,000-row payroll's creation (146 s under load)."""
+        wallets = list(dict.fromkeys(wallets))
+        retired = [
+            w for w, word in zip(wallets, self._views("isRetired(address)", wallets), strict=True) if word[31]
+        ]
+        heirs = self._views("successorOf(address)", retired)
+        return {w: checksum("0x" + word[12:32].hex()) for w, word in zip(retired, heirs, strict=True)}
+
+    def live_personal_among(self, wallets: Sequence[str]) -> set[str]:
+        """Those of ``wallets`` registered as personal and not retired (the chain's
+        ``personalWalletOf`` rule), from batched ``walletOf`` and ``isRetired`` reads."""
+        wallets = list(dict.fromkeys(wallets))
+        records = self._views("walletOf(address)", wallets)
+        kinds = [int.from_bytes(word[:32], "big") for word in records]
+        personal = [w for w, kind in zip(wallets, kinds, strict=True) if kind == Kind.PERSONAL]
+        retired = self._views("isRetired(address)", personal)
+        return {w for w, word in zip(personal, retired, strict=True) if not word[31]}
+
+    def _views(self, signature: str, wallets: list[str]) -> list[bytes]:
+        """The return data of the registry's one-address view ``signature`` for each wallet."""
+        if not wallets:
+            return []
+        selector = function_signature_to_4byte_selector(signature)
+        to = str(self.registry.address)
+        calls = [(to, selector + bytes(12) + bytes.fromhex(w[2:])) for w in wallets]
+        with node_errors():
+            return BatchReader(self.w3).calls(calls)
 
 
 def bytes32_text(text: str) -> bytes:

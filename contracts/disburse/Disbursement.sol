@@ -83,6 +83,8 @@ contract Disbursement is ReentrancyGuard {
     error DisburseWrongKind(bytes32 id, Kind expected);
     /// @dev A chunk holds 1..`max` rows.
     error DisburseChunkSize(uint256 size, uint256 max);
+    /// @dev One `addChunks` call adds 1..`max` chunks.
+    error DisburseChunkCount(uint256 count, uint256 max);
     /// @dev Row `row` of the chunk has a zero recipient or a zero amount.
     error DisburseInvalidRow(uint256 row);
     /// @dev The rows would add up to `rowsTotal`, above the batch total `total`.
@@ -165,6 +167,9 @@ contract Disbursement is ReentrancyGuard {
 
     /// @notice Most rows in one chunk, and most claims pushed in one transaction.
     uint256 public constant MAX_ROWS = 200;
+    /// @notice Most chunks one `addChunks` call adds (1,000 rows, ~64 KB of call data: below the
+    /// 128 KB a geth-family node accepts for one transaction).
+    uint256 public constant MAX_CHUNKS_PER_CALL = 5;
 
     enum Kind {
         None,
@@ -311,26 +316,24 @@ contract Disbursement is ReentrancyGuard {
     /// @notice Add the next chunk (1..MAX_ROWS rows) to explicit draft `id`; returns its chunk number.
     /// Only the chunk's hash is stored; the same rows are sent again to pay it.
     function addRows(bytes32 id, Row[] calldata rows) external returns (uint256 chunk) {
-        Batch storage b = _draft(id);
-        if (b.kind != Kind.Explicit) revert DisburseWrongKind(id, Kind.Explicit);
-        if (msg.sender != b.creator) revert DisburseNotCreator(id, msg.sender);
-        if (rows.length == 0 || rows.length > MAX_ROWS) revert DisburseChunkSize(rows.length, MAX_ROWS);
-        uint256 amount = 0;
-        for (uint256 i = 0; i < rows.length; ++i) {
-            if (rows[i].recipient == address(0) || rows[i].amount == 0) revert DisburseInvalidRow(i);
-            amount += rows[i].amount;
-        }
-        uint256 rowsTotal = b.rowsTotal + amount;
-        if (rowsTotal > b.total) revert DisburseOverTotal(id, b.total, rowsTotal);
+        Batch storage b = _rowsDraft(id);
+        chunk = _addChunk(id, b, rows);
+    }
 
-        chunk = b.chunkCount;
-        bytes32 rowsHash = keccak256(abi.encode(rows));
-        _chunks[id][chunk] =
-            Chunk({rowsHash: rowsHash, firstIndex: b.rowCount, count: uint32(rows.length), paid: false, amount: uint128(amount)});
-        emit RowsAdded(id, chunk, b.rowCount, rows.length, amount, rowsHash);
-        b.chunkCount += 1;
-        b.rowCount += uint32(rows.length);
-        b.rowsTotal = uint128(rowsTotal);
+    /// @notice Add the next `chunks.length` chunks (1..MAX_CHUNKS_PER_CALL, each of 1..MAX_ROWS rows)
+    /// to explicit draft `id` in one transaction, numbered in order as that many `addRows` calls
+    /// would number them (one `RowsAdded` each); returns the number of the first. Each chunk is still
+    /// paid by its own `payChunk`. A large payroll's creation is one transaction per few chunks
+    /// instead of one per chunk.
+    function addChunks(bytes32 id, Row[][] calldata chunks) external returns (uint256 firstChunk) {
+        Batch storage b = _rowsDraft(id);
+        if (chunks.length == 0 || chunks.length > MAX_CHUNKS_PER_CALL) {
+            revert DisburseChunkCount(chunks.length, MAX_CHUNKS_PER_CALL);
+        }
+        firstChunk = b.chunkCount;
+        for (uint256 i = 0; i < chunks.length; ++i) {
+            _addChunk(id, b, chunks[i]);
+        }
     }
 
     /// @notice The creator or the payer abandons a draft; nothing had moved.
@@ -545,6 +548,34 @@ contract Disbursement is ReentrancyGuard {
         b = _batches[id];
         if (b.status == Status.None) revert DisburseUnknownBatch(id);
         if (b.status != Status.Draft) revert DisburseWrongStatus(id, Status.Draft, b.status);
+    }
+
+    /// @dev Explicit draft `id`, to which only its creator adds rows.
+    function _rowsDraft(bytes32 id) private view returns (Batch storage b) {
+        b = _draft(id);
+        if (b.kind != Kind.Explicit) revert DisburseWrongKind(id, Kind.Explicit);
+        if (msg.sender != b.creator) revert DisburseNotCreator(id, msg.sender);
+    }
+
+    /// @dev Store the next chunk of explicit draft `id`: its hash, first row, count and amount.
+    function _addChunk(bytes32 id, Batch storage b, Row[] calldata rows) private returns (uint256 chunk) {
+        if (rows.length == 0 || rows.length > MAX_ROWS) revert DisburseChunkSize(rows.length, MAX_ROWS);
+        uint256 amount = 0;
+        for (uint256 i = 0; i < rows.length; ++i) {
+            if (rows[i].recipient == address(0) || rows[i].amount == 0) revert DisburseInvalidRow(i);
+            amount += rows[i].amount;
+        }
+        uint256 rowsTotal = b.rowsTotal + amount;
+        if (rowsTotal > b.total) revert DisburseOverTotal(id, b.total, rowsTotal);
+
+        chunk = b.chunkCount;
+        bytes32 rowsHash = keccak256(abi.encode(rows));
+        _chunks[id][chunk] =
+            Chunk({rowsHash: rowsHash, firstIndex: b.rowCount, count: uint32(rows.length), paid: false, amount: uint128(amount)});
+        emit RowsAdded(id, chunk, b.rowCount, rows.length, amount, rowsHash);
+        b.chunkCount += 1;
+        b.rowCount += uint32(rows.length);
+        b.rowsTotal = uint128(rowsTotal);
     }
 
     function _payable(bytes32 id, Kind kind) private view returns (Batch storage b) {

@@ -14,6 +14,7 @@ from chain.sender import fast_encode
 
 PAY_CHUNK = ["bytes32", "uint256", "(address,uint96)[]"]
 REGISTER = ["(address,uint8,uint8,uint16,bytes32)[]"]
+ADD_CHUNKS = ["bytes32", "(address,uint96)[][]"]
 
 
 def _address(rng: random.Random, case: str) -> str:
@@ -44,6 +45,14 @@ def test_the_bytes_are_eth_abi_s(rows: int) -> None:
         ]
     ]
     assert fast_encode(REGISTER, reg) == encode(REGISTER, reg)
+    chunks = [
+        rng.randbytes(32),
+        [
+            [(_address(rng, "lower"), rng.randrange(2**96)) for _ in range(rng.randrange(rows + 1))]
+            for _ in range(rows % 6)
+        ],
+    ]
+    assert fast_encode(ADD_CHUNKS, chunks) == encode(ADD_CHUNKS, chunks)
     flags = [[rng.random() < 0.5 for _ in range(rows)], [rng.randrange(2**8) for _ in range(rows)]]
     assert fast_encode(["bool[]", "uint8[]"], flags) == encode(["bool[]", "uint8[]"], flags)
 
@@ -63,6 +72,9 @@ def _mangled(address: str) -> str:
         (PAY_CHUNK, [bytes(31), 1, []]),  # short bytes32
         (PAY_CHUNK, [bytes(32), True, []]),  # a bool for a uint
         (PAY_CHUNK, [bytes(32), 1, [(Account.create().address, 1, 2)]]),  # a row too wide
+        (ADD_CHUNKS, [bytes(32), [[(Account.create().address, 2**96)]]]),  # out of uint96, nested
+        (ADD_CHUNKS, [bytes(32), [(Account.create().address, 1)]]),  # a row where a chunk belongs
+        (["uint256[][]"], [[[1]]]),  # nested arrays of anything but tuples
         (["string"], ["text"]),  # a dynamic type it does not handle
         (["(address,bytes)[]"], [[]]),
     ],

@@ -12,6 +12,7 @@ from web3 import Web3
 from chain import gas
 from chain.accounts import dev_account
 from chain.clients.disburse import (
+    MAX_CHUNKS_PER_CALL,
     MAX_ROWS,
     DisbursementClient,
     Officer,
@@ -87,6 +88,22 @@ def test_a_full_pay_chunk_at_its_costliest_rows_fits_its_bound_without_an_estima
     assert len(result.named("PayoutException")) == MAX_ROWS
     assert no_estimates == []
     assert result.gas_used < gas.bound(fn)  # type: ignore[operator]
+
+
+def test_a_full_add_chunks_fits_its_bound_without_an_estimate(
+    payer: int, disburse: DisbursementClient, no_estimates: list[str]
+) -> None:
+    chunks = [
+        [Row(Account.create().address, 10**9) for _ in range(MAX_ROWS)] for _ in range(MAX_CHUNKS_PER_CALL)
+    ]
+    bid = batch_id(PAYER.address, "chunks")
+    total = sum(r.amount for c in chunks for r in c)
+    disburse.create_explicit(PAYER, "chunks", PAYER.address, purpose_tag("salary"), payer, total)
+    no_estimates.clear()
+    result = disburse.add_chunks(PAYER, bid, chunks)
+    assert len(result.named("RowsAdded")) == MAX_CHUNKS_PER_CALL
+    assert no_estimates == []
+    assert result.gas_used < gas.bound(disburse.add_chunks_call(bid, chunks))  # type: ignore[operator]
 
 
 def test_a_full_register_batch_fits_its_bound(fresh: None, cash: CashClient, no_estimates: list[str]) -> None:

@@ -12,6 +12,7 @@ from web3 import Web3
 from chain import devtools
 from chain.accounts import dev_account
 from chain.clients.disburse import (
+    MAX_CHUNKS_PER_CALL,
     MAX_ROWS,
     BatchKind,
     BatchStatus,
@@ -284,6 +285,90 @@ class TestAddRows:
             lambda: disburse.add_rows(p.employer, bid, [Row(p.workers[0], 100)]),
             "DisburseWrongKind",
             bid,
+            BatchKind.EXPLICIT,
+        )
+
+
+class TestAddChunks:
+    def test_chunks_are_numbered_as_add_rows_numbers_them_and_pay_one_by_one(
+        self, w3: Web3, payroll: Payroll, disburse: DisbursementClient, cash: CashClient
+    ) -> None:
+        p = payroll
+        rows = rows_for(p.workers)
+        bid = batch_id(p.employer.address, "c")
+        total = sum(r.amount for r in rows)
+        disburse.create_explicit(p.employer, "c", p.employer.address, SALARY, now(w3) + DAY, total)
+        disburse.add_rows(p.employer, bid, rows[:1])
+        added = disburse.add_chunks(p.employer, bid, [rows[1:3], rows[3:4], rows[4:]]).named("RowsAdded")
+        assert [(e.args["chunk"], e.args["firstIndex"], e.args["count"]) for e in added] == [
+            (1, 1, 2),
+            (2, 3, 1),
+            (3, 4, 2),
+        ]
+        b = disburse.batch(bid)
+        assert (b.chunk_count, b.row_count, b.rows_total) == (4, 6, total)
+        cash.approve(p.employer, disburse.contract.address, total)
+        disburse.approve(p.checker, bid)
+        for chunk, part in enumerate([rows[:1], rows[1:3], rows[3:4], rows[4:]]):
+            assert len(disburse.pay_chunk(p.operator, bid, chunk, part).named("Paid")) == len(part)
+        assert [cash.balance_of(r.recipient) for r in rows] == [r.amount for r in rows]
+
+    def test_reverts_on_no_chunks_too_many_chunks_or_a_bad_chunk_and_adds_none(
+        self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
+    ) -> None:
+        p, bid = payroll, batch_id(payroll.employer.address, "c")
+        disburse.create_explicit(p.employer, "c", p.employer.address, SALARY, now(w3) + DAY, 10**12)
+        one = [Row(p.workers[0], 1)]
+        assert_reverts(
+            lambda: disburse.add_chunks(p.employer, bid, []), "DisburseChunkCount", 0, MAX_CHUNKS_PER_CALL
+        )
+        too_many = [one] * (MAX_CHUNKS_PER_CALL + 1)
+        assert_reverts(
+            lambda: disburse.add_chunks(p.employer, bid, too_many),
+            "DisburseChunkCount",
+            MAX_CHUNKS_PER_CALL + 1,
+            MAX_CHUNKS_PER_CALL,
+        )
+        assert_reverts(
+            lambda: disburse.add_chunks(p.employer, bid, [one, []]), "DisburseChunkSize", 0, MAX_ROWS
+        )
+        oversized = [Row(p.workers[0], 1)] * (MAX_ROWS + 1)
+        assert_reverts(
+            lambda: disburse.add_chunks(p.employer, bid, [one, oversized]),
+            "DisburseChunkSize",
+            MAX_ROWS + 1,
+            MAX_ROWS,
+        )
+        assert_reverts(
+            lambda: disburse.add_chunks(p.employer, bid, [one, [Row(p.workers[1], 0)]]),
+            "DisburseInvalidRow",
+            0,
+        )
+        assert disburse.batch(bid).chunk_count == 0
+
+    def test_reverts_over_the_total_for_another_caller_and_on_a_merkle_batch(
+        self, w3: Web3, payroll: Payroll, disburse: DisbursementClient
+    ) -> None:
+        p, bid = payroll, batch_id(payroll.employer.address, "c")
+        disburse.create_explicit(p.employer, "c", p.employer.address, SALARY, now(w3) + DAY, 150_00)
+        chunks = [[Row(p.workers[0], 100_00)], [Row(p.workers[1], 50_01)]]
+        assert_reverts(
+            lambda: disburse.add_chunks(p.employer, bid, chunks), "DisburseOverTotal", bid, 150_00, 150_01
+        )
+        assert_reverts(
+            lambda: disburse.add_chunks(p.checker, bid, chunks[:1]),
+            "DisburseNotCreator",
+            bid,
+            p.checker.address,
+        )
+        mid = batch_id(p.employer.address, "m")
+        disburse.create_merkle(
+            p.employer, "m", p.employer.address, SUBSIDY, now(w3) + DAY, 100, b"\1" * 32, 1
+        )
+        assert_reverts(
+            lambda: disburse.add_chunks(p.employer, mid, chunks[:1]),
+            "DisburseWrongKind",
+            mid,
             BatchKind.EXPLICIT,
         )
 

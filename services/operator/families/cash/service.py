@@ -69,17 +69,6 @@ def identity_hash(pepper: str, identity: str) -> str:
     return "0x" + hmac.new(pepper.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
-def live_personal(ctx: ServiceContext, address: str) -> bool:
-    """Whether a personal wallet found by identity counts (the chain's ``personalWalletOf``
-    rule): registered on chain as personal and not retired by a recovery."""
-    return ctx.cash.kind_of(address) == Kind.PERSONAL and not ctx.cash.is_retired(address)
-
-
-def successor_if_retired(ctx: ServiceContext, address: str) -> str | None:
-    """The successor of ``address`` when a recovery retired it, else None (a row's check)."""
-    return ctx.cash.successor_of(address) if ctx.cash.is_retired(address) else None
-
-
 # -- issuance, redemption, transfers, the regulator ------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from services.operator.families.disburse.service import (
     OFFICER_ROLES,
     batch_and_id,
     chunk_rows,
+    chunks_rows,
     custodial_among,
     proof,
 )
@@ -44,10 +45,19 @@ def create(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 
 
 def add_rows(ctx: ServiceContext, req: dict[str, Any]) -> Call:
-    """The payer adds one chunk of an explicit batch's rows."""
+    """The payer adds one chunk of an explicit batch's rows (the operations of batches created
+    before ``add_chunks``: the reconciler may still finish one)."""
     b, bid = batch_and_id(ctx, req["ref"])
     rows = [Row(r.recipient, r.amount_fen) for r in chunk_rows(ctx, req["ref"], req["chunk"])]
     return Call(ctx.custodial(b.payer), ctx.disburse.add_rows_call(bid, rows))
+
+
+def add_chunks(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+    """The payer adds ``count`` chunks of an explicit batch, from chunk ``first``, in one call."""
+    b, bid = batch_and_id(ctx, req["ref"])
+    chunks = chunks_rows(ctx, req["ref"], req["first"], req["count"])
+    rows = [[Row(r.recipient, r.amount_fen) for r in chunk] for chunk in chunks]
+    return Call(ctx.custodial(b.payer), ctx.disburse.add_chunks_call(bid, rows))
 
 
 def approve(ctx: ServiceContext, req: dict[str, Any]) -> Call:
@@ -101,6 +111,7 @@ BUILDERS: dict[str, Builder] = {
     "disburse.set_officer": set_officer,
     "disburse.create": create,
     "disburse.add_rows": add_rows,
+    "disburse.add_chunks": add_chunks,
     "disburse.approve": approve,
     "disburse.cancel": cancel,
     "disburse.pay_chunk": pay_chunk,

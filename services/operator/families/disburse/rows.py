@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -138,27 +138,32 @@ def rows_from_csv(text: str) -> tuple[list[RawRow], str]:
 
 
 def validate_rows(
-    db: Any, raw: list[RawRow], unit: str, identity_hash: Any, live: Any = None, successor: Any = None
+    db: Any,
+    raw: list[RawRow],
+    unit: str,
+    identity_hash: Any,
+    live: Callable[[list[str]], set[str]] | None = None,
+    retired: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> list[ParsedRow]:
     """Every row checked; all errors raised together as one 422 ``invalid-rows`` problem.
 
-    ``live(address)`` (when given) says whether a personal wallet found by identity counts: the
+    ``live(addresses)`` (when given) says which personal wallets found by identity count: the
     chain's ``personalWalletOf`` rule counts only registered, unretired personal wallets, so a
     wallet whose registration the chain refused, or one recovered to a successor, never receives
-    a row (and never makes the identity ambiguous). ``successor(address)`` (when given) names the
-    successor of a retired wallet (None otherwise): a row addressed to a retired wallet is a row
-    error ``wallet-retired`` naming it."""
+    a row (and never makes the identity ambiguous). ``retired(addresses)`` (when given) names the
+    retired wallets among the rows' addresses with their successors: a row addressed to a retired
+    wallet is a row error ``wallet-retired`` naming it. Each is asked once, for every distinct
+    address together (batched chain reads: one read per row made a 10,000-row payroll's creation
+    take minutes on a loaded machine)."""
     if not raw:
         raise Problem(422, "invalid-rows", "The batch has no rows")
     if len(raw) > MAX_BATCH_ROWS:
         raise Problem(422, "too-many-rows", "Too many rows", f"at most {MAX_BATCH_ROWS} rows per batch")
-    if successor is not None:  # one chain read per distinct address, however many rows repeat it
-        asked, heirs = successor, dict[str, Any]()
-
-        def successor(address: str) -> Any:
-            if address not in heirs:
-                heirs[address] = asked(address)
-            return heirs[address]
+    # Each well-formed address in its EIP-55 form, once (a keccak each).
+    checksummed = {r.recipient: eip55(r.recipient) for r in raw if _ADDRESS.match(r.recipient)}
+    heirs: dict[str, str] = {}
+    if retired is not None:
+        heirs = retired(list(checksummed.values()))
 
     hashes = {r.identity: identity_hash(r.identity) for r in raw if r.identity}
     # An identity resolves only among personal wallets (a merchant or institution registered with
@@ -174,8 +179,9 @@ def validate_rows(
             )
             for h, a in s.execute(query):
                 by_hash.setdefault(h, []).append(a)
-    if live is not None:
-        by_hash = {h: [a for a in found if live(a)] for h, found in by_hash.items()}
+    if live is not None and by_hash:
+        alive = live([a for found in by_hash.values() for a in found])
+        by_hash = {h: [a for a in found if a in alive] for h, found in by_hash.items()}
     errors: list[dict[str, Any]] = []
     parsed: list[ParsedRow] = []
     seen: dict[str, int] = {}
@@ -199,12 +205,12 @@ def validate_rows(
             if not _ADDRESS.match(r.recipient):
                 error(r, "recipient", f"{r.recipient!r} is not an address")
             else:
-                recipient = eip55(r.recipient)
+                recipient = checksummed[r.recipient]
                 body = r.recipient[2:]
                 if body not in (body.lower(), body.upper()) and r.recipient != recipient:
                     error(r, "recipient", "bad address checksum (EIP-55)")
                     recipient = ""
-                elif successor is not None and (heir := successor(recipient)) is not None:
+                elif (heir := heirs.get(recipient)) is not None:
                     reason = f"{recipient} was retired by a recovery: its successor is {heir}"
                     error(r, "recipient", reason, code="wallet-retired")
                     recipient = ""

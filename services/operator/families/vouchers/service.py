@@ -32,7 +32,7 @@ from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut, event_arg, merkle_dump
 from services.common.scope import check_operator_scope
-from services.operator.families.cash.service import identity_hash, live_personal, successor_if_retired
+from services.operator.families.cash.service import identity_hash
 from services.operator.families.disburse.rows import RawRow, rows_from_csv, rows_from_json, validate_rows
 from services.operator.families.vouchers.models import VoucherLeaf
 from services.operator.families.vouchers.schemas import (
@@ -110,8 +110,8 @@ def validated(ctx: ServiceContext, raw: list[RawRow], unit: str) -> list[Grant]:
         raw,
         unit,
         lambda ident: identity_hash(ctx.settings.identity_pepper, ident),
-        live=lambda address: live_personal(ctx, address),
-        successor=lambda address: successor_if_retired(ctx, address),
+        live=ctx.cash.live_personal_among,
+        retired=ctx.cash.retired_among,
     )
     return [Grant(r.recipient, r.amount_fen) for r in rows]
 

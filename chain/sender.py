@@ -30,13 +30,17 @@ from functools import lru_cache
 from typing import Any
 
 import requests
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, get_abi_output_types
 from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
+from web3._utils.abi import map_abi_data
+from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
+from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import BlockIdentifier, RPCEndpoint, TxParams, TxReceipt
 
 from chain import gas as gas_bounds
@@ -456,12 +460,49 @@ class Transactor:
         return None if raw is None else _light_receipt(raw)
 
     def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
-        """A read-only call whose custom errors are decoded like a transaction's."""
+        """A read-only call whose custom errors are decoded like a transaction's.
+
+        Over HTTP it is one raw ``eth_call`` (:meth:`_raw_call`), answered as web3 answers it."""
+        if isinstance(self.w3.provider, HTTPProvider) and not fn.kwargs and isinstance(block, int | str):
+            return self._raw_call(fn, block)
         with _node_errors():
             try:
                 return fn.call(block_identifier=block)
             except ContractLogicError as exc:
                 raise self.errors.decode(_revert_data(exc)) from None
+
+    def _raw_call(self, fn: ContractFunction, block: int | str) -> Any:
+        """``fn.call()`` without web3's machinery: web3 checks the whole contract ABI on every call
+        (a keccak per function of the contract) and its middleware made three JSON-RPC requests
+        per call; a wallet's page (six reads) cost ~25 ms of the service's CPU. The call data is
+        encoded once (:func:`encode_call`), the answer decoded by the same codec, addresses
+        checksummed and a single output unwrapped as web3 does; a revert is web3's
+        ``ContractLogicError`` (its own classifier), decoded to the contract's custom error."""
+        call: dict[str, Any] = {"to": fn.address, "data": encode_call(self.w3, fn)}
+        sender = self.w3.eth.default_account
+        if isinstance(sender, str) and sender:
+            call["from"] = sender
+        at = hex(block) if isinstance(block, int) else block
+        with _node_errors():
+            answer = self.w3.provider.make_request(RPCEndpoint("eth_call"), [call, at])
+        if "error" in answer:
+            try:
+                raise_contract_logic_error_on_revert(answer)
+            except ContractLogicError as exc:
+                raise self.errors.decode(_revert_data(exc)) from None
+            raise Web3RPCError(str(answer["error"]))
+        types = get_abi_output_types(fn.abi)
+        result = answer.get("result") or "0x"
+        try:
+            decoded = self.w3.codec.decode(types, bytes(HexBytes(result)))
+        except DecodingError as exc:
+            raise BadFunctionCallOutput(f"could not decode {gas_bounds.signature(fn)} from {result}") from exc
+        values = (
+            map_abi_data(BASE_RETURN_NORMALIZERS, types, decoded)
+            if any("address" in t or "[" in t or "(" in t for t in types)  # web3's lists, checksums
+            else list(decoded)
+        )
+        return values[0] if len(values) == 1 else values
 
     @property
     def chain_id(self) -> int:

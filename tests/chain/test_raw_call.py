@@ -13,10 +13,10 @@ from web3 import Web3
 from chain.accounts import dev_account
 from chain.backends import http
 from chain.deploy import deploy_all
-from chain.exceptions import ContractError
+from chain.exceptions import ContractError, NodeRefused
 from chain.manifest import Manifest
 from chain.processes import anvil_node
-from chain.sender import Transactor
+from chain.sender import Transactor, nonce_taken
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +65,29 @@ def test_a_reverting_call_raises_the_contracts_custom_error(deployed: tuple[Web3
     with pytest.raises(Exception) as by_web3:
         fn.call()
     assert str(raised.value) == str(tx.errors.decode(getattr(by_web3.value, "data", None)))
+
+
+def test_estimates_and_sends_over_http_answer_as_web3_did(deployed: tuple[Web3, Manifest]) -> None:
+    """The raw ``eth_estimateGas``: a refusal is the contract's custom error, nothing is signed;
+    the raw ``eth_sendRawTransaction``: bytes whose nonce is used already are NodeRefused, in
+    words ``nonce_taken`` reads."""
+    w3, manifest = deployed
+    tx = Transactor(w3, manifest.error_decoder())
+    cash = manifest.contract(w3, "DigitalCash")
+    stranger = dev_account(9)
+    fn = cash.functions.transfer(dev_account(8).address, 1)
+    with pytest.raises(ContractError) as raised:
+        tx.prepare(fn, stranger.address)
+    with pytest.raises(Exception) as by_web3:
+        fn.estimate_gas({"from": stranger.address})
+    assert str(raised.value) == str(tx.errors.decode(getattr(by_web3.value, "data", None)))
+
+    to = dev_account(8).address
+    payment = {"from": stranger.address, "to": to, "value": 1, "gas": 21_000, **tx.fees()}
+    payment["chainId"] = tx.chain_id
+    sent = tx.send_raw(stranger, payment)  # type: ignore[arg-type]
+    tx.wait(sent.tx_hash)
+    again = stranger.sign_transaction({**payment, "value": 2, "nonce": sent.nonce})
+    with pytest.raises(NodeRefused) as refused:
+        tx.broadcast(bytes(again.raw_transaction), "0x" + bytes(again.hash).hex())
+    assert nonce_taken(str(refused.value))

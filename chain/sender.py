@@ -15,6 +15,13 @@ custodial wallet's key is opened by the operator and by the gateway; a script ma
 service key): when the node answers that the nonce is taken, the transaction is signed again with
 the node's next nonce, up to ``NONCE_ATTEMPTS`` times after a short random pause. Nothing else
 retries nonces (the services sign with keys of their own: see ``services/gateway/app.py``).
+
+Group commit (:meth:`Transactor.send_signed` with ``store_group``): threads sending with one key
+at the same time queue behind its nonce lock; the first signs every queued transaction with
+consecutive nonces, hands them to the store in one call (one durable database commit for the
+lot), and only then sends them in nonce order. Over HTTP the node is asked with raw JSON-RPC
+requests (calls, estimates, sends, receipts, the base fee): web3's request path cost more CPU
+than the node took to answer.
 """
 
 from __future__ import annotations

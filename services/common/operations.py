@@ -12,7 +12,9 @@ The life of an operation:
 2. ``execute`` runs the builder, estimates gas (a contract refusal here fails the operation with
    the decoded error; nothing is sent) unless the call's gas is bounded by its rows
    (:mod:`chain.gas`: a refusal then shows in the receipt, step 3), signs, **stores the signed
-   transaction and its hash**, commits, and only then sends it.
+   transaction and its hash**, commits, and only then sends it. Operations of one key that reach
+   its nonce lock together are signed as a group and stored in one durable commit before any of
+   them is sent (a group commit: :meth:`Operations._store_signed`).
 3. The receipt moves it to ``confirmed`` (with its events) or ``failed`` (with the decoded error).
    If the node is down it stays ``pending`` and the caller gets a 503.
 4. The reconciler finishes pending operations: by receipt lookup, by rebroadcasting the very same

@@ -12,7 +12,9 @@ The life of an operation:
 2. ``execute`` runs the builder, estimates gas (a contract refusal here fails the operation with
    the decoded error; nothing is sent) unless the call's gas is bounded by its rows
    (:mod:`chain.gas`: a refusal then shows in the receipt, step 3), signs, **stores the signed
-   transaction and its hash**, commits, and only then sends it.
+   transaction and its hash**, commits, and only then sends it. Operations of one key that reach
+   its nonce lock together are signed as a group and stored in one durable commit before any of
+   them is sent (a group commit: :meth:`Operations._store_signed`).
 3. The receipt moves it to ``confirmed`` (with its events) or ``failed`` (with the decoded error).
    If the node is down it stays ``pending`` and the caller gets a 503.
 4. The reconciler finishes pending operations: by receipt lookup, by rebroadcasting the very same
@@ -36,7 +38,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,17 +46,17 @@ from typing import Any
 from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.exceptions import ValidationError as EthValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from web3.contract.contract import ContractFunction
 from web3.exceptions import MismatchedABI, Web3RPCError
 
 from chain.events import Event
 from chain.exceptions import ChainError, ContractError, NodeRefused, NodeUnavailable, TransactionTimeout
-from chain.sender import SentTx, node_errors
+from chain.sender import Signed, node_errors
 from services.common import webhooks
 from services.common.context import ServiceContext
-from services.common.models import ApiKey, Operation, Wallet
+from services.common.models import ApiKey, Operation, Wallet, utcnow
 from services.common.problems import Problem, contract_problem, jsonable, node_refusal
 from services.common.scope import acts_for_institution, institution_of, out_of_scope
 
@@ -454,20 +456,42 @@ class Operations:
                     s.rollback()
         raise Problem(409, "idempotency-conflict", "Idempotency key conflict", operation_id=parent.id)
 
+    def _store_signed(self, signed: Sequence[Signed]) -> None:
+        """Store the signed bytes, hash, sender and nonce of each operation (``tag``: its id) in
+        one durable commit: one disk flush for a whole group, and it flushes the intents that
+        ``begin`` committed without one. Nothing of the group is sent before it returns."""
+        now = utcnow()
+        with self.ctx.db.session() as s:
+            s.execute(
+                update(Operation),
+                [
+                    {
+                        "id": x.tag,
+                        "sender": x.sent.sender,
+                        "nonce": x.sent.nonce,
+                        "tx_hash": x.sent.tx_hash,
+                        "raw_tx": x.raw,
+                        "updated_at": now,
+                    }
+                    for x in signed
+                ],
+            )
+            s.commit()
+
     def _sign_and_send(self, op: Operation, call: Call, params: Any) -> None:
         """Sign (again, if another process takes the nonce: chain's one nonce strategy, see
-        :mod:`chain.sender`), store the bytes and their hash in the row, then send them."""
+        :mod:`chain.sender`), store the bytes and their hash in the row, then send them.
 
-        def store(sent: SentTx, raw: str) -> None:
-            with self.ctx.db.session() as s:
-                row = s.get(Operation, op.id)
-                assert row is not None
-                row.sender, row.nonce, row.tx_hash, row.raw_tx = sent.sender, sent.nonce, sent.tx_hash, raw
-                s.commit()
-
+        A group commit: operations of one key that wait for its nonce lock at the same time are
+        signed together and their bytes stored in one durable commit (:meth:`_store_signed`)
+        before any of them is sent (``Transactor.send_signed``'s ``store_group``)."""
         try:
             self.ctx.tx.send_signed(
-                call.signer, params, store=store, before_send=lambda: fault_point("before_send", op.kind)
+                call.signer,
+                params,
+                store_group=self._store_signed,
+                tag=op.id,
+                before_send=lambda: fault_point("before_send", op.kind),
             )
         except NodeRefused as exc:  # the bytes can never be mined
             self.fail(

@@ -308,6 +308,23 @@ def test_an_oversized_header_is_refused_before_it_is_read_whole(
     assert fits.status_code == 200
 
 
+@pytest.mark.parametrize("service", ["operator", "gateway"])
+def test_a_body_that_arrives_with_its_head_is_not_counted_as_head(
+    servers: dict[str, Server], service: str
+) -> None:
+    """The head bound (services/common/serve.py) counts the bytes before the end of the headers:
+    a small head sent in one piece with a body four times the head limit is answered by the app
+    (405 for a POST to /healthz), not refused as a long head."""
+    s = servers[service]
+    body = b"a" * (4 * HEADER_LIMIT)
+    head = (
+        "POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer, _ = _send_head(s.port, [head + body])
+    assert answer.startswith(b"HTTP/1.1 405 "), answer[:200]
+
+
 def test_a_forged_x_forwarded_for_does_not_change_the_logged_client(servers: dict[str, Server]) -> None:
     """uvicorn believes X-Forwarded-For from 127.0.0.1 by default; no proxy is trusted here."""
     for s in servers.values():

@@ -1,0 +1,93 @@
+"""``Transactor.call`` over HTTP is one raw ``eth_call`` (chain/sender.py ``_raw_call``): on a real
+anvil with every family deployed, it answers every view function that takes no argument, or one
+address, exactly as web3's ``fn.call()`` does (strings, bytes, tuples, arrays, checksummed
+addresses), and a revert is the contract's decoded custom error as before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from web3 import Web3
+
+from chain.accounts import dev_account
+from chain.backends import http
+from chain.deploy import deploy_all
+from chain.exceptions import ContractError, NodeRefused
+from chain.manifest import Manifest
+from chain.processes import anvil_node
+from chain.sender import Transactor, nonce_taken
+
+
+@pytest.fixture(scope="module")
+def deployed() -> Iterator[tuple[Web3, Manifest]]:
+    with anvil_node() as url:
+        w3 = http(url)
+        yield w3, deploy_all(w3)
+
+
+def test_every_simple_view_answers_as_web3_does(deployed: tuple[Web3, Manifest]) -> None:
+    w3, manifest = deployed
+    tx = Transactor(w3, manifest.error_decoder())
+    holder = dev_account(2).address
+    compared = 0
+    for name in manifest.contracts:
+        contract = manifest.contract(w3, name)
+        for item in contract.abi:
+            if item.get("type") != "function" or item.get("stateMutability") not in ("view", "pure"):
+                continue
+            inputs = [i["type"] for i in item.get("inputs", [])]
+            if inputs not in ([], ["address"]):
+                continue
+            fn = contract.functions[item["name"]](*([holder] if inputs else []))
+            try:
+                expected = fn.call()
+            except Exception as exc:  # a view that reverts: the same error both ways
+                with pytest.raises(ContractError) as raised:
+                    tx.call(fn)
+                assert type(raised.value) is type(tx.errors.decode(getattr(exc, "data", None)))
+                continue
+            got = tx.call(fn)
+            assert got == expected and type(got) is type(expected), (name, item["name"], got, expected)
+            compared += 1
+    assert compared > 50
+
+
+def test_a_reverting_call_raises_the_contracts_custom_error(deployed: tuple[Web3, Manifest]) -> None:
+    w3, manifest = deployed
+    tx = Transactor(w3, manifest.error_decoder())
+    cash = manifest.contract(w3, "DigitalCash")
+    stranger = dev_account(9).address
+    # transferFrom as a call, from nobody's allowance: the token's own refusal, decoded
+    fn = cash.functions.transferFrom(stranger, dev_account(8).address, 1)
+    with pytest.raises(ContractError) as raised:
+        tx.call(fn)
+    with pytest.raises(Exception) as by_web3:
+        fn.call()
+    assert str(raised.value) == str(tx.errors.decode(getattr(by_web3.value, "data", None)))
+
+
+def test_estimates_and_sends_over_http_answer_as_web3_did(deployed: tuple[Web3, Manifest]) -> None:
+    """The raw ``eth_estimateGas``: a refusal is the contract's custom error, nothing is signed;
+    the raw ``eth_sendRawTransaction``: bytes whose nonce is used already are NodeRefused, in
+    words ``nonce_taken`` reads."""
+    w3, manifest = deployed
+    tx = Transactor(w3, manifest.error_decoder())
+    cash = manifest.contract(w3, "DigitalCash")
+    stranger = dev_account(9)
+    fn = cash.functions.transfer(dev_account(8).address, 1)
+    with pytest.raises(ContractError) as raised:
+        tx.prepare(fn, stranger.address)
+    with pytest.raises(Exception) as by_web3:
+        fn.estimate_gas({"from": stranger.address})
+    assert str(raised.value) == str(tx.errors.decode(getattr(by_web3.value, "data", None)))
+
+    to = dev_account(8).address
+    payment = {"from": stranger.address, "to": to, "value": 1, "gas": 21_000, **tx.fees()}
+    payment["chainId"] = tx.chain_id
+    sent = tx.send_raw(stranger, payment)  # type: ignore[arg-type]
+    tx.wait(sent.tx_hash)
+    again = stranger.sign_transaction({**payment, "value": 2, "nonce": sent.nonce})
+    with pytest.raises(NodeRefused) as refused:
+        tx.broadcast(bytes(again.raw_transaction), "0x" + bytes(again.hash).hex())
+    assert nonce_taken(str(refused.value))

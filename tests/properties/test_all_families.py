@@ -12,8 +12,9 @@ holder), which pay card payments at the merchants they allow before cash, are pu
 payment is refused, and return what is left at expiry; freezes (the regulator freezes and
 unfreezes random people and merchants, owners and payees alike, and the district office: a frozen
 payer's payouts and reclaims stop whole, a frozen issuer grants nothing; the supervisor the
-collective), tier caps (balance, payment, daily) and day changes bite across families; and the clock jumps across package end dates, batch
-and programme ends, proposal expiries and time locks, card grace periods and mandate expiries.
+collective), tier caps (balance, payment, daily) and day changes bite across families; and the
+clock jumps across package end dates, batch and programme ends, proposal expiries and time locks,
+card grace periods, purse expiries and mandate expiries.
 
 Every outcome is predicted before the call from one Python model (the token rules of
 ``DigitalCash._update`` for every movement and of ``payFor`` for every family payout: owner

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from hypothesis import event
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -41,9 +41,7 @@ CARD_KEYS = [bytes([0xD1]) * 32, bytes([0xD2]) * 32]
 TTL, CAP, DAILY, BUDGET = 600, 50_00, 8_00, 30_00
 OPENING = 1_000_00  # below the tier balance cap: bin payouts must fit
 BEIJING, DAY = 8 * 3_600, 86_400
-
-# About 50 s even at the fast profile on a shared machine: `make audit` runs it (-m long).
-pytestmark = pytest.mark.long
+SHORT = (3, 10)  # `make test`'s examples and steps (the long run: fast_profile_sizes below)
 
 Expected = tuple[str, tuple[Any, ...]] | None
 _base: dict[str, Any] = {}
@@ -251,5 +249,18 @@ class DeviceMachine(RuleBasedStateMachine):
             assert self.cash.balance_of(address) == fen, address
 
 
-TestDeviceInvariants = DeviceMachine.TestCase
+# The deep run (about 50 s at the fast profile on a shared machine): `make audit` runs it (-m long).
+TestDeviceInvariants = pytest.mark.long(DeviceMachine.TestCase)
 fast_profile_sizes(TestDeviceInvariants, 5, 20)
+
+# `make test`'s short run: a few derandomized sequences under every profile, so that a change that
+# breaks the family's books or a prediction fails the everyday suite too (XCPAY_RULE_REACH: these
+# reach every rule). The deploy is most of its time.
+TestDeviceInvariantsShort = DeviceMachine.TestCase
+TestDeviceInvariantsShort.settings = settings(  # type: ignore[attr-defined]
+    max_examples=SHORT[0],
+    stateful_step_count=SHORT[1],
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)

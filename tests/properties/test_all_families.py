@@ -187,7 +187,7 @@ Expected = tuple[str, tuple[Any, ...]] | None  # None: success; else (custom err
 # Long (XCPAY_FUZZ=long, make audit): random sequences, thousands of steps in all.
 PROFILES = {
     "short": settings(
-        max_examples=6,
+        max_examples=8,
         stateful_step_count=30,
         derandomize=True,
         deadline=None,
@@ -1549,6 +1549,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         holder = self.by_card[card].holder
         bill = Paid("card", ref, payment_id("card", self.c.cash.tx.chain_id, ref), merchant, holder, paid)
         bill = with_purses(bill, parts)
+        # What may go back to the holder as cash is what the card's cash paid, never a purse part.
+        assert bill.paid_fen - bill.voucher_fen == paid - sum(parts.values())
         if bill.paid_fen == 0:  # all of it paid by purses of several funders: nothing to refund
             return
         self.receipts.append(

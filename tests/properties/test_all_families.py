@@ -52,12 +52,14 @@ Every example starts from the same opening (built once through the rules, then r
 chain snapshot and a copy of the model): packages, an approved batch, a programme with grants,
 income and approved proposals, loaded cards with payments waiting and purses funded, a mandate,
 payments to refund (a transfer, a voucher spend, a card payment the meal purse and cash paid, one
-two funders' purses and cash paid).
+two funders' purses and cash paid), some recorded and refunded in part or in full, and two trial
+purses expired (one to its funder, one to the holder): so that the short profile starts from every
+kind of purse and refund state, whatever rules its few sequences draw.
 
-Profiles: ``make test`` runs a short derandomized profile (6 sequences of up to 30 steps, about a
-minute); ``XCPAY_FUZZ=long`` (``make audit``) runs random sequences, 40 of up to 60 steps by default
-(some 2,200 steps; ``XCPAY_FUZZ_EXAMPLES`` and ``XCPAY_FUZZ_STEPS`` change that). The test prints
-how many examples and steps ran, past pytest's capture.
+Profiles: ``make test`` runs a short derandomized profile (8 sequences of up to 30 steps, about a
+minute and a half); ``XCPAY_FUZZ=long`` (``make audit``) runs random sequences, 40 of up to 60
+steps by default (some 2,200 steps; ``XCPAY_FUZZ_EXAMPLES`` and ``XCPAY_FUZZ_STEPS`` change that).
+The test prints how many examples and steps ran, past pytest's capture.
 """
 
 from __future__ import annotations
@@ -519,14 +521,38 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         self.fund_purse(0, MEALS, 200 * YUAN)
         self.fund_purse(1, GYM_PURSE, 120 * YUAN)
         self._spend_voucher(self.programmes[0], CAROL, CANTEEN, 200 * YUAN)
-        assert len(self.props) == 2 and self.props[1].approved and len(self.pool) == 4
-        assert [(b.paid, b.voucher) for b in self.receipts] == [
+        # The canteen refunds 40 yuan of the card payment the meal purse paid 60 of 100: 24 back to
+        # the office (the purse's share), 16 to alice; the gym's transfer is recorded.
+        transfer, purse_paid = self.receipts[:2]
+        assert self._record(purse_paid) and self._record(transfer)
+        self._refund(purse_paid, 40 * YUAN, None)
+        assert (purse_paid.refunded, purse_paid.voucher_refunded) == (40 * YUAN, 24 * YUAN)
+        # The voucher spend is refunded in full: all of it back to the office, nothing to carol.
+        voucher_paid = self.receipts[3]
+        assert self._record(voucher_paid)
+        self._refund(voucher_paid, voucher_paid.paid, None)
+        assert voucher_paid.voucher_refunded == 200 * YUAN
+        # Two one-hour trial purses, the gym's (the holder's at expiry) on alice's card and the
+        # office's (back to it) on bob's, part spent, expire and are closed: what is left goes each
+        # way.
+        self._create_purse_programme(3, GYM, 50 * YUAN, HOUR, True, PURSE_CATEGORIES[2])
+        self._create_purse_programme(4, OFFICE, 50 * YUAN, HOUR, False, PURSE_CATEGORIES[1])
+        self.fund_purse(0, 3, 30 * YUAN)
+        self.fund_purse(1, 4, 40 * YUAN)
+        self.tap_card(0, GYM, 20 * YUAN)  # MEALS does not pay at the gym: the trial purse does
+        self._settle([len(self.pool) - 1])
+        devtools.increase_time(self.w3, HOUR)
+        self._expire_purse(0, 3)
+        self._expire_purse(1, 4)
+        assert [p.expired for p in self.purses.programmes.values()] == [0, 0, 10 * YUAN, 40 * YUAN]
+        assert len(self.props) == 2 and self.props[1].approved and len(self.pool) == 5
+        assert [(b.paid, b.voucher) for b in self.receipts[:4]] == [
             (300 * YUAN, 0),
             (100 * YUAN, 60 * YUAN),
             (50 * YUAN, 0),
             (200 * YUAN, 200 * YUAN),
         ]
-        assert self.purses.held == 320 * YUAN
+        assert self.purses.held == 320 * YUAN and len(self.receipts) == 5
 
     def _fresh_model(self) -> None:
         c = self.c
@@ -774,19 +800,29 @@ class AllFamiliesMachine(RuleBasedStateMachine):
                 self._pull(self._touch("mandate", mid), amount, order_ref(f"order {self.refs}"))
         if holding := [p for p in self.programmes if p.balance(wallet)]:
             self._spend_voucher(holding[0], person, CANTEEN, amount)
-        if owed := [b for b in self.receipts if b.payer == wallet and b.recorded and b.left > 0]:
+        owed = [b for b in self.receipts if b.payer == wallet and b.left > 0]
+        if owed and self._record(owed[0]):  # recorded at its first refund, as the services do
             self._refund(owed[0], min(owed[0].left, amount), None)  # its cash part waits
         expected, *state = self.model.simulate([(wallet, merchant.address, amount)], day(self._now()))
         if self._run("transfer", lambda: self.cash.transfer(person, merchant.address, amount), expected):
             self.model.apply(state)  # type: ignore[arg-type]
         assert self._owned(wallet) == before, f"frozen {wallet} moved: {before} -> {self._owned(wallet)}"
 
-    @rule(seconds=st.sampled_from([HOUR, 6 * HOUR, DAY, 2 * DAY + 1, 5 * DAY, 11 * DAY]))
+    @rule(seconds=st.sampled_from([HOUR, 6 * HOUR, DAY, 2 * DAY + 1, 5 * DAY, 11 * DAY]), sweep=st.booleans())
     @counted
-    def time_passes(self, seconds: int) -> None:
+    def time_passes(self, seconds: int, sweep: bool) -> None:
+        """The clock jumps; with ``sweep``, the keeper then closes every card purse whose programme
+        has expired (what is left to the funder or the holder, or it waits if they are frozen)."""
         target = self._now() + 1 + seconds
         devtools.increase_time(self.w3, seconds)
         assert self._now() == target
+        if not sweep:
+            return
+        now = self._now()
+        for i, card in enumerate(self.cards):
+            for pid, _ in list(self.purses.card(card.se.address).slots):
+                if now > self.purses.programmes[pid].expires_at:
+                    self._expire_purse(i, pid)
 
     # == prepaid ===========================================================================
 
@@ -1604,7 +1640,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
 
     # -- earmarked purses (CardPurses) -------------------------------------------------------
 
-    @precondition(lambda self: len(self.purses.programmes) < 6)
+    @precondition(lambda self: len(self.purses.programmes) < 8)
     @rule(
         funder=st.sampled_from(PURSE_FUNDERS),
         cap=st.integers(50, 400),
@@ -1690,8 +1726,6 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     def expire_purse(self, i: int, data: st.DataObject) -> None:
         """Anyone closes a card's purse after its programme's expiry: what is left goes to the
         funder, or to the holder, as the programme says (mostly an expired programme's purse)."""
-        card = self.cards[i]
-        address = self._touch("purses", card.se.address)
         now = self._now()
         every = sorted(self.purses.programmes)
         over = [pid for pid in every if now > self.purses.programmes[pid].expires_at]
@@ -1700,7 +1734,13 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             if over
             else st.sampled_from(every)
         )
-        pid = self._touch("purse_programme", data.draw(pick, label="purse programme"))
+        self._expire_purse(i, data.draw(pick, label="purse programme"))
+
+    def _expire_purse(self, i: int, pid: int) -> None:
+        card = self.cards[i]
+        address = self._touch("purses", card.se.address)
+        self._touch("purse_programme", pid)
+        now = self._now()
         p = self.purses.programmes[pid]
         to = card.holder if p.to_holder else p.funder
         amount = self.purses.card(address).balance(pid)

@@ -4,11 +4,17 @@ The per-family machines (tests/properties/test_*_invariants.py) each run their c
 token that nothing else touches. Here one hypothesis state machine drives them all at once, so
 that their interactions are exercised: the same people are prepaid consumers, voucher holders,
 card holders, mandate givers, collective officers and disbursement recipients; the same merchants
-are paid by every family; freezes (the regulator freezes and unfreezes random people and
-merchants, owners and payees alike, and the district office: a frozen payer's payouts and reclaims
-stop whole, a frozen issuer grants nothing; the supervisor the collective), tier caps (balance, payment,
-daily) and day changes bite across families; and the clock jumps across package end dates, batch
-and programme ends, proposal expiries and time locks, card grace periods and mandate expiries.
+are paid by every family and refund what people paid them (MerchantRefunds: transfers, voucher
+spends and card payments, recorded as the services record them, refunded in part, in full, beyond
+what is left, under a used reference, to a frozen payer); the office and the gym fund earmarked
+purses on the cards (CardPurses: purse programmes of either funder, expiring to the funder or the
+holder), which pay card payments at the merchants they allow before cash, are put back when the
+payment is refused, and return what is left at expiry; freezes (the regulator freezes and
+unfreezes random people and merchants, owners and payees alike, and the district office: a frozen
+payer's payouts and reclaims stop whole, a frozen issuer grants nothing; the supervisor the
+collective), tier caps (balance, payment, daily) and day changes bite across families; and the
+clock jumps across package end dates, batch and programme ends, proposal expiries and time locks,
+card grace periods, purse expiries and mandate expiries.
 
 Every outcome is predicted before the call from one Python model (the token rules of
 ``DigitalCash._update`` for every movement and of ``payFor`` for every family payout: owner
@@ -17,8 +23,9 @@ model them, reusing their dataclasses): success, or the exact custom error with 
 Random actors also try each family's privileged actions without the role (mint, freeze, pause,
 close or enrol a prepaid merchant, consume someone else's package, approve a disbursement, approve
 or execute a collective proposal, freeze a collective, grant vouchers of someone else's programme,
-register a card, load someone else's card, pull on someone else's mandate, ...): each must revert
-with the exact custom error.
+register a card, load someone else's card, pull on someone else's mandate, create a purse programme,
+fund another funder's purses, record a payment for refunds, refund another merchant's payment, ...):
+each must revert with the exact custom error.
 
 After every step: total supply == the sum of the balances of every address that ever held cash
 (people, merchants, the institution, every family contract, an unregistered wallet) == the model's;
@@ -27,7 +34,13 @@ refunded + held and the escrow holds exactly the held; per batch funded == paid 
 outstanding and the contract holds exactly the outstanding; per programme budget == spent +
 returned + outstanding + ungranted and the contract holds exactly outstanding + ungranted; per
 collective balance == income - paid and the fund holds exactly the balances; per card loaded ==
-settled + refunded + reserve and the contract holds exactly the reserves; QuickPay holds nothing);
+settled + refunded + reserve, per purse programme and in total funded == spent + expired + held,
+each card's purses as the model says (every purse draw predicted exactly, reported by ``PurseSpent``
+for settled payments only), and the contract holds exactly the reserves plus the purses; per
+payment recorded for refunds refunded <= paid, its voucher part's refunds <= the voucher part, each
+refund split exactly as the model says (the voucher part, a purse-paid card bill's purse part
+included, back to its funder on the running total, the rest to the payer; never a purse part to the
+holder as cash), moved by exactly those transfers; QuickPay and MerchantRefunds hold nothing);
 no wallet is above its tier's balance cap or daily cap; a wallet frozen before and after the step
 kept what the README's freeze table protects (ghost state read from the chain: its balance, its
 prepaid packages, its cards, what its mandates pulled, what it spent of vouchers); every bill (a card
@@ -37,12 +50,16 @@ after the steps that act on it in the short profile, after every step in the lon
 
 Every example starts from the same opening (built once through the rules, then restored from a
 chain snapshot and a copy of the model): packages, an approved batch, a programme with grants,
-income and approved proposals, loaded cards with payments waiting, a mandate.
+income and approved proposals, loaded cards with payments waiting and purses funded, a mandate,
+payments to refund (a transfer, a voucher spend, a card payment the meal purse and cash paid, one
+two funders' purses and cash paid), some recorded and refunded in part or in full, and two trial
+purses expired (one to its funder, one to the holder): so that the short profile starts from every
+kind of purse and refund state, whatever rules its few sequences draw.
 
-Profiles: ``make test`` runs a short derandomized profile (6 sequences of up to 30 steps, about a
-minute); ``XCPAY_FUZZ=long`` (``make audit``) runs random sequences, 40 of up to 60 steps by default
-(some 2,200 steps; ``XCPAY_FUZZ_EXAMPLES`` and ``XCPAY_FUZZ_STEPS`` change that). The test prints
-how many examples and steps ran, past pytest's capture.
+Profiles: ``make test`` runs a short derandomized profile (8 sequences of up to 30 steps, about a
+minute and a half); ``XCPAY_FUZZ=long`` (``make audit``) runs random sequences, 40 of up to 60
+steps by default (some 2,200 steps; ``XCPAY_FUZZ_EXAMPLES`` and ``XCPAY_FUZZ_STEPS`` change that).
+The test prints how many examples and steps ran, past pytest's capture.
 """
 
 from __future__ import annotations
@@ -92,11 +109,13 @@ from chain.clients.hardwallet import (
     order_ref,
 )
 from chain.clients.prepaid import PackageStatus, PrepaidClient
+from chain.clients.refunds import RefundsClient, payment_id, refund_ref
 from chain.clients.token import CashClient, Kind, TierLimits
 from chain.clients.vouchers import MCC_RESTAURANT, Grant, Mode, Terms, VoucherClient, programme_name
 from chain.deploy import deploy_all
 from chain.exceptions import ContractError
 from chain.sender import TxResult
+from services.common.refunds import Paid, with_purses
 from tests.conftest import identity
 from tests.helpers import assert_reverts
 from tests.properties.models.collective import Coll, Prop
@@ -105,6 +124,8 @@ from tests.properties.models.disburse import Batch
 from tests.properties.models.hardwallet import CardModel, Uploaded
 from tests.properties.models.prepaid import Model as PrepaidModel
 from tests.properties.models.prepaid import Pkg
+from tests.properties.models.purses import PurseBook, PurseProgrammeModel
+from tests.properties.models.refunds import ZERO, Bill
 from tests.properties.models.vouchers import Programme
 from wallets.hardwallet import CardRefused, HardWallet
 
@@ -122,7 +143,7 @@ PEOPLE_TIERS = {ALICE.address: 2, BOB.address: 3, CAROL.address: 4}
 GYM, CANTEEN = dev_account(6), dev_account(7)
 MERCHANTS = [GYM, CANTEEN]
 MERCHANT_WALLETS = {a.address for a in MERCHANTS}
-MCC = {GYM.address: 7997, CANTEEN.address: MCC_RESTAURANT}
+MCC: dict[str, int] = {GYM.address: 7997, CANTEEN.address: MCC_RESTAURANT}
 # The district office (an institution, tier 1): disbursement payer, voucher issuer, collective payer.
 OFFICE = dev_account(8)
 # Never registered: the disbursement checker, the collective's supervisor, and the keeper that pushes
@@ -131,7 +152,7 @@ OFFICIAL = dev_account(9)
 CHECKER = SUPERVISOR = KEEPER = OFFICIAL
 STRANGER = Account.from_key(b"\x77" * 32).address  # never registered, holds no key we use
 EVERYONE = [dev_account(i) for i in range(10)]
-BY_ADDRESS = {a.address: a for a in EVERYONE}
+BY_ADDRESS: dict[str, LocalAccount] = {a.address: a for a in EVERYONE}
 
 OPENING = {ALICE.address: 50_000 * YUAN, BOB.address: 15_000 * YUAN, CAROL.address: 8_000 * YUAN}
 OFFICE_OPENING = 10_000_000 * YUAN
@@ -142,6 +163,12 @@ CARD_KEYS = [bytes([0xC1]) * 32, bytes([0xC2]) * 32]
 CARD_HOLDERS = [ALICE, BOB]
 FORMS = [CardForm.CARD, CardForm.WEARABLE]
 OFFLINE_CAP, RESERVE_CAP, GRACE = 300 * YUAN, 1_000 * YUAN, DAY
+# Earmarked card purses (CardPurses): the office's canteen meal allowance, back to the office at
+# expiry, and the gym's own purse, spendable at the gym and the canteen, the holder's at expiry; the
+# machine creates more (either funder, either choice at expiry, any of these sets of categories).
+MEALS, GYM_PURSE = 1, 2
+PURSE_FUNDERS = [OFFICE, GYM]
+PURSE_CATEGORIES = [(MCC_RESTAURANT,), (MCC[GYM.address],), (MCC[GYM.address], MCC_RESTAURANT)]
 # The collective: alice and bob on the committee, carol treasurer; up to 2,000 yuan a committee
 # approval, up to 20,000 the supervisor's too, with an hour's time lock; proposals live two days.
 CID = 1
@@ -162,7 +189,7 @@ Expected = tuple[str, tuple[Any, ...]] | None  # None: success; else (custom err
 # Long (XCPAY_FUZZ=long, make audit): random sequences, thousands of steps in all.
 PROFILES = {
     "short": settings(
-        max_examples=6,
+        max_examples=8,
         stateful_step_count=30,
         derandomize=True,
         deadline=None,
@@ -189,7 +216,7 @@ _base: dict[str, Any] = {}
 # The machine's model, copied as it stands after the opening and restored at each example's start.
 MODEL_STATE = (
     "escrow", "contracts", "model", "batches", "programmes", "coll", "props", "cards", "by_card", "pool",
-    "mandates", "refs", "touched", "bills",
+    "mandates", "refs", "touched", "bills", "purses", "receipts", "refund_refs",
 )  # fmt: skip
 
 
@@ -203,6 +230,7 @@ class Clients:
     fund: CollectiveClient
     hw: HardWalletClient
     quickpay: QuickPayClient
+    refunds: RefundsClient
 
 
 def role(contract: Any, name: str) -> bytes:
@@ -229,6 +257,7 @@ def base_chain() -> tuple[Clients, Any]:
             CollectiveClient(w3, manifest, cash.tx),
             HardWalletClient(w3, manifest, cash.tx),
             QuickPayClient(w3, manifest, cash.tx),
+            RefundsClient(w3, manifest, cash.tx),
         )
         # Wallets and opening balances.
         for person in PEOPLE:
@@ -254,6 +283,10 @@ def base_chain() -> tuple[Clients, Any]:
             c.vouchers.approve_cash(person, 2**255)
             c.hw.approve(person, 2**255)
             c.quickpay.approve(person, 2**255)
+        for funder in PURSE_FUNDERS:  # purse funders let the settlement pull what they put on purses
+            c.hw.approve(funder, 2**255)
+        for merchant in MERCHANTS:  # merchants let the refunds contract pull what they refund
+            c.refunds.approve(merchant, 2**255)
         # Prepaid: both merchants enrolled.
         for merchant in MERCHANTS:
             c.prepaid.enrol(REGULATOR, merchant.address, *TERMS[merchant.address])
@@ -284,6 +317,7 @@ def base_chain() -> tuple[Clients, Any]:
             "prepaid_regulator": role(c.prepaid.escrow, "REGULATOR_ROLE"),
             "township": role(c.fund.fund, "TOWNSHIP_ROLE"),
             "hw_operator": role(c.hw.contract, "OPERATOR_ROLE"),
+            "recorder": role(c.refunds.contract, "RECORDER_ROLE"),
         }
         _base["snap"] = devtools.snapshot(w3)
     return _base["clients"], _base["snap"]
@@ -470,7 +504,55 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         self.tap_card(0, CANTEEN, 120 * YUAN)
         self.tap_card(1, GYM, 90 * YUAN)
         self.grant_mandate(CAROL, CANTEEN, 200 * YUAN, 3, 5)
-        assert len(self.props) == 2 and self.props[1].approved and len(self.pool) == 2
+        # Purses: the meal allowance and the gym's purse; two card payments at the canteen settled
+        # already, one paid by the meal purse and cash (refundable: the purse part to the office),
+        # one by both funders' purses and cash (only its cash part refundable); then purses topped
+        # up. And two code payments to refund: a transfer (which also gives the gym what it puts on
+        # purses) and a voucher spend.
+        self.transfer(ALICE, GYM.address, 300 * YUAN)
+        self._create_purse_programme(MEALS, OFFICE, 300 * YUAN, 4 * DAY, False, PURSE_CATEGORIES[0])
+        self._create_purse_programme(GYM_PURSE, GYM, 150 * YUAN, 8 * DAY, True, PURSE_CATEGORIES[2])
+        self.fund_purse(0, MEALS, 60 * YUAN)
+        self.fund_purse(1, GYM_PURSE, 100 * YUAN)
+        self.fund_purse(1, MEALS, 100 * YUAN)
+        self.tap_card(0, CANTEEN, 100 * YUAN)
+        self.tap_card(1, CANTEEN, 250 * YUAN)
+        self._settle([2, 3])
+        self.fund_purse(0, MEALS, 200 * YUAN)
+        self.fund_purse(1, GYM_PURSE, 120 * YUAN)
+        self._spend_voucher(self.programmes[0], CAROL, CANTEEN, 200 * YUAN)
+        # The canteen refunds 40 yuan of the card payment the meal purse paid 60 of 100: 24 back to
+        # the office (the purse's share), 16 to alice; the gym's transfer is recorded.
+        transfer, purse_paid = self.receipts[:2]
+        assert self._record(purse_paid) and self._record(transfer)
+        self._refund(purse_paid, 40 * YUAN, None)
+        assert (purse_paid.refunded, purse_paid.voucher_refunded) == (40 * YUAN, 24 * YUAN)
+        # The voucher spend is refunded in full: all of it back to the office, nothing to carol.
+        voucher_paid = self.receipts[3]
+        assert self._record(voucher_paid)
+        self._refund(voucher_paid, voucher_paid.paid, None)
+        assert voucher_paid.voucher_refunded == 200 * YUAN
+        # Two one-hour trial purses, the gym's (the holder's at expiry) on alice's card and the
+        # office's (back to it) on bob's, part spent, expire and are closed: what is left goes each
+        # way.
+        self._create_purse_programme(3, GYM, 50 * YUAN, HOUR, True, PURSE_CATEGORIES[2])
+        self._create_purse_programme(4, OFFICE, 50 * YUAN, HOUR, False, PURSE_CATEGORIES[1])
+        self.fund_purse(0, 3, 30 * YUAN)
+        self.fund_purse(1, 4, 40 * YUAN)
+        self.tap_card(0, GYM, 20 * YUAN)  # MEALS does not pay at the gym: the trial purse does
+        self._settle([len(self.pool) - 1])
+        devtools.increase_time(self.w3, HOUR)
+        self._expire_purse(0, 3)
+        self._expire_purse(1, 4)
+        assert [p.expired for p in self.purses.programmes.values()] == [0, 0, 10 * YUAN, 40 * YUAN]
+        assert len(self.props) == 2 and self.props[1].approved and len(self.pool) == 5
+        assert [(b.paid, b.voucher) for b in self.receipts[:4]] == [
+            (300 * YUAN, 0),
+            (100 * YUAN, 60 * YUAN),
+            (50 * YUAN, 0),
+            (200 * YUAN, 200 * YUAN),
+        ]
+        assert self.purses.held == 320 * YUAN and len(self.receipts) == 5
 
     def _fresh_model(self) -> None:
         c = self.c
@@ -482,14 +564,16 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             "collective": c.fund.address,
             "hardwallet": c.hw.contract.address,
             "quickpay": c.quickpay.contract.address,
+            "refunds": c.refunds.address,
         }
         holders = [*(a.address for a in PEOPLE + MERCHANTS), OFFICE.address, STRANGER]
         balances = {a: 0 for a in [*holders, *self.contracts.values()]}
         balances.update(OPENING)
         balances[OFFICE.address] = OFFICE_OPENING
-        registered = {*(a.address for a in PEOPLE + MERCHANTS), OFFICE.address}
-        # Family contracts (except QuickPay, which holds nothing) are registered, cap-exempt wallets.
-        registered |= {a for k, a in self.contracts.items() if k != "quickpay"}
+        registered: set[str] = {*(a.address for a in PEOPLE + MERCHANTS), OFFICE.address}
+        # Family contracts are registered wallets, cap-exempt but QuickPay and MerchantRefunds (they
+        # hold nothing: pulls go holder -> merchant, refunds merchant -> payer and voucher payee).
+        registered |= set(self.contracts.values())
         self.model = AllModel(
             escrow=self.escrow,
             limits=_base["limits"],
@@ -523,6 +607,12 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         # Ghost ledger: every bill paid so far (a card payment, a mandate's order, a disbursement
         # row) -> the transaction and log of its one movement (see ``_paid``).
         self.bills: dict[tuple[Any, ...], tuple[str, int]] = {}
+        self.purses = PurseBook()
+        # Confirmed payments of people to merchants that a merchant may refund (code payments: a
+        # transfer, a voucher spend; card payments), as the services record them; the refund
+        # references used so far.
+        self.receipts: list[Bill] = []
+        self.refund_refs: list[bytes] = []
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -600,6 +690,19 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         spent = sum(c.vouchers.holding(p.pid, wallet).spent for p in self.programmes)
         return (self.cash.balance_of(wallet), tuple(packages), tuple(cards), pulled, spent)
 
+    def _code_receipt(
+        self, result: TxResult, payer: str, merchant: str, paid: int, voucher: int = 0, payee: str = ZERO
+    ) -> None:
+        """A payment code's payment (a person's transfer to a merchant, or a voucher spend: its
+        voucher share back to the programme's issuer on a refund), refundable once recorded."""
+        if paid == 0 or payer not in PEOPLE_TIERS or merchant not in MERCHANT_WALLETS:
+            return
+        ref = f"{len(self.receipts)}:{result.tx_hash}"
+        pid = payment_id("code", self.cash.tx.chain_id, ref)
+        self.receipts.append(
+            Bill("code", ref, pid, merchant, payer, paid, voucher, payee if voucher else ZERO)
+        )
+
     def _toggle_freeze(self, wallet: str) -> None:
         if wallet in self.model.frozen:
             self._run("unfreeze", lambda: self.cash.unfreeze(REGULATOR, wallet), None)
@@ -626,8 +729,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     @counted
     def transfer(self, sender: LocalAccount, to: str, amount: int) -> None:
         expected, *state = self.model.simulate([(sender.address, to, amount)], day(self._now()))
-        if self._run("transfer", lambda: self.cash.transfer(sender, to, amount), expected):
+        if result := self._run("transfer", lambda: self.cash.transfer(sender, to, amount), expected):
             self.model.apply(state)
+            self._code_receipt(result, sender.address, to, amount)
 
     @rule(sender=st.sampled_from([BOB, CAROL]), merchant=merchants, delta=st.sampled_from([0, 1, -1]))
     @counted
@@ -643,9 +747,10 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             amount = max(1, min(limits.payment_cap, left + delta))
             expected, *state = self.model.simulate([(sender.address, merchant.address, amount)], today)
             pay = functools.partial(self.cash.transfer, sender, merchant.address, amount)
-            if not self._run("pay to the cap", pay, expected):
+            if not (result := self._run("pay to the cap", pay, expected)):
                 return
             self.model.apply(state)  # type: ignore[arg-type]
+            self._code_receipt(result, sender.address, merchant.address, amount)
 
     @rule(holder=st.sampled_from(PEOPLE + MERCHANTS), amount=st.integers(1, 5_000 * YUAN))
     @counted
@@ -695,17 +800,29 @@ class AllFamiliesMachine(RuleBasedStateMachine):
                 self._pull(self._touch("mandate", mid), amount, order_ref(f"order {self.refs}"))
         if holding := [p for p in self.programmes if p.balance(wallet)]:
             self._spend_voucher(holding[0], person, CANTEEN, amount)
+        owed = [b for b in self.receipts if b.payer == wallet and b.left > 0]
+        if owed and self._record(owed[0]):  # recorded at its first refund, as the services do
+            self._refund(owed[0], min(owed[0].left, amount), None)  # its cash part waits
         expected, *state = self.model.simulate([(wallet, merchant.address, amount)], day(self._now()))
         if self._run("transfer", lambda: self.cash.transfer(person, merchant.address, amount), expected):
             self.model.apply(state)  # type: ignore[arg-type]
         assert self._owned(wallet) == before, f"frozen {wallet} moved: {before} -> {self._owned(wallet)}"
 
-    @rule(seconds=st.sampled_from([HOUR, 6 * HOUR, DAY, 2 * DAY + 1, 5 * DAY, 11 * DAY]))
+    @rule(seconds=st.sampled_from([HOUR, 6 * HOUR, DAY, 2 * DAY + 1, 5 * DAY, 11 * DAY]), sweep=st.booleans())
     @counted
-    def time_passes(self, seconds: int) -> None:
+    def time_passes(self, seconds: int, sweep: bool) -> None:
+        """The clock jumps; with ``sweep``, the keeper then closes every card purse whose programme
+        has expired (what is left to the funder or the holder, or it waits if they are frozen)."""
         target = self._now() + 1 + seconds
         devtools.increase_time(self.w3, seconds)
         assert self._now() == target
+        if not sweep:
+            return
+        now = self._now()
+        for i, card in enumerate(self.cards):
+            for pid, _ in list(self.purses.card(card.se.address).slots):
+                if now > self.purses.programmes[pid].expires_at:
+                    self._expire_purse(i, pid)
 
     # == prepaid ===========================================================================
 
@@ -1081,6 +1198,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             return
         spent = result.named("Spent")[0]
         assert (spent["voucher"], spent["cash"]) == (share, bill - share)
+        self._code_receipt(result, holder.address, m, bill, share, OFFICE.address)  # the issuer funded it
         p.holdings[holder.address][1] += share
         p.spent += share
         p.by_category[MCC[m]] = p.by_category.get(MCC[m], 0) + share
@@ -1366,7 +1484,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         self.pool.append(Uploaded(signed, True))
 
     def _predict(self, up: Uploaded, now: int) -> tuple[Outcome, RejectReason, int]:
-        """As the hard-wallet machine, with the token's refusal of the merchant from the model."""
+        """As the hard-wallet machine, with the token's refusal of the merchant from the model and
+        the card's purses: those allowed at the merchant pay first (not a blocked card's), in slot
+        order, then cash; a refusal undoes the draw. What each purse paid is kept in ``draws``."""
         p = up.signed.payment
         c = self.by_card[p.card]
         if p.counter in c.used:
@@ -1378,21 +1498,32 @@ class AllFamiliesMachine(RuleBasedStateMachine):
                 return Outcome.REJECTED, RejectReason.CARD_LOST, 0
             if now > c.grace_ends_at:
                 return Outcome.REJECTED, RejectReason.GRACE_EXPIRED, 0
-        covered = min(p.amount, c.reserve)
+        takes = [0]
+        if c.status is not CardStatus.BLOCKED:
+            takes = self.purses.draw(p.card, MCC.get(p.merchant, 0), p.amount, now)
+        earmarked = sum(takes)
+        cash = min(p.amount - earmarked, c.reserve)
+        covered = earmarked + cash
         if covered > 0:
             refused, *state = self.model.simulate(
                 [(self.contracts["hardwallet"], p.merchant, covered, c.holder, True)], day(now)
             )
             if refused is not None:
+                self.purses.undraw(p.card, takes)
+                if earmarked:
+                    event("card payment refused: purse draw undone")
                 if refused[0] == "PayeeNotMerchant":
                     return Outcome.REJECTED, RejectReason.PAYEE_NOT_MERCHANT, 0
                 if refused[0] in ("WalletFrozen", "WalletNotRegistered") and refused[1] == (c.holder,):
                     return Outcome.REJECTED, RejectReason.HOLDER_REFUSED, 0
                 return Outcome.REJECTED, RejectReason.MERCHANT_REFUSED, 0
             self.model.apply(state)  # type: ignore[arg-type]
+        self.draws[(p.card, p.counter)] = self.purses.spent_by(p.card, takes)
+        if earmarked:
+            event(f"card payment: purses paid {'all' if earmarked == p.amount else 'part'}")
         c.used.add(p.counter)
-        c.reserve -= covered
-        c.settled += covered
+        c.reserve -= cash
+        c.settled += cash
         if covered == p.amount:
             return Outcome.SETTLED, RejectReason.NONE, covered
         c.shortfall += p.amount - covered
@@ -1411,7 +1542,10 @@ class AllFamiliesMachine(RuleBasedStateMachine):
     def _settle(self, indices: list[int]) -> None:
         batch = [self.pool[k] for k in indices]
         now = self._now()
+        self.draws: dict[tuple[str, int], dict[int, int]] = {}
         predicted = [self._predict(up, now) for up in batch]
+        for up in batch:
+            self._touch("purses", up.signed.payment.card)
         result = self.c.hw.settle(OPERATOR, [up.signed for up in batch])
         got = [(o.outcome, o.reason, o.paid) for o in result.outcomes]
         assert got == predicted, f"batch {indices}: predicted {predicted}, got {got}"
@@ -1427,6 +1561,46 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             if outcome in (Outcome.SETTLED, Outcome.SHORTFALL)
         ]
         self._paid(result.tx, bills)
+        # Each purse draw of a settled payment, and no other, is reported (PurseSpent).
+        spent = sorted(
+            (e["card"], e["counter"], e["programme"], e["amount"]) for e in result.tx.named("PurseSpent")
+        )
+        assert spent == sorted(
+            (card, counter, pid, amount)
+            for (card, counter), by_programme in self.draws.items()
+            for pid, amount in by_programme.items()
+        ), f"purse draws: {spent}, predicted {self.draws}"
+        for p, paid, _ in payments:
+            if paid > 0 and (p.card, p.counter) in self.draws:
+                self._card_receipt(p.card, p.counter, p.merchant, paid, self.draws[(p.card, p.counter)])
+
+    def _card_receipt(self, card: str, counter: int, merchant: str, paid: int, drawn: dict[int, int]) -> None:
+        """A settled card payment, refundable as the gateway records it: the cash to the holder,
+        what purses paid to their funder (one funder: as the voucher part; several: not at all)."""
+        parts: dict[str, int] = {}
+        for pid, amount in drawn.items():
+            funder = self.purses.programmes[pid].funder
+            parts[funder] = parts.get(funder, 0) + amount
+        ref = f"{card}:{counter}"
+        holder = self.by_card[card].holder
+        bill = Paid("card", ref, payment_id("card", self.c.cash.tx.chain_id, ref), merchant, holder, paid)
+        bill = with_purses(bill, parts)
+        # What may go back to the holder as cash is what the card's cash paid, never a purse part.
+        assert bill.paid_fen - bill.voucher_fen == paid - sum(parts.values())
+        if bill.paid_fen == 0:  # all of it paid by purses of several funders: nothing to refund
+            return
+        self.receipts.append(
+            Bill(
+                "card",
+                ref,
+                bill.payment_id,
+                merchant,
+                holder,
+                bill.paid_fen,
+                bill.voucher_fen,
+                bill.voucher_payee,
+            )
+        )
 
     @precondition(lambda self: len(self.pool) >= 2)
     @rule(i=st.integers(0, 1), by_operator=st.booleans())
@@ -1463,6 +1637,147 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             card.reserve = 0
             card.status = CardStatus.CLOSED
             self.model.apply(state)
+
+    # -- earmarked purses (CardPurses) -------------------------------------------------------
+
+    @precondition(lambda self: len(self.purses.programmes) < 8)
+    @rule(
+        funder=st.sampled_from(PURSE_FUNDERS),
+        cap=st.integers(50, 400),
+        days=st.integers(1, 8),
+        to_holder=st.booleans(),
+        categories=st.sampled_from(PURSE_CATEGORIES),
+        again=st.integers(0, 5),
+    )
+    @counted
+    def create_purse_programme(
+        self,
+        funder: LocalAccount,
+        cap: int,
+        days: int,
+        to_holder: bool,
+        categories: tuple[int, ...],
+        again: int,
+    ) -> None:
+        """The operator creates a purse programme (now and then under an id taken already)."""
+        pid = 1 if again == 0 else len(self.purses.programmes) + 1
+        self._create_purse_programme(pid, funder, cap * YUAN, days * DAY, to_holder, categories)
+
+    def _create_purse_programme(
+        self,
+        pid: int,
+        funder: LocalAccount,
+        cap: int,
+        runs: int,
+        to_holder: bool,
+        categories: tuple[int, ...],
+    ) -> None:
+        expires = self._now() + runs
+        expected: Expected = ("PurseProgrammeExists", (pid,)) if pid in self.purses.programmes else None
+        call = functools.partial(
+            self.c.hw.create_purse_programme,
+            OPERATOR,
+            pid,
+            funder.address,
+            cap,
+            expires,
+            to_holder,
+            categories,
+        )
+        if self._run("create purse programme", call, expected):
+            self.purses.programmes[pid] = PurseProgrammeModel(
+                pid, funder.address, cap, expires, to_holder, categories
+            )
+            self._touch("purse_programme", pid)
+
+    @precondition(lambda self: self.purses.programmes)
+    @rule(
+        i=st.integers(0, 1),
+        data=st.data(),
+        amount=weighted((6, st.integers(1, 200 * YUAN)), (1, st.just(0))),
+    )
+    @counted
+    def fund_purse_of_a_card(self, i: int, data: st.DataObject, amount: int) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.purses.programmes)), label="purse programme")
+        self.fund_purse(i, pid, amount)
+
+    def fund_purse(self, i: int, pid: int, amount: int) -> None:
+        """The programme's funder puts ``amount`` on card ``i``'s purse (pulled from its wallet)."""
+        card = self.cards[i]
+        address = self._touch("purses", card.se.address)
+        self._touch("purse_programme", pid)
+        p = self.purses.programmes[pid]
+        funder = BY_ADDRESS[p.funder]
+        not_active: Expected = None
+        if card.status is not CardStatus.ACTIVE:
+            not_active = ("HardWalletWrongStatus", (address, CardStatus.ACTIVE, card.status))
+        expected = self.purses.fund_refusal(address, pid, amount, funder.address, self._now(), not_active)
+        state: Any = None
+        if expected is None:
+            expected, state = self._moves([(funder.address, self.contracts["hardwallet"], amount)])
+        call = functools.partial(self.c.hw.fund_purse, funder, address, pid, amount, approve=False)
+        if self._run("fund purse", call, expected):
+            self.purses.fund(address, pid, amount)
+            self.model.apply(state)
+
+    @precondition(lambda self: self.purses.programmes)
+    @rule(i=st.integers(0, 1), data=st.data())
+    @counted
+    def expire_purse(self, i: int, data: st.DataObject) -> None:
+        """Anyone closes a card's purse after its programme's expiry: what is left goes to the
+        funder, or to the holder, as the programme says (mostly an expired programme's purse)."""
+        now = self._now()
+        every = sorted(self.purses.programmes)
+        over = [pid for pid in every if now > self.purses.programmes[pid].expires_at]
+        pick = (
+            weighted((3, st.sampled_from(over)), (1, st.sampled_from(every)))
+            if over
+            else st.sampled_from(every)
+        )
+        self._expire_purse(i, data.draw(pick, label="purse programme"))
+
+    def _expire_purse(self, i: int, pid: int) -> None:
+        card = self.cards[i]
+        address = self._touch("purses", card.se.address)
+        self._touch("purse_programme", pid)
+        now = self._now()
+        p = self.purses.programmes[pid]
+        to = card.holder if p.to_holder else p.funder
+        amount = self.purses.card(address).balance(pid)
+        expected = self.purses.expire_refusal(address, pid, now)
+        state: Any = None
+        if expected is None and amount > 0:
+            expected, state = self._moves([(self.contracts["hardwallet"], to, amount, to, False)])
+        result = self._run("expire purse", lambda: self.c.hw.expire_purse(KEEPER, address, pid), expected)
+        if result is None:
+            return
+        (e,) = result.named("PurseExpired")
+        assert (e["card"], e["programme"], e["to"], e["amount"]) == (address, pid, to, amount)
+        assert self.purses.expire(address, pid) == amount
+        if state is not None:
+            self.model.apply(state)
+        to_whom = "holder" if p.to_holder else "funder"
+        event(f"purse expired: to the {to_whom}, {'some' if amount else 'nothing'} left")
+
+    @rule(i=st.integers(0, 1), amount=st.integers(1, 200 * YUAN))
+    @counted
+    def a_refused_card_payment_undoes_its_draw(self, i: int, amount: int) -> None:
+        """The canteen is frozen (unless it is already) when card ``i``'s payment there is uploaded:
+        rejected MerchantRefused, its purse draw undone (the invariants compare every purse with
+        the model after the step); then the canteen is unfrozen again if it was not before."""
+        canteen = CANTEEN.address
+        frozen_before = canteen in self.model.frozen
+        if not frozen_before:
+            self._toggle_freeze(canteen)
+        try:
+            signed = self.cards[i].se.sign_payment(canteen, amount, self._now())
+        except CardRefused as exc:
+            event(f"card refused: {type(exc).__name__}")
+        else:
+            self.pool.append(Uploaded(signed, True))
+            self._settle([len(self.pool) - 1])
+        if not frozen_before:
+            self._toggle_freeze(canteen)
 
     # == quick pay =========================================================================
 
@@ -1541,6 +1856,92 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         if self._run("revoke", lambda: self.c.quickpay.revoke(BY_ADDRESS[m.holder], mid), expected):
             m.revoked = True
 
+    # == refunds (MerchantRefunds) =========================================================
+
+    @precondition(has("receipts"))
+    @rule(
+        data=st.data(),
+        how=st.sampled_from(["part", "rest", "beyond", "used-reference", "payer-frozen"]),
+        frac=st.integers(1, 100),
+    )
+    @counted
+    def refund_payment(self, data: st.DataObject, how: str, frac: int) -> None:
+        """A merchant refunds part of a confirmed payment, or the rest, or more than is left, or
+        under a reference used already, or while the payer is frozen (frozen by the regulator for
+        the step, unless frozen already). The payment is recorded first if it is not yet, as the
+        services do at its first refund (and recording it again is refused)."""
+        open_ = [b for b in self.receipts if b.left > 0]
+        every = st.sampled_from(self.receipts)
+        bill = data.draw(
+            weighted((3, st.sampled_from(open_)), (1, every)) if open_ else every, label="payment"
+        )
+        if not self._record(bill):
+            return
+        amount = {"rest": bill.left, "beyond": bill.left + 1}.get(how, max(1, bill.left * frac // 100))
+        ref = None
+        if how == "used-reference" and self.refund_refs:
+            ref = data.draw(st.sampled_from(self.refund_refs), label="reference")
+        payer_frozen = bill.payer in self.model.frozen
+        if how == "payer-frozen" and not payer_frozen:
+            self._toggle_freeze(bill.payer)
+        self._refund(bill, amount, ref)
+        if how == "payer-frozen" and not payer_frozen:
+            self._toggle_freeze(bill.payer)
+
+    def _record(self, bill: Bill) -> bool:
+        """The operator records ``bill`` for refunds unless it is recorded; once it is, recording it
+        again is refused. Whether it is recorded now."""
+        self._touch("receipt", bill.pid)
+        expected = bill.record_refusal(bill.merchant in MERCHANT_WALLETS)
+        call = functools.partial(
+            self.c.refunds.record,
+            OPERATOR,
+            bill.pid,
+            bill.merchant,
+            bill.payer,
+            bill.paid,
+            bill.voucher,
+            bill.voucher_payee,
+        )
+        if self._run("record payment", call, expected):
+            bill.recorded = True
+        return bill.recorded
+
+    def _refund(self, bill: Bill, amount: int, ref: bytes | None) -> None:
+        """``bill``'s merchant refunds ``amount`` under ``ref`` (a new reference when None): the
+        split predicted from the model (voucher part on the running total, to its payee; the rest
+        to the payer), moved straight from the merchant's wallet."""
+        self._touch("receipt", bill.pid)
+        used = ref is not None
+        if ref is None:
+            ref = refund_ref(self.cash.tx.chain_id, len(self.refund_refs) + 1)
+        expected = bill.refund_refusal(bill.merchant, amount, ref, used)
+        state: Any = None
+        cash, voucher = bill.split(amount) if expected is None else (0, 0)
+        if expected is None:
+            expected, state = self._moves(
+                [(bill.merchant, bill.payer, cash), (bill.merchant, bill.voucher_payee, voucher)]
+            )
+        merchant = BY_ADDRESS[bill.merchant]
+        result = self._run("refund", lambda: self.c.refunds.refund(merchant, bill.pid, amount, ref), expected)
+        if result is None:
+            return
+        (e,) = result.named("Refunded")
+        assert (e["amount"], e["cash"], e["voucher"], e["refundedTotal"]) == (
+            amount,
+            cash,
+            voucher,
+            bill.refunded + amount,
+        )
+        moved = [(t["from"], t["to"], t["value"]) for t in result.named("Transfer")]
+        expected_moves = [(bill.merchant, bill.payer, cash), (bill.merchant, bill.voucher_payee, voucher)]
+        assert moved == [m for m in expected_moves if m[2] > 0], f"refund moved {moved}"
+        assert bill.refund(amount) == (cash, voucher)
+        self.refund_refs.append(ref)
+        self.model.apply(state)
+        kind = "purse" if bill.kind == "card" and voucher else bill.kind
+        event(f"refund of a {kind} payment: {'full' if bill.left == 0 else 'partial'}")
+
     # == the wrong role ====================================================================
 
     # One rule per family (so that each is drawn as often as any other rule), one dispatcher.
@@ -1585,11 +1986,18 @@ class AllFamiliesMachine(RuleBasedStateMachine):
                 "report_other_card",
                 "pull_other_mandate",
                 "revoke_other_mandate",
+                "create_purse_programme",
+                "fund_other_purse",
             ]
         ),
     )
     @counted
     def wrong_role_hardwallet(self, data: st.DataObject, action: str) -> None:
+        self._wrong_role(data, action)
+
+    @rule(data=st.data(), action=st.sampled_from(["record_payment", "refund_other_payment"]))
+    @counted
+    def wrong_role_refunds(self, data: st.DataObject, action: str) -> None:
         self._wrong_role(data, action)
 
     def _wrong_role(self, data: st.DataObject, action: str) -> None:
@@ -1729,13 +2137,72 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             )
         totals = self.c.hw.totals()
         reserves = sum(card.reserve for card in self.cards)
-        assert totals["reserve"] == reserves == self.model.balances[self.contracts["hardwallet"]]
+        assert totals["reserve"] == reserves
+        # Earmarked purses: the settlement holds the reserves and the purses; per programme and in
+        # total funded == spent + expired + held, each as the model says; each card's purses too.
+        purses = self.purses
+        assert totals["earmarked"] == purses.held
+        assert self.model.balances[self.contracts["hardwallet"]] == reserves + purses.held
+        programmes = purses.programmes.values()
+        assert (totals["earmarked_funded"], totals["earmarked_spent"], totals["earmarked_expired"]) == (
+            sum(p.funded for p in programmes),
+            sum(p.spent for p in programmes),
+            sum(p.expired for p in programmes),
+        )
+        assert totals["earmarked_funded"] == (
+            totals["earmarked_spent"] + totals["earmarked_expired"] + totals["earmarked"]
+        )
+        for pid, p in purses.programmes.items():
+            if not self._due("purse_programme", pid):
+                continue
+            book = self.c.hw.purse_programme(pid)
+            assert (book.funder, book.funded, book.spent, book.expired, book.held) == (
+                p.funder,
+                p.funded,
+                p.spent,
+                p.expired,
+                p.held,
+            )
+            assert book.funded == book.spent + book.expired + book.held
+        for card in self.cards:
+            if self._due("purses", card.se.address):
+                on_card = [
+                    (q.programme, q.balance, q.funded, q.expired, q.spent)
+                    for q in self.c.hw.purses(card.se.address)
+                ]
+                assert on_card == purses.card(card.se.address).as_chain()
         for mid, m in self.mandates.items():
             if not self._due("mandate", mid):
                 continue
             on_chain = self.c.quickpay.mandate(mid)
             assert (on_chain.revoked, on_chain.total_pulled) == (m.revoked, m.total_pulled)
         assert self.model.balances[self.contracts["quickpay"]] == 0  # pulls go holder -> merchant
+
+    @invariant()
+    def refunds_never_exceed_payments(self) -> None:
+        """Per recorded payment: refunded <= paid, the voucher part's refunds <= the voucher part and
+        the cash refunds <= the cash part, each as the model says; the contract's total is the sum
+        of every refund; it holds nothing (refunds go merchant -> payer and voucher payee)."""
+        recorded = [b for b in self.receipts if b.recorded]
+        assert self.c.refunds.total_refunded() == sum(b.refunded for b in recorded)
+        for b in recorded:
+            if not self._due("receipt", b.pid):
+                continue
+            on_chain = self.c.refunds.payment(b.pid)
+            assert (on_chain.merchant, on_chain.payer, on_chain.voucher_payee) == (
+                b.merchant,
+                b.payer,
+                b.voucher_payee,
+            )
+            assert (on_chain.paid, on_chain.voucher_part, on_chain.refunded, on_chain.voucher_refunded) == (
+                b.paid,
+                b.voucher,
+                b.refunded,
+                b.voucher_refunded,
+            )
+            assert on_chain.refunded <= on_chain.paid and on_chain.voucher_refunded <= on_chain.voucher_part
+            assert on_chain.refunded - on_chain.voucher_refunded <= on_chain.paid - on_chain.voucher_part
+        assert self.model.balances[self.contracts["refunds"]] == 0
 
 
 # -- the wrong role, as a table ----------------------------------------------------------------
@@ -1813,6 +2280,22 @@ def _pick_mandate(m: Machine, data: st.DataObject) -> Any:
     if not m.mandates:
         return NOTHING
     return m._touch("mandate", data.draw(st.sampled_from(sorted(m.mandates)), label="mandate"))
+
+
+def _pick_purse_programme(m: Machine, data: st.DataObject) -> Any:
+    if not m.purses.programmes:
+        return NOTHING
+    pid = data.draw(st.sampled_from(sorted(m.purses.programmes)), label="purse programme")
+    return m._touch("purse_programme", pid)
+
+
+def _pick_recorded(m: Machine, data: st.DataObject) -> Any:
+    recorded = [b for b in m.receipts if b.recorded]
+    if not recorded:
+        return NOTHING
+    bill = data.draw(st.sampled_from(recorded), label="payment")
+    m._touch("receipt", bill.pid)
+    return bill
 
 
 def _predicted(
@@ -1991,6 +2474,41 @@ WRONG_ROLE: dict[str, WrongRole] = {
             lambda m, who, mid: ("QuickPayNotHolder", (mid, who.address)),
         ),
         _pick_mandate,
+    ),
+    "create_purse_programme": WrongRole(
+        only(OPERATOR),
+        reverts(
+            lambda m, who, _: (
+                lambda: m.c.hw.create_purse_programme(
+                    who, 99, OFFICE.address, 1, m._now() + DAY, False, [MCC_RESTAURANT]
+                )
+            ),
+            unauthorized("hw_operator"),
+        ),
+    ),
+    "fund_other_purse": WrongRole(
+        lambda m, pid: (m.purses.programmes[pid].funder,),
+        reverts(
+            lambda m, who, pid: lambda: m.c.hw.fund_purse(who, m.cards[0].se.address, pid, 1, approve=False),
+            lambda m, who, pid: ("PurseNotFunder", (pid, who.address)),
+        ),
+        _pick_purse_programme,
+    ),
+    # refunds
+    "record_payment": WrongRole(
+        only(OPERATOR),
+        reverts(
+            lambda m, who, _: lambda: m.c.refunds.record(who, b"\1" * 32, GYM.address, ALICE.address, 1),
+            unauthorized("recorder"),
+        ),
+    ),
+    "refund_other_payment": WrongRole(
+        lambda m, bill: (bill.merchant,),
+        reverts(
+            lambda m, who, bill: lambda: m.c.refunds.refund(who, bill.pid, 1, refund_ref(0, 0)),
+            lambda m, who, bill: ("RefundNotMerchant", (bill.pid, who.address)),
+        ),
+        _pick_recorded,
     ),
 }
 

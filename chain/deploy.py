@@ -20,7 +20,7 @@ from web3 import Web3
 from chain.accounts import GATEWAY_DEV_ACCOUNT, SECOND_REGULATOR_DEV_ACCOUNT, dev_account
 from chain.compiler import CompileResult, compile_contracts
 from chain.errors import ErrorDecoder
-from chain.exceptions import ManifestError
+from chain.exceptions import ChainError, ManifestError
 from chain.families import FAMILIES, Deploy, Family, Grant, Link, RegisterWallet, Role, Step
 from chain.manifest import Deployed, Manifest, runtime_hash
 from chain.sender import Transactor
@@ -181,7 +181,28 @@ def deploy_or_reuse(
         except ManifestError:
             existing = None
         if existing is not None and existing.is_live_on(w3) and set(existing.contracts) >= expected:
+            compiled = compile_contracts()
+            changed = stale_contracts(existing, compiled)
+            if changed:
+                # Deploying again beside the live contracts would strand their balances, and
+                # reusing them would fail later on a function the old code lacks (red team 8).
+                raise ChainError(
+                    f"the contracts of {out} were deployed from older sources ({', '.join(changed)} "
+                    "changed since): start afresh with `make reset` (the old chain moves to "
+                    "var/previous/), or check out the sources they were deployed from"
+                )
             return existing, True
     manifest = deploy_all(w3, roles)
     manifest.save(out)
     return manifest, False
+
+
+def stale_contracts(manifest: Manifest, compiled: CompileResult) -> list[str]:
+    """The contracts of ``manifest`` whose interface differs from the sources compiled now (a
+    function, event or error added, removed or changed): code that no longer matches this
+    checkout's clients."""
+    return sorted(
+        name
+        for name, d in manifest.contracts.items()
+        if name in compiled.artifacts and d.abi != compiled.artifacts[name].abi
+    )

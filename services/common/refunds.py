@@ -89,7 +89,9 @@ class MerchantRefund(Base):
 class RefundIn(Strict):
     model_config = example({"amount_fen": 1_200, "reason": "one dish was not served"})
 
-    amount_fen: int = Field(gt=0, lt=2**63, description="how much of the payment to refund, in fen")
+    amount_fen: int = Field(
+        strict=True, gt=0, lt=2**63, description="how much of the payment to refund, in fen"
+    )
     reason: str | None = Field(default=None, min_length=1, max_length=200)
 
 

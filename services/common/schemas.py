@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from eth_utils import is_checksum_address, to_checksum_address
@@ -83,6 +83,20 @@ AmountFen = Annotated[int, Field(strict=True, gt=0, lt=2**255, examples=[10_000]
 # An amount a contract takes as uint128 (prepaid prices, collective tiers and proposals). A
 # ``Field(lt=...)`` default beside ``AmountFen`` does not narrow it: the narrower type must be its own.
 AmountFen128 = Annotated[int, Field(strict=True, gt=0, lt=2**128, examples=[10_000])]
+
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(9999, 12, 30)
+
+
+def _plausible_day(day: date) -> date:
+    # A Beijing day's bounds are computed in UTC (eight hours earlier): 0001-01-01 or 9999-12-31
+    # would overflow Python's datetime and answer 500 instead of 422.
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"a day from {FIRST_DAY} to {LAST_DAY}")
+    return day
+
+
+Day = Annotated[date, AfterValidator(_plausible_day)]
+"""A calendar day in a path or query (statements, settlement files, reports)."""
 
 
 class OperationOut(BaseModel):

@@ -126,6 +126,19 @@ def test_deploy_cli_reuses_a_live_manifest_and_redeploys_with_fresh(tmp_path: Pa
         assert "reused" in second.stdout
         assert json.loads(out.read_text())["contracts"] == manifest["contracts"]
 
+        # Contracts deployed from older sources (red team 8: a `git pull` changed Disbursement,
+        # a restart reused the old code and payroll failed later): refused, naming the contract
+        # and the way out; the manifest is left as it was.
+        older = json.loads(out.read_text())
+        older["contracts"]["Disbursement"]["abi"] = [
+            e for e in older["contracts"]["Disbursement"]["abi"] if e.get("name") != "addChunks"
+        ]
+        out.write_text(json.dumps(older))
+        stale = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        assert stale.returncode == 1, stale.stdout
+        assert "Disbursement" in stale.stderr and "make reset" in stale.stderr, stale.stderr
+        assert json.loads(out.read_text()) == older
+
         third = subprocess.run(
             [*cmd, "--fresh"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
         )

@@ -212,3 +212,21 @@ def test_no_new_mandate_or_card_for_a_retired_wallet(gateway: Gateway) -> None:
         assert r.status_code == 410 and r.json()["type"] == "urn:xcpay:problem:wallet-retired", r.text
         assert new in r.json()["detail"]
     assert gateway.w3.eth.block_number == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("counter", 2**63), ("counter", "7"), ("max_amount_fen", True), ("max_amount_fen", "1000")],
+)
+def test_a_preauthorisation_with_an_unstorable_counter_or_a_non_integer_amount_is_a_422(
+    gateway: Gateway, machine: Machine, field: str, value: object
+) -> None:
+    """Red team 8 LOW-1/LOW-3: a counter from 2**63 on answered 500 (the signed 64-bit column),
+    and ``true``/``"1000"`` were taken as amounts. Nothing is held either way."""
+    before = gateway.ctx.cash.balance_of(machine.holder)
+    body = machine.card.sign_preauth(machine.merchant, 1_00, gateway.ctx.devices.domain).to_json()
+    body[field] = value
+    r = gateway.post(machine.terminal, "/v1/devices/preauths", body)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert gateway.ctx.cash.balance_of(machine.holder) == before

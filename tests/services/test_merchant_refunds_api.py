@@ -231,6 +231,31 @@ def test_the_days_statement_per_code_in_json_and_csv_reconciles_with_the_chain(a
     assert client.get(f"/v1/merchants/{merchant}/statements/2020-13-01").status_code == 422
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1969-12-31"])
+def test_a_day_outside_the_calendar_the_service_can_compute_is_a_422_not_a_500(api: Api, day: str) -> None:
+    """Red team 8 LOW-2: a Beijing day's UTC bounds overflowed Python's datetime (a 500 that also
+    dropped the connection) for the first and last days of the calendar."""
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5411, name="Edge grocer")
+    client = client_for(api, "merchant", merchant)
+    for path in (f"/v1/merchants/{merchant}/statements/{day}", f"/v1/spot-checks/{day}"):
+        r = (client if "merchants" in path else api.auditor).get(path)
+        assert r.status_code == 422, (path, r.status_code, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("amount", [True, "100", 1.5])
+def test_a_refund_amount_must_be_a_json_integer(api: Api, shop: dict, amount: object) -> None:
+    """Red team 8 LOW-3: ``true`` refunded 1 fen and ``"100"`` 100 fen (lax coercion); money
+    amounts are JSON integers only, as on /v1/transfers."""
+    code, payment, _ = paid_bill(api, shop["address"], 300)
+    r = shop["client"].post(
+        f"/v1/payment-codes/{code['id']}/payments/{payment}/refunds",
+        json={"amount_fen": amount, "reason": "test"},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert r.status_code == 422, r.text
+
+
 def test_the_spot_check_robot_probes_every_active_static_code_once_a_day(api: Api) -> None:
     merchant = api.new_wallet(kind="merchant", tier=2, category=5499, name="Fruit stall")
     code = new_code(api, merchant)

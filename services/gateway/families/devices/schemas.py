@@ -4,31 +4,28 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from services.common.schemas import Address, OperationOut
+from services.common.schemas import Address, OperationOut, Strict
 
 Fen = int
 Signature = str
 
 
-class PreAuthIn(BaseModel):
+class PreAuthIn(Strict):
     """A pre-authorisation as the card signed it (``HardWallet.sign_preauth``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     card: Address
     merchant: Address
-    max_amount_fen: int = Field(gt=0, lt=2**128)
-    counter: int = Field(ge=0, lt=2**64)
-    time: int = Field(ge=0, lt=2**64)
+    max_amount_fen: int = Field(strict=True, gt=0, lt=2**128)
+    # A uint64 on chain, but stored in a signed 64-bit column (as the card payments' counter).
+    counter: int = Field(strict=True, ge=0, lt=2**63, description="the card's counter, below 2**63")
+    time: int = Field(strict=True, ge=0, lt=2**64)
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
 
 
-class CompleteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount_fen: int = Field(gt=0, lt=2**128, description="what the machine really dispensed")
+class CompleteIn(Strict):
+    amount_fen: int = Field(strict=True, gt=0, lt=2**128, description="what the machine really dispensed")
 
 
 class PreAuthOut(BaseModel):
@@ -47,18 +44,16 @@ class PreAuthOut(BaseModel):
     replayed: bool = False
 
 
-class ProgrammeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProgrammeIn(Strict):
     sponsor: Address = Field(description="a registered wallet (custodial, to fund through the gateway)")
     merchant: Address = Field(description="the recycling merchant whose bins pay from the programme")
-    daily_cap_fen: int = Field(gt=0, lt=2**128, description="most one person is paid a Beijing day")
+    daily_cap_fen: int = Field(
+        strict=True, gt=0, lt=2**128, description="most one person is paid a Beijing day"
+    )
 
 
-class FundIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount_fen: int = Field(gt=0, lt=2**128)
+class FundIn(Strict):
+    amount_fen: int = Field(strict=True, gt=0, lt=2**128)
 
 
 class ProgrammeOut(BaseModel):
@@ -76,12 +71,10 @@ class ProgrammeOpOut(OperationOut):
     programme_id: int | None = None
 
 
-class PayoutIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    programme: int = Field(ge=1, lt=2**63)
+class PayoutIn(Strict):
+    programme: int = Field(strict=True, ge=1, lt=2**63)
     to: Address = Field(description="a personal wallet, or a card (its holder's wallet is paid)")
-    amount_fen: int = Field(gt=0, lt=2**128)
+    amount_fen: int = Field(strict=True, gt=0, lt=2**128)
     reference: str = Field(min_length=1, max_length=64, description="the bin's own drop number")
 
 

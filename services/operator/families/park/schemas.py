@@ -32,7 +32,9 @@ class MerchantIn(Strict):
     id: str = ItemId
     name: str = Field(min_length=1, max_length=128)
     wallet: Address = Field(description="a registered merchant wallet")
-    category: int = Field(ge=1, le=9999, description="its MCC as registered (5812 canteen, 5411 shop)")
+    category: int = Field(
+        strict=True, ge=1, le=9999, description="its MCC as registered (5812 canteen, 5411 shop)"
+    )
 
 
 class FeeMandateIn(Strict):
@@ -40,7 +42,9 @@ class FeeMandateIn(Strict):
     rent and utility fees: the tenant's custodial payer grants it when the park is set up."""
 
     tenant: str = Field(description="a tenant id of this file")
-    cap_fen: int = Field(gt=0, lt=2**128, description="the most one pull, and one day's pulls, may take")
+    cap_fen: int = Field(
+        strict=True, gt=0, lt=2**128, description="the most one pull, and one day's pulls, may take"
+    )
     expires_at: datetime
 
 
@@ -51,8 +55,10 @@ class WelfareIn(Strict):
 
     issuer: Address = Field(description="the custodial institution wallet that funds the budget")
     name: str = Field(min_length=1, max_length=32, description="at most 32 bytes of UTF-8")
-    budget_fen: int = Field(gt=0, lt=2**128)
-    per_staff_fen: int = Field(gt=0, lt=2**128, description="granted to every staff wallet (its cap too)")
+    budget_fen: int = Field(strict=True, gt=0, lt=2**128)
+    per_staff_fen: int = Field(
+        strict=True, gt=0, lt=2**128, description="granted to every staff wallet (its cap too)"
+    )
     starts_at: datetime
     expires_at: datetime
 
@@ -162,7 +168,7 @@ class FeeIn(Strict):
     tenant: str = Field(min_length=1, max_length=32)
     period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="the month the fee is for, YYYY-MM")
     kind: str = Field(default="rent", pattern=r"^[a-z][a-z-]{0,15}$", description="rent, water, power...")
-    amount_fen: int = Field(gt=0, lt=2**128)
+    amount_fen: int = Field(strict=True, gt=0, lt=2**128)
 
 
 class FeeOut(BaseModel):

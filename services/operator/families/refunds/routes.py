@@ -15,7 +15,7 @@ from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem, problem_response
 from services.common.refunds import REFUND_CONFLICTS as CONFLICTS
 from services.common.refunds import MerchantRefund, RefundIn, RefundOut, find_refund, refund_out
-from services.common.schemas import Address
+from services.common.schemas import Address, Day
 from services.operator.families.paycodes.schemas import CodeId
 from services.operator.families.paycodes.service import find_code, may_act_for, merchant_of
 from services.operator.families.refunds import service, spotcheck, statements
@@ -97,7 +97,7 @@ def list_refunds(
 )
 def merchant_statement(
     merchant: Address,
-    day: dt.date,
+    day: Day,
     ctx: CtxDep,
     key: ApiKeyDep,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
@@ -130,6 +130,6 @@ def run_spot_checks(ctx: CtxDep, ops: OpsDep, key: OperatorKey) -> SpotCheckRepo
 
 
 @router.get("/v1/spot-checks/{day}")
-def spot_check_report(day: dt.date, ctx: CtxDep, key: ReaderKey) -> SpotCheckReport:
+def spot_check_report(day: Day, ctx: CtxDep, key: ReaderKey) -> SpotCheckReport:
     """A day's spot-check report: coverage and pass rate, per area and per merchant category."""
     return spotcheck.report(ctx, day)

@@ -9,13 +9,13 @@ worker runs on the biller's debit day. The biller reads its daily settlement fil
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Response
 
 from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey, OpsDep
 from services.common.keys import Role
+from services.common.schemas import Day
 from services.operator.families.utilities import service
 from services.operator.families.utilities.schemas import (
     AutoDebitIn,
@@ -143,7 +143,7 @@ def run_autodebits(ctx: CtxDep, ops: OpsDep, _: OperatorKey) -> RunOut:
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def settlement_file(biller_id: BillerId, day: date, ctx: CtxDep, key: ApiKeyDep) -> Response:
+def settlement_file(biller_id: BillerId, day: Day, ctx: CtxDep, key: ApiKeyDep) -> Response:
     """The biller's settlement file of ``day`` (Beijing): every bill paid that day, with its
     channel, transaction and block (the biller's key, the operator, the auditor, the regulator)."""
     service.admit(key, *READERS)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from services.common.schemas import Address
+from services.common.schemas import Address, Strict
 
 Period = str
 
 
-class BillerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BillerIn(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$", examples=["xc-water"])
     name: str = Field(min_length=1, max_length=128, examples=["相城水务"])
     kind: Literal["water", "power", "gas"]
@@ -21,8 +19,10 @@ class BillerIn(BaseModel):
     account_pattern: str = Field(
         min_length=1, max_length=128, description="a regular expression every account number matches"
     )
-    mandate_cap_fen: int = Field(gt=0, lt=2**127, description="the most one auto-debit pulls")
-    debit_day: int = Field(ge=1, le=28, description="the day of the month (Beijing) auto-debits run")
+    mandate_cap_fen: int = Field(strict=True, gt=0, lt=2**127, description="the most one auto-debit pulls")
+    debit_day: int = Field(
+        strict=True, ge=1, le=28, description="the day of the month (Beijing) auto-debits run"
+    )
 
 
 class BillerOut(BaseModel):
@@ -35,12 +35,10 @@ class BillerOut(BaseModel):
     debit_day: int
 
 
-class BillIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BillIn(Strict):
     account: str = Field(min_length=1, max_length=64)
     period: Period = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
-    amount_fen: int = Field(gt=0, lt=2**63)
+    amount_fen: int = Field(strict=True, gt=0, lt=2**63)
 
 
 class BillOut(BaseModel):
@@ -58,26 +56,20 @@ class BillOut(BaseModel):
     paid_at: int | None = None
 
 
-class PayBillIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PayBillIn(Strict):
     payer: Address = Field(description="the resident's custodial wallet")
     period: Period | None = Field(default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
-class CodeForBillIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CodeForBillIn(Strict):
     period: Period | None = Field(default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
-    expires_in_s: int = Field(default=900, ge=60, le=86_400)
+    expires_in_s: int = Field(strict=True, default=900, ge=60, le=86_400)
 
 
-class AutoDebitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AutoDebitIn(Strict):
     account: str = Field(min_length=1, max_length=64)
     holder: Address = Field(description="the resident's custodial wallet")
-    expires_at: int = Field(gt=0, lt=2**64, description="when the mandate ends (Unix seconds)")
+    expires_at: int = Field(strict=True, gt=0, lt=2**64, description="when the mandate ends (Unix seconds)")
 
 
 class AutoDebitOut(BaseModel):

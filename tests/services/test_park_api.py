@@ -673,6 +673,30 @@ def test_a_refused_set_up_leaves_nothing_stored_or_claimed(api: Api, case: str) 
     assert _stored_park_rows(api, again["id"]) == (1, 4)
 
 
+def test_a_chain_step_refused_after_the_park_is_stored_releases_it(api: Api) -> None:
+    """What the pre-checks cannot see (the chain's clock moves on between the check and the
+    welfare programme's creation, after the fee mandate's grant mined a block): the chain refuses
+    the programme (422 ``invalid-period``) after the park was stored, and the park is released:
+    GET 404, no claims left, its wallets free for another park."""
+    from chain import devtools
+
+    devtools.increase_time(api.w3, 3_600)  # the chain ahead of the wall clock: its time decides
+    tag = uuid.uuid4().hex[:6]
+    spec = _small_park(api, tag)
+    mandate = [{"tenant": "t1", "cap_fen": 1_000_00, "expires_at": int(time.time()) + 30 * 86_400}]
+    welfare = _with_welfare(api, spec)["welfare"]
+    latest = int(api.w3.eth.get_block("latest")["timestamp"])
+    bad = {**spec, "fee_mandates": mandate, "welfare": {**welfare, "expires_at": latest + 1}}
+    r = api.operator.post("/v1/parks", json=bad)
+    assert r.status_code == 422 and problem_type(r) == "invalid-period", r.text
+    assert problem_type(api.auditor.get(f"/v1/parks/{spec['id']}")) == "park-not-found"
+    assert _stored_park_rows(api, spec["id"]) == (0, 0)
+    again = {**spec, "id": f"again-{tag}"}
+    r = api.operator.post("/v1/parks", json=again)
+    assert r.status_code == 201, r.text
+    assert _stored_park_rows(api, again["id"]) == (1, 4)
+
+
 def test_the_report_of_a_tenant_without_staff_is_zeros(api: Api) -> None:
     """A tenant may have no staff yet (a valid file): its report was a 500, now zeros."""
     spec = _small_park(api, uuid.uuid4().hex[:6], staff=0)

@@ -601,3 +601,172 @@ def test_card_taps_and_door_access_per_day_and_tenant_match_the_chain(api: Api) 
         page = api.auditor.get(f"/v1/parks/{spec['id']}/report", params={"format": "html", "lang": lang})
         assert all(w in page.text for w in words) and '<dd id="card-taps">3</dd>' in page.text
         assert '<dd id="door-entries">2</dd>' in page.text
+
+
+def _other_institution_operator(api: Api) -> httpx.Client:
+    """An operator key acting for institution #2 (none of the test's wallets is its customer)."""
+    from services.common.keys import Role, create_key
+
+    with api.app.state.ctx.db.session() as s:
+        _, key = create_key(s, Role.OPERATOR, "institution 2 (test)", institution=2)
+        s.commit()
+    return httpx.Client(base_url=api.url, headers={"X-API-Key": key}, timeout=60)
+
+
+def _with_welfare(api: Api, spec: dict, **change: object) -> dict:
+    """``spec`` with a welfare programme of a fresh union holding ¥1,000: ¥50 per staff member."""
+    union = api.new_wallet(kind="institution", tier=1, name="small union")
+    assert api.post("operator", "/v1/issuance", {"to": union, "amount_fen": 1_000_00}).status_code == 200
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    staff = len(spec["tenants"][0]["staff"])
+    welfare = {
+        "issuer": union,
+        "name": "福利券",
+        "budget_fen": staff * 50_00,
+        "per_staff_fen": 50_00,
+        "starts_at": now - 60,
+        "expires_at": now + 30 * 86_400,
+    }
+    return {**spec, "welfare": {**welfare, **change}}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "welfare-expired",
+        "welfare-over-balance",
+        "other-institution",
+        "other-institution-mandate",
+    ],
+)
+def test_a_refused_set_up_leaves_nothing_stored_or_claimed(api: Api, case: str) -> None:
+    """A red team found refused set-ups stored, their wallets claimed for good (409
+    ``park-wallet-taken`` ever after): a welfare period already over, a welfare budget above the
+    issuer's cash, another institution's key (its fee mandate refused by the operations layer).
+    Now each is refused before anything is stored: GET 404, and the wallets free for another park."""
+    tag = uuid.uuid4().hex[:6]
+    spec = _small_park(api, tag)
+    client = api.operator
+    mandate = [{"tenant": "t1", "cap_fen": 1_000_00, "expires_at": int(time.time()) + 86_400}]
+    if case == "welfare-expired":
+        now = int(api.w3.eth.get_block("latest")["timestamp"])
+        bad, status, slug = (
+            _with_welfare(api, spec, starts_at=now - 2 * 86_400, expires_at=now - 86_400),
+            422,
+            "invalid-period",
+        )
+    elif case == "welfare-over-balance":
+        bad, status, slug = _with_welfare(api, spec, budget_fen=1_000_01), 422, "insufficient-balance"
+    elif case == "other-institution":
+        bad, status, slug = spec, 403, "institution-scope"
+        client = _other_institution_operator(api)
+    else:
+        bad, status, slug = {**spec, "fee_mandates": mandate}, 403, "institution-scope"
+        client = _other_institution_operator(api)
+    r = client.post("/v1/parks", json=bad)
+    assert r.status_code == status and problem_type(r) == slug, r.text
+    assert problem_type(api.auditor.get(f"/v1/parks/{spec['id']}")) == "park-not-found"
+    assert _stored_park_rows(api, spec["id"]) == (0, 0)
+    again = {**spec, "id": f"again-{tag}"}  # the same payer, staff and canteen
+    r = api.operator.post("/v1/parks", json=again)
+    assert r.status_code == 201, r.text
+    assert _stored_park_rows(api, again["id"]) == (1, 4)
+
+
+def test_a_chain_step_refused_after_the_park_is_stored_releases_it(api: Api) -> None:
+    """What the pre-checks cannot see (the chain's clock moves on between the check and the
+    welfare programme's creation, after the fee mandate's grant mined a block): the chain refuses
+    the programme (422 ``invalid-period``) after the park was stored, and the park is released:
+    GET 404, no claims left, its wallets free for another park."""
+    from chain import devtools
+
+    devtools.increase_time(api.w3, 3_600)  # the chain ahead of the wall clock: its time decides
+    tag = uuid.uuid4().hex[:6]
+    spec = _small_park(api, tag)
+    mandate = [{"tenant": "t1", "cap_fen": 1_000_00, "expires_at": int(time.time()) + 30 * 86_400}]
+    welfare = _with_welfare(api, spec)["welfare"]
+    latest = int(api.w3.eth.get_block("latest")["timestamp"])
+    bad = {**spec, "fee_mandates": mandate, "welfare": {**welfare, "expires_at": latest + 1}}
+    r = api.operator.post("/v1/parks", json=bad)
+    assert r.status_code == 422 and problem_type(r) == "invalid-period", r.text
+    assert problem_type(api.auditor.get(f"/v1/parks/{spec['id']}")) == "park-not-found"
+    assert _stored_park_rows(api, spec["id"]) == (0, 0)
+    again = {**spec, "id": f"again-{tag}"}
+    r = api.operator.post("/v1/parks", json=again)
+    assert r.status_code == 201, r.text
+    assert _stored_park_rows(api, again["id"]) == (1, 4)
+
+
+def test_the_report_of_a_tenant_without_staff_is_zeros(api: Api) -> None:
+    """A tenant may have no staff yet (a valid file): its report was a 500, now zeros."""
+    spec = _small_park(api, uuid.uuid4().hex[:6], staff=0)
+    assert api.operator.post("/v1/parks", json=spec).status_code == 201
+    r = api.auditor.get(f"/v1/parks/{spec['id']}/report")
+    assert r.status_code == 200, r.text
+    (line,) = r.json()["by_tenant"]
+    assert (line["tenant"], line["paid_in"]["fen"], line["earmarked_granted"]["fen"]) == ("t1", 0, 0)
+    assert r.json()["retention_ratio"] is None
+    page = api.auditor.get(f"/v1/parks/{spec['id']}/report", params={"format": "html", "lang": "en"})
+    assert page.status_code == 200, page.text
+
+
+def _code_payment(api: Api, merchant: str, body: dict, fen: int) -> tuple[str, int]:
+    code = client_for(api, "merchant", merchant).post(
+        "/v1/payment-codes",
+        json={"merchant": merchant, "amount_fen": fen, "reference": uuid.uuid4().hex[:12]},
+    )
+    assert code.status_code == 201, code.text
+    r = api.post("operator", f"/v1/payment-codes/{code.json()['id']}/pay", body)
+    assert r.status_code == 200, r.text
+    return code.json()["id"], int(r.json()["payments"][0]["id"])
+
+
+def _refund(api: Api, code: str, payment: int, fen: int) -> dict:
+    r = api.post("operator", f"/v1/payment-codes/{code}/payments/{payment}/refunds", {"amount_fen": fen})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def test_the_report_nets_out_refunds_of_payments_inside_the_park(api: Api) -> None:
+    """A red team's refunded lunches and welfare bills stayed in the report (retention inflated):
+    a refund's cash share comes off the staff's spending and the merchant's takings, its voucher
+    share off the welfare spent; checked against the balances."""
+    spec = _with_welfare(api, _small_park(api, uuid.uuid4().hex[:6]))
+    r = api.operator.post("/v1/parks", json=spec)
+    assert r.status_code == 201, r.text
+    pid = r.json()["welfare_programme"]
+    payer, (s0, s1) = spec["tenants"][0]["payer"], spec["tenants"][0]["staff"]
+    canteen = spec["merchants"][0]["wallet"]
+    assert api.post("operator", "/v1/issuance", {"to": payer, "amount_fen": 2000_00}).status_code == 200
+    for worker in (s0, s1):
+        r = api.post("operator", "/v1/transfers", {"from": payer, "to": worker, "amount_fen": 1000_00})
+        assert r.status_code == 200, r.text
+    code, paid = _code_payment(api, canteen, {"form": "custodial", "payer": s0}, 100_00)
+    lunch = _refund(api, code, paid, 60_00)  # part of a lunch
+    assert (lunch["cash_fen"], lunch["voucher_fen"]) == (60_00, 0)
+    code, paid = _code_payment(api, canteen, {"form": "voucher", "payer": s1, "programme_id": pid}, 60_00)
+    bill = _refund(api, code, paid, 30_00)  # half a ¥60 bill, ¥50 of it welfare
+    assert bill["cash_fen"] + bill["voucher_fen"] == 30_00 and bill["voucher_fen"] > 0
+
+    rep = api.auditor.get(f"/v1/parks/{spec['id']}/report").json()
+    cash_spent = 100_00 - 60_00 + 10_00 - bill["cash_fen"]
+    assert rep["paid_in"]["fen"] == 2000_00 and rep["spent_inside"]["fen"] == cash_spent
+    assert rep["retention_ratio"] == round(cash_spent / 2000_00, 4)
+    assert balance(api, s0) + balance(api, s1) == rep["paid_in"]["fen"] - rep["spent_inside"]["fen"]
+    (shop,) = rep["by_merchant"]
+    assert shop["spent_inside"]["fen"] == cash_spent
+    assert shop["earmarked_spent"]["fen"] == 50_00 - bill["voucher_fen"]
+    assert balance(api, canteen) == shop["takings_from_staff"]["fen"] == 70_00
+    ctx = api.app.state.ctx
+    programme = ctx.vouchers.programme(pid)
+    earmarked = rep["earmarked"]
+    assert (
+        earmarked["spent_inside"]["fen"]
+        == programme.spent - bill["voucher_fen"]
+        == 50_00 - bill["voucher_fen"]
+    )
+    assert earmarked["returned"]["fen"] == bill["voucher_fen"]  # back with the union
+    assert earmarked["unspent"]["fen"] == programme.outstanding == ctx.vouchers.balance(pid, s0) == 50_00
+    assert earmarked["other_spent_inside"]["fen"] == 0
+    (line,) = rep["by_tenant"]
+    assert line["earmarked_spent"]["fen"] == 50_00 - bill["voucher_fen"]

@@ -51,6 +51,7 @@ from services.operator.families.park.schemas import (
 from services.operator.families.vouchers import service as vouchers
 
 SETTLEMENT = "HardWalletSettlement"
+REFUNDS = "MerchantRefunds"
 
 
 def money(fen: int) -> Money:
@@ -140,7 +141,20 @@ def report(ctx: ServiceContext, indexer: Any, row: Park) -> ParkReport:
             spent[tenant_of[holder]] -= fen
             takings[merchant_of[merchant].id] -= fen
             earmarked[merchant_of[merchant].id] += fen
-    welfare, by_tenant_welfare = _welfare(ctx, row, tenant_of, merchant_of)
+    # refunds of payments inside the park take back what they counted: the cash share from the
+    # staff's spending and the merchant's takings, the voucher (or purse) share from the earmarked
+    refunded_welfare: dict[str, int] = defaultdict(int)
+    issuer: str | None = spec.welfare.issuer if spec.welfare is not None else None
+    for payer, shop, cash, voucher, payee in _refunds(ctx):
+        if payer in tenant_of and shop in merchant_of:
+            spent[tenant_of[payer]] -= cash
+            takings[merchant_of[shop].id] -= cash
+            earmarked[merchant_of[shop].id] -= voucher
+            if voucher and row.welfare_programme is not None and payee == issuer:
+                refunded_welfare[tenant_of[payer]] += voucher
+    welfare, by_tenant_welfare = _welfare(
+        ctx, row, [t.id for t in spec.tenants], tenant_of, merchant_of, refunded_welfare
+    )
     welfare = welfare.model_copy(
         update={"other_spent_inside": money(sum(earmarked.values()) - welfare.spent_inside.fen)}
     )
@@ -200,12 +214,43 @@ def report(ctx: ServiceContext, indexer: Any, row: Park) -> ParkReport:
     )
 
 
+def _refunds(ctx: ServiceContext) -> list[tuple[str, str, int, int, str]]:
+    """Every confirmed merchant refund as indexed (``MerchantRefunds``' ``Refunded``): (payer,
+    merchant, cash share back to the payer, voucher or purse share back to its funder, that
+    funder, from the payment's ``PaymentRecorded``)."""
+    funder: dict[str, str] = {}
+    out: list[tuple[str, str, int, int, str]] = []
+    for name, args, _ in _events(ctx, REFUNDS, ("PaymentRecorded", "Refunded")):
+        pid = str(args["paymentId"]).lower()
+        if name == "PaymentRecorded":
+            funder[pid] = to_checksum_address(args["voucherPayee"])
+            continue
+        out.append(
+            (
+                to_checksum_address(args["payer"]),
+                to_checksum_address(args["merchant"]),
+                int(args["cash"]),
+                int(args["voucher"]),
+                funder.get(pid, ""),
+            )
+        )
+    return out
+
+
 def _welfare(
-    ctx: ServiceContext, row: Park, tenant_of: dict[str, str], merchant_of: dict[str, Any]
+    ctx: ServiceContext,
+    row: Park,
+    tenants: list[str],
+    tenant_of: dict[str, str],
+    merchant_of: dict[str, Any],
+    refunded: dict[str, int],
 ) -> tuple[Earmarked, dict[str, tuple[int, int]]]:
     """The welfare programme's section, from its events (``Granted``, ``Spent``,
-    ``GrantReturned``) restricted to the park's staff; and per tenant (granted, spent)."""
-    per: dict[str, list[int]] = {t: [0, 0] for t in set(tenant_of.values())}
+    ``GrantReturned``) restricted to the park's staff; and per tenant (granted, spent), every
+    tenant (one without staff too: zeros). ``refunded``: per tenant, the voucher shares merchants
+    refunded to the programme's issuer -- no longer spent inside, and gone back to the issuer
+    (counted with ``returned``, so ``unspent`` stays what the staff still hold)."""
+    per: dict[str, list[int]] = {t: [0, 0] for t in tenants}
     granted = spent = returned = 0
     expired = False
     pid = row.welfare_programme
@@ -223,6 +268,11 @@ def _welfare(
                 per[tenant_of[holder]][1] += fen
             elif name == "GrantReturned":
                 returned += fen
+        back = sum(refunded.values())
+        spent -= back
+        returned += back
+        for t, fen in refunded.items():
+            per[t][1] -= fen
         now = int(ctx.w3.eth.get_block("latest")["timestamp"])
         expired = now > ctx.vouchers.programme(pid).expires_at
     section = Earmarked(

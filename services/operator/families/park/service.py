@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from eth_utils import to_checksum_address
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from chain.clients.token import Kind
@@ -30,6 +31,7 @@ from services.common.context import ServiceContext, refuse_retired
 from services.common.models import AccessPoint, ApiKey, GatewayTerminal, Operation, Wallet
 from services.common.operations import Operations, perform
 from services.common.problems import Problem
+from services.common.scope import check_operator_scope
 from services.operator.families.park.models import Park, ParkWallet
 from services.operator.families.park.schemas import FeeIn, FeeOut, ParkIn, ParkOut
 from services.operator.families.vouchers import service as vouchers
@@ -174,12 +176,67 @@ def check(ctx: ServiceContext, body: ParkIn) -> None:
             )
 
 
+def check_scope(ctx: ServiceContext, key: ApiKey, body: ParkIn) -> None:
+    """The key's institution serves every wallet the park claims and the welfare issuer (403
+    ``institution-scope``): a red team's institution-2 key set up a park of institution 1's
+    customers, locking them out of every other park. Checked before anything is stored."""
+    wallets = [w for w, _ in claims(body)]
+    if body.welfare is not None:
+        wallets.append(body.welfare.issuer)
+    check_operator_scope(ctx, key, *dict.fromkeys(wallets))
+
+
+def check_welfare(ctx: ServiceContext, body: ParkIn) -> None:
+    """What the chain would refuse of the welfare programme, refused before the park is stored:
+    a period already over (422 ``invalid-period``) and a budget above the issuer's cash (422
+    ``insufficient-balance``), as the chain's ``create`` answers them."""
+    w = body.welfare
+    if w is None:
+        return
+    # the chain's next block is no earlier than now: the latest block's time lags on a quiet chain
+    now = max(int(ctx.w3.eth.get_block("latest")["timestamp"]), int(time.time()))
+    starts, expires = int(w.starts_at.timestamp()), int(w.expires_at.timestamp())
+    if expires <= starts or expires <= now:
+        raise Problem(
+            422,
+            "invalid-period",
+            "The programme's start and expiry are invalid",
+            f"welfare.expires_at: {w.expires_at.isoformat()} is not after its start and now",
+        )
+    cash = ctx.cash.balance_of(w.issuer)
+    if w.budget_fen > cash:
+        raise Problem(
+            422,
+            "insufficient-balance",
+            "Insufficient balance",
+            f"welfare.budget_fen: {w.budget_fen} fen, the issuer holds {cash}",
+        )
+
+
 def set_up(ctx: ServiceContext, ops: Operations, key: ApiKey, body: ParkIn) -> tuple[Park, bool]:
     """The park recorded from ``body`` (True), or the one this very file recorded before (False);
-    then its fee mandates granted, those not granted yet (a re-post finishes an interrupted one)."""
-    row, created = _record(ctx, body)
-    row = _grant_mandates(ctx, ops, key, row, body)
-    return _welfare(ctx, ops, key, row, body), created
+    then its fee mandates granted, those not granted yet (a re-post finishes an interrupted one).
+
+    A chain step refused for good (4xx) releases the park: its row and its wallets' claims are
+    deleted, so a refused file leaves nothing claimed and may be posted again once fixed (the
+    steps' idempotency keys replay what the chain already did). A pending step (503) keeps it:
+    the re-post finishes it."""
+    row, created = _record(ctx, key, body)
+    try:
+        row = _grant_mandates(ctx, ops, key, row, body)
+        return _welfare(ctx, ops, key, row, body), created
+    except Problem as exc:
+        if exc.status < 500:
+            release(ctx, row.id)
+        raise
+
+
+def release(ctx: ServiceContext, park_id: str) -> None:
+    """The park and its wallets' claims deleted (one transaction): its set-up was refused."""
+    with ctx.db.session() as s:
+        s.execute(delete(ParkWallet).where(ParkWallet.park_id == park_id))
+        s.execute(delete(Park).where(Park.id == park_id))
+        s.commit()
 
 
 def _pending(what: str) -> Problem:
@@ -269,7 +326,7 @@ def _refuse_taken(ctx: ServiceContext, park_id: str, wanted: list[tuple[str, str
             )
 
 
-def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
+def _record(ctx: ServiceContext, key: ApiKey, body: ParkIn) -> tuple[Park, bool]:
     """The park and its wallets' claims, stored in one transaction: a second park naming a wallet
     of the first is refused whole (the check first, for an early answer; the primary key of
     ``park_wallets`` when two set-ups race past the check together)."""
@@ -279,8 +336,13 @@ def _record(ctx: ServiceContext, body: ParkIn) -> tuple[Park, bool]:
     if found is not None:
         if found.spec_hash != digest:
             raise Problem(409, "park-exists", "A park with this id was set up from another file", body.id)
+        check_scope(ctx, key, body)
         return found, False
-    check(ctx, body)  # the file's own faults first (422), then whose wallets it names (409)
+    # every refusal before anything is stored: the file's own faults (422), whose customers it
+    # names (403), what the chain would refuse of its welfare (422), whose wallets it takes (409)
+    check(ctx, body)
+    check_scope(ctx, key, body)
+    check_welfare(ctx, body)
     wanted = claims(body)
     _refuse_taken(ctx, body.id, wanted)
     row = Park(

@@ -601,6 +601,17 @@ def test_card_taps_and_door_access_per_day_and_tenant_match_the_chain(api: Api) 
         page = api.auditor.get(f"/v1/parks/{spec['id']}/report", params={"format": "html", "lang": lang})
         assert all(w in page.text for w in words) and '<dd id="card-taps">3</dd>' in page.text
         assert '<dd id="door-entries">2</dd>' in page.text
+    # the spot-check robot probes the park's terminal (1 fen, refunded): not a tap (red team 8)
+    run = api.operator.post("/v1/spot-checks/run")
+    assert run.status_code == 200, run.text
+    probed = [
+        c
+        for c in run.json()["checks"]
+        if c["target_kind"] == "terminal" and c["target_id"] == str(terminal.id)
+    ]
+    assert [c["outcome"] for c in probed] == ["passed"], probed
+    again = api.auditor.get(f"/v1/parks/{spec['id']}/report").json()
+    assert (again["card_taps"], again["card_tap_fen"]["fen"]) == (3, 35_00)
 
 
 def _other_institution_operator(api: Api) -> httpx.Client:

@@ -34,7 +34,7 @@ from eth_utils import to_checksum_address
 from sqlalchemy import select
 
 from services.common.context import ServiceContext
-from services.common.models import ChainEvent, Operation
+from services.common.models import ChainEvent, GatewayCard, Operation
 from services.common.refunds import beijing_day
 from services.gateway.families.hardwallet.models import AccessDecision, OfflineUpload
 from services.operator.families.park.models import Park
@@ -48,6 +48,7 @@ from services.operator.families.park.schemas import (
     ParkReport,
     TenantLine,
 )
+from services.operator.families.refunds.spotcheck import ROBOT_LABEL
 from services.operator.families.vouchers import service as vouchers
 
 SETTLEMENT = "HardWalletSettlement"
@@ -301,9 +302,15 @@ def _activity(
                 .join(Operation, Operation.id == OfflineUpload.operation_id)
                 .where(OfflineUpload.terminal_id.in_(spec.terminals), Operation.status == "confirmed")
             ).all()
+            # The spot-check robot's probe card pays 1 fen and is refunded: a test of the
+            # terminal, not a tap of anyone in the park (red team 8 LOW-4).
+            robot_cards = {
+                str(c).lower()
+                for c in s.scalars(select(GatewayCard.address).where(GatewayCard.serial == ROBOT_LABEL))
+            }
         uploaded = {str(h).lower(): at for h, at in uploads if h}
         for name, args, tx in _events(ctx, SETTLEMENT, ("PaymentSettled", "PaymentShortfall")):
-            if str(tx).lower() not in uploaded:
+            if str(tx).lower() not in uploaded or str(args["card"]).lower() in robot_cards:
                 continue
             fen = int(args["amount"] if name == "PaymentSettled" else args["covered"])
             if fen == 0:

@@ -698,3 +698,40 @@ def test_a_purse_about_to_expire_in_wall_time_is_not_counted(api: Api, shop: dic
     assert "plus 0 fen of purses" in r.json()["detail"]
     assert ctx.hardwallet.card(card.address).status.name == "ACTIVE"  # type: ignore[attr-defined]
     assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "active"
+
+
+def test_a_purse_paid_shortfall_refunds_the_purse_part_to_its_funder(
+    api: Api, shop: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shortfall whose covered part a purse paid in part: its refund returns the purse's part to
+    the purse's funder and only the cash part to the holder, and the reconciliation finds it sound."""
+    from services.operator.families.paycodes import service
+
+    ctx = api.app.state.ctx
+    funder = custodial_payer(api)
+    programme = uuid.uuid4().int % 2**31 + 1
+    expires = int(time.time()) + 86_400
+    ctx.hardwallet.create_purse_programme(ctx.operator, programme, funder, 10_000, expires, False, [5812])
+    card = loaded_card(api, 100)
+    ctx.hardwallet.fund_purse(ctx.custodial(funder), card.address, programme, 200)  # type: ignore[attr-defined]
+    card.credit_purse(programme, 200, categories=[5812], expires_at=expires)  # type: ignore[attr-defined]
+    card.credit(300)  # type: ignore[attr-defined]  # a clone's balance
+    holder = ctx.hardwallet.card(card.address).holder  # type: ignore[attr-defined]
+    code = new_code(api, shop["address"], amount_fen=500)
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    signed = card.sign_payment(shop["address"], 500, now, category=5812)  # type: ignore[attr-defined]
+    monkeypatch.setattr(service, "_check_cover", lambda *a, **k: None)
+    r = post(
+        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
+    )
+    monkeypatch.undo()
+    assert_problem(r, 409, "card-payment-shortfall")
+    out = api.operator.get(f"/v1/payment-codes/{code['id']}").json()
+    assert (out["status"], out["payments"][0]["settled_fen"]) == ("short", 300)
+    funder_before, holder_before = balance(api, funder), balance(api, holder)
+    path = f"/v1/payment-codes/{code['id']}/payments/{out['payments'][0]['id']}/refunds"
+    refunded = post(shop["client"], path, {"amount_fen": 300})
+    assert refunded.status_code == 201, refunded.text
+    assert (balance(api, funder) - funder_before, balance(api, holder) - holder_before) == (200, 100)
+    report = api.auditor.get("/v1/audit/reconciliation").json()
+    assert [d for d in report["discrepancies"] if d.get("kind") == "purse-refundable-as-cash"] == []

@@ -58,7 +58,7 @@ def paid_of(ctx: ServiceContext, code: PaymentCode, p: CodePayment) -> core.Paid
         voucher_payee=voucher_payee,
         code_id=code.id,
     )
-    if p.form == "card" and p.status == "confirmed":  # what the card's purses paid: to their funder
+    if p.form == "card" and p.status in ("confirmed", "shortfall"):  # purses' part: to their funder
         with ctx.db.session() as s:
             op = s.get(Operation, p.operation_id)
         events = ((op.result if op is not None else None) or {}).get("events", [])

@@ -883,10 +883,12 @@ def check_purse_parts_not_refunded_as_cash(
     spent: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     spent_in: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     bill: dict[tuple[str, int], int] = {}  # what a card payment paid its merchant
+    bill_in: dict[tuple[str, str], int] = {}  # the same, by transaction and card
     for e in events:
         if e.contract == "HardWalletSettlement" and e.name in ("PaymentSettled", "PaymentShortfall"):
             paid = e.args["amount"] if e.name == "PaymentSettled" else e.args["covered"]
             bill[(e.args["card"].lower(), int(e.args["counter"]))] = int(paid)
+            bill_in[(e.tx_hash.lower(), e.args["card"].lower())] = int(paid)
         if e.contract == "HardWalletSettlement" and e.name == "PurseSpent":
             f = funder.get(int(e.args["programme"]), "?")
             spent[(e.args["card"].lower(), int(e.args["counter"]))][f] += int(e.args["amount"])
@@ -900,12 +902,13 @@ def check_purse_parts_not_refunded_as_cash(
         ref = f"{Web3.to_checksum_address(card)}:{counter}"
         by_id[payment_id("card", chain_id, ref)] = (f"card {ref}", parts, bill.get((card, counter)))
     for p in code_payments:
-        if p.form != "card" or p.status != "confirmed" or p.tx_hash is None:
-            continue
+        if p.form != "card" or p.status not in ("confirmed", "shortfall") or p.tx_hash is None:
+            continue  # a shortfall's covered part is refundable too (README, payment codes)
         in_tx = spent_in.get((p.tx_hash.lower(), p.payer.lower()))
         if in_tx:
             key = payment_id("code", chain_id, f"{p.id}:{p.tx_hash}")
-            by_id[key] = (f"code payment {p.id}", in_tx, p.amount_fen)
+            paid_fen = bill_in.get((p.tx_hash.lower(), p.payer.lower()), p.amount_fen)
+            by_id[key] = (f"code payment {p.id}", in_tx, paid_fen)
     out: list[Discrepancy] = []
     for e in events:
         if e.contract != "MerchantRefunds" or e.name != "PaymentRecorded":

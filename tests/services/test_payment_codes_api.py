@@ -568,3 +568,170 @@ def test_a_frozen_card_holders_payment_is_refused_and_goes_through_once_unfrozen
     r = post(shop["client"], f"/v1/payment-codes/{code['id']}/pay", pay)
     assert r.status_code == 200 and r.json()["status"] == "paid", r.text
     assert balance(api, shop["address"]) == before + 700
+
+
+# -- a card's bills against one reserve (rt8 HIGH-2, MEDIUM-1) -------------------------------------
+
+
+def loaded_card(api: Api, fen: int) -> object:
+    from chain.clients.hardwallet import CardForm
+    from wallets.hardwallet import HardWallet
+
+    ctx = api.app.state.ctx
+    holder = custodial_payer(api)
+    card = HardWallet.issue(ctx.hardwallet.domain)
+    ctx.hardwallet.register_card(ctx.operator, card.address, holder, CardForm.CARD)
+    ctx.hardwallet.load(ctx.custodial(holder), card.address, fen)
+    card.credit(fen)
+    return card
+
+
+def card_pay(api: Api, shop: dict, card: object, code: dict, fen: int) -> httpx.Response:
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    signed = card.sign_payment(shop["address"], fen, now)  # type: ignore[attr-defined]
+    return post(
+        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
+    )
+
+
+def test_one_card_paying_two_bills_at_once_pays_only_what_its_reserve_covers(api: Api, shop: dict) -> None:
+    """A 500-fen reserve, two 400-fen bills paid at the same moment (three cards at once): the card's
+    claims are serialised and count the payment still being settled, so one is paid and the other
+    refused before anything is sent (409 card-reserve-too-low); no card is blocked as a clone."""
+    ctx = api.app.state.ctx
+    cards = [loaded_card(api, 500) for _ in range(3)]
+    for card in cards:  # two terminals each saw the card with 500 fen on it (offline, as a clone would)
+        card.credit(300)  # type: ignore[attr-defined]
+    jobs = [(card, new_code(api, shop["address"], amount_fen=400)) for card in cards for _ in range(2)]
+    signed = {
+        code["id"]: card.sign_payment(shop["address"], 400, int(api.w3.eth.get_block("latest")["timestamp"]))  # type: ignore[attr-defined]
+        for card, code in jobs
+    }
+    answers: dict[str, httpx.Response] = {}
+    barrier = threading.Barrier(len(jobs))
+
+    def pay(code: dict) -> None:
+        barrier.wait()
+        body = {"form": "card", "payment": signed[code["id"]].to_json()}
+        answers[code["id"]] = post(shop["client"], f"/v1/payment-codes/{code['id']}/pay", body)
+
+    threads = [threading.Thread(target=pay, args=(code,)) for _, code in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, card in enumerate(cards):
+        pair = [answers[code["id"]] for _, code in jobs[2 * i : 2 * i + 2]]
+        assert sorted(r.status_code for r in pair) == [200, 409], [r.text for r in pair]
+        refused = next(r for r in pair if r.status_code == 409)
+        assert_problem(refused, 409, "card-reserve-too-low")
+        on_chain = ctx.hardwallet.card(card.address)  # type: ignore[attr-defined]
+        assert (on_chain.status.name, on_chain.reserve) == ("ACTIVE", 100)
+    statuses = sorted(api.operator.get(f"/v1/payment-codes/{c['id']}").json()["status"] for _, c in jobs)
+    assert statuses == ["active"] * 3 + ["paid"] * 3
+
+
+def test_a_card_shortfall_ends_the_code_short_and_what_arrived_is_refundable(
+    api: Api, shop: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What still ends in a shortfall (an offline upload settling the same card at that moment: here
+    the pre-check is switched off to let one through) does not leave the bill stuck: the code ends
+    ``short``, its payment says what arrived (``settled_fen``), the merchant may refund that, and
+    the bill's reference is free once the code expires."""
+    from services.operator.families.paycodes import service
+
+    ctx = api.app.state.ctx
+    card = loaded_card(api, 100)
+    card.credit(300)  # type: ignore[attr-defined]  # a clone's balance: it signs what the chain lacks
+    reference = f"short-{uuid.uuid4().hex[:8]}"
+    code = new_code(api, shop["address"], amount_fen=400, reference=reference, expires_in_s=4)
+    monkeypatch.setattr(service, "_check_cover", lambda *a, **k: None)
+    before = balance(api, shop["address"])
+    r = card_pay(api, shop, card, code, 400)
+    monkeypatch.undo()
+    assert_problem(r, 409, "card-payment-shortfall")
+    out = api.operator.get(f"/v1/payment-codes/{code['id']}").json()
+    assert out["status"] == "short"
+    assert [(p["status"], p["amount_fen"], p["settled_fen"]) for p in out["payments"]] == [
+        ("shortfall", 400, 100)
+    ]
+    assert balance(api, shop["address"]) == before + 100
+    assert ctx.hardwallet.card(card.address).status.name == "BLOCKED"  # type: ignore[attr-defined]
+    # final: not payable again; what arrived goes back to the card's holder, no more
+    again = post(
+        api.operator,
+        f"/v1/payment-codes/{code['id']}/pay",
+        {"form": "custodial", "payer": custodial_payer(api)},
+    )
+    assert_problem(again, 409, "code-already-paid")
+    path = f"/v1/payment-codes/{code['id']}/payments/{out['payments'][0]['id']}/refunds"
+    assert_problem(post(shop["client"], path, {"amount_fen": 101}), 409, "refund-exceeds-payment")
+    refunded = post(shop["client"], path, {"amount_fen": 100})
+    assert refunded.status_code == 201, refunded.text
+    assert balance(api, shop["address"]) == before
+    time.sleep(5)  # expired: the reference is free for a new bill
+    assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "short"
+    new_code(api, shop["address"], amount_fen=400, reference=reference)
+
+
+def test_a_purse_about_to_expire_in_wall_time_is_not_counted(api: Api, shop: dict) -> None:
+    """The latest block's time lags wall time on a quiet chain; a purse counts only if it is still
+    unexpired a margin after the later of the two, so a purse that the settlement would find
+    expired is refused before anything is sent (409) and the card stays active."""
+    from services.operator.families.paycodes.service import PURSE_MARGIN_S
+
+    ctx = api.app.state.ctx
+    funder = custodial_payer(api)
+    programme = uuid.uuid4().int % 2**31 + 1
+    card = loaded_card(api, 100)
+    expires = max(int(api.w3.eth.get_block("latest")["timestamp"]), int(time.time())) + PURSE_MARGIN_S - 1
+    ctx.hardwallet.create_purse_programme(ctx.operator, programme, funder, 10_000, expires, False, [5812])
+    ctx.hardwallet.fund_purse(ctx.custodial(funder), card.address, programme, 1_000)  # type: ignore[attr-defined]
+    card.credit_purse(programme, 1_000, categories=[5812], expires_at=expires)  # type: ignore[attr-defined]
+    code = new_code(api, shop["address"], amount_fen=600)
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    signed = card.sign_payment(shop["address"], 600, now, category=5812)  # type: ignore[attr-defined]
+    r = post(
+        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
+    )
+    assert_problem(r, 409, "card-reserve-too-low")
+    assert "plus 0 fen of purses" in r.json()["detail"]
+    assert ctx.hardwallet.card(card.address).status.name == "ACTIVE"  # type: ignore[attr-defined]
+    assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "active"
+
+
+def test_a_purse_paid_shortfall_refunds_the_purse_part_to_its_funder(
+    api: Api, shop: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shortfall whose covered part a purse paid in part: its refund returns the purse's part to
+    the purse's funder and only the cash part to the holder, and the reconciliation finds it sound."""
+    from services.operator.families.paycodes import service
+
+    ctx = api.app.state.ctx
+    funder = custodial_payer(api)
+    programme = uuid.uuid4().int % 2**31 + 1
+    expires = int(time.time()) + 86_400
+    ctx.hardwallet.create_purse_programme(ctx.operator, programme, funder, 10_000, expires, False, [5812])
+    card = loaded_card(api, 100)
+    ctx.hardwallet.fund_purse(ctx.custodial(funder), card.address, programme, 200)  # type: ignore[attr-defined]
+    card.credit_purse(programme, 200, categories=[5812], expires_at=expires)  # type: ignore[attr-defined]
+    card.credit(300)  # type: ignore[attr-defined]  # a clone's balance
+    holder = ctx.hardwallet.card(card.address).holder  # type: ignore[attr-defined]
+    code = new_code(api, shop["address"], amount_fen=500)
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    signed = card.sign_payment(shop["address"], 500, now, category=5812)  # type: ignore[attr-defined]
+    monkeypatch.setattr(service, "_check_cover", lambda *a, **k: None)
+    r = post(
+        shop["client"], f"/v1/payment-codes/{code['id']}/pay", {"form": "card", "payment": signed.to_json()}
+    )
+    monkeypatch.undo()
+    assert_problem(r, 409, "card-payment-shortfall")
+    out = api.operator.get(f"/v1/payment-codes/{code['id']}").json()
+    assert (out["status"], out["payments"][0]["settled_fen"]) == ("short", 300)
+    funder_before, holder_before = balance(api, funder), balance(api, holder)
+    path = f"/v1/payment-codes/{code['id']}/payments/{out['payments'][0]['id']}/refunds"
+    refunded = post(shop["client"], path, {"amount_fen": 300})
+    assert refunded.status_code == 201, refunded.text
+    assert (balance(api, funder) - funder_before, balance(api, holder) - holder_before) == (200, 100)
+    report = api.auditor.get("/v1/audit/reconciliation").json()
+    assert [d for d in report["discrepancies"] if d.get("kind") == "purse-refundable-as-cash"] == []

@@ -91,6 +91,11 @@ class PaymentOut(BaseModel):
     status: str
     operation_id: str
     tx_hash: str | None
+    settled_fen: int | None = Field(
+        default=None,
+        description="what reached the merchant: the amount once confirmed, a card shortfall's covered "
+        "part (the code is then `short`), 0 if failed, null while pending",
+    )
 
 
 class CodeExtras(BaseModel):

@@ -28,8 +28,9 @@ from typing import Any
 import segno
 from eth_abi import decode as abi_decode
 from hexbytes import HexBytes
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from web3.exceptions import TransactionNotFound
 
 from chain.clients.token import Kind
@@ -195,7 +196,9 @@ def _take_reference(ctx: ServiceContext, merchant: str, reference: str) -> None:
             .where(PaymentCode.id == holder.id, PaymentCode.held_reference == reference)
             .values(held_reference=None)
         )
-        live = s.scalar(select(CodePayment.id).where(CodePayment.settles == holder.id))
+        live = s.scalar(
+            select(CodePayment.id).where(CodePayment.settles == holder.id, CodePayment.status != "shortfall")
+        )
         if live is not None:
             s.rollback()
             raise _reference_in_use(ctx, merchant, reference)
@@ -215,7 +218,8 @@ def sync(ctx: ServiceContext, code_id: str) -> None:
 
     A card payment's transaction confirms whatever the settlement decided, so its status comes from
     the settlement's event: settled pays the bill; a duplicate or a refusal moved nothing and releases
-    it; a shortfall paid the merchant only part of it and keeps the bill held for a person to resolve.
+    it; a shortfall paid the merchant only part of it: the code ends ``short`` (final: what arrived
+    is the payment's ``settled_fen``, which the merchant may refund), its bill reference freed.
     """
     with ctx.db.session() as s:
         pending = s.scalars(
@@ -263,8 +267,24 @@ def card_outcome(result: dict[str, Any], payment: dict[str, Any]) -> tuple[str, 
     return "missing", "the settlement reported nothing for this payment"
 
 
+def settled_fen(ctx: ServiceContext, p: CodePayment) -> int | None:
+    """What a payment moved to the merchant: all of it once confirmed, a shortfall's ``covered``
+    (from its settlement event), nothing otherwise; None while pending."""
+    if p.status == "confirmed":
+        return p.amount_fen
+    if p.status != "shortfall":
+        return None if p.status == "pending" else 0
+    with ctx.db.session() as s:
+        op = s.get(Operation, p.operation_id)
+    for e in ((op.result if op is not None else None) or {}).get("events", []):
+        args = e.get("args", {})
+        if e.get("name") == "PaymentShortfall" and args.get("card") == p.payer:
+            return int(args["covered"])
+    return 0
+
+
 def code_out(ctx: ServiceContext, code_id: str) -> CodeOut:
-    """The code as every read answers it: its status (active, paying, paid, expired), decided from
+    """The code as every read answers it: its status (active, paying, paid, short, expired), decided from
     its payments brought up to date first, and every payment with its transaction."""
     sync(ctx, code_id)
     code = find_code(ctx, code_id)
@@ -275,6 +295,8 @@ def code_out(ctx: ServiceContext, code_id: str) -> CodeOut:
     settled = any(p.settles is not None and p.status == "confirmed" for p in payments)
     if code.kind == "dynamic" and settled:
         status = "paid"
+    elif code.kind == "dynamic" and any(p.settles is not None and p.status == "shortfall" for p in payments):
+        status = "short"  # final: the card covered only part of it (each payment's settled_fen)
     elif code.kind == "dynamic" and any(p.settles is not None for p in payments):
         status = "paying"
     elif code.expires_at is not None and time.time() > code.expires_at:
@@ -303,6 +325,7 @@ def code_out(ctx: ServiceContext, code_id: str) -> CodeOut:
                 status=p.status,
                 operation_id=p.operation_id,
                 tx_hash=p.tx_hash,
+                settled_fen=settled_fen(ctx, p),
             )
             for p in payments
         ],
@@ -358,6 +381,18 @@ def pay(
         _claim_payment(ctx, code, body.form, request, key, idem, relayed)
         return {}
 
+    if body.form == "card":
+        card_addr, card_amount = request["payer"], request["amount_fen"]
+
+        def claim_card() -> dict[str, Any]:
+            """A card's claim runs under the card's lock (see :func:`_lock_card`), and counts the
+            card's payments still being settled against its reserve: two bills that each fit the
+            reserve but not together cannot both pass before either settles."""
+            _claim_payment(ctx, code, body.form, request, key, idem, relayed, card=(card_addr, card_amount))
+            return {}
+
+        claim = claim_card
+
     try:
         op, _ = perform(ops, "code.pay", key, idem, request, target=code.id, prepare=claim)
     except Problem:
@@ -385,8 +420,12 @@ def _claim_payment(
     key: ApiKey,
     idem: str,
     relayed: str | None,
+    card: tuple[str, int] | None = None,
 ) -> None:
     with ctx.db.session() as s:
+        if card is not None:
+            _lock_card(s, card[0])
+            _check_cover(ctx, code.merchant, card[0], card[1], _card_in_flight(s, card[0]))
         if code.reference is not None:
             # Write the code's row first (see _take_reference): a new code may have taken this
             # expired bill's reference meanwhile, and then this code is no longer payable.
@@ -543,6 +582,58 @@ def _check_signed(
     return tx, int(amount)
 
 
+# A purse counts towards a card bill only if it is still unexpired this long after the later of the
+# latest block's time and the service's clock: on a quiet chain the latest block lags wall time, and
+# the settlement's block comes after both (a purse expired by then would make it a shortfall).
+PURSE_MARGIN_S = 5
+
+
+def _lock_card(s: Session, card: str) -> None:
+    """Serialise card claims per card until ``s`` commits, across processes: PostgreSQL takes a
+    transaction-scoped advisory lock on the card's address; SQLite has one writer at a time, so a
+    write (which matches no row) takes its write lock for the rest of the transaction."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"card:{card.lower()}"}
+        )
+    else:
+        s.execute(update(PaymentCode).where(PaymentCode.id == "").values(id=PaymentCode.id))
+
+
+def _card_in_flight(s: Session, card: str) -> int:
+    """The fen of this card's code payments whose operation is still pending (not yet settled on
+    chain, so not yet out of the reserve the chain shows)."""
+    total = s.scalar(
+        select(func.coalesce(func.sum(CodePayment.amount_fen), 0))
+        .join(Operation, Operation.id == CodePayment.operation_id)
+        .where(CodePayment.form == "card", CodePayment.payer == card, Operation.status == "pending")
+    )
+    return int(total or 0)
+
+
+def _check_cover(ctx: ServiceContext, merchant: str, card_addr: str, amount: int, in_flight: int = 0) -> None:
+    """The card's cash reserve plus its purses allowed at the merchant's category (unexpired a
+    margin after now, :data:`PURSE_MARGIN_S`), less what its payments in flight will draw, must
+    cover ``amount``: 409 card-reserve-too-low otherwise."""
+    card = ctx.hardwallet.card(card_addr)
+    need = amount + in_flight
+    if card.reserve >= need:  # the purses allowed at this merchant pay first (CardPurses)
+        return
+    category = ctx.cash.wallet(merchant).category
+    block_time = int(ctx.w3.eth.get_block("latest")["timestamp"])
+    now = max(block_time, int(time.time())) + PURSE_MARGIN_S
+    earmarked = ctx.hardwallet.purse_spendable(card_addr, category, now)
+    if card.reserve + earmarked < need:
+        pending = f", less {in_flight} fen of its payments still being settled" if in_flight else ""
+        raise Problem(
+            409,
+            "card-reserve-too-low",
+            "The card's reserve and the purses allowed here do not cover the bill",
+            f"{amount} fen is above {card.reserve} fen of cash plus {earmarked} fen of purses "
+            f"allowed at merchant category {category}{pending}",
+        )
+
+
 def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given: int | None) -> int:
     """The card must have signed this payment to the code's merchant, for the bill, on this chain,
     and be active with its cash reserve plus the purses allowed at the merchant's category
@@ -568,18 +659,7 @@ def _check_card(ctx: ServiceContext, code: PaymentCode, p: CardPaymentIn, given:
         raise Problem(
             409, "card-not-active", "The card is not active", f"its status is {card.status.name.lower()}"
         )
-    if card.reserve < p.amount:  # the purses allowed at this merchant pay first (CardPurses)
-        category = ctx.cash.wallet(code.merchant).category
-        now = int(ctx.w3.eth.get_block("latest")["timestamp"])
-        earmarked = ctx.hardwallet.purse_spendable(p.card, category, now)
-        if card.reserve + earmarked < p.amount:
-            raise Problem(
-                409,
-                "card-reserve-too-low",
-                "The card's reserve and the purses allowed here do not cover the bill",
-                f"{p.amount} fen is above {card.reserve} fen of cash plus {earmarked} fen of purses "
-                f"allowed at merchant category {category}",
-            )
+    _check_cover(ctx, code.merchant, p.card, p.amount)
     if ctx.cash.wallet(card.holder).frozen:  # the settlement would reject it (HolderRefused) and retry
         raise Problem(409, "card-holder-frozen", "The card holder's wallet is frozen", card.holder)
     return amount

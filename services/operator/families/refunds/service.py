@@ -53,12 +53,12 @@ def paid_of(ctx: ServiceContext, code: PaymentCode, p: CodePayment) -> core.Paid
         payment_id=payment_id("code", ctx.tx.chain_id, f"{p.id}:{p.tx_hash}"),
         merchant=code.merchant,
         payer=core.payee_of(ctx, payer),
-        paid_fen=p.amount_fen,
+        paid_fen=p.amount_fen if p.status != "shortfall" else (paycodes.settled_fen(ctx, p) or 0),
         voucher_fen=voucher,
         voucher_payee=voucher_payee,
         code_id=code.id,
     )
-    if p.form == "card" and p.status == "confirmed":  # what the card's purses paid: to their funder
+    if p.form == "card" and p.status in ("confirmed", "shortfall"):  # purses' part: to their funder
         with ctx.db.session() as s:
             op = s.get(Operation, p.operation_id)
         events = ((op.result if op is not None else None) or {}).get("events", [])
@@ -78,5 +78,6 @@ def refund_code_payment(
 ) -> MerchantRefund:
     """Refund ``amount`` fen of payment ``payment`` of ``code`` (the route decided the caller may)."""
     p = find_payment(ctx, code, payment)
-    confirmed = p.status == "confirmed" and p.tx_hash is not None
+    # a card shortfall is final too: what it covered reached the merchant and may go back
+    confirmed = p.status in ("confirmed", "shortfall") and p.tx_hash is not None
     return core.refund(ctx, ops, key, idem, paid_of(ctx, code, p), amount, reason, confirmed)

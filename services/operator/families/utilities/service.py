@@ -192,6 +192,9 @@ def _sync(ctx: ServiceContext, row: UtilityBill) -> UtilityBill:
             tx_hash, block = op.tx_hash, op.block_number
         elif code.status == "expired":
             return _give_back(ctx, row)
+        elif code.status == "short":  # the card covered part of it: open again for the rest
+            covered = sum(p.settled_fen or 0 for p in code.payments if p.status == "shortfall")
+            return _give_back(ctx, row, amount_fen=row.amount_fen - covered)
         else:
             return row
     else:
@@ -216,13 +219,22 @@ def _sync(ctx: ServiceContext, row: UtilityBill) -> UtilityBill:
     return fresh
 
 
-def _give_back(ctx: ServiceContext, row: UtilityBill) -> UtilityBill:
+def _give_back(ctx: ServiceContext, row: UtilityBill, amount_fen: int | None = None) -> UtilityBill:
+    """``paying`` -> ``open`` again; ``amount_fen``: what is still owed after a partial payment."""
     attempts = row.attempts + (1 if row.channel == "autodebit" else 0)
+    owed = row.amount_fen if amount_fen is None else amount_fen
     with ctx.db.session() as s:
         s.execute(
             update(UtilityBill)
             .where(UtilityBill.id == row.id, UtilityBill.status == "paying")
-            .values(status="open", channel=None, operation_id=None, code_id=None, attempts=attempts)
+            .values(
+                status="open",
+                channel=None,
+                operation_id=None,
+                code_id=None,
+                attempts=attempts,
+                amount_fen=owed,
+            )
         )
         s.commit()
         fresh = s.get(UtilityBill, row.id)

@@ -47,15 +47,7 @@ def render(report: ParkReport, lang: str) -> str:
     w = report.earmarked
     names = {x.tenant: x.name for x in report.by_tenant}
     tenants = table(
-        [
-            "Tenant",
-            "Paid in",
-            "Spent inside",
-            "Retention ratio",
-            "Earmarked granted",
-            "Earmarked spent",
-            "Fees paid",
-        ],
+        TENANT_HEAD,
         [
             [
                 e(x.name),
@@ -87,14 +79,7 @@ def render(report: ParkReport, lang: str) -> str:
         "merchants",
     )
     activity = table(
-        [
-            "Day",
-            "Tenant",
-            "Card taps at the park's terminals",
-            "Card tap amount",
-            "Door entries",
-            "Door denials",
-        ],
+        ACTIVITY_HEAD,
         [
             [
                 e(a.day),

@@ -45,3 +45,24 @@ def check_operator_scope(ctx: ServiceContext, key: ApiKey, *wallets: str) -> Non
     """Institution scope on the families' routes: see :func:`acts_for_institution`."""
     if acts_for_institution(key):
         check_scope(ctx, key, *wallets)
+
+
+def check_read_scope(ctx: ServiceContext, key: ApiKey, *wallets: str) -> None:
+    """Reads by a key bound to an institution (``api_keys.institution`` set): only its customers'
+    records (403 ``institution-scope``; red team 8: institution 2's key read institution 1's park
+    reports, merchant statements and refunds). The platform's own keys (an operator key bound to
+    no institution, the auditor, the regulator) read all, as before."""
+    if key.institution is not None:
+        check_scope(ctx, key, *wallets)
+
+
+def check_platform_key(key: ApiKey, what: str) -> None:
+    """Platform-wide work (the spot-check robot) is institution #1's, the platform operator's: a key
+    bound to another institution gets 403 ``institution-scope``."""
+    if key.institution is not None and key.institution != 1:
+        raise Problem(
+            403,
+            "institution-scope",
+            "This is the platform operator's (institution 1)",
+            f"this key acts for institution {key.institution}; {what} is institution 1's",
+        )

@@ -781,3 +781,34 @@ def test_the_report_nets_out_refunds_of_payments_inside_the_park(api: Api) -> No
     assert earmarked["other_spent_inside"]["fen"] == 0
     (line,) = rep["by_tenant"]
     assert line["earmarked_spent"]["fen"] == 50_00 - bill["voucher_fen"]
+
+
+def test_another_institutions_key_reads_none_of_the_parks_statements_refunds_or_robot(api: Api) -> None:
+    """Red team 8 MEDIUM-4: institution 2's operator key read institution 1's park file and report,
+    a park merchant's statement and refunds, and ran the spot-check robot. Each is a 403
+    ``institution-scope`` now (listing refunds needs a merchant of its own: 422); the platform's
+    keys (the unbound operator key, the auditor) still read all."""
+    from services.common.refunds import beijing_day
+
+    tag = uuid.uuid4().hex[:6]
+    spec = _small_park(api, tag)
+    assert api.operator.post("/v1/parks", json=spec).status_code == 201
+    canteen = spec["merchants"][0]["wallet"]
+    day = beijing_day(datetime.now(UTC))
+    other = _other_institution_operator(api)
+    reads = [
+        f"/v1/parks/{spec['id']}",
+        f"/v1/parks/{spec['id']}/report",
+        f"/v1/merchants/{canteen}/statements/{day}",
+        f"/v1/refunds?merchant={canteen}",
+        f"/v1/spot-checks/{day}",
+    ]
+    for path in reads:
+        r = other.get(path)
+        assert r.status_code == 403 and problem_type(r) == "institution-scope", (path, r.text)
+        assert api.auditor.get(path).status_code == 200, path
+        assert api.operator.get(path).status_code == 200, path
+    r = other.get("/v1/refunds")
+    assert r.status_code == 422 and problem_type(r) == "merchant-required", r.text
+    r = other.post("/v1/spot-checks/run")
+    assert r.status_code == 403 and problem_type(r) == "institution-scope", r.text

@@ -18,6 +18,7 @@ from services.common import i18n
 from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, IndexerDep, OperatorKey, OpsDep
 from services.common.keys import Role
 from services.common.problems import Problem
+from services.common.scope import check_read_scope
 from services.operator.families.park import html, service
 from services.operator.families.park import report as reports
 from services.operator.families.park.schemas import FeeIn, FeeOut, ParkIn, ParkOut, ParkReport
@@ -31,6 +32,15 @@ READERS = {Role.OPERATOR, Role.AUDITOR, Role.REGULATOR}
 def _reader(key: Any) -> None:
     if key.role not in READERS:
         raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
+
+
+def _read_scope(ctx: Any, key: Any, spec: ParkIn) -> None:
+    """A key bound to an institution reads only its own parks: every park's payers and merchants
+    are one institution's customers (set-up checks it), so those are what is checked (not the
+    staff: a park may name a million)."""
+    check_read_scope(
+        ctx, key, *dict.fromkeys([t.payer for t in spec.tenants] + [m.wallet for m in spec.merchants])
+    )
 
 
 @router.post("/v1/parks", status_code=201, responses={200: {"model": ParkOut}})
@@ -67,7 +77,9 @@ def collect_fee(
 def get_park(park_id: ParkId, ctx: CtxDep, key: ApiKeyDep) -> ParkIn:
     """The park's file as it was set up."""
     _reader(key)
-    return ParkIn.model_validate(service.park(ctx, park_id).spec)
+    spec = ParkIn.model_validate(service.park(ctx, park_id).spec)
+    _read_scope(ctx, key, spec)
+    return spec
 
 
 @router.get(
@@ -93,6 +105,7 @@ async def report(
     points per day and tenant. Yuan and fen, from the indexed chain events and the gateway's logs."""
     _reader(key)
     row = await run_in_threadpool(service.park, ctx, park_id)
+    await run_in_threadpool(_read_scope, ctx, key, ParkIn.model_validate(row.spec))
     found = await run_in_threadpool(reports.report, ctx, indexer, row)
     if format == "html":
         chosen = i18n.page_language(lang, None, request.headers.get("accept-language"))

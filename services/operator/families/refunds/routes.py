@@ -16,6 +16,7 @@ from services.common.problems import Problem, problem_response
 from services.common.refunds import REFUND_CONFLICTS as CONFLICTS
 from services.common.refunds import MerchantRefund, RefundIn, RefundOut, find_refund, refund_out
 from services.common.schemas import Address, Day
+from services.common.scope import check_platform_key, check_read_scope
 from services.operator.families.paycodes.schemas import CodeId
 from services.operator.families.paycodes.service import find_code, may_act_for, merchant_of
 from services.operator.families.refunds import service, spotcheck, statements
@@ -65,6 +66,8 @@ def get_refund(refund_id: Annotated[int, Path(ge=1, lt=2**31)], ctx: CtxDep, key
         may_act_for(key, merchant or "", *READERS)
     else:
         may_act_for(key, "", *READERS)
+    if merchant is not None:
+        check_read_scope(ctx, key, merchant)
     return refund_out(find_refund(ctx, refund_id))
 
 
@@ -80,6 +83,15 @@ def list_refunds(
     if key.role == Role.MERCHANT:
         merchant = merchant or key.wallet
     may_act_for(key, merchant or "", *READERS)
+    if key.institution is not None and merchant is None:
+        raise Problem(
+            422,
+            "merchant-required",
+            "Name one of your merchants",
+            "a key bound to an institution lists the refunds of one of its merchants at a time",
+        )
+    if merchant is not None:
+        check_read_scope(ctx, key, merchant)
     service.sync(ctx)
     q = select(MerchantRefund)
     if merchant is not None:
@@ -106,6 +118,7 @@ def merchant_statement(
     refunds, net; fen and yuan) as JSON, or as a CSV settlement file (``format=csv``). The
     merchant's own key, the operator, the auditor, the regulator."""
     may_act_for(key, merchant, *READERS)
+    check_read_scope(ctx, key, merchant)
     if day > dt.date.today() + dt.timedelta(days=1):
         raise Problem(422, "day-in-future", "The day has not begun", day.isoformat())
     st = statements.statement(ctx, merchant, day)
@@ -126,10 +139,12 @@ def run_spot_checks(ctx: CtxDep, ops: OpsDep, key: OperatorKey) -> SpotCheckRepo
     robot's probe card pays its merchant, settled as the terminal's upload would be), refunded at
     once. Idempotent per day: a second run probes only new targets (and finishes probes a stopped
     run left). Answers the day's report."""
+    check_platform_key(key, "the spot-check robot")
     return spotcheck.run(ctx, ops)
 
 
 @router.get("/v1/spot-checks/{day}")
 def spot_check_report(day: Day, ctx: CtxDep, key: ReaderKey) -> SpotCheckReport:
     """A day's spot-check report: coverage and pass rate, per area and per merchant category."""
+    check_platform_key(key, "the spot-check robot")
     return spotcheck.report(ctx, day)

@@ -261,6 +261,9 @@ def test_the_report_says_how_much_of_the_wages_stayed_in_the_park(api: Api, park
         "operator", f"/v1/parks/{spec['id']}/fees", {**fee, "period": "2026-12", "amount_fen": 10_000_01}
     )
     assert over.status_code == 422 and problem_type(over) == "over-payment-cap"
+    for period in ("0000-01", "9999-12", "2026-13"):  # not a month the park can bill
+        bad = api.post("operator", f"/v1/parks/{spec['id']}/fees", {**fee, "period": period})
+        assert bad.status_code == 422, (period, bad.text)
     none = api.post("operator", f"/v1/parks/{spec['id']}/fees", {**fee, "tenant": "bolt"})
     assert none.status_code == 409 and problem_type(none) == "park-no-fee-mandate"
     bolt_payer = park["payers"]["bolt"][0]

@@ -166,7 +166,10 @@ class ParkOut(BaseModel):
 
 class FeeIn(Strict):
     tenant: str = Field(min_length=1, max_length=32)
-    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="the month the fee is for, YYYY-MM")
+    # 2000-01 to 2099-12: a fee "for 0000-01" or "for 9999-12" is a typo or a probe (red team 8)
+    period: str = Field(
+        pattern=r"^20\d{2}-(0[1-9]|1[0-2])$", description="the month the fee is for, YYYY-MM (2000-2099)"
+    )
     kind: str = Field(default="rent", pattern=r"^[a-z][a-z-]{0,15}$", description="rent, water, power...")
     amount_fen: int = Field(strict=True, gt=0, lt=2**128)
 

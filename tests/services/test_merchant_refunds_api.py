@@ -555,3 +555,24 @@ def test_a_purse_paid_card_payment_of_a_code_refunds_the_purse_part_to_its_funde
     from services.operator.reconciliation import reconcile
 
     assert [d for d in reconcile(ctx).discrepancies if d.kind == "purse-refundable-as-cash"] == []
+
+
+def test_a_frozen_robot_probes_nothing_and_fails_no_merchant(api: Api) -> None:
+    """Red team 8 LOW-4: with the robot's own wallet frozen every merchant probed that day was
+    marked failed, for good. Now the run is refused (409 ``spot-check-robot-blocked``), nothing is
+    recorded against the merchants, and the next run after the unfreeze probes them."""
+    from services.operator.families.refunds import spotcheck
+
+    ctx = api.app.state.ctx
+    robot = spotcheck.probe_wallet(ctx, api.app.state.ops, spotcheck.robot_key(ctx))
+    merchant = api.new_wallet(kind="merchant", tier=2, category=5812, name="Tea shop")
+    terminal = _terminal(api, merchant, "Yuanhe street")
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": robot}).status_code == 200
+    try:
+        r = api.operator.post("/v1/spot-checks/run")
+        assert_problem(r, 409, "spot-check-robot-blocked")
+    finally:
+        assert api.post("regulator", "/v1/regulator/unfreeze", {"address": robot}).status_code == 200
+    report = api.post("operator", "/v1/spot-checks/run").json()
+    mine = [c for c in report["checks"] if c["target_kind"] == "terminal" and c["target_id"] == terminal]
+    assert [c["outcome"] for c in mine] == ["passed"], mine

@@ -349,6 +349,14 @@ def _run(ctx: ServiceContext, ops: Operations, d: str) -> SpotCheckReport:
             todo.append((row_id, kind, target_id))
     if todo:
         wallet = probe_wallet(ctx, ops, key)
+        blocked = merchant_state(ctx, wallet)
+        if blocked is not None:  # a robot that cannot pay says nothing of the merchants (red team 8)
+            raise Problem(
+                409,
+                "spot-check-robot-blocked",
+                "The spot-check robot's own wallet cannot pay",
+                f"its wallet {wallet} is {blocked}: no target was probed; they wait for the next run",
+            )
         codes = sum(1 for _, kind, _ in todo if kind == "code")
         terminals = len(todo) - codes
         card: LocalAccount | None = None

@@ -162,6 +162,9 @@ class ChainEvent(Base):
     __table_args__ = (
         UniqueConstraint("tx_hash", "log_index", name="uq_chain_event"),
         Index("ix_chain_events_subject", "contract", "subject", "block_number"),
+        # One contract's events of one name in a range of blocks: what the dashboard reads each
+        # poll (migration 0027).
+        Index("ix_chain_events_name_blocks", "contract", "name", "block_number"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

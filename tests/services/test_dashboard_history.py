@@ -181,3 +181,44 @@ class TestFirstReadAfterAPayroll:
         warm = paid(_ok(api.auditor.get("/dashboard/data")))
         assert warm == {**warm_before, RESTAURANT: warm_before.get(RESTAURANT, 0) + 5_55}
         assert paid(first_read(api).data) == warm
+
+
+class TestAPoll:
+    def test_reads_only_the_new_blocks_of_the_event_index_through_its_indexes(
+        self, api: Api, scene: dict[str, Any], db_kind: str
+    ) -> None:
+        """A poll after a payment reads the event index by block range (the blocks indexed since
+        the last poll) or a bounded page (``LIMIT``), never all of it: SQLite's plan of every
+        statement the poll sends that reads ``chain_events``. (PostgreSQL's planner reads tables
+        this small sequentially whatever the indexes, so its plans say nothing here.)"""
+        if db_kind != "sqlite":
+            pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans small tables as sequential scans")
+        engine = api.app.state.ctx.db.engine
+        _ok(api.auditor.get("/dashboard/data"))  # the tally is up to date
+        _ok(
+            api.post(
+                "operator", "/v1/transfers", {"from": scene["alice"], "to": scene["grocer"], "amount_fen": 1}
+            )
+        )
+        _ok(api.auditor.get("/v1/audit/events", params={"limit": 1}))  # indexed: the poll has news
+        seen: list[tuple[str, Any]] = []
+
+        def statement(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+            if "chain_events" in sql and sql.lstrip().upper().startswith("SELECT"):
+                seen.append((sql, params))
+
+        event.listen(engine, "before_cursor_execute", statement)
+        try:
+            d = _ok(api.auditor.get("/dashboard/data"))
+        finally:
+            event.remove(engine, "before_cursor_execute", statement)
+        assert d["events"]["total"] > 0 and paid(d)[GROCERY] >= 12_34 + 1
+        assert seen, "the poll read nothing from the event index"
+        with engine.connect() as conn:
+            for sql, params in seen:
+                plan = [str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
+                for line in plan:
+                    if "chain_events" not in line:
+                        continue
+                    by_blocks = line.startswith("SEARCH") and "block_number>" in line
+                    assert by_blocks or "LIMIT" in sql.upper(), (line, sql)

@@ -26,7 +26,9 @@ switch in the page's header, remembered in the ``xcpay_lang`` cookie), else ``Ac
 the words are services/common/i18n.py's (``UI_ZH``, ``EVENT_LABELS``), in the glossary's terms.
 Money is shown in yuan (the fen in ``data-fen``), times in Beijing time; the data stay in fen and
 Unix seconds. Each poll re-reads from the node only the sections whose contracts emitted an event
-since the last (``_Tally.memo``), so a 3-second refresh stays well inside its interval.
+since the last (``_Tally.memo``), and from the event index only the blocks indexed since the last
+(``_Tally.advance``: counts, merchant payments), so a 3-second refresh stays well inside its
+interval however long the history.
 
 The page is served with a Content-Security-Policy allowing only this origin's scripts, styles and
 requests, and it writes data with ``textContent``, never as HTML.
@@ -201,17 +203,22 @@ def static(name: str) -> FileResponse:
 
 
 class _Tally:
-    """Digital cash paid to merchant wallets (issuance excluded), by category, from the event
-    index, counted incrementally: each poll reads only the blocks the indexer has finished since
-    the last. A wallet's kind and category come from its ``WalletRegistered`` event in the same
-    index (the registry sets both once, at registration; a recovery registers the replacement with
-    the old wallet's), so no payee costs a read from the node: one ``walletOf`` and ``policyOf``
-    per distinct payee made the first read after a 10,000-person payroll take 69 s to ~10 minutes
+    """What the dashboard keeps of the event index between polls, brought up to date by each poll
+    from the blocks the indexer has finished since the last (:meth:`advance`): the events counted
+    by contract and name, the newest event of each contract (the sections' cache keys), and the
+    digital cash paid to merchant wallets (issuance excluded) by category. A wallet's kind and
+    category come from its ``WalletRegistered`` event in the same index (the registry sets both
+    once, at registration; a recovery registers the replacement with the old wallet's), so no
+    payee costs a read from the node: one ``walletOf`` and ``policyOf`` per distinct payee made the
+    first read after a 10,000-person payroll take 35-50 s, ~10 minutes in one loaded run, and
+    counting every event of the index each poll made a poll's cost grow with the history
     (issue 19)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._block = -1  # the last block counted: the indexer's cursor at the last poll
+        self._block = -1  # the last block read: the indexer's cursor at the last poll
+        self._counts: dict[str, Counter[str]] = {}  # contract -> event name -> events
+        self._newest: dict[str, int] = {}  # contract -> id of its newest event
         self._by_category: Counter[int] = Counter()
         self._merchants: dict[str, int] = {}  # merchant wallet -> its category, as registered
         self._blocks: dict[int, dict[str, Any]] = {}  # number -> the block's summary, once read
@@ -253,40 +260,68 @@ class _Tally:
     def block_time(self, ctx: ServiceContext, number: int) -> int:
         return int(self.block(ctx, number)["timestamp"])
 
-    def by_category(self, ctx: ServiceContext) -> dict[int, int]:
-        """The cash paid to merchants by category, up to the indexer's cursor: every event of a
-        block at or below it is in the index (the indexer commits the cursor with every event of
-        its blocks not stored already), so a payee's registration, in an earlier block or the
-        same, is too; an event the service stored from its own receipt beyond the cursor waits
-        for the next poll. Two queries per poll, over the new blocks only, and no read from the
-        node; the merchants' registrations are picked out in SQL (``kind`` in the stored
-        arguments), not the registrations of every personal wallet."""
+    def advance(self, ctx: ServiceContext) -> dict[str, int]:
+        """Read the blocks the indexer has finished since the last poll; the newest event of each
+        contract (the sections' cache keys, see :meth:`memo`).
+
+        Up to the indexer's cursor, every event of a block is in the index (the indexer commits
+        the cursor with every event of its blocks not stored already), so a payee's registration,
+        in an earlier block or the same, is too; an event the service stored from its own receipt
+        beyond the cursor waits for the next poll (each read lets the indexer catch up first).
+        One query for the cursor; when it moved, three over the new blocks, through the indexes on
+        ``block_number`` and on (contract, name, block_number): the counts, the merchants'
+        registrations (``kind`` picked out in SQL, not every personal wallet's) and the token's
+        transfers. Nothing from the node."""
         with self._lock:
             with ctx.db.session() as s:
                 upto = s.scalar(select(Cursor.position).where(Cursor.name == INDEX_CURSOR))
                 if upto is None or upto <= self._block:
-                    return dict(self._by_category)
-                new_blocks = (ChainEvent.block_number > self._block, ChainEvent.block_number <= upto)
+                    return dict(self._newest)
+                low, high = ChainEvent.block_number > self._block, ChainEvent.block_number <= upto
+                counts = s.execute(
+                    select(ChainEvent.contract, ChainEvent.name, func.count(), func.max(ChainEvent.id))
+                    .where(low, high)
+                    .group_by(ChainEvent.contract, ChainEvent.name)
+                ).all()
                 merchants = s.scalars(
                     select(ChainEvent.args).where(
                         ChainEvent.contract == REGISTRY,
                         ChainEvent.name == "WalletRegistered",
-                        *new_blocks,
+                        low,
+                        high,
                         ChainEvent.args["kind"].as_integer() == int(Kind.MERCHANT),
                     )
                 ).all()
-                for args in merchants:
-                    self._merchants[str(args["wallet"])] = int(args["category"])
                 transfers = s.scalars(
                     select(ChainEvent.args).where(
-                        ChainEvent.contract == "DigitalCash", ChainEvent.name == "Transfer", *new_blocks
+                        ChainEvent.contract == "DigitalCash", ChainEvent.name == "Transfer", low, high
                     )
                 ).all()
+            for contract, name, n, newest in counts:
+                self._counts.setdefault(str(contract), Counter())[str(name)] += int(n)
+                self._newest[str(contract)] = max(self._newest.get(str(contract), 0), int(newest))
+            for args in merchants:
+                self._merchants[str(args["wallet"])] = int(args["category"])
             for args in transfers:
                 category = self._merchants.get(args.get("to"))
                 if category is not None and args.get("from") != ZERO:  # issuance is no payment
                     self._by_category[category] += int(args.get("value", 0))
             self._block = upto
+            return dict(self._newest)
+
+    def counts(self, contract: str) -> dict[str, int]:
+        """The contract's events by name, up to the last poll's block."""
+        with self._lock:
+            return dict(self._counts.get(contract, {}))
+
+    def total(self) -> int:
+        """Every indexed event, up to the last poll's block."""
+        with self._lock:
+            return sum(sum(c.values()) for c in self._counts.values())
+
+    def by_category(self) -> dict[int, int]:
+        """The cash paid to merchants by category, up to the last poll's block."""
+        with self._lock:
             return dict(self._by_category)
 
 
@@ -312,29 +347,9 @@ def _section(name: str, build: Callable[[], Any], timings: dict[str, float] | No
             timings[name] = round((time.perf_counter() - started) * 1000, 2)
 
 
-def _event_counts(ctx: ServiceContext, contract: str) -> dict[str, int]:
-    with ctx.db.session() as s:
-        rows = s.execute(
-            select(ChainEvent.name, func.count(ChainEvent.id))
-            .where(ChainEvent.contract == contract)
-            .group_by(ChainEvent.name)
-        ).all()
-    return {str(name): int(n) for name, n in rows}
-
-
 def _summary(args: dict[str, Any]) -> str:
     text = json.dumps(args, separators=(",", ":"), default=str)
     return text if len(text) <= 200 else text[:199] + "…"
-
-
-def _marks(ctx: ServiceContext) -> dict[str, int]:
-    """The newest indexed event of each contract (one grouped query on the contract index): the
-    sections' cache keys (``_Tally.memo``)."""
-    with ctx.db.session() as s:
-        rows = s.execute(
-            select(ChainEvent.contract, func.max(ChainEvent.id)).group_by(ChainEvent.contract)
-        ).all()
-    return {str(c): int(m) for c, m in rows}
 
 
 def _blocks(ctx: ServiceContext, tally: _Tally, latest: int) -> list[dict[str, Any]]:
@@ -351,7 +366,6 @@ def _events(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
     the amount in fen, the block's time (Unix seconds; the page writes it in Beijing time). One
     query for the events, one for the names; block times are kept once read."""
     with ctx.db.session() as s:
-        total = s.scalar(select(func.count()).select_from(ChainEvent)) or 0
         rows = s.scalars(
             select(ChainEvent)
             .order_by(desc(ChainEvent.block_number), desc(ChainEvent.log_index))
@@ -398,14 +412,14 @@ def _events(ctx: ServiceContext, tally: _Tally) -> dict[str, Any]:
                 "summary": _summary(r.args),
             }
         )
-    return {"total": int(total), "latest": items}
+    return {"total": tally.total(), "latest": items}
 
 
-def _counts(ctx: ServiceContext, panel: Panel) -> dict[str, int]:
-    """The panel's event counts, ``{output key: count}``, from the event index (one grouped query
-    per contract); a contract not deployed gives no counts."""
+def _counts(ctx: ServiceContext, tally: _Tally, panel: Panel) -> dict[str, int]:
+    """The panel's event counts, ``{output key: count}``, as the tally keeps them (counted once,
+    as the indexer finished their blocks); a contract not deployed gives no counts."""
     deployed = ctx.manifest.contracts
-    by_contract = {c: _event_counts(ctx, c) for c, _ in panel.counts.values() if c in deployed}
+    by_contract = {c: tally.counts(c) for c, _ in panel.counts.values() if c in deployed}
     return {
         out: by_contract[contract].get(event, 0)
         for out, (contract, event) in panel.counts.items()
@@ -478,7 +492,7 @@ def snapshot(ctx: ServiceContext, tally: _Tally, lang: str = i18n.EN) -> dict[st
         return _section(name, build, timings)
 
     latest = section("chain", lambda: ctx.w3.eth.block_number)
-    marks = section("marks", lambda: _marks(ctx))
+    marks = section("marks", lambda: tally.advance(ctx))
 
     def key(*names: str) -> tuple[Any, ...]:
         if "error" in marks:  # no marks, no cache: a key that matches nothing kept
@@ -494,7 +508,7 @@ def snapshot(ctx: ServiceContext, tally: _Tally, lang: str = i18n.EN) -> dict[st
     def family_section(family: str, panel: Panel, watched: tuple[str, ...]) -> dict[str, Any]:
         build = section_of(family)
         detail = build(view(panel.key, watched)) if build is not None else {}
-        return {"title": i18n.ui(panel.title, lang), **detail, **_counts(ctx, panel)}
+        return {"title": i18n.ui(panel.title, lang), **detail, **_counts(ctx, tally, panel)}
 
     sections: dict[str, Any] = {}
     for family, panel, watched in panels():
@@ -502,7 +516,7 @@ def snapshot(ctx: ServiceContext, tally: _Tally, lang: str = i18n.EN) -> dict[st
         sections[panel.key] = (
             section(panel.key, functools.partial(family_section, family, panel, watched)) if present else None
         )
-    paid = section("spending", lambda: tally.by_category(ctx))
+    paid = section("spending", tally.by_category)
     spending = _spending(paid, sections) if "error" not in paid else paid
     out = {
         "generated_at": datetime.now(UTC).isoformat(),

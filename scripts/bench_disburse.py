@@ -14,11 +14,12 @@ What it measures, in one run, on anvil (the node of `make run`), started and dep
    - **Merkle batches**: ``createBatch`` of a 100,000-leaf tree (one transaction whatever the size),
      a recipient's own ``claim`` (a 17-sibling proof), and ``pushClaims`` of 200 claims per recipient.
 
-2. **End to end through the operator API** (``python -m services.operator serve``, SQLite): a
-   payroll of ``--people`` tier-2 persons (default 1,000; ``make bench`` runs 10,000), created as one
-   JSON request, approved by a checker key, executed in the background and polled until done:
-   recipients paid per second, creation to the last row paid. Two baselines on the same node in the
-   same run, interleaved around the payroll (half before, half after):
+2. **End to end through the operator API** (``python -m services.operator serve``, SQLite, or
+   PostgreSQL with ``--database URL``): a payroll of ``--people`` tier-2 persons (default 1,000;
+   ``make bench`` runs 10,000), created as one JSON request, approved by a checker key, executed in
+   the background and polled until done: recipients paid per second, creation to the last row paid.
+   Two baselines on the same node in the same run, interleaved around the payroll (half before,
+   half after):
 
    - **the node's limit**: ``BareBatch`` (contracts/mocks) paying fresh addresses plain ERC20
      transfers in chunks of ``MAX_ROWS`` (build, sign, send, mine; no checks, no records);
@@ -39,6 +40,7 @@ Read the figures beside the baselines: gas depends on the compiler and the EVM v
 seconds on the machine and the node.
 
     .venv/bin/python scripts/bench_disburse.py [--people N] [--baseline N] [--merkle-leaves N]
+        [--no-gas] [--database URL]
 
 Prints tables and writes ``bench-results/bench_disburse.json`` (its ``rows`` go to ``bench/results.json``).
 """
@@ -210,7 +212,7 @@ def gas_figures(w3: Web3, merkle_leaves: int) -> dict[str, Any]:
 # -- 2. through the API --------------------------------------------------------------------------------
 
 
-def api_figures(people: int, baseline_n: int, tmp: Path) -> dict[str, Any]:
+def api_figures(people: int, baseline_n: int, tmp: Path, database_url: str | None = None) -> dict[str, Any]:
     pids: list[int] = []
     with local_node(tmp, pids) as rpc:
         manifest_path = tmp / "manifest.json"
@@ -222,7 +224,7 @@ def api_figures(people: int, baseline_n: int, tmp: Path) -> dict[str, Any]:
         recipients = fresh(people + baseline_n)
         _log(f"  registering {len(recipients)} tier-2 recipients straight through chain/")
         register_many(cash, recipients, "api")
-        with database(None, tmp) as db_url:
+        with database(database_url, tmp) as db_url:
             env = service_env(rpc, manifest_path, db_url, free_port(), ADMIN_KEY)
             with operator_service(env, tmp / "operator.log", pids) as url:
                 return _through_api(url, w3, cash, bare, recipients[:people], recipients[people:], pids)
@@ -476,6 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=int, default=40, help="single API transfers for the baseline (40)")
     parser.add_argument("--merkle-leaves", type=int, default=MERKLE_LEAVES, help="leaves of the Merkle batch")
     parser.add_argument("--no-gas", action="store_true", help="skip the gas figures (section 1)")
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="the service's database: SQLite in the run's directory by default, or a "
+        "PostgreSQL server URL (a throwaway database is created on it and dropped)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="xcpay-bench-") as tmp_name:
@@ -486,13 +494,14 @@ def main(argv: list[str] | None = None) -> int:
             with local_node(tmp) as rpc:
                 gas = gas_figures(http(rpc), args.merkle_leaves)
         _log(f"anvil: {args.people}-person payroll through the API")
-        api = api_figures(args.people, args.baseline, tmp)
+        api = api_figures(args.people, args.baseline, tmp, args.database)
     results = {"anvil": {"gas": gas, "api": api}}
     if gas is not None:
         print(render(results))
     rows = rows_of(api)
     print(render_rows(rows))
     scale = {"people": args.people, "baseline_transfers": args.baseline, "merkle_leaves": args.merkle_leaves}
+    scale["database"] = "postgresql" if args.database and args.database.startswith("postgresql") else "sqlite"
     out = write_result(
         "bench_disburse", rows, scale, whole_run_s=time.perf_counter() - started, results=results
     )

@@ -287,6 +287,37 @@ def test_packages_are_listed_and_a_merchant_key_sees_its_own(api: Api) -> None:
     assert_problem(r, 403, "not-your-package")
 
 
+def test_one_merchants_package_is_found_by_the_database_among_many_others(api: Api) -> None:
+    """The merchant and consumer filters are the database's: a merchant's one package after 11 of
+    another merchant's comes back on the first page of 1 (filtered in Python, the listing looked at
+    10 events a page and answered an empty page with a cursor)."""
+    crowded = api.new_wallet(kind="merchant", tier=2, category=7997, name="busy gym")
+    quiet = api.new_wallet(kind="merchant", tier=2, category=7997, name="quiet gym")
+    for shop in (crowded, quiet):
+        r = api.post("regulator", "/v1/prepaid/merchants", {"merchant": shop, "supervised_bps": 5_000})
+        assert r.status_code == 200, r.text
+    consumer = api.new_wallet(tier=3, name="regular")
+    assert api.post("operator", "/v1/issuance", {"to": consumer, "amount_fen": 100_000}).status_code == 200
+    ids = []
+    for shop in [crowded] * 11 + [quiet]:
+        body = {
+            "consumer": consumer,
+            "merchant": shop,
+            "sessions": 1,
+            "unit_price_fen": 100,
+            "expires_at": _in_days(30),
+        }
+        r = api.post("operator", "/v1/prepaid/packages", body)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["package_id"])
+    r = api.auditor.get("/v1/prepaid/packages", params={"merchant": quiet, "limit": 1})
+    assert r.status_code == 200, r.text
+    assert [p["id"] for p in r.json()["items"]] == [ids[-1]] and r.json()["next_cursor"] is None
+    both = {"merchant": crowded, "consumer": consumer}
+    assert [p["id"] for p in walk(api.auditor, "/v1/prepaid/packages", "id", limit=4, **both)] == ids[:-1]
+    assert walk(api.auditor, "/v1/prepaid/packages", "id", merchant=quiet, consumer=crowded) == []
+
+
 def test_collectives_and_proposals_page_and_an_officer_sees_its_own(api: Api, village: Village) -> None:  # noqa: F811
     cids = [create(api, village) for _ in range(2)]
     listed = walk(api.auditor, "/v1/collectives", "id", officer=village.alice)

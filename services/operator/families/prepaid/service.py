@@ -211,7 +211,10 @@ def listing(
     status: str | None,
 ) -> Page[PackageItem]:
     """The packages, by id (from the indexed ``PackagePrepaid`` events; the state from the chain),
-    filtered by merchant, consumer and status."""
+    filtered by merchant, consumer and status. The merchant and the consumer are asked of the
+    database (the event's stored arguments), so one merchant's packages are not looked for among
+    every merchant's in Python, a page of at most ``SCAN_FACTOR * limit`` events at a time (short
+    pages with a cursor); the status is the chain's, decided per row."""
     indexer.catch_up()
     items: dict[int, PackageItem] = {}
 
@@ -223,13 +226,15 @@ def listing(
         return items[pid]
 
     def keep(row: ChainEvent) -> bool:
-        if (merchant is not None and row.args.get("merchant") != merchant) or (
-            consumer is not None and row.args.get("consumer") != consumer
-        ):
-            return False
-        return status is None or item(row).status == status
+        return item(row).status == status
 
     q = select(ChainEvent).where(ChainEvent.contract == "PrepaidEscrow", ChainEvent.name == "PackagePrepaid")
+    if merchant is not None:
+        q = q.where(ChainEvent.args["merchant"].as_string() == merchant)
+    if consumer is not None:
+        q = q.where(ChainEvent.args["consumer"].as_string() == consumer)
     with ctx.db.session() as s:
-        rows, cursor = paginate(s, q, ChainEvent.id, paging, "prepaid-packages", keep=keep)
+        rows, cursor = paginate(
+            s, q, ChainEvent.id, paging, "prepaid-packages", keep=keep if status is not None else None
+        )
     return Page[PackageItem](items=[item(r) for r in rows], next_cursor=cursor, limit=paging.limit)

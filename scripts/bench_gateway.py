@@ -197,6 +197,7 @@ def run_node(
         "payments": 2 * bare_n,
         "per_s": round(sum(bare_rates) / len(bare_rates), 2),
         "per_s_halves": [round(r, 2) for r in bare_rates],
+        "gas_per_transfer": round(bare.gas_per_transfer),
     }
     return results
 
@@ -301,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                 "",
             ]
         )
+        rows[-1][5] = f"{run['bare_batch']['gas_per_transfer']:,}"
+        rows[-1][6] = f"{run['bare_batch']['gas_per_transfer'] / base['gas_per_transfer']:.2f}"
         rows.append(
             [
                 run["node"],
@@ -361,6 +364,29 @@ def main(argv: list[str] | None = None) -> int:
             run["baseline"]["per_s"],
             None,
             "payments/s",
+        ),
+    ]
+    # The gas ceiling: the bare batch and a settlement run on the same node, which executes gas; a
+    # settlement that spends k times the gas per payment cannot settle more than 1/k of the bare
+    # batch's payments per second, however little the gateway itself costs.
+    bare_gas, settle_gas = run["bare_batch"]["gas_per_transfer"], biggest["gas_per_payment"]
+    targets += [
+        Target(
+            f"card settlement gas per payment (settle of {MAX_BATCH}) vs bare-batch gas per transfer",
+            settle_gas,
+            bare_gas,
+            None,
+            "gas",
+            note="the settle receipt's gasUsed / payments against the bare batch's gasUsed / transfers",
+        ),
+        Target(
+            "ceiling the gas sets on card settlement vs the bare-batch limit (bare gas / settle gas)",
+            bare_gas / settle_gas,
+            None,
+            ">= 0.5",
+            "x",
+            note="the best payments/s ratio a node bound by executing gas allows; the goal is unreachable"
+            " below 0.5 without cutting settle's gas",
         ),
     ]
     many = run.get("many")

@@ -29,6 +29,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from eth_account import Account  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
 
 from chain.accounts import dev_account  # noqa: E402
 from chain.backends import http  # noqa: E402
@@ -162,6 +164,16 @@ def main(argv: list[str] | None = None) -> int:
 
         upload(batch(MAX_BATCH))  # warm-up
         prepared = [batch(MAX_BATCH) for _ in range(args.uploads)]
+        statements: collections.Counter[str] = collections.Counter()
+
+        def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            statements[" ".join(statement.split()[:4])] += 1
+
+        def count_commit(conn: Any) -> None:
+            statements["COMMIT"] += 1
+
+        event.listen(Engine, "before_cursor_execute", count)
+        event.listen(Engine, "commit", count_commit)
         sampler = Sampler()
         sampler.skip.add(threading.get_ident())  # the client (this thread) is not the gateway
         sampler.start()
@@ -177,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         per_upload_ms = seconds / args.uploads * 1000
         print(f"{n} payments in {seconds:.2f} s: {n / seconds:.1f} /s ({per_upload_ms:.0f} ms per upload)")
         print(f"{sampler.samples} busy samples in the gateway's threads")
+        print(f"\n-- SQL statements per upload ({sum(statements.values()) / args.uploads:.1f}) --")
+        for name, c in statements.most_common():
+            print(f"{c / args.uploads:7.1f}  {name}")
         for title, counts in (("self", sampler.self_counts), ("cumulative", sampler.cum_counts)):
             print(f"\n-- {title} --")
             for name, c in counts.most_common(args.top):

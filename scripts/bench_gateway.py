@@ -15,6 +15,12 @@ terminal's side (HTTP upload until the answer with every outcome):
   transfer per payment (holder to merchant, sent directly by the holder's key, waiting for each
   receipt): transfers per second and gas per transfer.
 
+Beside the rates: **the gas ceiling** -- the settle receipt's gas per payment against the bare
+batch's gas per transfer; both run on the same node, which executes gas, so their ratio bounds the
+payments/s ratio whatever the gateway costs -- and the CPU (``/proc``, steadier than wall time on
+a shared machine) of the gateway's process per upload of 100 and of the node per settle against
+per bare chunk of 100.
+
 The gateway adds an HTTP round trip, an intent row, a signature and a receipt wait per *batch*,
 so its rate per payment grows with the batch while the baseline pays all of that per payment.
 

@@ -6,6 +6,8 @@ answers, and always stops it (terminate, then kill) on the way out.
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import subprocess
 import time
@@ -24,9 +26,21 @@ ANVIL_HARDFORK = "cancun"  # the EVM version the contracts are compiled for
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free local port: any (the kernel's choice), or one of ``XCPAY_PORT_RANGE`` ("low-high")
+    when set, so that processes started on a shared machine stay inside the ports they were given."""
+    span = os.environ.get("XCPAY_PORT_RANGE", "")
+    if not span:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    low, high = (int(x) for x in span.split("-"))
+    ports = list(range(low, high + 1))
+    random.shuffle(ports)  # two callers racing for the next port rarely pick the same one
+    for port in ports:
+        with socket.socket() as s, suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError(f"no free port in XCPAY_PORT_RANGE={span}")
 
 
 def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 60.0) -> None:

@@ -15,6 +15,12 @@ terminal's side (HTTP upload until the answer with every outcome):
   transfer per payment (holder to merchant, sent directly by the holder's key, waiting for each
   receipt): transfers per second and gas per transfer.
 
+Beside the rates: **the gas ceiling** -- the settle receipt's gas per payment against the bare
+batch's gas per transfer; both run on the same node, which executes gas, so their ratio bounds the
+payments/s ratio whatever the gateway costs -- and the CPU (``/proc``, steadier than wall time on
+a shared machine) of the gateway's process per upload of 100 and of the node per settle against
+per bare chunk of 100.
+
 The gateway adds an HTTP round trip, an intent row, a signature and a receipt wait per *batch*,
 so its rate per payment grows with the batch while the baseline pays all of that per payment.
 
@@ -56,7 +62,7 @@ from chain.clients.hardwallet import MAX_BATCH, CardForm, HardWalletClient  # no
 from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import free_port, running, wait_for_http  # noqa: E402
-from scripts.benchlib import BareBatchLimit, Target, render_rows, table, write_result  # noqa: E402
+from scripts.benchlib import BareBatchLimit, Target, cpu_s, render_rows, table, write_result  # noqa: E402
 from scripts.stack import deploy, local_node, service_env, tail_of  # noqa: E402
 from services.common.db import Database, upgrade  # noqa: E402
 from services.common.keys import Role, create_key  # noqa: E402
@@ -70,7 +76,13 @@ TIER = 2  # the typical wallet: a tier-2 person
 
 
 def run_node(
-    kind: str, rpc: str, tmp: Path, uploads_1: int, uploads_big: int, terminals: int = 0
+    kind: str,
+    rpc: str,
+    tmp: Path,
+    uploads_1: int,
+    uploads_big: int,
+    terminals: int = 0,
+    node_pids: list[int] | None = None,
 ) -> dict[str, Any]:
     manifest_path = tmp / "manifest.json"
     deploy(rpc, manifest_path)
@@ -118,6 +130,8 @@ def run_node(
     bare_n = MAX_BATCH * uploads_big  # per half
     plain_n = uploads_1  # per half
     plain_s, plain_gas, bare_rates = 0.0, 0, []
+    node_pids = node_pids or []
+    bare_node_cpu = 0.0  # the node's CPU seconds over the bare-batch runs
     cash.transfer(payer, merchant.address, AMOUNT)  # warm-up
 
     def plain_half() -> None:
@@ -150,18 +164,29 @@ def run_node(
         def upload(payments: list[dict[str, Any]]) -> dict[str, Any]:
             return upload_with(terminal, payments)
 
+        def bare_run() -> float:
+            nonlocal bare_node_cpu
+            before = cpu_s(node_pids)
+            rate = bare.run(bare_n, MAX_BATCH, to=merchant.address)
+            bare_node_cpu += cpu_s(node_pids) - before
+            return rate
+
         upload(batch(1))  # warm-up: every slot the settlements share is non-zero from here on
         plain_half()
-        bare_rates.append(bare.run(bare_n, MAX_BATCH, to=merchant.address))
+        bare_rates.append(bare_run())
         for size, uploads in ((1, uploads_1), (50, uploads_big), (MAX_BATCH, uploads_big)):
             prepared = [batch(size) for _ in range(uploads)]
-            gas = 0
+            gas, receipts = 0, []
+            cpu_gateway, cpu_node = cpu_s([proc.pid]), cpu_s(node_pids)
             started = time.perf_counter()
             for payments in prepared:
                 answer = upload(payments)
                 assert answer["counts"]["settled"] == size, answer["counts"]
-                gas += int(w3.eth.get_transaction_receipt(answer["tx_hash"])["gasUsed"])
+                receipts.append(answer["tx_hash"])
             seconds = time.perf_counter() - started
+            cpu_gateway, cpu_node = cpu_s([proc.pid]) - cpu_gateway, cpu_s(node_pids) - cpu_node
+            for tx_hash in receipts:  # read after the clock and the CPU: not the gateway's cost
+                gas += int(w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
             n = size * uploads
             results["batches"].append(
                 {
@@ -171,6 +196,8 @@ def run_node(
                     "seconds": round(seconds, 3),
                     "settled_per_s": round(n / seconds, 2),
                     "gas_per_payment": round(gas / n),
+                    "gateway_cpu_ms_per_upload": round(cpu_gateway / uploads * 1000, 1),
+                    "node_cpu_ms_per_upload": round(cpu_node / uploads * 1000, 1),
                 }
             )
             print(f"  {kind}: batch {size}: {n / seconds:.1f} payments/s", flush=True)
@@ -180,7 +207,7 @@ def run_node(
             )
             results["many"] = many
             print(f"  {kind}: {terminals} terminals at once: {many['settled_per_s']:.1f} /s", flush=True)
-        bare_rates.append(bare.run(bare_n, MAX_BATCH, to=merchant.address))
+        bare_rates.append(bare_run())
         plain_half()
         client.close()
         terminal.close()
@@ -197,6 +224,8 @@ def run_node(
         "payments": 2 * bare_n,
         "per_s": round(sum(bare_rates) / len(bare_rates), 2),
         "per_s_halves": [round(r, 2) for r in bare_rates],
+        "gas_per_transfer": round(bare.gas_per_transfer),
+        "node_cpu_ms_per_chunk": round(bare_node_cpu / (2 * bare_n / MAX_BATCH) * 1000, 2),
     }
     return results
 
@@ -283,9 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("anvil",):
         with tempfile.TemporaryDirectory(prefix=f"bench-gateway-{kind}-") as d, ExitStack() as stack:
             tmp = Path(d)
-            rpc = stack.enter_context(local_node(tmp))
+            node_pids: list[int] = []
+            rpc = stack.enter_context(local_node(tmp, node_pids))
             print(f"{kind} node at {rpc}", flush=True)
-            runs.append(run_node(kind, rpc, tmp, args.uploads_1, args.uploads_big, args.terminals))
+            runs.append(run_node(kind, rpc, tmp, args.uploads_1, args.uploads_big, args.terminals, node_pids))
 
     rows = []
     for run in runs:
@@ -301,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                 "",
             ]
         )
+        rows[-1][5] = f"{run['bare_batch']['gas_per_transfer']:,}"
+        rows[-1][6] = f"{run['bare_batch']['gas_per_transfer'] / base['gas_per_transfer']:.2f}"
         rows.append(
             [
                 run["node"],
@@ -361,6 +393,50 @@ def main(argv: list[str] | None = None) -> int:
             run["baseline"]["per_s"],
             None,
             "payments/s",
+        ),
+    ]
+    # The gas ceiling: the bare batch and a settlement run on the same node, which executes gas; a
+    # settlement that spends k times the gas per payment cannot settle more than 1/k of the bare
+    # batch's payments per second, however little the gateway itself costs.
+    bare_gas, settle_gas = run["bare_batch"]["gas_per_transfer"], biggest["gas_per_payment"]
+    targets += [
+        Target(
+            f"card settlement gas per payment (settle of {MAX_BATCH}) vs bare-batch gas per transfer",
+            settle_gas,
+            bare_gas,
+            None,
+            "gas",
+            note="the settle receipt's gasUsed / payments against the bare batch's gasUsed / transfers",
+        ),
+        Target(
+            "ceiling the gas sets on card settlement vs the bare-batch limit (bare gas / settle gas)",
+            bare_gas / settle_gas,
+            None,
+            ">= 0.5",
+            "x",
+            note="the best payments/s ratio a node bound by executing gas allows; the goal is unreachable"
+            " below 0.5 without cutting settle's gas",
+        ),
+    ]
+    # CPU, steadier than wall time on a shared machine: what one upload of 100 costs the gateway's
+    # process, and what its settle costs the node against a bare chunk of 100 (the node-side ceiling).
+    targets += [
+        Target(
+            f"gateway process CPU per upload of {MAX_BATCH} payments",
+            biggest["gateway_cpu_ms_per_upload"],
+            None,
+            None,
+            "ms",
+            note="user + system CPU of the gateway's process over the timed uploads (/proc), per upload",
+        ),
+        Target(
+            f"node CPU per settle of {MAX_BATCH} vs per bare-batch chunk of {MAX_BATCH}",
+            biggest["node_cpu_ms_per_upload"],
+            run["bare_batch"]["node_cpu_ms_per_chunk"],
+            None,
+            "ms",
+            note="anvil's CPU over the timed uploads (reads, fees, receipt polls included) against its CPU"
+            " over the bare batch; coarse (10 ms ticks)",
         ),
     ]
     many = run.get("many")

@@ -15,7 +15,8 @@ class Body(BaseModel):
     who: Address
 
 
-ADDRESSES = [Account.create().address for _ in range(20)] + [
+# fixed keys: pytest-xdist workers must collect the same test ids
+ADDRESSES = [Account.from_key((i + 1).to_bytes(32, "big")).address for i in range(20)] + [
     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
     "0x0000000000000000000000000000000000000000",
 ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import os
 import threading
+import urllib.parse
+from http import client as http_client
 from typing import Any, cast
 
 import requests
@@ -20,6 +22,7 @@ from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_signature_to_4byte_selector
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3._utils.http_session_manager import HTTPSessionManager
 from web3.providers.eth_tester.defaults import API_ENDPOINTS
 from web3.providers.eth_tester.middleware import (
     DefaultTransactionFieldsMiddleware,
@@ -178,14 +181,97 @@ def http(url: str, timeout_s: float = 30.0) -> Web3:
     ``eth_call``, ``eth_estimateGas`` and send (60,046 of a 10k-payroll reconciliation's 90,371
     calls), and a node's chain id does not change under a running connection.
     """
+    session = _session(url)
     provider = HTTPProvider(
         url,
         request_kwargs={"timeout": timeout_s},
-        session=_session(url),
+        session=session,
         cache_allowed_requests=True,
         cacheable_requests={RPCEndpoint("eth_chainId")},
     )
+    if _plain(url, session):
+        provider._request_session_manager = LeanPost(url, timeout_s)
     return Web3(provider)
+
+
+def _plain(url: str, session: requests.Session) -> bool:
+    """Whether ``url`` is reached without what only requests does: plain HTTP, no proxy, no
+    credentials (an https node, a proxy or a netrc entry keep the requests session)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "http" and bool(parts.hostname) and not session.proxies and session.auth is None
+
+
+class LeanPost(HTTPSessionManager):
+    """web3's POST of a JSON-RPC request over one kept-alive ``http.client`` connection per
+    thread, instead of a requests session.
+
+    Profiled on one issuance through the operator (issue 19, py-spy on the service, samples that
+    held the GIL): a quarter of the service's CPU went to requests and urllib3 preparing and
+    sending the five JSON-RPC requests of the operation (URL parsing and quoting, merging
+    settings, hooks, the pool), for bodies of a few hundred bytes. This keeps web3's request path
+    and its own contract with the transport: it answers the response body as bytes, raises
+    ``requests.HTTPError`` for a status of 400 or more, ``requests.Timeout`` when the node does
+    not answer in time and ``requests.ConnectionError`` when it cannot be reached, so web3's retry
+    of read methods and :func:`chain.sender.node_errors` (down, not refused) see what they saw
+    before. A kept-alive connection the node has closed meanwhile is opened again once, as
+    urllib3 does, and only when the request was not answered at all.
+    """
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        super().__init__()
+        parts = urllib.parse.urlsplit(url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+
+    def _connection(self, timeout: float) -> tuple[http_client.HTTPConnection, bool]:
+        conn: http_client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.timeout == timeout:
+            return conn, True
+        if conn is not None:
+            conn.close()
+        conn = http_client.HTTPConnection(self._host, self._port, timeout=timeout)
+        self._local.conn = conn
+        return conn, False
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def make_post_request(self, endpoint_uri: Any, data: bytes | dict[str, Any], **kwargs: Any) -> bytes:
+        body = data if isinstance(data, bytes) else str(data).encode()
+        timeout = kwargs.get("timeout") or self._timeout_s
+        timeout = float(timeout[1] if isinstance(timeout, tuple) else timeout)
+        headers = {"Content-Type": "application/json", **(kwargs.get("headers") or {})}
+        for attempt in (0, 1):
+            conn, reused = self._connection(timeout)
+            try:
+                conn.request("POST", self._path, body, headers)
+                response = conn.getresponse()
+                content = response.read()
+            except TimeoutError as exc:
+                self._drop()
+                raise requests.Timeout(f"JSON-RPC node at {self._host}:{self._port}: {exc}") from exc
+            except (OSError, http_client.HTTPException) as exc:
+                self._drop()
+                stale = reused and isinstance(
+                    exc, http_client.RemoteDisconnected | BrokenPipeError | ConnectionResetError
+                )
+                if stale and attempt == 0:
+                    continue  # the node closed an idle kept-alive connection: a new one, once
+                raise requests.ConnectionError(f"JSON-RPC node at {self._host}:{self._port}: {exc}") from exc
+            if response.will_close:
+                self._drop()
+            if response.status >= 400:
+                raise requests.HTTPError(
+                    f"{response.status} {response.reason} from the JSON-RPC node at {self._host}:{self._port}"
+                )
+            return content
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _session(url: str) -> requests.Session:

@@ -627,7 +627,8 @@ class Operations:
         op = self.get(op_id)
         if op.status != "pending" or op.tx_hash is None:
             return op
-        receipt = self.ctx.tx.receipt(op.tx_hash, timeout_s=wait_s)
+        # Its logs raw: they are only decoded here (once, by the precompiled decoders).
+        receipt = self.ctx.tx.receipt(op.tx_hash, timeout_s=wait_s, raw_logs=True)
         if receipt is None:
             return op
         with self.ctx.db.session() as s:

@@ -72,6 +72,27 @@ def _as_bytes(value: Any) -> bytes:
     return bytes(HexBytes(value))
 
 
+def _quantity(value: Any) -> int:
+    """A log's block number or index: an int, or the node's hex string (a raw JSON-RPC log)."""
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _web3_log(log: Any) -> Any:
+    """``log`` as web3's decoder takes it: a raw JSON-RPC log (hex strings) typed, else as is."""
+    if not isinstance(log.get("blockNumber"), str):
+        return log
+    typed = dict(log)
+    for key in ("blockNumber", "logIndex", "transactionIndex"):
+        if isinstance(log.get(key), str):
+            typed[key] = int(log[key], 16)
+    for key in ("data", "blockHash", "transactionHash"):
+        if isinstance(log.get(key), str):
+            typed[key] = HexBytes(log[key])
+    typed["topics"] = [HexBytes(t) for t in log["topics"]]
+    typed["address"] = checksum(log["address"])
+    return typed
+
+
 Word = Callable[[bytes], Any]
 
 
@@ -152,7 +173,8 @@ class EventDecoder:
         self._by_address[checksum(address)] = (name, topics)
 
     def decode_log(self, log: Any, names: Collection[str] | None = None) -> Event | None:
-        """The event for ``log``, or None when the emitter or the event is unknown (or, with
+        """The event for ``log`` (typed as web3 gives it, or raw as the node sent it: the same
+        event either way), or None when the emitter or the event is unknown (or, with
         ``names``, not one of them: such logs are not decoded at all)."""
         raw_topics = log["topics"]
         if not raw_topics:
@@ -170,8 +192,8 @@ class EventDecoder:
             name=spec.name,
             args=args,
             address=checksum(log["address"]),
-            block_number=int(log["blockNumber"]),
-            log_index=int(log["logIndex"]),
+            block_number=_quantity(log["blockNumber"]),
+            log_index=_quantity(log["logIndex"]),
             tx_hash="0x" + _as_bytes(log["transactionHash"]).hex(),
         )
 
@@ -180,7 +202,7 @@ class EventDecoder:
         event = self._generic.get(id(spec))
         if event is None:
             event = self._generic[id(spec)] = web3_event(self._w3, spec.abi)
-        return dict(event.process_log(log)["args"])
+        return dict(event.process_log(_web3_log(log))["args"])
 
     def _args(self, spec: _Compiled, log: Any) -> dict[str, Any]:
         if spec.topics is None or spec.data is None:

@@ -434,13 +434,16 @@ class Transactor:
             raise self.revert_error(tx_hash, receipt)
         return TxResult(tx_hash, receipt, self.events.decode_receipt(receipt))
 
-    def receipt(self, tx_hash: str, timeout_s: float = 0.0) -> TxReceipt | None:
-        """The receipt once mined and confirmed, or None after ``timeout_s`` (0: look once)."""
+    def receipt(self, tx_hash: str, timeout_s: float = 0.0, *, raw_logs: bool = False) -> TxReceipt | None:
+        """The receipt once mined and confirmed, or None after ``timeout_s`` (0: look once).
+        ``raw_logs``: over HTTP its logs stay as the node sent them (hex strings), for a caller
+        that only decodes them (:class:`chain.events.EventDecoder` reads both forms): typing a
+        payroll chunk's 600 logs first took as long as decoding them."""
         deadline = time.monotonic() + timeout_s
         pause = min(0.005, self.poll_interval_s)  # a local node mines within milliseconds
         while True:
             with _node_errors():
-                receipt = self._fetch_receipt(tx_hash)
+                receipt = self._fetch_receipt(tx_hash, raw_logs)
                 if receipt is not None and (
                     self.confirmations == 0
                     or self.w3.eth.block_number - receipt["blockNumber"] >= self.confirmations
@@ -451,7 +454,7 @@ class Transactor:
             time.sleep(pause)
             pause = min(pause * 2, self.poll_interval_s)
 
-    def _fetch_receipt(self, tx_hash: str) -> TxReceipt | None:
+    def _fetch_receipt(self, tx_hash: str, raw_logs: bool = False) -> TxReceipt | None:
         """The receipt, or None while it is not mined.
 
         Over HTTP it is read raw and only its own fields are converted (``_light_receipt``):
@@ -467,7 +470,7 @@ class Transactor:
         if "error" in answer:
             raise Web3RPCError(str(answer["error"]))
         raw = answer.get("result")
-        return None if raw is None else _light_receipt(raw)
+        return None if raw is None else _light_receipt(raw, type_logs=not raw_logs)
 
     def call(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
         """A read-only call whose custom errors are decoded like a transaction's.
@@ -864,11 +867,13 @@ def light_log(raw: dict[str, Any]) -> dict[str, Any]:
     return _light(raw)
 
 
-def _light_receipt(raw: dict[str, Any]) -> TxReceipt:
-    """A JSON-RPC receipt with web3's types (ints, checksum addresses, bytes), logs included."""
+def _light_receipt(raw: dict[str, Any], type_logs: bool = True) -> TxReceipt:
+    """A JSON-RPC receipt with web3's types (ints, checksum addresses, bytes), its logs too unless
+    ``type_logs`` is false (then they stay as the node sent them)."""
     memo: dict[str, HexBytes] = {}
     receipt = _light({k: v for k, v in raw.items() if k != "logs"}, memo)
-    receipt["logs"] = [_light(log, memo) for log in raw.get("logs", [])]
+    logs = raw.get("logs", [])
+    receipt["logs"] = [_light(log, memo) for log in logs] if type_logs else list(logs)
     return receipt  # type: ignore[return-value]
 
 

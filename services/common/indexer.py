@@ -13,6 +13,7 @@ over those blocks it skips the logs of every transaction already stored, before 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from web3.types import RPCEndpoint
 from chain.events import Event
 from chain.sender import light_log, node_errors
 from services.common.context import ServiceContext
-from services.common.models import ChainEvent, Cursor
+from services.common.models import ChainEvent, Cursor, event_subject
 from services.common.problems import jsonable
 
 log = logging.getLogger("xcpay.indexer")
@@ -90,11 +91,37 @@ class Indexer:
             return s.scalar(select(Cursor.position).where(Cursor.name == CURSOR))
 
 
-def insert_events(session: Any, events: Sequence[Event]) -> int:
-    """Insert ``events`` in bulk, skipping those stored already; returns how many were new."""
+def insert_events(session: Any, events: Sequence[Event], args: Sequence[Any] | None = None) -> int:
+    """Insert ``events`` in bulk, skipping those stored already; returns how many were new.
+
+    ``args``: each event's arguments made JSON-ready already (``jsonable``), as the operation that
+    decoded them stored them in its result; made here when not given (a 200-row payroll chunk has
+    600 events: converting them twice was a tenth of the service's time per chunk)."""
     if not events:
         return 0
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    if args is None:
+        args = [jsonable(e.args) for e in events]
+    elif len(args) != len(events):
+        raise ValueError(f"{len(events)} events but {len(args)} argument sets")
+    dialect = session.bind.dialect
+    driver_insert = _DRIVER_INSERT.get((dialect.name, dialect.driver))
+    if driver_insert is not None:
+        # Straight to the driver, each row's JSON and subject made here: SQLAlchemy's per-row
+        # parameter processing (the JSON type's serializer, the subject default, building each
+        # parameter set) cost more than SQLite took to store the rows (600 per payroll chunk).
+        # The same values as the ORM's insert stores (``test_indexer_bulk.py`` compares them).
+        params = [
+            (e.block_number, e.log_index, e.tx_hash, e.contract, e.name, json.dumps(a), event_subject(a))
+            for e, a in zip(events, args, strict=True)
+        ]
+        conn = session.connection()
+        stored = 0
+        for i in range(0, len(params), INSERT_ROWS):
+            part = params[i : i + INSERT_ROWS]
+            count = conn.exec_driver_sql(driver_insert, part).rowcount
+            stored += count if count is not None and count >= 0 else len(part)
+        return stored
+    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
     rows = [
         {
             "block_number": e.block_number,
@@ -102,9 +129,9 @@ def insert_events(session: Any, events: Sequence[Event]) -> int:
             "tx_hash": e.tx_hash,
             "contract": e.contract,
             "name": e.name,
-            "args": jsonable(e.args),
+            "args": a,
         }
-        for e in events
+        for e, a in zip(events, args, strict=True)
     ]
     # One statement, many parameter sets: SQLAlchemy batches them into multi-row INSERTs with a
     # statement compiled once (a VALUES list built per call was compiled anew each time).
@@ -115,6 +142,19 @@ def insert_events(session: Any, events: Sequence[Event]) -> int:
         count = session.connection().execute(stmt, part).rowcount
         stored += count if count is not None and count >= 0 else len(part)
     return stored
+
+
+_INSERT_HEAD = (
+    "INSERT INTO chain_events (block_number, log_index, tx_hash, contract, name, args, subject) VALUES "
+)
+_INSERT_TAIL = " ON CONFLICT (tx_hash, log_index) DO NOTHING"
+# By (dialect, driver), in the driver's parameter style (sqlite3: qmark; psycopg: format).
+_PG = _INSERT_HEAD + "(%s, %s, %s, %s, %s, CAST(%s AS JSON), %s)" + _INSERT_TAIL
+_DRIVER_INSERT = {
+    ("sqlite", "pysqlite"): _INSERT_HEAD + "(?, ?, ?, ?, ?, ?, ?)" + _INSERT_TAIL,
+    ("postgresql", "psycopg"): _PG,
+    ("postgresql", "psycopg2"): _PG,
+}
 
 
 def _logs(ctx: ServiceContext, start: int, end: int, addresses: list[str]) -> list[Any]:

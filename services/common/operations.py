@@ -144,8 +144,9 @@ class Operations:
         self._inflight_lock = threading.Lock()
         # Given the events of each operation confirmed here, decoded once from its receipt, with
         # the database session that records the confirmation: the operator's event indexer
-        # stores them in the same commit instead of reading the same logs again.
-        self.on_confirmed: Callable[[Any, list[Event]], object] | None = None
+        # stores them in the same commit instead of reading the same logs again. Its third
+        # argument: each event's arguments made JSON-ready (``jsonable``), as the result holds them.
+        self.on_confirmed: Callable[[Any, list[Event], list[Any]], object] | None = None
         # Called with (session, operation row, its events) in the same transaction as the
         # confirmation: an app keeps derived rows of its own operations (the operator: who
         # proposed each court order and recovery).
@@ -626,7 +627,8 @@ class Operations:
         op = self.get(op_id)
         if op.status != "pending" or op.tx_hash is None:
             return op
-        receipt = self.ctx.tx.receipt(op.tx_hash, timeout_s=wait_s)
+        # Its logs raw: they are only decoded here (once, by the precompiled decoders).
+        receipt = self.ctx.tx.receipt(op.tx_hash, timeout_s=wait_s, raw_logs=True)
         if receipt is None:
             return op
         with self.ctx.db.session() as s:
@@ -639,16 +641,18 @@ class Operations:
             row.block_number = int(receipt["blockNumber"])
             if receipt["status"] == 1:
                 events = self.ctx.tx.events.decode_receipt(receipt)
+                args = [jsonable(e.args) for e in events]  # once, for the result and the index
                 row.status = "confirmed"
                 row.result = {
                     "tx_hash": op.tx_hash,
                     "block_number": row.block_number,
                     "events": [
-                        {"contract": e.contract, "name": e.name, "args": jsonable(e.args)} for e in events
+                        {"contract": e.contract, "name": e.name, "args": a}
+                        for e, a in zip(events, args, strict=True)
                     ],
                 }
                 if events and self.on_confirmed is not None:
-                    self.on_confirmed(s, events)
+                    self.on_confirmed(s, events, args)
                 if events and self.on_confirmed_op is not None:
                     self.on_confirmed_op(s, row, events)
                 webhooks.from_operation(s, row)  # its events' deliveries commit with it

@@ -314,9 +314,15 @@ def test_service_on_a_node_that_mines_on_a_clock_waits_for_confirmations(tmp_pat
     waits for the receipt and for XCPAY_CONFIRMATIONS blocks on top of it."""
     port, api_port = free_port(), free_port()
     rpc = f"http://127.0.0.1:{port}"
-    with running([*anvil_cmd(port), "--block-time", "1"]) as node:
+    with running(anvil_cmd(port)) as node:
         wait_for_rpc(rpc, node)
-        deploy(rpc, tmp_path)
+        deploy(rpc, tmp_path)  # mined at once: a deployment on a 1 s clock took a minute
+        for method, params in (("evm_setAutomine", [False]), ("evm_setIntervalMining", [1])):
+            answer = httpx.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+            assert "error" not in answer.json(), answer.text
+        start = http(rpc).eth.block_number
+        time.sleep(2.5)
+        assert 2 <= http(rpc).eth.block_number - start <= 3, "anvil is not mining on a 1 s clock"
         env = service_env(tmp_path, rpc, api_port, XCPAY_CONFIRMATIONS="2")
         with operator_service(env):
             api = Client(f"http://127.0.0.1:{api_port}")

@@ -26,9 +26,10 @@ reset: deps
 
 # Everything but the long runs (tests marked `long`: `make audit` runs them), on every core
 # (pytest-xdist, a module per worker at a time; PYTEST_WORKERS=0 runs everything in one process).
+# The 25 slowest tests are listed at the end, so that a run shows where the time went.
 PYTEST_WORKERS ?= auto
 test: deps
-	$(PY) -m pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 # A scripted day in the district over HTTP (scripts/demo.py; `make test` plays it at small scale).
 demo: deps

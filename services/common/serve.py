@@ -8,6 +8,8 @@ tests (tests/security/hostile_server.py) serve with the same HTTP-level limits.
 - forwarded headers only from ``trusted_proxies``: uvicorn by default believes X-Forwarded-For
   from 127.0.0.1, so any local client (or a proxy that passes the header through) could choose
   its own address for the per-address rate limit and the access log.
+- idle connections kept ``keep_alive_s`` (75 s), longer than clients keep theirs, so that a client
+  never sends on a connection the server is closing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "h11_max_incomplete_event_size": settings.max_header_bytes,
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": proxies or [],
+        "timeout_keep_alive": settings.keep_alive_s,
         "log_level": "warning",
         "log_config": None,  # uvicorn's error log through the JSON handler (services/common/logs.py)
         "access_log": False,  # the guard writes one access line per request (xcpay.access)

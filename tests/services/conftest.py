@@ -70,7 +70,7 @@ class ServerThread:
         else:
             from services.common.serve import uvicorn_options
 
-            config = uvicorn.Config(app, host="127.0.0.1", port=port, **uvicorn_options(settings), **keep)
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, **{**uvicorn_options(settings), **keep})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

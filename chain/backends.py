@@ -196,9 +196,16 @@ def http(url: str, timeout_s: float = 30.0) -> Web3:
 
 def _plain(url: str, session: requests.Session) -> bool:
     """Whether ``url`` is reached without what only requests does: plain HTTP, no proxy, no
-    credentials (an https node, a proxy or a netrc entry keep the requests session)."""
+    credentials (an https node, a proxy, a netrc entry or a user and password in the URL keep the
+    requests session)."""
     parts = urllib.parse.urlsplit(url)
-    return parts.scheme == "http" and bool(parts.hostname) and not session.proxies and session.auth is None
+    return (
+        parts.scheme == "http"
+        and bool(parts.hostname)
+        and not (parts.username or parts.password)  # requests sends a URL's user:password as Basic auth
+        and not session.proxies
+        and session.auth is None
+    )
 
 
 class LeanPost(HTTPSessionManager):

@@ -43,6 +43,13 @@ def test_a_proxy_keeps_the_requests_session(anvil: str, monkeypatch: pytest.Monk
     assert not isinstance(provider._request_session_manager, LeanPost)
 
 
+def test_credentials_in_the_url_keep_the_requests_session(anvil: str) -> None:
+    """requests sends a URL's user and password as Basic auth; the lean transport would drop them."""
+    provider = http(anvil.replace("http://", "http://rpc:secret@")).provider
+    assert isinstance(provider, HTTPProvider)
+    assert not isinstance(provider._request_session_manager, LeanPost)
+
+
 def test_answers_equal_the_requests_session(anvil: str) -> None:
     lean = http(anvil)
     plain = Web3(HTTPProvider(anvil))

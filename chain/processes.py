@@ -6,6 +6,7 @@ answers, and always stops it (terminate, then kill) on the way out.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -14,8 +15,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
+import rlp
+from eth_utils import keccak
 
 from chain.accounts import DEV_ACCOUNT_COUNT, DEV_MNEMONIC
 from chain.backends import http
@@ -111,14 +115,76 @@ def running(
 NODE_STATE_HISTORY = 128
 
 
+# Header fields in RLP order (Cancun; Prague's requestsHash when present): anvil's state file
+# keeps headers as JSON, and a block's hash is the keccak of their RLP.
+_HEADER_FIELDS = (
+    "parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot", "receiptsRoot", "logsBloom",
+    "difficulty", "number", "gasLimit", "gasUsed", "timestamp", "extraData", "mixHash", "nonce",
+    "baseFeePerGas", "withdrawalsRoot", "blobGasUsed", "excessBlobGas", "parentBeaconBlockRoot",
+    "requestsHash",
+)  # fmt: skip
+_HEADER_INTS = {
+    "difficulty",
+    "number",
+    "gasLimit",
+    "gasUsed",
+    "timestamp",
+    "baseFeePerGas",
+    "blobGasUsed",
+    "excessBlobGas",
+}
+
+
+def _header_hash(header: dict[str, Any]) -> str:
+    items = [
+        int(header[k], 16) if k in _HEADER_INTS else bytes.fromhex(header[k].removeprefix("0x"))
+        for k in _HEADER_FIELDS
+        if header.get(k) is not None
+    ]
+    return "0x" + keccak(rlp.encode(items)).hex()
+
+
+def repair_anvil_state(state: Path) -> int:
+    """Keep only the chain's own genesis in anvil's state file; the number of entries removed.
+
+    anvil 1.x builds a fresh genesis block on every start (stamped with that start's time) and
+    writes it into the state file beside the loaded chain's, so the file gains a block-0 entry per
+    restart; on load, whichever of them comes last becomes block 0. Block 0's hash then changes
+    from one start to the next while block 1 still names the first as its parent: the services
+    refuse their own database as another chain's, and outside clients see another chain (red
+    team, 2026-11-26). The genesis kept is block 1's parent (the earliest one on a chain of only
+    block 0)."""
+    if not state.exists():
+        return 0
+    doc = json.loads(state.read_text())
+    blocks = doc.get("blocks") or []
+    genesis = [b for b in blocks if int(b["header"]["number"], 16) == 0]
+    if len(genesis) <= 1:
+        return 0
+    first = next((b["header"] for b in blocks if int(b["header"]["number"], 16) == 1), None)
+    keep = next(
+        (b for b in genesis if first is not None and _header_hash(b["header"]) == first["parentHash"]), None
+    )
+    keep = keep or min(genesis, key=lambda b: int(b["header"]["timestamp"], 16))
+    doc["blocks"] = [b for b in blocks if b is keep or int(b["header"]["number"], 16) != 0]
+    tmp = state.with_name(state.name + ".repair")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, state)
+    return len(genesis) - 1
+
+
 def anvil_cmd(port: int, state: Path | None = None) -> list[str]:
     """anvil on ``port`` with the development accounts; with ``state`` it loads that file on start
-    (when it exists) and writes it on exit (SIGINT/SIGTERM), blocks, receipts and logs included.
-    The states of the last ``NODE_STATE_HISTORY`` blocks are kept for reads at a past block."""
+    (when it exists, first repaired: :func:`repair_anvil_state`) and writes it on exit
+    (SIGINT/SIGTERM), blocks, receipts and logs included. The states of the last
+    ``NODE_STATE_HISTORY`` blocks are kept for reads at a past block."""
     cmd = [str(ANVIL), "--port", str(port), "--silent", "--hardfork", ANVIL_HARDFORK]
     cmd += ["--mnemonic", DEV_MNEMONIC, "--accounts", str(DEV_ACCOUNT_COUNT)]
     cmd += ["--prune-history", str(NODE_STATE_HISTORY)]
-    return cmd + (["--state", str(state)] if state is not None else [])
+    if state is None:
+        return cmd
+    repair_anvil_state(state)
+    return [*cmd, "--state", str(state)]
 
 
 def stop_persisting_node(proc: subprocess.Popen[bytes], url: str, timeout_s: float = 120.0) -> None:

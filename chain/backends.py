@@ -28,6 +28,7 @@ from web3.providers.eth_tester.middleware import (
     DefaultTransactionFieldsMiddleware,
     ethereum_tester_middleware,
 )
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import RPCEndpoint, RPCResponse
 
 from chain.accounts import DEV_ACCOUNT_COUNT, DEV_MNEMONIC
@@ -188,6 +189,13 @@ def http(url: str, timeout_s: float = 30.0) -> Web3:
         session=session,
         cache_allowed_requests=True,
         cacheable_requests={RPCEndpoint("eth_chainId")},
+        # web3 retries a read five times, a timeout included: a node that accepts connections
+        # but does not answer (hung, stopped with SIGSTOP) held each request for five timeouts
+        # (~300 s at 60 s) before the 503 (red team, 2026-11-26). A refused or dropped
+        # connection is still retried; a timeout is the node's answer: unavailable.
+        exception_retry_configuration=ExceptionRetryConfiguration(
+            errors=(ConnectionError, requests.HTTPError)
+        ),
     )
     if _plain(url, session):
         provider._request_session_manager = LeanPost(url, timeout_s)

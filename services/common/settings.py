@@ -103,9 +103,11 @@ class Settings(BaseSettings):
     gas_topup_wei: int = 10**17
     confirmations: int = 0
     receipt_timeout_s: float = 30.0
-    # One JSON-RPC call. A node that is down refuses at once; this bounds a slow answer (the gas
-    # estimate of a 200-row disbursement chunk takes seconds on the embedded py-evm node).
-    rpc_timeout_s: float = Field(default=60.0, gt=0)
+    # One JSON-RPC call. A node that is down refuses at once; this bounds a node that accepts and
+    # does not answer (hung): the request then answers 503 node-unavailable after this long (a
+    # timeout is not retried: chain/backends.py). The slowest call of the services on anvil (a
+    # log range of the reconciliation) takes well under a second.
+    rpc_timeout_s: float = Field(default=20.0, gt=0)
     # Rows per explicit-batch chunk (and per Merkle push) the service sends; the contract's
     # maximum (200) by default: each chunk costs two transactions (addRows, payChunk), four
     # commits and a receipt, so the fewer the chunks the faster the payroll (issue 19). Smaller

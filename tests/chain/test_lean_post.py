@@ -184,3 +184,34 @@ def test_a_node_that_does_not_answer_times_out() -> None:
             manager.make_post_request(url, b"{}")
         with pytest.raises(NodeUnavailable), node_errors():
             manager.make_post_request(url, b"{}")
+
+
+def test_a_read_from_a_node_that_does_not_answer_is_tried_once() -> None:
+    """web3 retried a timed-out read five times: a hung node held a request for five timeouts
+    (~300 s) before its 503. A timeout is now final; the connections the node accepted count it."""
+    accepted: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.1)
+        done = threading.Event()
+
+        def accept() -> None:  # accepts, reads nothing, never answers
+            while not done.is_set():
+                try:
+                    accepted.append(listener.accept()[0])
+                except TimeoutError:
+                    continue
+
+        t = threading.Thread(target=accept, daemon=True)
+        t.start()
+        w3 = http(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout_s=0.3)
+        try:
+            with pytest.raises(requests.Timeout):
+                w3.eth.get_block_number()
+        finally:
+            done.set()
+            t.join(timeout=5)
+            for conn in accepted:
+                conn.close()
+    assert len(accepted) == 1

@@ -463,3 +463,14 @@ def test_an_identity_resolves_only_among_personal_wallets_and_never_to_one_of_se
             "reason": "identity-ambiguous: 2 personal wallets are registered with this identity",
         }
     ]
+
+
+def test_the_zero_address_cannot_be_appointed_an_officer(api: Api, payroll: Payroll) -> None:
+    r = api.post(
+        "operator",
+        f"/v1/disbursements/payers/{payroll.employer}/officers",
+        {"account": "0x0000000000000000000000000000000000000000", "role": "checker"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "the zero address cannot be an officer" in r.text and "account" in r.text

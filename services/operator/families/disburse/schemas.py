@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.common.schemas import Address, example
 from services.operator.schemas import Strict
@@ -58,6 +58,14 @@ class BatchIn(BatchMeta):
 class OfficerIn(Strict):
     account: Address
     role: Literal["checker", "maker", "none"]
+
+    @field_validator("account")
+    @classmethod
+    def _not_the_zero_address(cls, v: str) -> str:
+        """No one holds the zero address's key: an officer there could never sign (red team 9)."""
+        if int(v, 16) == 0:
+            raise ValueError("the zero address cannot be an officer")
+        return v
 
 
 class ExecuteIn(Strict):

@@ -47,6 +47,7 @@ import threading
 import time
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,58 @@ LOAD = 2_000_00  # per card
 TIER = 2  # the typical wallet: a tier-2 person
 
 
+@dataclass
+class CardScene:
+    """A fresh deployment with the gateway's database, an operator API key, a merchant and
+    CARDS loaded cards of tier-2 holders: what the benchmark and ``profile_gateway.py`` start from."""
+
+    manifest_path: Path
+    db_url: str
+    operator_key: str
+    w3: Any
+    cash: CashClient
+    hw: HardWalletClient
+    operator: Any  # the dev account that registers wallets and mints
+    merchant: Any
+    cards: list[HardWallet]
+
+    def person(self, kind: Kind = Kind.PERSONAL, category: int = 0) -> Any:
+        """A new registered wallet of TIER with ether for gas."""
+        acct = Account.create()
+        self.cash.tx.send_value(dev_account(0), acct.address, 10**18)
+        self.cash.register(self.operator, acct.address, kind, TIER, category, uuid.uuid4().bytes * 2)
+        return acct
+
+
+def card_scene(rpc: str, tmp: Path, label: str) -> CardScene:
+    """Deploy on ``rpc``, create the gateway's SQLite database under ``tmp`` with an operator key
+    (labelled ``label``), register a merchant and CARDS cards each loaded with LOAD."""
+    manifest_path = tmp / "manifest.json"
+    deploy(rpc, manifest_path)
+    db_url = f"sqlite:///{tmp / 'gateway.db'}"
+    upgrade(db_url)
+    db = Database(db_url)
+    with db.session() as s:
+        _, operator_key = create_key(s, Role.OPERATOR, f"{label} operator")
+        s.commit()
+    db.dispose()
+    w3 = http(rpc, timeout_s=120)
+    manifest = Manifest.load(manifest_path)
+    cash = CashClient(w3, manifest)
+    hw = HardWalletClient(w3, manifest, cash.tx)
+    scene = CardScene(manifest_path, db_url, operator_key, w3, cash, hw, dev_account(1), None, [])
+    scene.merchant = scene.person(Kind.MERCHANT, 5411)
+    for _ in range(CARDS):
+        holder = scene.person()
+        cash.mint(scene.operator, holder.address, 10_000_00)
+        card = HardWallet.issue(hw.domain)
+        hw.register_card(scene.operator, card.address, holder.address, CardForm.CARD)
+        hw.load(holder, card.address, LOAD)
+        card.credit(LOAD)
+        scene.cards.append(card)
+    return scene
+
+
 def run_node(
     kind: str,
     rpc: str,
@@ -84,40 +137,11 @@ def run_node(
     terminals: int = 0,
     node_pids: list[int] | None = None,
 ) -> dict[str, Any]:
-    manifest_path = tmp / "manifest.json"
-    deploy(rpc, manifest_path)
-    db_url = f"sqlite:///{tmp / 'gateway.db'}"
-    upgrade(db_url)
-    db = Database(db_url)
-    with db.session() as s:
-        _, operator_key = create_key(s, Role.OPERATOR, "bench operator")
-        s.commit()
-    db.dispose()
-
-    w3 = http(rpc, timeout_s=120)
-    manifest = Manifest.load(manifest_path)
-    cash = CashClient(w3, manifest)
-    hw = HardWalletClient(w3, manifest, cash.tx)
-    operator, deployer = dev_account(1), dev_account(0)
-
-    def person(kind_: Kind = Kind.PERSONAL, category: int = 0) -> Any:
-        acct = Account.create()
-        cash.tx.send_value(deployer, acct.address, 10**18)
-        cash.register(operator, acct.address, kind_, TIER, category, uuid.uuid4().bytes * 2)
-        return acct
-
-    merchant = person(Kind.MERCHANT, 5411)
-    payer = person()
-    cash.mint(operator, payer.address, 10_000_00)
-    cards: list[HardWallet] = []
-    for _ in range(CARDS):
-        holder = person()
-        cash.mint(operator, holder.address, 10_000_00)
-        card = HardWallet.issue(hw.domain)
-        hw.register_card(operator, card.address, holder.address, CardForm.CARD)
-        hw.load(holder, card.address, LOAD)
-        card.credit(LOAD)
-        cards.append(card)
+    scene = card_scene(rpc, tmp, "bench")
+    manifest_path, db_url, operator_key = scene.manifest_path, scene.db_url, scene.operator_key
+    w3, cash, merchant, cards = scene.w3, scene.cash, scene.merchant, scene.cards
+    payer = scene.person()
+    cash.mint(scene.operator, payer.address, 10_000_00)
 
     port = free_port()
     env = service_env(rpc, manifest_path, db_url, free_port(), ADMIN)

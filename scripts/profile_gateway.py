@@ -28,20 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
-from eth_account import Account  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
-from chain.accounts import dev_account  # noqa: E402
-from chain.backends import http  # noqa: E402
-from chain.clients.hardwallet import MAX_BATCH, CardForm, HardWalletClient  # noqa: E402
-from chain.clients.token import CashClient, Kind  # noqa: E402
-from chain.manifest import Manifest  # noqa: E402
+from chain.clients.hardwallet import MAX_BATCH  # noqa: E402
 from chain.processes import free_port  # noqa: E402
-from scripts.stack import deploy, local_node, service_env  # noqa: E402
-from services.common.db import Database, upgrade  # noqa: E402
-from services.common.keys import Role, create_key  # noqa: E402
-from wallets.hardwallet import HardWallet  # noqa: E402
+from scripts.bench_gateway import CARDS, card_scene  # noqa: E402
+from scripts.stack import local_node, service_env  # noqa: E402
 
 
 class Sampler(threading.Thread):
@@ -88,41 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="profile-gateway-") as d, ExitStack() as stack:
         tmp = Path(d)
         rpc = stack.enter_context(local_node(tmp))
-        manifest_path = tmp / "manifest.json"
-        deploy(rpc, manifest_path)
-        db_url = f"sqlite:///{tmp / 'gateway.db'}"
-        upgrade(db_url)
-        db = Database(db_url)
-        with db.session() as s:
-            _, operator_key = create_key(s, Role.OPERATOR, "profile operator")
-            s.commit()
-        db.dispose()
-        w3 = http(rpc, timeout_s=120)
-        manifest = Manifest.load(manifest_path)
-        cash = CashClient(w3, manifest)
-        hw = HardWalletClient(w3, manifest, cash.tx)
-        operator, deployer = dev_account(1), dev_account(0)
-
-        def person(kind: Kind = Kind.PERSONAL, category: int = 0) -> Any:
-            acct = Account.create()
-            cash.tx.send_value(deployer, acct.address, 10**18)
-            cash.register(operator, acct.address, kind, 2, category, uuid.uuid4().bytes * 2)
-            return acct
-
-        merchant = person(Kind.MERCHANT, 5411)
-        cards = []
-        for _ in range(5):
-            holder = person()
-            cash.mint(operator, holder.address, 10_000_00)
-            card = HardWallet.issue(hw.domain)
-            hw.register_card(operator, card.address, holder.address, CardForm.CARD)
-            hw.load(holder, card.address, 2_000_00)
-            card.credit(2_000_00)
-            cards.append(card)
+        scene = card_scene(rpc, tmp, "profile")
+        w3, merchant, cards = scene.w3, scene.merchant, scene.cards
 
         port = free_port()
         os.environ.update(
-            service_env(rpc, manifest_path, db_url, free_port(), "xcp_profile_admin_0123456789abcdef")
+            service_env(
+                rpc, scene.manifest_path, scene.db_url, free_port(), "xcp_profile_admin_0123456789abcdef"
+            )
         )
         os.environ["XCPAY_GATEWAY_PORT"] = str(port)
         from services.gateway.app import create_app
@@ -139,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        client = httpx.Client(base_url=url, headers={"X-API-Key": operator_key}, timeout=300)
+        client = httpx.Client(base_url=url, headers={"X-API-Key": scene.operator_key}, timeout=300)
         r = client.post("/v1/terminals", json={"merchant": merchant.address, "location": "profile"})
         r.raise_for_status()
         terminal = httpx.Client(base_url=url, headers={"X-API-Key": r.json()["key"]}, timeout=300)
@@ -150,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             nonlocal turn
             out = []
             for _ in range(size):
-                out.append(cards[turn % 5].sign_payment(merchant.address, 100, now).to_json())
+                out.append(cards[turn % CARDS].sign_payment(merchant.address, 100, now).to_json())
                 turn += 1
             return out
 

@@ -38,7 +38,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import ssl
 import statistics
 import sys
 import tempfile
@@ -53,6 +55,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+# The load client's own CPU shares the machine with the stack it measures. httpcore asks for
+# ``sniffio`` on every request and lock (which async library runs?); not installed here, each ask
+# was a failed import searching the whole sys.path (~2 ms a request, most of the client's CPU).
+# None in sys.modules makes that import fail at once, with the same answer (asyncio).
+if "sniffio" not in sys.modules:
+    try:
+        import sniffio  # noqa: F401
+    except ImportError:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 import httpx  # noqa: E402
 
@@ -242,6 +254,19 @@ def setup(stack: Stack) -> World:
 # -- the load --------------------------------------------------------------------------------------
 
 
+_TLS: ssl.SSLContext | None = None
+
+
+def tls() -> ssl.SSLContext:
+    """One TLS context for every client (the stack is plain HTTP on loopback, but each httpx
+    client would otherwise load the system's certificates: ~140 ms of CPU each, 150 clients
+    at the start of a 50-client run)."""
+    global _TLS
+    if _TLS is None:
+        _TLS = ssl.create_default_context()
+    return _TLS
+
+
 class Client:
     """One simulated client: its own connections, sharing the stats and the ledger."""
 
@@ -250,17 +275,11 @@ class Client:
         self.rng = random.Random(seed)
         limits = httpx.Limits(max_connections=4)
         op_headers = {"X-API-Key": world.keys["operator"]}
-        self.op = httpx.AsyncClient(
-            base_url=stack.operator, headers=op_headers, timeout=TIMEOUT_S, limits=limits
-        )
-        self.gw = httpx.AsyncClient(
-            base_url=stack.gateway, headers=op_headers, timeout=TIMEOUT_S, limits=limits
-        )
+        common: dict[str, Any] = {"timeout": TIMEOUT_S, "limits": limits, "verify": tls()}
+        self.op = httpx.AsyncClient(base_url=stack.operator, headers=op_headers, **common)
+        self.gw = httpx.AsyncClient(base_url=stack.gateway, headers=op_headers, **common)
         self.till = httpx.AsyncClient(
-            base_url=stack.gateway,
-            headers={"X-API-Key": world.terminal_key},
-            timeout=TIMEOUT_S,
-            limits=limits,
+            base_url=stack.gateway, headers={"X-API-Key": world.terminal_key}, **common
         )
 
     async def close(self) -> None:
@@ -366,10 +385,10 @@ class Client:
 
 
 async def run_clients(
-    stack: Stack, world: World, clients: int, seconds: float, seed: int
+    stack: Stack, world: World, clients: int, seconds: float, seed: int, mix: dict[str, float] = MIX
 ) -> tuple[Stats, Ledger, float]:
     stats, ledger = Stats(), Ledger()
-    actions, weights = zip(*MIX.items(), strict=True)
+    actions, weights = zip(*mix.items(), strict=True)
 
     async def one(i: int) -> None:
         client = Client(stack, world, stats, ledger, seed * 1000 + i)
@@ -456,6 +475,60 @@ def reconciliation(stack: Stack, world: World) -> dict[str, Any]:
     return dict(r.json())
 
 
+# -- CPU accounting --------------------------------------------------------------------------------
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> tuple[str, int, float] | None:
+    """(command name, parent pid, user + system CPU seconds) of a live process; None when gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) * _TICK_S
+
+
+def stack_cpu() -> dict[str, float]:
+    """CPU seconds so far of this script and of every process it started (anvil, the services),
+    by a label: the machine's cores are the limit, so CPU per request is the figure that moves the
+    load test's throughput (Linux /proc; empty elsewhere)."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    seen: dict[int, tuple[str, int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (info := _proc_cpu(int(entry.name))) is not None:
+            seen[int(entry.name)] = info
+    me = os.getpid()
+    out = {"load client": seen[me][2] if me in seen else time.process_time()}
+    for pid, (name, _parent, cpu) in seen.items():
+        ancestor, hops = pid, 0
+        while ancestor in seen and seen[ancestor][1] != me and hops < 8:
+            ancestor, hops = seen[ancestor][1], hops + 1
+        if ancestor in seen and seen[ancestor][1] == me:
+            label = _label(pid, name)
+            out[label] = out.get(label, 0.0) + cpu
+    return out
+
+
+def _label(pid: int, name: str) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return name
+    for word in cmd:
+        if word.startswith(b"services."):
+            return word.decode().split(".")[1]
+    return name
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], answers: int) -> dict[str, float]:
+    """CPU milliseconds per answered request by process over a phase."""
+    return {k: (after[k] - before.get(k, 0.0)) * 1000 / max(answers, 1) for k in after}
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 
@@ -540,6 +613,17 @@ def targets(
 # -- main ------------------------------------------------------------------------------------------
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """``read=1,offline=0.5`` -> the weights of those actions (the others: never)."""
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        action, _, weight = part.partition("=")
+        if action.strip() not in MIX:
+            raise argparse.ArgumentTypeError(f"unknown action {action!r}: one of {', '.join(MIX)}")
+        mix[action.strip()] = float(weight or 1)
+    return mix
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -551,6 +635,13 @@ def main(argv: list[str] | None = None) -> int:
         "--database", help="a PostgreSQL server URL (a fresh database is made); default SQLite"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--mix",
+        type=parse_mix,
+        default=MIX,
+        help="the actions' weights, e.g. read=1 for reads only (CPU per request of one kind); "
+        "default read=0.45,issue=0.2,spend=0.2,offline=0.15",
+    )
     parser.add_argument("--out", type=Path, default=OUT_FILE, help="where the figures go as JSON")
     args = parser.parse_args(argv)
 
@@ -570,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
             cash = CashClient(http(rpc), Manifest.load(manifest)).cash
             supply_before = cash.functions.totalSupply().call()
             phases: dict[str, dict[str, Any]] = {}
+            cpu: dict[str, dict[str, float]] = {}
             ledgers: list[Ledger] = []
             server_errors: list[str] = []
             runs = [("1 client", 1, args.baseline), (f"{args.clients} clients", args.clients, args.duration)]
@@ -577,8 +669,12 @@ def main(argv: list[str] | None = None) -> int:
                 if seconds <= 0:
                     continue
                 print(f"load: {name} for {seconds:.0f} s (anvil) ...", flush=True)
-                stats, ledger, took = asyncio.run(run_clients(stack, world, clients, seconds, args.seed))
+                cpu_before = stack_cpu()
+                stats, ledger, took = asyncio.run(
+                    run_clients(stack, world, clients, seconds, args.seed, args.mix)
+                )
                 phases[name] = summary(stats, took)
+                cpu[name] = cpu_report(cpu_before, stack_cpu(), phases[name]["all"]["answers"])
                 ledgers.append(ledger)
                 server_errors += stats.server_errors
             for ledger in ledgers:
@@ -595,6 +691,10 @@ def main(argv: list[str] | None = None) -> int:
     print_report(phases)
     replays = sum(ledger.replays for ledger in ledgers)
     reuploads = sum(ledger.reuploads for ledger in ledgers)
+    for name, per_process in cpu.items():
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_process.items()))
+        print(f"CPU ms per answer, {name}: {sum(per_process.values()):.1f} ({parts})")
+    print(f"load average: {Path('/proc/loadavg').read_text().strip()}")
     print(
         f"\ndeliberate retries: {replays} writes sent twice with their key, {reuploads} batches re-uploaded"
     )
@@ -622,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
             "clients": args.clients,
             "duration_s": args.duration,
             "phases": phases,
+            "cpu_ms_per_answer": cpu,
             "replays": replays,
             "reuploads": reuploads,
             "balance_mismatches": wrong,

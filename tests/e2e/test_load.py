@@ -7,6 +7,7 @@ README quotes the full run (50 clients, 60 s)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -47,3 +48,17 @@ def test_concurrent_clients_leave_every_balance_reconciled(
         assert loaded[action]["answers"] > 0, loaded
     answered_ok = sum(n for status, n in loaded["all"]["outcomes"].items() if status.startswith("2"))
     assert answered_ok > 0, loaded["all"]
+    # The CPU each process spent per answer (Linux /proc): the stack's own processes were found.
+    cpu = result["cpu_ms_per_answer"][f"{clients} clients"]
+    assert {"load client", "operator", "gateway", "anvil"} <= set(cpu), cpu
+    assert all(ms >= 0 for ms in cpu.values()) and cpu["operator"] > 0, cpu
+
+
+def test_the_mix_names_known_actions_only() -> None:
+    sys.path.insert(0, str(PROJECT_ROOT))
+    from scripts.load_test import parse_mix
+
+    assert parse_mix("read=1") == {"read": 1.0}
+    assert parse_mix("read=0.5,offline") == {"read": 0.5, "offline": 1.0}
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown action"):
+        parse_mix("reads=1")

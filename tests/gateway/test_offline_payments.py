@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid
 
 import httpx
+from sqlalchemy import event
 from web3 import Web3
 
 from chain import devtools
@@ -271,3 +273,53 @@ class TestTerminals:
         person = gateway.wallet()
         r = gateway.post("operator", "/v1/terminals", {"merchant": person, "location": "x"})
         assert r.status_code == 422 and r.json()["type"].endswith("not-a-merchant-wallet")
+
+
+class TestUploadCost:
+    """What one upload costs the database on its request path (issue 19: the load test is
+    CPU-bound, and each statement and durable commit is CPU in the gateway and the database)."""
+
+    def test_an_upload_of_two_cards_makes_a_bounded_number_of_statements_and_commits(
+        self, gateway: Gateway
+    ) -> None:
+        shop = Shop(gateway)
+        other, _ = gateway.card(load=LOADED)
+        payments = [shop.pay(gateway, 100), other.sign_payment(shop.merchant, 200, gateway.now())]
+        payments.append(shop.pay(gateway, 300))
+        statements: list[str] = []
+        durable: list[bool] = []  # each commit: flushed to disk on its own?
+        deferring = [False]
+
+        def on_request_path() -> bool:  # the request's worker thread, not the background loops
+            return threading.current_thread().name.startswith("AnyIO worker")
+
+        def statement(conn: object, cursor: object, text: str, *args: object) -> None:
+            if not on_request_path():
+                return
+            if "synchronous" in text:  # a deferred session (services/common/db.py), not a statement
+                deferring[0] = True
+            else:
+                statements.append(" ".join(text.split()[:4]))
+
+        def commit(conn: object) -> None:
+            if on_request_path():
+                durable.append(not deferring[0])
+                deferring[0] = False
+
+        engine = gateway.ctx.db.engine
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "commit", commit)
+        try:
+            answer = upload(gateway, shop.terminal, *payments)
+        finally:
+            event.remove(engine, "before_cursor_execute", statement)
+            event.remove(engine, "commit", commit)
+        assert outcomes(answer) == [("settled", None)] * 3
+        card = gateway.get("operator", f"/v1/cards/{shop.card.address}").json()
+        assert card["last_counter_seen"] == 2
+        # Both cards' counters in one statement, the results stored with them; the upload's row
+        # and its operation read once after the settlement, the claim's row flushed to disk with
+        # the next commit (before: 23 statements, 5 of the 6 commits durable).
+        assert sum(s.startswith("UPDATE gateway_cards") for s in statements) == 1, statements
+        assert len(statements) <= 20, statements
+        assert durable.count(True) <= 4, durable

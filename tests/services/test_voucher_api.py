@@ -229,6 +229,32 @@ def test_bad_rows_grants_beyond_the_budget_and_roles_are_refused(api: Api, town:
     assert_problem(api.auditor.get("/v1/voucher-programs/999999"), 404, "programme-not-found")
 
 
+def test_a_holding_read_asks_the_chain_once_a_programme_is_known(api: Api, town: dict) -> None:
+    """A programme never stops existing, so after the first read a holding is one chain call
+    (the load test's most frequent voucher read made two); an unknown one is still a 404."""
+    pid = create(api, town["office"], name="reads")
+    holder = town["people"][3]
+    ctx = api.app.state.ctx
+    calls: list[str] = []
+    real_call = ctx.tx.call
+
+    def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:  # the real call, counted
+        calls.append(fn.fn_name)
+        return real_call(fn, *args, **kwargs)
+
+    ctx.tx.call = counted
+    try:
+        for _ in range(3):
+            r = api.auditor.get(f"/v1/voucher-programs/{pid}/holders/{holder}")
+            assert r.status_code == 200 and r.json()["granted_fen"] == 0, r.text
+        for _ in range(2):
+            missing = api.auditor.get(f"/v1/voucher-programs/999998/holders/{holder}")
+            assert_problem(missing, 404, "programme-not-found")
+    finally:
+        del ctx.tx.call
+    assert calls == ["programmeOf", "holdingOf", "holdingOf", "holdingOf", "programmeOf", "programmeOf"]
+
+
 def test_after_expiry_what_is_left_returns_to_the_issuer_once(api: Api, town: dict) -> None:
     """Last in the module: it moves the chain's clock."""
     pid = create(api, town["office"], name="short", budget_fen=50_000, expires_at=at(api, 2))

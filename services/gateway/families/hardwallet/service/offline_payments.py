@@ -6,7 +6,8 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 
 from chain.clients.hardwallet import RETRYABLE_REASONS, RejectReason
 from services.common.audit import record
@@ -69,34 +70,53 @@ def _finalize(ctx: ServiceContext, upload: OfflineUpload, op: Operation) -> Offl
     """Store a confirmed upload's results once, and move the cards' last counters forward."""
     if op.status != "confirmed" or upload.results is not None:
         return upload
+    with ctx.db.session() as s:
+        return _store_results(s, upload.id, op)
+
+
+def _store_results(s: Session, upload_id: int, op: Operation) -> OfflineUpload:
+    """The upload's row with its results, stored in this session's commit (with the cards' last
+    counters, all in one statement) unless another request stored them first."""
     results = results_of(op)
-    if len(results) != upload.size:  # pragma: no cover - the contract emits one outcome per payment
-        raise Problem(502, "outcomes-mismatch", "The settlement did not report every payment", op.id)
     highest: dict[str, int] = {}
     for r in results:
         if r["outcome"] in _CONSUMED:
             highest[r["card"]] = max(highest.get(r["card"], 0), r["counter"])
-    with ctx.db.session() as s:
-        for card, counter in highest.items():
-            s.execute(
-                update(GatewayCard)
-                .where(GatewayCard.address == card, GatewayCard.last_counter < counter)
-                .values(last_counter=counter)
-            )
-        row = s.get(OfflineUpload, upload.id)
-        assert row is not None
-        if row.results is None:
-            row.results = {"results": results}
-        s.commit()
+    row = s.get(OfflineUpload, upload_id)
+    assert row is not None
+    if row.results is not None:
         return row
+    if len(results) != row.size:  # pragma: no cover - the contract emits one outcome per payment
+        raise Problem(502, "outcomes-mismatch", "The settlement did not report every payment", op.id)
+    if highest:
+        s.connection().execute(_RAISE_COUNTER, [{"card": c, "counter": n} for c, n in highest.items()])
+    row.results = {"results": results}
+    s.commit()
+    return row
 
 
-def upload_out(ctx: ServiceContext, upload: OfflineUpload, replayed: bool) -> UploadOut:
-    """The upload with each payment's outcome (finalised first if its settlement just confirmed)."""
-    with ctx.db.session() as s:
-        op = s.get(Operation, upload.operation_id)
+# One executemany for every card of a batch; a counter only ever moves forward.
+_RAISE_COUNTER = (
+    update(GatewayCard)
+    .where(GatewayCard.address == bindparam("card"), GatewayCard.last_counter < bindparam("counter"))
+    .values(last_counter=bindparam("counter"))
+)
+
+
+def upload_out(
+    ctx: ServiceContext, upload: OfflineUpload, replayed: bool, op: Operation | None = None
+) -> UploadOut:
+    """The upload with each payment's outcome (finalised first if its settlement just confirmed).
+    ``op``: its operation as the caller has it already (read again otherwise)."""
+    if op is None or op.id != upload.operation_id:
+        with ctx.db.session() as s:
+            op = s.get(Operation, upload.operation_id)
     assert op is not None
     upload = _finalize(ctx, upload, op)
+    return _out(upload, op, replayed)
+
+
+def _out(upload: OfflineUpload, op: Operation, replayed: bool) -> UploadOut:
     results = [PaymentResult(**r) for r in (upload.results or {}).get("results", [])]
     counts = {k: 0 for k in ("settled", "duplicate", "rejected", "shortfall")}
     for r in results:
@@ -152,7 +172,9 @@ def upload(
         return upload_out(ctx, earlier, replayed=True)
 
     def claim() -> dict[str, Any]:
-        with ctx.db.session() as s:
+        # Deferred: perform's next commit (the request completed, before anything is signed)
+        # is durable and flushes this one with it.
+        with ctx.db.deferred_session() as s:
             op_id = s.scalar(
                 select(Operation.id).where(Operation.api_key_id == key.id, Operation.idempotency_key == idem)
             )
@@ -165,10 +187,14 @@ def upload(
 
     request = {"terminal": at.id, "digest": digest, "payments": payments}
     op, replayed = perform(ops, kind, key, idem, request, target=at.id, prepare=claim)
+    # The operation as perform answered it; its upload's row read and, once confirmed, its
+    # results stored in one session (one commit).
     with ctx.db.session() as s:
         row = s.scalar(select(OfflineUpload).where(OfflineUpload.operation_id == op.id))
-    assert row is not None
-    return upload_out(ctx, row, replayed=replayed)
+        assert row is not None
+        if op.status == "confirmed" and row.results is None:
+            row = _store_results(s, row.id, op)
+    return _out(row, op, replayed)
 
 
 def upload_of(ctx: ServiceContext, upload_id: int) -> OfflineUpload:

@@ -162,11 +162,13 @@ class Operations:
         body: dict[str, Any],
         *,
         preparing: bool = False,
+        audit_target: str | None = None,
     ) -> tuple[Operation, bool]:
         """Insert the intent, or find the earlier one with this key. Returns (operation, is_new).
         ``preparing``: a prepare step must complete (``update_request``) before it may be executed;
         until then the request carries PREPARING, and the reconciler abandons it rather than run it
-        without what the step adds (a new wallet's key, a bill's hold)."""
+        without what the step adds (a new wallet's key, a bill's hold). ``audit_target``: the
+        target of the audit row its outcome writes, whoever records that outcome (None: none)."""
         digest = request_hash(kind, body)
         op = Operation(
             id=str(uuid.uuid4()),
@@ -176,6 +178,7 @@ class Operations:
             request_hash=digest,
             request=jsonable({**body, PREPARING: True} if preparing else body),
             status="pending",
+            audit_target=None if audit_target is None else audit_target.replace("\x00", "")[:200],
         )
         # Not flushed to disk on its own: nothing leaves the process on the strength of this row
         # until the operation's signed bytes are stored, durably, which flushes it too (a power
@@ -644,11 +647,29 @@ class Operations:
             if audit_as is None or audit_as.done:
                 raise
             log.exception("outcome of %s with its audit row not committed; recording it alone", op_id)
-            return self._record_outcome(op_id, wait_s, None, tx_hash)
+            audit_as.alone = True
+            return self._record_outcome(op_id, wait_s, None, tx_hash, audited=False)
 
     def _record_outcome(
-        self, op_id: str, wait_s: float, audit_as: _AuditAs | None, tx_hash: str | None = None
+        self,
+        op_id: str,
+        wait_s: float,
+        audit_as: _AuditAs | None,
+        tx_hash: str | None = None,
+        *,
+        audited: bool = True,
     ) -> Operation:
+        """Record the outcome from the receipt, with its events' index rows, derived rows,
+        webhook deliveries and audit row (``audit_as``'s, else the one the row's ``audit_target``
+        names; none when not ``audited``), in one commit.
+
+        That commit is deferred (``Database.deferred_session``: no disk flush of its own; the
+        next durable commit flushes it). The chain is the record of the outcome: should a power
+        loss undo the commit, the row is back to ``pending`` with its signed bytes and hash, and
+        the reconciler (or a replay of the request) records the very same outcome by receipt
+        lookup, audit row included. Nothing leaves the process on the strength of it before it
+        is on disk: a webhook delivery is sent only after the deliverer's durable claim commit
+        (services/common/webhooks.py), which flushes this one before it."""
         if tx_hash is None:
             op = self.get(op_id)
             if op.status != "pending" or op.tx_hash is None:
@@ -658,7 +679,7 @@ class Operations:
         receipt = self.ctx.tx.receipt(tx_hash, timeout_s=wait_s, raw_logs=True)
         if receipt is None:
             return self.get(op_id)
-        with self.ctx.db.session() as s:
+        with self.ctx.db.deferred_session() as s:
             # Locked (PostgreSQL) and checked again: a second finisher (another thread, the other
             # service) must not record the outcome, and queue its webhooks, twice.
             row = s.get(Operation, op_id, with_for_update=True)
@@ -696,6 +717,10 @@ class Operations:
                 from services.common.audit import entry
 
                 s.add(entry(audit_as.key, audit_as.kind, audit_as.target, op_id, row.status))
+            elif audited and row.audit_target is not None:  # the reconciler's, or a replay's
+                from services.common.audit import entry
+
+                s.add(entry(s.get(ApiKey, row.api_key_id), row.kind, row.audit_target, op_id, row.status))
             s.commit()
             if audit_as is not None:
                 audit_as.done = True
@@ -813,7 +838,7 @@ def submit(
     one key sends them with consecutive nonces and then collects their receipts (a payroll's
     chunks). The operation stays claimed by this process until ``result()``, so the reconciler
     leaves it alone meanwhile. A refusal before sending raises here, as ``perform`` does."""
-    op, new = ops.begin(kind, key, idempotency_key, body, preparing=prepare is not None)
+    op, new = ops.begin(kind, key, idempotency_key, body, preparing=prepare is not None, audit_target=target)
     if not new:
         return Submitted(ops, kind, key, target, op, new=False)
     claim = ops._claim(op.id)
@@ -849,6 +874,7 @@ class _AuditAs:
     kind: str
     target: str
     done: bool = False
+    alone: bool = False  # the outcome was committed without it (its commit failed with it)
 
 
 @dataclass
@@ -886,7 +912,10 @@ class Submitted:
                 raise
             finally:
                 self.release()
-            if not audit_as.done:  # the outcome was recorded elsewhere, or is still pending
+            # Not written with the outcome: written here when the outcome is still pending, was
+            # committed alone, or was recorded elsewhere for a row of an older release (without
+            # ``audit_target``); whoever else records an outcome writes its audit row with it.
+            if not audit_as.done and (op.status == "pending" or audit_as.alone or op.audit_target is None):
                 audit(ops, self.key, self.kind, self.target, op.id, op.status)
         if op.status == "failed" and op.error is not None:
             raise problem_from_stored(op.error, operation_id=op.id)

@@ -11,11 +11,14 @@ from tests.services.conftest import Api
 
 # The guard's API key read; the intent (its durability setting, the insert, a deferred commit);
 # the claimed row read again (never sign twice) and the signer's stored-but-unsent transactions;
-# the signed bytes (a durable commit); the outcome under its row lock with its event index row
-# and audit row (a durable commit). Was 12 statements: the row was also read before the receipt
-# wait, and the issuer's own address was looked up among the custodial wallets.
-STATEMENTS = 10
+# the signed bytes (the one durable commit); the outcome (its durability setting, the row under
+# its lock, its event index row, audit row and update: a deferred commit). Was 12 statements
+# and 2 durable commits: the row was also read before the receipt wait, the issuer's own address
+# was looked up among the custodial wallets, and the outcome's commit was flushed to disk.
+STATEMENTS = 11
 COMMITS = 3
+DURABLE_COMMITS = 1
+DEFERRING = ("PRAGMA synchronous=NORMAL", "SET LOCAL synchronous_commit = off")  # Database.deferred_session
 
 
 def test_one_issuance_sends_a_pinned_number_of_statements(api: Api) -> None:
@@ -43,3 +46,11 @@ def test_one_issuance_sends_a_pinned_number_of_statements(api: Api) -> None:
     listing = "\n".join(seen)
     assert sum(1 for s in seen if s != "COMMIT") == STATEMENTS, listing
     assert seen.count("COMMIT") == COMMITS, listing
+    durable, deferred = 0, False
+    for s in seen:
+        if s in DEFERRING:
+            deferred = True
+        elif s == "COMMIT":
+            durable += not deferred
+            deferred = False
+    assert durable == DURABLE_COMMITS, listing

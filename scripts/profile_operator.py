@@ -105,12 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         server.should_exit = True
         thread.join(timeout=10)
         n = args.requests
-        print(
-            f"{n} issuances in {seconds:.2f} s: {n / seconds:.1f} /s; load {open('/proc/loadavg').read().strip()}"
-        )
-        print(
-            f"{sampler.samples} busy samples in the service's threads ({sampler.samples / n:.1f} per issuance)"
-        )
+        load = Path("/proc/loadavg").read_text().strip()
+        print(f"{n} issuances in {seconds:.2f} s: {n / seconds:.1f} /s; load {load}")
+        per = sampler.samples / n
+        print(f"{sampler.samples} busy samples in the service's threads ({per:.1f} per issuance)")
         print(f"\n-- SQL statements per issuance ({sum(statements.values()) / n:.2f}) --")
         for name, c in statements.most_common():
             print(f"{c / n:7.2f}  {name}")

@@ -15,8 +15,11 @@ The life of an operation:
    transaction and its hash**, commits, and only then sends it. Operations of one key that reach
    its nonce lock together are signed as a group and stored in one durable commit before any of
    them is sent (a group commit: :meth:`Operations._store_signed`).
-3. The receipt moves it to ``confirmed`` (with its events) or ``failed`` (with the decoded error).
-   If the node is down it stays ``pending`` and the caller gets a 503.
+3. The receipt moves it to ``confirmed`` (with its events) or ``failed`` (with the decoded error),
+   in a commit not flushed to disk on its own (the chain is the record of the outcome; after a
+   power loss the reconciler records the same outcome again by receipt lookup, audit row and
+   webhook event ids included: :meth:`Operations._record_outcome`). If the node is down it stays
+   ``pending`` and the caller gets a 503.
 4. The reconciler finishes pending operations: by receipt lookup, by rebroadcasting the very same
    signed bytes, or, if nothing was ever signed, by executing it. It never signs a second
    transaction for an operation that has one.

@@ -113,6 +113,10 @@ class Operation(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The target of the audit row its outcome writes (None: no audit row follows it). Stored with
+    # the intent so that whoever records the outcome (the request, the reconciler after a power
+    # loss undid a deferred outcome) writes the same audit row.
+    audit_target: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class AuditEntry(Base):

@@ -15,8 +15,11 @@ The life of an operation:
    transaction and its hash**, commits, and only then sends it. Operations of one key that reach
    its nonce lock together are signed as a group and stored in one durable commit before any of
    them is sent (a group commit: :meth:`Operations._store_signed`).
-3. The receipt moves it to ``confirmed`` (with its events) or ``failed`` (with the decoded error).
-   If the node is down it stays ``pending`` and the caller gets a 503.
+3. The receipt moves it to ``confirmed`` (with its events) or ``failed`` (with the decoded error),
+   in a commit not flushed to disk on its own (the chain is the record of the outcome; after a
+   power loss the reconciler records the same outcome again by receipt lookup, audit row and
+   webhook event ids included: :meth:`Operations._record_outcome`). If the node is down it stays
+   ``pending`` and the caller gets a 503.
 4. The reconciler finishes pending operations: by receipt lookup, by rebroadcasting the very same
    signed bytes, or, if nothing was ever signed, by executing it. It never signs a second
    transaction for an operation that has one.
@@ -162,11 +165,13 @@ class Operations:
         body: dict[str, Any],
         *,
         preparing: bool = False,
+        audit_target: str | None = None,
     ) -> tuple[Operation, bool]:
         """Insert the intent, or find the earlier one with this key. Returns (operation, is_new).
         ``preparing``: a prepare step must complete (``update_request``) before it may be executed;
         until then the request carries PREPARING, and the reconciler abandons it rather than run it
-        without what the step adds (a new wallet's key, a bill's hold)."""
+        without what the step adds (a new wallet's key, a bill's hold). ``audit_target``: the
+        target of the audit row its outcome writes, whoever records that outcome (None: none)."""
         digest = request_hash(kind, body)
         op = Operation(
             id=str(uuid.uuid4()),
@@ -176,6 +181,7 @@ class Operations:
             request_hash=digest,
             request=jsonable({**body, PREPARING: True} if preparing else body),
             status="pending",
+            audit_target=None if audit_target is None else audit_target.replace("\x00", "")[:200],
         )
         # Not flushed to disk on its own: nothing leaves the process on the strength of this row
         # until the operation's signed bytes are stored, durably, which flushes it too (a power
@@ -226,17 +232,19 @@ class Operations:
             return self._execute_claimed(op)
 
     def _execute_claimed(self, op: Operation) -> Operation:
-        self._send_claimed(op)
-        return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s)
+        sent = self._send_claimed(op)
+        return self._finish(op.id, wait_s=self.ctx.settings.receipt_timeout_s, tx_hash=sent)
 
-    def _send_claimed(self, op: Operation) -> None:
-        """Sign, store and send a claimed operation's transaction, unless it has one already."""
+    def _send_claimed(self, op: Operation) -> str | None:
+        """Sign, store and send a claimed operation's transaction, unless it has one already.
+        Returns the hash this call stored and sent (None when it sent nothing), so that recording
+        the outcome need not read the row again to learn it."""
         current = self.get(op.id)
         if current.status != "pending" or current.raw_tx is not None:
             # The reconciler got to it first: its age comes from this host's wall clock, which
             # may have jumped past UNSIGNED_GRACE_S. Finish what was signed; never sign twice.
-            return
-        self._sign_store_send(current)
+            return None
+        return self._sign_store_send(current)
 
     def await_outcome(self, op_id: str, wait_s: float | None = None) -> Operation:
         """The operation once it is no longer pending, or as it is after ``wait_s``."""
@@ -329,7 +337,9 @@ class Operations:
 
         return _Claim()
 
-    def _sign_store_send(self, op: Operation) -> None:
+    def _sign_store_send(self, op: Operation) -> str | None:
+        """Sign (or take the payer's signed bytes), store and send ``op``'s transaction; returns
+        its hash (None when it was not sent: the node was down after it was stored)."""
         tx = self.ctx.tx
         try:
             call = self.builders[op.kind](self.ctx, op.request)
@@ -352,8 +362,9 @@ class Operations:
             self.fail(op.id, unencodable(exc, op.id))
             raise  # unreachable: fail raises
         self._flush_unsent(call.signer.address)
-        self._sign_and_send(op, call, params)
+        tx_hash = self._sign_and_send(op, call, params)
         fault_point("after_send", op.kind)
+        return tx_hash
 
     # -- two tiers: whose customers a key may act for ----------------------------------------
 
@@ -365,6 +376,8 @@ class Operations:
         here, so a route that forgets its own check cannot move another institution's customer's
         money. Keys that speak for their own wallet (merchant, officer, terminal, holder) and the
         service's own keys are not customers' and are not checked here."""
+        if call.allowance is None and call.signer.address in self._own_signers():
+            return  # the service's own key (an issuance's, a freeze's): never a customer's wallet
         wallets: set[str] = {call.signer.address}
         if call.allowance is not None:
             wallets.add(call.allowance.owner)
@@ -382,6 +395,15 @@ class Operations:
             serving = self.ctx.institutions.served_by(wallet)
             if serving != mine:
                 raise out_of_scope(mine, wallet, serving)
+
+    def _own_signers(self) -> frozenset[str]:
+        """The addresses of the service's own keys (from its settings). A custodial wallet's key
+        is generated by the service for that wallet alone, so none of these is ever a customer's:
+        a call they sign needs no look-up of its signer's wallet row (one statement fewer on
+        every issuance)."""
+        ctx = self.ctx
+        keys = (ctx.operator, ctx.regulator, ctx.second_regulator, ctx.admin)
+        return frozenset(k.address for k in keys if k is not None)
 
     # -- allowances ------------------------------------------------------------------------
 
@@ -479,7 +501,7 @@ class Operations:
             )
             s.commit()
 
-    def _sign_and_send(self, op: Operation, call: Call, params: Any) -> None:
+    def _sign_and_send(self, op: Operation, call: Call, params: Any) -> str:
         """Sign (again, if another process takes the nonce: chain's one nonce strategy, see
         :mod:`chain.sender`), store the bytes and their hash in the row, then send them.
 
@@ -487,13 +509,14 @@ class Operations:
         signed together and their bytes stored in one durable commit (:meth:`_store_signed`)
         before any of them is sent (``Transactor.send_signed``'s ``store_group``)."""
         try:
-            self.ctx.tx.send_signed(
+            sent = self.ctx.tx.send_signed(
                 call.signer,
                 params,
                 store_group=self._store_signed,
                 tag=op.id,
                 before_send=lambda: fault_point("before_send", op.kind),
             )
+            return sent.tx_hash
         except NodeRefused as exc:  # the bytes can never be mined
             self.fail(
                 op.id,
@@ -505,10 +528,11 @@ class Operations:
                     operation_id=op.id,
                 ),
             )
+            raise  # unreachable: fail raises
         except NodeUnavailable as exc:  # stored and signed: these very bytes are sent when it is back
             raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
 
-    def _store_send_relay(self, op: Operation, relay: Relay) -> None:
+    def _store_send_relay(self, op: Operation, relay: Relay) -> str:
         """Simulate the payer's own transaction (a refusal fails the operation with the decoded
         error; nothing is sent), store it, then send it unchanged."""
         from web3.exceptions import ContractLogicError
@@ -552,6 +576,7 @@ class Operations:
             )
         except NodeUnavailable as exc:
             raise NodeUnavailable(f"node unavailable; operation {op.id} stays pending") from exc
+        return str(signed.hash)
 
     def _flush_unsent(self, sender: str) -> None:
         """Send this sender's stored-but-unsent transactions first, oldest nonce first.
@@ -610,33 +635,59 @@ class Operations:
             log.info("rebroadcast of %s refused: %s", op.id, exc)
         self.ctx.tx.nonces.forget(op.sender)
 
-    def _finish(self, op_id: str, wait_s: float, audit_as: _AuditAs | None = None) -> Operation:
+    def _finish(
+        self, op_id: str, wait_s: float, audit_as: _AuditAs | None = None, tx_hash: str | None = None
+    ) -> Operation:
         """Record the outcome of a sent operation once its receipt is there (else return it as it
         is). ``audit_as``: the audit row of the outcome goes into the same commit (its ``done``
         is then set); should that commit fail, the outcome is recorded alone and the caller
-        writes the audit row by itself, as before."""
+        writes the audit row by itself, as before. ``tx_hash``: the hash the caller has just
+        stored and sent for it, when it has (the row is then not read before the receipt is
+        there: the locked read that records the outcome checks it is still pending)."""
         try:
-            return self._record_outcome(op_id, wait_s, audit_as)
+            return self._record_outcome(op_id, wait_s, audit_as, tx_hash)
         except SQLAlchemyError:
             if audit_as is None or audit_as.done:
                 raise
             log.exception("outcome of %s with its audit row not committed; recording it alone", op_id)
-            return self._record_outcome(op_id, wait_s, None)
+            audit_as.alone = True
+            return self._record_outcome(op_id, wait_s, None, tx_hash, audited=False)
 
-    def _record_outcome(self, op_id: str, wait_s: float, audit_as: _AuditAs | None) -> Operation:
-        op = self.get(op_id)
-        if op.status != "pending" or op.tx_hash is None:
-            return op
+    def _record_outcome(
+        self,
+        op_id: str,
+        wait_s: float,
+        audit_as: _AuditAs | None,
+        tx_hash: str | None = None,
+        *,
+        audited: bool = True,
+    ) -> Operation:
+        """Record the outcome from the receipt, with its events' index rows, derived rows,
+        webhook deliveries and audit row (``audit_as``'s, else the one the row's ``audit_target``
+        names; none when not ``audited``), in one commit.
+
+        That commit is deferred (``Database.deferred_session``: no disk flush of its own; the
+        next durable commit flushes it). The chain is the record of the outcome: should a power
+        loss undo the commit, the row is back to ``pending`` with its signed bytes and hash, and
+        the reconciler (or a replay of the request) records the very same outcome by receipt
+        lookup, audit row included. Nothing leaves the process on the strength of it before it
+        is on disk: a webhook delivery is sent only after the deliverer's durable claim commit
+        (services/common/webhooks.py), which flushes this one before it."""
+        if tx_hash is None:
+            op = self.get(op_id)
+            if op.status != "pending" or op.tx_hash is None:
+                return op
+            tx_hash = op.tx_hash
         # Its logs raw: they are only decoded here (once, by the precompiled decoders).
-        receipt = self.ctx.tx.receipt(op.tx_hash, timeout_s=wait_s, raw_logs=True)
+        receipt = self.ctx.tx.receipt(tx_hash, timeout_s=wait_s, raw_logs=True)
         if receipt is None:
-            return op
-        with self.ctx.db.session() as s:
+            return self.get(op_id)
+        with self.ctx.db.deferred_session() as s:
             # Locked (PostgreSQL) and checked again: a second finisher (another thread, the other
             # service) must not record the outcome, and queue its webhooks, twice.
             row = s.get(Operation, op_id, with_for_update=True)
             assert row is not None
-            if row.status != "pending":
+            if row.status != "pending" or row.tx_hash != tx_hash:
                 return row
             row.block_number = int(receipt["blockNumber"])
             if receipt["status"] == 1:
@@ -644,7 +695,7 @@ class Operations:
                 args = [jsonable(e.args) for e in events]  # once, for the result and the index
                 row.status = "confirmed"
                 row.result = {
-                    "tx_hash": op.tx_hash,
+                    "tx_hash": tx_hash,
                     "block_number": row.block_number,
                     "events": [
                         {"contract": e.contract, "name": e.name, "args": a}
@@ -657,7 +708,7 @@ class Operations:
                     self.on_confirmed_op(s, row, events)
                 webhooks.from_operation(s, row)  # its events' deliveries commit with it
             else:
-                err = self.ctx.tx.revert_error(op.tx_hash, receipt)
+                err = self.ctx.tx.revert_error(tx_hash, receipt)
                 problem = (
                     contract_problem(err, operation_id=op_id) if isinstance(err, ContractError) else None
                 )
@@ -669,6 +720,10 @@ class Operations:
                 from services.common.audit import entry
 
                 s.add(entry(audit_as.key, audit_as.kind, audit_as.target, op_id, row.status))
+            elif audited and row.audit_target is not None:  # the reconciler's, or a replay's
+                from services.common.audit import entry
+
+                s.add(entry(s.get(ApiKey, row.api_key_id), row.kind, row.audit_target, op_id, row.status))
             s.commit()
             if audit_as is not None:
                 audit_as.done = True
@@ -786,7 +841,7 @@ def submit(
     one key sends them with consecutive nonces and then collects their receipts (a payroll's
     chunks). The operation stays claimed by this process until ``result()``, so the reconciler
     leaves it alone meanwhile. A refusal before sending raises here, as ``perform`` does."""
-    op, new = ops.begin(kind, key, idempotency_key, body, preparing=prepare is not None)
+    op, new = ops.begin(kind, key, idempotency_key, body, preparing=prepare is not None, audit_target=target)
     if not new:
         return Submitted(ops, kind, key, target, op, new=False)
     claim = ops._claim(op.id)
@@ -806,12 +861,12 @@ def submit(
                     ops.fail(op.id, _abandoned(op.id), raise_=False)
                 raise
             op = ops.update_request(op, extra)
-        ops._send_claimed(op)
+        sent = ops._send_claimed(op)
     except BaseException as exc:
         claim.__exit__(None, None, None)
         _audit_refusal(ops, key, kind, target, op.id, exc)
         raise
-    return Submitted(ops, kind, key, target, op, new=True, claim=claim)
+    return Submitted(ops, kind, key, target, op, new=True, claim=claim, tx_hash=sent)
 
 
 @dataclass
@@ -822,6 +877,7 @@ class _AuditAs:
     kind: str
     target: str
     done: bool = False
+    alone: bool = False  # the outcome was committed without it (its commit failed with it)
 
 
 @dataclass
@@ -835,6 +891,7 @@ class Submitted:
     op: Operation
     new: bool
     claim: Any = None  # this process's claim on the operation, held until result()
+    tx_hash: str | None = None  # what this request stored and sent for it (None: nothing)
 
     def result(self) -> tuple[Operation, bool]:
         """(operation, replayed), as :func:`perform` answers; a failed operation raises its problem."""
@@ -847,13 +904,21 @@ class Submitted:
                 if self.claim is None:  # the reconciler has it: wait for its outcome
                     op = ops.await_outcome(op.id)
                 else:
-                    op = ops._finish(op.id, wait_s=ops.ctx.settings.receipt_timeout_s, audit_as=audit_as)
+                    op = ops._finish(
+                        op.id,
+                        wait_s=ops.ctx.settings.receipt_timeout_s,
+                        audit_as=audit_as,
+                        tx_hash=self.tx_hash,
+                    )
             except BaseException as exc:
                 _audit_refusal(ops, self.key, self.kind, self.target, op.id, exc)
                 raise
             finally:
                 self.release()
-            if not audit_as.done:  # the outcome was recorded elsewhere, or is still pending
+            # Not written with the outcome: written here when the outcome is still pending, was
+            # committed alone, or was recorded elsewhere for a row of an older release (without
+            # ``audit_target``); whoever else records an outcome writes its audit row with it.
+            if not audit_as.done and (op.status == "pending" or audit_as.alone or op.audit_target is None):
                 audit(ops, self.key, self.kind, self.target, op.id, op.status)
         if op.status == "failed" and op.error is not None:
             raise problem_from_stored(op.error, operation_id=op.id)

@@ -14,7 +14,14 @@ Each attempt is a POST of the same JSON body, signed with the endpoint's secret:
 The timestamp is in the signed text, so a receiver refuses old replays by checking it. A non-2xx
 answer, a timeout or a refused connection is retried after an exponential backoff (capped); after
 ``webhook_max_attempts`` the delivery is ``failed``. Every attempt is recorded; any delivery can be
-sent again (replay). Delivery is at least once: receivers deduplicate by the event id.
+sent again (replay). Delivery is at least once: receivers deduplicate by the event id
+(``X-Xcpay-Event-Id``, the body's ``id``), the same in every attempt, every replay and for every
+endpoint. An operation's events have ids derived from the operation (:func:`operation_event_id`):
+its outcome is committed without a disk flush of its own (``Operations._record_outcome``), and
+should a power loss undo that commit, the reconciler records the outcome again and queues the
+same events under the same ids. None of them can have left by then: a delivery is sent only after
+the deliverer's claim (``Deliverer._take``) is committed durably, which puts every commit before
+it on disk, the outcome's included.
 
 The event types and where they are emitted:
 
@@ -203,11 +210,18 @@ def host_allowed(settings: Settings, host: str) -> bool:
 # -- writing events ---------------------------------------------------------------------------
 
 
-def emit(session: Session, event_type: str, payload: dict[str, Any], parties: Iterable[str] = ()) -> int:
+def emit(
+    session: Session,
+    event_type: str,
+    payload: dict[str, Any],
+    parties: Iterable[str] = (),
+    event_id: str | None = None,
+) -> int:
     """Queue ``event_type`` for every active endpoint subscribed to it, in ``session`` (the
     caller commits it with the event's own record). An endpoint of a wallet-scoped key receives
     only events naming its wallet among ``parties``; an endpoint of a revoked or expired key,
-    nothing. Returns how many deliveries were queued."""
+    nothing. ``event_id``: the event's id when its source derives one (an operation's events:
+    :func:`operation_event_id`), else a new one. Returns how many deliveries were queued."""
     assert event_type in EVENTS, event_type
     named = {p.lower() for p in parties if p}
     now = utcnow()
@@ -217,7 +231,7 @@ def emit(session: Session, event_type: str, payload: dict[str, Any], parties: It
         .where(WebhookEndpoint.active.is_(True), ApiKey.revoked.is_(False))
         .order_by(WebhookEndpoint.id)
     ).all()
-    event_id, due, data = str(uuid.uuid4()), now_ms(), jsonable(payload)
+    event_id, due, data = event_id or str(uuid.uuid4()), now_ms(), jsonable(payload)
     queued = 0
     for endpoint, key in endpoints:
         if event_type not in endpoint.events:
@@ -243,17 +257,29 @@ def emit(session: Session, event_type: str, payload: dict[str, Any], parties: It
     return queued
 
 
+def operation_event_id(op_id: str, event_type: str, index: int = 0) -> str:
+    """The id of an operation's ``index``-th event of ``event_type``: derived from the operation,
+    not drawn, so that an outcome recorded again (the reconciler, after a power loss undid the
+    deferred commit that recorded it; see ``Operations._record_outcome``) queues its events with
+    the same ids, and a receiver that saw one already deduplicates it."""
+    return str(uuid.uuid5(_OPERATION_EVENTS, f"{op_id}/{event_type}/{index}"))
+
+
+_OPERATION_EVENTS = uuid.UUID("6f1d3c9e-5b7a-4e2f-9a41-2c8d0e7b3f15")  # the namespace of those ids
+
+
 def from_operation(session: Session, op: Operation) -> None:
     """The events of an operation that just confirmed (``op`` is in ``session``, not committed).
     A payload it cannot build is logged and skipped, so a webhook does not keep an operation
-    pending (a database error fails the caller's transaction: the reconciler finishes it again)."""
+    pending (a database error fails the caller's transaction: the reconciler finishes it again).
+    Each event's id derives from the operation (:func:`operation_event_id`)."""
     try:
         events = (op.result or {}).get("events", [])
         base = {"operation_id": op.id, "tx_hash": op.tx_hash, "block_number": op.block_number}
         if op.kind == "code.pay":
             _code_paid(session, op, events, base)
         if op.kind == "refunds.refund":
-            for e in events:
+            for i, e in enumerate(events):
                 if e.get("name") == "Refunded":
                     args, req = e["args"], op.request
                     payload = {
@@ -269,9 +295,16 @@ def from_operation(session: Session, op: Operation) -> None:
                         "refunded_total_fen": int(args["refundedTotal"]),
                         **base,
                     }
-                    emit(session, "payment.refunded", payload, [args["merchant"], args["payer"]])
+                    parties = [args["merchant"], args["payer"]]
+                    emit(
+                        session,
+                        "payment.refunded",
+                        payload,
+                        parties,
+                        operation_event_id(op.id, "payment.refunded", i),
+                    )
         if op.kind == "voucher.close":
-            for e in events:
+            for i, e in enumerate(events):
                 if e.get("name") == "BudgetReturned":
                     args = e["args"]
                     payload = {
@@ -280,8 +313,9 @@ def from_operation(session: Session, op: Operation) -> None:
                         "returned_budget_fen": int(args["amount"]),
                         **base,
                     }
-                    emit(session, "voucher.programme_closed", payload, [args["issuer"]])
-        for e in events:
+                    event_id = operation_event_id(op.id, "voucher.programme_closed", i)
+                    emit(session, "voucher.programme_closed", payload, [args["issuer"]], event_id)
+        for i, e in enumerate(events):
             name, args = e.get("name"), e.get("args", {})
             if name not in ("CardBlocked", "CardReportedLost"):
                 continue
@@ -294,7 +328,8 @@ def from_operation(session: Session, op: Operation) -> None:
                 **({"shortfall_fen": int(args["shortfall"])} if name == "CardBlocked" else {}),
                 **base,
             }
-            emit(session, "card.blocked", payload, [args["card"], holder or ""])
+            parties = [args["card"], holder or ""]
+            emit(session, "card.blocked", payload, parties, operation_event_id(op.id, "card.blocked", i))
     except Exception:
         log.exception("webhook events of operation %s not written", op.id)
 
@@ -321,7 +356,8 @@ def _code_paid(session: Session, op: Operation, events: list[dict[str, Any]], ba
         "reference": code.reference if code is not None else None,
         **base,
     }
-    emit(session, "payment_code.paid", payload, [req["merchant"], req.get("payer") or ""])
+    parties = [req["merchant"], req.get("payer") or ""]
+    emit(session, "payment_code.paid", payload, parties, operation_event_id(op.id, "payment_code.paid"))
 
 
 VERDICT_KEY = "webhooks.reconciliation.verdict"

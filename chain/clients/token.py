@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
@@ -73,6 +74,18 @@ class WalletInfo:
     @property
     def registered(self) -> bool:
         return self.kind != Kind.NONE
+
+
+@dataclass(frozen=True)
+class WalletState:
+    """:meth:`CashClient.wallet_state`: a wallet's record with its balances, read together."""
+
+    info: WalletInfo
+    balance: int
+    spent_today: int
+    held: int
+    retired: bool
+    successor: str  # the zero address unless a retired wallet's funds moved on
 
 
 class CashClient:
@@ -147,8 +160,39 @@ class CashClient:
         return bool(self.tx.call(self.registry.functions.walletOf(address))[2])
 
     def wallet(self, address: str) -> WalletInfo:
-        kind, tier, frozen, category, identity_hash = self.tx.call(self.registry.functions.walletOf(address))
-        registered, _, exempt, (b, p, d) = self.tx.call(self.registry.functions.policyOf(address))
+        """The registry's record and policy of ``address`` (one round trip over HTTP)."""
+        return self._wallet_info(address, *self.tx.call_many(self._wallet_calls(address)))
+
+    def wallet_state(self, address: str) -> WalletState:
+        """What a wallet's page shows of the chain: its record and policy, balance, today's
+        spending, held amount, and whether (and to whom) it was retired; the seven views in one
+        JSON-RPC batch over HTTP (they were seven round trips)."""
+        r, c = self.registry.functions, self.cash.functions
+        fns = [
+            *self._wallet_calls(address),
+            c.balanceOf(address),
+            c.spentToday(address),
+            r.heldOf(address),
+            r.isRetired(address),
+            r.successorOf(address),
+        ]
+        record, policy, balance, spent, held, retired, successor = self.tx.call_many(fns)
+        return WalletState(
+            info=self._wallet_info(address, record, policy),
+            balance=int(balance),
+            spent_today=int(spent),
+            held=int(held),
+            retired=bool(retired),
+            successor=str(successor),
+        )
+
+    def _wallet_calls(self, address: str) -> list[ContractFunction]:
+        return [self.registry.functions.walletOf(address), self.registry.functions.policyOf(address)]
+
+    @staticmethod
+    def _wallet_info(address: str, record: Sequence[Any], policy: Sequence[Any]) -> WalletInfo:
+        kind, tier, frozen, category, identity_hash = record
+        registered, _, exempt, (b, p, d) = policy
         return WalletInfo(
             address=address,
             kind=Kind(kind),

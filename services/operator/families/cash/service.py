@@ -382,20 +382,20 @@ def _forget_group(ctx: ServiceContext, op_id: str | None) -> None:
 def wallet_out(ctx: ServiceContext, address: str) -> WalletOut:
     """Balance, tier, limits, what is left of today's cap, frozen flag (read from the chain), with
     the operator's record of the wallet; 404 if neither the chain nor the record knows it."""
-    info = ctx.cash.wallet(address)
+    state = ctx.cash.wallet_state(address)  # one round trip for the chain's side of the page
+    info = state.info
     with ctx.db.session() as s:
         row = s.get(Wallet, address)
     if not info.registered and row is None:
         raise Problem(
             404, "wallet-not-found", "Wallet not found", f"{address} is neither registered nor known"
         )
-    spent = ctx.cash.spent_today(address)
-    retired = ctx.cash.is_retired(address)
 
     def cap(v: int) -> int | None:
         return None if v == UNLIMITED else v
 
     limits = info.limits
+    spent = state.spent_today
     remaining = None if limits is None or limits.daily_cap == UNLIMITED else max(0, limits.daily_cap - spent)
     return WalletOut(
         address=address,
@@ -406,7 +406,7 @@ def wallet_out(ctx: ServiceContext, address: str) -> WalletOut:
         custody=row.custody if row else None,
         registered=info.registered,
         frozen=info.frozen,
-        balance_fen=ctx.cash.balance_of(address),
+        balance_fen=state.balance,
         limits=Limits(
             balance_cap_fen=cap(limits.balance_cap),
             payment_cap_fen=cap(limits.payment_cap),
@@ -416,9 +416,9 @@ def wallet_out(ctx: ServiceContext, address: str) -> WalletOut:
         else None,
         spent_today_fen=spent,
         remaining_today_fen=remaining,
-        held_fen=ctx.cash.held_of(address),
-        retired=retired,
-        successor=ctx.cash.successor_of(address) if retired else None,
+        held_fen=state.held,
+        retired=state.retired,
+        successor=state.successor if state.retired else None,
     )
 
 

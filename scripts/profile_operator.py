@@ -1,4 +1,4 @@
-"""Where the operator's CPU goes while it serves ``POST /v1/issuance`` (issue 20).
+"""Where the operator's CPU goes while it serves ``POST /v1/issuance`` (issue 19).
 
 Like ``scripts/profile_gateway.py`` (whose sampler it reuses): the operator app served by uvicorn
 in a thread of this process over a real anvil node, one client issuing ``--requests`` mints into

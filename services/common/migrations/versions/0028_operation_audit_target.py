@@ -1,4 +1,4 @@
-"""operation_audit_target: the audit target of an operation, stored with its intent (issue 20)
+"""operation_audit_target: the audit target of an operation, stored with its intent (issue 19)
 
 Revision ID: 0028
 Revises: 0027

@@ -1,4 +1,4 @@
-"""An operation's outcome is committed without a disk flush of its own (issue 20; see
+"""An operation's outcome is committed without a disk flush of its own (issue 19; see
 ``Operations._record_outcome``): the chain is its record. These tests undo an outcome as a power
 loss would (the row back to ``pending`` with its signed bytes and hash, its index rows, webhook
 deliveries and audit row gone) and check that the reconciler, or a replay of the request, records

@@ -1,4 +1,4 @@
-"""What one ``POST /v1/issuance`` sends to the database, pinned (issue 20): a change that adds a
+"""What one ``POST /v1/issuance`` sends to the database, pinned (issue 19): a change that adds a
 statement or a commit to the hottest request path shows here, with the statements listed."""
 
 from __future__ import annotations

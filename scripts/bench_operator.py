@@ -47,6 +47,7 @@ sequential and concurrent; issue 19's goal: at least 0.7) go to ``bench/results.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import signal
 import statistics
@@ -73,7 +74,7 @@ from chain.backends import http  # noqa: E402
 from chain.clients.token import CashClient  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import free_port  # noqa: E402
-from scripts.benchlib import Target, environment, render_rows, table, write_result  # noqa: E402
+from scripts.benchlib import Target, cpu_s, environment, render_rows, table, write_result  # noqa: E402
 from scripts.stack import (  # noqa: E402
     database,
     deploy,
@@ -197,6 +198,18 @@ class Samples:
 
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # CPU of the whole stack (this process, anvil, the operator) while timed
+
+
+def run_measured(
+    session: Session, n: int, clients: int, samples: Samples, stack: Callable[[], list[int]]
+) -> None:
+    """:func:`run_batch`, adding the CPU every process of the stack used meanwhile to ``samples``
+    (``stack``: their process ids now; the service is restarted halfway)."""
+    pids = [os.getpid(), *stack()]
+    before = cpu_s(pids)
+    run_batch(session, n, clients, samples)
+    samples.cpu_s += cpu_s(pids) - before
 
 
 def run_batch(session: Session, n: int, clients: int, samples: Samples) -> None:
@@ -270,6 +283,7 @@ class Result:
     latency_ms_p50: float
     latency_ms_p95: float
     latency_ms_mean: float
+    cpu_ms_per_request: float  # the whole stack's CPU (client, anvil, the operator) per request
 
 
 def summarise(mode: str, path: str, clients: int, s: Samples) -> Result:
@@ -285,6 +299,7 @@ def summarise(mode: str, path: str, clients: int, s: Samples) -> Result:
         statistics.median(ms),
         p95,
         statistics.fmean(ms),
+        s.cpu_s * 1000 / max(1, len(ms)),
     )
 
 
@@ -323,41 +338,47 @@ def _bench(n: int, clients: int, database_url: str | None, tmp: Path) -> Outcome
     manifest = tmp / "manifest.json"
     service_log = tmp / "operator.log"
 
+    node_pids: list[int] = []
+    service_pids: list[int] = []  # the running operator service's, the newest last
+
+    def stack() -> list[int]:
+        return [*node_pids, *service_pids[-1:]]
+
     _log("starting anvil and deploying...")
-    with local_node(tmp) as rpc, database(database_url, tmp) as db_url:
+    with local_node(tmp, node_pids) as rpc, database(database_url, tmp) as db_url:
         deploy(rpc, manifest)
         env = service_env(rpc, manifest, db_url, free_port(), ADMIN_KEY)
         direct = Direct(CashClient(http(rpc), Manifest.load(manifest)))
 
         _log(f"starting the operator service; API key and a tier-{TIER} wallet...")
-        with operator_service(env, service_log) as url:
+        with operator_service(env, service_log, service_pids) as url:
             api = Api(url)
             api.create_keys()
             wallet = api.create_wallet()
             run_batch(api.session(wallet), WARMUP, 1, Samples())
             api.issued_events()  # the indexer is up to date before the clock starts
             _log(f"API: {first} sequential, {first} with {clients} clients...")
-            run_batch(api.session(wallet), first, 1, api_seq)
-            run_batch(api.session(wallet), first, clients, api_conc)
+            run_measured(api.session(wallet), first, 1, api_seq, stack)
+            run_measured(api.session(wallet), first, clients, api_conc, stack)
 
             # The service stays up, idle, while the baseline runs: the node carries the same
             # background load (the service's indexer following the chain) under both paths.
             _log(f"direct: {first} sequential, {first} + {second} with {clients} threads, {second} seq...")
             run_batch(direct.session(wallet), WARMUP, 1, Samples())
-            run_batch(direct.session(wallet), first, 1, direct_seq)
-            run_batch(direct.session(wallet), first, clients, direct_conc)
-            run_batch(direct.session(wallet), second, clients, direct_conc)
-            run_batch(direct.session(wallet), second, 1, direct_seq)
+            run_measured(direct.session(wallet), first, 1, direct_seq, stack)
+            run_measured(direct.session(wallet), first, clients, direct_conc, stack)
+            run_measured(direct.session(wallet), second, clients, direct_conc, stack)
+            run_measured(direct.session(wallet), second, 1, direct_seq, stack)
             api.issued_events()  # indexed up to the head, so the restarted service has nothing to catch up
 
         _log("restarting the operator service (its nonce cache is stale after the direct mints)...")
-        with operator_service(env, service_log) as url:
+        with operator_service(env, service_log, service_pids) as url:
             api.url = url
             run_batch(api.session(wallet), WARMUP, 1, Samples())
             api.issued_events()
             _log(f"API: {second} with {clients} clients, {second} sequential...")
-            run_batch(api.session(wallet), second, clients, api_conc)
-            run_batch(api.session(wallet), second, 1, api_seq)
+            run_measured(api.session(wallet), second, clients, api_conc, stack)
+            run_measured(api.session(wallet), second, 1, api_seq, stack)
             issued = api.issued_events()
 
         balance = direct.cash.balance_of(wallet)
@@ -399,6 +420,7 @@ def render(o: Outcome, n: int, clients: int) -> str:
             f"{r.req_per_s:.2f}",
             f"{r.latency_ms_p50:.1f}",
             f"{r.latency_ms_p95:.1f}",
+            f"{r.cpu_ms_per_request:.1f}",
         ]
         for r in o.results
     ]
@@ -411,7 +433,7 @@ def render(o: Outcome, n: int, clients: int) -> str:
             f"each awaiting its receipt. API: the operator service ({o.database}); direct: CashClient.mint",
             "(baseline timed in the same run on the same node, ABBA order; compare the ratio, not absolutes)",
             "",
-            table(["mode", "requests", "seconds", "req/s", "p50 ms", "p95 ms"], rows),
+            table(["mode", "requests", "seconds", "req/s", "p50 ms", "p95 ms", "stack CPU ms/req"], rows),
             "",
             "API overhead ratio (API req/s / direct chain req/s):",
             f"  sequential  {rt['sequential']:.2f}",
@@ -501,6 +523,26 @@ def main(argv: list[str] | None = None) -> int:
             "req/s",
         )
         for label, conc in (("sequential", False), (f"{args.concurrency} concurrent", True))
+    ]
+    # With many clients both paths are bound by the machine's CPU (the client, anvil and the
+    # service share its cores), so their rates can differ at most as their CPU per request does:
+    # the direct path's CPU per mint over the API's per issuance is the ceiling of the ratio.
+    api_c, direct_c = by[("api", True)], by[("direct", True)]
+    rows += [
+        Target(
+            f"issuance: stack CPU per request, API vs direct mints, {args.concurrency} concurrent",
+            round(api_c.cpu_ms_per_request, 2),
+            round(direct_c.cpu_ms_per_request, 2),
+            None,
+            "ms",
+        ),
+        Target(
+            "issuance: ceiling the CPU sets on the concurrent ratio (direct CPU / API CPU per request)",
+            round(direct_c.cpu_ms_per_request / max(api_c.cpu_ms_per_request, 1e-9), 3),
+            None,
+            GOAL,
+            "x",
+        ),
     ]
     print()
     print(render_rows(rows))

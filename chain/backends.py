@@ -17,8 +17,11 @@ from typing import Any, cast
 import requests
 import requests.adapters
 import requests.utils
+from eth.exceptions import BlockNotFound, HeaderNotFound
+from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth_abi import encode as abi_encode
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.backends.pyevm import main as _pyevm_main
 from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_signature_to_4byte_selector
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
@@ -65,6 +68,33 @@ def _estimate_in_one_run(state: Any, transaction: Any) -> int:
     if run(estimate).is_error:
         return int(binary_gas_search_intrinsic_tolerance(state, transaction))
     return int(estimate)
+
+
+def _indexed_transaction_by_hash(chain: Any, transaction_hash: bytes) -> tuple[Any, Any, int]:
+    """eth-tester's transaction lookup by the chain database's hash index instead of a scan.
+
+    eth-tester finds a transaction (``eth_getTransactionByHash``, ``eth_getTransactionReceipt``)
+    by walking every block back from the newest (its own TODO says so), so each receipt costs
+    more the longer the chain: ~30% of the CPU of the reconciliation's tests. py-evm keeps a
+    hash -> (block, index) index of the canonical chain; it is used when its answer holds that
+    very transaction (a snapshot revert can leave a stale entry), else the original scan runs."""
+    head = chain.get_block()  # the pending block: not in the index
+    for index, transaction in enumerate(head.transactions):
+        if transaction.hash == transaction_hash:
+            return head, transaction, index
+    try:
+        number, index = chain.chaindb.get_transaction_index(transaction_hash)
+        block = chain.get_canonical_block_by_number(number)
+    except (EvmTransactionNotFound, BlockNotFound, HeaderNotFound):
+        block, index = None, -1
+    transactions = [] if block is None else block.transactions
+    if 0 <= index < len(transactions) and transactions[index].hash == transaction_hash:
+        return block, transactions[index], index
+    return _scan_transaction_by_hash(chain, transaction_hash)
+
+
+_scan_transaction_by_hash = _pyevm_main._get_transaction_by_hash
+_pyevm_main._get_transaction_by_hash = _indexed_transaction_by_hash
 
 
 def new_tester() -> EthereumTester:

@@ -184,3 +184,51 @@ def test_custom_error_is_exposed_by_name_and_arguments(chain: tuple[Web3, CashCl
         cash.mint(dev_account(1), dev_account(9).address, 1)
     assert info.value.signature == f"WalletNotRegistered(wallet={dev_account(9).address})"
     assert info.value.args_dict == {"wallet": dev_account(9).address}
+
+
+def test_transactions_are_found_by_the_hash_index_as_the_scan_finds_them() -> None:
+    """chain/backends.py looks transactions up by py-evm's hash index instead of eth-tester's scan
+    of every block: the same (block, transaction, index) for every transaction, the scan's answer
+    after a snapshot revert and a different transaction in the same place, and not found for an
+    unknown hash (as before), without scanning for those found."""
+    from eth_tester.backends.pyevm import main as pyevm_main
+    from eth_tester.exceptions import TransactionNotFound
+    from web3.exceptions import TransactionNotFound as Web3TransactionNotFound
+
+    from chain import backends
+    from chain.backends import new_tester
+
+    assert pyevm_main._get_transaction_by_hash is backends._indexed_transaction_by_hash
+    tester = new_tester()
+    w3 = in_process(tester)
+    sender, to = dev_account(3).address, dev_account(4).address
+    hashes = [w3.eth.send_transaction({"from": sender, "to": to, "value": v}) for v in range(1, 6)]
+    chain = tester.backend.chain
+    scans = 0
+    scan = backends._scan_transaction_by_hash
+
+    def counted(c: object, h: bytes) -> object:
+        nonlocal scans
+        scans += 1
+        return scan(c, h)
+
+    backends._scan_transaction_by_hash = counted  # type: ignore[assignment]
+    try:
+        for h in hashes:
+            block, tx, index = backends._indexed_transaction_by_hash(chain, bytes(h))
+            expected = scan(chain, bytes(h))
+            assert (block.hash, tx.hash, index) == (expected[0].hash, expected[1].hash, expected[2])
+        assert scans == 0
+        assert w3.eth.get_transaction_receipt(hashes[2])["transactionHash"] == hashes[2]
+
+        snapshot = tester.take_snapshot()
+        later = w3.eth.send_transaction({"from": sender, "to": to, "value": 100})
+        tester.revert_to_snapshot(snapshot)
+        other = w3.eth.send_transaction({"from": sender, "to": to, "value": 200})  # same block and place
+        assert w3.eth.get_transaction_receipt(other)["transactionHash"] == other
+        with pytest.raises(Web3TransactionNotFound):
+            w3.eth.get_transaction_receipt(later)  # reverted away: found by neither way
+        with pytest.raises(TransactionNotFound):
+            backends._indexed_transaction_by_hash(chain, b"\x01" * 32)
+    finally:
+        backends._scan_transaction_by_hash = scan

@@ -121,6 +121,30 @@ class TestUpload:
         assert outcomes(upload(gateway, shop.terminal2, p1)) == [("settled", None)]
         assert ctx.cash.balance_of(shop.merchant) == 900
 
+    def test_the_same_batch_from_the_same_terminal_settles_what_was_refused_for_a_frozen_holder(
+        self, gateway: Gateway
+    ) -> None:
+        """A terminal that simply sends its batch again (a new key) once the holder is unfrozen gets
+        the refused payment settled (red team 10: the same-batch replay answered the old refusal
+        for ever); the one settled before comes back a duplicate, nothing is paid twice; once every
+        outcome is final, the same batch replays that latest answer and sends nothing."""
+        ctx = gateway.ctx
+        payer, frozen = Shop(gateway), Shop(gateway)
+        ok = payer.pay(gateway, 300)
+        refused = frozen.card.sign_payment(payer.merchant, 400, gateway.now())  # to the same merchant
+        ctx.cash.freeze(ctx.regulator, frozen.holder)
+        first = upload(gateway, payer.terminal, ok, refused)
+        assert outcomes(first) == [("settled", None), ("rejected", "holder-refused")]
+        ctx.cash.unfreeze(ctx.regulator, frozen.holder)
+        again = upload(gateway, payer.terminal, ok, refused)  # the same batch, a new key
+        assert not again["replayed"] and again["tx_hash"] != first["tx_hash"]
+        assert outcomes(again) == [("duplicate", None), ("settled", None)]
+        assert ctx.cash.balance_of(payer.merchant) == 700
+        block = gateway.w3.eth.block_number
+        third = upload(gateway, payer.terminal, ok, refused)
+        assert third["replayed"] and third["results"] == again["results"]
+        assert gateway.w3.eth.block_number == block and ctx.cash.balance_of(payer.merchant) == 700
+
     def test_a_forged_signature_is_rejected(self, gateway: Gateway) -> None:
         shop = Shop(gateway)
         genuine = shop.pay(gateway, 700)

@@ -150,7 +150,10 @@ def upload(
     the operator's process, not the gateway's, finishes them.
 
     The same Idempotency-Key and body replay the stored answer (the backbone); the same batch from
-    the same terminal under a new key gets its confirmed earlier upload's answer, nothing sent.
+    the same terminal under a new key gets its latest confirmed upload's answer, nothing sent --
+    unless a payment of it was refused for a reason that may pass later (a frozen holder or
+    merchant: ``final`` false): then the batch is settled again, as the README promises ("settled
+    by a later upload"); its payments settled before come back ``duplicate``, nothing paid twice.
     """
     digest = batch_digest(payments)
     with ctx.db.session() as s:
@@ -164,10 +167,10 @@ def upload(
                 OfflineUpload.batch_digest == digest,
                 OfflineUpload.results.is_not(None),
             )
-            .order_by(OfflineUpload.id)
+            .order_by(OfflineUpload.id.desc())
             .limit(1)
         )
-    if known is None and earlier is not None:  # the same batch again, under a new key
+    if known is None and earlier is not None and _all_final(earlier):  # the same batch, a new key
         record(ctx.db, key, "offline.upload", at.id, earlier.operation_id, "replayed")
         return upload_out(ctx, earlier, replayed=True)
 
@@ -195,6 +198,11 @@ def upload(
         if op.status == "confirmed" and row.results is None:
             row = _store_results(s, row.id, op)
     return _out(row, op, replayed)
+
+
+def _all_final(upload: OfflineUpload) -> bool:
+    """Whether every payment of a settled upload had its final outcome (none may pass later)."""
+    return all(r.get("final", True) for r in (upload.results or {}).get("results", []))
 
 
 def upload_of(ctx: ServiceContext, upload_id: int) -> OfflineUpload:

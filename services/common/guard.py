@@ -5,7 +5,8 @@ this order, before any route or FastAPI body parsing runs:
 
 1. gives the request an id (a well-formed ``X-Request-ID`` header, else a new one), returned as a
    header and in every problem body, and on every log line written while it runs;
-2. rate-limits per client address (a token bucket; 429 with ``Retry-After``);
+2. refuses a request that repeats ``X-API-Key`` or ``Idempotency-Key`` (400), then rate-limits
+   per client address (a token bucket; 429 with ``Retry-After``);
 3. on ``/v1/`` routes (but the holder's sign-in, :data:`KEYLESS_ROUTES`), checks the API key
    *before reading a byte of the body* (401), refuses a holder key outside the holder routes
    (403), then
@@ -66,6 +67,8 @@ log = logging.getLogger("xcpay.guard")
 # calls and stays far inside an 8 MiB thread stack.
 SANE_RECURSION_LIMIT = 10_000
 
+# Headers a request sends at most once (their value decides who acts, and which operation).
+_SINGLE_HEADERS = (b"x-api-key", b"idempotency-key")
 UPLOAD_ROUTE = re.compile(r"/csv/?$")  # the CSV uploads keep a larger limit
 # The /v1/ routes a client reaches without a key: a holder's sign-in, which is how a holder gets
 # a key (the signature over a single-use challenge is the credential; rate limits still apply).
@@ -267,6 +270,18 @@ class Guard:
         seen: dict[str, Any],
     ) -> None:
         s = self.settings
+        names = [k.lower() for k, _ in scope.get("headers", [])]
+        repeated = [h.decode() for h in _SINGLE_HEADERS if names.count(h) > 1]
+        if repeated:
+            # Which one would count? A proxy may check the first, the service read the last: a
+            # request that sends either twice is refused, not guessed at (red team 10).
+            await refuse(
+                400,
+                "repeated-header",
+                "A header that must come once came more than once",
+                f"send {', '.join(repeated)} once",
+            )
+            return
         if self.limited and (wait := self.by_address.take(f"addr:{client}")):
             await self._too_many(refuse, wait, "this client address")
             return

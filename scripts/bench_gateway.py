@@ -64,9 +64,7 @@ from chain.clients.token import CashClient, Kind  # noqa: E402
 from chain.manifest import Manifest  # noqa: E402
 from chain.processes import free_port, running, wait_for_http  # noqa: E402
 from scripts.benchlib import BareBatchLimit, Target, cpu_s, render_rows, table, write_result  # noqa: E402
-from scripts.stack import deploy, local_node, service_env, tail_of  # noqa: E402
-from services.common.db import Database, upgrade  # noqa: E402
-from services.common.keys import Role, create_key  # noqa: E402
+from scripts.stack import deploy, local_node, service_env, sqlite_with_operator_key, tail_of  # noqa: E402
 from wallets.hardwallet import HardWallet  # noqa: E402
 
 ADMIN = "xcp_bench_admin_key_0123456789abcdef"
@@ -104,13 +102,7 @@ def card_scene(rpc: str, tmp: Path, label: str) -> CardScene:
     (labelled ``label``), register a merchant and CARDS cards each loaded with LOAD."""
     manifest_path = tmp / "manifest.json"
     deploy(rpc, manifest_path)
-    db_url = f"sqlite:///{tmp / 'gateway.db'}"
-    upgrade(db_url)
-    db = Database(db_url)
-    with db.session() as s:
-        _, operator_key = create_key(s, Role.OPERATOR, f"{label} operator")
-        s.commit()
-    db.dispose()
+    db_url, operator_key = sqlite_with_operator_key(tmp / "gateway.db", f"{label} operator")
     w3 = http(rpc, timeout_s=120)
     manifest = Manifest.load(manifest_path)
     cash = CashClient(w3, manifest)

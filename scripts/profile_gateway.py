@@ -19,7 +19,8 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,67 @@ class Sampler(threading.Thread):
             time.sleep(self.interval_s)
 
 
+@contextmanager
+def served(app: Any, port: int) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread of this process (so that the sampler sees its
+    threads); its URL once ``/healthz`` answers; stopped on the way out."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def profiled() -> Iterator[tuple[Sampler, collections.Counter[str]]]:
+    """While the block runs: every SQL statement (its first four words) and commit of this
+    process's engines, and the stacks of every thread but the calling one (the client's)."""
+    statements: collections.Counter[str] = collections.Counter()
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements[" ".join(statement.split()[:4])] += 1
+
+    def count_commit(conn: Any) -> None:
+        statements["COMMIT"] += 1
+
+    event.listen(Engine, "before_cursor_execute", count)
+    event.listen(Engine, "commit", count_commit)
+    sampler = Sampler()
+    sampler.skip.add(threading.get_ident())
+    sampler.start()
+    try:
+        yield sampler, statements
+    finally:
+        sampler.stop.set()
+        sampler.join()
+        event.remove(Engine, "before_cursor_execute", count)
+        event.remove(Engine, "commit", count_commit)
+
+
+def print_profile(
+    sampler: Sampler, statements: collections.Counter[str], n: int, unit: str, top: int
+) -> None:
+    """The statements per ``unit`` (``n`` of them were timed) and the most sampled functions."""
+    print(f"{sampler.samples} busy samples in the service's threads ({sampler.samples / n:.1f} per {unit})")
+    print(f"\n-- SQL statements per {unit} ({sum(statements.values()) / n:.2f}) --")
+    for name, c in statements.most_common():
+        print(f"{c / n:7.2f}  {name}")
+    for title, counts in (("self", sampler.self_counts), ("cumulative", sampler.cum_counts)):
+        print(f"\n-- {title} --")
+        for name, c in counts.most_common(top):
+            print(f"{c:7d} {100 * c / max(1, sampler.samples):5.1f}%  {name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=10)
@@ -95,16 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         from services.gateway.settings import GatewaySettings
 
         app = create_app(GatewaySettings())
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        url = stack.enter_context(served(app, port))
         client = httpx.Client(base_url=url, headers={"X-API-Key": scene.operator_key}, timeout=300)
         r = client.post("/v1/terminals", json={"merchant": merchant.address, "location": "profile"})
         r.raise_for_status()
@@ -130,38 +183,15 @@ def main(argv: list[str] | None = None) -> int:
 
         upload(batch(MAX_BATCH))  # warm-up
         prepared = [batch(MAX_BATCH) for _ in range(args.uploads)]
-        statements: collections.Counter[str] = collections.Counter()
-
-        def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            statements[" ".join(statement.split()[:4])] += 1
-
-        def count_commit(conn: Any) -> None:
-            statements["COMMIT"] += 1
-
-        event.listen(Engine, "before_cursor_execute", count)
-        event.listen(Engine, "commit", count_commit)
-        sampler = Sampler()
-        sampler.skip.add(threading.get_ident())  # the client (this thread) is not the gateway
-        sampler.start()
-        started = time.perf_counter()
-        for payments in prepared:
-            upload(payments)
-        seconds = time.perf_counter() - started
-        sampler.stop.set()
-        sampler.join()
-        server.should_exit = True
-        thread.join(timeout=10)
+        with profiled() as (sampler, statements):
+            started = time.perf_counter()
+            for payments in prepared:
+                upload(payments)
+            seconds = time.perf_counter() - started
         n = args.uploads * MAX_BATCH
         per_upload_ms = seconds / args.uploads * 1000
         print(f"{n} payments in {seconds:.2f} s: {n / seconds:.1f} /s ({per_upload_ms:.0f} ms per upload)")
-        print(f"{sampler.samples} busy samples in the gateway's threads")
-        print(f"\n-- SQL statements per upload ({sum(statements.values()) / args.uploads:.1f}) --")
-        for name, c in statements.most_common():
-            print(f"{c / args.uploads:7.1f}  {name}")
-        for title, counts in (("self", sampler.self_counts), ("cumulative", sampler.cum_counts)):
-            print(f"\n-- {title} --")
-            for name, c in counts.most_common(args.top):
-                print(f"{c:7d} {100 * c / max(1, sampler.samples):5.1f}%  {name}")
+        print_profile(sampler, statements, args.uploads, "upload", args.top)
     return 0
 
 

@@ -11,11 +11,9 @@ commits per issuance and the functions with the most samples in the service's th
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -26,15 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from sqlalchemy import event  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
 
 from chain.processes import free_port  # noqa: E402
-from scripts.profile_gateway import Sampler  # noqa: E402
-from scripts.stack import deploy, local_node, service_env  # noqa: E402
-from services.common.db import Database, upgrade  # noqa: E402
-from services.common.keys import Role, create_key  # noqa: E402
+from scripts.profile_gateway import print_profile, profiled, served  # noqa: E402
+from scripts.stack import deploy, local_node, service_env, sqlite_with_operator_key  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,29 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         rpc = stack.enter_context(local_node(tmp))
         manifest_path = tmp / "manifest.json"
         deploy(rpc, manifest_path)
-        db_url = f"sqlite:///{tmp / 'operator.db'}"
-        upgrade(db_url)
-        db = Database(db_url)
-        with db.session() as s:
-            _, operator_key = create_key(s, Role.OPERATOR, "profile operator")
-            s.commit()
-        db.dispose()
+        db_url, operator_key = sqlite_with_operator_key(tmp / "operator.db", "profile operator")
         port = free_port()
         os.environ.update(service_env(rpc, manifest_path, db_url, port, "xcp_profile_admin_0123456789abcdef"))
         from services.operator.app import create_app
         from services.operator.settings import OperatorSettings
 
-        app = create_app(OperatorSettings())
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        url = stack.enter_context(served(create_app(OperatorSettings()), port))
         client = httpx.Client(base_url=url, headers={"X-API-Key": operator_key}, timeout=300)
 
         def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -83,39 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         )["request"]["address"]
         for _ in range(10):  # warm-up
             post("/v1/issuance", {"to": wallet, "amount_fen": 100})
-        statements: collections.Counter[str] = collections.Counter()
-
-        def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            statements[" ".join(statement.split()[:4])] += 1
-
-        def count_commit(conn: Any) -> None:
-            statements["COMMIT"] += 1
-
-        event.listen(Engine, "before_cursor_execute", count)
-        event.listen(Engine, "commit", count_commit)
-        sampler = Sampler()
-        sampler.skip.add(threading.get_ident())  # the client (this thread) is not the service
-        sampler.start()
-        started = time.perf_counter()
-        for _ in range(args.requests):
-            post("/v1/issuance", {"to": wallet, "amount_fen": 100})
-        seconds = time.perf_counter() - started
-        sampler.stop.set()
-        sampler.join()
-        server.should_exit = True
-        thread.join(timeout=10)
+        with profiled() as (sampler, statements):
+            started = time.perf_counter()
+            for _ in range(args.requests):
+                post("/v1/issuance", {"to": wallet, "amount_fen": 100})
+            seconds = time.perf_counter() - started
         n = args.requests
         load = Path("/proc/loadavg").read_text().strip()
         print(f"{n} issuances in {seconds:.2f} s: {n / seconds:.1f} /s; load {load}")
-        per = sampler.samples / n
-        print(f"{sampler.samples} busy samples in the service's threads ({per:.1f} per issuance)")
-        print(f"\n-- SQL statements per issuance ({sum(statements.values()) / n:.2f}) --")
-        for name, c in statements.most_common():
-            print(f"{c / n:7.2f}  {name}")
-        for title, counts in (("self", sampler.self_counts), ("cumulative", sampler.cum_counts)):
-            print(f"\n-- {title} --")
-            for name, c in counts.most_common(args.top):
-                print(f"{c:7d} {100 * c / max(1, sampler.samples):5.1f}%  {name}")
+        print_profile(sampler, statements, n, "issuance", args.top)
     return 0
 
 

@@ -20,6 +20,22 @@ from chain.processes import anvil_cmd, free_port, running, wait_for_http, wait_f
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def sqlite_with_operator_key(path: Path, label: str) -> tuple[str, str]:
+    """A new SQLite database at ``path``, migrated, holding one operator API key (``label``): its
+    URL and the key (shown once), for a script that serves a service in its own process."""
+    from services.common.db import Database, upgrade
+    from services.common.keys import Role, create_key
+
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    db = Database(url)
+    with db.session() as s:
+        _, key = create_key(s, Role.OPERATOR, label)
+        s.commit()
+    db.dispose()
+    return url, key
+
+
 def tail_of(log: Path, lines: int = 20) -> str:
     try:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])

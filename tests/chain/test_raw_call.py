@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from chain.accounts import dev_account
 from chain.backends import http
@@ -26,11 +27,9 @@ def deployed() -> Iterator[tuple[Web3, Manifest]]:
         yield w3, deploy_all(w3)
 
 
-def test_every_simple_view_answers_as_web3_does(deployed: tuple[Web3, Manifest]) -> None:
-    w3, manifest = deployed
-    tx = Transactor(w3, manifest.error_decoder())
-    holder = dev_account(2).address
-    compared = 0
+def simple_views(w3: Web3, manifest: Manifest, holder: str) -> Iterator[tuple[str, ContractFunction]]:
+    """Every view or pure function of every deployed contract that takes no argument or one
+    address (called with ``holder``), named "Contract.function"."""
     for name in manifest.contracts:
         contract = manifest.contract(w3, name)
         for item in contract.abi:
@@ -39,17 +38,25 @@ def test_every_simple_view_answers_as_web3_does(deployed: tuple[Web3, Manifest])
             inputs = [i["type"] for i in item.get("inputs", [])]
             if inputs not in ([], ["address"]):
                 continue
-            fn = contract.functions[item["name"]](*([holder] if inputs else []))
-            try:
-                expected = fn.call()
-            except Exception as exc:  # a view that reverts: the same error both ways
-                with pytest.raises(ContractError) as raised:
-                    tx.call(fn)
-                assert type(raised.value) is type(tx.errors.decode(getattr(exc, "data", None)))
-                continue
-            got = tx.call(fn)
-            assert got == expected and type(got) is type(expected), (name, item["name"], got, expected)
-            compared += 1
+            yield f"{name}.{item['name']}", contract.functions[item["name"]](*([holder] if inputs else []))
+
+
+def test_every_simple_view_answers_as_web3_does(deployed: tuple[Web3, Manifest]) -> None:
+    w3, manifest = deployed
+    tx = Transactor(w3, manifest.error_decoder())
+    holder = dev_account(2).address
+    compared = 0
+    for label, fn in simple_views(w3, manifest, holder):
+        try:
+            expected = fn.call()
+        except Exception as exc:  # a view that reverts: the same error both ways
+            with pytest.raises(ContractError) as raised:
+                tx.call(fn)
+            assert type(raised.value) is type(tx.errors.decode(getattr(exc, "data", None)))
+            continue
+        got = tx.call(fn)
+        assert got == expected and type(got) is type(expected), (label, got, expected)
+        compared += 1
     assert compared > 50
 
 
@@ -117,20 +124,12 @@ def test_call_many_answers_each_view_as_call_does_in_one_round_trip(deployed: tu
     tx = Transactor(w3, manifest.error_decoder())
     holder = dev_account(2).address
     fns = []
-    for name in manifest.contracts:
-        contract = manifest.contract(w3, name)
-        for item in contract.abi:
-            if item.get("type") != "function" or item.get("stateMutability") not in ("view", "pure"):
-                continue
-            inputs = [i["type"] for i in item.get("inputs", [])]
-            if inputs not in ([], ["address"]):
-                continue
-            fn = contract.functions[item["name"]](*([holder] if inputs else []))
-            try:
-                tx.call(fn)
-            except ContractError:
-                continue  # a view that reverts: below, on its own
-            fns.append(fn)
+    for _, fn in simple_views(w3, manifest, holder):
+        try:
+            tx.call(fn)
+        except ContractError:
+            continue  # a view that reverts: below, on its own
+        fns.append(fn)
     assert len(fns) > 50
     expected = [tx.call(fn) for fn in fns]
     counter = _CountingPosts(w3)

@@ -24,7 +24,7 @@ from chain.accounts import dev_account
 from chain.manifest import Manifest
 from chain.paths import NODE_MODULES, PROJECT_ROOT
 from chain.processes import free_port
-from tests.e2e.test_operator_processes import RUN_START_S, Client, service_env, wait_healthy
+from tests.e2e.test_operator_processes import RUN_START_S, Client, service_env, wait_run_up
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
     try:
         url = f"http://127.0.0.1:{api_port}"
-        wait_healthy(url, proc, RUN_START_S)
+        wait_run_up(log, proc, RUN_START_S)
         api = Client(url)
         wallet = api.wallet()
         r = api.post("operator", "/v1/issuance", {"to": wallet, "amount_fen": ISSUED_FEN})

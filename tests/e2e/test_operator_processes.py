@@ -30,6 +30,19 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90)
     wait_for_http(f"{url}/healthz", proc, timeout_s)
 
 
+def wait_run_up(log: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait for `make run`'s "xcpay is up." banner. The operator answering is not enough: the
+    banner follows once the gateway answers too, and a test that stopped the stack before then
+    found no banner in the log (seen in CI on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    while "xcpay is up." not in log.read_text(errors="replace"):
+        if proc.poll() is not None:
+            raise RuntimeError(f"`make run` exited with {proc.returncode}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no start-up banner after {timeout_s} s:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
 # `make run` deploys every contract before the services start; on a loaded machine that takes minutes.
 RUN_START_S = 300
 
@@ -257,7 +270,7 @@ def test_make_run_restarts_with_the_chain_the_database_and_the_keys(tmp_path: Pa
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_healthy(url, proc, RUN_START_S)
+            wait_run_up(log, proc, RUN_START_S)
         except BaseException:
             proc.send_signal(signal.SIGINT)  # never leave a stack behind
             proc.wait(timeout=120)

@@ -29,6 +29,16 @@ custodial wallet). Operations grants it with an operation of its own (``cash.app
 idempotency key names its parent, :func:`allowance_key`) that goes through steps 2 and 3 before
 the parent is signed: every transaction the services send has its row, and the reconciliation
 needs no exception for approvals.
+
+An allowance is shared state, one per (wallet, contract), and an approval SETS it: two operations
+pulling from one wallet at once could each find it enough and skip approving (the second pull then
+refused), or one's approval overwrite the other's. So an operation whose call needs an allowance
+runs in its owner's *turn* (:meth:`Operations._owner_turn`, a lock per custodial wallet in this
+process), from the allowance read until its transaction is mined; the reconciler takes the same
+turns. A turn is per process: the gateway also pulls from custodial wallets (QuickPay, refunds),
+so when the estimate still finds the allowance short, it is granted again by the parent's next
+allowance operation (:meth:`Operations._allow_and_prepare`). A builder states the most its call
+can pull, never an amount read from the chain before its turn.
 """
 
 from __future__ import annotations
@@ -71,7 +81,9 @@ class Allowance:
     """An allowance a call needs before it is sent: ``spender`` (a family contract) may pull at
     least ``amount`` from the custodial wallet ``owner``. A builder states it as data; Operations
     grants it, when the chain does not allow it yet, with a tracked operation of its own
-    (``ALLOWANCE_KIND``), so that builders stay pure data-to-call."""
+    (``ALLOWANCE_KIND``), so that builders stay pure data-to-call. ``amount`` is the most the call
+    can pull (a voucher spend: its bill), not a share quoted before the owner's turn: another pull
+    of the owner may change that share before this call is mined."""
 
     owner: str
     spender: str

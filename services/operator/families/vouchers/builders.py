@@ -1,9 +1,10 @@
 """The voucher family's operation builders: a stored request in, the signed-for call out.
 
 Pure data-to-call (see ``services/common/operations.py``): each builder reads the stored request
-(and what it needs to read: the programme's issuer, a campaign leaf, whether a bill qualifies), picks the signing account and asks the typed client ``ctx.vouchers`` for the call. The
-allowances a creation (the budget) and a custodial spend (the bill, the most it can pull) need are
-stated as data (``Call.allowance``) and Operations makes sure of them; nothing here sends a transaction.
+(and what it needs to read: the programme's issuer, a campaign leaf, whether a bill qualifies),
+picks the signing account and asks the typed client ``ctx.vouchers`` for the call. The allowances
+a creation (the budget) and a custodial spend (the bill, the most it can pull) need are stated as
+data (``Call.allowance``) and Operations makes sure of them; nothing here sends a transaction.
 """
 
 from __future__ import annotations

@@ -29,6 +29,16 @@ custodial wallet). Operations grants it with an operation of its own (``cash.app
 idempotency key names its parent, :func:`allowance_key`) that goes through steps 2 and 3 before
 the parent is signed: every transaction the services send has its row, and the reconciliation
 needs no exception for approvals.
+
+An allowance is shared state, one per (wallet, contract), and an approval SETS it: two operations
+pulling from one wallet at once could each find it enough and skip approving (the second pull then
+refused), or one's approval overwrite the other's. So an operation whose call needs an allowance
+runs in its owner's *turn* (:meth:`Operations._owner_turn`, a lock per custodial wallet in this
+process), from the allowance read until its transaction is mined; the reconciler takes the same
+turns. A turn is per process: the gateway also pulls from custodial wallets (QuickPay, refunds),
+so when the estimate still finds the allowance short, it is granted again by the parent's next
+allowance operation (:meth:`Operations._allow_and_prepare`). A builder states the most its call
+can pull, never an amount read from the chain before its turn.
 """
 
 from __future__ import annotations
@@ -41,8 +51,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,7 +81,9 @@ class Allowance:
     """An allowance a call needs before it is sent: ``spender`` (a family contract) may pull at
     least ``amount`` from the custodial wallet ``owner``. A builder states it as data; Operations
     grants it, when the chain does not allow it yet, with a tracked operation of its own
-    (``ALLOWANCE_KIND``), so that builders stay pure data-to-call."""
+    (``ALLOWANCE_KIND``), so that builders stay pure data-to-call. ``amount`` is the most the call
+    can pull (a voucher spend: its bill), not a share quoted before the owner's turn: another pull
+    of the owner may change that share before this call is mined."""
 
     owner: str
     spender: str
@@ -102,6 +114,24 @@ Builder = Callable[[ServiceContext, dict[str, Any]], Call | Relay]
 
 
 ALLOWANCE_KIND = "cash.approve"  # the operation that grants a Call's Allowance
+ALLOWANCE_ATTEMPTS = 3  # grants of one operation's allowance when another process keeps taking it
+
+
+@dataclass
+class _Turn:
+    """One custodial wallet's turn (``Operations._owner_turn``): its lock and how many hold or
+    wait for it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
+
+def _allowance_short(exc: ContractError, allowance: Allowance) -> bool:
+    """Whether ``exc`` is the token refusing a pull on ``allowance`` for want of allowance."""
+    if exc.name != "ERC20InsufficientAllowance":
+        return False
+    spender = exc.args_dict.get("spender")
+    return isinstance(spender, str) and spender.lower() == allowance.spender.lower()
 
 
 def allowance_key(parent_id: str, seq: int) -> str:
@@ -145,6 +175,9 @@ class Operations:
         self.builders: dict[str, Builder] = {ALLOWANCE_KIND: _approve, **(builders or {})}
         self._inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
+        # Each custodial wallet's turn for the operations that pull from it (_owner_turn).
+        self._owner_locks: dict[str, _Turn] = {}
+        self._owner_guard = threading.Lock()
         # Given the events of each operation confirmed here, decoded once from its receipt, with
         # the database session that records the confirmation: the operator's event indexer
         # stores them in the same commit instead of reading the same logs again. Its third
@@ -339,32 +372,59 @@ class Operations:
 
     def _sign_store_send(self, op: Operation) -> str | None:
         """Sign (or take the payer's signed bytes), store and send ``op``'s transaction; returns
-        its hash (None when it was not sent: the node was down after it was stored)."""
-        tx = self.ctx.tx
-        try:
+        its hash (None when it was not sent: the node was down after it was stored).
+
+        A call that needs an allowance runs in its owner's turn (:meth:`_owner_turn`): from the
+        allowance read to its transaction mined, no other operation of this process that pulls
+        from the same wallet runs, so none can take the allowance this one found or granted."""
+        with self._refused_before_signing(op):
             call = self.builders[op.kind](self.ctx, op.request)
-            if isinstance(call, Relay):
-                return self._store_send_relay(op, call)
+        if isinstance(call, Relay):
+            return self._store_send_relay(op, call)
+        if call.allowance is None:
+            return self._send_call(op, call)
+        with self._owner_turn(call.allowance.owner):
+            tx_hash = self._send_call(op, call)
+            if tx_hash is not None:
+                # Mined before the owner's next pull reads its allowance (a slow chain: after the
+                # wait, the next one goes on; should it then find the allowance short, it grants
+                # it again, see _allow_and_prepare).
+                with contextlib.suppress(NodeUnavailable):
+                    self.ctx.tx.receipt(tx_hash, timeout_s=self.ctx.settings.receipt_timeout_s)
+            return tx_hash
+
+    def _send_call(self, op: Operation, call: Call) -> str | None:
+        """The rest of :meth:`_sign_store_send` for a built call: scope, gas money, allowance,
+        estimate, then sign, store and send."""
+        with self._refused_before_signing(op):
             self._check_institution_scope(op, call)
             if call.gas_money:
                 topup = self.ctx.settings.gas_topup_wei
                 self.ctx.tx.send_values(self.ctx.operator, [(a, topup) for a in call.gas_money])
             if call.allowance is not None:
-                self._allow(op, call.allowance)
-            params = tx.prepare(call.fn, call.signer.address)
-        except ContractError as exc:  # refused before anything was signed
-            self.fail(op.id, contract_problem(exc, operation_id=op.id))
-            raise  # unreachable: _fail raises
-        except Problem as exc:
-            self.fail(op.id, exc)
-            raise
-        except (MismatchedABI, EncodingError) as exc:  # an argument the ABI type cannot hold
-            self.fail(op.id, unencodable(exc, op.id))
-            raise  # unreachable: fail raises
+                params = self._allow_and_prepare(op, call, call.allowance)
+            else:
+                params = self.ctx.tx.prepare(call.fn, call.signer.address)
         self._flush_unsent(call.signer.address)
         tx_hash = self._sign_and_send(op, call, params)
         fault_point("after_send", op.kind)
         return tx_hash
+
+    @contextlib.contextmanager
+    def _refused_before_signing(self, op: Operation) -> Iterator[None]:
+        """A refusal before anything was signed (the contract's, by estimate; a problem; an
+        argument the ABI cannot hold) fails ``op`` with its problem, raised."""
+        try:
+            yield
+        except ContractError as exc:
+            self.fail(op.id, contract_problem(exc, operation_id=op.id))
+            raise  # unreachable: fail raises
+        except Problem as exc:
+            self.fail(op.id, exc)
+            raise
+        except (MismatchedABI, EncodingError) as exc:
+            self.fail(op.id, unencodable(exc, op.id))
+            raise  # unreachable: fail raises
 
     # -- two tiers: whose customers a key may act for ----------------------------------------
 
@@ -406,6 +466,43 @@ class Operations:
         return frozenset(k.address for k in keys if k is not None)
 
     # -- allowances ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _owner_turn(self, owner: str) -> Iterator[None]:
+        """Hold the turn of the custodial wallet ``owner`` (one lock per wallet in this process,
+        dropped when no one holds or waits for it). Taken only while no other turn is held, after
+        the operation's claim and before any child's claim or nonce lock: always in that order,
+        so no two threads (the reconciler's included) can wait for each other."""
+        key = owner.lower()
+        with self._owner_guard:
+            entry = self._owner_locks.get(key)
+            if entry is None:
+                entry = self._owner_locks[key] = _Turn()
+            entry.users += 1
+        try:
+            with entry.lock:
+                yield
+        finally:
+            with self._owner_guard:
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._owner_locks[key]
+
+    def _allow_and_prepare(self, op: Operation, call: Call, allowance: Allowance) -> Any:
+        """Make sure of ``allowance`` (:meth:`_allow`), then estimate ``call``. Should the estimate
+        find the allowance short all the same (a pull from the same wallet by another process:
+        the operator and the gateway both pull from custodial wallets through QuickPay and the
+        refunds contract, and a turn is per process), it is granted again, by the parent's next
+        allowance operation (:func:`allowance_key`), a bounded number of times."""
+        for attempt in range(1, ALLOWANCE_ATTEMPTS + 1):
+            self._allow(op, allowance)
+            try:
+                return self.ctx.tx.prepare(call.fn, call.signer.address)
+            except ContractError as exc:
+                if attempt == ALLOWANCE_ATTEMPTS or not _allowance_short(exc, allowance):
+                    raise
+                log.info("allowance of %s taken before %s was signed; granted again", allowance.owner, op.id)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _allow(self, parent: Operation, allowance: Allowance) -> None:
         """Make sure of the allowance ``parent``'s call needs, as an operation of its own.

@@ -6,10 +6,14 @@ the operator API over real HTTP for the wallets and the reconciliation."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -174,3 +178,93 @@ def test_a_refused_allowance_fails_its_parent_with_the_same_problem(
     [child] = _children(api, parent.id)
     assert child.status == "failed" and child.error["slug"] == "not-custodial" and child.raw_tx is None
     assert api.w3.eth.block_number == block
+
+
+def _redeem_over_http(api: Api, wallet: str, amount: int) -> httpx.Response:
+    return api.post("operator", "/v1/redemptions", {"from": wallet, "amount_fen": amount})
+
+
+def test_concurrent_pulls_from_one_wallet_each_find_their_allowance(api: Api) -> None:
+    """Red team: one allowance per wallet and spender, shared by every pull. Left at 700 by an
+    earlier redemption while the wallet has since been paid 2,000, it covered each of four
+    redemptions of 500 at once but not all four: each skipped approving and three were refused
+    (422 insufficient-allowance) although the wallet held the money. Now the pulls from one
+    wallet take turns, each finding (or granting) its allowance after the previous one was mined."""
+    wallet = _funded(api, 1_000)
+    assert _redeem_over_http(api, wallet, 300).status_code == 200
+    assert api.post("operator", "/v1/issuance", {"to": wallet, "amount_fen": 2_000}).status_code == 200
+    ctx = api.app.state.ctx
+    assert ctx.cash.allowance(wallet, ctx.operator.address) == 700
+    start = threading.Barrier(4)
+
+    def one(_: int) -> httpx.Response:
+        start.wait()
+        return _redeem_over_http(api, wallet, 500)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(one, range(4)))
+    assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers if r.status_code != 200]
+    assert ctx.cash.balance_of(wallet) == 700
+    assert api.app.state.ops._owner_locks == {}  # no turn left behind
+    assert api.auditor.get("/v1/audit/reconciliation").json()["verdict"] == "clean"
+
+
+class _PulledMeanwhile(Operations):
+    """Operations, but once, right after an allowance is made sure of and before the call is
+    estimated, ``meanwhile`` runs: another process's pull from the same wallet (the gateway has
+    turns of its own)."""
+
+    def __init__(self, ctx: ServiceContext, meanwhile: Callable[[], None]) -> None:
+        super().__init__(ctx, {KIND: _redeem})
+        self.meanwhile = meanwhile
+
+    def _allow(self, parent: Operation, allowance: Allowance) -> None:
+        super()._allow(parent, allowance)
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+
+
+def test_an_allowance_taken_by_another_process_before_signing_is_granted_again(
+    api: Api, ops: Operations, key: ApiKey
+) -> None:
+    """A turn is per process: the operator and the gateway both pull from custodial wallets
+    (QuickPay, refunds). The other one's pull took the allowance this operation had just been
+    granted; the estimate finds it short, the parent's second allowance operation grants it
+    again, and the pull goes through (it was a 422 insufficient-allowance)."""
+    wallet = _funded(api, 1_000)
+
+    def other_process_pulls() -> None:
+        assert api.post("operator", "/v1/issuance", {"to": wallet, "amount_fen": 2_000}).status_code == 200
+        other = Operations(api.app.state.ctx, {KIND: _redeem})  # its own turns
+        done, _ = perform(other, KIND, key, str(uuid.uuid4()), {"holder": wallet, "amount_fen": 800})
+        assert done.status == "confirmed"
+
+    racing = _PulledMeanwhile(api.app.state.ctx, other_process_pulls)
+    op, _ = perform(racing, KIND, key, str(uuid.uuid4()), {"holder": wallet, "amount_fen": 400})
+    assert op.status == "confirmed"
+    children = _children(api, op.id)
+    assert [(c.idempotency_key, c.status) for c in children] == [
+        (allowance_key(op.id, 1), "confirmed"),
+        (allowance_key(op.id, 2), "confirmed"),
+    ]
+    assert racing.ctx.cash.balance_of(wallet) == 1_000 + 2_000 - 800 - 400
+
+
+def test_the_reconciler_waits_for_the_wallets_turn(api: Api, ops: Operations, key: ApiKey) -> None:
+    """A request of the wallet holds its turn: the reconciler's run of another pending pull from
+    it waits (holding that operation's claim only: nothing it waits for waits for it) and then
+    finishes it; nothing is left locked."""
+    wallet = _funded(api, 1_000)
+    parent, _ = ops.begin(KIND, key, str(uuid.uuid4()), {"holder": wallet, "amount_fen": 300})
+    _age(api, parent.id)
+    with ops._owner_turn(wallet):
+        reconciler = threading.Thread(target=ops.reconcile)
+        reconciler.start()
+        reconciler.join(0.5)
+        assert ops.get(parent.id).raw_tx is None and _children(api, parent.id) == []
+    reconciler.join(60)
+    assert not reconciler.is_alive()
+    assert ops.get(parent.id).status == "confirmed"
+    assert ops.ctx.cash.balance_of(wallet) == 700
+    assert ops._owner_locks == {}

@@ -5,7 +5,9 @@ report; clawback after expiry. Real chain, real database (SQLite and PostgreSQL)
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -253,6 +255,71 @@ def test_a_holding_read_asks_the_chain_once_a_programme_is_known(api: Api, town:
     finally:
         del ctx.tx.call
     assert calls == ["programmeOf", "holdingOf", "holdingOf", "holdingOf", "programmeOf", "programmeOf"]
+
+
+def funded_holder(api: Api, fen: int) -> str:
+    """A new custodial resident (tier 2) holding ``fen`` of cash."""
+    holder = api.new_wallet(tier=2, name="concurrent spender")
+    assert api.post("operator", "/v1/issuance", {"to": holder, "amount_fen": fen}).status_code == 200
+    return holder
+
+
+def at_once(api: Api, pid: int, holder: str, merchant: str, bills: list[int]) -> list[httpx.Response]:
+    """The spends of ``bills`` by one holder, sent over HTTP at the same moment (one thread each)."""
+    start = threading.Barrier(len(bills))
+
+    def one(bill: int) -> httpx.Response:
+        start.wait()
+        return spend(api, pid, holder, merchant, bill)
+
+    with ThreadPoolExecutor(len(bills)) as pool:
+        return list(pool.map(one, bills))
+
+
+def test_concurrent_spends_of_one_holder_partly_paid_by_voucher_all_go_through(api: Api, town: dict) -> None:
+    """Red team: each spend's own share needs the holder's allowance to the programmes contract,
+    one allowance per wallet shared by every spend. With an allowance left that covers one share
+    but not four (the holder was paid since it was granted), four spends at once each found it
+    enough, skipped approving, and all but the first were refused (422 insufficient-allowance)
+    although the holder held the cash. Now every one is paid, each exactly once."""
+    pid = create(api, town["office"], name="concurrent partial", min_bill_fen=10_000, discount_fen=2_000)
+    holder = funded_holder(api, 20_000)
+    assert grant(api, pid, [{"recipient": holder, "amount": 10_000}]).status_code == 200
+    assert spend(api, pid, holder, town["canteen"], 10_000).status_code == 200  # leaves an allowance
+    assert api.post("operator", "/v1/issuance", {"to": holder, "amount_fen": 50_000}).status_code == 200
+    ctx = api.app.state.ctx
+    assert ctx.cash.allowance(holder, ctx.vouchers.address) < 4 * 8_000 <= balance(api, holder)
+    before = {w: balance(api, w) for w in (holder, town["canteen"])}
+    answers = at_once(api, pid, holder, town["canteen"], [10_000] * 4)
+    assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers if r.status_code != 200]
+    assert {r.json()["status"] for r in answers} == {"confirmed"}
+    spent = [e["args"] for r in answers for e in r.json()["result"]["events"] if e["name"] == "Spent"]
+    assert sorted((s["voucher"], s["cash"]) for s in spent) == [(2_000, 8_000)] * 4
+    assert balance(api, holder) == before[holder] - 4 * 8_000
+    assert balance(api, town["canteen"]) == before[town["canteen"]] + 4 * 10_000
+    holding = api.auditor.get(f"/v1/voucher-programs/{pid}/holders/{holder}").json()
+    assert holding == {"granted_fen": 10_000, "spent_fen": 10_000, "returned_fen": 0, "balance_fen": 0}
+    assert api.auditor.get("/v1/audit/reconciliation").json()["verdict"] == "clean"
+
+
+def test_concurrent_spends_of_one_holder_wholly_paid_by_voucher_all_go_through(api: Api, town: dict) -> None:
+    """Red team: three bills of 40 against a voucher of 100. Each was quoted alone, wholly paid by
+    the voucher, so no spend asked for an allowance; the third, run after the other two had used
+    80 of the voucher, took 20 from the holder's cash with no allowance and was refused (422
+    insufficient-allowance). Now the holder's allowance covers what any spend can take (its bill)."""
+    pid = create(api, town["union"], name="concurrent whole", categories=[5812])
+    holder = funded_holder(api, 20_000)
+    assert grant(api, pid, [{"recipient": holder, "amount": 10_000}]).status_code == 200
+    before = {w: balance(api, w) for w in (holder, town["canteen"])}
+    answers = at_once(api, pid, holder, town["canteen"], [4_000] * 3)
+    assert [r.status_code for r in answers] == [200] * 3, [r.text for r in answers if r.status_code != 200]
+    spent = [e["args"] for r in answers for e in r.json()["result"]["events"] if e["name"] == "Spent"]
+    assert sorted((s["voucher"], s["cash"]) for s in spent) == [(2_000, 2_000), (4_000, 0), (4_000, 0)]
+    assert balance(api, holder) == before[holder] - 2_000  # the voucher paid 10,000 of the 12,000
+    assert balance(api, town["canteen"]) == before[town["canteen"]] + 12_000
+    holding = api.auditor.get(f"/v1/voucher-programs/{pid}/holders/{holder}").json()
+    assert holding == {"granted_fen": 10_000, "spent_fen": 10_000, "returned_fen": 0, "balance_fen": 0}
+    assert api.auditor.get("/v1/audit/reconciliation").json()["verdict"] == "clean"
 
 
 def test_after_expiry_what_is_left_returns_to_the_issuer_once(api: Api, town: dict) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 from chain.clients.hardwallet import SignedPayment
 from services.common.context import ServiceContext
-from services.common.operations import Allowance, Builder, Call, Relay
+from services.common.operations import Builder, Call, Relay
+from services.operator.families.vouchers.builders import spend_allowance
 
 
 def pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
@@ -22,10 +23,8 @@ def pay(ctx: ServiceContext, req: dict[str, Any]) -> Call | Relay:
         return Call(ctx.operator, ctx.hardwallet.settle_call([SignedPayment.from_json(req["payment"])]))
     if req["form"] == "voucher":  # the programme pays its share, the payer's wallet the rest
         holder = ctx.custodial(req["payer"])
-        vouchers = ctx.vouchers
-        _share, own = vouchers.quote(req["programme_id"], holder.address, req["amount_fen"])
-        fn = vouchers.spend_call(req["programme_id"], req["merchant"], req["amount_fen"])
-        allowance = Allowance(holder.address, vouchers.contract.address, own) if own else None
+        fn = ctx.vouchers.spend_call(req["programme_id"], req["merchant"], req["amount_fen"])
+        allowance = spend_allowance(ctx, req["programme_id"], holder.address, req["amount_fen"])
         return Call(holder, fn, allowance=allowance)
     return Call(ctx.custodial(req["payer"]), ctx.cash.transfer_call(req["merchant"], req["amount_fen"]))
 

@@ -1,10 +1,10 @@
 """The voucher family's operation builders: a stored request in, the signed-for call out.
 
 Pure data-to-call (see ``services/common/operations.py``): each builder reads the stored request
-(and what it needs to read: the programme's issuer, a campaign leaf, the holder's share of a
-bill), picks the signing account and asks the typed client ``ctx.vouchers`` for the call. The
-allowances a creation (the budget) and a custodial spend (the holder's own share) need are stated
-as data (``Call.allowance``) and Operations makes sure of them; nothing here sends a transaction.
+(and what it needs to read: the programme's issuer, a campaign leaf, whether a bill qualifies),
+picks the signing account and asks the typed client ``ctx.vouchers`` for the call. The allowances
+a creation (the budget) and a custodial spend (the bill, the most it can pull) need are stated as
+data (``Call.allowance``) and Operations makes sure of them; nothing here sends a transaction.
 """
 
 from __future__ import annotations
@@ -70,10 +70,24 @@ def enrol(ctx: ServiceContext, req: dict[str, Any]) -> Call:
 def spend(ctx: ServiceContext, req: dict[str, Any]) -> Call:
     """The holder's wallet pays the bill; the contract pulls the holder's own share (if any)."""
     holder = ctx.custodial(req["holder"])
-    _voucher, own = ctx.vouchers.quote(req["programme"], holder.address, req["bill_fen"])
     fn = ctx.vouchers.spend_call(req["programme"], req["merchant"], req["bill_fen"])
-    allowance = Allowance(holder.address, ctx.vouchers.address, own) if own else None
-    return Call(holder, fn, allowance=allowance)
+    return Call(holder, fn, allowance=spend_allowance(ctx, req["programme"], holder.address, req["bill_fen"]))
+
+
+def spend_allowance(ctx: ServiceContext, programme: int, holder: str, bill: int) -> Allowance:
+    """The allowance a custodial holder's spend of ``bill`` needs: the bill, the most the contract
+    can pull (its cash part is the bill less the voucher share), not the cash part quoted now.
+    The share depends on the voucher balance when the spend is mined: a quote read before another
+    spend of the holder used the voucher up says 0 where the contract then pulls cash (the red team
+    saw the third of three bills refused for want of an allowance that was never asked for). What
+    is left of it after the pull is harmless: only this contract may use it, and only for a spend
+    the holder signs (or the service signs as its custodian), to a merchant of the holder's choice,
+    never beyond what the holder holds; Operations approves what the wallet holds anyway.
+
+    The quote is still read, as a check before anything is signed or approved: it refuses as the
+    spend would a zero bill, a bill below the minimum and an empty voucher balance."""
+    ctx.vouchers.quote(programme, holder, bill)
+    return Allowance(holder, ctx.vouchers.address, bill)
 
 
 def spend_signed(ctx: ServiceContext, req: dict[str, Any]) -> Call:

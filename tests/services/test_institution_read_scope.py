@@ -364,3 +364,35 @@ class TestFamilies:
             check(api, f"/v1/billers/{billers[side]}/settlements/{day}.csv")
             # the biller's profile is directory data: any institution's key reads it
             allowed(api, f"/v1/billers/{billers[side]}")
+
+
+class TestWebhooks:
+    def test_an_institutions_endpoint_is_sent_only_its_customers_events(self, api: Api, world: World) -> None:
+        """The push side of the same rule: an endpoint registered by institution #2's key is queued
+        the events naming one of its customers only (its deliveries, payloads included, are what
+        ``GET /v1/webhooks/{id}/deliveries`` answers); the platform's endpoint gets both."""
+        endpoints = {}
+        for role in ("bank_b", "operator"):
+            r = api.clients[role].post(
+                "/v1/webhooks", json={"url": "http://127.0.0.1:38999/hook", "events": ["payment_code.paid"]}
+            )
+            assert r.status_code == 201, r.text
+            endpoints[role] = r.json()["id"]
+        paid = {}
+        for side in (world.mine, world.theirs):
+            r = api.post(side.client, "/v1/payment-codes", {"merchant": side.shop, "amount_fen": 2_00})
+            assert r.status_code == 201, r.text
+            code = r.json()["id"]
+            r = api.post(
+                side.client, f"/v1/payment-codes/{code}/pay", {"form": "custodial", "payer": side.resident}
+            )
+            assert r.status_code in (200, 201), r.text
+            paid[side.client] = code
+
+        def codes(role: str) -> set[str]:
+            r = api.clients[role].get(f"/v1/webhooks/{endpoints[role]}/deliveries")
+            assert r.status_code == 200, r.text
+            return {d["payload"]["code_id"] for d in r.json()["items"]}
+
+        assert codes("bank_b") == {paid["bank_b"]}
+        assert codes("operator") == {paid["bank_b"], paid["operator"]}

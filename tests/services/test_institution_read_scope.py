@@ -301,6 +301,31 @@ class TestFamilies:
         assert listed(api, "bank_b", path, "id") == {mine}
         assert listed(api, "auditor", path, "id") == both
 
+    def test_a_voucher_campaigns_tree_and_grants(self, api: Api, world: World) -> None:
+        now = int(api.w3.eth.get_block("latest")["timestamp"])
+        programmes = {}
+        for side in (world.mine, world.theirs):
+            body = {
+                "issuer": side.org,
+                "name": f"campaign {world.tag}",
+                "mode": "grant-list",
+                "budget_fen": 10_00,
+                "per_person_cap_fen": 5_00,
+                "starts_at": datetime.fromtimestamp(now - 60, UTC).isoformat(),
+                "expires_at": datetime.fromtimestamp(now + 30 * 86_400, UTC).isoformat(),
+                "categories": [7997],
+            }
+            r = api.post(side.client, "/v1/voucher-programs", body)
+            assert r.status_code == 201, r.text
+            (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "ProgrammeCreated"]
+            programmes[side.client] = pid = int(event["args"]["id"])
+            rows = {"unit": "fen", "rows": [{"recipient": side.resident, "amount": 1_00}]}
+            r = api.post(side.client, f"/v1/voucher-programs/{pid}/campaign", rows)
+            assert r.status_code == 201, r.text
+        for path in ("/campaign/tree", "/campaign/0"):
+            refused(api, f"/v1/voucher-programs/{programmes['operator']}{path}")
+            allowed(api, f"/v1/voucher-programs/{programmes['bank_b']}{path}")
+
     def test_collectives_and_their_proposals(self, api: Api, world: World) -> None:
         ids = {}
         for side in (world.mine, world.theirs):

@@ -1,7 +1,11 @@
 """Two tiers: whose customers a key may act for. An operator key acts for institution #1 unless it
 is bound to another (``api_keys.institution``); it may act only on the customer wallets its
 institution serves (the institutions' book on chain says which). Both services use these checks;
-``Operations`` applies the same rule to every custodial signature (services/common/operations.py)."""
+``Operations`` applies the same rule to every custodial signature (services/common/operations.py).
+Reads: a key bound to an institution reads only its customers' records (``check_read_scope``,
+``check_read_any``, ``read_filter`` for listings, the operations of its institution's keys) and no
+platform-wide figures (``check_platform_read``); the route table is in the README ("Two-tier
+operation")."""
 
 from __future__ import annotations
 
@@ -101,9 +105,9 @@ def read_filter(ctx: ServiceContext, key: ApiKey) -> Callable[..., bool] | None:
 
 
 def check_read_any(ctx: ServiceContext, key: ApiKey, *wallets: str | None) -> None:
-    """A record with several parties (a package's merchant and consumer, a court order's two
-    wallets): a key bound to an institution reads it when its institution serves one of them
-    (403 ``institution-scope`` otherwise, naming the first)."""
+    """A record with several parties (a package's merchant and consumer, a programme's issuer and
+    a holder, a collective's officers): a key bound to an institution reads it when its institution
+    serves one of them (403 ``institution-scope`` otherwise, naming the first)."""
     serves = read_filter(ctx, key)
     named = [w for w in wallets if w]
     if serves is None or not named or serves(*named):

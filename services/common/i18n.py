@@ -132,7 +132,7 @@ TITLES_ZH: dict[str, str] = {
     "not-an-institution": "该签名密钥不属于任何运营机构",
     "signer-taken": "该密钥已是某运营机构的签名密钥",
     "wallet-served-elsewhere": "该钱包由另一家运营机构服务",
-    "institution-scope": "该钱包是另一家运营机构的客户",
+    "institution-scope": "超出此密钥所属运营机构的范围（另一家机构的客户或平台数据）",
     "institution-key-unavailable": "本服务没有该运营机构的签名密钥",
     "bank-account-not-found": "未找到银行账户",
     "bank-account-exists": "该机构已有此账号的账户",

@@ -61,10 +61,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
+from web3 import Web3
 
 from services.common.db import Database
 from services.common.models import (
     ApiKey,
+    ChainEvent,
     GatewayCard,
     Meta,
     Operation,
@@ -219,9 +221,12 @@ def emit(
 ) -> int:
     """Queue ``event_type`` for every active endpoint subscribed to it, in ``session`` (the
     caller commits it with the event's own record). An endpoint of a wallet-scoped key receives
-    only events naming its wallet among ``parties``; an endpoint of a revoked or expired key,
-    nothing. ``event_id``: the event's id when its source derives one (an operation's events:
-    :func:`operation_event_id`), else a new one. Returns how many deliveries were queued."""
+    only events naming its wallet among ``parties``; an endpoint of a key bound to an institution
+    only events naming a wallet that institution serves (two tiers: its staff read only its
+    customers' records; an event naming no wallet, the reconciliation's verdict, is the
+    platform's); an endpoint of a revoked or expired key, nothing. ``event_id``: the event's id
+    when its source derives one (an operation's events: :func:`operation_event_id`), else a new
+    one. Returns how many deliveries were queued."""
     assert event_type in EVENTS, event_type
     named = {p.lower() for p in parties if p}
     now = utcnow()
@@ -233,6 +238,7 @@ def emit(
     ).all()
     event_id, due, data = event_id or str(uuid.uuid4()), now_ms(), jsonable(payload)
     queued = 0
+    serving: dict[str, int] | None = None
     for endpoint, key in endpoints:
         if event_type not in endpoint.events:
             continue
@@ -240,6 +246,11 @@ def emit(
             continue
         if endpoint.wallet is not None and endpoint.wallet.lower() not in named:
             continue
+        if key.institution is not None:
+            if serving is None:
+                serving = served_by_index(session, named)
+            if not any(serving.get(p, 1) == key.institution for p in named):
+                continue
         session.add(
             WebhookDelivery(
                 endpoint_id=endpoint.id,
@@ -255,6 +266,30 @@ def emit(
         )
         queued += 1
     return queued
+
+
+def served_by_index(session: Session, wallets: Iterable[str]) -> dict[str, int]:
+    """The institution serving each of ``wallets`` (lower case), from the book's indexed
+    ``WalletServed`` events (one query, in the caller's transaction: no chain call while an
+    operation's outcome is being recorded); a wallet with none is institution #1's. The service's
+    own registrations are indexed as they confirm (``Operations.on_confirmed``); one made past the
+    service is known once the indexer has read it."""
+    names: set[str] = set()
+    for wallet in wallets:
+        if Web3.is_address(wallet):
+            names |= {wallet, Web3.to_checksum_address(wallet)}
+    if not names:
+        return {}
+    rows = session.scalars(
+        select(ChainEvent)
+        .where(
+            ChainEvent.contract == "OperatorInstitutions",
+            ChainEvent.name == "WalletServed",
+            ChainEvent.args["wallet"].as_string().in_(sorted(names)),
+        )
+        .order_by(ChainEvent.block_number, ChainEvent.log_index)
+    ).all()
+    return {str(r.args["wallet"]).lower(): int(r.args["institution"]) for r in rows}
 
 
 def operation_event_id(op_id: str, event_type: str, index: int = 0) -> str:

@@ -69,6 +69,7 @@ from services.common.keys import Role
 from services.common.models import ApiKey, ChainEvent, Cursor
 from services.common.panels import PanelView, Section
 from services.common.problems import Problem
+from services.common.scope import check_platform_read
 from services.operator import signin
 from services.operator.families import MODULES
 
@@ -536,8 +537,11 @@ def snapshot(ctx: ServiceContext, tally: _Tally, lang: str = i18n.EN) -> dict[st
 
 
 @router.get("/data")
-def data(request: Request, ctx: CtxDep, indexer: IndexerDep, _: DashboardKey) -> dict[str, Any]:
-    """The dashboard's figures (operator, regulator or auditor key); the page polls this."""
+def data(request: Request, ctx: CtxDep, indexer: IndexerDep, key: DashboardKey) -> dict[str, Any]:
+    """The dashboard's figures (operator, regulator or auditor key); the page polls this. Every
+    panel is platform-wide (all institutions' customers' wallets, operations, payouts, codes), so
+    a key bound to an institution is refused (403 ``institution-scope``): the platform's keys only."""
+    check_platform_read(key, "the dashboard")
     started = time.perf_counter()
     indexer.catch_up()
     caught_up = round((time.perf_counter() - started) * 1000, 2)

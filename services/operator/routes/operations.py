@@ -11,15 +11,17 @@ from services.common.models import Operation
 from services.common.paging import Page, Paging, paginate
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
+from services.common.scope import check_operation_scope, operations_clause
 
 router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
 
 @router.get("/{operation_id}")
 def get_operation(
-    operation_id: Annotated[str, Path(max_length=36)], ops: OpsDep, key: ApiKeyDep
+    operation_id: Annotated[str, Path(max_length=36)], ctx: CtxDep, ops: OpsDep, key: ApiKeyDep
 ) -> OperationOut:
-    """Any money-moving request's state: pending, confirmed, or failed with the decoded error."""
+    """Any money-moving request's state: pending, confirmed, or failed with the decoded error. A key
+    bound to an institution reads the requests of its institution's keys (403 ``institution-scope``)."""
     try:
         uuid.UUID(operation_id)
     except ValueError:
@@ -28,6 +30,7 @@ def get_operation(
         ) from None
     op = ops.get(operation_id)
     reader_or_owner(key, op.api_key_id == key.id)  # a merchant, officer or terminal: its own requests
+    check_operation_scope(ctx, key, op)
     return OperationOut.model_validate(op, from_attributes=True)
 
 
@@ -45,10 +48,13 @@ def list_operations(
     ] = None,
 ) -> Page[OperationOut]:
     """Operations, by id. The reader roles list everyone's; any other key only those it requested
-    (the single read's rule), so ``key`` finds one's own request by its Idempotency-Key."""
+    (the single read's rule), so ``key`` finds one's own request by its Idempotency-Key. A key
+    bound to an institution lists the requests of its institution's keys."""
     q = select(Operation)
     if key.role not in READER_ROLES:
         q = q.where(Operation.api_key_id == key.id)
+    if (scoped := operations_clause(key)) is not None:
+        q = q.where(scoped)
     if kind is not None:
         q = q.where(Operation.kind == kind)
     if status is not None:

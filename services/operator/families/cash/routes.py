@@ -25,6 +25,7 @@ from services.common.deps import (
 )
 from services.common.paging import Page, Paging
 from services.common.schemas import Address, OperationOut, event_arg, respond
+from services.common.scope import check_read_any, check_read_scope, read_filter
 from services.operator.families.cash import service
 from services.operator.families.cash.recovery import Swept
 from services.operator.families.cash.schemas import (
@@ -90,8 +91,10 @@ def create_wallets(
 def get_wallet(address: Address, ctx: CtxDep, key: ApiKeyDep) -> WalletOut:
     """Balance, tier, limits, what is left of today's cap, frozen flag (read from the chain).
     The reader roles read any wallet; a key bound to a wallet reads only that one, and a checker
-    key also the payers it is an officer of."""
+    key also the payers it is an officer of. A key bound to an institution reads only the wallets
+    its institution serves (403 ``institution-scope``)."""
     reader_or_owner(key, key.wallet == address or officer_of_payer(ctx, key, address))
+    check_read_scope(ctx, key, address)
     return service.wallet_out(ctx, address)
 
 
@@ -117,8 +120,9 @@ def list_wallets(
     custody: Annotated[Literal["custodial", "self"] | None, Query()] = None,
 ) -> Page[WalletItem]:
     """The registered wallets, by address. The reader roles list every wallet; any other key only
-    its own (the single read's rule, ``reader_or_owner``). The identity is a query parameter, never
-    in the path, so the access log (which never writes the query) never holds it."""
+    its own (the single read's rule, ``reader_or_owner``); a key bound to an institution the
+    wallets its institution serves. The identity is a query parameter, never in the path, so the
+    access log (which never writes the query) never holds it."""
     only = None
     if key.role not in READER_ROLES:
         reader_or_owner(key, key.wallet is not None)  # a key that speaks for no wallet reads none
@@ -133,6 +137,7 @@ def list_wallets(
         name=name,
         frozen=frozen,
         custody=custody,
+        serves=read_filter(ctx, key),
     )
 
 
@@ -211,13 +216,17 @@ def place_hold(
 
 @regulator.get("/holds")
 def list_holds(ctx: CtxDep, key: ReaderKey, wallet: Annotated[Address, Query()]) -> HoldsOut:
-    """The active holds on ``wallet`` and their total (read from the chain)."""
+    """The active holds on ``wallet`` and their total (read from the chain). A key bound to an
+    institution: its customers' only (403 ``institution-scope``)."""
+    check_read_scope(ctx, key, wallet)
     return service.holds_of(ctx, wallet)
 
 
 @regulator.get("/holds/{hold_id}")
 def get_hold(hold_id: Annotated[int, Path(ge=1, lt=2**255)], ctx: CtxDep, key: ReaderKey) -> HoldOut:
-    return service.hold(ctx, hold_id)
+    hold = service.hold(ctx, hold_id)
+    check_read_scope(ctx, key, hold.wallet)  # a key bound to an institution: its customers' holds
+    return hold
 
 
 @regulator.post("/holds/{hold_id}/lift", responses={202: {"model": OperationOut}})
@@ -249,7 +258,9 @@ def propose_court_order(
 def get_court_order(
     order_id: Annotated[int, Path(ge=1, lt=2**255)], ctx: CtxDep, key: ReaderKey
 ) -> CourtOrderOut:
-    return service.court_order(ctx, order_id)
+    order = service.court_order(ctx, order_id)
+    check_read_any(ctx, key, order.from_wallet)  # a key bound to an institution: its customers' orders
+    return order
 
 
 @regulator.post("/court-orders/{order_id}/approve", responses={202: {"model": OperationOut}})
@@ -304,7 +315,9 @@ def propose_recovery(
 def get_recovery(
     recovery_id: Annotated[int, Path(ge=1, lt=2**255)], ctx: CtxDep, key: ReaderKey
 ) -> RecoveryOut:
-    return service.recovery(ctx, recovery_id)
+    recovery = service.recovery(ctx, recovery_id)
+    check_read_any(ctx, key, recovery.lost)  # a key bound to an institution: its customers' recoveries
+    return recovery
 
 
 @regulator.post("/recoveries/{recovery_id}/approve", responses={202: {"model": RecoveryApprovedOut}})

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import hmac
 import unicodedata
+from collections.abc import Callable
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
@@ -433,9 +434,11 @@ def list_wallets(
     name: str | None = None,
     frozen: bool | None = None,
     custody: str | None = None,
+    serves: Callable[..., bool] | None = None,
 ) -> Page[WalletItem]:
     """The registered wallets, by address, filtered (``only``: the one wallet a non-reader key may
-    see). The frozen flag is the chain's, read once per wallet listed or filtered."""
+    see; ``serves``: the institution scope of a key bound to one, services/common/scope.py
+    ``read_filter``). The frozen flag is the chain's, read once per wallet listed or filtered."""
     q = select(Wallet)
     if only is not None:
         q = q.where(Wallet.address == only)
@@ -463,6 +466,8 @@ def list_wallets(
         # a recovery's replacement the chain never registered (its recovery still pending, or
         # cancelled) is no wallet yet: not listed
         if row.address in replacements and ctx.cash.kind_of(row.address) == Kind.NONE:
+            return False
+        if serves is not None and not serves(row.address):
             return False
         return frozen is None or frozen_now(row) == frozen
 

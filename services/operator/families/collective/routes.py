@@ -303,6 +303,7 @@ def get_collective(
     """The collective as the chain holds it: officers, rules, the current year's lines (budget,
     spent, left), balance and totals, its register of assets with their income, every income paid in."""
     service.readable(ctx, key, collective_id)  # before the lookup: an officer learns nothing of others
+    service.read_scoped(ctx, key, collective_id)
     return service.collective_out(ctx, indexer, collective_id)
 
 
@@ -322,6 +323,7 @@ def list_proposals(
     evidence hashes and its history of events; with totals by year and budget line (always over
     every proposal, whatever the filters)."""
     service.readable(ctx, key, collective_id)
+    service.read_scoped(ctx, key, collective_id)
     return service.proposal_page(ctx, indexer, collective_id, paging, state, payee, proposer)
 
 
@@ -335,6 +337,7 @@ def get_proposal(
 ) -> ProposalOut:
     """One proposal, as in the list."""
     service.readable(ctx, key, collective_id)
+    service.read_scoped(ctx, key, collective_id)
     return service.proposal(ctx, indexer, collective_id, proposal_id)
 
 

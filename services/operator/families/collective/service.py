@@ -43,7 +43,7 @@ from services.common.operations import Operations, perform
 from services.common.paging import Page, Paging, paginate, paginate_list
 from services.common.problems import Problem
 from services.common.schemas import event_arg
-from services.common.scope import check_operator_scope
+from services.common.scope import check_operator_scope, check_read_any, read_filter, reads_scoped
 from services.operator.families.collective.schemas import (
     ApprovalOut,
     AssetIn,
@@ -150,6 +150,21 @@ def readable(ctx: ServiceContext, key: ApiKey, cid: int) -> None:
         officers = {}
     if key.wallet not in officers:
         raise Problem(403, "not-your-collective", "Not an officer of this collective", f"collective {cid}")
+
+
+def read_scoped(ctx: ServiceContext, key: ApiKey, cid: int) -> None:
+    """The reads (not the writes: an income's payer may be anyone's customer): a key bound to an
+    institution reads the collectives one of whose officers its institution serves (403
+    ``institution-scope``); an unknown collective is left to the read's 404."""
+    if not reads_scoped(key):
+        return
+    try:
+        officers = ctx.collective.officers(cid)
+    except ContractError as exc:
+        if exc.name != "CollectiveUnknown":
+            raise
+        return
+    check_read_any(ctx, key, *officers)
 
 
 def _perform(
@@ -641,8 +656,10 @@ def collective_page(
 ) -> Page[CollectiveItem]:
     """The collectives, by id (from the indexed ``CollectiveCreated`` events; the state from the
     chain). The reader roles list every collective; an officer key those it is an officer of
-    (the single read's rule)."""
+    (the single read's rule); a key bound to an institution those one of whose officers its
+    institution serves."""
     indexer.catch_up()
+    serves = read_filter(ctx, key)
     names = _texts(ctx, "collective.create", "CollectiveCreated", "collectiveId")
     items: dict[int, CollectiveItem] = {}
     officers: dict[int, dict[str, Any]] = {}
@@ -671,6 +688,8 @@ def collective_page(
     def keep(row: ChainEvent) -> bool:
         cid = int(row.args["collectiveId"])
         if key.role == Role.OFFICER and key.wallet not in officers_of(cid):
+            return False
+        if serves is not None and not serves(*officers_of(cid)):
             return False
         if officer is not None and officer not in officers_of(cid):
             return False

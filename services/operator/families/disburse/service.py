@@ -27,7 +27,7 @@ from services.common.models import ApiKey, Operation, Wallet
 from services.common.operations import Operations, Submitted, perform, submit
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.common.scope import check_operator_scope
+from services.common.scope import check_operator_scope, check_read_scope, read_filter, reads_scoped
 from services.operator.families.cash.service import identity_hash
 from services.operator.families.disburse.models import Disbursement, DisbursementRow
 from services.operator.families.disburse.officers import officer_of_payer
@@ -114,7 +114,14 @@ def readable(ctx: ServiceContext, key: ApiKey, ref: str) -> None:
     """A checker reads (and approves) the batches of the payers it is an officer of; a batch of
     another payer and a batch that does not exist get the same 403, so that the answer tells
     nothing (before the fix an approval of another payer's batch was refused by the contract, and
-    the decoded error named that payer's wallet)."""
+    the decoded error named that payer's wallet). A key bound to an institution reads the batches
+    of the payers its institution serves (403 ``institution-scope``; the recipients may be anyone's)."""
+    if reads_scoped(key):
+        with ctx.db.session() as s:
+            payer = s.scalar(select(Disbursement.payer).where(Disbursement.ref == ref))
+        if payer is not None:
+            check_read_scope(ctx, key, payer)
+        return
     if key.role != Role.CHECKER:
         return
     with ctx.db.session() as s:
@@ -252,7 +259,8 @@ def listing(
     purpose: str | None,
 ) -> Page[BatchItem]:
     """The batches, by reference. The reader roles list every batch; a checker only those of the
-    payers it is an officer of (the single read's rule, ``readable``)."""
+    payers it is an officer of (the single read's rule, ``readable``); a key bound to an
+    institution those of the payers its institution serves."""
     q = select(Disbursement)
     if payer is not None:
         q = q.where(Disbursement.payer == payer)
@@ -261,7 +269,13 @@ def listing(
     if purpose is not None:
         q = q.where(Disbursement.purpose == purpose)
     keep = None
-    if key.role == Role.CHECKER:
+    serves = read_filter(ctx, key)
+    if serves is not None:
+
+        def keep(row: Disbursement) -> bool:
+            return serves(row.payer)
+
+    elif key.role == Role.CHECKER:
         officers: dict[str, bool] = {}
 
         def keep(row: Disbursement) -> bool:

@@ -13,6 +13,7 @@ from services.common.keys import Role
 from services.common.paging import Page, Paging
 from services.common.problems import Problem, problem_response
 from services.common.schemas import Address
+from services.common.scope import check_read_scope, read_filter
 from services.operator.families.paycodes import service
 from services.operator.families.paycodes.schemas import CodeId, CodeIn, CodeOut, PayIn
 from services.operator.families.paycodes.service import may_act_for
@@ -53,6 +54,7 @@ def code_png(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> Response:
     """The code as a QR image (PNG). The image says what the code's JSON says: the same readers."""
     code = service.find_code(ctx, code_id)
     may_act_for(key, code.merchant, *READERS)
+    check_read_scope(ctx, key, code.merchant)  # a key bound to an institution: its own merchants' codes
     buf = io.BytesIO()
     service.qr(code).save(buf, kind="png", scale=8, border=4)
     return Response(buf.getvalue(), media_type="image/png")
@@ -63,6 +65,7 @@ def code_svg(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> Response:
     """The code as a QR image (SVG). The image says what the code's JSON says: the same readers."""
     code = service.find_code(ctx, code_id)
     may_act_for(key, code.merchant, *READERS)
+    check_read_scope(ctx, key, code.merchant)  # a key bound to an institution: its own merchants' codes
     buf = io.BytesIO()
     service.qr(code).save(buf, kind="svg", scale=8, border=4)
     return Response(buf.getvalue(), media_type="image/svg+xml")
@@ -73,6 +76,7 @@ def get_code(code_id: CodeId, ctx: CtxDep, key: ApiKeyDep) -> CodeOut:
     """The code, its status (active, paying, paid, expired) and every payment with its transaction."""
     code = service.find_code(ctx, code_id)
     may_act_for(key, code.merchant, *READERS)
+    check_read_scope(ctx, key, code.merchant)  # a key bound to an institution: its own merchants' codes
     return service.code_out(ctx, code_id)
 
 
@@ -131,4 +135,12 @@ def list_codes(
     if key.role == Role.MERCHANT:
         merchant = merchant or key.wallet
     may_act_for(key, merchant or "", *READERS)
-    return service.list_codes(ctx, paging, merchant=merchant, status=status, reference=reference, kind=kind)
+    return service.list_codes(
+        ctx,
+        paging,
+        merchant=merchant,
+        status=status,
+        reference=reference,
+        kind=kind,
+        serves=read_filter(ctx, key),
+    )

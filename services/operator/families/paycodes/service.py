@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import segno
@@ -676,8 +677,10 @@ def list_codes(
     status: str | None = None,
     reference: str | None = None,
     kind: str | None = None,
+    serves: Callable[..., bool] | None = None,
 ) -> Page[CodeOut]:
-    """The codes, by id, each as :func:`code_out` reads it, filtered (``status`` is decided per code)."""
+    """The codes, by id, each as :func:`code_out` reads it, filtered (``status`` is decided per code;
+    ``serves``: a key bound to an institution lists its own merchants' codes)."""
     q = select(PaymentCode)
     if merchant is not None:
         q = q.where(PaymentCode.merchant == merchant)
@@ -692,7 +695,18 @@ def list_codes(
             outs[row.id] = code_out(ctx, row.id)
         return outs[row.id]
 
-    keep = None if status is None else (lambda row: out(row).status == status)
+    def keep(row: PaymentCode) -> bool:
+        if serves is not None and not serves(row.merchant):
+            return False
+        return status is None or out(row).status == status
+
     with ctx.db.session() as s:
-        rows, cursor = paginate(s, q, PaymentCode.id, paging, "payment-codes", keep=keep)
+        rows, cursor = paginate(
+            s,
+            q,
+            PaymentCode.id,
+            paging,
+            "payment-codes",
+            keep=keep if status is not None or serves is not None else None,
+        )
     return Page[CodeOut](items=[out(r) for r in rows], next_cursor=cursor, limit=paging.limit)

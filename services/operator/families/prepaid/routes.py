@@ -24,6 +24,7 @@ from services.common.deps import (
 from services.common.keys import Role
 from services.common.paging import Page, Paging
 from services.common.schemas import Address, OperationOut, event_arg, respond
+from services.common.scope import check_read_scope, read_filter
 from services.operator.families.prepaid import service
 from services.operator.families.prepaid.schemas import (
     ClaimIn,
@@ -160,6 +161,7 @@ def list_merchant_packages(
 ) -> dict[str, Any]:
     """Package ids of a merchant (a merchant key sees only its own), with the merchant's enrolment."""
     service.visible(key, merchant)
+    check_read_scope(ctx, key, merchant)  # a key bound to an institution: its own merchants'
     return service.merchant_packages(ctx, merchant, offset, limit)
 
 
@@ -182,4 +184,4 @@ def list_packages(
     if key.role == Role.MERCHANT:
         merchant = merchant or key.wallet
     service.visible(key, merchant)
-    return service.listing(ctx, indexer, paging, merchant, consumer, status)
+    return service.listing(ctx, indexer, paging, merchant, consumer, status, read_filter(ctx, key))

@@ -4,6 +4,7 @@ action (checks, then one idempotent operation built by ``builders.py``), and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from services.common.models import ApiKey, ChainEvent, Operation
 from services.common.operations import Operations, perform
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.common.scope import check_operator_scope
+from services.common.scope import check_operator_scope, check_read_any
 from services.operator.families.prepaid.schemas import (
     ClaimIn,
     EnrolIn,
@@ -165,6 +166,7 @@ def summary(package_id: int, p: Any) -> dict[str, Any]:
 def package_detail(ctx: ServiceContext, indexer: Indexer, key: ApiKey, package_id: int) -> PackageOut:
     """A package as the chain holds it, with its history of events (from the event index)."""
     p = package_for(ctx, key, package_id)
+    check_read_any(ctx, key, p.merchant, p.consumer)  # a key bound to an institution: its customers'
     indexer.catch_up()
     with ctx.db.session() as s:
         rows = s.scalars(
@@ -209,12 +211,14 @@ def listing(
     merchant: str | None,
     consumer: str | None,
     status: str | None,
+    serves: Callable[..., bool] | None = None,
 ) -> Page[PackageItem]:
     """The packages, by id (from the indexed ``PackagePrepaid`` events; the state from the chain),
     filtered by merchant, consumer and status. The merchant and the consumer are asked of the
     database (the event's stored arguments), so one merchant's packages are not looked for among
     every merchant's in Python, a page of at most ``SCAN_FACTOR * limit`` events at a time (short
-    pages with a cursor); the status is the chain's, decided per row."""
+    pages with a cursor); the status is the chain's, decided per row. ``serves``: a key bound to
+    an institution lists the packages whose merchant or consumer its institution serves."""
     indexer.catch_up()
     items: dict[int, PackageItem] = {}
 
@@ -226,7 +230,9 @@ def listing(
         return items[pid]
 
     def keep(row: ChainEvent) -> bool:
-        return item(row).status == status
+        if serves is not None and not serves(row.args["merchant"], row.args["consumer"]):
+            return False
+        return status is None or item(row).status == status
 
     q = select(ChainEvent).where(ChainEvent.contract == "PrepaidEscrow", ChainEvent.name == "PackagePrepaid")
     if merchant is not None:
@@ -235,6 +241,11 @@ def listing(
         q = q.where(ChainEvent.args["consumer"].as_string() == consumer)
     with ctx.db.session() as s:
         rows, cursor = paginate(
-            s, q, ChainEvent.id, paging, "prepaid-packages", keep=keep if status is not None else None
+            s,
+            q,
+            ChainEvent.id,
+            paging,
+            "prepaid-packages",
+            keep=keep if status is not None or serves is not None else None,
         )
     return Page[PackageItem](items=[item(r) for r in rows], next_cursor=cursor, limit=paging.limit)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Path, Response
 from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey, OpsDep
 from services.common.keys import Role
 from services.common.schemas import Day
+from services.common.scope import check_read_scope
 from services.operator.families.utilities import service
 from services.operator.families.utilities.schemas import (
     AutoDebitIn,
@@ -66,6 +67,7 @@ def account_bills(biller_id: BillerId, account: Account, ctx: CtxDep, key: ApiKe
     service.admit(key, *READERS)
     b = service.biller(ctx, biller_id)
     service.may_act(key, b, *READERS)
+    check_read_scope(ctx, key, b.wallet)  # a key bound to an institution: its own billers' accounts
     return service.account_bills(ctx, b, account)
 
 
@@ -149,6 +151,7 @@ def settlement_file(biller_id: BillerId, day: Day, ctx: CtxDep, key: ApiKeyDep) 
     service.admit(key, *READERS)
     b = service.biller(ctx, biller_id)
     service.may_act(key, b, *READERS)
+    check_read_scope(ctx, key, b.wallet)  # as a merchant statement: the biller's institution only
     body = service.settlement_csv(service.settlement_rows(ctx, b, day))
     return Response(
         body,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from services.common.context import ServiceContext
 from services.common.deps import (
     ApiKeyDep,
     CtxDep,
@@ -29,6 +30,7 @@ from services.common.models import ApiKey
 from services.common.paging import Page, Paging
 from services.common.problems import Problem, problem_response
 from services.common.schemas import Address, OperationOut, respond
+from services.common.scope import check_read_any, read_filter, reads_scoped
 from services.operator.families.vouchers import service
 from services.operator.families.vouchers.schemas import (
     BatchesOut,
@@ -50,6 +52,13 @@ def _reader(key: ApiKey) -> None:
     """The report and the listing: the operator, the regulator, the auditor."""
     if key.role not in {Role.OPERATOR, Role.REGULATOR, Role.AUDITOR}:
         raise Problem(403, "forbidden-role", "This key's role may not do this", f"role {key.role!r}")
+
+
+def _scoped(ctx: ServiceContext, key: ApiKey, programme_id: int, *parties: str) -> None:
+    """A key bound to an institution reads a programme whose issuer its institution serves, or,
+    where a holder is named, that holder's own records (403 ``institution-scope``)."""
+    if reads_scoped(key):
+        check_read_any(ctx, key, service.programme_exists(ctx, programme_id).issuer, *parties)
 
 
 # -- creating ----------------------------------------------------------------------------------
@@ -133,6 +142,7 @@ def campaign_tree(programme_id: ProgrammeId, ctx: CtxDep, key: ApiKeyDep) -> JSO
     on chain and every holder's proof, values (programme, index, holder, amount in fen). The
     reader roles only: it lists every holder."""
     reader_or_owner(key, False)
+    _scoped(ctx, key, programme_id)  # every holder: the issuer's institution only
     return service.campaign_tree(ctx, programme_id)
 
 
@@ -149,6 +159,7 @@ def campaign_leaf(
         reader_or_owner(key, False)  # a bound key: a missing grant is the same 403 as another's
         raise
     reader_or_owner(key, key.wallet == leaf.holder)
+    _scoped(ctx, key, programme_id, leaf.holder)
     return service.leaf_out(ctx, programme_id, index, leaf)
 
 
@@ -242,6 +253,7 @@ def report(
     """The programme and its report: budget = spent + returned + outstanding grants + ungranted;
     spending by merchant category and by merchant. ``?format=csv`` for the spending lines."""
     _reader(key)
+    _scoped(ctx, key, programme_id)
     found = service.report(ctx, indexer, programme_id, format)
     if isinstance(found, str):
         return Response(found, media_type="text/csv")
@@ -253,6 +265,7 @@ def holding(programme_id: ProgrammeId, holder: Address, ctx: CtxDep, key: ApiKey
     """A holder's voucher balance in the programme: granted, spent, returned, balance (the reader
     roles, or the holder's own key)."""
     reader_or_owner(key, key.wallet == holder)
+    _scoped(ctx, key, programme_id, holder)
     return service.holding(ctx, programme_id, holder)
 
 
@@ -272,6 +285,7 @@ def list_programmes(
     ] = None,
 ) -> Page[ProgrammeItem]:
     """The programmes, by id (from the indexed ``ProgrammeCreated`` events; the state from the
-    chain). The same readers as the report: the operator, the regulator, the auditor."""
+    chain). The same readers as the report: the operator, the regulator, the auditor; a key bound
+    to an institution the programmes whose issuer its institution serves."""
     _reader(key)
-    return service.programme_page(ctx, indexer, paging, issuer, status, name)
+    return service.programme_page(ctx, indexer, paging, issuer, status, name, read_filter(ctx, key))

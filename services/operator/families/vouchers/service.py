@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import weakref
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -398,8 +399,10 @@ def programme_page(
     issuer: str | None,
     status: str | None,
     name: str | None,
+    serves: Callable[..., bool] | None = None,
 ) -> Page[ProgrammeItem]:
-    """The programmes, by id (from the indexed ``ProgrammeCreated`` events; the state from the chain)."""
+    """The programmes, by id (from the indexed ``ProgrammeCreated`` events; the state from the chain);
+    ``serves``: a key bound to an institution, the programmes whose issuer it serves."""
     indexer.catch_up()
     now = int(ctx.w3.eth.get_block("latest")["timestamp"])
     items: dict[int, ProgrammeItem] = {}
@@ -414,6 +417,7 @@ def programme_page(
         it = item(row)
         return (
             (issuer is None or it.issuer == issuer)
+            and (serves is None or serves(it.issuer))
             and (status is None or it.status == status)
             and (name is None or name.lower() in it.name.lower())
         )

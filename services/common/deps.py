@@ -6,6 +6,7 @@ read the database hands that read to a thread itself)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -18,6 +19,36 @@ from services.common.keys import Role, authenticate
 from services.common.models import ApiKey
 from services.common.operations import Operations
 from services.common.problems import Problem
+
+# A body a body-less action accepts: none, or an empty JSON object (what a client that always sends
+# JSON sends for "nothing"; it carries no field, so nothing of it can be ignored).
+_NOTHING = re.compile(rb"\s*(\{\s*\})?\s*")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def refuse_undeclared_body(request: Request) -> None:
+    """Every route of both apps (installed once, by ``services.common.shell.create_app``): an action
+    that takes no body (its route declares none: revoke, rotate, pause, approve, close...) refuses
+    one that says something, 422 ``unexpected-body``, rather than acting as if it had not been
+    sent (red team: ``{"x": "\\u0000"}`` rotated an admin key). No body, an empty body and ``{}``
+    are accepted. A route that reads its body itself declares it in ``openapi_extra`` (the CSV
+    uploads) and is left alone."""
+    if request.method not in _BODY_METHODS:
+        return
+    route = request.scope.get("route")
+    if getattr(route, "body_field", True) is not None:  # a declared body (or not a FastAPI route)
+        return
+    if "requestBody" in (getattr(route, "openapi_extra", None) or {}):
+        return
+    body = await request.body()  # buffered by the guard already, at most XCPAY_MAX_BODY_BYTES
+    if _NOTHING.fullmatch(body):
+        return
+    raise Problem(
+        422,
+        "unexpected-body",
+        "This action takes no request body",
+        "send no body (or an empty JSON object {}); this route reads nothing from it",
+    )
 
 
 async def get_ctx(request: Request) -> ServiceContext:

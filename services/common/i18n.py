@@ -38,6 +38,7 @@ TITLES_ZH: dict[str, str] = {
     "body-too-large": "请求体过大",
     "json-too-deep": "JSON 请求体嵌套过深",
     "json-duplicate-key": "JSON 请求体中的键重复",
+    "unexpected-body": "此操作不接受请求体",
     "rate-limited": "请求过于频繁",
     "node-unavailable": "区块链节点不可用",
     "transaction-timeout": "交易未能及时上链",
@@ -158,6 +159,9 @@ DETAILS_ZH: dict[str, str] = {
         "请求未完成：请稍后使用同一幂等键重试"
     ),
     "not a cursor this service issued": "不是本服务签发的分页游标",
+    "send no body (or an empty JSON object {}); this route reads nothing from it": (
+        "请不要发送请求体（或只发送空的 JSON 对象 {}）：此接口不读取请求体"
+    ),
 }
 DETAIL_TEMPLATES_ZH: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^role '([\w-]+)' is not one of (\[.*\])$"), r"角色 '\1' 不在允许的角色 \2 之中"),

@@ -287,6 +287,25 @@ class TestTerminals:
         assert gateway.w3.eth.block_number == block
         assert gateway.ctx.cash.balance_of(shop.merchant) == 0
 
+    def test_an_amount_that_is_not_an_integer_is_refused_before_anything_is_sent(
+        self, gateway: Gateway
+    ) -> None:
+        # Red team (LOW): "amount": 10.0 was accepted (pydantic's lax mode made it 10). The card
+        # signed an integer; 10.0, "10" or true is not what it signed: 422, nothing sent.
+        shop = Shop(gateway)
+        signed = shop.pay(gateway, 10).to_json()
+        block = gateway.w3.eth.block_number
+        for field in ("amount", "counter", "time"):
+            for value in (float(signed[field]), str(signed[field]), True):
+                r = gateway.post(
+                    shop.terminal, "/v1/offline-payments", {"payments": [{**signed, field: value}]}
+                )
+                assert r.status_code == 422, (field, value, r.text)
+                assert r.json()["type"] == "urn:xcpay:problem:invalid-request"
+                assert r.json()["errors"][0]["loc"] == ["body", "payments", 0, field]
+        assert gateway.w3.eth.block_number == block
+        assert outcomes(upload(gateway, shop.terminal, shop.pay(gateway, 10))) == [("settled", None)]
+
     def test_a_canteen_terminal_is_a_merchant_of_the_canteen_category(self, gateway: Gateway) -> None:
         canteen = gateway.merchant(category=5812)
         terminal_id, _ = gateway.terminal(canteen, "staff canteen")

@@ -72,6 +72,7 @@ TITLES_ZH: dict[str, str] = {
     "code-expired": "聚合支付码已过期",
     "code-already-paid": "该账单已支付",
     "reference-in-use": "该账单编号正被另一个支付码使用",
+    "payer-is-merchant": "商户不能支付自己的收款码",
     "collective-not-found": "未找到集体经济组织",
     "proposal-not-found": "未找到支出提案",
     "card-not-found": "未找到硬钱包卡",

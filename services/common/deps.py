@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
@@ -49,6 +49,38 @@ async def refuse_undeclared_body(request: Request) -> None:
         "This action takes no request body",
         "send no body (or an empty JSON object {}); this route reads nothing from it",
     )
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route reads: its own and its dependencies' (paging's, ...)."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """A router's dependency: a query parameter the route does not read is a 422
+    ``unknown-query-parameter``, not silently ignored. The holder's routes have it (red team, LOW:
+    ``/v1/holder/history?wallet=<another wallet>`` answered with the caller's own history, as if
+    the other wallet's): a holder key reads its own wallet only, and no holder route takes a
+    wallet; saying so beats an answer that looks like another's records."""
+    if not request.query_params:
+        return
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise Problem(
+            422,
+            "unknown-query-parameter",
+            "The request names a query parameter this route does not take",
+            f"unknown: {', '.join(unknown)[:200]}; this route takes: {takes}",
+            unknown=unknown[:20],
+        )
 
 
 async def get_ctx(request: Request) -> ServiceContext:

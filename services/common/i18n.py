@@ -39,6 +39,7 @@ TITLES_ZH: dict[str, str] = {
     "json-too-deep": "JSON 请求体嵌套过深",
     "json-duplicate-key": "JSON 请求体中的键重复",
     "unexpected-body": "此操作不接受请求体",
+    "unknown-query-parameter": "此接口不接受该查询参数",
     "rate-limited": "请求过于频繁",
     "node-unavailable": "区块链节点不可用",
     "transaction-timeout": "交易未能及时上链",

@@ -64,6 +64,7 @@ TITLES_ZH: dict[str, str] = {
     "invalid-rows": "批次明细有误",
     "batch-not-approved": "批次尚未复核通过",
     "maker-checker": "批次创建人不能复核自己的批次",
+    "exception-already-retried": "此异常发放已被重新发放",
     "payer-frozen": "付款方已冻结或未登记：批次等待中",
     "programme-not-found": "未找到消费红包活动",
     "package-not-found": "未找到预付套餐",

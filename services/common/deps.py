@@ -6,8 +6,9 @@ read the database hands that read to a thread itself)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +19,68 @@ from services.common.keys import Role, authenticate
 from services.common.models import ApiKey
 from services.common.operations import Operations
 from services.common.problems import Problem
+
+# A body a body-less action accepts: none, or an empty JSON object (what a client that always sends
+# JSON sends for "nothing"; it carries no field, so nothing of it can be ignored).
+_NOTHING = re.compile(rb"\s*(\{\s*\})?\s*")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def refuse_undeclared_body(request: Request) -> None:
+    """Every route of both apps (installed once, by ``services.common.shell.create_app``): an action
+    that takes no body (its route declares none: revoke, rotate, pause, approve, close...) refuses
+    one that says something, 422 ``unexpected-body``, rather than acting as if it had not been
+    sent (red team: ``{"x": "\\u0000"}`` rotated an admin key). No body, an empty body and ``{}``
+    are accepted. A route that reads its body itself declares it in ``openapi_extra`` (the CSV
+    uploads) and is left alone."""
+    if request.method not in _BODY_METHODS:
+        return
+    route = request.scope.get("route")
+    if getattr(route, "body_field", True) is not None:  # a declared body (or not a FastAPI route)
+        return
+    if "requestBody" in (getattr(route, "openapi_extra", None) or {}):
+        return
+    body = await request.body()  # buffered by the guard already, at most XCPAY_MAX_BODY_BYTES
+    if _NOTHING.fullmatch(body):
+        return
+    raise Problem(
+        422,
+        "unexpected-body",
+        "This action takes no request body",
+        "send no body (or an empty JSON object {}); this route reads nothing from it",
+    )
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route reads: its own and its dependencies' (paging's, ...)."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """A router's dependency: a query parameter the route does not read is a 422
+    ``unknown-query-parameter``, not silently ignored. The holder's routes have it (red team, LOW:
+    ``/v1/holder/history?wallet=<another wallet>`` answered with the caller's own history, as if
+    the other wallet's): a holder key reads its own wallet only, and no holder route takes a
+    wallet; saying so beats an answer that looks like another's records."""
+    if not request.query_params:
+        return
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise Problem(
+            422,
+            "unknown-query-parameter",
+            "The request names a query parameter this route does not take",
+            f"unknown: {', '.join(unknown)[:200]}; this route takes: {takes}",
+            unknown=unknown[:20],
+        )
 
 
 async def get_ctx(request: Request) -> ServiceContext:

@@ -38,6 +38,8 @@ TITLES_ZH: dict[str, str] = {
     "body-too-large": "请求体过大",
     "json-too-deep": "JSON 请求体嵌套过深",
     "json-duplicate-key": "JSON 请求体中的键重复",
+    "unexpected-body": "此操作不接受请求体",
+    "unknown-query-parameter": "此接口不接受该查询参数",
     "rate-limited": "请求过于频繁",
     "node-unavailable": "区块链节点不可用",
     "transaction-timeout": "交易未能及时上链",
@@ -62,6 +64,7 @@ TITLES_ZH: dict[str, str] = {
     "invalid-rows": "批次明细有误",
     "batch-not-approved": "批次尚未复核通过",
     "maker-checker": "批次创建人不能复核自己的批次",
+    "exception-already-retried": "此异常发放已被重新发放",
     "payer-frozen": "付款方已冻结或未登记：批次等待中",
     "programme-not-found": "未找到消费红包活动",
     "package-not-found": "未找到预付套餐",
@@ -71,10 +74,14 @@ TITLES_ZH: dict[str, str] = {
     "code-expired": "聚合支付码已过期",
     "code-already-paid": "该账单已支付",
     "reference-in-use": "该账单编号正被另一个支付码使用",
+    "payer-is-merchant": "商户不能支付自己的收款码",
     "collective-not-found": "未找到集体经济组织",
     "proposal-not-found": "未找到支出提案",
     "card-not-found": "未找到硬钱包卡",
     "card-exists": "硬钱包卡已登记",
+    "card-is-holder": "硬钱包卡的密钥不能是持有人自己的钱包",
+    "card-is-contract": "硬钱包卡的密钥不能是合约地址",
+    "card-is-wallet": "硬钱包卡的密钥不能是已登记的钱包",
     "contract-error": "合约拒绝了此操作",
     "identity-wallet-limit": "该身份在此等级的个人钱包数已达上限",
     "invalid-personal-wallet-limit": "个人钱包上限无效",
@@ -158,6 +165,9 @@ DETAILS_ZH: dict[str, str] = {
         "请求未完成：请稍后使用同一幂等键重试"
     ),
     "not a cursor this service issued": "不是本服务签发的分页游标",
+    "send no body (or an empty JSON object {}); this route reads nothing from it": (
+        "请不要发送请求体（或只发送空的 JSON 对象 {}）：此接口不读取请求体"
+    ),
 }
 DETAIL_TEMPLATES_ZH: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^role '([\w-]+)' is not one of (\[.*\])$"), r"角色 '\1' 不在允许的角色 \2 之中"),

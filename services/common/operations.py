@@ -110,7 +110,10 @@ class Relay:
     raw: bytes
 
 
-Builder = Callable[[ServiceContext, dict[str, Any]], Call | Relay]
+# A builder answers None when the stored request needs no transaction at all: its outcome is
+# known without one (an offline batch whose every payment the gateway refused before sending);
+# the operation is then confirmed with no events and no transaction (``_confirm_unsent``).
+Builder = Callable[[ServiceContext, dict[str, Any]], Call | Relay | None]
 
 
 ALLOWANCE_KIND = "cash.approve"  # the operation that grants a Call's Allowance
@@ -379,6 +382,9 @@ class Operations:
         from the same wallet runs, so none can take the allowance this one found or granted."""
         with self._refused_before_signing(op):
             call = self.builders[op.kind](self.ctx, op.request)
+        if call is None:  # nothing to send: the request's outcome is known without a transaction
+            self._confirm_unsent(op.id)
+            return None
         if isinstance(call, Relay):
             return self._store_send_relay(op, call)
         if call.allowance is None:
@@ -425,6 +431,21 @@ class Operations:
         except (MismatchedABI, EncodingError) as exc:
             self.fail(op.id, unencodable(exc, op.id))
             raise  # unreachable: fail raises
+
+    def _confirm_unsent(self, op_id: str) -> None:
+        """Confirm a pending operation that has nothing to send (its builder answered None): no
+        transaction, no events; its audit row in the same commit, as an outcome's."""
+        from services.common.audit import entry
+
+        with self.ctx.db.session() as s:
+            row = s.get(Operation, op_id, with_for_update=True)
+            if row is None or row.status != "pending" or row.raw_tx is not None:
+                return
+            row.status = "confirmed"
+            row.result = {"tx_hash": None, "block_number": None, "events": []}
+            if row.audit_target is not None:
+                s.add(entry(s.get(ApiKey, row.api_key_id), row.kind, row.audit_target, op_id, row.status))
+            s.commit()
 
     # -- two tiers: whose customers a key may act for ----------------------------------------
 

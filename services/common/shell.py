@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from web3 import Web3
 
 from services.common.settings import Settings
@@ -124,6 +124,7 @@ def create_app(
     ``parts(ctx, ops)`` gives the app's own additions (see :class:`Parts`)."""
     from services.common import docs, guard, problems
     from services.common.context import ServiceContext
+    from services.common.deps import refuse_undeclared_body
     from services.common.families import merged_builders
     from services.common.keys import authenticate
     from services.common.models import ApiKey
@@ -168,6 +169,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served from local assets by services.common.docs (offline)
         redoc_url=None,  # ReDoc loads its script and fonts from CDNs
+        # on every route: a body-less action (revoke, pause, approve...) refuses a body that says
+        # something (services/common/deps.py)
+        dependencies=[Depends(refuse_undeclared_body)],
     )
     app.state.ctx = ctx
     app.state.ops = ops

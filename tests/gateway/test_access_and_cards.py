@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 
@@ -73,6 +74,35 @@ class TestCards:
         r = gateway.post("operator", "/v1/cards", {"card": other.address, "holder": gateway.merchant()})
         assert r.status_code == 422 and r.json()["type"].endswith("invalid-holder")
         assert gateway.get("operator", f"/v1/cards/{other.address}").status_code == 404
+
+    def test_a_card_key_that_is_a_contract_the_holder_or_another_wallet_is_refused(
+        self, gateway: Gateway
+    ) -> None:
+        # Red team (LOW): the contract admits any non-zero card address; these were registered.
+        holder = gateway.wallet()
+        cases = [
+            (holder, "card-is-holder", "硬钱包卡的密钥不能是持有人自己的钱包"),
+            (gateway.ctx.cash.token_address, "card-is-contract", "硬钱包卡的密钥不能是合约地址"),
+            (gateway.ctx.hardwallet.contract.address, "card-is-contract", "硬钱包卡的密钥不能是合约地址"),
+            (gateway.merchant(), "card-is-wallet", "硬钱包卡的密钥不能是已登记的钱包"),
+            (gateway.wallet(), "card-is-wallet", "硬钱包卡的密钥不能是已登记的钱包"),
+        ]
+        block = gateway.w3.eth.block_number
+        for address, slug, title in cases:
+            for lang in ("en", "zh-CN"):
+                r = gateway.clients["operator"].post(
+                    "/v1/cards",
+                    json={"card": address, "holder": holder, "form": "card"},
+                    headers={"Idempotency-Key": str(uuid.uuid4()), "Accept-Language": lang},
+                )
+                assert r.status_code == 422, (address, r.text)
+                assert r.json()["type"] == f"urn:xcpay:problem:{slug}", r.text
+                assert lang == "en" or r.json()["title"] == title
+            assert gateway.get("operator", f"/v1/cards/{address}").status_code == 404
+        assert gateway.w3.eth.block_number == block  # nothing sent
+        card = HardWallet.issue(gateway.ctx.hardwallet.domain)  # a key of its own still passes
+        r = gateway.post("operator", "/v1/cards", {"card": card.address, "holder": holder, "form": "card"})
+        assert r.status_code == 201, r.text
 
     def test_a_load_above_the_reserve_cap_and_of_a_lost_card_is_refused(self, gateway: Gateway) -> None:
         card, holder = gateway.card()

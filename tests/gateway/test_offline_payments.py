@@ -9,6 +9,7 @@ import uuid
 import httpx
 from sqlalchemy import event
 from web3 import Web3
+from web3.logs import DISCARD
 
 from chain import devtools
 from chain.clients.hardwallet import Payment, PaymentDomain, SignedPayment, sign_payment
@@ -154,9 +155,16 @@ class TestUpload:
             Payment(shop.card.address, shop.merchant, 7_000, genuine.payment.counter, genuine.payment.time),
             genuine.signature,
         )
+        block = gateway.w3.eth.block_number
         answer = upload(gateway, shop.terminal, forged, tampered)
         assert outcomes(answer) == [("rejected", "invalid-signature")] * 2
         assert all(r["final"] for r in answer["results"])
+        # refused by the gateway before sending (red team, LOW): no transaction, no gas
+        assert (answer["status"], answer["tx_hash"], gateway.w3.eth.block_number) == (
+            "confirmed",
+            None,
+            block,
+        )
         assert outcomes(upload(gateway, shop.terminal, genuine)) == [("settled", None)]
 
     def test_a_signature_for_another_chain_or_contract_is_rejected(self, gateway: Gateway) -> None:
@@ -170,9 +178,11 @@ class TestUpload:
         other_contract = sign_payment(
             key, payment, PaymentDomain(domain.chain_id, gateway.ctx.quickpay.contract.address)
         )
+        block = gateway.w3.eth.block_number
         answer = upload(gateway, shop.terminal, other_chain, other_contract)
         assert outcomes(answer) == [("rejected", "invalid-signature")] * 2
         assert gateway.ctx.cash.balance_of(shop.merchant) == 0
+        assert (answer["tx_hash"], gateway.w3.eth.block_number) == (None, block)
 
     def test_over_the_offline_cap_is_rejected(self, gateway: Gateway) -> None:
         cap = gateway.ctx.hardwallet.limits().offline_cap
@@ -233,9 +243,81 @@ class TestUpload:
     def test_an_unknown_card_is_rejected(self, gateway: Gateway) -> None:
         shop = Shop(gateway)
         stranger = HardWallet.issue(shop.card.domain)
-        stranger.credit(1_000)
+        stranger.credit(1_900)
+        block = gateway.w3.eth.block_number
         answer = upload(gateway, shop.terminal, stranger.sign_payment(shop.merchant, 1_000, gateway.now()))
         assert outcomes(answer) == [("rejected", "unknown-card")]
+        assert (answer["tx_hash"], gateway.w3.eth.block_number) == (None, block)
+        again = upload(gateway, shop.terminal, stranger.sign_payment(shop.merchant, 900, gateway.now()))
+        assert gateway.get(shop.terminal, f"/v1/offline-payments/{again['id']}").json() == {
+            **again,
+            "replayed": False,
+        }
+
+    def test_what_the_contract_would_reject_for_certain_is_not_sent_and_keeps_its_place(
+        self, gateway: Gateway
+    ) -> None:
+        # Red team (LOW): an invalid signature, an unknown card or a zero amount went on chain
+        # (gas and a transaction) to be rejected there. The gateway rejects them itself, in the
+        # contract's words and in upload order; only the rest is sent, in one transaction.
+        key = secrets.token_bytes(32)
+        shop = Shop(gateway, private_key=key)
+        first = shop.pay(gateway, 1_000)
+        forged = sign_payment(
+            secrets.token_bytes(32),
+            Payment(shop.card.address, shop.merchant, 500, 90, gateway.now()),
+            shop.card.domain,
+        )
+        stranger = HardWallet.issue(shop.card.domain)
+        stranger.credit(100)
+        unknown = stranger.sign_payment(shop.merchant, 100, gateway.now())
+        zero = sign_payment(
+            key, Payment(shop.card.address, shop.merchant, 0, 91, gateway.now()), shop.card.domain
+        )
+        last = shop.pay(gateway, 2_000)
+        sent_before = gateway.w3.eth.get_transaction_count(gateway.ctx.operator.address)
+        answer = upload(gateway, shop.terminal, first, forged, unknown, zero, last)
+        assert outcomes(answer) == [
+            ("settled", None),
+            ("rejected", "invalid-signature"),
+            ("rejected", "unknown-card"),
+            ("rejected", "zero-amount"),
+            ("settled", None),
+        ]
+        assert [r["index"] for r in answer["results"]] == [0, 1, 2, 3, 4]
+        assert [(r["counter"], r["amount_fen"], r["paid_fen"]) for r in answer["results"]] == [
+            (first.payment.counter, 1_000, 1_000),
+            (90, 500, 0),
+            (unknown.payment.counter, 100, 0),
+            (91, 0, 0),
+            (last.payment.counter, 2_000, 2_000),
+        ]
+        assert answer["counts"] == {"settled": 2, "duplicate": 0, "rejected": 3, "shortfall": 0}
+        assert all(r["final"] for r in answer["results"])
+        assert gateway.w3.eth.get_transaction_count(gateway.ctx.operator.address) == sent_before + 1
+        receipt = gateway.w3.eth.get_transaction_receipt(answer["tx_hash"])
+        processed = gateway.ctx.hardwallet.contract.events.BatchProcessed()
+        (batch,) = processed.process_receipt(receipt, errors=DISCARD)
+        assert (batch.args.size, batch.args.settled) == (2, 2)  # only the two were sent
+        assert gateway.ctx.cash.balance_of(shop.merchant) == 3_000
+        # the same batch again (another key): the stored answer, nothing sent
+        again = upload(gateway, shop.terminal, first, forged, unknown, zero, last)
+        assert again["replayed"] and again["results"] == answer["results"]
+        assert gateway.w3.eth.get_transaction_count(gateway.ctx.operator.address) == sent_before + 1
+
+    def test_a_zero_amount_with_a_used_counter_is_left_to_the_chain_a_duplicate(
+        self, gateway: Gateway
+    ) -> None:
+        key = secrets.token_bytes(32)
+        shop = Shop(gateway, private_key=key)
+        paid = shop.pay(gateway, 300)
+        assert outcomes(upload(gateway, shop.terminal, paid)) == [("settled", None)]
+        zero = sign_payment(
+            key,
+            Payment(shop.card.address, shop.merchant, 0, paid.payment.counter, gateway.now()),
+            shop.card.domain,
+        )
+        assert outcomes(upload(gateway, shop.terminal, zero)) == [("duplicate", None)]
 
 
 class TestTerminals:
@@ -286,6 +368,25 @@ class TestTerminals:
         assert "counter" in r.text
         assert gateway.w3.eth.block_number == block
         assert gateway.ctx.cash.balance_of(shop.merchant) == 0
+
+    def test_an_amount_that_is_not_an_integer_is_refused_before_anything_is_sent(
+        self, gateway: Gateway
+    ) -> None:
+        # Red team (LOW): "amount": 10.0 was accepted (pydantic's lax mode made it 10). The card
+        # signed an integer; 10.0, "10" or true is not what it signed: 422, nothing sent.
+        shop = Shop(gateway)
+        signed = shop.pay(gateway, 10).to_json()
+        block = gateway.w3.eth.block_number
+        for field in ("amount", "counter", "time"):
+            for value in (float(signed[field]), str(signed[field]), True):
+                r = gateway.post(
+                    shop.terminal, "/v1/offline-payments", {"payments": [{**signed, field: value}]}
+                )
+                assert r.status_code == 422, (field, value, r.text)
+                assert r.json()["type"] == "urn:xcpay:problem:invalid-request"
+                assert r.json()["errors"][0]["loc"] == ["body", "payments", 0, field]
+        assert gateway.w3.eth.block_number == block
+        assert outcomes(upload(gateway, shop.terminal, shop.pay(gateway, 10))) == [("settled", None)]
 
     def test_a_canteen_terminal_is_a_merchant_of_the_canteen_category(self, gateway: Gateway) -> None:
         canteen = gateway.merchant(category=5812)

@@ -3,6 +3,7 @@ execution with progress, exceptions, Merkle proofs, reclaim, roles. Real chain, 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -176,14 +177,57 @@ def test_a_frozen_recipient_is_held_as_an_exception_and_paid_after_unfreezing(
     (held,) = api.auditor.get(f"/v1/disbursements/{ref}/exceptions").json()["exceptions"]
     assert (held["index"], held["recipient"], held["reason"]) == (1, frozen, "WalletFrozen")
     before = balance(api, frozen)
-    r = api.post("operator", f"/v1/disbursements/{ref}/exceptions/1/retry")
+    key = str(uuid.uuid4())
+    r = api.post("operator", f"/v1/disbursements/{ref}/exceptions/1/retry", key=key)
     assert r.status_code == 200, r.text
     assert balance(api, frozen) == before + 500
     status = api.operator.get(f"/v1/disbursements/{ref}").json()
     assert status["rows_by_status"] == {"paid": 2} and status["chain"]["outstanding_fen"] == 0
-    assert_problem(
-        api.post("operator", f"/v1/disbursements/{ref}/exceptions/1/retry"), 404, "exception-not-found"
+    # Retried again under another key: the row was an exception and is paid (409, naming the
+    # operation that paid it; no transaction), not "no open exception" (404: red team, LOW).
+    block = api.w3.eth.block_number
+    again = api.post("operator", f"/v1/disbursements/{ref}/exceptions/1/retry")
+    assert assert_problem(again, 409, "exception-already-retried")["operation_id"] == r.json()["id"]
+    assert api.w3.eth.block_number == block
+    same = api.post("operator", f"/v1/disbursements/{ref}/exceptions/1/retry", key=key)  # a replay
+    assert (same.status_code, same.json()["id"]) == (200, r.json()["id"])
+    assert_problem(  # a row that never was an exception
+        api.post("operator", f"/v1/disbursements/{ref}/exceptions/0/retry"), 404, "exception-not-found"
     )
+    assert balance(api, frozen) == before + 500
+
+
+def test_concurrent_retries_of_one_exception_pay_once_and_the_loser_gets_409(
+    api: Api, payroll: Payroll
+) -> None:
+    p = payroll
+    rows = [{"recipient": w, "amount": 400} for w in p.workers[:2]]
+    ref = create(api, p, rows).json()["reference"]
+    assert approve(api, p, ref).status_code == 200
+    frozen = p.workers[1]
+    assert api.post("regulator", "/v1/regulator/freeze", {"address": frozen}).status_code == 200
+    try:
+        assert execute_and_wait(api, ref)["rows_by_status"] == {"paid": 1, "exception": 1}
+    finally:
+        assert api.post("regulator", "/v1/regulator/unfreeze", {"address": frozen}).status_code == 200
+    before = balance(api, frozen)
+    answers: list[httpx.Response] = []
+    start = threading.Barrier(3)
+
+    def retry() -> None:
+        start.wait()
+        answers.append(api.post("operator", f"/v1/disbursements/{ref}/exceptions/1/retry"))
+
+    threads = [threading.Thread(target=retry) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status_code for a in answers) == [200, 409, 409], [a.text for a in answers]
+    (won,) = [a for a in answers if a.status_code == 200]
+    for lost in (a for a in answers if a.status_code == 409):
+        assert assert_problem(lost, 409, "exception-already-retried")["operation_id"] == won.json()["id"]
+    assert balance(api, frozen) == before + 400
 
 
 def test_a_batch_refused_during_a_pause_is_paid_after_the_unpause(api: Api, payroll: Payroll) -> None:

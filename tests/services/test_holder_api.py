@@ -189,9 +189,19 @@ def test_balance_limits_and_history_are_the_holders_own(api: Api) -> None:
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(export.text)))
     assert [(r["direction"], r["amount_fen"]) for r in rows] == [("in", "5000"), ("out", "1200")]
-    # no route takes a wallet: one named in the query changes nothing, the answer stays her own
-    assert alice.get("/v1/holder/balance", params={"wallet": b}).json()["wallet"] == a
-    assert alice.get("/v1/holder/history/export", params={"wallet": b}).text == export.text
+    # No holder route takes a wallet: one named in the query (another's, or even her own) is
+    # refused rather than ignored (red team, LOW: ?wallet=<bob> answered with her own history, as
+    # if it were his), and so is any parameter a route does not read.
+    for path in ("/v1/holder/balance", "/v1/holder/history", "/v1/holder/history/export"):
+        for params in ({"wallet": b}, {"wallet": a}, {"limit": 1, "wallet": b}):
+            if "limit" in params and path != "/v1/holder/history":
+                continue
+            body = problem(alice.get(path, params=params), 422, "unknown-query-parameter")
+            assert body["unknown"] == ["wallet"], body
+    body = problem(alice.get("/v1/holder/history", params={"limt": 1}), 422, "unknown-query-parameter")
+    assert "cursor, direction, family, limit" in body["detail"], body
+    zh = alice.get("/v1/holder/history", params={"wallet": b}, headers={"Accept-Language": "zh-CN"})
+    assert zh.json()["title"] == "此接口不接受该查询参数"
 
 
 def test_a_custodial_holder_revokes_a_mandate_which_then_pulls_nothing(api: Api) -> None:

@@ -209,6 +209,45 @@ def test_wrong_amounts_payees_chains_and_bytes_are_refused(api: Api, shop: dict)
     assert api.operator.get(f"/v1/payment-codes/{code['id']}").json()["status"] == "active"
 
 
+def test_an_amount_that_is_not_an_integer_is_refused(api: Api, shop: dict) -> None:
+    """Red team (LOW): amounts in fen are JSON integers; 12.0, "12" and true are refused (422)
+    where pydantic's lax mode used to take them as 12 (or 1)."""
+    static = new_code(api, shop["address"])
+    payer = custodial_payer(api)
+    for wrong in (1_200.0, "1200", True):
+        r = post(api.operator, "/v1/payment-codes", {"merchant": shop["address"], "amount_fen": wrong})
+        assert_problem(r, 422, "invalid-request")
+        assert r.json()["errors"][0]["loc"] == ["body", "amount_fen"]
+        body = {"form": "custodial", "payer": payer, "amount_fen": wrong}
+        r = post(api.operator, f"/v1/payment-codes/{static['id']}/pay", body)
+        assert_problem(r, 422, "invalid-request")
+        assert r.json()["errors"][0]["loc"] == ["body", "amount_fen"]
+    assert balance(api, payer) == 100_000
+
+
+def test_a_merchant_cannot_pay_its_own_code(api: Api, shop: dict) -> None:
+    """Red team (LOW): merchant == payer was accepted (a payment record out of nothing)."""
+    merchant = shop["address"]
+    assert api.post("operator", "/v1/issuance", {"to": merchant, "amount_fen": 5_000}).status_code == 200
+    before = balance(api, merchant)
+    static, bill = new_code(api, merchant), new_code(api, merchant, amount_fen=1_000)
+    for code, body in (
+        (static, {"form": "custodial", "payer": merchant, "amount_fen": 1_000}),
+        (bill, {"form": "custodial", "payer": merchant}),
+    ):
+        r = post(api.operator, f"/v1/payment-codes/{code['id']}/pay", body)
+        assert_problem(r, 422, "payer-is-merchant")
+        zh = api.operator.post(
+            f"/v1/payment-codes/{code['id']}/pay",
+            json=body,
+            headers={"Idempotency-Key": str(uuid.uuid4()), "Accept-Language": "zh-CN"},
+        )
+        assert zh.json()["title"] == "商户不能支付自己的收款码"
+    assert balance(api, merchant) == before
+    assert api.operator.get(f"/v1/payment-codes/{bill['id']}").json()["status"] == "active"
+    assert api.operator.get(f"/v1/payment-codes/{static['id']}").json()["payments"] == []
+
+
 def test_an_expired_code_is_refused(api: Api, shop: dict) -> None:
     code = new_code(api, shop["address"], amount_fen=300, expires_in_s=1)
     time.sleep(1.5)

@@ -19,10 +19,15 @@ from services.common.refunds import BUILDERS as REFUND_BUILDERS
 FORMS = {"card": CardForm.CARD, "sim": CardForm.SIM, "wearable": CardForm.WEARABLE}
 
 
-def settle(ctx: ServiceContext, req: dict[str, Any]) -> Call:
+def settle(ctx: ServiceContext, req: dict[str, Any]) -> Call | None:
     """A terminal's uploaded batch, settled by the gateway's key (its SETTLER_ROLE: no one else
-    settles; each payment pays only the merchant its card signed for, once)."""
-    payments = [SignedPayment.from_json(p) for p in req["payments"]]
+    settles; each payment pays only the merchant its card signed for, once). The payments the
+    gateway refused before sending (``refused``: index -> reason, service/offline_payments.py
+    ``prechecked``) are left out; None when that is every one: nothing is sent."""
+    refused = req.get("refused", {})
+    payments = [SignedPayment.from_json(p) for i, p in enumerate(req["payments"]) if str(i) not in refused]
+    if not payments:
+        return None
     return Call(ctx.operator, ctx.hardwallet.settle_call(payments))
 
 

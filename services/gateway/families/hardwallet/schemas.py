@@ -46,12 +46,14 @@ class TerminalOut(BaseModel):
 class SignedPaymentIn(Strict):
     card: Address
     merchant: Address
-    amount: int = Field(ge=0, lt=2**255, description="fen")
+    # Strict integers: what the card signed is an integer; 10.0, "10" or true is not what it signed
+    # (red team, LOW). A zero amount passes: its outcome is answered per payment (rejected).
+    amount: int = Field(strict=True, ge=0, lt=2**255, description="fen")
     # The card's counter is a uint64 on chain, but the gateway keeps the highest one it saw in a
     # signed 64-bit column: a counter from 2**63 on is refused here, before anything is sent
     # (it used to settle on chain and then fail to be recorded: a 500 after the money moved).
-    counter: int = Field(ge=0, lt=2**63, description="the card's payment counter, below 2**63")
-    time: int = Field(ge=0, lt=2**64)
+    counter: int = Field(strict=True, ge=0, lt=2**63, description="the card's payment counter, below 2**63")
+    time: int = Field(strict=True, ge=0, lt=2**64)
     signature: Signature
 
 
@@ -202,13 +204,13 @@ class MandateIn(Strict):
 
     holder: Address = Field(description="a custodial wallet: the service signs the grant for it")
     merchant: Address
-    per_payment_cap_fen: int = Field(gt=0, lt=2**128)
-    daily_cap_fen: int = Field(gt=0, lt=2**128)
+    per_payment_cap_fen: int = Field(strict=True, gt=0, lt=2**128)
+    daily_cap_fen: int = Field(strict=True, gt=0, lt=2**128)
     expires_at: int = Field(gt=0, lt=2**64, description="Unix seconds")
 
 
 class PullIn(Strict):
-    amount_fen: int = Field(gt=0, lt=2**128)
+    amount_fen: int = Field(strict=True, gt=0, lt=2**128)
     reference: str = Field(
         min_length=1, max_length=64, pattern=r"^[\w.:/-]+$", description="the order number"
     )

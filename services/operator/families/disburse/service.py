@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
+from web3.exceptions import TransactionNotFound
 
 from chain.clients.disburse import MAX_CHUNKS_PER_CALL, Officer, Row, batch_id, merkle_tree
 from chain.merkle import MerkleTree
@@ -629,12 +630,74 @@ def start_execution(ctx: ServiceContext, runner: Runner, key: ApiKey, ref: str, 
 def retry_exception(
     ctx: ServiceContext, ops: Operations, runner: Runner, key: ApiKey, idem: str, ref: str, index: int
 ) -> Operation:
-    """Pay an exception whose cause was resolved (the wallet registered, unfrozen, under its cap)."""
+    """Pay an exception whose cause was resolved (the wallet registered, unfrozen, under its cap).
+
+    One retry pays it: another retry of the same row (another Idempotency-Key, at once or later)
+    is a 409 ``exception-already-retried`` naming the operation that paid it, not the contract's
+    404 (red team, LOW: the loser of two concurrent retries answered "no open exception" as if the
+    row had never been one). Checked before sending when the paying retry is known already (no
+    transaction), and after the contract refused a retry that raced it (the chain names the winner
+    when its outcome is not recorded yet). The same
+    Idempotency-Key replays its own answer (the backbone)."""
     batch(ctx, ref)
-    op, _ = perform(ops, "disburse.retry", key, idem, {"ref": ref, "index": index}, target=ref)
+    if (earlier := _paying_retry(ctx, key, idem, ref, index, confirmed_only=True)) is not None:
+        raise _already_retried(ref, index, earlier)
+    try:
+        op, _ = perform(ops, "disburse.retry", key, idem, {"ref": ref, "index": index}, target=ref)
+    except Problem as exc:
+        if exc.slug == "exception-not-found" and (winner := _paying_retry(ctx, key, idem, ref, index)):
+            raise _already_retried(ref, index, winner) from None
+        raise
     if op.status == "confirmed":
         runner.apply_events(ref, op.result or {})
     return op
+
+
+def _paying_retry(
+    ctx: ServiceContext, key: ApiKey, idem: str, ref: str, index: int, *, confirmed_only: bool = False
+) -> Operation | None:
+    """Another request's retry of row ``index`` of ``ref`` that paid it: a confirmed one, or (not
+    with ``confirmed_only``) a pending one whose transaction the chain has mined successfully (the
+    winner of a race whose outcome is not recorded yet; the other pending ones are losers still
+    being refused). The caller's own request (key and Idempotency-Key) is left out. A batch's
+    retries are few: their requests are compared here."""
+    with ctx.db.session() as s:
+        retries = s.scalars(
+            select(Operation)
+            .where(
+                Operation.kind == "disburse.retry",
+                Operation.audit_target == ref,
+                Operation.status.in_(("confirmed",) if confirmed_only else ("pending", "confirmed")),
+            )
+            .order_by(Operation.created_at)
+        ).all()
+    mine = [
+        op
+        for op in retries
+        if (op.request or {}).get("index") == index and (op.api_key_id, op.idempotency_key) != (key.id, idem)
+    ]
+    for op in mine:
+        if op.status == "confirmed":
+            return op
+    for op in mine:
+        if op.tx_hash is not None:
+            try:
+                receipt = ctx.w3.eth.get_transaction_receipt(op.tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                continue
+            if receipt["status"] == 1:
+                return op
+    return None
+
+
+def _already_retried(ref: str, index: int, winner: Operation) -> Problem:
+    return Problem(
+        409,
+        "exception-already-retried",
+        "This exception was retried already",
+        f"row {index} of {ref}: operation {winner.id} paid it",
+        operation_id=winner.id,
+    )
 
 
 def reclaim(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, ref: str) -> Operation:

@@ -16,7 +16,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from services.common.audit import record
 from services.common.context import refuse_retired
-from services.common.deps import CtxDep, IdempotencyKey, IndexerDep, OperatorKey, OpsDep, require
+from services.common.deps import (
+    CtxDep,
+    IdempotencyKey,
+    IndexerDep,
+    OperatorKey,
+    OpsDep,
+    refuse_unknown_query,
+    require,
+)
 from services.common.keys import Role
 from services.common.models import ApiKey
 from services.common.paging import Page, Paging
@@ -44,7 +52,9 @@ from services.operator.families.holder.schemas import (
 from services.operator.families.prepaid.schemas import PackageId
 from services.operator.families.vouchers.schemas import CampaignIndex, ProgrammeId
 
-router = APIRouter(prefix="/v1/holder", tags=["holder"])
+# A holder key reads its own wallet's records only: a query parameter a route does not take (a
+# ``wallet=`` naming another wallet) is refused, not ignored (services/common/deps.py).
+router = APIRouter(prefix="/v1/holder", tags=["holder"], dependencies=[Depends(refuse_unknown_query)])
 
 
 def _holder_of_a_live_wallet(key: Annotated[ApiKey, Depends(require(Role.HOLDER))], ctx: CtxDep) -> ApiKey:

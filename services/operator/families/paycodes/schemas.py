@@ -23,7 +23,9 @@ class CodeIn(Strict):
     )
 
     merchant: Address
-    amount_fen: int | None = Field(default=None, gt=0, lt=2**63, description="a bill: the code is dynamic")
+    amount_fen: int | None = Field(
+        default=None, strict=True, gt=0, lt=2**63, description="a bill: the code is dynamic"
+    )
     reference: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.:/-]+$")
     expires_in_s: int = Field(default=900, ge=1, le=MAX_DYNAMIC_S, description="dynamic codes only")
 
@@ -40,9 +42,9 @@ class CardPaymentIn(Strict):
 
     card: Address
     merchant: Address
-    amount: int = Field(gt=0, lt=2**128, description="fen")
-    counter: int = Field(ge=1, lt=2**64)
-    time: int = Field(ge=0, lt=2**64)
+    amount: int = Field(strict=True, gt=0, lt=2**128, description="fen")
+    counter: int = Field(strict=True, ge=1, lt=2**64)
+    time: int = Field(strict=True, ge=0, lt=2**64)
     signature: str = Field(pattern=r"^0x([0-9a-fA-F]{2}){65}$")
 
 
@@ -57,7 +59,7 @@ class PayIn(Strict):
     )
     payment: CardPaymentIn | None = Field(default=None, description="card form: the card-signed payment")
     amount_fen: int | None = Field(
-        default=None, gt=0, lt=2**63, description="static codes; a bill's must match"
+        default=None, strict=True, gt=0, lt=2**63, description="static codes; a bill's must match"
     )
     signed_transaction: str | None = Field(
         default=None,

@@ -374,6 +374,15 @@ def pay(
             _check_new(ctx, signed)
         request.update(payer=signed.sender, amount_fen=amount, raw=body.signed_transaction)
         relayed = signed.hash
+    if request["payer"].lower() == code.merchant.lower():
+        # Red team (LOW): a merchant paying itself moves nothing but makes a payment record (a
+        # turnover, a refundable payment, a paid bill) out of nothing.
+        raise Problem(
+            422,
+            "payer-is-merchant",
+            "A merchant cannot pay its own payment code",
+            f"the payer {request['payer']} is the code's merchant",
+        )
 
     def claim() -> dict[str, Any]:
         """Record the payment. A dynamic code's bill is held by a unique column (one payer wins); a

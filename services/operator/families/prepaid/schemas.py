@@ -20,7 +20,9 @@ PackageState = Literal["open", "consumed", "cancelled", "refunded"]
 class EnrolIn(Strict):
     merchant: Address
     supervised_bps: int = Field(ge=1, le=10_000, description="share of each prepayment held in escrow")
-    ceiling_fen: int = Field(default=0, ge=0, lt=2**255, description="per-package ceiling, 0 for none")
+    ceiling_fen: int = Field(
+        default=0, strict=True, ge=0, lt=2**255, description="per-package ceiling, 0 for none"
+    )
 
 
 class PackageIn(Strict):
@@ -40,7 +42,7 @@ class PackageIn(Strict):
     sessions: int = Field(ge=1, le=MAX_SESSIONS)
     unit_price_fen: AmountFen128
     expires_at: datetime = Field(description="end date (ISO 8601 with a time zone)")
-    cancellation_fee_fen: int = Field(default=0, ge=0, lt=2**128)
+    cancellation_fee_fen: int = Field(default=0, strict=True, ge=0, lt=2**128)
 
 
 class SessionsIn(Strict):

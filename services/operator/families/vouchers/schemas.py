@@ -34,8 +34,8 @@ class ProgrammeIn(Strict):
     issuer: Address = Field(description="custodial institution wallet that funds the budget")
     name: str = Field(min_length=1, max_length=32, description="e.g. 'Xiangcheng spring vouchers'")
     mode: Literal["grant-list", "open-enrolment"]
-    budget_fen: int = Field(gt=0, lt=2**128)
-    per_person_cap_fen: int = Field(gt=0, lt=2**128)
+    budget_fen: int = Field(strict=True, gt=0, lt=2**128)
+    per_person_cap_fen: int = Field(strict=True, gt=0, lt=2**128)
     starts_at: datetime
     expires_at: datetime
     categories: list[int] = Field(
@@ -45,10 +45,10 @@ class ProgrammeIn(Strict):
         default=[], max_length=200, description="optional explicit merchant list"
     )
     min_bill_fen: int = Field(
-        default=0, ge=0, lt=2**128, description="minimum-spend rule: bill at least this"
+        default=0, strict=True, ge=0, lt=2**128, description="minimum-spend rule: bill at least this"
     )
     discount_fen: int = Field(
-        default=0, ge=0, lt=2**128, description="e.g. 20 off: the programme pays this much"
+        default=0, strict=True, ge=0, lt=2**128, description="e.g. 20 off: the programme pays this much"
     )
     cap_per_identity: bool = Field(
         default=False,
@@ -69,12 +69,12 @@ class HolderIn(Strict):
 class SpendIn(Strict):
     holder: Address
     merchant: Address
-    bill_fen: int = Field(gt=0, lt=2**128)
+    bill_fen: int = Field(strict=True, gt=0, lt=2**128)
 
 
 class SignedSpendIn(Strict):
     holder: Address
-    bill_fen: int = Field(gt=0, lt=2**128)
+    bill_fen: int = Field(strict=True, gt=0, lt=2**128)
     deadline: int = Field(ge=0, lt=2**64, description="unix seconds the holder's signature is valid until")
     signature: EcdsaSignature = Field(
         description="the holder's EIP-712 Spend: 65 bytes, or 64 (EIP-2098 compact, expanded before sending)"

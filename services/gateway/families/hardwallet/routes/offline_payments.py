@@ -1,9 +1,13 @@
 """Offline payments: a terminal uploads a batch of card-signed payments; each gets its outcome.
 
-The gateway checks only what binds the upload to its terminal (every payment is to the terminal's
+The gateway checks what binds the upload to its terminal (every payment is to the terminal's
 merchant) and sends one ``settle`` transaction signed by the gateway's key (its SETTLER_ROLE;
-a payment pays only the merchant its card signed for, once). Everything else is the contract's
-to judge, and its outcome events become the answer, one per payment in upload order: ``settled``,
+a payment pays only the merchant its card signed for, once). Before sending, it leaves out what
+the contract would reject for certain (an unknown card, a signature the card did not make for
+this chain and contract, a zero amount: ``service.prechecked``) and answers it ``rejected`` in
+the contract's words, in its place; a batch of only those sends no transaction (``tx_hash``
+null). The rest is the contract's to judge (it checks everything again), and its outcome events
+become the answer, one per payment in upload order: ``settled``,
 ``duplicate`` (this card and counter were processed already: the same batch again, the same
 payment in another batch or from another terminal, a reused counter), ``rejected`` with a reason
 (forged signature or one for another chain or contract, over the offline cap, lost card, grace

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from chain.clients.hardwallet import CardStatus
+from chain.clients.token import Kind
 from chain.exceptions import ContractError
 from services.common.context import ServiceContext, refuse_retired
 from services.common.models import ApiKey, GatewayCard, Operation
@@ -21,6 +22,7 @@ def issue_card(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, bod
     """Record the card, then register it on chain; a refusal on chain removes the record again
     (the card was not issued), so the same card may be issued later. Never to a retired holder."""
     refuse_retired(ctx, body.holder, "card holder")
+    refuse_card_key(ctx, body.card, body.holder)
 
     def prepare() -> dict[str, Any]:
         with ctx.db.session() as s:
@@ -42,6 +44,31 @@ def issue_card(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, bod
                 s.commit()
         raise
     return op
+
+
+def refuse_card_key(ctx: ServiceContext, card: str, holder: str) -> None:
+    """A card's address is the key inside its secure element, which signs its offline payments:
+    never the holder's own wallet (422 ``card-is-holder``), another registered wallet (a merchant,
+    an institution, a person: 422 ``card-is-wallet``) or a contract (code at the address, 422
+    ``card-is-contract``: no secure element holds a contract's key, and a contract is no key at
+    all). The contract admits any non-zero address (red team, LOW: a card was registered with a
+    contract's address and with its holder's wallet address)."""
+    if card == holder:
+        raise Problem(
+            422,
+            "card-is-holder",
+            "A card's key cannot be its holder's wallet",
+            f"{card} is the holder's wallet; a card has a key of its own, made in its secure element",
+        )
+    if ctx.w3.eth.get_code(card):  # type: ignore[arg-type]
+        raise Problem(422, "card-is-contract", "A card's key cannot be a contract", f"{card} holds code")
+    if ctx.cash.kind_of(card) != Kind.NONE:
+        raise Problem(
+            422,
+            "card-is-wallet",
+            "A card's key cannot be a registered wallet",
+            f"{card} is a registered {ctx.cash.kind_of(card).name.lower()} wallet",
+        )
 
 
 def load_card(

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from chain.clients.hardwallet import RETRYABLE_REASONS, RejectReason
+from chain.clients.hardwallet import RETRYABLE_REASONS, RejectReason, SignedPayment, recover_card
+from chain.exceptions import ContractError
 from services.common.audit import record
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, GatewayCard, GatewayTerminal, Operation
@@ -37,8 +38,78 @@ def batch_digest(payments: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def prechecked(ctx: ServiceContext, payments: list[dict[str, Any]]) -> dict[str, str]:
+    """The payments the contract would reject for certain, by index (a string: a JSON key) ->
+    reason, found before anything is sent so that they cost no gas and, when they are the whole
+    batch, no transaction (red team, LOW). In the contract's order (``_settleOne``): an unknown
+    card (the gateway's cards, then the chain for the others), a signature the card did not make
+    for this chain and contract (recovered here as the contract recovers it), a zero amount whose
+    counter is unused (a used one is a duplicate on chain; asked of the chain, a rare case). What
+    cannot be judged here for certain (a malformed signature the local recovery refuses for
+    another reason, a high-s one) is left to the contract, which checks everything again."""
+    cards = {p["card"] for p in payments}
+    with ctx.db.session() as s:
+        known = set(s.scalars(select(GatewayCard.address).where(GatewayCard.address.in_(cards))))
+    for card in sorted(cards - known):
+        try:
+            ctx.hardwallet.card(card)
+        except ContractError:  # HardWalletUnknownCard
+            continue
+        known.add(card)
+    domain = ctx.hardwallet.domain
+    refused: dict[str, str] = {}
+    for i, p in enumerate(payments):
+        if p["card"] not in known:
+            refused[str(i)] = REASONS[RejectReason.UNKNOWN_CARD]
+            continue
+        signed = SignedPayment.from_json(p)
+        try:
+            signer = recover_card(signed, domain)
+        except ValueError:  # not r || s || v with v 27 or 28: ecrecover finds no signer either
+            signer = None
+        except Exception:  # r or s out of range...: the contract's to judge
+            continue
+        if signer != signed.payment.card:
+            refused[str(i)] = REASONS[RejectReason.INVALID_SIGNATURE]
+        elif p["amount"] == 0 and not ctx.hardwallet.is_counter_used(p["card"], p["counter"]):
+            refused[str(i)] = REASONS[RejectReason.ZERO_AMOUNT]
+    return refused
+
+
+def _refused_result(index: int, p: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {
+        "index": index,
+        "card": p["card"],
+        "counter": int(p["counter"]),
+        "merchant": p["merchant"],
+        "amount_fen": int(p["amount"]),
+        "outcome": "rejected",
+        "paid_fen": 0,
+        "reason": reason,
+        "detail": None,
+        "final": True,
+    }
+
+
 def results_of(op: Operation) -> list[dict[str, Any]]:
-    """One result per uploaded payment, decoded from the settle receipt's outcome events."""
+    """One result per uploaded payment, in upload order: the settle receipt's outcome events for
+    the payments sent, the gateway's own rejection for those it refused before sending."""
+    chain = _chain_results(op)
+    refused: dict[str, str] = (op.request or {}).get("refused") or {}
+    if not refused:
+        return chain
+    sent = iter(chain)
+    out = []
+    for i, p in enumerate(op.request["payments"]):
+        if str(i) in refused:
+            out.append(_refused_result(i, p, refused[str(i)]))
+        elif (r := next(sent, None)) is not None:
+            out.append({**r, "index": i})
+    return out
+
+
+def _chain_results(op: Operation) -> list[dict[str, Any]]:
+    """One result per payment sent, decoded from the settle receipt's outcome events."""
     assert op.result is not None
     out: list[dict[str, Any]] = []
     for e in op.result.get("events", []):
@@ -175,6 +246,10 @@ def upload(
         return upload_out(ctx, earlier, replayed=True)
 
     def claim() -> dict[str, Any]:
+        # What the contract would reject for certain is not sent (``prechecked``): stored with
+        # the request, so that the builder leaves it out (and sends nothing when that is all of
+        # it) and the results put its rejection in its place.
+        refused = prechecked(ctx, payments)
         # Deferred: perform's next commit (the request completed, before anything is signed)
         # is durable and flushes this one with it.
         with ctx.db.deferred_session() as s:
@@ -186,7 +261,7 @@ def upload(
                 OfflineUpload(terminal_id=at.id, batch_digest=digest, size=len(payments), operation_id=op_id)
             )
             s.commit()
-        return {}
+        return {"refused": refused} if refused else {}
 
     request = {"terminal": at.id, "digest": digest, "payments": payments}
     op, replayed = perform(ops, kind, key, idem, request, target=at.id, prepare=claim)

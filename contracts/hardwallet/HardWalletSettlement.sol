@@ -473,15 +473,10 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         }
         if (p.amount == 0) return _reject(p, Reason.ZeroAmount, bytes4(0));
         if (p.amount > offlineCap) return _reject(p, Reason.OverOfflineCap, bytes4(0));
-        // Times that cannot be true (the terminal's clock is all the contract has): slot 0 is warm.
-        if (p.time > block.timestamp + MAX_CLOCK_SKEW) return _reject(p, Reason.TimeInFuture, bytes4(0));
-        if (p.time < c.registeredAt) return _reject(p, Reason.TimeBeforeRegistration, bytes4(0));
         Status status = c.status;
-        if (status == Status.Closed) return _reject(p, Reason.CardClosed, bytes4(0));
-        if (status == Status.Lost) {
-            if (p.time > c.lostAt) return _reject(p, Reason.CardLost, bytes4(0));
-            if (p.time < c.signedFrom) return _reject(p, Reason.TimeBeforeUploadWindow, bytes4(0));
-            if (block.timestamp > c.graceEndsAt) return _reject(p, Reason.GraceExpired, bytes4(0));
+        {
+            Reason refusal = _timeOrStatusRefusal(c, p.time, status);
+            if (refusal != Reason.None) return _reject(p, refusal, bytes4(0));
         }
 
         // Effects first: the counter is used, allowed purses pay first (not a blocked card's), the
@@ -532,6 +527,24 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         emit PaymentShortfall(p.card, p.counter, p.merchant, p.amount, earmarked + fromCash);
         if (blocks) emit CardBlocked(p.card, c.shortfall);
         return 3;
+    }
+
+    /// @dev Why a payment signed at `time` cannot settle now, before anything moves (`Reason.None`: it
+    /// may): first the times that cannot be true (the terminal's clock is all the contract has; slot 0
+    /// is warm from the status check), then the card's status, then a lost card's times and grace.
+    function _timeOrStatusRefusal(Card storage c, uint64 time, Status status) private view returns (Reason) {
+        unchecked {
+            // block.timestamp is far below 2**256 - MAX_CLOCK_SKEW on any real chain
+            if (time > block.timestamp + MAX_CLOCK_SKEW) return Reason.TimeInFuture;
+        }
+        if (time < c.registeredAt) return Reason.TimeBeforeRegistration;
+        if (status == Status.Closed) return Reason.CardClosed;
+        if (status == Status.Lost) {
+            if (time > c.lostAt) return Reason.CardLost;
+            if (time < c.signedFrom) return Reason.TimeBeforeUploadWindow;
+            if (block.timestamp > c.graceEndsAt) return Reason.GraceExpired;
+        }
+        return Reason.None;
     }
 
     /// @dev Which party the token's refusal `ret` (a custom error, at least 4 bytes) is about: the

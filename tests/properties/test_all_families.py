@@ -1981,6 +1981,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             [
                 "register_card",
                 "set_card_limits",
+                "set_upload_window",
                 "load_other_card",
                 "report_other_card",
                 "pull_other_mandate",
@@ -2441,6 +2442,10 @@ WRONG_ROLE: dict[str, WrongRole] = {
         reverts(
             lambda m, who, _: lambda: m.c.hw.set_limits(who, 10**9, 10**9, 1), unauthorized("hw_operator")
         ),
+    ),
+    "set_upload_window": WrongRole(
+        only(OPERATOR),
+        reverts(lambda m, who, _: lambda: m.c.hw.set_upload_window(who, 86_400), unauthorized("hw_operator")),
     ),
     "load_other_card": WrongRole(
         lambda m, i: (CARD_HOLDERS[i].address,),

@@ -51,10 +51,9 @@ import {CardPurses} from "./CardPurses.sol";
 ///   refused (`signedFrom`, fixed per card at the report like the grace period). What remains: a
 ///   thief may still back-date into `[signedFrom, lostAt]` and upload within the grace period, any
 ///   number of payments (each within the offline cap) until the reserve is spent; the window
-///   narrows the span of dates the holder must dispute (the services can refuse payments a terminal
-///   did not upload on time), not the amount, which only the reserve bounds. Future-dating never
-///   helps a thief: such a payment is refused until the chain's clock nears its time, and by then it
-///   is after any loss report (`CardLost`).
+///   narrows the span of dates the holder must dispute, not the amount, which only the reserve
+///   bounds. Future-dating gains a thief nothing over back-dating: such a payment is refused until
+///   the chain's clock nears its time, and a time after the report is `CardLost`.
 ///
 /// Card payments are paid by the token's one family policy (`payFor`, owner = the card holder,
 /// payee = a merchant only). Rejected payments consume no counter and move nothing: a payment refused

@@ -40,6 +40,7 @@ PAYMENT_FIELDS = [
 PAYMENT_TYPEHASH = keccak(PAYMENT_TYPE.encode())
 
 MAX_BATCH = 100  # HardWalletSettlement.MAX_BATCH
+MAX_CLOCK_SKEW = 3_600  # HardWalletSettlement.MAX_CLOCK_SKEW: how far ahead of the chain a signed time may be
 
 
 class CardForm(IntEnum):
@@ -74,6 +75,10 @@ class RejectReason(IntEnum):
     MERCHANT_REFUSED = 8  # the merchant cannot receive now (frozen, at its balance cap): retry later
     HOLDER_REFUSED = 9  # the card holder is frozen: settles once the regulator unfreezes the holder
     PAYEE_NOT_MERCHANT = 10  # card payments go to merchant wallets only: final
+    # Signed times that cannot be true (the terminal's clock): final, the signature covers the time.
+    TIME_IN_FUTURE = 11  # later than the block's time + MAX_CLOCK_SKEW
+    TIME_BEFORE_REGISTRATION = 12  # before the card was registered
+    TIME_BEFORE_UPLOAD_WINDOW = 13  # a lost card's payment signed before lostAt - uploadWindow
 
 
 #: Rejections after which uploading the same payment again later may settle it.
@@ -268,8 +273,10 @@ class CardInfo:
     holder: str
     form: CardForm
     status: CardStatus
+    registered_at: int  # no payment signed before it settles
     lost_at: int
     grace_ends_at: int
+    signed_from: int  # lost: payments signed before it are refused (lost_at - the upload window)
     loaded: int
     settled: int
     refunded: int
@@ -330,6 +337,10 @@ class HardWalletClient(ContractClient):
 
     def set_limits_call(self, offline_cap: int, reserve_cap: int, grace_period: int) -> ContractFunction:
         return self.contract.functions.setLimits(offline_cap, reserve_cap, grace_period)
+
+    def set_upload_window_call(self, seconds: int) -> ContractFunction:
+        """How long a terminal may hold a payment before uploading it (OPERATOR_ROLE)."""
+        return self.contract.functions.setUploadWindow(seconds)
 
     def approve_call(self, amount: int) -> ContractFunction:
         """The holder's token approval of ``amount`` to the settlement contract (before a load)."""
@@ -453,6 +464,9 @@ class HardWalletClient(ContractClient):
     ) -> TxResult:
         return self.tx.transact(operator, self.set_limits_call(offline_cap, reserve_cap, grace_period))
 
+    def set_upload_window(self, operator: LocalAccount, seconds: int) -> TxResult:
+        return self.tx.transact(operator, self.set_upload_window_call(seconds))
+
     # -- holder ----------------------------------------------------------------------------
 
     def approve(self, holder: LocalAccount, amount: int) -> TxResult:
@@ -481,7 +495,23 @@ class HardWalletClient(ContractClient):
 
     def card(self, card: str) -> CardInfo:
         raw = self.tx.call(self.contract.functions.cardOf(card))
-        return CardInfo(card, raw[0], CardForm(raw[1]), CardStatus(raw[2]), *(int(v) for v in raw[3:]))
+        # HardWalletSettlement.Card's order (packed for settle): holder, form, status, registeredAt,
+        # lostAt, graceEndsAt, signedFrom, settled, reserve, shortfall, loaded, refunded.
+        return CardInfo(
+            card,
+            raw[0],
+            CardForm(raw[1]),
+            CardStatus(raw[2]),
+            registered_at=int(raw[3]),
+            lost_at=int(raw[4]),
+            grace_ends_at=int(raw[5]),
+            signed_from=int(raw[6]),
+            settled=int(raw[7]),
+            reserve=int(raw[8]),
+            shortfall=int(raw[9]),
+            loaded=int(raw[10]),
+            refunded=int(raw[11]),
+        )
 
     def is_counter_used(self, card: str, counter: int) -> bool:
         return bool(self.tx.call(self.contract.functions.isCounterUsed(card, counter)))
@@ -494,6 +524,10 @@ class HardWalletClient(ContractClient):
     def offline_cap(self) -> int:
         """The most one offline payment may be (fen); a card's reader shows it beside the card."""
         return int(self.tx.call(self.contract.functions.offlineCap()))
+
+    def upload_window(self) -> int:
+        """How long (s) a terminal may hold a payment before uploading it."""
+        return int(self.tx.call(self.contract.functions.uploadWindow()))
 
     def limits(self) -> Limits:
         f = self.contract.functions

@@ -35,11 +35,25 @@ import {CardPurses} from "./CardPurses.sol";
 /// - **Clones**: a card that signed more than its reserve (a cloned or tampered card) has the covered
 ///   part settled, the rest recorded as its `shortfall` and is blocked: later payments of it only add
 ///   to the shortfall. Nothing is paid twice and no reserve goes negative.
+/// - **Signed times**: the signed `time` is the terminal's clock, which the contract cannot check, so
+///   it refuses the times that cannot be true (`PaymentRejected`, counter unused, nothing moved):
+///   after `block.timestamp + MAX_CLOCK_SKEW` (`TimeInFuture`), before the card's registration
+///   (`TimeBeforeRegistration`: a card holds nothing before it is registered), and for a lost card
+///   before its `signedFrom` (`TimeBeforeUploadWindow`, below). The signature covers the time, so
+///   such a payment cannot be re-dated: it is final for the terminal, except that the same
+///   future-dated payment would pass once the chain's clock is within MAX_CLOCK_SKEW of its time.
 /// - **Lost cards**: the holder (or the operator for them) reports the card lost. Payments signed
 ///   before the report and uploaded within `gracePeriod` (fixed per card at the report) still settle;
-///   after that anyone may return what remains of the reserve to the holder's wallet. The signed time
-///   is the terminal's clock, so a thief with a forged terminal could back-date payments within the
-///   grace period; the exposure is bounded by the reserve, the offline cap and the grace period.
+///   after that anyone may return what remains of the reserve to the holder's wallet. A thief with
+///   the card and a forged terminal can have it sign payments after the report and back-date them.
+///   Terminals must upload within `uploadWindow` of signing, so a payment signed before
+///   `lostAt - uploadWindow` would have arrived before the report: one that arrives after it is
+///   refused (`signedFrom`, fixed per card at the report like the grace period). What remains: a
+///   thief may still back-date into `[signedFrom, lostAt]` and upload within the grace period, any
+///   number of payments (each within the offline cap) until the reserve is spent; the window
+///   narrows the span of dates the holder must dispute, not the amount, which only the reserve
+///   bounds. Future-dating gains a thief nothing over back-dating: such a payment is refused until
+///   the chain's clock nears its time, and a time after the report is `CardLost`.
 ///
 /// Card payments are paid by the token's one family policy (`payFor`, owner = the card holder,
 /// payee = a merchant only). Rejected payments consume no counter and move nothing: a payment refused
@@ -86,6 +100,8 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
     error HardWalletBatchSize(uint256 size, uint256 max);
     /// @dev Limits out of range: 0 < offlineCap <= reserveCap < 2**128, grace in [MIN_GRACE, MAX_GRACE].
     error HardWalletInvalidLimits(uint256 offlineCap, uint256 reserveCap, uint64 gracePeriod);
+    /// @dev The upload window `uploadWindow` is outside [`min`, `max`].
+    error HardWalletInvalidUploadWindow(uint64 uploadWindow, uint64 min, uint64 max);
     /// @dev The token refused a payout without saying why (e.g. out of gas): the batch reverts whole.
     error HardWalletTransferFailed(address card, uint64 counter);
 
@@ -115,15 +131,19 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
     );
     /// @dev `card` signed beyond its reserve and was blocked; its shortfall is `shortfall` so far.
     event CardBlocked(address indexed card, uint256 shortfall);
-    /// @dev `card` was reported lost by `by`: no payment signed after `lostAt` settles, and nothing
-    /// settles after `graceEndsAt`.
-    event CardReportedLost(address indexed card, address indexed by, uint64 lostAt, uint64 graceEndsAt);
+    /// @dev `card` was reported lost by `by`: no payment signed after `lostAt` or before `signedFrom`
+    /// (`lostAt - uploadWindow`) settles, and nothing settles after `graceEndsAt`.
+    event CardReportedLost(
+        address indexed card, address indexed by, uint64 lostAt, uint64 graceEndsAt, uint64 signedFrom
+    );
     /// @dev After the grace period, `amount` (the rest of the reserve) went back to `holder`; card closed.
     event ReserveReturned(address indexed card, address indexed holder, uint256 amount);
     /// @dev `card` (not closed) of the retired `lost` wallet is now `successor`'s, its `reserve` with it.
     event CardRecovered(address indexed card, address indexed lost, address indexed successor, uint256 reserve);
     /// @dev The operator changed the limits.
     event LimitsChanged(uint256 offlineCap, uint256 reserveCap, uint64 gracePeriod);
+    /// @dev The operator changed how long terminals may hold a payment before uploading it.
+    event UploadWindowChanged(uint64 uploadWindow);
     /// @dev A batch of `size` payments was processed by `submitter`, with these outcome counts.
     event BatchProcessed(
         address indexed submitter, uint256 size, uint256 settled, uint256 duplicates, uint256 rejected, uint256 shortfalls
@@ -144,6 +164,13 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
     /// @notice Bounds of the grace period the operator may set.
     uint64 public constant MIN_GRACE = 1 hours;
     uint64 public constant MAX_GRACE = 30 days;
+    /// @notice How far ahead of the chain's clock a signed time may be (a terminal's clock runs a
+    /// little fast, and the block's time lags the wall clock by up to a block): a payment signed
+    /// later than `block.timestamp + MAX_CLOCK_SKEW` is refused (`TimeInFuture`).
+    uint64 public constant MAX_CLOCK_SKEW = 1 hours;
+    /// @notice Bounds of the upload window the operator may set.
+    uint64 public constant MIN_UPLOAD_WINDOW = 1 hours;
+    uint64 public constant MAX_UPLOAD_WINDOW = 30 days;
     /// @notice What a card signs for each offline payment.
     bytes32 public constant PAYMENT_TYPEHASH =
         keccak256("Payment(address card,address merchant,uint256 amount,uint64 counter,uint64 time)");
@@ -175,20 +202,27 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         CardClosed,
         MerchantRefused, // the token refused the merchant (frozen, at its balance cap): retry later
         HolderRefused, // the token refused the holder (frozen, uncovered hold): settles once unfrozen / covered
-        PayeeNotMerchant // the payee is not a merchant wallet: card payments go to merchants only
+        PayeeNotMerchant, // the payee is not a merchant wallet: card payments go to merchants only
+        TimeInFuture, // signed later than block.timestamp + MAX_CLOCK_SKEW
+        TimeBeforeRegistration, // signed before the card was registered
+        TimeBeforeUploadWindow // a lost card's payment signed before lostAt - uploadWindow (its signedFrom)
     }
 
+    /// @dev Five slots, laid out for `settle`: a payment reads slot 0 (holder, status, registeredAt),
+    /// a lost card's slot 1 too, and writes slots 2 (settled, reserve) and 3 (shortfall).
     struct Card {
         address holder;
         Form form;
         Status status;
+        uint64 registeredAt; // block time of `registerCard`: no payment is signed before it
         uint64 lostAt;
         uint64 graceEndsAt;
-        uint128 loaded;
+        uint64 signedFrom; // lost: lostAt - uploadWindow at the report; earlier signed times are refused
         uint128 settled;
-        uint128 refunded;
         uint128 reserve;
         uint128 shortfall;
+        uint128 loaded;
+        uint128 refunded;
     }
 
     /// @dev One offline payment as uploaded: the signed fields and the card's signature.
@@ -210,6 +244,13 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
     uint256 public reserveCap = 10_000_00;
     /// @notice How long after a loss report payments signed before it may still be uploaded.
     uint64 public gracePeriod = 3 days;
+    /// @notice How long a terminal may hold a payment before uploading it: a lost card's payments
+    /// signed more than this before the report are refused (`TimeBeforeUploadWindow`). A setting
+    /// rather than a constant, as how often terminals come online (a bus depot, a village shop) is
+    /// the operator's to know; bounded by [MIN_UPLOAD_WINDOW, MAX_UPLOAD_WINDOW] and fixed per card
+    /// at its report, like the grace period. Shorter narrows what a thief may back-date into;
+    /// shorter than a terminal's real upload interval refuses genuine payments of a lost card.
+    uint64 public uploadWindow = 3 days;
 
     mapping(address card => Card) private _cards;
     mapping(address card => mapping(uint256 word => uint256)) private _usedCounters;
@@ -225,6 +266,7 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         registry = registry_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         emit LimitsChanged(offlineCap, reserveCap, gracePeriod);
+        emit UploadWindowChanged(uploadWindow);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -241,6 +283,7 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         c.holder = holder;
         c.form = form;
         c.status = Status.Active;
+        c.registeredAt = uint64(block.timestamp);
         emit CardRegistered(card, holder, form);
     }
 
@@ -257,6 +300,16 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         reserveCap = reserveCap_;
         gracePeriod = gracePeriod_;
         emit LimitsChanged(offlineCap_, reserveCap_, gracePeriod_);
+    }
+
+    /// @notice Set how long a terminal may hold a payment before uploading it (see `uploadWindow`).
+    /// Cards reported lost already keep the `signedFrom` they got.
+    function setUploadWindow(uint64 uploadWindow_) external onlyRole(OPERATOR_ROLE) {
+        if (uploadWindow_ < MIN_UPLOAD_WINDOW || uploadWindow_ > MAX_UPLOAD_WINDOW) {
+            revert HardWalletInvalidUploadWindow(uploadWindow_, MIN_UPLOAD_WINDOW, MAX_UPLOAD_WINDOW);
+        }
+        uploadWindow = uploadWindow_;
+        emit UploadWindowChanged(uploadWindow_);
     }
 
     // ----------------------------------------------------------------------------------------
@@ -293,10 +346,13 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         }
         uint64 nowTs = uint64(block.timestamp);
         uint64 graceEndsAt = nowTs + gracePeriod;
+        uint64 window = uploadWindow;
+        uint64 signedFrom = nowTs > window ? nowTs - window : 0;
         c.status = Status.Lost;
         c.lostAt = nowTs;
         c.graceEndsAt = graceEndsAt;
-        emit CardReportedLost(card, msg.sender, nowTs, graceEndsAt);
+        c.signedFrom = signedFrom;
+        emit CardReportedLost(card, msg.sender, nowTs, graceEndsAt, signedFrom);
     }
 
     /// @notice After the grace period of lost `card`, return what remains of its reserve to the
@@ -417,10 +473,9 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         if (p.amount == 0) return _reject(p, Reason.ZeroAmount, bytes4(0));
         if (p.amount > offlineCap) return _reject(p, Reason.OverOfflineCap, bytes4(0));
         Status status = c.status;
-        if (status == Status.Closed) return _reject(p, Reason.CardClosed, bytes4(0));
-        if (status == Status.Lost) {
-            if (p.time > c.lostAt) return _reject(p, Reason.CardLost, bytes4(0));
-            if (block.timestamp > c.graceEndsAt) return _reject(p, Reason.GraceExpired, bytes4(0));
+        {
+            Reason refusal = _timeOrStatusRefusal(c, p.time, status);
+            if (refusal != Reason.None) return _reject(p, refusal, bytes4(0));
         }
 
         // Effects first: the counter is used, allowed purses pay first (not a blocked card's), the
@@ -471,6 +526,24 @@ contract HardWalletSettlement is AccessControl, ReentrancyGuard, EIP712, CardPur
         emit PaymentShortfall(p.card, p.counter, p.merchant, p.amount, earmarked + fromCash);
         if (blocks) emit CardBlocked(p.card, c.shortfall);
         return 3;
+    }
+
+    /// @dev Why a payment signed at `time` cannot settle now, before anything moves (`Reason.None`: it
+    /// may): first the times that cannot be true (the terminal's clock is all the contract has; slot 0
+    /// is warm from the status check), then the card's status, then a lost card's times and grace.
+    function _timeOrStatusRefusal(Card storage c, uint64 time, Status status) private view returns (Reason) {
+        unchecked {
+            // block.timestamp is far below 2**256 - MAX_CLOCK_SKEW on any real chain
+            if (time > block.timestamp + MAX_CLOCK_SKEW) return Reason.TimeInFuture;
+        }
+        if (time < c.registeredAt) return Reason.TimeBeforeRegistration;
+        if (status == Status.Closed) return Reason.CardClosed;
+        if (status == Status.Lost) {
+            if (time > c.lostAt) return Reason.CardLost;
+            if (time < c.signedFrom) return Reason.TimeBeforeUploadWindow;
+            if (block.timestamp > c.graceEndsAt) return Reason.GraceExpired;
+        }
+        return Reason.None;
     }
 
     /// @dev Which party the token's refusal `ret` (a custom error, at least 4 bytes) is about: the

@@ -47,6 +47,7 @@ class Purses:
     canteen: str
     expires_at: int
     domain: PaymentDomain
+    signed_at: int  # when the card signs its payments: after its registration, never ahead of the chain
 
 
 @pytest.fixture
@@ -67,11 +68,11 @@ def purses(registered: Actors, cash: CashClient, hardwallet: HardWalletClient) -
     hardwallet.create_purse_programme(op, P_MEALS, funder.address, 100_00, expires, True, [CANTEEN, CARE])
     hardwallet.fund_purse(funder, card, P_ELDERLY, ELDERLY)
     hardwallet.fund_purse(funder, card, P_MEALS, MEALS)
-    return Purses(a, funder, card, care, canteen, expires, hardwallet.domain)
+    return Purses(a, funder, card, care, canteen, expires, hardwallet.domain, now(hardwallet.w3))
 
 
 def pay(s: Purses, merchant: str, amount: int, counter: int) -> SignedPayment:
-    return sign_payment(KEY, Payment(s.card, merchant, amount, counter, 1), s.domain)
+    return sign_payment(KEY, Payment(s.card, merchant, amount, counter, s.signed_at), s.domain)
 
 
 def assert_conserved(hardwallet: HardWalletClient, cash: CashClient, s: Purses) -> None:

@@ -13,6 +13,7 @@ from chain import devtools, gas
 from chain.accounts import dev_account
 from chain.clients.hardwallet import (
     MAX_BATCH,
+    MAX_CLOCK_SKEW,
     CardForm,
     CardStatus,
     HardWalletClient,
@@ -39,6 +40,11 @@ def now(w3: Web3) -> int:
     return int(w3.eth.get_block("latest")["timestamp"])
 
 
+def pending(w3: Web3) -> int:
+    """The block.timestamp the next transaction sees (eth-tester's pending block)."""
+    return int(w3.provider.ethereum_tester.get_block_by_number("pending")["timestamp"])  # type: ignore[attr-defined]
+
+
 def selector(signature: str) -> bytes:
     return bytes(Web3.keccak(text=signature)[:4])
 
@@ -51,6 +57,7 @@ class Setup:
     card: HardWallet
     terminal: Terminal
     domain: PaymentDomain
+    w3: Web3
 
 
 @pytest.fixture
@@ -62,14 +69,18 @@ def setup(registered: Actors, cash: CashClient, hardwallet: HardWalletClient) ->
     hardwallet.load(a.alice, card.address, LOADED)
     card.credit(LOADED)
     clock = lambda: now(hardwallet.w3)  # noqa: E731
-    return Setup(a, card, Terminal(a.gym.address, hardwallet.domain, clock=clock), hardwallet.domain)
+    return Setup(
+        a, card, Terminal(a.gym.address, hardwallet.domain, clock=clock), hardwallet.domain, hardwallet.w3
+    )
 
 
 def clone_pay(
-    s: Setup, amount: int, counter: int, *, merchant: str | None = None, time: int = 0
+    s: Setup, amount: int, counter: int, *, merchant: str | None = None, time: int | None = None
 ) -> SignedPayment:
-    """What a cloned card (same key, its own counter and balance) signs."""
-    payment = Payment(s.card.address, merchant or s.a.gym.address, amount, counter, time or 1)
+    """What a cloned card (same key, its own counter and balance) signs; at the chain's time unless
+    ``time`` says otherwise."""
+    when = now(s.w3) if time is None else time
+    payment = Payment(s.card.address, merchant or s.a.gym.address, amount, counter, when)
     return sign_payment(KEY, payment, s.domain)
 
 
@@ -90,15 +101,17 @@ class TestRegisterCard:
         self, registered: Actors, hardwallet: HardWalletClient
     ) -> None:
         a, card = registered, Account.create().address
-        event = hardwallet.register_card(a.operator, card, a.bob.address, CardForm.WEARABLE).named(
-            "CardRegistered"
-        )[0]
+        tx = hardwallet.register_card(a.operator, card, a.bob.address, CardForm.WEARABLE)
+        event = tx.named("CardRegistered")[0]
         assert (event["card"], event["holder"], event["form"]) == (card, a.bob.address, CardForm.WEARABLE)
         info = hardwallet.card(card)
-        assert (info.holder, info.form, info.status, info.reserve) == (
+        registered_at = int(hardwallet.w3.eth.get_block(tx.block_number)["timestamp"])
+        assert (info.holder, info.form, info.status, info.reserve, info.registered_at, info.signed_from) == (
             a.bob.address,
             CardForm.WEARABLE,
             CardStatus.ACTIVE,
+            0,
+            registered_at,
             0,
         )
 
@@ -258,7 +271,7 @@ class TestSettle:
         self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
     ) -> None:
         s = setup
-        other = Terminal(s.a.gym.address, s.domain)
+        other = Terminal(s.a.gym.address, s.domain, clock=lambda: now(s.w3))
         p1 = s.terminal.charge(s.card, 1_00)
         p2 = other.charge(s.card, 2_00)
         p3 = s.terminal.charge(s.card, 3_00)
@@ -286,7 +299,7 @@ class TestSettle:
         self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
     ) -> None:
         s = setup
-        good = s.card.sign_payment(s.a.gym.address, 10_00, 1)
+        good = s.card.sign_payment(s.a.gym.address, 10_00, now(s.w3))
         p = good.payment
         inflated = SignedPayment(Payment(p.card, p.merchant, 900_00, p.counter, p.time), good.signature)
         redirected = SignedPayment(
@@ -649,6 +662,140 @@ class TestLostCard:
         assert hardwallet.card(s.card.address).refunded == LOADED
 
 
+def assert_refused_time(
+    s: Setup,
+    hardwallet: HardWalletClient,
+    cash: CashClient,
+    payment: SignedPayment,
+    reason: RejectReason,
+    *,
+    reserve: int = LOADED,
+) -> None:
+    """``payment`` (alone in its batch) gets exactly PaymentRejected(reason, no detail), final; its
+    counter stays unused, nothing reaches the merchant and the reserve stays ``reserve``."""
+    gym_before = cash.balance_of(s.a.gym.address)
+    result = hardwallet.settle(s.a.operator, [payment])
+    assert [e.name for e in result.tx.events if e.name.startswith("Payment")] == ["PaymentRejected"]
+    p = payment.payment
+    assert result.tx.named("PaymentRejected")[0].args == {
+        "card": p.card,
+        "counter": p.counter,
+        "merchant": p.merchant,
+        "amount": p.amount,
+        "reason": reason,
+        "detail": b"\0\0\0\0",
+    }
+    assert result.outcomes[0].final and result.tx.named("BatchProcessed")[0]["rejected"] == 1
+    assert not hardwallet.is_counter_used(p.card, p.counter)
+    assert cash.balance_of(s.a.gym.address) == gym_before
+    assert hardwallet.card(p.card).reserve == reserve
+    assert_card_conserved(hardwallet, cash, p.card)
+
+
+class TestSignedTime:
+    """The signed time is the terminal's clock: times that cannot be true are refused (red team,
+    MEDIUM: back-dating past the lost-card check)."""
+
+    def test_a_time_beyond_the_clock_skew_is_refused_and_its_counter_stays_free(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        assert hardwallet.contract.functions.MAX_CLOCK_SKEW().call() == MAX_CLOCK_SKEW == 3_600
+        t = pending(s.w3)
+        over = clone_pay(s, 20_00, 2, time=t + MAX_CLOCK_SKEW + 1)
+        assert_refused_time(s, hardwallet, cash, over, RejectReason.TIME_IN_FUTURE)
+        far = clone_pay(s, 20_00, 3, time=2**64 - 1)  # no overflow: compared in 256 bits
+        assert_refused_time(s, hardwallet, cash, far, RejectReason.TIME_IN_FUTURE)
+        # At the bound, in the same block as a refused one: the bound settles, the other moves nothing.
+        t = pending(s.w3)
+        at, beyond = clone_pay(s, 10_00, 4, time=t + MAX_CLOCK_SKEW), clone_pay(s, 5_00, 5, time=t + 3_601)
+        result = hardwallet.settle(s.a.operator, [beyond, at])
+        assert [(o.outcome, o.reason) for o in result.outcomes] == [
+            (Outcome.REJECTED, RejectReason.TIME_IN_FUTURE),
+            (Outcome.SETTLED, RejectReason.NONE),
+        ]
+        assert cash.balance_of(s.a.gym.address) == 10_00
+        # The signature covers the time: the refused counters are free for a payment with a true one.
+        again = [clone_pay(s, 1_00, c) for c in (2, 3, 5)]
+        assert hardwallet.settle(s.a.operator, again).count(Outcome.SETTLED) == 3
+        assert hardwallet.card(s.card.address).reserve == LOADED - 13_00
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_a_time_before_the_cards_registration_is_refused(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        registered_at = hardwallet.card(s.card.address).registered_at
+        assert 0 < registered_at <= now(s.w3)
+        for counter, time in ((1, registered_at - 1), (2, 0)):
+            early = clone_pay(s, 10_00, counter, time=time)
+            assert_refused_time(s, hardwallet, cash, early, RejectReason.TIME_BEFORE_REGISTRATION)
+        at = hardwallet.settle(s.a.operator, [clone_pay(s, 10_00, 1, time=registered_at)])
+        assert at.outcomes[0].outcome is Outcome.SETTLED
+        assert cash.balance_of(s.a.gym.address) == 10_00
+
+    def test_a_lost_cards_payment_signed_before_the_upload_window_is_refused(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        """A thief back-dates to before the report: only the upload window before it is open."""
+        s = setup
+        window = hardwallet.upload_window()
+        assert window == 3 * DAY
+        devtools.increase_time(s.w3, window + 2 * DAY)  # the card was used for a while
+        lost = hardwallet.report_lost(s.a.alice, s.card.address).named("CardReportedLost")[0]
+        lost_at, signed_from = lost["lostAt"], lost["signedFrom"]
+        assert signed_from == lost_at - window == hardwallet.card(s.card.address).signed_from
+        assert signed_from > hardwallet.card(s.card.address).registered_at
+        early = clone_pay(s, 10_00, 1, time=signed_from - 1)
+        assert_refused_time(s, hardwallet, cash, early, RejectReason.TIME_BEFORE_UPLOAD_WINDOW)
+        older = clone_pay(s, 10_00, 2, time=signed_from - 2 * DAY)  # days before: still this reason
+        assert_refused_time(s, hardwallet, cash, older, RejectReason.TIME_BEFORE_UPLOAD_WINDOW)
+        result = hardwallet.settle(
+            s.a.operator,
+            [
+                clone_pay(s, 10_00, 1, time=signed_from),
+                clone_pay(s, 20_00, 3, time=lost_at),
+                clone_pay(s, 40_00, 4, time=lost_at + 1),
+            ],
+        )
+        assert [(o.outcome, o.reason) for o in result.outcomes] == [
+            (Outcome.SETTLED, RejectReason.NONE),
+            (Outcome.SETTLED, RejectReason.NONE),
+            (Outcome.REJECTED, RejectReason.CARD_LOST),
+        ]
+        assert not hardwallet.is_counter_used(s.card.address, 2)
+        assert cash.balance_of(s.a.gym.address) == 30_00
+        assert_card_conserved(hardwallet, cash, s.card.address)
+
+    def test_a_card_lost_soon_after_registration_refuses_what_precedes_it(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        """The window reaches back before the registration: the registration is the floor."""
+        s = setup
+        lost = hardwallet.report_lost(s.a.alice, s.card.address).named("CardReportedLost")[0]
+        info = hardwallet.card(s.card.address)
+        assert lost["signedFrom"] == lost["lostAt"] - 3 * DAY < info.registered_at
+        early = clone_pay(s, 10_00, 1, time=info.registered_at - 1)
+        assert_refused_time(s, hardwallet, cash, early, RejectReason.TIME_BEFORE_REGISTRATION)
+
+    def test_the_window_is_fixed_per_card_at_the_report(
+        self, setup: Setup, hardwallet: HardWalletClient, cash: CashClient
+    ) -> None:
+        s = setup
+        devtools.increase_time(s.w3, 10 * DAY)
+        lost = hardwallet.report_lost(s.a.alice, s.card.address).named("CardReportedLost")[0]
+        hardwallet.set_upload_window(s.a.operator, 3_600)
+        assert hardwallet.card(s.card.address).signed_from == lost["signedFrom"] == lost["lostAt"] - 3 * DAY
+        kept = hardwallet.settle(s.a.operator, [clone_pay(s, 10_00, 1, time=lost["signedFrom"])])
+        assert kept.outcomes[0].outcome is Outcome.SETTLED
+        # A card reported after the change gets the new window.
+        other = HardWallet(b"\x0d" * 32, hardwallet.domain)
+        hardwallet.register_card(s.a.operator, other.address, s.a.bob.address, CardForm.SIM)
+        devtools.increase_time(s.w3, DAY)
+        later = hardwallet.report_lost(s.a.operator, other.address).named("CardReportedLost")[0]
+        assert later["signedFrom"] == later["lostAt"] - 3_600
+
+
 class TestLimits:
     def test_operator_sets_limits_with_an_event(self, setup: Setup, hardwallet: HardWalletClient) -> None:
         event = hardwallet.set_limits(setup.a.operator, 200_00, 2_000_00, 2 * DAY).named("LimitsChanged")[0]
@@ -691,6 +838,32 @@ class TestLimits:
             setup.a.alice.address,
             role,
         )
+        assert_reverts(
+            lambda: hardwallet.set_upload_window(setup.a.alice, DAY),
+            "AccessControlUnauthorizedAccount",
+            setup.a.alice.address,
+            role,
+        )
+
+    def test_operator_sets_the_upload_window_with_an_event(
+        self, setup: Setup, hardwallet: HardWalletClient
+    ) -> None:
+        for seconds in (3_600, 30 * DAY, DAY):
+            event = hardwallet.set_upload_window(setup.a.operator, seconds).named("UploadWindowChanged")[0]
+            assert event["uploadWindow"] == seconds == hardwallet.upload_window()
+
+    def test_reverts_on_an_upload_window_out_of_range(
+        self, setup: Setup, hardwallet: HardWalletClient
+    ) -> None:
+        for seconds in (0, 3_599, 30 * DAY + 1):
+            assert_reverts(
+                lambda seconds=seconds: hardwallet.set_upload_window(setup.a.operator, seconds),
+                "HardWalletInvalidUploadWindow",
+                seconds,
+                3_600,
+                30 * DAY,
+            )
+        assert hardwallet.upload_window() == 3 * DAY
 
 
 class TestDeployment:

@@ -240,6 +240,44 @@ class TestUpload:
         assert gateway.ctx.cash.balance_of(shop.holder) == 5_000_00 - 1_000
         assert gateway.get("operator", f"/v1/cards/{shop.card.address}").json()["status"] == "closed"
 
+    def test_times_that_cannot_be_true_are_refused_for_good(self, gateway: Gateway) -> None:
+        """The signed time is the terminal's clock: ahead of the chain by more than an hour, before
+        the card's registration, or (a lost card) before the upload window: rejected, final, the
+        counter unused, nothing paid (red team, MEDIUM: back-dating past the lost-card check)."""
+        shop = Shop(gateway)
+        hw = gateway.ctx.hardwallet
+        registered_at = hw.card(shop.card.address).registered_at
+        future = shop.card.sign_payment(shop.merchant, 1_000, gateway.now() + 3_600 + 60)
+        early = shop.card.sign_payment(shop.merchant, 1_000, registered_at - 1)
+        answer = upload(gateway, shop.terminal, future, early)
+        assert [
+            (r["outcome"], r["reason"], r["detail"], r["final"], r["paid_fen"]) for r in answer["results"]
+        ] == [
+            ("rejected", "time-in-future", None, True, 0),
+            ("rejected", "time-before-registration", None, True, 0),
+        ]
+        card = gateway.get("operator", f"/v1/cards/{shop.card.address}").json()
+        assert (card["last_counter_seen"], card["reserve_fen"]) == (0, LOADED)
+        assert not hw.is_counter_used(shop.card.address, future.payment.counter)
+
+        window = hw.upload_window()
+        devtools.increase_time(gateway.w3, window + 60)
+        r = gateway.post("operator", f"/v1/cards/{shop.card.address}/report-lost")
+        assert r.status_code == 200, r.text
+        signed_from = hw.card(shop.card.address).signed_from
+        lost_at = hw.card(shop.card.address).lost_at
+        assert signed_from == lost_at - window > registered_at
+        back_dated = shop.card.sign_payment(shop.merchant, 2_000, signed_from - 1)  # the thief's
+        in_window = shop.card.sign_payment(shop.merchant, 3_000, signed_from)
+        answer = upload(gateway, shop.terminal, back_dated, in_window)
+        assert [(r["outcome"], r["reason"], r["final"]) for r in answer["results"]] == [
+            ("rejected", "time-before-upload-window", True),
+            ("settled", None, True),
+        ]
+        assert gateway.ctx.cash.balance_of(shop.merchant) == 3_000
+        card = gateway.get("operator", f"/v1/cards/{shop.card.address}").json()
+        assert (card["last_counter_seen"], card["reserve_fen"]) == (in_window.payment.counter, LOADED - 3_000)
+
     def test_an_unknown_card_is_rejected(self, gateway: Gateway) -> None:
         shop = Shop(gateway)
         stranger = HardWallet.issue(shop.card.domain)

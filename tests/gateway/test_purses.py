@@ -95,7 +95,9 @@ class TestPurses:
         canteen = gw.merchant(CANTEEN_MCC)
         _, terminal = gw.terminal(canteen)
         r = gw.post(
-            terminal, "/v1/offline-payments", {"payments": [card.sign_payment(canteen, 20_00).to_json()]}
+            terminal,
+            "/v1/offline-payments",
+            {"payments": [card.sign_payment(canteen, 20_00, gw.now()).to_json()]},
         )
         assert r.status_code == 200 and r.json()["results"][0]["outcome"] == "settled", r.text
         got = gw.get("operator", f"/v1/cards/{card.address}/purses").json()

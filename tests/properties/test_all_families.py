@@ -121,7 +121,7 @@ from tests.helpers import assert_reverts
 from tests.properties.models.collective import Coll, Prop
 from tests.properties.models.common import BPS, Move, day, weighted
 from tests.properties.models.disburse import Batch
-from tests.properties.models.hardwallet import CardModel, Uploaded
+from tests.properties.models.hardwallet import CardModel, Uploaded, time_or_status_refusal
 from tests.properties.models.prepaid import Model as PrepaidModel
 from tests.properties.models.prepaid import Pkg
 from tests.properties.models.purses import PurseBook, PurseProgrammeModel
@@ -600,6 +600,8 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             for k, h, f in zip(CARD_KEYS, CARD_HOLDERS, FORMS, strict=True)
         ]
         self.by_card = {card.se.address: card for card in self.cards}
+        for card in self.cards:
+            card.registered_at = c.hw.card(card.se.address).registered_at
         self.pool: list[Uploaded] = []
         self.mandates: dict[int, MandateModel] = {}
         self.refs = 0
@@ -1491,13 +1493,9 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         c = self.by_card[p.card]
         if p.counter in c.used:
             return Outcome.DUPLICATE, RejectReason.NONE, 0
-        if c.status is CardStatus.CLOSED:
-            return Outcome.REJECTED, RejectReason.CARD_CLOSED, 0
-        if c.status is CardStatus.LOST:
-            if p.time > c.lost_at:
-                return Outcome.REJECTED, RejectReason.CARD_LOST, 0
-            if now > c.grace_ends_at:
-                return Outcome.REJECTED, RejectReason.GRACE_EXPIRED, 0
+        refusal = time_or_status_refusal(c, p.time, now)
+        if refusal is not None:  # the cards sign at the chain's time: only the lost card's window
+            return Outcome.REJECTED, refusal, 0
         takes = [0]
         if c.status is not CardStatus.BLOCKED:
             takes = self.purses.draw(p.card, MCC.get(p.merchant, 0), p.amount, now)
@@ -1615,6 +1613,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
         if result:
             e = result.named("CardReportedLost")[0]
             card.status, card.lost_at, card.grace_ends_at = CardStatus.LOST, e["lostAt"], e["graceEndsAt"]
+            card.signed_from = e["signedFrom"]
             assert card.grace_ends_at == card.lost_at + GRACE
 
     @precondition(lambda self: any(card.status is CardStatus.LOST for card in self.cards))
@@ -1982,6 +1981,7 @@ class AllFamiliesMachine(RuleBasedStateMachine):
             [
                 "register_card",
                 "set_card_limits",
+                "set_upload_window",
                 "load_other_card",
                 "report_other_card",
                 "pull_other_mandate",
@@ -2442,6 +2442,10 @@ WRONG_ROLE: dict[str, WrongRole] = {
         reverts(
             lambda m, who, _: lambda: m.c.hw.set_limits(who, 10**9, 10**9, 1), unauthorized("hw_operator")
         ),
+    ),
+    "set_upload_window": WrongRole(
+        only(OPERATOR),
+        reverts(lambda m, who, _: lambda: m.c.hw.set_upload_window(who, 86_400), unauthorized("hw_operator")),
     ),
     "load_other_card": WrongRole(
         lambda m, i: (CARD_HOLDERS[i].address,),

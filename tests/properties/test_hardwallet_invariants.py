@@ -48,7 +48,7 @@ from chain.exceptions import ContractError
 from chain.sender import TxResult
 from tests.conftest import identity
 from tests.helpers import fast_profile_sizes
-from tests.properties.models.hardwallet import CardModel, Uploaded
+from tests.properties.models.hardwallet import CardModel, Uploaded, time_or_status_refusal
 from wallets.hardwallet import CardRefused, HardWallet
 
 HOUR, DAY = 3_600, 86_400
@@ -58,6 +58,7 @@ MERCHANTS = [dev_account(6), dev_account(7)]
 CARD_KEYS = [bytes([0xC1]) * 32, bytes([0xC2]) * 32]
 FORMS = [CardForm.CARD, CardForm.WEARABLE]
 OFFLINE_CAP, RESERVE_CAP, GRACE = 300_00, 1_000_00, DAY
+UPLOAD_WINDOW = 12 * HOUR  # shorter than the clock moves below, so back-dated payments meet it
 OPENING = 50_000_00
 FUNDER, PURSE, PURSE_CAP, CARE_MCC = dev_account(8), 1, 500_00, 8050
 STRANGER_KEY = b"\x5a" * 32
@@ -74,6 +75,7 @@ def base_chain() -> tuple[HardWalletClient, CashClient, Any]:
         cash = CashClient(w3, manifest)
         hw = HardWalletClient(w3, manifest, cash.tx)
         hw.set_limits(OPERATOR, OFFLINE_CAP, RESERVE_CAP, GRACE)
+        hw.set_upload_window(OPERATOR, UPLOAD_WINDOW)
         for i, holder in enumerate(HOLDERS):
             cash.register(OPERATOR, holder.address, Kind.PERSONAL, 2, 0, identity(f"holder{i}"))
             cash.mint(OPERATOR, holder.address, OPENING)
@@ -110,6 +112,8 @@ class HardWalletMachine(RuleBasedStateMachine):
             for i in range(2)
         ]
         self.by_address = {c.se.address: c for c in self.cards}
+        for c in self.cards:
+            c.registered_at = self.hw.card(c.se.address).registered_at
         self.merchant_balance = {m.address: 0 for m in MERCHANTS}
         self.frozen: set[str] = set()
         self.pool: list[Uploaded] = []
@@ -149,13 +153,9 @@ class HardWalletMachine(RuleBasedStateMachine):
             return Outcome.REJECTED, RejectReason.ZERO_AMOUNT, 0
         if p.amount > OFFLINE_CAP:
             return Outcome.REJECTED, RejectReason.OVER_OFFLINE_CAP, 0
-        if c.status is CardStatus.CLOSED:
-            return Outcome.REJECTED, RejectReason.CARD_CLOSED, 0
-        if c.status is CardStatus.LOST:
-            if p.time > c.lost_at:
-                return Outcome.REJECTED, RejectReason.CARD_LOST, 0
-            if now > c.grace_ends_at:
-                return Outcome.REJECTED, RejectReason.GRACE_EXPIRED, 0
+        refusal = time_or_status_refusal(c, p.time, now)
+        if refusal is not None:
+            return Outcome.REJECTED, refusal, 0
         earmarked = 0
         if c.status is not CardStatus.BLOCKED and p.merchant == MERCHANTS[1].address:
             earmarked = min(p.amount, c.purse)  # the purse pays first at the care merchant
@@ -221,7 +221,9 @@ class HardWalletMachine(RuleBasedStateMachine):
         if result:
             e = result.named("CardReportedLost")[0]
             c.status, c.lost_at, c.grace_ends_at = CardStatus.LOST, e["lostAt"], e["graceEndsAt"]
+            c.signed_from = e["signedFrom"]
             assert c.grace_ends_at == c.lost_at + GRACE
+            assert c.signed_from == c.lost_at - UPLOAD_WINDOW
 
     @rule(i=st.integers(0, 1))
     def return_reserve(self, i: int) -> None:
@@ -254,10 +256,13 @@ class HardWalletMachine(RuleBasedStateMachine):
         m=st.integers(0, 1),
         amount=st.integers(0, 400_00),
         reuse=st.booleans(),
-        back=st.sampled_from([0, 0, HOUR, 2 * DAY]),
+        back=st.sampled_from([0, 0, HOUR, 2 * DAY, UPLOAD_WINDOW + 1, 60 * DAY, -HOUR, -HOUR - 1, -DAY]),
     )
     def clone_payment(self, i: int, m: int, amount: int, reuse: bool, back: int) -> None:
-        """A clone of card i: no balance, no cap; reuses a genuine counter or counts on its own."""
+        """A clone of card i: no balance, no cap; reuses a genuine counter or counts on its own. The
+        forged terminal dates it ``back`` seconds before now (negative: ahead), before the card's
+        registration at 60 days, ahead of the chain beyond MAX_CLOCK_SKEW (an hour) when uploaded
+        at once."""
         c = self.cards[i]
         if reuse and c.se.counter:
             counter = 1 + amount % c.se.counter
@@ -353,6 +358,11 @@ class HardWalletMachine(RuleBasedStateMachine):
                 c.refunded,
                 c.reserve,
                 c.shortfall,
+            )
+            assert (info.registered_at, info.lost_at, info.signed_from) == (
+                c.registered_at,
+                c.lost_at,
+                c.signed_from,
             )
             reserves += info.reserve
             purses = [(p.programme, p.balance, p.funded, p.spent) for p in self.hw.purses(c.se.address)]

@@ -542,7 +542,7 @@ def test_card_taps_and_door_access_per_day_and_tenant_match_the_chain(api: Api) 
 
     with ctx.db.session() as s:
         at = s.get(GatewayTerminal, terminal.id)
-    now = int(time.time())
+    now = int(api.w3.eth.get_block("latest")["timestamp"])  # the chain's: after the cards' registration
     taps = [(w1, 12_00, 1), (w1, 8_00, 2), (w2, 15_00, 1)]
     signed = [
         SignedPaymentIn.model_validate(

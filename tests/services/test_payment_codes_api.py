@@ -401,6 +401,7 @@ def test_a_card_bill_counts_the_purses_allowed_at_the_merchants_category(api: Ap
         card.credit_purse(programme, 2_000, categories=categories, expires_at=expires)
     # 3,001 at the canteen: 1,000 cash + 2,000 meals purse do not cover it (the care purse does not
     # count here). The card refuses it offline; a clone of it (the same key) signs it anyway.
+    now = int(api.w3.eth.get_block("latest")["timestamp"])  # signed after the card's registration
     assert card.spendable(canteen, now) == 3_000
     clone = HardWallet(key, ctx.hardwallet.domain, offline_balance=10_000, counter=card.counter)
     beyond = clone.sign_payment(shop["address"], 3_001, now).to_json()

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chain.clients.hardwallet import MAX_BATCH
+from chain.clients.hardwallet import MAX_BATCH, RejectReason
 from services.common.schemas import Address, AmountFen, OperationOut, Strict, example
 
 Form = Literal["card", "sim", "wearable"]
@@ -69,7 +69,11 @@ class PaymentResult(BaseModel):
     amount_fen: int
     outcome: Literal["settled", "duplicate", "rejected", "shortfall"]
     paid_fen: int = Field(description="what reached the merchant")
-    reason: str | None = Field(default=None, description="rejected: why")
+    reason: str | None = Field(
+        default=None,
+        description="rejected: why, one of "
+        + ", ".join(r.name.lower().replace("_", "-") for r in RejectReason if r is not RejectReason.NONE),
+    )
     detail: str | None = Field(
         default=None,
         description="merchant-refused, holder-refused, payee-not-merchant: the token's error selector",

@@ -189,8 +189,11 @@ def _probe_terminal(
         row = s.get(SpotCheck, row_id)
     assert terminal is not None and row is not None
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-    # counter and time from the stored intent: a resumed probe signs the very same payment
-    payment = Payment(card.address, terminal.merchant, PROBE_FEN, row_id, int(created.timestamp()))
+    # counter and time from the stored intent: a resumed probe signs the very same payment. The
+    # settlement refuses a time before the card's registration (TimeBeforeRegistration), and the
+    # first run registers the probe card after its rows were stored: never earlier than that.
+    signed_at = max(int(created.timestamp()), ctx.hardwallet.card(card.address).registered_at)
+    payment = Payment(card.address, terminal.merchant, PROBE_FEN, row_id, signed_at)
     signed = sign_payment(bytes(card.key), payment, ctx.hardwallet.domain)
     payments = [SignedPaymentIn.model_validate(signed.to_json()).model_dump()]
     prefix = f"spotcheck:{day}:terminal:{terminal_id}"

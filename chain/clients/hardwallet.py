@@ -18,12 +18,16 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_keys import keys
+from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import to_checksum_address
 from web3.contract.contract import ContractFunction
 
 from chain.clients.base import DOMAIN_FIELDS, ContractClient, Eip712Domain
 from chain.events import checksum
 from chain.sender import TxResult
+
+# The order of secp256k1's group: a signature's r and s lie below it (and s in its lower half).
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 # -- the signed payment (shared with wallets.hardwallet) -----------------------------------------
 
@@ -186,12 +190,24 @@ def sign_payment(private_key: bytes, payment: Payment, domain: PaymentDomain) ->
 
 
 def recover_card(signed: SignedPayment, domain: PaymentDomain) -> str:
-    """The address that signed ``signed`` under ``domain`` (a terminal's offline check)."""
+    """The address that signed ``signed`` under ``domain`` (a terminal's offline check).
+
+    ValueError for every signature the contract's ``ECDSA.tryRecover`` (OpenZeppelin) finds no
+    signer in: not r || s || v with v 27 or 28, r or s zero or not below the curve order, s in the
+    upper half (a malleable twin), or no point on the curve (red team: such a signature paid to a
+    code answered 500, and an upload of them was sent on chain to be rejected there)."""
     sig = signed.signature
     if len(sig) != 65 or sig[64] not in (27, 28):
         raise ValueError("a card signature is 65 bytes, r || s || v with v 27 or 28")
-    vrs = keys.Signature(sig[:64] + bytes([sig[64] - 27]))
-    return str(vrs.recover_public_key_from_msg_hash(signed.payment.digest(domain)).to_checksum_address())
+    r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")
+    if not 0 < r < SECP256K1_N or not 0 < s <= SECP256K1_N // 2:
+        raise ValueError("r and s must lie in 1..n-1 and s in the lower half of the curve order")
+    try:
+        vrs = keys.Signature(sig[:64] + bytes([sig[64] - 27]))
+        public = vrs.recover_public_key_from_msg_hash(signed.payment.digest(domain))
+    except (BadSignature, ValidationError) as exc:
+        raise ValueError(f"no signer can be recovered: {exc}") from None
+    return str(public.to_checksum_address())
 
 
 # -- settlement outcomes -------------------------------------------------------------------------

@@ -167,6 +167,26 @@ class TestUpload:
         )
         assert outcomes(upload(gateway, shop.terminal, genuine)) == [("settled", None)]
 
+    def test_a_signature_with_no_recoverable_signer_is_rejected_without_a_transaction(
+        self, gateway: Gateway
+    ) -> None:
+        """r or s zero or beyond the curve order, a point off the curve, the high-s twin of the
+        card's own signature: the contract's ECDSA.tryRecover finds no signer in any, so the
+        gateway refuses them before sending (red team: an upload of 100 such cost 1.17M gas)."""
+        n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+        shop = Shop(gateway)
+        genuine = shop.pay(gateway, 900)
+        sig = genuine.signature
+        high_s = (
+            sig[:32] + (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big") + bytes([55 - sig[64]])
+        )
+        bad = [bytes(64) + b"\x1b", b"\xff" * 64 + b"\x1b", n.to_bytes(32, "big") * 2 + b"\x1c", high_s]
+        block = gateway.w3.eth.block_number
+        answer = upload(gateway, shop.terminal, *(SignedPayment(genuine.payment, b) for b in bad))
+        assert outcomes(answer) == [("rejected", "invalid-signature")] * len(bad)
+        assert (answer["tx_hash"], gateway.w3.eth.block_number) == (None, block)
+        assert outcomes(upload(gateway, shop.terminal, genuine)) == [("settled", None)]  # counter free
+
     def test_a_signature_for_another_chain_or_contract_is_rejected(self, gateway: Gateway) -> None:
         key = secrets.token_bytes(32)
         shop = Shop(gateway, private_key=key)

@@ -359,6 +359,20 @@ def test_a_hard_wallet_card_pays_a_code_once_from_its_reserve(api: Api, shop: di
         422,
         "invalid-signature",
     )
+    # signatures no signer can be recovered from (r or s zero or out of range, a malleable high-s
+    # twin): a 422 like any other card that did not sign, never a 500 (red team, HIGH)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    r_, s_ = signed.signature[:32], int.from_bytes(signed.signature[32:64], "big")
+    high_s = r_ + (n - s_).to_bytes(32, "big") + bytes([55 - signed.signature[64]])
+    for bad in (bytes(64) + b"\x1b", b"\xff" * 64 + b"\x1b", n.to_bytes(32, "big") * 2 + b"\x1c", high_s):
+        payment = {**signed.to_json(), "signature": "0x" + bad.hex()}
+        assert_problem(
+            post(
+                shop["client"], f"/v1/payment-codes/{other['id']}/pay", {"form": "card", "payment": payment}
+            ),
+            422,
+            "invalid-signature",
+        )
     big = new_code(api, shop["address"], amount_fen=4_000)
     card.credit(10_000)  # a tampered card: its own balance says yes, the chain's reserve says no
     over = card.sign_payment(shop["address"], 4_000, int(api.w3.eth.get_block("latest")["timestamp"]))

@@ -70,11 +70,11 @@ def get_card(card: Address, ctx: CtxDep, key: ApiKeyDep) -> CardOut:
 
 @router.post("/{card}/report-lost", responses={202: {"model": OperationOut}})
 def report_lost(
-    card: Address, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
+    card: Address, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
 ) -> OperationOut:
-    """Report a card lost for its holder (operator): payments signed after now never settle."""
-    op, _ = perform(ops, "gateway.card.report_lost", key, idem, {"card": card}, target=card)
-    return respond(op, response)
+    """Report a card lost for its holder (operator of the holder's institution: 403
+    ``institution-scope`` otherwise): payments signed after now never settle."""
+    return respond(service.report_lost(ctx, ops, key, idem, card), response)
 
 
 @router.post("/{card}/return-reserve", responses={202: {"model": OperationOut}})

@@ -15,12 +15,17 @@ from services.common.models import ApiKey, GatewayCard, Operation
 from services.common.operations import Operations, perform
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem, contract_problem
+from services.common.scope import check_operator_scope
 from services.gateway.families.hardwallet.schemas import CardIn, CardOut
 
 
 def issue_card(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, body: CardIn) -> Operation:
     """Record the card, then register it on chain; a refusal on chain removes the record again
     (the card was not issued), so the same card may be issued later. Never to a retired holder."""
+    # Two tiers: a card pays from its holder's wallet, so only the holder's own institution issues
+    # one (red team: institution 2 issued a card it held the key of to institution 1's customer,
+    # then its terminal captured pre-authorisations from that customer's wallet).
+    check_operator_scope(ctx, key, body.holder)
     refuse_retired(ctx, body.holder, "card holder")
     refuse_card_key(ctx, body.card, body.holder)
 
@@ -75,14 +80,26 @@ def load_card(
     ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, card: str, amount: int
 ) -> Operation:
     """Load ``amount`` from the card holder's custodial wallet into its reserve."""
-    try:
-        holder = ctx.hardwallet.card(card).holder
-    except ContractError as exc:
-        raise contract_problem(exc) from None
+    holder = holder_of(ctx, card)
     ctx.custodial(holder)  # 422 unless the service holds the holder's key
     request = {"card": card, "holder": holder, "amount_fen": amount}
     op, _ = perform(ops, "gateway.card.load", key, idem, request, target=card)
     return op
+
+
+def report_lost(ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, card: str) -> Operation:
+    """Report ``card`` lost for its holder: only the holder's own institution may (two tiers)."""
+    check_operator_scope(ctx, key, holder_of(ctx, card))
+    op, _ = perform(ops, "gateway.card.report_lost", key, idem, {"card": card}, target=card)
+    return op
+
+
+def holder_of(ctx: ServiceContext, card: str) -> str:
+    """The holder of a registered card (the contract's refusal of an unknown card, as a problem)."""
+    try:
+        return ctx.hardwallet.card(card).holder
+    except ContractError as exc:
+        raise contract_problem(exc) from None
 
 
 def card_out(ctx: ServiceContext, card: str) -> CardOut:

@@ -82,6 +82,8 @@ TITLES_ZH: dict[str, str] = {
     "card-is-holder": "硬钱包卡的密钥不能是持有人自己的钱包",
     "card-is-contract": "硬钱包卡的密钥不能是合约地址",
     "card-is-wallet": "硬钱包卡的密钥不能是已登记的钱包",
+    "card-key-reserved": "硬钱包卡的密钥不能是本平台自身的账户或预编译合约地址",
+    "wallet-is-card": "硬钱包卡的密钥不能登记为钱包",
     "contract-error": "合约拒绝了此操作",
     "identity-wallet-limit": "该身份在此等级的个人钱包数已达上限",
     "invalid-personal-wallet-limit": "个人钱包上限无效",

@@ -86,6 +86,17 @@ class TestCards:
             (gateway.ctx.hardwallet.contract.address, "card-is-contract", "硬钱包卡的密钥不能是合约地址"),
             (gateway.merchant(), "card-is-wallet", "硬钱包卡的密钥不能是已登记的钱包"),
             (gateway.wallet(), "card-is-wallet", "硬钱包卡的密钥不能是已登记的钱包"),
+            # red team rt2 (LOW): the service's own signing keys and a precompile were registered
+            (
+                gateway.ctx.operator.address,
+                "card-key-reserved",
+                "硬钱包卡的密钥不能是本平台自身的账户或预编译合约地址",
+            ),
+            (
+                "0x" + "0" * 39 + "1",
+                "card-key-reserved",
+                "硬钱包卡的密钥不能是本平台自身的账户或预编译合约地址",
+            ),
         ]
         block = gateway.w3.eth.block_number
         for address, slug, title in cases:

@@ -161,6 +161,29 @@ class TestRefusedAddresses:
         assert {a: ctx.cash.wallet(a) for a in on_chain} == on_chain
         assert not on_chain[token].registered and not on_chain[registry].registered
 
+    def test_a_hard_wallet_cards_key_is_refused_singly_and_per_row_of_a_batch(self, api: Api) -> None:
+        """Red team rt2 (LOW): a self-custody wallet was registered at an active card's key (the
+        gateway refuses the converse, a card at a wallet's address: card-is-wallet)."""
+        from chain.clients.hardwallet import CardForm
+        from wallets.hardwallet import HardWallet
+
+        ctx = api.app.state.ctx
+        card = HardWallet.issue(ctx.hardwallet.domain)
+        ctx.hardwallet.register_card(ctx.operator, card.address, api.new_wallet(), CardForm.CARD)
+        r = api.post("operator", "/v1/wallets", person(0, custody="self", address=card.address))
+        assert_problem(r, 422, "wallet-is-card")
+        body = assert_problem(
+            api.post(
+                "operator",
+                "/v1/wallets/batch",
+                {"wallets": [person(1, custody="self", address=card.address)]},
+            ),
+            422,
+            "invalid-wallets",
+        )
+        assert [(e["row"], e["code"]) for e in body["errors"]] == [(1, "wallet-is-card")]
+        assert not ctx.cash.wallet(card.address).registered
+
     def test_the_zero_address_is_refused_at_validation(self, api: Api) -> None:
         r = api.post("operator", "/v1/wallets/batch", {"wallets": [person(0, custody="self", address=ZERO)]})
         assert_problem(r, 422, "invalid-request")

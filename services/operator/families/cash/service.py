@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 
 from chain.clients.token import MAX_REGISTRATIONS, UNLIMITED, Hold, Kind, ProposalStatus, bytes32_text
-from chain.exceptions import NodeUnavailable
+from chain.exceptions import ContractError, NodeUnavailable
 from chain.families import ZERO
 from services.common.context import ServiceContext
 from services.common.models import ApiKey, Operation, Wallet
@@ -146,8 +146,7 @@ def register_wallet(
         with ctx.db.session() as s:
             if s.get(Wallet, body.address) is not None:
                 raise Problem(409, "wallet-already-registered", "Wallet already registered", body.address)
-        if _has_code(ctx, body.address):
-            raise _contract_problem(body.address)
+        _refuse_unusable_address(ctx, body.address)
 
     def prepare() -> dict[str, Any]:
         record = new_wallet(ctx, body, request["identity_hash"])
@@ -185,6 +184,32 @@ def _contract_problem(address: str) -> Problem:
         "A contract cannot be registered as a wallet",
         f"{address} has code on chain",
     )
+
+
+def _is_card(ctx: ServiceContext, address: str) -> bool:
+    """Whether ``address`` is a hard-wallet card's key (registered in the settlement contract): a
+    card's key lives in its secure element and signs its offline payments, so it is never also a
+    wallet (red team: a self-custody wallet was registered at an active card's address; the
+    gateway refuses the converse, ``card-is-wallet``)."""
+    try:
+        ctx.hardwallet.card(address)
+    except ContractError:  # HardWalletUnknownCard
+        return False
+    return True
+
+
+def _card_problem(address: str) -> Problem:
+    return Problem(
+        422, "wallet-is-card", "A hard-wallet card's key cannot be registered as a wallet", address
+    )
+
+
+def _refuse_unusable_address(ctx: ServiceContext, address: str) -> None:
+    """A self-custody wallet's address is neither a contract nor a card's key (422)."""
+    if _has_code(ctx, address):
+        raise _contract_problem(address)
+    if _is_card(ctx, address):
+        raise _card_problem(address)
 
 
 def new_wallet(ctx: ServiceContext, w: WalletIn, identity_digest: str) -> Wallet:
@@ -300,6 +325,8 @@ def check_batch(ctx: ServiceContext, wallets: list[WalletIn]) -> None:
             reason = f"{w.address} is registered already"
         elif _has_code(ctx, w.address):
             reason, code = f"{w.address} is a contract (it has code on chain)", "wallet-is-contract"
+        elif _is_card(ctx, w.address):
+            reason, code = f"{w.address} is a hard-wallet card's key", "wallet-is-card"
         else:
             seen[w.address] = row
             continue
@@ -681,8 +708,7 @@ def propose_recovery(
         with ctx.db.session() as s:
             if s.get(Wallet, body.address) is not None:
                 raise Problem(409, "wallet-already-registered", "Wallet already registered", body.address)
-        if _has_code(ctx, body.address):
-            raise _contract_problem(body.address)
+        _refuse_unusable_address(ctx, body.address)
     request: dict[str, Any] = {
         "lost": lost,
         "custody": body.custody,

@@ -65,6 +65,16 @@ def refuse_card_key(ctx: ServiceContext, card: str, holder: str) -> None:
             "A card's key cannot be its holder's wallet",
             f"{card} is the holder's wallet; a card has a key of its own, made in its secure element",
         )
+    own = (ctx.operator, ctx.regulator, ctx.second_regulator, ctx.admin)
+    if int(card, 16) <= 0xFFFF or card in {k.address for k in own if k is not None}:
+        # a precompile's address, or a key this service signs with: whoever holds that key (the
+        # service, anyone on a development chain) could sign the card's payments (red team, LOW)
+        raise Problem(
+            422,
+            "card-key-reserved",
+            "A card's key cannot be the platform's own account or a precompile",
+            f"{card} is reserved",
+        )
     if ctx.w3.eth.get_code(card):  # type: ignore[arg-type]
         raise Problem(422, "card-is-contract", "A card's key cannot be a contract", f"{card} holds code")
     if ctx.cash.kind_of(card) != Kind.NONE:

@@ -49,6 +49,7 @@ class Side:
     mandate: int
     preauth: int
     upload: int
+    paid_counter: int  # the counter of the card payment in ``upload``
     point: str
     device_programme: int
     purse_programme: int
@@ -165,6 +166,7 @@ def _side(gw: Gateway, who: str, institution: int) -> Side:
         int(mandate),
         0,
         int(upload["id"]),
+        int(payment.to_json()["counter"]),
         point,
         int(device_programme),
         purse_programme,
@@ -359,4 +361,17 @@ class TestWrites:
         assert_problem(gateway.post("bank_b", "/v1/purse-programmes", body), 403, SCOPE)
         assert gateway.get("operator", f"/v1/purse-programmes/{pid}").status_code == 404
         r = gateway.post("bank_b", "/v1/purse-programmes", {**body, "funder": world.mine.org})
+        assert r.status_code == 201, r.text
+
+    def test_refunding_another_institutions_card_payment(self, gateway: Gateway, world: World) -> None:
+        """A refund is signed by the merchant's custodial key: the custodial signatures' own check
+        (services/common/operations.py) refuses institution #2's key on institution #1's merchant."""
+        theirs = world.theirs
+        before = gateway.ctx.cash.balance_of(theirs.merchant)
+        path = f"/v1/card-payments/{theirs.card.address}/{theirs.paid_counter}/refunds"
+        assert_problem(gateway.post("bank_b", path, {"amount_fen": 50}), 403, SCOPE)
+        assert gateway.ctx.cash.balance_of(theirs.merchant) == before
+        mine = world.mine
+        path = f"/v1/card-payments/{mine.card.address}/{mine.paid_counter}/refunds"
+        r = gateway.post("bank_b", path, {"amount_fen": 50})
         assert r.status_code == 201, r.text

@@ -375,3 +375,38 @@ class TestWrites:
         path = f"/v1/card-payments/{mine.card.address}/{mine.paid_counter}/refunds"
         r = gateway.post("bank_b", path, {"amount_fen": 50})
         assert r.status_code == 201, r.text
+
+    def test_custodial_signatures_for_another_institutions_customer(
+        self, gateway: Gateway, world: World
+    ) -> None:
+        """Loads, mandates and purse funding are signed with a customer's custodial key: the
+        custodial signatures' check refuses institution #2's key for institution #1's customer."""
+        theirs, mine = world.theirs, world.mine
+        balance = gateway.ctx.cash.balance_of(theirs.holder)
+        r = gateway.post("bank_b", f"/v1/cards/{theirs.card.address}/loads", {"amount_fen": 1_00})
+        assert_problem(r, 403, SCOPE)
+        body = {
+            "holder": theirs.holder,
+            "merchant": mine.merchant,
+            "per_payment_cap_fen": 1_00,
+            "daily_cap_fen": 1_00,
+            "expires_at": gateway.now() + DAY,
+        }
+        assert_problem(gateway.post("bank_b", "/v1/mandates", body), 403, SCOPE)
+        r = gateway.post(
+            "bank_b", f"/v1/mandates/{theirs.mandate}/pulls", {"amount_fen": 1_00, "reference": "x"}
+        )
+        assert_problem(r, 403, SCOPE)
+        assert_problem(gateway.post("bank_b", f"/v1/mandates/{theirs.mandate}/revoke"), 403, SCOPE)
+        assert gateway.get("operator", f"/v1/mandates/{theirs.mandate}").json()["revoked"] is False
+        r = gateway.post(
+            "bank_b",
+            f"/v1/cards/{mine.card.address}/purses",
+            {"programme": theirs.purse_programme, "amount_fen": 1_00},
+        )
+        assert_problem(r, 403, SCOPE)
+        assert gateway.ctx.cash.balance_of(theirs.holder) == balance
+        r = gateway.post("bank_b", f"/v1/mandates/{mine.mandate}/revoke")
+        assert (
+            r.status_code == 200 and gateway.get("bank_b", f"/v1/mandates/{mine.mandate}").json()["revoked"]
+        )

@@ -161,10 +161,12 @@ def list_cards(
 
     serves = read_filter(ctx, key)
 
-    def keep(row: GatewayCard) -> bool:
+    def kept(row: GatewayCard) -> bool:
         if serves is not None and not serves(row.holder):
             return False
         return status is None or out(row).status == status
+
+    keep = None if serves is None and status is None else kept  # None: no row is left out
 
     with ctx.db.session() as s:
         rows, cursor = paginate(s, q, GatewayCard.address, paging, "cards", keep=keep)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from services.common.deps import ApiKeyDep, CtxDep, OpsDep, reader_or_owner
 from services.common.problems import Problem
 from services.common.schemas import OperationOut
+from services.common.scope import check_operation_scope
 from services.common.settings import public_rpc_url
 
 router = APIRouter(tags=["health"])
@@ -40,7 +41,7 @@ def healthz(ctx: CtxDep) -> dict[str, Any]:
 
 @router.get("/v1/operations/{operation_id}", tags=["operations"])
 def get_operation(
-    operation_id: Annotated[str, Path(max_length=36)], ops: OpsDep, key: ApiKeyDep
+    operation_id: Annotated[str, Path(max_length=36)], ctx: CtxDep, ops: OpsDep, key: ApiKeyDep
 ) -> OperationOut:
     """Any state-changing request's state: pending, confirmed, or failed with the decoded error."""
     try:
@@ -49,4 +50,5 @@ def get_operation(
         raise Problem(404, "operation-not-found", "Operation not found", operation_id) from None
     op = ops.get(operation_id)
     reader_or_owner(key, op.api_key_id == key.id)  # a merchant, officer or terminal: its own requests
+    check_operation_scope(ctx, key, op)  # a key bound to an institution: its institution's keys' only
     return OperationOut.model_validate(op, from_attributes=True)

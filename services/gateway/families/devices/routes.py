@@ -19,6 +19,7 @@ from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey,
 from services.common.keys import Role
 from services.common.problems import Problem, problem_response
 from services.common.schemas import OperationOut, respond
+from services.common.scope import check_operator_scope, check_read_any
 from services.gateway.families.devices import service
 from services.gateway.families.devices.schemas import (
     CompleteIn,
@@ -69,7 +70,9 @@ def upload_preauth(
 @router.get("/preauths/{preauth_id}")
 def get_preauth(preauth_id: PreAuthId, ctx: CtxDep, key: ApiKeyDep) -> PreAuthOut:
     """A pre-authorisation and its state on chain (its merchant's devices, the operator, the auditor)."""
-    return service.preauth_out(ctx, service.preauth_row(ctx, key, preauth_id))
+    row = service.preauth_row(ctx, key, preauth_id)
+    check_read_any(ctx, key, row.holder, row.merchant)  # bound to an institution: its customers'
+    return service.preauth_out(ctx, row)
 
 
 @router.post("/preauths/{preauth_id}/complete", responses={202: {"model": PreAuthOut}})
@@ -99,6 +102,9 @@ def release(
     if key.role not in (Role.TERMINAL, Role.OPERATOR):
         raise Problem(403, "forbidden-role", "Only the device or the operator releases")
     row = service.preauth_row(ctx, key, preauth_id)
+    # Two tiers (red team rt3): an operator key releases only holds between its own institution's
+    # customers (the holder's money, the merchant's sale): 403 ``institution-scope`` otherwise.
+    check_operator_scope(ctx, key, row.holder, row.merchant)
     out = service.finish_preauth(ctx, ops, key, idem, row, None)
     _status(out, response)
     return out
@@ -109,7 +115,9 @@ def create_programme(
     body: ProgrammeIn, ctx: CtxDep, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
 ) -> ProgrammeOpOut:
     """A recycling programme: its sponsor, the merchant whose bins pay from it, the daily cap per
-    person (operator)."""
+    person (operator). The sponsor must be a customer of the key's institution (403
+    ``institution-scope``, red team rt3: institution 2 named institution 1's wallet)."""
+    check_operator_scope(ctx, key, body.sponsor)
     op, programme_id = service.create_programme(ctx, ops, key, idem, body)
     out = respond(op, response, done_status=201)
     return ProgrammeOpOut(**out.model_dump(), programme_id=programme_id)
@@ -128,7 +136,9 @@ def get_programme(programme_id: ProgrammeId, ctx: CtxDep, key: ApiKeyDep) -> Pro
         return out
     if key.role not in (Role.OPERATOR, Role.AUDITOR, Role.REGULATOR):
         raise Problem(403, "forbidden-role", "This key's role may not read programmes")
-    return service.programme_out(ctx, programme_id)
+    out = service.programme_out(ctx, programme_id)
+    check_read_any(ctx, key, out.sponsor, out.merchant)  # bound to an institution: its customers'
+    return out
 
 
 @router.post("/programmes/{programme_id}/fund", responses={202: {"model": OperationOut}})

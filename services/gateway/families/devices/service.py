@@ -25,6 +25,7 @@ from services.common.keys import Role
 from services.common.models import ApiKey, GatewayTerminal, Operation, Wallet
 from services.common.operations import Operations, perform
 from services.common.problems import Problem, contract_problem
+from services.common.scope import check_operator_scope
 from services.gateway.families.devices.models import DevicePayout, DevicePreAuth
 from services.gateway.families.devices.schemas import (
     PayoutIn,
@@ -273,7 +274,8 @@ def fund_programme(
 def close_programme(
     ctx: ServiceContext, ops: Operations, key: ApiKey, idem: str, programme_id: int
 ) -> Operation:
-    programme_out(ctx, programme_id)
+    p = programme_out(ctx, programme_id)
+    check_operator_scope(ctx, key, p.sponsor)  # two tiers: the budget goes back to the sponsor
     op, _ = perform(
         ops, "devices.programme.close", key, idem, {"programme": programme_id}, target=str(programme_id)
     )

@@ -59,9 +59,12 @@ def create_access_point(body: AccessPointIn, ctx: CtxDep, key: OperatorKey) -> A
 
 
 @router.get("/v1/access-points/{point_id}")
-def get_access_point(point_id: PointId, ctx: CtxDep, _: OperatorKey) -> AccessPointOut:
-    """An access point and its access list."""
-    return service.point_out(ctx, service.point(ctx, point_id))
+def get_access_point(point_id: PointId, ctx: CtxDep, key: OperatorKey) -> AccessPointOut:
+    """An access point and its access list (a key bound to an institution: the points its
+    institution created only, 403 ``institution-scope`` otherwise)."""
+    row = service.point(ctx, point_id)
+    service.check_point_scope(ctx, key, row, write=False)
+    return service.point_out(ctx, row)
 
 
 @router.post("/v1/access-points/{point_id}/grants", status_code=201)
@@ -92,7 +95,7 @@ def list_decisions(
     but by descending id, as a log is read."""
     if key.role not in (Role.OPERATOR, Role.AUDITOR):
         raise Problem(403, "forbidden-role", "Only the operator or the auditor read the access log")
-    return service.decisions(ctx, point_id, paging)
+    return service.decisions(ctx, key, point_id, paging)
 
 
 # -- the door (access point key) ---------------------------------------------------------------

@@ -63,9 +63,10 @@ def load_card(
 
 @router.get("/{card}")
 def get_card(card: Address, ctx: CtxDep, key: ApiKeyDep) -> CardOut:
-    """The card's reserve, status, loss report, the highest counter seen and the offline cap."""
+    """The card's reserve, status, loss report, the highest counter seen and the offline cap (a key
+    bound to an institution: its customers' cards only, 403 ``institution-scope`` otherwise)."""
     _may_read_cards(key)
-    return service.card_out(ctx, card)
+    return service.read_card(ctx, key, card)
 
 
 @router.post("/{card}/report-lost", responses={202: {"model": OperationOut}})
@@ -101,6 +102,7 @@ def list_cards(
     ] = None,
 ) -> Page[CardOut]:
     """The cards the gateway issued, by card address, each as ``GET /v1/cards/{card}`` reads it
-    (the same readers: the operator, the auditor, the regulator)."""
+    (the same readers: the operator, the auditor, the regulator; a key bound to an institution
+    sees its institution's customers' cards only)."""
     _may_read_cards(key)
-    return service.list_cards(ctx, paging, holder, form, status)
+    return service.list_cards(ctx, key, paging, holder, form, status)

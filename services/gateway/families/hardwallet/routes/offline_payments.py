@@ -28,9 +28,11 @@ from fastapi import APIRouter, Path, Response
 from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OpsDep
 from services.common.keys import Role
 from services.common.problems import Problem
+from services.common.scope import check_read_scope
 from services.gateway.families.hardwallet.routes.terminals import TerminalDep, TerminalKey
 from services.gateway.families.hardwallet.schemas import UploadIn, UploadOut
 from services.gateway.families.hardwallet.service import offline_payments as service
+from services.gateway.families.hardwallet.service import terminals as terminal_service
 
 router = APIRouter(prefix="/v1/offline-payments", tags=["offline payments"])
 
@@ -67,7 +69,10 @@ def get_upload(upload_id: Annotated[int, Path(ge=1, lt=2**31)], ctx: CtxDep, key
     Decided before the answer can tell anything: a terminal gets the same 403 for another
     terminal's upload and for an id that does not exist (upload ids are sequential)."""
     if key.role in (Role.OPERATOR, Role.AUDITOR):
-        return service.upload_out(ctx, service.upload_of(ctx, upload_id), replayed=False)
+        row = service.upload_of(ctx, upload_id)
+        # A key bound to an institution: the uploads of its merchants' terminals only.
+        check_read_scope(ctx, key, terminal_service.terminal(ctx, row.terminal_id).merchant)
+        return service.upload_out(ctx, row, replayed=False)
     if key.role != Role.TERMINAL:
         raise Problem(403, "forbidden-role", "Only the uploading terminal, the operator or the auditor")
     return service.upload_out(ctx, service.terminal_upload(ctx, key, upload_id), replayed=False)

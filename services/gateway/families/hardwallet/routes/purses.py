@@ -18,6 +18,7 @@ from services.common.keys import Role
 from services.common.models import ApiKey
 from services.common.problems import Problem
 from services.common.schemas import Address, OperationOut, respond
+from services.common.scope import check_operator_scope, check_read_scope
 from services.gateway.families.hardwallet.schemas import (
     CardPursesOut,
     PurseFundIn,
@@ -25,6 +26,7 @@ from services.gateway.families.hardwallet.schemas import (
     PurseProgrammeOut,
 )
 from services.gateway.families.hardwallet.service import purses as service
+from services.gateway.families.hardwallet.service.cards import holder_of
 
 router = APIRouter(tags=["purses"])
 
@@ -39,9 +41,16 @@ def _may_read(key: ApiKey) -> None:
 
 @router.post("/v1/purse-programmes", status_code=201, responses={202: {"model": OperationOut}})
 def create_programme(
-    body: PurseProgrammeIn, ops: OpsDep, key: OperatorKey, idem: IdempotencyKey, response: Response
+    body: PurseProgrammeIn,
+    ctx: CtxDep,
+    ops: OpsDep,
+    key: OperatorKey,
+    idem: IdempotencyKey,
+    response: Response,
 ) -> OperationOut:
-    """Create a purse programme (operator)."""
+    """Create a purse programme (operator). Its funder must be a customer of the key's institution
+    (403 ``institution-scope``, red team rt3: institution 2 named institution 1's wallet)."""
+    check_operator_scope(ctx, key, body.funder)
     return respond(service.create_programme(ops, key, idem, body), response, done_status=201)
 
 
@@ -49,7 +58,9 @@ def create_programme(
 def get_programme(programme: ProgrammeId, ctx: CtxDep, key: ApiKeyDep) -> PurseProgrammeOut:
     """A purse programme and its totals: funded == spent + expired + held."""
     _may_read(key)
-    return service.programme_out(ctx, programme)
+    out = service.programme_out(ctx, programme)
+    check_read_scope(ctx, key, out.funder)  # a key bound to an institution: its funders' only
+    return out
 
 
 @router.post("/v1/cards/{card}/purses", responses={202: {"model": OperationOut}})
@@ -71,6 +82,7 @@ def fund_purse(
 def card_purses(card: Address, ctx: CtxDep, key: ApiKeyDep) -> CardPursesOut:
     """The card's purses in spending order, beside its cash reserve."""
     _may_read(key)
+    check_read_scope(ctx, key, holder_of(ctx, card))  # its institution's customers' cards only
     return service.card_purses_out(ctx, card)
 
 

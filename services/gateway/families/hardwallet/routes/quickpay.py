@@ -20,6 +20,7 @@ from services.common.deps import ApiKeyDep, CtxDep, IdempotencyKey, OperatorKey,
 from services.common.keys import Role
 from services.common.problems import Problem
 from services.common.schemas import OperationOut, respond
+from services.common.scope import check_read_any
 from services.gateway.families.hardwallet.schemas import MandateIn, MandateOpOut, MandateOut, PullIn
 from services.gateway.families.hardwallet.service import quickpay as service
 
@@ -45,7 +46,9 @@ def get_mandate(mandate_id: MandateId, ctx: CtxDep, key: ApiKeyDep) -> MandateOu
     """A mandate as stored on chain, with what it pulled today (Beijing day)."""
     if key.role not in _MANDATE_READERS:
         raise Problem(403, "forbidden-role", "This key's role may not read mandates")
-    return service.mandate_out(ctx, service.mandate(ctx, mandate_id, key))
+    m = service.mandate(ctx, mandate_id, key)
+    check_read_any(ctx, key, m.holder, m.merchant)  # bound to an institution: its customers' only
+    return service.mandate_out(ctx, m)
 
 
 @router.post("/{mandate_id}/pulls", responses={202: {"model": OperationOut}})

@@ -23,6 +23,7 @@ from services.common.models import ApiKey, GatewayTerminal
 from services.common.paging import Page, Paging
 from services.common.problems import Problem
 from services.common.schemas import Address
+from services.common.scope import check_read_scope
 from services.gateway.families.hardwallet.schemas import TerminalIn, TerminalOut
 from services.gateway.families.hardwallet.service import terminals as service
 
@@ -51,13 +52,13 @@ def register_terminal(body: TerminalIn, ctx: CtxDep, key: OperatorKey) -> Termin
 @router.get("")
 def list_terminals(
     ctx: CtxDep,
-    _: OperatorKey,
+    key: OperatorKey,
     paging: Paging,
     merchant: Annotated[Address | None, Query()] = None,
     category: Annotated[int | None, Query(ge=0, le=9999)] = None,
 ) -> Page[TerminalOut]:
     """Terminals by id, optionally of one merchant or one category (``category=5812``: the canteens)."""
-    return service.list_terminals(ctx, paging, merchant, category)
+    return service.list_terminals(ctx, key, paging, merchant, category)
 
 
 @router.get("/{terminal_id}")
@@ -71,7 +72,9 @@ def get_terminal(terminal_id: TerminalId, ctx: CtxDep, key: ApiKeyDep) -> Termin
         return service.terminal_out(ctx, own)
     if key.role != Role.OPERATOR:
         raise Problem(403, "forbidden-role", "Only the operator or the terminal itself may read it")
-    return service.terminal_out(ctx, service.terminal(ctx, terminal_id))
+    row = service.terminal(ctx, terminal_id)
+    check_read_scope(ctx, key, row.merchant)  # a key bound to an institution: its merchants' only
+    return service.terminal_out(ctx, row)
 
 
 @router.post("/{terminal_id}/revoke")

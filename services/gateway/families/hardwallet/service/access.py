@@ -17,6 +17,7 @@ from services.common.keys import Role, create_key
 from services.common.models import AccessPoint, ApiKey
 from services.common.paging import Page, PageQuery, decode_cursor, encode_cursor
 from services.common.problems import Problem
+from services.common.scope import acts_for_institution, institution_of
 from services.gateway.families.hardwallet.models import AccessChallenge, AccessDecision, AccessGrant
 from services.gateway.families.hardwallet.schemas import (
     AccessIn,
@@ -49,6 +50,37 @@ def point(ctx: ServiceContext, point_id: str) -> AccessPoint:
     return row
 
 
+def point_institution(ctx: ServiceContext, row: AccessPoint) -> int:
+    """The institution whose customer the access point serves: the one the key that created it
+    acted for, recorded on the point's own key (institution #1 when a platform key created it)."""
+    with ctx.db.session() as s:
+        point_key = s.get(ApiKey, row.api_key_id)
+    return (point_key.institution if point_key is not None else None) or 1
+
+
+def check_point_scope(ctx: ServiceContext, key: ApiKey, row: AccessPoint, *, write: bool) -> None:
+    """Two tiers (red team rt3): a key bound to an institution reads, and an operator key changes,
+    only the access points its institution created (403 ``institution-scope``). The platform's
+    own keys (unbound: operator, auditor, regulator) read all; an unbound operator key acts for
+    institution #1."""
+    if write:
+        if not acts_for_institution(key):
+            return
+        mine = institution_of(key)
+    elif key.institution is None:
+        return
+    else:
+        mine = key.institution
+    theirs = point_institution(ctx, row)
+    if theirs != mine:
+        raise Problem(
+            403,
+            "institution-scope",
+            "The access point is another institution's",
+            f"this key acts for institution {mine}; access point {row.id} is institution {theirs}'s",
+        )
+
+
 def point_out(ctx: ServiceContext, row: AccessPoint, key: str | None = None) -> AccessPointOut:
     with ctx.db.session() as s:
         grants = s.scalars(
@@ -67,7 +99,10 @@ def create_point(ctx: ServiceContext, key: ApiKey, body: AccessPointIn) -> Acces
     """A new access point and its key, shown once."""
     point_id = f"AP-{secrets.token_hex(5).upper()}"
     with ctx.db.session() as s:
-        api_key, clear = create_key(s, Role.ACCESS_POINT, f"access point {point_id}")
+        # The point's key records the institution it was created for (two tiers: see check_point_scope).
+        api_key, clear = create_key(
+            s, Role.ACCESS_POINT, f"access point {point_id}", institution=key.institution
+        )
         row = AccessPoint(id=point_id, name=body.name, location=body.location, api_key_id=api_key.id)
         s.add(row)
         s.commit()
@@ -78,6 +113,7 @@ def create_point(ctx: ServiceContext, key: ApiKey, body: AccessPointIn) -> Acces
 def add_grant(ctx: ServiceContext, key: ApiKey, point_id: str, body: GrantIn) -> AccessPointOut:
     """Add the entry unless the list has it already (adding twice is one entry)."""
     row = point(ctx, point_id)
+    check_point_scope(ctx, key, row, write=True)
     with ctx.db.session() as s:
         exists = s.scalar(
             select(AccessGrant.id).where(
@@ -95,6 +131,7 @@ def add_grant(ctx: ServiceContext, key: ApiKey, point_id: str, body: GrantIn) ->
 
 def remove_grant(ctx: ServiceContext, key: ApiKey, point_id: str, grant_id: int) -> AccessPointOut:
     row = point(ctx, point_id)
+    check_point_scope(ctx, key, row, write=True)
     with ctx.db.session() as s:
         gone = cast(
             CursorResult[Any],
@@ -109,11 +146,11 @@ def remove_grant(ctx: ServiceContext, key: ApiKey, point_id: str, grant_id: int)
     return point_out(ctx, row)
 
 
-def decisions(ctx: ServiceContext, point_id: str, paging: PageQuery) -> Page[DecisionOut]:
+def decisions(ctx: ServiceContext, key: ApiKey, point_id: str, paging: PageQuery) -> Page[DecisionOut]:
     """The decision log, newest first: paged as every listing is (its cursor, its
     ``invalid-cursor`` for one it did not issue), but by descending id, as a log is read."""
     before = decode_cursor(DECISIONS, paging.cursor, int)
-    point(ctx, point_id)
+    check_point_scope(ctx, key, point(ctx, point_id), write=False)
     q = select(AccessDecision).where(AccessDecision.access_point_id == point_id)
     if before is not None:
         q = q.where(AccessDecision.id < before)

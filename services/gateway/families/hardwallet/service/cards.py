@@ -15,7 +15,7 @@ from services.common.models import ApiKey, GatewayCard, Operation
 from services.common.operations import Operations, perform
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem, contract_problem
-from services.common.scope import check_operator_scope
+from services.common.scope import check_operator_scope, check_read_scope, read_filter
 from services.gateway.families.hardwallet.schemas import CardIn, CardOut
 
 
@@ -139,11 +139,24 @@ def card_out(ctx: ServiceContext, card: str) -> CardOut:
     )
 
 
+def read_card(ctx: ServiceContext, key: ApiKey, card: str) -> CardOut:
+    """``card``'s state for ``key``: a key bound to an institution reads only the cards of the
+    customers its institution serves (403 ``institution-scope``, red team rt3)."""
+    check_read_scope(ctx, key, holder_of(ctx, card))
+    return card_out(ctx, card)
+
+
 def list_cards(
-    ctx: ServiceContext, paging: PageQuery, holder: str | None, form: str | None, status: str | None
+    ctx: ServiceContext,
+    key: ApiKey,
+    paging: PageQuery,
+    holder: str | None,
+    form: str | None,
+    status: str | None,
 ) -> Page[CardOut]:
     """The cards the gateway issued, by address; ``status`` (on chain now) is filtered as the
-    pages are read, each card read from the chain once."""
+    pages are read, each card read from the chain once. A key bound to an institution lists only
+    the cards of its institution's customers (by the holder recorded at issue)."""
     q = select(GatewayCard)
     if holder is not None:
         q = q.where(GatewayCard.holder == holder)
@@ -156,7 +169,15 @@ def list_cards(
             outs[row.address] = card_out(ctx, row.address)
         return outs[row.address]
 
-    keep = None if status is None else (lambda row: out(row).status == status)
+    serves = read_filter(ctx, key)
+
+    def kept(row: GatewayCard) -> bool:
+        if serves is not None and not serves(row.holder):
+            return False
+        return status is None or out(row).status == status
+
+    keep = None if serves is None and status is None else kept  # None: no row is left out
+
     with ctx.db.session() as s:
         rows, cursor = paginate(s, q, GatewayCard.address, paging, "cards", keep=keep)
     return Page[CardOut](items=[out(r) for r in rows], next_cursor=cursor, limit=paging.limit)

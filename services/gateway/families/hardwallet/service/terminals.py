@@ -13,7 +13,7 @@ from services.common.keys import Role, create_key
 from services.common.models import ApiKey, GatewayTerminal
 from services.common.paging import Page, PageQuery, paginate
 from services.common.problems import Problem
-from services.common.scope import check_operator_scope
+from services.common.scope import check_operator_scope, read_filter
 from services.gateway.families.hardwallet.schemas import CANTEEN_MCC, TerminalIn, TerminalOut
 
 
@@ -73,23 +73,28 @@ def register_terminal(ctx: ServiceContext, key: ApiKey, body: TerminalIn) -> Ter
 
 
 def list_terminals(
-    ctx: ServiceContext, paging: PageQuery, merchant: str | None, category: int | None
+    ctx: ServiceContext, key: ApiKey, paging: PageQuery, merchant: str | None, category: int | None
 ) -> Page[TerminalOut]:
+    """Terminals by id; a key bound to an institution lists its merchants' terminals only."""
+    serves = read_filter(ctx, key)
+    keep = None if serves is None else (lambda row: serves(row.merchant))
     q = select(GatewayTerminal)
     if merchant is not None:
         q = q.where(GatewayTerminal.merchant == merchant)
     if category is not None:
         q = q.where(GatewayTerminal.category == category)
     with ctx.db.session() as s:
-        rows, cursor = paginate(s, q, GatewayTerminal.id, paging, "terminals")
+        rows, cursor = paginate(s, q, GatewayTerminal.id, paging, "terminals", keep=keep)
     return Page[TerminalOut](
         items=[terminal_out(ctx, r) for r in rows], next_cursor=cursor, limit=paging.limit
     )
 
 
 def revoke_terminal(ctx: ServiceContext, key: ApiKey, terminal_id: str) -> TerminalOut:
-    """Revoke the terminal's key: its uploads are refused from now on."""
+    """Revoke the terminal's key: its uploads are refused from now on. Only the merchant's own
+    institution may (403 ``institution-scope``, red team rt3)."""
     row = terminal(ctx, terminal_id)
+    check_operator_scope(ctx, key, row.merchant)
     with ctx.db.session() as s:
         api_key = s.get(ApiKey, row.api_key_id)
         assert api_key is not None

@@ -5,7 +5,7 @@ service creates them (custodial keystore in the shared database, registered on c
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,15 @@ class Gateway:
 
     # -- chain set-up, as the operator service does it -----------------------------------
 
-    def wallet(self, kind: Kind = Kind.PERSONAL, tier: int = 3, category: int = 0) -> str:
+    def wallet(
+        self,
+        kind: Kind = Kind.PERSONAL,
+        tier: int = 3,
+        category: int = 0,
+        register: Callable[[str, Kind, int, int, bytes], object] | None = None,
+    ) -> str:
+        """A custodial wallet, registered on chain by the operator (``register``: another way,
+        e.g. a second institution's key through the central bank's book)."""
         ctx = self.ctx
         address, keystore = ctx.custody.create()
         with ctx.db.session() as s:
@@ -82,7 +90,11 @@ class Gateway:
             )
             s.commit()
         ctx.tx.send_value(OPERATOR, address, 10**17)
-        ctx.cash.register(OPERATOR, address, kind, tier, category, uuid.uuid4().bytes * 2)
+        identity = uuid.uuid4().bytes * 2
+        if register is None:
+            ctx.cash.register(OPERATOR, address, kind, tier, category, identity)
+        else:
+            register(address, kind, tier, category, identity)
         return address
 
     def merchant(self, category: int = 5411) -> str:

@@ -21,7 +21,6 @@ from chain.accounts import INSTITUTION_DEV_ACCOUNTS, dev_account
 from chain.clients.tiers import authorise_institution
 from chain.clients.token import Kind
 from services.common.keys import Role, create_key
-from services.common.models import Wallet
 from services.gateway.families.hardwallet.schemas import CARE_MCC
 from tests.gateway.conftest import OPERATOR, Gateway
 from tests.services.test_operator_api import assert_problem
@@ -69,23 +68,9 @@ def _wallet(
     if institution == 1:
         return gw.wallet(kind, tier, category)
     ctx = gw.ctx
-    address, keystore = ctx.custody.create()
-    with ctx.db.session() as s:
-        s.add(
-            Wallet(
-                address=address,
-                kind=kind.name.lower(),
-                tier=tier,
-                category=category,
-                display_name="someone of bank b",
-                identity_hash="0x" + "00" * 32,
-                custody="custodial",
-                keystore=keystore,
-            )
-        )
-        s.commit()
-    ctx.tx.send_value(OPERATOR, address, 10**17)
-    ctx.institutions.register(BANK_B, address, kind, tier, category, uuid.uuid4().bytes * 2)
+    address = gw.wallet(
+        kind, tier, category, register=lambda a, k, t, c, i: ctx.institutions.register(BANK_B, a, k, t, c, i)
+    )
     assert ctx.institutions.served_by(address) == institution
     return address
 

@@ -142,13 +142,7 @@ def readable(ctx: ServiceContext, key: ApiKey, cid: int) -> None:
     decoded error tells an outsider what exists."""
     if key.role != Role.OFFICER:
         return
-    try:
-        officers = ctx.collective.officers(cid)
-    except ContractError as exc:
-        if exc.name != "CollectiveUnknown":
-            raise
-        officers = {}
-    if key.wallet not in officers:
+    if key.wallet not in _officers(ctx, cid):
         raise Problem(403, "not-your-collective", "Not an officer of this collective", f"collective {cid}")
 
 
@@ -158,13 +152,17 @@ def read_scoped(ctx: ServiceContext, key: ApiKey, cid: int) -> None:
     ``institution-scope``); an unknown collective is left to the read's 404."""
     if not reads_scoped(key):
         return
+    check_read_any(ctx, key, *_officers(ctx, cid))  # none (unknown): nothing to check
+
+
+def _officers(ctx: ServiceContext, cid: int) -> dict[str, Any]:
+    """Collective ``cid``'s officers, none when it does not exist (``CollectiveUnknown``)."""
     try:
-        officers = ctx.collective.officers(cid)
+        return ctx.collective.officers(cid)
     except ContractError as exc:
         if exc.name != "CollectiveUnknown":
             raise
-        return
-    check_read_any(ctx, key, *officers)
+        return {}
 
 
 def _perform(

@@ -14,6 +14,7 @@ from web3.logs import DISCARD
 from chain import devtools
 from chain.clients.hardwallet import Payment, PaymentDomain, SignedPayment, sign_payment
 from tests.gateway.conftest import Gateway
+from tests.helpers import unrecoverable_signatures
 from wallets.hardwallet import HardWallet
 
 LOADED = 1_000_00
@@ -173,14 +174,9 @@ class TestUpload:
         """r or s zero or beyond the curve order, a point off the curve, the high-s twin of the
         card's own signature: the contract's ECDSA.tryRecover finds no signer in any, so the
         gateway refuses them before sending (red team: an upload of 100 such cost 1.17M gas)."""
-        n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
         shop = Shop(gateway)
         genuine = shop.pay(gateway, 900)
-        sig = genuine.signature
-        high_s = (
-            sig[:32] + (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big") + bytes([55 - sig[64]])
-        )
-        bad = [bytes(64) + b"\x1b", b"\xff" * 64 + b"\x1b", n.to_bytes(32, "big") * 2 + b"\x1c", high_s]
+        bad = unrecoverable_signatures(genuine.signature)
         block = gateway.w3.eth.block_number
         answer = upload(gateway, shop.terminal, *(SignedPayment(genuine.payment, b) for b in bad))
         assert outcomes(answer) == [("rejected", "invalid-signature")] * len(bad)

@@ -16,6 +16,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from PIL import Image
 
+from tests.helpers import unrecoverable_signatures
 from tests.services import eip681
 from tests.services.conftest import Api
 from tests.services.test_operator_api import assert_problem
@@ -361,10 +362,7 @@ def test_a_hard_wallet_card_pays_a_code_once_from_its_reserve(api: Api, shop: di
     )
     # signatures no signer can be recovered from (r or s zero or out of range, a malleable high-s
     # twin): a 422 like any other card that did not sign, never a 500 (red team, HIGH)
-    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-    r_, s_ = signed.signature[:32], int.from_bytes(signed.signature[32:64], "big")
-    high_s = r_ + (n - s_).to_bytes(32, "big") + bytes([55 - signed.signature[64]])
-    for bad in (bytes(64) + b"\x1b", b"\xff" * 64 + b"\x1b", n.to_bytes(32, "big") * 2 + b"\x1c", high_s):
+    for bad in unrecoverable_signatures(signed.signature):
         payment = {**signed.to_json(), "signature": "0x" + bad.hex()}
         assert_problem(
             post(

@@ -271,26 +271,7 @@ class TestFamilies:
         assert listed(api, "regulator", "/v1/disbursements?limit=200", "reference") & both == both
 
     def test_voucher_programmes_reports_and_holdings(self, api: Api, world: World) -> None:
-        now = int(api.w3.eth.get_block("latest")["timestamp"])
-        programmes = {}
-        for side in (world.mine, world.theirs):
-            body = {
-                "issuer": side.org,
-                "name": f"vouchers {world.tag}",
-                "mode": "grant-list",
-                "budget_fen": 10_00,
-                "per_person_cap_fen": 5_00,
-                "starts_at": datetime.fromtimestamp(now - 60, UTC).isoformat(),
-                "expires_at": datetime.fromtimestamp(now + 30 * 86_400, UTC).isoformat(),
-                "categories": [7997],
-            }
-            r = api.post(side.client, "/v1/voucher-programs", body)
-            assert r.status_code == 201, r.text
-            (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "ProgrammeCreated"]
-            programmes[side.client] = pid = int(event["args"]["id"])
-            rows = {"unit": "fen", "rows": [{"recipient": side.resident, "amount": 1_00}]}
-            r = api.post(side.client, f"/v1/voucher-programs/{pid}/grants", rows)
-            assert r.status_code in (200, 201), r.text
+        programmes = _programme_per_side(api, world, f"vouchers {world.tag}", "grants")
         theirs, mine = programmes["operator"], programmes["bank_b"]
         for path in ("", "?format=csv", f"/holders/{world.theirs.resident}"):
             refused(api, f"/v1/voucher-programs/{theirs}{path}")
@@ -302,26 +283,7 @@ class TestFamilies:
         assert listed(api, "auditor", path, "id") == both
 
     def test_a_voucher_campaigns_tree_and_grants(self, api: Api, world: World) -> None:
-        now = int(api.w3.eth.get_block("latest")["timestamp"])
-        programmes = {}
-        for side in (world.mine, world.theirs):
-            body = {
-                "issuer": side.org,
-                "name": f"campaign {world.tag}",
-                "mode": "grant-list",
-                "budget_fen": 10_00,
-                "per_person_cap_fen": 5_00,
-                "starts_at": datetime.fromtimestamp(now - 60, UTC).isoformat(),
-                "expires_at": datetime.fromtimestamp(now + 30 * 86_400, UTC).isoformat(),
-                "categories": [7997],
-            }
-            r = api.post(side.client, "/v1/voucher-programs", body)
-            assert r.status_code == 201, r.text
-            (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "ProgrammeCreated"]
-            programmes[side.client] = pid = int(event["args"]["id"])
-            rows = {"unit": "fen", "rows": [{"recipient": side.resident, "amount": 1_00}]}
-            r = api.post(side.client, f"/v1/voucher-programs/{pid}/campaign", rows)
-            assert r.status_code == 201, r.text
+        programmes = _programme_per_side(api, world, f"campaign {world.tag}", "campaign")
         for path in ("/campaign/tree", "/campaign/0"):
             refused(api, f"/v1/voucher-programs/{programmes['operator']}{path}")
             allowed(api, f"/v1/voucher-programs/{programmes['bank_b']}{path}")
@@ -421,3 +383,29 @@ class TestWebhooks:
 
         assert codes("bank_b") == {paid["bank_b"]}
         assert codes("operator") == {paid["bank_b"], paid["operator"]}
+
+
+def _programme_per_side(api: Api, world: World, name: str, grant: str) -> dict[str, int]:
+    """A voucher programme ``name`` of each side's issuer, granting 1 yuan to the side's resident
+    by ``grant`` (``grants``: a list, ``campaign``: a Merkle campaign); the ids by side's client."""
+    now = int(api.w3.eth.get_block("latest")["timestamp"])
+    programmes = {}
+    for side in (world.mine, world.theirs):
+        body = {
+            "issuer": side.org,
+            "name": name,
+            "mode": "grant-list",
+            "budget_fen": 10_00,
+            "per_person_cap_fen": 5_00,
+            "starts_at": datetime.fromtimestamp(now - 60, UTC).isoformat(),
+            "expires_at": datetime.fromtimestamp(now + 30 * 86_400, UTC).isoformat(),
+            "categories": [7997],
+        }
+        r = api.post(side.client, "/v1/voucher-programs", body)
+        assert r.status_code == 201, r.text
+        (event,) = [e for e in r.json()["result"]["events"] if e["name"] == "ProgrammeCreated"]
+        programmes[side.client] = pid = int(event["args"]["id"])
+        rows = {"unit": "fen", "rows": [{"recipient": side.resident, "amount": 1_00}]}
+        r = api.post(side.client, f"/v1/voucher-programs/{pid}/{grant}", rows)
+        assert r.status_code in ((200, 201) if grant == "grants" else (201,)), r.text
+    return programmes
